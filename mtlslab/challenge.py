@@ -1,0 +1,478 @@
+"""Build and parse ``WWW-Authenticate`` field values (RFC 9110 §11.6.1, RFC 6750 §3).
+
+A challenge is an auth-scheme followed either by a token68 or by a list of auth-params::
+
+    challenge  = auth-scheme [ 1*SP ( token68 / #auth-param ) ]        RFC 9110 §11.6.1
+    auth-param = token BWS "=" BWS ( token / quoted-string )          RFC 9110 §11.2
+
+Building is strict: :meth:`Challenge.to_header` (and the builders :func:`bearer` and
+:func:`challenge`) refuse anything that is not valid RFC 9110 syntax, any control character, CR,
+LF or NUL (header injection, RFC 9110 §5.5), any non-ASCII character, a parameter named twice
+(RFC 9110 §11.2), and values of ``error`` / ``error_description`` / ``error_uri`` / ``scope`` that
+break the RFC 6750 §3 character rules -- whatever the scheme.  Values are always quoted-strings.
+
+Parsing is lenient about RFC 6750 (it reads what real servers send, duplicates and quotes
+included) but strict about RFC 9110 syntax, and never accepts CR, LF, NUL or other control
+characters.  :func:`check_rfc6750` lists what a parsed challenge does wrong by RFC 6750 §3.
+
+This module chooses nothing: which challenge a server sends is an interpretation's business.
+
+Exceptions (the tree is in :mod:`mtlslab.errors`)::
+
+    InputError (ValueError)     .field, .reason
+     └─ ChallengeError          a challenge that cannot be emitted, a value that cannot be parsed
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mtlslab.errors import InputError
+
+__all__ = [
+    "Challenge",
+    "ChallengeError",
+    "bearer",
+    "challenge",
+    "check_rfc6750",
+    "format_challenges",
+    "parse_www_authenticate",
+    "sanitize_description",
+]
+
+
+class ChallengeError(InputError):
+    """A challenge that cannot be emitted, or a field value that cannot be parsed.
+
+    ``field`` names the bad part (``"scheme"``, ``"error_description"``, ``"header"``, ...),
+    ``reason`` says why, citing the clause; ``str(error)`` is ``"field: reason"``.
+    """
+
+
+# --- character classes, as data -------------------------------------------------------------------
+
+_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
+_TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 9110 §11.2 token68
+_OWS_RE: Final = re.compile(r"[ \t]*")  # RFC 9110 §5.6.3 OWS / BWS
+_LIST_SEP_RE: Final = re.compile(r"[ \t,]*")  # RFC 9110 §5.6.1: empty list elements are tolerated
+# qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4); any code point
+# >= U+0080 is read as obs-text, whatever decoding the caller applied to the field bytes.
+_QDTEXT_RE: Final = re.compile("[\t !#-\\[\\]-~\x80-\U0010ffff]*")
+_FORBIDDEN_IN_FIELD_RE: Final = re.compile("[\r\n\x00]")  # RFC 9110 §5.5
+
+_VSCHAR: Final = frozenset(map(chr, range(0x20, 0x7F)))  # printable ASCII, what to_header may emit
+# Named as in RFC 6749 Appendix A: NQCHAR = %x21 / %x23-5B / %x5D-7E; NQSCHAR adds %x20.
+_NQCHAR: Final = frozenset(map(chr, [0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)]))
+_NQSCHAR: Final = _NQCHAR | {" "}
+_URI_CHARS: Final = frozenset(  # RFC 3986 §2: unreserved, reserved and "%" (pct-encoded)
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+_HEXDIG: Final = frozenset("0123456789ABCDEFabcdef")
+
+# RFC 6750 §3 attribute character rules: attribute -> (allowed characters, the ABNF they come from).
+# They apply whatever the scheme: RFC 9449 §7.1 (DPoP) reuses the same attributes.
+_ATTRIBUTE_CHARSETS: Final[dict[str, tuple[frozenset[str], str]]] = {
+    "error": (_NQSCHAR, "%x20-21 / %x23-5B / %x5D-7E"),
+    "error_description": (_NQSCHAR, "%x20-21 / %x23-5B / %x5D-7E"),
+    "error_uri": (_NQCHAR, "%x21 / %x23-5B / %x5D-7E"),
+    "scope": (_NQSCHAR, "scope-tokens of %x21 / %x23-5B / %x5D-7E separated by %x20"),
+}
+# Schemes whose challenges carry auth-params, never a token68 (RFC 6750 §3, RFC 9449 §7.1).
+_PARAM_ONLY_SCHEMES: Final = frozenset({"bearer", "dpop"})
+_SEPARATORS: Final = (", ", ",")
+_ELLIPSIS: Final = "..."
+_QS: Final = "RFC 9110 §5.6.4"
+
+
+def _fold(name: str) -> str:
+    """Case-fold an ASCII token (RFC 9110 §11.1, §11.2); leave anything else as it is."""
+    return name.lower() if name.isascii() else name
+
+
+def _char(c: str) -> str:
+    return f"character U+{ord(c):04X} {c!r}"
+
+
+def _first_outside(value: str, allowed: frozenset[str]) -> str | None:
+    return next((c for c in value if c not in allowed), None)
+
+
+def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """The end of what ``pattern`` matches at ``pos`` (``pos`` itself when nothing does)."""
+    m = pattern.match(text, pos)
+    return pos if m is None else m.end()
+
+
+# --- the value object -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Challenge:
+    """One challenge: ``scheme`` plus either ordered ``params`` or a ``token68``, never both.
+
+    Construction checks only the shape; :meth:`to_header` validates the content, so a parsed
+    (lenient) challenge can always be represented.  Scheme and parameter names keep their case;
+    lookups compare them case-insensitively.
+    """
+
+    scheme: str
+    params: tuple[tuple[str, str], ...] = ()
+    token68: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            params = tuple((name, value) for name, value in self.params)
+        except (TypeError, ValueError):
+            raise ChallengeError("params", "must be a sequence of (name, value) pairs") from None
+        object.__setattr__(self, "params", params)
+        if self.token68 is not None and params:
+            reason = "a challenge carries a token68 or auth-params, not both (RFC 9110 §11.6.1)"
+            raise ChallengeError("token68", reason)
+
+    def __repr__(self) -> str:
+        if self.token68 is not None:
+            return f"Challenge({self.scheme!r}, token68={self.token68!r})"
+        inner = [repr(self.scheme), *(f"{name}={value!r}" for name, value in self.params)]
+        return f"Challenge({', '.join(inner)})"
+
+    def get(self, name: str) -> str | None:
+        """The value of the first parameter called ``name`` (case-insensitive), or ``None``."""
+        key = _fold(name)
+        return next((value for n, value in self.params if _fold(n) == key), None)
+
+    @property
+    def realm(self) -> str | None:
+        """The ``realm`` attribute (RFC 9110 §11.5, RFC 6750 §3)."""
+        return self.get("realm")
+
+    @property
+    def scope(self) -> str | None:
+        """The ``scope`` attribute (RFC 6750 §3)."""
+        return self.get("scope")
+
+    @property
+    def error(self) -> str | None:
+        """The ``error`` attribute (RFC 6750 §3)."""
+        return self.get("error")
+
+    @property
+    def error_description(self) -> str | None:
+        """The ``error_description`` attribute (RFC 6750 §3)."""
+        return self.get("error_description")
+
+    @property
+    def error_uri(self) -> str | None:
+        """The ``error_uri`` attribute (RFC 6750 §3)."""
+        return self.get("error_uri")
+
+    def to_header(self, *, separator: str = ", ") -> str:
+        """Serialise as one challenge; params joined by ``separator`` (``", "`` or ``","``).
+
+        Raises :class:`ChallengeError` for anything not valid to send; nothing invalid is emitted.
+        """
+        if separator not in _SEPARATORS:
+            raise ChallengeError(
+                "separator", f"must be ', ' or ',' (RFC 9110 §5.6.1), not {separator!r}"
+            )
+        _raise_first(self)
+        if self.token68 is not None:
+            return f"{self.scheme} {self.token68}"
+        if not self.params:
+            return self.scheme
+        pairs = (f'{name}="{_escape(value)}"' for name, value in self.params)
+        return f"{self.scheme} {separator.join(pairs)}"
+
+
+def _escape(value: str) -> str:
+    """Backslash-escape the two characters a quoted-string cannot hold (RFC 9110 §5.6.4)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def _syntax_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
+    """What RFC 9110 forbids, or what this module never emits (controls, non-ASCII)."""
+    if not _TOKEN_RE.fullmatch(ch.scheme):
+        yield "scheme", f"{ch.scheme!r} is not a token (RFC 9110 §11.1)"
+    if ch.token68 is not None and not _TOKEN68_RE.fullmatch(ch.token68):
+        yield "token68", f"{ch.token68!r} is not a token68 (RFC 9110 §11.2)"
+    for name, value in ch.params:
+        if not _TOKEN_RE.fullmatch(name):
+            yield "params", f"parameter name {name!r} is not a token (RFC 9110 §11.2)"
+            continue
+        bad = _first_outside(value, _VSCHAR)
+        if bad is None:
+            continue
+        if bad.isascii():
+            yield name, f"control {_char(bad)} is never emitted (header injection; RFC 9110 §5.5)"
+        else:
+            yield name, f"non-ASCII {_char(bad)} is never emitted (RFC 9110 §5.5)"
+
+
+def _value_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
+    """RFC 6750 §3 rules on attribute values and repetition; refused on emit, reported on parse."""
+    if ch.token68 is not None and _fold(ch.scheme) in _PARAM_ONLY_SCHEMES:
+        reason = f"{ch.scheme} carries auth-params, not a token68 (RFC 6750 §3; RFC 9449 §7.1)"
+        yield "token68", reason
+    seen: dict[str, str] = {}
+    for name, value in ch.params:
+        key = _fold(name)
+        if key in seen:
+            reason = f"repeats {seen[key]!r}; each may occur once (RFC 9110 §11.2; RFC 6750 §3)"
+            yield name, reason
+            continue
+        seen[key] = name
+        rule = _ATTRIBUTE_CHARSETS.get(key)
+        if rule is None:
+            continue
+        allowed, abnf = rule
+        bad = _first_outside(value, allowed)
+        if bad is not None:
+            yield name, f"{_char(bad)} is not allowed by RFC 6750 §3 ({key} is {abnf})"
+        elif key == "error" and not value:
+            yield name, "an error code cannot be empty (RFC 6750 §3)"
+        elif key == "scope" and "" in value.split(" "):
+            reason = f"{value!r} is not scope-tokens joined by single spaces (RFC 6749 §3.3)"
+            yield name, reason
+        elif key == "error_uri":
+            yield from ((name, reason) for reason in _uri_reference_violations(value))
+
+
+def _uri_reference_violations(value: str) -> Iterator[str]:
+    """Character-level URI-reference check for ``error_uri`` (RFC 3986 §2, RFC 6750 §3)."""
+    bad = _first_outside(value, _URI_CHARS)
+    if bad is not None:
+        yield f"{_char(bad)} is not allowed in a URI-reference (RFC 3986 §2; RFC 6750 §3)"
+        return
+    for i, c in enumerate(value):
+        if c == "%" and not (value[i + 1 : i + 2] in _HEXDIG and value[i + 2 : i + 3] in _HEXDIG):
+            yield f"'%' at index {i} does not start a pct-encoded octet (RFC 3986 §2.1)"
+            return
+
+
+def _shape_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
+    """RFC 6750 §3 rules on the whole challenge that real servers break: reported, not refused."""
+    if _fold(ch.scheme) == "bearer" and not ch.params and ch.token68 is None:
+        yield "params", "a Bearer challenge MUST have one or more auth-param values (RFC 6750 §3)"
+
+
+def _raise_first(ch: Challenge) -> None:
+    for field, reason in (*_syntax_violations(ch), *_value_violations(ch)):
+        raise ChallengeError(field, reason)
+
+
+def check_rfc6750(ch: Challenge) -> list[str]:
+    """The RFC 6750 §3 violations of ``ch`` as ``"field: reason"`` strings; ``[]`` if none.
+
+    Reports repeated attributes, characters outside the §3 sets in ``error`` /
+    ``error_description`` / ``error_uri`` / ``scope`` (any scheme), a token68 on Bearer or DPoP,
+    and a bare ``Bearer`` (which :meth:`Challenge.to_header` still emits: real servers send it).
+    """
+    violations = (*_value_violations(ch), *_shape_violations(ch))
+    return [f"{field}: {reason}" for field, reason in violations]
+
+
+# --- builders -------------------------------------------------------------------------------------
+
+
+def challenge(scheme: str, *params: tuple[str, str]) -> Challenge:
+    """A challenge with auth-params in the order given; validated now (:class:`ChallengeError`)."""
+    ch = Challenge(scheme=scheme, params=params)
+    _raise_first(ch)
+    return ch
+
+
+def bearer(
+    *,
+    realm: str | None = None,
+    scope: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+    error_uri: str | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Challenge:
+    """A ``Bearer`` challenge: RFC 6750 §3 attributes in that order, then ``extra``; validated now.
+
+    With no attribute at all the result is a bare ``Bearer``, which real servers send and
+    :func:`check_rfc6750` reports.
+    """
+    named = (
+        ("realm", realm),
+        ("scope", scope),
+        ("error", error),
+        ("error_description", error_description),
+        ("error_uri", error_uri),
+    )
+    present = ((name, value) for name, value in named if value is not None)
+    return challenge("Bearer", *present, *extra)
+
+
+def format_challenges(challenges: Sequence[Challenge], *, separator: str = ", ") -> str:
+    """One field value holding every challenge, in order (RFC 9110 §11.6.1).
+
+    Challenges are joined by ``", "``; ``separator`` goes between the params inside each one.
+    """
+    if not challenges:
+        raise ChallengeError(
+            "challenges", "a WWW-Authenticate value holds at least one challenge (RFC 9110 §11.6.1)"
+        )
+    return ", ".join(ch.to_header(separator=separator) for ch in challenges)
+
+
+def sanitize_description(text: str, *, max_length: int = 200) -> str:
+    """Make arbitrary text a valid ``error_description`` (RFC 6750 §3) of ``max_length`` at most.
+
+    Whitespace runs become one space and the ends are stripped; every other character outside
+    ``%x20-21 / %x23-5B / %x5D-7E`` becomes ``"?"``; a text that is cut ends in ``"..."`` within
+    the limit.  May return ``""`` (then leave the attribute out).
+    """
+    if max_length < len(_ELLIPSIS):
+        raise ChallengeError("max_length", f"must leave room for {_ELLIPSIS!r}, not {max_length}")
+    collapsed = " ".join(text.split())
+    clean = "".join(c if c in _NQSCHAR else "?" for c in collapsed)
+    if len(clean) <= max_length:
+        return clean
+    return clean[: max_length - len(_ELLIPSIS)].rstrip() + _ELLIPSIS
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+def parse_www_authenticate(value: str) -> tuple[Challenge, ...]:
+    """Every challenge in one ``WWW-Authenticate`` field value, in order (RFC 9110 §11.6.1).
+
+    Raises :class:`ChallengeError` with ``field="header"`` and the position on malformed input.
+    An empty field value (or one holding only empty list elements) gives ``()``.
+    """
+    forbidden = _FORBIDDEN_IN_FIELD_RE.search(value)
+    if forbidden is not None:
+        raise ChallengeError(
+            "header",
+            f"position {forbidden.start()}: {_char(forbidden.group())} "
+            "is never valid in a field value (RFC 9110 §5.5)",
+        )
+    return _Parser(value).run()
+
+
+class _Parser:
+    """Single pass over the field value; every character is looked at a bounded number of times."""
+
+    __slots__ = ("challenges", "n", "params", "pos", "scheme", "text", "token68")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.n = len(text)
+        self.pos = 0
+        self.challenges: list[Challenge] = []
+        self.scheme: str | None = None
+        self.params: list[tuple[str, str]] = []
+        self.token68: str | None = None
+
+    def fail(self, pos: int, reason: str, clause: str = "RFC 9110 §11.6.1") -> ChallengeError:
+        return ChallengeError("header", f"position {pos}: {reason} ({clause})")
+
+    def found(self, pos: int) -> str:
+        return _char(self.text[pos]) if pos < self.n else "end of field value"
+
+    def ows(self, pos: int) -> int:
+        return _skip(_OWS_RE, self.text, pos)
+
+    def run(self) -> tuple[Challenge, ...]:
+        self.pos = _skip(_LIST_SEP_RE, self.text, 0)
+        while self.pos < self.n:
+            self.element()
+        self.close()
+        return tuple(self.challenges)
+
+    def close(self) -> None:
+        if self.scheme is not None:
+            done = Challenge(scheme=self.scheme, params=tuple(self.params), token68=self.token68)
+            self.challenges.append(done)
+        self.scheme, self.params, self.token68 = None, [], None
+
+    def element(self) -> None:
+        """One list element: an auth-param of the open challenge, or a new challenge."""
+        start = self.pos
+        m = _TOKEN_RE.match(self.text, start)
+        if m is None:
+            raise self.fail(start, f"expected auth-scheme or auth-param, found {self.found(start)}")
+        after = self.ows(m.end())
+        if after < self.n and self.text[after] == "=":
+            if self.scheme is None:
+                raise self.fail(start, f"auth-param {m.group()!r} before any auth-scheme")
+            if self.token68 is not None:
+                raise self.fail(start, f"auth-param {m.group()!r} after a token68")
+            self.param_value(m.group(), after + 1)
+        else:
+            self.new_challenge(m.group(), m.end(), after)
+        self.end_of_element()
+
+    def new_challenge(self, scheme: str, end: int, after: int) -> None:
+        self.close()
+        self.scheme = scheme
+        if end < self.n and self.text[end] not in " \t,":
+            raise self.fail(end, f"expected SP or ',' after {scheme!r}, found {self.found(end)}")
+        self.pos = after
+        if after >= self.n or self.text[after] == ",":
+            return
+        m68 = _TOKEN68_RE.match(self.text, after)
+        if m68 is not None:
+            end68 = self.ows(m68.end())
+            if end68 >= self.n or self.text[end68] == ",":
+                self.token68 = m68.group()
+                self.pos = end68
+                return
+        m = _TOKEN_RE.match(self.text, after)
+        if m is None:
+            raise self.fail(after, f"expected token68 or auth-param, found {self.found(after)}")
+        eq = self.ows(m.end())
+        if eq >= self.n or self.text[eq] != "=":
+            raise self.fail(eq, f"expected '=' after {m.group()!r}, found {self.found(eq)}")
+        self.param_value(m.group(), eq + 1)
+
+    def param_value(self, name: str, pos: int) -> None:
+        pos = self.ows(pos)
+        if pos < self.n and self.text[pos] == '"':
+            value, self.pos = self.quoted_string(pos)
+        else:
+            m = _TOKEN_RE.match(self.text, pos)
+            if m is None:
+                found = self.found(pos)
+                raise self.fail(pos, f"{name!r} needs a token or quoted-string, found {found}")
+            value, self.pos = m.group(), m.end()
+        self.params.append((name, value))
+
+    def quoted_string(self, start: int) -> tuple[str, int]:
+        """Unescape the quoted-string opening at ``start``; return it and the position after it."""
+        parts: list[str] = []
+        pos = start + 1
+        while True:
+            end = _skip(_QDTEXT_RE, self.text, pos)
+            parts.append(self.text[pos:end])
+            pos = end
+            if pos >= self.n:
+                raise self.fail(start, "unterminated quoted-string", _QS)
+            c = self.text[pos]
+            if c == '"':
+                return "".join(parts), pos + 1
+            if c != "\\":
+                raise self.fail(pos, f"{_char(c)} is not allowed in a quoted-string", _QS)
+            if pos + 1 >= self.n:
+                raise self.fail(start, "unterminated quoted-string", _QS)
+            escaped = self.text[pos + 1]
+            if (escaped < " " and escaped != "\t") or escaped == "\x7f":
+                raise self.fail(
+                    pos + 1, f"{_char(escaped)} cannot be escaped in a quoted-pair", _QS
+                )
+            parts.append(escaped)
+            pos += 2
+
+    def end_of_element(self) -> None:
+        pos = self.ows(self.pos)
+        if pos < self.n and self.text[pos] != ",":
+            raise self.fail(pos, f"expected ',' or end of field value, found {self.found(pos)}")
+        self.pos = _skip(_LIST_SEP_RE, self.text, pos)

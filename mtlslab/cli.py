@@ -1,0 +1,465 @@
+"""``python -m mtlslab`` (also the ``mtlslab`` console script): a thin adapter over the library.
+
+Each subcommand parses its arguments, makes one or two library calls and prints. Unusable input — a
+bad file, an unknown name, a malformed header — is one line on stderr and exit status 2; never a
+traceback from inside a dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from mtlslab.errors import MtlslabError
+
+__all__ = ["Handler", "build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed",
+        default="mtlslab",
+        help="lab seed: the same seed gives the same material (default: %(default)s)",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Foundation subcommands: certs, token, jwks.
+
+
+def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.pki import Lab
+
+    lab = Lab(seed=args.seed)
+    written = lab.write(args.out)
+    for path in written.values():
+        out.write(f"wrote {path}\n")
+    out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
+    for label, thumb in (
+        ("ca.pem", lab.ca.x5t_s256),
+        ("client.pem", lab.client.x5t_s256),
+        ("server.pem", lab.server.x5t_s256),
+    ):
+        out.write(f"  {label:<11} {thumb}\n")
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.pki import Lab
+    from mtlslab.tokens import AuthorizationServer
+
+    lab = Lab(seed=args.seed)
+    asrv = AuthorizationServer(lab, alg=args.alg)
+    variant = "unbound" if args.unbound else args.variant
+    out.write(asrv.mint(variant).value + "\n")
+    return 0
+
+
+def _cmd_jwks(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.pki import Lab
+    from mtlslab.tokens import AuthorizationServer
+
+    asrv = AuthorizationServer(Lab(seed=args.seed), alg=args.alg)
+    out.write(json.dumps(asrv.jwks(), indent=2) + "\n")
+    return 0
+
+
+def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from mtlslab.tokens import ALGORITHMS, TOKEN_VARIANTS
+
+    p = sub.add_parser(
+        "certs",
+        help="write the lab CA, client and server certificates and keys",
+        description="Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) "
+        "and print each certificate's x5t#S256.",
+    )
+    _seed_argument(p)
+    p.add_argument(
+        "--out", type=Path, required=True, help="directory to write into (created if missing)"
+    )
+    p.set_defaults(handler=_cmd_certs)
+
+    p = sub.add_parser(
+        "token",
+        help="print a lab access token",
+        description="Print a JWT access token (RFC 9068) for the lab client, bound to client.pem "
+        "by cnf.x5t#S256 (RFC 8705 §3.1) unless --unbound.",
+    )
+    _seed_argument(p)
+    p.add_argument("--unbound", action="store_true", help="a plain bearer token without cnf")
+    p.add_argument(
+        "--variant",
+        default="bound",
+        choices=sorted(TOKEN_VARIANTS),
+        metavar="NAME",
+        help="any lab token variant (default: %(default)s); see the README for the list",
+    )
+    p.add_argument(
+        "--alg",
+        default="ES256",
+        choices=ALGORITHMS,
+        help="signature algorithm (default: %(default)s)",
+    )
+    p.set_defaults(handler=_cmd_token)
+
+    p = sub.add_parser(
+        "jwks",
+        help="print the authorization server's public JWKS",
+        description="Print the lab authorization server's public JWK Set.",
+    )
+    _seed_argument(p)
+    p.add_argument(
+        "--alg",
+        default="ES256",
+        choices=ALGORITHMS,
+        help="signature algorithm (default: %(default)s)",
+    )
+    p.set_defaults(handler=_cmd_jwks)
+
+
+# --------------------------------------------------------------------------------------------------
+# Engine subcommands: scenarios, interpretations, explain, matrix, evaluate.
+
+
+def _interpretations(names: Sequence[str] | None) -> list[Any]:
+    from mtlslab.interpretations import BUILTINS, get_interpretation
+
+    return [get_interpretation(n) for n in names] if names else list(BUILTINS.values())
+
+
+def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.scenarios import CATALOGUE
+
+    chosen = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    if args.format == "json":
+        out.write(json.dumps([s.to_json() for s in chosen], indent=2) + "\n")
+        return 0
+    width = max(len(s.id) for s in chosen) if chosen else 0
+    for s in chosen:
+        out.write(f"{s.id:<{width}}  [{', '.join(s.tags)}]  {s.title}\n")
+    return 0
+
+
+def _cmd_interpretations(args: argparse.Namespace, out: TextIO) -> int:
+    chosen = _interpretations(None)
+    if args.format == "json":
+        out.write(json.dumps([i.to_json() for i in chosen], indent=2) + "\n")
+        return 0
+    for i in chosen:
+        out.write(f"{i.name}  ({i.kind})  {i.title}\n    {i.stance}\n    source: {i.source}\n")
+        for d in i.departures:
+            out.write(f"    departs: {d.what} — {d.reason}\n")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.compare import Simulator
+    from mtlslab.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario)
+    chosen = _interpretations(args.interpretation)
+    sim = Simulator(seed=args.seed)
+    out.write(f"{scenario.id}: {scenario.title}\n{scenario.describe()}\n")
+    if scenario.description:
+        out.write(f"{scenario.description}\n")
+    exchange = sim.exchange(scenario)
+    out.write("\n--- request (as the client sends it) ---\n")
+    out.write(exchange.client_request.http_text().rstrip("\r\n").replace("\r\n", "\n") + "\n")
+    shown_trace: set[tuple[str, ...]] = set()
+    for interp in chosen:
+        cell = sim.cell(scenario, interp)
+        trace = tuple(str(step) for step in cell.trace)
+        if trace not in shown_trace:
+            shown_trace.add(trace)
+            note = (
+                ""
+                if cell.deployment == scenario.deployment
+                else f" (as {interp.name} deploys it: {cell.deployment.describe() if cell.deployment else ''})"
+            )
+            out.write(
+                f"\n--- trace{note} ---\n"
+                + "\n".join(trace)
+                + f"\n→ finding: {cell.finding.value}\n"
+            )
+        out.write(f"\n=== {interp.name}: {cell.outcome.summary()} ===\n")
+        out.write(cell.outcome.http_text().replace("\r\n", "\n").rstrip("\n") + "\n")
+        if cell.outcome.note:
+            out.write(f"(note: {cell.outcome.note})\n")
+    return 0
+
+
+def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.compare import Simulator
+    from mtlslab.scenarios import CATALOGUE
+
+    sim = Simulator(seed=args.seed)
+    scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
+    if args.only_disagreements:
+        matrix = matrix.disagreements(strict=args.strict)
+    render: dict[str, Callable[[], str]] = {
+        "markdown": matrix.to_markdown,
+        "text": matrix.to_text,
+        "csv": matrix.to_csv,
+        "json": matrix.to_json,
+    }
+    text = render[args.format]()
+    out.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.compare import Cell, Simulator
+    from mtlslab.errors import ScenarioError
+    from mtlslab.pki import load_certificate
+    from mtlslab.rs import config_for, evaluate
+    from mtlslab.scenarios import (
+        ClientAuth,
+        Deployment,
+        Request,
+        TlsVersion,
+        Topology,
+        encode_client_cert,
+    )
+    from mtlslab.tls import handshake
+
+    sim = Simulator(seed=args.seed)
+    deployment = Deployment(
+        client_auth=ClientAuth(args.client_auth),
+        tls_version=TlsVersion(args.tls),
+        topology=Topology.PROXY if args.via_proxy else Topology.DIRECT,
+    )
+    certificate = None
+    if args.cert and args.cert != "none":
+        certificate = load_certificate(Path(args.cert).read_bytes(), field="--cert")
+    headers: list[tuple[str, str]] = []
+    if args.authorization is not None:
+        if any(c in args.authorization for c in "\r\n\0"):
+            raise ScenarioError("--authorization", "a header value cannot contain CR, LF or NUL")
+        headers.append(("Authorization", args.authorization))
+    if args.client_cert_header is not None:
+        source = args.client_cert_header
+        if source == "-":
+            if certificate is None:
+                raise ScenarioError("--client-cert-header", "no file given and no --cert to copy")
+            forged = certificate
+        else:
+            forged = load_certificate(Path(source).read_bytes(), field="--client-cert-header")
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        headers.append(("Client-Cert", encode_client_cert(forged.public_bytes(Encoding.DER))))
+    cells = []
+    for interp in _interpretations(args.interpretation):
+        effective = interp.adapt(deployment)
+        tls = handshake(
+            client_auth=effective.client_auth,
+            version=effective.tls_version,
+            presented=certificate,
+            roots=[sim.lab.ca.certificate],
+            at=sim.now,
+        )
+        decision = None
+        if tls.completed:
+            request = Request(
+                method=args.method,
+                url=args.url,
+                headers=tuple(headers),
+                client_cert=tls.client_cert,
+            )
+            if effective.topology is Topology.PROXY:
+                from mtlslab.scenarios import through_proxy
+
+                request = through_proxy(request, tls)
+            decision = evaluate(
+                request,
+                config_for(effective, jwks=sim.jwks, introspect=sim.introspect),
+                now=sim.now,
+            )
+        outcome = interp.respond(decision, tls_alert=tls.alert)
+        cells.append(
+            Cell(
+                scenario="(request)",
+                interpretation=interp.name,
+                finding=outcome.finding,
+                outcome=outcome,
+                trace=tls.steps + (decision.trace if decision else ()),
+                deployment=effective,
+            )
+        )
+    if args.format == "json":
+        out.write(json.dumps([c.to_json() for c in cells], indent=2) + "\n")
+        return 0
+    shown: set[tuple[str, ...]] = set()
+    for cell in cells:
+        trace = tuple(str(s) for s in cell.trace)
+        if trace not in shown:
+            shown.add(trace)
+            out.write(
+                "--- trace ---\n" + "\n".join(trace) + f"\n→ finding: {cell.finding.value}\n\n"
+            )
+        out.write(f"=== {cell.interpretation}: {cell.outcome.summary()} ===\n")
+        out.write(cell.outcome.http_text().replace("\r\n", "\n").rstrip("\n") + "\n\n")
+    return 0
+
+
+def _interpretation_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-i",
+        "--interpretation",
+        action="append",
+        metavar="NAME",
+        help="an interpretation to include (repeatable; default: all built-ins)",
+    )
+
+
+def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "scenarios",
+        help="list the scenario catalogue",
+        description="List the catalogue's scenarios with their ids, tags and titles.",
+    )
+    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_scenarios)
+
+    p = sub.add_parser(
+        "interpretations",
+        help="list the built-in interpretations",
+        description="List the interpretations with their stance, source and departures from the RFCs.",
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_interpretations)
+
+    p = sub.add_parser(
+        "explain",
+        help="trace one scenario and show each interpretation's answer",
+        description="Show the resource server's trace for SCENARIO (each step with its RFC clause), "
+        "then each interpretation's answer as raw HTTP.",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario id (see `mtlslab scenarios`)")
+    _interpretation_option(p)
+    _seed_argument(p)
+    p.set_defaults(handler=_cmd_explain)
+
+    p = sub.add_parser(
+        "matrix",
+        help="scenarios × interpretations",
+        description="The comparison matrix of scenarios × interpretations.",
+    )
+    p.add_argument(
+        "--only-disagreements", action="store_true", help="only scenarios where the readings differ"
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --only-disagreements: compare every byte on the wire, not only status and error",
+    )
+    _interpretation_option(p)
+    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    p.add_argument(
+        "--format",
+        choices=("markdown", "text", "csv", "json"),
+        default="text",
+        help="markdown, text (≤ 72 columns, for an Internet-Draft), csv or json (default: %(default)s)",
+    )
+    _seed_argument(p)
+    p.set_defaults(handler=_cmd_matrix)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate one arbitrary request",
+        description="Evaluate one request against a lab resource server (trusting the lab "
+        "authorization server for --seed) under each interpretation.",
+    )
+    _seed_argument(p)
+    p.add_argument(
+        "--client-auth",
+        choices=("none", "optional", "optional-no-ca", "required", "required-no-ca"),
+        default="optional",
+    )
+    p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    p.add_argument(
+        "--cert", metavar="FILE", help="PEM or DER certificate the client presents (or 'none')"
+    )
+    p.add_argument(
+        "--authorization",
+        metavar="'RAW HEADER VALUE'",
+        help="the Authorization header value, verbatim",
+    )
+    p.add_argument(
+        "--client-cert-header",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        help="the client adds a Client-Cert header itself (with FILE's certificate, or --cert's)",
+    )
+    p.add_argument(
+        "--via-proxy", action="store_true", help="behind a trusted TLS-terminating proxy"
+    )
+    p.add_argument("--method", default="GET")
+    p.add_argument("--url", default="https://rs.mtlslab.test/resource")
+    _interpretation_option(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+# --------------------------------------------------------------------------------------------------
+
+#: Functions that add subcommands; later modules append theirs here, in the order --help lists them.
+_REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [_foundation, _engine]
+
+
+def build_parser() -> _Parser:
+    """The full argument parser."""
+    parser = _Parser(
+        prog="mtlslab",
+        description="mtlslab: certificate-bound access tokens (RFC 8705), "
+        "simulated, compared and proven on the wire.",
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    for register in _REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:  # argparse prints --help and usage errors itself: send them to out/err too
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
+    handler: Handler = args.handler
+    try:
+        return handler(args, out)
+    except MtlslabError as exc:
+        err.write(f"mtlslab {args.command}: {exc}\n")
+        return 2
+    except OSError as exc:
+        err.write(
+            f"mtlslab {args.command}: {exc.strerror or exc}: {exc.filename or ''}\n".replace(
+                ": \n", "\n"
+            )
+        )
+        return 2

@@ -1,0 +1,551 @@
+"""Compare interpretations side by side: the scenarios × interpretations :class:`Matrix`.
+
+::
+
+    sim = Simulator(Lab(seed="workshop"))
+    matrix = sim.matrix()                      # the catalogue under every built-in interpretation
+    matrix.disagreements()                     # the rows where the readings differ
+    print(matrix.to_text())                    # ≤ 72 columns, for an Internet-Draft
+    matrix.to_markdown(), matrix.to_csv(), matrix.to_json()
+
+A cell's outcome comes from: the interpretation adapts the scenario's deployment (e.g. client
+certificates required), the scenario is realised once per distinct deployment, the resource server
+evaluates once per distinct (request, configuration) — token signatures are verified once per token — and
+each interpretation maps the finding to its answer.
+
+Readings *agree* on a scenario when their verdicts — the TLS alert, or the HTTP status and error code —
+are equal; descriptions, realms and bodies may still differ (:meth:`Matrix.disagreements` with
+``strict=True`` compares everything on the wire).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import json
+import textwrap
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtlslab.errors import InterpretationError, ScenarioError
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
+from mtlslab.pki import LAB_NOW, Lab
+from mtlslab.rs import Decision, Jwks, config_for, evaluate
+from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Scenario, realize
+from mtlslab.spec import Clause, Step
+from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
+
+__all__ = ["Cell", "Matrix", "Simulator"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cell:
+    """One scenario under one interpretation: the finding, the outcome, and the trace behind them."""
+
+    scenario: str
+    interpretation: str
+    finding: Finding
+    outcome: Outcome
+    trace: tuple[Step, ...] = ()
+    deployment: Deployment | None = None  # the deployment as the interpretation ran it
+
+    def explain(self) -> str:
+        """The trace, the finding, and the answer as raw HTTP."""
+        lines = [str(s) for s in self.trace]
+        lines.append(f"→ finding: {self.finding.value} ({self.finding.info.title})")
+        lines.append(f"→ {self.interpretation} answers: {self.outcome.summary()}")
+        if self.outcome.note:
+            lines.append(f"  note: {self.outcome.note}")
+        lines.append("")
+        lines.append(self.outcome.http_text())
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """``scenario``, ``interpretation``, ``finding``, ``outcome`` and the trace."""
+        return {
+            "scenario": self.scenario,
+            "interpretation": self.interpretation,
+            "finding": self.finding.value,
+            "outcome": self.outcome.to_json(),
+            "trace": [s.to_json() for s in self.trace],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Cell:
+        """The inverse of :meth:`to_json`."""
+        finding = Finding(data["finding"])
+        return cls(
+            scenario=data["scenario"],
+            interpretation=data["interpretation"],
+            finding=finding,
+            outcome=Outcome.from_json(finding, data["outcome"]),
+            trace=tuple(_step_from_json(s) for s in data.get("trace", ())),
+        )
+
+
+def _step_from_json(data: Mapping[str, Any]) -> Step:
+    label = str(data["clause"])  # "RFC 8705 §3"
+    rfc, _, section = label.removeprefix("RFC ").partition(" §")
+    return Step(
+        check=data["check"],
+        clause=Clause(rfc=int(rfc), section=section),
+        passed=data["passed"],
+        detail=data["detail"],
+    )
+
+
+class Simulator:
+    """Runs scenarios through the TLS model, the engine and the interpretations, with caching."""
+
+    def __init__(
+        self,
+        lab: Lab | None = None,
+        *,
+        seed: str | int | bytes = "mtlslab",
+        asrv: AuthorizationServer | None = None,
+        now: dt.datetime = LAB_NOW,
+        resource_url: str = LAB_RESOURCE,
+    ) -> None:
+        self.lab = lab or Lab(seed=seed)
+        self.asrv = asrv or AuthorizationServer(self.lab)
+        self.now = now
+        self.resource_url = resource_url
+        self.jwks = Jwks.from_dict(self.asrv.jwks())
+        self._exchanges: dict[Scenario, Exchange] = {}
+        self._decisions: dict[tuple[Scenario, Deployment], Decision | None] = {}
+
+    def introspect(self, token: str) -> Mapping[str, Any]:
+        """The lab authorization server's RFC 7662 answer at the simulator's clock."""
+        return self.asrv.introspect(token, now=self.now)
+
+    def exchange(self, scenario: Scenario) -> Exchange:
+        """``scenario`` realised: TLS result and requests (cached)."""
+        found = self._exchanges.get(scenario)
+        if found is None:
+            found = realize(
+                scenario, self.lab, self.asrv, resource_url=self.resource_url, now=self.now
+            )
+            self._exchanges[scenario] = found
+        return found
+
+    def effective(self, scenario: Scenario, interpretation: Interpretation) -> Scenario:
+        """``scenario`` as ``interpretation`` runs it (its deployment overrides applied)."""
+        deployment = interpretation.adapt(scenario.deployment)
+        return (
+            scenario if deployment == scenario.deployment else scenario.with_(deployment=deployment)
+        )
+
+    def decide(
+        self, scenario: Scenario, interpretation: Interpretation
+    ) -> tuple[Exchange, Decision | None]:
+        """The exchange and the resource server's decision (``None`` when TLS aborted)."""
+        effective = self.effective(scenario, interpretation)
+        exchange = self.exchange(effective)
+        key = (effective, effective.deployment)
+        if key not in self._decisions:
+            decision = None
+            if exchange.request is not None:
+                config = config_for(
+                    effective.deployment, jwks=self.jwks, introspect=self.introspect
+                )
+                decision = evaluate(exchange.request, config, now=self.now)
+            self._decisions[key] = decision
+        return exchange, self._decisions[key]
+
+    def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
+        """One scenario under one interpretation."""
+        exchange, decision = self.decide(scenario, interpretation)
+        outcome = interpretation.respond(decision, tls_alert=exchange.tls.alert)
+        trace = exchange.tls.steps + (decision.trace if decision else ())
+        return Cell(
+            scenario=scenario.id,
+            interpretation=interpretation.name,
+            finding=outcome.finding,
+            outcome=outcome,
+            trace=trace,
+            deployment=exchange.scenario.deployment,
+        )
+
+    def matrix(
+        self,
+        scenarios: Iterable[Scenario] = CATALOGUE,
+        interpretations: Iterable[Interpretation] | None = None,
+    ) -> Matrix:
+        """Every scenario under every interpretation (default: the catalogue and the built-ins)."""
+        scenario_list = tuple(scenarios)
+        chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
+        cells = {(s.id, i.name): self.cell(s, i) for s in scenario_list for i in chosen}
+        return Matrix(scenarios=scenario_list, interpretations=chosen, cells=cells)
+
+
+# --------------------------------------------------------------------------------------------------
+# The matrix.
+
+_COLOURS = {
+    "2": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "tls": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
+
+
+def _colour(outcome: Outcome) -> tuple[str, str]:
+    if outcome.tls_alert is not None:
+        return _COLOURS["tls"]
+    status = str(outcome.status)
+    if status.startswith("2"):
+        return _COLOURS["2"]
+    return _COLOURS.get(status, _COLOURS["other"])
+
+
+_ABBREV = {
+    "invalid_token": "IT",
+    "invalid_request": "IR",
+    "insufficient_scope": "IS",
+    "invalid_dpop_proof": "DP",
+    "invalid_client_certificate": "CC",
+    "unauthorized_client": "UC",
+}
+
+
+def _short(outcome: Outcome) -> str:
+    """A cell in at most 7 characters: ``401 IT*``, ``TLS 116``, ``200``."""
+    if outcome.tls_alert is not None:
+        text = f"TLS {outcome.tls_alert.code}"
+    else:
+        text = str(outcome.status)
+        if outcome.error:
+            text += " " + _ABBREV.get(outcome.error, outcome.error[:2].upper())
+    if outcome.unspecified:
+        text += "*"
+    elif outcome.assumed:
+        text += "?"
+    return text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Matrix:
+    """Scenarios × interpretations, with the questions a spec author asks of it and its exports."""
+
+    scenarios: tuple[Scenario, ...]
+    interpretations: tuple[Interpretation, ...]
+    cells: Mapping[tuple[str, str], Cell] = field(repr=False)
+
+    # ---- access --------------------------------------------------------------------------------------
+    def cell(self, scenario: str, interpretation: str) -> Cell:
+        """One cell by scenario id and interpretation name."""
+        try:
+            return self.cells[(scenario, interpretation)]
+        except KeyError:
+            raise ScenarioError("cell", f"no cell for {scenario!r} × {interpretation!r}") from None
+
+    def row(self, scenario: str) -> list[Cell]:
+        """Every interpretation's cell for one scenario, in column order."""
+        return [self.cells[(scenario, i.name)] for i in self.interpretations]
+
+    def column(self, interpretation: str) -> list[Cell]:
+        """One interpretation's cells, in row order."""
+        return [self.cells[(s.id, interpretation)] for s in self.scenarios]
+
+    def select(
+        self,
+        *,
+        scenarios: Iterable[str] | None = None,
+        interpretations: Iterable[str] | None = None,
+        tags: Iterable[str] = (),
+    ) -> Matrix:
+        """A sub-matrix: some scenario ids and/or interpretation names, and/or scenarios with all ``tags``."""
+        wanted_s = set(scenarios) if scenarios is not None else None
+        wanted_i = list(interpretations) if interpretations is not None else None
+        tag_set = set(tags)
+        chosen_s = tuple(
+            s
+            for s in self.scenarios
+            if (wanted_s is None or s.id in wanted_s) and tag_set <= set(s.tags)
+        )
+        by_name = {i.name: i for i in self.interpretations}
+        if wanted_i is not None:
+            unknown = [n for n in wanted_i if n not in by_name]
+            if unknown:
+                raise InterpretationError(
+                    "interpretation", f"not in this matrix: {', '.join(unknown)}"
+                )
+            chosen_i = tuple(by_name[n] for n in wanted_i)
+        else:
+            chosen_i = self.interpretations
+        cells = {(s.id, i.name): self.cells[(s.id, i.name)] for s in chosen_s for i in chosen_i}
+        return Matrix(scenarios=chosen_s, interpretations=chosen_i, cells=cells)
+
+    # ---- questions -----------------------------------------------------------------------------------
+    def disagreements(self, *, strict: bool = False) -> Matrix:
+        """Only the scenarios whose interpretations disagree (on the verdict; on every wire byte if ``strict``)."""
+
+        def differs(scenario: Scenario) -> bool:
+            outs = [c.outcome for c in self.row(scenario.id)]
+            keys = {o.wire() if strict else o.verdict for o in outs}
+            return len(keys) > 1
+
+        keep = [s.id for s in self.scenarios if differs(s)]
+        return self.select(scenarios=keep)
+
+    def consensus(self, scenario: str) -> tuple[str, ...] | None:
+        """The verdict all interpretations share on ``scenario``, or ``None``."""
+        verdicts = {c.outcome.verdict for c in self.row(scenario)}
+        return next(iter(verdicts)) if len(verdicts) == 1 else None
+
+    def majority(
+        self, scenario: str, *, exclude_unspecified: bool = True
+    ) -> tuple[tuple[str, ...], int, int]:
+        """The most common verdict on ``scenario``: ``(verdict, votes, voters)``; unspecified cells abstain."""
+        outs = [
+            c.outcome
+            for c in self.row(scenario)
+            if not (exclude_unspecified and c.outcome.unspecified)
+        ]
+        if not outs:
+            return ("",), 0, 0
+        counts = Counter(o.verdict for o in outs)
+        verdict, votes = max(counts.items(), key=lambda kv: (kv[1], kv[0] == outs[0].verdict))
+        return verdict, votes, len(outs)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per interpretation: statuses given, agreement with the majority, unspecified/assumed cells,
+        and security findings (bound tokens accepted without a binding check)."""
+        rows = []
+        for interp in self.interpretations:
+            cells = self.column(interp.name)
+            with_majority = sum(
+                1 for c in cells if c.outcome.verdict == self.majority(c.scenario)[0]
+            )
+            statuses = Counter(
+                f"TLS {c.outcome.tls_alert.name}" if c.outcome.tls_alert else str(c.outcome.status)
+                for c in cells
+            )
+            rows.append(
+                {
+                    "interpretation": interp.name,
+                    "kind": interp.kind,
+                    "cells": len(cells),
+                    "agrees_with_majority": with_majority,
+                    "unspecified": sum(c.outcome.unspecified for c in cells),
+                    "assumed": sum(c.outcome.assumed for c in cells),
+                    "accepted_although_bound": sum(
+                        c.finding is Finding.ACCEPTED_ALTHOUGH_BOUND for c in cells
+                    ),
+                    "statuses": dict(sorted(statuses.items())),
+                }
+            )
+        return rows
+
+    # ---- exports --------------------------------------------------------------------------------------
+    def to_markdown(self, *, legend: bool = True) -> str:
+        """A Markdown table: scenarios down, interpretations across; ``*`` unspecified, ``?`` assumed."""
+        head = "| scenario | " + " | ".join(f"`{i.name}`" for i in self.interpretations) + " |"
+        rule = "|---|" + "---|" * len(self.interpretations)
+        lines = [head, rule]
+        for s in self.scenarios:
+            cells = []
+            for c in self.row(s.id):
+                o = c.outcome
+                if o.tls_alert is not None:
+                    text = f"TLS `{o.tls_alert.name}`"
+                else:
+                    text = f"{o.status}" + (f" `{o.error}`" if o.error else "")
+                text += " *(unspecified)*" if o.unspecified else " *(assumed)*" if o.assumed else ""
+                cells.append(text)
+            lines.append(f"| `{s.id}` — {_md_escape(s.title)} | " + " | ".join(cells) + " |")
+        if legend:
+            lines += [
+                "",
+                "*(unspecified)*: the RFCs name no answer; *(assumed)*: not shown by the source, "
+                "inherited from the baseline. Sources: "
+                + "; ".join(
+                    f"`{i.name}` — {_md_escape(str(i.source))}" for i in self.interpretations
+                ),
+            ]
+        return "\n".join(lines) + "\n"
+
+    def to_text(self, *, width: int = 72, columns: int | None = None) -> str:
+        """Plain-text tables no wider than ``width`` for an Internet-Draft, split into column groups."""
+        numbered = list(enumerate(self.interpretations, start=1))
+        label_width = min(max((len(s.id) for s in self.scenarios), default=8), 28)
+        cell_width = 8
+        per_group = columns or max(1, (width - label_width - 1) // cell_width)
+        out: list[str] = []
+        for start in range(0, len(numbered), per_group):
+            group = numbered[start : start + per_group]
+            header = (
+                "scenario".ljust(label_width)
+                + " "
+                + "".join(f"[{n}]".rjust(cell_width) for n, _ in group)
+            )
+            out.append(header.rstrip())
+            out.append("-" * min(width, len(header.rstrip())))
+            for s in self.scenarios:
+                label = s.id if len(s.id) <= label_width else s.id[: label_width - 1] + "~"
+                row = (
+                    label.ljust(label_width)
+                    + " "
+                    + "".join(
+                        _short(self.cells[(s.id, i.name)].outcome).rjust(cell_width)
+                        for _, i in group
+                    )
+                )
+                out.append(row.rstrip())
+            out.append("")
+        out.append("Columns:")
+        for n, i in numbered:
+            out += textwrap.wrap(
+                f"[{n}] {i.name}: {i.title}", width=width, subsequent_indent="     "
+            )
+        out.append("")
+        codes = ", ".join(f"{v}={k}" for k, v in _ABBREV.items())
+        out += textwrap.wrap(
+            f"Cells: status and error code ({codes}); TLS nnn = TLS alert number; "
+            "* = the RFCs name no answer (unspecified); ? = not shown by the source (assumed).",
+            width=width,
+        )
+        text = "\n".join(out) + "\n"
+        assert all(len(line) <= width for line in text.splitlines()), "a line is wider than asked"
+        return text
+
+    def to_csv(self) -> str:
+        """One line per cell (long format), with a header line."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            [
+                "scenario",
+                "interpretation",
+                "finding",
+                "tls_alert",
+                "tls_alert_code",
+                "status",
+                "error",
+                "www_authenticate",
+                "content_type",
+                "body",
+                "unspecified",
+                "assumed",
+            ]
+        )
+        for s in self.scenarios:
+            for c in self.row(s.id):
+                o = c.outcome
+                writer.writerow(
+                    [
+                        s.id,
+                        c.interpretation,
+                        c.finding.value,
+                        o.tls_alert.name if o.tls_alert else "",
+                        o.tls_alert.code if o.tls_alert else "",
+                        o.status if o.status is not None else "",
+                        o.error or "",
+                        o.www_authenticate or "",
+                        o.content_type or "",
+                        o.body,
+                        int(o.unspecified),
+                        int(o.assumed),
+                    ]
+                )
+        return buffer.getvalue()
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """JSON with ``scenarios``, ``interpretations`` and ``cells``; :meth:`from_json` loads it back."""
+        data = {
+            "format": "mtlslab-matrix/1",
+            "scenarios": [s.to_json() for s in self.scenarios],
+            "interpretations": [
+                {
+                    "name": i.name,
+                    "title": i.title,
+                    "stance": i.stance,
+                    "kind": i.kind,
+                    "source": {
+                        "kind": i.source.kind,
+                        "citation": i.source.citation,
+                        "url": i.source.url,
+                    },
+                    "definition": i.to_json(),
+                }
+                for i in self.interpretations
+            ],
+            "cells": [
+                self.cells[(s.id, i.name)].to_json()
+                for s in self.scenarios
+                for i in self.interpretations
+            ],
+        }
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Matrix:
+        """Load a matrix written by :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+            scenarios = tuple(Scenario.from_json(s) for s in data["scenarios"])
+            interpretations = tuple(
+                Interpretation.from_json(i["definition"]) for i in data["interpretations"]
+            )
+            cells = {(c["scenario"], c["interpretation"]): Cell.from_json(c) for c in data["cells"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScenarioError("matrix", f"not an mtlslab matrix ({exc})") from None
+        return cls(scenarios=scenarios, interpretations=interpretations, cells=cells)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Matrix):
+            return NotImplemented
+        return (
+            self.scenarios == other.scenarios
+            and [i.to_json() for i in self.interpretations]
+            == [i.to_json() for i in other.interpretations]
+            and {k: (c.finding, c.outcome) for k, c in self.cells.items()}
+            == {k: (c.finding, c.outcome) for k, c in other.cells.items()}
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Matrix {len(self.scenarios)} scenarios × {len(self.interpretations)} interpretations>"
+
+    def _repr_html_(self) -> str:
+        head = "".join(
+            f"<th style='padding:3px 6px;font-size:11px;writing-mode:vertical-rl;text-align:left' "
+            f"title='{html.escape(i.title)}'>{html.escape(i.name)}</th>"
+            for i in self.interpretations
+        )
+        body = []
+        for s in self.scenarios:
+            tds = []
+            for c in self.row(s.id):
+                bg, fg = _colour(c.outcome)
+                style = f"background:{bg};color:{fg};padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap"
+                if c.outcome.unspecified:
+                    style += ";border:2px dashed #8e1b25"
+                elif c.outcome.assumed:
+                    style += ";font-style:italic"
+                tds.append(
+                    f"<td style='{style}' title='{html.escape(c.finding.value)}'>"
+                    f"{html.escape(c.outcome.summary())}</td>"
+                )
+            body.append(
+                f"<tr><td style='padding:2px 6px;font-family:monospace;font-size:11px' "
+                f"title='{html.escape(s.title)}'>{html.escape(s.id)}</td>{''.join(tds)}</tr>"
+            )
+        return (
+            "<table style='border-collapse:collapse'>"
+            f"<tr><th style='text-align:left;padding:3px 6px'>scenario</th>{head}</tr>{''.join(body)}</table>"
+            "<div style='font-size:11px;color:#555'>dashed: unspecified by the RFCs; italic: assumed (not shown by "
+            "the source)</div>"
+        )
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -1,0 +1,910 @@
+"""The resource server's decision: :func:`evaluate` a request, get a :class:`Decision`.
+
+Pure, with time injected. The checks run in spec order and each leaves a trace step citing its clause:
+
+1. where the client certificate comes from — the connection's TLS layer, or an RFC 9440 ``Client-Cert``
+   header, trusted only from a configured proxy (RFC 8705 §3, RFC 9440 §2);
+2. where the token travels — RFC 6750 §2.1 header (scheme compared case-insensitively, RFC 9110 §11.1),
+   §2.2 form body, §2.3 query; more than one place is refused (RFC 6750 §2);
+3. the token itself — a JWT access token per RFC 9068 §4 (``typ``, signature with the issuer's JWKS only —
+   never ``jku``/``x5u``/``jwk``/``x5c`` from the token, RFC 8725 §3.10 — then ``iss``, ``aud``, ``exp``,
+   ``nbf``), or RFC 7662 introspection;
+4. the binding — RFC 8705 §3 (``cnf.x5t#S256`` against the certificate, compared in constant time),
+   RFC 9449 §7 (DPoP proof and ``cnf.jkt``), RFC 7800 §3 (what ``cnf`` may hold);
+5. scope (RFC 6750 §3.1), and the result.
+
+The outcome is one :class:`~mtlslab.findings.Finding`. Which HTTP status and error it becomes is the
+business of :mod:`mtlslab.interpretations`, never of this module. A rejected request is a returned value;
+``evaluate`` does not raise on any request it is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jwt
+import jwt.utils
+from cryptography import x509
+
+from mtlslab.errors import ScenarioError
+from mtlslab.findings import Finding
+from mtlslab.pki import LAB_NOW
+from mtlslab.scenarios import (
+    Deployment,
+    Request,
+    Topology,
+    Validation,
+    decode_client_cert,
+)
+from mtlslab.spec import Step, clause
+from mtlslab.tokens import LAB_AUDIENCE, LAB_ISSUER, access_token_hash, jwk_thumbprint
+
+__all__ = [
+    "Decision",
+    "Jwks",
+    "RsConfig",
+    "config_for",
+    "evaluate",
+    "thumbprint_of_der",
+]
+
+# ---- clauses cited by the checks -----------------------------------------------------------------
+C_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
+C_8705_31 = clause(8705, "3.1", "JWT Certificate Thumbprint Confirmation Method")
+C_8705_32 = clause(8705, "3.2", "Confirmation Method for Token Introspection")
+C_9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
+C_9440_4 = clause(9440, "4", "Security Considerations")
+C_6750_2 = clause(6750, "2", "Authenticated Requests")
+C_6750_21 = clause(6750, "2.1", "Authorization Request Header Field")
+C_6750_22 = clause(6750, "2.2", "Form-Encoded Body Parameter")
+C_6750_23 = clause(6750, "2.3", "URI Query Parameter")
+C_6750_31 = clause(6750, "3.1", "Error Codes")
+C_9110_111 = clause(9110, "11.1", "Authentication Scheme")
+C_9068_4 = clause(9068, "4", "Validating JWT Access Tokens")
+C_8725_31 = clause(8725, "3.1", "Perform Algorithm Verification")
+C_8725_310 = clause(8725, "3.10", "Do Not Trust Received Claims")
+C_7519_415 = clause(7519, "4.1.5", '"nbf" (Not Before) Claim')
+C_7662_22 = clause(7662, "2.2", "Introspection Response")
+C_7800_31 = clause(7800, "3.1", "Confirmation Claim")
+C_9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
+C_9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
+C_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
+
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
+_TYP_AT_JWT = ("at+jwt", "application/at+jwt")
+_URL_BEARING_HEADERS = ("jku", "x5u", "jwk", "x5c")
+_DPOP_ALGS = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "EdDSA",
+)
+
+
+def thumbprint_of_der(der: bytes) -> str:
+    """RFC 8705 §3.1 ``x5t#S256`` of DER bytes exactly as received (no re-encoding)."""
+    return jwt.utils.base64url_encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Jwks:
+    """The issuer's public keys, parsed once (hashable, so verification results can be cached)."""
+
+    keys: tuple[jwt.PyJWK, ...]
+    source: str
+
+    @classmethod
+    def from_dict(cls, jwks: Mapping[str, Any]) -> Jwks:
+        """Parse a JWK Set (RFC 7517 §5)."""
+        keyset = jwt.PyJWKSet.from_dict(dict(jwks))
+        return cls(keys=tuple(keyset.keys), source=json.dumps(jwks, sort_keys=True))
+
+    def find(self, kid: object) -> jwt.PyJWK | None:
+        """The key with ``kid`` (or the only key when the token names none)."""
+        if kid is None:
+            return self.keys[0] if len(self.keys) == 1 else None
+        return next((k for k in self.keys if k.key_id == kid), None)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Jwks) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        return f"<Jwks {len(self.keys)} key(s): {', '.join(str(k.key_id) for k in self.keys)}>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RsConfig:
+    """What the resource server trusts and how strict it is."""
+
+    jwks: Jwks
+    issuer: str = LAB_ISSUER
+    audience: str = LAB_AUDIENCE
+    required_scope: str = "read"
+    validation: Validation = Validation.JWT
+    introspect: Callable[[str], Mapping[str, Any]] | None = field(default=None, compare=False)
+    checks_binding: bool = True
+    requires_binding: bool = False
+    trust_client_cert_header: bool = False
+    dpop: bool = True
+    mtls_scheme: bool = False
+    leeway: int = 0
+    dpop_max_age: int = 300
+
+
+def config_for(
+    deployment: Deployment,
+    *,
+    jwks: Jwks,
+    introspect: Callable[[str], Mapping[str, Any]] | None = None,
+    issuer: str = LAB_ISSUER,
+    audience: str = LAB_AUDIENCE,
+    required_scope: str = "read",
+) -> RsConfig:
+    """The resource-server configuration a deployment implies."""
+    return RsConfig(
+        jwks=jwks,
+        issuer=issuer,
+        audience=audience,
+        required_scope=required_scope,
+        validation=deployment.validation,
+        introspect=introspect,
+        checks_binding=deployment.checks_binding,
+        requires_binding=deployment.requires_binding,
+        trust_client_cert_header=deployment.topology is Topology.PROXY and deployment.proxy_trusted,
+        dpop=deployment.dpop,
+        mtls_scheme=deployment.mtls_scheme,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The resource server's finding and the trace that led to it."""
+
+    finding: Finding
+    trace: tuple[Step, ...]
+    scheme: str | None = (
+        None  # the scheme the token came with, lower-case; None for body/query or no token
+    )
+    binding: Literal["x5t#S256", "jkt"] | None = None
+    expected_x5t: str | None = None
+    presented_x5t: str | None = None
+    required_scope: str = "read"
+    subject: str | None = None
+    client_id: str | None = None
+
+    @property
+    def detail(self) -> str:
+        """The detail of the deciding step."""
+        return self.trace[-1].detail if self.trace else ""
+
+    def explain(self) -> str:
+        """The trace as text, one step a line, then the finding."""
+        lines = [str(step) for step in self.trace]
+        lines.append(f"→ finding: {self.finding.value} ({self.finding.info.title})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Decision {self.finding.value}: {self.detail}>"
+
+
+class _Stop(Exception):
+    def __init__(self, finding: Finding) -> None:
+        self.finding = finding
+
+
+@dataclass(slots=True)
+class _Run:
+    request: Request
+    config: RsConfig
+    now: dt.datetime
+    steps: list[Step] = field(default_factory=list)
+    scheme: str | None = None
+    binding: Literal["x5t#S256", "jkt"] | None = None
+    expected_x5t: str | None = None
+    presented_x5t: str | None = None
+    subject: str | None = None
+    client_id: str | None = None
+
+    def step(self, check: str, where: Any, passed: bool | None, detail: str) -> None:
+        self.steps.append(Step(check=check, clause=where, passed=passed, detail=detail))
+
+    def fail(self, finding: Finding, check: str, where: Any, detail: str) -> _Stop:
+        self.step(check, where, False, detail)
+        return _Stop(finding)
+
+
+def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
+    """Decide what the resource server finds for ``request`` at ``now``."""
+    run = _Run(request=request, config=config, now=now)
+    try:
+        finding = _evaluate(run)
+    except _Stop as stop:
+        finding = stop.finding
+    return Decision(
+        finding=finding,
+        trace=tuple(run.steps),
+        scheme=run.scheme,
+        binding=run.binding,
+        expected_x5t=run.expected_x5t,
+        presented_x5t=run.presented_x5t,
+        required_scope=config.required_scope,
+        subject=run.subject,
+        client_id=run.client_id,
+    )
+
+
+def _evaluate(run: _Run) -> Finding:
+    cert, untrusted_header = _certificate(run)
+    token, scheme = _extract_token(run)
+    run.scheme = scheme
+    claims = _validate(run, token)
+    subject = claims.get("sub")
+    client_id = claims.get("client_id")
+    run.subject = subject if isinstance(subject, str) else None
+    run.client_id = client_id if isinstance(client_id, str) else None
+    unchecked = _binding(run, token, claims, cert, untrusted_header)
+    _scope(run, claims)
+    if unchecked:
+        run.step(
+            "result",
+            C_8705_3,
+            False,
+            "accepted although the token is sender-constrained and the binding "
+            "was not checked: anyone holding the token can use it",
+        )
+        return Finding.ACCEPTED_ALTHOUGH_BOUND
+    run.step("result", C_6750_31, True, "every check passed")
+    return Finding.ACCEPTED
+
+
+# ---- 1. the certificate ---------------------------------------------------------------------------
+
+
+def _certificate(run: _Run) -> tuple[bytes | None, bool]:
+    request, config = run.request, run.config
+    headers = request.header_values("Client-Cert")
+    if request.from_proxy:
+        if not config.trust_client_cert_header:
+            if headers:
+                run.step(
+                    "client certificate",
+                    C_9440_4,
+                    None,
+                    "a Client-Cert header came from the proxy, but this origin is not configured to trust it: ignored",
+                )
+                return None, True
+            run.step(
+                "client certificate",
+                C_8705_3,
+                None,
+                "the request came through a proxy; the origin has no TLS client certificate of the client",
+            )
+            return None, False
+        if not headers:
+            run.step(
+                "client certificate",
+                C_9440_2,
+                None,
+                "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
+            )
+            return None, False
+        if len(headers) > 1:
+            run.step(
+                "client certificate",
+                C_9440_2,
+                False,
+                "more than one Client-Cert header: none is used",
+            )
+            return None, False
+        try:
+            der = decode_client_cert(headers[0])
+            x509.load_der_x509_certificate(der)
+        except (ScenarioError, ValueError) as exc:
+            run.step(
+                "client certificate",
+                C_9440_2,
+                False,
+                f"Client-Cert from the proxy is unusable ({exc}): none is used",
+            )
+            return None, False
+        run.presented_x5t = thumbprint_of_der(der)
+        run.step(
+            "client certificate",
+            C_9440_2,
+            True,
+            f"from the trusted proxy's Client-Cert header, x5t#S256 {run.presented_x5t}",
+        )
+        return der, False
+    untrusted = bool(headers)
+    if untrusted:
+        run.step(
+            "client certificate",
+            C_9440_4,
+            None,
+            "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
+            "it is ignored",
+        )
+    if request.client_cert is None:
+        run.step(
+            "client certificate", C_8705_3, None, "no client certificate on this TLS connection"
+        )
+        return None, untrusted
+    run.presented_x5t = thumbprint_of_der(request.client_cert)
+    run.step(
+        "client certificate",
+        C_8705_3,
+        True,
+        f"from this TLS connection, x5t#S256 {run.presented_x5t}",
+    )
+    return request.client_cert, untrusted
+
+
+# ---- 2. the token -----------------------------------------------------------------------------------
+
+
+def _schemes(config: RsConfig) -> tuple[str, ...]:
+    known = ["bearer"]
+    if config.dpop:
+        known.append("dpop")
+    if config.mtls_scheme:
+        known.append("mtls")
+    return tuple(known)
+
+
+def _extract_token(run: _Run) -> tuple[str, str | None]:
+    request = run.request
+    known = _schemes(run.config)
+    found: list[tuple[str, str, str | None]] = []  # (place, token, scheme)
+    values = request.header_values("Authorization")
+    if len(values) > 1:
+        raise run.fail(
+            Finding.MALFORMED_AUTHORIZATION,
+            "Authorization header",
+            C_6750_21,
+            f"{len(values)} Authorization header fields; one is allowed",
+        )
+    if values:
+        value = values[0].strip(" \t")
+        scheme, _, credentials = value.partition(" ")
+        credentials = credentials.strip(" ")
+        lowered = scheme.lower()
+        if lowered in known:
+            if not credentials:
+                raise run.fail(
+                    Finding.MALFORMED_AUTHORIZATION,
+                    "Authorization header",
+                    C_6750_21,
+                    f"scheme {scheme!r} without a token",
+                )
+            if not _B64TOKEN.fullmatch(credentials):
+                raise run.fail(
+                    Finding.MALFORMED_AUTHORIZATION,
+                    "Authorization header",
+                    C_6750_21,
+                    f"the {scheme} credentials are not a b64token (spaces or characters outside "
+                    "A-Z a-z 0-9 - . _ ~ + /)",
+                )
+            how = "" if scheme in ("Bearer", "DPoP", "MTLS") else " (schemes are case-insensitive)"
+            run.step(
+                "Authorization header",
+                C_9110_111 if how else C_6750_21,
+                True,
+                f"scheme {scheme!r}{how}",
+            )
+            found.append(("header", credentials, lowered))
+        else:
+            shown = scheme if len(scheme) <= 24 else scheme[:20] + "…"
+            run.step(
+                "Authorization header",
+                C_6750_21,
+                None,
+                f"scheme {shown!r} is not one this server accepts ({', '.join(known)}): no token there",
+            )
+    form_tokens = _form_tokens(request)
+    found += [("form body", t, None) for t in form_tokens]
+    query_tokens = urllib.parse.parse_qs(
+        urllib.parse.urlsplit(request.url).query, keep_blank_values=True
+    ).get("access_token", [])
+    found += [("query", t, None) for t in query_tokens]
+    if len(found) > 1:
+        places = ", ".join(place for place, _, _ in found)
+        raise run.fail(
+            Finding.MULTIPLE_METHODS,
+            "token placement",
+            C_6750_2,
+            f"the token travels in more than one place ({places}); a request uses one method",
+        )
+    if not found:
+        raise run.fail(
+            Finding.NO_TOKEN,
+            "token placement",
+            C_6750_31,
+            "no access token in the header, the form body or the query",
+        )
+    place, token, found_scheme = found[0]
+    if place != "header":
+        where = C_6750_22 if place == "form body" else C_6750_23
+        run.step("token placement", where, True, f"token in the {place} (a Bearer method)")
+        if not token:
+            raise run.fail(
+                Finding.MALFORMED_AUTHORIZATION,
+                "token placement",
+                where,
+                f"empty access_token in the {place}",
+            )
+    return token, found_scheme or "bearer"
+
+
+def _form_tokens(request: Request) -> list[str]:
+    if request.method.upper() in ("GET", "HEAD") or not request.body:
+        return []
+    content_type = next(iter(request.header_values("Content-Type")), "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
+        return []
+    try:
+        text = request.body.decode("ascii")
+    except UnicodeDecodeError:
+        return []
+    return urllib.parse.parse_qs(text, keep_blank_values=True).get("access_token", [])
+
+
+# ---- 3. validation ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str]:
+    """Signature verification, once per (token, key set): ``("ok", claims)`` or ``(finding value, reason)``."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        return Finding.TOKEN_MALFORMED.value, f"not decodable as a JWS ({exc})"
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
+        return Finding.TOKEN_MALFORMED.value, f"typ is {typ!r}, not at+jwt: not a JWT access token"
+    alg = header.get("alg")
+    key = jwks.find(header.get("kid"))
+    if key is None:
+        return (
+            Finding.BAD_SIGNATURE.value,
+            f"no key with kid {header.get('kid')!r} in the issuer's JWKS",
+        )
+    if alg != key.algorithm_name:
+        return Finding.BAD_SIGNATURE.value, (
+            f"alg {alg!r} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none and "
+            "HMAC with a public key are the classic confusions)"
+        )
+    try:
+        decoded = jwt.api_jwt.PyJWT().decode_complete(
+            token,
+            key=key,
+            algorithms=[key.algorithm_name],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_jti": False,
+                "verify_sub": False,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        return Finding.BAD_SIGNATURE.value, f"the signature does not verify with key {key.key_id}"
+    except jwt.PyJWTError as exc:
+        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})"
+    payload = decoded["payload"]
+    if not isinstance(payload, dict):
+        return Finding.TOKEN_MALFORMED.value, "the claims are not a JSON object"
+    return "ok", payload
+
+
+def _validate(run: _Run, token: str) -> Mapping[str, Any]:
+    if run.config.validation is Validation.INTROSPECTION:
+        return _introspect(run, token)
+    return _validate_jwt(run, token)
+
+
+def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
+    if token.count(".") != 2:
+        raise run.fail(
+            Finding.TOKEN_MALFORMED,
+            "JWT structure",
+            C_9068_4,
+            f"{token.count('.') + 1} dot-separated part(s); a JWS has 3",
+        )
+    outcome, result = _verify_jws(token, run.config.jwks)
+    if outcome != "ok":
+        assert isinstance(result, str)
+        where = C_8725_31 if "alg" in result else C_9068_4
+        raise run.fail(
+            Finding(outcome),
+            "signature" if outcome == Finding.BAD_SIGNATURE.value else "JWT structure",
+            where,
+            result,
+        )
+    assert isinstance(result, dict)
+    claims = result
+    ignored = [name for name in _URL_BEARING_HEADERS if name in jwt.get_unverified_header(token)]
+    if ignored:
+        run.step(
+            "JOSE header",
+            C_8725_310,
+            None,
+            f"header carries {', '.join(ignored)}: never fetched nor trusted; keys come only from the "
+            "configured JWKS",
+        )
+    run.step(
+        "signature", C_9068_4, True, "typ at+jwt; the signature verifies with the issuer's key"
+    )
+    iss = claims.get("iss")
+    if iss != run.config.issuer:
+        raise run.fail(
+            Finding.WRONG_ISSUER,
+            "iss",
+            C_9068_4,
+            f"iss {iss!r} is not the trusted issuer {run.config.issuer!r}",
+        )
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if run.config.audience not in audiences:
+        raise run.fail(
+            Finding.WRONG_AUDIENCE,
+            "aud",
+            C_9068_4,
+            f"aud {aud!r} does not name {run.config.audience!r}",
+        )
+    now = run.now.timestamp()
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        raise run.fail(
+            Finding.TOKEN_MALFORMED,
+            "exp",
+            C_9068_4,
+            "exp is missing or not a number (RFC 9068 §2.2)",
+        )
+    if now >= exp + run.config.leeway:
+        raise run.fail(
+            Finding.TOKEN_EXPIRED, "exp", C_9068_4, f"expired at {_iso(exp)}; now is {_iso(now)}"
+        )
+    nbf = claims.get("nbf")
+    if (
+        isinstance(nbf, (int, float))
+        and not isinstance(nbf, bool)
+        and now < nbf - run.config.leeway
+    ):
+        raise run.fail(
+            Finding.TOKEN_NOT_YET_VALID,
+            "nbf",
+            C_7519_415,
+            f"valid from {_iso(nbf)}; now is {_iso(now)}",
+        )
+    missing = [c for c in ("sub", "client_id", "iat", "jti") if c not in claims]
+    if missing:
+        raise run.fail(
+            Finding.TOKEN_MALFORMED,
+            "required claims",
+            C_9068_4,
+            f"missing {', '.join(missing)} (RFC 9068 §2.2)",
+        )
+    run.step("claims", C_9068_4, True, f"iss and aud match; valid until {_iso(exp)}")
+    return claims
+
+
+def _iso(epoch: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(epoch)
+
+
+def _introspect(run: _Run, token: str) -> Mapping[str, Any]:
+    introspect = run.config.introspect
+    if introspect is None:
+        raise run.fail(
+            Finding.TOKEN_INACTIVE,
+            "introspection",
+            C_7662_22,
+            "no introspection endpoint configured",
+        )
+    try:
+        response = introspect(token)
+    except Exception as exc:
+        raise run.fail(
+            Finding.TOKEN_INACTIVE, "introspection", C_7662_22, f"introspection failed ({exc})"
+        ) from None
+    if not isinstance(response, Mapping) or response.get("active") is not True:
+        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", C_7662_22, "active: false")
+    aud = response.get("aud")
+    if aud is not None and run.config.audience not in (aud if isinstance(aud, list) else [aud]):
+        raise run.fail(
+            Finding.WRONG_AUDIENCE,
+            "aud",
+            C_7662_22,
+            f"aud {aud!r} does not name {run.config.audience!r}",
+        )
+    run.step(
+        "introspection",
+        C_7662_22,
+        True,
+        "active: true" + (", with cnf" if "cnf" in response else ""),
+    )
+    return response
+
+
+# ---- 4. binding ---------------------------------------------------------------------------------------
+
+
+def _binding(
+    run: _Run, token: str, claims: Mapping[str, Any], cert: bytes | None, untrusted_header: bool
+) -> bool:
+    """Check the binding; returns True when the token is bound but the server did not check it."""
+    cnf = claims.get("cnf")
+    where = C_8705_32 if run.config.validation is Validation.INTROSPECTION else C_7800_31
+    if not run.config.checks_binding:
+        if cnf is None:
+            run.step(
+                "binding",
+                C_8705_3,
+                None,
+                "unbound token; this server does not check binding anyway",
+            )
+            return False
+        would = _dry_run(run, token, cnf, cert, untrusted_header)
+        run.step(
+            "binding",
+            C_8705_3,
+            False,
+            f"cnf present but this server does not check it (would have found: {would})",
+        )
+        return True
+    if run.scheme == "dpop":
+        _dpop(run, token, cnf)
+        return False
+    if cnf is None:
+        if run.scheme == "mtls":
+            raise run.fail(
+                Finding.TOKEN_NOT_BOUND,
+                "binding",
+                C_8705_3,
+                "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no cnf",
+            )
+        if run.config.requires_binding:
+            raise run.fail(
+                Finding.TOKEN_NOT_BOUND,
+                "binding",
+                C_8705_3,
+                "this server accepts only sender-constrained tokens; this one has no cnf",
+            )
+        run.step("binding", where, None, "no cnf: a plain bearer token")
+        return False
+    if not isinstance(cnf, dict):
+        raise run.fail(
+            Finding.TOKEN_MALFORMED,
+            "cnf",
+            C_7800_31,
+            f"cnf is a {type(cnf).__name__}, not a JSON object",
+        )
+    if "jkt" in cnf and run.config.dpop:
+        raise run.fail(
+            Finding.DPOP_TOKEN_AS_BEARER,
+            "scheme",
+            C_9449_72,
+            "a DPoP-bound token (cnf.jkt) arrived as a bearer token; a DPoP-aware server refuses it",
+        )
+    if "x5t#S256" in cnf:
+        if run.scheme == "bearer" and run.config.mtls_scheme:
+            raise run.fail(
+                Finding.MTLS_TOKEN_AS_BEARER,
+                "scheme",
+                C_9449_72,
+                "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
+                "MTLS scheme here",
+            )
+        _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
+        return False
+    members = ", ".join(sorted(map(str, cnf))) or "none"
+    raise run.fail(
+        Finding.UNSUPPORTED_CONFIRMATION,
+        "cnf",
+        C_7800_31,
+        f"no confirmation method this server checks (cnf members: {members})",
+    )
+
+
+def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -> None:
+    run.binding = "x5t#S256"
+    run.expected_x5t = expected if isinstance(expected, str) else json.dumps(expected)
+    if cert is None:
+        if untrusted_header:
+            raise run.fail(
+                Finding.UNTRUSTED_CLIENT_CERT_HEADER,
+                "certificate binding",
+                C_9440_4,
+                "the token is certificate-bound and the only certificate came in an untrusted "
+                "Client-Cert header",
+            )
+        raise run.fail(
+            Finding.CERTIFICATE_MISSING,
+            "certificate binding",
+            C_8705_3,
+            f"the token is bound to x5t#S256 {run.expected_x5t} but no client certificate was presented",
+        )
+    presented = run.presented_x5t or thumbprint_of_der(cert)
+    ok = isinstance(expected, str) and hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), presented.encode("ascii")
+    )
+    if not ok:
+        raise run.fail(
+            Finding.CERTIFICATE_MISMATCH,
+            "certificate binding",
+            C_8705_31,
+            f"expected x5t#S256 {run.expected_x5t}, presented {presented} (exact, constant-time comparison)",
+        )
+    run.step(
+        "certificate binding",
+        C_8705_3,
+        True,
+        f"x5t#S256 matches the presented certificate ({presented})",
+    )
+
+
+def _dry_run(run: _Run, token: str, cnf: Any, cert: bytes | None, untrusted_header: bool) -> str:
+    probe = _Run(
+        request=run.request,
+        config=run.config,
+        now=run.now,
+        scheme=run.scheme,
+        presented_x5t=run.presented_x5t,
+    )
+    try:
+        if run.scheme == "dpop":
+            _dpop(probe, token, cnf)
+        elif isinstance(cnf, dict) and "x5t#S256" in cnf:
+            _x5t(probe, cnf["x5t#S256"], cert, untrusted_header)
+        elif isinstance(cnf, dict) and "jkt" in cnf:
+            return Finding.DPOP_TOKEN_AS_BEARER.value
+        else:
+            return Finding.UNSUPPORTED_CONFIRMATION.value
+    except _Stop as stop:
+        return stop.finding.value
+    return "binding holds"
+
+
+def _dpop(run: _Run, token: str, cnf: Any) -> None:
+    run.binding = "jkt"
+    proofs = run.request.header_values("DPoP")
+    if not proofs:
+        raise run.fail(
+            Finding.DPOP_PROOF_MISSING,
+            "DPoP proof",
+            C_9449_43,
+            "the DPoP scheme was used without a DPoP header",
+        )
+    if len(proofs) > 1:
+        raise run.fail(
+            Finding.DPOP_PROOF_INVALID,
+            "DPoP proof",
+            C_9449_43,
+            f"{len(proofs)} DPoP header fields; one is allowed",
+        )
+    problem, jkt = _check_proof(proofs[0], run.request, token, run.now, run.config.dpop_max_age)
+    if problem:
+        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", C_9449_43, problem)
+    run.step("DPoP proof", C_9449_43, True, f"valid proof for this request, key thumbprint {jkt}")
+    expected = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(expected, str):
+        raise run.fail(
+            Finding.DPOP_KEY_MISMATCH,
+            "DPoP key binding",
+            C_9449_71,
+            "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)",
+        )
+    if not hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), jkt.encode("ascii")):
+        raise run.fail(
+            Finding.DPOP_KEY_MISMATCH,
+            "DPoP key binding",
+            C_9449_71,
+            f"the token is bound to jkt {expected}, the proof's key is {jkt}",
+        )
+    run.step("DPoP key binding", C_9449_71, True, f"cnf.jkt matches the proof's key ({jkt})")
+
+
+def _check_proof(
+    proof: str, request: Request, token: str, now: dt.datetime, max_age: int
+) -> tuple[str, str]:
+    """RFC 9449 §4.3: ``(problem, jkt)``; problem is empty when the proof is valid."""
+    try:
+        header = jwt.get_unverified_header(proof)
+    except jwt.PyJWTError as exc:
+        return f"not a JWT ({exc})", ""
+    if header.get("typ") != "dpop+jwt":
+        return f"typ is {header.get('typ')!r}, not dpop+jwt", ""
+    alg = header.get("alg")
+    if alg not in _DPOP_ALGS:
+        return f"alg {alg!r} is not an asymmetric algorithm this server accepts", ""
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        return "no jwk in the header", ""
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        return "the jwk carries private key material", ""
+    try:
+        key = jwt.PyJWK(jwk, algorithm=str(alg))
+        claims = jwt.decode(
+            proof,
+            key=key,
+            algorithms=[str(alg)],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+            },
+        )
+        jkt = jwk_thumbprint(jwk)
+    except jwt.InvalidSignatureError:
+        return "the signature does not verify with the jwk in its header", ""
+    except Exception as exc:
+        return f"unusable proof ({exc})", ""
+    if not isinstance(claims.get("jti"), str):
+        return "no jti", ""
+    if claims.get("htm") != request.method:
+        return f"htm {claims.get('htm')!r} is not the request method {request.method}", ""
+    if not isinstance(claims.get("htu"), str) or _normal_url(claims["htu"]) != _normal_url(
+        request.url
+    ):
+        return f"htu {claims.get('htu')!r} is not this URL", ""
+    iat = claims.get("iat")
+    if (
+        not isinstance(iat, (int, float))
+        or isinstance(iat, bool)
+        or abs(now.timestamp() - iat) > max_age
+    ):
+        return f"iat {iat!r} is outside the accepted window of {max_age} s", ""
+    if claims.get("ath") != access_token_hash(token):
+        return "ath does not match the access token (a proof made for another token)", ""
+    return "", jkt
+
+
+def _normal_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", "")
+    )
+
+
+# ---- 5. scope -------------------------------------------------------------------------------------------
+
+
+def _scope(run: _Run, claims: Mapping[str, Any]) -> None:
+    required = run.config.required_scope
+    if not required:
+        return
+    scope = claims.get("scope")
+    granted = scope.split(" ") if isinstance(scope, str) else []
+    if required not in granted:
+        raise run.fail(
+            Finding.INSUFFICIENT_SCOPE,
+            "scope",
+            C_6750_31,
+            f"the resource needs scope {required!r}; the token grants {scope!r}",
+        )
+    run.step("scope", C_6750_31, True, f"scope {required!r} granted")

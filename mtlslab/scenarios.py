@@ -1,0 +1,1203 @@
+"""Scenarios: a deployment, how the client presents itself, and which token — plus the catalogue.
+
+A :class:`Scenario` is ``Deployment × Presentation × token variant``. Every combination is evaluable, not
+only catalogue entries: :func:`realize` turns one into an :class:`Exchange` — what the TLS layer does
+(:mod:`mtlslab.tls`), the request the client sends, and the request that reaches the application (after a
+TLS-terminating proxy, if any, has stripped and set the RFC 9440 ``Client-Cert`` header).
+
+:data:`CATALOGUE` holds the named scenarios with stable ids and tags; the debate's cases come first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import difflib
+import enum
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mtlslab.errors import ScenarioError, UnknownScenarioError
+from mtlslab.findings import Finding
+from mtlslab.pki import LAB_NOW, Identity, Lab
+from mtlslab.tls import ClientAuth, TlsResult, TlsVersion, handshake
+from mtlslab.tokens import LAB_RESOURCE, AccessToken, AuthorizationServer, DPoPKey, dpop_proof
+
+__all__ = [
+    "CATALOGUE",
+    "CertChoice",
+    "ClientAuth",
+    "Deployment",
+    "Exchange",
+    "Placement",
+    "Presentation",
+    "ProofChoice",
+    "Request",
+    "Scenario",
+    "Scheme",
+    "TlsVersion",
+    "Topology",
+    "Validation",
+    "client_request",
+    "decode_client_cert",
+    "encode_client_cert",
+    "get_scenario",
+    "realize",
+    "scenarios_tagged",
+    "through_proxy",
+]
+
+
+class Topology(enum.Enum):
+    """Whether the client talks TLS to the resource server itself or to a TLS-terminating proxy."""
+
+    DIRECT = "direct"
+    PROXY = "proxy"  # a reverse proxy terminates TLS and forwards the certificate as RFC 9440 Client-Cert
+
+
+class Validation(enum.Enum):
+    """How the resource server validates tokens."""
+
+    JWT = "jwt"  # locally: RFC 9068 JWT + the issuer's JWKS
+    INTROSPECTION = "introspection"  # by asking the authorization server (RFC 7662)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """How the resource server (and the TLS in front of it) is set up."""
+
+    client_auth: ClientAuth = ClientAuth.OPTIONAL
+    tls_version: TlsVersion = TlsVersion.TLS1_3
+    topology: Topology = Topology.DIRECT
+    proxy_trusted: bool = (
+        True  # the origin trusts the proxy's Client-Cert (only with topology=proxy)
+    )
+    proxy_strips_client_cert: bool = (
+        True  # the proxy removes any Client-Cert the client sent (RFC 9440 §2)
+    )
+    checks_binding: bool = True  # the RS compares cnf with the certificate / DPoP key at all
+    requires_binding: bool = False  # the RS refuses tokens without cnf
+    validation: Validation = Validation.JWT
+    mtls_scheme: bool = (
+        False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
+    )
+    dpop: bool = True  # the RS supports DPoP (RFC 9449)
+
+    def describe(self) -> str:
+        """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
+        parts = [f"TLS {self.tls_version.value}", f"client auth {self.client_auth.value}"]
+        if self.topology is Topology.PROXY:
+            proxy = (
+                "behind a proxy (Client-Cert "
+                + ("trusted" if self.proxy_trusted else "not trusted")
+                + ")"
+            )
+            if not self.proxy_strips_client_cert:
+                proxy += ", proxy passes client's Client-Cert through"
+            parts.append(proxy)
+        else:
+            parts.append("direct")
+        parts.append(
+            "introspection" if self.validation is Validation.INTROSPECTION else "local JWT"
+        )
+        if not self.checks_binding:
+            parts.append("binding NOT checked")
+        if self.requires_binding:
+            parts.append("bound tokens required")
+        if self.mtls_scheme:
+            parts.append("MTLS scheme (hypothetical)")
+        if not self.dpop:
+            parts.append("no DPoP")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (enum values as strings)."""
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
+        """The inverse of :meth:`to_json`; refuses unknown fields."""
+        found: Deployment = _from_json(cls, data, "deployment")
+        return found
+
+
+class CertChoice(enum.Enum):
+    """Which certificate the client presents (names of :meth:`mtlslab.pki.Lab.identities`)."""
+
+    NONE = "none"
+    CLIENT = "client"  # the certificate bound tokens are bound to
+    OTHER = "other-client"  # another valid client certificate
+    SELF_SIGNED = "self-signed-client"  # a self_signed_tls_client_auth client
+    EXPIRED = "expired-client"
+    NOT_YET_VALID = "not-yet-valid-client"
+    UNTRUSTED_CA = "untrusted-ca-client"
+    SERVER_AUTH_ONLY = "server-auth-only-client"
+    PKI_SELF_SIGNED = "pki-self-signed-client"
+
+    def identity(self, lab: Lab) -> Identity | None:
+        """The lab identity, or ``None`` for no certificate."""
+        return None if self is CertChoice.NONE else lab.identities()[self.value]
+
+
+class Scheme(enum.Enum):
+    """The Authorization scheme the client uses."""
+
+    BEARER = "Bearer"
+    BEARER_LOWER = "bearer"  # auth-schemes are case-insensitive (RFC 9110 §11.1)
+    DPOP = "DPoP"
+    MTLS = "MTLS"  # hypothetical, unregistered: what a dedicated scheme for RFC 8705 tokens could look like
+    NONE = "none"  # the bare token, with no scheme at all
+
+
+class Placement(enum.Enum):
+    """Where the token travels (RFC 6750 §2.1 header, §2.2 form body, §2.3 query)."""
+
+    HEADER = "header"
+    FORM = "form"
+    QUERY = "query"
+    HEADER_AND_QUERY = "header+query"
+    HEADER_AND_FORM = "header+form"
+
+
+class ProofChoice(enum.Enum):
+    """The DPoP proof sent along (RFC 9449 §4)."""
+
+    AUTO = "auto"  # a valid proof when the scheme is DPoP, none otherwise
+    NONE = "none"
+    VALID = "valid"
+    WRONG_ATH = "wrong-ath"  # a proof made for another access token
+    WRONG_HTM = "wrong-htm"
+    WRONG_HTU = "wrong-htu"
+    BAD_SIGNATURE = "bad-signature"
+    STALE = "stale"  # iat an hour old
+    OTHER_KEY = "other-key"  # valid, but signed with a key the token is not bound to
+    TWO_PROOFS = "two-proofs"  # two DPoP header fields
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presentation:
+    """What the client sends: certificate, scheme, token placement, and extras."""
+
+    certificate: CertChoice = CertChoice.CLIENT
+    scheme: Scheme = Scheme.BEARER
+    placement: Placement = Placement.HEADER
+    forged_client_cert: CertChoice | None = None  # a Client-Cert header the client adds itself
+    dpop_proof: ProofChoice = ProofChoice.AUTO
+    raw_authorization: str | None = None  # an exact Authorization value instead of scheme + token
+
+    def describe(self) -> str:
+        """A one-line description."""
+        cert = (
+            "no certificate"
+            if self.certificate is CertChoice.NONE
+            else f"certificate {self.certificate.value}"
+        )
+        if self.raw_authorization is not None:
+            how = f"Authorization: {self.raw_authorization!r}"
+        else:
+            how = f"{self.scheme.value} in {self.placement.value}"
+        parts = [cert, how]
+        if self.forged_client_cert is not None:
+            parts.append(f"forged Client-Cert ({self.forged_client_cert.value})")
+        if self.dpop_proof not in (ProofChoice.AUTO,):
+            parts.append(f"DPoP proof {self.dpop_proof.value}")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Presentation:
+        """The inverse of :meth:`to_json`."""
+        found: Presentation = _from_json(cls, data, "presentation")
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """One situation a resource server can be in, with a stable id."""
+
+    id: str
+    title: str
+    deployment: Deployment = field(default_factory=Deployment)
+    presentation: Presentation = field(default_factory=Presentation)
+    token: str = "bound"
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    expect: Finding | None = (
+        None  # the finding under the RFC baseline, documented with the scenario
+    )
+
+    def describe(self) -> str:
+        """Deployment, presentation and token on one line."""
+        return f"{self.deployment.describe()}; {self.presentation.describe()}; token {self.token}"
+
+    def to_json(self) -> dict[str, Any]:
+        """``id``, ``title``, ``tags``, ``description`` and the three dimensions."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "tags": list(self.tags),
+            "description": self.description,
+            "deployment": self.deployment.to_json(),
+            "presentation": self.presentation.to_json(),
+            "token": self.token,
+            "expect": self.expect.value if self.expect else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Scenario:
+        """The inverse of :meth:`to_json`."""
+        try:
+            return cls(
+                id=str(data["id"]),
+                title=str(data.get("title", data["id"])),
+                tags=tuple(data.get("tags", ())),
+                description=str(data.get("description", "")),
+                deployment=Deployment.from_json(data.get("deployment", {})),
+                presentation=Presentation.from_json(data.get("presentation", {})),
+                token=str(data.get("token", "bound")),
+                expect=Finding(data["expect"]) if data.get("expect") else None,
+            )
+        except (KeyError, ValueError) as exc:
+            raise ScenarioError("scenario", f"cannot load: {exc}") from None
+
+    def with_(self, **changes: Any) -> Scenario:
+        """A variant: ``deployment=...``, ``presentation=...`` or any of their fields by name."""
+        dep = {k: v for k, v in changes.items() if k in Deployment.__dataclass_fields__}
+        pres = {k: v for k, v in changes.items() if k in Presentation.__dataclass_fields__}
+        own = {k: v for k, v in changes.items() if k not in dep and k not in pres}
+        scenario = replace(self, **own)
+        if dep:
+            scenario = replace(scenario, deployment=replace(scenario.deployment, **dep))
+        if pres:
+            scenario = replace(scenario, presentation=replace(scenario.presentation, **pres))
+        return scenario
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
+    fields = cls.__dataclass_fields__
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    hints = {
+        "client_auth": ClientAuth,
+        "tls_version": TlsVersion,
+        "topology": Topology,
+        "validation": Validation,
+        "certificate": CertChoice,
+        "scheme": Scheme,
+        "placement": Placement,
+        "forged_client_cert": CertChoice,
+        "dpop_proof": ProofChoice,
+    }
+    for name, value in data.items():
+        kind = hints.get(name)
+        try:
+            values[name] = kind(value) if kind is not None and value is not None else value
+        except ValueError:
+            choices = ", ".join(m.value for m in kind) if kind else ""
+            raise ScenarioError(f"{what}.{name}", f"{value!r} is not one of {choices}") from None
+    return cls(**values)
+
+
+# --------------------------------------------------------------------------------------------------
+# RFC 9440 Client-Cert.
+
+
+def encode_client_cert(der: bytes) -> str:
+    """RFC 9440 §2.2: the DER certificate as a Structured-Field Byte Sequence, ``:base64:``."""
+    return f":{base64.b64encode(der).decode('ascii')}:"
+
+
+def decode_client_cert(value: str) -> bytes:
+    """The DER inside an RFC 9440 ``Client-Cert`` value; :class:`ScenarioError` when it is not a byte sequence."""
+    text = value.strip()
+    if len(text) < 2 or text[0] != ":" or text[-1] != ":":
+        raise ScenarioError(
+            "Client-Cert", "not a Structured-Field Byte Sequence (RFC 9440 §2.2: ':base64:')"
+        )
+    try:
+        return base64.b64decode(text[1:-1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ScenarioError("Client-Cert", "the byte sequence is not valid base64") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests and realisation.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """An HTTP request as the resource server's application sees it (or as the client sends it)."""
+
+    method: str = "GET"
+    url: str = LAB_RESOURCE  # absolute URL, query included (DPoP htu is checked against it)
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    client_cert: bytes | None = None  # DER the TLS layer of this connection handed over
+    from_proxy: bool = False  # arrived on the hop from the TLS-terminating proxy
+
+    @property
+    def target(self) -> str:
+        """Path and query, as on the request line."""
+        parts = urllib.parse.urlsplit(self.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    @property
+    def host(self) -> str:
+        """The authority, as in the Host header."""
+        return urllib.parse.urlsplit(self.url).netloc
+
+    def header_values(self, name: str) -> list[str]:
+        """All values of header ``name`` (case-insensitive)."""
+        lowered = name.lower()
+        return [v for k, v in self.headers if k.lower() == lowered]
+
+    def without(self, name: str) -> Request:
+        """This request with every ``name`` header removed."""
+        lowered = name.lower()
+        return replace(self, headers=tuple((k, v) for k, v in self.headers if k.lower() != lowered))
+
+    def with_header(self, name: str, value: str) -> Request:
+        """This request with one more header."""
+        return replace(self, headers=(*self.headers, (name, value)))
+
+    def http_text(self) -> str:
+        """The request as it would appear on the wire (HTTP/1.1)."""
+        lines = [f"{self.method} {self.target} HTTP/1.1", f"Host: {self.host}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        body = self.body.decode("latin-1")
+        if self.body:
+            lines.append(f"Content-Length: {len(self.body)}")
+        return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchange:
+    """A realised scenario: the certificate and token used, the TLS result, and both views of the request."""
+
+    scenario: Scenario
+    identity: Identity | None
+    token: AccessToken
+    tls: TlsResult
+    client_request: Request  # what the client sends
+    request: Request | None  # what reaches the application; None when TLS aborted
+
+    @property
+    def via_proxy(self) -> bool:
+        """Whether a TLS-terminating proxy sits between client and resource server."""
+        return self.scenario.deployment.topology is Topology.PROXY
+
+
+def _authorization(scheme: Scheme, token: str) -> str:
+    return token if scheme is Scheme.NONE else f"{scheme.value} {token}"
+
+
+def _proof(
+    choice: ProofChoice, *, lab: Lab, token: AccessToken, method: str, url: str, now: Any
+) -> list[str]:
+    key = DPoPKey.for_lab(lab)
+    htu = url.split("?", 1)[0]
+    common: dict[str, Any] = {
+        "htm": method,
+        "htu": htu,
+        "access_token": token.value or None,
+        "iat": now,
+    }
+    if choice in (ProofChoice.NONE,):
+        return []
+    if choice is ProofChoice.VALID or choice is ProofChoice.AUTO:
+        return [dpop_proof(key, **common)]
+    if choice is ProofChoice.WRONG_ATH:
+        return [dpop_proof(key, **{**common, "access_token": "another-access-token"})]
+    if choice is ProofChoice.WRONG_HTM:
+        return [dpop_proof(key, **{**common, "htm": "DELETE" if method != "DELETE" else "GET"})]
+    if choice is ProofChoice.WRONG_HTU:
+        return [dpop_proof(key, **{**common, "htu": "https://elsewhere.mtlslab.test/resource"})]
+    if choice is ProofChoice.STALE:
+        return [dpop_proof(key, **{**common, "iat": now - dt.timedelta(hours=1)})]
+    if choice is ProofChoice.OTHER_KEY:
+        return [dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)]
+    if choice is ProofChoice.BAD_SIGNATURE:
+        good = dpop_proof(key, **common)
+        other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)
+        return [good.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
+    if choice is ProofChoice.TWO_PROOFS:
+        return [dpop_proof(key, **common), dpop_proof(key, **{**common, "htm": method})]
+    raise ScenarioError("presentation.dpop_proof", f"unhandled proof choice {choice!r}")
+
+
+def client_request(
+    presentation: Presentation,
+    token: AccessToken,
+    *,
+    lab: Lab,
+    resource_url: str = LAB_RESOURCE,
+    now: Any = LAB_NOW,
+) -> Request:
+    """The HTTP request the client sends for ``presentation`` and ``token``."""
+    placement = presentation.placement
+    in_form = placement in (Placement.FORM, Placement.HEADER_AND_FORM)
+    method = "POST" if in_form else "GET"
+    url = resource_url
+    headers: list[tuple[str, str]] = []
+    body = b""
+    value = token.value
+    if presentation.raw_authorization is not None:
+        headers.append(("Authorization", presentation.raw_authorization))
+    elif token.kind != "none" and placement in (
+        Placement.HEADER,
+        Placement.HEADER_AND_QUERY,
+        Placement.HEADER_AND_FORM,
+    ):
+        headers.append(("Authorization", _authorization(presentation.scheme, value)))
+    if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}{urllib.parse.urlencode({'access_token': value})}"
+    if token.kind != "none" and in_form:
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+        body = urllib.parse.urlencode({"access_token": value}).encode("ascii")
+    proof_choice = presentation.dpop_proof
+    if proof_choice is ProofChoice.AUTO:
+        proof_choice = ProofChoice.VALID if presentation.scheme is Scheme.DPOP else ProofChoice.NONE
+    for proof in _proof(proof_choice, lab=lab, token=token, method=method, url=url, now=now):
+        headers.append(("DPoP", proof))
+    if presentation.forged_client_cert is not None:
+        forged = presentation.forged_client_cert.identity(lab)
+        if forged is not None:
+            headers.append(("Client-Cert", encode_client_cert(forged.der)))
+    return Request(method=method, url=url, headers=tuple(headers), body=body)
+
+
+def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:
+    """What a TLS-terminating proxy forwards to the origin (RFC 9440 §2): any ``Client-Cert`` the client
+    sent removed (unless the proxy is broken), the handshake's certificate added when there was one."""
+    forwarded = request.without("Client-Cert") if strips else request
+    if tls.client_cert is not None:
+        forwarded = forwarded.with_header("Client-Cert", encode_client_cert(tls.client_cert))
+    return replace(forwarded, client_cert=None, from_proxy=True)
+
+
+def realize(
+    scenario: Scenario,
+    lab: Lab,
+    asrv: AuthorizationServer,
+    *,
+    resource_url: str = LAB_RESOURCE,
+    now: Any = LAB_NOW,
+) -> Exchange:
+    """Turn ``scenario`` into concrete material: certificate, token, TLS result, requests."""
+    deployment = scenario.deployment
+    identity = scenario.presentation.certificate.identity(lab)
+    try:
+        token = asrv.mint(scenario.token, now=now)
+    except Exception as exc:
+        raise ScenarioError("token", str(exc)) from None
+    tls = handshake(
+        client_auth=deployment.client_auth,
+        version=deployment.tls_version,
+        presented=identity,
+        roots=[lab.ca.certificate],
+        at=now,
+    )
+    sent = client_request(scenario.presentation, token, lab=lab, resource_url=resource_url, now=now)
+    if not tls.completed:
+        received = None
+    elif deployment.topology is Topology.PROXY:
+        received = through_proxy(sent, tls, strips=deployment.proxy_strips_client_cert)
+    else:
+        received = replace(sent, client_cert=tls.client_cert)
+    return Exchange(
+        scenario=scenario,
+        identity=identity,
+        token=token,
+        tls=tls,
+        client_request=sent,
+        request=received,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The catalogue.
+
+_PROXY = Deployment(topology=Topology.PROXY)
+_NO_CERT = Presentation(certificate=CertChoice.NONE)
+F = Finding
+
+
+def _s(
+    id: str,
+    title: str,
+    *,
+    tags: Iterable[str],
+    expect: Finding,
+    description: str = "",
+    token: str = "bound",
+    deployment: Deployment | None = None,
+    presentation: Presentation | None = None,
+    **changes: Any,
+) -> Scenario:
+    scenario = Scenario(
+        id=id,
+        title=title,
+        tags=tuple(tags),
+        expect=expect,
+        description=description,
+        token=token,
+        deployment=deployment or Deployment(),
+        presentation=presentation or Presentation(),
+    )
+    return scenario.with_(**changes) if changes else scenario
+
+
+#: The named scenarios, debate first. Ids are stable: they appear in exports and mails.
+CATALOGUE: tuple[Scenario, ...] = (
+    # ---- the debate ---------------------------------------------------------------------------------
+    _s(
+        "no-cert-optional",
+        "Bound token, no client certificate (TLS client auth optional)",
+        tags=("debate", "binding"),
+        expect=F.CERTIFICATE_MISSING,
+        presentation=_NO_CERT,
+        description="The thread's case: the TLS layer only requests a certificate (Undertow REQUESTED, nginx "
+        "optional, Python CERT_OPTIONAL) and the client sends none. RFC 8705 §3 names no error.",
+    ),
+    _s(
+        "mismatch",
+        "Bound token, another valid client certificate",
+        tags=("debate", "binding"),
+        expect=F.CERTIFICATE_MISMATCH,
+        certificate=CertChoice.OTHER,
+        description="RFC 8705 §3's explicit case: the thumbprint differs, 401 invalid_token.",
+    ),
+    _s(
+        "required-unbound-no-cert",
+        "Unbound token, no certificate, TLS client auth required (TLS 1.3)",
+        tags=("debate", "tls"),
+        expect=F.TLS_REJECTED,
+        token="unbound",
+        presentation=_NO_CERT,
+        client_auth=ClientAuth.REQUIRED,
+        description="Requiring certificates at the TLS layer settles the question for bound tokens, and shuts "
+        "out clients whose tokens are not bound: no HTTP answer at all.",
+    ),
+    _s(
+        "proxy-no-cert",
+        "Behind a TLS-terminating proxy, bound token, no certificate",
+        tags=("debate", "proxy"),
+        expect=F.CERTIFICATE_MISSING,
+        deployment=_PROXY,
+        presentation=_NO_CERT,
+        description="The proxy forwards no Client-Cert (RFC 9440: absence means no certificate).",
+    ),
+    _s(
+        "forged-client-cert",
+        "Bound token, no TLS certificate, the client forges Client-Cert itself",
+        tags=("debate", "attack", "proxy"),
+        expect=F.UNTRUSTED_CLIENT_CERT_HEADER,
+        presentation=_NO_CERT,
+        forged_client_cert=CertChoice.CLIENT,
+        description="Certificates are public: a thief of the token can put the victim's certificate in a header. "
+        "Straight to the origin, the header must not be trusted (RFC 9440 §2, §4).",
+    ),
+    _s(
+        "success",
+        "Bound token with its certificate",
+        tags=("debate", "binding", "control"),
+        expect=F.ACCEPTED,
+        description="The positive control every rejection is measured against.",
+    ),
+    _s(
+        "required-no-cert-tls13",
+        "Bound token, no certificate, client auth required, TLS 1.3",
+        tags=("debate", "tls"),
+        expect=F.TLS_REJECTED,
+        presentation=_NO_CERT,
+        client_auth=ClientAuth.REQUIRED,
+        description="certificate_required (116), seen by the client only at its first read (RFC 8446 §4.4.2.4).",
+    ),
+    _s(
+        "required-no-cert-tls12",
+        "Bound token, no certificate, client auth required, TLS 1.2",
+        tags=("debate", "tls"),
+        expect=F.TLS_REJECTED,
+        presentation=_NO_CERT,
+        client_auth=ClientAuth.REQUIRED,
+        tls_version=TlsVersion.TLS1_2,
+        description="handshake_failure (40) during the handshake.",
+    ),
+    _s(
+        "no-cert-client-auth-none",
+        "Bound token at a server that never asks for a certificate",
+        tags=("debate", "binding", "tls"),
+        expect=F.CERTIFICATE_MISSING,
+        client_auth=ClientAuth.NONE,
+        description="The client has its certificate but is never asked for it (RFC 8705 §3: the server must "
+        "know before the handshake).",
+    ),
+    _s(
+        "no-cert-tls12",
+        "Bound token, no client certificate, TLS 1.2 optional",
+        tags=("debate", "binding"),
+        expect=F.CERTIFICATE_MISSING,
+        presentation=_NO_CERT,
+        tls_version=TlsVersion.TLS1_2,
+    ),
+    # ---- certificate binding --------------------------------------------------------------------------
+    _s(
+        "success-tls12",
+        "Bound token with its certificate, TLS 1.2",
+        tags=("binding", "control"),
+        expect=F.ACCEPTED,
+        tls_version=TlsVersion.TLS1_2,
+    ),
+    _s(
+        "success-required",
+        "Bound token with its certificate, client auth required",
+        tags=("binding", "control"),
+        expect=F.ACCEPTED,
+        client_auth=ClientAuth.REQUIRED,
+    ),
+    _s(
+        "mismatch-required",
+        "Bound token, another valid certificate, client auth required",
+        tags=("binding",),
+        expect=F.CERTIFICATE_MISMATCH,
+        client_auth=ClientAuth.REQUIRED,
+        certificate=CertChoice.OTHER,
+    ),
+    _s(
+        "success-no-ca",
+        "Bound token with its certificate, optional without CA validation",
+        tags=("binding", "control"),
+        expect=F.ACCEPTED,
+        client_auth=ClientAuth.OPTIONAL_NO_CA,
+    ),
+    _s(
+        "self-signed-success",
+        "self_signed_tls_client_auth: token bound to a self-signed certificate, no-CA TLS",
+        tags=("binding", "self-signed", "control"),
+        expect=F.ACCEPTED,
+        token="bound-self-signed",
+        client_auth=ClientAuth.OPTIONAL_NO_CA,
+        certificate=CertChoice.SELF_SIGNED,
+        description="RFC 8705 §2.2 and §6.2: the chain is not validated; the binding is the whole check.",
+    ),
+    _s(
+        "self-signed-with-ca-validation",
+        "Self-signed client certificate at a server that validates chains",
+        tags=("binding", "self-signed", "tls"),
+        expect=F.TLS_REJECTED,
+        token="bound-self-signed",
+        certificate=CertChoice.SELF_SIGNED,
+        description="unknown_ca: self-signed clients need optional-no-ca.",
+    ),
+    _s(
+        "self-signed-mismatch",
+        "Self-signed certificate presented for a token bound to the PKI client",
+        tags=("binding", "self-signed"),
+        expect=F.CERTIFICATE_MISMATCH,
+        client_auth=ClientAuth.OPTIONAL_NO_CA,
+        certificate=CertChoice.SELF_SIGNED,
+    ),
+    _s(
+        "expired-cert",
+        "Expired client certificate (client auth optional)",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.EXPIRED,
+    ),
+    _s(
+        "expired-cert-no-ca",
+        "Expired client certificate at a no-CA server",
+        tags=("binding",),
+        expect=F.CERTIFICATE_MISMATCH,
+        certificate=CertChoice.EXPIRED,
+        client_auth=ClientAuth.OPTIONAL_NO_CA,
+        description="The TLS layer does not look; the re-issued certificate has another thumbprint.",
+    ),
+    _s(
+        "not-yet-valid-cert",
+        "Client certificate not yet valid",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.NOT_YET_VALID,
+    ),
+    _s(
+        "untrusted-ca-cert",
+        "Client certificate from an untrusted CA",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.UNTRUSTED_CA,
+    ),
+    _s(
+        "untrusted-ca-cert-tls12",
+        "Client certificate from an untrusted CA, TLS 1.2",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.UNTRUSTED_CA,
+        tls_version=TlsVersion.TLS1_2,
+    ),
+    _s(
+        "untrusted-ca-cert-no-ca",
+        "Client certificate from an untrusted CA at a no-CA server",
+        tags=("binding",),
+        expect=F.CERTIFICATE_MISMATCH,
+        certificate=CertChoice.UNTRUSTED_CA,
+        client_auth=ClientAuth.OPTIONAL_NO_CA,
+    ),
+    _s(
+        "server-auth-only-cert",
+        "Client certificate with EKU serverAuth only",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.SERVER_AUTH_ONLY,
+    ),
+    _s(
+        "pki-self-signed-cert",
+        "Self-signed certificate where a CA-issued one is expected",
+        tags=("binding", "tls"),
+        expect=F.TLS_REJECTED,
+        certificate=CertChoice.PKI_SELF_SIGNED,
+    ),
+    _s(
+        "unbound-no-cert",
+        "Unbound token without a certificate",
+        tags=("binding", "control"),
+        expect=F.ACCEPTED,
+        token="unbound",
+        presentation=_NO_CERT,
+        description="Plain bearer tokens need no certificate.",
+    ),
+    _s(
+        "unbound-with-cert",
+        "Unbound token with a certificate",
+        tags=("binding", "control"),
+        expect=F.ACCEPTED,
+        token="unbound",
+    ),
+    _s(
+        "unbound-required",
+        "Unbound token, certificate sent, client auth required",
+        tags=("binding", "tls"),
+        expect=F.ACCEPTED,
+        token="unbound",
+        client_auth=ClientAuth.REQUIRED,
+    ),
+    # ---- proxies ----------------------------------------------------------------------------------------
+    _s(
+        "proxy-success",
+        "Behind a proxy: bound token with its certificate",
+        tags=("proxy", "control"),
+        expect=F.ACCEPTED,
+        deployment=_PROXY,
+    ),
+    _s(
+        "proxy-mismatch",
+        "Behind a proxy: another valid certificate",
+        tags=("proxy",),
+        expect=F.CERTIFICATE_MISMATCH,
+        deployment=_PROXY,
+        certificate=CertChoice.OTHER,
+    ),
+    _s(
+        "proxy-untrusted",
+        "Behind a proxy the origin does not trust: the certificate is ignored",
+        tags=("proxy",),
+        expect=F.UNTRUSTED_CLIENT_CERT_HEADER,
+        deployment=_PROXY,
+        proxy_trusted=False,
+        description="Spring Security's default behind a TLS-terminating proxy: every bound token fails.",
+    ),
+    _s(
+        "proxy-smuggled-header",
+        "Through the proxy: no certificate, the client adds its own Client-Cert",
+        tags=("proxy", "attack"),
+        expect=F.CERTIFICATE_MISSING,
+        deployment=_PROXY,
+        presentation=_NO_CERT,
+        forged_client_cert=CertChoice.CLIENT,
+        description="The proxy strips it (RFC 9440 §2).",
+    ),
+    _s(
+        "proxy-required-no-cert",
+        "Behind a proxy that requires certificates, none sent",
+        tags=("proxy", "tls"),
+        expect=F.TLS_REJECTED,
+        deployment=_PROXY,
+        presentation=_NO_CERT,
+        client_auth=ClientAuth.REQUIRED,
+    ),
+    _s(
+        "proxy-tls12-success",
+        "Behind a proxy, TLS 1.2, bound token with its certificate",
+        tags=("proxy", "control"),
+        expect=F.ACCEPTED,
+        deployment=_PROXY,
+        tls_version=TlsVersion.TLS1_2,
+    ),
+    # ---- token validation ---------------------------------------------------------------------------------
+    _s("no-token", "No access token at all", tags=("token",), expect=F.NO_TOKEN, token="none"),
+    _s(
+        "expired-token",
+        "Expired bound token with its certificate",
+        tags=("token",),
+        expect=F.TOKEN_EXPIRED,
+        token="expired",
+    ),
+    _s(
+        "not-yet-valid-token",
+        "Bound token not yet valid",
+        tags=("token",),
+        expect=F.TOKEN_NOT_YET_VALID,
+        token="not-yet-valid",
+    ),
+    _s(
+        "wrong-audience",
+        "Bound token for another resource server",
+        tags=("token",),
+        expect=F.WRONG_AUDIENCE,
+        token="wrong-audience",
+    ),
+    _s(
+        "wrong-issuer",
+        "Bound token from an untrusted issuer",
+        tags=("token",),
+        expect=F.WRONG_ISSUER,
+        token="wrong-issuer",
+    ),
+    _s(
+        "bad-signature",
+        "Bound token signed with a key not in the JWKS",
+        tags=("token", "attack"),
+        expect=F.BAD_SIGNATURE,
+        token="bad-signature",
+    ),
+    _s(
+        "alg-none",
+        "Token with alg none",
+        tags=("token", "attack"),
+        expect=F.BAD_SIGNATURE,
+        token="alg-none",
+    ),
+    _s(
+        "hs256-confusion",
+        "Token HMAC-signed with the AS public key",
+        tags=("token", "attack"),
+        expect=F.BAD_SIGNATURE,
+        token="hs256-confusion",
+    ),
+    _s(
+        "malformed-parts",
+        "Token with two parts",
+        tags=("token",),
+        expect=F.TOKEN_MALFORMED,
+        token="malformed-parts",
+    ),
+    _s(
+        "malformed-base64",
+        "Token whose payload is not base64url",
+        tags=("token",),
+        expect=F.TOKEN_MALFORMED,
+        token="malformed-base64",
+    ),
+    _s(
+        "malformed-json",
+        "Token whose payload is not JSON",
+        tags=("token",),
+        expect=F.TOKEN_MALFORMED,
+        token="malformed-json",
+    ),
+    _s(
+        "insufficient-scope",
+        "Bound token with its certificate but too little scope",
+        tags=("token",),
+        expect=F.INSUFFICIENT_SCOPE,
+        token="insufficient-scope",
+    ),
+    _s(
+        "insufficient-scope-no-cert",
+        "Too little scope and no certificate",
+        tags=("token", "debate"),
+        expect=F.CERTIFICATE_MISSING,
+        token="insufficient-scope",
+        presentation=_NO_CERT,
+        description="Binding is part of authentication, so it is checked before scope.",
+    ),
+    # ---- thumbprint look-alikes -------------------------------------------------------------------------
+    _s(
+        "cnf-padded",
+        "cnf.x5t#S256 with '=' padding",
+        tags=("thumbprint",),
+        expect=F.CERTIFICATE_MISMATCH,
+        token="cnf-padded",
+        description="RFC 8705 §3.1: base64url without padding; comparison is exact.",
+    ),
+    _s(
+        "cnf-uppercase",
+        "cnf.x5t#S256 upper-cased",
+        tags=("thumbprint",),
+        expect=F.CERTIFICATE_MISMATCH,
+        token="cnf-uppercase",
+    ),
+    _s(
+        "cnf-sha1",
+        "cnf.x5t#S256 holding a SHA-1 thumbprint",
+        tags=("thumbprint",),
+        expect=F.CERTIFICATE_MISMATCH,
+        token="cnf-sha1",
+    ),
+    _s(
+        "cnf-pem-hash",
+        "cnf.x5t#S256 hashed over the PEM text",
+        tags=("thumbprint",),
+        expect=F.CERTIFICATE_MISMATCH,
+        token="cnf-pem-hash",
+    ),
+    _s(
+        "cnf-unknown-method",
+        "cnf with an unsupported confirmation method",
+        tags=("thumbprint",),
+        expect=F.UNSUPPORTED_CONFIRMATION,
+        token="cnf-unknown-method",
+    ),
+    # ---- presentation ----------------------------------------------------------------------------------
+    _s(
+        "lowercase-bearer",
+        "Scheme written 'bearer'",
+        tags=("presentation",),
+        expect=F.ACCEPTED,
+        scheme=Scheme.BEARER_LOWER,
+        description="Auth-schemes are case-insensitive (RFC 9110 §11.1).",
+    ),
+    _s(
+        "token-in-form",
+        "Token in the form body",
+        tags=("presentation",),
+        expect=F.ACCEPTED,
+        placement=Placement.FORM,
+    ),
+    _s(
+        "token-in-query",
+        "Token in the query",
+        tags=("presentation",),
+        expect=F.ACCEPTED,
+        placement=Placement.QUERY,
+    ),
+    _s(
+        "token-in-header-and-query",
+        "Token in the header and the query",
+        tags=("presentation",),
+        expect=F.MULTIPLE_METHODS,
+        placement=Placement.HEADER_AND_QUERY,
+    ),
+    _s(
+        "token-in-form-no-cert",
+        "Token in the form body, no certificate",
+        tags=("presentation", "debate"),
+        expect=F.CERTIFICATE_MISSING,
+        placement=Placement.FORM,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "no-scheme",
+        "The bare token in Authorization, without a scheme",
+        tags=("presentation",),
+        expect=F.NO_TOKEN,
+        scheme=Scheme.NONE,
+    ),
+    _s(
+        "malformed-authorization",
+        "Authorization: 'Bearer' with no token",
+        tags=("presentation",),
+        expect=F.MALFORMED_AUTHORIZATION,
+        raw_authorization="Bearer",
+    ),
+    _s(
+        "mtls-scheme",
+        "Bound token under a dedicated MTLS scheme (hypothetical)",
+        tags=("presentation", "analogy"),
+        expect=F.NO_TOKEN,
+        scheme=Scheme.MTLS,
+        description="Today no server knows an MTLS scheme; under the DPoP analogy this is how clients would send.",
+    ),
+    _s(
+        "mtls-scheme-no-cert",
+        "MTLS scheme (hypothetical), no certificate",
+        tags=("presentation", "analogy"),
+        expect=F.NO_TOKEN,
+        scheme=Scheme.MTLS,
+        presentation=_NO_CERT,
+    ),
+    # ---- DPoP, the analogy -------------------------------------------------------------------------------
+    _s(
+        "dpop-success",
+        "DPoP-bound token with a valid proof",
+        tags=("dpop", "control"),
+        expect=F.ACCEPTED,
+        token="dpop-bound",
+        scheme=Scheme.DPOP,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-token-as-bearer",
+        "DPoP-bound token sent as Bearer",
+        tags=("dpop", "attack"),
+        expect=F.DPOP_TOKEN_AS_BEARER,
+        token="dpop-bound",
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-proof-missing",
+        "DPoP scheme without a proof",
+        tags=("dpop",),
+        expect=F.DPOP_PROOF_MISSING,
+        token="dpop-bound",
+        scheme=Scheme.DPOP,
+        dpop_proof=ProofChoice.NONE,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-proof-wrong-ath",
+        "DPoP proof made for another token (ath)",
+        tags=("dpop", "attack"),
+        expect=F.DPOP_PROOF_INVALID,
+        token="dpop-bound",
+        scheme=Scheme.DPOP,
+        dpop_proof=ProofChoice.WRONG_ATH,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-proof-wrong-htm",
+        "DPoP proof for another method",
+        tags=("dpop",),
+        expect=F.DPOP_PROOF_INVALID,
+        token="dpop-bound",
+        scheme=Scheme.DPOP,
+        dpop_proof=ProofChoice.WRONG_HTM,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-proof-other-key",
+        "Valid DPoP proof from a key the token is not bound to",
+        tags=("dpop", "attack"),
+        expect=F.DPOP_KEY_MISMATCH,
+        token="dpop-bound",
+        scheme=Scheme.DPOP,
+        dpop_proof=ProofChoice.OTHER_KEY,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "dpop-scheme-cert-bound-token",
+        "Certificate-bound token under the DPoP scheme",
+        tags=("dpop",),
+        expect=F.DPOP_KEY_MISMATCH,
+        scheme=Scheme.DPOP,
+    ),
+    # ---- resource-server configuration ----------------------------------------------------------------------
+    _s(
+        "binding-ignored-no-cert",
+        "RS ignores cnf: bound token without a certificate",
+        tags=("rs-config", "attack", "debate"),
+        expect=F.ACCEPTED_ALTHOUGH_BOUND,
+        checks_binding=False,
+        presentation=_NO_CERT,
+        description="auth0's SDK without a certificate supplier, Keycloak without the client option: a stolen "
+        "token works for anyone (security finding).",
+    ),
+    _s(
+        "binding-ignored-mismatch",
+        "RS ignores cnf: bound token with another certificate",
+        tags=("rs-config", "attack"),
+        expect=F.ACCEPTED_ALTHOUGH_BOUND,
+        checks_binding=False,
+        certificate=CertChoice.OTHER,
+    ),
+    _s(
+        "binding-required-unbound",
+        "RS requires bound tokens: unbound token",
+        tags=("rs-config",),
+        expect=F.TOKEN_NOT_BOUND,
+        token="unbound",
+        requires_binding=True,
+        description="3scale APIcast's oauth_mtls policy and auth0's mtls.required refuse tokens without cnf.",
+    ),
+    _s(
+        "introspection-success",
+        "Opaque bound token (introspection) with its certificate",
+        tags=("rs-config", "introspection", "control"),
+        expect=F.ACCEPTED,
+        token="opaque-bound",
+        validation=Validation.INTROSPECTION,
+    ),
+    _s(
+        "introspection-no-cert",
+        "Opaque bound token (introspection), no certificate",
+        tags=("rs-config", "introspection", "debate"),
+        expect=F.CERTIFICATE_MISSING,
+        token="opaque-bound",
+        validation=Validation.INTROSPECTION,
+        presentation=_NO_CERT,
+        description="RFC 8705 §3.2: introspection returns cnf; Authlete's A065304 case.",
+    ),
+    _s(
+        "introspection-mismatch",
+        "Opaque bound token (introspection), another certificate",
+        tags=("rs-config", "introspection"),
+        expect=F.CERTIFICATE_MISMATCH,
+        token="opaque-bound",
+        validation=Validation.INTROSPECTION,
+        certificate=CertChoice.OTHER,
+    ),
+    _s(
+        "introspection-inactive",
+        "Revoked opaque token",
+        tags=("rs-config", "introspection"),
+        expect=F.TOKEN_INACTIVE,
+        token="opaque-inactive",
+        validation=Validation.INTROSPECTION,
+    ),
+    _s(
+        "introspection-unbound",
+        "Opaque unbound token without a certificate",
+        tags=("rs-config", "introspection"),
+        expect=F.ACCEPTED,
+        token="opaque-unbound",
+        validation=Validation.INTROSPECTION,
+        presentation=_NO_CERT,
+    ),
+    _s(
+        "opaque-token-local-validation",
+        "Opaque token at a server that only validates JWTs locally",
+        tags=("rs-config", "token"),
+        expect=F.TOKEN_MALFORMED,
+        token="opaque-bound",
+    ),
+)
+
+
+def get_scenario(scenario_id: str) -> Scenario:
+    """The catalogue scenario ``scenario_id``; an unknown id raises with the nearest ids as suggestions."""
+    for scenario in CATALOGUE:
+        if scenario.id == scenario_id:
+            return scenario
+    ids = [s.id for s in CATALOGUE]
+    near = difflib.get_close_matches(scenario_id, ids, n=3, cutoff=0.5)
+    if not near:
+        near = [i for i in ids if scenario_id and scenario_id in i][:3]
+    raise UnknownScenarioError(scenario_id, tuple(near))
+
+
+def scenarios_tagged(*tags: str) -> tuple[Scenario, ...]:
+    """Catalogue scenarios carrying every one of ``tags``."""
+    return tuple(s for s in CATALOGUE if all(t in s.tags for t in tags))
