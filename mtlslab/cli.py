@@ -418,9 +418,141 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Live subcommands: serve, verify.
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    import signal
+    import threading
+
+    from mtlslab.compare import Simulator
+    from mtlslab.interpretations import get_interpretation
+    from mtlslab.live import LiveStack, curl_command, write_lab_folder
+    from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
+
+    interp = get_interpretation(args.interpretation or "baseline")
+    sim = Simulator(seed=args.seed)
+    deployment = Deployment(
+        client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
+    )
+    folder = write_lab_folder(sim.lab, args.lab_dir)
+    stack = LiveStack(
+        simulator=sim, deployment=deployment, interpretation=interp, host=args.host, port=args.port
+    )
+    stack.start()
+    stop = threading.Event()
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
+        if not stack.server.on_loopback:
+            out.write(
+                f"WARNING: listening on {args.host}, not on loopback: other machines can reach it\n"
+            )
+        out.write(f"  deployment:     {stack.deployment.describe()}\n")
+        out.write(f"  interpretation: {interp.name} — {interp.title}\n")
+        out.write(
+            f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
+        )
+        out.write(f"  lab clock:      tokens are evaluated at {sim.now:%Y-%m-%dT%H:%M:%SZ}\n\n")
+        examples = (
+            ("success", CertChoice.CLIENT, "bound"),
+            ("certificate missing", CertChoice.NONE, "bound"),
+            ("certificate mismatch", CertChoice.OTHER, "bound"),
+        )
+        for label, cert, token in examples:
+            scenario = Scenario(
+                id=label, title=label, deployment=stack.deployment, token=token
+            ).with_(certificate=cert)
+            out.write(
+                f"# {label}\n{curl_command(scenario, url=stack.url, lab=sim.lab, asrv=sim.asrv, folder=str(folder))}\n\n"
+            )
+        out.flush()
+        stop.wait(args.duration if args.duration else None)
+    finally:
+        stack.close()
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.live import verify
+    from mtlslab.live.runner import DEFAULT_VERIFY
+    from mtlslab.scenarios import CATALOGUE
+
+    scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    names = args.interpretation or list(DEFAULT_VERIFY)
+    report = verify(scenarios, _interpretations(names), proxy=args.proxy)
+    if args.format == "json":
+        out.write(json.dumps(report.to_json(), indent=2) + "\n")
+    else:
+        out.write(report.text())
+    return 0 if report.ok else 1
+
+
+def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the live resource server for outside clients",
+        description="Start the live TLS resource server (on 127.0.0.1 unless --host says otherwise) "
+        "and print its URL, the CA file, the interpretation it answers with, and curl lines.",
+    )
+    _seed_argument(p)
+    p.add_argument(
+        "--client-auth",
+        choices=("none", "optional", "optional-no-ca", "required", "required-no-ca"),
+        default="optional",
+    )
+    p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    p.add_argument(
+        "-i",
+        "--interpretation",
+        metavar="NAME",
+        help="the interpretation to answer with (default: baseline)",
+    )
+    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)"
+    )
+    p.add_argument(
+        "--lab-dir",
+        type=Path,
+        default=Path("lab"),
+        help="where to write the lab's certificates (default: ./lab)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser(
+        "verify",
+        help="run the catalogue live and compare with the simulation",
+        description="Run the scenario catalogue over real mutual TLS on 127.0.0.1 and compare every "
+        "observed outcome with the simulated one. Exit status 1 on any difference.",
+    )
+    _interpretation_option(p)
+    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    p.add_argument(
+        "--proxy",
+        choices=("auto", "haproxy", "builtin"),
+        default="auto",
+        help="the TLS-terminating proxy for proxied scenarios (default: HAProxy if installed)",
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=_cmd_verify)
+
+
+# --------------------------------------------------------------------------------------------------
 
 #: Functions that add subcommands; later modules append theirs here, in the order --help lists them.
-_REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [_foundation, _engine]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
+    _foundation,
+    _engine,
+    _live,
+]
 
 
 def build_parser() -> _Parser:

@@ -133,7 +133,7 @@ FINDINGS: dict[Finding, FindingInfo] = {
         title="not yet valid",
         clause=_9068_4,
         hint="invalid_token",
-        meaning="the token's nbf or iat lies in the future",
+        meaning="the token's nbf lies in the future",
     ),
     Finding.WRONG_ISSUER: FindingInfo(
         title="wrong issuer",
@@ -172,13 +172,14 @@ FINDINGS: dict[Finding, FindingInfo] = {
         title="DPoP proof missing",
         clause=_9449_43,
         hint="invalid_dpop_proof",
-        meaning="the DPoP scheme was used but no DPoP header (or more than one) came with the request",
+        meaning="the DPoP scheme was used but no DPoP header came with the request",
     ),
     Finding.DPOP_PROOF_INVALID: FindingInfo(
         title="DPoP proof invalid",
         clause=_9449_43,
         hint="invalid_dpop_proof",
-        meaning="the DPoP proof fails a check of RFC 9449 §4.3 (typ, alg, signature, htm, htu, iat, ath)",
+        meaning="the DPoP proof fails a check of RFC 9449 §4.3 (one DPoP header, typ, alg, signature, htm, htu, "
+        "iat, ath)",
     ),
     Finding.DPOP_KEY_MISMATCH: FindingInfo(
         title="DPoP key binding mismatch",

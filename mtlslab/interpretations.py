@@ -49,8 +49,10 @@ __all__ = [
     "Answer",
     "Departure",
     "Interpretation",
+    "InterpretationKind",
     "Outcome",
     "Source",
+    "SourceKind",
     "derive",
     "get_interpretation",
 ]
@@ -304,7 +306,11 @@ class Interpretation:
                 "only tls_rejected is a TLS alert; to refuse at the TLS layer, set "
                 "deployment client_auth to required",
             )
-        if answer.status is None or not 100 <= answer.status <= 599:
+        if (
+            not isinstance(answer.status, int)
+            or isinstance(answer.status, bool)
+            or not 100 <= answer.status <= 599
+        ):
             raise InterpretationError(where, f"status {answer.status!r} is not an HTTP status code")
         try:
             self._challenges(answer, scope="read")
@@ -332,14 +338,15 @@ class Interpretation:
         )
 
     def adapt(self, deployment: Deployment) -> Deployment:
-        """The deployment as this interpretation runs it (its overrides applied)."""
+        """The deployment as this interpretation runs it (its overrides applied); idempotent."""
         if not self.deployment:
             return deployment
         changes = dict(self.deployment)
         if changes.get("client_auth") == "required-as-deployed":
             changes["client_auth"] = (
                 ClientAuth.REQUIRED_NO_CA
-                if deployment.client_auth is ClientAuth.OPTIONAL_NO_CA
+                if not deployment.client_auth.validates
+                and deployment.client_auth is not ClientAuth.NONE
                 else ClientAuth.REQUIRED
             )
         return replace(deployment, **changes)
@@ -446,6 +453,12 @@ class Interpretation:
             raise InterpretationError("name", "missing") from None
         base_name = data.get("base") or "baseline"
         base = BUILTINS.get(base_name)
+        if base is None:
+            near = difflib.get_close_matches(str(base_name), list(BUILTINS), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise InterpretationError(
+                f"{name}.base", f"{base_name!r} is not a built-in interpretation{hint}"
+            )
         given = data.get("answers", {})
         if not isinstance(given, Mapping):
             raise InterpretationError(f"{name}.answers", "must be an object of finding → answer")
@@ -613,7 +626,7 @@ def derive(
 # --------------------------------------------------------------------------------------------------
 # The built-ins.
 
-F = Finding
+_F = Finding
 _UNSPECIFIED_NOTE = (
     "RFC 8705 §3 says what to do on a mismatch, not when no certificate came at all; RFC 6750 §3 only requires a "
     "challenge, so this cell shows the bare challenge and is marked unspecified"
@@ -623,38 +636,38 @@ _UNSPECIFIED_NOTE = (
 def _baseline_answers() -> dict[Finding, Answer]:
     invalid_token = Answer(status=401, error="invalid_token")
     return {
-        F.TLS_REJECTED: Answer(
+        _F.TLS_REJECTED: Answer(
             status=None,
             tls_alert=True,
             scheme=None,
             note="the TLS layer answers; no HTTP response exists",
         ),
-        F.NO_TOKEN: Answer(
+        _F.NO_TOKEN: Answer(
             status=401, note="RFC 6750 §3.1: no error code when the request has no authentication"
         ),
-        F.MALFORMED_AUTHORIZATION: Answer(status=400, error="invalid_request"),
-        F.MULTIPLE_METHODS: Answer(status=400, error="invalid_request"),
-        F.TOKEN_MALFORMED: invalid_token,
-        F.BAD_SIGNATURE: invalid_token,
-        F.TOKEN_EXPIRED: invalid_token,
-        F.TOKEN_NOT_YET_VALID: invalid_token,
-        F.WRONG_ISSUER: invalid_token,
-        F.WRONG_AUDIENCE: invalid_token,
-        F.TOKEN_INACTIVE: invalid_token,
-        F.DPOP_TOKEN_AS_BEARER: Answer(
+        _F.MALFORMED_AUTHORIZATION: Answer(status=400, error="invalid_request"),
+        _F.MULTIPLE_METHODS: Answer(status=400, error="invalid_request"),
+        _F.TOKEN_MALFORMED: invalid_token,
+        _F.BAD_SIGNATURE: invalid_token,
+        _F.TOKEN_EXPIRED: invalid_token,
+        _F.TOKEN_NOT_YET_VALID: invalid_token,
+        _F.WRONG_ISSUER: invalid_token,
+        _F.WRONG_AUDIENCE: invalid_token,
+        _F.TOKEN_INACTIVE: invalid_token,
+        _F.DPOP_TOKEN_AS_BEARER: Answer(
             status=401,
             error="invalid_token",
             extra_challenges=('DPoP algs="ES256"',),
             note="RFC 9449 §7.2: refuse; §7.1: a server supporting both schemes may "
             "send both challenges",
         ),
-        F.MTLS_TOKEN_AS_BEARER: Answer(
+        _F.MTLS_TOKEN_AS_BEARER: Answer(
             status=401,
             error="invalid_token",
             assumed=True,
             note="cannot arise here: no server of the baseline has an MTLS scheme",
         ),
-        F.DPOP_PROOF_MISSING: Answer(
+        _F.DPOP_PROOF_MISSING: Answer(
             status=401,
             scheme="DPoP",
             error="invalid_dpop_proof",
@@ -662,10 +675,10 @@ def _baseline_answers() -> dict[Finding, Answer]:
             extra_challenges=(),
             note="RFC 9449 §7.1: a missing proof fails §4.3",
         ),
-        F.DPOP_PROOF_INVALID: Answer(
+        _F.DPOP_PROOF_INVALID: Answer(
             status=401, scheme="DPoP", error="invalid_dpop_proof", realm=False
         ),
-        F.DPOP_KEY_MISMATCH: Answer(
+        _F.DPOP_KEY_MISMATCH: Answer(
             status=401,
             scheme="DPoP",
             error="invalid_token",
@@ -673,21 +686,21 @@ def _baseline_answers() -> dict[Finding, Answer]:
             description="Invalid DPoP key binding",
             note="RFC 9449 §7.1's own example",
         ),
-        F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
-            same_as=F.CERTIFICATE_MISSING,
+        _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
+            same_as=_F.CERTIFICATE_MISSING,
             note="RFC 9440: an untrusted header is ignored, so no certificate came",
         ),
-        F.CERTIFICATE_MISSING: Answer(status=401, unspecified=True, note=_UNSPECIFIED_NOTE),
-        F.CERTIFICATE_MISMATCH: Answer(
+        _F.CERTIFICATE_MISSING: Answer(status=401, unspecified=True, note=_UNSPECIFIED_NOTE),
+        _F.CERTIFICATE_MISMATCH: Answer(
             status=401, error="invalid_token", note="RFC 8705 §3, the explicit case"
         ),
-        F.UNSUPPORTED_CONFIRMATION: Answer(
+        _F.UNSUPPORTED_CONFIRMATION: Answer(
             status=401, error="invalid_token", note="RFC 6750 §3.1: invalid for other reasons"
         ),
-        F.TOKEN_NOT_BOUND: invalid_token,
-        F.INSUFFICIENT_SCOPE: Answer(status=403, error="insufficient_scope", scope=True),
-        F.ACCEPTED: _ACCEPTED,
-        F.ACCEPTED_ALTHOUGH_BOUND: _ACCEPTED,
+        _F.TOKEN_NOT_BOUND: invalid_token,
+        _F.INSUFFICIENT_SCOPE: Answer(status=403, error="insufficient_scope", scope=True),
+        _F.ACCEPTED: _ACCEPTED,
+        _F.ACCEPTED_ALTHOUGH_BOUND: _ACCEPTED,
     }
 
 
@@ -710,10 +723,10 @@ def _make(
             f: a
             if f
             in (
-                F.TLS_REJECTED,
-                F.ACCEPTED,
-                F.ACCEPTED_ALTHOUGH_BOUND,
-                F.UNTRUSTED_CLIENT_CERT_HEADER,
+                _F.TLS_REJECTED,
+                _F.ACCEPTED,
+                _F.ACCEPTED_ALTHOUGH_BOUND,
+                _F.UNTRUSTED_CLIENT_CERT_HEADER,
             )
             else replace(
                 a,
@@ -723,8 +736,8 @@ def _make(
             )
             for f, a in answers.items()
         }
-        answers[F.UNTRUSTED_CLIENT_CERT_HEADER] = Answer(
-            same_as=F.CERTIFICATE_MISSING,
+        answers[_F.UNTRUSTED_CLIENT_CERT_HEADER] = Answer(
+            same_as=_F.CERTIFICATE_MISSING,
             assumed=True,
             note="the header is ignored, so the server sees no certificate (assumed)",
         )
@@ -785,7 +798,7 @@ def _builtins() -> dict[str, Interpretation]:
             url=_RICHER_10NOV,
         ),
         "reading",
-        {F.CERTIFICATE_MISSING: Answer(status=400, error="invalid_request")},
+        {_F.CERTIFICATE_MISSING: Answer(status=400, error="invalid_request")},
         departures=(
             Departure(
                 what="missing certificate → 400 invalid_request",
@@ -803,7 +816,7 @@ def _builtins() -> dict[str, Interpretation]:
             url=_RICHER_10NOV,
         ),
         "reading",
-        {F.CERTIFICATE_MISSING: Answer(status=401, error="invalid_token")},
+        {_F.CERTIFICATE_MISSING: Answer(status=401, error="invalid_token")},
         departures=(
             Departure(
                 what="missing certificate → 401 invalid_token",
@@ -822,27 +835,27 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "hypothetical",
         {
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=401,
                 scheme="MTLS",
                 error="invalid_client_certificate",
                 note="hypothetical, unregistered scheme and error code",
             ),
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 scheme="MTLS",
                 error="invalid_token",
                 description="Invalid certificate binding",
                 note="like RFC 9449 §7.1's key-binding failure",
             ),
-            F.MTLS_TOKEN_AS_BEARER: Answer(
+            _F.MTLS_TOKEN_AS_BEARER: Answer(
                 status=401,
                 error="invalid_token",
                 extra_challenges=("MTLS",),
                 note="like RFC 9449 §7.2: a bound token sent as Bearer is refused",
             ),
-            F.TOKEN_NOT_BOUND: Answer(status=401, scheme="MTLS", error="invalid_token"),
-            F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(same_as=F.CERTIFICATE_MISSING),
+            _F.TOKEN_NOT_BOUND: Answer(status=401, scheme="MTLS", error="invalid_token"),
+            _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(same_as=_F.CERTIFICATE_MISSING),
         },
         departures=(
             Departure(
@@ -893,10 +906,10 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_OBSERVED
             ),
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_OBSERVED
             ),
         },
@@ -919,12 +932,12 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=401,
                 error="unauthorized_client",
                 note="status and code observed; the challenge's exact form assumed",
             ),
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="unauthorized_client",
                 note="status and code observed; the challenge's exact form assumed",
@@ -950,7 +963,7 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=401,
                 error="invalid_token",
                 error_uri=_SPRING_URI,
@@ -958,7 +971,7 @@ def _builtins() -> dict[str, Interpretation]:
                 + "Unable to obtain X509Certificate from current request.",
                 note=_OBSERVED,
             ),
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="invalid_token",
                 error_uri=_SPRING_URI,
@@ -996,7 +1009,7 @@ def _builtins() -> dict[str, Interpretation]:
                 content_type="application/json; charset=utf-8",
                 note=_OBSERVED,
             )
-            for f in (F.CERTIFICATE_MISSING, F.CERTIFICATE_MISMATCH)
+            for f in (_F.CERTIFICATE_MISSING, _F.CERTIFICATE_MISMATCH)
         },
         realm=LAB_ISSUER,
         assume_rest=True,
@@ -1013,7 +1026,7 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=401,
                 error="invalid_token",
                 separator=",",
@@ -1022,7 +1035,7 @@ def _builtins() -> dict[str, Interpretation]:
                 error_uri="https://docs.authlete.com/#A065304",
                 note=_OBSERVED,
             ),
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="invalid_token",
                 separator=",",
@@ -1047,7 +1060,7 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="invalid_token",
                 description="JWT Access Token confirmation mismatch",
@@ -1056,7 +1069,7 @@ def _builtins() -> dict[str, Interpretation]:
                 content_type="text/html; charset=utf-8",
                 note="observed; the HTML body is Express's production error page",
             ),
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=400,
                 error="invalid_request",
                 description="A client certificate is required for this certificate-bound access token",
@@ -1065,7 +1078,7 @@ def _builtins() -> dict[str, Interpretation]:
                 content_type="text/html; charset=utf-8",
                 note="observed; the HTML body is Express's production error page",
             ),
-            F.TOKEN_NOT_BOUND: Answer(
+            _F.TOKEN_NOT_BOUND: Answer(
                 status=401,
                 error="invalid_token",
                 description="JWT Access Token has no x5t#S256 confirmation claim",
@@ -1121,9 +1134,10 @@ def _builtins() -> dict[str, Interpretation]:
                 scheme=None,
                 error="invalid_token",
                 body='{"error": "invalid_token"}',
+                content_type="application/json; charset=utf-8",
                 note=_OBSERVED,
             )
-            for f in (F.CERTIFICATE_MISSING, F.CERTIFICATE_MISMATCH, F.TOKEN_NOT_BOUND)
+            for f in (_F.CERTIFICATE_MISSING, _F.CERTIFICATE_MISMATCH, _F.TOKEN_NOT_BOUND)
         },
         departures=(
             Departure(
@@ -1147,14 +1161,14 @@ def _builtins() -> dict[str, Interpretation]:
         ),
         "observed",
         {
-            F.CERTIFICATE_MISMATCH: Answer(
+            _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="invalid_token",
                 realm=False,
                 assumed=True,
                 note="401 with a Bearer challenge observed; the error parameter assumed",
             ),
-            F.CERTIFICATE_MISSING: Answer(
+            _F.CERTIFICATE_MISSING: Answer(
                 status=403, scheme=None, note="observed: the certificate handler forbids"
             ),
         },

@@ -36,7 +36,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -182,7 +182,9 @@ def _as_bytes(data: x509.Certificate | builtins.bytes | str, field: str) -> buil
     raise CertificateError(field, f"expected a certificate, PEM or DER, got {type(data).__name__}")
 
 
-def load_certificate(data: x509.Certificate | builtins.bytes | str, *, field: str = "certificate") -> x509.Certificate:
+def load_certificate(
+    data: x509.Certificate | builtins.bytes | str, *, field: str = "certificate"
+) -> x509.Certificate:
     """A certificate from a certificate object, PEM (bytes or text) or DER bytes.
 
     Raises :class:`~mtlslab.errors.CertificateError` naming ``field`` when the input is not one.
@@ -238,8 +240,12 @@ def load_private_key(data: builtins.bytes | str, *, field: str = "private key") 
         )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyTypeError(field, f"not a usable unencrypted private key ({exc})") from None
-    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
-        raise KeyTypeError(field, f"{type(key).__name__} is not supported; use EC P-256, RSA or Ed25519")
+    if not isinstance(
+        key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
+    ):
+        raise KeyTypeError(
+            field, f"{type(key).__name__} is not supported; use EC P-256, RSA or Ed25519"
+        )
     return key
 
 
@@ -322,7 +328,9 @@ def _has_client_auth_eku(cert: x509.Certificate) -> bool:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return True  # no EKU restricts nothing
-    return ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    return (
+        ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    )
 
 
 def validate_client_chain(
@@ -344,15 +352,21 @@ def validate_client_chain(
         PolicyBuilder()
         .store(Store(list(roots)))
         .time(at)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CLIENT_EE_POLICY)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_CLIENT_EE_POLICY
+        )
         .build_client_verifier()
     )
     try:
         verified = verifier.verify(cert, list(intermediates))
     except VerificationError as exc:
         problem = _classify(cert, at)
-        return ChainVerdict(valid=False, problem=problem, reason=f"{_PROBLEM_TEXT[problem]} ({exc})")
-    return ChainVerdict(valid=True, problem=None, reason="valid for clientAuth", chain=tuple(verified.chain))
+        return ChainVerdict(
+            valid=False, problem=problem, reason=f"{_PROBLEM_TEXT[problem]} ({exc})"
+        )
+    return ChainVerdict(
+        valid=True, problem=None, reason="valid for clientAuth", chain=tuple(verified.chain)
+    )
 
 
 # RFC 8705 §2.1.2 lets a client be recognised by its subject DN alone, so unlike the Web PKI defaults
@@ -456,7 +470,9 @@ class Identity:
     def private_key_pem(self) -> Artefact:
         """The private key as unencrypted PKCS#8 PEM (written 0600)."""
         pem = self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
         return Artefact(pem, "private key")
 
@@ -464,13 +480,17 @@ class Identity:
     def jwks(self) -> dict[str, Any]:
         """The JWK Set a ``self_signed_tls_client_auth`` client registers (RFC 8705 §2.2), with ``x5c``."""
         jwk = public_jwk(self.private_key)
-        jwk["x5c"] = [base64.b64encode(self.der).decode("ascii")]  # RFC 7517 §4.7: standard base64 DER
+        jwk["x5c"] = [
+            base64.b64encode(self.der).decode("ascii")
+        ]  # RFC 7517 §4.7: standard base64 DER
         return {"keys": [jwk]}
 
     def registration(self) -> dict[str, Any]:
         """RFC 8705 client metadata for this identity (§2.1.2 or §2.2, plus §3.4's bound-token flag)."""
         if self.auth_method == "server":
-            raise CertificateError("identity", f"{self.name} is a server identity; clients register")
+            raise CertificateError(
+                "identity", f"{self.name} is a server identity; clients register"
+            )
         meta: dict[str, Any] = {}
         if self.client_id is not None:
             meta["client_id"] = self.client_id
@@ -492,16 +512,22 @@ class Identity:
     # ---- deliberately defective variants ----------------------------------------------------------
     def _reissue(self, defect: str, **changes: Any) -> Identity:
         if self.issuer is None:
-            raise CertificateError("identity", f"{self.name} has no issuer to re-sign a variant with")
+            raise CertificateError(
+                "identity", f"{self.name} has no issuer to re-sign a variant with"
+            )
         return self.issuer._issue_variant(self, defect=defect, **changes)
 
     def expired(self) -> Identity:
         """The same subject and key, in a certificate whose validity ended on 2025-06-30."""
-        return self._reissue("expired", not_before=_EXPIRED_NOT_BEFORE, not_after=_EXPIRED_NOT_AFTER)
+        return self._reissue(
+            "expired", not_before=_EXPIRED_NOT_BEFORE, not_after=_EXPIRED_NOT_AFTER
+        )
 
     def not_yet_valid(self) -> Identity:
         """The same subject and key, in a certificate valid only from 2090."""
-        return self._reissue("not-yet-valid", not_before=_FUTURE_NOT_BEFORE, not_after=_FUTURE_NOT_AFTER)
+        return self._reissue(
+            "not-yet-valid", not_before=_FUTURE_NOT_BEFORE, not_after=_FUTURE_NOT_AFTER
+        )
 
     def server_auth_only(self) -> Identity:
         """The same subject and key, but an EKU of serverAuth only: unusable for clientAuth."""
@@ -530,7 +556,11 @@ class Identity:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Identity):
             return NotImplemented
-        return (self.name, self.certificate, self.chain) == (other.name, other.certificate, other.chain)
+        return (self.name, self.certificate, self.chain) == (
+            other.name,
+            other.certificate,
+            other.chain,
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.certificate))
@@ -541,7 +571,9 @@ class Identity:
         return f"<Identity {self.name} {self.auth_method} subject={subject!r} x5t#S256={self.x5t_s256}{defect}>"
 
     def _repr_html_(self) -> str:
-        return _certificate_html(self.certificate, title=f"Identity {self.name}", extra=self._html_rows())
+        return _certificate_html(
+            self.certificate, title=f"Identity {self.name}", extra=self._html_rows()
+        )
 
     def _html_rows(self) -> list[tuple[str, str]]:
         rows = [("auth method", self.auth_method), ("key type", self.key_type.value)]
@@ -567,7 +599,9 @@ def _eku_names(cert: x509.Certificate) -> str:
     return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
 
 
-def _certificate_html(cert: x509.Certificate, *, title: str, extra: Sequence[tuple[str, str]] = ()) -> str:
+def _certificate_html(
+    cert: x509.Certificate, *, title: str, extra: Sequence[tuple[str, str]] = ()
+) -> str:
     """An inline-styled, escaped HTML table describing a certificate."""
     sans = ", ".join(str(getattr(n, "value", n)) for n in _san_of(cert)) or "(none)"
     rows: list[tuple[str, str]] = [
@@ -596,6 +630,7 @@ def _certificate_html(cert: x509.Certificate, *, title: str, extra: Sequence[tup
 # Certificate authorities.
 
 
+@lru_cache(maxsize=256)  # x509.Name is immutable; building one is a measurable part of issuing
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -653,7 +688,11 @@ class CertificateAuthority:
             .add_extension(ski, critical=False)
         )
         return CertificateAuthority(
-            name=name, certificate=_sign(builder, self.private_key), private_key=key, lab=self.lab, parent=self
+            name=name,
+            certificate=_sign(builder, self.private_key),
+            private_key=key,
+            lab=self.lab,
+            parent=self,
         )
 
     def issue_client(
@@ -680,29 +719,53 @@ class CertificateAuthority:
         identity_match = _identity_match(chosen, subject, san_dns, san_uri, san_ip, san_email)
         key = self.lab.key(f"client/{name}", key_type)
         cert = self._leaf(
-            f"client/{name}", subject, key, san=san, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+            f"client/{name}",
+            subject,
+            key,
+            san=san,
+            eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
         )
         return Identity(
-            name=name, certificate=cert, private_key=key, chain=self.chain, auth_method="tls_client_auth",
-            match=identity_match, client_id=client_id or f"lab-{name}", issuer=self,
+            name=name,
+            certificate=cert,
+            private_key=key,
+            chain=self.chain,
+            auth_method="tls_client_auth",
+            match=identity_match,
+            client_id=client_id or f"lab-{name}",
+            issuer=self,
         )
 
-    def issue_server(self, name: str = "server", hosts: Sequence[str] = ("localhost", "127.0.0.1")) -> Identity:
+    def issue_server(
+        self, name: str = "server", hosts: Sequence[str] = ("localhost", "127.0.0.1")
+    ) -> Identity:
         """A server certificate for ``hosts`` (DNS names and IP addresses), EKU serverAuth."""
         dns = [h for h in hosts if not _is_ip(h)]
         ips = [h for h in hosts if _is_ip(h)]
         key = self.lab.key(f"server/{name}", KeyType.EC)
         cert = self._leaf(
-            f"server/{name}", _name(hosts[0] if hosts else name), key,
-            san=_san_names(dns, (), ips, ()), eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+            f"server/{name}",
+            _name(hosts[0] if hosts else name),
+            key,
+            san=_san_names(dns, (), ips, ()),
+            eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
         )
-        return Identity(name=name, certificate=cert, private_key=key, chain=self.chain, auth_method="server", issuer=self)
+        return Identity(
+            name=name,
+            certificate=cert,
+            private_key=key,
+            chain=self.chain,
+            auth_method="server",
+            issuer=self,
+        )
 
     # ---- internals -------------------------------------------------------------------------------
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         """The AKI for certificates this CA issues: its own SKI (the SHA-1 of its key, RFC 5280 §4.2.1.2)."""
         try:
-            ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ski = self.certificate.extensions.get_extension_for_class(
+                x509.SubjectKeyIdentifier
+            ).value
         except x509.ExtensionNotFound:
             return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
@@ -743,7 +806,9 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_leaf_key_usage(key), critical=True)
             .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
         )
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
@@ -768,9 +833,15 @@ class CertificateAuthority:
             not_after=not_after,
         )
         return Identity(
-            name=f"{original.name}+{defect}", certificate=cert, private_key=original.private_key,
-            chain=self.chain, auth_method=original.auth_method, match=original.match,
-            client_id=original.client_id, defect=defect, issuer=self,
+            name=f"{original.name}+{defect}",
+            certificate=cert,
+            private_key=original.private_key,
+            chain=self.chain,
+            auth_method=original.auth_method,
+            match=original.match,
+            client_id=original.client_id,
+            defect=defect,
+            issuer=self,
         )
 
     def __repr__(self) -> str:
@@ -781,18 +852,37 @@ class CertificateAuthority:
         return _certificate_html(self.certificate, title=f"Certificate authority {self.name}")
 
 
+@lru_cache(maxsize=1)  # immutable, and the same for every CA
 def _ca_key_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
 def _leaf_key_usage(key: PrivateKey) -> x509.KeyUsage:
+    return _leaf_key_usage_for(isinstance(key, rsa.RSAPrivateKey))
+
+
+@lru_cache(maxsize=2)  # immutable: one value for RSA leaves (keyEncipherment), one for the others
+def _leaf_key_usage_for(rsa_key: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=rsa_key,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -808,7 +898,9 @@ def _parse_dn(text: str) -> x509.Name:
     try:
         return x509.Name.from_rfc4514_string(text)
     except ValueError as exc:
-        raise CertificateError("subject_dn", f"not an RFC 4514 distinguished name ({exc})") from None
+        raise CertificateError(
+            "subject_dn", f"not an RFC 4514 distinguished name ({exc})"
+        ) from None
 
 
 def _san_names(
@@ -907,7 +999,9 @@ class Lab:
     # ---- derivation ------------------------------------------------------------------------------
     def derive(self, label: str, length: int = 32) -> builtins.bytes:
         """``length`` bytes derived from the seed for ``label`` (HKDF-SHA256)."""
-        return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=label.encode()).derive(self._prk)
+        return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=label.encode()).derive(
+            self._prk
+        )
 
     def key(self, label: str, key_type: KeyType = KeyType.EC) -> PrivateKey:
         """The private key for ``label``: derived for EC and Ed25519, random for RSA (see module docs)."""
@@ -916,7 +1010,9 @@ class Lab:
             scalar = int.from_bytes(self.derive(f"key/ec/{label}", 48), "big") % (order - 1) + 1
             return ec.derive_private_key(scalar, ec.SECP256R1())
         if key_type is KeyType.ED25519:
-            return ed25519.Ed25519PrivateKey.from_private_bytes(self.derive(f"key/ed25519/{label}", 32))
+            return ed25519.Ed25519PrivateKey.from_private_bytes(
+                self.derive(f"key/ed25519/{label}", 32)
+            )
         if key_type is KeyType.RSA:
             return rsa.generate_private_key(public_exponent=65537, key_size=2048)
         raise KeyTypeError("key_type", f"unsupported key type {key_type!r}")
@@ -944,26 +1040,31 @@ class Lab:
 
     def _root(self, name: str, common_name: str) -> CertificateAuthority:
         key = self.key(f"ca/{name}", KeyType.EC)
+        public = key.public_key()
         subject = _name(common_name)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(subject)
-            .public_key(key.public_key())
+            .public_key(public)
             .serial_number(self.serial(f"ca/{name}"))
             .not_valid_before(LAB_EPOCH)
             .not_valid_after(LAB_NOT_AFTER)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(_ca_key_usage(), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         )
-        return CertificateAuthority(name=name, certificate=_sign(builder, key), private_key=key, lab=self)
+        return CertificateAuthority(
+            name=name, certificate=_sign(builder, key), private_key=key, lab=self
+        )
 
     # ---- the identities ---------------------------------------------------------------------------
     @cached_property
     def client(self) -> Identity:
         """The lab client (``tls_client_auth`` by subject DN); bound tokens are bound to this one."""
-        return self.issuing_ca.issue_client("client", client_id="lab-client", key_type=self.client_key_type)
+        return self.issuing_ca.issue_client(
+            "client", client_id="lab-client", key_type=self.client_key_type
+        )
 
     @cached_property
     def other_client(self) -> Identity:
@@ -977,9 +1078,13 @@ class Lab:
         """A ``self_signed_tls_client_auth`` client (RFC 8705 §2.2): certificate registered via ``jwks``."""
         key = self.key("self-signed/self-signed-client", self.client_key_type)
         return self._self_signed(
-            "self-signed-client", key=key, subject=_name("self-signed-client"),
+            "self-signed-client",
+            key=key,
+            subject=_name("self-signed-client"),
             san=(x509.UniformResourceIdentifier("https://client.mtlslab.test/self-signed"),),
-            defect=None, auth_method="self_signed_tls_client_auth", match=None,
+            defect=None,
+            auth_method="self_signed_tls_client_auth",
+            match=None,
             client_id="lab-self-signed-client",
         )
 
@@ -1055,13 +1160,21 @@ class Lab:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_leaf_key_usage(key), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
         )
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
         return Identity(
-            name=name, certificate=_sign(builder, key), private_key=key, auth_method=auth_method,
-            match=match, client_id=client_id, defect=defect, issuer=None,
+            name=name,
+            certificate=_sign(builder, key),
+            private_key=key,
+            auth_method=auth_method,
+            match=match,
+            client_id=client_id,
+            defect=defect,
+            issuer=None,
         )
 
     def write(self, directory: str | os.PathLike[str]) -> dict[str, Path]:

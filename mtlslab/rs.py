@@ -58,26 +58,26 @@ __all__ = [
 ]
 
 # ---- clauses cited by the checks -----------------------------------------------------------------
-C_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
-C_8705_31 = clause(8705, "3.1", "JWT Certificate Thumbprint Confirmation Method")
-C_8705_32 = clause(8705, "3.2", "Confirmation Method for Token Introspection")
-C_9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
-C_9440_4 = clause(9440, "4", "Security Considerations")
-C_6750_2 = clause(6750, "2", "Authenticated Requests")
-C_6750_21 = clause(6750, "2.1", "Authorization Request Header Field")
-C_6750_22 = clause(6750, "2.2", "Form-Encoded Body Parameter")
-C_6750_23 = clause(6750, "2.3", "URI Query Parameter")
-C_6750_31 = clause(6750, "3.1", "Error Codes")
-C_9110_111 = clause(9110, "11.1", "Authentication Scheme")
-C_9068_4 = clause(9068, "4", "Validating JWT Access Tokens")
-C_8725_31 = clause(8725, "3.1", "Perform Algorithm Verification")
-C_8725_310 = clause(8725, "3.10", "Do Not Trust Received Claims")
-C_7519_415 = clause(7519, "4.1.5", '"nbf" (Not Before) Claim')
-C_7662_22 = clause(7662, "2.2", "Introspection Response")
-C_7800_31 = clause(7800, "3.1", "Confirmation Claim")
-C_9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
-C_9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
-C_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
+_C_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
+_C_8705_31 = clause(8705, "3.1", "JWT Certificate Thumbprint Confirmation Method")
+_C_8705_32 = clause(8705, "3.2", "Confirmation Method for Token Introspection")
+_C_9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
+_C_9440_4 = clause(9440, "4", "Security Considerations")
+_C_6750_2 = clause(6750, "2", "Authenticated Requests")
+_C_6750_21 = clause(6750, "2.1", "Authorization Request Header Field")
+_C_6750_22 = clause(6750, "2.2", "Form-Encoded Body Parameter")
+_C_6750_23 = clause(6750, "2.3", "URI Query Parameter")
+_C_6750_31 = clause(6750, "3.1", "Error Codes")
+_C_9110_111 = clause(9110, "11.1", "Authentication Scheme")
+_C_9068_4 = clause(9068, "4", "Validating JWT Access Tokens")
+_C_8725_31 = clause(8725, "3.1", "Perform Algorithm Verification")
+_C_8725_310 = clause(8725, "3.10", "Do Not Trust Received Claims")
+_C_7519_415 = clause(7519, "4.1.5", '"nbf" (Not Before) Claim')
+_C_7662_22 = clause(7662, "2.2", "Introspection Response")
+_C_7800_31 = clause(7800, "3.1", "Confirmation Claim")
+_C_9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
+_C_9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
+_C_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 _TYP_AT_JWT = ("at+jwt", "application/at+jwt")
@@ -181,7 +181,7 @@ class Decision:
     finding: Finding
     trace: tuple[Step, ...]
     scheme: str | None = (
-        None  # the scheme the token came with, lower-case; None for body/query or no token
+        None  # the scheme the token came with, lower-case ("bearer" for body/query); None: no token
     )
     binding: Literal["x5t#S256", "jkt"] | None = None
     expected_x5t: str | None = None
@@ -260,18 +260,19 @@ def _evaluate(run: _Run) -> Finding:
     client_id = claims.get("client_id")
     run.subject = subject if isinstance(subject, str) else None
     run.client_id = client_id if isinstance(client_id, str) else None
-    unchecked = _binding(run, token, claims, cert, untrusted_header)
+    would = _binding(run, token, claims, cert, untrusted_header)
     _scope(run, claims)
-    if unchecked:
+    if would is not None:
         run.step(
             "result",
-            C_8705_3,
+            _C_8705_3,
             False,
             "accepted although the token is sender-constrained and the binding "
-            "was not checked: anyone holding the token can use it",
+            f"was not checked (a check would have found: {would}): anyone holding the token can "
+            "use it",
         )
         return Finding.ACCEPTED_ALTHOUGH_BOUND
-    run.step("result", C_6750_31, True, "every check passed")
+    run.step("result", _C_6750_31, True, "every check passed")
     return Finding.ACCEPTED
 
 
@@ -286,14 +287,14 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
             if headers:
                 run.step(
                     "client certificate",
-                    C_9440_4,
+                    _C_9440_4,
                     None,
                     "a Client-Cert header came from the proxy, but this origin is not configured to trust it: ignored",
                 )
                 return None, True
             run.step(
                 "client certificate",
-                C_8705_3,
+                _C_8705_3,
                 None,
                 "the request came through a proxy; the origin has no TLS client certificate of the client",
             )
@@ -301,7 +302,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
         if not headers:
             run.step(
                 "client certificate",
-                C_9440_2,
+                _C_9440_2,
                 None,
                 "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
             )
@@ -309,7 +310,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
         if len(headers) > 1:
             run.step(
                 "client certificate",
-                C_9440_2,
+                _C_9440_2,
                 False,
                 "more than one Client-Cert header: none is used",
             )
@@ -320,7 +321,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
         except (ScenarioError, ValueError) as exc:
             run.step(
                 "client certificate",
-                C_9440_2,
+                _C_9440_2,
                 False,
                 f"Client-Cert from the proxy is unusable ({exc}): none is used",
             )
@@ -328,7 +329,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
         run.presented_x5t = thumbprint_of_der(der)
         run.step(
             "client certificate",
-            C_9440_2,
+            _C_9440_2,
             True,
             f"from the trusted proxy's Client-Cert header, x5t#S256 {run.presented_x5t}",
         )
@@ -337,20 +338,20 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
     if untrusted:
         run.step(
             "client certificate",
-            C_9440_4,
+            _C_9440_4,
             None,
             "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
             "it is ignored",
         )
     if request.client_cert is None:
         run.step(
-            "client certificate", C_8705_3, None, "no client certificate on this TLS connection"
+            "client certificate", _C_8705_3, None, "no client certificate on this TLS connection"
         )
         return None, untrusted
     run.presented_x5t = thumbprint_of_der(request.client_cert)
     run.step(
         "client certificate",
-        C_8705_3,
+        _C_8705_3,
         True,
         f"from this TLS connection, x5t#S256 {run.presented_x5t}",
     )
@@ -378,7 +379,7 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
         raise run.fail(
             Finding.MALFORMED_AUTHORIZATION,
             "Authorization header",
-            C_6750_21,
+            _C_6750_21,
             f"{len(values)} Authorization header fields; one is allowed",
         )
     if values:
@@ -391,21 +392,21 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
                 raise run.fail(
                     Finding.MALFORMED_AUTHORIZATION,
                     "Authorization header",
-                    C_6750_21,
+                    _C_6750_21,
                     f"scheme {scheme!r} without a token",
                 )
             if not _B64TOKEN.fullmatch(credentials):
                 raise run.fail(
                     Finding.MALFORMED_AUTHORIZATION,
                     "Authorization header",
-                    C_6750_21,
+                    _C_6750_21,
                     f"the {scheme} credentials are not a b64token (spaces or characters outside "
                     "A-Z a-z 0-9 - . _ ~ + /)",
                 )
             how = "" if scheme in ("Bearer", "DPoP", "MTLS") else " (schemes are case-insensitive)"
             run.step(
                 "Authorization header",
-                C_9110_111 if how else C_6750_21,
+                _C_9110_111 if how else _C_6750_21,
                 True,
                 f"scheme {scheme!r}{how}",
             )
@@ -414,34 +415,34 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
             shown = scheme if len(scheme) <= 24 else scheme[:20] + "…"
             run.step(
                 "Authorization header",
-                C_6750_21,
+                _C_6750_21,
                 None,
                 f"scheme {shown!r} is not one this server accepts ({', '.join(known)}): no token there",
             )
     form_tokens = _form_tokens(request)
     found += [("form body", t, None) for t in form_tokens]
-    query_tokens = urllib.parse.parse_qs(
-        urllib.parse.urlsplit(request.url).query, keep_blank_values=True
-    ).get("access_token", [])
+    query_tokens = urllib.parse.parse_qs(_query(request.url), keep_blank_values=True).get(
+        "access_token", []
+    )
     found += [("query", t, None) for t in query_tokens]
     if len(found) > 1:
         places = ", ".join(place for place, _, _ in found)
         raise run.fail(
             Finding.MULTIPLE_METHODS,
             "token placement",
-            C_6750_2,
+            _C_6750_2,
             f"the token travels in more than one place ({places}); a request uses one method",
         )
     if not found:
         raise run.fail(
             Finding.NO_TOKEN,
             "token placement",
-            C_6750_31,
+            _C_6750_31,
             "no access token in the header, the form body or the query",
         )
     place, token, found_scheme = found[0]
     if place != "header":
-        where = C_6750_22 if place == "form body" else C_6750_23
+        where = _C_6750_22 if place == "form body" else _C_6750_23
         run.step("token placement", where, True, f"token in the {place} (a Bearer method)")
         if not token:
             raise run.fail(
@@ -453,8 +454,21 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
     return token, found_scheme or "bearer"
 
 
+def _query(url: str) -> str:
+    """The query of ``url``; empty when the URL cannot be parsed (``evaluate`` never raises)."""
+    try:
+        return urllib.parse.urlsplit(url).query
+    except ValueError:
+        return ""
+
+
+#: RFC 6750 §2.2: the form body is a token method only for a request method whose body has defined
+#: semantics (RFC 9110 §9.3: not GET, HEAD, DELETE, CONNECT, OPTIONS or TRACE).
+_FORM_METHODS = ("POST", "PUT", "PATCH")
+
+
 def _form_tokens(request: Request) -> list[str]:
-    if request.method.upper() in ("GET", "HEAD") or not request.body:
+    if request.method not in _FORM_METHODS or not request.body:
         return []
     content_type = next(iter(request.header_values("Content-Type")), "")
     if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
@@ -527,13 +541,13 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.TOKEN_MALFORMED,
             "JWT structure",
-            C_9068_4,
+            _C_9068_4,
             f"{token.count('.') + 1} dot-separated part(s); a JWS has 3",
         )
     outcome, result = _verify_jws(token, run.config.jwks)
     if outcome != "ok":
         assert isinstance(result, str)
-        where = C_8725_31 if "alg" in result else C_9068_4
+        where = _C_8725_31 if "alg" in result else _C_9068_4
         raise run.fail(
             Finding(outcome),
             "signature" if outcome == Finding.BAD_SIGNATURE.value else "JWT structure",
@@ -546,20 +560,20 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
     if ignored:
         run.step(
             "JOSE header",
-            C_8725_310,
+            _C_8725_310,
             None,
             f"header carries {', '.join(ignored)}: never fetched nor trusted; keys come only from the "
             "configured JWKS",
         )
     run.step(
-        "signature", C_9068_4, True, "typ at+jwt; the signature verifies with the issuer's key"
+        "signature", _C_9068_4, True, "typ at+jwt; the signature verifies with the issuer's key"
     )
     iss = claims.get("iss")
     if iss != run.config.issuer:
         raise run.fail(
             Finding.WRONG_ISSUER,
             "iss",
-            C_9068_4,
+            _C_9068_4,
             f"iss {iss!r} is not the trusted issuer {run.config.issuer!r}",
         )
     aud = claims.get("aud")
@@ -568,7 +582,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.WRONG_AUDIENCE,
             "aud",
-            C_9068_4,
+            _C_9068_4,
             f"aud {aud!r} does not name {run.config.audience!r}",
         )
     now = run.now.timestamp()
@@ -577,12 +591,12 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.TOKEN_MALFORMED,
             "exp",
-            C_9068_4,
+            _C_9068_4,
             "exp is missing or not a number (RFC 9068 §2.2)",
         )
     if now >= exp + run.config.leeway:
         raise run.fail(
-            Finding.TOKEN_EXPIRED, "exp", C_9068_4, f"expired at {_iso(exp)}; now is {_iso(now)}"
+            Finding.TOKEN_EXPIRED, "exp", _C_9068_4, f"expired at {_iso(exp)}; now is {_iso(now)}"
         )
     nbf = claims.get("nbf")
     if (
@@ -593,7 +607,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.TOKEN_NOT_YET_VALID,
             "nbf",
-            C_7519_415,
+            _C_7519_415,
             f"valid from {_iso(nbf)}; now is {_iso(now)}",
         )
     missing = [c for c in ("sub", "client_id", "iat", "jti") if c not in claims]
@@ -601,10 +615,10 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.TOKEN_MALFORMED,
             "required claims",
-            C_9068_4,
+            _C_9068_4,
             f"missing {', '.join(missing)} (RFC 9068 §2.2)",
         )
-    run.step("claims", C_9068_4, True, f"iss and aud match; valid until {_iso(exp)}")
+    run.step("claims", _C_9068_4, True, f"iss and aud match; valid until {_iso(exp)}")
     return claims
 
 
@@ -621,28 +635,28 @@ def _introspect(run: _Run, token: str) -> Mapping[str, Any]:
         raise run.fail(
             Finding.TOKEN_INACTIVE,
             "introspection",
-            C_7662_22,
+            _C_7662_22,
             "no introspection endpoint configured",
         )
     try:
         response = introspect(token)
     except Exception as exc:
         raise run.fail(
-            Finding.TOKEN_INACTIVE, "introspection", C_7662_22, f"introspection failed ({exc})"
+            Finding.TOKEN_INACTIVE, "introspection", _C_7662_22, f"introspection failed ({exc})"
         ) from None
     if not isinstance(response, Mapping) or response.get("active") is not True:
-        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", C_7662_22, "active: false")
+        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", _C_7662_22, "active: false")
     aud = response.get("aud")
     if aud is not None and run.config.audience not in (aud if isinstance(aud, list) else [aud]):
         raise run.fail(
             Finding.WRONG_AUDIENCE,
             "aud",
-            C_7662_22,
+            _C_7662_22,
             f"aud {aud!r} does not name {run.config.audience!r}",
         )
     run.step(
         "introspection",
-        C_7662_22,
+        _C_7662_22,
         True,
         "active: true" + (", with cnf" if "cnf" in response else ""),
     )
@@ -654,59 +668,60 @@ def _introspect(run: _Run, token: str) -> Mapping[str, Any]:
 
 def _binding(
     run: _Run, token: str, claims: Mapping[str, Any], cert: bytes | None, untrusted_header: bool
-) -> bool:
-    """Check the binding; returns True when the token is bound but the server did not check it."""
+) -> str | None:
+    """Check the binding; when the token is bound but the server does not check it, return what a
+    check would have found (``None`` otherwise)."""
     cnf = claims.get("cnf")
-    where = C_8705_32 if run.config.validation is Validation.INTROSPECTION else C_7800_31
+    where = _C_8705_32 if run.config.validation is Validation.INTROSPECTION else _C_7800_31
     if not run.config.checks_binding:
         if cnf is None:
             run.step(
                 "binding",
-                C_8705_3,
+                _C_8705_3,
                 None,
                 "unbound token; this server does not check binding anyway",
             )
-            return False
+            return None
         would = _dry_run(run, token, cnf, cert, untrusted_header)
         run.step(
             "binding",
-            C_8705_3,
+            _C_8705_3,
             False,
             f"cnf present but this server does not check it (would have found: {would})",
         )
-        return True
+        return would
     if run.scheme == "dpop":
         _dpop(run, token, cnf)
-        return False
+        return None
     if cnf is None:
         if run.scheme == "mtls":
             raise run.fail(
                 Finding.TOKEN_NOT_BOUND,
                 "binding",
-                C_8705_3,
+                _C_8705_3,
                 "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no cnf",
             )
         if run.config.requires_binding:
             raise run.fail(
                 Finding.TOKEN_NOT_BOUND,
                 "binding",
-                C_8705_3,
+                _C_8705_3,
                 "this server accepts only sender-constrained tokens; this one has no cnf",
             )
         run.step("binding", where, None, "no cnf: a plain bearer token")
-        return False
+        return None
     if not isinstance(cnf, dict):
         raise run.fail(
-            Finding.TOKEN_MALFORMED,
+            Finding.UNSUPPORTED_CONFIRMATION,
             "cnf",
-            C_7800_31,
+            _C_7800_31,
             f"cnf is a {type(cnf).__name__}, not a JSON object",
         )
     if "jkt" in cnf and run.config.dpop:
         raise run.fail(
             Finding.DPOP_TOKEN_AS_BEARER,
             "scheme",
-            C_9449_72,
+            _C_9449_72,
             "a DPoP-bound token (cnf.jkt) arrived as a bearer token; a DPoP-aware server refuses it",
         )
     if "x5t#S256" in cnf:
@@ -714,17 +729,17 @@ def _binding(
             raise run.fail(
                 Finding.MTLS_TOKEN_AS_BEARER,
                 "scheme",
-                C_9449_72,
+                _C_9449_72,
                 "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
                 "MTLS scheme here",
             )
         _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
-        return False
+        return None
     members = ", ".join(sorted(map(str, cnf))) or "none"
     raise run.fail(
         Finding.UNSUPPORTED_CONFIRMATION,
         "cnf",
-        C_7800_31,
+        _C_7800_31,
         f"no confirmation method this server checks (cnf members: {members})",
     )
 
@@ -737,14 +752,14 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
             raise run.fail(
                 Finding.UNTRUSTED_CLIENT_CERT_HEADER,
                 "certificate binding",
-                C_9440_4,
+                _C_9440_4,
                 "the token is certificate-bound and the only certificate came in an untrusted "
                 "Client-Cert header",
             )
         raise run.fail(
             Finding.CERTIFICATE_MISSING,
             "certificate binding",
-            C_8705_3,
+            _C_8705_3,
             f"the token is bound to x5t#S256 {run.expected_x5t} but no client certificate was presented",
         )
     presented = run.presented_x5t or thumbprint_of_der(cert)
@@ -755,12 +770,12 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
         raise run.fail(
             Finding.CERTIFICATE_MISMATCH,
             "certificate binding",
-            C_8705_31,
+            _C_8705_31,
             f"expected x5t#S256 {run.expected_x5t}, presented {presented} (exact, constant-time comparison)",
         )
     run.step(
         "certificate binding",
-        C_8705_3,
+        _C_8705_3,
         True,
         f"x5t#S256 matches the presented certificate ({presented})",
     )
@@ -795,36 +810,36 @@ def _dpop(run: _Run, token: str, cnf: Any) -> None:
         raise run.fail(
             Finding.DPOP_PROOF_MISSING,
             "DPoP proof",
-            C_9449_43,
+            _C_9449_43,
             "the DPoP scheme was used without a DPoP header",
         )
     if len(proofs) > 1:
         raise run.fail(
             Finding.DPOP_PROOF_INVALID,
             "DPoP proof",
-            C_9449_43,
+            _C_9449_43,
             f"{len(proofs)} DPoP header fields; one is allowed",
         )
     problem, jkt = _check_proof(proofs[0], run.request, token, run.now, run.config.dpop_max_age)
     if problem:
-        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", C_9449_43, problem)
-    run.step("DPoP proof", C_9449_43, True, f"valid proof for this request, key thumbprint {jkt}")
+        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", _C_9449_43, problem)
+    run.step("DPoP proof", _C_9449_43, True, f"valid proof for this request, key thumbprint {jkt}")
     expected = cnf.get("jkt") if isinstance(cnf, dict) else None
     if not isinstance(expected, str):
         raise run.fail(
             Finding.DPOP_KEY_MISMATCH,
             "DPoP key binding",
-            C_9449_71,
+            _C_9449_71,
             "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)",
         )
     if not hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), jkt.encode("ascii")):
         raise run.fail(
             Finding.DPOP_KEY_MISMATCH,
             "DPoP key binding",
-            C_9449_71,
+            _C_9449_71,
             f"the token is bound to jkt {expected}, the proof's key is {jkt}",
         )
-    run.step("DPoP key binding", C_9449_71, True, f"cnf.jkt matches the proof's key ({jkt})")
+    run.step("DPoP key binding", _C_9449_71, True, f"cnf.jkt matches the proof's key ({jkt})")
 
 
 def _check_proof(
@@ -868,9 +883,8 @@ def _check_proof(
         return "no jti", ""
     if claims.get("htm") != request.method:
         return f"htm {claims.get('htm')!r} is not the request method {request.method}", ""
-    if not isinstance(claims.get("htu"), str) or _normal_url(claims["htu"]) != _normal_url(
-        request.url
-    ):
+    htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
+    if htu is None or htu != _normal_url(request.url):
         return f"htu {claims.get('htu')!r} is not this URL", ""
     iat = claims.get("iat")
     if (
@@ -884,8 +898,11 @@ def _check_proof(
     return "", jkt
 
 
-def _normal_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+def _normal_url(url: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
     return urllib.parse.urlunsplit(
         (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", "")
     )
@@ -904,7 +921,7 @@ def _scope(run: _Run, claims: Mapping[str, Any]) -> None:
         raise run.fail(
             Finding.INSUFFICIENT_SCOPE,
             "scope",
-            C_6750_31,
+            _C_6750_31,
             f"the resource needs scope {required!r}; the token grants {scope!r}",
         )
-    run.step("scope", C_6750_31, True, f"scope {required!r} granted")
+    run.step("scope", _C_6750_31, True, f"scope {required!r} granted")

@@ -126,7 +126,12 @@ def _epoch(when: dt.datetime) -> int:
 # --------------------------------------------------------------------------------------------------
 # RFC 7638 and RFC 9449 helpers.
 
-_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x"), "oct": ("k", "kty")}
+_THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+    "oct": ("k", "kty"),
+}
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -143,9 +148,13 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     for name in _THUMBPRINT_MEMBERS[kty]:
         value = jwk.get(name)
         if not isinstance(value, str):
-            raise TokenError(f"jwk.{name}", f"required member missing or not a string for kty {kty}")
+            raise TokenError(
+                f"jwk.{name}", f"required member missing or not a string for kty {kty}"
+            )
         required[name] = value
-    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    canonical = json.dumps(
+        required, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+    ).encode("utf-8")
     return _b64url(hashlib.sha256(canonical).digest())
 
 
@@ -230,11 +239,19 @@ class AccessToken:
 
     def __repr__(self) -> str:
         shown = self.value if len(self.value) <= 24 else f"{self.value[:12]}…{self.value[-8:]}"
-        binding = f" x5t#S256={self.bound_x5t}" if self.bound_x5t else f" jkt={self.bound_jkt}" if self.bound_jkt else ""
+        binding = (
+            f" x5t#S256={self.bound_x5t}"
+            if self.bound_x5t
+            else f" jkt={self.bound_jkt}"
+            if self.bound_jkt
+            else ""
+        )
         return f"<AccessToken {self.variant} {self.kind} {shown!r}{binding}>"
 
     def _repr_html_(self) -> str:
-        parts = [f"<div style='font-weight:bold'>Access token · {html.escape(self.variant)} ({self.kind})</div>"]
+        parts = [
+            f"<div style='font-weight:bold'>Access token · {html.escape(self.variant)} ({self.kind})</div>"
+        ]
         parts.append(f"<div style='color:#555'>{html.escape(self.description)}</div>")
         if self.kind == "jwt":
             for title, body in (("header", self.header()), ("claims", self.claims())):
@@ -257,7 +274,9 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(token, str):
         raise TokenError("token", f"expected a string, got {type(token).__name__}")
     if token.count(".") != 2:
-        raise TokenError("token", f"a JWS compact serialisation has 3 parts, this has {token.count('.') + 1}")
+        raise TokenError(
+            "token", f"a JWS compact serialisation has 3 parts, this has {token.count('.') + 1}"
+        )
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -286,7 +305,9 @@ class TokenVariant:
     description: str
     kind: TokenKind
     cite: str
-    make: Callable[[AuthorizationServer, _MintContext], AccessToken] = field(repr=False, compare=False)
+    make: Callable[[AuthorizationServer, _MintContext], AccessToken] = field(
+        repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,7 +326,14 @@ class AuthorizationServer:
     module docs). ``kid`` is the RFC 7638 thumbprint of the public key.
     """
 
-    def __init__(self, lab: Lab, *, alg: str = "ES256", issuer: str = LAB_ISSUER, audience: str = LAB_AUDIENCE) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        alg: str = "ES256",
+        issuer: str = LAB_ISSUER,
+        audience: str = LAB_AUDIENCE,
+    ) -> None:
         if alg not in ALGORITHMS:
             raise KeyTypeError("alg", f"{alg!r} is not one of {', '.join(ALGORITHMS)}")
         self.lab = lab
@@ -380,7 +408,13 @@ class AuthorizationServer:
             claims["cnf"] = dict(cnf)
         return claims
 
-    def sign(self, claims: Mapping[str, Any] | bytes, *, headers: Mapping[str, Any] | None = None, key: PrivateKey | None = None) -> str:
+    def sign(
+        self,
+        claims: Mapping[str, Any] | bytes,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        key: PrivateKey | None = None,
+    ) -> str:
         """Sign ``claims`` (a mapping, or raw payload bytes) as an RFC 9068 JWT: ``typ: at+jwt``, our ``kid``."""
         payload = claims if isinstance(claims, bytes) else _json(dict(claims))
         hdr: dict[str, Any] = {"typ": "at+jwt", "kid": self.kid}
@@ -409,7 +443,13 @@ class AuthorizationServer:
         key = dpop_key or DPoPKey.for_lab(self.lab)
         cache_key = (variant, identity.x5t_s256, key.jkt, now)
         if cache_key not in self._cache:
-            ctx = _MintContext(name=variant, description=recipe.description, bound_to=identity, dpop_key=key, now=now)
+            ctx = _MintContext(
+                name=variant,
+                description=recipe.description,
+                bound_to=identity,
+                dpop_key=key,
+                now=now,
+            )
             self._cache[cache_key] = recipe.make(self, ctx)
         return self._cache[cache_key]
 
@@ -464,8 +504,12 @@ def _jwt(
     if register:
         asrv.register(value, {**claims, "token_type": "DPoP" if bound_jkt else "Bearer"})
     return AccessToken(
-        value=value, variant=ctx.name, kind="jwt", description=ctx.description,
-        bound_x5t=bound_x5t, bound_jkt=bound_jkt,
+        value=value,
+        variant=ctx.name,
+        kind="jwt",
+        description=ctx.description,
+        bound_x5t=bound_x5t,
+        bound_jkt=bound_jkt,
     )
 
 
@@ -475,8 +519,13 @@ def _bound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
 
 def _bound_self_signed(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     identity = asrv.lab.self_signed_client
-    return _jwt(asrv, ctx, cnf={"x5t#S256": identity.x5t_s256}, bound_x5t=identity.x5t_s256,
-                claim_changes={"client_id": identity.client_id})
+    return _jwt(
+        asrv,
+        ctx,
+        cnf={"x5t#S256": identity.x5t_s256},
+        bound_x5t=identity.x5t_s256,
+        claim_changes={"client_id": identity.client_id},
+    )
 
 
 def _unbound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
@@ -489,22 +538,41 @@ def _dpop_bound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
 
 def _claims_variant(**changes: Any) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
     def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        return _jwt(asrv, ctx, cnf=_x5t_cnf(ctx), claim_changes=changes, bound_x5t=ctx.bound_to.x5t_s256)
+        return _jwt(
+            asrv, ctx, cnf=_x5t_cnf(ctx), claim_changes=changes, bound_x5t=ctx.bound_to.x5t_s256
+        )
 
     return make
 
 
 def _expired(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(asrv, ctx, cnf=_x5t_cnf(ctx), now=ctx.now - 2 * _TOKEN_LIFETIME, bound_x5t=ctx.bound_to.x5t_s256)
+    return _jwt(
+        asrv,
+        ctx,
+        cnf=_x5t_cnf(ctx),
+        now=ctx.now - 2 * _TOKEN_LIFETIME,
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
 
 
 def _not_yet_valid(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     later = ctx.now + dt.timedelta(hours=2)
-    return _jwt(asrv, ctx, cnf=_x5t_cnf(ctx), claim_changes={"nbf": _epoch(later), "iat": _epoch(later),
-                "exp": _epoch(later + _TOKEN_LIFETIME)}, bound_x5t=ctx.bound_to.x5t_s256)
+    return _jwt(
+        asrv,
+        ctx,
+        cnf=_x5t_cnf(ctx),
+        claim_changes={
+            "nbf": _epoch(later),
+            "iat": _epoch(later),
+            "exp": _epoch(later + _TOKEN_LIFETIME),
+        },
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
 
 
-def _cnf_variant(make_cnf: Callable[[Identity], Any]) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
+def _cnf_variant(
+    make_cnf: Callable[[Identity], Any],
+) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
     def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
         return _jwt(asrv, ctx, cnf=make_cnf(ctx.bound_to), bound_x5t=ctx.bound_to.x5t_s256)
 
@@ -517,23 +585,45 @@ def _sha256_b64url(data: bytes) -> str:
 
 def _bad_signature(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     # Signed by a key that is not in the JWKS, under the real kid: the signature does not verify.
-    return _jwt(asrv, ctx, cnf=_x5t_cnf(ctx), key=asrv.impostor_key, bound_x5t=ctx.bound_to.x5t_s256, register=False)
+    return _jwt(
+        asrv,
+        ctx,
+        cnf=_x5t_cnf(ctx),
+        key=asrv.impostor_key,
+        bound_x5t=ctx.bound_to.x5t_s256,
+        register=False,
+    )
 
 
 def _alg_none(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-    value = jwt.PyJWS().encode(_json(claims), "", algorithm="none", headers={"typ": "at+jwt", "kid": asrv.kid})
-    return AccessToken(value=value, variant=ctx.name, kind="jwt", description=ctx.description,
-                       bound_x5t=ctx.bound_to.x5t_s256)
+    value = jwt.PyJWS().encode(
+        _json(claims), "", algorithm="none", headers={"typ": "at+jwt", "kid": asrv.kid}
+    )
+    return AccessToken(
+        value=value,
+        variant=ctx.name,
+        kind="jwt",
+        description=ctx.description,
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
 
 
 def _hs256_confusion(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
     value = _CONFUSION_SIGNER.encode(
-        _json(claims), asrv.public_key_pem(), algorithm="HS256", headers={"typ": "at+jwt", "kid": asrv.kid}
+        _json(claims),
+        asrv.public_key_pem(),
+        algorithm="HS256",
+        headers={"typ": "at+jwt", "kid": asrv.kid},
     )
-    return AccessToken(value=value, variant=ctx.name, kind="jwt", description=ctx.description,
-                       bound_x5t=ctx.bound_to.x5t_s256)
+    return AccessToken(
+        value=value,
+        variant=ctx.name,
+        kind="jwt",
+        description=ctx.description,
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
 
 
 _TRUNCATED_JSON = b'{"iss": "https://as.mtlslab.test", '
@@ -551,20 +641,31 @@ def _malformed(shape: str) -> Callable[[AuthorizationServer, _MintContext], Acce
                 value = f"{header}.{payload}"
             else:  # base64: still b64token characters, but a length no base64 encoding can have
                 value = f"{header}.{payload}{'A' * ((1 - len(payload)) % 4)}.{signature}"
-        return AccessToken(value=value, variant=ctx.name, kind="malformed", description=ctx.description)
+        return AccessToken(
+            value=value, variant=ctx.name, kind="malformed", description=ctx.description
+        )
 
     return make
 
 
-def _opaque(kind: Literal["bound", "unbound", "inactive"]) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
+def _opaque(
+    kind: Literal["bound", "unbound", "inactive"],
+) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
     def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
         value = _b64url(asrv.lab.derive(f"opaque/{ctx.name}/{ctx.bound_to.x5t_s256}", 24))
-        claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx) if kind != "unbound" else None)
+        claims = asrv.claims(
+            now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx) if kind != "unbound" else None
+        )
         asrv.register(value, {**claims, "token_type": "Bearer"})
         if kind == "inactive":
             asrv.revoke(value)
-        return AccessToken(value=value, variant=ctx.name, kind="opaque", description=ctx.description,
-                           bound_x5t=ctx.bound_to.x5t_s256 if kind != "unbound" else None)
+        return AccessToken(
+            value=value,
+            variant=ctx.name,
+            kind="opaque",
+            description=ctx.description,
+            bound_x5t=ctx.bound_to.x5t_s256 if kind != "unbound" else None,
+        )
 
     return make
 
@@ -581,9 +682,16 @@ def _spki_sha256(identity: Identity) -> str:
 
 
 def _recipes() -> dict[str, TokenVariant]:
-    def v(name: str, description: str, kind: TokenKind, cite: str,
-          make: Callable[[AuthorizationServer, _MintContext], AccessToken]) -> tuple[str, TokenVariant]:
-        return name, TokenVariant(name=name, description=description, kind=kind, cite=cite, make=make)
+    def v(
+        name: str,
+        description: str,
+        kind: TokenKind,
+        cite: str,
+        make: Callable[[AuthorizationServer, _MintContext], AccessToken],
+    ) -> tuple[str, TokenVariant]:
+        return name, TokenVariant(
+            name=name, description=description, kind=kind, cite=cite, make=make
+        )
 
     sha1 = hashes.SHA1()  # noqa: S303 - a deliberately wrong thumbprint, never used for security
 
@@ -595,51 +703,182 @@ def _recipes() -> dict[str, TokenVariant]:
     return dict(
         [
             v("none", "no access token at all", "none", "RFC 6750 §3.1", _no_token),
-            v("bound", "JWT bound to the lab client certificate by cnf.x5t#S256", "jwt", "RFC 8705 §3.1", _bound),
-            v("bound-self-signed", "JWT bound to the self-signed client's certificate (self_signed_tls_client_auth)",
-              "jwt", "RFC 8705 §2.2, §3.1", _bound_self_signed),
+            v(
+                "bound",
+                "JWT bound to the lab client certificate by cnf.x5t#S256",
+                "jwt",
+                "RFC 8705 §3.1",
+                _bound,
+            ),
+            v(
+                "bound-self-signed",
+                "JWT bound to the self-signed client's certificate (self_signed_tls_client_auth)",
+                "jwt",
+                "RFC 8705 §2.2, §3.1",
+                _bound_self_signed,
+            ),
             v("unbound", "plain bearer JWT without cnf", "jwt", "RFC 6750 §1.2", _unbound),
-            v("dpop-bound", "JWT bound to the client's DPoP key by cnf.jkt", "jwt", "RFC 9449 §6.1", _dpop_bound),
-            v("expired", "bound JWT whose exp lies an hour before the lab clock", "jwt", "RFC 9068 §4", _expired),
-            v("not-yet-valid", "bound JWT whose nbf lies two hours after the lab clock", "jwt", "RFC 7519 §4.1.5",
-              _not_yet_valid),
-            v("wrong-audience", "bound JWT for another resource server (aud)", "jwt", "RFC 9068 §4",
-              _claims_variant(aud="https://other-rs.mtlslab.test")),
-            v("wrong-issuer", "bound JWT naming an issuer the resource server does not trust", "jwt", "RFC 9068 §4",
-              _claims_variant(iss="https://evil-as.mtlslab.test")),
-            v("insufficient-scope", "bound JWT whose scope lacks what the resource requires", "jwt",
-              "RFC 6750 §3.1", _claims_variant(scope="profile")),
-            v("bad-signature", "bound JWT signed with a key that is not in the JWKS", "jwt", "RFC 9068 §4",
-              _bad_signature),
-            v("alg-none", "bound JWT with alg none and no signature", "jwt", "RFC 8725 §3.1", _alg_none),
-            v("hs256-confusion", "bound JWT HMAC-signed with the AS public key as secret (algorithm confusion)",
-              "jwt", "RFC 8725 §2.1", _hs256_confusion),
-            v("malformed-parts", "two dot-separated parts instead of three", "malformed", "RFC 7515 §7.1",
-              _malformed("parts")),
-            v("malformed-base64", "a payload that is not base64url", "malformed", "RFC 7515 §2", _malformed("base64")),
-            v("malformed-json", "a payload that is not JSON", "malformed", "RFC 7519 §7.2", _malformed("json")),
-            v("cnf-padded", "cnf.x5t#S256 with base64 '=' padding", "jwt", "RFC 8705 §3.1",
-              _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256 + "="})),
-            v("cnf-uppercase", "cnf.x5t#S256 upper-cased", "jwt", "RFC 8705 §3.1",
-              _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256.upper()})),
-            v("cnf-standard-base64", "cnf.x5t#S256 in standard base64 (+ / =) instead of base64url", "jwt",
-              "RFC 8705 §3.1", _cnf_variant(lambda i: {"x5t#S256": _std_b64(hashlib.sha256(i.der).digest())})),
-            v("cnf-sha1", "cnf.x5t#S256 holding a SHA-1 thumbprint", "jwt", "RFC 8705 §3.1",
-              _cnf_variant(lambda i: {"x5t#S256": sha1_b64url(i)})),
-            v("cnf-x5t-sha1", "cnf with the JOSE-header style SHA-1 'x5t' member instead of 'x5t#S256'", "jwt",
-              "RFC 8705 §3.1", _cnf_variant(lambda i: {"x5t": sha1_b64url(i)})),
-            v("cnf-pem-hash", "cnf.x5t#S256 hashed over the PEM text instead of the DER", "jwt", "RFC 8705 §3.1",
-              _cnf_variant(lambda i: {"x5t#S256": _sha256_b64url(i.cert_pem.bytes())})),
-            v("cnf-public-key-hash", "cnf.x5t#S256 hashed over the public key only (SPKI), not the certificate",
-              "jwt", "RFC 8705 §7.2", _cnf_variant(_spki_x5t)),
-            v("cnf-unknown-method", "cnf with only a confirmation method the resource server does not support (kid)",
-              "jwt", "RFC 7800 §3.4", _cnf_variant(lambda _identity: {"kid": "lab-client-key-1"})),
-            v("opaque-bound", "opaque token; introspection returns cnf.x5t#S256", "opaque", "RFC 8705 §3.2",
-              _opaque("bound")),
-            v("opaque-unbound", "opaque token; introspection returns no cnf", "opaque", "RFC 7662 §2.2",
-              _opaque("unbound")),
-            v("opaque-inactive", "opaque token the authorization server has revoked", "opaque", "RFC 7662 §2.2",
-              _opaque("inactive")),
+            v(
+                "dpop-bound",
+                "JWT bound to the client's DPoP key by cnf.jkt",
+                "jwt",
+                "RFC 9449 §6.1",
+                _dpop_bound,
+            ),
+            v(
+                "expired",
+                "bound JWT whose exp lies an hour before the lab clock",
+                "jwt",
+                "RFC 9068 §4",
+                _expired,
+            ),
+            v(
+                "not-yet-valid",
+                "bound JWT whose nbf lies two hours after the lab clock",
+                "jwt",
+                "RFC 7519 §4.1.5",
+                _not_yet_valid,
+            ),
+            v(
+                "wrong-audience",
+                "bound JWT for another resource server (aud)",
+                "jwt",
+                "RFC 9068 §4",
+                _claims_variant(aud="https://other-rs.mtlslab.test"),
+            ),
+            v(
+                "wrong-issuer",
+                "bound JWT naming an issuer the resource server does not trust",
+                "jwt",
+                "RFC 9068 §4",
+                _claims_variant(iss="https://evil-as.mtlslab.test"),
+            ),
+            v(
+                "insufficient-scope",
+                "bound JWT whose scope lacks what the resource requires",
+                "jwt",
+                "RFC 6750 §3.1",
+                _claims_variant(scope="profile"),
+            ),
+            v(
+                "bad-signature",
+                "bound JWT signed with a key that is not in the JWKS",
+                "jwt",
+                "RFC 9068 §4",
+                _bad_signature,
+            ),
+            v(
+                "alg-none",
+                "bound JWT with alg none and no signature",
+                "jwt",
+                "RFC 8725 §3.1",
+                _alg_none,
+            ),
+            v(
+                "hs256-confusion",
+                "bound JWT HMAC-signed with the AS public key as secret (algorithm confusion)",
+                "jwt",
+                "RFC 8725 §2.1",
+                _hs256_confusion,
+            ),
+            v(
+                "malformed-parts",
+                "two dot-separated parts instead of three",
+                "malformed",
+                "RFC 7515 §7.1",
+                _malformed("parts"),
+            ),
+            v(
+                "malformed-base64",
+                "a payload that is not base64url",
+                "malformed",
+                "RFC 7515 §2",
+                _malformed("base64"),
+            ),
+            v(
+                "malformed-json",
+                "a payload that is not JSON",
+                "malformed",
+                "RFC 7519 §7.2",
+                _malformed("json"),
+            ),
+            v(
+                "cnf-padded",
+                "cnf.x5t#S256 with base64 '=' padding",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256 + "="}),
+            ),
+            v(
+                "cnf-uppercase",
+                "cnf.x5t#S256 upper-cased",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256.upper()}),
+            ),
+            v(
+                "cnf-standard-base64",
+                "cnf.x5t#S256 in standard base64 (+ / =) instead of base64url",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t#S256": _std_b64(hashlib.sha256(i.der).digest())}),
+            ),
+            v(
+                "cnf-sha1",
+                "cnf.x5t#S256 holding a SHA-1 thumbprint",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t#S256": sha1_b64url(i)}),
+            ),
+            v(
+                "cnf-x5t-sha1",
+                "cnf with the JOSE-header style SHA-1 'x5t' member instead of 'x5t#S256'",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t": sha1_b64url(i)}),
+            ),
+            v(
+                "cnf-pem-hash",
+                "cnf.x5t#S256 hashed over the PEM text instead of the DER",
+                "jwt",
+                "RFC 8705 §3.1",
+                _cnf_variant(lambda i: {"x5t#S256": _sha256_b64url(i.cert_pem.bytes())}),
+            ),
+            v(
+                "cnf-public-key-hash",
+                "cnf.x5t#S256 hashed over the public key only (SPKI), not the certificate",
+                "jwt",
+                "RFC 8705 §7.2",
+                _cnf_variant(_spki_x5t),
+            ),
+            v(
+                "cnf-unknown-method",
+                "cnf with only a confirmation method the resource server does not support (kid)",
+                "jwt",
+                "RFC 7800 §3.4",
+                _cnf_variant(lambda _identity: {"kid": "lab-client-key-1"}),
+            ),
+            v(
+                "opaque-bound",
+                "opaque token; introspection returns cnf.x5t#S256",
+                "opaque",
+                "RFC 8705 §3.2",
+                _opaque("bound"),
+            ),
+            v(
+                "opaque-unbound",
+                "opaque token; introspection returns no cnf",
+                "opaque",
+                "RFC 7662 §2.2",
+                _opaque("unbound"),
+            ),
+            v(
+                "opaque-inactive",
+                "opaque token the authorization server has revoked",
+                "opaque",
+                "RFC 7662 §2.2",
+                _opaque("inactive"),
+            ),
         ]
     )
 
@@ -716,8 +955,12 @@ def inspect_token(
     except jwt.PyJWTError as exc:
         raise TokenError("jwks", str(exc)) from None
     signature = _check_signature(token, header, keyset)
-    return TokenInspection(header=header, claims=claims, signature=signature,
-                           binding=_check_binding(claims.get("cnf"), certificate, dpop_jkt))
+    return TokenInspection(
+        header=header,
+        claims=claims,
+        signature=signature,
+        binding=_check_binding(claims.get("cnf"), certificate, dpop_jkt),
+    )
 
 
 def _check_signature(token: str, header: Mapping[str, Any], keyset: jwt.PyJWKSet) -> SignatureCheck:
@@ -727,12 +970,23 @@ def _check_signature(token: str, header: Mapping[str, Any], keyset: jwt.PyJWKSet
     if not candidates:
         return SignatureCheck(valid=False, reason=f"no key with kid {kid!r} in the JWKS")
     if alg not in {k.algorithm_name for k in candidates}:
-        return SignatureCheck(valid=False, reason=f"alg {alg!r} is not the algorithm of the JWKS key")
+        return SignatureCheck(
+            valid=False, reason=f"alg {alg!r} is not the algorithm of the JWKS key"
+        )
     for key in candidates:
         try:
-            jwt.decode(token, key=key, algorithms=[key.algorithm_name],
-                       options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False,
-                                "verify_iss": False})
+            jwt.decode(
+                token,
+                key=key,
+                algorithms=[key.algorithm_name],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
         except jwt.InvalidSignatureError:
             continue
         except jwt.PyJWTError as exc:
@@ -741,30 +995,74 @@ def _check_signature(token: str, header: Mapping[str, Any], keyset: jwt.PyJWKSet
     return SignatureCheck(valid=False, reason="signature does not verify with any JWKS key")
 
 
-def _check_binding(cnf: Any, certificate: Identity | builtins.bytes | str | None, dpop_jkt: str | None) -> BindingCheck:
+def _check_binding(
+    cnf: Any, certificate: Identity | builtins.bytes | str | None, dpop_jkt: str | None
+) -> BindingCheck:
     if cnf is None:
-        return BindingCheck(method="none", expected=None, presented=None, holds=None, reason="unbound (no cnf claim)")
+        return BindingCheck(
+            method="none",
+            expected=None,
+            presented=None,
+            holds=None,
+            reason="unbound (no cnf claim)",
+        )
     if not isinstance(cnf, dict):
-        return BindingCheck(method="unsupported", expected=None, presented=None, holds=False,
-                            reason=f"cnf is a {type(cnf).__name__}, not a JSON object (RFC 7800 §3.1)")
+        return BindingCheck(
+            method="unsupported",
+            expected=None,
+            presented=None,
+            holds=False,
+            reason=f"cnf is a {type(cnf).__name__}, not a JSON object (RFC 7800 §3.1)",
+        )
     if "x5t#S256" in cnf:
         expected = cnf["x5t#S256"]
         if certificate is None:
-            return BindingCheck(method="x5t#S256", expected=str(expected), presented=None, holds=None,
-                                reason="certificate-bound; no certificate given to compare")
-        presented = certificate.x5t_s256 if isinstance(certificate, Identity) else x5t_s256(certificate)
-        holds = isinstance(expected, str) and hmac.compare_digest(expected.encode(), presented.encode())
+            return BindingCheck(
+                method="x5t#S256",
+                expected=str(expected),
+                presented=None,
+                holds=None,
+                reason="certificate-bound; no certificate given to compare",
+            )
+        presented = (
+            certificate.x5t_s256 if isinstance(certificate, Identity) else x5t_s256(certificate)
+        )
+        holds = isinstance(expected, str) and hmac.compare_digest(
+            expected.encode(), presented.encode()
+        )
         why = "thumbprints match" if holds else "thumbprints differ"
-        return BindingCheck(method="x5t#S256", expected=str(expected), presented=presented, holds=holds,
-                            reason=f"{why} (RFC 8705 §3)")
+        return BindingCheck(
+            method="x5t#S256",
+            expected=str(expected),
+            presented=presented,
+            holds=holds,
+            reason=f"{why} (RFC 8705 §3)",
+        )
     if "jkt" in cnf:
         expected = cnf["jkt"]
         if dpop_jkt is None:
-            return BindingCheck(method="jkt", expected=str(expected), presented=None, holds=None,
-                                reason="DPoP-bound; no proof key given to compare")
-        holds = isinstance(expected, str) and hmac.compare_digest(expected.encode(), dpop_jkt.encode())
-        return BindingCheck(method="jkt", expected=str(expected), presented=dpop_jkt, holds=holds,
-                            reason=("key thumbprints match" if holds else "key thumbprints differ") + " (RFC 9449 §6.1)")
-    return BindingCheck(method="unsupported", expected=None, presented=None, holds=False,
-                        reason=f"no supported confirmation method in cnf (members: {', '.join(sorted(cnf))})")
-
+            return BindingCheck(
+                method="jkt",
+                expected=str(expected),
+                presented=None,
+                holds=None,
+                reason="DPoP-bound; no proof key given to compare",
+            )
+        holds = isinstance(expected, str) and hmac.compare_digest(
+            expected.encode(), dpop_jkt.encode()
+        )
+        return BindingCheck(
+            method="jkt",
+            expected=str(expected),
+            presented=dpop_jkt,
+            holds=holds,
+            reason=("key thumbprints match" if holds else "key thumbprints differ")
+            + " (RFC 9449 §6.1)",
+        )
+    return BindingCheck(
+        method="unsupported",
+        expected=None,
+        presented=None,
+        holds=False,
+        reason=f"no supported confirmation method in cnf (members: {', '.join(sorted(cnf))})",
+    )

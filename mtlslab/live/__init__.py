@@ -1,0 +1,54 @@
+"""Live mode: every scenario over real mutual TLS on 127.0.0.1, compared with the simulation.
+
+The edge of mtlslab that opens sockets. Nothing here decides anything: the server turns each request into
+the engine's model and answers with :func:`mtlslab.rs.evaluate` and an interpretation — the same calls the
+simulation makes — so the wire can be compared with the model byte for byte.
+
+* :class:`LiveServer` — TLS resource server (pyOpenSSL; client auth none / optional / optional-no-ca /
+  required; TLS 1.2 or 1.3 pinned), threaded and bounded, a context manager.
+* :class:`Origin` + :class:`HAProxy` / :class:`BuiltinProxy` — the same behind a TLS-terminating proxy that
+  forwards RFC 9440 ``Client-Cert``.
+* :func:`send` — a real client that reports TLS alerts with when they surfaced.
+* :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs.
+* :func:`curl_command`, :func:`write_lab_folder` — the same from a terminal.
+"""
+
+from __future__ import annotations
+
+from mtlslab.live.client import Observed, alert_from_error, send
+from mtlslab.live.proxy import BuiltinProxy, HAProxy, find_haproxy, haproxy_config, make_proxy
+from mtlslab.live.runner import (
+    LiveRun,
+    LiveStack,
+    VerifyReport,
+    live_matrix,
+    run_many,
+    run_scenario,
+    verify,
+)
+from mtlslab.live.server import Limits, LiveServer, Origin, server_context
+from mtlslab.live.terminal import curl_command, write_lab_folder
+
+__all__ = [
+    "BuiltinProxy",
+    "HAProxy",
+    "Limits",
+    "LiveRun",
+    "LiveServer",
+    "LiveStack",
+    "Observed",
+    "Origin",
+    "VerifyReport",
+    "alert_from_error",
+    "curl_command",
+    "find_haproxy",
+    "haproxy_config",
+    "live_matrix",
+    "make_proxy",
+    "run_many",
+    "run_scenario",
+    "send",
+    "server_context",
+    "verify",
+    "write_lab_folder",
+]

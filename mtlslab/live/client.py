@@ -1,0 +1,218 @@
+"""A real HTTP-over-TLS client that reports what it observed, including TLS alerts and when they came.
+
+It presents a certificate (or none), sends one request and reads the answer. A TLS alert is reported with
+its name, number and the moment the client noticed it: during the handshake (TLS 1.2) or at the first read
+after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4). If the server's alert races the
+client's first write, the client still reads the alert rather than reporting a broken pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import h11
+
+from mtlslab.pki import CertificateAuthority, Identity
+from mtlslab.scenarios import Request
+from mtlslab.tls import ALERTS, TlsAlert, TlsVersion
+
+__all__ = ["Observed", "alert_from_error", "client_context", "send"]
+
+_PREFIXES = ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_")
+
+
+def alert_from_error(
+    error: BaseException, when: Literal["handshake", "first_read"]
+) -> TlsAlert | None:
+    """The TLS alert an :class:`ssl.SSLError` reports (``TLSV13_ALERT_CERTIFICATE_REQUIRED`` → 116), if any."""
+    reason = getattr(error, "reason", None) or ""
+    for prefix in _PREFIXES:
+        if reason.startswith(prefix):
+            name = reason[len(prefix) :].lower()
+            if name in ALERTS:
+                return TlsAlert(name=name, code=ALERTS[name], when=when)
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observed:
+    """What the client saw on the wire."""
+
+    tls_alert: TlsAlert | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    error: str = ""  # a failure that is neither an alert nor a response (reset, timeout...)
+    elapsed: float = 0.0
+
+    def header(self, name: str) -> str | None:
+        """All values of ``name`` joined with ", " (RFC 9110 §5.3), or None."""
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def wire(self) -> tuple[Any, ...]:
+        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`."""
+        if self.tls_alert is not None:
+            return ("tls", self.tls_alert.name, self.tls_alert.code, self.tls_alert.when)
+        if self.status is None:
+            return ("error", self.error)
+        return (
+            "http",
+            self.status,
+            self.header("WWW-Authenticate"),
+            self.header("Content-Type"),
+            self.body,
+        )
+
+    def summary(self) -> str:
+        """``TLS certificate_required (116) at the first read``, ``401 …``."""
+        if self.tls_alert is not None:
+            return str(self.tls_alert)
+        if self.status is None:
+            return f"no answer ({self.error})"
+        www = self.header("WWW-Authenticate")
+        return f"{self.status}" + (f" WWW-Authenticate: {www}" if www else "")
+
+    def http_text(self) -> str:
+        """The response as received (or the alert)."""
+        if self.tls_alert is not None:
+            return f"(no HTTP response: {self.tls_alert})"
+        if self.status is None:
+            return f"(no HTTP response: {self.error})"
+        lines = [f"HTTP/1.1 {self.status}"] + [f"{k}: {v}" for k, v in self.headers]
+        return "\r\n".join(lines) + "\r\n\r\n" + self.body
+
+
+def client_context(
+    *, ca: CertificateAuthority, identity: Identity | None, version: TlsVersion
+) -> ssl.SSLContext:
+    """A client context that trusts the lab CA, pins ``version`` and presents ``identity`` if given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
+    ctx.minimum_version = pinned
+    ctx.maximum_version = pinned
+    ca.configure_trust(ctx)
+    if identity is not None:
+        identity.configure_cert(ctx)
+    return ctx
+
+
+def send(
+    request: Request,
+    *,
+    ca: CertificateAuthority,
+    identity: Identity | None = None,
+    version: TlsVersion = TlsVersion.TLS1_3,
+    timeout: float = 5.0,
+    context: ssl.SSLContext | None = None,
+    server_hostname: str = "localhost",
+) -> Observed:
+    """Send ``request`` (its URL says where) over real TLS and report what came back."""
+    started = time.monotonic()
+    parts = urllib.parse.urlsplit(request.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    ctx = context or client_context(ca=ca, identity=identity, version=version)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    tls = ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+    try:
+        try:
+            tls.do_handshake()
+        except ssl.SSLError as exc:
+            return _failed(exc, "handshake", started)
+        except OSError as exc:
+            return Observed(error=f"handshake: {exc}", elapsed=time.monotonic() - started)
+        data = _encode(request)
+        try:
+            tls.sendall(data)
+        except (ssl.SSLError, OSError) as exc:
+            # The alert may already be in our receive buffer: read it rather than report the broken pipe.
+            return _read_after_failed_write(tls, exc, started)
+        return _read_response(tls, started)
+    finally:
+        with contextlib.suppress(OSError):
+            tls.close()
+
+
+def _failed(
+    exc: BaseException, when: Literal["handshake", "first_read"], started: float
+) -> Observed:
+    alert = alert_from_error(exc, when)
+    elapsed = time.monotonic() - started
+    if alert is not None:
+        return Observed(tls_alert=alert, elapsed=elapsed)
+    return Observed(error=f"{when}: {type(exc).__name__}: {exc}", elapsed=elapsed)
+
+
+def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, started: float) -> Observed:
+    try:
+        tls.recv(1)
+    except ssl.SSLError as read_exc:
+        return _failed(read_exc, "first_read", started)
+    except OSError:
+        pass
+    return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started)
+
+
+def _encode(request: Request) -> bytes:
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("Host", request.host), *request.headers]
+    if request.body:
+        headers.append(("Content-Length", str(len(request.body))))
+    headers.append(("Connection", "close"))
+    out = (
+        conn.send(h11.Request(method=request.method, target=request.target, headers=headers)) or b""
+    )
+    if request.body:
+        out += conn.send(h11.Data(data=request.body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    return out
+
+
+def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(
+        h11.Request(method="GET", target="/", headers=[("Host", "x")])
+    )  # put h11 in the response state
+    conn.send(h11.EndOfMessage())
+    response: h11.Response | None = None
+    body = bytearray()
+    first = True
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                data = tls.recv(65536)
+            except ssl.SSLError as exc:
+                if first:
+                    return _failed(exc, "first_read", started)
+                return Observed(error=f"read: {exc}", elapsed=time.monotonic() - started)
+            except OSError as exc:
+                return Observed(
+                    error=f"read: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started
+                )
+            first = False
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.Response):
+            response = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            break
+    if response is None:
+        return Observed(
+            error="connection closed without a response", elapsed=time.monotonic() - started
+        )
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
+    return Observed(
+        status=response.status_code,
+        headers=headers,
+        body=body.decode("utf-8", "replace"),
+        elapsed=time.monotonic() - started,
+    )

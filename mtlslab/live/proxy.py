@@ -1,0 +1,317 @@
+"""TLS-terminating reverse proxies that forward the client certificate as RFC 9440 ``Client-Cert``.
+
+Two implementations, one behaviour:
+
+* :class:`HAProxy` — Debian's HAProxy, configured with ``ssl_c_der,base64`` to build the header and
+  ``del-header`` to strip any copy the client sent (RFC 9440 §2). This is what the tests run.
+* :class:`BuiltinProxy` — a small pyOpenSSL proxy for machines without HAProxy (a laptop). It stands in for
+  a real proxy and is documented as such; a test shows both produce the same header for the same
+  certificate.
+
+Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and forward plain HTTP to an
+:class:`~mtlslab.live.server.Origin` on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import h11
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+
+from mtlslab.live.server import Limits, Listener, server_context
+from mtlslab.pki import Lab
+from mtlslab.scenarios import Deployment, encode_client_cert
+from mtlslab.tls import ClientAuth, TlsVersion
+
+__all__ = ["BuiltinProxy", "HAProxy", "Proxy", "find_haproxy", "haproxy_config", "make_proxy"]
+
+
+def find_haproxy() -> str | None:
+    """The haproxy executable, if installed (Debian: ``apt-get install haproxy``)."""
+    return shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None
+    )
+
+
+class Proxy:
+    """What both proxies offer: a URL, a port, a context manager, and what they are."""
+
+    kind = "proxy"
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Where clients connect."""
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BuiltinProxy(Listener, Proxy):
+    """A stand-in TLS-terminating proxy in Python (for machines without HAProxy)."""
+
+    kind = "builtin"
+
+    def __init__(
+        self,
+        *,
+        lab: Lab,
+        deployment: Deployment,
+        origin_port: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__(host=host, port=port, limits=limits)
+        self.deployment = deployment
+        self.origin_port = origin_port
+        self.context = server_context(deployment, lab)
+
+    def _serve(self, sock: socket.socket, *, deadline: float) -> None:
+        tls = self._tls_accept(self.context, sock)
+        if tls is None:
+            return
+        peer = tls.get_peer_certificate(as_cryptography=True)
+        der = peer.public_bytes(Encoding.DER) if peer is not None else None
+        inbound = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        request: h11.Request | None = None
+        body = bytearray()
+        while time.monotonic() < deadline:
+            event = inbound.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = tls.recv(65536)
+                except SSL.ZeroReturnError:
+                    data = b""
+                inbound.receive_data(data)
+                if not data and request is None:
+                    return
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body_bytes:
+                    return
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        if request is None:
+            return
+        headers = [(k, v) for k, v in request.headers if k.lower() not in (b"connection",)]
+        if self.deployment.proxy_strips_client_cert:
+            headers = [(k, v) for k, v in headers if k.lower() != b"client-cert"]  # RFC 9440 §2
+        if der is not None:
+            headers.append((b"Client-Cert", encode_client_cert(der).encode("ascii")))
+        headers.append((b"Connection", b"close"))
+        response = _forward(
+            self.origin_port,
+            request.method,
+            request.target,
+            headers,
+            bytes(body),
+            timeout=max(0.1, deadline - time.monotonic()),
+        )
+        tls.sendall(response)
+        with contextlib.suppress(SSL.Error, OSError):
+            tls.shutdown()
+        self._drain(sock)
+
+
+def _forward(
+    port: int,
+    method: bytes,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    timeout: float,
+) -> bytes:
+    """One request to the origin; returns the raw response bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as upstream:
+        conn = h11.Connection(h11.CLIENT)
+        out = conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        if body:
+            out += conn.send(h11.Data(data=body)) or b""
+        out += conn.send(h11.EndOfMessage()) or b""
+        upstream.sendall(out)
+        chunks = []
+        while True:
+            data = upstream.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+_HAPROXY_VERIFY = {
+    ClientAuth.NONE: "",
+    ClientAuth.OPTIONAL: "ca-file {ca} verify optional",
+    ClientAuth.OPTIONAL_NO_CA: "ca-file {ca} verify optional ca-ignore-err all crt-ignore-err all",
+    ClientAuth.REQUIRED: "ca-file {ca} verify required",
+    ClientAuth.REQUIRED_NO_CA: "ca-file {ca} verify required ca-ignore-err all crt-ignore-err all",
+}
+_HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
+
+
+def haproxy_config(
+    deployment: Deployment, *, port: int, origin_port: int, crt: str, ca: str
+) -> str:
+    """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``)."""
+    version = _HAPROXY_VERSION[deployment.tls_version]
+    verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
+    lines = [
+        "global",
+        "    log stderr format raw local0 err",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 5s",
+        "    timeout client 5s",
+        "    timeout server 5s",
+        "",
+        "frontend mtlslab",
+        f"    bind 127.0.0.1:{port} ssl crt {crt} {verify} ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
+    ]
+    if deployment.proxy_strips_client_cert:
+        lines.append("    http-request del-header Client-Cert")
+    else:
+        lines.append("    # deliberately broken: the client's own Client-Cert is passed through")
+    lines += [
+        "    http-request set-header Client-Cert :%[ssl_c_der,base64]: if { ssl_c_used }",
+        "    default_backend origin",
+        "",
+        "backend origin",
+        f"    server origin 127.0.0.1:{origin_port}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+class HAProxy(Proxy):
+    """Debian's HAProxy as the TLS-terminating proxy, run in the foreground from a temporary config."""
+
+    kind = "haproxy"
+
+    def __init__(
+        self,
+        *,
+        lab: Lab,
+        deployment: Deployment,
+        origin_port: int,
+        executable: str | None = None,
+        start_timeout: float = 10.0,
+    ) -> None:
+        found = executable or find_haproxy()
+        if found is None:
+            raise FileNotFoundError("haproxy is not installed (Debian: apt-get install haproxy)")
+        self.executable = found
+        self.lab = lab
+        self.deployment = deployment
+        self.origin_port = origin_port
+        self.start_timeout = start_timeout
+        self._dir = tempfile.TemporaryDirectory(prefix="mtlslab-haproxy-")
+        directory = Path(self._dir.name)
+        crt = directory / "server.pem"
+        crt.write_bytes(lab.server.cert_chain_pem.bytes() + lab.server.private_key_pem.bytes())
+        os.chmod(crt, 0o600)
+        lab.ca.cert_pem.write_to_path(directory / "ca.pem")
+        self._crt, self._ca = str(crt), str(directory / "ca.pem")
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.config = ""
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT`` once started."""
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> HAProxy:
+        """Start haproxy on a free loopback port (retrying if another process takes it first)."""
+        for _attempt in range(5):
+            port = _free_port()
+            self.config = haproxy_config(
+                self.deployment, port=port, origin_port=self.origin_port, crt=self._crt, ca=self._ca
+            )
+            cfg = Path(self._dir.name) / "haproxy.cfg"
+            cfg.write_text(self.config)
+            log = (Path(self._dir.name) / "haproxy.log").open("ab")
+            with log:  # the child keeps its own descriptor; a file never fills up like a pipe would
+                self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
+                    [self.executable, "-db", "-f", str(cfg)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            if _wait_listening(port, self._proc, self.start_timeout):
+                self.port = port
+                return self
+            self._stop()
+        raise RuntimeError("haproxy did not start listening on 127.0.0.1")
+
+    def _stop(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._proc = None
+
+    def close(self) -> None:
+        """Stop haproxy and remove its files."""
+        self._stop()
+        self._dir.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def make_proxy(kind: str, *, lab: Lab, deployment: Deployment, origin_port: int) -> Proxy:
+    """``"haproxy"``, ``"builtin"``, or ``"auto"`` (HAProxy when installed, else the built-in stand-in)."""
+    if kind == "auto":
+        kind = "haproxy" if find_haproxy() else "builtin"
+    if kind == "haproxy":
+        return HAProxy(lab=lab, deployment=deployment, origin_port=origin_port)
+    if kind == "builtin":
+        return BuiltinProxy(lab=lab, deployment=deployment, origin_port=origin_port)
+    raise ValueError(f"unknown proxy kind {kind!r}: haproxy, builtin or auto")

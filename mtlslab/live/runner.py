@@ -1,0 +1,331 @@
+"""Run scenarios for real and compare the wire with the simulation.
+
+:func:`run_scenario` starts what the scenario's deployment needs — the TLS resource server, or an origin
+behind a TLS-terminating proxy — sends the scenario's request with a real client, and returns the observed
+outcome beside the simulated one. :func:`run_many` groups scenarios by the deployment they need so each
+server starts once; :func:`verify` runs a set of scenarios under a set of interpretations and reports every
+difference; :func:`live_matrix` is the comparison matrix built from the wire.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtlslab.challenge import ChallengeError, parse_www_authenticate
+from mtlslab.compare import Cell, Matrix, Simulator
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
+from mtlslab.live.client import Observed, send
+from mtlslab.live.proxy import Proxy, make_proxy
+from mtlslab.live.server import Limits, LiveServer, Origin
+from mtlslab.pki import Lab
+from mtlslab.scenarios import CATALOGUE, Deployment, Scenario, Topology, client_request
+
+__all__ = [
+    "LiveRun",
+    "LiveStack",
+    "VerifyReport",
+    "live_matrix",
+    "run_many",
+    "run_scenario",
+    "verify",
+]
+
+#: The interpretations ``verify`` checks by default: the RFC baseline and both readings from the thread.
+DEFAULT_VERIFY = ("baseline", "thread-400", "thread-401")
+
+
+class LiveStack:
+    """The resource server a deployment needs: direct TLS, or an origin behind a proxy (HAProxy or built-in)."""
+
+    def __init__(
+        self,
+        *,
+        simulator: Simulator,
+        deployment: Deployment,
+        interpretation: Interpretation,
+        proxy: str = "auto",
+        limits: Limits | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.deployment = interpretation.adapt(deployment)
+        self.interpretation = interpretation
+        common: dict[str, Any] = {
+            "lab": simulator.lab,
+            "deployment": self.deployment,
+            "interpretation": interpretation,
+            "asrv": simulator.asrv,
+            "now": simulator.now,
+            "limits": limits,
+        }
+        self.proxy: Proxy | None = None
+        self.server: LiveServer | Origin
+        if self.deployment.topology is Topology.PROXY:
+            self.server = Origin(**common)
+            self.proxy = make_proxy(
+                proxy, lab=simulator.lab, deployment=self.deployment, origin_port=self.server.port
+            )
+        else:
+            self.server = LiveServer(host=host, port=port, **common)
+
+    @property
+    def url(self) -> str:
+        """Where clients connect: the proxy when there is one."""
+        return self.proxy.url if self.proxy is not None else self.server.url
+
+    @property
+    def proxy_kind(self) -> str | None:
+        """``haproxy``, ``builtin`` or None."""
+        return self.proxy.kind if self.proxy is not None else None
+
+    def start(self) -> LiveStack:
+        """Start the server (and the proxy)."""
+        self.server.start()
+        if self.proxy is not None:
+            try:
+                self.proxy.start()
+            except Exception:
+                self.server.close()
+                raise
+        return self
+
+    def close(self) -> None:
+        """Stop everything."""
+        if self.proxy is not None:
+            self.proxy.close()
+        self.server.close()
+
+    def __enter__(self) -> LiveStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveRun:
+    """One scenario run for real under one interpretation, beside its simulation."""
+
+    scenario: Scenario
+    interpretation: str
+    observed: Observed
+    simulated: Outcome
+    proxy: str | None = None
+    finding: Finding | None = (
+        None  # what the live server decided (TLS_REJECTED when it never saw a request)
+    )
+
+    @property
+    def agree(self) -> bool:
+        """Whether the wire shows exactly what the simulation said."""
+        return self.observed.wire() == self.simulated.wire()
+
+    def outcome(self) -> Outcome:
+        """The observed response as an :class:`Outcome` (finding from the live server's own decision)."""
+        obs = self.observed
+        www = obs.header("WWW-Authenticate")
+        return Outcome(
+            finding=self.finding or self.simulated.finding,
+            tls_alert=obs.tls_alert,
+            status=obs.status,
+            www_authenticate=www,
+            error=_error_of(www, obs.body),
+            content_type=obs.header("Content-Type"),
+            body=obs.body,
+            note="observed on the wire"
+            + (
+                f" (no answer: {obs.error})" if obs.status is None and obs.tls_alert is None else ""
+            ),
+        )
+
+    def describe(self) -> str:
+        """One line, or two when the wire and the simulation differ."""
+        mark = "✓" if self.agree else "✗"
+        via = f" via {self.proxy}" if self.proxy else ""
+        line = f"{mark} {self.scenario.id} × {self.interpretation}{via}: {self.observed.summary()}"
+        if not self.agree:
+            line += f"\n    simulated: {self.simulated.summary()} {self.simulated.wire()!r}\n    observed:  {self.observed.wire()!r}"
+        return line
+
+
+def _error_of(www: str | None, body: str) -> str | None:
+    if www:
+        try:
+            for ch in parse_www_authenticate(www):
+                if ch.error:
+                    return ch.error
+        except ChallengeError:
+            pass
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) else None
+
+
+def _exchange(
+    stack: LiveStack, simulator: Simulator, scenario: Scenario, timeout: float
+) -> LiveRun:
+    lab = simulator.lab
+    token = simulator.asrv.mint(scenario.token, now=simulator.now)
+    identity = scenario.presentation.certificate.identity(lab)
+    request = client_request(
+        scenario.presentation,
+        token,
+        lab=lab,
+        resource_url=f"{stack.url}/resource",
+        now=simulator.now,
+    )
+    before = stack.server.served
+    observed = send(
+        request, ca=lab.ca, identity=identity, version=stack.deployment.tls_version, timeout=timeout
+    )
+    cell = simulator.cell(scenario, stack.interpretation)
+    finding = Finding.TLS_REJECTED if observed.tls_alert is not None else None
+    if finding is None and stack.server.served > before:
+        finding = stack.server.last_finding
+    return LiveRun(
+        scenario=scenario,
+        interpretation=stack.interpretation.name,
+        observed=observed,
+        simulated=cell.outcome,
+        proxy=stack.proxy_kind,
+        finding=finding,
+    )
+
+
+def run_scenario(
+    scenario: Scenario,
+    interpretation: Interpretation | str = "baseline",
+    *,
+    lab: Lab | None = None,
+    simulator: Simulator | None = None,
+    proxy: str = "auto",
+    timeout: float = 5.0,
+) -> LiveRun:
+    """Run one scenario for real under one interpretation (starting and stopping its server)."""
+    interp = BUILTINS[interpretation] if isinstance(interpretation, str) else interpretation
+    sim = simulator or Simulator(lab)
+    with LiveStack(
+        simulator=sim, deployment=scenario.deployment, interpretation=interp, proxy=proxy
+    ) as stack:
+        return _exchange(stack, sim, scenario, timeout)
+
+
+def run_many(
+    scenarios: Iterable[Scenario],
+    interpretations: Iterable[Interpretation | str],
+    *,
+    simulator: Simulator | None = None,
+    proxy: str = "auto",
+    timeout: float = 5.0,
+) -> list[LiveRun]:
+    """Run every scenario under every interpretation, one server per distinct deployment."""
+    sim = simulator or Simulator()
+    interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
+    chosen = list(scenarios)
+    groups: dict[tuple[str, Deployment], list[Scenario]] = collections.defaultdict(list)
+    by_name = {i.name: i for i in interps}
+    for interp in interps:
+        for scenario in chosen:
+            groups[(interp.name, interp.adapt(scenario.deployment))].append(scenario)
+    runs: dict[tuple[str, str], LiveRun] = {}
+    for (name, deployment), members in groups.items():
+        with LiveStack(
+            simulator=sim, deployment=deployment, interpretation=by_name[name], proxy=proxy
+        ) as stack:
+            for scenario in members:
+                runs[(scenario.id, name)] = _exchange(stack, sim, scenario, timeout)
+    return [runs[(s.id, i.name)] for s in chosen for i in interps]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    """The catalogue run live: how many runs agree with the simulation, and the ones that do not."""
+
+    runs: tuple[LiveRun, ...]
+    seconds: float
+    proxies: tuple[str, ...] = field(default=())
+
+    @property
+    def differences(self) -> tuple[LiveRun, ...]:
+        """The runs whose wire differs from the simulation."""
+        return tuple(r for r in self.runs if not r.agree)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every run agrees."""
+        return not self.differences
+
+    def text(self) -> str:
+        """A report for a terminal."""
+        scenarios = len({r.scenario.id for r in self.runs})
+        interps = sorted({r.interpretation for r in self.runs})
+        agreed = len(self.runs) - len(self.differences)
+        via = f"; proxied scenarios through {', '.join(self.proxies)}" if self.proxies else ""
+        lines = [
+            f"live vs simulated: {agreed}/{len(self.runs)} agree ({scenarios} scenarios × "
+            f"{', '.join(interps)}) in {self.seconds:.1f} s{via}"
+        ]
+        lines += [r.describe() for r in self.differences]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine-readable form."""
+        return {
+            "agree": len(self.runs) - len(self.differences),
+            "runs": len(self.runs),
+            "seconds": round(self.seconds, 3),
+            "differences": [
+                {
+                    "scenario": r.scenario.id,
+                    "interpretation": r.interpretation,
+                    "simulated": list(r.simulated.wire()),
+                    "observed": list(r.observed.wire()),
+                }
+                for r in self.differences
+            ],
+        }
+
+
+def verify(
+    scenarios: Sequence[Scenario] = CATALOGUE,
+    interpretations: Iterable[Interpretation | str] = DEFAULT_VERIFY,
+    *,
+    simulator: Simulator | None = None,
+    proxy: str = "auto",
+) -> VerifyReport:
+    """Run ``scenarios`` live under ``interpretations`` and compare each wire outcome with the simulation."""
+    started = time.monotonic()
+    runs = run_many(scenarios, interpretations, simulator=simulator, proxy=proxy)
+    proxies = tuple(sorted({r.proxy for r in runs if r.proxy}))
+    return VerifyReport(runs=tuple(runs), seconds=time.monotonic() - started, proxies=proxies)
+
+
+def live_matrix(
+    scenarios: Sequence[Scenario] = CATALOGUE,
+    interpretations: Iterable[Interpretation | str] = DEFAULT_VERIFY,
+    *,
+    simulator: Simulator | None = None,
+    proxy: str = "auto",
+) -> Matrix:
+    """The comparison matrix built from what the wire showed (each cell's note says so)."""
+    interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
+    runs = run_many(scenarios, interps, simulator=simulator, proxy=proxy)
+    cells = {}
+    for run in runs:
+        outcome = run.outcome()
+        cells[(run.scenario.id, run.interpretation)] = Cell(
+            scenario=run.scenario.id,
+            interpretation=run.interpretation,
+            finding=outcome.finding,
+            outcome=outcome,
+        )
+    return Matrix(scenarios=tuple(scenarios), interpretations=tuple(interps), cells=cells)

@@ -1,0 +1,35 @@
+"""benchmarks/run.py: runs to the end and reports each cost as a ratio against its baseline (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+FOUNDATION = {"ca_and_client", "seeded_lab", "mint_token"}
+
+
+def test_quick_json_run_reports_positive_ratios() -> None:
+    """`run.py --quick --json` completes and reports, per result, positive times and their ratio."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["settings"]["samples"] > 0
+    results = {r["name"]: r for r in report["results"]}
+    assert set(results) >= FOUNDATION
+    for name, result in results.items():
+        for key in ("section", "what", "baseline"):
+            assert result[key], (name, key)
+        for key in ("mtlslab_s", "baseline_s", "ratio"):
+            assert result[key] > 0, (name, key)
+        assert abs(result["ratio"] - result["mtlslab_s"] / result["baseline_s"]) < 1e-9
+    assert results["ca_and_client"]["target"] == 1.0
+    assert "trustme" in results["ca_and_client"]["baseline"]
