@@ -422,23 +422,33 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    import datetime as dt
     import signal
     import threading
 
     from mtlslab.compare import Simulator
     from mtlslab.interpretations import get_interpretation
     from mtlslab.live import LiveStack, curl_command, write_lab_folder
+    from mtlslab.pki import Lab
     from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
+    from mtlslab.tokens import LAB_ISSUER, AuthorizationServer
 
     interp = get_interpretation(args.interpretation or "baseline")
-    sim = Simulator(seed=args.seed)
+    lab = Lab(seed=args.seed)
+    sim = Simulator(lab, asrv=AuthorizationServer(lab, issuer=args.issuer or LAB_ISSUER))
     deployment = Deployment(
         client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
     )
     folder = write_lab_folder(sim.lab, args.lab_dir)
     stack = LiveStack(
-        simulator=sim, deployment=deployment, interpretation=interp, host=args.host, port=args.port
+        simulator=sim,
+        deployment=deployment,
+        interpretation=interp,
+        host=args.host,
+        port=args.port,
+        wall_clock=args.wall_clock,
     )
+    minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
     stack.start()
     stop = threading.Event()
     try:
@@ -454,7 +464,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
         )
-        out.write(f"  lab clock:      tokens are evaluated at {sim.now:%Y-%m-%dT%H:%M:%SZ}\n\n")
+        out.write(
+            f"  issuer:         {sim.asrv.issuer} (JWKS: python -m mtlslab jwks --seed {args.seed})\n"
+        )
+        if args.wall_clock:
+            out.write("  clock:          the wall clock (tokens must be fresh)\n\n")
+        else:
+            out.write(f"  lab clock:      tokens are evaluated at {sim.now:%Y-%m-%dT%H:%M:%SZ}\n\n")
         examples = (
             ("success", CertChoice.CLIENT, "bound"),
             ("certificate missing", CertChoice.NONE, "bound"),
@@ -465,7 +481,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 id=label, title=label, deployment=stack.deployment, token=token
             ).with_(certificate=cert)
             out.write(
-                f"# {label}\n{curl_command(scenario, url=stack.url, lab=sim.lab, asrv=sim.asrv, folder=str(folder))}\n\n"
+                f"# {label}\n{curl_command(scenario, url=stack.url, lab=sim.lab, asrv=sim.asrv, folder=str(folder), now=minted_at)}\n\n"
             )
         out.flush()
         stop.wait(args.duration if args.duration else None)
@@ -520,6 +536,17 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="where to write the lab's certificates (default: ./lab)",
     )
     p.add_argument(
+        "--issuer",
+        metavar="URL",
+        help="the lab authorization server's issuer identifier to trust (default: https://as.mtlslab.test; "
+        "e.g. https://127.0.0.1:8414 to accept the tokens of `mtlslab probe --lab-issuer`)",
+    )
+    p.add_argument(
+        "--wall-clock",
+        action="store_true",
+        help="evaluate tokens at the current time instead of the fixed lab clock",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         default=0,
@@ -546,6 +573,131 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Probe subcommand: probe a real resource server.
+
+
+def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.errors import InputError
+    from mtlslab.pki import Lab
+    from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
+    from mtlslab.tokens import LAB_AUDIENCE
+
+    check_target(args.url, allow_remote=args.allow_remote)
+    own_flags = (
+        ("--cert", args.cert),
+        ("--key", args.key),
+        ("--unbound-token", args.unbound_token),
+        ("--other-cert", args.other_cert),
+        ("--other-key", args.other_key),
+    )
+    ca = Path(args.ca) if args.ca else None
+    if args.lab_issuer:
+        if args.token is not None:
+            raise InputError("--token", "give either --lab-issuer or your own --token, not both")
+        for flag, value in own_flags:
+            if value is not None:
+                raise InputError(
+                    flag, "only with --token: --lab-issuer uses the lab's certificates"
+                )
+        lab = Lab(seed=args.seed)
+        audience = args.audience or LAB_AUDIENCE
+        with LabIssuer(lab, audience=audience, port=args.issuer_port) as issuer:
+            if args.format != "json":
+                out.write(
+                    f"lab issuer {issuer.issuer}, serving while the probe runs:\n"
+                    f"  metadata  {issuer.metadata_url}\n"
+                    f"  JWKS      {issuer.jwks_url}\n"
+                    f"  audience  {issuer.audience}\n"
+                    f"  lab CA    mtlslab certs --seed {args.seed} --out DIR (writes ca.pem)\n\n"
+                )
+                out.flush()
+            report = probe(
+                args.url,
+                issuer=issuer,
+                ca=ca,
+                tls_version=args.tls,
+                allow_remote=args.allow_remote,
+            )
+    else:
+        if args.token is None:
+            raise InputError(
+                "--token", "give --lab-issuer, or your own --token with --cert and --key"
+            )
+        if args.cert is None or args.key is None:
+            raise InputError(
+                "--cert", "--token needs the certificate it is bound to: --cert and --key"
+            )
+        if args.audience is not None:
+            raise InputError("--audience", "only with --lab-issuer (your token has its own)")
+        own = BringYourOwn.from_pem(
+            token=args.token,
+            cert=Path(args.cert).read_bytes(),
+            key=Path(args.key).read_bytes(),
+            unbound_token=args.unbound_token,
+            other_cert=Path(args.other_cert).read_bytes() if args.other_cert else None,
+            other_key=Path(args.other_key).read_bytes() if args.other_key else None,
+        )
+        report = probe(
+            args.url, own=own, ca=ca, tls_version=args.tls, allow_remote=args.allow_remote
+        )
+    render: dict[str, Callable[[], str]] = {
+        "text": report.to_text,
+        "markdown": report.to_markdown,
+        "json": report.to_json,
+    }
+    text = render[args.format]()
+    out.write(text if text.endswith("\n") else text + "\n")
+    return 1 if report.warnings else 0
+
+
+def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="probe a real resource server and say which reading it follows",
+        description="Send a bounded battery of GET requests (at most 40, sequential, each with a "
+        "timeout) to the protected resource URL over real TLS, and score every interpretation by how "
+        "many of its predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 "
+        "metadata on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the "
+        "report says which were skipped). Only loopback targets unless --allow-remote. Exit status: "
+        "0, 1 when the server accepted something it must refuse, 2 on unusable input.",
+    )
+    p.add_argument("url", metavar="URL", help="the protected resource, https://...")
+    p.add_argument(
+        "--ca", metavar="FILE", help="CA (PEM) for the server's certificate (default: system)"
+    )
+    p.add_argument("--cert", metavar="FILE", help="the certificate (PEM chain) --token is bound to")
+    p.add_argument("--key", metavar="FILE", help="its private key (PEM)")
+    p.add_argument("--token", metavar="TOKEN", help="your certificate-bound access token")
+    p.add_argument("--unbound-token", metavar="TOKEN", help="an unbound token the server accepts")
+    p.add_argument("--other-cert", metavar="FILE", help="a second certificate the server accepts")
+    p.add_argument("--other-key", metavar="FILE", help="its private key (PEM)")
+    p.add_argument(
+        "--lab-issuer",
+        action="store_true",
+        help="serve the lab authorization server on loopback and mint every token variant",
+    )
+    p.add_argument(
+        "--audience",
+        metavar="AUD",
+        help="with --lab-issuer: the aud of minted tokens (default: https://rs.mtlslab.test)",
+    )
+    p.add_argument(
+        "--issuer-port",
+        type=int,
+        default=8414,
+        metavar="N",
+        help="with --lab-issuer: the loopback port it serves on (default: %(default)s; 0: any)",
+    )
+    p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    p.add_argument(
+        "--allow-remote", action="store_true", help="allow a target that is not on loopback"
+    )
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    _seed_argument(p)
+    p.set_defaults(handler=_cmd_probe)
+
+
+# --------------------------------------------------------------------------------------------------
 
 #: Functions that add subcommands; later modules append theirs here, in the order --help lists them.
 _REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
@@ -553,6 +705,7 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
     _engine,
     _live,
 ]
+_REGISTRARS.append(_probe)
 
 
 def build_parser() -> _Parser:

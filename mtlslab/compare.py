@@ -35,8 +35,8 @@ from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.pki import LAB_NOW, Lab
-from mtlslab.rs import Decision, Jwks, config_for, evaluate
-from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Scenario, realize
+from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate
+from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Request, Scenario, realize
 from mtlslab.spec import Clause, Step
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
@@ -117,7 +117,9 @@ class Simulator:
         self.resource_url = resource_url
         self.jwks = Jwks.from_dict(self.asrv.jwks())
         self._exchanges: dict[Scenario, Exchange] = {}
-        self._decisions: dict[tuple[Scenario, Deployment], Decision | None] = {}
+        self._decisions: dict[tuple[Request, RsConfig], Decision] = {}
+        self._effective: dict[tuple[Scenario, str], Scenario] = {}
+        self._configs: dict[Deployment, RsConfig] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         """The lab authorization server's RFC 7662 answer at the simulator's clock."""
@@ -135,10 +137,17 @@ class Simulator:
 
     def effective(self, scenario: Scenario, interpretation: Interpretation) -> Scenario:
         """``scenario`` as ``interpretation`` runs it (its deployment overrides applied)."""
-        deployment = interpretation.adapt(scenario.deployment)
-        return (
-            scenario if deployment == scenario.deployment else scenario.with_(deployment=deployment)
-        )
+        key = (scenario, interpretation.name)
+        found = self._effective.get(key)
+        if found is None:
+            deployment = interpretation.adapt(scenario.deployment)
+            found = (
+                scenario
+                if deployment == scenario.deployment
+                else scenario.with_(deployment=deployment)
+            )
+            self._effective[key] = found
+        return found
 
     def decide(
         self, scenario: Scenario, interpretation: Interpretation
@@ -146,16 +155,26 @@ class Simulator:
         """The exchange and the resource server's decision (``None`` when TLS aborted)."""
         effective = self.effective(scenario, interpretation)
         exchange = self.exchange(effective)
-        key = (effective, effective.deployment)
-        if key not in self._decisions:
-            decision = None
-            if exchange.request is not None:
-                config = config_for(
-                    effective.deployment, jwks=self.jwks, introspect=self.introspect
-                )
-                decision = evaluate(exchange.request, config, now=self.now)
+        if exchange.request is None:
+            return exchange, None
+        # One evaluation per distinct (request, resource-server configuration): deployments that differ
+        # only where it cannot matter (e.g. proxy trust on a direct connection) share it.
+        config = self._configs.get(effective.deployment)
+        if config is None:
+            config = config_for(
+                effective.deployment,
+                jwks=self.jwks,
+                introspect=self.introspect,
+                issuer=self.asrv.issuer,
+                audience=self.asrv.audience,
+            )
+            self._configs[effective.deployment] = config
+        key = (exchange.request, config)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = evaluate(exchange.request, config, now=self.now)
             self._decisions[key] = decision
-        return exchange, self._decisions[key]
+        return exchange, decision
 
     def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
         """One scenario under one interpretation."""
@@ -223,7 +242,9 @@ def _short(outcome: Outcome) -> str:
         text = str(outcome.status)
         if outcome.error:
             text += " " + _ABBREV.get(outcome.error, outcome.error[:2].upper())
-    if outcome.unspecified:
+    if outcome.finding is Finding.ACCEPTED_ALTHOUGH_BOUND:
+        text += "!"
+    elif outcome.unspecified:
         text += "*"
     elif outcome.assumed:
         text += "?"
@@ -359,13 +380,16 @@ class Matrix:
                 else:
                     text = f"{o.status}" + (f" `{o.error}`" if o.error else "")
                 text += " *(unspecified)*" if o.unspecified else " *(assumed)*" if o.assumed else ""
+                if c.finding is Finding.ACCEPTED_ALTHOUGH_BOUND:
+                    text += " ⚠ *binding not checked*"
                 cells.append(text)
             lines.append(f"| `{s.id}` — {_md_escape(s.title)} | " + " | ".join(cells) + " |")
         if legend:
             lines += [
                 "",
                 "*(unspecified)*: the RFCs name no answer; *(assumed)*: not shown by the source, "
-                "inherited from the baseline. Sources: "
+                "inherited from the baseline; ⚠ *binding not checked*: a certificate- or DPoP-bound token "
+                "accepted without any binding check (anyone holding it can use it). Sources: "
                 + "; ".join(
                     f"`{i.name}` — {_md_escape(str(i.source))}" for i in self.interpretations
                 ),
@@ -409,7 +433,8 @@ class Matrix:
         codes = ", ".join(f"{v}={k}" for k, v in _ABBREV.items())
         out += textwrap.wrap(
             f"Cells: status and error code ({codes}); TLS nnn = TLS alert number; "
-            "* = the RFCs name no answer (unspecified); ? = not shown by the source (assumed).",
+            "* = the RFCs name no answer (unspecified); ? = not shown by the source (assumed); ! = a "
+            "bound token accepted without any binding check.",
             width=width,
         )
         text = "\n".join(out) + "\n"

@@ -19,6 +19,8 @@ __all__ = ["FINDINGS", "Finding", "FindingInfo"]
 class Finding(enum.Enum):
     """Where evaluation ended. Ordered roughly as the checks run."""
 
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
+
     TLS_REJECTED = "tls_rejected"
     NO_TOKEN = "no_token"
     MALFORMED_AUTHORIZATION = "malformed_authorization"

@@ -278,7 +278,7 @@ class Interpretation:
             raise InterpretationError(f"{self.name}.answers", f"no answer for {', '.join(missing)}")
         for finding, answer in index.items():
             self._check(finding, answer, index)
-        unknown = {k for k, _ in self.deployment} - set(Deployment.__dataclass_fields__)
+        unknown = {k for k, _ in self.deployment} - {f.name for f in fields(Deployment) if f.init}
         if unknown:
             raise InterpretationError(
                 f"{self.name}.deployment", f"unknown field(s) {', '.join(sorted(unknown))}"
@@ -453,12 +453,6 @@ class Interpretation:
             raise InterpretationError("name", "missing") from None
         base_name = data.get("base") or "baseline"
         base = BUILTINS.get(base_name)
-        if base is None:
-            near = difflib.get_close_matches(str(base_name), list(BUILTINS), n=1)
-            hint = f"; did you mean {near[0]}?" if near else ""
-            raise InterpretationError(
-                f"{name}.base", f"{base_name!r} is not a built-in interpretation{hint}"
-            )
         given = data.get("answers", {})
         if not isinstance(given, Mapping):
             raise InterpretationError(f"{name}.answers", "must be an object of finding → answer")
@@ -478,9 +472,12 @@ class Interpretation:
         for finding in Finding:
             if finding not in answers:
                 if base is None:
+                    near = difflib.get_close_matches(str(base_name), list(BUILTINS), n=1)
+                    hint = f"; did you mean {near[0]}?" if near else ""
                     raise InterpretationError(
-                        f"{name}.answers",
-                        f"no answer for {finding.value} and no base to inherit from",
+                        f"{name}.base",
+                        f"no answer for {finding.value}, and {base_name!r} is not a built-in "
+                        f"interpretation to inherit it from{hint}",
                     )
                 inherited = base._index[finding]
                 answers[finding] = (
@@ -935,11 +932,13 @@ def _builtins() -> dict[str, Interpretation]:
             _F.CERTIFICATE_MISSING: Answer(
                 status=401,
                 error="unauthorized_client",
+                assumed=True,
                 note="status and code observed; the challenge's exact form assumed",
             ),
             _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
                 error="unauthorized_client",
+                assumed=True,
                 note="status and code observed; the challenge's exact form assumed",
             ),
         },
@@ -977,6 +976,11 @@ def _builtins() -> dict[str, Interpretation]:
                 error_uri=_SPRING_URI,
                 description=_SPRING_PREFIX + "Invalid SHA-256 Thumbprint for X509Certificate.",
                 note=_OBSERVED,
+            ),
+            _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
+                same_as=_F.CERTIFICATE_MISSING,
+                note="observed: behind a TLS-terminating proxy, without a certificate supplier, every bound "
+                "token lands in the missing-certificate case",
             ),
         },
         departures=(
@@ -1137,7 +1141,12 @@ def _builtins() -> dict[str, Interpretation]:
                 content_type="application/json; charset=utf-8",
                 note=_OBSERVED,
             )
-            for f in (_F.CERTIFICATE_MISSING, _F.CERTIFICATE_MISMATCH, _F.TOKEN_NOT_BOUND)
+            for f in (
+                _F.CERTIFICATE_MISSING,
+                _F.CERTIFICATE_MISMATCH,
+                _F.TOKEN_NOT_BOUND,
+                _F.UNSUPPORTED_CONFIRMATION,  # cnf without x5t#S256: the same branch of oauth_mtls.lua
+            )
         },
         departures=(
             Departure(

@@ -29,6 +29,7 @@ import builtins
 import contextlib
 import datetime as dt
 import enum
+import functools
 import hashlib
 import html
 import ipaddress
@@ -348,6 +349,17 @@ def validate_client_chain(
     cert = load_certificate(leaf, field="leaf")
     if not roots:
         raise CertificateError("roots", "at least one trust anchor is needed")
+    return _validate_cached(cert, tuple(roots), tuple(intermediates), at)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validate_cached(
+    cert: x509.Certificate,
+    roots: tuple[x509.Certificate, ...],
+    intermediates: tuple[x509.Certificate, ...],
+    at: dt.datetime,
+) -> ChainVerdict:
+    """Chain validation is a pure function of its inputs: each chain is validated once per process."""
     verifier = (
         PolicyBuilder()
         .store(Store(list(roots)))

@@ -28,7 +28,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import jwt
@@ -147,6 +147,14 @@ class RsConfig:
     mtls_scheme: bool = False
     leeway: int = 0
     dpop_max_age: int = 300
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        object.__setattr__(self, "_hash", hash(values))
+
+    def __hash__(self) -> int:  # a cache key on every evaluation: hash once
+        return self._hash
 
 
 def config_for(
@@ -231,13 +239,84 @@ class _Run:
         return _Stop(finding)
 
 
-def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
-    """Decide what the resource server finds for ``request`` at ``now``."""
+@functools.lru_cache(maxsize=256)
+def _neutral(config: RsConfig) -> RsConfig:
+    """``config`` without its binding policy and scope: what the first three stages depend on."""
+    return replace(config, checks_binding=True, requires_binding=False, required_scope="")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """Where the first three stages (certificate, token, validation) ended, shared between servers that
+    differ only in their binding policy or required scope."""
+
+    steps: tuple[Step, ...]
+    stop: Finding | None
+    cert: bytes | None = None
+    untrusted: bool = False
+    token: str = ""
+    scheme: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    presented_x5t: str | None = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(
+    request: Request,
+    config: RsConfig,
+    introspect: Callable[[str], Mapping[str, Any]] | None,
+    now: dt.datetime,
+) -> _Prefix:
+    """Stages 1-3 for ``request``; ``config`` carries no binding policy, ``introspect`` is part of the key."""
+    # RsConfig.introspect does not take part in equality, so the cached _neutral(config) may carry
+    # another server's callable: use the one that is part of this cache key.
+    config = replace(config, introspect=introspect)
     run = _Run(request=request, config=config, now=now)
     try:
-        finding = _evaluate(run)
+        cert, untrusted = _certificate(run)
+        token, scheme = _extract_token(run)
+        run.scheme = scheme
+        claims = _validate(run, token)
     except _Stop as stop:
-        finding = stop.finding
+        return _Prefix(
+            steps=tuple(run.steps),
+            stop=stop.finding,
+            scheme=run.scheme,
+            presented_x5t=run.presented_x5t,
+        )
+    return _Prefix(
+        steps=tuple(run.steps),
+        stop=None,
+        cert=cert,
+        untrusted=untrusted,
+        token=token,
+        scheme=scheme,
+        claims=claims,
+        presented_x5t=run.presented_x5t,
+    )
+
+
+def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
+    """Decide what the resource server finds for ``request`` at ``now``."""
+    # Introspection asks the authorization server, whose answer can change (RFC 7662 §2.2: revoked
+    # tokens become inactive): never reuse it; only local JWT validation is a pure function.
+    stages = _prefix if config.validation is Validation.JWT else _prefix.__wrapped__
+    prefix = stages(request, _neutral(config), config.introspect, now)
+    run = _Run(
+        request=request,
+        config=config,
+        now=now,
+        steps=list(prefix.steps),
+        scheme=prefix.scheme,
+        presented_x5t=prefix.presented_x5t,
+    )
+    if prefix.stop is not None:
+        finding = prefix.stop
+    else:
+        try:
+            finding = _finish(run, prefix)
+        except _Stop as stop:
+            finding = stop.finding
     return Decision(
         finding=finding,
         trace=tuple(run.steps),
@@ -251,11 +330,14 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
     )
 
 
-def _evaluate(run: _Run) -> Finding:
-    cert, untrusted_header = _certificate(run)
-    token, scheme = _extract_token(run)
-    run.scheme = scheme
-    claims = _validate(run, token)
+def _finish(run: _Run, prefix: _Prefix) -> Finding:
+    """Stages 4 and 5: binding and scope, per the server's policy."""
+    cert, untrusted_header, token, claims = (
+        prefix.cert,
+        prefix.untrusted,
+        prefix.token,
+        prefix.claims,
+    )
     subject = claims.get("sub")
     client_id = claims.get("client_id")
     run.subject = subject if isinstance(subject, str) else None
@@ -483,27 +565,46 @@ def _form_tokens(request: Request) -> list[str]:
 # ---- 3. validation ------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str]:
-    """Signature verification, once per (token, key set): ``("ok", claims)`` or ``(finding value, reason)``."""
+def _header_of(token: str) -> dict[str, Any] | None:
+    """The JOSE header, only to choose the key; pyjwt then parses and verifies the whole token.
+
+    (pyjwt's own get_unverified_header would decode and check all three parts a second time.)
+    """
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        return Finding.TOKEN_MALFORMED.value, f"not decodable as a JWS ({exc})"
+        header = json.loads(jwt.utils.base64url_decode(token.split(".", 1)[0]))
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return header if isinstance(header, dict) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str, tuple[str, ...]]:
+    """Signature verification, once per (token, key set): ``("ok", claims, ignored header names)`` or
+    ``(finding value, reason, ())``. The header names are those that point at keys (never used)."""
+    header = _header_of(token)
+    if header is None:
+        return Finding.TOKEN_MALFORMED.value, "the JOSE header is not base64url-encoded JSON", ()
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
-        return Finding.TOKEN_MALFORMED.value, f"typ is {typ!r}, not at+jwt: not a JWT access token"
+        return (
+            Finding.TOKEN_MALFORMED.value,
+            f"typ is {typ!r}, not at+jwt: not a JWT access token",
+            (),
+        )
     alg = header.get("alg")
     key = jwks.find(header.get("kid"))
     if key is None:
         return (
             Finding.BAD_SIGNATURE.value,
             f"no key with kid {header.get('kid')!r} in the issuer's JWKS",
+            (),
         )
     if alg != key.algorithm_name:
-        return Finding.BAD_SIGNATURE.value, (
-            f"alg {alg!r} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none and "
-            "HMAC with a public key are the classic confusions)"
+        return (
+            Finding.BAD_SIGNATURE.value,
+            f"alg {alg!r} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none "
+            "and HMAC with a public key are the classic confusions)",
+            (),
         )
     try:
         decoded = jwt.api_jwt.PyJWT().decode_complete(
@@ -521,13 +622,17 @@ def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str]:
             },
         )
     except jwt.InvalidSignatureError:
-        return Finding.BAD_SIGNATURE.value, f"the signature does not verify with key {key.key_id}"
+        return (
+            Finding.BAD_SIGNATURE.value,
+            f"the signature does not verify with key {key.key_id}",
+            (),
+        )
     except jwt.PyJWTError as exc:
-        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})"
+        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})", ()
     payload = decoded["payload"]
     if not isinstance(payload, dict):
-        return Finding.TOKEN_MALFORMED.value, "the claims are not a JSON object"
-    return "ok", payload
+        return Finding.TOKEN_MALFORMED.value, "the claims are not a JSON object", ()
+    return "ok", payload, tuple(name for name in _URL_BEARING_HEADERS if name in header)
 
 
 def _validate(run: _Run, token: str) -> Mapping[str, Any]:
@@ -544,7 +649,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
             _C_9068_4,
             f"{token.count('.') + 1} dot-separated part(s); a JWS has 3",
         )
-    outcome, result = _verify_jws(token, run.config.jwks)
+    outcome, result, ignored = _verify_jws(token, run.config.jwks)
     if outcome != "ok":
         assert isinstance(result, str)
         where = _C_8725_31 if "alg" in result else _C_9068_4
@@ -556,7 +661,6 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
         )
     assert isinstance(result, dict)
     claims = result
-    ignored = [name for name in _URL_BEARING_HEADERS if name in jwt.get_unverified_header(token)]
     if ignored:
         run.step(
             "JOSE header",

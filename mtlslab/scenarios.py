@@ -15,9 +15,10 @@ import binascii
 import datetime as dt
 import difflib
 import enum
+import functools
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from mtlslab.errors import ScenarioError, UnknownScenarioError
@@ -51,8 +52,33 @@ __all__ = [
 ]
 
 
+def _public_fields(obj: Any) -> tuple[str, ...]:
+    """The fields a caller sets (not the cached hash)."""
+    return _fields_of(obj if isinstance(obj, type) else type(obj))
+
+
+@functools.cache
+def _fields_of(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.init)
+
+
+class _CachedHash:
+    """Frozen value objects used as cache keys hash once (their hash is asked for on every lookup)."""
+
+    __slots__ = ()
+
+    def _init_hash(self) -> None:
+        values = tuple(getattr(self, name) for name in _public_fields(self))
+        object.__setattr__(self, "_hash", hash(values))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
+
 class Topology(enum.Enum):
     """Whether the client talks TLS to the resource server itself or to a TLS-terminating proxy."""
+
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     DIRECT = "direct"
     PROXY = "proxy"  # a reverse proxy terminates TLS and forwards the certificate as RFC 9440 Client-Cert
@@ -61,12 +87,14 @@ class Topology(enum.Enum):
 class Validation(enum.Enum):
     """How the resource server validates tokens."""
 
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
+
     JWT = "jwt"  # locally: RFC 9068 JWT + the issuer's JWKS
     INTROSPECTION = "introspection"  # by asking the authorization server (RFC 7662)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deployment:
+class Deployment(_CachedHash):
     """How the resource server (and the TLS in front of it) is set up."""
 
     client_auth: ClientAuth = ClientAuth.OPTIONAL
@@ -85,6 +113,13 @@ class Deployment:
         False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
     )
     dpop: bool = True  # the RS supports DPoP (RFC 9449)
+
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._init_hash()
+
+    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
@@ -115,7 +150,7 @@ class Deployment:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (enum values as strings)."""
-        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
@@ -126,6 +161,8 @@ class Deployment:
 
 class CertChoice(enum.Enum):
     """Which certificate the client presents (names of :meth:`mtlslab.pki.Lab.identities`)."""
+
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     NONE = "none"
     CLIENT = "client"  # the certificate bound tokens are bound to
@@ -145,6 +182,8 @@ class CertChoice(enum.Enum):
 class Scheme(enum.Enum):
     """The Authorization scheme the client uses."""
 
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
+
     BEARER = "Bearer"
     BEARER_LOWER = "bearer"  # auth-schemes are case-insensitive (RFC 9110 §11.1)
     DPOP = "DPoP"
@@ -155,6 +194,8 @@ class Scheme(enum.Enum):
 class Placement(enum.Enum):
     """Where the token travels (RFC 6750 §2.1 header, §2.2 form body, §2.3 query)."""
 
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
+
     HEADER = "header"
     FORM = "form"
     QUERY = "query"
@@ -164,6 +205,8 @@ class Placement(enum.Enum):
 
 class ProofChoice(enum.Enum):
     """The DPoP proof sent along (RFC 9449 §4)."""
+
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     AUTO = "auto"  # a valid proof when the scheme is DPoP, none otherwise
     NONE = "none"
@@ -178,7 +221,7 @@ class ProofChoice(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Presentation:
+class Presentation(_CachedHash):
     """What the client sends: certificate, scheme, token placement, and extras."""
 
     certificate: CertChoice = CertChoice.CLIENT
@@ -187,6 +230,13 @@ class Presentation:
     forged_client_cert: CertChoice | None = None  # a Client-Cert header the client adds itself
     dpop_proof: ProofChoice = ProofChoice.AUTO
     raw_authorization: str | None = None  # an exact Authorization value instead of scheme + token
+
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._init_hash()
+
+    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """A one-line description."""
@@ -208,7 +258,7 @@ class Presentation:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Presentation:
@@ -218,7 +268,7 @@ class Presentation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Scenario:
+class Scenario(_CachedHash):
     """One situation a resource server can be in, with a stable id."""
 
     id: str
@@ -231,6 +281,13 @@ class Scenario:
     expect: Finding | None = (
         None  # the finding under the RFC baseline, documented with the scenario
     )
+
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._init_hash()
+
+    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """Deployment, presentation and token on one line."""
@@ -252,7 +309,7 @@ class Scenario:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scenario:
         """The inverse of :meth:`to_json`; refuses unknown fields."""
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - set(_public_fields(cls))
         if unknown:
             raise ScenarioError("scenario", f"unknown field(s) {', '.join(sorted(unknown))}")
         try:
@@ -273,8 +330,8 @@ class Scenario:
 
     def with_(self, **changes: Any) -> Scenario:
         """A variant: ``deployment=...``, ``presentation=...`` or any of their fields by name."""
-        dep = {k: v for k, v in changes.items() if k in Deployment.__dataclass_fields__}
-        pres = {k: v for k, v in changes.items() if k in Presentation.__dataclass_fields__}
+        dep = {k: v for k, v in changes.items() if k in _public_fields(Deployment)}
+        pres = {k: v for k, v in changes.items() if k in _public_fields(Presentation)}
         own = {k: v for k, v in changes.items() if k not in dep and k not in pres}
         scenario = replace(self, **own)
         if dep:
@@ -289,8 +346,8 @@ def _plain(value: Any) -> Any:
 
 
 def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
-    fields = cls.__dataclass_fields__
-    unknown = set(data) - set(fields)
+    known = _public_fields(cls)
+    unknown = set(data) - set(known)
     if unknown:
         raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
@@ -342,7 +399,7 @@ def decode_client_cert(value: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
+class Request(_CachedHash):
     """An HTTP request as the resource server's application sees it (or as the client sends it)."""
 
     method: str = "GET"
@@ -351,6 +408,13 @@ class Request:
     body: bytes = b""
     client_cert: bytes | None = None  # DER the TLS layer of this connection handed over
     from_proxy: bool = False  # arrived on the hop from the TLS-terminating proxy
+
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._init_hash()
+
+    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     @property
     def target(self) -> str:
@@ -484,6 +548,11 @@ def client_request(
     return Request(method=method, url=url, headers=tuple(headers), body=body)
 
 
+# The request depends only on the presentation and the token (DPoP proofs are signed deterministically),
+# so scenarios differing only in their deployment share it.
+_client_request = functools.lru_cache(maxsize=4096)(client_request)
+
+
 def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:
     """What a TLS-terminating proxy forwards to the origin (RFC 9440 §2): any ``Client-Cert`` the client
     sent removed (unless the proxy is broken), the handshake's certificate added when there was one."""
@@ -512,10 +581,12 @@ def realize(
         client_auth=deployment.client_auth,
         version=deployment.tls_version,
         presented=identity,
-        roots=[lab.ca.certificate],
+        roots=(lab.ca.certificate,),
         at=now,
     )
-    sent = client_request(scenario.presentation, token, lab=lab, resource_url=resource_url, now=now)
+    sent = _client_request(
+        scenario.presentation, token, lab=lab, resource_url=resource_url, now=now
+    )
     if not tls.completed:
         received = None
     elif deployment.topology is Topology.PROXY:
@@ -1046,7 +1117,7 @@ CATALOGUE: tuple[Scenario, ...] = (
     _s(
         "mtls-scheme-no-cert",
         "MTLS scheme (hypothetical), no certificate",
-        tags=("presentation", "analogy"),
+        tags=("presentation", "analogy", "debate"),
         expect=_F.NO_TOKEN,
         scheme=Scheme.MTLS,
         presentation=_NO_CERT,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -47,8 +48,12 @@ __all__ = [
 class ClientAuth(enum.Enum):
     """How the TLS server asks for a client certificate."""
 
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
+
     NONE = "none"  # never asks (no CertificateRequest)
-    OPTIONAL = "optional"  # asks; none is fine; a bad one is refused (Python CERT_OPTIONAL, nginx "optional")
+    # asks; none is fine; a bad one is refused at the TLS layer (OpenSSL VERIFY_PEER, Python CERT_OPTIONAL).
+    # nginx "optional" differs: it completes the handshake and answers 400 over HTTP for a bad certificate.
+    OPTIONAL = "optional"
     OPTIONAL_NO_CA = (
         "optional-no-ca"  # asks; accepts any certificate unverified (nginx "optional_no_ca")
     )
@@ -70,6 +75,8 @@ class ClientAuth(enum.Enum):
 
 class TlsVersion(enum.Enum):
     """The TLS version the server pins."""
+
+    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     TLS1_2 = "1.2"
     TLS1_3 = "1.3"
@@ -172,7 +179,19 @@ def handshake(
 
     ``presented`` is the identity (or bare certificate) the client would send if asked. Certificates are
     validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today).
+    A pure function, so results are cached.
     """
+    return _handshake(client_auth, version, presented, tuple(roots), at)
+
+
+@functools.lru_cache(maxsize=1024)
+def _handshake(
+    client_auth: ClientAuth,
+    version: TlsVersion,
+    presented: Identity | x509.Certificate | None,
+    roots: tuple[x509.Certificate, ...],
+    at: dt.datetime,
+) -> TlsResult:
     name: str
     chain: tuple[x509.Certificate, ...]
     der: bytes

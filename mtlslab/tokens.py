@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import builtins
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import html
@@ -346,12 +347,17 @@ class AuthorizationServer:
         self.kid = jwk_thumbprint(public_jwk(self.signing_key))
         self._introspection: dict[str, dict[str, Any]] = {}
         self._revoked: set[str] = set()
-        self._cache: dict[tuple[str, str, str, dt.datetime], AccessToken] = {}
+        self._cache: dict[tuple[str, Identity, DPoPKey | None, dt.datetime], AccessToken] = {}
 
     @staticmethod
     def _key(lab: Lab, alg: str, label: str) -> PrivateKey:
         key_type = {"ES256": KeyType.EC, "EdDSA": KeyType.ED25519}.get(alg, KeyType.RSA)
         return lab.key(label, key_type)
+
+    @functools.cached_property
+    def dpop_key(self) -> DPoPKey:
+        """The lab client's DPoP key (RFC 9449), derived from the seed."""
+        return DPoPKey.for_lab(self.lab)
 
     @property
     def reproducible(self) -> bool:
@@ -440,9 +446,15 @@ class AuthorizationServer:
             known = ", ".join(sorted(TOKEN_VARIANTS))
             raise TokenError("variant", f"unknown token variant {variant!r}; known: {known}")
         identity = bound_to if bound_to is not None else self.lab.client
-        key = dpop_key or DPoPKey.for_lab(self.lab)
-        cache_key = (variant, identity.x5t_s256, key.jkt, now)
-        if cache_key not in self._cache:
+        cache_key = (
+            variant,
+            identity,
+            dpop_key,
+            now,
+        )  # identities hash by certificate; keys by identity
+        found = self._cache.get(cache_key)
+        if found is None:
+            key = dpop_key or self.dpop_key
             ctx = _MintContext(
                 name=variant,
                 description=recipe.description,
@@ -450,8 +462,8 @@ class AuthorizationServer:
                 dpop_key=key,
                 now=now,
             )
-            self._cache[cache_key] = recipe.make(self, ctx)
-        return self._cache[cache_key]
+            found = self._cache[cache_key] = recipe.make(self, ctx)
+        return found
 
     def register(self, token: str, response: Mapping[str, Any]) -> None:
         """Record what introspection says about ``token`` (RFC 7662 §2.2)."""
@@ -501,7 +513,9 @@ def _jwt(
     claims = asrv.claims(now=now or ctx.now, jti=asrv.jti(ctx.name), cnf=cnf)
     claims.update(claim_changes or {})
     value = asrv.sign(claims, key=key)
-    if register:
+    if register and claims.get("iss") == asrv.issuer:
+        # Only tokens this server issued are known to its introspection endpoint: one that names
+        # another issuer is, to it, an unknown token (RFC 7662 §2.2: active false).
         asrv.register(value, {**claims, "token_type": "DPoP" if bound_jkt else "Bearer"})
     return AccessToken(
         value=value,

@@ -85,7 +85,11 @@ class BuiltinProxy(Listener, Proxy):
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
-        self.context = server_context(deployment, lab)
+        try:
+            self.context = server_context(deployment, lab)
+        except BaseException:
+            self._listener.close()
+            raise
 
     def _serve(self, sock: socket.socket, *, deadline: float) -> None:
         tls = self._tls_accept(self.context, sock)

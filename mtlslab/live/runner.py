@@ -27,6 +27,7 @@ from mtlslab.pki import Lab
 from mtlslab.scenarios import CATALOGUE, Deployment, Scenario, Topology, client_request
 
 __all__ = [
+    "DEFAULT_VERIFY",
     "LiveRun",
     "LiveStack",
     "VerifyReport",
@@ -53,6 +54,7 @@ class LiveStack:
         limits: Limits | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        wall_clock: bool = False,
     ) -> None:
         self.deployment = interpretation.adapt(deployment)
         self.interpretation = interpretation
@@ -61,7 +63,7 @@ class LiveStack:
             "deployment": self.deployment,
             "interpretation": interpretation,
             "asrv": simulator.asrv,
-            "now": simulator.now,
+            "now": None if wall_clock else simulator.now,
             "limits": limits,
         }
         self.proxy: Proxy | None = None
@@ -231,19 +233,18 @@ def run_many(
     sim = simulator or Simulator()
     interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
     chosen = list(scenarios)
-    groups: dict[tuple[str, Deployment], list[Scenario]] = collections.defaultdict(list)
-    by_name = {i.name: i for i in interps}
-    for interp in interps:
-        for scenario in chosen:
-            groups[(interp.name, interp.adapt(scenario.deployment))].append(scenario)
-    runs: dict[tuple[str, str], LiveRun] = {}
-    for (name, deployment), members in groups.items():
+    groups: dict[tuple[int, Deployment], list[int]] = collections.defaultdict(list)
+    for n, interp in enumerate(interps):
+        for k, scenario in enumerate(chosen):
+            groups[(n, interp.adapt(scenario.deployment))].append(k)
+    runs: dict[tuple[int, int], LiveRun] = {}
+    for (n, deployment), members in groups.items():
         with LiveStack(
-            simulator=sim, deployment=deployment, interpretation=by_name[name], proxy=proxy
+            simulator=sim, deployment=deployment, interpretation=interps[n], proxy=proxy
         ) as stack:
-            for scenario in members:
-                runs[(scenario.id, name)] = _exchange(stack, sim, scenario, timeout)
-    return [runs[(s.id, i.name)] for s in chosen for i in interps]
+            for k in members:
+                runs[(k, n)] = _exchange(stack, sim, chosen[k], timeout)
+    return [runs[(k, n)] for k in range(len(chosen)) for n in range(len(interps))]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -67,7 +67,7 @@ def server_context(
     server = identity or lab.server
     ctx.use_certificate(server.certificate)
     for extra in server.chain:
-        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+        ctx.add_extra_chain_cert(extra)
     ctx.use_privatekey(server.private_key)
     ctx.check_privatekey()
     mode = deployment.client_auth
@@ -77,7 +77,6 @@ def server_context(
     store = ctx.get_cert_store()
     assert store is not None
     store.add_cert(crypto.X509.from_cryptography(lab.ca.certificate))
-    ctx.set_client_ca_list([crypto.X509.from_cryptography(lab.ca.certificate).get_subject()])
     flags = SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if mode.requires else 0)
     if mode.validates:
         ctx.set_verify(flags)
@@ -172,7 +171,7 @@ class Listener:
                     return
                 continue
             if not self._slots.acquire(timeout=self.limits.connection_timeout):
-                self.dropped += 1
+                self._count("dropped")
                 sock.close()
                 continue
             thread = threading.Thread(
@@ -200,7 +199,7 @@ class Listener:
             )
             self._serve(sock, deadline=time.monotonic() + timeout)
         except Exception:
-            self.dropped += 1
+            self._count("dropped")
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -210,6 +209,10 @@ class Listener:
 
     def _serve(self, sock: socket.socket, *, deadline: float) -> None:
         raise NotImplementedError
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def _drain(self, sock: socket.socket) -> None:
         """Close gracefully: shut our write side, read what the client already sent, then close.
@@ -232,7 +235,7 @@ class Listener:
         try:
             tls.do_handshake()
         except (SSL.Error, OSError):
-            self.failed_handshakes += 1
+            self._count("failed_handshakes")
             self._drain(sock)
             return None
         return tls
@@ -264,6 +267,8 @@ class _ResourceServer(Listener):
             self.deployment,
             jwks=Jwks.from_dict(self.asrv.jwks()),
             introspect=self._introspect,
+            issuer=self.asrv.issuer,  # trust the issuer and audience of the AS it was given
+            audience=self.asrv.audience,
             required_scope=required_scope,
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
@@ -289,7 +294,7 @@ class _ResourceServer(Listener):
         body = bytearray()
         while True:
             if time.monotonic() > deadline:
-                self.dropped += 1
+                self._count("dropped")
                 return
             try:
                 event = conn.next_event()
@@ -300,14 +305,22 @@ class _ResourceServer(Listener):
                 try:
                     data = recv(65536)
                 except (OSError, SSL.Error):
-                    self.dropped += 1
+                    self._count("dropped")
                     return
                 conn.receive_data(data)
                 if not data and request is None:
-                    self.dropped += 1
+                    self._count("dropped")
                     return
             elif isinstance(event, h11.Request):
                 request = event
+                size = (
+                    len(event.method)
+                    + len(event.target)
+                    + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                )
+                if size > self.limits.max_header_bytes:
+                    self._send_plain(conn, send, 431, "request header fields too large\n")
+                    return
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.limits.max_body_bytes:
@@ -357,13 +370,13 @@ class _ResourceServer(Listener):
         data = conn.send(h11.Response(status_code=outcome.status, headers=headers, reason=reason))
         data = (data or b"") + (conn.send(h11.Data(data=outcome.body.encode("utf-8"))) or b"")
         data += conn.send(h11.EndOfMessage()) or b""
+        self._count("served")  # before sending: whoever reads the answer sees the count
         send(data)
-        self.served += 1
 
     def _send_plain(
         self, conn: h11.Connection, send: Callable[[bytes], None], status: int, text: str
     ) -> None:
-        self.dropped += 1
+        self._count("dropped")
         with contextlib.suppress(h11.LocalProtocolError, OSError, SSL.Error):
             body = text.encode()
             data = conn.send(
@@ -401,7 +414,11 @@ class LiveServer(_ResourceServer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.context = server_context(self.deployment, self.lab)
+        try:
+            self.context = server_context(self.deployment, self.lab)
+        except BaseException:
+            self._listener.close()
+            raise
 
     def _serve(self, sock: socket.socket, *, deadline: float) -> None:
         tls = self._tls_accept(self.context, sock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shlex
 from pathlib import Path
@@ -35,12 +36,12 @@ def curl_command(
     lab: Lab,
     asrv: AuthorizationServer | None = None,
     folder: str = "lab",
-    now: object = None,
+    now: dt.datetime | None = None,
 ) -> str:
     """The ``curl`` command that sends ``scenario``'s request to ``url`` (the server's base URL), using the
     files :func:`write_lab_folder` writes into ``folder``."""
     server = asrv or AuthorizationServer(lab)
-    token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)  # type: ignore[arg-type]
+    token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)
     request = client_request(scenario.presentation, token, lab=lab, resource_url=f"{url}/resource")
     version = "1.3" if scenario.deployment.tls_version is TlsVersion.TLS1_3 else "1.2"
     args = [

@@ -1,0 +1,1430 @@
+"""Probe a real resource server: send a bounded battery of requests and say which reading it follows.
+
+An edge of mtlslab, like :mod:`mtlslab.live`: it opens sockets, decides nothing itself, and compares what a
+server answers with what every interpretation predicts. ::
+
+    lab = Lab(seed="workshop")
+    with LabIssuer(lab) as issuer:                 # JWKS + RFC 8414 metadata on https://127.0.0.1:PORT
+        report = probe("https://127.0.0.1:8443/resource", issuer=issuer, ca=Path("server-ca.pem"))
+    print(report.headline)                         # answers like keycloak on 21 of 21 probes (verdict), ...
+    print(report.to_text())                        # ≤ 72 columns; also to_markdown(), to_json()
+
+Two ways to get tokens the server accepts:
+
+* **lab issuer** (:class:`LabIssuer`): mtlslab serves its authorization server's JWKS, RFC 8414 metadata
+  and an RFC 7662 introspection endpoint on loopback over HTTPS (lab server certificate, lab CA). A server
+  configured with that issuer and audience accepts every token mtlslab mints, so the full battery runs —
+  broken tokens included. Tokens are minted at wall-clock time (``now`` can be injected for self-tests).
+* **bring your own** (:class:`BringYourOwn`): a bound token with its certificate and key, optionally an
+  unbound token and a second certificate. The battery shrinks to what that allows; the report lists every
+  skipped probe and why.
+
+Every probe is a GET (no form bodies, nothing that could change state), sent sequentially, each with a
+timeout; a battery has at most :data:`MAX_REQUESTS` requests. A target that is not on loopback
+(127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states what was sent:
+method, URL and headers (tokens shortened), and which certificate.
+
+Predictions come from the engine. Each probe is a :class:`~mtlslab.scenarios.Scenario` (the lab analogue of
+what is sent), simulated under every interpretation with :class:`~mtlslab.compare.Simulator` for a server
+assumed to ask for client certificates *optionally* at the stated TLS version (each interpretation adapts
+that, e.g. ``tls-required`` requires them). In bring-your-own mode the same engine decides the analogue —
+assuming the user's token is valid and bound to the given certificate — and each interpretation answers a
+:class:`~mtlslab.rs.Decision` that carries the user's own ``sub`` and ``client_id``.
+
+Scores: *exact* counts probes whose outcome matches on the wire (status, ``WWW-Authenticate``,
+``Content-Type``, body; or TLS alert name, number and when it surfaced); *verdict* counts those with the
+same TLS alert, or the same status and error code. A foreign server's realm and descriptions are its own,
+so the verdict score names the closest reading; the exact score breaks ties.
+
+Exceptions: :class:`~mtlslab.errors.InputError` (unusable input — a URL, a file, a target that refuses
+connections or whose certificate does not verify), before or at the first request. A server's answer, any
+answer, is data in the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import ipaddress
+import json
+import os
+import re
+import socket
+import ssl
+import textwrap
+import time
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import h11
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
+
+from mtlslab.challenge import ChallengeError, parse_www_authenticate
+from mtlslab.compare import Simulator
+from mtlslab.errors import CertificateError, InputError, KeyTypeError
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
+from mtlslab.live.client import Observed, send
+from mtlslab.live.server import Limits, Listener, server_context
+from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
+from mtlslab.rs import Decision
+from mtlslab.scenarios import (
+    CertChoice,
+    ClientAuth,
+    Deployment,
+    Placement,
+    Presentation,
+    Scenario,
+    Scheme,
+    TlsVersion,
+    client_request,
+    encode_client_cert,
+)
+from mtlslab.tls import ALERTS
+from mtlslab.tokens import LAB_AUDIENCE, AccessToken, AuthorizationServer, decode_unverified
+
+__all__ = [
+    "MAX_REQUESTS",
+    "PROBES",
+    "BringYourOwn",
+    "LabIssuer",
+    "Need",
+    "Prediction",
+    "Probe",
+    "ProbeReport",
+    "ProbeResult",
+    "Score",
+    "SecurityWarning",
+    "Sent",
+    "Skipped",
+    "check_target",
+    "identity_from_pem",
+    "is_loopback",
+    "observed_verdict",
+    "probe",
+    "shorten",
+]
+
+#: The most requests one probe run sends.
+MAX_REQUESTS = 40
+
+Need = Literal["lab-issuer", "unbound-token", "other-cert"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The battery (rules as data).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Probe:
+    """One request of the battery: its lab analogue, and what accepting it would mean for security.
+
+    ``scenario.token`` names a lab token variant (``bound``, ``unbound``, ``none`` or a broken one);
+    ``scenario.presentation`` says which certificate (``client`` = the one the token is bound to), scheme,
+    placement, and whether the client forges a ``Client-Cert`` header carrying the bound certificate.
+    """
+
+    id: str
+    title: str
+    scenario: Scenario
+    warning: str | None = None  # a security warning when the server answers 2xx
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        """The material beyond a bound token and its certificate that this probe needs."""
+        out: list[Need] = []
+        if self.scenario.token not in ("bound", "unbound", "none"):
+            out.append("lab-issuer")
+        if self.scenario.token == "unbound":
+            out.append("unbound-token")
+        if self.scenario.presentation.certificate is CertChoice.OTHER:
+            out.append("other-cert")
+        return tuple(out)
+
+    @property
+    def certificate(self) -> str:
+        """``bound``, ``other`` or ``none``: which certificate the TLS client presents."""
+        return {CertChoice.CLIENT: "bound", CertChoice.OTHER: "other"}.get(
+            self.scenario.presentation.certificate, "none"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Probe {self.id}: {self.title}>"
+
+
+def _p(
+    id: str, title: str, *, token: str = "bound", warning: str | None = None, **presentation: Any
+) -> Probe:
+    scenario = Scenario(id=id, title=title, token=token, presentation=Presentation(**presentation))
+    return Probe(id=id, title=title, scenario=scenario, warning=warning)
+
+
+_NONE = CertChoice.NONE
+
+#: The battery, in the order it is sent. Ids are stable (they appear in reports).
+PROBES: tuple[Probe, ...] = (
+    _p("success", "bound token with its certificate (the control)"),
+    _p(
+        "no-cert",
+        "bound token, no certificate",
+        certificate=_NONE,
+        warning="accepted a certificate-bound token without any certificate",
+    ),
+    _p(
+        "mismatch",
+        "bound token with another client's certificate",
+        certificate=CertChoice.OTHER,
+        warning="accepted a certificate-bound token with another client's certificate",
+    ),
+    _p(
+        "forged-client-cert",
+        "bound token, no certificate, the client sends Client-Cert itself",
+        certificate=_NONE,
+        forged_client_cert=CertChoice.CLIENT,
+        warning="trusted a Client-Cert header sent by the client itself (RFC 9440 §2)",
+    ),
+    _p(
+        "query-no-cert",
+        "bound token in the query, no certificate",
+        certificate=_NONE,
+        placement=Placement.QUERY,
+        warning="accepted a certificate-bound token in the query without any certificate",
+    ),
+    _p("unbound-no-cert", "unbound token, no certificate", token="unbound", certificate=_NONE),
+    _p("unbound-with-cert", "unbound token with a certificate", token="unbound"),
+    _p("no-token", "a certificate, no token", token="none"),
+    _p("lowercase-bearer", "scheme written 'bearer'", scheme=Scheme.BEARER_LOWER),
+    _p("no-scheme", "the bare token in Authorization", scheme=Scheme.NONE),
+    _p("token-in-query", "bound token in the query", placement=Placement.QUERY),
+    _p(
+        "header-and-query",
+        "bound token in the header and the query",
+        placement=Placement.HEADER_AND_QUERY,
+    ),
+    _p("mtls-scheme", "bound token under an MTLS scheme (hypothetical)", scheme=Scheme.MTLS),
+    _p("expired", "expired bound token", token="expired", warning="accepted an expired token"),
+    _p(
+        "bad-signature",
+        "bound token signed with a key not in the JWKS",
+        token="bad-signature",
+        warning="accepted a token whose signature does not verify",
+    ),
+    _p(
+        "alg-none",
+        "bound token with alg none",
+        token="alg-none",
+        warning="accepted an unsigned token (alg none)",
+    ),
+    _p(
+        "hs256-confusion",
+        "bound token HMAC-signed with the issuer's public key",
+        token="hs256-confusion",
+        warning="accepted a token HMAC-signed with the issuer's public key",
+    ),
+    _p(
+        "wrong-audience",
+        "bound token for another resource server",
+        token="wrong-audience",
+        warning="accepted a token issued for another audience",
+    ),
+    _p(
+        "wrong-issuer",
+        "bound token from an untrusted issuer",
+        token="wrong-issuer",
+        warning="accepted a token from an issuer it does not trust",
+    ),
+    _p(
+        "cnf-unknown-method",
+        "cnf with only a method the server cannot check",
+        token="cnf-unknown-method",
+        warning="accepted a token whose cnf names only a method it cannot check",
+    ),
+    _p(
+        "dpop-as-bearer",
+        "DPoP-bound token sent as Bearer, no proof",
+        token="dpop-bound",
+        certificate=_NONE,
+        warning="accepted a DPoP-bound token as a plain bearer token (RFC 9449 §7.2)",
+    ),
+)
+assert len(PROBES) <= MAX_REQUESTS
+assert len({p.id for p in PROBES}) == len(PROBES)
+
+_NEED_REASONS: dict[Need, str] = {
+    "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this broken "
+    "token for a server that trusts it (--lab-issuer)",
+    "unbound-token": "needs an unbound token the server accepts (--unbound-token)",
+    "other-cert": "needs a second certificate and key the server's TLS layer accepts "
+    "(--other-cert, --other-key)",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Material.
+
+
+def identity_from_pem(
+    cert: bytes | str,
+    key: bytes | str,
+    *,
+    name: str = "certificate",
+    field: str = "cert",
+    key_field: str = "key",
+) -> Identity:
+    """An :class:`~mtlslab.pki.Identity` from a PEM certificate (chain) and its private key (PEM or DER).
+
+    Raises :class:`~mtlslab.errors.CertificateError` (naming ``field``) or
+    :class:`~mtlslab.errors.KeyTypeError` (naming ``key_field``) when either is unusable or the key does
+    not belong to the certificate.
+    """
+    raw = cert.encode() if isinstance(cert, str) else bytes(cert)
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        try:
+            chain = x509.load_pem_x509_certificates(raw)
+        except ValueError as exc:
+            raise CertificateError(field, f"not a valid PEM certificate ({exc})") from None
+    else:
+        chain = [load_certificate(raw, field=field)]
+    private_key = load_private_key(key, field=key_field)
+    leaf = chain[0]
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(
+        serialization.Encoding.DER, spki
+    ) != private_key.public_key().public_bytes(serialization.Encoding.DER, spki):
+        raise KeyTypeError(key_field, "this private key does not belong to the certificate")
+    return Identity(name=name, certificate=leaf, private_key=private_key, chain=tuple(chain[1:]))
+
+
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1
+
+
+def _check_token(value: str, field: str) -> str:
+    token = value.strip()
+    if not _B64TOKEN.fullmatch(token):
+        raise InputError(field, "not an access token (RFC 6750 §2.1 b64token characters only)")
+    return token
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BringYourOwn:
+    """Material the user brings: a bound token with its certificate, optionally more."""
+
+    token: str  # bound to ``identity``'s certificate (assumed valid at the server)
+    identity: Identity
+    unbound_token: str | None = None
+    other: Identity | None = None  # another certificate the server's TLS layer accepts
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", _check_token(self.token, "token"))
+        if self.unbound_token is not None:
+            object.__setattr__(
+                self, "unbound_token", _check_token(self.unbound_token, "unbound_token")
+            )
+
+    @classmethod
+    def from_pem(
+        cls,
+        *,
+        token: str,
+        cert: bytes | str,
+        key: bytes | str,
+        unbound_token: str | None = None,
+        other_cert: bytes | str | None = None,
+        other_key: bytes | str | None = None,
+    ) -> BringYourOwn:
+        """From PEM (or DER) certificate and key bytes; ``other_cert`` and ``other_key`` go together."""
+        if (other_cert is None) != (other_key is None):
+            raise InputError("other_cert", "a second certificate needs its key, and a key its cert")
+        other = (
+            identity_from_pem(
+                other_cert,
+                other_key,
+                name="other certificate",
+                field="other_cert",
+                key_field="other_key",
+            )
+            if other_cert is not None and other_key is not None
+            else None
+        )
+        return cls(
+            token=token,
+            identity=identity_from_pem(cert, key, name="bound certificate", field="cert"),
+            unbound_token=unbound_token,
+            other=other,
+        )
+
+    def missing(self) -> set[Need]:
+        """What this material cannot provide."""
+        out: set[Need] = {"lab-issuer"}
+        if self.unbound_token is None:
+            out.add("unbound-token")
+        if self.other is None:
+            out.add("other-cert")
+        return out
+
+    def __repr__(self) -> str:
+        extras = [n for n, v in (("unbound", self.unbound_token), ("other", self.other)) if v]
+        return f"<BringYourOwn {shorten(self.token)} + {', '.join(['cert', *extras])}>"
+
+
+# --------------------------------------------------------------------------------------------------
+# The lab issuer: JWKS, RFC 8414 metadata and RFC 7662 introspection over HTTPS on loopback.
+
+
+class LabIssuer(Listener):
+    """The lab authorization server's public face on loopback, for a server under test to trust.
+
+    Serves over HTTPS (the lab server certificate, issued by the lab CA; TLS 1.2 and 1.3):
+
+    * ``/.well-known/oauth-authorization-server`` (RFC 8414 §3) and ``/.well-known/openid-configuration``;
+    * ``/jwks`` — the signing key;
+    * ``POST /introspect`` — RFC 7662 §2 for the tokens this issuer minted (no client authentication:
+      a lab).
+
+    The issuer identifier is this server's URL (``https://127.0.0.1:PORT``) unless an authorization server
+    is injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
+    """
+
+    def __init__(
+        self,
+        lab: Lab | None = None,
+        *,
+        audience: str = LAB_AUDIENCE,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        asrv: AuthorizationServer | None = None,
+        now: dt.datetime | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        if not is_loopback(host):
+            raise InputError(
+                "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
+            )
+        super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
+        try:
+            self.lab = lab or Lab(seed="mtlslab")
+            self.asrv = asrv or AuthorizationServer(self.lab, issuer=self.url, audience=audience)
+            self.now = now
+            self.context = server_context(Deployment(client_auth=ClientAuth.NONE), self.lab)
+            self.context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        except BaseException:
+            self._listener.close()
+            raise
+        self.fetched: list[str] = []
+        self.started = False
+
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier tokens carry in ``iss``."""
+        return self.asrv.issuer
+
+    @property
+    def audience(self) -> str:
+        """The audience tokens carry in ``aud``."""
+        return self.asrv.audience
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the JWKS is served."""
+        return f"{self.url}/jwks"
+
+    @property
+    def metadata_url(self) -> str:
+        """Where the RFC 8414 metadata is served."""
+        return f"{self.url}/.well-known/oauth-authorization-server"
+
+    def metadata(self) -> dict[str, Any]:
+        """The RFC 8414 metadata served (endpoints on this server)."""
+        meta = self.asrv.metadata()
+        meta["jwks_uri"] = self.jwks_url
+        meta["introspection_endpoint"] = f"{self.url}/introspect"
+        return meta
+
+    def start(self) -> LabIssuer:
+        """Start serving; returns ``self``."""
+        super().start()
+        self.started = True
+        return self
+
+    def __enter__(self) -> LabIssuer:
+        return self.start()
+
+    def __repr__(self) -> str:
+        return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
+
+    # ---- serving --------------------------------------------------------------------------------------
+    def _serve(self, sock: socket.socket, *, deadline: float) -> None:
+        tls = self._tls_accept(self.context, sock)
+        if tls is None:
+            return
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        request: h11.Request | None = None
+        body = bytearray()
+        while time.monotonic() < deadline:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                break
+            if event is h11.NEED_DATA:
+                try:
+                    data = tls.recv(65536)
+                except SSL.ZeroReturnError:
+                    data = b""
+                except (SSL.Error, OSError):
+                    break
+                conn.receive_data(data)
+                if not data and request is None:
+                    break
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body_bytes:
+                    request = None
+                    break
+            else:  # EndOfMessage, ConnectionClosed
+                break
+        if request is not None and conn.our_state is h11.SEND_RESPONSE:
+            status, payload = self._route(request, bytes(body))
+            data = json.dumps(payload, indent=2).encode()
+            headers = [
+                (b"Content-Type", b"application/json"),
+                (b"Content-Length", str(len(data)).encode()),
+                (b"Cache-Control", b"no-store"),
+                (b"Connection", b"close"),
+            ]
+            with contextlib.suppress(SSL.Error, OSError, h11.LocalProtocolError):
+                out = conn.send(h11.Response(status_code=status, headers=headers)) or b""
+                out += conn.send(h11.Data(data=data)) or b""
+                out += conn.send(h11.EndOfMessage()) or b""
+                tls.sendall(out)
+                self._count("served")
+        with contextlib.suppress(SSL.Error, OSError):
+            tls.shutdown()
+        self._drain(sock)
+
+    def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
+        method = request.method.decode("ascii", "replace")
+        path = urllib.parse.urlsplit(request.target.decode("latin-1")).path
+        with self._lock:
+            self.fetched.append(f"{method} {path}")
+        if method == "GET" and path in (
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ):
+            return 200, self.metadata()
+        if method == "GET" and path == "/jwks":
+            return 200, self.asrv.jwks()
+        if method == "POST" and path == "/introspect":
+            form = urllib.parse.parse_qs(body.decode("latin-1"))
+            token = form.get("token", [""])[0]
+            now = self.now or dt.datetime.now(dt.timezone.utc)
+            return 200, self.asrv.introspect(token, now=now)
+        return 404, {"error": "not_found"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Results.
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or an address in 127.0.0.0/8 or ::1."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def shorten(value: str, *, keep: int = 8) -> str:
+    """A long secret-looking value as ``first…last`` (tokens in reports are never shown whole)."""
+    if len(value) <= 2 * keep + 4:
+        return value
+    return f"{value[:keep]}…{value[-keep:]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    """Exactly what one probe sent: method, URL and headers (tokens shortened), and which certificate."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    certificate: str  # "bound", "other" or "none"
+
+    def lines(self) -> list[str]:
+        """The request line and headers, as sent (tokens shortened)."""
+        return [f"{self.method} {self.url}", *(f"{k}: {v}" for k, v in self.headers)]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "method": self.method,
+            "url": self.url,
+            "headers": [list(h) for h in self.headers],
+            "certificate": self.certificate,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prediction:
+    """One interpretation's predicted outcome for one probe, and whether the server matched it."""
+
+    interpretation: str
+    outcome: Outcome
+    exact: bool
+    verdict: bool
+    differences: tuple[str, ...] = ()  # what differs on the wire ("WWW-Authenticate", "body", ...)
+
+    @property
+    def mark(self) -> str:
+        """``=`` exact, ``~`` same verdict, ``x`` different."""
+        return "=" if self.exact else "~" if self.verdict else "x"
+
+
+_ABBREV = {
+    "invalid_token": "IT",
+    "invalid_request": "IR",
+    "insufficient_scope": "IS",
+    "invalid_dpop_proof": "DP",
+    "invalid_client_certificate": "CC",
+    "unauthorized_client": "UC",
+}
+
+
+def observed_verdict(observed: Observed) -> tuple[str, ...]:
+    """What readings compare: ``("tls", alert)``, ``(status, error code or "")``, or ``("error", why)``.
+
+    The error code comes from the first ``WWW-Authenticate`` challenge that has one, else from a JSON
+    body's ``error`` member (a server without a challenge, like 3scale APIcast).
+    """
+    if observed.tls_alert is not None:
+        return ("tls", observed.tls_alert.name)
+    if observed.status is None:
+        return ("error", observed.error)
+    return (str(observed.status), _error_code(observed) or "")
+
+
+def _error_code(observed: Observed) -> str | None:
+    www = observed.header("WWW-Authenticate")
+    if www:
+        with contextlib.suppress(ChallengeError):
+            for found in parse_www_authenticate(www):
+                if found.error:
+                    return found.error
+    try:
+        data = json.loads(observed.body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) else None
+
+
+def _short(verdict: tuple[str, ...]) -> str:
+    """A verdict in at most 7 characters: ``401 IT``, ``TLS 116``, ``200``, ``no ans``."""
+    if verdict[0] == "tls":
+        return f"TLS {ALERTS.get(verdict[1], '?')}"
+    if verdict[0] == "error":
+        return "no ans"
+    status, error = verdict
+    return status + (f" {_ABBREV.get(error, error[:2].upper())}" if error else "")
+
+
+def _verdict_text(verdict: tuple[str, ...]) -> str:
+    if verdict[0] == "tls":
+        return f"TLS {verdict[1]} ({ALERTS.get(verdict[1], '?')})"
+    if verdict[0] == "error":
+        return f"no answer ({verdict[1]})"
+    return f"{verdict[0]} {verdict[1]}".rstrip()
+
+
+def _differences(predicted: Outcome, observed: Observed) -> tuple[str, ...]:
+    want, got = predicted.wire(), observed.wire()
+    if want == got:
+        return ()
+    if want[0] != got[0]:
+        return ("kind of answer",)
+    names = (
+        ("kind", "alert", "alert number", "alert timing")
+        if want[0] == "tls"
+        else ("kind", "status", "WWW-Authenticate", "Content-Type", "body")
+    )
+    return tuple(n for n, a, b in zip(names, want, got, strict=True) if a != b)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeResult:
+    """One probe: what was sent, what came back, and every interpretation's prediction."""
+
+    probe: Probe
+    sent: Sent
+    observed: Observed
+    predictions: tuple[Prediction, ...]
+
+    @property
+    def verdict(self) -> tuple[str, ...]:
+        """The observed verdict (:func:`observed_verdict`)."""
+        return observed_verdict(self.observed)
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the server served the resource (2xx)."""
+        return self.observed.status is not None and 200 <= self.observed.status < 300
+
+    def prediction(self, interpretation: str) -> Prediction:
+        """One interpretation's prediction."""
+        for found in self.predictions:
+            if found.interpretation == interpretation:
+                return found
+        raise InputError("interpretation", f"{interpretation!r} was not scored")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        obs = self.observed
+        return {
+            "id": self.probe.id,
+            "title": self.probe.title,
+            "sent": self.sent.to_json(),
+            "observed": {
+                "tls_alert": obs.tls_alert.to_json() if obs.tls_alert else None,
+                "status": obs.status,
+                "headers": [list(h) for h in obs.headers],
+                "body": obs.body,
+                "error": obs.error,
+                "elapsed": round(obs.elapsed, 4),
+            },
+            "verdict": list(self.verdict),
+            "predictions": {
+                p.interpretation: {
+                    "exact": p.exact,
+                    "verdict": p.verdict,
+                    "differences": list(p.differences),
+                    "finding": p.outcome.finding.value,
+                    "outcome": p.outcome.to_json(),
+                }
+                for p in self.predictions
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Skipped:
+    """A probe the material did not allow, and why."""
+
+    probe: Probe
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Score:
+    """How well one interpretation predicts the server."""
+
+    interpretation: str
+    title: str
+    verdict: int
+    exact: int
+    probes: int
+    verdict_mismatches: tuple[str, ...]  # probe ids whose verdict differs
+    wire_mismatches: tuple[str, ...]  # probe ids with the same verdict but other bytes on the wire
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "interpretation": self.interpretation,
+            "title": self.title,
+            "verdict": self.verdict,
+            "exact": self.exact,
+            "probes": self.probes,
+            "verdict_mismatches": list(self.verdict_mismatches),
+            "wire_mismatches": list(self.wire_mismatches),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityWarning:
+    """The server accepted something it must refuse."""
+
+    probe: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.text} ({self.probe})"
+
+
+# --------------------------------------------------------------------------------------------------
+# The report.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ProbeReport:
+    """Everything one probe run saw, scored against every interpretation; exports to text, Markdown, JSON."""
+
+    target: str
+    mode: Literal["lab-issuer", "bring-your-own"]
+    tls_version: TlsVersion
+    results: tuple[ProbeResult, ...]
+    skipped: tuple[Skipped, ...]
+    scores: tuple[Score, ...]
+    seconds: float
+    issuer: str | None = None
+    jwks_url: str | None = None
+    audience: str | None = None
+    assumptions: tuple[str, ...] = ()
+
+    # ---- questions --------------------------------------------------------------------------------------
+    @property
+    def closest(self) -> tuple[str, ...]:
+        """The interpretation(s) with the best verdict score, ties broken by the exact score."""
+        if not self.scores:
+            return ()
+        best = max((s.verdict, s.exact) for s in self.scores)
+        return tuple(s.interpretation for s in self.scores if (s.verdict, s.exact) == best)
+
+    @property
+    def unique(self) -> bool:
+        """Whether one interpretation alone is closest."""
+        return len(self.closest) == 1
+
+    def score(self, interpretation: str) -> Score:
+        """One interpretation's score."""
+        for found in self.scores:
+            if found.interpretation == interpretation:
+                return found
+        raise InputError("interpretation", f"{interpretation!r} was not scored")
+
+    @property
+    def headline(self) -> str:
+        """``answers like keycloak on 21 of 21 probes (verdict), 21 of 21 exact``."""
+        if not self.closest:
+            return "no probe could be sent"
+        names = list(self.closest)
+        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]} (tied)"
+        best = self.score(names[0])
+        return (
+            f"answers like {who} on {best.verdict} of {best.probes} probes (verdict), "
+            f"{best.exact} of {best.probes} exact"
+        )
+
+    @property
+    def warnings(self) -> tuple[SecurityWarning, ...]:
+        """What the server accepted that it must refuse (security first)."""
+        return tuple(
+            SecurityWarning(probe=r.probe.id, text=r.probe.warning)
+            for r in self.results
+            if r.probe.warning and r.accepted
+        )
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Setup hints: a failed control means the server does not accept the material at all."""
+        for r in self.results:
+            if r.probe.id == "success" and not r.accepted:
+                return (
+                    f"the control failed: the bound token with its own certificate got "
+                    f"{_verdict_text(r.verdict)}; check that the server trusts the issuer, audience "
+                    "and the client certificate's CA, and the token's scope",
+                )
+        return ()
+
+    # ---- exports -------------------------------------------------------------------------------------
+    def _setup(self) -> str:
+        if self.mode == "lab-issuer":
+            how = (
+                f"lab issuer {self.issuer} (JWKS {self.jwks_url}), audience {self.audience}"
+                if self.issuer
+                else "lab issuer"
+            )
+        else:
+            how = "bring-your-own token and certificate"
+        return (
+            f"{how}; TLS {self.tls_version.value}; {len(self.results)} requests, sequential, in "
+            f"{self.seconds:.1f} s. " + " ".join(self.assumptions)
+        )
+
+    def to_text(self, *, width: int = 72, details: bool = True) -> str:
+        """A plain-text report no wider than ``width``; ``details=False`` leaves out the mismatch details
+        and the requests sent (the compact form for a README or a mail)."""
+        wrap = _wrapper(width)
+        out = [*wrap(f"mtlslab probe of {self.target}"), *wrap(self.headline), ""]
+        if self.warnings:
+            out.append("SECURITY WARNINGS")
+            for w in self.warnings:
+                out += wrap(f"! {w}", indent="  ", subsequent="    ")
+        else:
+            out.append("Security warnings: none")
+        for note in self.notes:
+            out += wrap(f"Note: {note}")
+        out.append("")
+        out += self._grid(width)
+        if self.skipped:
+            out += ["", f"Skipped ({len(self.skipped)} probes):"]
+            for reason, ids in self._skipped_by_reason():
+                out += wrap(f"{', '.join(ids)}: {reason}", indent="  ", subsequent="    ")
+        if details:
+            out += ["", *wrap("Setup: " + self._setup())]
+            out += ["", "Mismatches, per interpretation:"]
+            for s in self.scores:
+                out += self._mismatches_text(s, wrap)
+            out += ["", "Requests sent and answers received:"]
+            for n, r in enumerate(self.results, start=1):
+                out += wrap(
+                    f"{n:>2} {r.probe.id} — {r.probe.title} [certificate: {r.sent.certificate}]",
+                    subsequent="   ",
+                )
+                for line in r.sent.lines():
+                    out += wrap(line, indent="     ", subsequent="       ")
+                out += wrap("→ " + _observed_text(r.observed), indent="     ", subsequent="       ")
+        text = "\n".join(out).rstrip("\n") + "\n"
+        assert all(len(line) <= width for line in text.splitlines()), "a line is wider than asked"
+        return text
+
+    def _skipped_by_reason(self) -> list[tuple[str, list[str]]]:
+        grouped: dict[str, list[str]] = {}
+        for s in self.skipped:
+            grouped.setdefault(s.reason, []).append(s.probe.id)
+        return list(grouped.items())
+
+    def _grid(self, width: int) -> list[str]:
+        label = max([len(r.probe.id) for r in self.results] + [len("probe")])
+        head = label + 1 + 8
+        per_group = max(1, (width - head) // 3)
+        numbered = list(enumerate(self.scores, start=1))
+        out: list[str] = []
+        for start in range(0, len(numbered), per_group):
+            group = numbered[start : start + per_group]
+            if start:
+                out.append("")
+            out.append(
+                ("probe".ljust(label) + " server  " + "".join(f"{n:>3}" for n, _ in group)).rstrip()
+            )
+            for r in self.results:
+                marks = "".join(f"{r.prediction(s.interpretation).mark:>3}" for _, s in group)
+                out.append(f"{r.probe.id.ljust(label)} {_short(r.verdict):<7} {marks}".rstrip())
+            out.append(
+                "verdict".rjust(label) + " " * 9 + "".join(f"{s.verdict:>3}" for _, s in group)
+            )
+            out.append("exact".rjust(label) + " " * 9 + "".join(f"{s.exact:>3}" for _, s in group))
+        closest = set(self.closest)
+        legend = "; ".join(
+            f"{n} {s.interpretation}" + (" (closest)" if s.interpretation in closest else "")
+            for n, s in numbered
+        )
+        used = {r.verdict[1] for r in self.results if r.verdict[0] not in ("tls", "error")}
+        codes = "".join(f"{v} {k}, " for k, v in _ABBREV.items() if k in used)
+        out.append("")
+        out += _wrapper(width)(
+            "= same on the wire, ~ same verdict (status and error code, or TLS alert), x "
+            f"different; scores out of {len(self.results)}. {legend}. Server: {codes}TLS n = "
+            "alert number."
+        )
+        return out
+
+    def _mismatches_text(self, score: Score, wrap: Any) -> list[str]:
+        n = [s.interpretation for s in self.scores].index(score.interpretation) + 1
+        total = score.probes
+        head = f"[{n}] {score.interpretation}: verdict {score.verdict}/{total}, exact {score.exact}/{total}"
+        lines: list[str] = wrap(head, indent="", subsequent="    ")
+        detailed = score.interpretation in self.closest
+        for r in self.results:
+            p = r.prediction(score.interpretation)
+            if p.exact:
+                continue
+            if not p.verdict:
+                text = f"x {r.probe.id}: predicted {p.outcome.summary()}, server {_verdict_text(r.verdict)}"
+            else:
+                text = f"~ {r.probe.id}: {', '.join(p.differences)} differ"
+            lines += wrap(text, indent="    ", subsequent="      ")
+            if detailed:
+                lines += wrap(
+                    "predicted: " + _outcome_text(p.outcome), indent="      ", subsequent="        "
+                )
+                lines += wrap(
+                    "observed:  " + _observed_text(r.observed),
+                    indent="      ",
+                    subsequent="        ",
+                )
+        return lines
+
+    def to_markdown(self) -> str:
+        """A Markdown report: headline, warnings, the server's column beside every interpretation (mismatches
+        in bold), scores, skipped probes, mismatch details and the requests sent."""
+        md = _md_escape
+        out = [f"**mtlslab probe of `{self.target}`: {md(self.headline)}**", ""]
+        if self.warnings:
+            out.append("**Security warnings**")
+            out += [f"- ⚠ {md(w.text)} (`{w.probe}`)" for w in self.warnings]
+        else:
+            out.append("Security warnings: none")
+        out += [f"- note: {md(n)}" for n in self.notes]
+        out += ["", md(self._setup()), ""]
+        names = [s.interpretation for s in self.scores]
+        out.append("| probe | certificate | server | " + " | ".join(f"`{n}`" for n in names) + " |")
+        out.append("|---|---|---|" + "---|" * len(names))
+        for r in self.results:
+            cells = []
+            for p in r.predictions:
+                if p.exact:
+                    cells.append("✓")
+                elif p.verdict:
+                    cells.append("≈ " + md(", ".join(p.differences)))
+                else:
+                    cells.append(f"**{md(_verdict_text(p.outcome.verdict))}**")
+            out.append(
+                f"| `{r.probe.id}` | {r.sent.certificate} | {md(_verdict_text(r.verdict))} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        out.append(
+            "| **verdict / exact** | | | "
+            + " | ".join(f"{s.verdict} / {s.exact}" for s in self.scores)
+            + " |"
+        )
+        out += [
+            "",
+            "✓ same on the wire; ≈ same verdict (status and error code, or TLS alert), other bytes; "
+            "**bold**: the verdict this interpretation predicts, where it differs from the server's.",
+        ]
+        if self.skipped:
+            out += ["", "**Skipped**", ""]
+            out += [f"- `{s.probe.id}`: {md(s.reason)}" for s in self.skipped]
+        out += ["", "**Mismatches**", ""]
+        for s in self.scores:
+            misses = [
+                f"`{r.probe.id}` ({'verdict' if not r.prediction(s.interpretation).verdict else ', '.join(r.prediction(s.interpretation).differences)})"
+                for r in self.results
+                if not r.prediction(s.interpretation).exact
+            ]
+            out.append(
+                f"- `{s.interpretation}` — verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
+                + (": " + ", ".join(misses) if misses else ": none")
+            )
+        out += ["", "**Requests sent**", "", "```"]
+        for n, r in enumerate(self.results, start=1):
+            out.append(f"{n:>2} {r.probe.id} [certificate: {r.sent.certificate}]")
+            out += [f"   {line}" for line in r.sent.lines()]
+            out.append(f"   → {_observed_text(r.observed)}")
+        out.append("```")
+        return "\n".join(out) + "\n"
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Everything, machine-readable (``format: mtlslab-probe/1``)."""
+        data = {
+            "format": "mtlslab-probe/1",
+            "target": self.target,
+            "mode": self.mode,
+            "tls_version": self.tls_version.value,
+            "issuer": self.issuer,
+            "jwks_url": self.jwks_url,
+            "audience": self.audience,
+            "assumptions": list(self.assumptions),
+            "seconds": round(self.seconds, 3),
+            "headline": self.headline,
+            "closest": list(self.closest),
+            "unique": self.unique,
+            "warnings": [{"probe": w.probe, "text": w.text} for w in self.warnings],
+            "notes": list(self.notes),
+            "probes": [r.to_json() for r in self.results],
+            "skipped": [{"probe": s.probe.id, "reason": s.reason} for s in self.skipped],
+            "scores": [s.to_json() for s in self.scores],
+        }
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+    def __repr__(self) -> str:
+        return f"<ProbeReport {self.target}: {self.headline}>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        colours = {"=": "#e6f4ea", "~": "#fff3e0", "x": "#fde7e9"}
+        head = "".join(
+            f"<th style='padding:2px 4px;font-size:11px;writing-mode:vertical-rl'>{esc(s.interpretation)}</th>"
+            for s in self.scores
+        )
+        rows = []
+        for r in self.results:
+            tds = "".join(
+                f"<td style='background:{colours[p.mark]};padding:2px 4px;font-family:monospace;"
+                f"font-size:11px;text-align:center' title='{esc(p.outcome.summary())}'>"
+                f"{esc(p.mark if p.exact else _short(p.outcome.verdict))}</td>"
+                for p in r.predictions
+            )
+            rows.append(
+                f"<tr><td style='font-family:monospace;font-size:11px;padding:2px 6px' "
+                f"title='{esc(r.probe.title)}'>{esc(r.probe.id)}</td>"
+                f"<td style='font-family:monospace;font-size:11px;padding:2px 6px;font-weight:bold'>"
+                f"{esc(_verdict_text(r.verdict))}</td>{tds}</tr>"
+            )
+        warn = "".join(
+            f"<div style='color:#b00020;font-weight:bold'>⚠ {esc(str(w))}</div>"
+            for w in self.warnings
+        )
+        skipped = "".join(
+            f"<li><code>{esc(s.probe.id)}</code>: {esc(s.reason)}</li>" for s in self.skipped
+        )
+        return (
+            f"<div><b>{esc(self.target)}</b>: {esc(self.headline)}</div>{warn}"
+            "<table style='border-collapse:collapse'><tr><th style='text-align:left'>probe</th>"
+            f"<th style='text-align:left'>server</th>{head}</tr>{''.join(rows)}</table>"
+            "<div style='font-size:11px;color:#555'>= same on the wire; a status: the interpretation "
+            "predicts something else (amber: same verdict, other bytes; red: another verdict)</div>"
+            + (f"<div>Skipped:</div><ul>{skipped}</ul>" if skipped else "")
+        )
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _wrapper(width: int) -> Any:
+    def wrap(text: str, indent: str = "", subsequent: str | None = None) -> list[str]:
+        return textwrap.wrap(
+            text,
+            width=width,
+            initial_indent=indent,
+            subsequent_indent=indent if subsequent is None else subsequent,
+            break_long_words=True,
+            break_on_hyphens=False,
+        ) or [indent.rstrip()]
+
+    return wrap
+
+
+def _outcome_text(outcome: Outcome) -> str:
+    if outcome.tls_alert is not None:
+        return str(outcome.tls_alert)
+    parts = [str(outcome.status)]
+    if outcome.www_authenticate:
+        parts.append(f"WWW-Authenticate: {outcome.www_authenticate}")
+    if outcome.content_type:
+        parts.append(f"Content-Type: {outcome.content_type}")
+    parts.append(f"body {_body_text(outcome.body)}")
+    return "; ".join(parts)
+
+
+def _observed_text(observed: Observed) -> str:
+    if observed.tls_alert is not None or observed.status is None:
+        return observed.summary()
+    parts = [str(observed.status)]
+    www = observed.header("WWW-Authenticate")
+    if www:
+        parts.append(f"WWW-Authenticate: {www}")
+    kind = observed.header("Content-Type")
+    if kind:
+        parts.append(f"Content-Type: {kind}")
+    parts.append(f"body {_body_text(observed.body)}")
+    return "; ".join(parts)
+
+
+def _body_text(body: str) -> str:
+    if not body:
+        return "empty"
+    flat = " ".join(body.split())
+    return repr(flat) if len(flat) <= 60 else f"{repr(flat[:48])[:-1]}…' ({len(body)} chars)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a battery.
+
+
+def _trust(
+    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None,
+) -> str | None:
+    """The PEM text to trust for the server's certificate (None: the system's trust store)."""
+    if ca is None:
+        return None
+    if isinstance(ca, CertificateAuthority):
+        return ca.root.cert_pem.text()
+    if isinstance(ca, x509.Certificate):
+        return ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        try:
+            certs = x509.load_pem_x509_certificates(raw)
+        except ValueError as exc:
+            raise CertificateError("ca", f"not a valid PEM certificate ({exc})") from None
+    else:
+        certs = [load_certificate(raw, field="ca")]
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
+
+
+def _client_context(
+    trust: str | None, identity: Identity | None, version: TlsVersion
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
+    ctx.minimum_version = pinned
+    ctx.maximum_version = pinned
+    if trust is None:
+        ctx.load_default_certs()
+    else:
+        ctx.load_verify_locations(cadata=trust)
+    if identity is not None:
+        identity.configure_cert(ctx)
+    return ctx
+
+
+def check_target(url: str, *, allow_remote: bool = False) -> tuple[str, int]:
+    """``(host, port)`` of an ``https://`` URL; :class:`~mtlslab.errors.InputError` when it is unusable or
+    not on loopback (127.0.0.0/8, ::1, ``localhost``) and ``allow_remote`` is false."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InputError("url", f"not a URL ({exc})") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise InputError("url", f"{url!r} is not an https:// URL (certificate binding needs TLS)")
+    if parts.fragment or any(c in url for c in "\r\n\0 "):
+        raise InputError("url", "no fragment, spaces or control characters, please")
+    if not allow_remote and not is_loopback(parts.hostname):
+        raise InputError(
+            "url",
+            f"{parts.hostname} is not on loopback (127.0.0.0/8, ::1, localhost); probing another "
+            "machine needs allow_remote=True (command line: --allow-remote)",
+        )
+    return parts.hostname, port or 443
+
+
+def _shorten_in(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) > 20:
+            for form in {secret, urllib.parse.quote_plus(secret)}:
+                text = text.replace(form, shorten(form))
+    return text
+
+
+def _sent(request: Any, certificate: str, secrets: Sequence[str]) -> Sent:
+    headers = tuple(
+        (name, shorten(value) if name.lower() == "client-cert" else _shorten_in(value, secrets))
+        for name, value in request.headers
+    )
+    return Sent(
+        method=request.method,
+        url=_shorten_in(request.url, secrets),
+        headers=headers,
+        certificate=certificate,
+    )
+
+
+def _fatal(observed: Observed) -> str | None:
+    """A first-request failure that makes the whole battery pointless (and the input unusable)."""
+    if observed.status is not None or observed.tls_alert is not None:
+        return None
+    if (
+        "CERTIFICATE_VERIFY_FAILED" in observed.error
+        or "certificate verify failed" in observed.error
+    ):
+        return "ca"
+    if any(s in observed.error for s in ("refused", "Name or service", "No route", "resolve")):
+        return "url"
+    return None
+
+
+def probe(
+    url: str,
+    *,
+    issuer: LabIssuer | None = None,
+    own: BringYourOwn | None = None,
+    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None = None,
+    tls_version: TlsVersion | str = TlsVersion.TLS1_3,
+    interpretations: Iterable[Interpretation] = (),
+    simulator: Simulator | None = None,
+    now: dt.datetime | None = None,
+    allow_remote: bool = False,
+    timeout: float = 5.0,
+) -> ProbeReport:
+    """Probe the protected resource at ``url`` and score every interpretation against its answers.
+
+    Give exactly one of ``issuer`` (a started :class:`LabIssuer` the server trusts: the full battery) or
+    ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's certificate (default: the
+    system's trust store). ``interpretations`` are scored besides :data:`~mtlslab.interpretations.BUILTINS`.
+    ``simulator`` makes the predictions (pass one to reuse its caches); ``now`` is when tokens are minted
+    (default: the wall clock).
+    """
+    host, _port = check_target(url, allow_remote=allow_remote)
+    if (issuer is None) == (own is None):
+        raise InputError(
+            "mode", "give exactly one of issuer (lab-issuer mode) or own (bring your own)"
+        )
+    if issuer is not None and not issuer.started:
+        raise InputError("issuer", "start the lab issuer first (use it as a context manager)")
+    try:
+        version = TlsVersion(tls_version) if isinstance(tls_version, str) else tls_version
+    except ValueError:
+        raise InputError("tls_version", f"{tls_version!r} is not 1.2 or 1.3") from None
+    if not timeout > 0:
+        raise InputError("timeout", "must be positive")
+    chosen = [*BUILTINS.values(), *interpretations]
+    names = [i.name for i in chosen]
+    if len(set(names)) != len(names):
+        raise InputError("interpretations", "two interpretations share a name")
+    trust = _trust(ca)
+    lab = (
+        issuer.lab if issuer is not None else (simulator.lab if simulator else Lab(seed="mtlslab"))
+    )
+    sim = simulator or Simulator(lab)
+    clock = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+    other_identity: Identity | None
+    if issuer is not None:
+        missing: set[Need] = set()
+        bound_identity, other_identity = lab.client, lab.other_client
+    else:
+        assert own is not None
+        missing = own.missing()
+        bound_identity, other_identity = own.identity, own.other
+    runnable = [p for p in PROBES if not set(p.needs) & missing]
+    skipped = tuple(
+        Skipped(probe=p, reason=_NEED_REASONS[next(n for n in p.needs if n in missing)])
+        for p in PROBES
+        if set(p.needs) & missing
+    )
+    identities: dict[str, Identity | None] = {
+        "bound": bound_identity,
+        "other": other_identity,
+        "none": None,
+    }
+    contexts = {
+        name: _client_context(trust, identity, version)
+        for name, identity in identities.items()
+        if name != "other" or identity is not None
+    }
+    claims: dict[str, Any] = {}
+    if own is not None:
+        with contextlib.suppress(InputError):
+            claims = decode_unverified(own.token)[1]
+
+    started = time.monotonic()
+    results: list[ProbeResult] = []
+    for index, item in enumerate(runnable):
+        token = _token(item, issuer=issuer, own=own, now=clock)
+        presentation = replace(item.scenario.presentation, forged_client_cert=None)
+        request = client_request(presentation, token, lab=lab, resource_url=url, now=clock)
+        if item.scenario.presentation.forged_client_cert is not None:
+            request = request.with_header("Client-Cert", encode_client_cert(bound_identity.der))
+        try:
+            observed = send(
+                request,
+                ca=lab.ca,
+                context=contexts[item.certificate],
+                timeout=timeout,
+                server_hostname=host,
+            )
+        except OSError as exc:
+            observed = Observed(error=f"connect: {exc}")
+        if index == 0:
+            field = _fatal(observed)
+            if field is not None:
+                raise InputError(field, f"cannot probe {url}: {observed.error}")
+        scenario = item.scenario.with_(tls_version=version, client_auth=ClientAuth.OPTIONAL)
+        predictions = tuple(
+            _prediction(sim, scenario, interp, observed, claims) for interp in chosen
+        )
+        secrets = [token.value, own.token if own else "", (own.unbound_token or "") if own else ""]
+        results.append(
+            ProbeResult(
+                probe=item,
+                sent=_sent(request, item.certificate, secrets),
+                observed=observed,
+                predictions=predictions,
+            )
+        )
+    seconds = time.monotonic() - started
+    scores = tuple(_score(i, results) for i in chosen)
+    assumptions = [
+        f"Predictions assume the server asks for client certificates optionally, at TLS "
+        f"{version.value} (each interpretation adapts that)."
+    ]
+    if own is not None:
+        assumptions.append(
+            "Bring your own: the token is assumed valid and bound to the given certificate"
+            + (", the unbound token valid" if own.unbound_token else "")
+            + (", the other certificate accepted by the server's TLS layer" if own.other else "")
+            + "."
+        )
+    return ProbeReport(
+        target=url,
+        mode="lab-issuer" if issuer is not None else "bring-your-own",
+        tls_version=version,
+        results=tuple(results),
+        skipped=skipped,
+        scores=scores,
+        seconds=seconds,
+        issuer=issuer.issuer if issuer is not None else None,
+        jwks_url=issuer.jwks_url if issuer is not None else None,
+        audience=issuer.audience if issuer is not None else None,
+        assumptions=tuple(assumptions),
+    )
+
+
+def _token(
+    item: Probe, *, issuer: LabIssuer | None, own: BringYourOwn | None, now: dt.datetime
+) -> AccessToken:
+    variant = item.scenario.token
+    if issuer is not None:
+        return issuer.asrv.mint(variant, now=now)
+    assert own is not None
+    if variant == "none":
+        return AccessToken(value="", variant="none", kind="none", description="no token")
+    value = own.token if variant == "bound" else own.unbound_token
+    assert value is not None
+    return AccessToken(
+        value=value,
+        variant=variant,
+        kind="jwt" if value.count(".") == 2 else "opaque",
+        description=f"your {variant} token",
+    )
+
+
+def _prediction(
+    sim: Simulator,
+    scenario: Scenario,
+    interp: Interpretation,
+    observed: Observed,
+    claims: dict[str, Any],
+) -> Prediction:
+    exchange, decision = sim.decide(scenario, interp)
+    if decision is None:
+        outcome = interp.respond(None, tls_alert=exchange.tls.alert)
+    else:
+        outcome = interp.respond(_as_yours(decision, claims))
+    exact = outcome.wire() == observed.wire()
+    return Prediction(
+        interpretation=interp.name,
+        outcome=outcome,
+        exact=exact,
+        verdict=outcome.verdict == observed_verdict(observed),
+        differences=() if exact else _differences(outcome, observed),
+    )
+
+
+def _as_yours(decision: Decision, claims: dict[str, Any]) -> Decision:
+    """The lab analogue's decision, carrying the user's own subject and client (bring your own)."""
+    accepted = decision.finding in (Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND)
+    if not claims or decision.subject is None or not accepted:
+        return decision
+    sub, client_id = claims.get("sub"), claims.get("client_id")
+    return replace(
+        decision,
+        subject=sub if isinstance(sub, str) else None,
+        client_id=client_id if isinstance(client_id, str) else None,
+    )
+
+
+def _score(interp: Interpretation, results: Sequence[ProbeResult]) -> Score:
+    mine = [(r.probe.id, r.prediction(interp.name)) for r in results]
+    return Score(
+        interpretation=interp.name,
+        title=interp.title,
+        verdict=sum(p.verdict for _, p in mine),
+        exact=sum(p.exact for _, p in mine),
+        probes=len(mine),
+        verdict_mismatches=tuple(i for i, p in mine if not p.verdict),
+        wire_mismatches=tuple(i for i, p in mine if p.verdict and not p.exact),
+    )

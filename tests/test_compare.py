@@ -1,0 +1,297 @@
+"""mtlslab.compare: the scenarios × interpretations matrix, its questions and its exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from mtlslab import rs
+from mtlslab.compare import Cell, Matrix, Simulator
+from mtlslab.errors import InterpretationError, ScenarioError
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Answer, derive
+from mtlslab.scenarios import CATALOGUE, ClientAuth, get_scenario
+
+F = Finding
+
+
+def test_every_scenario_evaluates_under_every_builtin(matrix: Matrix) -> None:
+    """The matrix has one cell per catalogue scenario and built-in, each with a finding and an outcome."""
+    assert len(matrix.scenarios) == len(CATALOGUE)
+    assert [i.name for i in matrix.interpretations] == list(BUILTINS)
+    assert len(matrix.cells) == len(CATALOGUE) * len(BUILTINS)
+    for (scenario, interpretation), cell in matrix.cells.items():
+        assert (cell.scenario, cell.interpretation) == (scenario, interpretation)
+        assert cell.outcome.finding is cell.finding
+        assert (cell.outcome.tls_alert is None) is (cell.outcome.status is not None)
+    assert repr(matrix) == f"<Matrix {len(CATALOGUE)} scenarios × {len(BUILTINS)} interpretations>"
+
+
+def test_rows_columns_and_cells_are_addressable(matrix: Matrix) -> None:
+    """row() is in column order, column() in row order, cell() refuses unknown coordinates."""
+    assert [c.interpretation for c in matrix.row("mismatch")] == list(BUILTINS)
+    assert [c.scenario for c in matrix.column("baseline")] == [s.id for s in CATALOGUE]
+    with pytest.raises(ScenarioError) as info:
+        matrix.cell("mismatch", "nobody")
+    assert info.value.field == "cell"
+
+
+def test_a_cell_explains_its_trace_and_raw_http(matrix: Matrix) -> None:
+    """explain() shows each step with its clause, the finding, the answer and the raw HTTP response."""
+    text = matrix.cell("no-cert-optional", "thread-400").explain()
+    assert "[RFC 8705 §3]" in text
+    assert "→ finding: certificate_missing" in text
+    assert "→ thread-400 answers: 400 invalid_request" in text
+    assert "HTTP/1.1 400 Bad Request\r\n" in text
+
+
+def test_the_tls_trace_comes_first_and_the_deployment_is_the_interpretations(
+    matrix: Matrix,
+) -> None:
+    """A cell's trace starts with the TLS step; tls-required runs the scenario with certificates required."""
+    cell = matrix.cell("no-cert-optional", "tls-required")
+    assert cell.trace[0].check == "TLS client certificate"
+    assert cell.deployment is not None
+    assert cell.deployment.client_auth is ClientAuth.REQUIRED
+    assert len(cell.trace) == 1
+    assert (
+        matrix.cell("no-cert-optional", "baseline").deployment
+        == get_scenario("no-cert-optional").deployment
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Questions: disagreements, consensus, majority, summary.
+
+
+def test_disagreements_compare_verdicts_and_strictly_every_byte(matrix: Matrix) -> None:
+    """Readings agree on status and error; strict=True also compares descriptions, realms and bodies."""
+    same_verdict = matrix.select(
+        scenarios=["mismatch", "required-no-cert-tls13"],
+        interpretations=["baseline", "thread-401", "keycloak", "spring-security"],
+    )
+    assert same_verdict.disagreements().scenarios == ()
+    assert [s.id for s in same_verdict.disagreements(strict=True).scenarios] == ["mismatch"]
+    debate = matrix.disagreements()
+    ids = {s.id for s in debate.scenarios}
+    assert {"no-cert-optional", "proxy-no-cert", "forged-client-cert"} <= ids
+    assert "required-no-cert-tls13" not in ids
+    assert debate.interpretations == matrix.interpretations
+    assert [s.id for s in debate.scenarios] == [s.id for s in matrix.scenarios if s.id in ids]
+
+
+def test_consensus_is_the_shared_verdict_or_none(matrix: Matrix) -> None:
+    """Every reading aborts the TLS 1.3 handshake alike; nobody agrees on the missing certificate."""
+    assert matrix.consensus("required-no-cert-tls13") == ("tls", "certificate_required")
+    assert matrix.consensus("required-no-cert-tls12") == ("tls", "handshake_failure")
+    assert matrix.consensus("no-cert-optional") is None
+
+
+def test_the_majority_lets_unspecified_cells_abstain(matrix: Matrix) -> None:
+    """On the missing certificate, 401 invalid_token wins; the baseline's unspecified cell abstains."""
+    verdict, votes, voters = matrix.majority("no-cert-optional")
+    assert verdict == ("401", "invalid_token")
+    assert voters == len(BUILTINS) - 1
+    assert votes > voters // 2
+    everyone = matrix.majority("no-cert-optional", exclude_unspecified=False)
+    assert everyone[2] == len(BUILTINS)
+    only_baseline = matrix.select(interpretations=["baseline"])
+    assert only_baseline.majority("no-cert-optional") == (("",), 0, 0)
+    assert matrix.majority("success") == (("200", ""), len(BUILTINS) - 1, len(BUILTINS))
+
+
+def test_the_summary_counts_per_interpretation(matrix: Matrix) -> None:
+    """One row per interpretation: cells, agreement with the majority, unspecified, assumed, security."""
+    rows = {row["interpretation"]: row for row in matrix.summary()}
+    assert list(rows) == list(BUILTINS)
+    for name, row in rows.items():
+        column = matrix.column(name)
+        assert row["cells"] == len(CATALOGUE)
+        assert row["unspecified"] == sum(c.outcome.unspecified for c in column)
+        assert row["assumed"] == sum(c.outcome.assumed for c in column)
+        assert sum(row["statuses"].values()) == len(CATALOGUE)
+        assert 0 <= row["agrees_with_majority"] <= len(CATALOGUE)
+    assert rows["baseline"]["unspecified"] > 0
+    assert rows["thread-401"]["unspecified"] == 0
+    assert rows["keycloak"]["assumed"] > 0
+    assert rows["baseline"]["assumed"] == 0
+    assert (
+        rows["auth0-default"]["accepted_although_bound"]
+        > rows["baseline"]["accepted_although_bound"]
+    )
+    assert any(key.startswith("TLS ") for key in rows["tls-required"]["statuses"])
+
+
+def test_select_by_tags_and_names(matrix: Matrix) -> None:
+    """select(tags=…) keeps scenarios with every tag; interpretation names keep their given order."""
+    sub = matrix.select(tags=["proxy", "attack"], interpretations=["auth0", "baseline"])
+    assert all({"proxy", "attack"} <= set(s.tags) for s in sub.scenarios)
+    assert [i.name for i in sub.interpretations] == ["auth0", "baseline"]
+    assert len(sub.cells) == len(sub.scenarios) * 2
+    with pytest.raises(InterpretationError) as info:
+        matrix.select(interpretations=["nobody"])
+    assert "nobody" in info.value.reason
+
+
+# --------------------------------------------------------------------------------------------------
+# Exports.
+
+
+def test_the_text_table_fits_72_columns(matrix: Matrix) -> None:
+    """The Internet-Draft table: no line wider than 72 columns, every scenario and column listed."""
+    text = matrix.to_text()
+    assert max(len(line) for line in text.splitlines()) <= 72
+    for scenario in CATALOGUE:
+        label = scenario.id if len(scenario.id) <= 28 else scenario.id[:27] + "~"
+        assert any(line.startswith(label) for line in text.splitlines())
+    for n, name in enumerate(BUILTINS, start=1):
+        assert f"[{n}] {name}:" in text
+    assert "TLS 116" in text
+    assert "401*" in text
+    narrow = matrix.select(scenarios=["mismatch"]).to_text(width=60)
+    assert max(len(line) for line in narrow.splitlines()) <= 60
+
+
+def test_the_markdown_table_has_a_row_per_scenario(matrix: Matrix) -> None:
+    """Markdown: a header, a rule, one row per scenario with one cell per interpretation, then a legend."""
+    lines = matrix.to_markdown().splitlines()
+    assert lines[0].startswith("| scenario | `baseline` |")
+    assert lines[1] == "|---|" + "---|" * len(BUILTINS)
+    rows = [line for line in lines[2:] if line.startswith("| `")]
+    assert len(rows) == len(CATALOGUE)
+    for scenario, row in zip(CATALOGUE, rows, strict=True):
+        assert row.startswith(f"| `{scenario.id}` — ")
+        assert row.count(" | ") == len(BUILTINS)
+    assert "*(unspecified)*" in matrix.to_markdown()
+    assert "Sources:" in lines[-1]
+    assert "Sources:" not in matrix.to_markdown(legend=False)
+
+
+def test_the_csv_has_one_record_per_cell(matrix: Matrix) -> None:
+    """CSV (long format) parses with the csv module: a header and one record per cell, bodies quoted."""
+    records = list(csv.DictReader(io.StringIO(matrix.to_csv())))
+    assert len(records) == len(matrix.cells)
+    first = records[0]
+    assert list(first) == [
+        "scenario",
+        "interpretation",
+        "finding",
+        "tls_alert",
+        "tls_alert_code",
+        "status",
+        "error",
+        "www_authenticate",
+        "content_type",
+        "body",
+        "unspecified",
+        "assumed",
+    ]
+    for record in records:
+        cell = matrix.cell(record["scenario"], record["interpretation"])
+        assert record["finding"] == cell.finding.value
+        assert record["body"] == cell.outcome.body
+        assert record["www_authenticate"] == (cell.outcome.www_authenticate or "")
+        if cell.outcome.tls_alert:
+            assert int(record["tls_alert_code"]) == cell.outcome.tls_alert.code
+        else:
+            assert int(record["status"]) == cell.outcome.status
+
+
+def test_the_json_round_trips_to_an_equal_matrix(matrix: Matrix) -> None:
+    """to_json → from_json gives an equal matrix; a changed cell makes it unequal."""
+    loaded = Matrix.from_json(matrix.to_json())
+    assert loaded == matrix
+    assert loaded.to_json() == matrix.to_json()
+    data = json.loads(matrix.to_json())
+    data["cells"][0]["outcome"]["status"] = 599
+    assert Matrix.from_json(json.dumps(data)) != matrix
+    with pytest.raises(ScenarioError) as info:
+        Matrix.from_json('{"scenarios": []}')
+    assert info.value.field == "matrix"
+
+
+def test_the_json_has_the_documented_shape(matrix: Matrix) -> None:
+    """scenarios {id, tags, description}, interpretations {name, stance, source}, cells {…, outcome}."""
+    data = json.loads(matrix.to_json())
+    assert [s["id"] for s in data["scenarios"]] == [s.id for s in CATALOGUE]
+    for scenario in data["scenarios"]:
+        assert {"id", "tags", "description"} <= set(scenario)
+        assert isinstance(scenario["tags"], list)
+    for interpretation in data["interpretations"]:
+        assert {"name", "stance", "source"} <= set(interpretation)
+        assert {"kind", "citation", "url"} <= set(interpretation["source"])
+    assert len(data["cells"]) == len(matrix.cells)
+    for cell in data["cells"]:
+        assert {"scenario", "interpretation", "finding", "outcome"} <= set(cell)
+        outcome = cell["outcome"]
+        assert {"tls_alert", "status", "www_authenticate", "error", "body"} <= set(outcome)
+        alert = outcome["tls_alert"]
+        if alert is None:
+            assert isinstance(outcome["status"], int)
+        else:
+            assert {"name", "code"} <= set(alert)
+            assert outcome["status"] is None
+    tls = next(c for c in data["cells"] if c["scenario"] == "required-no-cert-tls13")
+    assert tls["outcome"]["tls_alert"]["name"] == "certificate_required"
+    assert tls["outcome"]["tls_alert"]["code"] == 116
+
+
+def test_a_cell_round_trips_with_its_trace(matrix: Matrix) -> None:
+    """Cell.to_json/from_json keep the finding, the outcome and each step with its clause."""
+    cell = matrix.cell("mismatch", "spring-security")
+    loaded = Cell.from_json(json.loads(json.dumps(cell.to_json())))
+    assert (loaded.finding, loaded.outcome) == (cell.finding, cell.outcome)
+    assert [(s.check, s.clause.label, s.clause.url, s.passed) for s in loaded.trace] == [
+        (s.check, s.clause.label, s.clause.url, s.passed) for s in cell.trace
+    ]
+
+
+def test_the_html_is_coloured_inline_and_escaped(sim: Simulator) -> None:
+    """_repr_html_ uses inline styles and escapes scenario titles and interpretation names."""
+    evil = get_scenario("no-cert-optional").with_(id="evil", title="<script>alert(1)</script>")
+    mine = derive(
+        BUILTINS["baseline"],
+        name="<img src=x onerror=alert(1)>",
+        answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
+    )
+    page = sim.matrix([evil], [BUILTINS["thread-400"], mine])._repr_html_()
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "style='background:#fff3e0" in page
+    assert "<table" in page
+
+
+# --------------------------------------------------------------------------------------------------
+# Cost: signatures once per token.
+
+
+def test_signatures_are_verified_once_per_token_across_the_matrix() -> None:
+    """Across the whole matrix, JWS verification runs at most once per distinct token string."""
+    fresh = Simulator(seed="mtlslab-compare-cache-probe")
+    before = rs._verify_jws.cache_info()
+    full = fresh.matrix()
+    after = rs._verify_jws.cache_info()
+    tokens = {
+        fresh.exchange(fresh.effective(s, i)).token.value
+        for s in full.scenarios
+        for i in full.interpretations
+    }
+    misses = after.misses - before.misses
+    assert 0 < misses <= len(tokens)
+    assert after.hits - before.hits > 0
+
+
+def test_decisions_are_shared_between_interpretations_with_one_deployment(sim: Simulator) -> None:
+    """Interpretations that deploy a scenario alike share one Decision object (evaluated once)."""
+    scenario = get_scenario("mismatch")
+    _, one = sim.decide(scenario, BUILTINS["baseline"])
+    _, two = sim.decide(scenario, BUILTINS["keycloak"])
+    assert one is two
+    _, other = sim.decide(scenario, BUILTINS["dpop-analogy"])
+    assert other is not one
+    assert sim.exchange(scenario) is sim.exchange(scenario)

@@ -1,0 +1,638 @@
+"""mtlslab.interpretations: readings of the RFCs and real servers' behaviour, as data (spec-notes.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mtlslab.challenge import check_rfc6750, parse_www_authenticate
+from mtlslab.compare import Matrix, Simulator
+from mtlslab.errors import InterpretationError
+from mtlslab.findings import Finding
+from mtlslab.interpretations import (
+    BUILTINS,
+    Answer,
+    Departure,
+    Interpretation,
+    Outcome,
+    Source,
+    derive,
+    get_interpretation,
+)
+from mtlslab.scenarios import CATALOGUE, Validation
+from mtlslab.tls import alert_by_name
+
+F = Finding
+OBSERVED = [name for name, i in BUILTINS.items() if i.kind == "observed"]
+
+KEYCLOAK_MSG = "Client certificate missing, or its thumbprint and one in the token did NOT match"
+SPRING_PREFIX = "An error occurred while attempting to decode the Jwt: "
+SPRING_URI = "https://tools.ietf.org/html/rfc6750#section-3.1"
+AUTH0_DPOP = 'DPoP algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES256K ES384 ES512 EdDSA"'
+
+
+def express_page(reason: str) -> str:
+    """Express's production error page, as auth0's SDK sends it."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n'
+        f"</head>\n<body>\n<pre>{reason}</pre>\n</body>\n</html>\n"
+    )
+
+
+def answer(matrix: Matrix, scenario: str, interpretation: str) -> Outcome:
+    """One cell's outcome."""
+    return matrix.cell(scenario, interpretation).outcome
+
+
+def wire(outcome: Outcome) -> tuple[int | None, str | None, str | None, str]:
+    """Status, WWW-Authenticate, error and body: what a row of spec-notes.md states."""
+    return outcome.status, outcome.www_authenticate, outcome.error, outcome.body
+
+
+# --------------------------------------------------------------------------------------------------
+# One test per row of spec-notes.md's implementation table: (a) mismatch, (b) no certificate, (c).
+
+
+def test_keycloak_19_0_2(matrix: Matrix) -> None:
+    """keycloak/keycloak services/.../endpoints/UserInfoEndpoint.java, .../util/MtlsHoKTokenUtil.java (PR #14237): 401 invalid_token with one message for (a) and (b); cnf ignored without the option."""
+    expected = (
+        401,
+        f'Bearer realm="mtlslab", error="invalid_token", error_description="{KEYCLOAK_MSG}"',
+    )
+    for scenario in ("mismatch", "no-cert-optional"):
+        outcome = answer(matrix, scenario, "keycloak")
+        assert wire(outcome) == (*expected, "invalid_token", "")
+        assert not outcome.assumed
+    assert matrix.cell("binding-ignored-no-cert", "keycloak").finding is F.ACCEPTED_ALTHOUGH_BOUND
+    assert answer(matrix, "binding-ignored-no-cert", "keycloak").status == 200
+
+
+def test_keycloak_before_19_0_2(matrix: Matrix) -> None:
+    """keycloak/keycloak UserInfoEndpoint.java, MtlsHoKTokenUtil.java (older history): 401 unauthorized_client — an RFC 6749 code, not an RFC 6750 one — for (a) and (b)."""
+    for scenario in ("mismatch", "no-cert-optional"):
+        assert wire(answer(matrix, scenario, "keycloak-legacy")) == (
+            401,
+            'Bearer realm="mtlslab", error="unauthorized_client"',
+            "unauthorized_client",
+            "",
+        )
+    departures = " ".join(d.what for d in BUILTINS["keycloak-legacy"].departures)
+    assert "unauthorized_client" in departures
+
+
+def test_spring_security_6_3(matrix: Matrix) -> None:
+    """spring-projects/spring-security oauth2/oauth2-jose/.../jwt/X509CertificateThumbprintValidator.java, .../resource/web/BearerTokenAuthenticationEntryPoint.java: 401 invalid_token, no realm, error_uri; unbound tokens pass; behind a proxy without a certificate supplier every bound token is (b)."""
+    mismatch = answer(matrix, "mismatch", "spring-security")
+    assert wire(mismatch) == (
+        401,
+        f'Bearer error="invalid_token", error_description="{SPRING_PREFIX}Invalid SHA-256 Thumbprint '
+        f'for X509Certificate.", error_uri="{SPRING_URI}"',
+        "invalid_token",
+        "",
+    )
+    missing = answer(matrix, "no-cert-optional", "spring-security")
+    assert wire(missing) == (
+        401,
+        f'Bearer error="invalid_token", error_description="{SPRING_PREFIX}Unable to obtain '
+        f'X509Certificate from current request.", error_uri="{SPRING_URI}"',
+        "invalid_token",
+        "",
+    )
+    assert answer(matrix, "unbound-no-cert", "spring-security").status == 200
+    for scenario in ("proxy-success", "proxy-untrusted"):
+        assert wire(answer(matrix, scenario, "spring-security")) == wire(missing)
+
+
+def test_node_oidc_provider_9_13(matrix: Matrix) -> None:
+    """panva/node-oidc-provider lib/shared/access_token.js, lib/helpers/errors.js (verified by running it): 401 invalid_token "invalid token provided" with realm=<issuer> and a JSON body, for (a) and (b)."""
+    for scenario in ("mismatch", "no-cert-optional"):
+        outcome = answer(matrix, scenario, "node-oidc-provider")
+        assert wire(outcome) == (
+            401,
+            'Bearer realm="https://as.mtlslab.test", error="invalid_token", '
+            'error_description="invalid token provided"',
+            "invalid_token",
+            '{"error":"invalid_token","error_description":"invalid token provided"}',
+        )
+        assert outcome.content_type == "application/json; charset=utf-8"
+    assert answer(matrix, "unbound-no-cert", "node-oidc-provider").status == 200
+
+
+def test_authlete(matrix: Matrix) -> None:
+    """authlete/authlete-java-common IntrospectionResponse.java; authlete/java-resource-server PR #9: (b) 401 with the A065304 description and error_uri, comma-separated; (a) 401, text unconfirmed."""
+    missing = answer(matrix, "no-cert-optional", "authlete")
+    assert wire(missing) == (
+        401,
+        'Bearer error="invalid_token",error_description="[A065304] The client failed to present a '
+        'certificate and the access token is MTLS bound.",error_uri="https://docs.authlete.com/#A065304"',
+        "invalid_token",
+        "",
+    )
+    assert not missing.assumed
+    mismatch = answer(matrix, "mismatch", "authlete")
+    assert mismatch.status == 401
+    assert mismatch.assumed, "the (a) text is unconfirmed: it must not pass as observed"
+    cell = matrix.cell("introspection-no-cert", "authlete")
+    assert cell.deployment is not None
+    assert cell.deployment.validation is Validation.INTROSPECTION
+    assert wire(cell.outcome) == wire(missing)
+
+
+def test_auth0_with_a_certificate_supplier(matrix: Matrix) -> None:
+    """auth0/node-oauth2-jwt-bearer packages/access-token-jwt/src/mtls-verifier.ts (verified by running it): (a) 401 invalid_token, (b) 400 invalid_request, each followed by a DPoP challenge, Express's HTML body; mtls.required refuses unbound tokens with 401."""
+    assert wire(answer(matrix, "mismatch", "auth0")) == (
+        401,
+        'Bearer realm="api", error="invalid_token", error_description="JWT Access Token confirmation '
+        f'mismatch", {AUTH0_DPOP}',
+        "invalid_token",
+        express_page("Unauthorized"),
+    )
+    missing = answer(matrix, "no-cert-optional", "auth0")
+    assert wire(missing) == (
+        400,
+        'Bearer realm="api", error="invalid_request", error_description="A client certificate is '
+        f'required for this certificate-bound access token", {AUTH0_DPOP}',
+        "invalid_request",
+        express_page("Bad Request"),
+    )
+    assert missing.content_type == "text/html; charset=utf-8"
+    assert wire(answer(matrix, "binding-required-unbound", "auth0")) == (
+        401,
+        'Bearer realm="api", error="invalid_token", error_description="JWT Access Token has no '
+        f'x5t#S256 confirmation claim", {AUTH0_DPOP}',
+        "invalid_token",
+        express_page("Unauthorized"),
+    )
+
+
+def test_auth0_without_a_certificate_supplier(matrix: Matrix) -> None:
+    """auth0/node-oauth2-jwt-bearer packages/access-token-jwt/src/mtls-verifier.ts (verified by running it): by default cnf is ignored and a bound token is accepted from anyone — (a) and (b) are 200."""
+    for scenario in ("mismatch", "no-cert-optional", "binding-ignored-no-cert"):
+        cell = matrix.cell(scenario, "auth0-default")
+        assert cell.finding is F.ACCEPTED_ALTHOUGH_BOUND
+        assert cell.outcome.status == 200
+        assert cell.outcome.www_authenticate is None
+
+
+def test_apicast_oauth_mtls(matrix: Matrix) -> None:
+    """3scale/APIcast gateway/src/apicast/policy/oauth_mtls/oauth_mtls.lua: 401, JSON body {"error": "invalid_token"}, no WWW-Authenticate, for (a), (b) and tokens without cnf."""
+    for scenario in ("mismatch", "no-cert-optional", "binding-required-unbound", "unbound-no-cert"):
+        outcome = answer(matrix, scenario, "apicast")
+        assert wire(outcome) == (401, None, "invalid_token", '{"error": "invalid_token"}')
+        assert outcome.content_type == "application/json; charset=utf-8"
+    departures = " ".join(d.what for d in BUILTINS["apicast"].departures)
+    assert "without WWW-Authenticate" in departures
+
+
+def test_duende_sample(matrix: Matrix) -> None:
+    """Duende docs "Validating Proof-of-Possession"; dotnet/aspnetcore CertificateAuthenticationHandler.cs: (a) 401 Bearer challenge; (b) 403 — the certificate handler forbids; acts only when cnf is present."""
+    mismatch = answer(matrix, "mismatch", "duende-sample")
+    assert wire(mismatch) == (401, 'Bearer error="invalid_token"', "invalid_token", "")
+    assert mismatch.assumed, "the error parameter is not shown by the source"
+    assert wire(answer(matrix, "no-cert-optional", "duende-sample")) == (403, None, None, "")
+    assert answer(matrix, "unbound-no-cert", "duende-sample").status == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# The readings.
+
+
+def test_the_baseline_marks_the_missing_certificate_unspecified(matrix: Matrix) -> None:
+    """RFC 8705 §3 names no error for a missing certificate: a bare challenge, marked unspecified."""
+    outcome = answer(matrix, "no-cert-optional", "baseline")
+    assert wire(outcome) == (401, 'Bearer realm="mtlslab"', None, "")
+    assert outcome.unspecified
+    assert outcome.summary() == "401 (no error) [unspecified]"
+    assert "RFC 8705 §3" in outcome.note
+    mismatch = answer(matrix, "mismatch", "baseline")
+    assert wire(mismatch) == (
+        401,
+        'Bearer realm="mtlslab", error="invalid_token"',
+        "invalid_token",
+        "",
+    )
+    assert not mismatch.unspecified
+
+
+def test_the_baseline_follows_rfc_6750_where_it_speaks(matrix: Matrix) -> None:
+    """RFC 6750 §3.1: no token → no error code; malformed → 400 invalid_request; scope → 403 with scope."""
+    assert wire(answer(matrix, "no-token", "baseline")) == (401, 'Bearer realm="mtlslab"', None, "")
+    assert answer(matrix, "malformed-authorization", "baseline").verdict == (
+        "400",
+        "invalid_request",
+    )
+    assert answer(matrix, "token-in-header-and-query", "baseline").verdict == (
+        "400",
+        "invalid_request",
+    )
+    scope = answer(matrix, "insufficient-scope", "baseline")
+    assert wire(scope) == (
+        403,
+        'Bearer realm="mtlslab", scope="read", error="insufficient_scope"',
+        "insufficient_scope",
+        "",
+    )
+    assert not any(
+        answer(matrix, s.id, "baseline").unspecified
+        for s in CATALOGUE
+        if s.expect
+        not in (
+            F.CERTIFICATE_MISSING,
+            F.UNTRUSTED_CLIENT_CERT_HEADER,
+        )
+    )
+
+
+def test_the_baseline_answers_dpop_as_rfc_9449_does(matrix: Matrix) -> None:
+    """RFC 9449 §7.1: invalid_dpop_proof under the DPoP scheme; "Invalid DPoP key binding"; §7.2 refuses."""
+    assert wire(answer(matrix, "dpop-proof-missing", "baseline"))[:3] == (
+        401,
+        'DPoP error="invalid_dpop_proof"',
+        "invalid_dpop_proof",
+    )
+    assert answer(matrix, "dpop-proof-other-key", "baseline").www_authenticate == (
+        'DPoP error="invalid_token", error_description="Invalid DPoP key binding"'
+    )
+    as_bearer = answer(matrix, "dpop-token-as-bearer", "baseline")
+    assert (
+        as_bearer.www_authenticate
+        == 'Bearer realm="mtlslab", error="invalid_token", DPoP algs="ES256"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error"),
+    [("thread-400", 400, "invalid_request"), ("thread-401", 401, "invalid_token")],
+)
+def test_the_threads_two_readings(matrix: Matrix, name: str, status: int, error: str) -> None:
+    """Telegin: missing certificate → 400 invalid_request; Richer: → 401 invalid_token (OAuth WG, 2021)."""
+    expected = (status, f'Bearer realm="mtlslab", error="{error}"', error, "")
+    for scenario in ("no-cert-optional", "proxy-no-cert", "forged-client-cert", "no-cert-tls12"):
+        assert wire(answer(matrix, scenario, name)) == expected
+    assert answer(matrix, "mismatch", name).verdict == ("401", "invalid_token")
+    assert BUILTINS[name].source.url.startswith("https://mailarchive.ietf.org/arch/msg/oauth/")
+    assert BUILTINS[name].kind == "reading"
+
+
+def test_the_dpop_analogy_is_hypothetical_and_says_so(matrix: Matrix) -> None:
+    """A dedicated MTLS scheme and error code (unregistered): missing → MTLS invalid_client_certificate."""
+    analogy = BUILTINS["dpop-analogy"]
+    assert analogy.kind == "hypothetical"
+    assert analogy.source.kind == "hypothetical"
+    assert any("hypothetical" in d.what for d in analogy.departures)
+    assert wire(answer(matrix, "mtls-scheme-no-cert", "dpop-analogy")) == (
+        401,
+        'MTLS realm="mtlslab", error="invalid_client_certificate"',
+        "invalid_client_certificate",
+        "",
+    )
+    assert matrix.cell("success", "dpop-analogy").finding is F.MTLS_TOKEN_AS_BEARER
+    assert answer(matrix, "success", "dpop-analogy").www_authenticate == (
+        'Bearer realm="mtlslab", error="invalid_token", MTLS'
+    )
+    assert answer(matrix, "mtls-scheme", "dpop-analogy").status == 200
+
+
+def test_requiring_certificates_at_the_tls_layer_answers_with_alerts(matrix: Matrix) -> None:
+    """RFC 8446 §4.4.2.4: no HTTP answer at all, and unbound clients without a certificate are shut out."""
+    for scenario, name, code in (
+        ("no-cert-optional", "certificate_required", 116),
+        ("no-cert-tls12", "handshake_failure", 40),
+        ("unbound-no-cert", "certificate_required", 116),
+    ):
+        outcome = answer(matrix, scenario, "tls-required")
+        assert outcome.tls_alert is not None
+        assert (outcome.tls_alert.name, outcome.tls_alert.code) == (name, code)
+        assert outcome.status is None
+        assert outcome.www_authenticate is None
+    assert answer(matrix, "success", "tls-required").status == 200
+    assert answer(matrix, "self-signed-success", "tls-required").status == 200
+    assert answer(matrix, "unbound-no-cert", "baseline").status == 200
+
+
+@pytest.mark.parametrize("name", OBSERVED)
+def test_an_observed_servers_unshown_cells_are_assumed(name: str) -> None:
+    """A finding the source does not show is inherited from the baseline and marked assumed, never observed."""
+    interpretation = BUILTINS[name]
+    own = {
+        F.TLS_REJECTED,
+        F.ACCEPTED,
+        F.ACCEPTED_ALTHOUGH_BOUND,
+        F.CERTIFICATE_MISSING,
+        F.CERTIFICATE_MISMATCH,
+        F.TOKEN_NOT_BOUND,
+    }
+    # Cells a source shows beyond (a) and (b): Spring behind a proxy (spring-security's row (c)) and
+    # APIcast's cnf without x5t#S256 (the same branch of oauth_mtls.lua).
+    own |= {
+        "spring-security": {F.UNTRUSTED_CLIENT_CERT_HEADER},
+        "apicast": {F.UNSUPPORTED_CONFIRMATION},
+    }.get(name, set())
+    for finding in set(Finding) - own:
+        got = interpretation.answer(finding)
+        assert got.assumed, (name, finding)
+        assert not got.unspecified
+    for finding in (F.NO_TOKEN, F.TOKEN_EXPIRED, F.INSUFFICIENT_SCOPE):
+        base = BUILTINS["baseline"].answer(finding)
+        assert (interpretation.answer(finding).status, interpretation.answer(finding).error) == (
+            base.status,
+            base.error,
+        )
+
+
+def test_the_builtins_are_the_documented_set() -> None:
+    """Baseline, the two readings, the analogy, TLS-required and the observed servers, in that order."""
+    assert list(BUILTINS) == [
+        "baseline",
+        "thread-400",
+        "thread-401",
+        "dpop-analogy",
+        "tls-required",
+        "keycloak",
+        "keycloak-legacy",
+        "spring-security",
+        "node-oidc-provider",
+        "authlete",
+        "auth0",
+        "auth0-default",
+        "apicast",
+        "duende-sample",
+    ]
+    for interpretation in BUILTINS.values():
+        assert interpretation.stance
+        assert interpretation.source.citation
+        assert interpretation.title
+
+
+def test_get_interpretation_suggests_the_nearest_name() -> None:
+    """An unknown name is an InterpretationError naming the nearest built-in."""
+    assert get_interpretation("keycloak") is BUILTINS["keycloak"]
+    with pytest.raises(InterpretationError) as info:
+        get_interpretation("keycloack")
+    assert info.value.field == "interpretation"
+    assert "keycloak" in info.value.reason
+
+
+# --------------------------------------------------------------------------------------------------
+# Every emitted challenge parses and obeys RFC 6750 §3.
+
+BARE_BEARER = "params: a Bearer challenge MUST have one or more auth-param values"
+
+
+def test_every_www_authenticate_parses_and_obeys_the_character_rules(matrix: Matrix) -> None:
+    """Every catalogue scenario × built-in: the header parses (RFC 9110 §11.6.1) and breaks no §3 rule."""
+    bare: set[str] = set()
+    for cell in matrix.cells.values():
+        header = cell.outcome.www_authenticate
+        if header is None:
+            continue
+        challenges = parse_www_authenticate(header)
+        assert challenges, cell
+        for challenge in challenges:
+            for violation in check_rfc6750(challenge):
+                assert violation.startswith(BARE_BEARER), (
+                    cell.scenario,
+                    cell.interpretation,
+                    violation,
+                )
+                bare.add(cell.interpretation)
+    realmless = {name for name, i in BUILTINS.items() if i.realm is None}
+    assert bare <= realmless
+    assert bare, "Spring's bare `Bearer` for a request without a token should show up"
+
+
+def test_every_401_carries_a_challenge_unless_the_departure_is_stated(matrix: Matrix) -> None:
+    """RFC 9110 §15.5.2: a 401 has WWW-Authenticate; only APIcast, which states the departure, omits it."""
+    without = {
+        c.interpretation
+        for c in matrix.cells.values()
+        if c.outcome.status == 401 and c.outcome.www_authenticate is None
+    }
+    assert without == {"apicast"}
+
+
+def test_no_header_holds_cr_or_lf(matrix: Matrix) -> None:
+    """Header injection is impossible: no emitted header value holds CR, LF or NUL (RFC 9110 §5.5)."""
+    for cell in matrix.cells.values():
+        for _name, value in cell.outcome.headers() if cell.outcome.status else []:
+            assert not set(value) & {"\r", "\n", "\0"}, cell
+
+
+# --------------------------------------------------------------------------------------------------
+# Responding.
+
+
+def test_respond_turns_a_tls_alert_into_an_alert_outcome() -> None:
+    """The TLS layer answers: the outcome is the alert, with no status and no headers."""
+    alert = alert_by_name("certificate_required", "first_read")
+    outcome = BUILTINS["baseline"].respond(None, tls_alert=alert)
+    assert outcome.finding is F.TLS_REJECTED
+    assert (outcome.tls_alert, outcome.status) == (alert, None)
+    assert outcome.verdict == ("tls", "certificate_required")
+    assert outcome.summary() == "TLS certificate_required (116)"
+    assert outcome.http_text().startswith("(no HTTP response: ")
+    assert outcome.wire() == ("tls", "certificate_required", 116, "first_read")
+    with pytest.raises(InterpretationError):
+        BUILTINS["baseline"].respond(None)
+
+
+def test_an_outcome_renders_as_raw_http_and_round_trips_through_json(matrix: Matrix) -> None:
+    """http_text is a status line, WWW-Authenticate, Content-Type, Content-Length and body; JSON reloads."""
+    outcome = answer(matrix, "mismatch", "node-oidc-provider")
+    text = outcome.http_text()
+    assert text.startswith("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=")
+    assert f"Content-Length: {len(outcome.body)}\r\n\r\n{outcome.body}" in text
+    assert Outcome.from_json(outcome.finding, json.loads(json.dumps(outcome.to_json()))) == outcome
+    accepted = answer(matrix, "success", "baseline")
+    assert json.loads(accepted.body) == {
+        "resource": "the protected resource",
+        "sub": "alice",
+        "client_id": "lab-client",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Deriving, saving and loading.
+
+
+def test_derive_overrides_a_few_findings_and_keeps_the_rest(matrix: Matrix, sim: Simulator) -> None:
+    """derive(base, answers=…) changes only those findings; every other answer equals the base's."""
+    base = BUILTINS["thread-401"]
+    mine = derive(
+        base,
+        name="mine",
+        stance="403 for a missing certificate",
+        answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
+        departures=(Departure(what="403", reason="forbid, as Duende"),),
+    )
+    assert (mine.kind, mine.base, mine.realm) == ("custom", "thread-401", base.realm)
+    assert mine.answer(F.CERTIFICATE_MISSING).status == 403
+    table, base_table = dict(mine.answers), dict(base.answers)
+    for finding in set(Finding) - {F.CERTIFICATE_MISSING}:
+        assert table[finding] == base_table[finding]
+    # an alias follows its target: the ignored Client-Cert header is answered like no certificate
+    assert mine.answer(F.UNTRUSTED_CLIENT_CERT_HEADER).status == 403
+    assert mine.departures[-1].what == "403"
+    assert mine != base
+    cells = sim.matrix(CATALOGUE, [base, mine])
+    differing = {s.id for s in cells.disagreements().scenarios}
+    assert "no-cert-optional" in differing
+    assert "mismatch" not in differing
+
+
+def test_derive_can_change_realm_and_deployment() -> None:
+    """A derived reading may drop the realm and deploy differently (e.g. require client certificates)."""
+    mine = derive(
+        BUILTINS["baseline"], name="strict", realm=None, deployment={"requires_binding": True}
+    )
+    assert mine.realm is None
+    assert dict(mine.deployment) == {"requires_binding": True}
+    with pytest.raises(InterpretationError) as info:
+        derive(BUILTINS["baseline"], name="odd", deployment={"colour": "blue"})
+    assert info.value.field == "odd.deployment"
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_every_builtin_round_trips_through_json(name: str) -> None:
+    """to_json → JSON text → from_json gives back an equal interpretation, answers, flags and all."""
+    interpretation = BUILTINS[name]
+    text = json.dumps(interpretation.to_json())
+    loaded = Interpretation.from_json(text)
+    assert loaded == interpretation
+    assert all(loaded.answer(f) == interpretation.answer(f) for f in Finding)
+    assert loaded.deployment == interpretation.deployment
+
+
+def test_a_derived_interpretation_round_trips_even_from_a_custom_base() -> None:
+    """A reading derived from a derived one saves every answer, so it loads without its base."""
+    first = derive(BUILTINS["baseline"], name="first")
+    second = derive(first, name="second", answers={F.NO_TOKEN: Answer(status=400)})
+    assert Interpretation.from_json(second.to_json()) == second
+
+
+def test_a_partial_table_inherits_from_its_base() -> None:
+    """from_json with a few answers takes the rest from `base` (default baseline); observed ones are assumed."""
+    data: dict[str, Any] = {
+        "name": "partial",
+        "base": "thread-400",
+        "answers": {"certificate_mismatch": {"status": 418, "scheme": None}},
+    }
+    loaded = Interpretation.from_json(data)
+    assert loaded.answer(F.CERTIFICATE_MISMATCH).status == 418
+    assert loaded.answer(F.CERTIFICATE_MISSING) == BUILTINS["thread-400"].answer(
+        F.CERTIFICATE_MISSING
+    )
+    assert loaded.kind == "custom"
+    assert loaded.source == Source(kind="user", citation="user-defined")
+    default = Interpretation.from_json({"name": "bare"})
+    assert all(default.answer(f) == BUILTINS["baseline"].answer(f) for f in Finding)
+    observed = Interpretation.from_json({**data, "kind": "observed"})
+    assert observed.answer(F.NO_TOKEN).assumed
+    assert not observed.answer(F.CERTIFICATE_MISMATCH).assumed
+
+
+@pytest.mark.parametrize(
+    ("answers", "field", "reason"),
+    [
+        ({"no_token": {"status": 999}}, "bad.answers.no_token", "999"),
+        ({"no_token": {"status": "401"}}, "bad.answers.no_token", "HTTP status"),
+        ({"no_token": {"status": True}}, "bad.answers.no_token", "HTTP status"),
+        (
+            {"certificate_missing": {"description": 'say "no"'}},
+            "bad.answers.certificate_missing",
+            "RFC 6750 §3",
+        ),
+        (
+            {"certificate_missing": {"description": "a\r\nSet-Cookie: x=1"}},
+            "bad.answers.certificate_missing",
+            "U+000D",
+        ),
+        (
+            {"certificate_missing": {"description": "line\nbreak"}},
+            "bad.answers.certificate_missing",
+            "U+000A",
+        ),
+        (
+            {"certificate_missing": {"error": "bad\\code"}},
+            "bad.answers.certificate_missing",
+            "RFC 6750 §3",
+        ),
+        (
+            {"certificate_missing": {"error_uri": "https://x/ y"}},
+            "bad.answers.certificate_missing",
+            "error_uri",
+        ),
+        ({"certificate_mising": {"status": 401}}, "bad.answers", "certificate_missing"),
+        ({"no_token": {"colour": "red"}}, "bad.answers.no_token", "colour"),
+        ({"no_token": {"tls_alert": True, "status": None}}, "bad.answers.no_token", "tls_rejected"),
+        ({"tls_rejected": {"status": 401}}, "bad.answers.tls_rejected", "tls_alert"),
+        ({"accepted": {"status": 200, "body": "$nope"}}, "bad.answers.accepted.body", "nope"),
+        (
+            {"no_token": {"same_as": "not_a_finding"}},
+            "bad.answers.no_token.same_as",
+            "not a finding",
+        ),
+        (
+            {"no_token": {"same_as": "untrusted_client_cert_header"}},
+            "bad.answers.no_token",
+            "same_as",
+        ),
+        ({"no_token": "401"}, "bad.answers.no_token", "object"),
+    ],
+)
+def test_invalid_tables_are_refused_naming_the_field(
+    answers: dict[str, Any], field: str, reason: str
+) -> None:
+    """An unusable table is an InterpretationError naming the field and why — never a bad header."""
+    with pytest.raises(InterpretationError) as info:
+        Interpretation.from_json({"name": "bad", "answers": answers})
+    assert info.value.field == field
+    assert reason in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ("{not json", "json"),
+        ("[1, 2]", "json"),
+        ({"answers": {}}, "name"),
+        ({"name": "bad", "answers": []}, "bad.answers"),
+        ({"name": "bad", "deployment": {"colour": "blue"}}, "bad.deployment"),
+        ({"name": "bad", "deployment": {"client_auth": "sometimes"}}, "bad.deployment"),
+        ({"name": "bad", "base": "thread-40"}, "bad.base"),
+        ({"name": "bad", "realm": "a\rb"}, "bad.answers.no_token"),
+    ],
+)
+def test_invalid_documents_are_refused_naming_the_field(data: Any, field: str) -> None:
+    """Not JSON, no name, answers not an object, an unknown deployment field or base: named errors."""
+    with pytest.raises(InterpretationError) as info:
+        Interpretation.from_json(data)
+    assert info.value.field == field
+
+
+def test_a_table_missing_a_finding_is_refused() -> None:
+    """Every finding needs an answer: a table without `accepted` names the missing finding."""
+    answers = tuple((f, a) for f, a in BUILTINS["baseline"].answers if f is not F.ACCEPTED)
+    with pytest.raises(InterpretationError) as info:
+        Interpretation(
+            name="holey",
+            title="holey",
+            stance="",
+            source=Source(kind="user", citation="test"),
+            kind="custom",
+            answers=answers,
+        )
+    assert info.value.field == "holey.answers"
+    assert "accepted" in info.value.reason
+
+
+def test_an_interpretation_renders_as_html_with_escaping() -> None:
+    """_repr_html_ lists every finding and escapes what the user wrote."""
+    mine = derive(BUILTINS["baseline"], name="<script>", stance="a & b")
+    page = mine._repr_html_()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "a &amp; b" in page
+    assert all(f.value in page for f in Finding)

@@ -1,0 +1,526 @@
+"""Live mode: real mutual TLS on 127.0.0.1 shows exactly what the simulation says (RFC 8705 §3, RFC 8446
+§4.4.2.4, RFC 9440 §2), and the server stays up and bounded whatever it is fed."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import re
+import shlex
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from mtlslab.compare import Simulator
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS
+from mtlslab.live import (
+    BuiltinProxy,
+    HAProxy,
+    Limits,
+    LiveRun,
+    LiveServer,
+    LiveStack,
+    Observed,
+    curl_command,
+    find_haproxy,
+    run_many,
+    run_scenario,
+    send,
+    write_lab_folder,
+)
+from mtlslab.scenarios import (
+    CATALOGUE,
+    CertChoice,
+    ClientAuth,
+    Deployment,
+    Request,
+    Scenario,
+    TlsVersion,
+    Topology,
+    client_request,
+    decode_client_cert,
+    get_scenario,
+)
+
+pytestmark = pytest.mark.live
+
+THREE = ("baseline", "thread-400", "thread-401")
+
+
+def _need_haproxy() -> None:
+    if find_haproxy() is None:
+        if os.environ.get("CI"):
+            pytest.fail("haproxy is required under CI (make system-deps installs it)")
+        pytest.skip(
+            "haproxy is not installed (sudo make system-deps); under CI this test fails instead"
+        )
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is required under CI (make system-deps installs it)")
+        pytest.skip(
+            f"{tool} is not installed (sudo make system-deps); under CI this test fails instead"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def live_sim() -> Simulator:
+    """One seeded simulator shared by the live tests (its lab and authorization server serve both sides)."""
+    return Simulator(seed="mtlslab-live-tests")
+
+
+@pytest.fixture(scope="module")
+def catalogue_runs(live_sim: Simulator) -> dict[tuple[str, str], LiveRun]:
+    """The whole catalogue run live under the baseline and both readings from the thread, once."""
+    if find_haproxy() is None and os.environ.get("CI"):
+        pytest.fail("haproxy is required under CI (make system-deps installs it)")
+    runs = run_many(CATALOGUE, THREE, simulator=live_sim)
+    return {(r.scenario.id, r.interpretation): r for r in runs}
+
+
+@pytest.mark.parametrize("interpretation", THREE)
+@pytest.mark.parametrize("scenario_id", [s.id for s in CATALOGUE])
+def test_the_wire_shows_what_the_simulation_says(
+    catalogue_runs: dict[tuple[str, str], LiveRun], scenario_id: str, interpretation: str
+) -> None:
+    """Every catalogue scenario, run over real TLS, answers byte for byte as simulated."""
+    run = catalogue_runs[(scenario_id, interpretation)]
+    assert run.agree, run.describe()
+
+
+def test_proxied_scenarios_went_through_haproxy_where_installed(
+    catalogue_runs: dict[tuple[str, str], LiveRun],
+) -> None:
+    """Proxied catalogue scenarios ran through a real HAProxy (the built-in stand-in only where none exists)."""
+    proxied = [
+        r for r in catalogue_runs.values() if r.scenario.deployment.topology is Topology.PROXY
+    ]
+    assert proxied
+    expected = "haproxy" if find_haproxy() else "builtin"
+    assert {r.proxy for r in proxied} == {expected}
+
+
+def test_the_live_server_records_its_own_finding(
+    catalogue_runs: dict[tuple[str, str], LiveRun],
+) -> None:
+    """The finding a live run reports is the live server's own decision, and equals the simulated one."""
+    for run in catalogue_runs.values():
+        assert run.finding is run.simulated.finding, run.describe()
+
+
+# ---- positive controls and their negative controls ------------------------------------------------
+
+_DEPLOYMENTS = {
+    "direct-1.3-optional": Deployment(),
+    "direct-1.2-optional": Deployment(tls_version=TlsVersion.TLS1_2),
+    "direct-1.3-required": Deployment(client_auth=ClientAuth.REQUIRED),
+    "direct-1.3-no-ca": Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA),
+    "proxy-haproxy": Deployment(topology=Topology.PROXY),
+    "proxy-builtin": Deployment(topology=Topology.PROXY),
+}
+
+
+@pytest.mark.parametrize("name", list(_DEPLOYMENTS))
+def test_success_and_its_negative_controls(live_sim: Simulator, name: str) -> None:
+    """The bound certificate succeeds; a wrong CA, a wrong certificate and no certificate all fail."""
+    deployment = _DEPLOYMENTS[name]
+    proxy = (
+        "builtin" if name == "proxy-builtin" else "haproxy" if name == "proxy-haproxy" else "auto"
+    )
+    if proxy == "haproxy":
+        _need_haproxy()
+    base = Scenario(id=f"control-{name}", title="control", deployment=deployment)
+    cases = {
+        "bound": base,
+        "wrong-ca": base.with_(id=f"{base.id}-wrong-ca", certificate=CertChoice.UNTRUSTED_CA),
+        "wrong-cert": base.with_(id=f"{base.id}-wrong-cert", certificate=CertChoice.OTHER),
+        "no-cert": base.with_(id=f"{base.id}-no-cert", certificate=CertChoice.NONE),
+    }
+    results = run_many(cases.values(), ["baseline"], simulator=live_sim, proxy=proxy)
+    runs = dict(zip(cases, results, strict=True))
+    for key, run in runs.items():
+        assert run.agree, f"{key}: {run.describe()}"
+        if proxy != "auto":
+            assert run.proxy == proxy
+    assert runs["bound"].observed.status == 200
+    assert runs["wrong-cert"].observed.status == 401
+    wrong_ca = runs["wrong-ca"].observed
+    if deployment.client_auth is ClientAuth.OPTIONAL_NO_CA:
+        assert wrong_ca.status == 401  # not validated at TLS; the thumbprint differs
+    else:
+        assert wrong_ca.tls_alert is not None
+        assert wrong_ca.tls_alert.name == "unknown_ca"
+    no_cert = runs["no-cert"].observed
+    if deployment.client_auth is ClientAuth.REQUIRED:
+        assert no_cert.tls_alert is not None
+        assert no_cert.tls_alert.name == "certificate_required"
+    else:
+        assert no_cert.status == 401
+
+
+def test_tls13_refusal_surfaces_at_the_first_read_tls12_during_the_handshake(
+    live_sim: Simulator,
+) -> None:
+    """RFC 8446 §4.4.2.4: TLS 1.3 clients learn of the refusal at their first read; TLS 1.2 during the handshake."""
+    tls13 = run_scenario(get_scenario("required-no-cert-tls13"), simulator=live_sim)
+    tls12 = run_scenario(get_scenario("required-no-cert-tls12"), simulator=live_sim)
+    assert tls13.observed.tls_alert is not None
+    assert (
+        tls13.observed.tls_alert.name,
+        tls13.observed.tls_alert.code,
+        tls13.observed.tls_alert.when,
+    ) == ("certificate_required", 116, "first_read")
+    assert tls12.observed.tls_alert is not None
+    assert (
+        tls12.observed.tls_alert.name,
+        tls12.observed.tls_alert.code,
+        tls12.observed.tls_alert.when,
+    ) == ("handshake_failure", 40, "handshake")
+
+
+def test_tls_required_interpretation_refuses_unbound_clients_at_the_tls_layer(
+    live_sim: Simulator,
+) -> None:
+    """Requiring certificates at the TLS layer shuts out a client with an unbound token and no certificate."""
+    scenario = get_scenario("unbound-no-cert")
+    assert run_scenario(scenario, "baseline", simulator=live_sim).observed.status == 200
+    refused = run_scenario(scenario, "tls-required", simulator=live_sim)
+    assert refused.agree
+    assert refused.observed.tls_alert is not None
+    assert refused.observed.tls_alert.name == "certificate_required"
+
+
+# ---- the proxy --------------------------------------------------------------------------------------
+
+
+class _Capture(http.server.BaseHTTPRequestHandler):
+    seen: ClassVar[list[list[str]]] = []
+
+    def do_GET(self) -> None:
+        _Capture.seen.append(self.headers.get_all("Client-Cert") or [])
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _capturing_origin() -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_haproxy_and_the_builtin_proxy_forward_the_same_client_cert(live_sim: Simulator) -> None:
+    """Both proxies send RFC 9440 Client-Cert as :base64(DER): and strip the copy the client sent."""
+    _need_haproxy()
+    lab = live_sim.lab
+    deployment = Deployment(topology=Topology.PROXY)
+    forged = [("Client-Cert", ":" + "QUJD" + ":")]
+    headers_seen: dict[str, list[str]] = {}
+    with _capturing_origin() as origin:
+        for proxy_cls in (HAProxy, BuiltinProxy):
+            _Capture.seen = []
+            proxy = proxy_cls(lab=lab, deployment=deployment, origin_port=origin.server_address[1])
+            with proxy:
+                request = Request(url=f"{proxy.url}/resource", headers=tuple(forged))
+                observed = send(request, ca=lab.ca, identity=lab.client)
+            assert observed.status == 204, observed.summary()
+            headers_seen[proxy.kind] = _Capture.seen[-1]
+    assert headers_seen["haproxy"] == headers_seen["builtin"]
+    (value,) = headers_seen["haproxy"]
+    assert decode_client_cert(value) == lab.client.der
+
+
+def test_a_proxy_without_a_client_certificate_forwards_no_header(live_sim: Simulator) -> None:
+    """RFC 9440 §2: no certificate in the handshake, no Client-Cert at the origin — even if the client sent one."""
+    _need_haproxy()
+    lab = live_sim.lab
+    with _capturing_origin() as origin:
+        for proxy_cls in (HAProxy, BuiltinProxy):
+            _Capture.seen = []
+            with proxy_cls(
+                lab=lab,
+                deployment=Deployment(topology=Topology.PROXY),
+                origin_port=origin.server_address[1],
+            ) as proxy:
+                request = Request(url=f"{proxy.url}/resource", headers=(("Client-Cert", ":QUJD:"),))
+                assert send(request, ca=lab.ca).status == 204
+            assert _Capture.seen[-1] == []
+
+
+# ---- the terminal: curl against `mtlslab serve` -----------------------------------------------------
+
+
+def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Path) -> None:
+    """Debian's curl, fed the lines `serve` prints, sees 200, the missing-certificate answer and 401 invalid_token."""
+    curl = _need("curl")
+    folder = tmp_path / "lab"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mtlslab",
+            "serve",
+            "--seed",
+            "curl-test",
+            "--lab-dir",
+            str(folder),
+            "--duration",
+            "60",
+            "-i",
+            "thread-400",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("curl") and sum(x.startswith("curl") for x in lines) == 3:
+                break
+        text = "".join(lines)
+        assert "listening on https://127.0.0.1:" in text, text
+        assert "thread-400" in text
+        commands = {}
+        for label in ("success", "certificate missing", "certificate mismatch"):
+            match = re.search(rf"^# {label}\n(curl .*)$", text, re.MULTILINE)
+            assert match, text
+            commands[label] = shlex.split(match.group(1))
+            assert commands[label][0] == "curl"
+        results = {}
+        for label, args in commands.items():
+            done = subprocess.run([curl, *args[1:]], capture_output=True, text=True, timeout=20)
+            assert done.returncode == 0, done.stderr
+            results[label] = done.stdout
+        assert results["success"].startswith("HTTP/1.1 200")
+        assert results["certificate missing"].startswith("HTTP/1.1 400")
+        assert 'error="invalid_request"' in results["certificate missing"]
+        assert results["certificate mismatch"].startswith("HTTP/1.1 401")
+        assert 'error="invalid_token"' in results["certificate mismatch"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:
+    """The curl equivalent carries the scenario's certificate, headers, TLS version and URL."""
+    scenario = get_scenario("no-cert-tls12")
+    command = curl_command(
+        scenario, url="https://127.0.0.1:8443", lab=live_sim.lab, asrv=live_sim.asrv, folder="lab"
+    )
+    args = shlex.split(command)
+    assert "--cert" not in args
+    assert args[args.index("--tls-max") + 1] == "1.2"
+    assert args[-1] == "https://127.0.0.1:8443/resource"
+    assert any(a.startswith("Authorization: Bearer ey") for a in args)
+    with_cert = shlex.split(
+        curl_command(get_scenario("mismatch"), url="https://x", lab=live_sim.lab, folder="lab")
+    )
+    assert with_cert[with_cert.index("--cert") + 1] == "lab/other-client.pem"
+    folder = write_lab_folder(live_sim.lab, tmp_path / "lab")
+    assert (folder / "other-client.pem").exists()
+    assert (folder / "other-client.key").stat().st_mode & 0o777 == 0o600
+
+
+# ---- faults ---------------------------------------------------------------------------------------
+
+
+def _threads_and_fds() -> tuple[int, int]:
+    return threading.active_count(), len(os.listdir("/proc/self/fd"))
+
+
+def _good_request(sim: Simulator, server: LiveServer) -> tuple[Request, Scenario]:
+    scenario = get_scenario("success")
+    token = sim.asrv.mint(scenario.token)
+    return client_request(
+        scenario.presentation, token, lab=sim.lab, resource_url=f"{server.url}/resource"
+    ), scenario
+
+
+def _assert_still_serves(sim: Simulator, server: LiveServer) -> None:
+    request, _ = _good_request(sim, server)
+    observed = send(request, ca=sim.lab.ca, identity=sim.lab.client)
+    assert observed.status == 200, observed.summary()
+
+
+def _settle(before: tuple[int, int], timeout: float = 5.0) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    now = _threads_and_fds()
+    while now != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = _threads_and_fds()
+    return now
+
+
+def test_garbage_aborted_handshakes_and_silent_clients_leave_the_server_up(
+    live_sim: Simulator,
+) -> None:
+    """Garbage bytes, a handshake cut off midway and a client that says nothing: dropped, server still serves."""
+    before = _threads_and_fds()
+    limits = Limits(connection_timeout=0.5, drain_timeout=0.2)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        for payload in (b"\x00" * 64, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096)):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(payload)
+                sock.settimeout(5)
+                with contextlib.suppress(OSError):
+                    sock.recv(1024)
+        # a real ClientHello, then hang up in the middle of the handshake
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        ctx = ssl.create_default_context(cafile=None)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        half = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with contextlib.suppress(ssl.SSLWantReadError):
+            half.do_handshake()
+        raw.sendall(outgoing.read())
+        raw.close()
+        # silent clients: connect and send nothing
+        silent = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+        started = time.monotonic()
+        for sock in silent:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # the server hangs up on us after its connection timeout
+            sock.close()
+        assert time.monotonic() - started < 3
+        _assert_still_serves(live_sim, server)
+        assert server.failed_handshakes >= 4
+    assert _settle(before) == before
+
+
+def test_eight_concurrent_clients_times_one_hundred_requests(live_sim: Simulator) -> None:
+    """8 clients × 100 requests, mixed certificates: every answer right, no thread or descriptor leaked."""
+    before = _threads_and_fds()
+    cases = {
+        CertChoice.CLIENT: 200,
+        CertChoice.OTHER: 401,
+        CertChoice.NONE: 401,
+        CertChoice.UNTRUSTED_CA: "unknown_ca",
+    }
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["thread-401"],
+        asrv=live_sim.asrv,
+    ) as server:
+        token = live_sim.asrv.mint("bound")
+        contexts = {}
+        from mtlslab.live.client import client_context
+
+        for choice in cases:
+            contexts[choice] = client_context(
+                ca=live_sim.lab.ca,
+                identity=choice.identity(live_sim.lab),
+                version=TlsVersion.TLS1_3,
+            )
+        base = client_request(
+            get_scenario("success").presentation,
+            token,
+            lab=live_sim.lab,
+            resource_url=f"{server.url}/resource",
+        )
+
+        def client(worker: int) -> list[str]:
+            wrong = []
+            choices = list(cases)
+            for i in range(100):
+                choice = choices[(worker + i) % len(choices)]
+                observed: Observed = send(
+                    base, ca=live_sim.lab.ca, context=contexts[choice], timeout=10
+                )
+                expected = cases[choice]
+                got: object = observed.tls_alert.name if observed.tls_alert else observed.status
+                if got != expected:
+                    wrong.append(f"{choice.value}: expected {expected}, got {observed.summary()}")
+            return wrong
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            failures = [w for ws in pool.map(client, range(8)) for w in ws]
+        assert failures == []
+        assert server.served >= 600
+    assert _settle(before) == before
+
+
+def test_limits_header_and_body_size_are_enforced(live_sim: Simulator) -> None:
+    """A header block over the limit gets 431, a body over the limit 413; the server keeps serving."""
+    limits = Limits(max_header_bytes=2048, max_body_bytes=1024)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        request, _ = _good_request(live_sim, server)
+        big_header = Request(url=request.url, headers=(*request.headers, ("X-Padding", "a" * 4096)))
+        assert send(big_header, ca=live_sim.lab.ca, identity=live_sim.lab.client).status == 431
+        big_body = Request(
+            method="POST",
+            url=request.url,
+            headers=(("Content-Type", "text/plain"),),
+            body=b"b" * 4096,
+        )
+        assert send(big_body, ca=live_sim.lab.ca, identity=live_sim.lab.client).status == 413
+        _assert_still_serves(live_sim, server)
+
+
+def test_the_server_binds_loopback_unless_told_otherwise(live_sim: Simulator) -> None:
+    """127.0.0.1 and port 0 by default; the stack says so."""
+    with LiveStack(
+        simulator=live_sim, deployment=Deployment(), interpretation=BUILTINS["baseline"]
+    ) as stack:
+        assert stack.server.host == "127.0.0.1"
+        assert stack.server.on_loopback
+        assert stack.url.startswith("https://127.0.0.1:")
+        assert stack.server.port != 0
+
+
+def test_live_findings_for_tls_rejections(live_sim: Simulator) -> None:
+    """A handshake the server refuses is reported as tls_rejected, as in the matrix."""
+    run = run_scenario(get_scenario("untrusted-ca-cert"), simulator=live_sim)
+    assert run.finding is Finding.TLS_REJECTED
+    assert run.outcome().tls_alert == run.simulated.tls_alert

@@ -1,0 +1,647 @@
+"""mtlslab.probe: a real resource server probed over TLS names the reading it follows (RFC 8705 §3,
+RFC 6750 §3.1), says what it skipped and what it sent, and refuses targets off loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import io
+import itertools
+import json
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from mtlslab.cli import main
+from mtlslab.compare import Simulator
+from mtlslab.errors import CertificateError, InputError, KeyTypeError
+from mtlslab.interpretations import BUILTINS, derive
+from mtlslab.live import LiveServer, LiveStack
+from mtlslab.pki import Lab
+from mtlslab.probe import (
+    MAX_REQUESTS,
+    PROBES,
+    BringYourOwn,
+    LabIssuer,
+    ProbeReport,
+    check_target,
+    is_loopback,
+    probe,
+    shorten,
+)
+from mtlslab.scenarios import ClientAuth, Deployment, TlsVersion, client_request
+from mtlslab.tokens import AuthorizationServer
+
+pytestmark = pytest.mark.live
+
+BYO_ONLY_BOUND_SKIPS = {
+    "mismatch",
+    "unbound-no-cert",
+    "unbound-with-cert",
+    "expired",
+    "bad-signature",
+    "alg-none",
+    "hs256-confusion",
+    "wrong-audience",
+    "wrong-issuer",
+    "cnf-unknown-method",
+    "dpop-as-bearer",
+}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulator:
+    """One simulator for every probe run here: it makes the predictions and backs the servers under test."""
+    return Simulator(seed="mtlslab-probe-tests")
+
+
+@pytest.fixture(scope="module")
+def issuer(sim: Simulator) -> Iterator[LabIssuer]:
+    """A lab issuer serving the simulator's authorization server (injected, so the servers trust it)."""
+    with LabIssuer(sim.lab, asrv=sim.asrv, now=sim.now) as found:
+        yield found
+
+
+def _stack(sim: Simulator, name: str, **deployment: object) -> LiveStack:
+    return LiveStack(
+        simulator=sim,
+        deployment=Deployment(**deployment),  # type: ignore[arg-type]
+        interpretation=BUILTINS[name],
+    )
+
+
+def _probe_lab(sim: Simulator, issuer: LabIssuer, name: str) -> ProbeReport:
+    with _stack(sim, name) as stack:
+        return probe(
+            f"{stack.url}/resource", issuer=issuer, ca=sim.lab.ca, simulator=sim, now=sim.now
+        )
+
+
+def _own(sim: Simulator, **extra: bool) -> BringYourOwn:
+    lab = sim.lab
+    return BringYourOwn.from_pem(
+        token=sim.asrv.mint("bound").value,
+        cert=lab.client.cert_chain_pem.bytes(),
+        key=lab.client.private_key_pem.bytes(),
+        unbound_token=sim.asrv.mint("unbound").value if extra.get("unbound") else None,
+        other_cert=lab.other_client.cert_chain_pem.bytes() if extra.get("other") else None,
+        other_key=lab.other_client.private_key_pem.bytes() if extra.get("other") else None,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------------------------------
+# The battery.
+
+
+def test_the_battery_is_bounded_and_sends_only_gets(sim: Simulator) -> None:
+    """At most MAX_REQUESTS probes with stable, unique ids; every one is a GET (nothing changes state)."""
+    assert len(PROBES) <= MAX_REQUESTS <= 40
+    assert len({p.id for p in PROBES}) == len(PROBES)
+    for item in PROBES:
+        token = sim.asrv.mint(item.scenario.token)
+        request = client_request(item.scenario.presentation, token, lab=sim.lab)
+        assert request.method == "GET", item.id
+        assert not request.body, item.id
+
+
+def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> None:
+    """For any two built-ins, at least one probe's predicted wire outcome differs (else no unique match)."""
+    deployment = Deployment(client_auth=ClientAuth.OPTIONAL, tls_version=TlsVersion.TLS1_3)
+    wires = {
+        name: [
+            sim.cell(p.scenario.with_(deployment=deployment), interp).outcome.wire() for p in PROBES
+        ]
+        for name, interp in BUILTINS.items()
+    }
+    alike = [(a, b) for a, b in itertools.combinations(wires, 2) if wires[a] == wires[b]]
+    assert not alike
+
+
+# --------------------------------------------------------------------------------------------------
+# Lab-issuer mode against mtlslab's own server.
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_each_builtin_server_is_named_the_unique_closest_match(
+    sim: Simulator, issuer: LabIssuer, name: str
+) -> None:
+    """mtlslab's live server answering as NAME (optional client auth, TLS 1.3) is matched by NAME alone,
+    exactly on every probe."""
+    report = _probe_lab(sim, issuer, name)
+    assert report.closest == (name,)
+    assert report.unique
+    score = report.score(name)
+    assert score.exact == score.verdict == score.probes == len(PROBES)
+    assert not report.skipped
+    assert report.headline == (
+        f"answers like {name} on {len(PROBES)} of {len(PROBES)} probes (verdict), "
+        f"{len(PROBES)} of {len(PROBES)} exact"
+    )
+    others = [s for s in report.scores if s.interpretation != name]
+    assert all(s.exact < len(PROBES) for s in others)
+
+
+def test_a_server_that_does_not_trust_the_issuer_fails_the_control(sim: Simulator) -> None:
+    """Negative control: a server trusting another issuer refuses even the bound token with its
+    certificate; the report says the control failed, and no interpretation matches it exactly."""
+    other = LabIssuer(sim.lab, now=sim.now)  # its own issuer: https://127.0.0.1:PORT
+    with other, _stack(sim, "keycloak") as stack:
+        report = probe(
+            f"{stack.url}/resource", issuer=other, ca=sim.lab.ca, simulator=sim, now=sim.now
+        )
+    success = next(r for r in report.results if r.probe.id == "success")
+    assert success.verdict == ("401", "invalid_token")
+    assert report.notes
+    assert "the control failed" in report.notes[0]
+    assert all(s.exact < len(PROBES) for s in report.scores)
+
+
+def test_security_warnings_come_first(sim: Simulator, issuer: LabIssuer) -> None:
+    """A server that ignores cnf (auth0's default) is flagged before anything else in every format."""
+    report = _probe_lab(sim, issuer, "auth0-default")
+    texts = [w.text for w in report.warnings]
+    assert "accepted a certificate-bound token without any certificate" in texts
+    assert "accepted a certificate-bound token with another client's certificate" in texts
+    assert {w.probe for w in report.warnings} >= {"no-cert", "mismatch", "forged-client-cert"}
+    lines = report.to_text().splitlines()
+    assert lines[3] == "SECURITY WARNINGS"
+    assert lines[4].startswith("  ! accepted a certificate-bound token without any certificate")
+    assert lines.index("SECURITY WARNINGS") < next(
+        i for i, line in enumerate(lines) if line.startswith("probe ")
+    )
+    assert report.to_markdown().splitlines()[2] == "**Security warnings**"
+    assert json.loads(report.to_json())["warnings"][0]["probe"] == "no-cert"
+
+
+def test_a_caller_interpretation_is_scored_and_a_tie_is_named(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """An interpretation the caller passes is scored beside the built-ins; an identical one ties."""
+    twin = derive(BUILTINS["keycloak"], name="my-keycloak")
+    with _stack(sim, "keycloak") as stack:
+        report = probe(
+            f"{stack.url}/resource",
+            issuer=issuer,
+            ca=sim.lab.ca,
+            simulator=sim,
+            now=sim.now,
+            interpretations=[twin],
+        )
+    assert report.closest == ("keycloak", "my-keycloak")
+    assert not report.unique
+    assert report.headline.startswith("answers like keycloak or my-keycloak (tied) on 21 of 21")
+
+
+def _fetch(
+    issuer: LabIssuer, context: ssl.SSLContext, path: str, body: str | None = None
+) -> tuple[int, dict[str, object]]:
+    """One HTTPS request to the lab issuer: (status, JSON)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", issuer.port, context=context, timeout=5)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+        conn.request("POST" if body else "GET", path, body=body, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        conn.close()
+
+
+def test_the_lab_issuer_serves_metadata_jwks_and_introspection_over_tls() -> None:
+    """RFC 8414 metadata and the JWKS come over HTTPS from the lab CA's server certificate; minted tokens
+    carry the loopback issuer and verify with the served keys; introspection knows them. A client that
+    does not trust the lab CA cannot connect (negative control)."""
+    lab = Lab(seed="probe-issuer")
+    trusting = ssl.create_default_context(cadata=lab.ca.cert_pem.text())
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with LabIssuer(lab, audience="https://api.example") as found:
+        assert found.issuer == found.url
+        assert found.url.startswith("https://127.0.0.1:")
+        status, metadata = _fetch(found, trusting, "/.well-known/oauth-authorization-server")
+        assert status == 200
+        assert metadata["issuer"] == found.issuer
+        assert metadata["jwks_uri"] == found.jwks_url
+        assert metadata["tls_client_certificate_bound_access_tokens"] is True
+        assert _fetch(found, trusting, "/.well-known/openid-configuration") == (200, metadata)
+        status, jwks = _fetch(found, trusting, "/jwks")
+        assert (status, jwks) == (200, found.asrv.jwks())
+        token = found.asrv.mint("bound", now=now).value
+        (key,) = jwt.PyJWKSet.from_dict(jwks).keys
+        claims = jwt.decode(
+            token, key, algorithms=["ES256"], audience="https://api.example", issuer=found.issuer
+        )
+        assert claims["cnf"] == {"x5t#S256": lab.client.x5t_s256}
+        status, active = _fetch(found, trusting, "/introspect", body=f"token={token}")
+        assert (status, active["active"], active["cnf"]) == (200, True, claims["cnf"])
+        assert _fetch(found, trusting, "/introspect", body="token=unknown") == (
+            200,
+            {"active": False},
+        )
+        assert _fetch(found, trusting, "/nothing")[0] == 404
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _fetch(found, ssl.create_default_context(), "/jwks")
+        assert "GET /jwks" in found.fetched
+
+
+def test_the_lab_issuer_serves_on_loopback_only() -> None:
+    """A lab issuer bound to another address is refused before any socket opens."""
+    with pytest.raises(InputError) as caught:
+        LabIssuer(Lab(seed="probe-issuer"), host="0.0.0.0")  # noqa: S104 - the point of the test
+    assert caught.value.field == "host"
+
+
+# --------------------------------------------------------------------------------------------------
+# Bring your own.
+
+
+def test_bring_your_own_with_only_a_bound_token_and_its_certificate(sim: Simulator) -> None:
+    """With only a bound token and its certificate the battery shrinks, still names the server, and lists
+    every skipped probe with its reason."""
+    with _stack(sim, "keycloak") as stack:
+        report = probe(f"{stack.url}/resource", own=_own(sim), ca=sim.lab.ca, simulator=sim)
+    assert report.mode == "bring-your-own"
+    assert {s.probe.id for s in report.skipped} == BYO_ONLY_BOUND_SKIPS
+    assert len(report.results) + len(report.skipped) == len(PROBES)
+    reasons = {s.probe.id: s.reason for s in report.skipped}
+    assert "--other-cert" in reasons["mismatch"]
+    assert "--unbound-token" in reasons["unbound-no-cert"]
+    assert "--lab-issuer" in reasons["alg-none"]
+    assert report.closest == ("keycloak",)
+    assert report.score("keycloak").exact == len(report.results)
+    text = report.to_text()
+    assert f"Skipped ({len(BYO_ONLY_BOUND_SKIPS)} probes):" in text
+    assert any("assumed valid and bound" in a for a in report.assumptions)
+
+
+def test_bring_your_own_with_everything_runs_every_non_lab_probe(sim: Simulator) -> None:
+    """An unbound token and a second certificate add their probes; only lab-issuer probes are skipped."""
+    with _stack(sim, "auth0") as stack:
+        report = probe(
+            f"{stack.url}/resource",
+            own=_own(sim, unbound=True, other=True),
+            ca=sim.lab.ca,
+            simulator=sim,
+        )
+    assert {r.probe.id for r in report.results} >= {"mismatch", "unbound-no-cert"}
+    assert all(s.probe.needs == ("lab-issuer",) for s in report.skipped)
+    assert report.closest == ("auth0",)
+    assert report.score("auth0").exact == len(report.results)
+
+
+def test_bring_your_own_refuses_unusable_material(sim: Simulator) -> None:
+    """A token that is not a b64token, a key of another certificate, or half a second identity is
+    refused with the field named."""
+    lab = sim.lab
+    cert, key = lab.client.cert_chain_pem.bytes(), lab.client.private_key_pem.bytes()
+    with pytest.raises(InputError) as caught:
+        BringYourOwn.from_pem(token="a b\r\nX-Evil: 1", cert=cert, key=key)
+    assert caught.value.field == "token"
+    with pytest.raises(KeyTypeError) as wrong_key:
+        BringYourOwn.from_pem(token="abc", cert=cert, key=lab.other_client.private_key_pem.bytes())
+    assert wrong_key.value.field == "key"
+    with pytest.raises(CertificateError):
+        BringYourOwn.from_pem(token="abc", cert=b"not a certificate", key=key)
+    with pytest.raises(InputError) as half:
+        BringYourOwn.from_pem(token="abc", cert=cert, key=key, other_cert=cert)
+    assert half.value.field == "other_cert"
+
+
+# --------------------------------------------------------------------------------------------------
+# Safety, and what the report says was sent.
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/resource",
+        "https://10.0.0.1/resource",
+        "https://[2001:db8::1]:8443/resource",
+        "https://127.0.0.1.nip.io/resource",
+    ],
+)
+def test_targets_off_loopback_are_refused_without_allow_remote(sim: Simulator, url: str) -> None:
+    """A target that is not 127.0.0.0/8, ::1 or localhost is refused before anything is sent."""
+    with pytest.raises(InputError) as caught:
+        probe(url, own=_own(sim), simulator=sim)
+    assert caught.value.field == "url"
+    assert "allow_remote" in caught.value.reason
+    assert check_target(url, allow_remote=True)[0] in url
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("128.0.0.1", False),
+        ("::2", False),
+        ("localhost.example", False),
+    ],
+)
+def test_loopback_is_127_slash_8_ipv6_one_and_localhost(host: str, loopback: bool) -> None:
+    """is_loopback accepts exactly 127.0.0.0/8, ::1 and localhost."""
+    assert is_loopback(host) is loopback
+
+
+def test_unusable_targets_and_modes_are_input_errors(sim: Simulator) -> None:
+    """http://, no mode, both modes, an unstarted issuer and a bad TLS version are refused up front."""
+    own = _own(sim)
+    idle = LabIssuer(sim.lab)
+    try:
+        cases = [
+            (lambda: probe("http://127.0.0.1/resource", own=own), "url"),
+            (lambda: probe("https://127.0.0.1/resource"), "mode"),
+            (lambda: probe("https://127.0.0.1/r", own=own, tls_version="1.4"), "tls_version"),
+            (lambda: probe("https://127.0.0.1/resource", issuer=idle, own=own), "mode"),
+            (lambda: probe("https://127.0.0.1/resource", issuer=idle), "issuer"),
+        ]
+        for call, field in cases:
+            with pytest.raises(InputError) as caught:
+                call()
+            assert caught.value.field == field
+    finally:
+        idle.close()
+
+
+def test_a_server_certificate_that_does_not_verify_is_unusable_input(sim: Simulator) -> None:
+    """Trusting the wrong CA fails the first request; the whole run is refused, naming ``ca``."""
+    with _stack(sim, "baseline") as stack:
+        with pytest.raises(InputError) as caught:
+            probe(f"{stack.url}/resource", own=_own(sim), ca=Lab(seed="another").ca, simulator=sim)
+        assert caught.value.field == "ca"
+
+
+def test_the_report_states_what_was_sent_with_tokens_shortened(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """Each probe's method, URL, headers and certificate are in the report; no token appears whole."""
+    report = _probe_lab(sim, issuer, "baseline")
+    tokens = [sim.asrv.mint(p.scenario.token, now=sim.now).value for p in PROBES]
+    text, markdown, data = report.to_text(), report.to_markdown(), report.to_json()
+    for token in filter(None, tokens):
+        for rendered in (text, markdown, data):
+            assert token not in rendered
+    by_id = {r.probe.id: r for r in report.results}
+    assert by_id["success"].sent.lines()[1] == f"Authorization: Bearer {shorten(tokens[0])}"
+    assert by_id["no-cert"].sent.certificate == "none"
+    assert by_id["mismatch"].sent.certificate == "other"
+    assert "?access_token=" + shorten(tokens[0]) in by_id["token-in-query"].sent.url
+    assert [k for k, _ in by_id["forged-client-cert"].sent.headers] == [
+        "Authorization",
+        "Client-Cert",
+    ]
+    assert all(r.sent.method == "GET" for r in report.results)
+    assert "Requests sent and answers received:" in text
+
+
+def test_the_text_report_fits_72_columns_and_the_exports_agree(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """Text (full and compact) stays within 72 columns; Markdown and JSON carry the same headline."""
+    report = _probe_lab(sim, issuer, "dpop-analogy")
+    for text in (report.to_text(), report.to_text(details=False)):
+        assert max(len(line) for line in text.splitlines()) <= 72
+    compact = report.to_text(details=False)
+    assert "Requests sent" not in compact
+    assert compact.splitlines()[1] == report.headline
+    data = json.loads(report.to_json())
+    assert data["format"] == "mtlslab-probe/1"
+    assert data["closest"] == ["dpop-analogy"]
+    assert len(data["probes"]) == len(PROBES)
+    assert report.headline in report.to_markdown()
+    assert all(f"`{name}`" in report.to_markdown() for name in BUILTINS)
+    assert "<table" in report._repr_html_()
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line.
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def _write(tmp_path: Path, sim: Simulator) -> dict[str, str]:
+    lab = sim.lab
+    files = {
+        "ca": lab.ca.cert_pem,
+        "cert": lab.client.cert_chain_pem,
+        "key": lab.client.private_key_pem,
+    }
+    return {
+        name: str(artefact.write_to_path(tmp_path / f"{name}.pem"))
+        for name, artefact in files.items()
+    }
+
+
+def test_cli_probe_bring_your_own_in_a_real_process(sim: Simulator, tmp_path: Path) -> None:
+    """`python -m mtlslab probe URL --ca --cert --key --token` probes a live server and prints the report."""
+    paths = _write(tmp_path, sim)
+    token = sim.asrv.mint("bound").value
+    with _stack(sim, "keycloak") as stack:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mtlslab",
+                "probe",
+                f"{stack.url}/resource",
+                "--ca",
+                paths["ca"],
+                "--cert",
+                paths["cert"],
+                "--key",
+                paths["key"],
+                "--token",
+                token,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[1].startswith("answers like keycloak on 10 of 10 probes")
+    assert token not in done.stdout
+
+
+def test_cli_probe_lab_issuer_against_a_server_that_trusts_it(tmp_path: Path) -> None:
+    """The real flow: a server configured with the loopback issuer and wall-clock time accepts what
+    `probe --lab-issuer` mints; the issuer URLs are printed; the report names the server's reading."""
+    seed, port = "probe-cli", _free_port()
+    lab = Lab(seed=seed)
+    trusted = AuthorizationServer(lab, issuer=f"https://127.0.0.1:{port}")
+    ca = lab.ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    deployment = Deployment()
+    with LiveServer(
+        lab=lab,
+        deployment=deployment,
+        interpretation=BUILTINS["thread-400"],
+        asrv=trusted,
+        now=None,
+    ) as server:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mtlslab",
+                "probe",
+                f"{server.url}/resource",
+                "--lab-issuer",
+                "--issuer-port",
+                str(port),
+                "--seed",
+                seed,
+                "--ca",
+                str(ca),
+                "--format",
+                "markdown",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert f"JWKS      https://127.0.0.1:{port}/jwks" in done.stdout
+    assert "answers like thread-400 on 21 of 21 probes (verdict), 21 of 21 exact" in done.stdout
+
+
+def test_cli_probe_exits_1_on_security_warnings(sim: Simulator, tmp_path: Path) -> None:
+    """A server that accepts a bound token without its certificate makes `probe` exit 1 (JSON here)."""
+    paths = _write(tmp_path, sim)
+    with _stack(sim, "auth0-default") as stack:
+        status, out, err = _run(
+            "probe",
+            f"{stack.url}/resource",
+            "--ca",
+            paths["ca"],
+            "--cert",
+            paths["cert"],
+            "--key",
+            paths["key"],
+            "--token",
+            sim.asrv.mint("bound").value,
+            "--format",
+            "json",
+        )
+    assert (status, err) == (1, "")
+    assert json.loads(out)["warnings"][0]["probe"] == "no-cert"
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["https://127.0.0.1:1/r"], "--token"),
+        (["https://example.org/r", "--lab-issuer"], "url"),
+        (["https://127.0.0.1:1/r", "--lab-issuer", "--cert", "c.pem"], "--cert"),
+        (["https://127.0.0.1:1/r", "--token", "abc"], "--cert"),
+        (["https://127.0.0.1:1/r", "--lab-issuer", "--token", "abc"], "--token"),
+        (["https://127.0.0.1:1/r", "--lab-issuer", "--issuer-port", "0"], "url"),
+        (["https://127.0.0.1:1/r", "--tls", "1.4"], "--tls"),
+    ],
+)
+def test_cli_probe_unusable_input_is_one_line_and_status_2(argv: list[str], field: str) -> None:
+    """Unusable input — no mode, a remote target, mixed modes, a refused connection — is one line on
+    stderr and exit status 2."""
+    status, _out, err = _run("probe", *argv)
+    assert status == 2
+    assert err.count("\n") == 1
+    assert field in err
+
+
+def test_cli_probe_remote_refusal_in_a_real_process() -> None:
+    """In a real process too: a remote URL without --allow-remote is one line on stderr, status 2."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mtlslab", "probe", "https://example.org/", "--lab-issuer"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1
+    assert "--allow-remote" in done.stderr
+
+
+def test_serve_and_probe_from_a_terminal(tmp_path: Path) -> None:
+    """`serve --issuer … --wall-clock` in one process, `probe --lab-issuer` in another: the report names
+    the interpretation `serve` answers with."""
+    seed, port = "terminal-flow", _free_port()
+    lab_dir = tmp_path / "lab"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mtlslab",
+            "serve",
+            "--seed",
+            seed,
+            "--issuer",
+            f"https://127.0.0.1:{port}",
+            "--wall-clock",
+            "--duration",
+            "60",
+            "-i",
+            "spring-security",
+            "--lab-dir",
+            str(lab_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert "listening on https://127.0.0.1:" in first, first + (
+            server.stderr.read() if server.stderr else ""
+        )
+        url = first.split("listening on ", 1)[1].strip()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mtlslab",
+                "probe",
+                url,
+                "--lab-issuer",
+                "--issuer-port",
+                str(port),
+                "--seed",
+                seed,
+                "--ca",
+                str(lab_dir / "ca.pem"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()
+    assert (done.returncode, done.stderr) == (0, "")
+    flowing = " ".join(done.stdout.split())  # the headline wraps at 72 columns
+    assert "answers like spring-security on 21 of 21 probes (verdict), 21 of 21 exact" in flowing

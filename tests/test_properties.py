@@ -1,0 +1,274 @@
+"""Properties: any scenario, any request, any token — the engine returns a well-formed answer, never raises."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import re
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mtlslab.challenge import parse_www_authenticate
+from mtlslab.compare import Simulator
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Outcome
+from mtlslab.rs import Decision, RsConfig, config_for, evaluate
+from mtlslab.scenarios import (
+    CertChoice,
+    ClientAuth,
+    Deployment,
+    Placement,
+    Presentation,
+    ProofChoice,
+    Request,
+    Scenario,
+    Scheme,
+    TlsVersion,
+    Topology,
+    Validation,
+    encode_client_cert,
+)
+from mtlslab.tls import ALERTS
+from mtlslab.tokens import TOKEN_VARIANTS
+
+EXAMPLES = int(os.environ.get("MTLSLAB_HYPOTHESIS_EXAMPLES", "300"))
+BOUNDED = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+RFC_URL = re.compile(r"https://www\.rfc-editor\.org/rfc/rfc\d{4}#section-\d+(\.\d+)*")
+
+# --------------------------------------------------------------------------------------------------
+# Strategies.
+
+deployments = st.builds(
+    Deployment,
+    client_auth=st.sampled_from(list(ClientAuth)),
+    tls_version=st.sampled_from(list(TlsVersion)),
+    topology=st.sampled_from(list(Topology)),
+    proxy_trusted=st.booleans(),
+    proxy_strips_client_cert=st.booleans(),
+    checks_binding=st.booleans(),
+    requires_binding=st.booleans(),
+    validation=st.sampled_from(list(Validation)),
+    mtls_scheme=st.booleans(),
+    dpop=st.booleans(),
+)
+presentations = st.builds(
+    Presentation,
+    certificate=st.sampled_from(list(CertChoice)),
+    scheme=st.sampled_from(list(Scheme)),
+    placement=st.sampled_from(list(Placement)),
+    forged_client_cert=st.none() | st.sampled_from(list(CertChoice)),
+    dpop_proof=st.sampled_from(list(ProofChoice)),
+    raw_authorization=st.none()
+    | st.sampled_from(
+        ["Bearer", "Bearer  ", "bearer x y", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "DPoP"]
+    ),
+)
+scenarios = st.builds(
+    Scenario,
+    id=st.just("arbitrary"),
+    title=st.just("an arbitrary scenario"),
+    deployment=deployments,
+    presentation=presentations,
+    token=st.sampled_from(sorted(TOKEN_VARIANTS)),
+)
+
+latin1 = st.binary(max_size=64).map(lambda b: b.decode("latin-1"))
+texts = st.text(max_size=64) | latin1
+header_names = (
+    st.sampled_from(["Authorization", "authorization", "DPoP", "Client-Cert", "Content-Type"])
+    | texts
+)
+header_values = texts | st.sampled_from(
+    [
+        "Bearer ",
+        "DPoP a.b.c",
+        ":AAAA:",
+        "::",
+        "application/x-www-form-urlencoded",
+        "Bearer eyJhbGciOiJub25lIn0.e30.",
+    ]
+)
+methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "get", ""]) | texts
+urls = (
+    st.sampled_from(
+        [
+            "https://rs.mtlslab.test/resource",
+            "https://rs.mtlslab.test/resource?access_token=a.b.c",
+            "https://rs.mtlslab.test/resource?access_token=&access_token=x",
+            "http://[::1/resource?access_token=x",
+            "https://rs.mtlslab.test:99999/r?access_token=%FF%00",
+        ]
+    )
+    | texts
+    | texts.map(lambda t: "https://rs.mtlslab.test/resource?access_token=" + t)
+)
+bodies = st.binary(max_size=128) | texts.map(lambda t: ("access_token=" + t).encode("utf-8"))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=4,
+)
+jose_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "typ": st.sampled_from(["at+jwt", "JWT", "dpop+jwt"]) | json_values,
+        "alg": st.sampled_from(["ES256", "none", "HS256", "RS256"]) | json_values,
+        "kid": json_values,
+        "jwk": json_values,
+        "crit": json_values,
+        "b64": json_values,
+    },
+)
+claim_sets = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        ("iss", "aud", "exp", "nbf", "iat", "sub", "client_id", "jti", "scope", "cnf"), json_values
+    ),
+)
+jwt_shaped = st.builds(
+    lambda h, c, sig: ".".join([_b64(json.dumps(h).encode()), _b64(json.dumps(c).encode()), sig]),
+    jose_headers,
+    claim_sets,
+    st.sampled_from(["", "AAAA", "not*base64"]) | st.binary(max_size=64).map(_b64),
+)
+tokens = st.text(max_size=200) | latin1 | jwt_shaped
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks.
+
+
+_PARSED: set[str] = set()  # header values already shown to parse (interpretations repeat them)
+
+
+def assert_well_formed(outcome: Outcome, interpretation: str) -> None:
+    """A TLS alert with a registered number, or an HTTP status whose headers parse and hold no CR/LF."""
+    if outcome.tls_alert is not None:
+        assert outcome.finding is Finding.TLS_REJECTED
+        assert ALERTS[outcome.tls_alert.name] == outcome.tls_alert.code
+        assert outcome.tls_alert.when in ("handshake", "first_read")
+        assert outcome.status is None
+        assert outcome.www_authenticate is None
+        return
+    assert isinstance(outcome.status, int)
+    assert 100 <= outcome.status <= 599
+    for _name, value in outcome.headers():
+        assert not set(value) & {"\r", "\n", "\0"}
+    if outcome.www_authenticate is not None:
+        if outcome.www_authenticate not in _PARSED:
+            assert parse_www_authenticate(outcome.www_authenticate)
+            _PARSED.add(outcome.www_authenticate)
+    elif outcome.status == 401:
+        assert interpretation == "apicast"
+    assert isinstance(outcome.body, str)
+
+
+def assert_decision(decision: Decision) -> None:
+    """A finding from the closed set and a trace whose every step cites an RFC section."""
+    assert isinstance(decision.finding, Finding)
+    assert decision.trace
+    for step in decision.trace:
+        assert RFC_URL.fullmatch(step.clause.url), step
+
+
+# --------------------------------------------------------------------------------------------------
+# Properties.
+
+
+@BOUNDED
+@given(scenario=scenarios)
+def test_any_scenario_evaluates_under_every_builtin(sim: Simulator, scenario: Scenario) -> None:
+    """Every combination of the model's enums and any token variant gives every built-in a well-formed answer."""
+    for interpretation in BUILTINS.values():
+        cell = sim.cell(scenario, interpretation)
+        assert cell.finding is cell.outcome.finding
+        assert_well_formed(cell.outcome, interpretation.name)
+        for step in cell.trace:
+            assert RFC_URL.fullmatch(step.clause.url), step
+
+
+def configs(sim: Simulator) -> list[RsConfig]:
+    """Three resource servers: plain; lax and introspecting behind a trusted proxy; MTLS-scheme, no DPoP."""
+    base = config_for(Deployment(), jwks=sim.jwks, introspect=sim.introspect)
+    return [
+        base,
+        dataclasses.replace(
+            base,
+            trust_client_cert_header=True,
+            validation=Validation.INTROSPECTION,
+            checks_binding=False,
+        ),
+        dataclasses.replace(base, dpop=False, mtls_scheme=True, requires_binding=True),
+    ]
+
+
+@BOUNDED
+@given(
+    method=methods,
+    url=urls,
+    headers=st.lists(st.tuples(header_names, header_values), max_size=6),
+    body=bodies,
+    cert=st.none() | st.binary(max_size=64) | st.just(b"lab-client"),
+    from_proxy=st.booleans(),
+)
+def test_any_request_is_decided_never_raised(
+    sim: Simulator,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    cert: bytes | None,
+    from_proxy: bool,
+) -> None:
+    """Arbitrary header names and values (text and latin-1), bodies, URLs and methods: evaluate returns."""
+    der = sim.lab.client.der if cert == b"lab-client" else cert
+    request = Request(
+        method=method,
+        url=url,
+        headers=tuple(headers),
+        body=body,
+        client_cert=der,
+        from_proxy=from_proxy,
+    )
+    for config in configs(sim):
+        assert_decision(evaluate(request, config, now=sim.now))
+
+
+@BOUNDED
+@given(
+    token=tokens,
+    scheme=st.sampled_from(["Bearer", "bearer", "DPoP", "MTLS"]),
+    cert=st.booleans(),
+    extra=st.lists(st.tuples(st.sampled_from(["DPoP", "Client-Cert"]), texts), max_size=2),
+)
+def test_any_token_in_the_authorization_header_is_decided(
+    sim: Simulator, token: str, scheme: str, cert: bool, extra: list[tuple[str, str]]
+) -> None:
+    """`Authorization: Bearer <anything>` (and the other schemes) never makes evaluate raise."""
+    headers: list[tuple[str, Any]] = [("Authorization", f"{scheme} {token}"), *extra]
+    if cert:
+        headers.append(("Client-Cert", encode_client_cert(sim.lab.client.der)))
+    request = Request(
+        headers=tuple(headers), client_cert=sim.lab.client.der if cert else None, from_proxy=cert
+    )
+    decisions = [evaluate(request, config, now=sim.now) for config in configs(sim)]
+    for decision in decisions:
+        assert_decision(decision)
+    for interpretation in BUILTINS.values():
+        assert_well_formed(interpretation.respond(decisions[0]), interpretation.name)

@@ -1,0 +1,1214 @@
+"""mtlslab.rs: the resource server's checks, in spec order, each citing its clause in the trace."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import inspect
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mtlslab import rs
+from mtlslab.compare import Matrix, Simulator
+from mtlslab.findings import Finding
+from mtlslab.pki import LAB_NOW, Lab, public_jwk
+from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate, thumbprint_of_der
+from mtlslab.scenarios import (
+    Deployment,
+    Placement,
+    ProofChoice,
+    Request,
+    Topology,
+    Validation,
+    encode_client_cert,
+    get_scenario,
+)
+from mtlslab.spec import Step
+from mtlslab.tokens import (
+    LAB_AUDIENCE,
+    LAB_ISSUER,
+    LAB_RESOURCE,
+    AuthorizationServer,
+    DPoPKey,
+    access_token_hash,
+    dpop_proof,
+)
+
+F = Finding
+RFC_URL = re.compile(r"https://www\.rfc-editor\.org/rfc/rfc\d{4}#section-\d+(\.\d+)*")
+HOUR = dt.timedelta(hours=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers (plain functions; no monkeypatching).
+
+
+def assert_cites(decision: Decision) -> None:
+    """Every trace step names an RFC clause with its rfc-editor.org section link."""
+    assert decision.trace, "a decision always has a trace"
+    for step in decision.trace:
+        assert RFC_URL.fullmatch(step.clause.url), step
+        assert step.clause.label.startswith("RFC ")
+
+
+def decide(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
+    """evaluate(), with the trace's citations checked on every call."""
+    decision = evaluate(request, config, now=now)
+    assert_cites(decision)
+    return decision
+
+
+def step(decision: Decision, check: str) -> Step:
+    """The last trace step for ``check``."""
+    found = [s for s in decision.trace if s.check == check]
+    assert found, f"no {check!r} step in {decision.explain()}"
+    return found[-1]
+
+
+def clauses(decision: Decision) -> list[str]:
+    """The clause labels of the trace, in order."""
+    return [s.clause.label for s in decision.trace]
+
+
+def authorization(value: str, *, cert: bytes | None = None, **changes: Any) -> Request:
+    """A GET with one Authorization field and the TLS layer's certificate ``cert``."""
+    return Request(headers=(("Authorization", value),), client_cert=cert, **changes)
+
+
+def with_config(config: RsConfig, **changes: Any) -> RsConfig:
+    """A variant of ``config``."""
+    return dataclasses.replace(config, **changes)
+
+
+def realised(sim: Simulator, scenario_id: str, **changes: Any) -> tuple[Request, RsConfig]:
+    """A catalogue scenario (with changes) as the application receives it, and its configuration."""
+    scenario = get_scenario(scenario_id).with_(**changes)
+    exchange = sim.exchange(scenario)
+    assert exchange.request is not None
+    config = config_for(scenario.deployment, jwks=sim.jwks, introspect=sim.introspect)
+    return exchange.request, config
+
+
+@pytest.fixture(scope="module")
+def bound(asrv: AuthorizationServer) -> str:
+    """The lab's certificate-bound token."""
+    return asrv.mint("bound").value
+
+
+@pytest.fixture(scope="module")
+def unbound(asrv: AuthorizationServer) -> str:
+    """A plain bearer token."""
+    return asrv.mint("unbound").value
+
+
+def signed(asrv: AuthorizationServer, **changes: Any) -> str:
+    """A token signed by the lab issuer, bound to the lab client, with claim changes (None deletes)."""
+    claims = asrv.claims(cnf={"x5t#S256": asrv.lab.client.x5t_s256})
+    for name, value in changes.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return asrv.sign(claims)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every decision cites its clauses.
+
+
+def test_every_catalogue_trace_cites_rfc_sections_by_link(matrix: Matrix) -> None:
+    """Each trace step of every cell names a clause whose link is rfc-editor.org/rfc/rfcNNNN#section-X."""
+    for cell in matrix.cells.values():
+        assert cell.trace
+        for s in cell.trace:
+            assert RFC_URL.fullmatch(s.clause.url), (cell.scenario, s)
+
+
+def test_a_decision_explains_itself(rs_config: RsConfig, lab: Lab, bound: str) -> None:
+    """explain() is one line per step, then the finding; repr names the finding and the deciding step."""
+    decision = decide(authorization(f"Bearer {bound}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.ACCEPTED
+    lines = decision.explain().splitlines()
+    assert len(lines) == len(decision.trace) + 1
+    assert lines[-1] == "→ finding: accepted (accepted)"
+    assert "[RFC 8705 §3]" in decision.explain()
+    assert repr(decision) == f"<Decision accepted: {decision.detail}>"
+    assert (decision.subject, decision.client_id, decision.scheme) == (
+        "alice",
+        "lab-client",
+        "bearer",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Where the certificate comes from (RFC 8705 §3, RFC 9440 §2 and §4).
+
+
+def test_the_certificate_comes_from_this_tls_connection(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 8705 §3: the TLS layer's certificate is used, and its x5t#S256 is recorded."""
+    decision = decide(authorization(f"Bearer {bound}", cert=lab.client.der), rs_config)
+    source = step(decision, "client certificate")
+    assert (source.passed, source.clause.label) == (True, "RFC 8705 §3")
+    assert lab.client.x5t_s256 in source.detail
+    assert decision.presented_x5t == decision.expected_x5t == lab.client.x5t_s256
+    assert decision.binding == "x5t#S256"
+    assert decision.finding is F.ACCEPTED
+
+
+def test_no_tls_certificate_for_a_bound_token_is_certificate_missing(
+    rs_config: RsConfig, bound: str
+) -> None:
+    """RFC 8705 §3: a bound token and no certificate at all — the case the RFC leaves open."""
+    decision = decide(authorization(f"Bearer {bound}"), rs_config)
+    assert decision.finding is F.CERTIFICATE_MISSING
+    final = decision.trace[-1]
+    assert (final.check, final.passed, final.clause.label) == (
+        "certificate binding",
+        False,
+        "RFC 8705 §3",
+    )
+    assert decision.presented_x5t is None
+
+
+def test_a_trusted_proxys_client_cert_is_the_certificate(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 9440 §2: from a trusted proxy, Client-Cert carries the client's certificate."""
+    config = with_config(rs_config, trust_client_cert_header=True)
+    request = authorization(f"Bearer {bound}", from_proxy=True).with_header(
+        "Client-Cert", encode_client_cert(lab.client.der)
+    )
+    decision = decide(request, config)
+    assert decision.finding is F.ACCEPTED
+    source = step(decision, "client certificate")
+    assert (source.passed, source.clause.label) == (True, "RFC 9440 §2")
+    assert decision.presented_x5t == lab.client.x5t_s256
+
+
+def test_an_untrusted_proxys_client_cert_is_ignored(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 9440 §4: a Client-Cert from a proxy the origin does not trust counts for nothing."""
+    request = authorization(f"Bearer {bound}", from_proxy=True).with_header(
+        "Client-Cert", encode_client_cert(lab.client.der)
+    )
+    decision = decide(request, rs_config)
+    assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
+    assert step(decision, "client certificate").clause.label == "RFC 9440 §4"
+    assert decision.trace[-1].clause.label == "RFC 9440 §4"
+
+
+def test_a_client_cert_header_on_a_direct_connection_is_ignored(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """A client-forged Client-Cert is ignored: alone it is untrusted, beside a TLS certificate it loses."""
+    forged = ("Client-Cert", encode_client_cert(lab.client.der))
+    alone = decide(authorization(f"Bearer {bound}").with_header(*forged), rs_config)
+    assert alone.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
+    beside = decide(
+        authorization(f"Bearer {bound}", cert=lab.other_client.der).with_header(*forged), rs_config
+    )
+    assert beside.finding is F.CERTIFICATE_MISMATCH
+    assert beside.presented_x5t == lab.other_client.x5t_s256
+    honest = decide(
+        authorization(f"Bearer {bound}", cert=lab.client.der).with_header(*forged), rs_config
+    )
+    assert honest.finding is F.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [":not base64!:"],
+        ["MIIBkTCB"],
+        [":" + base64.b64encode(b"not a certificate").decode() + ":"],
+        ["::"],
+    ],
+    ids=["bad-base64", "not-a-byte-sequence", "not-der", "empty"],
+)
+def test_a_malformed_client_cert_from_the_trusted_proxy_gives_no_certificate(
+    rs_config: RsConfig, bound: str, values: list[str]
+) -> None:
+    """RFC 9440 §2: an unusable Client-Cert is no certificate, noted as a failed step, never a crash."""
+    config = with_config(rs_config, trust_client_cert_header=True)
+    request = authorization(f"Bearer {bound}", from_proxy=True)
+    for value in values:
+        request = request.with_header("Client-Cert", value)
+    decision = decide(request, config)
+    assert decision.finding is F.CERTIFICATE_MISSING
+    source = step(decision, "client certificate")
+    assert (source.passed, source.clause.label) == (False, "RFC 9440 §2")
+    assert "unusable" in source.detail
+
+
+def test_two_client_cert_fields_from_the_proxy_give_no_certificate(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """Two Client-Cert fields are ambiguous: neither is used."""
+    config = with_config(rs_config, trust_client_cert_header=True)
+    request = (
+        authorization(f"Bearer {bound}", from_proxy=True)
+        .with_header("Client-Cert", encode_client_cert(lab.client.der))
+        .with_header("Client-Cert", encode_client_cert(lab.client.der))
+    )
+    decision = decide(request, config)
+    assert decision.finding is F.CERTIFICATE_MISSING
+    assert "more than one" in step(decision, "client certificate").detail
+
+
+def test_a_trusted_proxy_forwarding_nothing_means_no_certificate(
+    rs_config: RsConfig, bound: str
+) -> None:
+    """RFC 9440 §2: the absence of Client-Cert from the trusted proxy means no certificate was presented."""
+    config = with_config(rs_config, trust_client_cert_header=True)
+    decision = decide(authorization(f"Bearer {bound}", from_proxy=True), config)
+    assert decision.finding is F.CERTIFICATE_MISSING
+    assert step(decision, "client certificate").clause.label == "RFC 9440 §2"
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Where the token travels (RFC 6750 §2).
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(
+    rs_config: RsConfig, lab: Lab, bound: str, scheme: str
+) -> None:
+    """RFC 9110 §11.1: auth-schemes compare case-insensitively; other spellings cite it."""
+    decision = decide(authorization(f"{scheme} {bound}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.ACCEPTED
+    header = step(decision, "Authorization header")
+    expected = "RFC 6750 §2.1" if scheme == "Bearer" else "RFC 9110 §11.1"
+    assert header.clause.label == expected
+
+
+def test_several_spaces_after_the_scheme_are_allowed(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 6750 §2.1: `"Bearer" 1*SP b64token`."""
+    decision = decide(authorization(f"Bearer   {bound}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("Bearer", "without a token"),
+        ("Bearer ", "without a token"),
+        ("Bearer abc def", "not a b64token"),
+        ("Bearer abc!def", "not a b64token"),
+        ("Bearer ab=cd", "not a b64token"),
+        ("bearer é", "not a b64token"),
+    ],
+)
+def test_credentials_that_are_not_a_b64token_are_malformed(
+    rs_config: RsConfig, value: str, detail: str
+) -> None:
+    """RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" ."""
+    decision = decide(authorization(value), rs_config)
+    assert decision.finding is F.MALFORMED_AUTHORIZATION
+    assert detail in decision.detail
+    assert decision.trace[-1].clause.label == "RFC 6750 §2.1"
+
+
+def test_a_b64token_with_trailing_padding_is_well_formed(rs_config: RsConfig) -> None:
+    """RFC 6750 §2.1: trailing "=" are part of b64token; the opaque value then fails validation, not syntax."""
+    decision = decide(authorization("Bearer abc=="), rs_config)
+    assert decision.finding is F.TOKEN_MALFORMED
+
+
+def test_two_authorization_fields_are_malformed(rs_config: RsConfig, bound: str) -> None:
+    """RFC 6750 §2.1 / RFC 9110 §5.3: one Authorization field; two are refused."""
+    request = authorization(f"Bearer {bound}").with_header("Authorization", f"Bearer {bound}")
+    decision = decide(request, rs_config)
+    assert decision.finding is F.MALFORMED_AUTHORIZATION
+    assert "2 Authorization header fields" in decision.detail
+
+
+@pytest.mark.parametrize("value", ["Basic YWxpY2U6c2VjcmV0", "Negotiate abc", "Token x", ""])
+def test_an_unknown_scheme_is_no_token(rs_config: RsConfig, value: str) -> None:
+    """RFC 6750 §3.1: a request with an unsupported authentication method lacks authentication."""
+    decision = decide(authorization(value), rs_config)
+    assert decision.finding is F.NO_TOKEN
+    header = step(decision, "Authorization header")
+    assert header.passed is None
+    assert "not one this server accepts" in header.detail
+    assert decision.scheme is None
+
+
+def test_no_authorization_at_all_is_no_token(rs_config: RsConfig) -> None:
+    """RFC 6750 §3.1: nothing in the header, form body or query."""
+    decision = decide(Request(), rs_config)
+    assert decision.finding is F.NO_TOKEN
+    assert decision.trace[-1].clause.label == "RFC 6750 §3.1"
+
+
+def form(token: str, *, method: str = "POST", content_type: str | None = None) -> Request:
+    """A request carrying ``token`` in an urlencoded body."""
+    headers = (("Content-Type", content_type),) if content_type is not None else ()
+    body = urllib.parse.urlencode({"access_token": token}).encode()
+    return Request(method=method, headers=headers, body=body)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_the_form_body_is_a_method_for_requests_with_body_semantics(
+    rs_config: RsConfig, lab: Lab, bound: str, method: str
+) -> None:
+    """RFC 6750 §2.2: an urlencoded body with access_token, under a method whose body has semantics."""
+    request = dataclasses.replace(
+        form(bound, method=method, content_type="application/x-www-form-urlencoded"),
+        client_cert=lab.client.der,
+    )
+    decision = decide(request, rs_config)
+    assert decision.finding is F.ACCEPTED
+    assert step(decision, "token placement").clause.label == "RFC 6750 §2.2"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE", "OPTIONS", "post"])
+def test_the_form_body_is_not_a_method_for_get_and_bodiless_methods(
+    rs_config: RsConfig, bound: str, method: str
+) -> None:
+    """RFC 6750 §2.2: "the GET method MUST NOT be used"; methods are case-sensitive (RFC 9110 §9.1)."""
+    request = form(bound, method=method, content_type="application/x-www-form-urlencoded")
+    assert decide(request, rs_config).finding is F.NO_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("content_type", "finding"),
+    [
+        ("application/x-www-form-urlencoded", F.CERTIFICATE_MISSING),
+        ("Application/X-WWW-Form-Urlencoded; charset=utf-8", F.CERTIFICATE_MISSING),
+        ("application/json", F.NO_TOKEN),
+        ("multipart/form-data; boundary=x", F.NO_TOKEN),
+        (None, F.NO_TOKEN),
+    ],
+)
+def test_the_form_body_needs_the_urlencoded_content_type(
+    rs_config: RsConfig, bound: str, content_type: str | None, finding: Finding
+) -> None:
+    """RFC 6750 §2.2: Content-Type application/x-www-form-urlencoded (media types are case-insensitive)."""
+    assert decide(form(bound, content_type=content_type), rs_config).finding is finding
+
+
+def test_the_query_is_a_method(rs_config: RsConfig, lab: Lab, bound: str) -> None:
+    """RFC 6750 §2.3: access_token in the URI query."""
+    url = f"{LAB_RESOURCE}?{urllib.parse.urlencode({'access_token': bound})}"
+    decision = decide(Request(url=url, client_cert=lab.client.der), rs_config)
+    assert decision.finding is F.ACCEPTED
+    assert step(decision, "token placement").clause.label == "RFC 6750 §2.3"
+    assert decision.scheme == "bearer"
+
+
+def test_an_empty_query_token_is_malformed(rs_config: RsConfig) -> None:
+    """An empty access_token parameter is a malformed request, not a missing token."""
+    decision = decide(Request(url=f"{LAB_RESOURCE}?access_token="), rs_config)
+    assert decision.finding is F.MALFORMED_AUTHORIZATION
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(
+            Request(url=f"{LAB_RESOURCE}?access_token=a", headers=(("Authorization", "Bearer a"),)),
+            id="header+query",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                form("a", content_type="application/x-www-form-urlencoded"),
+                headers=(
+                    ("Authorization", "Bearer a"),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ),
+            ),
+            id="header+form",
+        ),
+        pytest.param(
+            dataclasses.replace(
+                form("a", content_type="application/x-www-form-urlencoded"),
+                url=f"{LAB_RESOURCE}?access_token=a",
+            ),
+            id="form+query",
+        ),
+        pytest.param(
+            Request(url=f"{LAB_RESOURCE}?access_token=a&access_token=b"), id="query twice"
+        ),
+    ],
+)
+def test_more_than_one_method_is_refused(rs_config: RsConfig, request_: Request) -> None:
+    """RFC 6750 §2: "Clients MUST NOT use more than one method to transmit the token in each request"."""
+    decision = decide(request_, rs_config)
+    assert decision.finding is F.MULTIPLE_METHODS
+    assert decision.trace[-1].clause.label == "RFC 6750 §2"
+
+
+def test_schemes_a_server_does_not_support_are_no_token(rs_config: RsConfig, bound: str) -> None:
+    """DPoP at a server without DPoP, MTLS at a server without the (hypothetical) MTLS scheme: no token."""
+    no_dpop = with_config(rs_config, dpop=False)
+    assert decide(authorization(f"DPoP {bound}"), no_dpop).finding is F.NO_TOKEN
+    assert decide(authorization(f"MTLS {bound}"), rs_config).finding is F.NO_TOKEN
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. The token (RFC 9068 §4, RFC 8725).
+
+
+@pytest.mark.parametrize(
+    ("typ", "finding"),
+    [
+        ("at+jwt", F.ACCEPTED),
+        ("application/at+jwt", F.ACCEPTED),
+        ("AT+JWT", F.ACCEPTED),
+        ("JWT", F.TOKEN_MALFORMED),
+        ("dpop+jwt", F.TOKEN_MALFORMED),
+        (None, F.TOKEN_MALFORMED),
+    ],
+)
+def test_typ_must_be_at_jwt(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, typ: str | None, finding: Finding
+) -> None:
+    """RFC 9068 §4: the typ header MUST be at+jwt (or application/at+jwt); others are not access tokens."""
+    claims = asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256})
+    token = asrv.sign(claims, headers={"typ": typ})
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is finding
+
+
+@pytest.mark.parametrize(
+    ("variant", "clause"),
+    [("alg-none", "RFC 8725 §3.1"), ("hs256-confusion", "RFC 8725 §3.1")],
+)
+def test_algorithm_confusions_are_bad_signatures(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, variant: str, clause: str
+) -> None:
+    """RFC 8725 §3.1: only the issuer key's own algorithm; alg none and HMAC-with-public-key fail."""
+    token = asrv.mint(variant).value
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.BAD_SIGNATURE
+    assert decision.trace[-1].clause.label == clause
+    assert "refused" in decision.detail
+
+
+def test_an_unknown_kid_is_a_bad_signature(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """RFC 9068 §4: the key must be one of the issuer's; an unknown kid finds none."""
+    token = asrv.sign(asrv.claims(), headers={"kid": "not-in-the-jwks"})
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.BAD_SIGNATURE
+    assert "no key with kid 'not-in-the-jwks'" in decision.detail
+
+
+def test_a_signature_by_another_key_under_the_issuers_kid_is_bad(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """RFC 9068 §4: the signature must verify with the issuer's key named by kid."""
+    token = asrv.mint("bad-signature").value
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.BAD_SIGNATURE
+    assert decision.trace[-1].clause.label == "RFC 9068 §4"
+    good = decide(
+        authorization(f"Bearer {asrv.mint('bound').value}", cert=lab.client.der), rs_config
+    )
+    assert good.finding is F.ACCEPTED
+
+
+@pytest.mark.parametrize("with_kid", [True, False])
+def test_keys_carried_in_the_token_are_never_used(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, with_kid: bool
+) -> None:
+    """RFC 8725 §3.10: a token signed by an attacker key whose jwk rides in the header is still bad."""
+    attacker = ec.derive_private_key(0xA77AC4E5, ec.SECP256R1())
+    header: dict[str, Any] = {"jwk": public_jwk(attacker), "jku": "https://evil.example/jwks"}
+    header["x5u"] = "https://evil.example/cert.pem"
+    header["x5c"] = [base64.b64encode(lab.client.der).decode()]
+    header["typ"] = "at+jwt"
+    if with_kid:
+        header["kid"] = asrv.kid
+    claims = asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256})
+    token = jwt.encode(claims, attacker, algorithm="ES256", headers=header)
+    assert ("kid" in jwt.get_unverified_header(token)) is with_kid
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.BAD_SIGNATURE
+
+
+def test_url_and_key_headers_on_a_genuine_token_are_noted_and_ignored(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """RFC 8725 §3.10: jku/x5u on a genuine token are never fetched; the trace says so."""
+    claims = asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256})
+    token = asrv.sign(claims, headers={"jku": "https://evil.example/jwks", "x5u": "https://x/"})
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.ACCEPTED
+    note = step(decision, "JOSE header")
+    assert (note.passed, note.clause.label) == (None, "RFC 8725 §3.10")
+    assert "jku, x5u" in note.detail
+
+
+@pytest.mark.parametrize("variant", ["malformed-parts", "malformed-base64", "malformed-json"])
+def test_tokens_that_are_not_jws_are_malformed(
+    rs_config: RsConfig, asrv: AuthorizationServer, variant: str
+) -> None:
+    """RFC 9068 §4: a token that is not a JWS compact serialisation is malformed."""
+    token = asrv.mint(variant).value
+    decision = decide(authorization(f"Bearer {token}"), rs_config)
+    assert decision.finding is F.TOKEN_MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("changes", "finding", "check"),
+    [
+        ({"iss": "https://evil-as.mtlslab.test"}, F.WRONG_ISSUER, "iss"),
+        ({"iss": None}, F.WRONG_ISSUER, "iss"),
+        ({"aud": "https://other-rs.mtlslab.test"}, F.WRONG_AUDIENCE, "aud"),
+        ({"aud": ["https://other-rs.mtlslab.test"]}, F.WRONG_AUDIENCE, "aud"),
+        ({"aud": ["https://other-rs.mtlslab.test", LAB_AUDIENCE]}, F.ACCEPTED, "result"),
+        ({"exp": None}, F.TOKEN_MALFORMED, "exp"),
+        ({"exp": "tomorrow"}, F.TOKEN_MALFORMED, "exp"),
+        ({"jti": None}, F.TOKEN_MALFORMED, "required claims"),
+        ({"sub": None}, F.TOKEN_MALFORMED, "required claims"),
+        ({"client_id": None}, F.TOKEN_MALFORMED, "required claims"),
+    ],
+)
+def test_claims_are_checked_as_rfc_9068_says(
+    rs_config: RsConfig,
+    asrv: AuthorizationServer,
+    lab: Lab,
+    changes: dict[str, Any],
+    finding: Finding,
+    check: str,
+) -> None:
+    """RFC 9068 §4 / §2.2: iss exactly the issuer, aud names this server, exp and the required claims."""
+    token = signed(asrv, **changes)
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is finding
+    assert decision.trace[-1].check == check
+
+
+def test_expiry_is_judged_at_the_injected_now(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """Time is injected: the same request is accepted before exp and expired at and after exp (RFC 7519 §4.1.4)."""
+    request = authorization(f"Bearer {asrv.mint('bound').value}", cert=lab.client.der)
+    exp = LAB_NOW + HOUR
+    assert decide(request, rs_config, now=LAB_NOW).finding is F.ACCEPTED
+    assert decide(request, rs_config, now=exp - dt.timedelta(seconds=1)).finding is F.ACCEPTED
+    at_exp = decide(request, rs_config, now=exp)
+    assert at_exp.finding is F.TOKEN_EXPIRED
+    assert "2026-01-01T01:00:00Z" in at_exp.detail
+    leeway = with_config(rs_config, leeway=60)
+    assert decide(request, leeway, now=exp + dt.timedelta(seconds=30)).finding is F.ACCEPTED
+
+
+def test_the_expired_variant_is_expired_at_the_lab_clock_and_valid_earlier(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """The lab's expired token is expired at LAB_NOW and accepted two hours earlier."""
+    request = authorization(f"Bearer {asrv.mint('expired').value}", cert=lab.client.der)
+    assert decide(request, rs_config).finding is F.TOKEN_EXPIRED
+    assert decide(request, rs_config, now=LAB_NOW - 2 * HOUR).finding is F.ACCEPTED
+
+
+def test_nbf_is_judged_at_the_injected_now(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """RFC 7519 §4.1.5: not valid before nbf; the same request is accepted once nbf has passed."""
+    request = authorization(f"Bearer {asrv.mint('not-yet-valid').value}", cert=lab.client.der)
+    early = decide(request, rs_config)
+    assert early.finding is F.TOKEN_NOT_YET_VALID
+    assert early.trace[-1].clause.label == "RFC 7519 §4.1.5"
+    assert decide(request, rs_config, now=LAB_NOW + 2 * HOUR).finding is F.ACCEPTED
+
+
+# --------------------------------------------------------------------------------------------------
+# Introspection (RFC 7662 §2.2, RFC 8705 §3.2).
+
+
+def introspecting(rs_config: RsConfig, answer: Mapping[str, Any] | Exception) -> RsConfig:
+    """A configuration whose introspection endpoint always gives ``answer``."""
+
+    def introspect(_token: str) -> Mapping[str, Any]:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return with_config(rs_config, validation=Validation.INTROSPECTION, introspect=introspect)
+
+
+def active(**extra: Any) -> dict[str, Any]:
+    """An active introspection response for the lab resource server."""
+    return {"active": True, "aud": LAB_AUDIENCE, "scope": "read", "sub": "alice", **extra}
+
+
+def test_introspection_carries_cnf(rs_config: RsConfig, lab: Lab) -> None:
+    """RFC 8705 §3.2: introspection returns cnf.x5t#S256 and the binding is checked against it."""
+    config = introspecting(rs_config, active(cnf={"x5t#S256": lab.client.x5t_s256}))
+    good = decide(authorization("Bearer opaque", cert=lab.client.der), config)
+    assert good.finding is F.ACCEPTED
+    assert step(good, "introspection").clause.label == "RFC 7662 §2.2"
+    assert "with cnf" in step(good, "introspection").detail
+    other = decide(authorization("Bearer opaque", cert=lab.other_client.der), config)
+    assert other.finding is F.CERTIFICATE_MISMATCH
+    missing = decide(authorization("Bearer opaque"), config)
+    assert missing.finding is F.CERTIFICATE_MISSING
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"active": False},
+        {"active": "true"},
+        {},
+        RuntimeError("connection refused"),
+    ],
+    ids=["inactive", "active-as-string", "empty", "unreachable"],
+)
+def test_anything_but_active_true_is_inactive(
+    rs_config: RsConfig, answer: Mapping[str, Any] | Exception
+) -> None:
+    """RFC 7662 §2.2: only `"active": true` makes a token usable; a failing endpoint does not."""
+    decision = decide(authorization("Bearer opaque"), introspecting(rs_config, answer))
+    assert decision.finding is F.TOKEN_INACTIVE
+    assert decision.trace[-1].clause.label == "RFC 7662 §2.2"
+
+
+def test_introspection_is_asked_afresh_on_every_request(rs_config: RsConfig, lab: Lab) -> None:
+    """RFC 7662 §2.2: a token revoked between two identical requests is inactive on the second."""
+    state = active(cnf={"x5t#S256": lab.client.x5t_s256})
+    config = introspecting(rs_config, state)
+    request = authorization("Bearer revocable", cert=lab.client.der)
+    assert decide(request, config).finding is F.ACCEPTED
+    state["active"] = False
+    assert decide(request, config).finding is F.TOKEN_INACTIVE
+
+
+def test_servers_that_differ_only_in_their_endpoint_ask_their_own(
+    rs_config: RsConfig, lab: Lab
+) -> None:
+    """Two resource servers with different introspection endpoints each get their own answer."""
+    request = authorization("Bearer same-token", cert=lab.client.der)
+    yes = introspecting(rs_config, active())
+    no = introspecting(rs_config, {"active": False})
+    assert decide(request, yes).finding is F.ACCEPTED
+    assert decide(request, no).finding is F.TOKEN_INACTIVE
+    assert decide(request, yes).finding is F.ACCEPTED
+
+
+def test_introspection_without_an_endpoint_is_inactive(rs_config: RsConfig) -> None:
+    """No introspection endpoint configured: the token cannot be shown active."""
+    config = with_config(rs_config, validation=Validation.INTROSPECTION, introspect=None)
+    assert decide(authorization("Bearer opaque"), config).finding is F.TOKEN_INACTIVE
+
+
+def test_introspection_checks_the_audience(rs_config: RsConfig) -> None:
+    """An active token for another audience is a wrong audience."""
+    config = introspecting(rs_config, active(aud="https://other-rs.mtlslab.test"))
+    assert decide(authorization("Bearer opaque"), config).finding is F.WRONG_AUDIENCE
+
+
+@pytest.mark.parametrize(
+    ("variant", "cert", "finding"),
+    [
+        ("opaque-bound", "client", F.ACCEPTED),
+        ("opaque-bound", None, F.CERTIFICATE_MISSING),
+        ("opaque-bound", "other-client", F.CERTIFICATE_MISMATCH),
+        ("opaque-unbound", None, F.ACCEPTED),
+        ("opaque-inactive", "client", F.TOKEN_INACTIVE),
+        ("bound", "client", F.ACCEPTED),
+    ],
+)
+def test_the_lab_authorization_server_introspects_its_tokens(
+    sim: Simulator, lab: Lab, variant: str, cert: str | None, finding: Finding
+) -> None:
+    """The lab AS's RFC 7662 answers drive the decision, JWTs included."""
+    config = config_for(
+        Deployment(validation=Validation.INTROSPECTION), jwks=sim.jwks, introspect=sim.introspect
+    )
+    der = lab.identities()[cert].der if cert else None
+    token = sim.asrv.mint(variant).value
+    assert decide(authorization(f"Bearer {token}", cert=der), config).finding is finding
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. The certificate binding (RFC 8705 §3, §3.1).
+
+
+def test_a_mismatch_names_both_thumbprints(rs_config: RsConfig, lab: Lab, bound: str) -> None:
+    """RFC 8705 §3: a different certificate is a mismatch; the trace shows expected and presented."""
+    decision = decide(authorization(f"Bearer {bound}", cert=lab.other_client.der), rs_config)
+    assert decision.finding is F.CERTIFICATE_MISMATCH
+    final = decision.trace[-1]
+    assert final.clause.label == "RFC 8705 §3.1"
+    assert lab.client.x5t_s256 in final.detail
+    assert lab.other_client.x5t_s256 in final.detail
+    assert (decision.expected_x5t, decision.presented_x5t) == (
+        lab.client.x5t_s256,
+        lab.other_client.x5t_s256,
+    )
+
+
+def test_the_thumbprint_is_sha256_of_the_der_as_received(lab: Lab) -> None:
+    """RFC 8705 §3.1: base64url (no padding) of SHA-256 over the DER bytes."""
+    digest = hashlib.sha256(lab.client.der).digest()
+    expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert thumbprint_of_der(lab.client.der) == expected == lab.client.x5t_s256
+    assert "=" not in expected
+    assert len(expected) == 43
+
+
+@pytest.mark.parametrize(
+    ("variant", "finding"),
+    [
+        ("cnf-padded", F.CERTIFICATE_MISMATCH),
+        ("cnf-uppercase", F.CERTIFICATE_MISMATCH),
+        ("cnf-standard-base64", F.CERTIFICATE_MISMATCH),
+        ("cnf-sha1", F.CERTIFICATE_MISMATCH),
+        ("cnf-pem-hash", F.CERTIFICATE_MISMATCH),
+        ("cnf-public-key-hash", F.CERTIFICATE_MISMATCH),
+        ("cnf-x5t-sha1", F.UNSUPPORTED_CONFIRMATION),
+        ("cnf-unknown-method", F.UNSUPPORTED_CONFIRMATION),
+    ],
+)
+def test_look_alike_thumbprints_do_not_match(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, variant: str, finding: Finding
+) -> None:
+    """RFC 8705 §3.1, §7.2: the comparison is exact — no padding, case, base64 or hash leniency."""
+    token = asrv.mint(variant).value
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is finding
+
+
+@pytest.mark.parametrize(
+    ("cnf", "finding"),
+    [
+        ("x5t#S256", F.UNSUPPORTED_CONFIRMATION),
+        (["x5t#S256"], F.UNSUPPORTED_CONFIRMATION),
+        ({}, F.UNSUPPORTED_CONFIRMATION),
+        ({"x5t#S256": 42}, F.CERTIFICATE_MISMATCH),
+        ({"x5t#S256": None}, F.CERTIFICATE_MISMATCH),
+        ({"x5t#S256": "\udcff"}, F.CERTIFICATE_MISMATCH),
+    ],
+)
+def test_odd_cnf_values_never_pass(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, cnf: object, finding: Finding
+) -> None:
+    """RFC 7800 §3.1: cnf is a JSON object holding a method this server checks; anything else fails."""
+    claims = asrv.claims()
+    claims["cnf"] = cnf
+    token = asrv.sign(json.dumps(claims).encode())
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is finding
+
+
+def _calls_in(function: object) -> set[str]:
+    """Dotted names of everything ``function`` calls."""
+    tree = ast.parse(inspect.getsource(function))  # type: ignore[arg-type]
+    return {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+
+
+def test_bindings_are_compared_in_constant_time() -> None:
+    """The x5t#S256 and jkt comparisons use hmac.compare_digest, never ==."""
+    source = inspect.getsource(rs)
+    assert "import hmac" in source
+    assert "hmac.compare_digest" in _calls_in(rs._x5t)
+    assert "hmac.compare_digest" in _calls_in(rs._dpop)
+    for function in (rs._x5t, rs._dpop):
+        tree = ast.parse(inspect.getsource(function))
+        compared = [
+            ast.unparse(node)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Compare)
+            and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops)
+        ]
+        assert compared == [], compared
+
+
+def test_a_self_signed_certificate_binds_like_any_other(sim: Simulator) -> None:
+    """RFC 8705 §2.2, §6.2: at a no-CA server, the self-signed certificate's thumbprint is the check."""
+    request, config = realised(sim, "self-signed-success")
+    assert decide(request, config).finding is F.ACCEPTED
+    request, config = realised(sim, "self-signed-mismatch")
+    assert decide(request, config).finding is F.CERTIFICATE_MISMATCH
+
+
+# --------------------------------------------------------------------------------------------------
+# DPoP (RFC 9449 §4.3, §7).
+
+
+def test_a_valid_dpop_proof_and_key_are_accepted(sim: Simulator) -> None:
+    """RFC 9449 §4.3 and §7.1: the proof checks out and its key is cnf.jkt."""
+    request, config = realised(sim, "dpop-success")
+    decision = decide(request, config)
+    assert decision.finding is F.ACCEPTED
+    assert step(decision, "DPoP proof").clause.label == "RFC 9449 §4.3"
+    assert step(decision, "DPoP key binding").clause.label == "RFC 9449 §7.1"
+    assert decision.binding == "jkt"
+    assert decision.scheme == "dpop"
+
+
+@pytest.mark.parametrize(
+    ("choice", "finding", "detail"),
+    [
+        (ProofChoice.NONE, F.DPOP_PROOF_MISSING, "without a DPoP header"),
+        (ProofChoice.TWO_PROOFS, F.DPOP_PROOF_INVALID, "2 DPoP header fields"),
+        (ProofChoice.WRONG_ATH, F.DPOP_PROOF_INVALID, "ath"),
+        (ProofChoice.WRONG_HTM, F.DPOP_PROOF_INVALID, "htm"),
+        (ProofChoice.WRONG_HTU, F.DPOP_PROOF_INVALID, "htu"),
+        (ProofChoice.STALE, F.DPOP_PROOF_INVALID, "iat"),
+        (ProofChoice.BAD_SIGNATURE, F.DPOP_PROOF_INVALID, "signature"),
+        (ProofChoice.OTHER_KEY, F.DPOP_KEY_MISMATCH, "the proof's key is"),
+    ],
+)
+def test_each_broken_proof_fails_its_own_check(
+    sim: Simulator, choice: ProofChoice, finding: Finding, detail: str
+) -> None:
+    """RFC 9449 §4.3 (one proof, signature, htm, htu, iat, ath) and §7.1 (the key is cnf.jkt)."""
+    request, config = realised(sim, "dpop-success", dpop_proof=choice)
+    decision = decide(request, config)
+    assert decision.finding is finding
+    assert detail in decision.detail
+    expected = "RFC 9449 §7.1" if finding is F.DPOP_KEY_MISMATCH else "RFC 9449 §4.3"
+    assert decision.trace[-1].clause.label == expected
+
+
+def test_proof_freshness_is_judged_at_the_injected_now(sim: Simulator) -> None:
+    """Time is injected: an hour-old proof is stale at LAB_NOW and fresh an hour earlier."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.STALE)
+    assert decide(request, config).finding is F.DPOP_PROOF_INVALID
+    assert decide(request, config, now=LAB_NOW - HOUR).finding is F.ACCEPTED
+
+
+def proof_with(lab: Lab, token: str, *, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A DPoP proof for ``token`` with header/claim changes (None deletes), re-signed by the lab key."""
+    key = DPoPKey.for_lab(lab)
+    hdr: dict[str, Any] = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk, **header}
+    body: dict[str, Any] = {
+        "jti": "p-1",
+        "htm": "GET",
+        "htu": LAB_RESOURCE,
+        "iat": int(LAB_NOW.timestamp()),
+        "ath": access_token_hash(token),
+        **claims,
+    }
+    encoded = [
+        base64.urlsafe_b64encode(
+            json.dumps({k: v for k, v in part.items() if v is not None}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+        for part in (hdr, body)
+    ]
+    signing_input = ".".join(encoded).encode()
+    signature = jwt.get_algorithm_by_name("ES256").sign(signing_input, key.private_key)
+    return ".".join([*encoded, base64.urlsafe_b64encode(signature).rstrip(b"=").decode()])
+
+
+@pytest.mark.parametrize(
+    ("header", "claims", "detail"),
+    [
+        ({}, {}, ""),
+        ({"typ": "JWT"}, {}, "not dpop+jwt"),
+        ({"alg": "HS256"}, {}, "not an asymmetric algorithm"),
+        ({"alg": "none"}, {}, "not an asymmetric algorithm"),
+        ({"jwk": None}, {}, "no jwk"),
+        ({"jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "d": "d"}}, {}, "private"),
+        ({}, {"jti": None}, "no jti"),
+        ({}, {"iat": None}, "iat"),
+        ({}, {"iat": int((LAB_NOW + HOUR).timestamp())}, "iat"),
+        ({}, {"ath": None}, "ath"),
+    ],
+)
+def test_proof_headers_and_claims_are_checked(
+    sim: Simulator, lab: Lab, header: dict[str, Any], claims: dict[str, Any], detail: str
+) -> None:
+    """RFC 9449 §4.3: typ dpop+jwt, an asymmetric alg, a public jwk, jti, a fresh iat, and ath."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
+    (value,) = request.header_values("Authorization")
+    proof = proof_with(lab, value.split(" ", 1)[1], header=header, claims=claims)
+    decision = decide(request.with_header("DPoP", proof), config)
+    if not detail:
+        assert decision.finding is F.ACCEPTED
+        return
+    assert decision.finding is F.DPOP_PROOF_INVALID
+    assert detail in decision.detail
+
+
+def test_a_proof_that_is_not_a_jwt_is_invalid(sim: Simulator) -> None:
+    """RFC 9449 §4.3: "the DPoP proof is a well-formed JWT"."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
+    decision = decide(request.with_header("DPoP", "not-a-jwt"), config)
+    assert decision.finding is F.DPOP_PROOF_INVALID
+
+
+def test_htu_ignores_query_and_compares_scheme_and_host_case_insensitively(
+    sim: Simulator, lab: Lab
+) -> None:
+    """RFC 9449 §4.3: htu matches the request URI ignoring query and fragment (RFC 3986 §6.2.2.1 case)."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
+    (value,) = request.header_values("Authorization")
+    token = value.split(" ", 1)[1]
+    proof = dpop_proof(
+        DPoPKey.for_lab(lab), htm="GET", htu="HTTPS://RS.MTLSLAB.TEST/resource", access_token=token
+    )
+    moved = dataclasses.replace(request, url=f"{LAB_RESOURCE}?page=2")
+    assert decide(moved.with_header("DPoP", proof), config).finding is F.ACCEPTED
+    elsewhere = dataclasses.replace(request, url="https://rs.mtlslab.test/other")
+    assert decide(elsewhere.with_header("DPoP", proof), config).finding is F.DPOP_PROOF_INVALID
+
+
+def test_a_dpop_bound_token_sent_as_bearer_is_refused(sim: Simulator) -> None:
+    """RFC 9449 §7.2: a DPoP-aware server refuses a cnf.jkt token under Bearer, in the query too."""
+    request, config = realised(sim, "dpop-token-as-bearer")
+    decision = decide(request, config)
+    assert decision.finding is F.DPOP_TOKEN_AS_BEARER
+    assert decision.trace[-1].clause.label == "RFC 9449 §7.2"
+    request, config = realised(sim, "dpop-token-as-bearer", placement=Placement.QUERY)
+    assert decide(request, config).finding is F.DPOP_TOKEN_AS_BEARER
+
+
+def test_a_dpop_bound_token_at_a_server_without_dpop_is_unsupported(sim: Simulator) -> None:
+    """Without DPoP support, cnf.jkt is a confirmation method the server cannot check (RFC 7800 §3)."""
+    request, config = realised(sim, "dpop-token-as-bearer", dpop=False)
+    decision = decide(request, config)
+    assert decision.finding is F.UNSUPPORTED_CONFIRMATION
+
+
+@pytest.mark.parametrize("token", ["bound", "unbound"])
+def test_a_token_not_bound_to_a_dpop_key_fails_under_the_dpop_scheme(
+    sim: Simulator, token: str
+) -> None:
+    """RFC 9449 §7.1: under DPoP the token must be bound to the proof's key; cert-bound or unbound fails."""
+    request, config = realised(sim, "dpop-scheme-cert-bound-token", token=token)
+    decision = decide(request, config)
+    assert decision.finding is F.DPOP_KEY_MISMATCH
+    assert "not DPoP-bound" in decision.detail
+
+
+# --------------------------------------------------------------------------------------------------
+# The hypothetical MTLS scheme (the DPoP analogy).
+
+
+def test_a_server_with_the_mtls_scheme_refuses_bound_tokens_as_bearer(
+    rs_config: RsConfig, lab: Lab, bound: str, unbound: str
+) -> None:
+    """By analogy with RFC 9449 §7.2: a certificate-bound token must use MTLS there; bearer ones stay Bearer."""
+    config = with_config(rs_config, mtls_scheme=True)
+    as_bearer = decide(authorization(f"Bearer {bound}", cert=lab.client.der), config)
+    assert as_bearer.finding is F.MTLS_TOKEN_AS_BEARER
+    assert as_bearer.trace[-1].clause.label == "RFC 9449 §7.2"
+    assert decide(authorization(f"MTLS {bound}", cert=lab.client.der), config).finding is F.ACCEPTED
+    assert decide(authorization(f"MTLS {bound}"), config).finding is F.CERTIFICATE_MISSING
+    assert decide(authorization(f"MTLS {unbound}"), config).finding is F.TOKEN_NOT_BOUND
+    assert decide(authorization(f"Bearer {unbound}"), config).finding is F.ACCEPTED
+
+
+# --------------------------------------------------------------------------------------------------
+# Resource-server configuration: checks_binding, requires_binding, scope.
+
+
+@pytest.mark.parametrize(
+    ("cert", "would"),
+    [
+        (None, "certificate_missing"),
+        ("other-client", "certificate_mismatch"),
+        ("client", "binding holds"),
+    ],
+)
+def test_an_rs_that_ignores_binding_accepts_although_bound(
+    rs_config: RsConfig, lab: Lab, bound: str, cert: str | None, would: str
+) -> None:
+    """A security finding: cnf unchecked; the decision says what a check would have found."""
+    config = with_config(rs_config, checks_binding=False)
+    der = lab.identities()[cert].der if cert else None
+    decision = decide(authorization(f"Bearer {bound}", cert=der), config)
+    assert decision.finding is F.ACCEPTED_ALTHOUGH_BOUND
+    assert decision.finding.info.security
+    assert would in decision.detail
+    assert would in step(decision, "binding").detail
+    assert decision.trace[-1].passed is False
+    assert decision.trace[-1].clause.label == "RFC 8705 §3"
+
+
+def test_an_rs_that_ignores_binding_accepts_unbound_tokens_plainly(
+    rs_config: RsConfig, unbound: str, sim: Simulator
+) -> None:
+    """No cnf, nothing ignored: plain acceptance; a DPoP token as Bearer would have been refused."""
+    config = with_config(rs_config, checks_binding=False)
+    assert decide(authorization(f"Bearer {unbound}"), config).finding is F.ACCEPTED
+    request, _ = realised(sim, "dpop-token-as-bearer")
+    decision = decide(request, config)
+    assert decision.finding is F.ACCEPTED_ALTHOUGH_BOUND
+    assert "dpop_token_as_bearer" in decision.detail
+
+
+def test_requires_binding_refuses_unbound_tokens(
+    rs_config: RsConfig, lab: Lab, bound: str, unbound: str
+) -> None:
+    """A server that accepts only sender-constrained tokens refuses a token without cnf."""
+    config = with_config(rs_config, requires_binding=True)
+    decision = decide(authorization(f"Bearer {unbound}", cert=lab.client.der), config)
+    assert decision.finding is F.TOKEN_NOT_BOUND
+    assert decision.trace[-1].clause.label == "RFC 8705 §3"
+    assert decide(authorization(f"Bearer {bound}", cert=lab.client.der), config).finding is (
+        F.ACCEPTED
+    )
+
+
+@pytest.mark.parametrize(
+    ("scope", "required", "finding"),
+    [
+        ("read", "read", F.ACCEPTED),
+        ("profile read write", "read", F.ACCEPTED),
+        ("profile", "read", F.INSUFFICIENT_SCOPE),
+        ("reader", "read", F.INSUFFICIENT_SCOPE),
+        (None, "read", F.INSUFFICIENT_SCOPE),
+        ("profile", "", F.ACCEPTED),
+    ],
+)
+def test_scope_is_checked_last(
+    rs_config: RsConfig,
+    asrv: AuthorizationServer,
+    lab: Lab,
+    scope: str | None,
+    required: str,
+    finding: Finding,
+) -> None:
+    """RFC 6750 §3.1: a valid, correctly bound token without the needed scope is insufficient_scope."""
+    token = signed(asrv, scope=scope)
+    config = with_config(rs_config, required_scope=required)
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), config)
+    assert decision.finding is finding
+    assert decision.required_scope == required
+    if finding is F.INSUFFICIENT_SCOPE:
+        assert decision.trace[-1].clause.label == "RFC 6750 §3.1"
+
+
+def test_binding_is_checked_before_scope(sim: Simulator) -> None:
+    """Binding is authentication, scope authorisation: no certificate wins over too little scope."""
+    request, config = realised(sim, "insufficient-scope-no-cert")
+    assert decide(request, config).finding is F.CERTIFICATE_MISSING
+
+
+# --------------------------------------------------------------------------------------------------
+# The configuration a deployment implies, and robustness.
+
+
+def test_config_for_follows_the_deployment(jwks: Jwks) -> None:
+    """Only a trusted proxy makes Client-Cert trusted; the binding flags and validation carry over."""
+    assert not config_for(Deployment(), jwks=jwks).trust_client_cert_header
+    proxied = config_for(Deployment(topology=Topology.PROXY), jwks=jwks)
+    assert proxied.trust_client_cert_header
+    distrusted = config_for(Deployment(topology=Topology.PROXY, proxy_trusted=False), jwks=jwks)
+    assert not distrusted.trust_client_cert_header
+    odd = config_for(
+        Deployment(
+            checks_binding=False,
+            requires_binding=True,
+            validation=Validation.INTROSPECTION,
+            mtls_scheme=True,
+            dpop=False,
+        ),
+        jwks=jwks,
+    )
+    assert (odd.checks_binding, odd.requires_binding, odd.mtls_scheme, odd.dpop) == (
+        False,
+        True,
+        True,
+        False,
+    )
+    assert odd.validation is Validation.INTROSPECTION
+
+
+def test_jwks_are_equal_by_content_and_find_keys_by_kid(asrv: AuthorizationServer) -> None:
+    """Jwks parsed twice are equal and hash alike (so verification can be cached); find() by kid."""
+    one, two = Jwks.from_dict(asrv.jwks()), Jwks.from_dict(asrv.jwks())
+    assert one == two
+    assert hash(one) == hash(two)
+    assert one.find(asrv.kid) is not None
+    assert one.find(None) is one.keys[0]
+    assert one.find("other") is None
+    assert asrv.kid in repr(one)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Request(url="http://[::1/resource?access_token=x"),
+        Request(url="not a url", headers=(("Authorization", "Bearer a.b.c"),)),
+        Request(url="http://[::1/x", headers=(("Authorization", "DPoP a.b.c"), ("DPoP", "x.y.z"))),
+        Request(headers=(("Authorization", "Bearer é.ü.ß"),)),
+        Request(url=f"{LAB_RESOURCE}?access_token=%C3%A9.%00.%FF"),
+        Request(
+            method="POST",
+            body=b"\xff\xfe",
+            headers=(("Content-Type", "application/x-www-form-urlencoded"),),
+        ),
+        Request(headers=(("Authorization", "Bearer " + "a" * 100_000),)),
+    ],
+    ids=[
+        "bad-ipv6",
+        "not-a-url",
+        "dpop-bad-url",
+        "non-ascii",
+        "percent-junk",
+        "binary-body",
+        "huge",
+    ],
+)
+def test_evaluate_never_raises_on_odd_requests(rs_config: RsConfig, request_: Request) -> None:
+    """A rejected request is a returned Decision, whatever it holds (style habit 1)."""
+    decision = decide(request_, rs_config)
+    assert decision.finding.info.rejected
+
+
+def test_a_dpop_proof_against_an_unparsable_request_url_is_invalid(
+    sim: Simulator, lab: Lab
+) -> None:
+    """htu cannot match a request URL that does not parse: the proof is invalid, not a crash."""
+    request, config = realised(sim, "dpop-success")
+    broken = dataclasses.replace(request, url="https://[::1/resource")
+    decision = decide(broken, config)
+    assert decision.finding is F.DPOP_PROOF_INVALID
+    assert "htu" in decision.detail
+
+
+def test_signatures_are_verified_once_per_token_and_key_set(asrv: AuthorizationServer) -> None:
+    """_verify_jws is cached per (token, JWKS): a second evaluation is a cache hit."""
+    token = signed(asrv, jti="cache-probe")
+    keys = Jwks.from_dict(asrv.jwks())
+    before = rs._verify_jws.cache_info()
+    config = RsConfig(jwks=keys, issuer=LAB_ISSUER)
+    evaluate(authorization(f"Bearer {token}"), config)
+    evaluate(authorization(f"Bearer {token}", cert=asrv.lab.client.der), config)
+    after = rs._verify_jws.cache_info()
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits >= 1
+
+
+def test_servers_with_equal_configuration_but_different_introspection_do_not_share_answers(
+    rs_config: RsConfig,
+) -> None:
+    """Cached stages are keyed by the introspection endpoint too: two authorization servers, two answers."""
+    request = Request(headers=(("Authorization", "Bearer opaque-token-shared"),))
+    first = with_config(
+        rs_config, validation=Validation.INTROSPECTION, introspect=lambda _t: {"active": False}
+    )
+    second = with_config(
+        rs_config,
+        validation=Validation.INTROSPECTION,
+        introspect=lambda _t: {"active": True, "scope": "read"},
+    )
+    assert first == second  # equal as configurations: the endpoint is not compared
+    assert evaluate(request, first).finding is F.TOKEN_INACTIVE
+    assert evaluate(request, second).finding is F.ACCEPTED

@@ -1,0 +1,156 @@
+"""Regenerate the README's generated sections from the library's own tables (rules as data).
+
+    python tools/readme.py           # rewrite README.md in place
+    python tools/readme.py --check   # exit 1 if README.md is stale (the test suite runs this)
+
+A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- end:NAME -->``; everything else
+in the README is prose and is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mtlslab.compare import Simulator
+from mtlslab.findings import FINDINGS
+from mtlslab.interpretations import BUILTINS
+from mtlslab.scenarios import CATALOGUE, scenarios_tagged
+from mtlslab.tokens import TOKEN_VARIANTS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def debate_matrix() -> str:
+    """The debate's rows under every built-in interpretation (Markdown)."""
+    sim = Simulator(seed="mtlslab")
+    return sim.matrix(scenarios_tagged("debate")).to_markdown()
+
+
+def debate_text() -> str:
+    """The debate's core rows as ≤ 72-column text, ready for a mail or an Internet-Draft."""
+    sim = Simulator(seed="mtlslab")
+    core = [
+        s
+        for s in scenarios_tagged("debate")
+        if s.id
+        in {
+            "no-cert-optional",
+            "mismatch",
+            "required-unbound-no-cert",
+            "proxy-no-cert",
+            "forged-client-cert",
+            "success",
+        }
+    ]
+    names = [
+        "baseline",
+        "thread-400",
+        "thread-401",
+        "dpop-analogy",
+        "tls-required",
+        "keycloak",
+        "spring-security",
+        "auth0",
+        "apicast",
+        "duende-sample",
+    ]
+    matrix = sim.matrix(core, [BUILTINS[n] for n in names])
+    return "```text\n" + matrix.to_text() + "```\n"
+
+
+def findings_table() -> str:
+    """Every finding with its clause and the RFC 6750 code the text points to."""
+    lines = [
+        "| finding | meaning | clause | RFC 6750 code the text points to |",
+        "|---|---|---|---|",
+    ]
+    for finding, info in FINDINGS.items():
+        hint = f"`{info.hint}`" if info.hint else "*(none)*"
+        security = " **(security)**" if info.security else ""
+        lines.append(
+            f"| `{finding.value}`{security} | {_md(info.meaning)} | "
+            f"[{info.clause.label}]({info.clause.url}) | {hint} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def interpretations_table() -> str:
+    """The built-in interpretations: name, kind, stance, source."""
+    lines = ["| name | kind | stance | source |", "|---|---|---|---|"]
+    for interp in BUILTINS.values():
+        source = (
+            f"[{_md(interp.source.citation)}]({interp.source.url})"
+            if interp.source.url
+            else _md(interp.source.citation)
+        )
+        lines.append(f"| `{interp.name}` | {interp.kind} | {_md(interp.stance)} | {source} |")
+    return "\n".join(lines) + "\n"
+
+
+def tokens_table() -> str:
+    """The token variants the lab mints."""
+    lines = ["| variant | what it is | clause |", "|---|---|---|"]
+    for variant in TOKEN_VARIANTS.values():
+        lines.append(f"| `{variant.name}` | {_md(variant.description)} | {variant.cite} |")
+    return "\n".join(lines) + "\n"
+
+
+def catalogue_summary() -> str:
+    """How many scenarios, by tag."""
+    tags: dict[str, int] = {}
+    for scenario in CATALOGUE:
+        for tag in scenario.tags:
+            tags[tag] = tags.get(tag, 0) + 1
+    listed = ", ".join(f"`{t}` ({n})" for t, n in sorted(tags.items()))
+    return f"{len(CATALOGUE)} scenarios; tags: {listed}.\n"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "debate-matrix": debate_matrix,
+    "debate-text": debate_text,
+    "findings": findings_table,
+    "interpretations": interpretations_table,
+    "tokens": tokens_table,
+    "catalogue": catalogue_summary,
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated section regenerated."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n)(.*?)(<!-- end:{name} -->)", re.DOTALL)
+        if not pattern.search(text):
+            continue
+        body = make()
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(3), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite README.md, or with --check report whether it is stale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if README.md is not up to date"
+    )
+    args = parser.parse_args(argv)
+    current = README.read_text(encoding="utf-8")
+    fresh = render(current)
+    if args.check:
+        if fresh != current:
+            print("README.md is stale: run python tools/readme.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
