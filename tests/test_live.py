@@ -38,6 +38,7 @@ from mtlslab.live import (
     run_many,
     run_scenario,
     send,
+    verify,
     write_lab_folder,
 )
 from mtlslab.scenarios import (
@@ -524,3 +525,15 @@ def test_live_findings_for_tls_rejections(live_sim: Simulator) -> None:
     run = run_scenario(get_scenario("untrusted-ca-cert"), simulator=live_sim)
     assert run.finding is Finding.TLS_REJECTED
     assert run.outcome().tls_alert == run.simulated.tls_alert
+
+
+def test_live_runs_render_simulated_and_observed_side_by_side(live_sim: Simulator) -> None:
+    """A live run shows both answers in a notebook, escaped; a report lists every run."""
+    run = run_scenario(get_scenario("no-cert-optional"), "thread-400", simulator=live_sim)
+    page = run._repr_html_()
+    assert "simulated" in page
+    assert "observed on the wire" in page
+    assert "agrees" in page
+    assert 'error=&quot;invalid_request&quot;' in page  # escaped
+    report = verify([get_scenario("success")], ["baseline"], simulator=live_sim)
+    assert "1/1 agree" in report._repr_html_()

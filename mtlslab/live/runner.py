@@ -10,6 +10,7 @@ difference; :func:`live_matrix` is the comparison matrix built from the wire.
 from __future__ import annotations
 
 import collections
+import html
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -146,6 +147,30 @@ class LiveRun:
             ),
         )
 
+    def _repr_html_(self) -> str:
+        colour = "#1b5e20" if self.agree else "#b00020"
+        verdict = (
+            "the wire agrees with the simulation"
+            if self.agree
+            else "the wire DIFFERS from the simulation"
+        )
+        via = f" via {self.proxy}" if self.proxy else ""
+        cells = "".join(
+            f"<td style='vertical-align:top;padding:4px 8px'><div style='font-weight:bold'>{title}</div>"
+            f"<pre style='margin:2px 0;background:#f6f6f6;padding:4px;white-space:pre-wrap;word-break:break-all'>"
+            f"{html.escape(text)}</pre></td>"
+            for title, text in (
+                ("simulated", self.simulated.http_text().replace("\r\n", "\n")),
+                ("observed on the wire", self.observed.http_text().replace("\r\n", "\n")),
+            )
+        )
+        return (
+            f"<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
+            f"<div><b>{html.escape(self.scenario.id)}</b> × {html.escape(self.interpretation)}{html.escape(via)} — "
+            f"<span style='color:{colour}'>{verdict}</span></div>"
+            f"<table style='border-collapse:collapse'><tr>{cells}</tr></table></div>"
+        )
+
     def describe(self) -> str:
         """One line, or two when the wire and the simulation differ."""
         mark = "✓" if self.agree else "✗"
@@ -277,6 +302,23 @@ class VerifyReport:
         ]
         lines += [r.describe() for r in self.differences]
         return "\n".join(lines) + "\n"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td style='padding:2px 6px;color:{'#1b5e20' if r.agree else '#b00020'}'>{'✓' if r.agree else '✗'}</td>"
+            f"<td style='padding:2px 6px;font-family:monospace'>{html.escape(r.scenario.id)}</td>"
+            f"<td style='padding:2px 6px'>{html.escape(r.interpretation)}</td>"
+            f"<td style='padding:2px 6px;font-family:monospace'>{html.escape(r.simulated.summary())}</td>"
+            f"<td style='padding:2px 6px;font-family:monospace'>{html.escape(r.observed.summary())}</td></tr>"
+            for r in self.runs
+        )
+        head = html.escape(self.text().splitlines()[0])
+        return (
+            f"<div><b>{head}</b><table style='border-collapse:collapse;font-size:12px'>"
+            "<tr><th></th><th style='text-align:left'>scenario</th><th style='text-align:left'>interpretation</th>"
+            "<th style='text-align:left'>simulated</th><th style='text-align:left'>observed</th></tr>"
+            f"{rows}</table></div>"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Machine-readable form."""
