@@ -56,8 +56,8 @@ system-deps:
 	fi
 
 lint: $(VENV)/.stamp-dev
-	$(BIN)/ruff check mtlslab tests benchmarks .ci
-	$(BIN)/ruff format --check mtlslab tests benchmarks .ci
+	$(BIN)/ruff check mtlslab tests benchmarks tools .ci
+	$(BIN)/ruff format --check mtlslab tests benchmarks tools .ci
 
 typecheck: $(VENV)/.stamp-dev
 	$(BIN)/mypy

@@ -28,14 +28,15 @@ def main(target: str) -> int:
 
 
 def _bootstrap_pip(python: Path) -> None:
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as response:  # noqa: S310
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as response:
         release = json.load(response)
     wheel = next(u for u in release["urls"] if u["filename"].endswith(".whl"))
     with tempfile.TemporaryDirectory() as tmp:
         wheel_path = Path(tmp) / wheel["filename"]
         urllib.request.urlretrieve(wheel["url"], wheel_path)  # noqa: S310
         # A pip wheel can run itself: python pip-*.whl/pip install pip
-        subprocess.run([str(python), f"{wheel_path}/pip", "install", "--quiet", str(wheel_path)], check=True)  # noqa: S603
+        command = [str(python), f"{wheel_path}/pip", "install", "--quiet", str(wheel_path)]
+        subprocess.run(command, check=True)  # noqa: S603 - our own venv's python and the pip wheel
 
 
 if __name__ == "__main__":

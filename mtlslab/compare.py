@@ -120,6 +120,8 @@ class Simulator:
         self._decisions: dict[tuple[Request, RsConfig], Decision] = {}
         self._effective: dict[tuple[Scenario, str], Scenario] = {}
         self._configs: dict[Deployment, RsConfig] = {}
+        # what each (scenario, interpretation) needs, once realised: the exchange and the RS configuration
+        self._plans: dict[tuple[Scenario, str], tuple[Exchange, RsConfig]] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         """The lab authorization server's RFC 7662 answer at the simulator's clock."""
@@ -153,22 +155,26 @@ class Simulator:
         self, scenario: Scenario, interpretation: Interpretation
     ) -> tuple[Exchange, Decision | None]:
         """The exchange and the resource server's decision (``None`` when TLS aborted)."""
-        effective = self.effective(scenario, interpretation)
-        exchange = self.exchange(effective)
+        plan = self._plans.get((scenario, interpretation.name))
+        if plan is None:
+            effective = self.effective(scenario, interpretation)
+            exchange = self.exchange(effective)
+            config = self._configs.get(effective.deployment)
+            if config is None:
+                config = config_for(
+                    effective.deployment,
+                    jwks=self.jwks,
+                    introspect=self.introspect,
+                    issuer=self.asrv.issuer,
+                    audience=self.asrv.audience,
+                )
+                self._configs[effective.deployment] = config
+            plan = self._plans[(scenario, interpretation.name)] = (exchange, config)
+        exchange, config = plan
         if exchange.request is None:
             return exchange, None
         # One evaluation per distinct (request, resource-server configuration): deployments that differ
         # only where it cannot matter (e.g. proxy trust on a direct connection) share it.
-        config = self._configs.get(effective.deployment)
-        if config is None:
-            config = config_for(
-                effective.deployment,
-                jwks=self.jwks,
-                introspect=self.introspect,
-                issuer=self.asrv.issuer,
-                audience=self.asrv.audience,
-            )
-            self._configs[effective.deployment] = config
         key = (exchange.request, config)
         decision = self._decisions.get(key)
         if decision is None:

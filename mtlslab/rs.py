@@ -240,9 +240,25 @@ class _Run:
 
 
 @functools.lru_cache(maxsize=256)
-def _neutral(config: RsConfig) -> RsConfig:
-    """``config`` without its binding policy and scope: what the first three stages depend on."""
-    return replace(config, checks_binding=True, requires_binding=False, required_scope="")
+def _neutral(config: RsConfig, mtls_relevant: bool) -> RsConfig:
+    """``config`` without its binding policy and scope: what the first three stages depend on.
+
+    Accepting the (hypothetical) MTLS scheme changes those stages only for a request that uses it.
+    """
+    return replace(
+        config,
+        checks_binding=True,
+        requires_binding=False,
+        required_scope="",
+        mtls_scheme=config.mtls_scheme and mtls_relevant,
+    )
+
+
+def _uses_mtls_scheme(request: Request) -> bool:
+    return any(
+        value.strip(" \t").partition(" ")[0].lower() == "mtls"
+        for value in request.header_values("Authorization")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +317,8 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
     # Introspection asks the authorization server, whose answer can change (RFC 7662 §2.2: revoked
     # tokens become inactive): never reuse it; only local JWT validation is a pure function.
     stages = _prefix if config.validation is Validation.JWT else _prefix.__wrapped__
-    prefix = stages(request, _neutral(config), config.introspect, now)
+    neutral = _neutral(config, config.mtls_scheme and _uses_mtls_scheme(request))
+    prefix = stages(request, neutral, config.introspect, now)
     run = _Run(
         request=request,
         config=config,

@@ -534,6 +534,6 @@ def test_live_runs_render_simulated_and_observed_side_by_side(live_sim: Simulato
     assert "simulated" in page
     assert "observed on the wire" in page
     assert "agrees" in page
-    assert 'error=&quot;invalid_request&quot;' in page  # escaped
+    assert "error=&quot;invalid_request&quot;" in page  # escaped
     report = verify([get_scenario("success")], ["baseline"], simulator=live_sim)
     assert "1/1 agree" in report._repr_html_()
