@@ -1,0 +1,954 @@
+"""Pure presentation for the widgets: HTML, Mermaid, SVG, raw HTTP and curl text from core values.
+
+Nothing here imports ipywidgets, and nothing here decides: every function takes what the core computed
+(cells, exchanges, trace steps, matrices, token inspections) and returns a string or a small value
+object. Every piece of text that reaches HTML is escaped with :func:`html.escape`, every piece of text
+that reaches a Mermaid diagram with :func:`mermaid_text`, so a pasted ``<script>`` or a hostile
+``Authorization`` value is shown, never run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mtlslab.compare import Cell, Matrix
+from mtlslab.interpretations import Interpretation, Outcome
+from mtlslab.pki import certificate_der, x5t_s256
+from mtlslab.scenarios import (
+    CertChoice,
+    ClientAuth,
+    Deployment,
+    Exchange,
+    Request,
+    Scenario,
+    TlsVersion,
+    Topology,
+)
+from mtlslab.spec import Step
+from mtlslab.tokens import BindingCheck, TokenInspection
+
+__all__ = [
+    "Branch",
+    "Group",
+    "Message",
+    "MessageKind",
+    "SequenceDiagram",
+    "ThumbprintSteps",
+    "answer_cards",
+    "binding_html",
+    "cell_detail_html",
+    "certificate_html",
+    "compact",
+    "curl_command",
+    "differences",
+    "differences_html",
+    "error_html",
+    "esc",
+    "exchange_text",
+    "group_cells",
+    "matrix_html",
+    "mermaid_markdown",
+    "mermaid_text",
+    "outcome_colours",
+    "sequence_diagram",
+    "status_line",
+    "thumbprint_html",
+    "thumbprint_steps",
+    "to_mermaid",
+    "to_svg",
+    "token_html",
+    "trace_html",
+]
+
+
+def esc(text: object) -> str:
+    """``text`` made safe for HTML (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Outcomes.
+
+_COLOURS = {
+    "2": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "tls": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
+_HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
+_ABBREVIATIONS = {
+    "invalid_token": "IT",
+    "invalid_request": "IR",
+    "insufficient_scope": "IS",
+    "invalid_dpop_proof": "DP",
+    "invalid_client_certificate": "CC",
+    "unauthorized_client": "UC",
+}
+
+
+def outcome_colours(outcome: Outcome) -> tuple[str, str]:
+    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
+    if outcome.tls_alert is not None:
+        return _COLOURS["tls"]
+    status = str(outcome.status)
+    if status.startswith("2"):
+        return _COLOURS["2"]
+    return _COLOURS.get(status, _COLOURS["other"])
+
+
+def compact(outcome: Outcome) -> str:
+    """A cell in a few characters: ``401 IT``, ``TLS 116``, ``200``; ``*`` unspecified, ``?`` assumed."""
+    if outcome.tls_alert is not None:
+        text = f"TLS {outcome.tls_alert.code}"
+    else:
+        text = str(outcome.status)
+        if outcome.error:
+            text += " " + _ABBREVIATIONS.get(outcome.error, outcome.error[:2].upper())
+    if outcome.unspecified:
+        text += "*"
+    elif outcome.assumed:
+        text += "?"
+    return text
+
+
+def status_line(outcome: Outcome) -> str:
+    """``HTTP/1.1 401 Unauthorized``, or the TLS alert and when the client notices it."""
+    if outcome.tls_alert is not None:
+        return f"no HTTP response: {outcome.tls_alert}"
+    return outcome.http_text().split("\r\n", 1)[0]
+
+
+def _body_text(outcome: Outcome, limit: int = 600) -> str:
+    if outcome.tls_alert is not None:
+        return "—"
+    body = outcome.body if len(outcome.body) <= limit else outcome.body[:limit] + "…"
+    kind = f"Content-Type: {outcome.content_type}\n" if outcome.content_type else ""
+    return (kind + body) if (kind or body) else "(empty body)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouping the cells of one scenario.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """Interpretations that saw the same exchange and sent the same bytes back."""
+
+    names: tuple[str, ...]
+    cell: Cell
+    exchange: Exchange
+
+
+def group_cells(cells: Sequence[Cell], exchanges: Mapping[str, Exchange]) -> list[Group]:
+    """Cells grouped by (the exchange as the interpretation deployed it, the outcome on the wire)."""
+    order: list[tuple[object, ...]] = []
+    names: dict[tuple[object, ...], list[str]] = {}
+    first: dict[tuple[object, ...], Cell] = {}
+    for cell in cells:
+        exchange = exchanges[cell.interpretation]
+        key = (exchange.scenario, cell.outcome.wire())
+        if key not in names:
+            order.append(key)
+            names[key] = []
+            first[key] = cell
+        names[key].append(cell.interpretation)
+    return [
+        Group(names=tuple(names[k]), cell=first[k], exchange=exchanges[first[k].interpretation])
+        for k in order
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Answer cards.
+
+
+def answer_cards(
+    cells: Sequence[Cell],
+    interpretations: Mapping[str, Interpretation],
+    *,
+    deployment: Deployment | None = None,
+) -> str:
+    """One card per interpretation, side by side: status line, ``WWW-Authenticate``, body, note.
+
+    Where a card's field differs from the first card's (the first selected reading is the yardstick), it is
+    highlighted; a line above the cards names the fields the readings disagree on.
+    """
+    if not cells:
+        return "<div style='color:#555'>Pick at least one interpretation.</div>"
+    fields: dict[str, list[str]] = {
+        "status": [status_line(c.outcome) for c in cells],
+        "WWW-Authenticate": [c.outcome.www_authenticate or "(none)" for c in cells],
+        "body": [_body_text(c.outcome) for c in cells],
+    }
+    reference = {
+        name: values[0] for name, values in fields.items()
+    }  # the first reading is the yardstick
+    disputed = [name for name, values in fields.items() if len(set(values)) > 1]
+    verdicts = {c.outcome.verdict for c in cells}
+    if len(cells) == 1:
+        summary = "One reading selected."
+    elif not disputed:
+        summary = "All selected readings send the same bytes."
+    else:
+        what = ", ".join(disputed)
+        verdict = (
+            "they disagree on the verdict (status / error / TLS alert)"
+            if len(verdicts) > 1
+            else "same verdict, different wording"
+        )
+        summary = (
+            f"The readings differ in: <b>{esc(what)}</b> — {verdict}. Highlighted: where a reading "
+            f"differs from <b>{esc(cells[0].interpretation)}</b>, the first one selected."
+        )
+    cards = []
+    for index, cell in enumerate(cells):
+        interp = interpretations.get(cell.interpretation)
+        title = interp.title if interp is not None else cell.interpretation
+        kind = interp.kind if interp is not None else ""
+        bg, fg = outcome_colours(cell.outcome)
+        rows = []
+        for name in ("status", "WWW-Authenticate", "body"):
+            value = fields[name][index]
+            style = "margin:2px 0;padding:3px;white-space:pre-wrap;word-break:break-all;font-family:monospace;font-size:11.5px"
+            differs = index > 0 and value != reference[name]
+            if differs:
+                style += ";" + _HIGHLIGHT
+            mark = " mtlslab-differs" if differs else ""
+            rows.append(
+                f"<div style='color:#666;font-size:11px'>{esc(name)}</div>"
+                f"<div class='mtlslab-field{mark}' style='{style}'>{esc(value)}</div>"
+            )
+        flags = ""
+        if cell.outcome.unspecified:
+            flags = "<span style='color:#8e1b25;font-weight:bold'> unspecified by the RFCs</span>"
+        elif cell.outcome.assumed:
+            flags = "<span style='color:#555;font-style:italic'> assumed (not shown by the source)</span>"
+        adapted = ""
+        if deployment is not None and cell.deployment is not None and cell.deployment != deployment:
+            adapted = f"<div style='color:#555;font-size:11px'>as this reading deploys it: {esc(cell.deployment.describe())}</div>"
+        note = (
+            f"<div style='color:#555;font-size:11px;margin-top:3px'>note: {esc(cell.outcome.note)}</div>"
+            if cell.outcome.note
+            else ""
+        )
+        cards.append(
+            "<div class='mtlslab-card' style='flex:1 1 230px;min-width:230px;max-width:440px;"
+            "border:1px solid #ccc;border-radius:6px;padding:6px;background:#fff'>"
+            f"<div title='{esc(title)}'><b>{esc(cell.interpretation)}</b> "
+            f"<span style='color:#777;font-size:11px'>{esc(kind)}</span></div>"
+            f"<div style='font-size:11px;color:#444'>{esc(title)}</div>"
+            f"<div class='mtlslab-verdict' style='display:inline-block;margin:4px 0;padding:2px 8px;"
+            f"border-radius:10px;background:{bg};color:{fg};font-weight:bold;font-family:monospace'>"
+            f"{esc(cell.outcome.summary())}</div>{flags}"
+            f"<div style='font-size:11px;color:#555'>finding: <code>{esc(cell.finding.value)}</code></div>"
+            f"{adapted}{''.join(rows)}{note}</div>"
+        )
+    return (
+        f"<div style='margin:4px 0'>{summary}</div>"
+        f"<div style='display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start'>{''.join(cards)}</div>"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Traces.
+
+
+def _step_html(step: Step) -> str:
+    colour = {True: "#1b5e20", False: "#8e1b25", None: "#555"}[step.passed]
+    title = f" — {step.clause.title}" if step.clause.title else ""
+    link = (
+        f"<a href='{esc(step.clause.url)}' target='_blank' rel='noopener noreferrer' "
+        f"title='{esc(step.clause.label + title)}'>{esc(step.clause.label)}</a>"
+    )
+    return (
+        f"<tr><td style='color:{colour};font-weight:bold;padding:1px 6px;vertical-align:top'>{esc(step.mark)}</td>"
+        f"<td style='padding:1px 6px;vertical-align:top;white-space:nowrap'>{esc(step.check)}</td>"
+        f"<td style='padding:1px 6px;vertical-align:top;white-space:nowrap'>{link}</td>"
+        f"<td style='padding:1px 6px;word-break:break-all'>{esc(step.detail)}</td></tr>"
+    )
+
+
+def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -> str:
+    """The trace of each distinct run (readings that deploy differently see different traces), each
+    step with a link to its RFC section, ending in the finding."""
+    order: list[tuple[str, ...]] = []
+    groups: dict[tuple[str, ...], list[Cell]] = {}
+    for cell in cells:
+        key = (*(str(s) for s in cell.trace), cell.finding.value)
+        if key not in groups:
+            order.append(key)
+            groups[key] = []
+        groups[key].append(cell)
+    parts = []
+    for key in order:
+        members = groups[key]
+        cell = members[0]
+        names = ", ".join(c.interpretation for c in members)
+        how = ""
+        if deployment is not None and cell.deployment is not None and cell.deployment != deployment:
+            how = f" — as deployed by this reading: {esc(cell.deployment.describe())}"
+        rows = "".join(_step_html(s) for s in cell.trace)
+        info = cell.finding.info
+        parts.append(
+            f"<div style='margin:6px 0'><div style='font-weight:bold'>Trace for {esc(names)}{how}</div>"
+            f"<table style='border-collapse:collapse;font-size:12px'>{rows}</table>"
+            f"<div>→ finding <code>{esc(cell.finding.value)}</code> ({esc(info.title)}): {esc(info.meaning)} "
+            f"[<a href='{esc(info.clause.url)}' target='_blank' rel='noopener noreferrer'>{esc(info.clause.label)}</a>]</div></div>"
+        )
+    return "".join(parts) or "<div style='color:#555'>No trace.</div>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Raw HTTP and curl.
+
+
+def _wire(text: str) -> str:
+    return text.replace("\r\n", "\n").rstrip("\n")
+
+
+def exchange_text(groups: Sequence[Group]) -> str:
+    """The raw exchange: what the client sends, what reaches the resource server (after a proxy, if
+    any), and each distinct answer with the readings that give it."""
+    if not groups:
+        return ""
+    first = groups[0].exchange
+    lines = ["# the client sends", _wire(first.client_request.http_text()), ""]
+    seen_forwarded: set[Request] = set()
+    for group in groups:
+        exchange = group.exchange
+        if (
+            exchange.via_proxy
+            and exchange.request is not None
+            and exchange.request not in seen_forwarded
+        ):
+            seen_forwarded.add(exchange.request)
+            lines += [
+                "# the proxy forwards to the resource server (RFC 9440 Client-Cert)",
+                _wire(exchange.request.http_text()),
+                "",
+            ]
+    for group in groups:
+        lines += [
+            f"# answer of {', '.join(group.names)}",
+            _wire(group.cell.outcome.http_text()),
+            "",
+        ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _file_stem(choice: CertChoice) -> str:
+    return choice.value
+
+
+def curl_command(exchange: Exchange, *, seed: object = "mtlslab") -> str:
+    """The curl command that sends the same request, with the lab's file names for CA, certificate and key.
+
+    Header values are passed verbatim (the explorer refuses CR, LF and NUL before it gets here).
+    """
+    request = exchange.client_request
+    scenario = exchange.scenario
+    choice = scenario.presentation.certificate
+    version = scenario.deployment.tls_version.value
+    args: list[str] = [
+        "curl",
+        "--include",
+        f"--tlsv{version}",
+        "--tls-max",
+        version,
+        "--cacert",
+        "ca.pem",
+    ]
+    if choice is not CertChoice.NONE:
+        stem = _file_stem(choice)
+        args += ["--cert", f"{stem}.pem", "--key", f"{stem}.key"]
+    if request.method != ("POST" if request.body else "GET"):
+        args += ["--request", request.method]
+    for name, value in request.headers:
+        args += ["--header", f"{name}: {value}"]
+    if request.body:
+        args += ["--data-raw", request.body.decode("latin-1")]
+    args.append(request.url)
+    head = [
+        f"# ca.pem, client.pem, client.key: python -m mtlslab certs --seed {shlex.quote(str(seed))} --out .",
+    ]
+    if choice not in (CertChoice.NONE, CertChoice.CLIENT):
+        head.append(
+            f"# {choice.value}.pem / {choice.value}.key: mtlslab.live.write_lab_folder(Lab(seed=...), '.') "
+            "writes every lab identity"
+        )
+    head.append(
+        "# rs.mtlslab.test is the simulation's host: against a live lab server "
+        "(python -m mtlslab serve) use its URL"
+    )
+    quoted = [shlex.quote(a) for a in args]
+    lines = [quoted[0]]
+    for arg in quoted[1:-1]:
+        if arg.startswith("--"):
+            lines.append("  " + arg)
+        else:
+            lines[-1] += " " + arg
+    lines.append("  " + quoted[-1])
+    return "\n".join(head) + "\n" + " \\\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Sequence diagrams: one data model, two renderings (Mermaid for JupyterLab, SVG for Voilà).
+
+MessageKind = Literal["tls", "request", "response", "alert", "note"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One arrow (or note) in a sequence diagram."""
+
+    source: str
+    target: str
+    text: str
+    kind: MessageKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Branch:
+    """What happens for some of the readings."""
+
+    label: str
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceDiagram:
+    """Participants, the messages every reading shares, then one branch per distinct outcome."""
+
+    participants: tuple[tuple[str, str], ...]
+    prelude: tuple[Message, ...]
+    branches: tuple[Branch, ...]
+
+
+def _short(text: str, limit: int = 46) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _request_label(request: Request) -> str:
+    parts = [f"{request.method} {_short(request.target, 30)}"]
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == "authorization":
+            scheme, _, credentials = value.partition(" ")
+            parts.append(
+                f"Authorization: {_short(scheme, 12)} {credentials[:10]}…"
+                if credentials
+                else f"Authorization: {_short(value, 20)}"
+            )
+        elif lowered in ("dpop", "client-cert"):
+            parts.append(f"{name}: {value[:10]}…")
+    if request.body:
+        parts.append("access_token in the body")
+    return ", ".join(parts)
+
+
+def _branch(exchange: Exchange, outcome: Outcome, *, tls_end: str) -> list[Message]:
+    deployment = exchange.scenario.deployment
+    messages: list[Message] = []
+    if deployment.client_auth is ClientAuth.NONE:
+        messages.append(
+            Message(
+                source=tls_end,
+                target="C",
+                text="no CertificateRequest (client auth none)",
+                kind="tls",
+            )
+        )
+    else:
+        messages.append(
+            Message(
+                source=tls_end,
+                target="C",
+                text=f"CertificateRequest ({deployment.client_auth.value})",
+                kind="tls",
+            )
+        )
+        identity = exchange.scenario.presentation.certificate
+        sent = (
+            "empty Certificate (none sent)"
+            if identity is CertChoice.NONE
+            else f"Certificate: {identity.value}"
+        )
+        messages.append(Message(source="C", target=tls_end, text=sent, kind="tls"))
+    alert = outcome.tls_alert
+    request_text = _request_label(exchange.client_request)
+    if alert is not None:
+        if alert.when == "first_read":
+            messages.append(
+                Message(
+                    source="C",
+                    target=tls_end,
+                    text=f"{request_text} (sent, never answered)",
+                    kind="request",
+                )
+            )
+            messages.append(
+                Message(
+                    source=tls_end,
+                    target="C",
+                    text=f"alert {alert.name} ({alert.code}) at the client's first read",
+                    kind="alert",
+                )
+            )
+        else:
+            messages.append(
+                Message(
+                    source=tls_end,
+                    target="C",
+                    text=f"alert {alert.name} ({alert.code}) during the handshake",
+                    kind="alert",
+                )
+            )
+        return messages
+    messages.append(Message(source="C", target=tls_end, text=request_text, kind="request"))
+    if exchange.via_proxy and exchange.request is not None:
+        forwarded = exchange.request.header_values("Client-Cert")
+        extra = "with Client-Cert" if forwarded else "no Client-Cert"
+        messages.append(
+            Message(
+                source="P",
+                target="RS",
+                text=f"{exchange.request.method} {_short(exchange.request.target, 30)}, {extra}",
+                kind="request",
+            )
+        )
+    messages.append(
+        Message(source="RS", target="RS", text=f"finding: {outcome.finding.value}", kind="note")
+    )
+    answer = outcome.summary()
+    if exchange.via_proxy:
+        messages.append(Message(source="RS", target="P", text=answer, kind="response"))
+        messages.append(Message(source="P", target="C", text=answer, kind="response"))
+    else:
+        messages.append(Message(source="RS", target="C", text=answer, kind="response"))
+    return messages
+
+
+def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDiagram:
+    """The exchange as a sequence diagram: client, proxy if any, resource server; where it stops (a TLS
+    alert at the handshake or at the first read, or an HTTP answer), one branch per distinct outcome."""
+    proxy = scenario.deployment.topology is Topology.PROXY
+    participants: list[tuple[str, str]] = [("C", "Client")]
+    if proxy:
+        participants.append(("P", "TLS-terminating proxy"))
+    participants.append(("RS", "Resource server"))
+    tls_end = "P" if proxy else "RS"
+    version = scenario.deployment.tls_version
+    hello = "ClientHello (TLS 1.3)" if version is TlsVersion.TLS1_3 else "ClientHello (TLS 1.2)"
+    prelude: tuple[Message, ...] = (Message(source="C", target=tls_end, text=hello, kind="tls"),)
+    merged: dict[tuple[Message, ...], list[str]] = {}
+    for group in groups:  # readings whose diagrams would be identical share one branch
+        messages = tuple(_branch(group.exchange, group.cell.outcome, tls_end=tls_end))
+        merged.setdefault(messages, []).extend(group.names)
+    paths = list(merged)
+    shared = 0  # the messages every branch starts with move up, before the branches
+    while (
+        len(paths) > 1
+        and all(len(p) > shared + 1 for p in paths)
+        and len({p[shared] for p in paths}) == 1
+    ):
+        shared += 1
+    prelude += paths[0][:shared]
+    branches = tuple(
+        Branch(label=", ".join(names), messages=path[shared:]) for path, names in merged.items()
+    )
+    return SequenceDiagram(participants=tuple(participants), prelude=prelude, branches=branches)
+
+
+_MERMAID_ESCAPES = str.maketrans(
+    {
+        "#": "#35;",
+        ";": "#59;",
+        "<": "#60;",
+        ">": "#62;",
+        '"': "#34;",
+        "`": "#96;",
+        "%": "#37;",
+        "{": "#123;",
+        "}": "#125;",
+        "\\": "#92;",
+    }
+)
+
+
+def mermaid_text(text: str) -> str:
+    """``text`` safe inside a Mermaid statement: one line, entity codes for ``# ; < > " ` % { } \\``."""
+    flat = "".join(c if c.isprintable() else " " for c in text)
+    return flat.translate(_MERMAID_ESCAPES)
+
+
+_ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
+
+
+def _mermaid_message(message: Message, indent: str) -> str:
+    if message.kind == "note":
+        return f"{indent}Note over {message.source}: {mermaid_text(message.text)}"
+    return f"{indent}{message.source}{_ARROWS[message.kind]}{message.target}: {mermaid_text(message.text)}"
+
+
+def to_mermaid(diagram: SequenceDiagram) -> str:
+    """Mermaid ``sequenceDiagram`` source (``alt`` / ``else`` when the readings part ways)."""
+    lines = ["sequenceDiagram"]
+    lines += [
+        f"    participant {pid} as {mermaid_text(label)}" for pid, label in diagram.participants
+    ]
+    lines += [_mermaid_message(m, "    ") for m in diagram.prelude]
+    if len(diagram.branches) == 1:
+        branch = diagram.branches[0]
+        lines.append(f"    Note over C: {mermaid_text(branch.label)}")
+        lines += [_mermaid_message(m, "    ") for m in branch.messages]
+    else:
+        for index, branch in enumerate(diagram.branches):
+            keyword = "alt" if index == 0 else "else"
+            lines.append(f"    {keyword} {mermaid_text(branch.label)}")
+            lines += [_mermaid_message(m, "        ") for m in branch.messages]
+        lines.append("    end")
+    return "\n".join(lines) + "\n"
+
+
+def mermaid_markdown(diagram: SequenceDiagram) -> str:
+    """A Markdown document holding the diagram as a fenced ``mermaid`` block (JupyterLab ≥ 4.1 renders it)."""
+    return "```mermaid\n" + to_mermaid(diagram) + "```\n"
+
+
+_SVG_COLOURS = {
+    "tls": "#1a237e",
+    "request": "#222",
+    "response": "#333",
+    "alert": "#b00020",
+    "note": "#555",
+}
+
+
+def to_svg(diagram: SequenceDiagram) -> str:
+    """The same diagram as a self-contained inline SVG (for front ends without Mermaid, such as Voilà)."""
+    column = 400
+    left = 160
+    xs = {pid: left + i * column for i, (pid, _) in enumerate(diagram.participants)}
+    width = left * 2 + column * (len(diagram.participants) - 1)
+    rows: list[str] = []
+    y = 56
+
+    def arrow(message: Message, y: int) -> str:
+        colour = _SVG_COLOURS[message.kind]
+        if message.kind == "note":
+            x = xs[message.source]
+            return (
+                f"<rect x='{x - 120}' y='{y - 15}' width='240' height='21' fill='#fffde7' stroke='#bbb'/>"
+                f"<text x='{x}' y='{y}' text-anchor='middle' font-size='12' fill='{colour}'>"
+                f"{esc(_short(message.text, 40))}</text>"
+            )
+        x1, x2 = xs[message.source], xs[message.target]
+        dash = " stroke-dasharray='5,3'" if message.kind in ("response", "alert") else ""
+        head = "url(#mtlslab-cross)" if message.kind == "alert" else "url(#mtlslab-arrow)"
+        mid = (x1 + x2) / 2
+        return (
+            f"<line x1='{x1}' y1='{y}' x2='{x2}' y2='{y}' stroke='{colour}' stroke-width='1.5'{dash} marker-end='{head}'/>"
+            f"<text x='{mid}' y='{y - 5}' text-anchor='middle' font-size='12' fill='{colour}'>{esc(_short(message.text, 60))}</text>"
+        )
+
+    for message in diagram.prelude:
+        y += 30
+        rows.append(arrow(message, y))
+    for branch in diagram.branches:
+        y += 30
+        top = y - 14
+        rows.append(
+            f"<text x='12' y='{y}' font-size='12' font-weight='bold' fill='#444'>{esc(_short(branch.label, 100))}</text>"
+        )
+        for message in branch.messages:
+            y += 30
+            rows.append(arrow(message, y))
+        y += 10
+        if len(diagram.branches) > 1:
+            rows.append(
+                f"<rect x='6' y='{top - 6}' width='{width - 12}' height='{y - top + 6}' fill='none' stroke='#999' stroke-dasharray='4,3'/>"
+            )
+    height = y + 30
+    heads = "".join(
+        f"<rect x='{xs[pid] - 95}' y='8' width='190' height='28' rx='4' fill='#eceff1' stroke='#607d8b'/>"
+        f"<text x='{xs[pid]}' y='27' text-anchor='middle' font-size='13'>{esc(label)}</text>"
+        f"<line x1='{xs[pid]}' y1='36' x2='{xs[pid]}' y2='{height - 6}' stroke='#90a4ae' stroke-dasharray='3,3'/>"
+        for pid, label in diagram.participants
+    )
+    defs = (
+        "<defs><marker id='mtlslab-arrow' markerWidth='10' markerHeight='8' refX='9' refY='4' orient='auto'>"
+        "<path d='M0,0 L10,4 L0,8 z' fill='#333'/></marker>"
+        "<marker id='mtlslab-cross' markerWidth='12' markerHeight='12' refX='6' refY='6' orient='auto'>"
+        "<path d='M1,1 L11,11 M11,1 L1,11' stroke='#b00020' stroke-width='2'/></marker></defs>"
+    )
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' font-family='sans-serif' role='img'>{defs}{heads}{''.join(rows)}</svg>"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The matrix.
+
+
+def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> str:
+    """Scenarios × interpretations coloured by outcome; rows where the readings disagree marked ``≠``;
+    the selected cell outlined."""
+    if not matrix.scenarios:
+        return "<div style='color:#555'>No scenario matches this filter.</div>"
+    head = "".join(
+        f"<th style='padding:2px 4px;font-size:11px;font-weight:normal;writing-mode:vertical-rl;"
+        f"transform:rotate(180deg);text-align:left' title='{esc(i.title)}'>{esc(i.name)}</th>"
+        for i in matrix.interpretations
+    )
+    rows = []
+    for scenario in matrix.scenarios:
+        cells = matrix.row(scenario.id)
+        disputed = len({c.outcome.verdict for c in cells}) > 1
+        tds = []
+        for cell in cells:
+            bg, fg = outcome_colours(cell.outcome)
+            style = f"background:{bg};color:{fg};padding:1px 5px;font-family:monospace;font-size:11px;white-space:nowrap;text-align:center"
+            if cell.outcome.unspecified:
+                style += ";border:2px dashed #8e1b25"
+            elif cell.outcome.assumed:
+                style += ";font-style:italic"
+            if selected == (cell.scenario, cell.interpretation):
+                style += ";outline:3px solid #000;outline-offset:-2px"
+            tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value})"
+            tds.append(f"<td style='{style}' title='{esc(tip)}'>{esc(compact(cell.outcome))}</td>")
+        weight = "bold" if selected is not None and selected[0] == scenario.id else "normal"
+        mark = "≠" if disputed else ""
+        rows.append(
+            f"<tr><td style='color:#b00020;font-weight:bold;padding:0 3px'>{mark}</td>"
+            f"<td style='padding:1px 6px;font-family:monospace;font-size:11px;font-weight:{weight};white-space:nowrap' "
+            f"title='{esc(scenario.title)}'>{esc(scenario.id)}</td>{''.join(tds)}</tr>"
+        )
+    legend = " ".join(
+        f"<span style='background:{bg};color:{fg};padding:1px 6px;border-radius:3px'>{esc(label)}</span>"
+        for label, (bg, fg) in (
+            ("2xx", _COLOURS["2"]),
+            ("400", _COLOURS["400"]),
+            ("401", _COLOURS["401"]),
+            ("403", _COLOURS["403"]),
+            ("TLS alert", _COLOURS["tls"]),
+        )
+    )
+    return (
+        "<div style='overflow-x:auto'><table style='border-collapse:collapse'>"
+        f"<tr><th></th><th style='text-align:left;padding:2px 6px'>scenario</th>{head}</tr>{''.join(rows)}</table></div>"
+        f"<div style='font-size:11px;color:#555;margin-top:4px'>{legend} · ≠ readings disagree · dashed: unspecified "
+        "by the RFCs · italic / ?: assumed (not shown by the source) · IT invalid_token, IR invalid_request, "
+        "IS insufficient_scope, DP invalid_dpop_proof, CC invalid_client_certificate, UC unauthorized_client</div>"
+    )
+
+
+def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
+    """One cell: the scenario, the reading's answer card and the trace behind it."""
+    description = (
+        f"<div style='color:#444'>{esc(scenario.description)}</div>" if scenario.description else ""
+    )
+    return (
+        f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description}"
+        f"<div style='font-size:11px;color:#555'>{esc(scenario.describe())}</div>"
+        + answer_cards(
+            [cell], {interpretation.name: interpretation}, deployment=scenario.deployment
+        )
+        + trace_html([cell], deployment=scenario.deployment)
+    )
+
+
+def differences(matrix: Matrix, name: str) -> list[tuple[str, list[str]]]:
+    """For every other interpretation of ``matrix``: the scenario ids where its verdict differs from ``name``'s."""
+    out = []
+    for other in matrix.interpretations:
+        if other.name == name:
+            continue
+        differing = [
+            s.id
+            for s in matrix.scenarios
+            if matrix.cell(s.id, name).outcome.verdict
+            != matrix.cell(s.id, other.name).outcome.verdict
+        ]
+        out.append((other.name, differing))
+    return out
+
+
+def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
+    """:func:`differences` as a table, with ``name``'s answer and the other's for the first few scenarios."""
+    rows = []
+    for other, differing in differences(matrix, name):
+        if not differing:
+            rows.append(
+                f"<tr><td style='padding:2px 6px'><code>{esc(other)}</code></td><td style='padding:2px 6px;color:#1b5e20'>"
+                "same verdict on every scenario</td></tr>"
+            )
+            continue
+        shown = ", ".join(
+            f"{esc(s)} ({esc(compact(matrix.cell(s, name).outcome))} vs {esc(compact(matrix.cell(s, other).outcome))})"
+            for s in differing[:limit]
+        )
+        more = f" … and {len(differing) - limit} more" if len(differing) > limit else ""
+        rows.append(
+            f"<tr><td style='padding:2px 6px;vertical-align:top'><code>{esc(other)}</code></td>"
+            f"<td style='padding:2px 6px'><b>{len(differing)}</b> scenario(s): {shown}{more}</td></tr>"
+        )
+    return (
+        f"<div><b>Where <code>{esc(name)}</code> differs</b> (verdict: status and error code, or TLS alert; "
+        f"{len(matrix.scenarios)} catalogue scenarios)</div>"
+        f"<table style='border-collapse:collapse;font-size:12px'>{''.join(rows)}</table>"
+    )
+
+
+def error_html(exc: BaseException) -> str:
+    """An error shown inside a widget: its type and message, escaped."""
+    return (
+        "<div class='mtlslab-error' style='border:1px solid #b00020;background:#fde7e9;color:#8e1b25;"
+        f"padding:6px;border-radius:4px'><b>{esc(type(exc).__name__)}</b>: {esc(exc)}</div>"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Certificates and tokens.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThumbprintSteps:
+    """RFC 8705 §3.1 by hand: the DER bytes, their SHA-256, its base64url without padding."""
+
+    der: bytes
+    sha256_hex: str
+    base64url: str
+    library: str
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the hand computation equals :func:`mtlslab.pki.x5t_s256`."""
+        return self.base64url == self.library
+
+
+def thumbprint_steps(certificate: x509.Certificate | bytes | str) -> ThumbprintSteps:
+    """The thumbprint step by step, checked against the library's :func:`~mtlslab.pki.x5t_s256`."""
+    der = certificate_der(certificate)
+    digest = hashlib.sha256(der).digest()
+    encoded = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    return ThumbprintSteps(
+        der=der, sha256_hex=digest.hex(), base64url=encoded, library=x5t_s256(der)
+    )
+
+
+def thumbprint_html(steps: ThumbprintSteps) -> str:
+    """The three steps as a small table."""
+    head = steps.der[:24].hex(" ")
+    verdict = (
+        "<span style='color:#1b5e20'>✓ equals mtlslab.pki.x5t_s256</span>"
+        if steps.agrees
+        else "<span style='color:#b00020'>✗ differs from mtlslab.pki.x5t_s256</span>"
+    )
+    rows = (
+        (
+            "1 · DER",
+            f"{len(steps.der)} bytes: {head} …",
+            "the certificate's DER encoding, not the PEM text",
+        ),
+        ("2 · SHA-256", steps.sha256_hex, "32 bytes, shown in hex"),
+        ("3 · base64url", steps.base64url, "RFC 4648 §5 alphabet (- and _), no '=' padding"),
+    )
+    body = "".join(
+        f"<tr><td style='padding:2px 6px;white-space:nowrap'>{esc(a)}</td>"
+        f"<td style='padding:2px 6px;font-family:monospace;word-break:break-all'>{esc(b)}</td>"
+        f"<td style='padding:2px 6px;color:#555'>{esc(c)}</td></tr>"
+        for a, b, c in rows
+    )
+    return (
+        "<div><b>x5t#S256, step by step</b> "
+        "(<a href='https://www.rfc-editor.org/rfc/rfc8705#section-3.1' target='_blank' rel='noopener noreferrer'>RFC 8705 §3.1</a>)</div>"
+        f"<table style='border-collapse:collapse;font-size:12px'>{body}</table><div>{verdict}</div>"
+    )
+
+
+def _names(cert: x509.Certificate) -> str:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return "(none)"
+    return ", ".join(str(getattr(n, "value", n)) for n in san) or "(none)"
+
+
+def _usage(cert: x509.Certificate) -> str:
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return "(none)"
+    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
+
+
+def certificate_html(cert: x509.Certificate) -> str:
+    """A decoded certificate: subject, issuer, names, usage, validity, serial, key."""
+    key = cert.public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    rows: Iterable[tuple[str, str]] = (
+        ("subject", cert.subject.rfc4514_string() or "(empty)"),
+        ("issuer", cert.issuer.rfc4514_string() or "(empty)"),
+        ("self-signed", "yes" if cert.subject == cert.issuer else "no"),
+        ("subjectAltName", _names(cert)),
+        ("extendedKeyUsage", _usage(cert)),
+        (
+            "valid",
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} → {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+        ),
+        ("serial", f"{cert.serial_number:x}"),
+        ("public key", f"{type(key).__name__.lstrip('_')} ({len(spki)} bytes SPKI)"),
+    )
+    body = "".join(
+        f"<tr><th style='text-align:left;padding:2px 8px;color:#555;font-weight:normal'>{esc(k)}</th>"
+        f"<td style='padding:2px 8px;font-family:monospace;word-break:break-all'>{esc(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
+
+
+def binding_html(binding: BindingCheck) -> str:
+    """Whether the binding holds: method, expected and presented thumbprints, verdict."""
+    colour = {True: "#1b5e20", False: "#b00020", None: "#555"}[binding.holds]
+    word = {True: "holds", False: "does NOT hold", None: "not decided"}[binding.holds]
+    rows = (
+        ("method", binding.method),
+        ("expected (cnf)", binding.expected or "—"),
+        ("presented", binding.presented or "—"),
+    )
+    body = "".join(
+        f"<tr><td style='padding:2px 6px;color:#555'>{esc(k)}</td>"
+        f"<td style='padding:2px 6px;font-family:monospace;word-break:break-all'>{esc(v)}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        f"<div class='mtlslab-binding' style='color:{colour};font-weight:bold'>binding {word}: {esc(binding.reason)}</div>"
+        f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
+    )
+
+
+def token_html(inspection: TokenInspection) -> str:
+    """A decoded JWT: header, claims, signature check, binding check."""
+    ok = "#1b5e20" if inspection.signature.valid else "#b00020"
+    pre = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
+    return (
+        f"<div><b>header</b></div><pre style='{pre}'>{esc(json.dumps(dict(inspection.header), indent=2))}</pre>"
+        f"<div><b>claims</b></div><pre style='{pre}'>{esc(json.dumps(dict(inspection.claims), indent=2))}</pre>"
+        f"<div class='mtlslab-signature' style='color:{ok}'>signature: {esc(inspection.signature.reason)}</div>"
+        + binding_html(inspection.binding)
+    )

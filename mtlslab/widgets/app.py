@@ -1,0 +1,45 @@
+"""The explorer as one app: every widget in tabs, for Voilà (``make voila``) or a notebook cell."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import ipywidgets as widgets
+
+from mtlslab.compare import Simulator
+from mtlslab.widgets._common import WORKSHOP_SEED, shared_simulator
+from mtlslab.widgets.editor import InterpretationEditor
+from mtlslab.widgets.explorer import ScenarioExplorer
+from mtlslab.widgets.inspectors import CertificateInspector, TokenInspector
+from mtlslab.widgets.matrix import MatrixView
+
+__all__ = ["TAB_TITLES", "explorer_app"]
+
+#: The app's tabs, in order.
+TAB_TITLES = ("Explorer", "Matrix", "Your interpretation", "Certificates", "Tokens")
+
+
+def explorer_app(
+    simulator: Simulator | None = None,
+    *,
+    scenario: str = "no-cert-optional",
+    diagram: Literal["mermaid", "svg"] = "svg",
+    seed: str = WORKSHOP_SEED,
+) -> Any:
+    """The scenario explorer, the matrix, the editor and both inspectors in one ``ipywidgets.Tab``.
+
+    The diagram defaults to inline SVG: Voilà's front end has no Mermaid renderer (JupyterLab has).
+    """
+    sim = simulator or shared_simulator(seed)
+    explorer = ScenarioExplorer(sim, scenario=scenario, diagram=diagram)
+    editor = InterpretationEditor(sim)
+    parts = [
+        explorer.widget,
+        MatrixView(sim, tag="debate").widget,
+        editor.widget,
+        CertificateInspector(sim).widget,
+        TokenInspector(sim).widget,
+    ]
+    app = widgets.Tab(children=parts, titles=TAB_TITLES)
+    app.add_class("mtlslab-app")
+    return app

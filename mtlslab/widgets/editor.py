@@ -1,0 +1,369 @@
+"""The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
+
+::
+
+    from mtlslab.widgets import InterpretationEditor
+    editor = InterpretationEditor(base="thread-401", name="my-reading")
+    editor.interpretation          # the current Interpretation (core object), e.g. to save as JSON
+
+Each change makes one core call — :func:`mtlslab.interpretations.derive` with the answers changed so far
+— and compares the result with every other reading over the catalogue (:meth:`Simulator.matrix`). The
+interpretation exports as JSON (it loads back with :meth:`Interpretation.from_json`), the comparison as a
+Markdown or ≤ 72-column text table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import ipywidgets as widgets
+
+from mtlslab.compare import Matrix, Simulator
+from mtlslab.errors import InterpretationError
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
+from mtlslab.scenarios import CATALOGUE, Scenario
+from mtlslab.widgets import _render as render
+from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
+
+__all__ = ["ERROR_CODES", "EXPORT_FORMATS", "SCHEMES", "InterpretationEditor"]
+
+#: Error codes offered in the editor (any other may be typed).
+ERROR_CODES = (
+    "invalid_request",
+    "invalid_token",
+    "insufficient_scope",
+    "invalid_dpop_proof",
+    "invalid_client_certificate",
+    "unauthorized_client",
+)
+#: Authentication schemes offered in the editor (empty: no WWW-Authenticate at all).
+SCHEMES = ("Bearer", "DPoP", "MTLS")
+#: What the export box can show.
+EXPORT_FORMATS = ("interpretation JSON", "disagreements as Markdown", "disagreements as text")
+
+_STYLE = {"description_width": "110px"}
+
+
+class InterpretationEditor(Adapter):
+    """Derive a reading from another, finding by finding, with a live diff against every other reading.
+
+    Controls: ``base``, ``name``, ``stance``, ``finding`` (which answer the form edits), the answer form
+    ``status``, ``scheme``, ``error``, ``description``, ``tls_alert`` (only where a TLS alert is allowed:
+    the ``tls_rejected`` finding), the deployment switches ``tls_required`` and ``ignore_binding``, and the
+    export format. ``interpretation`` is the current result, ``matrix`` its comparison.
+    """
+
+    def __init__(
+        self,
+        simulator: Simulator | None = None,
+        *,
+        base: str | Interpretation = "thread-401",
+        name: str = "my-reading",
+        scenarios: Iterable[Scenario] = CATALOGUE,
+        seed: str = WORKSHOP_SEED,
+    ) -> None:
+        super().__init__()
+        self.simulator = simulator or shared_simulator(seed)
+        self._simulators: dict[tuple[tuple[str, Any], ...], Simulator] = {}
+        self.scenarios = tuple(scenarios)
+        self._known: dict[str, Interpretation] = dict(BUILTINS)
+        start = base if isinstance(base, Interpretation) else get_interpretation(base)
+        self._known.setdefault(start.name, start)
+        self.overrides: dict[Finding, Answer] = {}
+        self.interpretation: Interpretation = start
+        self.matrix: Matrix | None = None
+
+        self.base = widgets.Dropdown(
+            options=list(self._known), value=start.name, description="start from", style=_STYLE
+        )
+        self.base.add_class("mtlslab-control-base")
+        self.name = widgets.Text(value=name, description="name", style=_STYLE)
+        self.name.add_class("mtlslab-control-name")
+        self.stance = widgets.Text(
+            value="",
+            placeholder=start.stance,
+            description="stance",
+            style=_STYLE,
+            layout=widgets.Layout(width="95%"),
+        )
+        self.tls_required = widgets.Checkbox(
+            value=False, description="require client certificates at the TLS layer", indent=False
+        )
+        self.ignore_binding = widgets.Checkbox(
+            value=False, description="do not check the binding (cnf)", indent=False
+        )
+        self.finding = widgets.Dropdown(
+            options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
+            value=Finding.CERTIFICATE_MISSING,
+            description="finding",
+            style=_STYLE,
+            layout=widgets.Layout(width="95%"),
+        )
+        self.finding.add_class("mtlslab-control-finding")
+        self.status = widgets.BoundedIntText(
+            value=401, min=100, max=599, description="status", style=_STYLE
+        )
+        self.status.add_class("mtlslab-control-status")
+        self.scheme = widgets.Combobox(
+            options=list(SCHEMES),
+            value="Bearer",
+            placeholder="(no WWW-Authenticate)",
+            description="scheme",
+            style=_STYLE,
+            ensure_option=False,
+        )
+        self.error = widgets.Combobox(
+            options=list(ERROR_CODES),
+            value="",
+            placeholder="(no error code)",
+            description="error",
+            style=_STYLE,
+            ensure_option=False,
+        )
+        self.error.add_class("mtlslab-control-error")
+        self.description = widgets.Text(
+            value="",
+            placeholder="(no error_description)",
+            description="description",
+            style=_STYLE,
+            layout=widgets.Layout(width="95%"),
+        )
+        self.tls_alert = widgets.Checkbox(
+            value=False, description="answer with the TLS alert", indent=False, disabled=True
+        )
+        self.reset = widgets.Button(description="back to the base's answer", icon="undo")
+        self.current = widgets.HTML()
+        self.problem = widgets.HTML()
+        self.problem.add_class("mtlslab-error-box")
+        self.diff = widgets.HTML()
+        self.diff.add_class("mtlslab-diff")
+        self.export_format = widgets.ToggleButtons(
+            options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0]
+        )
+        self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
+        self.export.add_class("mtlslab-export")
+        self.load_box = widgets.Textarea(
+            placeholder="paste an interpretation's JSON here, then Load",
+            layout=widgets.Layout(width="70%", height="60px"),
+        )
+        self.load_button = widgets.Button(description="Load", icon="upload")
+        self.widget = widgets.VBox(
+            [
+                style_widget(),
+                widgets.HTML("<h3 style='margin:4px 0'>Write your own interpretation</h3>"),
+                widgets.HBox([self.base, self.name]),
+                self.stance,
+                widgets.HBox([self.tls_required, self.ignore_binding]),
+                widgets.HTML("<b>Answer for one finding</b>"),
+                self.finding,
+                self.current,
+                widgets.HBox([self.status, self.scheme]),
+                widgets.HBox([self.error, self.tls_alert]),
+                self.description,
+                self.reset,
+                self.problem,
+                self.diff,
+                widgets.HTML("<b>Export</b>"),
+                self.export_format,
+                self.export,
+                widgets.HBox([self.load_box, self.load_button]),
+            ]
+        )
+        self.widget.add_class("mtlslab-editor")
+        self.widget.add_class("mtlslab-root")
+
+        rebuild = self._on_change(self._rebuild)
+        for control in (self.name, self.stance, self.tls_required, self.ignore_binding):
+            control.observe(rebuild, names="value")
+        self.base.observe(self._on_change(self._base_changed), names="value")
+        self.finding.observe(self._on_change(self._load_form), names="value")
+        for control in (self.status, self.scheme, self.error, self.description):
+            control.observe(self._on_change(self._form_changed), names="value")
+        self.export_format.observe(self._on_change(self._show_export), names="value")
+        self.reset.on_click(self._reset)
+        self.load_button.on_click(self._load_clicked)
+        self.rebuild()
+        self._load_form()
+
+    # ---- building -----------------------------------------------------------------------------------
+    def base_interpretation(self) -> Interpretation:
+        """The interpretation the edits start from."""
+        return self._known[self.base.value]
+
+    def _deployment(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if self.tls_required.value:
+            changes["client_auth"] = "required-as-deployed"
+        if self.ignore_binding.value:
+            changes["checks_binding"] = False
+        return changes
+
+    def _derive(self, overrides: dict[Finding, Answer]) -> Interpretation:
+        name = self.name.value.strip()
+        if not name:
+            raise InterpretationError("name", "give the interpretation a name")
+        if name in self._known:
+            raise InterpretationError("name", f"{name!r} is taken by another interpretation")
+        return derive(
+            self.base_interpretation(),
+            name=name,
+            stance=self.stance.value,
+            answers=overrides,
+            deployment=self._deployment(),
+        )
+
+    def rebuild(self, overrides: dict[Finding, Answer] | None = None) -> bool:
+        """Derive the interpretation (one core call) and compare it over the catalogue; False on error."""
+        candidate = self.overrides if overrides is None else overrides
+        try:
+            mine = self._derive(candidate)
+            others = [i for i in self._known.values() if i.name != mine.name]
+            matrix = self._simulator_for(mine).matrix(self.scenarios, [mine, *others])
+        except Exception as exc:  # shown inside the widget, which keeps working
+            self.problem.value = render.error_html(exc)
+            return False
+        self.problem.value = ""
+        self.overrides = dict(candidate)
+        self.interpretation, self.matrix = mine, matrix
+        self.diff.value = render.differences_html(matrix, mine.name)
+        self._show_current()
+        self._show_export()
+        return True
+
+    def _rebuild(self) -> None:
+        self.rebuild()
+
+    def _simulator_for(self, mine: Interpretation) -> Simulator:
+        # Simulator.effective caches a reading's deployment by the reading's *name*, and an edited reading
+        # keeps its name while its deployment switches change. So each distinct deployment of the edited
+        # reading gets its own simulator (same lab and authorization server, so the same material).
+        found = self._simulators.get(mine.deployment)
+        if found is None:
+            base = self.simulator
+            found = Simulator(
+                base.lab, asrv=base.asrv, now=base.now, resource_url=base.resource_url
+            )
+            self._simulators[mine.deployment] = found
+        return found
+
+    # ---- the answer form ----------------------------------------------------------------------------
+    def _load_form(self) -> None:
+        finding = self.finding.value
+        answer = self.interpretation.answer(finding)
+        is_tls = finding is Finding.TLS_REJECTED
+        with self.held():
+            self.status.value = answer.status if answer.status is not None else 401
+            self.scheme.value = answer.scheme or ""
+            self.error.value = answer.error or ""
+            self.description.value = answer.description or ""
+            self.tls_alert.value = answer.tls_alert
+            for control in (self.status, self.scheme, self.error, self.description):
+                control.disabled = is_tls
+        self._show_current()
+
+    def _form_answer(self) -> Answer:
+        finding = self.finding.value
+        current = self.interpretation.answer(finding)
+        return dataclasses.replace(
+            current,
+            status=self.status.value,
+            scheme=self.scheme.value.strip() or None,
+            error=self.error.value.strip() or None,
+            description=self.description.value or None,
+            same_as=None,
+            unspecified=False,
+            assumed=False,
+            note="edited in the interpretation editor",
+        )
+
+    def _form_changed(self) -> None:
+        finding = self.finding.value
+        if finding is Finding.TLS_REJECTED:
+            return
+        self.rebuild({**self.overrides, finding: self._form_answer()})
+
+    def _show_current(self) -> None:
+        finding = self.finding.value
+        base = self.base_interpretation().answer(finding)
+        mine = self.interpretation.answer(finding)
+        info = finding.info
+        hint = info.hint or "none (the RFCs are silent)"
+        self.current.value = (
+            f"<div style='font-size:12px;color:#444'>{render.esc(info.meaning)} — "
+            f"<a href='{render.esc(info.clause.url)}' target='_blank' rel='noopener noreferrer'>{render.esc(info.clause.label)}</a>; "
+            f"the RFC text points to: <code>{render.esc(hint)}</code></div>"
+            f"<div style='font-size:12px'>{render.esc(self.base.value)} answers "
+            f"<code>{render.esc(_answer_text(base))}</code>; yours: <code>{render.esc(_answer_text(mine))}</code>"
+            + (" <b>(changed)</b>" if finding in self.overrides else "")
+            + "</div>"
+        )
+
+    def _reset(self, _button: Any) -> None:
+        finding = self.finding.value
+        if finding in self.overrides:
+            rest = {f: a for f, a in self.overrides.items() if f is not finding}
+            self.rebuild(rest)
+        self._load_form()
+
+    def _base_changed(self) -> None:
+        if self.rebuild():
+            self._load_form()
+
+    # ---- export and load ----------------------------------------------------------------------------
+    def exported(self, what: str | None = None) -> str:
+        """The export: the interpretation as JSON, or the disagreements as Markdown or text."""
+        chosen = what or self.export_format.value
+        if chosen == EXPORT_FORMATS[0]:
+            return json.dumps(self.interpretation.to_json(), indent=2, ensure_ascii=False) + "\n"
+        if self.matrix is None:
+            return ""
+        disputed = self.matrix.disagreements()
+        if chosen == EXPORT_FORMATS[1]:
+            return disputed.to_markdown()
+        return disputed.to_text()
+
+    def _show_export(self) -> None:
+        self.export.value = self.exported()
+
+    def load(self, interpretation: Interpretation) -> None:
+        """Continue from a saved interpretation: it becomes the base, under a new name."""
+        self._known[interpretation.name] = interpretation
+        with self.held():
+            self.base.options = list(self._known)
+            self.base.value = interpretation.name
+            if self.name.value.strip() == interpretation.name:
+                self.name.value = interpretation.name + "-2"
+        self.overrides = {}
+        if self.rebuild():
+            self._load_form()
+
+    def _load_clicked(self, _button: Any) -> None:
+        try:
+            loaded = Interpretation.from_json(self.load_box.value)
+        except Exception as exc:
+            self.problem.value = render.error_html(exc)
+            return
+        self.load(loaded)
+
+
+def _answer_text(answer: Answer) -> str:
+    if answer.tls_alert:
+        return "the TLS alert"
+    text = str(answer.status)
+    if answer.scheme:
+        text += f", {answer.scheme} challenge"
+    else:
+        text += ", no WWW-Authenticate"
+    if answer.error:
+        text += f" error={answer.error}"
+    if answer.description:
+        text += f' description="{answer.description}"'
+    if answer.unspecified:
+        text += " [unspecified]"
+    elif answer.assumed:
+        text += " [assumed]"
+    return text

@@ -1,0 +1,481 @@
+"""The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
+
+::
+
+    from mtlslab.widgets import ScenarioExplorer
+    ScenarioExplorer(scenario="no-cert-optional")
+
+Every control is one field of :class:`~mtlslab.scenarios.Deployment` or :class:`~mtlslab.scenarios.Presentation`
+(built from the dataclasses and their enums), plus the token variant and the interpretations to compare.
+A change makes one core call — :meth:`Simulator.matrix` for the one composed scenario — and renders: the
+answer cards, the trace with its RFC links, the raw HTTP exchange, the curl equivalent and a sequence
+diagram. An error (an unusable header value, say) is shown inside the widget, which keeps working.
+
+"Run live" appears when :mod:`mtlslab.live` is installed; it calls
+``mtlslab.live.run_scenario(scenario, interpretation, lab=...)`` and compares what the wire said with the
+simulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import importlib.util
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import ipywidgets as widgets
+
+from mtlslab.compare import Cell, Simulator
+from mtlslab.errors import ScenarioError
+from mtlslab.interpretations import BUILTINS, Interpretation, get_interpretation
+from mtlslab.scenarios import (
+    CATALOGUE,
+    CertChoice,
+    Deployment,
+    Exchange,
+    Presentation,
+    Scenario,
+    get_scenario,
+)
+from mtlslab.tokens import TOKEN_VARIANTS
+from mtlslab.widgets import _render as render
+from mtlslab.widgets._common import (
+    WORKSHOP_SEED,
+    Adapter,
+    markdown_output,
+    shared_simulator,
+    style_widget,
+)
+
+__all__ = [
+    "CUSTOM_ID",
+    "DEFAULT_INTERPRETATIONS",
+    "DEPLOYMENT_FIELDS",
+    "PRESENTATION_FIELDS",
+    "ScenarioExplorer",
+    "live_available",
+]
+
+#: The readings the explorer compares unless told otherwise: the RFC text, the thread, the TLS answer,
+#: and the one real server that splits the cases.
+DEFAULT_INTERPRETATIONS = ("baseline", "thread-400", "thread-401", "tls-required", "auth0")
+#: The id of a scenario composed in the controls (not a catalogue entry).
+CUSTOM_ID = "custom"
+#: Every field of a deployment, in the order of the controls.
+DEPLOYMENT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Deployment) if f.init and not f.name.startswith("_")
+)
+#: Every field of a presentation, in the order of the controls.
+PRESENTATION_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Presentation) if f.init and not f.name.startswith("_")
+)
+
+_LABELS = {
+    "client_auth": "TLS client auth",
+    "tls_version": "TLS version",
+    "topology": "topology",
+    "proxy_trusted": "origin trusts the proxy's Client-Cert",
+    "proxy_strips_client_cert": "proxy strips a client's own Client-Cert",
+    "checks_binding": "RS checks the binding (cnf)",
+    "requires_binding": "RS requires bound tokens",
+    "validation": "token validation",
+    "mtls_scheme": "RS knows an MTLS scheme (hypothetical)",
+    "dpop": "RS supports DPoP",
+    "certificate": "certificate",
+    "scheme": "scheme",
+    "placement": "token placement",
+    "forged_client_cert": "client adds Client-Cert",
+    "dpop_proof": "DPoP proof",
+    "raw_authorization": "send this exact Authorization",
+    "token": "token",
+}
+_STYLE = {"description_width": "120px"}
+_CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
+_WIDE = widgets.Layout(width="98%")
+
+
+def live_available() -> bool:
+    """Whether :mod:`mtlslab.live` is installed (the "Run live" button is shown only then)."""
+    return importlib.util.find_spec("mtlslab.live") is not None
+
+
+def _css(name: str) -> str:
+    return "mtlslab-control-" + name.replace("_", "-")
+
+
+def _control(name: str, default: Any) -> Any:
+    """A control for one dataclass field, from its default: a dropdown for an enum, a checkbox for a bool."""
+    label = _LABELS.get(name, name.replace("_", " "))
+    control: Any
+    if isinstance(default, enum.Enum):
+        options = [(member.value, member) for member in type(default)]
+        control = widgets.Dropdown(
+            options=options, value=default, description=label, style=_STYLE, layout=_WIDE
+        )
+    elif isinstance(default, bool):
+        control = widgets.Checkbox(value=default, description=label, indent=False, layout=_WIDE)
+    elif name == "forged_client_cert":  # CertChoice | None: "none" stands for None
+        options = [("(no header)" if c is CertChoice.NONE else c.value, c) for c in CertChoice]
+        control = widgets.Dropdown(
+            options=options, value=CertChoice.NONE, description=label, style=_STYLE, layout=_WIDE
+        )
+    elif name == "raw_authorization":  # str | None: a text field, used when its checkbox is ticked
+        control = widgets.Text(
+            value="",
+            placeholder="e.g. Bearer  two  spaces",
+            description="Authorization:",
+            style=_STYLE,
+            layout=_WIDE,
+        )
+    else:  # pragma: no cover - a new kind of field in the core needs a control here
+        raise TypeError(f"no control for field {name!r} (default {default!r})")
+    control.add_class(_css(name))
+    return control
+
+
+class ScenarioExplorer(Adapter):
+    """Controls for every dimension of a scenario and each reading's answer, side by side.
+
+    ``controls`` maps each field name (``client_auth``, ``certificate``, ``token``, ...) to its widget;
+    tests and notebooks set ``.value`` on them. ``interpretations`` is the multi-select of readings.
+    """
+
+    def __init__(
+        self,
+        simulator: Simulator | None = None,
+        *,
+        scenario: str | Scenario = "no-cert-optional",
+        interpretations: Iterable[str | Interpretation] = DEFAULT_INTERPRETATIONS,
+        extra: Iterable[Interpretation] = (),
+        diagram: Literal["mermaid", "svg"] = "mermaid",
+        seed: str = WORKSHOP_SEED,
+    ) -> None:
+        super().__init__()
+        self.simulator = simulator or shared_simulator(seed)
+        self.diagram_format = diagram
+        self._known: dict[str, Interpretation] = dict(BUILTINS)
+        for interp in extra:
+            self._known[interp.name] = interp
+        chosen = []
+        for item in interpretations:
+            interp = item if isinstance(item, Interpretation) else get_interpretation(item)
+            self._known.setdefault(interp.name, interp)
+            chosen.append(interp.name)
+        self._picked: Scenario | None = None
+        #: The last rendered scenario, cells and exchanges (for tests and notebooks).
+        self.scenario: Scenario | None = None
+        self.cells: list[Cell] = []
+        self.exchanges: dict[str, Exchange] = {}
+        self.diagram_source = ""
+        self.curl_text = ""
+        self.http_text = ""
+        self.renders = 0
+
+        # ---- controls ------------------------------------------------------------------------------
+        deployment, presentation = Deployment(), Presentation()
+        self.controls: dict[str, Any] = {}
+        for name in DEPLOYMENT_FIELDS:
+            self.controls[name] = _control(name, getattr(deployment, name))
+        for name in PRESENTATION_FIELDS:
+            self.controls[name] = _control(name, getattr(presentation, name))
+        self.raw_enabled = widgets.Checkbox(
+            value=False, description=_LABELS["raw_authorization"], indent=False, layout=_WIDE
+        )
+        self.raw_enabled.add_class(_css("raw_enabled"))
+        self.controls["token"] = widgets.Dropdown(
+            options=list(TOKEN_VARIANTS),
+            value="bound",
+            description="token",
+            style=_STYLE,
+            layout=_WIDE,
+        )
+        self.controls["token"].add_class(_css("token"))
+        self.picker = widgets.Dropdown(
+            options=[("— composed in the controls —", "")]
+            + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
+            value="",
+            description="catalogue",
+            style={"description_width": "80px"},
+            layout=widgets.Layout(width="98%"),
+        )
+        self.picker.add_class("mtlslab-control-picker")
+        self.interpretations = widgets.SelectMultiple(
+            options=[(f"{i.name} — {i.title}", i.name) for i in self._known.values()],
+            value=tuple(chosen),
+            rows=9,
+            description="readings",
+            style={"description_width": "60px"},
+            layout=_WIDE,
+        )
+        self.interpretations.add_class("mtlslab-control-interpretations")
+
+        # ---- outputs -------------------------------------------------------------------------------
+        self.heading = widgets.HTML()
+        self.error = widgets.HTML()
+        self.error.add_class("mtlslab-error-box")
+        self.answers = widgets.HTML()
+        self.answers.add_class("mtlslab-answers")
+        self.trace = widgets.HTML()
+        self.trace.add_class("mtlslab-trace")
+        self.http = widgets.HTML()
+        self.http.add_class("mtlslab-http")
+        self.curl = widgets.HTML()
+        self.curl.add_class("mtlslab-curl")
+        self.diagram: Any = widgets.Output() if diagram == "mermaid" else widgets.HTML()
+        self.diagram.add_class("mtlslab-diagram")
+        self.tabs = widgets.Tab(
+            children=[self.diagram, self.trace, self.http, self.curl],
+            titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
+        )
+        self.live_button: Any = None
+        self.live_status = widgets.HTML()
+        live_row: list[Any] = []
+        if live_available():
+            self.live_button = widgets.Button(
+                description="Run live",
+                icon="bolt",
+                tooltip="run this scenario over real TLS on 127.0.0.1",
+            )
+            self.live_button.add_class("mtlslab-live")
+            if self._live_runner() is None:
+                self.live_button.description = "Live mode unavailable"
+                self.live_button.disabled = True
+                self.live_status.value = (
+                    "<span style='color:#555'>live mode is unavailable: mtlslab.live has no "
+                    "run_scenario() yet</span>"
+                )
+            self.live_button.on_click(self._run_live)
+            live_row = [widgets.HBox([self.live_button, self.live_status])]
+
+        column = widgets.Layout(flex="1 1 0", min_width="260px", padding="0 6px")
+        deployment_box = widgets.VBox(
+            [widgets.HTML("<b>Deployment</b>"), *(self.controls[n] for n in DEPLOYMENT_FIELDS)],
+            layout=column,
+        )
+        presentation_box = widgets.VBox(
+            [
+                widgets.HTML("<b>Presentation</b>"),
+                *(self.controls[n] for n in PRESENTATION_FIELDS if n != "raw_authorization"),
+                self.raw_enabled,
+                self.controls["raw_authorization"],
+            ],
+            layout=column,
+        )
+        token_box = widgets.VBox(
+            [
+                widgets.HTML("<b>Token and readings</b>"),
+                self.controls["token"],
+                self.interpretations,
+            ],
+            layout=column,
+        )
+        self.widget = widgets.VBox(
+            [
+                style_widget(),
+                widgets.HTML("<h3 style='margin:4px 0'>Scenario explorer</h3>"),
+                self.picker,
+                widgets.HBox(
+                    [deployment_box, presentation_box, token_box],
+                    layout=widgets.Layout(flex_flow="row wrap"),
+                ),
+                self.heading,
+                self.error,
+                self.answers,
+                self.tabs,
+                *live_row,
+            ]
+        )
+        self.widget.add_class("mtlslab-explorer")
+        self.widget.add_class("mtlslab-root")
+
+        # ---- wiring --------------------------------------------------------------------------------
+        on_control = self._on_change(self._controls_changed)
+        for control in (*self.controls.values(), self.raw_enabled):
+            control.observe(on_control, names="value")
+        self.interpretations.observe(self._on_change(self.render), names="value")
+        self.picker.observe(self._on_change(self._picked_changed), names="value")
+        self.load(scenario)
+
+    # ---- the scenario in the controls ---------------------------------------------------------------
+    def load(self, scenario: str | Scenario) -> None:
+        """Put a scenario (a catalogue id or a :class:`Scenario`) into the controls and render once."""
+        found = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        with self.held():
+            self._picked = found
+            self.picker.value = found.id if found.id in _CATALOGUE_IDS else ""
+            for name in DEPLOYMENT_FIELDS:
+                self.controls[name].value = getattr(found.deployment, name)
+            for name in PRESENTATION_FIELDS:
+                value = getattr(found.presentation, name)
+                if name == "forged_client_cert":
+                    value = CertChoice.NONE if value is None else value
+                elif name == "raw_authorization":
+                    self.raw_enabled.value = value is not None
+                    value = value or ""
+                self.controls[name].value = value
+            self.controls["token"].value = found.token
+        self.render()
+
+    def compose(self) -> Scenario:
+        """The scenario the controls describe: the picked catalogue entry if they still match it."""
+        values = {n: self.controls[n].value for n in PRESENTATION_FIELDS}
+        forged = values["forged_client_cert"]
+        values["forged_client_cert"] = None if forged is CertChoice.NONE else forged
+        raw = values["raw_authorization"] if self.raw_enabled.value else None
+        if raw is not None and any(c in raw for c in "\r\n\0"):
+            raise ScenarioError(
+                "raw_authorization",
+                "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)",
+            )
+        values["raw_authorization"] = raw
+        deployment = Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS})
+        presentation = Presentation(**values)
+        token = self.controls["token"].value
+        picked = self._picked
+        if (
+            picked is not None
+            and picked.deployment == deployment
+            and picked.presentation == presentation
+            and picked.token == token
+        ):
+            return picked
+        return Scenario(
+            id=CUSTOM_ID,
+            title="Composed in the controls",
+            deployment=deployment,
+            presentation=presentation,
+            token=token,
+            tags=(CUSTOM_ID,),
+        )
+
+    def chosen(self) -> list[Interpretation]:
+        """The selected interpretations, in display order."""
+        return [self._known[name] for name in self.interpretations.value]
+
+    def add_interpretation(self, interpretation: Interpretation, *, select: bool = True) -> None:
+        """Offer one more interpretation (e.g. from the editor), selected unless told otherwise."""
+        self._known[interpretation.name] = interpretation
+        with self.held():
+            self.interpretations.options = [
+                (f"{i.name} — {i.title}", i.name) for i in self._known.values()
+            ]
+            if select:
+                self.interpretations.value = (
+                    *(n for n in self.interpretations.value if n != interpretation.name),
+                    interpretation.name,
+                )
+        self.render()
+
+    # ---- callbacks ----------------------------------------------------------------------------------
+    def _picked_changed(self) -> None:
+        if self.picker.value:
+            self.load(self.picker.value)
+
+    def _controls_changed(self) -> None:
+        # The catalogue picker shows the picked scenario while the controls still describe it.
+        try:
+            matches = self._picked is not None and self.compose() is self._picked
+        except ScenarioError:
+            matches = False
+        shown = ""
+        if matches and self._picked is not None and self._picked.id in _CATALOGUE_IDS:
+            shown = self._picked.id
+        if self.picker.value != shown:
+            with self.held():
+                self.picker.value = shown
+        self.render()
+
+    def render(self) -> None:
+        """One core call (the composed scenario under the chosen readings), then render every view."""
+        try:
+            scenario = self.compose()
+            chosen = self.chosen()
+            matrix = self.simulator.matrix([scenario], chosen)
+            cells = matrix.row(scenario.id)
+            exchanges = {
+                i.name: self.simulator.exchange(self.simulator.effective(scenario, i))
+                for i in chosen
+            }
+        except Exception as exc:  # shown inside the widget, which keeps working
+            self.error.value = render.error_html(exc)
+            return
+        self.error.value = ""
+        self.scenario, self.cells, self.exchanges = scenario, cells, exchanges
+        self._show(scenario, cells, exchanges)
+        self.renders += 1
+
+    def _show(
+        self, scenario: Scenario, cells: Sequence[Cell], exchanges: dict[str, Exchange]
+    ) -> None:
+        tags = f" <span style='color:#777'>[{render.esc(', '.join(scenario.tags))}]</span>"
+        description = (
+            f"<div style='color:#444'>{render.esc(scenario.description)}</div>"
+            if scenario.description
+            else ""
+        )
+        variant = TOKEN_VARIANTS.get(scenario.token)
+        token_line = f"token <code>{render.esc(scenario.token)}</code>" + (
+            f": {render.esc(variant.description)}" if variant else ""
+        )
+        self.heading.value = (
+            f"<div style='margin-top:6px'><b>{render.esc(scenario.id)}</b>: {render.esc(scenario.title)}{tags}</div>"
+            f"{description}<div style='font-size:12px;color:#555'>{render.esc(scenario.describe())}<br>{token_line}</div>"
+        )
+        self.answers.value = render.answer_cards(cells, self._known, deployment=scenario.deployment)
+        self.trace.value = render.trace_html(cells, deployment=scenario.deployment)
+        groups = render.group_cells(cells, exchanges)
+        exchange = (
+            exchanges[cells[0].interpretation] if cells else self.simulator.exchange(scenario)
+        )
+        self.http_text = render.exchange_text(groups) if groups else ""
+        self.curl_text = render.curl_command(exchange, seed=self.simulator.lab.seed)
+        pre = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
+        self.http.value = f"<pre style='{pre}'>{render.esc(self.http_text)}</pre>"
+        self.curl.value = f"<pre style='{pre}'>{render.esc(self.curl_text)}</pre>"
+        if not groups:
+            self.diagram_source = ""
+            text = "Pick at least one reading to see the exchange."
+            if self.diagram_format == "mermaid":
+                markdown_output(self.diagram, text)
+            else:
+                self.diagram.value = render.esc(text)
+            return
+        sequence = render.sequence_diagram(scenario, groups)
+        self.diagram_source = render.to_mermaid(sequence)
+        if self.diagram_format == "mermaid":
+            markdown_output(self.diagram, render.mermaid_markdown(sequence))
+        else:
+            self.diagram.value = render.to_svg(sequence)
+
+    # ---- live ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _live_runner() -> Any:
+        try:
+            live = importlib.import_module("mtlslab.live")
+        except Exception:
+            return None
+        return getattr(live, "run_scenario", None)
+
+    def _run_live(self, _button: Any) -> None:
+        run = self._live_runner()
+        if run is None:
+            self.live_status.value = "<span style='color:#555'>live mode is unavailable: mtlslab.live has no run_scenario()</span>"
+            return
+        rows = []
+        try:
+            scenario = self.compose()
+            for cell, interp in zip(self.cells, self.chosen(), strict=False):
+                observed = run(scenario, interp, lab=self.simulator.lab)
+                agrees = observed.outcome.wire() == cell.outcome.wire()
+                mark = "✓ the wire agrees" if agrees else "✗ the wire differs"
+                colour = "#1b5e20" if agrees else "#b00020"
+                rows.append(
+                    f"<div style='color:{colour}'><b>{render.esc(interp.name)}</b>: {mark} — observed "
+                    f"{render.esc(observed.outcome.summary())}, simulated {render.esc(cell.outcome.summary())}</div>"
+                )
+        except Exception as exc:
+            self.live_status.value = render.error_html(exc)
+            return
+        self.live_status.value = "".join(rows)

@@ -1,0 +1,157 @@
+"""The matrix view: scenarios × interpretations coloured by outcome; filter; select a cell to see why.
+
+::
+
+    from mtlslab.widgets import MatrixView
+    MatrixView(tag="debate", disagreements_only=True)
+
+The whole matrix is computed once (one core call, :meth:`Simulator.matrix`); the filters are
+:meth:`Matrix.select` and :meth:`Matrix.disagreements`; selecting a cell shows its answer card and trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import ipywidgets as widgets
+
+from mtlslab.compare import Matrix, Simulator
+from mtlslab.interpretations import Interpretation
+from mtlslab.scenarios import CATALOGUE, Scenario
+from mtlslab.widgets import _render as render
+from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
+
+__all__ = ["ALL_TAGS", "MatrixView"]
+
+#: The filter's "no tag" choice.
+ALL_TAGS = "(all)"
+
+
+class MatrixView(Adapter):
+    """Scenarios × interpretations, filtered by tag and to disagreements; the selected cell explained.
+
+    Controls: ``tag``, ``disagreements_only``, ``strict`` (compare every byte, not only the verdict),
+    ``scenario`` and ``interpretation`` (the selected cell). ``shown`` is the matrix currently displayed.
+    """
+
+    def __init__(
+        self,
+        simulator: Simulator | None = None,
+        *,
+        scenarios: Iterable[Scenario] = CATALOGUE,
+        interpretations: Iterable[Interpretation] | None = None,
+        tag: str = ALL_TAGS,
+        disagreements_only: bool = False,
+        seed: str = WORKSHOP_SEED,
+    ) -> None:
+        super().__init__()
+        self.simulator = simulator or shared_simulator(seed)
+        self.full: Matrix = self.simulator.matrix(tuple(scenarios), interpretations)
+        self.shown: Matrix = self.full
+        tags = sorted({t for s in self.full.scenarios for t in s.tags})
+        self.tag = widgets.Dropdown(
+            options=[ALL_TAGS, *tags],
+            value=tag,
+            description="tag",
+            style={"description_width": "40px"},
+            layout=widgets.Layout(width="200px"),
+        )
+        self.tag.add_class("mtlslab-control-tag")
+        self.disagreements_only = widgets.Checkbox(
+            value=disagreements_only, description="only where readings disagree", indent=False
+        )
+        self.disagreements_only.add_class("mtlslab-control-disagreements")
+        self.strict = widgets.Checkbox(
+            value=False, description="compare every byte (not only the verdict)", indent=False
+        )
+        self.scenario = widgets.Dropdown(
+            description="scenario",
+            style={"description_width": "70px"},
+            layout=widgets.Layout(width="420px"),
+        )
+        self.scenario.add_class("mtlslab-control-cell-scenario")
+        names = [i.name for i in self.full.interpretations]
+        self.interpretation = widgets.Dropdown(
+            options=names,
+            value=names[0],
+            description="reading",
+            style={"description_width": "60px"},
+            layout=widgets.Layout(width="320px"),
+        )
+        self.interpretation.add_class("mtlslab-control-cell-interpretation")
+        self.count = widgets.HTML()
+        self.error = widgets.HTML()
+        self.table = widgets.HTML()
+        self.table.add_class("mtlslab-matrix-table")
+        self.detail = widgets.HTML()
+        self.detail.add_class("mtlslab-cell-detail")
+        self.widget = widgets.VBox(
+            [
+                style_widget(),
+                widgets.HTML("<h3 style='margin:4px 0'>Scenarios × readings</h3>"),
+                widgets.HBox([self.tag, self.disagreements_only, self.strict, self.count]),
+                self.error,
+                self.table,
+                widgets.HTML("<b>Selected cell</b> (pick a row and a reading)"),
+                widgets.HBox([self.scenario, self.interpretation]),
+                self.detail,
+            ]
+        )
+        self.widget.add_class("mtlslab-matrix")
+        self.widget.add_class("mtlslab-root")
+        for control in (self.tag, self.disagreements_only, self.strict):
+            control.observe(self._on_change(self.filter), names="value")
+        for control in (self.scenario, self.interpretation):
+            control.observe(self._on_change(self.show_cell), names="value")
+        self.filter()
+
+    def filter(self) -> None:
+        """Apply the tag and disagreement filters (core calls: select, disagreements), then render."""
+        try:
+            tags = () if self.tag.value == ALL_TAGS else (self.tag.value,)
+            shown = self.full.select(tags=tags)
+            if self.disagreements_only.value:
+                shown = shown.disagreements(strict=self.strict.value)
+        except Exception as exc:
+            self.error.value = render.error_html(exc)
+            return
+        self.error.value = ""
+        self.shown = shown
+        ids = [s.id for s in shown.scenarios]
+        with self.held():
+            current = self.scenario.value
+            self.scenario.options = [(f"{s.id}: {s.title}", s.id) for s in shown.scenarios]
+            self.scenario.value = current if current in ids else (ids[0] if ids else None)
+        self.count.value = (
+            f"<span style='color:#555'>{len(ids)} of {len(self.full.scenarios)} scenarios</span>"
+        )
+        self.show_cell()
+
+    def selected(self) -> tuple[str, str] | None:
+        """The selected cell as ``(scenario id, interpretation name)``."""
+        if not self.scenario.value:
+            return None
+        return self.scenario.value, self.interpretation.value
+
+    def show_cell(self) -> None:
+        """Render the matrix with the selected cell outlined, and that cell's answer and trace."""
+        selected = self.selected()
+        self.table.value = render.matrix_html(self.shown, selected=selected)
+        if selected is None:
+            self.detail.value = "<div style='color:#555'>No cell selected.</div>"
+            return
+        try:
+            cell = self.full.cell(*selected)
+            scenario = next(s for s in self.full.scenarios if s.id == selected[0])
+            interp = next(i for i in self.full.interpretations if i.name == selected[1])
+        except Exception as exc:
+            self.detail.value = render.error_html(exc)
+            return
+        self.detail.value = render.cell_detail_html(cell, scenario, interp)
+
+    def select_cell(self, scenario: str, interpretation: str) -> None:
+        """Select a cell (the scenario must pass the current filters), rendering once."""
+        with self.held():
+            self.interpretation.value = interpretation
+            self.scenario.value = scenario
+        self.show_cell()

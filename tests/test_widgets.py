@@ -1,0 +1,579 @@
+"""mtlslab.widgets, without a browser: setting a control's value changes what is rendered; an error stays
+inside the widget, which keeps working; whatever the user types is escaped."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import enum
+import inspect
+import json
+import re
+import shlex
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from mtlslab.compare import Simulator
+from mtlslab.findings import Finding
+from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
+from mtlslab.scenarios import (
+    CertChoice,
+    ClientAuth,
+    Deployment,
+    Placement,
+    Presentation,
+    TlsVersion,
+    Topology,
+    get_scenario,
+)
+from mtlslab.widgets import (
+    CertificateInspector,
+    InterpretationEditor,
+    MatrixView,
+    ScenarioExplorer,
+    TokenInspector,
+    bench_explorer_rerender,
+    explorer_app,
+)
+from mtlslab.widgets import _render as render
+from mtlslab.widgets.app import TAB_TITLES
+from mtlslab.widgets.editor import EXPORT_FORMATS
+from mtlslab.widgets.explorer import (
+    CUSTOM_ID,
+    DEPLOYMENT_FIELDS,
+    PRESENTATION_FIELDS,
+    live_available,
+)
+from mtlslab.widgets.inspectors import PASTE
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+RFC_LINK = re.compile(r"https://www\.rfc-editor\.org/rfc/rfc\d+#section-[0-9A-Z.]+")
+
+
+@pytest.fixture
+def explorer(sim: Simulator) -> ScenarioExplorer:
+    """A fresh explorer on the thread's case, over the shared (cached) simulator."""
+    return ScenarioExplorer(sim)
+
+
+def summaries(explorer: ScenarioExplorer) -> dict[str, str]:
+    """What each selected reading answers, as the cards show it."""
+    return {c.interpretation: c.outcome.summary() for c in explorer.cells}
+
+
+def all_html(explorer: ScenarioExplorer) -> str:
+    """Every HTML the explorer has rendered."""
+    views = (explorer.heading, explorer.answers, explorer.trace, explorer.http, explorer.curl)
+    return "".join(v.value for v in views)
+
+
+def curl_argv(text: str) -> list[str]:
+    """The curl command as the shell would split it (comments and line continuations removed)."""
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    return shlex.split(" ".join(line.rstrip("\\") for line in lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# The scenario explorer: controls.
+
+
+def test_every_dimension_of_a_scenario_has_a_control(explorer: ScenarioExplorer) -> None:
+    """Each init field of Deployment and Presentation, and the token, has exactly one control."""
+    fields = {
+        f.name
+        for cls in (Deployment, Presentation)
+        for f in dataclasses.fields(cls)
+        if f.init and not f.name.startswith("_")
+    }
+    assert set(DEPLOYMENT_FIELDS) | set(PRESENTATION_FIELDS) == fields
+    assert set(explorer.controls) == fields | {"token"}
+
+
+def test_enum_controls_offer_every_member_of_their_enum(explorer: ScenarioExplorer) -> None:
+    """A dropdown for an enum field lists every member (the core's vocabulary, not a copy)."""
+    for name in (*DEPLOYMENT_FIELDS, *PRESENTATION_FIELDS):
+        default = getattr(Deployment() if name in DEPLOYMENT_FIELDS else Presentation(), name)
+        if isinstance(default, enum.Enum):
+            values = [value for _label, value in explorer.controls[name].options]
+            assert values == list(type(default)), name
+
+
+def test_the_explorer_opens_on_the_threads_case_with_the_readings_split(
+    explorer: ScenarioExplorer,
+) -> None:
+    """Default: no-cert-optional, and 400 invalid_request next to 401 invalid_token, differences marked."""
+    assert explorer.picker.value == "no-cert-optional"
+    answers = summaries(explorer)
+    assert answers["thread-400"] == "400 invalid_request"
+    assert answers["thread-401"] == "401 invalid_token"
+    assert answers["baseline"].endswith("[unspecified]")
+    assert "mtlslab-differs" in explorer.answers.value
+    assert "they disagree on the verdict" in explorer.answers.value
+
+
+def test_giving_the_client_its_certificate_makes_every_reading_answer_200(
+    explorer: ScenarioExplorer,
+) -> None:
+    """certificate → client: every card says 200 and nothing is highlighted."""
+    explorer.controls["certificate"].value = CertChoice.CLIENT
+    assert set(summaries(explorer).values()) == {"200"}
+    assert "mtlslab-differs" not in explorer.answers.value
+    assert "All selected readings send the same bytes" in explorer.answers.value
+
+
+def test_one_control_change_renders_exactly_once(explorer: ScenarioExplorer) -> None:
+    """A control change re-renders once; loading a whole catalogue scenario also renders once."""
+    before = explorer.renders
+    explorer.controls["tls_version"].value = TlsVersion.TLS1_2
+    assert explorer.renders == before + 1
+    explorer.picker.value = "proxy-success"
+    assert explorer.renders == before + 2
+
+
+def test_picking_a_catalogue_scenario_loads_every_dimension(explorer: ScenarioExplorer) -> None:
+    """Picking proxy-no-cert sets topology and certificate; the rendered scenario is the catalogue's."""
+    explorer.picker.value = "proxy-no-cert"
+    assert explorer.controls["topology"].value is Topology.PROXY
+    assert explorer.controls["certificate"].value is CertChoice.NONE
+    assert explorer.scenario == get_scenario("proxy-no-cert")
+
+
+def test_changing_a_control_composes_a_custom_scenario_and_back(
+    explorer: ScenarioExplorer,
+) -> None:
+    """After a change the picker shows "composed"; undoing it shows the catalogue entry again."""
+    explorer.controls["placement"].value = Placement.QUERY
+    assert explorer.picker.value == ""
+    assert explorer.scenario is not None
+    assert explorer.scenario.id == CUSTOM_ID
+    explorer.controls["placement"].value = Placement.HEADER
+    assert explorer.picker.value == "no-cert-optional"
+    assert explorer.scenario == get_scenario("no-cert-optional")
+
+
+def test_the_readings_control_chooses_the_cards(explorer: ScenarioExplorer) -> None:
+    """One reading selected: one card; two: two cards; none: a prompt instead of cards."""
+    explorer.interpretations.value = ("baseline",)
+    assert list(summaries(explorer)) == ["baseline"]
+    assert explorer.answers.value.count("mtlslab-card") == 1
+    explorer.interpretations.value = ("thread-401", "spring-security")
+    assert list(summaries(explorer)) == ["thread-401", "spring-security"]
+    explorer.interpretations.value = ()
+    assert "Pick at least one" in explorer.answers.value
+
+
+def test_a_reading_from_the_editor_can_join_the_explorer(explorer: ScenarioExplorer) -> None:
+    """add_interpretation offers and selects a user's reading; its card shows its answer."""
+    mine = derive(
+        BUILTINS["baseline"],
+        name="forbid",
+        answers={Finding.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
+    )
+    explorer.add_interpretation(mine)
+    assert "forbid" in explorer.interpretations.value
+    assert summaries(explorer)["forbid"] == "403"
+
+
+def test_the_live_button_exists_only_when_live_mode_is_installed(
+    explorer: ScenarioExplorer,
+) -> None:
+    """The "Run live" button is shown exactly when mtlslab.live can be found."""
+    assert (explorer.live_button is not None) == live_available()
+
+
+# --------------------------------------------------------------------------------------------------
+# The scenario explorer: the views.
+
+
+def test_required_client_auth_in_tls13_stops_at_the_clients_first_read(
+    explorer: ScenarioExplorer,
+) -> None:
+    """TLS 1.3, required, no certificate: the diagram sends the request, then the alert crosses it out."""
+    explorer.picker.value = "required-no-cert-tls13"
+    assert "RS--xC: alert certificate_required (116) at the client's first read" in (
+        explorer.diagram_source
+    )
+    assert "(sent, never answered)" in explorer.diagram_source
+    assert "no HTTP response" in explorer.http_text
+
+
+def test_required_client_auth_in_tls12_stops_during_the_handshake(
+    explorer: ScenarioExplorer,
+) -> None:
+    """TLS 1.2, required, no certificate: the alert comes during the handshake; no request is sent."""
+    explorer.picker.value = "required-no-cert-tls12"
+    assert "alert handshake_failure (40) during the handshake" in explorer.diagram_source
+    assert "never answered" not in explorer.diagram_source
+
+
+def test_behind_a_proxy_the_views_show_the_proxy_and_the_forwarded_header(
+    explorer: ScenarioExplorer,
+) -> None:
+    """proxy-success: a proxy participant, the forwarded Client-Cert in the diagram and the raw HTTP."""
+    explorer.picker.value = "proxy-success"
+    assert "participant P as TLS-terminating proxy" in explorer.diagram_source
+    assert "P->>RS: GET /resource, with Client-Cert" in explorer.diagram_source
+    assert "# the proxy forwards to the resource server" in explorer.http_text
+    assert "Client-Cert: :" in explorer.http_text
+
+
+def test_readings_with_the_same_exchange_share_one_branch_of_the_diagram(
+    explorer: ScenarioExplorer,
+) -> None:
+    """thread-400 and auth0 answer alike (in the diagram's terms): one alt branch names both."""
+    assert "else thread-400, auth0" in explorer.diagram_source
+    assert explorer.diagram_source.count("\n    end") == 1
+
+
+def test_the_diagram_is_a_fenced_mermaid_block_in_a_markdown_output(
+    explorer: ScenarioExplorer,
+) -> None:
+    """JupyterLab renders Mermaid from a Markdown output: the output holds one ```mermaid block."""
+    (output,) = explorer.diagram.outputs
+    markdown = output["data"]["text/markdown"]
+    assert markdown.startswith("```mermaid\nsequenceDiagram\n")
+    assert markdown.endswith("```\n")
+
+
+def test_the_svg_diagram_for_voila_is_well_formed(sim: Simulator) -> None:
+    """diagram="svg" draws inline SVG that parses as XML and names every participant."""
+    svg_explorer = ScenarioExplorer(sim, scenario="proxy-no-cert", diagram="svg")
+    tree = ET.fromstring(svg_explorer.diagram.value)  # noqa: S314 - the SVG our renderer just made
+    texts = {t.text for t in tree.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"Client", "TLS-terminating proxy", "Resource server"} <= texts
+
+
+def test_the_trace_links_each_clause_to_its_rfc_section(explorer: ScenarioExplorer) -> None:
+    """Every link in the trace is an rfc-editor.org section link; RFC 8705 §3 is among them."""
+    links = re.findall(r"href='([^']+)'", explorer.trace.value)
+    assert links
+    assert all(RFC_LINK.fullmatch(link) for link in links), links
+    assert "https://www.rfc-editor.org/rfc/rfc8705#section-3" in links
+
+
+def test_the_curl_command_uses_the_lab_file_names_and_the_same_request(
+    explorer: ScenarioExplorer,
+) -> None:
+    """With the bound certificate: --cacert ca.pem, --cert client.pem --key client.key, the same header."""
+    explorer.controls["certificate"].value = CertChoice.CLIENT
+    argv = curl_argv(explorer.curl_text)
+    assert argv[0] == "curl"
+    assert argv[argv.index("--cacert") + 1] == "ca.pem"
+    assert argv[argv.index("--cert") + 1] == "client.pem"
+    assert argv[argv.index("--key") + 1] == "client.key"
+    (authorization,) = explorer.exchanges["baseline"].client_request.header_values("Authorization")
+    assert argv[argv.index("--header") + 1] == f"Authorization: {authorization}"
+    assert argv[-1] == "https://rs.mtlslab.test/resource"
+
+
+def test_the_curl_command_follows_the_certificate_version_and_placement(
+    explorer: ScenarioExplorer,
+) -> None:
+    """No certificate: no --cert; another: its file; TLS 1.2: --tlsv1.2; form body: --data-raw."""
+    assert "--cert" not in curl_argv(explorer.curl_text)
+    explorer.controls["certificate"].value = CertChoice.OTHER
+    assert "other-client.pem" in curl_argv(explorer.curl_text)
+    explorer.controls["tls_version"].value = TlsVersion.TLS1_2
+    assert "--tlsv1.2" in curl_argv(explorer.curl_text)
+    explorer.controls["placement"].value = Placement.FORM
+    argv = curl_argv(explorer.curl_text)
+    assert argv[argv.index("--data-raw") + 1].startswith("access_token=")
+    assert "--request" not in argv  # a body means POST to curl already
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors and escaping.
+
+
+def test_an_unusable_header_value_is_shown_inside_and_the_widget_keeps_working(
+    explorer: ScenarioExplorer,
+) -> None:
+    """CR LF in the exact Authorization: an error box, the last answers kept; a valid value renders again."""
+    explorer.controls["raw_authorization"].value = "Bearer x\r\nX-Injected: 1"  # not used yet
+    before = summaries(explorer)
+    renders = explorer.renders
+    explorer.raw_enabled.value = True
+    assert "CR, LF or NUL" in explorer.error.value
+    assert summaries(explorer) == before
+    explorer.controls["raw_authorization"].value = "Bearer abc"
+    assert explorer.error.value == ""
+    assert explorer.renders > renders
+    assert "Authorization: Bearer abc" in explorer.http_text
+
+
+def test_hostile_text_is_escaped_in_every_view(explorer: ScenarioExplorer) -> None:
+    """A typed <img onerror> reaches no HTML or Mermaid unescaped, yet is shown (escaped)."""
+    explorer.raw_enabled.value = True
+    explorer.controls["raw_authorization"].value = f"Bearer {HOSTILE}"
+    assert explorer.error.value == ""
+    assert HOSTILE not in all_html(explorer)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in explorer.http.value
+    assert "<img" not in explorer.diagram_source
+
+
+def test_mermaid_text_leaves_no_statement_breaking_character() -> None:
+    """mermaid_text turns ; # < > " ` % { } \\ and line breaks into entity codes or spaces."""
+    text = render.mermaid_text('a;b#c<d>e"f`g%h{i}j\\k\nl')
+    bare = re.sub(r"#\d+;", "", text)
+    assert not set(bare) & set(';#<>"`%{}\\\n')
+    assert render.mermaid_text("plain text") == "plain text"
+
+
+def test_render_helpers_need_no_ipywidgets() -> None:
+    """_render is pure presentation: it imports neither ipywidgets nor IPython."""
+    tree = ast.parse(inspect.getsource(render))
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert not {name for name in imported if name.split(".")[0] in ("ipywidgets", "IPython")}
+
+
+# --------------------------------------------------------------------------------------------------
+# The matrix view.
+
+
+def test_the_matrix_view_filters_by_tag(sim: Simulator) -> None:
+    """tag=dpop keeps only scenarios tagged dpop, and says how many of all."""
+    view = MatrixView(sim)
+    view.tag.value = "dpop"
+    assert view.shown.scenarios
+    assert all("dpop" in s.tags for s in view.shown.scenarios)
+    assert f"{len(view.shown.scenarios)} of {len(view.full.scenarios)}" in view.count.value
+
+
+def test_disagreements_only_hides_the_rows_where_every_reading_agrees(sim: Simulator) -> None:
+    """In the debate rows, required-no-cert-tls13 (a TLS alert for all) disappears; the thread's case stays."""
+    view = MatrixView(sim, tag="debate")
+    assert "required-no-cert-tls13" in [s.id for s in view.shown.scenarios]
+    view.disagreements_only.value = True
+    ids = [s.id for s in view.shown.scenarios]
+    assert "required-no-cert-tls13" not in ids
+    assert "no-cert-optional" in ids
+    view.strict.value = True
+    assert len(view.shown.scenarios) >= len(ids)
+
+
+def test_selecting_a_cell_shows_its_answer_and_trace(sim: Simulator) -> None:
+    """proxy-no-cert × auth0: the detail shows 400 invalid_request and the trace; the cell is outlined."""
+    view = MatrixView(sim, tag="debate")
+    view.select_cell("proxy-no-cert", "auth0")
+    assert "400 invalid_request" in view.detail.value
+    assert "https://www.rfc-editor.org/rfc/rfc8705#section-3" in view.detail.value
+    assert view.table.value.count("outline:3px") == 1
+
+
+def test_an_empty_matrix_says_so_instead_of_breaking(sim: Simulator) -> None:
+    """A filter that leaves nothing: a message, no selected cell, no error."""
+    view = MatrixView(
+        sim, scenarios=[get_scenario("success")], interpretations=[BUILTINS["baseline"]]
+    )
+    view.disagreements_only.value = True
+    assert "No scenario matches" in view.table.value
+    assert "No cell selected" in view.detail.value
+    assert view.error.value == ""
+
+
+# --------------------------------------------------------------------------------------------------
+# The interpretation editor.
+
+
+@pytest.fixture
+def editor(sim: Simulator) -> InterpretationEditor:
+    """An editor starting from thread-401, on the missing-certificate finding."""
+    return InterpretationEditor(sim, base="thread-401", name="my-reading")
+
+
+def test_changing_the_status_changes_the_reading_and_the_diff(editor: InterpretationEditor) -> None:
+    """status → 403: the derived reading answers 403 and the diff against thread-401 lists the scenario."""
+    assert editor.finding.value is Finding.CERTIFICATE_MISSING
+    editor.status.value = 403
+    assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).status == 403
+    assert editor.interpretation.name == "my-reading"
+    assert editor.matrix is not None
+    differing = dict(render.differences(editor.matrix, "my-reading"))
+    assert "no-cert-optional" in differing["thread-401"]
+    assert "no-cert-optional (403 IT vs 401 IT)" in editor.diff.value
+
+
+def test_a_description_rfc_6750_forbids_is_refused_inside_the_editor(
+    editor: InterpretationEditor,
+) -> None:
+    """A '"' in error_description: the error shows, the reading is unchanged; a valid text is applied."""
+    before = editor.interpretation
+    editor.description.value = 'say "hello"'
+    assert "RFC 6750" in editor.problem.value
+    assert editor.interpretation is before
+    editor.description.value = "no certificate"
+    assert editor.problem.value == ""
+    assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).description == "no certificate"
+
+
+def test_a_name_another_reading_has_is_refused(editor: InterpretationEditor) -> None:
+    """Naming it "baseline" is an error shown in the editor; a fresh name works again."""
+    editor.name.value = "baseline"
+    assert "taken" in editor.problem.value
+    editor.name.value = "fresh"
+    assert editor.problem.value == ""
+    assert editor.interpretation.name == "fresh"
+
+
+def test_the_json_export_loads_back_into_an_equal_reading(editor: InterpretationEditor) -> None:
+    """The JSON export is what Interpretation.from_json reads back, equal to the editor's result."""
+    editor.error.value = "invalid_request"
+    loaded = Interpretation.from_json(editor.exported(EXPORT_FORMATS[0]))
+    assert loaded == editor.interpretation
+    assert editor.export.value == editor.exported()
+
+
+def test_the_matrix_exports_are_markdown_and_72_column_text(editor: InterpretationEditor) -> None:
+    """Markdown starts with the table header; the text export never exceeds 72 columns."""
+    editor.status.value = 403
+    assert editor.exported(EXPORT_FORMATS[1]).startswith("| scenario |")
+    text = editor.exported(EXPORT_FORMATS[2])
+    assert max(len(line) for line in text.splitlines()) <= 72
+    editor.export_format.value = EXPORT_FORMATS[2]
+    assert editor.export.value == text
+
+
+def test_only_tls_rejected_is_answered_with_the_tls_alert(editor: InterpretationEditor) -> None:
+    """On tls_rejected the HTTP fields are disabled and the alert is the answer; elsewhere the reverse."""
+    editor.finding.value = Finding.TLS_REJECTED
+    assert editor.tls_alert.value is True
+    assert editor.status.disabled
+    editor.finding.value = Finding.CERTIFICATE_MISMATCH
+    assert editor.tls_alert.value is False
+    assert not editor.status.disabled
+    assert editor.status.value == 401
+
+
+def test_the_tls_switch_moves_the_missing_certificate_to_the_tls_layer(
+    editor: InterpretationEditor,
+) -> None:
+    """ "Require client certificates at the TLS layer": the thread's case becomes a TLS alert."""
+    editor.tls_required.value = True
+    assert editor.interpretation.adapt(Deployment()).client_auth is ClientAuth.REQUIRED
+    assert editor.matrix is not None
+    outcome = editor.matrix.cell("no-cert-optional", "my-reading").outcome
+    assert outcome.tls_alert is not None
+
+
+def test_reset_returns_a_finding_to_the_bases_answer(editor: InterpretationEditor) -> None:
+    """After an edit, "back to the base's answer" restores thread-401's answer and the form."""
+    editor.status.value = 418
+    editor.reset.click()
+    assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).status == 401
+    assert editor.status.value == 401
+    assert Finding.CERTIFICATE_MISSING not in editor.overrides
+
+
+def test_pasted_json_is_loaded_and_garbage_is_explained(editor: InterpretationEditor) -> None:
+    """Valid JSON becomes the new base; text that is not JSON is explained inside the editor."""
+    saved = derive(BUILTINS["thread-400"], name="saved-reading")
+    editor.load_box.value = json.dumps(saved.to_json())
+    editor.load_button.click()
+    assert editor.base.value == "saved-reading"
+    assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).status == 400
+    editor.load_box.value = "{"
+    editor.load_button.click()
+    assert "not JSON" in editor.problem.value
+
+
+# --------------------------------------------------------------------------------------------------
+# The inspectors.
+
+
+def test_the_certificate_inspector_computes_the_thumbprint_step_by_step(sim: Simulator) -> None:
+    """The lab client: DER → SHA-256 → base64url equals x5t_s256, and the bound token's binding holds."""
+    view = CertificateInspector(sim)
+    assert sim.lab.client.x5t_s256 in view.steps.value
+    assert "✓ equals mtlslab.pki.x5t_s256" in view.steps.value
+    assert "binding holds" in view.binding.value
+    view.source.value = "other-client"
+    assert "binding does NOT hold" in view.binding.value
+
+
+def test_a_pasted_non_certificate_is_explained_and_escaped(sim: Simulator) -> None:
+    """Pasted garbage: an escaped error inside the widget; picking a lab certificate works again."""
+    view = CertificateInspector(sim)
+    view.pem.value = HOSTILE
+    assert view.source.value == PASTE
+    assert "CertificateError" in view.error.value
+    assert HOSTILE not in view.error.value
+    view.source.value = "self-signed-client"
+    assert view.error.value == ""
+    assert sim.lab.self_signed_client.x5t_s256 in view.steps.value
+
+
+def test_thumbprint_steps_agree_with_the_library_from_pem_or_der(sim: Simulator) -> None:
+    """The hand computation gives the library's x5t#S256 whether it starts from PEM text or DER."""
+    from_pem = render.thumbprint_steps(sim.lab.client.cert_pem.text())
+    from_der = render.thumbprint_steps(sim.lab.client.der)
+    assert from_pem == from_der
+    assert from_pem.agrees
+    assert "=" not in from_pem.base64url
+
+
+def test_the_token_inspector_checks_signature_and_binding(sim: Simulator) -> None:
+    """The bound token with the client's certificate: valid, binding holds; with another: it does not."""
+    view = TokenInspector(sim)
+    assert "verifies with kid" in view.decoded.value
+    assert "binding holds" in view.decoded.value
+    view.certificate.value = "other-client"
+    assert "binding does NOT hold" in view.decoded.value
+
+
+def test_the_token_inspector_covers_dpop_pasted_and_opaque_tokens(sim: Simulator) -> None:
+    """DPoP key presented: holds; a pasted unbound JWT: unbound; an opaque token: introspection shown."""
+    view = TokenInspector(sim)
+    view.source.value = "dpop-bound"
+    view.dpop.value = True
+    assert "key thumbprints match" in view.decoded.value
+    view.token.value = sim.asrv.mint("unbound").value
+    assert view.source.value == PASTE
+    assert "unbound (no cnf claim)" in view.decoded.value
+    view.source.value = "opaque-bound"
+    assert "Not a JWT" in view.error.value
+    assert "&quot;active&quot;: true" in view.error.value
+
+
+def test_a_pasted_hostile_token_is_escaped(sim: Simulator) -> None:
+    """Whatever is pasted in the token box comes back escaped in the error."""
+    view = TokenInspector(sim)
+    view.token.value = HOSTILE
+    assert "TokenError" in view.error.value
+    assert HOSTILE not in view.error.value + view.decoded.value
+
+
+# --------------------------------------------------------------------------------------------------
+# The app and the benchmark.
+
+
+def test_the_app_puts_every_widget_in_a_tab(sim: Simulator) -> None:
+    """explorer_app: five tabs, the explorer first (with the SVG diagram Voilà can show)."""
+    app = explorer_app(sim)
+    assert tuple(app.titles) == TAB_TITLES
+    assert len(app.children) == len(TAB_TITLES)
+    assert "mtlslab-explorer" in app.children[0]._dom_classes
+
+
+def test_the_explorer_rerenders_well_within_the_50_ms_target() -> None:
+    """bench_explorer_rerender's median Python time for one control change is under 50 ms."""
+    median = bench_explorer_rerender(rounds=1)
+    assert 0 < median < 0.050
+
+
+def test_the_app_notebook_only_shows_the_app() -> None:
+    """explorer-app.ipynb: one code cell, which calls explorer_app() (what `make voila` serves)."""
+    notebook = json.loads(
+        (Path(__file__).parent.parent / "notebooks" / "explorer-app.ipynb").read_text()
+    )
+    code = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert len(code) == 1
+    assert code[0].strip().endswith("explorer_app()")
