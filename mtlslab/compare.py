@@ -99,6 +99,16 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
     )
 
 
+def _transport(deployment: Deployment) -> tuple[object, ...]:
+    """What the realisation of a scenario depends on: the TLS handshake and the path through a proxy."""
+    return (
+        deployment.client_auth,
+        deployment.tls_version,
+        deployment.topology,
+        deployment.proxy_strips_client_cert,
+    )
+
+
 class Simulator:
     """Runs scenarios through the TLS model, the engine and the interpretations, with caching."""
 
@@ -118,10 +128,13 @@ class Simulator:
         self.jwks = Jwks.from_dict(self.asrv.jwks())
         self._exchanges: dict[Scenario, Exchange] = {}
         self._decisions: dict[tuple[Request, RsConfig], Decision] = {}
-        self._effective: dict[tuple[Scenario, str], Scenario] = {}
+        # keyed by the interpretation's deployment overrides, not its name: an edited reading keeps its name
+        self._effective: dict[tuple[Scenario, tuple[tuple[str, Any], ...]], Scenario] = {}
         self._configs: dict[Deployment, RsConfig] = {}
         # what each (scenario, interpretation) needs, once realised: the exchange and the RS configuration
-        self._plans: dict[tuple[Scenario, str], tuple[Exchange, RsConfig]] = {}
+        self._plans: dict[
+            tuple[Scenario, tuple[tuple[str, Any], ...]], tuple[Exchange, RsConfig, Deployment]
+        ] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         """The lab authorization server's RFC 7662 answer at the simulator's clock."""
@@ -139,7 +152,7 @@ class Simulator:
 
     def effective(self, scenario: Scenario, interpretation: Interpretation) -> Scenario:
         """``scenario`` as ``interpretation`` runs it (its deployment overrides applied)."""
-        key = (scenario, interpretation.name)
+        key = (scenario, interpretation.deployment)
         found = self._effective.get(key)
         if found is None:
             deployment = interpretation.adapt(scenario.deployment)
@@ -155,10 +168,13 @@ class Simulator:
         self, scenario: Scenario, interpretation: Interpretation
     ) -> tuple[Exchange, Decision | None]:
         """The exchange and the resource server's decision (``None`` when TLS aborted)."""
-        plan = self._plans.get((scenario, interpretation.name))
+        plan = self._plans.get((scenario, interpretation.deployment))
         if plan is None:
             effective = self.effective(scenario, interpretation)
-            exchange = self.exchange(effective)
+            # Overrides that change only the resource server (binding policy, validation, proxy trust...)
+            # leave the TLS handshake and the requests as they were: reuse the scenario's own realisation.
+            same_wire = _transport(effective.deployment) == _transport(scenario.deployment)
+            exchange = self.exchange(scenario if same_wire else effective)
             config = self._configs.get(effective.deployment)
             if config is None:
                 config = config_for(
@@ -169,8 +185,12 @@ class Simulator:
                     audience=self.asrv.audience,
                 )
                 self._configs[effective.deployment] = config
-            plan = self._plans[(scenario, interpretation.name)] = (exchange, config)
-        exchange, config = plan
+            plan = self._plans[(scenario, interpretation.deployment)] = (
+                exchange,
+                config,
+                effective.deployment,
+            )
+        exchange, config, _deployment = plan
         if exchange.request is None:
             return exchange, None
         # One evaluation per distinct (request, resource-server configuration): deployments that differ
@@ -193,7 +213,7 @@ class Simulator:
             finding=outcome.finding,
             outcome=outcome,
             trace=trace,
-            deployment=exchange.scenario.deployment,
+            deployment=self._plans[(scenario, interpretation.deployment)][2],
         )
 
     def matrix(
@@ -341,6 +361,27 @@ class Matrix:
         counts = Counter(o.verdict for o in outs)
         verdict, votes = max(counts.items(), key=lambda kv: (kv[1], kv[0] == outs[0].verdict))
         return verdict, votes, len(outs)
+
+    def let_through(self, *, tag: str = "attack") -> dict[str, list[str]]:
+        """Which interpretations (readings or real servers) let each ``tag`` scenario's attack through.
+
+        Every scenario with the tag, in row order, maps to the names of the interpretations, in column order,
+        whose answer serves the request (a 2xx status): an empty list means every one stops the attack. For a
+        scenario also tagged ``response-splitting`` the attacker is after the answer, not access: there an
+        outcome lets the attack through when a response header value holds CR, LF or NUL, and serving the
+        (genuine) request is the right answer.
+        """
+        found: dict[str, list[str]] = {}
+        for scenario in self.scenarios:
+            if tag not in scenario.tags:
+                continue
+            splitting = "response-splitting" in scenario.tags
+            found[scenario.id] = [
+                cell.interpretation
+                for cell in self.row(scenario.id)
+                if (_split(cell.outcome) if splitting else _served(cell.outcome))
+            ]
+        return found
 
     def summary(self) -> list[dict[str, Any]]:
         """Per interpretation: statuses given, agreement with the majority, unspecified/assumed cells,
@@ -576,6 +617,14 @@ class Matrix:
             "<div style='font-size:11px;color:#555'>dashed: unspecified by the RFCs; italic: assumed (not shown by "
             "the source)</div>"
         )
+
+
+def _served(outcome: Outcome) -> bool:
+    return outcome.status is not None and 200 <= outcome.status < 300
+
+
+def _split(outcome: Outcome) -> bool:
+    return any(set(value) & {"\r", "\n", "\0"} for _name, value in outcome.headers())
 
 
 def _md_escape(text: str) -> str:

@@ -22,6 +22,8 @@ class Finding(enum.Enum):
     __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     TLS_REJECTED = "tls_rejected"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    BODY_TOO_LARGE = "body_too_large"
     NO_TOKEN = "no_token"
     MALFORMED_AUTHORIZATION = "malformed_authorization"
     MULTIPLE_METHODS = "multiple_methods"
@@ -83,6 +85,8 @@ _9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
 _9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
 _7800_3 = clause(7800, "3", "Representations for Proof-of-Possession Keys")
 _8446 = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
+_6585_5 = clause(6585, "5", "431 Request Header Fields Too Large")
+_9110_15514 = clause(9110, "15.5.14", "413 Content Too Large")
 
 #: Documentation of every finding (rules as data; README tables are generated from this).
 FINDINGS: dict[Finding, FindingInfo] = {
@@ -91,6 +95,20 @@ FINDINGS: dict[Finding, FindingInfo] = {
         clause=_8446,
         hint=None,
         meaning="the TLS layer aborted the handshake with an alert; no HTTP request reached the resource server",
+    ),
+    Finding.HEADERS_TOO_LARGE: FindingInfo(
+        title="header fields too large",
+        clause=_6585_5,
+        hint=None,
+        meaning="the request line and header fields exceed the server's limit (16 KiB by default): refused at "
+        "the HTTP layer before any token check",
+    ),
+    Finding.BODY_TOO_LARGE: FindingInfo(
+        title="body too large",
+        clause=_9110_15514,
+        hint=None,
+        meaning="the request body exceeds the server's limit (64 KiB by default): refused at the HTTP layer "
+        "before any token check",
     ),
     Finding.NO_TOKEN: FindingInfo(
         title="no token",

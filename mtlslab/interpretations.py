@@ -252,6 +252,26 @@ def _reason(status: int) -> str:
 _RESOURCE_BODY = '{"resource":"the protected resource","sub":"$sub","client_id":"$client_id"}'
 _JSON = "application/json"
 _ACCEPTED = Answer(status=200, scheme=None, body=_RESOURCE_BODY, content_type=_JSON)
+_HTTP_LIMIT_NOTE = (
+    "the HTTP layer's size limit answers before any token check; every reading answers alike, and the live "
+    "server sends exactly this"
+)
+#: RFC 6585 §5. No challenge: the request was never read far enough to know what authentication it carries.
+_HEADERS_TOO_LARGE = Answer(
+    status=431,
+    scheme=None,
+    content_type="text/plain",
+    body="request header fields too large\n",
+    note=_HTTP_LIMIT_NOTE,
+)
+#: RFC 9110 §15.5.14.
+_BODY_TOO_LARGE = Answer(
+    status=413,
+    scheme=None,
+    content_type="text/plain",
+    body="request body too large\n",
+    note=_HTTP_LIMIT_NOTE,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -270,6 +290,7 @@ class Interpretation:
     base: str | None = None
     _index: dict[Finding, Answer] = field(default_factory=dict, repr=False)
     _cache: dict[tuple[Any, ...], Outcome] = field(default_factory=dict, repr=False)
+    _adapted: dict[Deployment, Deployment] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         index = dict(self.answers)
@@ -341,6 +362,12 @@ class Interpretation:
         """The deployment as this interpretation runs it (its overrides applied); idempotent."""
         if not self.deployment:
             return deployment
+        adapted = self._adapted.get(deployment)
+        if adapted is None:
+            adapted = self._adapted[deployment] = self._adapt(deployment)
+        return adapted
+
+    def _adapt(self, deployment: Deployment) -> Deployment:
         changes = dict(self.deployment)
         if changes.get("client_auth") == "required-as-deployed":
             changes["client_auth"] = (
@@ -639,6 +666,8 @@ def _baseline_answers() -> dict[Finding, Answer]:
             scheme=None,
             note="the TLS layer answers; no HTTP response exists",
         ),
+        _F.HEADERS_TOO_LARGE: _HEADERS_TOO_LARGE,
+        _F.BODY_TOO_LARGE: _BODY_TOO_LARGE,
         _F.NO_TOKEN: Answer(
             status=401, note="RFC 6750 §3.1: no error code when the request has no authentication"
         ),

@@ -2,15 +2,21 @@
 
 Pure, with time injected. The checks run in spec order and each leaves a trace step citing its clause:
 
+0. the size of the request — request line and header fields at most :data:`MAX_HEADER_BYTES` (RFC 6585 §5:
+   431), body at most :data:`MAX_BODY_BYTES` (RFC 9110 §15.5.14: 413); an oversized request is refused before
+   anything in it is parsed (the live server uses the same limits and the same check);
 1. where the client certificate comes from — the connection's TLS layer, or an RFC 9440 ``Client-Cert``
    header, trusted only from a configured proxy (RFC 8705 §3, RFC 9440 §2);
 2. where the token travels — RFC 6750 §2.1 header (scheme compared case-insensitively, RFC 9110 §11.1),
    §2.2 form body, §2.3 query; more than one place is refused (RFC 6750 §2);
 3. the token itself — a JWT access token per RFC 9068 §4 (``typ``, signature with the issuer's JWKS only —
-   never ``jku``/``x5u``/``jwk``/``x5c`` from the token, RFC 8725 §3.10 — then ``iss``, ``aud``, ``exp``,
-   ``nbf``), or RFC 7662 introspection;
+   never ``jku``/``x5u``/``jwk``/``x5c`` from the token, RFC 8725 §3.10 — no member name twice in the header
+   or the claims, RFC 7515 §4 / RFC 7519 §4, then ``iss``, ``aud``, ``exp``, ``nbf``), or RFC 7662
+   introspection;
 4. the binding — RFC 8705 §3 (``cnf.x5t#S256`` against the certificate, compared in constant time),
-   RFC 9449 §7 (DPoP proof and ``cnf.jkt``), RFC 7800 §3 (what ``cnf`` may hold);
+   RFC 9449 §7 (DPoP proof and ``cnf.jkt``), RFC 7800 §3 (what ``cnf`` may hold). A ``cnf`` with several
+   methods is checked for every method this server supports: ``x5t#S256`` and ``jkt`` together need the DPoP
+   scheme with a valid proof *and* the certificate;
 5. scope (RFC 6750 §3.1), and the result.
 
 The outcome is one :class:`~mtlslab.findings.Finding`. Which HTTP status and error it becomes is the
@@ -45,17 +51,26 @@ from mtlslab.scenarios import (
     Validation,
     decode_client_cert,
 )
-from mtlslab.spec import Step, clause
+from mtlslab.spec import Clause, Step, clause
 from mtlslab.tokens import LAB_AUDIENCE, LAB_ISSUER, access_token_hash, jwk_thumbprint
 
 __all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
     "Decision",
     "Jwks",
     "RsConfig",
     "config_for",
     "evaluate",
+    "head_size",
+    "size_decision",
     "thumbprint_of_der",
 ]
+
+#: The default limit on the request line and header fields (see :func:`head_size`); the live server's too.
+MAX_HEADER_BYTES = 16 * 1024
+#: The default limit on the request body; the live server's too.
+MAX_BODY_BYTES = 64 * 1024
 
 # ---- clauses cited by the checks -----------------------------------------------------------------
 _C_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
@@ -78,6 +93,10 @@ _C_7800_31 = clause(7800, "3.1", "Confirmation Claim")
 _C_9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
 _C_9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
 _C_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
+_C_6585_5 = clause(6585, "5", "431 Request Header Fields Too Large")
+_C_9110_15514 = clause(9110, "15.5.14", "413 Content Too Large")
+_C_7515_4 = clause(7515, "4", "JOSE Header")
+_C_7519_4 = clause(7519, "4", "JWT Claims")
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 _TYP_AT_JWT = ("at+jwt", "application/at+jwt")
@@ -147,14 +166,20 @@ class RsConfig:
     mtls_scheme: bool = False
     leeway: int = 0
     dpop_max_age: int = 300
+    max_header_bytes: int = (
+        MAX_HEADER_BYTES  # request line + header fields, as head_size counts them
+    )
+    max_body_bytes: int = MAX_BODY_BYTES
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        values = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
-        object.__setattr__(self, "_hash", hash(values))
-
-    def __hash__(self) -> int:  # a cache key on every evaluation: hash once
+    def __hash__(self) -> int:  # a cache key on every evaluation: hash once, on first use
+        if not self._hash:
+            values = tuple(getattr(self, name) for name in _COMPARED_CONFIG_FIELDS)
+            object.__setattr__(self, "_hash", hash(values) or 1)
         return self._hash
+
+
+_COMPARED_CONFIG_FIELDS = tuple(f.name for f in fields(RsConfig) if f.compare)
 
 
 def config_for(
@@ -165,8 +190,10 @@ def config_for(
     issuer: str = LAB_ISSUER,
     audience: str = LAB_AUDIENCE,
     required_scope: str = "read",
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> RsConfig:
-    """The resource-server configuration a deployment implies."""
+    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's)."""
     return RsConfig(
         jwks=jwks,
         issuer=issuer,
@@ -179,7 +206,58 @@ def config_for(
         trust_client_cert_header=deployment.topology is Topology.PROXY and deployment.proxy_trusted,
         dpop=deployment.dpop,
         mtls_scheme=deployment.mtls_scheme,
+        max_header_bytes=max_header_bytes,
+        max_body_bytes=max_body_bytes,
     )
+
+
+def head_size(request: Request) -> int:
+    """The size of ``request``'s request line and header fields as :func:`evaluate` measures it: the method,
+    the absolute URL (whose authority stands for the Host field) and every field as ``name: value`` CRLF.
+
+    Counted in characters, which are octets for the latin-1 text the live server decodes; nothing is parsed,
+    so any request can be measured.
+    """
+    return (
+        len(request.method)
+        + 1
+        + len(request.url)
+        + sum(len(name) + len(value) + 4 for name, value in request.headers)
+    )
+
+
+def _size_problem(config: RsConfig, head: int, body: int) -> tuple[Finding, Step] | None:
+    if head > config.max_header_bytes:
+        return Finding.HEADERS_TOO_LARGE, Step(
+            check="request size",
+            clause=_C_6585_5,
+            passed=False,
+            detail=f"the request line and header fields take {head} bytes, more than this server's limit "
+            f"of {config.max_header_bytes}: refused before anything in them is parsed",
+        )
+    if body > config.max_body_bytes:
+        return Finding.BODY_TOO_LARGE, Step(
+            check="request size",
+            clause=_C_9110_15514,
+            passed=False,
+            detail=f"the body takes {body} bytes, more than this server's limit of "
+            f"{config.max_body_bytes}: refused before anything in it is parsed",
+        )
+    return None
+
+
+def size_decision(config: RsConfig, *, head: int = 0, body: int = 0) -> Decision | None:
+    """The decision on sizes alone: ``headers_too_large`` or ``body_too_large`` when ``head`` (as
+    :func:`head_size` counts) or ``body`` bytes exceed ``config``'s limits, else ``None``.
+
+    :func:`evaluate` makes this check first. A server that stops reading an oversized request, and so never
+    has a whole :class:`~mtlslab.scenarios.Request`, calls it with the bytes it counted.
+    """
+    problem = _size_problem(config, head, body)
+    if problem is None:
+        return None
+    finding, step = problem
+    return Decision(finding=finding, trace=(step,), required_scope=config.required_scope)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,8 +364,12 @@ def _prefix(
     """Stages 1-3 for ``request``; ``config`` carries no binding policy, ``introspect`` is part of the key."""
     # RsConfig.introspect does not take part in equality, so the cached _neutral(config) may carry
     # another server's callable: use the one that is part of this cache key.
-    config = replace(config, introspect=introspect)
+    if config.introspect is not introspect:
+        config = replace(config, introspect=introspect)
     run = _Run(request=request, config=config, now=now)
+    too_large = _size_problem(config, head_size(request), len(request.body))
+    if too_large is not None:
+        return _Prefix(steps=(too_large[1],), stop=too_large[0])
     try:
         cert, untrusted = _certificate(run)
         token, scheme = _extract_token(run)
@@ -520,8 +602,11 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
             )
     form_tokens = _form_tokens(request)
     found += [("form body", t, None) for t in form_tokens]
-    query_tokens = urllib.parse.parse_qs(_query(request.url), keep_blank_values=True).get(
-        "access_token", []
+    query = _query(request.url)
+    query_tokens = (
+        urllib.parse.parse_qs(query, keep_blank_values=True).get("access_token", [])
+        if query
+        else []
     )
     found += [("query", t, None) for t in query_tokens]
     if len(found) > 1:
@@ -594,19 +679,77 @@ def _header_of(token: str) -> dict[str, Any] | None:
     return header if isinstance(header, dict) else None
 
 
+class _DuplicateMember(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: an object naming a member twice is refused, at any depth."""
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _DuplicateMember(name)
+        found[name] = value
+    return found
+
+
+def _duplicate_member(token: str) -> tuple[str, Clause] | None:
+    """A member name the header or the claims carry twice, with the clause it breaks; ``None`` if none.
+
+    RFC 7515 §4 and RFC 7519 §4 let a parser either reject duplicate names or keep the lexically last one.
+    Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and whose last
+    names another is read one way here and maybe the other way elsewhere: this server rejects instead, so no
+    two parsers can disagree on what the token says.
+    """
+    header, payload = token.split(".")[:2]
+    for part, segment, where in (
+        ("JOSE header", header, _C_7515_4),
+        ("claims", payload, _C_7519_4),
+    ):
+        try:
+            json.loads(jwt.utils.base64url_decode(segment), object_pairs_hook=_unique_members)
+        except _DuplicateMember as dup:
+            return (
+                f"the member name {dup.name!r} occurs twice in the {part}: refused rather than guessed",
+                where,
+            )
+        except ValueError:
+            continue  # pyjwt parsed it already; a part it accepted is not ours to judge differently
+    return None
+
+
+_Verified = tuple[str, dict[str, Any] | str, tuple[str, ...], Clause]
+
+
+_PYJWT = jwt.api_jwt.PyJWT()  # one instance: building one sets up every algorithm object (≈ 1 ms)
+
+
 @functools.lru_cache(maxsize=4096)
-def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str, tuple[str, ...]]:
-    """Signature verification, once per (token, key set): ``("ok", claims, ignored header names)`` or
-    ``(finding value, reason, ())``. The header names are those that point at keys (never used)."""
+def _verify_jws(token: str, jwks: Jwks) -> _Verified:
+    """Signature verification, once per (token, key set): ``(outcome, claims or reason, key headers, clause)``.
+
+    ``outcome`` is ``"ok"`` (with the claims) or a finding's value (with the reason); the key headers are the
+    ``jku``/``x5u``/``jwk``/``x5c`` members the token carries — never fetched, never used; the clause is the
+    one the outcome rests on.
+    """
     header = _header_of(token)
     if header is None:
-        return Finding.TOKEN_MALFORMED.value, "the JOSE header is not base64url-encoded JSON", ()
+        return (
+            Finding.TOKEN_MALFORMED.value,
+            "the JOSE header is not base64url-encoded JSON",
+            (),
+            _C_9068_4,
+        )
+    pointers = tuple(name for name in _URL_BEARING_HEADERS if name in header)
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
         return (
             Finding.TOKEN_MALFORMED.value,
             f"typ is {typ!r}, not at+jwt: not a JWT access token",
-            (),
+            pointers,
+            _C_9068_4,
         )
     alg = header.get("alg")
     key = jwks.find(header.get("kid"))
@@ -614,17 +757,19 @@ def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str, tupl
         return (
             Finding.BAD_SIGNATURE.value,
             f"no key with kid {header.get('kid')!r} in the issuer's JWKS",
-            (),
+            pointers,
+            _C_9068_4,
         )
     if alg != key.algorithm_name:
         return (
             Finding.BAD_SIGNATURE.value,
             f"alg {alg!r} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none "
             "and HMAC with a public key are the classic confusions)",
-            (),
+            pointers,
+            _C_8725_31,
         )
     try:
-        decoded = jwt.api_jwt.PyJWT().decode_complete(
+        decoded = _PYJWT.decode_complete(
             token,
             key=key,
             algorithms=[key.algorithm_name],
@@ -642,14 +787,23 @@ def _verify_jws(token: str, jwks: Jwks) -> tuple[str, dict[str, Any] | str, tupl
         return (
             Finding.BAD_SIGNATURE.value,
             f"the signature does not verify with key {key.key_id}",
-            (),
+            pointers,
+            _C_9068_4,
         )
     except jwt.PyJWTError as exc:
-        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})", ()
+        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})", pointers, _C_9068_4
     payload = decoded["payload"]
     if not isinstance(payload, dict):
-        return Finding.TOKEN_MALFORMED.value, "the claims are not a JSON object", ()
-    return "ok", payload, tuple(name for name in _URL_BEARING_HEADERS if name in header)
+        return (
+            Finding.TOKEN_MALFORMED.value,
+            "the claims are not a JSON object",
+            pointers,
+            _C_9068_4,
+        )
+    duplicate = _duplicate_member(token)
+    if duplicate is not None:
+        return Finding.TOKEN_MALFORMED.value, duplicate[0], pointers, duplicate[1]
+    return "ok", payload, pointers, _C_9068_4
 
 
 def _validate(run: _Run, token: str) -> Mapping[str, Any]:
@@ -666,18 +820,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
             _C_9068_4,
             f"{token.count('.') + 1} dot-separated part(s); a JWS has 3",
         )
-    outcome, result, ignored = _verify_jws(token, run.config.jwks)
-    if outcome != "ok":
-        assert isinstance(result, str)
-        where = _C_8725_31 if "alg" in result else _C_9068_4
-        raise run.fail(
-            Finding(outcome),
-            "signature" if outcome == Finding.BAD_SIGNATURE.value else "JWT structure",
-            where,
-            result,
-        )
-    assert isinstance(result, dict)
-    claims = result
+    outcome, result, ignored, where = _verify_jws(token, run.config.jwks)
     if ignored:
         run.step(
             "JOSE header",
@@ -686,6 +829,16 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
             f"header carries {', '.join(ignored)}: never fetched nor trusted; keys come only from the "
             "configured JWKS",
         )
+    if outcome != "ok":
+        assert isinstance(result, str)
+        raise run.fail(
+            Finding(outcome),
+            "signature" if outcome == Finding.BAD_SIGNATURE.value else "JWT structure",
+            where,
+            result,
+        )
+    assert isinstance(result, dict)
+    claims = result
     run.step(
         "signature", _C_9068_4, True, "typ at+jwt; the signature verifies with the issuer's key"
     )
@@ -813,6 +966,7 @@ def _binding(
         return would
     if run.scheme == "dpop":
         _dpop(run, token, cnf)
+        _also_certificate(run, cnf, cert, untrusted_header)
         return None
     if cnf is None:
         if run.scheme == "mtls":
@@ -839,11 +993,15 @@ def _binding(
             f"cnf is a {type(cnf).__name__}, not a JSON object",
         )
     if "jkt" in cnf and run.config.dpop:
+        also = (
+            " (its cnf names a certificate too; both would be checked)" if "x5t#S256" in cnf else ""
+        )
         raise run.fail(
             Finding.DPOP_TOKEN_AS_BEARER,
             "scheme",
             _C_9449_72,
-            "a DPoP-bound token (cnf.jkt) arrived as a bearer token; a DPoP-aware server refuses it",
+            f"a DPoP-bound token (cnf.jkt) arrived as a {run.scheme} token, not under the DPoP scheme; a "
+            f"DPoP-aware server refuses it{also}",
         )
     if "x5t#S256" in cnf:
         if run.scheme == "bearer" and run.config.mtls_scheme:
@@ -863,6 +1021,22 @@ def _binding(
         _C_7800_31,
         f"no confirmation method this server checks (cnf members: {members})",
     )
+
+
+def _also_certificate(run: _Run, cnf: Any, cert: bytes | None, untrusted_header: bool) -> None:
+    """After a valid DPoP proof and key binding: a cnf that also names a certificate binds to it as well.
+
+    RFC 7800 §3.1 lets cnf hold several confirmation members; a server checks every one it supports, so a
+    token bound to a DPoP key *and* a certificate needs both (one stolen secret is not enough).
+    """
+    if isinstance(cnf, dict) and "x5t#S256" in cnf:
+        run.step(
+            "confirmation methods",
+            _C_7800_31,
+            None,
+            "cnf names a certificate as well as the DPoP key: every method this server supports is checked",
+        )
+        _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
 
 
 def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -> None:
@@ -913,10 +1087,11 @@ def _dry_run(run: _Run, token: str, cnf: Any, cert: bytes | None, untrusted_head
     try:
         if run.scheme == "dpop":
             _dpop(probe, token, cnf)
+            _also_certificate(probe, cnf, cert, untrusted_header)
+        elif isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
+            return Finding.DPOP_TOKEN_AS_BEARER.value
         elif isinstance(cnf, dict) and "x5t#S256" in cnf:
             _x5t(probe, cnf["x5t#S256"], cert, untrusted_header)
-        elif isinstance(cnf, dict) and "jkt" in cnf:
-            return Finding.DPOP_TOKEN_AS_BEARER.value
         else:
             return Finding.UNSUPPORTED_CONFIRMATION.value
     except _Stop as stop:

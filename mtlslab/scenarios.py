@@ -16,6 +16,8 @@ import datetime as dt
 import difflib
 import enum
 import functools
+import re
+import string
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -229,7 +231,10 @@ class Presentation(_CachedHash):
     placement: Placement = Placement.HEADER
     forged_client_cert: CertChoice | None = None  # a Client-Cert header the client adds itself
     dpop_proof: ProofChoice = ProofChoice.AUTO
-    raw_authorization: str | None = None  # an exact Authorization value instead of scheme + token
+    # An exact Authorization value instead of scheme + token. ``$token`` stands for the token and
+    # ``$client_cert`` for the lab client's certificate as an RFC 9440 value; a CR LF (or LF) inside ends
+    # the field on the wire, so what follows is sent as further header fields (see client_request).
+    raw_authorization: str | None = None
 
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
@@ -506,6 +511,34 @@ def _proof(
     raise ScenarioError("presentation.dpop_proof", f"unhandled proof choice {choice!r}")
 
 
+_FIELD_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")  # RFC 9110 §5.1, §5.5
+_LINE_BREAK = re.compile(r"\r?\n")
+
+
+def _raw_fields(raw: str, *, token: str, lab: Lab) -> list[tuple[str, str]]:
+    """``raw_authorization`` as the header fields it makes on the wire.
+
+    ``$token`` and ``$client_cert`` are filled in. A line break ends a header field (RFC 9112 §2.2: CR LF,
+    or a bare LF a recipient may accept), so a value that smuggles ``CR LF Client-Cert: …`` is exactly two
+    fields; each further line must be ``name: value``, as a server would otherwise refuse the request itself.
+    """
+    text = string.Template(raw).safe_substitute(
+        token=token, client_cert=encode_client_cert(lab.client.der)
+    )
+    first, *more = _LINE_BREAK.split(text)
+    fields = [("Authorization", first)]
+    for number, line in enumerate(more, start=2):
+        match = _FIELD_LINE.fullmatch(line)
+        if match is None:
+            raise ScenarioError(
+                "presentation.raw_authorization",
+                f"line {number} ({line[:40]!r}) after a line break is not a 'name: value' header field; on "
+                "the wire the request would be malformed, which scenarios do not model",
+            )
+        fields.append((match.group(1), match.group(2)))
+    return fields
+
+
 def client_request(
     presentation: Presentation,
     token: AccessToken,
@@ -514,7 +547,10 @@ def client_request(
     resource_url: str = LAB_RESOURCE,
     now: Any = LAB_NOW,
 ) -> Request:
-    """The HTTP request the client sends for ``presentation`` and ``token``."""
+    """The HTTP request the client sends for ``presentation`` and ``token``.
+
+    A ``raw_authorization`` holding line breaks becomes several header fields, as it would on the wire.
+    """
     placement = presentation.placement
     in_form = placement in (Placement.FORM, Placement.HEADER_AND_FORM)
     method = "POST" if in_form else "GET"
@@ -523,7 +559,7 @@ def client_request(
     body = b""
     value = token.value
     if presentation.raw_authorization is not None:
-        headers.append(("Authorization", presentation.raw_authorization))
+        headers += _raw_fields(presentation.raw_authorization, token=value, lab=lab)
     elif token.kind != "none" and placement in (
         Placement.HEADER,
         Placement.HEADER_AND_QUERY,
@@ -642,19 +678,21 @@ CATALOGUE: tuple[Scenario, ...] = (
     _s(
         "no-cert-optional",
         "Bound token, no client certificate (TLS client auth optional)",
-        tags=("debate", "binding"),
+        tags=("debate", "binding", "attack"),
         expect=_F.CERTIFICATE_MISSING,
         presentation=_NO_CERT,
         description="The thread's case: the TLS layer only requests a certificate (Undertow REQUESTED, nginx "
-        "optional, Python CERT_OPTIONAL) and the client sends none. RFC 8705 §3 names no error.",
+        "optional, Python CERT_OPTIONAL) and the client sends none. RFC 8705 §3 names no error. As an attack: a "
+        "stolen token replayed without the victim's certificate; the binding check stops it.",
     ),
     _s(
         "mismatch",
         "Bound token, another valid client certificate",
-        tags=("debate", "binding"),
+        tags=("debate", "binding", "attack"),
         expect=_F.CERTIFICATE_MISMATCH,
         certificate=CertChoice.OTHER,
-        description="RFC 8705 §3's explicit case: the thumbprint differs, 401 invalid_token.",
+        description="RFC 8705 §3's explicit case: the thumbprint differs, 401 invalid_token. As an attack: a "
+        "stolen token replayed with the thief's own valid certificate; the thumbprint comparison stops it.",
     ),
     _s(
         "required-unbound-no-cert",
@@ -903,7 +941,9 @@ CATALOGUE: tuple[Scenario, ...] = (
         deployment=_PROXY,
         presentation=_NO_CERT,
         forged_client_cert=CertChoice.CLIENT,
-        description="The proxy strips it (RFC 9440 §2).",
+        description="The thief sends the victim's (public) certificate in its own Client-Cert header through "
+        "the proxy. The proxy strips it (RFC 9440 §2) and forwards none, so the origin sees no "
+        "certificate.",
     ),
     _s(
         "proxy-required-no-cert",
@@ -958,6 +998,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         tags=("token", "attack"),
         expect=_F.BAD_SIGNATURE,
         token="bad-signature",
+        description="A forged token under the issuer's kid, signed with another key: the signature does not "
+        "verify with the issuer's key (RFC 9068 §4).",
     ),
     _s(
         "alg-none",
@@ -965,6 +1007,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         tags=("token", "attack"),
         expect=_F.BAD_SIGNATURE,
         token="alg-none",
+        description="The classic forgery: alg none and no signature. Only the issuer key's own algorithm is "
+        "accepted (RFC 8725 §3.1).",
     ),
     _s(
         "hs256-confusion",
@@ -972,6 +1016,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         tags=("token", "attack"),
         expect=_F.BAD_SIGNATURE,
         token="hs256-confusion",
+        description="Algorithm confusion: HMAC keyed with the issuer's public key, which anyone has. The key "
+        "is ES256, so HS256 is refused (RFC 8725 §3.1).",
     ),
     _s(
         "malformed-parts",
@@ -1014,31 +1060,36 @@ CATALOGUE: tuple[Scenario, ...] = (
     _s(
         "cnf-padded",
         "cnf.x5t#S256 with '=' padding",
-        tags=("thumbprint",),
+        tags=("thumbprint", "attack"),
         expect=_F.CERTIFICATE_MISMATCH,
         token="cnf-padded",
-        description="RFC 8705 §3.1: base64url without padding; comparison is exact.",
+        description="RFC 8705 §3.1: base64url without padding; the comparison is exact, so a padded "
+        "thumbprint differs even though it decodes to the same digest.",
     ),
     _s(
         "cnf-uppercase",
         "cnf.x5t#S256 upper-cased",
-        tags=("thumbprint",),
+        tags=("thumbprint", "attack"),
         expect=_F.CERTIFICATE_MISMATCH,
         token="cnf-uppercase",
+        description="Base64url is case-sensitive: an upper-cased thumbprint is another value, never a match.",
     ),
     _s(
         "cnf-sha1",
         "cnf.x5t#S256 holding a SHA-1 thumbprint",
-        tags=("thumbprint",),
+        tags=("thumbprint", "attack"),
         expect=_F.CERTIFICATE_MISMATCH,
         token="cnf-sha1",
+        description="A SHA-1 digest under the x5t#S256 name: not the certificate's SHA-256 thumbprint, so it "
+        "differs.",
     ),
     _s(
         "cnf-pem-hash",
         "cnf.x5t#S256 hashed over the PEM text",
-        tags=("thumbprint",),
+        tags=("thumbprint", "attack"),
         expect=_F.CERTIFICATE_MISMATCH,
         token="cnf-pem-hash",
+        description="Hashing the PEM text instead of the DER (RFC 8705 §3.1) gives another value: it differs.",
     ),
     _s(
         "cnf-unknown-method",
@@ -1139,6 +1190,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         expect=_F.DPOP_TOKEN_AS_BEARER,
         token="dpop-bound",
         presentation=_NO_CERT,
+        description="A stolen DPoP-bound token replayed as a plain bearer token, without a proof: a "
+        "DPoP-aware server refuses it (RFC 9449 §7.2).",
     ),
     _s(
         "dpop-proof-missing",
@@ -1159,6 +1212,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         scheme=Scheme.DPOP,
         dpop_proof=ProofChoice.WRONG_ATH,
         presentation=_NO_CERT,
+        description="A proof captured from another request replayed with this token: its ath is the hash of "
+        "another access token (RFC 9449 §4.3).",
     ),
     _s(
         "dpop-proof-wrong-htm",
@@ -1179,6 +1234,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         scheme=Scheme.DPOP,
         dpop_proof=ProofChoice.OTHER_KEY,
         presentation=_NO_CERT,
+        description="A thief's own valid proof with a stolen DPoP-bound token: the proof's key is not the one "
+        "in cnf.jkt (RFC 9449 §7.1).",
     ),
     _s(
         "dpop-scheme-cert-bound-token",
@@ -1205,6 +1262,8 @@ CATALOGUE: tuple[Scenario, ...] = (
         expect=_F.ACCEPTED_ALTHOUGH_BOUND,
         checks_binding=False,
         certificate=CertChoice.OTHER,
+        description="A stolen token replayed with the thief's own certificate at a server that never compares "
+        "the thumbprint: accepted (security finding).",
     ),
     _s(
         "binding-required-unbound",
@@ -1265,6 +1324,217 @@ CATALOGUE: tuple[Scenario, ...] = (
         tags=("rs-config", "token"),
         expect=_F.TOKEN_MALFORMED,
         token="opaque-bound",
+    ),
+    # ---- attacks: keys the token points at --------------------------------------------------------------
+    _s(
+        "unknown-kid",
+        "Token signed by an attacker key under a kid the AS never published",
+        tags=("token", "attack"),
+        expect=_F.BAD_SIGNATURE,
+        token="unknown-kid",
+        description="The attacker signs a bound token with their own key and names its kid. The resource server "
+        "looks the kid up in the issuer's JWKS only, finds nothing, and refuses (RFC 9068 §4).",
+    ),
+    _s(
+        "jku-header",
+        "Attacker-signed token whose jku points at the attacker's JWK Set",
+        tags=("token", "attack"),
+        expect=_F.BAD_SIGNATURE,
+        token="jku-header",
+        description="A server that fetched keys from jku would verify the attacker's signature with the "
+        "attacker's key. This one never fetches it (RFC 8725 §3.10): the signature fails with the issuer's key.",
+    ),
+    _s(
+        "x5u-header",
+        "Attacker-signed token whose x5u points at the attacker's certificate",
+        tags=("token", "attack"),
+        expect=_F.BAD_SIGNATURE,
+        token="x5u-header",
+        description="Like jku, a URL the token supplies for its own verification key: never fetched, never "
+        "trusted (RFC 8725 §3.10).",
+    ),
+    _s(
+        "jwk-header",
+        "Attacker-signed token carrying the attacker's public key in jwk",
+        tags=("token", "attack"),
+        expect=_F.BAD_SIGNATURE,
+        token="jwk-header",
+        description="A token that brings its own key proves only that someone holds that key. Keys come from "
+        "the issuer's JWKS, so the signature fails (RFC 8725 §3.10).",
+    ),
+    _s(
+        "x5c-header",
+        "Attacker-signed token carrying a self-signed attacker certificate in x5c",
+        tags=("token", "attack"),
+        expect=_F.BAD_SIGNATURE,
+        token="x5c-header",
+        description="The chain in x5c leads to no trust anchor the resource server has for tokens; it is "
+        "ignored and the signature fails with the issuer's key (RFC 8725 §3.10).",
+    ),
+    _s(
+        "jku-header-genuine",
+        "Token signed by the AS that merely carries a jku header",
+        tags=("token", "control"),
+        expect=_F.ACCEPTED,
+        token="jku-header-genuine",
+        description="The control for the key-header attacks: the header is noise, the trace says it was not "
+        "fetched, and the issuer's own signature verifies.",
+    ),
+    # ---- attacks: cnf look-alikes and odd shapes ----------------------------------------------------------
+    _s(
+        "cnf-standard-base64",
+        "cnf.x5t#S256 in standard base64",
+        tags=("thumbprint", "attack"),
+        expect=_F.CERTIFICATE_MISMATCH,
+        token="cnf-standard-base64",
+        description="A lenient decoder would find the same digest; RFC 8705 §3.1 compares the base64url text "
+        "exactly, so it differs.",
+    ),
+    _s(
+        "cnf-x5t-sha1",
+        "cnf with a SHA-1 x5t member instead of x5t#S256",
+        tags=("thumbprint", "attack"),
+        expect=_F.UNSUPPORTED_CONFIRMATION,
+        token="cnf-x5t-sha1",
+        description="RFC 8705 defines only x5t#S256 for cnf; a SHA-1 x5t is not a method this server checks, "
+        "so the token is refused rather than treated as unbound.",
+    ),
+    _s(
+        "cnf-public-key-hash",
+        "cnf.x5t#S256 hashed over the public key only",
+        tags=("thumbprint", "attack"),
+        expect=_F.CERTIFICATE_MISMATCH,
+        token="cnf-public-key-hash",
+        description="A hash of the key alone would match any certificate issued for that key; RFC 8705 §7.2 "
+        "binds the whole certificate, so it differs.",
+    ),
+    _s(
+        "cnf-list",
+        "cnf is a JSON array",
+        tags=("thumbprint", "attack"),
+        expect=_F.UNSUPPORTED_CONFIRMATION,
+        token="cnf-list",
+        description="RFC 7800 §3.1: cnf is a JSON object. A list holding the right object is not read as one.",
+    ),
+    _s(
+        "cnf-string",
+        "cnf is a bare string",
+        tags=("thumbprint", "attack"),
+        expect=_F.UNSUPPORTED_CONFIRMATION,
+        token="cnf-string",
+        description="RFC 7800 §3.1: cnf is a JSON object. The right thumbprint without its member name names "
+        "no method.",
+    ),
+    _s(
+        "cnf-two-methods",
+        "cnf with a certificate and a DPoP key, sent as Bearer",
+        tags=("thumbprint", "dpop", "attack"),
+        expect=_F.DPOP_TOKEN_AS_BEARER,
+        token="cnf-two-methods",
+        description="The server checks every confirmation method it supports (RFC 7800 §3.1). A token with "
+        "cnf.jkt must come under the DPoP scheme (RFC 9449 §7.2), even with the right certificate.",
+    ),
+    _s(
+        "cnf-two-methods-dpop",
+        "cnf with a certificate and a DPoP key: proof and certificate both presented",
+        tags=("thumbprint", "dpop", "control"),
+        expect=_F.ACCEPTED,
+        token="cnf-two-methods",
+        scheme=Scheme.DPOP,
+        description="The control: a valid proof with the bound key, and the bound certificate.",
+    ),
+    _s(
+        "cnf-two-methods-dpop-no-cert",
+        "cnf with a certificate and a DPoP key: valid DPoP proof, no certificate",
+        tags=("thumbprint", "dpop", "attack"),
+        expect=_F.CERTIFICATE_MISSING,
+        token="cnf-two-methods",
+        scheme=Scheme.DPOP,
+        presentation=_NO_CERT,
+        description="A thief with the token and the DPoP key but not the certificate's key: the proof passes, "
+        "the certificate binding does not.",
+    ),
+    _s(
+        "cnf-two-methods-no-proof",
+        "cnf with a certificate and a DPoP key: certificate, DPoP scheme, no proof",
+        tags=("thumbprint", "dpop", "attack"),
+        expect=_F.DPOP_PROOF_MISSING,
+        token="cnf-two-methods",
+        scheme=Scheme.DPOP,
+        dpop_proof=ProofChoice.NONE,
+        description="A thief with the token and the certificate but not the DPoP key: no proof, refused.",
+    ),
+    _s(
+        "cnf-duplicate-member",
+        "Two cnf members: the attacker's certificate first, the victim's last",
+        tags=("thumbprint", "token", "attack"),
+        expect=_F.TOKEN_MALFORMED,
+        token="cnf-duplicate-member",
+        certificate=CertChoice.OTHER,
+        description="The attacker presents their own certificate, named by the first cnf. A parser that keeps "
+        "the first member would accept; Python's keeps the last. RFC 7519 §4 allows rejecting or keeping the "
+        "last: this server rejects, so no two parsers can disagree on the binding.",
+    ),
+    _s(
+        "duplicate-header-member",
+        "JOSE header naming alg twice, none first",
+        tags=("token", "attack"),
+        expect=_F.TOKEN_MALFORMED,
+        token="duplicate-header-member",
+        description="A first-member parser would read alg none while the signature library reads the last; "
+        "RFC 7515 §4: duplicate header names are rejected here.",
+    ),
+    # ---- attacks: the HTTP layer ----------------------------------------------------------------------------
+    _s(
+        "huge-token",
+        "A 1 MiB access token in the Authorization header",
+        tags=("presentation", "attack"),
+        expect=_F.HEADERS_TOO_LARGE,
+        token="huge-token",
+        description="Refused by size before it is decoded, let alone verified (RFC 6585 §5: 431): a token "
+        "cannot make the server buffer or parse a megabyte.",
+    ),
+    _s(
+        "huge-token-in-form",
+        "A 1 MiB access token in the form body",
+        tags=("presentation", "attack"),
+        expect=_F.BODY_TOO_LARGE,
+        token="huge-token",
+        placement=Placement.FORM,
+        description="The same in the body: refused by size (RFC 9110 §15.5.14: 413) before the form is parsed.",
+    ),
+    _s(
+        "header-injection",
+        "A Client-Cert line smuggled inside the Authorization value",
+        tags=("presentation", "attack"),
+        expect=_F.UNTRUSTED_CLIENT_CERT_HEADER,
+        presentation=_NO_CERT,
+        raw_authorization="Bearer $token\r\nClient-Cert: $client_cert",
+        description="The client writes 'Bearer <token>' CR LF 'Client-Cert: :<victim's certificate>:' as its "
+        "Authorization value. On the wire a CR LF ends a header field, so this is two fields, and the model "
+        "sends two. Straight to the origin, a Client-Cert is only the client's claim and is ignored "
+        "(RFC 9440 §2, §4).",
+    ),
+    _s(
+        "non-ascii-subject",
+        "Bound token whose sub holds U+2028, CR LF and a header line",
+        tags=("presentation", "attack", "response-splitting"),
+        expect=_F.ACCEPTED,
+        token="non-ascii-subject",
+        description="The token is genuine and served; the attack is on the answer. The subject is echoed only "
+        "into the JSON body, escaped, never into a header: the response's header section stays intact.",
+    ),
+    _s(
+        "proxy-passes-client-cert",
+        "A broken proxy passes the client's own Client-Cert through",
+        tags=("proxy", "attack"),
+        expect=_F.ACCEPTED,
+        deployment=replace(_PROXY, proxy_strips_client_cert=False),
+        presentation=_NO_CERT,
+        forged_client_cert=CertChoice.CLIENT,
+        description="RFC 9440 §2 requires the proxy to strip Client-Cert from requests. This one does not, so "
+        "the thief's header with the victim's (public) certificate reaches an origin that trusts the proxy: "
+        "accepted, the security failure a misconfigured proxy causes.",
     ),
 )
 

@@ -33,11 +33,23 @@ from typing import Any, Literal
 import jwt
 import jwt.algorithms
 import jwt.utils
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 from mtlslab.errors import KeyTypeError, TokenError
-from mtlslab.pki import LAB_NOW, Identity, KeyType, Lab, PrivateKey, public_jwk, x5t_s256
+from mtlslab.pki import (
+    LAB_EPOCH,
+    LAB_NOT_AFTER,
+    LAB_NOW,
+    Identity,
+    KeyType,
+    Lab,
+    PrivateKey,
+    public_jwk,
+    x5t_s256,
+)
 
 __all__ = [
     "ALGORITHMS",
@@ -109,6 +121,7 @@ def _confusion_signer() -> jwt.PyJWS:
 
 
 _SIGNER = _signer()
+_PLAIN_SIGNER = jwt.PyJWS()
 _CONFUSION_SIGNER = _confusion_signer()
 
 
@@ -256,9 +269,12 @@ class AccessToken:
         parts.append(f"<div style='color:#555'>{html.escape(self.description)}</div>")
         if self.kind == "jwt":
             for title, body in (("header", self.header()), ("claims", self.claims())):
+                text = json.dumps(body, indent=2)
+                if len(text) > 4096:  # the huge-token variant: show its shape, not a megabyte
+                    text = f"{text[:4096]}… ({len(text)} characters)"
                 parts.append(
                     f"<div>{title}</div><pre style='margin:2px 0;background:#f6f6f6;padding:4px'>"
-                    f"{html.escape(json.dumps(body, indent=2))}</pre>"
+                    f"{html.escape(text)}</pre>"
                 )
         parts.append(
             "<div>compact form</div><pre style='white-space:pre-wrap;word-break:break-all;margin:2px 0;"
@@ -509,10 +525,11 @@ def _jwt(
     bound_x5t: str | None = None,
     bound_jkt: str | None = None,
     register: bool = True,
+    headers: Mapping[str, Any] | None = None,
 ) -> AccessToken:
     claims = asrv.claims(now=now or ctx.now, jti=asrv.jti(ctx.name), cnf=cnf)
     claims.update(claim_changes or {})
-    value = asrv.sign(claims, key=key)
+    value = asrv.sign(claims, key=key, headers=headers)
     if register and claims.get("iss") == asrv.issuer:
         # Only tokens this server issued are known to its introspection endpoint: one that names
         # another issuer is, to it, an unknown token (RFC 7662 §2.2: active false).
@@ -588,7 +605,11 @@ def _cnf_variant(
     make_cnf: Callable[[Identity], Any],
 ) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
     def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        return _jwt(asrv, ctx, cnf=make_cnf(ctx.bound_to), bound_x5t=ctx.bound_to.x5t_s256)
+        cnf = make_cnf(ctx.bound_to)
+        if isinstance(cnf, Mapping):
+            return _jwt(asrv, ctx, cnf=cnf, bound_x5t=ctx.bound_to.x5t_s256)
+        # not a JSON object (RFC 7800 §3.1 wants one): set as a claim, exactly as given
+        return _jwt(asrv, ctx, claim_changes={"cnf": cnf}, bound_x5t=ctx.bound_to.x5t_s256)
 
     return make
 
@@ -611,7 +632,7 @@ def _bad_signature(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
 
 def _alg_none(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-    value = jwt.PyJWS().encode(
+    value = _PLAIN_SIGNER.encode(
         _json(claims), "", algorithm="none", headers={"typ": "at+jwt", "kid": asrv.kid}
     )
     return AccessToken(
@@ -638,6 +659,120 @@ def _hs256_confusion(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToke
         description=ctx.description,
         bound_x5t=ctx.bound_to.x5t_s256,
     )
+
+
+#: Where the attacker's key-pointing headers point: a host under the .test TLD (RFC 2606), which never
+#: resolves — and the resource server never looks it up anyway.
+_ATTACKER_ORIGIN = "https://attacker.mtlslab.test"
+
+
+def _impostor_kid(asrv: AuthorizationServer) -> str:
+    return jwk_thumbprint(public_jwk(asrv.impostor_key))
+
+
+def _impostor_certificate(asrv: AuthorizationServer) -> x509.Certificate:
+    """A self-signed certificate for the attacker's key (what an x5c header would carry)."""
+    key = asrv.impostor_key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker (self-signed)")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(asrv.lab.derive("attacker/serial", 16), "big") >> 1 or 1)
+        .not_valid_before(LAB_EPOCH)
+        .not_valid_after(LAB_NOT_AFTER)
+    )
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return builder.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return builder.sign(key, None)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _attacker_signed(
+    headers: Callable[[AuthorizationServer], Mapping[str, Any]],
+) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
+    """A bound token signed with the attacker's key, whose header carries ``headers(asrv)``."""
+
+    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
+        return _jwt(
+            asrv,
+            ctx,
+            cnf=_x5t_cnf(ctx),
+            key=asrv.impostor_key,
+            headers=headers(asrv),
+            bound_x5t=ctx.bound_to.x5t_s256,
+            register=False,
+        )
+
+    return make
+
+
+def _jku_genuine(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
+    # Signed by the real key: the header is noise, and a resource server that never fetches it accepts.
+    return _jwt(
+        asrv,
+        ctx,
+        cnf=_x5t_cnf(ctx),
+        headers={"jku": f"{_ATTACKER_ORIGIN}/jwks.json"},
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
+
+
+def _two_methods(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
+    return _jwt(
+        asrv,
+        ctx,
+        cnf={"x5t#S256": ctx.bound_to.x5t_s256, "jkt": ctx.dpop_key.jkt},
+        bound_x5t=ctx.bound_to.x5t_s256,
+        bound_jkt=ctx.dpop_key.jkt,
+    )
+
+
+def _duplicate_cnf(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
+    """Two ``cnf`` members in the payload text: the attacker's certificate first, the victim's last.
+
+    Built from JSON fragments by hand (no JSON library writes a duplicate name) and signed by the AS.
+    """
+    attacker = asrv.lab.other_client
+    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name))
+    first = _json({"x5t#S256": attacker.x5t_s256})
+    last = _json({"x5t#S256": ctx.bound_to.x5t_s256})
+    payload = _json(claims)[:-1] + b',"cnf":' + first + b',"cnf":' + last + b"}"
+    return AccessToken(
+        value=asrv.sign(payload),
+        variant=ctx.name,
+        kind="jwt",
+        description=ctx.description,
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
+
+
+def _duplicate_header(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
+    """A JOSE header naming ``alg`` twice — ``none`` first, the real algorithm last — signed by the AS."""
+    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
+    header = (
+        b'{"alg":"none","typ":"at+jwt","kid":'
+        + _json(asrv.kid)
+        + b',"alg":'
+        + _json(asrv.alg)
+        + b"}"
+    )
+    signing_input = f"{_b64url(header)}.{_b64url(_json(claims))}".encode("ascii")
+    algorithm = _SIGNER.get_algorithm_by_name(asrv.alg)
+    signature = algorithm.sign(signing_input, algorithm.prepare_key(asrv.signing_key))
+    return AccessToken(
+        value=f"{signing_input.decode('ascii')}.{_b64url(signature)}",
+        variant=ctx.name,
+        kind="jwt",
+        description=ctx.description,
+        bound_x5t=ctx.bound_to.x5t_s256,
+    )
+
+
+#: The padding claim of the ``huge-token`` variant: 1 MiB, far beyond any header limit.
+_HUGE_PADDING = 1024 * 1024
 
 
 _TRUNCATED_JSON = b'{"iss": "https://as.mtlslab.test", '
@@ -796,6 +931,83 @@ def _recipes() -> dict[str, TokenVariant]:
                 _hs256_confusion,
             ),
             v(
+                "unknown-kid",
+                "bound JWT signed with an attacker key under a kid the issuer never published",
+                "jwt",
+                "RFC 9068 §4",
+                _attacker_signed(lambda asrv: {"kid": _impostor_kid(asrv)}),
+            ),
+            v(
+                "jku-header",
+                "bound JWT signed with an attacker key; header jku points at the attacker's JWK Set",
+                "jwt",
+                "RFC 8725 §3.10",
+                _attacker_signed(lambda _asrv: {"jku": f"{_ATTACKER_ORIGIN}/jwks.json"}),
+            ),
+            v(
+                "x5u-header",
+                "bound JWT signed with an attacker key; header x5u points at the attacker's certificate",
+                "jwt",
+                "RFC 8725 §3.10",
+                _attacker_signed(lambda _asrv: {"x5u": f"{_ATTACKER_ORIGIN}/cert.pem"}),
+            ),
+            v(
+                "jwk-header",
+                "bound JWT signed with an attacker key whose public JWK rides in the header",
+                "jwt",
+                "RFC 8725 §3.10",
+                _attacker_signed(lambda asrv: {"jwk": public_jwk(asrv.impostor_key)}),
+            ),
+            v(
+                "x5c-header",
+                "bound JWT signed with an attacker key whose self-signed certificate rides in x5c",
+                "jwt",
+                "RFC 8725 §3.10",
+                _attacker_signed(
+                    lambda asrv: {
+                        "x5c": [
+                            _std_b64(
+                                _impostor_certificate(asrv).public_bytes(serialization.Encoding.DER)
+                            )
+                        ]
+                    }
+                ),
+            ),
+            v(
+                "jku-header-genuine",
+                "bound JWT signed by the issuer's own key that merely carries a jku header",
+                "jwt",
+                "RFC 8725 §3.10",
+                _jku_genuine,
+            ),
+            v(
+                "duplicate-header-member",
+                "bound JWT whose header names alg twice: none first, the real algorithm last",
+                "jwt",
+                "RFC 7515 §4",
+                _duplicate_header,
+            ),
+            v(
+                "huge-token",
+                "bound JWT carrying a 1 MiB padding claim",
+                "jwt",
+                "RFC 6585 §5",
+                lambda asrv, ctx: _jwt(
+                    asrv,
+                    ctx,
+                    cnf=_x5t_cnf(ctx),
+                    claim_changes={"padding": "A" * _HUGE_PADDING},
+                    bound_x5t=ctx.bound_to.x5t_s256,
+                ),
+            ),
+            v(
+                "non-ascii-subject",
+                "bound JWT whose sub holds U+2028, CR LF and a header line",
+                "jwt",
+                "RFC 9110 §5.5",
+                _claims_variant(sub="alice\u2028\r\nX-Injected: 1"),
+            ),
+            v(
                 "malformed-parts",
                 "two dot-separated parts instead of three",
                 "malformed",
@@ -871,6 +1083,34 @@ def _recipes() -> dict[str, TokenVariant]:
                 "jwt",
                 "RFC 7800 §3.4",
                 _cnf_variant(lambda _identity: {"kid": "lab-client-key-1"}),
+            ),
+            v(
+                "cnf-list",
+                "cnf as a JSON array holding the x5t#S256 object",
+                "jwt",
+                "RFC 7800 §3.1",
+                _cnf_variant(lambda i: [{"x5t#S256": i.x5t_s256}]),
+            ),
+            v(
+                "cnf-string",
+                "cnf as a bare string: the thumbprint without its member name",
+                "jwt",
+                "RFC 7800 §3.1",
+                _cnf_variant(lambda i: i.x5t_s256),
+            ),
+            v(
+                "cnf-two-methods",
+                "cnf with both x5t#S256 of the client certificate and jkt of the client's DPoP key",
+                "jwt",
+                "RFC 7800 §3.1",
+                _two_methods,
+            ),
+            v(
+                "cnf-duplicate-member",
+                "two cnf members in the payload: the attacker's certificate first, the victim's last",
+                "jwt",
+                "RFC 7519 §4",
+                _duplicate_cnf,
             ),
             v(
                 "opaque-bound",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -123,6 +124,52 @@ def test_the_summary_counts_per_interpretation(matrix: Matrix) -> None:
         > rows["baseline"]["accepted_although_bound"]
     )
     assert any(key.startswith("TLS ") for key in rows["tls-required"]["statuses"])
+
+
+def test_let_through_names_who_serves_each_attack(matrix: Matrix) -> None:
+    """let_through(): every attack scenario → the interpretations answering 2xx, in column order."""
+    through = matrix.let_through()
+    assert list(through) == [s.id for s in matrix.scenarios if "attack" in s.tags]
+    for scenario_id, names in through.items():
+        served = [
+            c.interpretation
+            for c in matrix.row(scenario_id)
+            if c.outcome.status is not None and 200 <= c.outcome.status < 300
+        ]
+        if "response-splitting" not in get_scenario(scenario_id).tags:
+            assert names == served, scenario_id
+    assert through["alg-none"] == []  # nobody accepts a forgery
+    assert through["huge-token"] == []
+    assert through["mismatch"] == ["auth0-default"]  # the SDK's default ignores cnf
+    assert "tls-required" not in through["binding-ignored-no-cert"]  # the TLS layer stops it
+    assert "baseline" in through["binding-ignored-mismatch"]
+    passes = through["proxy-passes-client-cert"]
+    assert "baseline" in passes
+    assert "spring-security" not in passes  # it trusts no forwarded certificate by default
+    assert "tls-required" not in passes
+    # any tag works; the DPoP analogy wants its MTLS scheme for bound tokens, so it refuses Bearer
+    assert matrix.let_through(tag="control")["success"] == [
+        n for n in BUILTINS if n != "dpop-analogy"
+    ]
+
+
+def test_a_response_splitting_attack_gets_through_only_by_splitting_the_answer(
+    matrix: Matrix,
+) -> None:
+    """non-ascii-subject is served by nearly everyone — correctly: it gets through only if a header holds
+    CR, LF or NUL, which no built-in lets happen; a forged outcome with one would count."""
+    assert matrix.cell("non-ascii-subject", "baseline").outcome.status == 200
+    assert matrix.let_through()["non-ascii-subject"] == []
+    cell = matrix.cell("non-ascii-subject", "baseline")
+    split = dataclasses.replace(
+        cell, outcome=dataclasses.replace(cell.outcome, content_type="text/plain\r\nX-Injected: 1")
+    )
+    forged = Matrix(
+        scenarios=(get_scenario("non-ascii-subject"),),
+        interpretations=(BUILTINS["baseline"],),
+        cells={("non-ascii-subject", "baseline"): split},
+    )
+    assert forged.let_through() == {"non-ascii-subject": ["baseline"]}
 
 
 def test_select_by_tags_and_names(matrix: Matrix) -> None:
@@ -295,3 +342,17 @@ def test_decisions_are_shared_between_interpretations_with_one_deployment(sim: S
     _, other = sim.decide(scenario, BUILTINS["dpop-analogy"])
     assert other is not one
     assert sim.exchange(scenario) is sim.exchange(scenario)
+
+
+def test_an_edited_reading_with_the_same_name_is_not_served_from_the_cache(sim: Simulator) -> None:
+    """The simulator keys its caches by what an interpretation changes, not by its name."""
+    from mtlslab.interpretations import BUILTINS, derive
+    from mtlslab.scenarios import get_scenario
+
+    scenario = get_scenario("no-cert-optional")
+    lax = derive(BUILTINS["baseline"], name="edited")
+    strict = derive(
+        BUILTINS["baseline"], name="edited", deployment={"client_auth": "required-as-deployed"}
+    )
+    assert sim.cell(scenario, lax).outcome.status == 401
+    assert sim.cell(scenario, strict).outcome.tls_alert is not None

@@ -424,6 +424,32 @@ def test_no_header_holds_cr_or_lf(matrix: Matrix) -> None:
 # Responding.
 
 
+@pytest.mark.parametrize(
+    ("scenario", "status", "body"),
+    [
+        ("huge-token", 431, "request header fields too large\n"),
+        ("huge-token-in-form", 413, "request body too large\n"),
+    ],
+)
+def test_every_builtin_answers_an_oversized_request_alike(
+    matrix: Matrix, scenario: str, status: int, body: str
+) -> None:
+    """The HTTP layer's size answer (RFC 6585 §5, RFC 9110 §15.5.14) is the same bytes under every reading:
+    the status, no challenge, text/plain and the body the live server sends; observed servers mark it assumed."""
+    wires = set()
+    for name, interpretation in BUILTINS.items():
+        outcome = answer(matrix, scenario, name)
+        assert (outcome.status, outcome.www_authenticate, outcome.content_type, outcome.body) == (
+            status,
+            None,
+            "text/plain",
+            body,
+        ), name
+        assert outcome.assumed is (interpretation.kind == "observed")
+        wires.add(outcome.wire())
+    assert len(wires) == 1
+
+
 def test_respond_turns_a_tls_alert_into_an_alert_outcome() -> None:
     """The TLS layer answers: the outcome is the alert, with no status and no headers."""
     alert = alert_by_name("certificate_required", "first_read")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import re
+import select
 import shlex
 import shutil
 import socket
@@ -41,6 +43,7 @@ from mtlslab.live import (
     verify,
     write_lab_folder,
 )
+from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
     CATALOGUE,
     CertChoice,
@@ -53,6 +56,7 @@ from mtlslab.scenarios import (
     client_request,
     decode_client_cert,
     get_scenario,
+    scenarios_tagged,
 )
 
 pytestmark = pytest.mark.live
@@ -537,3 +541,253 @@ def test_live_runs_render_simulated_and_observed_side_by_side(live_sim: Simulato
     assert "error=&quot;invalid_request&quot;" in page  # escaped
     report = verify([get_scenario("success")], ["baseline"], simulator=live_sim)
     assert "1/1 agree" in report._repr_html_()
+
+
+# ---- hostile clients: the attack catalogue's HTTP-layer cases, limits, slow and greedy clients ------
+
+
+def test_an_early_answer_is_read_even_when_the_write_fails(live_sim: Simulator) -> None:
+    """A 1 MiB request answered early by a server that does not drain: the client's write breaks, and it
+    still reads the 431 / 413 the engine chose (not a broken pipe)."""
+    no_drain = Limits(
+        drain_timeout=0.0
+    )  # close at once: the rest of the client's write hits a closed socket
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=no_drain,
+    ) as server:
+        for scenario_id, status in (("huge-token", 431), ("huge-token-in-form", 413)):
+            scenario = get_scenario(scenario_id)
+            request = client_request(
+                scenario.presentation,
+                live_sim.asrv.mint(scenario.token),
+                lab=live_sim.lab,
+                resource_url=f"{server.url}/resource",
+            )
+            simulated = live_sim.cell(scenario, BUILTINS["baseline"]).outcome
+            for _ in range(5):
+                observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+                assert observed.status == status, observed.summary()
+                assert observed.wire() == simulated.wire()
+        _assert_still_serves(live_sim, server)
+
+
+def test_the_size_answers_are_the_engines_under_any_limits(live_sim: Simulator) -> None:
+    """Limits flow into the engine: a smaller header limit gives the simulation's headers_too_large answer,
+    a request just under it is served, and the finding recorded is the engine's."""
+    limits = Limits(max_header_bytes=4096, max_body_bytes=1024)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["thread-401"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        assert (server.config.max_header_bytes, server.config.max_body_bytes) == (4096, 1024)
+        request, _ = _good_request(live_sim, server)
+        room = 4096 - head_size(request) - len("X-Padding") - 4
+        fits = request.with_header("X-Padding", "p" * room)
+        over = request.with_header("X-Padding", "p" * (room + 1))
+        assert head_size(fits) == 4096
+        assert send(fits, ca=live_sim.lab.ca, identity=live_sim.lab.client).status == 200
+        observed = send(over, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+        expected = BUILTINS["thread-401"].respond(size_decision(server.config, head=4097))
+        assert observed.wire() == expected.wire()
+        assert server.last_finding is Finding.HEADERS_TOO_LARGE
+        assert observed.body == "request header fields too large\n"
+
+
+def test_more_clients_than_slots_wait_and_are_served(live_sim: Simulator) -> None:
+    """max_connections=1: a second client waits while the slot is held, then is served; nothing crashes."""
+    limits = Limits(max_connections=1, connection_timeout=2.0, drain_timeout=0.1)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        time.sleep(0.1)  # the holder has the only slot
+        assert server.active_connections == 1
+        releaser = threading.Timer(0.5, holder.close)  # it hangs up after 0.5 s: the slot frees
+        releaser.start()
+        started = time.monotonic()
+        request, _ = _good_request(live_sim, server)
+        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+        waited = time.monotonic() - started
+        releaser.join()
+        assert observed.status == 200, observed.summary()
+        assert 0.3 < waited < 2.0  # served once the slot freed, not before
+        _assert_still_serves(live_sim, server)
+
+
+def test_a_client_that_cannot_get_a_slot_in_time_is_dropped(live_sim: Simulator) -> None:
+    """max_connections=1 held past connection_timeout: the waiting client is closed unanswered and
+    counted; the server goes on serving once the slot frees."""
+    limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.5)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        # silent: the handshake times out at 0.5 s, then the drain holds the slot up to 1 s more
+        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        time.sleep(0.1)
+        request, _ = _good_request(live_sim, server)
+        started = time.monotonic()
+        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client, timeout=5)
+        assert observed.status is None, observed.summary()
+        assert observed.tls_alert is None
+        assert observed.error
+        assert 0.4 < time.monotonic() - started < 1.4
+        assert server.dropped >= 1
+        holder.close()
+        time.sleep(0.2)
+        _assert_still_serves(live_sim, server)
+
+
+def test_a_slowloris_client_is_dropped_after_the_connection_timeout(live_sim: Simulator) -> None:
+    """A client that sends its request one byte every 0.2 s gets no answer and is cut off once
+    connection_timeout has passed (plus the bounded drain); the server keeps serving."""
+    limits = Limits(connection_timeout=1.0, drain_timeout=0.2)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        request, _ = _good_request(live_sim, server)
+        from mtlslab.live.client import _encode, client_context
+
+        payload = _encode(request)
+        ctx = client_context(
+            ca=live_sim.lab.ca, identity=live_sim.lab.client, version=TlsVersion.TLS1_3
+        )
+        started = time.monotonic()
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            sent = 0
+            answer = b""
+            while sent < len(payload) and time.monotonic() - started < 5:
+                try:
+                    tls.sendall(payload[sent : sent + 1])
+                except OSError:
+                    break
+                sent += 1
+                readable, _, _ = select.select([tls], [], [], 0.2)
+                if readable:
+                    with contextlib.suppress(OSError):
+                        answer = tls.recv(4096)
+                    break
+            elapsed = time.monotonic() - started
+        assert sent < len(payload)  # cut off before the request was complete
+        assert not answer.startswith(b"HTTP/")
+        assert 1.0 <= elapsed < 2.0, elapsed
+        assert server.dropped >= 1
+        _assert_still_serves(live_sim, server)
+
+
+def test_non_ascii_subject_leaves_the_header_section_intact_on_the_wire(
+    live_sim: Simulator,
+) -> None:
+    """The subject's U+2028, CR LF and 'X-Injected' line travel only escaped inside the JSON body."""
+    run = run_scenario(get_scenario("non-ascii-subject"), simulator=live_sim)
+    assert run.agree, run.describe()
+    observed = run.observed
+    assert observed.status == 200
+    assert observed.header("X-Injected") is None
+    assert [k.lower() for k, _ in observed.headers] == [
+        "content-type",
+        "content-length",
+        "connection",
+    ]
+    assert not set(observed.body) & {"\r", "\n", "\u2028"}
+    assert json.loads(observed.body)["sub"] == "alice\u2028\r\nX-Injected: 1"
+
+
+def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: Simulator) -> None:
+    """Every attack scenario, live, leaves a server that still serves the positive control."""
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+    ) as server:
+        for scenario in scenarios_tagged("attack"):
+            if scenario.deployment.topology is Topology.PROXY:
+                continue  # the proxied ones run through HAProxy in the catalogue test
+            request = client_request(
+                scenario.presentation,
+                live_sim.asrv.mint(scenario.token),
+                lab=live_sim.lab,
+                resource_url=f"{server.url}/resource",
+            )
+            identity = scenario.presentation.certificate.identity(live_sim.lab)
+            observed = send(request, ca=live_sim.lab.ca, identity=identity)
+            assert observed.status is not None or observed.tls_alert is not None, scenario.id
+        _assert_still_serves(live_sim, server)
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("0.0.0.0", True), ("127.0.0.1", False)],  # noqa: S104 - the point of the test
+)
+def test_serve_says_so_when_it_listens_beyond_loopback(
+    tmp_path: Path, host: str, warned: bool
+) -> None:
+    """`serve --host 0.0.0.0` prints a WARNING line (other machines can reach it); the default loopback
+    bind prints none."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mtlslab",
+            "serve",
+            "--seed",
+            "bind-test",
+            "--lab-dir",
+            str(tmp_path / "lab"),
+            "--host",
+            host,
+            "--duration",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stdout.splitlines() if line.startswith("WARNING:")]
+    if warned:
+        assert warnings == [
+            "WARNING: listening on 0.0.0.0, not on loopback: other machines can reach it"
+        ]
+        assert "listening on https://0.0.0.0:" in done.stdout
+    else:
+        assert warnings == []
+        assert "listening on https://127.0.0.1:" in done.stdout
+
+
+@pytest.mark.parametrize("proxy", ["haproxy", "builtin"])
+def test_a_proxy_that_does_not_strip_client_cert_lets_the_thief_in(
+    live_sim: Simulator, proxy: str
+) -> None:
+    """proxy-passes-client-cert over both proxies: the client's own Client-Cert reaches the trusting origin
+    and the stolen token is served, as simulated; the stripping proxy's twin finds no certificate."""
+    if proxy == "haproxy":
+        _need_haproxy()
+    broken = run_scenario(get_scenario("proxy-passes-client-cert"), simulator=live_sim, proxy=proxy)
+    assert broken.agree, broken.describe()
+    assert (broken.proxy, broken.observed.status, broken.finding) == (proxy, 200, Finding.ACCEPTED)
+    strips = get_scenario("proxy-passes-client-cert").with_(proxy_strips_client_cert=True)
+    fixed = run_scenario(strips, simulator=live_sim, proxy=proxy)
+    assert fixed.agree, fixed.describe()
+    assert fixed.finding is Finding.CERTIFICATE_MISSING

@@ -1,4 +1,6 @@
-"""Properties: any scenario, any request, any token — the engine returns a well-formed answer, never raises."""
+"""Properties: any scenario, any request, any token — the engine returns a well-formed answer, never raises,
+never lets a line break into a response header, refuses oversized and duplicate-member input, and opens no
+socket. MTLSLAB_HYPOTHESIS_EXAMPLES raises the example count for a longer run (README)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +21,7 @@ from mtlslab.challenge import parse_www_authenticate
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Outcome
-from mtlslab.rs import Decision, RsConfig, config_for, evaluate
+from mtlslab.rs import Decision, RsConfig, config_for, evaluate, head_size
 from mtlslab.scenarios import (
     CertChoice,
     ClientAuth,
@@ -68,7 +73,15 @@ presentations = st.builds(
     dpop_proof=st.sampled_from(list(ProofChoice)),
     raw_authorization=st.none()
     | st.sampled_from(
-        ["Bearer", "Bearer  ", "bearer x y", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "DPoP"]
+        [
+            "Bearer",
+            "Bearer  ",
+            "bearer x y",
+            "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+            "DPoP",
+            "Bearer $token\r\nClient-Cert: $client_cert",
+            "DPoP $token\nDPoP: $token\r\nX-Other: 1",
+        ]
     ),
 )
 scenarios = st.builds(
@@ -272,3 +285,154 @@ def test_any_token_in_the_authorization_header_is_decided(
         assert_decision(decision)
     for interpretation in BUILTINS.values():
         assert_well_formed(interpretation.respond(decisions[0]), interpretation.name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hostile input reaches no response header; oversized and duplicate-member input is refused.
+
+hostile = st.text(max_size=48) | st.sampled_from(
+    [
+        "alice\u2028\r\nX-Injected: 1",
+        "\r\n\r\nHTTP/1.1 200 OK\r\n",
+        "\x00",
+        "\ud800",
+        '"},"sub":"admin',
+        "<script>",
+    ]
+)
+
+
+@BOUNDED
+@given(sub=hostile, client_id=hostile)
+def test_claims_are_echoed_only_escaped_into_the_body(
+    sim: Simulator, sub: str, client_id: str
+) -> None:
+    """A genuine token whose sub and client_id hold CR, LF, NUL, U+2028 or quotes: every built-in serves it
+    with clean headers, and a JSON body gives back exactly those strings (never a broken structure)."""
+    claims = sim.asrv.claims(
+        subject=sub, client_id=client_id, cnf={"x5t#S256": sim.lab.client.x5t_s256}
+    )
+    token = sim.asrv.sign(claims)
+    request = Request(
+        headers=(("Authorization", f"Bearer {token}"),), client_cert=sim.lab.client.der
+    )
+    decision = evaluate(request, configs(sim)[0], now=sim.now)
+    assert decision.finding is Finding.ACCEPTED
+    for interpretation in BUILTINS.values():
+        outcome = interpretation.respond(decision)
+        assert_well_formed(outcome, interpretation.name)
+        if outcome.status == 200 and outcome.content_type == "application/json":
+            assert not set(outcome.body) & {"\r", "\n", "\0", "\u2028"}
+            echoed = json.loads(outcome.body)
+            assert (echoed["sub"], echoed["client_id"]) == (sub, client_id)
+
+
+@BOUNDED
+@given(
+    name=st.sampled_from(["Authorization", "DPoP", "Client-Cert", "X-Anything"]),
+    value=hostile | latin1,
+    where=st.sampled_from(["alone", "after-token"]),
+)
+def test_no_response_header_ever_holds_cr_lf_or_nul(
+    sim: Simulator, name: str, value: str, where: str
+) -> None:
+    """CR, LF or NUL in any request header value, under every server and every built-in: no emitted header
+    value carries one, and every WWW-Authenticate parses (interpretations never echo input into headers)."""
+    bound = sim.asrv.mint("bound").value
+    headers = [(name, value)]
+    if where == "after-token":
+        headers.insert(0, ("Authorization", f"Bearer {bound}"))
+    request = Request(headers=tuple(headers), client_cert=sim.lab.client.der)
+    for config in configs(sim):
+        decision = evaluate(request, config, now=sim.now)
+        assert_decision(decision)
+        for interpretation in BUILTINS.values():
+            assert_well_formed(interpretation.respond(decision), interpretation.name)
+
+
+@BOUNDED
+@given(
+    headers=st.lists(st.tuples(header_names, st.text(max_size=300)), max_size=4),
+    url=urls,
+    body=st.binary(max_size=400),
+)
+def test_size_limits_hold_exactly_and_come_first(
+    sim: Simulator, headers: list[tuple[str, str]], url: str, body: bytes
+) -> None:
+    """headers_too_large exactly when head_size exceeds the limit, else body_too_large exactly when the body
+    does — whatever the request holds; within both limits, the size is never the finding."""
+    config = dataclasses.replace(configs(sim)[0], max_header_bytes=400, max_body_bytes=200)
+    request = Request(method="POST", url=url, headers=tuple(headers), body=body)
+    decision = evaluate(request, config, now=sim.now)
+    assert_decision(decision)
+    if head_size(request) > 400:
+        assert decision.finding is Finding.HEADERS_TOO_LARGE
+        assert len(decision.trace) == 1
+    elif len(body) > 200:
+        assert decision.finding is Finding.BODY_TOO_LARGE
+        assert len(decision.trace) == 1
+    else:
+        assert decision.finding not in (Finding.HEADERS_TOO_LARGE, Finding.BODY_TOO_LARGE)
+
+
+@BOUNDED
+@given(
+    claims=claim_sets,
+    name=st.sampled_from(["cnf", "sub", "iss", "aud", "exp", "x5t#S256"]) | st.text(max_size=6),
+    value=json_values,
+    first=st.booleans(),
+)
+def test_a_duplicate_member_name_is_never_accepted(
+    sim: Simulator, claims: dict[str, Any], name: str, value: Any, first: bool
+) -> None:
+    """RFC 7519 §4: an AS-signed payload naming any member twice — first or last, at the top or inside cnf —
+    is token_malformed, whatever else the claims say."""
+    good = sim.asrv.claims(cnf={"x5t#S256": sim.lab.client.x5t_s256})
+    good.update(claims)
+    body = json.dumps(good, separators=(",", ":"))
+    member = f"{json.dumps(name)}:{json.dumps(value)}"
+    if name == "x5t#S256":  # inside an object: cnf with two thumbprints
+        body = body[:-1] + ',"cnf":{' + member + "," + member + "}}"
+    elif first:
+        body = "{" + member + "," + body[1:-1] + "," + member + "}"
+    else:
+        body = body[:-1] + "," + member + "," + member + "}"
+    token = sim.asrv.sign(body.encode())
+    request = Request(
+        headers=(("Authorization", f"Bearer {token}"),), client_cert=sim.lab.client.der
+    )
+    decision = evaluate(request, configs(sim)[0], now=sim.now)
+    assert decision.finding is Finding.TOKEN_MALFORMED
+    assert "twice" in decision.detail
+
+
+# --------------------------------------------------------------------------------------------------
+# Nothing in the core opens a socket or reads a URL — proved with audit hooks, not monkeypatching.
+
+_AUDIT = textwrap.dedent(
+    """
+    import json, socket, sys
+    events = []
+    NETWORK = ("socket.", "urllib.", "http.client.", "ftplib.", "smtplib.", "webbrowser.")
+    sys.addaudithook(lambda event, _args: events.append(event) if event.startswith(NETWORK) else None)
+    from mtlslab.compare import Simulator
+    from mtlslab.scenarios import scenarios_tagged
+    matrix = Simulator(seed="audit").matrix(scenarios_tagged("attack"))
+    cells = len(matrix.cells)
+    quiet = list(events)
+    socket.socket().close()  # the positive control: the hook does see a socket
+    print(json.dumps({"cells": cells, "during": quiet, "control": events[len(quiet):]}))
+    """
+)
+
+
+def test_the_attack_matrix_opens_no_socket_and_fetches_no_url() -> None:
+    """The attack scenarios (jku/x5u URLs included) under every built-in, in a fresh interpreter with an audit
+    hook on socket.*, urllib.*, http.client.*: no event at all — while a socket made afterwards is seen."""
+    done = subprocess.run(
+        [sys.executable, "-c", _AUDIT], capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["cells"] >= 30 * len(BUILTINS)
+    assert report["during"] == []
+    assert "socket.__new__" in report["control"]

@@ -1212,3 +1212,238 @@ def test_servers_with_equal_configuration_but_different_introspection_do_not_sha
     assert first == second  # equal as configurations: the endpoint is not compared
     assert evaluate(request, first).finding is F.TOKEN_INACTIVE
     assert evaluate(request, second).finding is F.ACCEPTED
+
+
+# --------------------------------------------------------------------------------------------------
+# 0. The size of the request (RFC 6585 §5, RFC 9110 §15.5.14): refused before anything is parsed.
+
+
+def test_head_size_counts_the_request_line_and_every_field() -> None:
+    """head_size: method, URL, and each field as `name: value` CRLF; nothing parsed, any URL measurable."""
+    request = Request(method="GET", url="https://x/r", headers=(("A", "bc"), ("DPoP", "")))
+    assert rs.head_size(request) == len("GET") + 1 + len("https://x/r") + (1 + 2 + 4) + (4 + 0 + 4)
+    assert rs.head_size(Request(url="http://[::1/unparsable")) == 4 + len("http://[::1/unparsable")
+
+
+@pytest.mark.parametrize(
+    ("head_extra", "body", "finding", "clause"),
+    [
+        (1, 0, F.HEADERS_TOO_LARGE, "RFC 6585 §5"),
+        (0, 65 * 1024, F.BODY_TOO_LARGE, "RFC 9110 §15.5.14"),
+        (1, 65 * 1024, F.HEADERS_TOO_LARGE, "RFC 6585 §5"),
+    ],
+)
+def test_an_oversized_request_is_refused_first(
+    rs_config: RsConfig, lab: Lab, head_extra: int, body: int, finding: Finding, clause: str
+) -> None:
+    """Over the header limit (by one byte) or the body limit: that finding, as the only trace step, whatever
+    else the request holds (here garbage, two Authorization fields and a forged Client-Cert)."""
+    base = Request(
+        method="POST",
+        headers=(
+            ("Authorization", "Bearer a.b.c"),
+            ("Authorization", "DPoP x"),
+            ("Client-Cert", ":AAAA:"),
+        ),
+        body=b"b" * body,
+        client_cert=lab.client.der,
+    )
+    padding = rs.MAX_HEADER_BYTES - rs.head_size(base) - len("X-Pad") - 4 + head_extra
+    request = base.with_header("X-Pad", "p" * padding) if head_extra else base
+    decision = decide(request, rs_config)
+    assert decision.finding is finding
+    assert [s.clause.label for s in decision.trace] == [clause]
+    assert str(rs.MAX_HEADER_BYTES if finding is F.HEADERS_TOO_LARGE else rs.MAX_BODY_BYTES) in (
+        decision.detail
+    )
+
+
+def test_a_request_exactly_at_the_limits_is_judged_on_its_merits(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """At exactly MAX_HEADER_BYTES and MAX_BODY_BYTES nothing is refused for size; the token is checked."""
+    base = authorization(f"Bearer {bound}", cert=lab.client.der)
+    padding = rs.MAX_HEADER_BYTES - rs.head_size(base) - len("X-Pad") - 4
+    request = dataclasses.replace(
+        base.with_header("X-Pad", "p" * padding), body=b"b" * rs.MAX_BODY_BYTES
+    )
+    assert rs.head_size(request) == rs.MAX_HEADER_BYTES
+    assert decide(request, rs_config).finding is F.ACCEPTED
+
+
+def test_size_limits_come_from_the_configuration(
+    rs_config: RsConfig, jwks: Jwks, lab: Lab, bound: str
+) -> None:
+    """RsConfig / config_for carry the limits (16 KiB and 64 KiB by default); size_decision uses them too."""
+    assert (rs_config.max_header_bytes, rs_config.max_body_bytes) == (16 * 1024, 64 * 1024)
+    small = config_for(Deployment(), jwks=jwks, max_header_bytes=512, max_body_bytes=8)
+    request = authorization(f"Bearer {bound}", cert=lab.client.der)
+    assert decide(request, small).finding is F.HEADERS_TOO_LARGE
+    assert decide(request, rs_config).finding is F.ACCEPTED
+    assert rs.size_decision(small, head=512, body=8) is None
+    too_big = rs.size_decision(small, body=9)
+    assert too_big is not None
+    assert too_big.finding is F.BODY_TOO_LARGE
+    assert_cites(too_big)
+
+
+def test_the_huge_token_scenarios_are_refused_by_size(sim: Simulator) -> None:
+    """A 1 MiB token: 431 territory in the header, 413 in the form body — never decoded."""
+    request, config = realised(sim, "huge-token")
+    assert decide(request, config).finding is F.HEADERS_TOO_LARGE
+    request, config = realised(sim, "huge-token-in-form")
+    assert decide(request, config).finding is F.BODY_TOO_LARGE
+    before = rs._verify_jws.cache_info().misses
+    request, config = realised(sim, "huge-token", placement=Placement.QUERY)
+    assert decide(request, config).finding is F.HEADERS_TOO_LARGE  # the request line counts
+    assert rs._verify_jws.cache_info().misses == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Attacks on the JOSE layer: key-pointing headers, unknown kids, duplicate member names.
+
+
+@pytest.mark.parametrize("variant", ["jku-header", "x5u-header", "jwk-header", "x5c-header"])
+def test_keys_the_token_points_at_are_never_used(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, variant: str
+) -> None:
+    """RFC 8725 §3.10: an attacker-signed token with jku/x5u/jwk/x5c is a bad signature, and the trace notes
+    that the header was neither fetched nor trusted before the signature step fails."""
+    token = asrv.mint(variant).value
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.BAD_SIGNATURE
+    member = variant.split("-")[0]
+    note = step(decision, "JOSE header")
+    assert (note.clause.label, note.passed) == ("RFC 8725 §3.10", None)
+    assert member in note.detail
+    assert [s.check for s in decision.trace][-2:] == ["JOSE header", "signature"]
+
+
+def test_a_genuine_token_with_jku_is_accepted_and_the_header_ignored(sim: Simulator) -> None:
+    """The control: jku-header-genuine is signed by the issuer; the jku is noted, never fetched."""
+    request, config = realised(sim, "jku-header-genuine")
+    decision = decide(request, config)
+    assert decision.finding is F.ACCEPTED
+    assert "jku" in step(decision, "JOSE header").detail
+
+
+def test_an_unknown_kid_from_the_catalogue_finds_no_key(
+    sim: Simulator, asrv: AuthorizationServer
+) -> None:
+    """unknown-kid: the attacker's kid is not in the issuer's JWKS (RFC 9068 §4)."""
+    request, config = realised(sim, "unknown-kid")
+    decision = decide(request, config)
+    assert decision.finding is F.BAD_SIGNATURE
+    kid = jwt.get_unverified_header(asrv.mint("unknown-kid").value)["kid"]
+    assert f"no key with kid {kid!r}" in decision.detail
+
+
+@pytest.mark.parametrize(
+    ("variant", "clause", "member"),
+    [
+        ("cnf-duplicate-member", "RFC 7519 §4", "cnf"),
+        ("duplicate-header-member", "RFC 7515 §4", "alg"),
+    ],
+)
+def test_duplicate_member_names_are_refused(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, variant: str, clause: str, member: str
+) -> None:
+    """RFC 7515 §4 / RFC 7519 §4: a name twice in the header or claims is refused after the signature
+    verifies — whichever certificate is presented, the attacker's (first cnf) or the victim's (last)."""
+    token = asrv.mint(variant).value
+    for identity in (lab.other_client, lab.client):
+        decision = decide(authorization(f"Bearer {token}", cert=identity.der), rs_config)
+        assert decision.finding is F.TOKEN_MALFORMED
+        assert decision.trace[-1].clause.label == clause
+        assert f"{member!r} occurs twice" in decision.detail
+
+
+def test_a_duplicate_inside_cnf_is_refused_and_unique_names_pass(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """Duplicates are refused at any depth (two x5t#S256 inside cnf); the same claims without are accepted."""
+    claims = asrv.claims()
+    text = json.dumps(claims, separators=(",", ":"))[:-1]
+    victim, attacker = lab.client.x5t_s256, lab.other_client.x5t_s256
+    nested = f'{text},"cnf":{{"x5t#S256":"{attacker}","x5t#S256":"{victim}"}}}}'
+    decision = decide(
+        authorization(f"Bearer {asrv.sign(nested.encode())}", cert=lab.client.der), rs_config
+    )
+    assert decision.finding is F.TOKEN_MALFORMED
+    assert "'x5t#S256' occurs twice" in decision.detail
+    unique = f'{text},"cnf":{{"x5t#S256":"{victim}"}}}}'
+    accepted = decide(
+        authorization(f"Bearer {asrv.sign(unique.encode())}", cert=lab.client.der), rs_config
+    )
+    assert accepted.finding is F.ACCEPTED
+
+
+# --------------------------------------------------------------------------------------------------
+# A cnf with two confirmation methods: every method the server supports is checked.
+
+
+@pytest.mark.parametrize(
+    ("changes", "finding"),
+    [
+        ({}, F.DPOP_TOKEN_AS_BEARER),
+        ({"scheme": "DPoP"}, F.ACCEPTED),
+        ({"scheme": "DPoP", "certificate": "none"}, F.CERTIFICATE_MISSING),
+        ({"scheme": "DPoP", "certificate": "other-client"}, F.CERTIFICATE_MISMATCH),
+        ({"scheme": "DPoP", "dpop_proof": "none"}, F.DPOP_PROOF_MISSING),
+        ({"scheme": "DPoP", "dpop_proof": "other-key"}, F.DPOP_KEY_MISMATCH),
+        ({"scheme": "DPoP", "dpop_proof": "wrong-ath"}, F.DPOP_PROOF_INVALID),
+        ({"placement": "query"}, F.DPOP_TOKEN_AS_BEARER),
+        ({"dpop": False}, F.ACCEPTED),
+        ({"dpop": False, "certificate": "none"}, F.CERTIFICATE_MISSING),
+        ({"checks_binding": False, "certificate": "none"}, F.ACCEPTED_ALTHOUGH_BOUND),
+    ],
+)
+def test_a_token_bound_to_a_certificate_and_a_dpop_key_needs_both(
+    sim: Simulator, changes: dict[str, Any], finding: Finding
+) -> None:
+    """cnf with x5t#S256 and jkt (RFC 7800 §3.1): under Bearer it is a DPoP token sent as Bearer (RFC 9449
+    §7.2); under DPoP it needs a valid proof with the bound key and the bound certificate; a server without
+    DPoP checks the certificate, the one method it supports."""
+    from mtlslab.scenarios import CertChoice, Scheme
+
+    enums = {
+        "scheme": Scheme,
+        "certificate": CertChoice,
+        "dpop_proof": ProofChoice,
+        "placement": Placement,
+    }
+    typed = {k: enums[k](v) if k in enums else v for k, v in changes.items()}
+    request, config = realised(sim, "cnf-two-methods", **typed)
+    decision = decide(request, config)
+    assert decision.finding is finding, decision.explain()
+    if finding is F.ACCEPTED and typed.get("scheme") is not None:
+        assert step(decision, "DPoP key binding").passed is True
+        assert step(decision, "certificate binding").passed is True
+        assert step(decision, "confirmation methods").clause.label == "RFC 7800 §3.1"
+    if finding is F.ACCEPTED_ALTHOUGH_BOUND:
+        assert "dpop_token_as_bearer" in decision.detail
+
+
+# --------------------------------------------------------------------------------------------------
+# Smuggled and passed-through Client-Cert headers.
+
+
+def test_a_client_cert_smuggled_after_crlf_is_an_untrusted_header(sim: Simulator) -> None:
+    """header-injection: two fields on the wire; a Client-Cert on a direct connection is ignored (RFC 9440)."""
+    request, config = realised(sim, "header-injection")
+    assert len(request.header_values("Authorization")) == 1
+    assert len(request.header_values("Client-Cert")) == 1
+    decision = decide(request, config)
+    assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
+    ignored = next(s for s in decision.trace if s.check == "client certificate")
+    assert ignored.clause.label == "RFC 9440 §4"
+    assert "ignored" in ignored.detail
+
+
+def test_a_proxy_that_passes_client_cert_through_lets_a_thief_in(sim: Simulator) -> None:
+    """proxy-passes-client-cert: the origin trusts the proxy, the proxy trusts the client — accepted; the same
+    request through a proxy that strips (RFC 9440 §2) finds no certificate."""
+    request, config = realised(sim, "proxy-passes-client-cert")
+    assert decide(request, config).finding is F.ACCEPTED
+    request, config = realised(sim, "proxy-passes-client-cert", proxy_strips_client_cert=True)
+    assert decide(request, config).finding is F.CERTIFICATE_MISSING

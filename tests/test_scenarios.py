@@ -60,7 +60,64 @@ STABLE_IDS = (
     "introspection-no-cert",
     "dpop-token-as-bearer",
     "mtls-scheme-no-cert",
+    "unknown-kid",
+    "jku-header",
+    "x5u-header",
+    "jwk-header",
+    "x5c-header",
+    "jku-header-genuine",
+    "cnf-list",
+    "cnf-string",
+    "cnf-two-methods",
+    "cnf-two-methods-dpop",
+    "cnf-duplicate-member",
+    "duplicate-header-member",
+    "huge-token",
+    "huge-token-in-form",
+    "header-injection",
+    "non-ascii-subject",
+    "proxy-passes-client-cert",
 )
+
+#: The attack catalogue (issue 6): each id, with the finding the RFC baseline must reach.
+ATTACKS = {
+    "no-cert-optional": Finding.CERTIFICATE_MISSING,
+    "mismatch": Finding.CERTIFICATE_MISMATCH,
+    "binding-ignored-no-cert": Finding.ACCEPTED_ALTHOUGH_BOUND,
+    "binding-ignored-mismatch": Finding.ACCEPTED_ALTHOUGH_BOUND,
+    "forged-client-cert": Finding.UNTRUSTED_CLIENT_CERT_HEADER,
+    "proxy-smuggled-header": Finding.CERTIFICATE_MISSING,
+    "proxy-passes-client-cert": Finding.ACCEPTED,
+    "alg-none": Finding.BAD_SIGNATURE,
+    "hs256-confusion": Finding.BAD_SIGNATURE,
+    "bad-signature": Finding.BAD_SIGNATURE,
+    "unknown-kid": Finding.BAD_SIGNATURE,
+    "jku-header": Finding.BAD_SIGNATURE,
+    "x5u-header": Finding.BAD_SIGNATURE,
+    "jwk-header": Finding.BAD_SIGNATURE,
+    "x5c-header": Finding.BAD_SIGNATURE,
+    "cnf-padded": Finding.CERTIFICATE_MISMATCH,
+    "cnf-uppercase": Finding.CERTIFICATE_MISMATCH,
+    "cnf-standard-base64": Finding.CERTIFICATE_MISMATCH,
+    "cnf-sha1": Finding.CERTIFICATE_MISMATCH,
+    "cnf-x5t-sha1": Finding.UNSUPPORTED_CONFIRMATION,
+    "cnf-pem-hash": Finding.CERTIFICATE_MISMATCH,
+    "cnf-public-key-hash": Finding.CERTIFICATE_MISMATCH,
+    "cnf-list": Finding.UNSUPPORTED_CONFIRMATION,
+    "cnf-string": Finding.UNSUPPORTED_CONFIRMATION,
+    "cnf-two-methods": Finding.DPOP_TOKEN_AS_BEARER,
+    "cnf-two-methods-dpop-no-cert": Finding.CERTIFICATE_MISSING,
+    "cnf-two-methods-no-proof": Finding.DPOP_PROOF_MISSING,
+    "cnf-duplicate-member": Finding.TOKEN_MALFORMED,
+    "duplicate-header-member": Finding.TOKEN_MALFORMED,
+    "huge-token": Finding.HEADERS_TOO_LARGE,
+    "huge-token-in-form": Finding.BODY_TOO_LARGE,
+    "header-injection": Finding.UNTRUSTED_CLIENT_CERT_HEADER,
+    "non-ascii-subject": Finding.ACCEPTED,
+    "dpop-token-as-bearer": Finding.DPOP_TOKEN_AS_BEARER,
+    "dpop-proof-wrong-ath": Finding.DPOP_PROOF_INVALID,
+    "dpop-proof-other-key": Finding.DPOP_KEY_MISMATCH,
+}
 
 #: The debate's cases (the issue's list), which open the catalogue.
 DEBATE_FIRST = (
@@ -234,6 +291,50 @@ def test_raw_authorization_is_sent_verbatim_and_no_token_means_no_header(sim: Si
     bare = sim.exchange(get_scenario("no-token")).client_request
     assert bare.headers == ()
     assert bare.url == LAB_RESOURCE
+
+
+def test_raw_authorization_fills_in_the_token_and_the_client_certificate(
+    sim: Simulator, lab: Lab
+) -> None:
+    """$token and $client_cert (the lab client's RFC 9440 value) are filled in; other text is verbatim."""
+    scenario = get_scenario("success").with_(raw_authorization="Bearer $token $other")
+    exchange = sim.exchange(scenario)
+    assert exchange.client_request.header_values("Authorization") == [
+        f"Bearer {exchange.token.value} $other"
+    ]
+    cert = sim.exchange(scenario.with_(raw_authorization="X $client_cert")).client_request
+    assert cert.header_values("Authorization") == [f"X {encode_client_cert(lab.client.der)}"]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_a_line_break_in_raw_authorization_makes_separate_header_fields(
+    sim: Simulator, lab: Lab, newline: str
+) -> None:
+    """On the wire a CR LF (or a bare LF, RFC 9112 §2.2) ends a field: what follows is a field of its own."""
+    scenario = get_scenario("header-injection").with_(
+        raw_authorization=f"Bearer $token{newline}Client-Cert:  $client_cert {newline}X-Two: 2"
+    )
+    request = sim.exchange(scenario).client_request
+    token = sim.exchange(scenario).token.value
+    assert request.headers == (
+        ("Authorization", f"Bearer {token}"),
+        ("Client-Cert", encode_client_cert(lab.client.der)),
+        ("X-Two", "2"),
+    )
+    assert all(not set(v) & {"\r", "\n"} for _, v in request.headers)
+    assert "CR LF" in get_scenario("header-injection").description
+
+
+@pytest.mark.parametrize(
+    "raw", ["Bearer x\r\nnot a field", "Bearer x\r\n\r\nbody", "Bearer x\n folded"]
+)
+def test_a_line_that_is_not_a_header_field_is_refused_naming_the_field(
+    sim: Simulator, raw: str
+) -> None:
+    """After a line break only `name: value` can follow; otherwise ScenarioError names raw_authorization."""
+    with pytest.raises(ScenarioError) as info:
+        sim.exchange(get_scenario("success").with_(raw_authorization=raw))
+    assert "presentation.raw_authorization" in str(info.value)
 
 
 def test_proof_auto_is_a_valid_proof_only_under_the_dpop_scheme(sim: Simulator, lab: Lab) -> None:
@@ -512,6 +613,19 @@ def test_get_scenario_finds_by_id_and_suggests_near_ids_for_a_typo() -> None:
     with pytest.raises(UnknownScenarioError) as nothing:
         get_scenario("zzzzzzzzzzzz")
     assert nothing.value.suggestions == ()
+
+
+def test_the_attack_catalogue_has_every_attack_with_its_finding(matrix: Matrix) -> None:
+    """Each attack of issue 6 is a catalogue scenario tagged attack, with a description, and its expect is
+    the finding the baseline reaches; every attack-tagged scenario is one of them."""
+    tagged = {s.id: s for s in scenarios_tagged("attack")}
+    assert set(tagged) == set(ATTACKS)
+    for scenario_id, finding in ATTACKS.items():
+        scenario = tagged[scenario_id]
+        assert scenario.expect is finding, scenario_id
+        assert matrix.cell(scenario_id, "baseline").finding is finding, scenario_id
+        assert len(scenario.description) > 40, scenario_id
+    assert set(ATTACKS) <= {s.id for s in CATALOGUE}
 
 
 def test_scenarios_tagged_needs_every_tag() -> None:

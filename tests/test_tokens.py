@@ -16,10 +16,11 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mtlslab.errors import KeyTypeError, TokenError
-from mtlslab.pki import LAB_NOW, Lab
+from mtlslab.pki import LAB_NOW, Lab, public_jwk
 from mtlslab.tokens import (
     ALGORITHMS,
     LAB_AUDIENCE,
@@ -106,7 +107,10 @@ def test_every_variant_mints_with_its_documented_shape(
     if token.kind == "jwt":
         header, claims = decode_unverified(token.value)
         assert header["typ"] == "at+jwt"
-        assert header["kid"] == asrv.kid
+        if name == "unknown-kid":  # the variant's point: a kid the issuer never published
+            assert header["kid"] not in {key["kid"] for key in asrv.jwks()["keys"]}
+        else:
+            assert header["kid"] == asrv.kid
         assert set(claims) >= RFC9068_CLAIMS
         assert token.header() == header
         assert token.claims() == claims
@@ -308,14 +312,29 @@ def _digest(lab: Lab, name: str) -> bytes:
     return hashlib.new(name, lab.client.der).digest()
 
 
+CNF_LOOK_ALIKES = (
+    "cnf-padded",
+    "cnf-uppercase",
+    "cnf-standard-base64",
+    "cnf-sha1",
+    "cnf-x5t-sha1",
+    "cnf-pem-hash",
+    "cnf-public-key-hash",
+    "cnf-unknown-method",
+)
+CNF_STRUCTURAL = ("cnf-list", "cnf-string", "cnf-two-methods", "cnf-duplicate-member")
+
+
 def test_cnf_look_alikes_differ_from_the_true_thumbprint(
     lab: Lab, asrv: AuthorizationServer
 ) -> None:
     """Each cnf look-alike is wrong in exactly the way its name says, and none equals the true x5t#S256."""
     true = lab.client.x5t_s256
-    cnf = {
-        name: asrv.mint(name).claims()["cnf"] for name in TOKEN_VARIANTS if name.startswith("cnf-")
-    }
+    # every cnf- variant is a look-alike (here) or a structural oddity (the next test): none unclassified
+    assert {n for n in TOKEN_VARIANTS if n.startswith("cnf-")} == set(CNF_LOOK_ALIKES) | set(
+        CNF_STRUCTURAL
+    )
+    cnf = {name: asrv.mint(name).claims()["cnf"] for name in CNF_LOOK_ALIKES}
     assert cnf["cnf-padded"] == {"x5t#S256": true + "="}
     assert cnf["cnf-uppercase"] == {"x5t#S256": true.upper()}
     assert cnf["cnf-standard-base64"] == {
@@ -336,6 +355,99 @@ def test_cnf_look_alikes_differ_from_the_true_thumbprint(
             asrv.mint(name).value, jwks=asrv.jwks(), certificate=lab.client
         ).binding
         assert binding.holds is False, name
+
+
+def test_cnf_shapes_are_what_their_names_say(lab: Lab, asrv: AuthorizationServer) -> None:
+    """cnf-list is an array, cnf-string a bare string, cnf-two-methods names the certificate and the DPoP key."""
+    true = lab.client.x5t_s256
+    assert asrv.mint("cnf-list").claims()["cnf"] == [{"x5t#S256": true}]
+    assert asrv.mint("cnf-string").claims()["cnf"] == true
+    two = asrv.mint("cnf-two-methods")
+    assert two.claims()["cnf"] == {"x5t#S256": true, "jkt": asrv.dpop_key.jkt}
+    assert (two.bound_x5t, two.bound_jkt) == (true, asrv.dpop_key.jkt)
+    for name in ("cnf-list", "cnf-string"):
+        binding = inspect_token(asrv.mint(name).value, jwks=asrv.jwks(), certificate=lab.client)
+        assert (binding.binding.method, binding.binding.holds) == ("unsupported", False)
+
+
+def _segment(token: str, index: int) -> bytes:
+    part = token.split(".")[index]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def test_duplicate_member_variants_repeat_a_name_in_the_signed_text(
+    lab: Lab, asrv: AuthorizationServer
+) -> None:
+    """RFC 7519 §4 / RFC 7515 §4: the payload names cnf twice (attacker first, victim last), the header alg
+    twice (none first); both verify with the issuer's key, and a last-member parser sees the victim's cnf."""
+    dup_cnf = asrv.mint("cnf-duplicate-member").value
+    payload = _segment(dup_cnf, 1).decode()
+    attacker, victim = lab.other_client.x5t_s256, lab.client.x5t_s256
+    assert payload.count('"cnf":') == 2
+    assert payload.index(attacker) < payload.index(victim)
+    assert decode_at(dup_cnf, asrv.jwks())["cnf"] == {"x5t#S256": victim}
+    dup_alg = asrv.mint("duplicate-header-member").value
+    header = _segment(dup_alg, 0).decode()
+    assert header.startswith('{"alg":"none",')
+    assert header.endswith(f'"alg":"{asrv.alg}"}}')
+    assert jwt.get_unverified_header(dup_alg)["alg"] == asrv.alg
+    assert decode_at(dup_alg, asrv.jwks())["cnf"] == {"x5t#S256": victim}
+
+
+@pytest.mark.parametrize(
+    ("name", "member"),
+    [("jku-header", "jku"), ("x5u-header", "x5u"), ("jwk-header", "jwk"), ("x5c-header", "x5c")],
+)
+def test_key_pointing_headers_ride_on_attacker_signed_tokens(
+    asrv: AuthorizationServer, name: str, member: str
+) -> None:
+    """jku/x5u point at an attacker host under .test; jwk/x5c carry the key that really signed (the
+    attacker's, a self-signed certificate for x5c); the issuer's JWKS never verifies them."""
+    token = asrv.mint(name).value
+    value = jwt.get_unverified_header(token)[member]
+    if member in ("jku", "x5u"):
+        assert value.startswith("https://attacker.mtlslab.test/")
+    else:
+        if member == "jwk":
+            carried = value
+        else:
+            cert = x509.load_der_x509_certificate(base64.b64decode(value[0]))
+            assert cert.issuer == cert.subject  # self-signed
+            carried = public_jwk(cert.public_key())
+        attacker = jwt.PyJWK(carried, algorithm=asrv.alg)
+        claims = jwt.decode(
+            token,
+            key=attacker,
+            algorithms=[asrv.alg],
+            options={"verify_exp": False},
+            audience=LAB_AUDIENCE,
+        )
+        assert claims["iss"] == LAB_ISSUER  # claims the issuer, signed by someone else
+        assert jwk_thumbprint(carried) != asrv.kid
+    assert inspect_token(token, jwks=asrv.jwks()).signature.valid is False
+    assert inspect_token(asrv.mint("jku-header-genuine").value, jwks=asrv.jwks()).signature.valid
+
+
+def test_unknown_kid_names_the_attacker_key(asrv: AuthorizationServer) -> None:
+    """unknown-kid is signed by a key outside the JWKS whose RFC 7638 thumbprint is its kid."""
+    token = asrv.mint("unknown-kid").value
+    kid = jwt.get_unverified_header(token)["kid"]
+    assert (
+        inspect_token(token, jwks=asrv.jwks()).signature.reason
+        == f"no key with kid {kid!r} in the JWKS"
+    )
+
+
+def test_huge_and_non_ascii_subject_variants(asrv: AuthorizationServer) -> None:
+    """huge-token is over a mebibyte and still a valid bound token; non-ascii-subject's sub holds U+2028 and CR LF."""
+    huge = asrv.mint("huge-token")
+    assert len(huge.value) > 1024 * 1024
+    assert len(huge.claims()["padding"]) == 1024 * 1024
+    assert inspect_token(huge.value, jwks=asrv.jwks()).signature.valid
+    assert len(huge._repr_html_()) < 20_000  # shown by its shape, not as a megabyte of HTML
+    sub = asrv.mint("non-ascii-subject").claims()["sub"]
+    assert "\u2028" in sub
+    assert "\r\n" in sub
 
 
 # --------------------------------------------------------------------------------------------------

@@ -103,6 +103,22 @@ def tokens_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def attacks_table() -> str:
+    """Every attack scenario: what it tries, what the baseline finds, who lets it through."""
+    from mtlslab.scenarios import CATALOGUE
+
+    sim = Simulator(seed="mtlslab")
+    attacks = [s for s in CATALOGUE if "attack" in s.tags]
+    matrix = sim.matrix(attacks)
+    through = matrix.let_through(tag="attack")
+    lines = ["| attack | baseline finding | let through by |", "|---|---|---|"]
+    for scenario in attacks:
+        finding = matrix.cell(scenario.id, "baseline").finding.value
+        who = ", ".join(f"`{n}`" for n in through[scenario.id]) or "nobody"
+        lines.append(f"| `{scenario.id}` — {_md(scenario.title)} | `{finding}` | {who} |")
+    return "\n".join(lines) + "\n"
+
+
 def catalogue_summary() -> str:
     """How many scenarios, by tag."""
     tags: dict[str, int] = {}
@@ -120,6 +136,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "interpretations": interpretations_table,
     "tokens": tokens_table,
     "catalogue": catalogue_summary,
+    "attacks": attacks_table,
 }
 
 

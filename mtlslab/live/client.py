@@ -2,8 +2,9 @@
 
 It presents a certificate (or none), sends one request and reads the answer. A TLS alert is reported with
 its name, number and the moment the client noticed it: during the handshake (TLS 1.2) or at the first read
-after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4). If the server's alert races the
-client's first write, the client still reads the alert rather than reporting a broken pipe.
+after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4). If the server's alert — or its early
+answer to a request too large to read (431, 413) — races the client's write, the client still reads it
+rather than reporting a broken pipe.
 """
 
 from __future__ import annotations
@@ -150,12 +151,11 @@ def _failed(
 
 
 def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, started: float) -> Observed:
-    try:
-        tls.recv(1)
-    except ssl.SSLError as read_exc:
-        return _failed(read_exc, "first_read", started)
-    except OSError:
-        pass
+    """The server may have answered before we finished writing — a TLS alert (a refused handshake, seen by
+    TLS 1.3 clients only now) or an HTTP answer to a request it stopped reading (431, 413): read it."""
+    observed = _read_response(tls, started)
+    if observed.tls_alert is not None or observed.status is not None:
+        return observed
     return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started)
 
 

@@ -34,23 +34,55 @@ from OpenSSL import SSL, crypto
 from mtlslab.findings import Finding
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.pki import LAB_NOW, Identity, Lab
-from mtlslab.rs import Jwks, config_for, evaluate
+from mtlslab.rs import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    Decision,
+    Jwks,
+    config_for,
+    evaluate,
+    head_size,
+    size_decision,
+)
 from mtlslab.scenarios import Deployment, Request
 from mtlslab.tls import ClientAuth, TlsVersion
 from mtlslab.tokens import AuthorizationServer
 
-__all__ = ["Limits", "Listener", "LiveServer", "Origin", "server_context"]
+__all__ = ["HEAD_SLACK", "Limits", "Listener", "LiveServer", "Origin", "server_context"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Bounds on what one client can make the server hold."""
+    """Bounds on what one client can make the server hold; every one is tested.
 
-    max_connections: int = 64  # concurrent connections; more wait in the listen backlog
-    max_header_bytes: int = 16 * 1024  # request line + headers
-    max_body_bytes: int = 64 * 1024
-    connection_timeout: float = 5.0  # seconds for a whole connection (handshake, request, response)
-    drain_timeout: float = 1.0  # after a failed handshake: how long to drain before closing
+    * ``max_connections`` (64): connections served at once. One more is accepted and waits up to
+      ``connection_timeout`` for a slot — served when one frees, else closed unanswered — while further ones
+      wait in the listen backlog (128).
+    * ``max_header_bytes`` (16 KiB, :data:`mtlslab.rs.MAX_HEADER_BYTES`): the request line and header fields
+      as :func:`mtlslab.rs.head_size` counts them. Beyond it the engine's ``headers_too_large`` answer goes
+      out (431, RFC 6585 §5) — the same bytes the simulation predicts. The HTTP parser itself stops buffering
+      an unfinished header section at this limit plus :data:`HEAD_SLACK`, for the framing fields the count
+      leaves out.
+    * ``max_body_bytes`` (64 KiB, :data:`mtlslab.rs.MAX_BODY_BYTES`): beyond it, ``body_too_large`` (413,
+      RFC 9110 §15.5.14); the rest of the body is not kept.
+    * ``connection_timeout`` (5 s): the whole connection — handshake, request, response. A silent client, or
+      one that trickles its request a byte at a time (slowloris), is dropped when it runs out; no single read
+      may stall longer either.
+    * ``drain_timeout`` (1 s): before closing, the server shuts its side and reads (and discards) what the
+      client still sends for at most twice this long, so a client still writing — a refused handshake, an
+      oversized request answered early — reads the alert or the answer instead of a TCP reset.
+    """
+
+    max_connections: int = 64
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+    connection_timeout: float = 5.0
+    drain_timeout: float = 1.0
+
+
+#: What the HTTP parser buffers beyond ``max_header_bytes`` before giving up on an unfinished header section:
+#: room for the framing the engine's count leaves out (``HTTP/1.1``, CR LFs, Host, Connection, Content-Length).
+HEAD_SLACK = 1024
 
 
 _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_3_VERSION}
@@ -270,6 +302,8 @@ class _ResourceServer(Listener):
             issuer=self.asrv.issuer,  # trust the issuer and audience of the AS it was given
             audience=self.asrv.audience,
             required_scope=required_scope,
+            max_header_bytes=self.limits.max_header_bytes,
+            max_body_bytes=self.limits.max_body_bytes,
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
 
@@ -289,9 +323,12 @@ class _ResourceServer(Listener):
         from_proxy: bool,
         deadline: float,
     ) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes + HEAD_SLACK
+        )
         request: h11.Request | None = None
         body = bytearray()
+        received = 0
         while True:
             if time.monotonic() > deadline:
                 self._count("dropped")
@@ -299,7 +336,11 @@ class _ResourceServer(Listener):
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                self._send_plain(conn, send, exc.error_status_hint, "malformed request\n")
+                # 431: an unfinished header section ran past the parser's bound
+                if exc.error_status_hint == 431:
+                    self._refuse(conn, send, size_decision(self.config, head=received))
+                else:
+                    self._send_plain(conn, send, exc.error_status_hint, "malformed request\n")
                 return
             if event is h11.NEED_DATA:
                 try:
@@ -307,24 +348,19 @@ class _ResourceServer(Listener):
                 except (OSError, SSL.Error):
                     self._count("dropped")
                     return
+                received += len(data)
                 conn.receive_data(data)
                 if not data and request is None:
                     self._count("dropped")
                     return
             elif isinstance(event, h11.Request):
                 request = event
-                size = (
-                    len(event.method)
-                    + len(event.target)
-                    + sum(len(k) + len(v) + 4 for k, v in event.headers)
-                )
-                if size > self.limits.max_header_bytes:
-                    self._send_plain(conn, send, 431, "request header fields too large\n")
+                head = head_size(self._request(event, b"", client_cert, from_proxy))
+                if self._refuse(conn, send, size_decision(self.config, head=head)):
                     return
             elif isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self.limits.max_body_bytes:
-                    self._send_plain(conn, send, 413, "request body too large\n")
+                if self._refuse(conn, send, size_decision(self.config, body=len(body))):
                     return
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
@@ -333,10 +369,22 @@ class _ResourceServer(Listener):
         outcome = self.answer(request, bytes(body), client_cert=client_cert, from_proxy=from_proxy)
         self._send_outcome(conn, send, outcome)
 
-    def answer(
-        self, request: h11.Request, body: bytes, *, client_cert: bytes | None, from_proxy: bool
-    ) -> Outcome:
-        """Evaluate one HTTP request with the engine and answer with the interpretation."""
+    def _refuse(
+        self, conn: h11.Connection, send: Callable[[bytes], None], decision: Decision | None
+    ) -> bool:
+        """Answer an oversized request with the engine's size decision (what the simulation predicts)."""
+        if decision is None:
+            return False
+        self.last_finding = decision.finding
+        self._count("dropped")
+        with contextlib.suppress(h11.LocalProtocolError, OSError, SSL.Error):
+            self._send_outcome(conn, send, self.interpretation.respond(decision))
+        return True
+
+    def _request(
+        self, request: h11.Request, body: bytes, client_cert: bytes | None, from_proxy: bool
+    ) -> Request:
+        """The engine's view of an HTTP request (framing fields left out)."""
         headers = tuple(
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.headers
@@ -346,7 +394,7 @@ class _ResourceServer(Listener):
             (v.decode("latin-1") for n, v in request.headers if n.lower() == b"host"),
             self.url.split("//")[1],
         )
-        rs_request = Request(
+        return Request(
             method=request.method.decode("ascii", "replace"),
             url=f"https://{host}{request.target.decode('latin-1')}",
             headers=headers,
@@ -354,6 +402,12 @@ class _ResourceServer(Listener):
             client_cert=client_cert,
             from_proxy=from_proxy,
         )
+
+    def answer(
+        self, request: h11.Request, body: bytes, *, client_cert: bytes | None, from_proxy: bool
+    ) -> Outcome:
+        """Evaluate one HTTP request with the engine and answer with the interpretation."""
+        rs_request = self._request(request, body, client_cert, from_proxy)
         decision = evaluate(rs_request, self.config, now=self._now())
         self.last_finding = decision.finding
         return self.interpretation.respond(decision)
@@ -459,5 +513,4 @@ class Origin(_ResourceServer):
             sock.sendall(data)
 
         self._http(sock.recv, send, client_cert=None, from_proxy=True, deadline=deadline)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
+        self._drain(sock)
