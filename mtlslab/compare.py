@@ -40,7 +40,15 @@ from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Request, Scenario
 from mtlslab.spec import Clause, Step
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
-__all__ = ["Cell", "Matrix", "Simulator"]
+__all__ = [
+    "ERROR_ABBREVIATIONS",
+    "OUTCOME_COLOURS",
+    "Cell",
+    "Matrix",
+    "Simulator",
+    "compact",
+    "outcome_colours",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,7 +239,8 @@ class Simulator:
 # --------------------------------------------------------------------------------------------------
 # The matrix.
 
-_COLOURS = {
+#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
+OUTCOME_COLOURS = {
     "2": ("#e6f4ea", "#1b5e20"),
     "400": ("#fff3e0", "#8a4b00"),
     "401": ("#fde7e9", "#8e1b25"),
@@ -241,16 +250,18 @@ _COLOURS = {
 }
 
 
-def _colour(outcome: Outcome) -> tuple[str, str]:
+def outcome_colours(outcome: Outcome) -> tuple[str, str]:
+    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
     if outcome.tls_alert is not None:
-        return _COLOURS["tls"]
+        return OUTCOME_COLOURS["tls"]
     status = str(outcome.status)
     if status.startswith("2"):
-        return _COLOURS["2"]
-    return _COLOURS.get(status, _COLOURS["other"])
+        return OUTCOME_COLOURS["2"]
+    return OUTCOME_COLOURS.get(status, OUTCOME_COLOURS["other"])
 
 
-_ABBREV = {
+#: Two-letter abbreviations of error codes in compact cells (``401 IT``).
+ERROR_ABBREVIATIONS = {
     "invalid_token": "IT",
     "invalid_request": "IR",
     "insufficient_scope": "IS",
@@ -260,14 +271,15 @@ _ABBREV = {
 }
 
 
-def _short(outcome: Outcome) -> str:
-    """A cell in at most 7 characters: ``401 IT*``, ``TLS 116``, ``200``."""
+def compact(outcome: Outcome) -> str:
+    """A cell in at most 7 characters: ``401 IT*``, ``TLS 116``, ``200``; ``!`` a bound token accepted
+    without a binding check, ``*`` unspecified, ``?`` assumed."""
     if outcome.tls_alert is not None:
         text = f"TLS {outcome.tls_alert.code}"
     else:
         text = str(outcome.status)
         if outcome.error:
-            text += " " + _ABBREV.get(outcome.error, outcome.error[:2].upper())
+            text += " " + ERROR_ABBREVIATIONS.get(outcome.error, outcome.error[:2].upper())
     if outcome.finding is Finding.ACCEPTED_ALTHOUGH_BOUND:
         text += "!"
     elif outcome.unspecified:
@@ -465,7 +477,7 @@ class Matrix:
                     label.ljust(label_width)
                     + " "
                     + "".join(
-                        _short(self.cells[(s.id, i.name)].outcome).rjust(cell_width)
+                        compact(self.cells[(s.id, i.name)].outcome).rjust(cell_width)
                         for _, i in group
                     )
                 )
@@ -477,7 +489,7 @@ class Matrix:
                 f"[{n}] {i.name}: {i.title}", width=width, subsequent_indent="     "
             )
         out.append("")
-        codes = ", ".join(f"{v}={k}" for k, v in _ABBREV.items())
+        codes = ", ".join(f"{v}={k}" for k, v in ERROR_ABBREVIATIONS.items())
         out += textwrap.wrap(
             f"Cells: status and error code ({codes}); TLS nnn = TLS alert number; "
             "* = the RFCs name no answer (unspecified); ? = not shown by the source (assumed); ! = a "
@@ -597,7 +609,7 @@ class Matrix:
         for s in self.scenarios:
             tds = []
             for c in self.row(s.id):
-                bg, fg = _colour(c.outcome)
+                bg, fg = outcome_colours(c.outcome)
                 style = f"background:{bg};color:{fg};padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap"
                 if c.outcome.unspecified:
                     style += ";border:2px dashed #8e1b25"

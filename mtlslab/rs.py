@@ -84,6 +84,7 @@ _C_6750_22 = clause(6750, "2.2", "Form-Encoded Body Parameter")
 _C_6750_23 = clause(6750, "2.3", "URI Query Parameter")
 _C_6750_31 = clause(6750, "3.1", "Error Codes")
 _C_9110_111 = clause(9110, "11.1", "Authentication Scheme")
+_C_9110_114 = clause(9110, "11.4", "Credentials")
 _C_9068_4 = clause(9068, "4", "Validating JWT Access Tokens")
 _C_8725_31 = clause(8725, "3.1", "Perform Algorithm Verification")
 _C_8725_310 = clause(8725, "3.10", "Do Not Trust Received Claims")
@@ -567,6 +568,14 @@ def _extract_token(run: _Run) -> tuple[str, str | None]:
         value = values[0].strip(" \t")
         scheme, _, credentials = value.partition(" ")
         credentials = credentials.strip(" ")
+        if "\t" in scheme and scheme.split("\t", 1)[0].lower() in known:
+            raise run.fail(
+                Finding.MALFORMED_AUTHORIZATION,
+                "Authorization header",
+                _C_9110_114,
+                "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more "
+                "spaces",
+            )
         lowered = scheme.lower()
         if lowered in known:
             if not credentials:
@@ -1194,14 +1203,32 @@ def _check_proof(
     return "", jkt
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def _normal_url(url: str) -> str | None:
+    """RFC 9449 §4.3 check 9: compare ``htu`` ignoring query and fragment, after the syntax- and
+    scheme-based normalisation of RFC 3986 §6.2.2 and §6.2.3 (case of scheme and host, default port,
+    percent-encoding case, percent-encoded unreserved characters, empty path)."""
     try:
         parts = urllib.parse.urlsplit(url)
+        port = parts.port
     except ValueError:
         return None
-    return urllib.parse.urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", "")
-    )
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+
+    def percent(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+    path = _PERCENT.sub(percent, parts.path) or "/"
+    return urllib.parse.urlunsplit((scheme, netloc, path, "", ""))
 
 
 # ---- 5. scope -------------------------------------------------------------------------------------------

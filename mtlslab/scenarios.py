@@ -45,6 +45,7 @@ __all__ = [
     "Topology",
     "Validation",
     "client_request",
+    "curl_argv",
     "decode_client_cert",
     "encode_client_cert",
     "get_scenario",
@@ -388,13 +389,23 @@ def encode_client_cert(der: bytes) -> str:
 
 def decode_client_cert(value: str) -> bytes:
     """The DER inside an RFC 9440 ``Client-Cert`` value; :class:`ScenarioError` when it is not a byte sequence."""
-    text = value.strip()
+    text = value.strip(" \t")
+    # RFC 8941 §3.3.5: an Item may carry parameters after the value (";name=value"); they are ignored.
+    if text.startswith(":") and ":" in text[1:]:
+        end = text.index(":", 1)
+        rest = text[end + 1 :]
+        if rest.strip(" \t") and not rest.lstrip(" \t").startswith(";"):
+            raise ScenarioError("Client-Cert", "unexpected characters after the byte sequence")
+        text = text[: end + 1]
     if len(text) < 2 or text[0] != ":" or text[-1] != ":":
         raise ScenarioError(
             "Client-Cert", "not a Structured-Field Byte Sequence (RFC 9440 §2.2: ':base64:')"
         )
+    body = text[1:-1]
+    # RFC 8941 §4.2.7: parsers SHOULD NOT fail when "=" padding is missing.
+    body += "=" * (-len(body) % 4)
     try:
-        return base64.b64decode(text[1:-1], validate=True)
+        return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise ScenarioError("Client-Cert", "the byte sequence is not valid base64") from None
 
@@ -587,6 +598,41 @@ def client_request(
 # The request depends only on the presentation and the token (DPoP proofs are signed deterministically),
 # so scenarios differing only in their deployment share it.
 _client_request = functools.lru_cache(maxsize=4096)(client_request)
+
+
+def curl_argv(
+    request: Request, *, certificate: CertChoice, tls_version: TlsVersion, folder: str = "lab"
+) -> list[str]:
+    """The ``curl`` arguments that send ``request`` presenting ``certificate`` with ``tls_version`` pinned,
+    using the lab's file names in ``folder`` (``ca.pem``, ``NAME.pem``, ``NAME.key``)."""
+    prefix = f"{folder}/" if folder not in ("", ".") else ""
+    version = tls_version.value
+    args = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--include",
+        f"--tlsv{version}",
+        "--tls-max",
+        version,
+        "--cacert",
+        f"{prefix}ca.pem",
+    ]
+    if certificate is not CertChoice.NONE:
+        args += [
+            "--cert",
+            f"{prefix}{certificate.value}.pem",
+            "--key",
+            f"{prefix}{certificate.value}.key",
+        ]
+    if request.method != ("POST" if request.body else "GET"):
+        args += ["--request", request.method]
+    for name, value in request.headers:
+        args += ["--header", f"{name}: {value}"]
+    if request.body:
+        args += ["--data-raw", request.body.decode("latin-1")]
+    args.append(request.url)
+    return args
 
 
 def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:

@@ -1447,3 +1447,25 @@ def test_a_proxy_that_passes_client_cert_through_lets_a_thief_in(sim: Simulator)
     assert decide(request, config).finding is F.ACCEPTED
     request, config = realised(sim, "proxy-passes-client-cert", proxy_strips_client_cert=True)
     assert decide(request, config).finding is F.CERTIFICATE_MISSING
+
+
+def test_htu_is_compared_after_rfc_3986_normalisation(sim: Simulator, lab: Lab) -> None:
+    """RFC 9449 §4.3 check 9 with RFC 3986 §6.2.2/§6.2.3: a default port and percent-encoding case don't matter."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
+    (value,) = request.header_values("Authorization")
+    token = value.split(" ", 1)[1]
+    key = DPoPKey.for_lab(lab)
+    for htu in ("https://rs.mtlslab.test:443/resource", "https://rs.mtlslab.test/%72esource"):
+        proof = dpop_proof(key, htm="GET", htu=htu, access_token=token)
+        assert decide(request.with_header("DPoP", proof), config).finding is F.ACCEPTED, htu
+    other_port = dpop_proof(
+        key, htm="GET", htu="https://rs.mtlslab.test:8443/resource", access_token=token
+    )
+    assert decide(request.with_header("DPoP", other_port), config).finding is F.DPOP_PROOF_INVALID
+
+
+def test_a_tab_between_scheme_and_token_is_a_malformed_authorization(rs_config: RsConfig) -> None:
+    """RFC 9110 §11.4: the scheme and the credentials are separated by spaces; a tab is malformed."""
+    decision = decide(authorization("Bearer\tabc.def.ghi"), rs_config)
+    assert decision.finding is F.MALFORMED_AUTHORIZATION
+    assert decision.trace[-1].clause.label == "RFC 9110 §11.4"

@@ -634,3 +634,13 @@ def test_scenarios_tagged_needs_every_tag() -> None:
     assert both
     assert all({"proxy", "attack"} <= set(s.tags) for s in both)
     assert scenarios_tagged("no-such-tag") == ()
+
+
+def test_client_cert_without_padding_or_with_parameters_is_read(lab: Lab) -> None:
+    """RFC 8941 §4.2.7: missing '=' padding is tolerated; §3.3.5: parameters after the value are ignored."""
+    value = encode_client_cert(lab.client.der)
+    unpadded = value[:-1].rstrip("=") + ":"
+    assert decode_client_cert(unpadded) == lab.client.der
+    assert decode_client_cert(value + ";source=proxy") == lab.client.der
+    with pytest.raises(ScenarioError):
+        decode_client_cert(value + "junk")

@@ -8,8 +8,7 @@ import shlex
 from pathlib import Path
 
 from mtlslab.pki import Lab
-from mtlslab.scenarios import Scenario, client_request
-from mtlslab.tls import TlsVersion
+from mtlslab.scenarios import Scenario, client_request, curl_argv
 from mtlslab.tokens import AuthorizationServer
 
 __all__ = ["curl_command", "write_lab_folder"]
@@ -43,26 +42,10 @@ def curl_command(
     server = asrv or AuthorizationServer(lab)
     token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)
     request = client_request(scenario.presentation, token, lab=lab, resource_url=f"{url}/resource")
-    version = "1.3" if scenario.deployment.tls_version is TlsVersion.TLS1_3 else "1.2"
-    args = [
-        "curl",
-        "--silent",
-        "--show-error",
-        "--include",
-        f"--tlsv{version}",
-        "--tls-max",
-        version,
-        "--cacert",
-        f"{folder}/ca.pem",
-    ]
-    cert = scenario.presentation.certificate
-    if cert.value != "none":
-        args += ["--cert", f"{folder}/{cert.value}.pem", "--key", f"{folder}/{cert.value}.key"]
-    for name, value in request.headers:
-        args += ["-H", f"{name}: {value}"]
-    if request.body:
-        args += ["--data-binary", request.body.decode("latin-1")]
-    elif request.method != "GET":
-        args += ["-X", request.method]
-    args.append(request.url)
+    args = curl_argv(
+        request,
+        certificate=scenario.presentation.certificate,
+        tls_version=scenario.deployment.tls_version,
+        folder=folder,
+    )
     return " ".join(shlex.quote(a) for a in args)

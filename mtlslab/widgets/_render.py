@@ -21,7 +21,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import Cell, Matrix
+from mtlslab.compare import OUTCOME_COLOURS, Cell, Matrix, compact, outcome_colours
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.scenarios import (
@@ -33,6 +33,7 @@ from mtlslab.scenarios import (
     Scenario,
     TlsVersion,
     Topology,
+    curl_argv,
 )
 from mtlslab.spec import Step
 from mtlslab.tokens import BindingCheck, TokenInspection
@@ -79,48 +80,7 @@ def esc(text: object) -> str:
 # --------------------------------------------------------------------------------------------------
 # Outcomes.
 
-_COLOURS = {
-    "2": ("#e6f4ea", "#1b5e20"),
-    "400": ("#fff3e0", "#8a4b00"),
-    "401": ("#fde7e9", "#8e1b25"),
-    "403": ("#ede7f6", "#4527a0"),
-    "tls": ("#e8eaf6", "#1a237e"),
-    "other": ("#f5f5f5", "#333333"),
-}
 _HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
-_ABBREVIATIONS = {
-    "invalid_token": "IT",
-    "invalid_request": "IR",
-    "insufficient_scope": "IS",
-    "invalid_dpop_proof": "DP",
-    "invalid_client_certificate": "CC",
-    "unauthorized_client": "UC",
-}
-
-
-def outcome_colours(outcome: Outcome) -> tuple[str, str]:
-    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
-    if outcome.tls_alert is not None:
-        return _COLOURS["tls"]
-    status = str(outcome.status)
-    if status.startswith("2"):
-        return _COLOURS["2"]
-    return _COLOURS.get(status, _COLOURS["other"])
-
-
-def compact(outcome: Outcome) -> str:
-    """A cell in a few characters: ``401 IT``, ``TLS 116``, ``200``; ``*`` unspecified, ``?`` assumed."""
-    if outcome.tls_alert is not None:
-        text = f"TLS {outcome.tls_alert.code}"
-    else:
-        text = str(outcome.status)
-        if outcome.error:
-            text += " " + _ABBREVIATIONS.get(outcome.error, outcome.error[:2].upper())
-    if outcome.unspecified:
-        text += "*"
-    elif outcome.assumed:
-        text += "?"
-    return text
 
 
 def status_line(outcome: Outcome) -> str:
@@ -348,38 +308,19 @@ def exchange_text(groups: Sequence[Group]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _file_stem(choice: CertChoice) -> str:
-    return choice.value
-
-
 def curl_command(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     """The curl command that sends the same request, with the lab's file names for CA, certificate and key.
 
     Header values are passed verbatim (the explorer refuses CR, LF and NUL before it gets here).
     """
-    request = exchange.client_request
     scenario = exchange.scenario
     choice = scenario.presentation.certificate
-    version = scenario.deployment.tls_version.value
-    args: list[str] = [
-        "curl",
-        "--include",
-        f"--tlsv{version}",
-        "--tls-max",
-        version,
-        "--cacert",
-        "ca.pem",
-    ]
-    if choice is not CertChoice.NONE:
-        stem = _file_stem(choice)
-        args += ["--cert", f"{stem}.pem", "--key", f"{stem}.key"]
-    if request.method != ("POST" if request.body else "GET"):
-        args += ["--request", request.method]
-    for name, value in request.headers:
-        args += ["--header", f"{name}: {value}"]
-    if request.body:
-        args += ["--data-raw", request.body.decode("latin-1")]
-    args.append(request.url)
+    args = curl_argv(
+        exchange.client_request,
+        certificate=choice,
+        tls_version=scenario.deployment.tls_version,
+        folder=".",
+    )
     head = [
         f"# ca.pem, client.pem, client.key: python -m mtlslab certs --seed {shlex.quote(str(seed))} --out .",
     ]
@@ -739,11 +680,11 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     legend = " ".join(
         f"<span style='background:{bg};color:{fg};padding:1px 6px;border-radius:3px'>{esc(label)}</span>"
         for label, (bg, fg) in (
-            ("2xx", _COLOURS["2"]),
-            ("400", _COLOURS["400"]),
-            ("401", _COLOURS["401"]),
-            ("403", _COLOURS["403"]),
-            ("TLS alert", _COLOURS["tls"]),
+            ("2xx", OUTCOME_COLOURS["2"]),
+            ("400", OUTCOME_COLOURS["400"]),
+            ("401", OUTCOME_COLOURS["401"]),
+            ("403", OUTCOME_COLOURS["403"]),
+            ("TLS alert", OUTCOME_COLOURS["tls"]),
         )
     )
     return (
