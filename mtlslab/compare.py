@@ -178,25 +178,27 @@ class Simulator:
         """The exchange and the resource server's decision (``None`` when TLS aborted)."""
         plan = self._plans.get((scenario, interpretation.deployment))
         if plan is None:
-            effective = self.effective(scenario, interpretation)
+            deployment = interpretation.adapt(scenario.deployment)
             # Overrides that change only the resource server (binding policy, validation, proxy trust...)
             # leave the TLS handshake and the requests as they were: reuse the scenario's own realisation.
-            same_wire = _transport(effective.deployment) == _transport(scenario.deployment)
-            exchange = self.exchange(scenario if same_wire else effective)
-            config = self._configs.get(effective.deployment)
+            same_wire = _transport(deployment) == _transport(scenario.deployment)
+            exchange = self.exchange(
+                scenario if same_wire else self.effective(scenario, interpretation)
+            )
+            config = self._configs.get(deployment)
             if config is None:
                 config = config_for(
-                    effective.deployment,
+                    deployment,
                     jwks=self.jwks,
                     introspect=self.introspect,
                     issuer=self.asrv.issuer,
                     audience=self.asrv.audience,
                 )
-                self._configs[effective.deployment] = config
+                self._configs[deployment] = config
             plan = self._plans[(scenario, interpretation.deployment)] = (
                 exchange,
                 config,
-                effective.deployment,
+                deployment,
             )
         exchange, config, _deployment = plan
         if exchange.request is None:

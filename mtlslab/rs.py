@@ -677,12 +677,17 @@ def _form_tokens(request: Request) -> list[str]:
 
 
 def _header_of(token: str) -> dict[str, Any] | None:
-    """The JOSE header, only to choose the key; pyjwt then parses and verifies the whole token.
+    """The JOSE header, to choose the key; pyjwt then checks and verifies the whole token.
 
     (pyjwt's own get_unverified_header would decode and check all three parts a second time.)
+    Raises :class:`_DuplicateMember` for a member name that occurs twice.
     """
     try:
-        header = json.loads(jwt.utils.base64url_decode(token.split(".", 1)[0]))
+        header = json.loads(
+            jwt.utils.base64url_decode(token.split(".", 1)[0]), object_pairs_hook=_unique_members
+        )
+    except _DuplicateMember:
+        raise
     except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
         return None
     return header if isinstance(header, dict) else None
@@ -704,35 +709,25 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _duplicate_member(token: str) -> tuple[str, Clause] | None:
-    """A member name the header or the claims carry twice, with the clause it breaks; ``None`` if none.
-
-    RFC 7515 §4 and RFC 7519 §4 let a parser either reject duplicate names or keep the lexically last one.
-    Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and whose last
-    names another is read one way here and maybe the other way elsewhere: this server rejects instead, so no
-    two parsers can disagree on what the token says.
-    """
-    header, payload = token.split(".")[:2]
-    for part, segment, where in (
-        ("JOSE header", header, _C_7515_4),
-        ("claims", payload, _C_7519_4),
-    ):
-        try:
-            json.loads(jwt.utils.base64url_decode(segment), object_pairs_hook=_unique_members)
-        except _DuplicateMember as dup:
-            return (
-                f"the member name {dup.name!r} occurs twice in the {part}: refused rather than guessed",
-                where,
-            )
-        except ValueError:
-            continue  # pyjwt parsed it already; a part it accepted is not ours to judge differently
-    return None
-
-
 _Verified = tuple[str, dict[str, Any] | str, tuple[str, ...], Clause]
 
 
-_PYJWT = jwt.api_jwt.PyJWT()  # one instance: building one sets up every algorithm object (≈ 1 ms)
+_PYJWS = jwt.PyJWS()  # one instance: building one sets up every algorithm object (≈ 1 ms)
+
+
+def _duplicate(
+    part: str, name: str, where: Clause, pointers: tuple[str, ...] = ()
+) -> tuple[str, str, tuple[str, ...], Clause]:
+    """RFC 7515 §4 and RFC 7519 §4 let a parser either reject a duplicate member name or keep the lexically
+    last one. Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and
+    whose last names another could be read one way here and the other way elsewhere: this server rejects
+    instead, so no two parsers can disagree on what the token says."""
+    return (
+        Finding.TOKEN_MALFORMED.value,
+        f"the member name {name!r} occurs twice in the {part}: refused rather than guessed",
+        pointers,
+        where,
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -743,7 +738,10 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     ``jku``/``x5u``/``jwk``/``x5c`` members the token carries — never fetched, never used; the clause is the
     one the outcome rests on.
     """
-    header = _header_of(token)
+    try:
+        header = _header_of(token)
+    except _DuplicateMember as dup:
+        return _duplicate("JOSE header", dup.name, _C_7515_4)
     if header is None:
         return (
             Finding.TOKEN_MALFORMED.value,
@@ -778,20 +776,8 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             _C_8725_31,
         )
     try:
-        decoded = _PYJWT.decode_complete(
-            token,
-            key=key,
-            algorithms=[key.algorithm_name],
-            options={
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-                "verify_jti": False,
-                "verify_sub": False,
-            },
-        )
+        # The JWS layer only: the claims are parsed below, once, refusing duplicate member names.
+        decoded = _PYJWS.decode_complete(token, key=key, algorithms=[key.algorithm_name])
     except jwt.InvalidSignatureError:
         return (
             Finding.BAD_SIGNATURE.value,
@@ -801,7 +787,17 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
         )
     except jwt.PyJWTError as exc:
         return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})", pointers, _C_9068_4
-    payload = decoded["payload"]
+    try:
+        payload = json.loads(decoded["payload"], object_pairs_hook=_unique_members)
+    except _DuplicateMember as dup:
+        return _duplicate("claims", dup.name, _C_7519_4, pointers)
+    except ValueError as exc:
+        return (
+            Finding.TOKEN_MALFORMED.value,
+            f"not a well-formed JWT (Invalid payload string: {exc})",
+            pointers,
+            _C_9068_4,
+        )
     if not isinstance(payload, dict):
         return (
             Finding.TOKEN_MALFORMED.value,
@@ -809,9 +805,6 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_9068_4,
         )
-    duplicate = _duplicate_member(token)
-    if duplicate is not None:
-        return Finding.TOKEN_MALFORMED.value, duplicate[0], pointers, duplicate[1]
     return "ok", payload, pointers, _C_9068_4
 
 

@@ -185,10 +185,8 @@ class DPoPKey:
 
     @classmethod
     def for_lab(cls, lab: Lab, label: str = "client") -> DPoPKey:
-        """The lab client's DPoP key, derived from the seed."""
-        key = lab.key(f"dpop/{label}", KeyType.EC)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return cls(private_key=key)
+        """The lab client's DPoP key, derived from the seed (one object per lab and label)."""
+        return _lab_dpop_key(lab, label)
 
     @property
     def public_jwk(self) -> dict[str, Any]:
@@ -202,6 +200,13 @@ class DPoPKey:
 
     def __repr__(self) -> str:
         return f"<DPoPKey jkt={self.jkt}>"
+
+
+@functools.lru_cache(maxsize=64)
+def _lab_dpop_key(lab: Lab, label: str) -> DPoPKey:
+    key = lab.key(f"dpop/{label}", KeyType.EC)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return DPoPKey(private_key=key)
 
 
 def dpop_proof(
