@@ -195,17 +195,24 @@ def load_certificate(
     raw = _as_bytes(data, field)
     if not raw.strip():
         raise CertificateError(field, "empty input")
+    # PEM may follow explanatory text (openssl's "Bag Attributes", a subject line): look for the block.
+    pem_start = raw.find(b"-----BEGIN CERTIFICATE-----")
+    text_like = isinstance(data, str) or b"-----BEGIN" in raw
     try:
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            if b"-----BEGIN CERTIFICATE-----" not in raw:
-                kind = raw.lstrip().split(b"\n", 1)[0].decode("ascii", "replace")
-                raise CertificateError(field, f"PEM block is {kind!r}, not a CERTIFICATE")
-            return x509.load_pem_x509_certificate(raw)
+        if pem_start >= 0:
+            return x509.load_pem_x509_certificate(raw[pem_start:])
+        if b"-----BEGIN" in raw:
+            kind = raw[raw.find(b"-----BEGIN") :].split(b"\n", 1)[0].decode("ascii", "replace")
+            raise CertificateError(field, f"PEM block is {kind.strip()!r}, not a CERTIFICATE")
+        if text_like:
+            raise CertificateError(
+                field, "text without a -----BEGIN CERTIFICATE----- block is not PEM"
+            )
         return x509.load_der_x509_certificate(raw)
     except CertificateError:
         raise
     except (ValueError, UnsupportedAlgorithm) as exc:
-        form = "PEM" if raw.lstrip().startswith(b"-----") else "DER"
+        form = "PEM" if pem_start >= 0 else "DER"
         raise CertificateError(field, f"not a valid {form} certificate ({exc})") from None
 
 

@@ -1186,6 +1186,14 @@ class TokenInspection:
     signature: SignatureCheck
     binding: BindingCheck
 
+    def __repr__(self) -> str:
+        signature = (
+            "signature valid"
+            if self.signature.valid
+            else f"signature INVALID ({self.signature.reason})"
+        )
+        return f"<TokenInspection {self.header.get('alg')} {signature}; binding {self.binding.method}: {self.binding.reason}>"
+
     def _repr_html_(self) -> str:
         ok = "#1b7f3b" if self.signature.valid else "#b00020"
         bind = {True: "#1b7f3b", False: "#b00020", None: "#555"}[self.binding.holds]

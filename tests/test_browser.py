@@ -244,8 +244,12 @@ def _shoot(page: Any, element: Any, path: Path) -> None:
 
 
 def _keep(shot: Path, readme_name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOTS / readme_name)
+    """Refresh the README's screenshot when asked (MTLSLAB_UPDATE_SCREENSHOTS=1) or when it is missing;
+    every run keeps its own in tests/artifacts/."""
+    target = SCREENSHOTS / readme_name
+    if os.environ.get("MTLSLAB_UPDATE_SCREENSHOTS") or not target.exists():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
 
 
 def test_jupyterlab_runs_notebook_04_and_the_explorer_follows_its_controls(

@@ -611,3 +611,15 @@ def test_lab_and_ca_html_lists_every_identity(lab: Lab) -> None:
         assert f">{name}<" in page
         assert identity.x5t_s256 in page
     assert "Certificate authority ca" in lab.ca._repr_html_()
+
+
+def test_pem_after_explanatory_text_is_read_and_plain_text_is_not_called_der(lab: Lab) -> None:
+    """openssl's "Bag Attributes" before the block is fine; text with no PEM block is refused as not PEM."""
+    pem = lab.client.cert_pem.text()
+    assert (
+        x5t_s256("Bag Attributes\n    localKeyID: 01\nsubject=CN = client\n" + pem)
+        == lab.client.x5t_s256
+    )
+    with pytest.raises(CertificateError) as info:
+        load_certificate("this is not a certificate")
+    assert "not PEM" in info.value.reason

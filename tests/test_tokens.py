@@ -657,3 +657,14 @@ def test_claims_in_html_are_escaped(lab: Lab) -> None:
     inspection = inspect_token(token.value, jwks=server.jwks(), certificate=lab.client)
     assert "<script>" not in inspection._repr_html_()
     assert json.loads(json.dumps(inspection.claims))["iss"] == "https://as.example/<script>"
+
+
+def test_an_inspection_has_a_compact_repr(lab: Lab, asrv: AuthorizationServer) -> None:
+    """repr() of an inspection is one line: algorithm, signature verdict, binding verdict."""
+    text = repr(
+        inspect_token(asrv.mint("bound").value, jwks=asrv.jwks(), certificate=lab.other_client)
+    )
+    assert text.startswith(
+        "<TokenInspection ES256 signature valid; binding x5t#S256: thumbprints differ"
+    )
+    assert "\n" not in text
