@@ -61,6 +61,7 @@ __all__ = [
     "AuthorizationServer",
     "BindingCheck",
     "DPoPKey",
+    "IntrospectionResponse",
     "SignatureCheck",
     "TokenInspection",
     "TokenKind",
@@ -341,6 +342,25 @@ class _MintContext:
     now: dt.datetime
 
 
+class IntrospectionResponse(dict[str, Any]):
+    """An RFC 7662 §2.2 introspection response: a plain JSON object that also renders in a notebook."""
+
+    def __repr__(self) -> str:
+        active = "active" if self.get("active") is True else "inactive"
+        cnf = f" cnf={json.dumps(self['cnf'])}" if "cnf" in self else ""
+        return f"<IntrospectionResponse {active}{cnf} {dict.__repr__(self)}>"
+
+    def _repr_html_(self) -> str:
+        colour = "#1b7f3b" if self.get("active") is True else "#b00020"
+        return (
+            "<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
+            f"<div style='font-weight:bold;color:{colour}'>Introspection response (RFC 7662 §2.2): "
+            f"{'active' if self.get('active') is True else 'inactive'}</div>"
+            "<pre style='margin:2px 0;background:#f6f6f6;padding:4px'>"
+            f"{html.escape(json.dumps(dict(self), indent=2))}</pre></div>"
+        )
+
+
 class AuthorizationServer:
     """The lab's authorization server: signing key, public JWKS, token minting and RFC 7662 introspection.
 
@@ -494,18 +514,18 @@ class AuthorizationServer:
         """Revoke ``token``: introspection then answers ``{"active": false}``."""
         self._revoked.add(token)
 
-    def introspect(self, token: str, *, now: dt.datetime = LAB_NOW) -> dict[str, Any]:
+    def introspect(self, token: str, *, now: dt.datetime = LAB_NOW) -> IntrospectionResponse:
         """RFC 7662 §2.2 response for ``token`` at ``now``; unknown, revoked or expired → ``active: false``.
 
         Certificate-bound tokens carry ``cnf`` with ``x5t#S256`` (RFC 8705 §3.2).
         """
         record = self._introspection.get(token)
         if record is None or token in self._revoked:
-            return {"active": False}
+            return IntrospectionResponse(active=False)
         exp = record.get("exp")
         if isinstance(exp, int) and _epoch(now) >= exp:
-            return {"active": False}
-        return {"active": True, **record}
+            return IntrospectionResponse(active=False)
+        return IntrospectionResponse({"active": True, **record})
 
     def __repr__(self) -> str:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"

@@ -668,3 +668,15 @@ def test_an_inspection_has_a_compact_repr(lab: Lab, asrv: AuthorizationServer) -
         "<TokenInspection ES256 signature valid; binding x5t#S256: thumbprints differ"
     )
     assert "\n" not in text
+
+
+def test_an_introspection_response_is_a_json_object_that_renders(
+    lab: Lab, asrv: AuthorizationServer
+) -> None:
+    """RFC 7662 §2.2: the response is a JSON object (a dict) and shows readably, escaped, in a notebook."""
+    response = asrv.introspect(asrv.mint("opaque-bound").value)
+    assert isinstance(response, dict)
+    assert json.loads(json.dumps(response))["cnf"] == {"x5t#S256": lab.client.x5t_s256}
+    assert repr(response).startswith("<IntrospectionResponse active cnf=")
+    assert "active" in response._repr_html_()
+    assert "inactive" in repr(asrv.introspect("unknown-token"))
