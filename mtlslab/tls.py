@@ -160,7 +160,7 @@ _PROBLEM_ALERT = {
 
 _RFC8446_CERT = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
 _RFC5246_CERT = clause(5246, "7.4.6", "Client Certificate")
-_RFC8705_NO_CA = clause(8705, "6.2", "Certificate Validation")
+_RFC8705_NO_CA = clause(8705, "6.2", "Resource Server")
 
 
 def _rejection_clause(version: TlsVersion) -> Clause:
