@@ -207,6 +207,7 @@ def _cold(
     from mtlslab import pki, rs, scenarios, tls
 
     rs._verify_jws.cache_clear()
+    rs._check_proof.cache_clear()
     rs._prefix.cache_clear()
     sim._decisions.clear()  # type: ignore[attr-defined]
     if answers:

@@ -1118,7 +1118,9 @@ def _dpop(run: _Run, token: str, cnf: Any) -> None:
             _C_9449_43,
             f"{len(proofs)} DPoP header fields; one is allowed",
         )
-    problem, jkt = _check_proof(proofs[0], run.request, token, run.now, run.config.dpop_max_age)
+    problem, jkt = _check_proof(
+        proofs[0], run.request.method, run.request.url, token, run.now, run.config.dpop_max_age
+    )
     if problem:
         raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", _C_9449_43, problem)
     run.step("DPoP proof", _C_9449_43, True, f"valid proof for this request, key thumbprint {jkt}")
@@ -1140,10 +1142,15 @@ def _dpop(run: _Run, token: str, cnf: Any) -> None:
     run.step("DPoP key binding", _C_9449_71, True, f"cnf.jkt matches the proof's key ({jkt})")
 
 
+@functools.lru_cache(maxsize=1024)
 def _check_proof(
-    proof: str, request: Request, token: str, now: dt.datetime, max_age: int
+    proof: str, method: str, url: str, token: str, now: dt.datetime, max_age: int
 ) -> tuple[str, str]:
-    """RFC 9449 §4.3: ``(problem, jkt)``; problem is empty when the proof is valid."""
+    """RFC 9449 §4.3: ``(problem, jkt)``; problem is empty when the proof is valid.
+
+    A pure function of its arguments (this server keeps no ``jti`` replay cache), so each proof is verified
+    once however many resource-server configurations look at the same request.
+    """
     try:
         header = jwt.get_unverified_header(proof)
     except jwt.PyJWTError as exc:
@@ -1179,10 +1186,10 @@ def _check_proof(
         return f"unusable proof ({exc})", ""
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
-    if claims.get("htm") != request.method:
-        return f"htm {claims.get('htm')!r} is not the request method {request.method}", ""
+    if claims.get("htm") != method:
+        return f"htm {claims.get('htm')!r} is not the request method {method}", ""
     htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
-    if htu is None or htu != _normal_url(request.url):
+    if htu is None or htu != _normal_url(url):
         return f"htu {claims.get('htu')!r} is not this URL", ""
     iat = claims.get("iat")
     if (
