@@ -204,10 +204,13 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Simulator
-    from mtlslab.scenarios import CATALOGUE
+    from mtlslab.scenarios import CATALOGUE, get_scenario
 
     sim = Simulator(seed=args.seed)
-    scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    if args.scenario:
+        scenarios = [get_scenario(i) for i in args.scenario]
+    else:
+        scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
     matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
     if args.only_disagreements:
         matrix = matrix.disagreements(strict=args.strict)
@@ -362,6 +365,13 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--only-disagreements", action="store_true", help="only scenarios where the readings differ"
+    )
+    p.add_argument(
+        "-s",
+        "--scenario",
+        action="append",
+        metavar="ID",
+        help="a scenario to include, in this order (repeatable; default: the catalogue, or --tag)",
     )
     p.add_argument(
         "--strict",

@@ -448,7 +448,8 @@ class Matrix:
         if legend:
             lines += [
                 "",
-                "*(unspecified)*: the RFCs name no answer; *(assumed)*: not shown by the source, "
+                "*(unspecified)*: the RFCs name no answer (the status shown is mtlslab's placeholder, the bare "
+                "RFC 6750 challenge); *(assumed)*: wholly or partly not shown by the source (see the cell's note), "
                 "inherited from the baseline; ⚠ *binding not checked*: a certificate- or DPoP-bound token "
                 "accepted without any binding check (anyone holding it can use it). Sources: "
                 + "; ".join(
@@ -494,7 +495,8 @@ class Matrix:
         codes = ", ".join(f"{v}={k}" for k, v in ERROR_ABBREVIATIONS.items())
         out += textwrap.wrap(
             f"Cells: status and error code ({codes}); TLS nnn = TLS alert number; "
-            "* = the RFCs name no answer (unspecified); ? = not shown by the source (assumed); ! = a "
+            "* = the RFCs name no answer (unspecified; the status is a placeholder); ? = wholly or partly "
+            "not shown by the source (assumed); ! = a "
             "bound token accepted without any binding check.",
             width=width,
         )

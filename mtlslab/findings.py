@@ -82,7 +82,7 @@ _8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
 _9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
 _9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
 _9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
-_9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
+_9440_24 = clause(9440, "2.4", "Processing Rules")
 _7800_3 = clause(7800, "3", "Representations for Proof-of-Possession Keys")
 _8446 = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
 _6585_5 = clause(6585, "5", "431 Request Header Fields Too Large")
@@ -210,7 +210,7 @@ FINDINGS: dict[Finding, FindingInfo] = {
     ),
     Finding.UNTRUSTED_CLIENT_CERT_HEADER: FindingInfo(
         title="untrusted Client-Cert header",
-        clause=_9440_2,
+        clause=_9440_24,
         hint=None,
         meaning="the only certificate for a bound token came in a Client-Cert header the server must not trust "
         "(sent by the client itself, or by a proxy the origin is not configured to trust); it is ignored",

@@ -98,6 +98,9 @@ class Answer:
     error_uri: str | None = None
     realm: bool = True
     scope: bool = False
+    params: tuple[
+        tuple[str, str], ...
+    ] = ()  # more auth-params after the RFC 6750 ones (e.g. DPoP algs)
     extra_challenges: tuple[str, ...] = ()
     separator: str = ", "
     body: str = ""
@@ -116,7 +119,7 @@ class Answer:
                 out[f.name] = (
                     value.value
                     if isinstance(value, Finding)
-                    else list(value)
+                    else [list(v) if isinstance(v, tuple) else v for v in value]
                     if isinstance(value, tuple)
                     else value
                 )
@@ -139,6 +142,13 @@ class Answer:
             ) from None
         if "extra_challenges" in values:
             values["extra_challenges"] = tuple(values["extra_challenges"])
+        if "params" in values:
+            try:
+                values["params"] = tuple((str(n), str(v)) for n, v in values["params"])
+            except (TypeError, ValueError):
+                raise InterpretationError(
+                    f"{where}.params", "a list of [name, value] pairs"
+                ) from None
         return cls(**values)
 
 
@@ -404,6 +414,7 @@ class Interpretation:
                 error=answer.error,
                 error_description=answer.description,
                 error_uri=answer.error_uri,
+                extra=answer.params,
             )
         else:
             params = [("realm", realm)] if realm else []
@@ -417,7 +428,7 @@ class Interpretation:
                 )
                 if v is not None
             ]
-            first = challenge(answer.scheme, *params)
+            first = challenge(answer.scheme, *params, *answer.params)
         extra = [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
         return [first, *extra]
 
@@ -657,6 +668,11 @@ _UNSPECIFIED_NOTE = (
 )
 
 
+_DPOP_ALGS = (
+    ("algs", "ES256"),
+)  # RFC 9449 §7.1: the DPoP challenge SHOULD list the accepted algorithms
+
+
 def _baseline_answers() -> dict[Finding, Answer]:
     invalid_token = Answer(status=401, error="invalid_token")
     return {
@@ -684,8 +700,7 @@ def _baseline_answers() -> dict[Finding, Answer]:
             status=401,
             error="invalid_token",
             extra_challenges=('DPoP algs="ES256"',),
-            note="RFC 9449 §7.2: refuse; §7.1: a server supporting both schemes may "
-            "send both challenges",
+            note="RFC 9449 §7.2: refuse, and a server supporting both schemes may send both challenges",
         ),
         _F.MTLS_TOKEN_AS_BEARER: Answer(
             status=401,
@@ -698,11 +713,11 @@ def _baseline_answers() -> dict[Finding, Answer]:
             scheme="DPoP",
             error="invalid_dpop_proof",
             realm=False,
-            extra_challenges=(),
-            note="RFC 9449 §7.1: a missing proof fails §4.3",
+            params=_DPOP_ALGS,
+            note="RFC 9449 §7.1: a missing proof fails §4.3; algs SHOULD be sent",
         ),
         _F.DPOP_PROOF_INVALID: Answer(
-            status=401, scheme="DPoP", error="invalid_dpop_proof", realm=False
+            status=401, scheme="DPoP", error="invalid_dpop_proof", realm=False, params=_DPOP_ALGS
         ),
         _F.DPOP_KEY_MISMATCH: Answer(
             status=401,
@@ -710,6 +725,7 @@ def _baseline_answers() -> dict[Finding, Answer]:
             error="invalid_token",
             realm=False,
             description="Invalid DPoP key binding",
+            params=_DPOP_ALGS,
             note="RFC 9449 §7.1's own example",
         ),
         _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
@@ -784,6 +800,7 @@ def _make(
 _RICHER_10NOV = "https://mailarchive.ietf.org/arch/msg/oauth/XfeH2q0Rwa2YocsR484xk-8LMqc/"
 _RICHER_17NOV = "https://mailarchive.ietf.org/arch/msg/oauth/0AqJC-xFPFBrz_CxC08I2tJ49ws/"
 _KEYCLOAK_MSG = "Client certificate missing, or its thumbprint and one in the token did NOT match"
+_KEYCLOAK_NOTE = "observed in the source (newer text; 19.0.2's first versions said '…one in the refresh token did NOT match')"
 _SPRING_PREFIX = "An error occurred while attempting to decode the Jwt: "
 _SPRING_URI = "https://tools.ietf.org/html/rfc6750#section-3.1"
 _AUTH0_DPOP = 'DPoP algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES256K ES384 ES512 EdDSA"'
@@ -886,12 +903,15 @@ def _builtins() -> dict[str, Interpretation]:
         departures=(
             Departure(
                 what="the MTLS scheme and the invalid_client_certificate code are hypothetical",
-                reason="neither is registered (IANA HTTP Authentication Schemes; OAuth Extensions Error "
-                "registry); this shows what the analogy would mean",
+                reason="mtlslab's names, not Richer's, and neither is registered (IANA HTTP Authentication "
+                "Schemes; OAuth Extensions Error registry); this shows what the analogy would mean",
             ),
             Departure(
                 what="certificate-bound tokens sent as Bearer are refused",
-                reason="by analogy with RFC 9449 §7.2; today's clients, which all use Bearer, would break",
+                reason="by analogy with RFC 9449 §7.2; today's clients, which all use Bearer, would break. "
+                "So in every Bearer row this reading answers 'bound token as Bearer' (401 invalid_token) before "
+                "it looks at the certificate: that is not agreement with thread-401; its own missing-certificate "
+                "answer shows in the MTLS-scheme rows",
             ),
         ),
         deployment={"mtls_scheme": True},
@@ -922,7 +942,7 @@ def _builtins() -> dict[str, Interpretation]:
     )
     keycloak = _make(
         "keycloak",
-        "Keycloak ≥ 19.0.2 (UserInfo)",
+        "Keycloak, recent versions (UserInfo)",
         "401 invalid_token for both a missing and a mismatched certificate, one message for both.",
         Source(
             kind="repository",
@@ -933,10 +953,10 @@ def _builtins() -> dict[str, Interpretation]:
         "observed",
         {
             _F.CERTIFICATE_MISSING: Answer(
-                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_OBSERVED
+                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_KEYCLOAK_NOTE
             ),
             _F.CERTIFICATE_MISMATCH: Answer(
-                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_OBSERVED
+                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_KEYCLOAK_NOTE
             ),
         },
         departures=(
@@ -944,12 +964,17 @@ def _builtins() -> dict[str, Interpretation]:
                 what="binding is checked only for clients with the 'use MTLS HoK token' option",
                 reason="modelled with the option on; without it cnf is ignored",
             ),
+            Departure(
+                what="the description is the newer text",
+                reason="from 19.0.2 Keycloak first said '…one in the refresh token did NOT match'; newer "
+                "versions say '…one in the token did NOT match'",
+            ),
         ),
         assume_rest=True,
     )
     keycloak_legacy = _make(
         "keycloak-legacy",
-        "Keycloak before 19.0.2 (UserInfo)",
+        "Keycloak, older versions (UserInfo)",
         "401 unauthorized_client — not an RFC 6750 resource error code — for both cases.",
         Source(
             kind="repository",
@@ -997,7 +1022,9 @@ def _builtins() -> dict[str, Interpretation]:
                 error_uri=_SPRING_URI,
                 description=_SPRING_PREFIX
                 + "Unable to obtain X509Certificate from current request.",
-                note=_OBSERVED,
+                assumed=True,
+                note="status, error, error_uri and the end of the description observed; the description's "
+                "prefix assumed to be the one (a) shows",
             ),
             _F.CERTIFICATE_MISMATCH: Answer(
                 status=401,
@@ -1008,8 +1035,10 @@ def _builtins() -> dict[str, Interpretation]:
             ),
             _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
                 same_as=_F.CERTIFICATE_MISSING,
-                note="observed: behind a TLS-terminating proxy, without a certificate supplier, every bound "
-                "token lands in the missing-certificate case",
+                assumed=True,
+                note="observed for a proxy's header: without a certificate supplier every bound token lands in "
+                "the missing-certificate case; a client's own header on a direct connection is assumed to be "
+                "ignored the same way",
             ),
         },
         departures=(
@@ -1040,7 +1069,7 @@ def _builtins() -> dict[str, Interpretation]:
                 description="invalid token provided",
                 body='{"error":"$error","error_description":"$description"}',
                 content_type="application/json; charset=utf-8",
-                note=_OBSERVED,
+                note="observed in the source (the Content-Type is Koa's for a JSON body)",
             )
             for f in (_F.CERTIFICATE_MISSING, _F.CERTIFICATE_MISMATCH)
         },
@@ -1168,13 +1197,23 @@ def _builtins() -> dict[str, Interpretation]:
                 error="invalid_token",
                 body='{"error": "invalid_token"}',
                 content_type="application/json; charset=utf-8",
-                note=_OBSERVED,
+                note="observed in the source (the Content-Type as oauth_mtls.lua sets it)",
             )
             for f in (
                 _F.CERTIFICATE_MISSING,
                 _F.CERTIFICATE_MISMATCH,
                 _F.TOKEN_NOT_BOUND,
-                _F.UNSUPPORTED_CONFIRMATION,  # cnf without x5t#S256: the same branch of oauth_mtls.lua
+            )
+        }
+        | {
+            _F.UNSUPPORTED_CONFIRMATION: Answer(
+                status=401,
+                scheme=None,
+                error="invalid_token",
+                body='{"error": "invalid_token"}',
+                content_type="application/json; charset=utf-8",
+                assumed=True,
+                note="cnf without x5t#S256: read off the same branch of oauth_mtls.lua, not in the source notes",
             )
         },
         departures=(

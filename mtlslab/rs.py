@@ -77,7 +77,7 @@ _C_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens
 _C_8705_31 = clause(8705, "3.1", "JWT Certificate Thumbprint Confirmation Method")
 _C_8705_32 = clause(8705, "3.2", "Confirmation Method for Token Introspection")
 _C_9440_2 = clause(9440, "2", "HTTP Header Fields and Processing Rules")
-_C_9440_4 = clause(9440, "4", "Security Considerations")
+_C_9440_24 = clause(9440, "2.4", "Processing Rules")
 _C_6750_2 = clause(6750, "2", "Authenticated Requests")
 _C_6750_21 = clause(6750, "2.1", "Authorization Request Header Field")
 _C_6750_22 = clause(6750, "2.2", "Form-Encoded Body Parameter")
@@ -454,7 +454,7 @@ def _finish(run: _Run, prefix: _Prefix) -> Finding:
             "use it",
         )
         return Finding.ACCEPTED_ALTHOUGH_BOUND
-    run.step("result", _C_6750_31, True, "every check passed")
+    run.step("result", Finding.ACCEPTED.info.clause, True, "every check passed")
     return Finding.ACCEPTED
 
 
@@ -469,7 +469,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
             if headers:
                 run.step(
                     "client certificate",
-                    _C_9440_4,
+                    _C_9440_24,
                     None,
                     "a Client-Cert header came from the proxy, but this origin is not configured to trust it: ignored",
                 )
@@ -520,7 +520,7 @@ def _certificate(run: _Run) -> tuple[bytes | None, bool]:
     if untrusted:
         run.step(
             "client certificate",
-            _C_9440_4,
+            _C_9440_24,
             None,
             "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
             "it is ignored",
@@ -1049,7 +1049,7 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
             raise run.fail(
                 Finding.UNTRUSTED_CLIENT_CERT_HEADER,
                 "certificate binding",
-                _C_9440_4,
+                _C_9440_24,
                 "the token is certificate-bound and the only certificate came in an untrusted "
                 "Client-Cert header",
             )

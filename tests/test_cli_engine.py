@@ -420,3 +420,17 @@ def test_python_dash_m_runs_the_engine() -> None:
     assert bad.stdout == ""
     assert bad.stderr.count("\n") == 1
     assert "success" in bad.stderr
+
+
+def test_matrix_takes_scenarios_by_id_in_order() -> None:
+    """`matrix -s ID -s ID` gives exactly those rows, in that order; an unknown id is one line and status 2."""
+    code, out, err = run(
+        "matrix", "-s", "mismatch", "-s", "no-cert-optional", "-i", "baseline", "--format", "csv"
+    )
+    assert (code, err) == (0, "")
+    rows = [line.split(",")[0] for line in out.splitlines()[1:]]
+    assert rows == ["mismatch", "no-cert-optional"]
+    code, out, err = run("matrix", "-s", "no-cert-optionl")
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "no-cert-optional" in err

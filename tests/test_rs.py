@@ -200,14 +200,14 @@ def test_a_trusted_proxys_client_cert_is_the_certificate(
 def test_an_untrusted_proxys_client_cert_is_ignored(
     rs_config: RsConfig, lab: Lab, bound: str
 ) -> None:
-    """RFC 9440 §4: a Client-Cert from a proxy the origin does not trust counts for nothing."""
+    """RFC 9440 §2.4: a Client-Cert from a proxy the origin does not trust counts for nothing."""
     request = authorization(f"Bearer {bound}", from_proxy=True).with_header(
         "Client-Cert", encode_client_cert(lab.client.der)
     )
     decision = decide(request, rs_config)
     assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
-    assert step(decision, "client certificate").clause.label == "RFC 9440 §4"
-    assert decision.trace[-1].clause.label == "RFC 9440 §4"
+    assert step(decision, "client certificate").clause.label == "RFC 9440 §2.4"
+    assert decision.trace[-1].clause.label == "RFC 9440 §2.4"
 
 
 def test_a_client_cert_header_on_a_direct_connection_is_ignored(
@@ -1436,7 +1436,7 @@ def test_a_client_cert_smuggled_after_crlf_is_an_untrusted_header(sim: Simulator
     decision = decide(request, config)
     assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
     ignored = next(s for s in decision.trace if s.check == "client certificate")
-    assert ignored.clause.label == "RFC 9440 §4"
+    assert ignored.clause.label == "RFC 9440 §2.4"
     assert "ignored" in ignored.detail
 
 

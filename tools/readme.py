@@ -34,36 +34,66 @@ def debate_matrix() -> str:
     return sim.matrix(scenarios_tagged("debate")).to_markdown()
 
 
+_CORE_SCENARIOS = (
+    "no-cert-optional",
+    "mismatch",
+    "required-unbound-no-cert",
+    "proxy-no-cert",
+    "forged-client-cert",
+    "mtls-scheme-no-cert",
+    "success",
+)
+_CORE_READINGS = (
+    "baseline",
+    "thread-400",
+    "thread-401",
+    "dpop-analogy",
+    "tls-required",
+    "keycloak",
+    "spring-security",
+    "auth0",
+    "apicast",
+    "duende-sample",
+)
+
+
 def debate_text() -> str:
-    """The debate's core rows as ≤ 72-column text, ready for a mail or an Internet-Draft."""
+    """The debate's core rows as ≤ 72-column text, ready for a mail or an Internet-Draft, with the command
+    that prints exactly this."""
+    from mtlslab.scenarios import get_scenario
+
     sim = Simulator(seed="mtlslab")
-    core = [
-        s
-        for s in scenarios_tagged("debate")
-        if s.id
-        in {
-            "no-cert-optional",
-            "mismatch",
-            "required-unbound-no-cert",
-            "proxy-no-cert",
-            "forged-client-cert",
-            "success",
-        }
-    ]
-    names = [
-        "baseline",
-        "thread-400",
-        "thread-401",
-        "dpop-analogy",
-        "tls-required",
-        "keycloak",
-        "spring-security",
-        "auth0",
-        "apicast",
-        "duende-sample",
-    ]
-    matrix = sim.matrix(core, [BUILTINS[n] for n in names])
-    return "```text\n" + matrix.to_text() + "```\n"
+    matrix = sim.matrix(
+        [get_scenario(i) for i in _CORE_SCENARIOS], [BUILTINS[n] for n in _CORE_READINGS]
+    )
+    command = (
+        "python -m mtlslab matrix --format text \\\n    "
+        + " ".join(f"-s {i}" for i in _CORE_SCENARIOS)
+        + " \\\n    "
+        + " ".join(f"-i {n}" for n in _CORE_READINGS)
+    )
+    return "```sh\n" + command + "\n```\n\n```text\n" + matrix.to_text() + "```\n"
+
+
+def probe_report() -> str:
+    """A probe of mtlslab's own live server answering as Keycloak (the report's compact form)."""
+    from mtlslab.live import LiveStack
+    from mtlslab.probe import LabIssuer, probe
+    from mtlslab.scenarios import Deployment
+
+    sim = Simulator(seed="mtlslab")
+    with LiveStack(
+        simulator=sim, deployment=Deployment(), interpretation=BUILTINS["keycloak"]
+    ) as server:
+        issuer = LabIssuer(sim.lab, asrv=sim.asrv, now=sim.now).start()
+        try:
+            report = probe(
+                f"{server.url}/resource", issuer=issuer, ca=sim.lab.ca, simulator=sim, now=sim.now
+            )
+        finally:
+            issuer.close()
+        text = report.to_text(details=False).replace(server.url, "https://127.0.0.1:PORT")
+    return "```text\n" + text + "```\n"
 
 
 def findings_table() -> str:
@@ -137,6 +167,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "tokens": tokens_table,
     "catalogue": catalogue_summary,
     "attacks": attacks_table,
+    "probe-report": probe_report,
 }
 
 

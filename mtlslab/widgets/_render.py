@@ -194,7 +194,7 @@ def answer_cards(
         if cell.outcome.unspecified:
             flags = "<span style='color:#8e1b25;font-weight:bold'> unspecified by the RFCs</span>"
         elif cell.outcome.assumed:
-            flags = "<span style='color:#555;font-style:italic'> assumed (not shown by the source)</span>"
+            flags = "<span style='color:#555;font-style:italic'> assumed (wholly or partly not shown by the source)</span>"
         adapted = ""
         if deployment is not None and cell.deployment is not None and cell.deployment != deployment:
             adapted = f"<div style='color:#555;font-size:11px'>as this reading deploys it: {esc(cell.deployment.describe())}</div>"
@@ -691,7 +691,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         "<div style='overflow-x:auto'><table style='border-collapse:collapse'>"
         f"<tr><th></th><th style='text-align:left;padding:2px 6px'>scenario</th>{head}</tr>{''.join(rows)}</table></div>"
         f"<div style='font-size:11px;color:#555;margin-top:4px'>{legend} · ≠ readings disagree · dashed: unspecified "
-        "by the RFCs · italic / ?: assumed (not shown by the source) · IT invalid_token, IR invalid_request, "
+        "by the RFCs (placeholder status) · italic / ?: assumed (wholly or partly not shown by the source) · IT invalid_token, IR invalid_request, "
         "IS insufficient_scope, DP invalid_dpop_proof, CC invalid_client_certificate, UC unauthorized_client</div>"
     )
 
