@@ -319,6 +319,24 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _tls_options(parser: argparse.ArgumentParser) -> None:
+    """--client-auth and --tls, their choices taken from the TLS model's enums."""
+    from mtlslab.tls import ClientAuth, TlsVersion
+
+    parser.add_argument(
+        "--client-auth",
+        choices=[mode.value for mode in ClientAuth],
+        default=ClientAuth.OPTIONAL.value,
+        help="how the TLS server asks for a client certificate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tls",
+        choices=[version.value for version in TlsVersion],
+        default=TlsVersion.TLS1_3.value,
+        help="the TLS version the server pins (default: %(default)s)",
+    )
+
+
 def _interpretation_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-i",
@@ -396,12 +414,7 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         "authorization server for --seed) under each interpretation.",
     )
     _seed_argument(p)
-    p.add_argument(
-        "--client-auth",
-        choices=("none", "optional", "optional-no-ca", "required", "required-no-ca"),
-        default="optional",
-    )
-    p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    _tls_options(p)
     p.add_argument(
         "--cert", metavar="FILE", help="PEM or DER certificate the client presents (or 'none')"
     )
@@ -523,12 +536,7 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         "and print its URL, the CA file, the interpretation it answers with, and curl lines.",
     )
     _seed_argument(p)
-    p.add_argument(
-        "--client-auth",
-        choices=("none", "optional", "optional-no-ca", "required", "required-no-ca"),
-        default="optional",
-    )
-    p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    _tls_options(p)
     p.add_argument(
         "-i",
         "--interpretation",
