@@ -209,6 +209,7 @@ def _cold(
     rs._verify_jws.cache_clear()
     rs._check_proof.cache_clear()
     rs._prefix.cache_clear()
+    rs._front.cache_clear()
     sim._decisions.clear()  # type: ignore[attr-defined]
     if answers:
         for interp in interpretations:
@@ -238,11 +239,11 @@ def engine(settings: Settings) -> list[Result]:
 
     def one_scenario() -> object:
         _cold(sim, interpretations, answers=False)
-        return [sim.cell(scenario, interp) for interp in interpretations]
+        return sim.row(scenario, interpretations)
 
     def one_scenario_cold_answers() -> object:
         _cold(sim, interpretations, answers=True)
-        return [sim.cell(scenario, interp) for interp in interpretations]
+        return sim.row(scenario, interpretations)
 
     ours, theirs = side_by_side(one_scenario, bare, settings)
     results = [

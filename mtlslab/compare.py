@@ -38,6 +38,7 @@ from mtlslab.pki import LAB_NOW, Lab
 from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate
 from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Request, Scenario, realize
 from mtlslab.spec import Clause, Step
+from mtlslab.tls import TlsAlert
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
 __all__ = [
@@ -226,6 +227,45 @@ class Simulator:
             deployment=self._plans[(scenario, interpretation.deployment)][2],
         )
 
+    def row(
+        self, scenario: Scenario, interpretations: Iterable[Interpretation] | None = None
+    ) -> tuple[Cell, ...]:
+        """``scenario`` under each interpretation (default: the built-ins), in their order.
+
+        However many interpretations there are, the scenario is realised once per distinct handshake and the
+        resource server decides once per distinct configuration; the interpretations that share a
+        configuration share its decision and its trace, and differ only in how they answer the finding.
+        """
+        chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
+        shared: dict[
+            tuple[tuple[str, Any], ...],
+            tuple[TlsAlert | None, Decision | None, tuple[Step, ...], Deployment],
+        ] = {}
+        cells = []
+        for interpretation in chosen:
+            found = shared.get(interpretation.deployment)
+            if found is None:
+                exchange, decision = self.decide(scenario, interpretation)
+                found = shared[interpretation.deployment] = (
+                    exchange.tls.alert,
+                    decision,
+                    exchange.tls.steps + (decision.trace if decision else ()),
+                    self._plans[(scenario, interpretation.deployment)][2],
+                )
+            alert, decision, trace, deployment = found
+            outcome = interpretation.respond(decision, tls_alert=alert)
+            cells.append(
+                Cell(
+                    scenario=scenario.id,
+                    interpretation=interpretation.name,
+                    finding=outcome.finding,
+                    outcome=outcome,
+                    trace=trace,
+                    deployment=deployment,
+                )
+            )
+        return tuple(cells)
+
     def matrix(
         self,
         scenarios: Iterable[Scenario] = CATALOGUE,
@@ -234,7 +274,11 @@ class Simulator:
         """Every scenario under every interpretation (default: the catalogue and the built-ins)."""
         scenario_list = tuple(scenarios)
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
-        cells = {(s.id, i.name): self.cell(s, i) for s in scenario_list for i in chosen}
+        cells = {
+            (scenario.id, cell.interpretation): cell
+            for scenario in scenario_list
+            for cell in self.row(scenario, chosen)
+        }
         return Matrix(scenarios=scenario_list, interpretations=chosen, cells=cells)
 
 

@@ -26,6 +26,7 @@ business of :mod:`mtlslab.interpretations`, never of this module. A rejected req
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import hashlib
@@ -133,6 +134,10 @@ class Jwks:
         """Parse a JWK Set (RFC 7517 §5)."""
         keyset = jwt.PyJWKSet.from_dict(dict(jwks))
         return cls(keys=tuple(keyset.keys), source=json.dumps(jwks, sort_keys=True))
+
+    def prepared(self, key: jwt.PyJWK) -> Any:
+        """``key`` as its algorithm object verifies with (checked against the algorithm, as pyjwt does)."""
+        return key.Algorithm.prepare_key(key.key)
 
     def find(self, kid: object) -> jwt.PyJWK | None:
         """The key with ``kid`` (or the only key when the token names none)."""
@@ -320,12 +325,15 @@ class _Run:
 
 @functools.lru_cache(maxsize=256)
 def _neutral(config: RsConfig, mtls_relevant: bool) -> RsConfig:
-    """``config`` without its binding policy and scope: what the first three stages depend on.
+    """``config`` without its binding policy, scope and validation method: what the first three stages
+    depend on (the validation method is the caller's choice of stage 3).
 
     Accepting the (hypothetical) MTLS scheme changes those stages only for a request that uses it.
     """
     return replace(
         config,
+        validation=Validation.JWT,
+        introspect=None,
         checks_binding=True,
         requires_binding=False,
         required_scope="",
@@ -342,8 +350,8 @@ def _uses_mtls_scheme(request: Request) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Prefix:
-    """Where the first three stages (certificate, token, validation) ended, shared between servers that
-    differ only in their binding policy or required scope."""
+    """Where the first stages ended: size, certificate and token (:func:`_front`), then validation
+    (:func:`_prefix`). Shared between servers that differ only in their binding policy or required scope."""
 
     steps: tuple[Step, ...]
     stop: Finding | None
@@ -356,26 +364,16 @@ class _Prefix:
 
 
 @functools.lru_cache(maxsize=4096)
-def _prefix(
-    request: Request,
-    config: RsConfig,
-    introspect: Callable[[str], Mapping[str, Any]] | None,
-    now: dt.datetime,
-) -> _Prefix:
-    """Stages 1-3 for ``request``; ``config`` carries no binding policy, ``introspect`` is part of the key."""
-    # RsConfig.introspect does not take part in equality, so the cached _neutral(config) may carry
-    # another server's callable: use the one that is part of this cache key.
-    if config.introspect is not introspect:
-        config = replace(config, introspect=introspect)
-    run = _Run(request=request, config=config, now=now)
+def _front(request: Request, config: RsConfig) -> _Prefix:
+    """Stages 0-2 for ``request`` (size, certificate, token): the same whether the token is then validated
+    locally or by introspection; ``config`` is neutral (:func:`_neutral`)."""
+    run = _Run(request=request, config=config, now=LAB_NOW)  # no clock before stage 3
     too_large = _size_problem(config, head_size(request), len(request.body))
     if too_large is not None:
         return _Prefix(steps=(too_large[1],), stop=too_large[0])
     try:
         cert, untrusted = _certificate(run)
         token, scheme = _extract_token(run)
-        run.scheme = scheme
-        claims = _validate(run, token)
     except _Stop as stop:
         return _Prefix(
             steps=tuple(run.steps),
@@ -390,18 +388,71 @@ def _prefix(
         untrusted=untrusted,
         token=token,
         scheme=scheme,
-        claims=claims,
         presented_x5t=run.presented_x5t,
     )
 
 
+def _validated(
+    request: Request,
+    config: RsConfig,
+    now: dt.datetime,
+    introspect: Callable[[str], Mapping[str, Any]] | None = None,
+) -> _Prefix:
+    """Stages 0-3: :func:`_front`, then the token validated — by introspection when ``introspect`` is
+    given (``config`` is neutral either way)."""
+    front = _front(request, config)
+    if front.stop is not None:
+        return front
+    run = _Run(
+        request=request,
+        config=config,
+        now=now,
+        steps=list(front.steps),
+        scheme=front.scheme,
+        presented_x5t=front.presented_x5t,
+    )
+    try:
+        claims = (
+            _validate_jwt(run, front.token)
+            if introspect is None
+            else _introspect(run, front.token, introspect)
+        )
+    except _Stop as stop:
+        return _Prefix(
+            steps=tuple(run.steps),
+            stop=stop.finding,
+            scheme=front.scheme,
+            presented_x5t=front.presented_x5t,
+        )
+    return _Prefix(
+        steps=tuple(run.steps),
+        stop=None,
+        cert=front.cert,
+        untrusted=front.untrusted,
+        token=front.token,
+        scheme=front.scheme,
+        claims=claims,
+        presented_x5t=front.presented_x5t,
+    )
+
+
+#: Stages 0-3 with local JWT validation, a pure function of its arguments: cached.
+_prefix = functools.lru_cache(maxsize=4096)(_validated)
+
+
+def _no_endpoint(_token: str) -> Mapping[str, Any]:
+    raise LookupError("no introspection endpoint configured")
+
+
 def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
     """Decide what the resource server finds for ``request`` at ``now``."""
-    # Introspection asks the authorization server, whose answer can change (RFC 7662 §2.2: revoked
-    # tokens become inactive): never reuse it; only local JWT validation is a pure function.
-    stages = _prefix if config.validation is Validation.JWT else _prefix.__wrapped__
     neutral = _neutral(config, config.mtls_scheme and _uses_mtls_scheme(request))
-    prefix = stages(request, neutral, config.introspect, now)
+    if config.validation is Validation.JWT:
+        prefix = _prefix(request, neutral, now)
+    else:
+        # Introspection asks the authorization server, whose answer can change (RFC 7662 §2.2: revoked
+        # tokens become inactive): asked afresh every time; only the stages before it are shared.
+        prefix = _validated(request, neutral, now, config.introspect or _no_endpoint)
     run = _Run(
         request=request,
         config=config,
@@ -675,22 +726,37 @@ def _form_tokens(request: Request) -> list[str]:
 
 # ---- 3. validation ------------------------------------------------------------------------------------
 
+#: RFC 7515 §2: base64url is the URL-safe alphabet with every trailing "=" omitted, nothing else.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
-def _header_of(token: str) -> dict[str, Any] | None:
-    """The JOSE header, to choose the key; pyjwt then checks and verifies the whole token.
 
-    (pyjwt's own get_unverified_header would decode and check all three parts a second time.)
-    Raises :class:`_DuplicateMember` for a member name that occurs twice.
-    """
+class _Malformed(ValueError):
+    """A compact JWS that cannot be read; the message says which part and why."""
+
+
+def _b64url_part(segment: str, part: str) -> bytes:
+    """One part of a compact JWS (RFC 7515 §7.1), decoded strictly: the base64url alphabet without padding
+    (RFC 7515 §2), and canonical — its unused low bits zero, so one value has exactly one encoding."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+        raise _Malformed(f"the {part} is not canonical base64url: its unused low bits are not zero")
+    return raw
+
+
+def _json_object(raw: bytes, part: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, refusing a member name that occurs twice at any depth
+    (raises :class:`_DuplicateMember`)."""
     try:
-        header = json.loads(
-            jwt.utils.base64url_decode(token.split(".", 1)[0]), object_pairs_hook=_unique_members
-        )
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
     except _DuplicateMember:
         raise
-    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    return header if isinstance(header, dict) else None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _Malformed(f"the {part} is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise _Malformed(f"the {part} is not a JSON object")
+    return value
 
 
 class _DuplicateMember(ValueError):
@@ -709,10 +775,10 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+#: One decoder for every JOSE header and claims set (``json.loads`` with a hook would build one per call).
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_members)
+
 _Verified = tuple[str, dict[str, Any] | str, tuple[str, ...], Clause]
-
-
-_PYJWS = jwt.PyJWS()  # one instance: building one sets up every algorithm object (≈ 1 ms)
 
 
 def _duplicate(
@@ -730,6 +796,10 @@ def _duplicate(
     )
 
 
+def _malformed(reason: str, pointers: tuple[str, ...] = ()) -> _Verified:
+    return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({reason})", pointers, _C_9068_4
+
+
 @functools.lru_cache(maxsize=4096)
 def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     """Signature verification, once per (token, key set): ``(outcome, claims or reason, key headers, clause)``.
@@ -737,15 +807,24 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     ``outcome`` is ``"ok"`` (with the claims) or a finding's value (with the reason); the key headers are the
     ``jku``/``x5u``/``jwk``/``x5c`` members the token carries — never fetched, never used; the clause is the
     one the outcome rests on.
+
+    The compact serialisation is read once, strictly (RFC 7515 §7.1: three unpadded, canonical base64url
+    parts; header and claims JSON objects with no member name twice); the signature is then checked by
+    pyjwt's algorithm object for the issuer's key (``cryptography`` underneath). Anything pyjwt's own
+    ``decode`` refuses is refused here too — a differential test holds the two to that.
     """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return _malformed(f"{len(parts)} dot-separated part(s); a JWS has 3")
+    header_part, payload_part, signature_part = parts
     try:
-        header = _header_of(token)
+        header = _json_object(_b64url_part(header_part, "JOSE header"), "JOSE header")
     except _DuplicateMember as dup:
         return _duplicate("JOSE header", dup.name, _C_7515_4)
-    if header is None:
+    except _Malformed as exc:
         return (
             Finding.TOKEN_MALFORMED.value,
-            "the JOSE header is not base64url-encoded JSON",
+            f"the JOSE header is not base64url-encoded JSON: {exc}",
             (),
             _C_9068_4,
         )
@@ -775,43 +854,38 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_8725_31,
         )
+    if "crit" in header:
+        # RFC 7515 §4.1.11: an extension listed in crit must be understood, and this server understands none
+        # (RFC 7797's unencoded payload has no place in a JWT access token).
+        return _malformed(
+            f"crit {header['crit']!r}: this server understands no critical header extension",
+            pointers,
+        )
+    if "b64" in header and header["b64"] is not True:
+        return _malformed(
+            f"b64 {header['b64']!r} without crit (RFC 7797 §6): the payload must be base64url",
+            pointers,
+        )
     try:
-        # The JWS layer only: the claims are parsed below, once, refusing duplicate member names.
-        decoded = _PYJWS.decode_complete(token, key=key, algorithms=[key.algorithm_name])
-    except jwt.InvalidSignatureError:
+        payload_raw = _b64url_part(payload_part, "payload")
+        signature = _b64url_part(signature_part, "signature")
+    except _Malformed as exc:
+        return _malformed(str(exc), pointers)
+    signing_input = token[: len(header_part) + 1 + len(payload_part)].encode("ascii")
+    if not key.Algorithm.verify(signing_input, jwks.prepared(key), signature):
         return (
             Finding.BAD_SIGNATURE.value,
             f"the signature does not verify with key {key.key_id}",
             pointers,
             _C_9068_4,
         )
-    except jwt.PyJWTError as exc:
-        return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({exc})", pointers, _C_9068_4
     try:
-        payload = json.loads(decoded["payload"], object_pairs_hook=_unique_members)
+        payload = _json_object(payload_raw, "claims set")
     except _DuplicateMember as dup:
         return _duplicate("claims", dup.name, _C_7519_4, pointers)
-    except ValueError as exc:
-        return (
-            Finding.TOKEN_MALFORMED.value,
-            f"not a well-formed JWT (Invalid payload string: {exc})",
-            pointers,
-            _C_9068_4,
-        )
-    if not isinstance(payload, dict):
-        return (
-            Finding.TOKEN_MALFORMED.value,
-            "the claims are not a JSON object",
-            pointers,
-            _C_9068_4,
-        )
+    except _Malformed as exc:
+        return _malformed(str(exc), pointers)
     return "ok", payload, pointers, _C_9068_4
-
-
-def _validate(run: _Run, token: str) -> Mapping[str, Any]:
-    if run.config.validation is Validation.INTROSPECTION:
-        return _introspect(run, token)
-    return _validate_jwt(run, token)
 
 
 def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
@@ -899,15 +973,18 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
 
 
 def _iso(epoch: float) -> str:
+    """``epoch`` as an RFC 3339 UTC date-time to the second (the epoch itself when it is out of range)."""
     try:
-        return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return str(epoch)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
-def _introspect(run: _Run, token: str) -> Mapping[str, Any]:
-    introspect = run.config.introspect
-    if introspect is None:
+def _introspect(
+    run: _Run, token: str, introspect: Callable[[str], Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    if introspect is _no_endpoint:
         raise run.fail(
             Finding.TOKEN_INACTIVE,
             "introspection",

@@ -550,6 +550,18 @@ def _raw_fields(raw: str, *, token: str, lab: Lab) -> list[tuple[str, str]]:
     return fields
 
 
+#: The characters form encoding leaves as they are (RFC 3986 §2.3 unreserved; what ``quote_plus`` keeps).
+_UNRESERVED = (string.ascii_letters + string.digits + "_.-~").encode("ascii")
+
+
+def _access_token_field(value: str) -> str:
+    """``access_token=value``, form-urlencoded (RFC 6750 §2.2, §2.3). A value made only of unreserved
+    characters — every base64url token — encodes to itself, so it is not copied character by character."""
+    if value.isascii() and not value.encode("ascii").translate(None, _UNRESERVED):
+        return f"access_token={value}"
+    return urllib.parse.urlencode({"access_token": value})
+
+
 def client_request(
     presentation: Presentation,
     token: AccessToken,
@@ -579,10 +591,10 @@ def client_request(
         headers.append(("Authorization", _authorization(presentation.scheme, value)))
     if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
         sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}{urllib.parse.urlencode({'access_token': value})}"
+        url = f"{url}{sep}{_access_token_field(value)}"
     if token.kind != "none" and in_form:
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-        body = urllib.parse.urlencode({"access_token": value}).encode("ascii")
+        body = _access_token_field(value).encode("ascii")
     proof_choice = presentation.dpop_proof
     if proof_choice is ProofChoice.AUTO:
         proof_choice = ProofChoice.VALID if presentation.scheme is Scheme.DPOP else ProofChoice.NONE

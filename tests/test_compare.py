@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import json
 
@@ -14,7 +15,7 @@ from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, derive
-from mtlslab.scenarios import CATALOGUE, ClientAuth, get_scenario
+from mtlslab.scenarios import CATALOGUE, ClientAuth, Request, get_scenario
 
 F = Finding
 
@@ -29,6 +30,36 @@ def test_every_scenario_evaluates_under_every_builtin(matrix: Matrix) -> None:
         assert cell.outcome.finding is cell.finding
         assert (cell.outcome.tls_alert is None) is (cell.outcome.status is not None)
     assert repr(matrix) == f"<Matrix {len(CATALOGUE)} scenarios × {len(BUILTINS)} interpretations>"
+
+
+def test_a_simulator_row_decides_once_per_resource_server_configuration(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulator.row gives exactly the cells cell() gives, in order. Readings that run the same resource server
+    share its decision and its trace, so 'success' under all built-ins takes one evaluation per distinct
+    configuration — fewer than the number of readings — and one signature check."""
+    scenario = get_scenario("success")
+    fresh = Simulator(sim.lab, asrv=sim.asrv)
+    evaluations: list[rs.RsConfig] = []
+
+    def counting(request: Request, config: rs.RsConfig, *, now: dt.datetime) -> rs.Decision:
+        evaluations.append(config)
+        return rs.evaluate(request, config, now=now)
+
+    monkeypatch.setattr("mtlslab.compare.evaluate", counting)
+    for cache in (rs._verify_jws, rs._prefix, rs._front):
+        cache.cache_clear()
+    row = fresh.row(scenario)
+    assert rs._verify_jws.cache_info().misses == 1
+    assert len(evaluations) == len(set(evaluations)) < len(BUILTINS)
+    assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
+    traces: dict[object, set[int]] = {}
+    for interpretation, cell in zip(BUILTINS.values(), row, strict=True):
+        traces.setdefault(interpretation.deployment, set()).add(id(cell.trace))
+    assert all(len(ids) == 1 for ids in traces.values())
+    assert fresh.row(scenario, [BUILTINS["thread-401"]]) == (
+        sim.cell(scenario, BUILTINS["thread-401"]),
+    )
 
 
 def test_rows_columns_and_cells_are_addressable(matrix: Matrix) -> None:

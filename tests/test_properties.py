@@ -12,11 +12,15 @@ import re
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from typing import Any
 
+import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mtlslab import rs
+from mtlslab import scenarios as scenarios_module
 from mtlslab.challenge import parse_www_authenticate
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
@@ -436,3 +440,122 @@ def test_the_attack_matrix_opens_no_socket_and_fetches_no_url() -> None:
     assert report["cells"] >= 30 * len(BUILTINS)
     assert report["during"] == []
     assert "socket.__new__" in report["control"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine reads a compact JWS itself (once, strictly) and verifies with pyjwt's algorithm objects:
+# whatever pyjwt's own decode refuses, it refuses too.
+
+
+def _one_reading(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object naming no member twice at any depth, else None (the test's own reader)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise ValueError("a member name occurs twice")
+        return dict(pairs)
+
+    try:
+        value = json.loads(raw, object_pairs_hook=unique)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _b64url_decoded(segment: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except ValueError:
+        return None
+
+
+header_members = st.dictionaries(
+    st.sampled_from(["crit", "b64", "kid", "typ", "alg", "jku", "x5c", "zip"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.sampled_from(["at+jwt", "JWT", "b64", "ES256", "none", "HS256"])
+    | st.lists(st.sampled_from(["b64", "exp", ""]), max_size=2),
+    max_size=3,
+)
+payloads = (
+    st.just("claims")
+    | st.binary(max_size=24)
+    | st.sampled_from([b'{"sub":"a","sub":"b"}', b"[]", b'{"cnf":{"x5t#S256":"a","x5t#S256":"b"}}'])
+)
+edits = st.none() | st.tuples(
+    st.integers(0, 4096),
+    st.sampled_from(["A", "_", "-", "=", ".", "+", "/", " ", "é", "\x00"]),
+    st.sampled_from(["replace", "insert", "delete"]),
+)
+
+
+@BOUNDED
+@given(
+    header=header_members,
+    payload=payloads,
+    edit=edits,
+    padded=st.sampled_from([None, 0, 1, 2]),
+)
+def test_the_jws_reader_accepts_only_what_pyjwt_accepts(
+    sim: Simulator,
+    header: dict[str, Any],
+    payload: str | bytes,
+    edit: tuple[int, str, str] | None,
+    padded: int | None,
+) -> None:
+    """Signed tokens with odd header members and payloads, then one character replaced, inserted or deleted,
+    or a part padded with '=': when the engine accepts the signature, pyjwt's decode accepts the token and
+    reads the same claims; when pyjwt accepts one that is unpadded, typ at+jwt, without crit or b64, naming
+    the issuer's key, whose header and claims name no member twice, the engine accepts it too."""
+    claims = sim.asrv.claims() if payload == "claims" else payload
+    assert not isinstance(claims, str)
+    try:
+        token = sim.asrv.sign(claims, headers=header)
+    except (TypeError, ValueError, KeyError, NotImplementedError, jwt.PyJWTError):
+        return  # pyjwt will not even make this one
+    if edit is not None:
+        at, char, how = edit
+        at %= len(token)
+        token = {
+            "replace": token[:at] + char + token[at + 1 :],
+            "insert": token[:at] + char + token[at:],
+            "delete": token[:at] + token[at + 1 :],
+        }[how]
+    if padded is not None and token.count(".") == 2:
+        parts = token.split(".")
+        parts[padded] += "=" * (-len(parts[padded]) % 4 or 4)
+        token = ".".join(parts)
+    key = sim.jwks.keys[0]
+    outcome, result, _pointers, _clause = rs._verify_jws.__wrapped__(token, sim.jwks)
+    try:
+        decoded = jwt.PyJWS().decode_complete(token, key=key, algorithms=[key.algorithm_name])
+    except jwt.PyJWTError:
+        decoded = None
+    if outcome == "ok":
+        assert decoded is not None, token
+        assert result == json.loads(decoded["payload"])
+        return
+    if decoded is None or "=" in token:
+        return
+    jose = _one_reading(_b64url_decoded(token.split(".")[0]) or b"")
+    if (
+        jose is not None
+        and str(jose.get("typ")).lower() == "at+jwt"
+        and "crit" not in jose
+        and "b64" not in jose
+        and jose.get("kid") == key.key_id
+        and _one_reading(decoded["payload"]) is not None
+    ):
+        raise AssertionError(f"pyjwt accepts what the engine refuses ({result}): {token}")
+
+
+@BOUNDED
+@given(value=st.text(max_size=64) | st.text(alphabet="AZaz09_-.~", max_size=64))
+def test_the_access_token_field_is_form_urlencoded(value: str) -> None:
+    """The query and form field a client sends is exactly urlencode's, also on the fast path that leaves a
+    token of unreserved characters as it is (RFC 6750 §2.2, §2.3)."""
+    assert scenarios_module._access_token_field(value) == urllib.parse.urlencode(
+        {"access_token": value}
+    )

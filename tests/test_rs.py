@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import re
+import string
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -691,6 +692,31 @@ def test_introspection_is_asked_afresh_on_every_request(rs_config: RsConfig, lab
     assert decide(request, config).finding is F.ACCEPTED
     state["active"] = False
     assert decide(request, config).finding is F.TOKEN_INACTIVE
+
+
+def test_local_and_introspecting_servers_share_the_stages_before_validation(
+    rs_config: RsConfig, lab: Lab
+) -> None:
+    """Size, certificate and token placement do not depend on how the token is validated: an introspecting
+    server reuses what a local one found for the same request (a cache hit), and still asks its endpoint on
+    every request."""
+    asked: list[str] = []
+
+    def introspect(token: str) -> Mapping[str, Any]:
+        asked.append(token)
+        return active(cnf={"x5t#S256": lab.client.x5t_s256})
+
+    request = authorization("Bearer shared-front-stages", cert=lab.client.der)
+    config = with_config(rs_config, validation=Validation.INTROSPECTION, introspect=introspect)
+    local = decide(request, rs_config)
+    before = rs._front.cache_info()
+    first, second = decide(request, config), decide(request, config)
+    after = rs._front.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (2, 0)
+    assert asked == ["shared-front-stages"] * 2
+    assert first.finding is second.finding is F.ACCEPTED
+    assert local.finding is F.TOKEN_MALFORMED  # not a JWT: the local server stops at stage 3
+    assert first.trace[:2] == local.trace[:2]  # certificate, Authorization header
 
 
 def test_servers_that_differ_only_in_their_endpoint_ask_their_own(
@@ -1376,6 +1402,68 @@ def test_a_duplicate_inside_cnf_is_refused_and_unique_names_pass(
         authorization(f"Bearer {asrv.sign(unique.encode())}", cert=lab.client.der), rs_config
     )
     assert accepted.finding is F.ACCEPTED
+
+
+def _flip_last_bits(segment: str) -> str:
+    """The same bytes with the unused low bits of the last base64url character set: not canonical."""
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    spare = {2: 0b1111, 3: 0b11}[len(segment) % 4]
+    return segment[:-1] + alphabet[alphabet.index(segment[-1]) | spare]
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_a_padded_or_non_canonical_part_is_malformed(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, part: int
+) -> None:
+    """RFC 7515 §2 / §7.1: each part is base64url with the trailing '=' omitted, and one value has one
+    encoding — a padded part (which pyjwt tolerates) or one whose unused bits are set is refused as
+    malformed, never read as the same token; the token as issued is accepted (the control). The token goes in
+    the query, where '=' inside it is allowed (in the header, RFC 6750's b64token has '=' only at its end)."""
+
+    def in_query(token: str) -> Request:
+        query = urllib.parse.urlencode({"access_token": token})
+        return Request(url=f"{LAB_RESOURCE}?{query}", client_cert=lab.client.der)
+
+    # the first jti that leaves spare bits in every part
+    token = next(
+        t
+        for t in (signed(asrv, jti="canonical-" + "x" * n) for n in range(4))
+        if all(len(p) % 4 for p in t.split("."))
+    )
+    parts = token.split(".")
+    assert decide(in_query(token), rs_config).finding is F.ACCEPTED
+    for changed in (parts[part] + "=" * (-len(parts[part]) % 4), _flip_last_bits(parts[part])):
+        variant = ".".join([*parts[:part], changed, *parts[part + 1 :]])
+        decision = decide(in_query(variant), rs_config)
+        assert decision.finding is F.TOKEN_MALFORMED, changed
+        assert "base64url" in decision.detail
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ({"crit": ["b64"], "b64": True}, "crit ['b64']"),
+        ({"crit": ["exp"], "exp": 1}, "crit ['exp']"),
+        ({"b64": False}, "b64 False"),
+        ({"b64": "false"}, "b64 'false'"),
+    ],
+)
+def test_critical_and_unencoded_payload_headers_are_malformed(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab, header: dict[str, Any], reason: str
+) -> None:
+    """RFC 7515 §4.1.11: a recipient that does not understand an extension listed in crit refuses the JWS,
+    and this server understands none (pyjwt accepts crit b64); RFC 7797's b64 has no place in a JWT."""
+    claims = asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256})
+    payload = jwt.utils.base64url_encode(json.dumps(claims).encode()).decode()
+    jose = jwt.utils.base64url_encode(
+        json.dumps({"alg": asrv.alg, "typ": "at+jwt", "kid": asrv.kid, **header}).encode()
+    ).decode()
+    algorithm = jwt.PyJWS().get_algorithm_by_name(asrv.alg)
+    signature = algorithm.sign(f"{jose}.{payload}".encode(), asrv.signing_key)
+    token = f"{jose}.{payload}.{jwt.utils.base64url_encode(signature).decode()}"
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.TOKEN_MALFORMED
+    assert reason in decision.detail
 
 
 # --------------------------------------------------------------------------------------------------
