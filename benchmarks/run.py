@@ -250,7 +250,7 @@ def engine(settings: Settings) -> list[Result]:
         Result(
             section="engine",
             name="one_scenario_all_interpretations",
-            what=f"'success' decided and answered under all {len(interpretations)} built-ins: decisions "
+            what=f"Simulator.row: 'success' decided and answered under all {len(interpretations)} built-ins; decisions "
             "and signature verification cold each call; each interpretation's answer for a finding "
             "rendered once and reused",
             baseline="one bare check: jwt.decode(ES256, aud, iss) + x5t#S256 compare",

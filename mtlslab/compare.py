@@ -545,7 +545,8 @@ class Matrix:
             width=width,
         )
         text = "\n".join(out) + "\n"
-        assert all(len(line) <= width for line in text.splitlines()), "a line is wider than asked"
+        if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
+            raise RuntimeError(f"internal error: a line is wider than {width} columns")
         return text
 
     def to_csv(self) -> str:

@@ -133,7 +133,8 @@ FINDINGS: dict[Finding, FindingInfo] = {
         title="token malformed",
         clause=_9068_4,
         hint="invalid_token",
-        meaning="the token is not a well-formed JWT access token (parts, base64url, JSON, typ, required claims)",
+        meaning="the token is not a well-formed JWT access token (three parts of unpadded, canonical base64url; "
+        "JSON objects naming no member twice; typ at+jwt; no crit; required claims)",
     ),
     Finding.BAD_SIGNATURE: FindingInfo(
         title="bad signature",

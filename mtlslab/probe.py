@@ -883,7 +883,8 @@ class ProbeReport:
                     out += wrap(line, indent="     ", subsequent="       ")
                 out += wrap("→ " + _observed_text(r.observed), indent="     ", subsequent="       ")
         text = "\n".join(out).rstrip("\n") + "\n"
-        assert all(len(line) <= width for line in text.splitlines()), "a line is wider than asked"
+        if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
+            raise RuntimeError(f"internal error: a line is wider than {width} columns")
         return text
 
     def _skipped_by_reason(self) -> list[tuple[str, list[str]]]:
