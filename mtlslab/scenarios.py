@@ -875,6 +875,27 @@ CATALOGUE: tuple[Scenario, ...] = (
         description="unknown_ca: self-signed clients need optional-no-ca.",
     ),
     _s(
+        "self-signed-required-no-ca",
+        "self_signed_tls_client_auth at a server that requires a certificate but validates no chain",
+        tags=("binding", "self-signed", "tls"),
+        expect=_F.ACCEPTED,
+        token="bound-self-signed",
+        client_auth=ClientAuth.REQUIRED_NO_CA,
+        certificate=CertChoice.SELF_SIGNED,
+        description="The TLS layer insists on a certificate, any certificate (RFC 8705 §6.2); the binding decides.",
+    ),
+    _s(
+        "required-no-ca-no-cert",
+        "Bound token, no certificate, client auth required without CA validation (TLS 1.3)",
+        tags=("tls",),
+        expect=_F.TLS_REJECTED,
+        token="bound-self-signed",
+        client_auth=ClientAuth.REQUIRED_NO_CA,
+        presentation=_NO_CERT,
+        description="certificate_required (116), seen at the client's first read: no chain is validated, "
+        "but a certificate is still required.",
+    ),
+    _s(
         "self-signed-mismatch",
         "Self-signed certificate presented for a token bound to the PKI client",
         tags=("binding", "self-signed"),

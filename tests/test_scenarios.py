@@ -567,9 +567,9 @@ def test_the_catalogue_reaches_every_finding(matrix: Matrix) -> None:
 
 
 def test_the_catalogue_covers_every_deployment_mode() -> None:
-    """Client auth modes (required-no-ca aside), both TLS versions, topologies, trust, binding, validation."""
+    """Every client auth mode, both TLS versions, topologies, trust, binding, validation."""
     deployments = [s.deployment for s in CATALOGUE]
-    assert {d.client_auth for d in deployments} >= set(ClientAuth) - {ClientAuth.REQUIRED_NO_CA}
+    assert {d.client_auth for d in deployments} == set(ClientAuth)
     assert {d.tls_version for d in deployments} == set(TlsVersion)
     assert {d.topology for d in deployments} == set(Topology)
     proxied = [d for d in deployments if d.topology is Topology.PROXY]
