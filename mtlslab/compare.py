@@ -215,17 +215,7 @@ class Simulator:
 
     def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
         """One scenario under one interpretation."""
-        exchange, decision = self.decide(scenario, interpretation)
-        outcome = interpretation.respond(decision, tls_alert=exchange.tls.alert)
-        trace = exchange.tls.steps + (decision.trace if decision else ())
-        return Cell(
-            scenario=scenario.id,
-            interpretation=interpretation.name,
-            finding=outcome.finding,
-            outcome=outcome,
-            trace=trace,
-            deployment=self._plans[(scenario, interpretation.deployment)][2],
-        )
+        return self.row(scenario, (interpretation,))[0]
 
     def row(
         self, scenario: Scenario, interpretations: Iterable[Interpretation] | None = None

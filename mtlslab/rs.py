@@ -418,22 +418,8 @@ def _validated(
             else _introspect(run, front.token, introspect)
         )
     except _Stop as stop:
-        return _Prefix(
-            steps=tuple(run.steps),
-            stop=stop.finding,
-            scheme=front.scheme,
-            presented_x5t=front.presented_x5t,
-        )
-    return _Prefix(
-        steps=tuple(run.steps),
-        stop=None,
-        cert=front.cert,
-        untrusted=front.untrusted,
-        token=front.token,
-        scheme=front.scheme,
-        claims=claims,
-        presented_x5t=front.presented_x5t,
-    )
+        return replace(front, steps=tuple(run.steps), stop=stop.finding)
+    return replace(front, steps=tuple(run.steps), claims=claims)
 
 
 #: Stages 0-3 with local JWT validation, a pure function of its arguments: cached.
@@ -889,13 +875,6 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
 
 
 def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
-    if token.count(".") != 2:
-        raise run.fail(
-            Finding.TOKEN_MALFORMED,
-            "JWT structure",
-            _C_9068_4,
-            f"{token.count('.') + 1} dot-separated part(s); a JWS has 3",
-        )
     outcome, result, ignored, where = _verify_jws(token, run.config.jwks)
     if ignored:
         run.step(
