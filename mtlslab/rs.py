@@ -342,10 +342,14 @@ def _neutral(config: RsConfig, mtls_relevant: bool) -> RsConfig:
 
 
 def _uses_mtls_scheme(request: Request) -> bool:
-    return any(
-        value.strip(" \t").partition(" ")[0].lower() == "mtls"
-        for value in request.header_values("Authorization")
-    )
+    """Whether an Authorization field names the (hypothetical) MTLS scheme. Asked before the size check,
+    so only the scheme is sliced off: the credentials after it, however large, are not copied."""
+    for value in request.header_values("Authorization"):
+        stripped = value.strip(" \t")
+        end = stripped.find(" ")
+        if (stripped if end < 0 else stripped[:end]).lower() == "mtls":
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

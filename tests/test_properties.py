@@ -559,3 +559,22 @@ def test_the_access_token_field_is_form_urlencoded(value: str) -> None:
     assert scenarios_module._access_token_field(value) == urllib.parse.urlencode(
         {"access_token": value}
     )
+
+
+@BOUNDED
+@given(
+    values=st.lists(
+        st.text(alphabet=" \tmMtTlLsSİıKk", max_size=8)
+        .map(lambda head: head + " ")
+        .flatmap(lambda head: st.text(max_size=16).map(lambda rest: head + rest))
+        | st.text(max_size=24),
+        max_size=3,
+    )
+)
+def test_the_mtls_scheme_is_recognised_from_the_scheme_alone(values: list[str]) -> None:
+    """The engine recognises the (hypothetical) MTLS scheme by the first word of an Authorization field,
+    case-insensitively after surrounding spaces and tabs: the same answer as splitting off the whole
+    credentials, which the engine no longer copies."""
+    request = Request(headers=tuple(("Authorization", value) for value in values))
+    expected = any(value.strip(" \t").partition(" ")[0].lower() == "mtls" for value in values)
+    assert rs._uses_mtls_scheme(request) is expected
