@@ -9,6 +9,14 @@ from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 FOUNDATION = {"ca_and_client", "seeded_lab", "mint_token"}
+#: The engine's targets (issue 3), and the rows that say where the cost of the targeted ones comes from.
+ENGINE_TARGETS = {"one_scenario_all_interpretations": 1.2, "whole_matrix": 1.5}
+ENGINE_BREAKDOWN = {
+    "one_scenario_all_interpretations_cold",
+    "one_scenario_one_reading",
+    "one_scenario_one_configuration",
+    "whole_matrix_realised",
+}
 
 
 def test_quick_json_run_reports_positive_ratios() -> None:
@@ -33,3 +41,11 @@ def test_quick_json_run_reports_positive_ratios() -> None:
         assert abs(result["ratio"] - result["mtlslab_s"] / result["baseline_s"]) < 1e-9
     assert results["ca_and_client"]["target"] == 1.0
     assert "trustme" in results["ca_and_client"]["baseline"]
+    for name, target in ENGINE_TARGETS.items():
+        assert results[name]["target"] == target, name
+    for name in ENGINE_BREAKDOWN:
+        assert results[name]["section"] == "engine", name
+        assert results[name]["target"] is None, name
+    sharing = results["one_scenario_one_configuration"]["what"]
+    assert "the 10 built-ins that share the baseline's resource-server configuration" in sharing
+    assert "bring 4 more configurations" in sharing
