@@ -1613,7 +1613,7 @@ CATALOGUE: tuple[Scenario, ...] = (
     # ---- attacks: the HTTP layer ----------------------------------------------------------------------------
     _s(
         "huge-token",
-        "A 1 MiB access token in the Authorization header",
+        "An access token of over 1 MiB in the Authorization header",
         tags=("presentation", "attack"),
         expect=_F.HEADERS_TOO_LARGE,
         token="huge-token",
@@ -1622,7 +1622,7 @@ CATALOGUE: tuple[Scenario, ...] = (
     ),
     _s(
         "huge-token-in-form",
-        "A 1 MiB access token in the form body",
+        "An access token of over 1 MiB in the form body",
         tags=("presentation", "attack"),
         expect=_F.BODY_TOO_LARGE,
         token="huge-token",
