@@ -341,15 +341,16 @@ def _neutral(config: RsConfig, mtls_relevant: bool) -> RsConfig:
     )
 
 
+#: An Authorization value whose scheme is ``MTLS`` in any case, after optional spaces and tabs: the scheme
+#: ends at a space or at the end (trailing spaces and tabs allowed). Spelled out letter by letter, not with
+#: ``re.IGNORECASE``, which would also take ``ſ`` (long s) for ``s``.
+_MTLS_SCHEME = re.compile(r"[ \t]*[mM][tT][lL][sS](?: |[ \t]*\Z)")
+
+
 def _uses_mtls_scheme(request: Request) -> bool:
-    """Whether an Authorization field names the (hypothetical) MTLS scheme. Asked before the size check,
-    so only the scheme is sliced off: the credentials after it, however large, are not copied."""
-    for value in request.header_values("Authorization"):
-        stripped = value.strip(" \t")
-        end = stripped.find(" ")
-        if (stripped if end < 0 else stripped[:end]).lower() == "mtls":
-            return True
-    return False
+    """Whether an Authorization field names the (hypothetical) MTLS scheme. Asked before the size check, so
+    only the start of each value is read: the credentials after the scheme, however large, are not."""
+    return any(_MTLS_SCHEME.match(value) for value in request.header_values("Authorization"))
 
 
 @dataclass(frozen=True, slots=True)
