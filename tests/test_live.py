@@ -345,7 +345,8 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Pa
 
 
 def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:
-    """The curl equivalent carries the scenario's certificate, headers, TLS version and URL."""
+    """The curl equivalent carries the scenario's certificate, headers, TLS version and URL; the huge token's
+    command comes shortened, after a note that it cannot run as printed."""
     scenario = get_scenario("no-cert-tls12")
     command = curl_command(
         scenario, url="https://127.0.0.1:8443", lab=live_sim.lab, asrv=live_sim.asrv, folder="lab"
@@ -359,6 +360,12 @@ def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) 
         curl_command(get_scenario("mismatch"), url="https://x", lab=live_sim.lab, folder="lab")
     )
     assert with_cert[with_cert.index("--cert") + 1] == "lab/other-client.pem"
+    huge = curl_command(get_scenario("huge-token"), url="https://x", lab=live_sim.lab, folder="lab")
+    note, command_line = huge.split("\n")
+    assert note.startswith("# NOT RUNNABLE AS SHOWN")
+    assert "characters not shown" in command_line
+    assert len(command_line) < 4096
+    assert "\n" not in command
     folder = write_lab_folder(live_sim.lab, tmp_path / "lab")
     assert (folder / "other-client.pem").exists()
     assert (folder / "other-client.key").stat().st_mode & 0o777 == 0o600

@@ -21,6 +21,7 @@ from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
 from mtlslab.scenarios import (
+    ARGUMENT_LIMIT_BYTES,
     CertChoice,
     ClientAuth,
     Deployment,
@@ -285,28 +286,14 @@ def test_the_curl_command_follows_the_certificate_version_and_placement(
     assert "--request" not in argv  # a body means POST to curl already
 
 
-def test_a_line_too_long_to_read_is_shortened_and_says_by_how_much() -> None:
-    """Up to the limit a line is shown as it is; beyond it, its start, its end and the exact number of
-    characters left out between them."""
-    assert render.shorten("x" * render.SHOWN_LINE_CHARS) == "x" * render.SHOWN_LINE_CHARS
-    long = "".join(chr(ord("a") + i % 26) for i in range(10_000))
-    shown = render.shorten(long)
-    head, _, rest = shown.partition("…[")
-    count, _, tail = rest.partition(" characters not shown]…")
-    assert long.startswith(head)
-    assert long.endswith(tail)
-    assert len(head) + int(count.replace(",", "")) + len(tail) == len(long)
-    assert len(shown) < render.SHOWN_LINE_CHARS
-
-
 def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run(
     explorer: ScenarioExplorer,
 ) -> None:
-    """The 1 MiB token: the raw HTTP view shows it shortened, and the curl view says the command cannot run
-    as printed (Linux caps one argument at 128 KiB) and gives no argument near that size."""
+    """The huge token (over 1 MiB): the raw HTTP view shows it shortened, and the curl view says the command
+    cannot run as printed (Linux caps one argument at 128 KiB) and gives no argument near that size."""
     explorer.controls["token"].value = "huge-token"
     (authorization,) = explorer.exchanges["baseline"].client_request.header_values("Authorization")
-    assert len(authorization) > render.ARGUMENT_LIMIT_BYTES
+    assert len(authorization) > ARGUMENT_LIMIT_BYTES
     assert len(explorer.http_text) < 20_000
     assert "characters not shown]" in explorer.http_text
     assert "431 Request Header Fields Too Large" in explorer.http_text

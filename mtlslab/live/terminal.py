@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from mtlslab.pki import Lab
-from mtlslab.scenarios import Scenario, client_request, curl_argv
+from mtlslab.scenarios import Scenario, client_request, curl_argv, curl_shown
 from mtlslab.tokens import AuthorizationServer
 
 __all__ = ["curl_command", "write_lab_folder"]
@@ -38,7 +38,10 @@ def curl_command(
     now: dt.datetime | None = None,
 ) -> str:
     """The ``curl`` command that sends ``scenario``'s request to ``url`` (the server's base URL), using the
-    files :func:`write_lab_folder` writes into ``folder``."""
+    files :func:`write_lab_folder` writes into ``folder``.
+
+    An argument too long for a command line (the huge token) is shortened, after a comment line that says
+    the command cannot run as printed."""
     server = asrv or AuthorizationServer(lab)
     token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)
     request = client_request(scenario.presentation, token, lab=lab, resource_url=f"{url}/resource")
@@ -48,4 +51,5 @@ def curl_command(
         tls_version=scenario.deployment.tls_version,
         folder=folder,
     )
-    return " ".join(shlex.quote(a) for a in args)
+    shown, notes = curl_shown(args)
+    return "\n".join([*notes, " ".join(shlex.quote(a) for a in shown)])

@@ -34,12 +34,13 @@ from mtlslab.scenarios import (
     TlsVersion,
     Topology,
     curl_argv,
+    curl_shown,
+    shorten,
 )
 from mtlslab.spec import Step
 from mtlslab.tokens import BindingCheck, TokenInspection
 
 __all__ = [
-    "ARGUMENT_LIMIT_BYTES",
     "SHOWN_LINE_CHARS",
     "Branch",
     "Group",
@@ -64,7 +65,6 @@ __all__ = [
     "mermaid_text",
     "outcome_colours",
     "sequence_diagram",
-    "shorten",
     "status_line",
     "thumbprint_html",
     "thumbprint_steps",
@@ -277,27 +277,14 @@ def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -
 # Raw HTTP and curl.
 
 
-#: Lines of raw HTTP longer than this are shown shortened: a 1 MiB token is the point of its scenario, not
+#: Lines of raw HTTP longer than this are shown shortened: the huge token is the point of its scenario, not
 #: something to read (or to send to 40 browsers twice).
 SHOWN_LINE_CHARS = 2048
-
-#: Linux refuses a command-line argument of this many bytes or more (MAX_ARG_STRLEN, 32 pages of 4 KiB,
-#: its terminating NUL included): curl cannot be given such a value as an argument.
-ARGUMENT_LIMIT_BYTES = 128 * 1024
-
-
-def shorten(text: str, limit: int = SHOWN_LINE_CHARS) -> str:
-    """``text`` as it is when it has at most ``limit`` characters; otherwise its start and end with the
-    number of characters left out between them, so a shortened value can never pass for the real one."""
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit // 2], text[-64:]
-    return f"{head}…[{len(text) - len(head) - len(tail):,} characters not shown]…{tail}"
 
 
 def _wire(text: str) -> str:
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    return "\n".join(shorten(line) for line in lines)
+    return "\n".join(shorten(line, SHOWN_LINE_CHARS) for line in lines)
 
 
 def exchange_text(groups: Sequence[Group]) -> str:
@@ -355,17 +342,13 @@ def curl_command(exchange: Exchange, *, seed: object = "mtlslab") -> str:
         "# rs.mtlslab.test is the simulation's host: against a live lab server "
         "(python -m mtlslab serve) use its URL"
     )
-    too_long = [
-        a for a in args if len(a.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
-    ]
-    for arg in too_long:
-        head.append(
-            f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
-            f"and Linux allows {ARGUMENT_LIMIT_BYTES // 1024} KiB per command-line argument; it is shortened "
-            "below. Put the full value in a file for curl (--header @FILE, --data-binary @FILE); in Python it "
-            "is in the explorer's exchanges[...].client_request"
-        )
-    quoted = [shlex.quote(shorten(a) if a in too_long else a) for a in args]
+    shown, notes = curl_shown(args)
+    if notes:
+        head += [
+            *notes,
+            "# (in Python the full request is in the explorer's exchanges[...].client_request)",
+        ]
+    quoted = [shlex.quote(a) for a in shown]
     lines = [quoted[0]]
     for arg in quoted[1:-1]:
         if arg.startswith("--"):
