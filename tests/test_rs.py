@@ -1314,7 +1314,7 @@ def test_size_limits_come_from_the_configuration(
 
 
 def test_the_huge_token_scenarios_are_refused_by_size(sim: Simulator) -> None:
-    """A 1 MiB token: 431 territory in the header, 413 in the form body — never decoded."""
+    """A token of over 1 MiB: 431 territory in the header, 413 in the form body — never decoded."""
     request, config = realised(sim, "huge-token")
     assert decide(request, config).finding is F.HEADERS_TOO_LARGE
     request, config = realised(sim, "huge-token-in-form")
