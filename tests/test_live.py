@@ -378,6 +378,19 @@ def _threads_and_fds() -> tuple[int, int]:
     return threading.active_count(), len(os.listdir("/proc/self/fd"))
 
 
+def _direct_server(
+    sim: Simulator, reading: str = "baseline", *, limits: Limits | None = None
+) -> LiveServer:
+    """A live server for a direct connection (the default deployment) answering as ``reading``."""
+    return LiveServer(
+        lab=sim.lab,
+        deployment=Deployment(),
+        interpretation=BUILTINS[reading],
+        asrv=sim.asrv,
+        limits=limits,
+    )
+
+
 def _good_request(sim: Simulator, server: LiveServer) -> tuple[Request, Scenario]:
     scenario = get_scenario("success")
     token = sim.asrv.mint(scenario.token)
@@ -407,13 +420,7 @@ def test_garbage_aborted_handshakes_and_silent_clients_leave_the_server_up(
     """Garbage bytes, a handshake cut off midway and a client that says nothing: dropped, server still serves."""
     before = _threads_and_fds()
     limits = Limits(connection_timeout=0.5, drain_timeout=0.2)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, limits=limits) as server:
         for payload in (b"\x00" * 64, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(4096)):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
                 sock.sendall(payload)
@@ -453,12 +460,7 @@ def test_eight_concurrent_clients_times_one_hundred_requests(live_sim: Simulator
         CertChoice.NONE: 401,
         CertChoice.UNTRUSTED_CA: "unknown_ca",
     }
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["thread-401"],
-        asrv=live_sim.asrv,
-    ) as server:
+    with _direct_server(live_sim, "thread-401") as server:
         token = live_sim.asrv.mint("bound")
         contexts = {}
         from mtlslab.live.client import client_context
@@ -500,13 +502,7 @@ def test_eight_concurrent_clients_times_one_hundred_requests(live_sim: Simulator
 def test_limits_header_and_body_size_are_enforced(live_sim: Simulator) -> None:
     """A header block over the limit gets 431, a body over the limit 413; the server keeps serving."""
     limits = Limits(max_header_bytes=2048, max_body_bytes=1024)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, limits=limits) as server:
         request, _ = _good_request(live_sim, server)
         big_header = Request(url=request.url, headers=(*request.headers, ("X-Padding", "a" * 4096)))
         assert send(big_header, ca=live_sim.lab.ca, identity=live_sim.lab.client).status == 431
@@ -559,13 +555,7 @@ def test_an_early_answer_is_read_even_when_the_write_fails(live_sim: Simulator) 
     no_drain = Limits(
         drain_timeout=0.0
     )  # close at once: the rest of the client's write hits a closed socket
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=no_drain,
-    ) as server:
+    with _direct_server(live_sim, limits=no_drain) as server:
         for scenario_id, status in (("huge-token", 431), ("huge-token-in-form", 413)):
             scenario = get_scenario(scenario_id)
             request = client_request(
@@ -586,13 +576,7 @@ def test_the_size_answers_are_the_engines_under_any_limits(live_sim: Simulator) 
     """Limits flow into the engine: a smaller header limit gives the simulation's headers_too_large answer,
     a request just under it is served, and the finding recorded is the engine's."""
     limits = Limits(max_header_bytes=4096, max_body_bytes=1024)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["thread-401"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, "thread-401", limits=limits) as server:
         assert (server.config.max_header_bytes, server.config.max_body_bytes) == (4096, 1024)
         request, _ = _good_request(live_sim, server)
         room = 4096 - head_size(request) - len("X-Padding") - 4
@@ -610,13 +594,7 @@ def test_the_size_answers_are_the_engines_under_any_limits(live_sim: Simulator) 
 def test_more_clients_than_slots_wait_and_are_served(live_sim: Simulator) -> None:
     """max_connections=1: a second client waits while the slot is held, then is served; nothing crashes."""
     limits = Limits(max_connections=1, connection_timeout=2.0, drain_timeout=0.1)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, limits=limits) as server:
         holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         time.sleep(0.1)  # the holder has the only slot
         assert server.active_connections == 1
@@ -636,13 +614,7 @@ def test_a_client_that_cannot_get_a_slot_in_time_is_dropped(live_sim: Simulator)
     """max_connections=1 held past connection_timeout: the waiting client is closed unanswered and
     counted; the server goes on serving once the slot frees."""
     limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.5)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, limits=limits) as server:
         # silent: the handshake times out at 0.5 s, then the drain holds the slot up to 1 s more
         holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         time.sleep(0.1)
@@ -663,13 +635,7 @@ def test_a_slowloris_client_is_dropped_after_the_connection_timeout(live_sim: Si
     """A client that sends its request one byte every 0.2 s gets no answer and is cut off once
     connection_timeout has passed (plus the bounded drain); the server keeps serving."""
     limits = Limits(connection_timeout=1.0, drain_timeout=0.2)
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-        limits=limits,
-    ) as server:
+    with _direct_server(live_sim, limits=limits) as server:
         request, _ = _good_request(live_sim, server)
         from mtlslab.live.client import _encode, client_context
 
@@ -721,12 +687,7 @@ def test_non_ascii_subject_leaves_the_header_section_intact_on_the_wire(
 
 def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: Simulator) -> None:
     """Every attack scenario, live, leaves a server that still serves the positive control."""
-    with LiveServer(
-        lab=live_sim.lab,
-        deployment=Deployment(),
-        interpretation=BUILTINS["baseline"],
-        asrv=live_sim.asrv,
-    ) as server:
+    with _direct_server(live_sim) as server:
         for scenario in scenarios_tagged("attack"):
             if scenario.deployment.topology is Topology.PROXY:
                 continue  # the proxied ones run through HAProxy in the catalogue test
