@@ -48,6 +48,7 @@ __all__ = [
     "Matrix",
     "Simulator",
     "compact",
+    "md_escape",
     "outcome_colours",
 ]
 
@@ -478,7 +479,7 @@ class Matrix:
                 if c.finding is Finding.ACCEPTED_ALTHOUGH_BOUND:
                     text += " ⚠ *binding not checked*"
                 cells.append(text)
-            lines.append(f"| `{s.id}` — {_md_escape(s.title)} | " + " | ".join(cells) + " |")
+            lines.append(f"| `{s.id}` — {md_escape(s.title)} | " + " | ".join(cells) + " |")
         if legend:
             lines += [
                 "",
@@ -487,7 +488,7 @@ class Matrix:
                 "inherited from the baseline; ⚠ *binding not checked*: a certificate- or DPoP-bound token "
                 "accepted without any binding check (anyone holding it can use it). Sources: "
                 + "; ".join(
-                    f"`{i.name}` — {_md_escape(str(i.source))}" for i in self.interpretations
+                    f"`{i.name}` — {md_escape(str(i.source))}" for i in self.interpretations
                 ),
             ]
         return "\n".join(lines) + "\n"
@@ -678,5 +679,6 @@ def _split(outcome: Outcome) -> bool:
     return any(set(value) & {"\r", "\n", "\0"} for _name, value in outcome.headers())
 
 
-def _md_escape(text: str) -> str:
+def md_escape(text: str) -> str:
+    """``text`` made safe for a Markdown table cell (``|`` escaped)."""
     return text.replace("|", "\\|")

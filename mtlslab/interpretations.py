@@ -55,6 +55,7 @@ __all__ = [
     "SourceKind",
     "derive",
     "get_interpretation",
+    "reason_phrase",
 ]
 
 SourceKind = Literal["rfc", "mailing-list", "repository", "documentation", "hypothetical", "user"]
@@ -201,7 +202,7 @@ class Outcome:
         if self.tls_alert is not None:
             return f"(no HTTP response: {self.tls_alert})"
         assert self.status is not None
-        lines = [f"HTTP/1.1 {self.status} {_reason(self.status)}"]
+        lines = [f"HTTP/1.1 {self.status} {reason_phrase(self.status)}"]
         for name, value in self.headers():
             lines.append(f"{name}: {value}")
         return "\r\n".join(lines) + "\r\n\r\n" + self.body
@@ -252,7 +253,8 @@ class Outcome:
         )
 
 
-def _reason(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The reason phrase HTTP/1.1 servers send with ``status`` (``Unauthorized``), or "" for a code without one."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -600,7 +602,7 @@ def _template_values(answer: Answer, *, status: int, sub: str, client_id: str) -
         "error": answer.error or "",
         "description": answer.description or "",
         "status": str(status),
-        "reason": _reason(status),
+        "reason": reason_phrase(status),
         "sub": _json_text(sub),
         "client_id": _json_text(client_id),
     }

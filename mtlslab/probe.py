@@ -65,8 +65,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from mtlslab.challenge import ChallengeError, parse_www_authenticate
-from mtlslab.compare import Simulator
+from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, md_escape
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
@@ -590,16 +589,6 @@ class Prediction:
         return "=" if self.exact else "~" if self.verdict else "x"
 
 
-_ABBREV = {
-    "invalid_token": "IT",
-    "invalid_request": "IR",
-    "insufficient_scope": "IS",
-    "invalid_dpop_proof": "DP",
-    "invalid_client_certificate": "CC",
-    "unauthorized_client": "UC",
-}
-
-
 def observed_verdict(observed: Observed) -> tuple[str, ...]:
     """What readings compare: ``("tls", alert)``, ``(status, error code or "")``, or ``("error", why)``.
 
@@ -610,22 +599,7 @@ def observed_verdict(observed: Observed) -> tuple[str, ...]:
         return ("tls", observed.tls_alert.name)
     if observed.status is None:
         return ("error", observed.error)
-    return (str(observed.status), _error_code(observed) or "")
-
-
-def _error_code(observed: Observed) -> str | None:
-    www = observed.header("WWW-Authenticate")
-    if www:
-        with contextlib.suppress(ChallengeError):
-            for found in parse_www_authenticate(www):
-                if found.error:
-                    return found.error
-    try:
-        data = json.loads(observed.body)
-    except ValueError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, str) else None
+    return (str(observed.status), observed.error_code() or "")
 
 
 def _short(verdict: tuple[str, ...]) -> str:
@@ -635,7 +609,7 @@ def _short(verdict: tuple[str, ...]) -> str:
     if verdict[0] == "error":
         return "no ans"
     status, error = verdict
-    return status + (f" {_ABBREV.get(error, error[:2].upper())}" if error else "")
+    return status + (f" {ERROR_ABBREVIATIONS.get(error, error[:2].upper())}" if error else "")
 
 
 def _verdict_text(verdict: tuple[str, ...]) -> str:
@@ -919,7 +893,7 @@ class ProbeReport:
             for n, s in numbered
         )
         used = {r.verdict[1] for r in self.results if r.verdict[0] not in ("tls", "error")}
-        codes = "".join(f"{v} {k}, " for k, v in _ABBREV.items() if k in used)
+        codes = "".join(f"{v} {k}, " for k, v in ERROR_ABBREVIATIONS.items() if k in used)
         out.append("")
         out += _wrapper(width)(
             "= same on the wire, ~ same verdict (status and error code, or TLS alert), x "
@@ -957,7 +931,7 @@ class ProbeReport:
     def to_markdown(self) -> str:
         """A Markdown report: headline, warnings, the server's column beside every interpretation (mismatches
         in bold), scores, skipped probes, mismatch details and the requests sent."""
-        md = _md_escape
+        md = md_escape
         out = [f"**mtlslab probe of `{self.target}`: {md(self.headline)}**", ""]
         if self.warnings:
             out.append("**Security warnings**")
@@ -1077,10 +1051,6 @@ class ProbeReport:
             "predicts something else (amber: same verdict, other bytes; red: another verdict)</div>"
             + (f"<div>Skipped:</div><ul>{skipped}</ul>" if skipped else "")
         )
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def _wrapper(width: int) -> Any:

@@ -15,17 +15,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mtlslab.compare import Simulator
+from mtlslab.compare import Simulator, md_escape
 from mtlslab.findings import FINDINGS
 from mtlslab.interpretations import BUILTINS
 from mtlslab.scenarios import CATALOGUE, scenarios_tagged
 from mtlslab.tokens import TOKEN_VARIANTS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 def debate_matrix() -> str:
@@ -106,7 +102,7 @@ def findings_table() -> str:
         hint = f"`{info.hint}`" if info.hint else "*(none)*"
         security = " **(security)**" if info.security else ""
         lines.append(
-            f"| `{finding.value}`{security} | {_md(info.meaning)} | "
+            f"| `{finding.value}`{security} | {md_escape(info.meaning)} | "
             f"[{info.clause.label}]({info.clause.url}) | {hint} |"
         )
     return "\n".join(lines) + "\n"
@@ -117,11 +113,11 @@ def interpretations_table() -> str:
     lines = ["| name | kind | stance | source |", "|---|---|---|---|"]
     for interp in BUILTINS.values():
         source = (
-            f"[{_md(interp.source.citation)}]({interp.source.url})"
+            f"[{md_escape(interp.source.citation)}]({interp.source.url})"
             if interp.source.url
-            else _md(interp.source.citation)
+            else md_escape(interp.source.citation)
         )
-        lines.append(f"| `{interp.name}` | {interp.kind} | {_md(interp.stance)} | {source} |")
+        lines.append(f"| `{interp.name}` | {interp.kind} | {md_escape(interp.stance)} | {source} |")
     return "\n".join(lines) + "\n"
 
 
@@ -129,7 +125,7 @@ def tokens_table() -> str:
     """The token variants the lab mints."""
     lines = ["| variant | what it is | clause |", "|---|---|---|"]
     for variant in TOKEN_VARIANTS.values():
-        lines.append(f"| `{variant.name}` | {_md(variant.description)} | {variant.cite} |")
+        lines.append(f"| `{variant.name}` | {md_escape(variant.description)} | {variant.cite} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +141,7 @@ def attacks_table() -> str:
     for scenario in attacks:
         finding = matrix.cell(scenario.id, "baseline").finding.value
         who = ", ".join(f"`{n}`" for n in through[scenario.id]) or "nobody"
-        lines.append(f"| `{scenario.id}` — {_md(scenario.title)} | `{finding}` | {who} |")
+        lines.append(f"| `{scenario.id}` — {md_escape(scenario.title)} | `{finding}` | {who} |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ rather than reporting a broken pipe.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import time
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import h11
 
+from mtlslab.challenge import ChallengeError, parse_www_authenticate
 from mtlslab.pki import CertificateAuthority, Identity
 from mtlslab.scenarios import Request
 from mtlslab.tls import ALERTS, TlsAlert, TlsVersion
@@ -56,6 +58,22 @@ class Observed:
         """All values of ``name`` joined with ", " (RFC 9110 §5.3), or None."""
         values = [v for k, v in self.headers if k.lower() == name.lower()]
         return ", ".join(values) if values else None
+
+    def error_code(self) -> str | None:
+        """The OAuth error code: from the first ``WWW-Authenticate`` challenge that has one, else from a JSON
+        body's ``error`` member (a server without a challenge, like 3scale APIcast); None without either."""
+        www = self.header("WWW-Authenticate")
+        if www:
+            with contextlib.suppress(ChallengeError):
+                for found in parse_www_authenticate(www):
+                    if found.error:
+                        return found.error
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return None
+        error = data.get("error") if isinstance(data, dict) else None
+        return error if isinstance(error, str) else None
 
     def wire(self) -> tuple[Any, ...]:
         """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`."""

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import collections
 import html
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtlslab.challenge import ChallengeError, parse_www_authenticate
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
@@ -138,7 +136,7 @@ class LiveRun:
             tls_alert=obs.tls_alert,
             status=obs.status,
             www_authenticate=www,
-            error=_error_of(www, obs.body),
+            error=obs.error_code(),
             content_type=obs.header("Content-Type"),
             body=obs.body,
             note="observed on the wire"
@@ -179,22 +177,6 @@ class LiveRun:
         if not self.agree:
             line += f"\n    simulated: {self.simulated.summary()} {self.simulated.wire()!r}\n    observed:  {self.observed.wire()!r}"
         return line
-
-
-def _error_of(www: str | None, body: str) -> str | None:
-    if www:
-        try:
-            for ch in parse_www_authenticate(www):
-                if ch.error:
-                    return ch.error
-        except ChallengeError:
-            pass
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, str) else None
 
 
 def _exchange(

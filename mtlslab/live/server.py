@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -32,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
 from mtlslab.findings import Finding
-from mtlslab.interpretations import Interpretation, Outcome
+from mtlslab.interpretations import Interpretation, Outcome, reason_phrase
 from mtlslab.pki import LAB_NOW, Identity, Lab
 from mtlslab.rs import (
     MAX_BODY_BYTES,
@@ -420,7 +419,7 @@ class _ResourceServer(Listener):
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in outcome.headers()
         ]
         headers.append((b"Connection", b"close"))
-        reason = _reason(outcome.status).encode("ascii")
+        reason = reason_phrase(outcome.status).encode("ascii")
         data = conn.send(h11.Response(status_code=outcome.status, headers=headers, reason=reason))
         data = (data or b"") + (conn.send(h11.Data(data=outcome.body.encode("utf-8"))) or b"")
         data += conn.send(h11.EndOfMessage()) or b""
@@ -448,13 +447,6 @@ class _ResourceServer(Listener):
                 + (conn.send(h11.Data(data=body)) or b"")
                 + (conn.send(h11.EndOfMessage()) or b"")
             )
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 class LiveServer(_ResourceServer):
