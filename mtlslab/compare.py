@@ -435,12 +435,11 @@ class Matrix:
     def summary(self) -> list[dict[str, Any]]:
         """Per interpretation: statuses given, agreement with the majority, unspecified/assumed cells,
         and security findings (bound tokens accepted without a binding check)."""
+        majorities = {s.id: self.majority(s.id)[0] for s in self.scenarios}  # once a row, not a cell
         rows = []
         for interp in self.interpretations:
             cells = self.column(interp.name)
-            with_majority = sum(
-                1 for c in cells if c.outcome.verdict == self.majority(c.scenario)[0]
-            )
+            with_majority = sum(1 for c in cells if c.outcome.verdict == majorities[c.scenario])
             statuses = Counter(
                 f"TLS {c.outcome.tls_alert.name}" if c.outcome.tls_alert else str(c.outcome.status)
                 for c in cells
