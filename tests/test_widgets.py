@@ -486,6 +486,19 @@ def test_the_tls_switch_moves_the_missing_certificate_to_the_tls_layer(
     assert outcome.tls_alert is not None
 
 
+def test_switching_the_tls_requirement_back_gives_the_http_answer_again(
+    editor: InterpretationEditor,
+) -> None:
+    """The edited reading keeps its name while its deployment changes: on, off, on again, each matrix
+    follows the switch (the shared simulator keys its caches by deployment, not by name)."""
+    for required in (True, False, True, False):
+        editor.tls_required.value = required
+        assert editor.matrix is not None
+        outcome = editor.matrix.cell("no-cert-optional", "my-reading").outcome
+        assert (outcome.tls_alert is not None) is required
+        assert (outcome.status is None) is required
+
+
 def test_reset_returns_a_finding_to_the_bases_answer(editor: InterpretationEditor) -> None:
     """After an edit, "back to the base's answer" restores thread-401's answer and the form."""
     editor.status.value = 418

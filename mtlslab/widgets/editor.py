@@ -68,7 +68,6 @@ class InterpretationEditor(Adapter):
     ) -> None:
         super().__init__()
         self.simulator = simulator or shared_simulator(seed)
-        self._simulators: dict[tuple[tuple[str, Any], ...], Simulator] = {}
         self.scenarios = tuple(scenarios)
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         start = base if isinstance(base, Interpretation) else get_interpretation(base)
@@ -222,7 +221,7 @@ class InterpretationEditor(Adapter):
         try:
             mine = self._derive(candidate)
             others = [i for i in self._known.values() if i.name != mine.name]
-            matrix = self._simulator_for(mine).matrix(self.scenarios, [mine, *others])
+            matrix = self.simulator.matrix(self.scenarios, [mine, *others])
         except Exception as exc:  # shown inside the widget, which keeps working
             self.problem.value = render.error_html(exc)
             return False
@@ -236,19 +235,6 @@ class InterpretationEditor(Adapter):
 
     def _rebuild(self) -> None:
         self.rebuild()
-
-    def _simulator_for(self, mine: Interpretation) -> Simulator:
-        # Simulator.effective caches a reading's deployment by the reading's *name*, and an edited reading
-        # keeps its name while its deployment switches change. So each distinct deployment of the edited
-        # reading gets its own simulator (same lab and authorization server, so the same material).
-        found = self._simulators.get(mine.deployment)
-        if found is None:
-            base = self.simulator
-            found = Simulator(
-                base.lab, asrv=base.asrv, now=base.now, resource_url=base.resource_url
-            )
-            self._simulators[mine.deployment] = found
-        return found
 
     # ---- the answer form ----------------------------------------------------------------------------
     def _load_form(self) -> None:
