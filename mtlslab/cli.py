@@ -142,9 +142,9 @@ def _interpretations(names: Sequence[str] | None) -> list[Any]:
 
 
 def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.scenarios import CATALOGUE
+    from mtlslab.scenarios import scenarios_tagged
 
-    chosen = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    chosen = list(scenarios_tagged(*(args.tag or ())))
     if args.format == "json":
         out.write(json.dumps([s.to_json() for s in chosen], indent=2) + "\n")
         return 0
@@ -204,13 +204,13 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Simulator
-    from mtlslab.scenarios import CATALOGUE, get_scenario
+    from mtlslab.scenarios import get_scenario, scenarios_tagged
 
     sim = Simulator(seed=args.seed)
     if args.scenario:
         scenarios = [get_scenario(i) for i in args.scenario]
     else:
-        scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+        scenarios = list(scenarios_tagged(*(args.tag or ())))
     matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
     if args.only_disagreements:
         matrix = matrix.disagreements(strict=args.strict)
@@ -516,9 +516,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.live import verify
     from mtlslab.live.runner import DEFAULT_VERIFY
-    from mtlslab.scenarios import CATALOGUE
+    from mtlslab.scenarios import scenarios_tagged
 
-    scenarios = [s for s in CATALOGUE if all(t in s.tags for t in args.tag or ())]
+    scenarios = list(scenarios_tagged(*(args.tag or ())))
     names = args.interpretation or list(DEFAULT_VERIFY)
     report = verify(scenarios, _interpretations(names), proxy=args.proxy)
     if args.format == "json":
