@@ -435,7 +435,9 @@ class Matrix:
     def summary(self) -> list[dict[str, Any]]:
         """Per interpretation: statuses given, agreement with the majority, unspecified/assumed cells,
         and security findings (bound tokens accepted without a binding check)."""
-        majorities = {s.id: self.majority(s.id)[0] for s in self.scenarios}  # once a row, not a cell
+        majorities = {
+            s.id: self.majority(s.id)[0] for s in self.scenarios
+        }  # once a row, not a cell
         rows = []
         for interp in self.interpretations:
             cells = self.column(interp.name)

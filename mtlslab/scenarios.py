@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from mtlslab.errors import ScenarioError, UnknownScenarioError
+from mtlslab.errors import InputError, ScenarioError, UnknownScenarioError
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Identity, Lab
 from mtlslab.tls import ClientAuth, TlsResult, TlsVersion, handshake
@@ -183,7 +183,7 @@ class CertChoice(enum.Enum):
 
     def identity(self, lab: Lab) -> Identity | None:
         """The lab identity, or ``None`` for no certificate."""
-        return None if self is CertChoice.NONE else lab.identities()[self.value]
+        return None if self is CertChoice.NONE else lab.identity(self.value)
 
 
 class Scheme(enum.Enum):
@@ -522,7 +522,8 @@ def _proof(
         other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)
         return [good.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
     if choice is ProofChoice.TWO_PROOFS:
-        return [dpop_proof(key, **common), dpop_proof(key, **{**common, "htm": method})]
+        proof = dpop_proof(key, **common)
+        return [proof, proof]
     raise ScenarioError("presentation.dpop_proof", f"unhandled proof choice {choice!r}")
 
 
@@ -711,7 +712,7 @@ def realize(
     identity = scenario.presentation.certificate.identity(lab)
     try:
         token = asrv.mint(scenario.token, now=now)
-    except Exception as exc:
+    except InputError as exc:  # an unknown variant; a failing recipe is a bug, and says so
         raise ScenarioError("token", str(exc)) from None
     tls = handshake(
         client_auth=deployment.client_auth,

@@ -623,3 +623,15 @@ def test_pem_after_explanatory_text_is_read_and_plain_text_is_not_called_der(lab
     with pytest.raises(CertificateError) as info:
         load_certificate("this is not a certificate")
     assert "not PEM" in info.value.reason
+
+
+def test_one_named_identity_is_made_without_the_others() -> None:
+    """Lab.identity("other-client") is the other_client attribute and makes no other identity; an unknown
+    name is a KeyError; identities() lists the same objects by name."""
+    lab = Lab(seed="one-identity")
+    assert lab.identity("other-client") is lab.other_client
+    made = {name for name in vars(lab) if name.endswith("client")}
+    assert made == {"other_client"}
+    with pytest.raises(KeyError):
+        lab.identity("server")
+    assert all(lab.identity(name) is identity for name, identity in lab.identities().items())
