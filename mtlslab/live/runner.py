@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import html
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Any
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
-from mtlslab.live.client import Observed, send
+from mtlslab.live.client import Observed, client_context, send
 from mtlslab.live.proxy import Proxy, make_proxy
 from mtlslab.live.server import Limits, LiveServer, Origin
-from mtlslab.pki import Lab
+from mtlslab.pki import Identity, Lab
 from mtlslab.scenarios import CATALOGUE, Deployment, Scenario, Topology, client_request
 
 __all__ = [
@@ -57,6 +58,8 @@ class LiveStack:
     ) -> None:
         self.deployment = interpretation.adapt(deployment)
         self.interpretation = interpretation
+        self.lab = simulator.lab
+        self._client_contexts: dict[Identity | None, ssl.SSLContext] = {}
         common: dict[str, Any] = {
             "lab": simulator.lab,
             "deployment": self.deployment,
@@ -84,6 +87,16 @@ class LiveStack:
     def proxy_kind(self) -> str | None:
         """``haproxy``, ``builtin`` or None."""
         return self.proxy.kind if self.proxy is not None else None
+
+    def client_context(self, identity: Identity | None) -> ssl.SSLContext:
+        """A client's TLS context for this stack (the lab CA trusted, the deployment's version pinned) that
+        presents ``identity``: made once per identity, since loading keys costs more than a loopback run."""
+        found = self._client_contexts.get(identity)
+        if found is None:
+            found = self._client_contexts[identity] = client_context(
+                ca=self.lab.ca, identity=identity, version=self.deployment.tls_version
+            )
+        return found
 
     def start(self) -> LiveStack:
         """Start the server (and the proxy)."""
@@ -194,7 +207,12 @@ def _exchange(
     )
     before = stack.server.served
     observed = send(
-        request, ca=lab.ca, identity=identity, version=stack.deployment.tls_version, timeout=timeout
+        request,
+        ca=lab.ca,
+        identity=identity,
+        version=stack.deployment.tls_version,
+        timeout=timeout,
+        context=stack.client_context(identity),
     )
     cell = simulator.cell(scenario, stack.interpretation)
     finding = Finding.TLS_REJECTED if observed.tls_alert is not None else None
