@@ -288,6 +288,7 @@ def challenge(scheme: str, *params: tuple[str, str]) -> Challenge:
 
 def bearer(
     *,
+    scheme: str = "Bearer",
     realm: str | None = None,
     scope: str | None = None,
     error: str | None = None,
@@ -296,6 +297,9 @@ def bearer(
     extra: tuple[tuple[str, str], ...] = (),
 ) -> Challenge:
     """A ``Bearer`` challenge: RFC 6750 §3 attributes in that order, then ``extra``; validated now.
+
+    Another ``scheme`` takes the same attributes: DPoP does (RFC 9449 §7.1), and so does the hypothetical
+    ``MTLS`` scheme of the DPoP analogy.
 
     With no attribute at all the result is a bare ``Bearer``, which real servers send and
     :func:`check_rfc6750` reports.
@@ -308,7 +312,7 @@ def bearer(
         ("error_uri", error_uri),
     )
     present = ((name, value) for name, value in named if value is not None)
-    return challenge("Bearer", *present, *extra)
+    return challenge(scheme, *present, *extra)
 
 
 def format_challenges(challenges: Sequence[Challenge], *, separator: str = ", ") -> str:

@@ -33,7 +33,6 @@ from mtlslab.challenge import (
     Challenge,
     ChallengeError,
     bearer,
-    challenge,
     format_challenges,
     parse_www_authenticate,
 )
@@ -253,6 +252,14 @@ class Outcome:
         )
 
 
+_FINDING_ORDER = {finding: i for i, finding in enumerate(Finding)}
+
+
+def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding, Answer], ...]:
+    """``answers`` as an interpretation stores them: in the order findings are declared."""
+    return tuple(sorted(answers.items(), key=lambda kv: _FINDING_ORDER[kv[0]]))
+
+
 def reason_phrase(status: int) -> str:
     """The reason phrase HTTP/1.1 servers send with ``status`` (``Unauthorized``), or "" for a code without one."""
     try:
@@ -409,28 +416,15 @@ class Interpretation:
         if answer.scheme is None:
             return [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
         realm = self.realm if answer.realm else None
-        if answer.scheme.lower() == "bearer":
-            first = bearer(
-                realm=realm,
-                scope=scope if answer.scope else None,
-                error=answer.error,
-                error_description=answer.description,
-                error_uri=answer.error_uri,
-                extra=answer.params,
-            )
-        else:
-            params = [("realm", realm)] if realm else []
-            params += [
-                (n, v)
-                for n, v in (
-                    ("scope", scope if answer.scope else None),
-                    ("error", answer.error),
-                    ("error_description", answer.description),
-                    ("error_uri", answer.error_uri),
-                )
-                if v is not None
-            ]
-            first = challenge(answer.scheme, *params, *answer.params)
+        first = bearer(
+            scheme="Bearer" if answer.scheme.lower() == "bearer" else answer.scheme,
+            realm=realm,
+            scope=scope if answer.scope else None,
+            error=answer.error,
+            error_description=answer.description,
+            error_uri=answer.error_uri,
+            extra=answer.params,
+        )
         extra = [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
         return [first, *extra]
 
@@ -546,7 +540,7 @@ class Interpretation:
                 deployment=_deployment_overrides(
                     data.get("deployment", {}), where=f"{name}.deployment"
                 ),
-                answers=tuple(sorted(answers.items(), key=lambda kv: list(Finding).index(kv[0]))),
+                answers=_in_finding_order(answers),
             )
         except (KeyError, TypeError) as exc:
             raise InterpretationError(name, f"cannot load ({exc})") from None
@@ -653,7 +647,7 @@ def derive(
         source=source or Source(kind="user", citation=f"derived from {base.name}"),
         kind="custom",
         base=base.name,
-        answers=tuple(sorted(merged.items(), key=lambda kv: list(Finding).index(kv[0]))),
+        answers=_in_finding_order(merged),
         departures=(*base.departures, *departures),
         realm=base.realm if realm == "inherit" else realm,
         deployment=tuple(sorted(overrides.items())),
@@ -792,7 +786,7 @@ def _make(
         stance=stance,
         source=source,
         kind=kind,
-        answers=tuple(sorted(answers.items(), key=lambda kv: list(Finding).index(kv[0]))),
+        answers=_in_finding_order(answers),
         departures=tuple(departures),
         realm=realm,
         deployment=_deployment_overrides(deployment or {}, where=f"{name}.deployment"),

@@ -160,6 +160,12 @@ def test_bearer_builder_orders_attributes_as_rfc6750_lists_them() -> None:
     ]
 
 
+def test_another_scheme_takes_the_same_attributes_in_the_same_order() -> None:
+    """DPoP's challenge (RFC 9449 §7.1) uses RFC 6750's attributes: bearer(scheme="DPoP") orders them alike."""
+    ch = bearer(scheme="DPoP", error="invalid_dpop_proof", realm="r", extra=(("algs", "ES256"),))
+    assert ch.to_header() == 'DPoP realm="r", error="invalid_dpop_proof", algs="ES256"'
+
+
 def test_bare_bearer_is_emitted_but_reported() -> None:
     """A bare `Bearer` (sent by real servers) is emitted, and check_rfc6750 reports the §3 MUST."""
     assert bearer().to_header() == "Bearer"
