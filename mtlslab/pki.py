@@ -81,6 +81,7 @@ __all__ = [
     "load_certificate",
     "load_private_key",
     "public_jwk",
+    "sha256_b64url",
     "validate_client_chain",
     "x5t_s256",
 ]
@@ -231,8 +232,13 @@ def x5t_s256(cert: x509.Certificate | builtins.bytes | str) -> str:
     Accepts a certificate object, PEM (bytes or text) or DER bytes; PEM is decoded to DER first, so
     the thumbprint never depends on PEM line breaks.
     """
-    digest = hashlib.sha256(certificate_der(cert)).digest()
-    return jwt.utils.base64url_encode(digest).decode("ascii")
+    return sha256_b64url(certificate_der(cert))
+
+
+def sha256_b64url(data: builtins.bytes) -> str:
+    """Base64url without padding of the SHA-256 of ``data``: every thumbprint and hash the OAuth specs use
+    (``x5t#S256``, a JWK thumbprint, DPoP's ``ath``)."""
+    return jwt.utils.base64url_encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
 def load_private_key(data: builtins.bytes | str, *, field: str = "private key") -> PrivateKey:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import hashlib
 import hmac
 import json
 import re
@@ -44,7 +43,7 @@ from cryptography import x509
 
 from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
-from mtlslab.pki import LAB_NOW
+from mtlslab.pki import LAB_NOW, sha256_b64url
 from mtlslab.scenarios import (
     Deployment,
     Request,
@@ -119,7 +118,7 @@ _DPOP_ALGS = (
 
 def thumbprint_of_der(der: bytes) -> str:
     """RFC 8705 §3.1 ``x5t#S256`` of DER bytes exactly as received (no re-encoding)."""
-    return jwt.utils.base64url_encode(hashlib.sha256(der).digest()).decode("ascii")
+    return sha256_b64url(der)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -380,12 +379,7 @@ def _front(request: Request, config: RsConfig) -> _Prefix:
         cert, untrusted = _certificate(run)
         token, scheme = _extract_token(run)
     except _Stop as stop:
-        return _Prefix(
-            steps=tuple(run.steps),
-            stop=stop.finding,
-            scheme=run.scheme,
-            presented_x5t=run.presented_x5t,
-        )
+        return _Prefix(steps=tuple(run.steps), stop=stop.finding, presented_x5t=run.presented_x5t)
     return _Prefix(
         steps=tuple(run.steps),
         stop=None,

@@ -48,6 +48,7 @@ from mtlslab.pki import (
     Lab,
     PrivateKey,
     public_jwk,
+    sha256_b64url,
     x5t_s256,
 )
 
@@ -170,12 +171,12 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     canonical = json.dumps(
         required, separators=(",", ":"), sort_keys=True, ensure_ascii=False
     ).encode("utf-8")
-    return _b64url(hashlib.sha256(canonical).digest())
+    return sha256_b64url(canonical)
 
 
 def access_token_hash(token: str) -> str:
     """RFC 9449 §4.2 ``ath``: base64url SHA-256 of the ASCII access token."""
-    return _b64url(hashlib.sha256(token.encode("ascii", "replace")).digest())
+    return sha256_b64url(token.encode("ascii", "replace"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -639,10 +640,6 @@ def _cnf_variant(
     return make
 
 
-def _sha256_b64url(data: bytes) -> str:
-    return _b64url(hashlib.sha256(data).digest())
-
-
 def _bad_signature(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
     # Signed by a key that is not in the JWKS, under the real kid: the signature does not verify.
     return _jwt(
@@ -852,7 +849,7 @@ def _spki_sha256(identity: Identity) -> str:
     spki = identity.certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return _sha256_b64url(spki)
+    return sha256_b64url(spki)
 
 
 def _recipes() -> dict[str, TokenVariant]:
@@ -1093,7 +1090,7 @@ def _recipes() -> dict[str, TokenVariant]:
                 "cnf.x5t#S256 hashed over the PEM text instead of the DER",
                 "jwt",
                 "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": _sha256_b64url(i.cert_pem.bytes())}),
+                _cnf_variant(lambda i: {"x5t#S256": sha256_b64url(i.cert_pem.bytes())}),
             ),
             v(
                 "cnf-public-key-hash",
