@@ -50,6 +50,7 @@ __all__ = [
     "compact",
     "md_escape",
     "outcome_colours",
+    "outcome_marks",
 ]
 
 
@@ -295,6 +296,16 @@ def outcome_colours(outcome: Outcome) -> tuple[str, str]:
     if status.startswith("2"):
         return OUTCOME_COLOURS["2"]
     return OUTCOME_COLOURS.get(status, OUTCOME_COLOURS["other"])
+
+
+def outcome_marks(outcome: Outcome) -> str:
+    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified, italics
+    where it is assumed (not shown by the reading's source)."""
+    if outcome.unspecified:
+        return ";border:2px dashed #8e1b25"
+    if outcome.assumed:
+        return ";font-style:italic"
+    return ""
 
 
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
@@ -652,10 +663,7 @@ class Matrix:
             for c in self.row(s.id):
                 bg, fg = outcome_colours(c.outcome)
                 style = f"background:{bg};color:{fg};padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap"
-                if c.outcome.unspecified:
-                    style += ";border:2px dashed #8e1b25"
-                elif c.outcome.assumed:
-                    style += ";font-style:italic"
+                style += outcome_marks(c.outcome)
                 tds.append(
                     f"<td style='{style}' title='{html.escape(c.finding.value)}'>"
                     f"{html.escape(c.outcome.summary())}</td>"

@@ -21,7 +21,15 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import OUTCOME_COLOURS, Cell, Matrix, compact, outcome_colours
+from mtlslab.compare import (
+    ERROR_ABBREVIATIONS,
+    OUTCOME_COLOURS,
+    Cell,
+    Matrix,
+    compact,
+    outcome_colours,
+    outcome_marks,
+)
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.scenarios import (
@@ -672,15 +680,12 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     rows = []
     for scenario in matrix.scenarios:
         cells = matrix.row(scenario.id)
-        disputed = len({c.outcome.verdict for c in cells}) > 1
+        disputed = matrix.consensus(scenario.id) is None
         tds = []
         for cell in cells:
             bg, fg = outcome_colours(cell.outcome)
             style = f"background:{bg};color:{fg};padding:1px 5px;font-family:monospace;font-size:11px;white-space:nowrap;text-align:center"
-            if cell.outcome.unspecified:
-                style += ";border:2px dashed #8e1b25"
-            elif cell.outcome.assumed:
-                style += ";font-style:italic"
+            style += outcome_marks(cell.outcome)
             if selected == (cell.scenario, cell.interpretation):
                 style += ";outline:3px solid #000;outline-offset:-2px"
             tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value})"
@@ -702,12 +707,13 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
             ("TLS alert", OUTCOME_COLOURS["tls"]),
         )
     )
+    codes = ", ".join(f"{short} {code}" for code, short in ERROR_ABBREVIATIONS.items())
     return (
         "<div style='overflow-x:auto'><table style='border-collapse:collapse'>"
         f"<tr><th></th><th style='text-align:left;padding:2px 6px'>scenario</th>{head}</tr>{''.join(rows)}</table></div>"
         f"<div style='font-size:11px;color:#555;margin-top:4px'>{legend} · ≠ readings disagree · dashed: unspecified "
-        "by the RFCs (placeholder status) · italic / ?: assumed (wholly or partly not shown by the source) · IT invalid_token, IR invalid_request, "
-        "IS insufficient_scope, DP invalid_dpop_proof, CC invalid_client_certificate, UC unauthorized_client</div>"
+        "by the RFCs (placeholder status) · italic / ?: assumed (wholly or partly not shown by the source) · "
+        f"{esc(codes)}</div>"
     )
 
 
