@@ -392,8 +392,7 @@ class ScenarioExplorer(Adapter):
         try:
             scenario = self.compose()
             chosen = self.chosen()
-            matrix = self.simulator.matrix([scenario], chosen)
-            cells = matrix.row(scenario.id)
+            cells = list(self.simulator.row(scenario, chosen))
             exchanges = {
                 i.name: self.simulator.exchange(self.simulator.effective(scenario, i))
                 for i in chosen
