@@ -228,7 +228,7 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Cell, Simulator
     from mtlslab.errors import ScenarioError
-    from mtlslab.pki import load_certificate
+    from mtlslab.pki import certificate_der, load_certificate
     from mtlslab.rs import config_for, evaluate
     from mtlslab.scenarios import (
         ClientAuth,
@@ -237,6 +237,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
         TlsVersion,
         Topology,
         encode_client_cert,
+        received,
     )
     from mtlslab.tls import handshake
 
@@ -262,9 +263,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             forged = certificate
         else:
             forged = load_certificate(Path(source).read_bytes(), field="--client-cert-header")
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        headers.append(("Client-Cert", encode_client_cert(forged.public_bytes(Encoding.DER))))
+        headers.append(("Client-Cert", encode_client_cert(certificate_der(forged))))
     cells = []
     for interp in _interpretations(args.interpretation):
         effective = interp.adapt(deployment)
@@ -275,18 +274,11 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             roots=[sim.lab.ca.certificate],
             at=sim.now,
         )
+        request = received(
+            Request(method=args.method, url=args.url, headers=tuple(headers)), tls, effective
+        )
         decision = None
-        if tls.completed:
-            request = Request(
-                method=args.method,
-                url=args.url,
-                headers=tuple(headers),
-                client_cert=tls.client_cert,
-            )
-            if effective.topology is Topology.PROXY:
-                from mtlslab.scenarios import through_proxy
-
-                request = through_proxy(request, tls)
+        if request is not None:
             decision = evaluate(
                 request,
                 config_for(effective, jwks=sim.jwks, introspect=sim.introspect),

@@ -52,6 +52,7 @@ __all__ = [
     "encode_client_cert",
     "get_scenario",
     "realize",
+    "received",
     "scenarios_tagged",
     "shorten",
     "through_proxy",
@@ -699,6 +700,17 @@ def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> R
     return replace(forwarded, client_cert=None, from_proxy=True)
 
 
+def received(sent: Request, tls: TlsResult, deployment: Deployment) -> Request | None:
+    """What reaches the resource server's application when the client sends ``sent``: nothing after a failed
+    handshake; on a direct connection the request with the handshake's certificate; behind a proxy what
+    the proxy forwards (:func:`through_proxy`)."""
+    if not tls.completed:
+        return None
+    if deployment.topology is Topology.PROXY:
+        return through_proxy(sent, tls, strips=deployment.proxy_strips_client_cert)
+    return replace(sent, client_cert=tls.client_cert)
+
+
 def realize(
     scenario: Scenario,
     lab: Lab,
@@ -724,19 +736,13 @@ def realize(
     sent = _client_request(
         scenario.presentation, token, lab=lab, resource_url=resource_url, now=now
     )
-    if not tls.completed:
-        received = None
-    elif deployment.topology is Topology.PROXY:
-        received = through_proxy(sent, tls, strips=deployment.proxy_strips_client_cert)
-    else:
-        received = replace(sent, client_cert=tls.client_cert)
     return Exchange(
         scenario=scenario,
         identity=identity,
         token=token,
         tls=tls,
         client_request=sent,
-        request=received,
+        request=received(sent, tls, deployment),
     )
 
 
