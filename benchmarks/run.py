@@ -438,7 +438,7 @@ def live(settings: Settings) -> list[Result]:
         live_ctx = client_context(ca=lab.ca, identity=lab.client, version=TlsVersion.TLS1_3)
 
         def one_live() -> object:
-            observed = send(request, ca=lab.ca, context=live_ctx)
+            observed = send(request, context=live_ctx)
             assert observed.status == 200
             return observed
 

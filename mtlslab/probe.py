@@ -1282,7 +1282,6 @@ def probe(
         try:
             observed = send(
                 request,
-                ca=lab.ca,
                 context=contexts[item.certificate],
                 timeout=timeout,
                 server_hostname=host,

@@ -759,3 +759,9 @@ def test_a_proxy_that_does_not_strip_client_cert_lets_the_thief_in(
     fixed = run_scenario(strips, simulator=live_sim, proxy=proxy)
     assert fixed.agree, fixed.describe()
     assert fixed.finding is Finding.CERTIFICATE_MISSING
+
+
+def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:
+    """Without ca= or context= the client would trust nothing: a TypeError before any connection."""
+    with pytest.raises(TypeError, match="ca="):
+        send(Request(url="https://127.0.0.1:9/resource"))

@@ -125,20 +125,29 @@ def client_context(
 def send(
     request: Request,
     *,
-    ca: CertificateAuthority,
+    ca: CertificateAuthority | None = None,
     identity: Identity | None = None,
     version: TlsVersion = TlsVersion.TLS1_3,
     timeout: float = 5.0,
     context: ssl.SSLContext | None = None,
     server_hostname: str = "localhost",
 ) -> Observed:
-    """Send ``request`` (its URL says where) over real TLS and report what came back."""
+    """Send ``request`` (its URL says where) over real TLS and report what came back.
+
+    The client trusts ``ca``, pins ``version`` and presents ``identity``; or, with ``context``, does what that
+    ready context says (``ca``, ``identity`` and ``version`` are then not used).
+    """
+    if context is None:
+        if ca is None:
+            raise TypeError(
+                "send() needs ca= (the CA to trust) or context= (a ready client context)"
+            )
+        context = client_context(ca=ca, identity=identity, version=version)
     started = time.monotonic()
     parts = urllib.parse.urlsplit(request.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 443
-    ctx = context or client_context(ca=ca, identity=identity, version=version)
     raw = socket.create_connection((host, port), timeout=timeout)
-    tls = ctx.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+    tls = context.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
     try:
         try:
             tls.do_handshake()

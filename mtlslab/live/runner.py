@@ -206,14 +206,7 @@ def _exchange(
         now=simulator.now,
     )
     before = stack.server.served
-    observed = send(
-        request,
-        ca=lab.ca,
-        identity=identity,
-        version=stack.deployment.tls_version,
-        timeout=timeout,
-        context=stack.client_context(identity),
-    )
+    observed = send(request, timeout=timeout, context=stack.client_context(identity))
     cell = simulator.cell(scenario, stack.interpretation)
     finding = Finding.TLS_REJECTED if observed.tls_alert is not None else None
     if finding is None and stack.server.served > before:
