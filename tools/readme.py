@@ -10,6 +10,7 @@ in the README is prose and is left alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Callable
@@ -24,9 +25,15 @@ from mtlslab.tokens import TOKEN_VARIANTS
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+@functools.cache
+def _simulator() -> Simulator:
+    """One simulator for every section: the README's figures come from the same lab and caches."""
+    return Simulator(seed="mtlslab")
+
+
 def debate_matrix() -> str:
     """The debate's rows under every built-in interpretation (Markdown)."""
-    sim = Simulator(seed="mtlslab")
+    sim = _simulator()
     return sim.matrix(scenarios_tagged("debate")).to_markdown()
 
 
@@ -58,7 +65,7 @@ def debate_text() -> str:
     that prints exactly this."""
     from mtlslab.scenarios import get_scenario
 
-    sim = Simulator(seed="mtlslab")
+    sim = _simulator()
     matrix = sim.matrix(
         [get_scenario(i) for i in _CORE_SCENARIOS], [BUILTINS[n] for n in _CORE_READINGS]
     )
@@ -77,7 +84,7 @@ def probe_report() -> str:
     from mtlslab.probe import LabIssuer, probe
     from mtlslab.scenarios import Deployment
 
-    sim = Simulator(seed="mtlslab")
+    sim = _simulator()
     with LiveStack(
         simulator=sim, deployment=Deployment(), interpretation=BUILTINS["keycloak"]
     ) as server:
@@ -131,10 +138,8 @@ def tokens_table() -> str:
 
 def attacks_table() -> str:
     """Every attack scenario: what it tries, what the baseline finds, who lets it through."""
-    from mtlslab.scenarios import CATALOGUE
-
-    sim = Simulator(seed="mtlslab")
-    attacks = [s for s in CATALOGUE if "attack" in s.tags]
+    sim = _simulator()
+    attacks = scenarios_tagged("attack")
     matrix = sim.matrix(attacks)
     through = matrix.let_through(tag="attack")
     lines = ["| attack | baseline finding | let through by |", "|---|---|---|"]
