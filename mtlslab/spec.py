@@ -42,12 +42,18 @@ CLAUSES: dict[str, Clause] = {}
 
 
 def clause(rfc: int, section: str, title: str = "") -> Clause:
-    """The clause ``RFC rfc §section``, registered in :data:`CLAUSES`."""
+    """The clause ``RFC rfc §section``, registered in :data:`CLAUSES`.
+
+    Modules declare the clauses they cite; one that names a section again must give it the same title (or
+    none): two titles for one section is a mistake in mtlslab's tables, refused when the module loads.
+    """
     found = Clause(rfc=rfc, section=section, title=title)
-    known = CLAUSES.setdefault(found.label, found)
-    if title and not known.title:
+    known = CLAUSES.get(found.label)
+    if known is None or (title and not known.title):
         CLAUSES[found.label] = found
         return found
+    if title and title != known.title:
+        raise ValueError(f"{found.label} is titled {known.title!r} already, not {title!r}")
     return known
 
 
