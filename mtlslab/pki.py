@@ -34,6 +34,7 @@ import hashlib
 import html
 import ipaddress
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ __all__ = [
     "load_certificate",
     "load_private_key",
     "public_jwk",
+    "same_thumbprint",
     "sha256_b64url",
     "validate_client_chain",
     "x5t_s256",
@@ -233,6 +235,15 @@ def x5t_s256(cert: x509.Certificate | builtins.bytes | str) -> str:
     the thumbprint never depends on PEM line breaks.
     """
     return sha256_b64url(certificate_der(cert))
+
+
+def same_thumbprint(expected: object, presented: str) -> bool:
+    """Whether the thumbprint a token carries (any JSON value) is exactly ``presented``, compared in constant
+    time. A value that is not a string, or not valid Unicode (a lone surrogate escaped in the JSON), does
+    not match; it never raises."""
+    return isinstance(expected, str) and secrets.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), presented.encode("utf-8", "surrogatepass")
+    )
 
 
 def sha256_b64url(data: builtins.bytes) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
-import hmac
 import json
 import re
 import urllib.parse
@@ -43,7 +42,7 @@ from cryptography import x509
 
 from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
-from mtlslab.pki import LAB_NOW, sha256_b64url
+from mtlslab.pki import LAB_NOW, same_thumbprint, sha256_b64url
 from mtlslab.scenarios import (
     Deployment,
     Request,
@@ -1115,10 +1114,7 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
             f"the token is bound to x5t#S256 {run.expected_x5t} but no client certificate was presented",
         )
     presented = run.presented_x5t or thumbprint_of_der(cert)
-    ok = isinstance(expected, str) and hmac.compare_digest(
-        expected.encode("utf-8", "surrogatepass"), presented.encode("ascii")
-    )
-    if not ok:
+    if not same_thumbprint(expected, presented):
         raise run.fail(
             Finding.CERTIFICATE_MISMATCH,
             "certificate binding",
@@ -1187,7 +1183,7 @@ def _dpop(run: _Run, token: str, cnf: Any) -> None:
             _C_9449_71,
             "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)",
         )
-    if not hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), jkt.encode("ascii")):
+    if not same_thumbprint(expected, jkt):
         raise run.fail(
             Finding.DPOP_KEY_MISMATCH,
             "DPoP key binding",

@@ -23,7 +23,6 @@ import builtins
 import datetime as dt
 import functools
 import hashlib
-import hmac
 import html
 import json
 from collections.abc import Callable, Mapping
@@ -48,6 +47,7 @@ from mtlslab.pki import (
     Lab,
     PrivateKey,
     public_jwk,
+    same_thumbprint,
     sha256_b64url,
     x5t_s256,
 )
@@ -1311,9 +1311,7 @@ def _check_binding(
         presented = (
             certificate.x5t_s256 if isinstance(certificate, Identity) else x5t_s256(certificate)
         )
-        holds = isinstance(expected, str) and hmac.compare_digest(
-            expected.encode(), presented.encode()
-        )
+        holds = same_thumbprint(expected, presented)
         why = "thumbprints match" if holds else "thumbprints differ"
         return BindingCheck(
             method="x5t#S256",
@@ -1332,9 +1330,7 @@ def _check_binding(
                 holds=None,
                 reason="DPoP-bound; no proof key given to compare",
             )
-        holds = isinstance(expected, str) and hmac.compare_digest(
-            expected.encode(), dpop_jkt.encode()
-        )
+        holds = same_thumbprint(expected, dpop_jkt)
         return BindingCheck(
             method="jkt",
             expected=str(expected),

@@ -32,6 +32,7 @@ from mtlslab.pki import (
     load_certificate,
     load_private_key,
     public_jwk,
+    same_thumbprint,
     validate_client_chain,
     x5t_s256,
 )
@@ -635,3 +636,15 @@ def test_one_named_identity_is_made_without_the_others() -> None:
     with pytest.raises(KeyError):
         lab.identity("server")
     assert all(lab.identity(name) is identity for name, identity in lab.identities().items())
+
+
+def test_thumbprints_match_exactly_or_not_at_all(lab: Lab) -> None:
+    """The same string matches; another, a prefix, a non-string or a lone surrogate does not, and nothing
+    raises (RFC 8705 §3.1: the thumbprints are compared as they are)."""
+    true = lab.client.x5t_s256
+    assert same_thumbprint(true, true)
+    assert not same_thumbprint(lab.other_client.x5t_s256, true)
+    assert not same_thumbprint(true[:-1], true)
+    assert not same_thumbprint(None, true)
+    assert not same_thumbprint([true], true)
+    assert not same_thumbprint("\ud800", true)

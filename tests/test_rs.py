@@ -19,7 +19,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mtlslab import rs
+from mtlslab import pki, rs
 from mtlslab.compare import Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Lab, public_jwk
@@ -844,12 +844,13 @@ def _calls_in(function: object) -> set[str]:
 
 
 def test_bindings_are_compared_in_constant_time() -> None:
-    """The x5t#S256 and jkt comparisons use hmac.compare_digest, never ==."""
-    source = inspect.getsource(rs)
-    assert "import hmac" in source
-    assert "hmac.compare_digest" in _calls_in(rs._x5t)
-    assert "hmac.compare_digest" in _calls_in(rs._dpop)
-    for function in (rs._x5t, rs._dpop):
+    """The x5t#S256 and jkt comparisons go through pki.same_thumbprint, which uses compare_digest; none of
+    them uses ==."""
+    assert rs.same_thumbprint is pki.same_thumbprint
+    assert "same_thumbprint" in _calls_in(rs._x5t)
+    assert "same_thumbprint" in _calls_in(rs._dpop)
+    assert "secrets.compare_digest" in _calls_in(pki.same_thumbprint)
+    for function in (rs._x5t, rs._dpop, pki.same_thumbprint):
         tree = ast.parse(inspect.getsource(function))
         compared = [
             ast.unparse(node)

@@ -370,6 +370,27 @@ def test_cnf_shapes_are_what_their_names_say(lab: Lab, asrv: AuthorizationServer
         assert (binding.binding.method, binding.binding.holds) == ("unsupported", False)
 
 
+def test_a_thumbprint_that_is_not_valid_unicode_does_not_match(
+    lab: Lab, asrv: AuthorizationServer
+) -> None:
+    """cnf members escaped as a lone surrogate ("\\ud800") are valid JSON: the inspector says they do not
+    match, as the resource server does, instead of failing to encode them."""
+    claims = {
+        "iss": asrv.issuer,
+        "aud": asrv.audience,
+        "sub": "alice",
+        "iat": 1767225600,
+        "exp": 1767229200,
+    }
+    for cnf, certificate, jkt in (
+        ({"x5t#S256": "\ud800"}, lab.client, None),
+        ({"jkt": "\ud800"}, None, asrv.dpop_key.jkt),
+    ):
+        token = asrv.sign({**claims, "cnf": cnf})
+        binding = inspect_token(token, jwks=asrv.jwks(), certificate=certificate, dpop_jkt=jkt)
+        assert binding.binding.holds is False, cnf
+
+
 def _segment(token: str, index: int) -> bytes:
     part = token.split(".")[index]
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
