@@ -1129,24 +1129,24 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _checking(config: RsConfig) -> RsConfig:
+    """``config`` as a server that checks binding: the one :func:`_dry_run` asks."""
+    return replace(config, checks_binding=True)
+
+
 def _dry_run(run: _Run, token: str, cnf: Any, cert: bytes | None, untrusted_header: bool) -> str:
+    """What the binding check would have found, for a server that skips it: stage 4 run on a copy as a
+    checking server (its trace discarded)."""
     probe = _Run(
         request=run.request,
-        config=run.config,
+        config=_checking(run.config),
         now=run.now,
         scheme=run.scheme,
         presented_x5t=run.presented_x5t,
     )
     try:
-        if run.scheme == "dpop":
-            _dpop(probe, token, cnf)
-            _also_certificate(probe, cnf, cert, untrusted_header)
-        elif isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
-            return Finding.DPOP_TOKEN_AS_BEARER.value
-        elif isinstance(cnf, dict) and "x5t#S256" in cnf:
-            _x5t(probe, cnf["x5t#S256"], cert, untrusted_header)
-        else:
-            return Finding.UNSUPPORTED_CONFIRMATION.value
+        _binding(probe, token, {"cnf": cnf}, cert, untrusted_header)
     except _Stop as stop:
         return stop.finding.value
     return "binding holds"
