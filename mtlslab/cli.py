@@ -37,6 +37,17 @@ def _seed_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _alg_argument(parser: argparse.ArgumentParser) -> None:
+    from mtlslab.tokens import ALGORITHMS
+
+    parser.add_argument(
+        "--alg",
+        default="ES256",
+        choices=ALGORITHMS,
+        help="signature algorithm of the lab authorization server (default: %(default)s)",
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Foundation subcommands: certs, token, jwks.
 
@@ -79,7 +90,7 @@ def _cmd_jwks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
-    from mtlslab.tokens import ALGORITHMS, TOKEN_VARIANTS
+    from mtlslab.tokens import TOKEN_VARIANTS
 
     p = sub.add_parser(
         "certs",
@@ -108,12 +119,7 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="NAME",
         help="any lab token variant (default: %(default)s); see the README for the list",
     )
-    p.add_argument(
-        "--alg",
-        default="ES256",
-        choices=ALGORITHMS,
-        help="signature algorithm (default: %(default)s)",
-    )
+    _alg_argument(p)
     p.set_defaults(handler=_cmd_token)
 
     p = sub.add_parser(
@@ -122,12 +128,7 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
         description="Print the lab authorization server's public JWK Set.",
     )
     _seed_argument(p)
-    p.add_argument(
-        "--alg",
-        default="ES256",
-        choices=ALGORITHMS,
-        help="signature algorithm (default: %(default)s)",
-    )
+    _alg_argument(p)
     p.set_defaults(handler=_cmd_jwks)
 
 
