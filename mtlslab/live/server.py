@@ -23,7 +23,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import h11
@@ -325,7 +325,7 @@ class _ResourceServer(Listener):
         conn = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes + HEAD_SLACK
         )
-        request: h11.Request | None = None
+        request: Request | None = None
         body = bytearray()
         received = 0
         while True:
@@ -353,9 +353,8 @@ class _ResourceServer(Listener):
                     self._count("dropped")
                     return
             elif isinstance(event, h11.Request):
-                request = event
-                head = head_size(self._request(event, b"", client_cert, from_proxy))
-                if self._refuse(conn, send, size_decision(self.config, head=head)):
+                request = self._request(event, b"", client_cert, from_proxy)
+                if self._refuse(conn, send, size_decision(self.config, head=head_size(request))):
                     return
             elif isinstance(event, h11.Data):
                 body += event.data
@@ -365,7 +364,7 @@ class _ResourceServer(Listener):
                 break
         if request is None:
             return
-        outcome = self.answer(request, bytes(body), client_cert=client_cert, from_proxy=from_proxy)
+        outcome = self._decide(replace(request, body=bytes(body)) if body else request)
         self._send_outcome(conn, send, outcome)
 
     def _refuse(
@@ -406,8 +405,10 @@ class _ResourceServer(Listener):
         self, request: h11.Request, body: bytes, *, client_cert: bytes | None, from_proxy: bool
     ) -> Outcome:
         """Evaluate one HTTP request with the engine and answer with the interpretation."""
-        rs_request = self._request(request, body, client_cert, from_proxy)
-        decision = evaluate(rs_request, self.config, now=self._now())
+        return self._decide(self._request(request, body, client_cert, from_proxy))
+
+    def _decide(self, request: Request) -> Outcome:
+        decision = evaluate(request, self.config, now=self._now())
         self.last_finding = decision.finding
         return self.interpretation.respond(decision)
 
