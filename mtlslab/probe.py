@@ -268,6 +268,16 @@ _NEED_REASONS: dict[Need, str] = {
 # Material.
 
 
+def _certificates(raw: bytes, *, field: str) -> list[x509.Certificate]:
+    """Every certificate of a PEM chain, or the one certificate of DER bytes (errors name ``field``)."""
+    if not raw.lstrip().startswith(b"-----BEGIN"):
+        return [load_certificate(raw, field=field)]
+    try:
+        return x509.load_pem_x509_certificates(raw)
+    except ValueError as exc:
+        raise CertificateError(field, f"not a valid PEM certificate ({exc})") from None
+
+
 def identity_from_pem(
     cert: bytes | str,
     key: bytes | str,
@@ -282,14 +292,7 @@ def identity_from_pem(
     :class:`~mtlslab.errors.KeyTypeError` (naming ``key_field``) when either is unusable or the key does
     not belong to the certificate.
     """
-    raw = cert.encode() if isinstance(cert, str) else bytes(cert)
-    if raw.lstrip().startswith(b"-----BEGIN"):
-        try:
-            chain = x509.load_pem_x509_certificates(raw)
-        except ValueError as exc:
-            raise CertificateError(field, f"not a valid PEM certificate ({exc})") from None
-    else:
-        chain = [load_certificate(raw, field=field)]
+    chain = _certificates(cert.encode() if isinstance(cert, str) else bytes(cert), field=field)
     private_key = load_private_key(key, field=key_field)
     leaf = chain[0]
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -1115,13 +1118,7 @@ def _trust(
     if isinstance(ca, x509.Certificate):
         return ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
     raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
-    if raw.lstrip().startswith(b"-----BEGIN"):
-        try:
-            certs = x509.load_pem_x509_certificates(raw)
-        except ValueError as exc:
-            raise CertificateError("ca", f"not a valid PEM certificate ({exc})") from None
-    else:
-        certs = [load_certificate(raw, field="ca")]
+    certs = _certificates(raw, field="ca")
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
 
 
