@@ -784,6 +784,47 @@ def _malformed(reason: str, pointers: tuple[str, ...] = ()) -> _Verified:
     return Finding.TOKEN_MALFORMED.value, f"not a well-formed JWT ({reason})", pointers, _C_9068_4
 
 
+@dataclass(frozen=True, slots=True)
+class _Compact:
+    """A compact JWS read strictly (RFC 7515 §7.1): three unpadded, canonical base64url parts, the JOSE header a
+    JSON object naming no member twice. The payload and signature are decoded only when asked for, after the
+    header has been judged; the payload's JSON only after the signature verifies."""
+
+    header: dict[str, Any]
+    parts: tuple[str, str, str]
+
+    @classmethod
+    def read(cls, token: str) -> _Compact:
+        """Raises :class:`_Malformed` (with the reason) or :class:`_DuplicateMember` (for the header)."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise _Malformed(f"{len(parts)} dot-separated part(s); a JWS has 3")
+        header = _json_object(_b64url_part(parts[0], "JOSE header"), "JOSE header")
+        return cls(header, (parts[0], parts[1], parts[2]))
+
+    def body(self) -> tuple[bytes, bytes, bytes]:
+        """``(signing input, payload, signature)``, the payload and signature decoded strictly."""
+        header_part, payload_part, signature_part = self.parts
+        payload = _b64url_part(payload_part, "payload")
+        signature = _b64url_part(signature_part, "signature")
+        return f"{header_part}.{payload_part}".encode("ascii"), payload, signature
+
+    def extension_problem(self) -> str | None:
+        """Why the header's extensions cannot be honoured, or None.
+
+        RFC 7515 §4.1.11: an extension listed in ``crit`` must be understood, and this server understands
+        none (RFC 7797's unencoded payload has no place in a JWT). A ``b64`` other than true outside ``crit``
+        is refused too (RFC 7797 §6)."""
+        header = self.header
+        if "crit" in header:
+            return f"crit {header['crit']!r}: this server understands no critical header extension"
+        if "b64" in header and header["b64"] is not True:
+            return (
+                f"b64 {header['b64']!r} without crit (RFC 7797 §6): the payload must be base64url"
+            )
+        return None
+
+
 @functools.lru_cache(maxsize=4096)
 def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     """Signature verification, once per (token, key set): ``(outcome, claims or reason, key headers, clause)``.
@@ -792,26 +833,24 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     ``jku``/``x5u``/``jwk``/``x5c`` members the token carries — never fetched, never used; the clause is the
     one the outcome rests on.
 
-    The compact serialisation is read once, strictly (RFC 7515 §7.1: three unpadded, canonical base64url
-    parts; header and claims JSON objects with no member name twice); the signature is then checked by
+    The compact serialisation is read once, strictly (:class:`_Compact`); the signature is then checked by
     pyjwt's algorithm object for the issuer's key (``cryptography`` underneath). Anything pyjwt's own
     ``decode`` refuses is refused here too — a differential test holds the two to that.
     """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return _malformed(f"{len(parts)} dot-separated part(s); a JWS has 3")
-    header_part, payload_part, signature_part = parts
     try:
-        header = _json_object(_b64url_part(header_part, "JOSE header"), "JOSE header")
+        jws = _Compact.read(token)
     except _DuplicateMember as dup:
         return _duplicate("JOSE header", dup.name, _C_7515_4)
     except _Malformed as exc:
+        if token.count(".") != 2:
+            return _malformed(str(exc))
         return (
             Finding.TOKEN_MALFORMED.value,
             f"the JOSE header is not base64url-encoded JSON: {exc}",
             (),
             _C_9068_4,
         )
+    header = jws.header
     pointers = tuple(name for name in _URL_BEARING_HEADERS if name in header)
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
@@ -838,24 +877,13 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_8725_31,
         )
-    if "crit" in header:
-        # RFC 7515 §4.1.11: an extension listed in crit must be understood, and this server understands none
-        # (RFC 7797's unencoded payload has no place in a JWT access token).
-        return _malformed(
-            f"crit {header['crit']!r}: this server understands no critical header extension",
-            pointers,
-        )
-    if "b64" in header and header["b64"] is not True:
-        return _malformed(
-            f"b64 {header['b64']!r} without crit (RFC 7797 §6): the payload must be base64url",
-            pointers,
-        )
+    extension = jws.extension_problem()
+    if extension is not None:
+        return _malformed(extension, pointers)
     try:
-        payload_raw = _b64url_part(payload_part, "payload")
-        signature = _b64url_part(signature_part, "signature")
+        signing_input, payload_raw, signature = jws.body()
     except _Malformed as exc:
         return _malformed(str(exc), pointers)
-    signing_input = token[: len(header_part) + 1 + len(payload_part)].encode("ascii")
     if not key.Algorithm.verify(signing_input, jwks.prepared(key), signature):
         return (
             Finding.BAD_SIGNATURE.value,
@@ -1201,11 +1229,18 @@ def _check_proof(
 
     A pure function of its arguments (this server keeps no ``jti`` replay cache), so each proof is verified
     once however many resource-server configurations look at the same request.
+
+    The proof is read as strictly as an access token (:class:`_Compact`: canonical unpadded base64url, no
+    member name twice, no critical extension), then its signature is checked with its own ``jwk`` by pyjwt's
+    algorithm object; a differential test holds the reading to pyjwt's ``decode``.
     """
     try:
-        header = jwt.get_unverified_header(proof)
-    except jwt.PyJWTError as exc:
-        return f"not a JWT ({exc})", ""
+        jws = _Compact.read(proof)
+    except _DuplicateMember as dup:
+        return _duplicate("JOSE header", dup.name, _C_7515_4)[1], ""
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
+    header = jws.header
     if header.get("typ") != "dpop+jwt":
         return f"typ is {header.get('typ')!r}, not dpop+jwt", ""
     alg = header.get("alg")
@@ -1216,25 +1251,30 @@ def _check_proof(
         return "no jwk in the header", ""
     if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
         return "the jwk carries private key material", ""
+    extension = jws.extension_problem()
+    if extension is not None:
+        return f"not a well-formed JWT ({extension})", ""
     try:
         key = jwt.PyJWK(jwk, algorithm=str(alg))
-        claims = jwt.decode(
-            proof,
-            key=key,
-            algorithms=[str(alg)],
-            options={
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-            },
-        )
         jkt = jwk_thumbprint(jwk)
-    except jwt.InvalidSignatureError:
-        return "the signature does not verify with the jwk in its header", ""
     except Exception as exc:
-        return f"unusable proof ({exc})", ""
+        return f"unusable jwk ({exc})", ""
+    try:
+        signing_input, payload_raw, signature = jws.body()
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
+    try:
+        verified = key.Algorithm.verify(signing_input, key.key, signature)
+    except Exception as exc:  # a key the algorithm cannot use (a curve that is not the alg's, say)
+        return f"unusable jwk ({exc})", ""
+    if not verified:
+        return "the signature does not verify with the jwk in its header", ""
+    try:
+        claims = _json_object(payload_raw, "claims set")
+    except _DuplicateMember as dup:
+        return _duplicate("claims", dup.name, _C_7519_4)[1], ""
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
     if claims.get("htm") != method:

@@ -25,6 +25,7 @@ from mtlslab.challenge import parse_www_authenticate
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Outcome
+from mtlslab.pki import LAB_NOW
 from mtlslab.rs import Decision, RsConfig, config_for, evaluate, head_size
 from mtlslab.scenarios import (
     CertChoice,
@@ -42,7 +43,7 @@ from mtlslab.scenarios import (
     encode_client_cert,
 )
 from mtlslab.tls import ALERTS
-from mtlslab.tokens import TOKEN_VARIANTS
+from mtlslab.tokens import LAB_RESOURCE, TOKEN_VARIANTS, DPoPKey, access_token_hash
 
 EXAMPLES = int(os.environ.get("MTLSLAB_HYPOTHESIS_EXAMPLES", "300"))
 BOUNDED = settings(
@@ -549,6 +550,102 @@ def test_the_jws_reader_accepts_only_what_pyjwt_accepts(
         and _one_reading(decoded["payload"]) is not None
     ):
         raise AssertionError(f"pyjwt accepts what the engine refuses ({result}): {token}")
+
+
+proof_headers = st.dictionaries(
+    st.sampled_from(["crit", "b64", "kid", "typ", "alg", "zip"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.sampled_from(["dpop+jwt", "JWT", "b64", "ES256", "none"])
+    | st.lists(st.sampled_from(["b64", "exp", ""]), max_size=2),
+    max_size=2,
+)
+proof_payloads = (
+    st.just("claims")
+    | st.binary(max_size=24)
+    | st.sampled_from([b'{"jti":"a","jti":"b"}', b"[]", b'{"htm":"GET","htm":"GET"}'])
+)
+
+
+@BOUNDED
+@given(
+    header=proof_headers,
+    payload=proof_payloads,
+    edit=edits,
+    padded=st.sampled_from([None, 0, 1, 2]),
+)
+def test_the_dpop_proof_reader_accepts_only_what_pyjwt_accepts(
+    sim: Simulator,
+    header: dict[str, Any],
+    payload: str | bytes,
+    edit: tuple[int, str, str] | None,
+    padded: int | None,
+) -> None:
+    """DPoP proofs (RFC 9449 §4.3) are read by the engine's own strict reader, as access tokens are: when
+    the engine finds a proof valid, pyjwt's decode with the proof's own jwk accepts it and reads the same
+    claims; when pyjwt accepts one that is unpadded, without crit or b64, naming no member twice, the
+    engine does not call it unreadable or its signature bad."""
+    lab_key = DPoPKey.for_lab(sim.lab)
+    token = "an-access-token"
+    claims = (
+        {
+            "jti": "p-1",
+            "htm": "GET",
+            "htu": LAB_RESOURCE,
+            "iat": int(LAB_NOW.timestamp()),
+            "ath": access_token_hash(token),
+        }
+        if payload == "claims"
+        else payload
+    )
+    raw = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    jose = {"typ": "dpop+jwt", "alg": "ES256", "jwk": lab_key.public_jwk, **header}
+    try:
+        proof = jwt.PyJWS().encode(
+            raw,
+            lab_key.private_key,
+            algorithm="ES256",
+            headers=jose,
+        )
+    except (TypeError, ValueError, KeyError, NotImplementedError, jwt.PyJWTError):
+        return  # pyjwt will not even make this one
+    if edit is not None:
+        at, char, how = edit
+        at %= len(proof)
+        proof = {
+            "replace": proof[:at] + char + proof[at + 1 :],
+            "insert": proof[:at] + char + proof[at:],
+            "delete": proof[:at] + proof[at + 1 :],
+        }[how]
+    if padded is not None and proof.count(".") == 2:
+        parts = proof.split(".")
+        parts[padded] += "=" * (-len(parts[padded]) % 4 or 4)
+        proof = ".".join(parts)
+    problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
+    try:
+        decoded = jwt.PyJWS().decode_complete(
+            proof, key=jwt.PyJWK(lab_key.public_jwk, algorithm="ES256"), algorithms=["ES256"]
+        )
+    except jwt.PyJWTError:
+        decoded = None
+    if not problem:
+        assert decoded is not None, proof
+        assert _one_reading(decoded["payload"]) == claims
+        assert jkt == lab_key.jkt
+        return
+    if decoded is None or "=" in proof:
+        return
+    read = _one_reading(_b64url_decoded(proof.split(".")[0]) or b"")
+    if (
+        read is not None
+        and read.get("jwk") == lab_key.public_jwk
+        and "crit" not in read
+        and "b64" not in read
+        and _one_reading(decoded["payload"]) is not None
+    ):
+        assert not problem.startswith("not a well-formed JWT"), (problem, proof)
+        assert "does not verify" not in problem, (problem, proof)
 
 
 @BOUNDED

@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from mtlslab import pki, rs
 from mtlslab.compare import Matrix, Simulator
@@ -916,29 +916,42 @@ def test_proof_freshness_is_judged_at_the_injected_now(sim: Simulator) -> None:
     assert decide(request, config, now=LAB_NOW - HOUR).finding is F.ACCEPTED
 
 
-def proof_with(lab: Lab, token: str, *, header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """A DPoP proof for ``token`` with header/claim changes (None deletes), re-signed by the lab key."""
-    key = DPoPKey.for_lab(lab)
-    hdr: dict[str, Any] = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk, **header}
-    body: dict[str, Any] = {
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def signed_proof(lab: Lab, header: bytes, claims: bytes) -> str:
+    """A compact JWS of these exact header and claims bytes, signed with the lab's DPoP key (ES256)."""
+    signing_input = f"{_b64(header)}.{_b64(claims)}"
+    signature = jwt.get_algorithm_by_name("ES256").sign(
+        signing_input.encode(), DPoPKey.for_lab(lab).private_key
+    )
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def proof_parts(lab: Lab, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a valid DPoP proof for ``token`` at the lab resource."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": DPoPKey.for_lab(lab).public_jwk}
+    claims = {
         "jti": "p-1",
         "htm": "GET",
         "htu": LAB_RESOURCE,
         "iat": int(LAB_NOW.timestamp()),
         "ath": access_token_hash(token),
-        **claims,
     }
-    encoded = [
-        base64.urlsafe_b64encode(
-            json.dumps({k: v for k, v in part.items() if v is not None}).encode()
-        )
-        .rstrip(b"=")
-        .decode()
-        for part in (hdr, body)
-    ]
-    signing_input = ".".join(encoded).encode()
-    signature = jwt.get_algorithm_by_name("ES256").sign(signing_input, key.private_key)
-    return ".".join([*encoded, base64.urlsafe_b64encode(signature).rstrip(b"=").decode()])
+    return header, claims
+
+
+def proof_with(lab: Lab, token: str, *, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A DPoP proof for ``token`` with header/claim changes (None deletes), re-signed by the lab key."""
+    base_header, base_claims = proof_parts(lab, token)
+    return signed_proof(
+        lab,
+        *(
+            json.dumps({k: v for k, v in {**base, **changes}.items() if v is not None}).encode()
+            for base, changes in ((base_header, header), (base_claims, claims))
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -976,6 +989,60 @@ def test_a_proof_that_is_not_a_jwt_is_invalid(sim: Simulator) -> None:
     request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
     decision = decide(request.with_header("DPoP", "not-a-jwt"), config)
     assert decision.finding is F.DPOP_PROOF_INVALID
+
+
+def _dpop_request(sim: Simulator) -> tuple[Request, RsConfig, str]:
+    """The dpop-success request without its proof, its server, and the access token it carries."""
+    request, config = realised(sim, "dpop-success", dpop_proof=ProofChoice.NONE)
+    (value,) = request.header_values("Authorization")
+    return request, config, value.split(" ", 1)[1]
+
+
+def test_a_proof_is_read_as_strictly_as_an_access_token(sim: Simulator, lab: Lab) -> None:
+    """RFC 9449 §4.3 check 1 asks for a well-formed JWT: the proof is read like an access token (RFC 7515
+    §7.1), so padding, non-canonical base64url and a member named twice are refused here too."""
+    request, config, token = _dpop_request(sim)
+    header, claims = proof_parts(lab, token)
+    good = signed_proof(lab, json.dumps(header).encode(), json.dumps(claims).encode())
+    assert decide(request.with_header("DPoP", good), config).finding is F.ACCEPTED
+    first, second, signature = good.split(".")
+    padded = ".".join([first + "=" * (-len(first) % 4 or 4), second, signature])
+    # the signature's last character with its 4 unused low bits set (64 bytes are 86 characters): the same
+    # bytes, so the same valid signature, in a second spelling
+    assert len(signature) == 86
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    last = alphabet[alphabet.index(signature[-1]) | 0b1111]
+    non_canonical = ".".join([first, second, signature[:-1] + last])
+    assert base64.urlsafe_b64decode(non_canonical.split(".")[2] + "==") == base64.urlsafe_b64decode(
+        signature + "=="
+    )
+    hdr = json.dumps(header)
+    twice_in_header = signed_proof(
+        lab, (hdr[:-1] + ', "typ": "dpop+jwt"}').encode(), json.dumps(claims).encode()
+    )
+    body = json.dumps(claims)
+    twice_in_claims = signed_proof(lab, hdr.encode(), (body[:-1] + ', "htm": "GET"}').encode())
+    with_crit = proof_with(lab, token, header={"crit": ["exp"]}, claims={"exp": 1})
+    for proof, detail in (
+        (padded, "not unpadded base64url"),
+        (non_canonical, "not canonical base64url"),
+        (twice_in_header, "'typ' occurs twice in the JOSE header"),
+        (twice_in_claims, "'htm' occurs twice in the claims"),
+        (with_crit, "understands no critical header extension"),
+    ):
+        decision = decide(request.with_header("DPoP", proof), config)
+        assert decision.finding is F.DPOP_PROOF_INVALID, proof
+        assert detail in decision.detail
+
+
+def test_a_proof_whose_jwk_is_not_the_algorithms_key_is_invalid(sim: Simulator, lab: Lab) -> None:
+    """RFC 9449 §4.3 checks 4 and 5: the alg says ES256, so a P-384 or an Ed25519 jwk cannot verify it."""
+    request, config, token = _dpop_request(sim)
+    for private in (ec.generate_private_key(ec.SECP384R1()), ed25519.Ed25519PrivateKey.generate()):
+        proof = proof_with(lab, token, header={"jwk": public_jwk(private)}, claims={})
+        decision = decide(request.with_header("DPoP", proof), config)
+        assert decision.finding is F.DPOP_PROOF_INVALID
+        assert "unusable jwk" in decision.detail or "does not verify" in decision.detail
 
 
 def test_htu_ignores_query_and_compares_scheme_and_host_case_insensitively(
