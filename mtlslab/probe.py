@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
-import ipaddress
 import json
 import os
 import re
@@ -70,7 +69,7 @@ from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, send
-from mtlslab.live.server import Limits, Listener, server_context
+from mtlslab.live.server import Limits, Listener, is_loopback, server_context
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
 from mtlslab.rs import Decision
 from mtlslab.scenarios import (
@@ -533,17 +532,6 @@ class LabIssuer(Listener):
 
 # --------------------------------------------------------------------------------------------------
 # Results.
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is ``localhost`` or an address in 127.0.0.0/8 or ::1."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def shorten(value: str, *, keep: int = 8) -> str:

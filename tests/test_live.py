@@ -43,6 +43,7 @@ from mtlslab.live import (
     verify,
     write_lab_folder,
 )
+from mtlslab.live.server import Listener, is_loopback
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
     CATALOGUE,
@@ -527,6 +528,18 @@ def test_the_server_binds_loopback_unless_told_otherwise(live_sim: Simulator) ->
         assert stack.server.port != 0
 
 
+@pytest.mark.parametrize("host", ["127.0.0.2", "localhost"])
+def test_a_listener_knows_any_loopback_address_is_loopback(host: str) -> None:
+    """Loopback is judged by the address bound (127.0.0.0/8, ::1), the same rule the probe applies to a
+    target, not by the spelling of the host."""
+    listener = Listener(host=host)
+    try:
+        assert listener.on_loopback
+        assert is_loopback(host)
+    finally:
+        listener.close()
+
+
 def test_live_findings_for_tls_rejections(live_sim: Simulator) -> None:
     """A handshake the server refuses is reported as tls_rejected, as in the matrix."""
     run = run_scenario(get_scenario("untrusted-ca-cert"), simulator=live_sim)
@@ -705,13 +718,13 @@ def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: S
 
 @pytest.mark.parametrize(
     ("host", "warned"),
-    [("0.0.0.0", True), ("127.0.0.1", False)],  # noqa: S104 - the point of the test
+    [("0.0.0.0", True), ("127.0.0.1", False), ("127.0.0.2", False)],  # noqa: S104 - the point of the test
 )
 def test_serve_says_so_when_it_listens_beyond_loopback(
     tmp_path: Path, host: str, warned: bool
 ) -> None:
     """`serve --host 0.0.0.0` prints a WARNING line (other machines can reach it); the default loopback
-    bind prints none."""
+    bind prints none, and neither does another address of 127.0.0.0/8 (all of it is loopback)."""
     done = subprocess.run(
         [
             sys.executable,
@@ -741,7 +754,7 @@ def test_serve_says_so_when_it_listens_beyond_loopback(
         assert "listening on https://0.0.0.0:" in done.stdout
     else:
         assert warnings == []
-        assert "listening on https://127.0.0.1:" in done.stdout
+        assert f"listening on https://{host}:" in done.stdout
 
 
 @pytest.mark.parametrize("proxy", ["haproxy", "builtin"])

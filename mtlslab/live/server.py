@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import ipaddress
 import socket
 import struct
 import threading
@@ -123,6 +124,17 @@ def _accept_any(
     return True
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or an address in 127.0.0.0/8 or ::1 (in brackets or not)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Listener:
     """A bounded, threaded TCP listener: accept loop, connection accounting, timeouts, clean shutdown."""
 
@@ -153,8 +165,9 @@ class Listener:
 
     @property
     def on_loopback(self) -> bool:
-        """Whether the listener is on loopback only."""
-        return self.host in ("127.0.0.1", "::1", "localhost")
+        """Whether the listener is on loopback only: judged by the address it is bound to, so ``localhost``,
+        ``127.0.0.2`` and ``::1`` are, and ``0.0.0.0`` or an empty host (every interface) are not."""
+        return is_loopback(str(self._listener.getsockname()[0]))
 
     def start(self) -> Any:
         """Start accepting connections in a background thread; returns ``self``."""
