@@ -53,6 +53,11 @@ class Finding(enum.Enum):
         """The finding's documentation row."""
         return FINDINGS[self]
 
+    @property
+    def rejected(self) -> bool:
+        """Whether the request is refused: every finding but the two acceptances."""
+        return self is not Finding.ACCEPTED and self is not Finding.ACCEPTED_ALTHOUGH_BOUND
+
     def __str__(self) -> str:
         return self.value
 
@@ -66,11 +71,6 @@ class FindingInfo:
     clause: Clause
     hint: str | None
     security: bool = False
-
-    @property
-    def rejected(self) -> bool:
-        """Whether the request is refused."""
-        return self.title not in ("accepted", "accepted although bound")
 
 
 _6750_21 = clause(6750, "2.1", "Authorization Request Header Field")

@@ -66,7 +66,6 @@ from OpenSSL import SSL
 
 from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, md_escape
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
-from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, send
 from mtlslab.live.server import Limits, Listener, is_loopback, server_context
@@ -1361,7 +1360,7 @@ def _prediction(
 
 def _as_yours(decision: Decision, claims: dict[str, Any]) -> Decision:
     """The lab analogue's decision, carrying the user's own subject and client (bring your own)."""
-    accepted = decision.finding in (Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND)
+    accepted = not decision.finding.rejected
     if not claims or decision.subject is None or not accepted:
         return decision
     sub, client_id = claims.get("sub"), claims.get("client_id")
