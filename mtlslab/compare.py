@@ -402,6 +402,23 @@ class Matrix:
         keep = [s.id for s in self.scenarios if differs(s)]
         return self.select(scenarios=keep)
 
+    def differences(self, interpretation: str) -> dict[str, tuple[str, ...]]:
+        """For every other interpretation, in column order: the scenario ids, in row order, where its verdict
+        (status and error code, or TLS alert) differs from ``interpretation``'s. An empty tuple: the same
+        verdict everywhere."""
+        if interpretation not in {i.name for i in self.interpretations}:
+            raise InterpretationError("interpretation", f"not in this matrix: {interpretation}")
+        mine = {s.id: self.cells[(s.id, interpretation)].outcome.verdict for s in self.scenarios}
+        return {
+            other.name: tuple(
+                s.id
+                for s in self.scenarios
+                if self.cells[(s.id, other.name)].outcome.verdict != mine[s.id]
+            )
+            for other in self.interpretations
+            if other.name != interpretation
+        }
+
     def consensus(self, scenario: str) -> tuple[str, ...] | None:
         """The verdict all interpretations share on ``scenario``, or ``None``."""
         verdicts = {c.outcome.verdict for c in self.row(scenario)}

@@ -115,6 +115,30 @@ def test_disagreements_compare_verdicts_and_strictly_every_byte(matrix: Matrix) 
     assert [s.id for s in debate.scenarios] == [s.id for s in matrix.scenarios if s.id in ids]
 
 
+def test_differences_name_the_scenarios_where_another_reading_answers_otherwise(
+    matrix: Matrix,
+) -> None:
+    """thread-400 and thread-401 part on the missing certificate and nowhere on the mismatch; every other
+    reading is listed, in column order, and the lists are exactly the verdict comparisons."""
+    found = matrix.differences("thread-400")
+    assert list(found) == [i.name for i in matrix.interpretations if i.name != "thread-400"]
+    assert "no-cert-optional" in found["thread-401"]
+    assert "mismatch" not in found["thread-401"]
+    for other, ids in found.items():
+        assert ids == tuple(
+            s.id
+            for s in matrix.scenarios
+            if matrix.cell(s.id, other).outcome.verdict
+            != matrix.cell(s.id, "thread-400").outcome.verdict
+        )
+    pair = matrix.select(interpretations=["baseline", "thread-401"])
+    assert pair.differences("baseline") == {
+        "thread-401": tuple(s.id for s in pair.disagreements().scenarios)
+    }
+    with pytest.raises(InterpretationError, match="not in this matrix"):
+        matrix.differences("no-such-reading")
+
+
 def test_consensus_is_the_shared_verdict_or_none(matrix: Matrix) -> None:
     """Every reading aborts the TLS 1.3 handshake alike; nobody agrees on the missing certificate."""
     assert matrix.consensus("required-no-cert-tls13") == ("tls", "certificate_required")

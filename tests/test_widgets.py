@@ -419,7 +419,7 @@ def test_changing_the_status_changes_the_reading_and_the_diff(editor: Interpreta
     assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).status == 403
     assert editor.interpretation.name == "my-reading"
     assert editor.matrix is not None
-    differing = dict(render.differences(editor.matrix, "my-reading"))
+    differing = editor.matrix.differences("my-reading")
     assert "no-cert-optional" in differing["thread-401"]
     assert "no-cert-optional (403 IT vs 401 IT)" in editor.diff.value
 

@@ -62,7 +62,6 @@ __all__ = [
     "certificate_html",
     "compact",
     "curl_command",
-    "differences",
     "differences_html",
     "error_html",
     "esc",
@@ -732,26 +731,11 @@ def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretat
     )
 
 
-def differences(matrix: Matrix, name: str) -> list[tuple[str, list[str]]]:
-    """For every other interpretation of ``matrix``: the scenario ids where its verdict differs from ``name``'s."""
-    out = []
-    for other in matrix.interpretations:
-        if other.name == name:
-            continue
-        differing = [
-            s.id
-            for s in matrix.scenarios
-            if matrix.cell(s.id, name).outcome.verdict
-            != matrix.cell(s.id, other.name).outcome.verdict
-        ]
-        out.append((other.name, differing))
-    return out
-
-
 def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
-    """:func:`differences` as a table, with ``name``'s answer and the other's for the first few scenarios."""
+    """:meth:`Matrix.differences` as a table, with ``name``'s answer and the other's for the first few
+    scenarios."""
     rows = []
-    for other, differing in differences(matrix, name):
+    for other, differing in matrix.differences(name).items():
         if not differing:
             rows.append(
                 f"<tr><td style='padding:2px 6px'><code>{esc(other)}</code></td><td style='padding:2px 6px;color:#1b5e20'>"
