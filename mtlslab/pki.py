@@ -84,6 +84,7 @@ __all__ = [
     "public_jwk",
     "same_thumbprint",
     "sha256_b64url",
+    "sign_certificate",
     "validate_client_chain",
     "x5t_s256",
 ]
@@ -300,7 +301,7 @@ def _key_type_of(key: PrivateKey | PublicKey) -> KeyType:
     return KeyType.ED25519
 
 
-def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
+def sign_certificate(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
     """Sign with the issuer's key: deterministic ECDSA (RFC 6979), Ed25519, or RSA PKCS#1 v1.5."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return builder.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
@@ -725,7 +726,7 @@ class CertificateAuthority:
         )
         return CertificateAuthority(
             name=name,
-            certificate=_sign(builder, self.private_key),
+            certificate=sign_certificate(builder, self.private_key),
             private_key=key,
             lab=self.lab,
             parent=self,
@@ -848,7 +849,7 @@ class CertificateAuthority:
         )
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
-        return _sign(builder, self.private_key)
+        return sign_certificate(builder, self.private_key)
 
     def _issue_variant(
         self,
@@ -1105,7 +1106,7 @@ class Lab:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         )
         return CertificateAuthority(
-            name=name, certificate=_sign(builder, key), private_key=key, lab=self
+            name=name, certificate=sign_certificate(builder, key), private_key=key, lab=self
         )
 
     # ---- the identities ---------------------------------------------------------------------------
@@ -1215,7 +1216,7 @@ class Lab:
             builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
         return Identity(
             name=name,
-            certificate=_sign(builder, key),
+            certificate=sign_certificate(builder, key),
             private_key=key,
             auth_method=auth_method,
             match=match,

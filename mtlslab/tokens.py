@@ -34,7 +34,7 @@ import jwt.algorithms
 import jwt.utils
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mtlslab.errors import KeyTypeError, TokenError
@@ -49,6 +49,7 @@ from mtlslab.pki import (
     public_jwk,
     same_thumbprint,
     sha256_b64url,
+    sign_certificate,
     x5t_s256,
 )
 
@@ -705,11 +706,7 @@ def _impostor_certificate(asrv: AuthorizationServer) -> x509.Certificate:
         .not_valid_before(LAB_EPOCH)
         .not_valid_after(LAB_NOT_AFTER)
     )
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return builder.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return builder.sign(key, None)
-    return builder.sign(key, hashes.SHA256())
+    return sign_certificate(builder, key)
 
 
 def _attacker_signed(
