@@ -68,7 +68,7 @@ from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, md_escape
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, send
-from mtlslab.live.server import Limits, Listener, is_loopback, server_context
+from mtlslab.live.server import Limits, Listener, is_loopback, server_context, tls_recv
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
 from mtlslab.rs import Decision
 from mtlslab.scenarios import (
@@ -406,16 +406,15 @@ class LabIssuer(Listener):
             raise InputError(
                 "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
             )
+        self.lab = lab = lab or Lab(seed="mtlslab")
         super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
-        try:
-            self.lab = lab or Lab(seed="mtlslab")
-            self.asrv = asrv or AuthorizationServer(self.lab, issuer=self.url, audience=audience)
-            self.now = now
-            self.context = server_context(Deployment(client_auth=ClientAuth.NONE), self.lab)
-            self.context.set_min_proto_version(SSL.TLS1_2_VERSION)
-        except BaseException:
-            self._listener.close()
-            raise
+        self.asrv = self._guarded(
+            lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
+        )
+        self.now = now
+        self.context = self._guarded(
+            lambda: server_context(Deployment(client_auth=ClientAuth.NONE), lab, pin_version=False)
+        )
         self.fetched: list[str] = []
         self.started = False
 
@@ -464,6 +463,7 @@ class LabIssuer(Listener):
         if tls is None:
             return
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        recv = tls_recv(tls)
         request: h11.Request | None = None
         body = bytearray()
         while time.monotonic() < deadline:
@@ -473,9 +473,7 @@ class LabIssuer(Listener):
                 break
             if event is h11.NEED_DATA:
                 try:
-                    data = tls.recv(65536)
-                except SSL.ZeroReturnError:
-                    data = b""
+                    data = recv(65536)
                 except (SSL.Error, OSError):
                     break
                 conn.receive_data(data)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -44,6 +44,7 @@ from mtlslab.live import (
     write_lab_folder,
 )
 from mtlslab.live.server import Listener, is_loopback
+from mtlslab.probe import LabIssuer
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
     CATALOGUE,
@@ -515,6 +516,44 @@ def test_limits_header_and_body_size_are_enforced(live_sim: Simulator) -> None:
         )
         assert send(big_body, ca=live_sim.lab.ca, identity=live_sim.lab.client).status == 413
         _assert_still_serves(live_sim, server)
+
+
+@pytest.mark.parametrize("which", ["server", "proxy", "lab-issuer"])
+def test_a_listener_whose_setup_fails_releases_its_socket(
+    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """A TLS context that cannot be made (here: a failure injected) fails the constructor, and the socket
+    it had already bound is closed, not left to the garbage collector."""
+    import mtlslab.live.proxy as proxy_module
+    import mtlslab.live.server as server_module
+    import mtlslab.probe as probe_module
+
+    bound: list[socket.socket] = []
+    create_server = socket.create_server
+
+    def recording(*args: object, **kwargs: object) -> socket.socket:
+        sock = create_server(*args, **kwargs)  # type: ignore[arg-type]
+        bound.append(sock)
+        return sock
+
+    def failing(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("no context today")
+
+    monkeypatch.setattr(server_module.socket, "create_server", recording)
+    for module in (server_module, proxy_module, probe_module):
+        monkeypatch.setattr(module, "server_context", failing)
+    lab = live_sim.lab
+    make: dict[str, Callable[[], object]] = {
+        "server": lambda: LiveServer(
+            lab=lab, deployment=Deployment(), interpretation=BUILTINS["baseline"]
+        ),
+        "proxy": lambda: BuiltinProxy(lab=lab, deployment=Deployment(), origin_port=1),
+        "lab-issuer": lambda: LabIssuer(lab),
+    }
+    with pytest.raises(RuntimeError, match="no context today"):
+        make[which]()
+    assert len(bound) == 1
+    assert bound[0].fileno() == -1  # closed
 
 
 def test_the_server_binds_loopback_unless_told_otherwise(live_sim: Simulator) -> None:

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import h11
-from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
-from mtlslab.live.server import Limits, Listener, server_context
+from mtlslab.live.server import Limits, Listener, peer_der, server_context, tls_recv
 from mtlslab.pki import Lab
 from mtlslab.scenarios import Deployment, encode_client_cert
 from mtlslab.tls import ClientAuth, TlsVersion
@@ -85,28 +84,21 @@ class BuiltinProxy(Listener, Proxy):
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
-        try:
-            self.context = server_context(deployment, lab)
-        except BaseException:
-            self._listener.close()
-            raise
+        self.context = self._guarded(lambda: server_context(deployment, lab))
 
     def _serve(self, sock: socket.socket, *, deadline: float) -> None:
         tls = self._tls_accept(self.context, sock)
         if tls is None:
             return
-        peer = tls.get_peer_certificate(as_cryptography=True)
-        der = peer.public_bytes(Encoding.DER) if peer is not None else None
+        der = peer_der(tls)
+        recv = tls_recv(tls)
         inbound = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         request: h11.Request | None = None
         body = bytearray()
         while time.monotonic() < deadline:
             event = inbound.next_event()
             if event is h11.NEED_DATA:
-                try:
-                    data = tls.recv(65536)
-                except SSL.ZeroReturnError:
-                    data = b""
+                data = recv(65536)
                 inbound.receive_data(data)
                 if not data and request is None:
                     return

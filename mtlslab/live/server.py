@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import h11
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -85,17 +85,24 @@ class Limits:
 HEAD_SLACK = 1024
 
 
+_T = TypeVar("_T")
+
 _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_3_VERSION}
 
 
 def server_context(
-    deployment: Deployment, lab: Lab, *, identity: Identity | None = None
+    deployment: Deployment,
+    lab: Lab,
+    *,
+    identity: Identity | None = None,
+    pin_version: bool = True,
 ) -> SSL.Context:
-    """A pyOpenSSL server context for ``deployment``: TLS version pinned, client auth as configured."""
+    """A pyOpenSSL server context for ``deployment``: TLS version pinned to the deployment's (or, without
+    ``pin_version``, TLS 1.2 and 1.3 both), client auth as configured."""
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     version = _VERSIONS[deployment.tls_version]
-    ctx.set_min_proto_version(version)
-    ctx.set_max_proto_version(version)
+    ctx.set_min_proto_version(version if pin_version else SSL.TLS1_2_VERSION)
+    ctx.set_max_proto_version(version if pin_version else SSL.TLS1_3_VERSION)
     server = identity or lab.server
     ctx.use_certificate(server.certificate)
     for extra in server.chain:
@@ -157,6 +164,14 @@ class Listener:
         self.dropped = 0  # connections dropped for a limit or a protocol error
 
     # ---- lifecycle --------------------------------------------------------------------------------
+    def _guarded(self, make: Callable[[], _T]) -> _T:
+        """``make()``, for a subclass's constructor: if it fails, the socket bound here is released first."""
+        try:
+            return make()
+        except BaseException:
+            self._listener.close()
+            raise
+
     @property
     def url(self) -> str:
         """Base URL, e.g. ``https://127.0.0.1:41234``."""
@@ -474,29 +489,27 @@ class LiveServer(_ResourceServer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        try:
-            self.context = server_context(self.deployment, self.lab)
-        except BaseException:
-            self._listener.close()
-            raise
+        self.context = self._guarded(lambda: server_context(self.deployment, self.lab))
 
     def _serve(self, sock: socket.socket, *, deadline: float) -> None:
         tls = self._tls_accept(self.context, sock)
         if tls is None:
             return
-        peer = tls.get_peer_certificate(as_cryptography=True)
-        der = peer.public_bytes(Encoding.DER) if peer is not None else None
 
         def send(data: bytes) -> None:
             tls.sendall(data)
 
-        self._http(_tls_recv(tls), send, client_cert=der, from_proxy=False, deadline=deadline)
+        self._http(
+            tls_recv(tls), send, client_cert=peer_der(tls), from_proxy=False, deadline=deadline
+        )
         with contextlib.suppress(SSL.Error, OSError):
             tls.shutdown()
         self._drain(sock)
 
 
-def _tls_recv(tls: SSL.Connection) -> Callable[[int], bytes]:
+def tls_recv(tls: SSL.Connection) -> Callable[[int], bytes]:
+    """``tls.recv`` as a socket's: the peer's close_notify reads as end of stream (``b""``)."""
+
     def recv(size: int) -> bytes:
         try:
             return tls.recv(size)
@@ -504,6 +517,12 @@ def _tls_recv(tls: SSL.Connection) -> Callable[[int], bytes]:
             return b""
 
     return recv
+
+
+def peer_der(tls: SSL.Connection) -> bytes | None:
+    """The DER of the certificate the client presented in this handshake, or None."""
+    peer = tls.get_peer_certificate(as_cryptography=True)
+    return peer.public_bytes(Encoding.DER) if peer is not None else None
 
 
 class Origin(_ResourceServer):
