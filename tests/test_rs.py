@@ -1050,6 +1050,19 @@ def test_a_proof_whose_jwk_is_not_the_algorithms_key_is_invalid(sim: Simulator, 
         assert "unusable jwk" in decision.detail or "does not verify" in decision.detail
 
 
+def test_a_proof_replayed_inside_its_window_is_accepted_again(sim: Simulator) -> None:
+    """RFC 9449 §11.1 bounds a proof's life by its iat window and leaves single-use jti tracking to the
+    server; this engine is pure and keeps no jti store, so the same proof passes twice (README)."""
+    request, config = realised(sim, "dpop-success")
+    first = rs.evaluate(request, config, now=LAB_NOW)
+    rs._check_proof.cache_clear()
+    again = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=299))
+    assert (first.finding, again.finding) == (F.ACCEPTED, F.ACCEPTED)
+    late = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=301))
+    assert late.finding is F.DPOP_PROOF_INVALID
+    assert "outside the accepted window of 300 s" in late.detail
+
+
 def test_htu_ignores_query_and_compares_scheme_and_host_case_insensitively(
     sim: Simulator, lab: Lab
 ) -> None:
