@@ -492,6 +492,24 @@ edits = st.none() | st.tuples(
 )
 
 
+def _corrupted(jws: str, edit: tuple[int, str, str] | None, padded: int | None) -> str:
+    """``jws`` with one character replaced, inserted or deleted (``edit``), then part ``padded`` given the
+    '=' padding base64url leaves out (RFC 7515 §2)."""
+    if edit is not None:
+        at, char, how = edit
+        at %= len(jws)
+        jws = {
+            "replace": jws[:at] + char + jws[at + 1 :],
+            "insert": jws[:at] + char + jws[at:],
+            "delete": jws[:at] + jws[at + 1 :],
+        }[how]
+    if padded is not None and jws.count(".") == 2:
+        parts = jws.split(".")
+        parts[padded] += "=" * (-len(parts[padded]) % 4 or 4)
+        jws = ".".join(parts)
+    return jws
+
+
 @BOUNDED
 @given(
     header=header_members,
@@ -516,18 +534,7 @@ def test_the_jws_reader_accepts_only_what_pyjwt_accepts(
         token = sim.asrv.sign(claims, headers=header)
     except (TypeError, ValueError, KeyError, NotImplementedError, jwt.PyJWTError):
         return  # pyjwt will not even make this one
-    if edit is not None:
-        at, char, how = edit
-        at %= len(token)
-        token = {
-            "replace": token[:at] + char + token[at + 1 :],
-            "insert": token[:at] + char + token[at:],
-            "delete": token[:at] + token[at + 1 :],
-        }[how]
-    if padded is not None and token.count(".") == 2:
-        parts = token.split(".")
-        parts[padded] += "=" * (-len(parts[padded]) % 4 or 4)
-        token = ".".join(parts)
+    token = _corrupted(token, edit, padded)
     key = sim.jwks.keys[0]
     outcome, result, _pointers, _clause = rs._verify_jws.__wrapped__(token, sim.jwks)
     try:
@@ -610,18 +617,7 @@ def test_the_dpop_proof_reader_accepts_only_what_pyjwt_accepts(
         )
     except (TypeError, ValueError, KeyError, NotImplementedError, jwt.PyJWTError):
         return  # pyjwt will not even make this one
-    if edit is not None:
-        at, char, how = edit
-        at %= len(proof)
-        proof = {
-            "replace": proof[:at] + char + proof[at + 1 :],
-            "insert": proof[:at] + char + proof[at:],
-            "delete": proof[:at] + proof[at + 1 :],
-        }[how]
-    if padded is not None and proof.count(".") == 2:
-        parts = proof.split(".")
-        parts[padded] += "=" * (-len(parts[padded]) % 4 or 4)
-        proof = ".".join(parts)
+    proof = _corrupted(proof, edit, padded)
     problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
     try:
         decoded = jwt.PyJWS().decode_complete(
