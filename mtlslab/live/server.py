@@ -48,7 +48,17 @@ from mtlslab.scenarios import Deployment, Request
 from mtlslab.tls import ClientAuth, TlsVersion
 from mtlslab.tokens import AuthorizationServer
 
-__all__ = ["HEAD_SLACK", "Limits", "Listener", "LiveServer", "Origin", "server_context"]
+__all__ = [
+    "HEAD_SLACK",
+    "Limits",
+    "Listener",
+    "LiveServer",
+    "Origin",
+    "is_loopback",
+    "peer_der",
+    "server_context",
+    "tls_recv",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
