@@ -39,6 +39,7 @@ from typing import Any, Literal
 import jwt
 import jwt.utils
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
@@ -715,17 +716,24 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class _Malformed(ValueError):
-    """A compact JWS that cannot be read; the message says which part and why."""
+    """A compact JWS that cannot be read; the message says why, ``part`` which part (``"structure"`` when
+    it is not three dot-separated parts)."""
+
+    def __init__(self, reason: str, part: str) -> None:
+        super().__init__(reason)
+        self.part = part
 
 
 def _b64url_part(segment: str, part: str) -> bytes:
     """One part of a compact JWS (RFC 7515 §7.1), decoded strictly: the base64url alphabet without padding
     (RFC 7515 §2), and canonical — its unused low bits zero, so one value has exactly one encoding."""
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)")
+        raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)", part)
     raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
-        raise _Malformed(f"the {part} is not canonical base64url: its unused low bits are not zero")
+        raise _Malformed(
+            f"the {part} is not canonical base64url: its unused low bits are not zero", part
+        )
     return raw
 
 
@@ -737,9 +745,9 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     except _DuplicateMember:
         raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _Malformed(f"the {part} is not JSON ({exc})") from None
+        raise _Malformed(f"the {part} is not JSON ({exc})", part) from None
     if not isinstance(value, dict):
-        raise _Malformed(f"the {part} is not a JSON object")
+        raise _Malformed(f"the {part} is not a JSON object", part)
     return value
 
 
@@ -772,12 +780,11 @@ def _duplicate(
     last one. Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and
     whose last names another could be read one way here and the other way elsewhere: this server rejects
     instead, so no two parsers can disagree on what the token says."""
-    return (
-        Finding.TOKEN_MALFORMED.value,
-        f"the member name {name!r} occurs twice in the {part}: refused rather than guessed",
-        pointers,
-        where,
-    )
+    return Finding.TOKEN_MALFORMED.value, _twice(part, name), pointers, where
+
+
+def _twice(part: str, name: str) -> str:
+    return f"the member name {name!r} occurs twice in the {part}: refused rather than guessed"
 
 
 def _malformed(reason: str, pointers: tuple[str, ...] = ()) -> _Verified:
@@ -798,7 +805,7 @@ class _Compact:
         """Raises :class:`_Malformed` (with the reason) or :class:`_DuplicateMember` (for the header)."""
         parts = token.split(".")
         if len(parts) != 3:
-            raise _Malformed(f"{len(parts)} dot-separated part(s); a JWS has 3")
+            raise _Malformed(f"{len(parts)} dot-separated part(s); a JWS has 3", "structure")
         header = _json_object(_b64url_part(parts[0], "JOSE header"), "JOSE header")
         return cls(header, (parts[0], parts[1], parts[2]))
 
@@ -809,13 +816,15 @@ class _Compact:
         signature = _b64url_part(signature_part, "signature")
         return f"{header_part}.{payload_part}".encode("ascii"), payload, signature
 
-    def extension_problem(self) -> str | None:
-        """Why the header's extensions cannot be honoured, or None.
+    def header_problem(self) -> str | None:
+        """Why the header is not one this server can honour, or None.
 
-        RFC 7515 §4.1.11: an extension listed in ``crit`` must be understood, and this server understands
-        none (RFC 7797's unencoded payload has no place in a JWT). A ``b64`` other than true outside ``crit``
-        is refused too (RFC 7797 §6)."""
+        ``kid``, when present, is a string (RFC 7515 §4.1.4). RFC 7515 §4.1.11: an extension listed in
+        ``crit`` must be understood, and this server understands none (RFC 7797's unencoded payload has no
+        place in a JWT). A ``b64`` other than true outside ``crit`` is refused too (RFC 7797 §6)."""
         header = self.header
+        if "kid" in header and not isinstance(header["kid"], str):
+            return f"kid {header['kid']!r} is not a string (RFC 7515 §4.1.4)"
         if "crit" in header:
             return f"crit {header['crit']!r}: this server understands no critical header extension"
         if "b64" in header and header["b64"] is not True:
@@ -842,7 +851,7 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     except _DuplicateMember as dup:
         return _duplicate("JOSE header", dup.name, _C_7515_4)
     except _Malformed as exc:
-        if token.count(".") != 2:
+        if exc.part != "JOSE header":
             return _malformed(str(exc))
         return (
             Finding.TOKEN_MALFORMED.value,
@@ -860,6 +869,9 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_9068_4,
         )
+    problem = jws.header_problem()
+    if problem is not None:
+        return _malformed(problem, pointers)
     alg = header.get("alg")
     key = jwks.find(header.get("kid"))
     if key is None:
@@ -877,9 +889,6 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_8725_31,
         )
-    extension = jws.extension_problem()
-    if extension is not None:
-        return _malformed(extension, pointers)
     try:
         signing_input, payload_raw, signature = jws.body()
     except _Malformed as exc:
@@ -1231,48 +1240,56 @@ def _check_proof(
     once however many resource-server configurations look at the same request.
 
     The proof is read as strictly as an access token (:class:`_Compact`: canonical unpadded base64url, no
-    member name twice, no critical extension), then its signature is checked with its own ``jwk`` by pyjwt's
-    algorithm object; a differential test holds the reading to pyjwt's ``decode``.
+    member name twice, a string ``kid``, no critical extension); its ``jwk`` must be a public key of the
+    kind ``alg`` is defined for (:func:`_unfit_key`), and the signature is checked with it by pyjwt's
+    algorithm object. A differential test holds the reading to pyjwt's JWS ``decode``: what this accepts,
+    pyjwt accepts. The checks run in the order of §4.3, except that the claims are read after the signature.
     """
+    # Check 2: one well-formed JWT (read as strictly as an access token).
     try:
         jws = _Compact.read(proof)
     except _DuplicateMember as dup:
-        return _duplicate("JOSE header", dup.name, _C_7515_4)[1], ""
+        return _twice("JOSE header", dup.name), ""
     except _Malformed as exc:
         return f"not a well-formed JWT ({exc})", ""
     header = jws.header
-    if header.get("typ") != "dpop+jwt":
-        return f"typ is {header.get('typ')!r}, not dpop+jwt", ""
+    problem = jws.header_problem()
+    if problem is not None:
+        return f"not a well-formed JWT ({problem})", ""
+    # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
+        return f"typ is {typ!r}, not dpop+jwt", ""
+    # Check 5: an asymmetric algorithm this server supports.
     alg = header.get("alg")
-    if alg not in _DPOP_ALGS:
+    if not isinstance(alg, str) or alg not in _DPOP_ALGS:
         return f"alg {alg!r} is not an asymmetric algorithm this server accepts", ""
+    # Check 7: a public key, which must be one the algorithm is defined for.
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         return "no jwk in the header", ""
     if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
         return "the jwk carries private key material", ""
-    extension = jws.extension_problem()
-    if extension is not None:
-        return f"not a well-formed JWT ({extension})", ""
     try:
-        key = jwt.PyJWK(jwk, algorithm=str(alg))
+        key = jwt.PyJWK(jwk, algorithm=alg)
         jkt = jwk_thumbprint(jwk)
-    except Exception as exc:
+    except Exception as exc:  # whatever an attacker's JWK makes pyjwt or cryptography raise
         return f"unusable jwk ({exc})", ""
+    unfit = _unfit_key(alg, key.key)
+    if unfit is not None:
+        return f"unusable jwk ({unfit})", ""
+    # Check 6: the signature, with that key.
     try:
         signing_input, payload_raw, signature = jws.body()
     except _Malformed as exc:
         return f"not a well-formed JWT ({exc})", ""
-    try:
-        verified = key.Algorithm.verify(signing_input, key.key, signature)
-    except Exception as exc:  # a key the algorithm cannot use (a curve that is not the alg's, say)
-        return f"unusable jwk ({exc})", ""
-    if not verified:
+    if not key.Algorithm.verify(signing_input, key.key, signature):
         return "the signature does not verify with the jwk in its header", ""
+    # Check 3: the claims (a JSON object naming no member twice; the required ones follow).
     try:
         claims = _json_object(payload_raw, "claims set")
     except _DuplicateMember as dup:
-        return _duplicate("claims", dup.name, _C_7519_4)[1], ""
+        return _twice("claims", dup.name), ""
     except _Malformed as exc:
         return f"not a well-formed JWT ({exc})", ""
     if not isinstance(claims.get("jti"), str):
@@ -1292,6 +1309,30 @@ def _check_proof(
     if claims.get("ath") != access_token_hash(token):
         return "ath does not match the access token (a proof made for another token)", ""
     return "", jkt
+
+
+#: RFC 7518 §3.4: each ECDSA algorithm is defined for one curve.
+_EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def _unfit_key(alg: str, key: object) -> str | None:
+    """Why ``key`` (a DPoP proof's public key) cannot serve ``alg``, or None: ES* on its own curve
+    (RFC 7518 §3.4), RS* and PS* with RSA of 2048 bits or more (§3.3, §3.5), EdDSA with Ed25519 or Ed448
+    (RFC 8037 §3.1)."""
+    if alg in _EC_CURVES:
+        curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else None
+        if curve != _EC_CURVES[alg]:
+            return f"{alg} needs a {_EC_CURVES[alg]} key, not {curve or type(key).__name__}"
+        return None
+    if alg.startswith(("RS", "PS")):
+        if not isinstance(key, rsa.RSAPublicKey):
+            return f"{alg} needs an RSA key, not {type(key).__name__}"
+        if key.key_size < 2048:
+            return f"{alg} needs an RSA key of 2048 bits or more, not {key.key_size}"
+        return None
+    if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
+    return None
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -17,7 +17,9 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mtlslab import pki, rs
 from mtlslab.compare import Matrix, Simulator
@@ -1004,8 +1006,9 @@ def _dpop_request(sim: Simulator) -> tuple[Request, RsConfig, str]:
 
 
 def test_a_proof_is_read_as_strictly_as_an_access_token(sim: Simulator, lab: Lab) -> None:
-    """RFC 9449 §4.3 check 1 asks for a well-formed JWT: the proof is read like an access token (RFC 7515
-    §7.1), so padding, non-canonical base64url and a member named twice are refused here too."""
+    """RFC 9449 §4.3 check 2 asks for a well-formed JWT: the proof is read like an access token (RFC 7515
+    §7.1), so padding, non-canonical base64url, a member named twice and a kid that is not a string (RFC
+    7515 §4.1.4) are refused here too."""
     request, config, token = _dpop_request(sim)
     header, claims = proof_parts(lab, token)
     good = signed_proof(lab, json.dumps(header).encode(), json.dumps(claims).encode())
@@ -1028,39 +1031,127 @@ def test_a_proof_is_read_as_strictly_as_an_access_token(sim: Simulator, lab: Lab
     body = json.dumps(claims)
     twice_in_claims = signed_proof(lab, hdr.encode(), (body[:-1] + ', "htm": "GET"}').encode())
     with_crit = proof_with(lab, token, header={"crit": ["exp"]}, claims={"exp": 1})
+    numeric_kid = proof_with(lab, token, header={"kid": 5}, claims={})
     for proof, detail in (
         (padded, "not unpadded base64url"),
         (non_canonical, "not canonical base64url"),
         (twice_in_header, "'typ' occurs twice in the JOSE header"),
         (twice_in_claims, "'htm' occurs twice in the claims"),
         (with_crit, "understands no critical header extension"),
+        (numeric_kid, "kid 5 is not a string (RFC 7515 §4.1.4)"),
     ):
         decision = decide(request.with_header("DPoP", proof), config)
         assert decision.finding is F.DPOP_PROOF_INVALID, proof
         assert detail in decision.detail
 
 
-def test_a_proof_whose_jwk_is_not_the_algorithms_key_is_invalid(sim: Simulator, lab: Lab) -> None:
-    """RFC 9449 §4.3 checks 4 and 5: the alg says ES256, so a P-384 or an Ed25519 jwk cannot verify it."""
+def own_proof(private: Any, alg: str, token: str) -> str:
+    """A proof for ``token`` signed by ``private`` under ``alg``, carrying ``private``'s own public jwk: the
+    signature verifies with the key it names, whatever the curve or size."""
+    jose = {"typ": "dpop+jwt", "alg": alg, "jwk": public_jwk(private)}
+    claims = {
+        "jti": "own-1",
+        "htm": "GET",
+        "htu": LAB_RESOURCE,
+        "iat": int(LAB_NOW.timestamp()),
+        "ath": access_token_hash(token),
+    }
+    signing_input = (
+        f"{_b64(json.dumps(jose).encode())}.{_b64(json.dumps(claims).encode())}".encode()
+    )
+    if isinstance(
+        private, ec.EllipticCurvePrivateKey
+    ):  # raw r||s at the key's own size (RFC 7518 §3.4)
+        digest = _HASHES.get(alg, hashes.SHA256)()
+        r, s_ = decode_dss_signature(private.sign(signing_input, ec.ECDSA(digest)))
+        size = (private.curve.key_size + 7) // 8
+        signature = r.to_bytes(size, "big") + s_.to_bytes(size, "big")
+    elif isinstance(private, rsa.RSAPrivateKey):
+        signature = jwt.get_algorithm_by_name(alg).sign(signing_input, private)
+    else:  # Ed25519
+        signature = private.sign(signing_input)
+    return f"{signing_input.decode()}.{_b64(signature)}"
+
+
+_HASHES = {"ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}
+
+
+@pytest.mark.parametrize(
+    ("make", "alg", "detail"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "ES256", "needs a secp256r1 key"),
+        (lambda: ec.generate_private_key(ec.SECP256K1()), "ES256", "needs a secp256r1 key"),
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "ES384", "needs a secp384r1 key"),
+        (
+            lambda: ed25519.Ed25519PrivateKey.generate(),
+            "ES256",
+            "",
+        ),  # not even an EC key (pyjwt says)
+        (
+            lambda: rsa.generate_private_key(65537, 1024),  # noqa: S505 - the weak key is the point
+            "RS256",
+            "needs an RSA key of 2048 bits or more, not 1024",
+        ),
+        (
+            lambda: ec.generate_private_key(ec.SECP256R1()),
+            "EdDSA",
+            "",
+        ),  # not an OKP key (pyjwt says)
+    ],
+)
+def test_a_proof_whose_key_is_not_one_its_alg_is_defined_for_is_invalid(
+    sim: Simulator, make: Any, alg: str, detail: str
+) -> None:
+    """RFC 9449 §4.3 checks 5 and 6 with RFC 7518 §3.3-§3.5: each key signs its own proof, so the signature
+    would verify; what the alg is defined for is checked first (ES256 is P-256 only, RSA at least 2048 bits,
+    EdDSA Ed25519 or Ed448)."""
     request, config, token = _dpop_request(sim)
-    for private in (ec.generate_private_key(ec.SECP384R1()), ed25519.Ed25519PrivateKey.generate()):
-        proof = proof_with(lab, token, header={"jwk": public_jwk(private)}, claims={})
-        decision = decide(request.with_header("DPoP", proof), config)
-        assert decision.finding is F.DPOP_PROOF_INVALID
-        assert "unusable jwk" in decision.detail or "does not verify" in decision.detail
+    proof = own_proof(make(), alg, token)
+    decision = decide(request.with_header("DPoP", proof), config)
+    assert decision.finding is F.DPOP_PROOF_INVALID
+    assert decision.detail.startswith("unusable jwk (")
+    if detail:
+        assert f"({alg} {detail}" in decision.detail
+
+
+@pytest.mark.parametrize(
+    ("make", "alg"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "ES384"),
+        (lambda: rsa.generate_private_key(65537, 2048), "PS256"),
+        (lambda: ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+    ],
+)
+def test_a_proof_from_another_fit_key_is_valid_but_not_the_bound_one(
+    sim: Simulator, make: Any, alg: str
+) -> None:
+    """The control: a P-384, RSA-2048 or Ed25519 key that signs its own proof passes every proof check
+    (RFC 9449 §4.3); the token is bound to the lab's DPoP key, so binding then fails (§7.1)."""
+    request, config, token = _dpop_request(sim)
+    decision = decide(request.with_header("DPoP", own_proof(make(), alg, token)), config)
+    assert step(decision, "DPoP proof").passed is True
+    assert decision.finding is F.DPOP_KEY_MISMATCH
+
+
+@pytest.mark.parametrize("typ", ["dpop+jwt", "DPoP+JWT", "application/dpop+jwt"])
+def test_a_proof_typ_is_compared_as_any_typ_is(sim: Simulator, lab: Lab, typ: str) -> None:
+    """RFC 7515 §4.1.9: typ values compare without regard to case, and "application/" may be left out."""
+    request, config, token = _dpop_request(sim)
+    proof = proof_with(lab, token, header={"typ": typ}, claims={})
+    assert decide(request.with_header("DPoP", proof), config).finding is F.ACCEPTED
 
 
 def test_a_proof_replayed_inside_its_window_is_accepted_again(sim: Simulator) -> None:
     """RFC 9449 §11.1 bounds a proof's life by its iat window and leaves single-use jti tracking to the
-    server; this engine is pure and keeps no jti store, so the same proof passes twice (README)."""
+    server; this engine is pure and keeps no jti store, so the same proof passes again anywhere inside
+    the window, which reaches dpop_max_age (300 s) either side of iat (README)."""
     request, config = realised(sim, "dpop-success")
-    first = rs.evaluate(request, config, now=LAB_NOW)
-    rs._check_proof.cache_clear()
-    again = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=299))
-    assert (first.finding, again.finding) == (F.ACCEPTED, F.ACCEPTED)
-    late = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=301))
-    assert late.finding is F.DPOP_PROOF_INVALID
-    assert "outside the accepted window of 300 s" in late.detail
+    inside = [LAB_NOW + dt.timedelta(seconds=n) for n in (0, 299, -299)]
+    assert [rs.evaluate(request, config, now=t).finding for t in inside] == [F.ACCEPTED] * 3
+    for seconds in (301, -301):
+        late = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=seconds))
+        assert late.finding is F.DPOP_PROOF_INVALID
+        assert "outside the accepted window of 300 s" in late.detail
 
 
 def test_htu_ignores_query_and_compares_scheme_and_host_case_insensitively(
