@@ -774,7 +774,7 @@ class CertificateAuthority:
         )
 
     def issue_server(
-        self, name: str = "server", hosts: Sequence[str] = ("localhost", "127.0.0.1")
+        self, name: str = "server", hosts: Sequence[str] = ("localhost", "127.0.0.1", "::1")
     ) -> Identity:
         """A server certificate for ``hosts`` (DNS names and IP addresses), EKU serverAuth."""
         dns = [h for h in hosts if not _is_ip(h)]
@@ -1021,7 +1021,7 @@ class Lab:
     ``ca`` (root), ``issuing_ca`` (the intermediate when ``intermediate=True``, else the root),
     ``client`` (``tls_client_auth`` by subject DN, the certificate tokens are bound to),
     ``other_client`` (another valid client), ``self_signed_client`` (``self_signed_tls_client_auth``),
-    ``server`` (``localhost`` and ``127.0.0.1``), ``rogue_ca`` (a CA nobody trusts), and the defective
+    ``server`` (``localhost``, ``127.0.0.1`` and ``::1``), ``rogue_ca`` (a CA nobody trusts), and the defective
     variants of ``client``: ``expired_client``, ``not_yet_valid_client``, ``untrusted_ca_client``,
     ``server_auth_only_client``, ``pki_self_signed_client``.
     """
@@ -1141,7 +1141,7 @@ class Lab:
 
     @cached_property
     def server(self) -> Identity:
-        """The resource server's certificate, for ``localhost`` and ``127.0.0.1``."""
+        """The resource server's certificate, for ``localhost``, ``127.0.0.1`` and ``::1``."""
         return self.issuing_ca.issue_server("server")
 
     @cached_property

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import json
 import os
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -35,6 +36,7 @@ from mtlslab.live import (
     LiveServer,
     LiveStack,
     Observed,
+    Origin,
     curl_command,
     find_haproxy,
     run_many,
@@ -60,6 +62,7 @@ from mtlslab.scenarios import (
     get_scenario,
     scenarios_tagged,
 )
+from mtlslab.tokens import AuthorizationServer
 
 pytestmark = pytest.mark.live
 
@@ -518,12 +521,29 @@ def test_limits_header_and_body_size_are_enforced(live_sim: Simulator) -> None:
         _assert_still_serves(live_sim, server)
 
 
-@pytest.mark.parametrize("which", ["server", "proxy", "lab-issuer"])
-def test_a_listener_whose_setup_fails_releases_its_socket(
-    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch, which: str
+class _BrokenIssuer(AuthorizationServer):
+    """An authorization server whose key set cannot be read."""
+
+    def jwks(self) -> Any:
+        raise RuntimeError("setup failed")
+
+
+@pytest.mark.parametrize(
+    ("which", "what"),
+    [
+        ("server", "context"),
+        ("server", "issuer"),
+        ("origin", "issuer"),
+        ("proxy", "context"),
+        ("lab-issuer", "context"),
+        ("lab-issuer", "issuer"),
+    ],
+)
+def test_a_listener_whose_setup_fails_leaves_no_socket_open(
+    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch, which: str, what: str
 ) -> None:
-    """A TLS context that cannot be made (here: a failure injected) fails the constructor, and the socket
-    it had already bound is closed, not left to the garbage collector."""
+    """A constructor that fails (a TLS context or an authorization server that cannot be made, injected
+    here) leaves no socket open: it was closed, or never bound. The garbage collector is not relied on."""
     import mtlslab.live.proxy as proxy_module
     import mtlslab.live.server as server_module
     import mtlslab.probe as probe_module
@@ -531,29 +551,37 @@ def test_a_listener_whose_setup_fails_releases_its_socket(
     bound: list[socket.socket] = []
     create_server = socket.create_server
 
-    def recording(*args: object, **kwargs: object) -> socket.socket:
-        sock = create_server(*args, **kwargs)  # type: ignore[arg-type]
+    def recording(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = create_server(*args, **kwargs)
         bound.append(sock)
         return sock
 
     def failing(*_args: object, **_kwargs: object) -> object:
-        raise RuntimeError("no context today")
+        raise RuntimeError("setup failed")
 
-    monkeypatch.setattr(server_module.socket, "create_server", recording)
-    for module in (server_module, proxy_module, probe_module):
-        monkeypatch.setattr(module, "server_context", failing)
+    monkeypatch.setattr(socket, "create_server", recording)
+    if what == "context":
+        for module in (server_module, proxy_module, probe_module):
+            monkeypatch.setattr(module, "server_context", failing)
+    else:
+        monkeypatch.setattr(probe_module, "AuthorizationServer", failing)
     lab = live_sim.lab
+    broken = _BrokenIssuer(lab) if what == "issuer" else None
+    baseline = BUILTINS["baseline"]
     make: dict[str, Callable[[], object]] = {
         "server": lambda: LiveServer(
-            lab=lab, deployment=Deployment(), interpretation=BUILTINS["baseline"]
+            lab=lab, deployment=Deployment(), interpretation=baseline, asrv=broken
+        ),
+        "origin": lambda: Origin(
+            lab=lab, deployment=Deployment(), interpretation=baseline, asrv=broken
         ),
         "proxy": lambda: BuiltinProxy(lab=lab, deployment=Deployment(), origin_port=1),
         "lab-issuer": lambda: LabIssuer(lab),
     }
-    with pytest.raises(RuntimeError, match="no context today"):
+    with pytest.raises(RuntimeError, match="setup failed"):
         make[which]()
-    assert len(bound) == 1
-    assert bound[0].fileno() == -1  # closed
+    assert [sock.fileno() for sock in bound] == [-1] * len(bound)  # every one closed
+    assert bound or what == "issuer"  # a failing context comes after the bind: it was closed
 
 
 def test_the_server_binds_loopback_unless_told_otherwise(live_sim: Simulator) -> None:
@@ -567,16 +595,53 @@ def test_the_server_binds_loopback_unless_told_otherwise(live_sim: Simulator) ->
         assert stack.server.port != 0
 
 
-@pytest.mark.parametrize("host", ["127.0.0.2", "localhost"])
+def _bindable(host: str) -> bool:
+    """Whether this machine can listen on ``host`` (macOS has only 127.0.0.1 of 127/8; IPv6 may be off)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host.strip("[]"), 0), family=family):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "localhost", "::1", "[::1]"])
 def test_a_listener_knows_any_loopback_address_is_loopback(host: str) -> None:
     """Loopback is judged by the address bound (127.0.0.0/8, ::1), the same rule the probe applies to a
-    target, not by the spelling of the host."""
+    target, not by the spelling of the host; an IPv6 address is bound as IPv6 and bracketed in the URL.
+    The answer stays after the listener is closed."""
+    if not _bindable(host):
+        pytest.skip(f"this machine cannot listen on {host}")
     listener = Listener(host=host)
     try:
         assert listener.on_loopback
         assert is_loopback(host)
+        if ":" in host:
+            assert listener.url == f"https://[::1]:{listener.port}"
     finally:
         listener.close()
+    assert listener.on_loopback
+
+
+def test_the_server_answers_over_ipv6_loopback(live_sim: Simulator) -> None:
+    """`serve --host ::1`: bound as IPv6, and the lab server certificate names ::1, so a client that checks
+    the address against it (as curl does) completes the handshake; the answer is the simulated one."""
+    if not _bindable("::1"):
+        pytest.skip("this machine cannot listen on ::1")
+    exchange = live_sim.exchange(get_scenario("success"))
+    with LiveServer(
+        lab=live_sim.lab, deployment=Deployment(), interpretation=BUILTINS["baseline"], host="::1"
+    ) as server:
+        request = dataclasses.replace(exchange.client_request, url=f"{server.url}/resource")
+        observed = send(
+            request, ca=live_sim.lab.ca, identity=live_sim.lab.client, server_hostname="::1"
+        )
+        wrong_ca = send(
+            request, ca=live_sim.lab.rogue_ca, identity=live_sim.lab.client, server_hostname="::1"
+        )
+    assert observed.status == 200
+    assert wrong_ca.status is None
+    assert "certificate verify failed" in (wrong_ca.error or "")
 
 
 def test_live_findings_for_tls_rejections(live_sim: Simulator) -> None:
@@ -764,6 +829,8 @@ def test_serve_says_so_when_it_listens_beyond_loopback(
 ) -> None:
     """`serve --host 0.0.0.0` prints a WARNING line (other machines can reach it); the default loopback
     bind prints none, and neither does another address of 127.0.0.0/8 (all of it is loopback)."""
+    if not _bindable(host):
+        pytest.skip(f"this machine cannot listen on {host}")
     done = subprocess.run(
         [
             sys.executable,

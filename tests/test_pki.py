@@ -13,6 +13,7 @@ import ssl
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -382,12 +383,15 @@ def test_server_identity_does_not_register(lab: Lab) -> None:
 
 
 def test_server_certificate_names_localhost_and_loopback(lab: Lab) -> None:
-    """The server certificate is for localhost and 127.0.0.1, EKU serverAuth."""
+    """The server certificate is for localhost, 127.0.0.1 and ::1 (serve --host ::1), EKU serverAuth."""
     san = lab.server.certificate.extensions.get_extension_for_class(
         x509.SubjectAlternativeName
     ).value
     assert san.get_values_for_type(x509.DNSName) == ["localhost"]
-    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+    ]
     eku = lab.server.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
 
@@ -648,3 +652,34 @@ def test_thumbprints_match_exactly_or_not_at_all(lab: Lab) -> None:
     assert not same_thumbprint(None, true)
     assert not same_thumbprint([true], true)
     assert not same_thumbprint("\ud800", true)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: ed25519.Ed25519PrivateKey.generate(),
+        lambda: rsa.generate_private_key(65537, 2048),
+    ],
+)
+def test_sign_certificate_signs_with_any_lab_key_type_and_ecdsa_deterministically(
+    make: Callable[[], pki.PrivateKey],
+) -> None:
+    """`pki.sign_certificate` is how every lab certificate is signed (the tokens' impostor certificate too):
+    the signature verifies with the signer's public key, and ECDSA is deterministic (RFC 6979), so one
+    builder signed twice gives the same bytes and a seed gives the same certificates."""
+    key = make()
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "signer")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(pki.LAB_EPOCH)
+        .not_valid_after(pki.LAB_NOT_AFTER)
+    )
+    first = pki.sign_certificate(builder, key)
+    first.verify_directly_issued_by(first)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        assert pki.sign_certificate(builder, key).signature == first.signature

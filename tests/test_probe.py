@@ -262,6 +262,21 @@ def test_the_lab_issuer_serves_on_loopback_only() -> None:
     assert caught.value.field == "host"
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_the_lab_issuer_speaks_tls_1_2_and_1_3(issuer: LabIssuer, version: ssl.TLSVersion) -> None:
+    """A server under test fetches the JWKS with whatever TLS it has: the lab issuer's context is not
+    pinned to one version (server_context(pin_version=False)), while a resource server's is."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    issuer.lab.ca.configure_trust(ctx)
+    ctx.minimum_version = ctx.maximum_version = version
+    host, port = "127.0.0.1", int(issuer.url.rsplit(":", 1)[1])
+    with (
+        socket.create_connection((host, port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        assert tls.version() == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+
+
 # --------------------------------------------------------------------------------------------------
 # Bring your own.
 

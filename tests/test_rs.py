@@ -1073,7 +1073,11 @@ def own_proof(private: Any, alg: str, token: str) -> str:
     return f"{signing_input.decode()}.{_b64(signature)}"
 
 
-_HASHES = {"ES256": hashes.SHA256, "ES384": hashes.SHA384, "ES512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "ES256": hashes.SHA256,
+    "ES384": hashes.SHA384,
+    "ES512": hashes.SHA512,
+}
 
 
 @pytest.mark.parametrize(

@@ -160,10 +160,13 @@ class Listener:
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
     ) -> None:
-        self.host = host
+        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         self.limits = limits or Limits()
-        self._listener = socket.create_server((host, port), backlog=128)
-        self.port: int = self._listener.getsockname()[1]
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._listener = socket.create_server((self.host, port), family=family, backlog=128)
+        bound = self._listener.getsockname()
+        self._bound_address = str(bound[0])
+        self.port: int = bound[1]
         self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
@@ -191,8 +194,9 @@ class Listener:
     @property
     def on_loopback(self) -> bool:
         """Whether the listener is on loopback only: judged by the address it is bound to, so ``localhost``,
-        ``127.0.0.2`` and ``::1`` are, and ``0.0.0.0`` or an empty host (every interface) are not."""
-        return is_loopback(str(self._listener.getsockname()[0]))
+        ``127.0.0.2`` and ``::1`` are, and ``0.0.0.0`` or an empty host (every interface) are not. It stays
+        answerable after :meth:`close`."""
+        return is_loopback(self._bound_address)
 
     def start(self) -> Any:
         """Start accepting connections in a background thread; returns ``self``."""
@@ -326,7 +330,8 @@ class _ResourceServer(Listener):
         limits: Limits | None = None,
         required_scope: str = "read",
     ) -> None:
-        super().__init__(host=host, port=port, limits=limits)
+        # Everything that can fail comes before the socket is bound, so a failure leaves nothing open.
+        limits = limits or Limits()
         self.lab = lab
         self.deployment = interpretation.adapt(deployment)
         self.interpretation = interpretation
@@ -339,10 +344,11 @@ class _ResourceServer(Listener):
             issuer=self.asrv.issuer,  # trust the issuer and audience of the AS it was given
             audience=self.asrv.audience,
             required_scope=required_scope,
-            max_header_bytes=self.limits.max_header_bytes,
-            max_body_bytes=self.limits.max_body_bytes,
+            max_header_bytes=limits.max_header_bytes,
+            max_body_bytes=limits.max_body_bytes,
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
+        super().__init__(host=host, port=port, limits=limits)
 
     def _introspect(self, token: str) -> Any:
         return self.asrv.introspect(token, now=self._now())
