@@ -179,6 +179,13 @@ class Simulator:
         self, scenario: Scenario, interpretation: Interpretation
     ) -> tuple[Exchange, Decision | None]:
         """The exchange and the resource server's decision (``None`` when TLS aborted)."""
+        exchange, decision, _deployment = self._decide(scenario, interpretation)
+        return exchange, decision
+
+    def _decide(
+        self, scenario: Scenario, interpretation: Interpretation
+    ) -> tuple[Exchange, Decision | None, Deployment]:
+        """:meth:`decide`, with the deployment as ``interpretation`` runs it."""
         plan = self._plans.get((scenario, interpretation.deployment))
         if plan is None:
             deployment = interpretation.adapt(scenario.deployment)
@@ -203,9 +210,9 @@ class Simulator:
                 config,
                 deployment,
             )
-        exchange, config, _deployment = plan
+        exchange, config, deployment = plan
         if exchange.request is None:
-            return exchange, None
+            return exchange, None, deployment
         # One evaluation per distinct (request, resource-server configuration): deployments that differ
         # only where it cannot matter (e.g. proxy trust on a direct connection) share it.
         key = (exchange.request, config)
@@ -213,7 +220,7 @@ class Simulator:
         if decision is None:
             decision = evaluate(exchange.request, config, now=self.now)
             self._decisions[key] = decision
-        return exchange, decision
+        return exchange, decision, deployment
 
     def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
         """One scenario under one interpretation."""
@@ -237,12 +244,12 @@ class Simulator:
         for interpretation in chosen:
             found = shared.get(interpretation.deployment)
             if found is None:
-                exchange, decision = self.decide(scenario, interpretation)
+                exchange, decision, deployment = self._decide(scenario, interpretation)
                 found = shared[interpretation.deployment] = (
                     exchange.tls.alert,
                     decision,
                     exchange.tls.steps + (decision.trace if decision else ()),
-                    self._plans[(scenario, interpretation.deployment)][2],
+                    deployment,
                 )
             alert, decision, trace, deployment = found
             outcome = interpretation.respond(decision, tls_alert=alert)
