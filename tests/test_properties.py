@@ -492,6 +492,28 @@ edits = st.none() | st.tuples(
 )
 
 
+@BOUNDED
+@given(
+    segment=st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=12
+    )
+)
+def test_a_segment_is_canonical_exactly_when_it_is_its_bytes_own_encoding(segment: str) -> None:
+    """RFC 7515 §2 base64url, read strictly: a segment is accepted exactly when decoding and encoding again
+    gives it back (the definition), though the reader looks only at the last character's unused bits."""
+    if len(segment) % 4 == 1:
+        return  # never a whole number of bytes; refused on length
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == segment
+    try:
+        read = rs._b64url_part(segment, "payload")
+    except ValueError:
+        assert not canonical, segment
+    else:
+        assert canonical, segment
+        assert read == raw
+
+
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
