@@ -30,6 +30,7 @@ import base64
 import datetime as dt
 import functools
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -776,8 +777,24 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def _no_constant(name: str) -> Any:
+    """``json`` hook: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259 §6)."""
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 §6)")
+
+
+def _finite(text: str) -> float:
+    """``json`` hook: a number too large for a float (``1e400``) is refused, not read as infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
 #: One decoder for every JOSE header and claims set (``json.loads`` with a hook would build one per call).
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_members)
+#: No member name twice, and every number finite: a NaN ``exp`` or ``iat`` would pass every comparison.
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+)
 
 _Verified = tuple[str, dict[str, Any] | str, tuple[str, ...], Clause]
 
@@ -825,15 +842,18 @@ class _Compact:
         signature = _b64url_part(signature_part, "signature")
         return f"{header_part}.{payload_part}".encode("ascii"), payload, signature
 
-    def header_problem(self) -> str | None:
-        """Why the header is not one this server can honour, or None.
+    def kid_problem(self) -> str | None:
+        """Why ``kid`` is unusable, or None: when present it is a string (RFC 7515 §4.1.4)."""
+        kid = self.header.get("kid", "")
+        return None if isinstance(kid, str) else f"kid {kid!r} is not a string (RFC 7515 §4.1.4)"
 
-        ``kid``, when present, is a string (RFC 7515 §4.1.4). RFC 7515 §4.1.11: an extension listed in
-        ``crit`` must be understood, and this server understands none (RFC 7797's unencoded payload has no
-        place in a JWT). A ``b64`` other than true outside ``crit`` is refused too (RFC 7797 §6)."""
+    def extension_problem(self) -> str | None:
+        """Why the header's extensions cannot be honoured, or None.
+
+        RFC 7515 §4.1.11: an extension listed in ``crit`` must be understood, and this server understands
+        none (RFC 7797's unencoded payload has no place in a JWT). A ``b64`` other than true outside ``crit``
+        is refused too (RFC 7797 §6)."""
         header = self.header
-        if "kid" in header and not isinstance(header["kid"], str):
-            return f"kid {header['kid']!r} is not a string (RFC 7515 §4.1.4)"
         if "crit" in header:
             return f"crit {header['crit']!r}: this server understands no critical header extension"
         if "b64" in header and header["b64"] is not True:
@@ -878,9 +898,9 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_9068_4,
         )
-    problem = jws.header_problem()
-    if problem is not None:
-        return _malformed(problem, pointers)
+    kid = jws.kid_problem()
+    if kid is not None:
+        return _malformed(kid, pointers)
     alg = header.get("alg")
     key = jwks.find(header.get("kid"))
     if key is None:
@@ -898,6 +918,9 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
             pointers,
             _C_8725_31,
         )
+    extension = jws.extension_problem()
+    if extension is not None:
+        return _malformed(extension, pointers)
     try:
         signing_input, payload_raw, signature = jws.body()
     except _Malformed as exc:
@@ -1249,10 +1272,13 @@ def _check_proof(
     once however many resource-server configurations look at the same request.
 
     The proof is read as strictly as an access token (:class:`_Compact`: canonical unpadded base64url, no
-    member name twice, a string ``kid``, no critical extension); its ``jwk`` must be a public key of the
-    kind ``alg`` is defined for (:func:`_unfit_key`), and the signature is checked with it by pyjwt's
-    algorithm object. A differential test holds the reading to pyjwt's JWS ``decode``: what this accepts,
-    pyjwt accepts. The checks run in the order of §4.3, except that the claims are read after the signature.
+    member name twice, finite numbers, a string ``kid``, no critical extension: all part of check 2, a
+    well-formed JWT); its ``jwk`` must be a public key of the kind ``alg`` is defined for
+    (:func:`_unfit_key`, part of checks 5 and 6), and the signature is checked with it by pyjwt's algorithm
+    object. A differential test holds the reading to pyjwt's JWS ``decode``: what this accepts, pyjwt
+    accepts. The checks run in the order of §4.3 with two exceptions: the jwk is judged (check 7, no private
+    key) before the signature is checked with it (check 6), and the claims (check 3) are read only after
+    the signature verifies.
     """
     # Check 2: one well-formed JWT (read as strictly as an access token).
     try:
@@ -1262,7 +1288,7 @@ def _check_proof(
     except _Malformed as exc:
         return f"not a well-formed JWT ({exc})", ""
     header = jws.header
-    problem = jws.header_problem()
+    problem = jws.kid_problem() or jws.extension_problem()
     if problem is not None:
         return f"not a well-formed JWT ({problem})", ""
     # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
@@ -1273,7 +1299,7 @@ def _check_proof(
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in _DPOP_ALGS:
         return f"alg {alg!r} is not an asymmetric algorithm this server accepts", ""
-    # Check 7: a public key, which must be one the algorithm is defined for.
+    # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         return "no jwk in the header", ""
@@ -1309,10 +1335,11 @@ def _check_proof(
     if htu is None or htu != _normal_url(url):
         return f"htu {claims.get('htu')!r} is not this URL", ""
     iat = claims.get("iat")
-    if (
+    at = now.timestamp()
+    if (  # compared, not subtracted: an integer too large for a float cannot overflow a comparison
         not isinstance(iat, (int, float))
         or isinstance(iat, bool)
-        or abs(now.timestamp() - iat) > max_age
+        or not at - max_age <= iat <= at + max_age
     ):
         return f"iat {iat!r} is outside the accepted window of {max_age} s", ""
     if claims.get("ath") != access_token_hash(token):
@@ -1339,9 +1366,11 @@ def _unfit_key(alg: str, key: object) -> str | None:
         if key.key_size < 2048:
             return f"{alg} needs an RSA key of 2048 bits or more, not {key.key_size}"
         return None
-    if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
-    return None
+    if alg == "EdDSA":
+        if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
+        return None
+    return f"this server has no key rule for {alg}"
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

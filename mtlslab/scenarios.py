@@ -561,9 +561,9 @@ _UNRESERVED = (string.ascii_letters + string.digits + "_.-~").encode("ascii")
 
 
 def _access_token_bytes(value: str) -> bytes:
-    """``access_token=value``, form-urlencoded (RFC 6750 §2.2, §2.3), as the ASCII bytes of a form body. A value
-    made only of unreserved characters — every base64url token — encodes to itself: its bytes, made once for
-    the check, are the field's (a megabyte token is copied twice, not three times)."""
+    """``access_token=value``, form-urlencoded, as the ASCII bytes of a form body (RFC 6750 §2.2). A value made
+    only of unreserved characters — every base64url token — encodes to itself: its bytes, made once for the
+    check, are the field's (a megabyte token is copied twice, not three times)."""
     if value.isascii():
         raw = value.encode("ascii")
         if not raw.translate(None, _UNRESERVED):
@@ -572,7 +572,7 @@ def _access_token_bytes(value: str) -> bytes:
 
 
 def _access_token_field(value: str) -> str:
-    """``access_token=value``, form-urlencoded (RFC 6750 §2.2, §2.3), as text for a query."""
+    """``access_token=value``, form-urlencoded, as text for a query (RFC 6750 §2.3)."""
     return _access_token_bytes(value).decode("ascii")
 
 

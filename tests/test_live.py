@@ -822,13 +822,21 @@ def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: S
 
 @pytest.mark.parametrize(
     ("host", "warned"),
-    [("0.0.0.0", True), ("127.0.0.1", False), ("127.0.0.2", False)],  # noqa: S104 - the point of the test
+    [
+        ("0.0.0.0", True),  # noqa: S104 - the point of the test
+        ("::", True),
+        ("127.0.0.1", False),
+        ("127.0.0.2", False),
+        ("::1", False),
+        ("[::1]", False),
+    ],
 )
 def test_serve_says_so_when_it_listens_beyond_loopback(
     tmp_path: Path, host: str, warned: bool
 ) -> None:
-    """`serve --host 0.0.0.0` prints a WARNING line (other machines can reach it); the default loopback
-    bind prints none, and neither does another address of 127.0.0.0/8 (all of it is loopback)."""
+    """`serve --host 0.0.0.0` (or `::`) prints a WARNING line right after the address it listens on (other
+    machines can reach it); the default loopback bind prints none, and neither does another address of
+    127.0.0.0/8 (all of it is loopback) or ::1."""
     if not _bindable(host):
         pytest.skip(f"this machine cannot listen on {host}")
     done = subprocess.run(
@@ -852,15 +860,18 @@ def test_serve_says_so_when_it_listens_beyond_loopback(
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stdout.splitlines() if line.startswith("WARNING:")]
+    lines = done.stdout.splitlines()
+    warnings = [line for line in lines if line.startswith("WARNING:")]
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
+    (listening,) = [n for n, line in enumerate(lines) if f"listening on https://{shown}:" in line]
     if warned:
         assert warnings == [
-            "WARNING: listening on 0.0.0.0, not on loopback: other machines can reach it"
+            f"WARNING: listening on {host}, not on loopback: other machines can reach it"
         ]
-        assert "listening on https://0.0.0.0:" in done.stdout
+        assert lines[listening + 1] == warnings[0]
     else:
         assert warnings == []
-        assert f"listening on https://{host}:" in done.stdout
 
 
 @pytest.mark.parametrize("proxy", ["haproxy", "builtin"])

@@ -18,8 +18,9 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mtlslab import pki, rs
 from mtlslab.compare import Matrix, Simulator
@@ -974,6 +975,9 @@ def proof_with(lab: Lab, token: str, *, header: dict[str, Any], claims: dict[str
         ({}, {"iat": None}, "iat"),
         ({}, {"iat": int((LAB_NOW + HOUR).timestamp())}, "iat"),
         ({}, {"ath": None}, "ath"),
+        ({}, {"iat": float("nan")}, "NaN is not a JSON number"),
+        ({}, {"iat": float("inf")}, "Infinity is not a JSON number"),
+        ({}, {"iat": 10**400}, "outside the accepted window"),
     ],
 )
 def test_proof_headers_and_claims_are_checked(
@@ -1048,7 +1052,14 @@ def test_a_proof_is_read_as_strictly_as_an_access_token(sim: Simulator, lab: Lab
 def own_proof(private: Any, alg: str, token: str) -> str:
     """A proof for ``token`` signed by ``private`` under ``alg``, carrying ``private``'s own public jwk: the
     signature verifies with the key it names, whatever the curve or size."""
-    jose = {"typ": "dpop+jwt", "alg": alg, "jwk": public_jwk(private)}
+    if isinstance(
+        private, ed448.Ed448PrivateKey
+    ):  # not a lab key type, so pki.public_jwk has no case
+        raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        jwk = {"kty": "OKP", "crv": "Ed448", "x": _b64(raw)}
+    else:
+        jwk = public_jwk(private)
+    jose = {"typ": "dpop+jwt", "alg": alg, "jwk": jwk}
     claims = {
         "jti": "own-1",
         "htm": "GET",
@@ -1068,7 +1079,7 @@ def own_proof(private: Any, alg: str, token: str) -> str:
         signature = r.to_bytes(size, "big") + s_.to_bytes(size, "big")
     elif isinstance(private, rsa.RSAPrivateKey):
         signature = jwt.get_algorithm_by_name(alg).sign(signing_input, private)
-    else:  # Ed25519
+    else:  # Ed25519, Ed448
         signature = private.sign(signing_input)
     return f"{signing_input.decode()}.{_b64(signature)}"
 
@@ -1124,12 +1135,14 @@ def test_a_proof_whose_key_is_not_one_its_alg_is_defined_for_is_invalid(
         (lambda: ec.generate_private_key(ec.SECP384R1()), "ES384"),
         (lambda: rsa.generate_private_key(65537, 2048), "PS256"),
         (lambda: ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+        (lambda: ec.generate_private_key(ec.SECP521R1()), "ES512"),
+        (lambda: ed448.Ed448PrivateKey.generate(), "EdDSA"),
     ],
 )
 def test_a_proof_from_another_fit_key_is_valid_but_not_the_bound_one(
     sim: Simulator, make: Any, alg: str
 ) -> None:
-    """The control: a P-384, RSA-2048 or Ed25519 key that signs its own proof passes every proof check
+    """The control: a P-384, RSA-2048, Ed25519, P-521 or Ed448 key that signs its own proof passes every proof check
     (RFC 9449 §4.3); the token is bound to the lab's DPoP key, so binding then fails (§7.1)."""
     request, config, token = _dpop_request(sim)
     decision = decide(request.with_header("DPoP", own_proof(make(), alg, token)), config)
@@ -1150,7 +1163,7 @@ def test_a_proof_replayed_inside_its_window_is_accepted_again(sim: Simulator) ->
     server; this engine is pure and keeps no jti store, so the same proof passes again anywhere inside
     the window, which reaches dpop_max_age (300 s) either side of iat (README)."""
     request, config = realised(sim, "dpop-success")
-    inside = [LAB_NOW + dt.timedelta(seconds=n) for n in (0, 299, -299)]
+    inside = [LAB_NOW + dt.timedelta(seconds=n) for n in (0, 300, -300)]
     assert [rs.evaluate(request, config, now=t).finding for t in inside] == [F.ACCEPTED] * 3
     for seconds in (301, -301):
         late = rs.evaluate(request, config, now=LAB_NOW + dt.timedelta(seconds=seconds))
@@ -1618,6 +1631,46 @@ def test_a_padded_or_non_canonical_part_is_malformed(
         decision = decide(in_query(variant), rs_config)
         assert decision.finding is F.TOKEN_MALFORMED, changed
         assert "base64url" in decision.detail
+
+
+def raw_token(asrv: AuthorizationServer, header: Mapping[str, Any], claims_json: str) -> str:
+    """An access token of exactly these claims bytes and this header (merged over the issuer's), signed by
+    the issuer: what a buggy or hostile signer could produce."""
+    jose = {"alg": asrv.alg, "typ": "at+jwt", "kid": asrv.kid, **header}
+    signing_input = f"{_b64(json.dumps(jose).encode())}.{_b64(claims_json.encode())}"
+    algorithm = jwt.PyJWS().get_algorithm_by_name(asrv.alg)
+    return f"{signing_input}.{_b64(algorithm.sign(signing_input.encode(), asrv.signing_key))}"
+
+
+@pytest.mark.parametrize(
+    ("header", "number", "reason"),
+    [
+        ({"kid": 5}, "", "kid 5 is not a string (RFC 7515 §4.1.4)"),
+        ({"kid": None}, "", "kid None is not a string (RFC 7515 §4.1.4)"),
+        ({}, "NaN", "NaN is not a JSON number (RFC 8259 §6)"),
+        ({}, "-Infinity", "-Infinity is not a JSON number (RFC 8259 §6)"),
+        ({}, "1e400", "the number 1e400 is out of range"),
+    ],
+)
+def test_a_token_with_an_unusable_kid_or_number_is_malformed(
+    rs_config: RsConfig,
+    asrv: AuthorizationServer,
+    lab: Lab,
+    header: dict[str, Any],
+    number: str,
+    reason: str,
+) -> None:
+    """A kid is a string (RFC 7515 §4.1.4; a null kid is refused too, as pyjwt does), and JSON has no NaN
+    or Infinity (RFC 8259 §6): an exp of NaN would never compare as passed, so the token would never
+    expire. A number too large for a float is refused rather than read as infinity."""
+    claims = json.dumps(asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256}))
+    if number:
+        claims = re.sub(r'"exp": \d+', f'"exp": {number}', claims)
+        assert number in claims
+    token = raw_token(asrv, header, claims)
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.TOKEN_MALFORMED
+    assert reason in decision.detail
 
 
 @pytest.mark.parametrize(
