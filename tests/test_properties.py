@@ -518,6 +518,39 @@ def test_a_segment_is_canonical_exactly_when_it_is_its_bytes_own_encoding(segmen
         assert read == raw
 
 
+@BOUNDED
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nbf", "exp"]),
+        json_values | st.integers(min_value=10**300, max_value=10**400) | st.just(1e308),
+        max_size=3,
+    )
+)
+def test_a_signed_proof_with_any_claim_values_never_raises(
+    sim: Simulator, changes: dict[str, Any]
+) -> None:
+    """Claims a valid signature vouches for can still hold anything JSON can (huge integers, floats near the
+    limit, lists where strings belong): the proof check answers with a problem or a thumbprint, never an
+    exception, so the engine stays total (RFC 9449 §4.3)."""
+    lab_key = DPoPKey.for_lab(sim.lab)
+    token = "an-access-token"
+    claims = {
+        "jti": "p-1",
+        "htm": "GET",
+        "htu": LAB_RESOURCE,
+        "iat": int(LAB_NOW.timestamp()),
+        "ath": access_token_hash(token),
+        **changes,
+    }
+    jose = {"typ": "dpop+jwt", "alg": "ES256", "jwk": lab_key.public_jwk}
+    signing_input = f"{_b64url(json.dumps(jose).encode())}.{_b64url(json.dumps(claims).encode())}"
+    signature = jwt.get_algorithm_by_name("ES256").sign(signing_input.encode(), lab_key.private_key)
+    proof = f"{signing_input}.{_b64url(signature)}"
+    problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
+    assert isinstance(problem, str)
+    assert (problem == "") == (jkt == lab_key.jkt)
+
+
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
