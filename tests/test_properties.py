@@ -521,6 +521,33 @@ def test_a_segment_is_canonical_exactly_when_it_is_its_bytes_own_encoding(segmen
 @BOUNDED
 @given(
     changes=st.dictionaries(
+        st.sampled_from(
+            ["iss", "aud", "exp", "nbf", "iat", "sub", "client_id", "scope", "cnf", "jti"]
+        ),
+        json_values
+        | st.integers(min_value=10**300, max_value=10**400)
+        | st.just(1e308)
+        | st.fixed_dictionaries({"x5t#S256": json_values}),
+        max_size=3,
+    )
+)
+def test_a_signed_access_token_with_any_claim_values_is_decided_never_raised(
+    sim: Simulator, changes: dict[str, Any]
+) -> None:
+    """What the issuer signs is trusted for its signature, not its shape: claims with any JSON values (huge
+    integers, floats near the limit, objects where strings belong) are decided under every configuration,
+    with the bound certificate and without; evaluate never raises."""
+    claims = {**sim.asrv.claims(cnf={"x5t#S256": sim.lab.client.x5t_s256}), **changes}
+    token = sim.asrv.sign(claims)
+    for der in (sim.lab.client.der, None):
+        request = Request(headers=(("Authorization", f"Bearer {token}"),), client_cert=der)
+        for config in configs(sim):
+            assert_decision(evaluate(request, config, now=sim.now))
+
+
+@BOUNDED
+@given(
+    changes=st.dictionaries(
         st.sampled_from(["jti", "htm", "htu", "iat", "ath", "nbf", "exp"]),
         json_values | st.integers(min_value=10**300, max_value=10**400) | st.just(1e308),
         max_size=3,
