@@ -471,7 +471,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
-        if not stack.server.on_loopback:
+        if not stack.on_loopback:
             out.write(
                 f"WARNING: listening on {args.host}, not on loopback: other machines can reach it\n"
             )

@@ -891,6 +891,37 @@ def test_a_proxy_that_does_not_strip_client_cert_lets_the_thief_in(
     assert fixed.finding is Finding.CERTIFICATE_MISSING
 
 
+@pytest.mark.parametrize("proxy", ["haproxy", "builtin"])
+@pytest.mark.parametrize("host", ["127.0.0.2", "::1"])
+def test_behind_a_proxy_the_proxy_listens_where_the_stack_is_told(
+    live_sim: Simulator, proxy: str, host: str
+) -> None:
+    """A proxied stack asked for another host binds its proxy there (what clients reach); the origin stays
+    on 127.0.0.1. The scenario then runs through it as simulated, and the stack reports loopback."""
+    if proxy == "haproxy":
+        _need_haproxy()
+    if not _bindable(host):
+        pytest.skip(f"this machine cannot listen on {host}")
+    scenario = get_scenario("proxy-success")
+    exchange = live_sim.exchange(scenario)
+    with LiveStack(
+        simulator=live_sim,
+        deployment=scenario.deployment,
+        interpretation=BUILTINS["baseline"],
+        proxy=proxy,
+        host=host,
+    ) as stack:
+        shown = f"[{host}]" if ":" in host else host
+        assert stack.url.startswith(f"https://{shown}:")
+        assert stack.server.url.startswith("http://127.0.0.1:")
+        assert stack.on_loopback
+        request = dataclasses.replace(exchange.client_request, url=f"{stack.url}/resource")
+        observed = send(request, context=stack.client_context(live_sim.lab.client))
+        no_cert = send(request, context=stack.client_context(None))
+    assert observed.status == 200
+    assert no_cert.status == 401  # the control: without the certificate the bound token fails
+
+
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:
     """Without ca= or context= the client would trust nothing: a TypeError before any connection."""
     with pytest.raises(TypeError, match="ca="):

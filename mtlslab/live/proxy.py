@@ -27,7 +27,14 @@ from typing import Any
 import h11
 from OpenSSL import SSL
 
-from mtlslab.live.server import Limits, Listener, peer_der, server_context, tls_recv
+from mtlslab.live.server import (
+    Limits,
+    Listener,
+    is_loopback,
+    peer_der,
+    server_context,
+    tls_recv,
+)
 from mtlslab.pki import Lab
 from mtlslab.scenarios import Deployment, encode_client_cert
 from mtlslab.tls import ClientAuth, TlsVersion
@@ -51,6 +58,11 @@ class Proxy:
     @property
     def url(self) -> str:
         """Where clients connect."""
+        raise NotImplementedError
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether it listens on loopback only."""
         raise NotImplementedError
 
     def start(self) -> Any:
@@ -169,9 +181,16 @@ _HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 
 
 def haproxy_config(
-    deployment: Deployment, *, port: int, origin_port: int, crt: str, ca: str
+    deployment: Deployment,
+    *,
+    port: int,
+    origin_port: int,
+    crt: str,
+    ca: str,
+    host: str = "127.0.0.1",
 ) -> str:
-    """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``)."""
+    """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``), listening
+    on ``host`` (HAProxy reads an IPv6 address's port after its last colon)."""
     version = _HAPROXY_VERSION[deployment.tls_version]
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
     lines = [
@@ -185,7 +204,7 @@ def haproxy_config(
         "    timeout server 5s",
         "",
         "frontend mtlslab",
-        f"    bind 127.0.0.1:{port} ssl crt {crt} {verify} ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
+        f"    bind {host}:{port} ssl crt {crt} {verify} ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
     ]
     if deployment.proxy_strips_client_cert:
         lines.append("    http-request del-header Client-Cert")
@@ -215,6 +234,8 @@ class HAProxy(Proxy):
         origin_port: int,
         executable: str | None = None,
         start_timeout: float = 10.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         found = executable or find_haproxy()
         if found is None:
@@ -232,20 +253,34 @@ class HAProxy(Proxy):
         lab.ca.cert_pem.write_to_path(directory / "ca.pem")
         self._crt, self._ca = str(crt), str(directory / "ca.pem")
         self._proc: subprocess.Popen[bytes] | None = None
+        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        self._wanted_port = port
         self.port = 0
         self.config = ""
 
     @property
     def url(self) -> str:
-        """``https://127.0.0.1:PORT`` once started."""
-        return f"https://127.0.0.1:{self.port}"
+        """``https://HOST:PORT`` once started (``https://127.0.0.1:PORT`` by default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether haproxy listens on loopback only."""
+        return is_loopback(self.host)
 
     def start(self) -> HAProxy:
-        """Start haproxy on a free loopback port (retrying if another process takes it first)."""
-        for _attempt in range(5):
-            port = _free_port()
+        """Start haproxy on ``host``: on the port asked for, or on a free one (retrying if another process
+        takes it first)."""
+        for _attempt in range(1 if self._wanted_port else 5):
+            port = self._wanted_port or _free_port(self.host)
             self.config = haproxy_config(
-                self.deployment, port=port, origin_port=self.origin_port, crt=self._crt, ca=self._ca
+                self.deployment,
+                port=port,
+                origin_port=self.origin_port,
+                crt=self._crt,
+                ca=self._ca,
+                host=self.host,
             )
             cfg = Path(self._dir.name) / "haproxy.cfg"
             cfg.write_text(self.config)
@@ -257,11 +292,11 @@ class HAProxy(Proxy):
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
-            if _wait_listening(port, self._proc, self.start_timeout):
+            if _wait_listening(_reachable(self.host), port, self._proc, self.start_timeout):
                 self.port = port
                 return self
             self._stop()
-        raise RuntimeError("haproxy did not start listening on 127.0.0.1")
+        raise RuntimeError(f"haproxy did not start listening on {self.host}")
 
     def _stop(self) -> None:
         if self._proc is None:
@@ -281,33 +316,51 @@ class HAProxy(Proxy):
         self._dir.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+def _reachable(host: str) -> str:
+    """Where a local client reaches a listener bound to ``host`` (a wildcard is reached on loopback)."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+
+
+def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
         with (
             contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+            socket.create_connection((host, port), timeout=0.2),
         ):
             return True
         time.sleep(0.02)
     return False
 
 
-def make_proxy(kind: str, *, lab: Lab, deployment: Deployment, origin_port: int) -> Proxy:
-    """``"haproxy"``, ``"builtin"``, or ``"auto"`` (HAProxy when installed, else the built-in stand-in)."""
+def make_proxy(
+    kind: str,
+    *,
+    lab: Lab,
+    deployment: Deployment,
+    origin_port: int,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Proxy:
+    """``"haproxy"``, ``"builtin"``, or ``"auto"`` (HAProxy when installed, else the built-in stand-in),
+    listening on ``host`` and ``port`` (0: a free port)."""
     if kind == "auto":
         kind = "haproxy" if find_haproxy() else "builtin"
     if kind == "haproxy":
-        return HAProxy(lab=lab, deployment=deployment, origin_port=origin_port)
+        return HAProxy(
+            lab=lab, deployment=deployment, origin_port=origin_port, host=host, port=port
+        )
     if kind == "builtin":
-        return BuiltinProxy(lab=lab, deployment=deployment, origin_port=origin_port)
+        return BuiltinProxy(
+            lab=lab, deployment=deployment, origin_port=origin_port, host=host, port=port
+        )
     raise ValueError(f"unknown proxy kind {kind!r}: haproxy, builtin or auto")

@@ -72,9 +72,19 @@ class LiveStack:
         self.server: LiveServer | Origin
         if self.deployment.topology is Topology.PROXY:
             self.server = Origin(**common)
-            self.proxy = make_proxy(
-                proxy, lab=simulator.lab, deployment=self.deployment, origin_port=self.server.port
-            )
+            # The origin stays on loopback; the proxy is what clients reach, so it takes host and port.
+            try:
+                self.proxy = make_proxy(
+                    proxy,
+                    lab=simulator.lab,
+                    deployment=self.deployment,
+                    origin_port=self.server.port,
+                    host=host,
+                    port=port,
+                )
+            except BaseException:
+                self.server.close()
+                raise
         else:
             self.server = LiveServer(host=host, port=port, **common)
 
@@ -82,6 +92,11 @@ class LiveStack:
     def url(self) -> str:
         """Where clients connect: the proxy when there is one."""
         return self.proxy.url if self.proxy is not None else self.server.url
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether what clients connect to (the proxy when there is one) listens on loopback only."""
+        return self.proxy.on_loopback if self.proxy is not None else self.server.on_loopback
 
     @property
     def proxy_kind(self) -> str | None:
