@@ -444,7 +444,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from mtlslab.compare import Simulator
     from mtlslab.interpretations import get_interpretation
-    from mtlslab.live import LiveStack, curl_command, write_lab_folder
+    from mtlslab.live import LiveStack, client_url, curl_command, write_lab_folder
     from mtlslab.pki import Lab
     from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
     from mtlslab.tokens import LAB_ISSUER, AuthorizationServer
@@ -474,7 +474,11 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         if not stack.on_loopback:
             out.write(
                 f"WARNING: listening on {args.host}, not on loopback: other machines can reach it\n"
+                f"  from another machine: the lab certificate names only localhost, 127.0.0.1 and ::1, "
+                f"so use https://localhost:{stack.port} with curl --resolve "
+                f"localhost:{stack.port}:ADDRESS-OF-THIS-MACHINE\n"
             )
+        url, resolve = client_url(stack.url)
         out.write(f"  deployment:     {stack.deployment.describe()}\n")
         out.write(f"  interpretation: {interp.name} — {interp.title}\n")
         out.write(
@@ -497,7 +501,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 id=label, title=label, deployment=stack.deployment, token=token
             ).with_(certificate=cert)
             out.write(
-                f"# {label}\n{curl_command(scenario, url=stack.url, lab=sim.lab, asrv=sim.asrv, folder=str(folder), now=minted_at)}\n\n"
+                f"# {label}\n{curl_command(scenario, url=url, lab=sim.lab, asrv=sim.asrv, folder=str(folder), now=minted_at, resolve=resolve)}\n\n"
             )
         out.flush()
         stop.wait(args.duration if args.duration else None)

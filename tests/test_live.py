@@ -37,6 +37,7 @@ from mtlslab.live import (
     LiveStack,
     Observed,
     Origin,
+    client_url,
     curl_command,
     find_haproxy,
     run_many,
@@ -286,9 +287,16 @@ def test_a_proxy_without_a_client_certificate_forwards_no_header(live_sim: Simul
 # ---- the terminal: curl against `mtlslab serve` -----------------------------------------------------
 
 
-def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Path) -> None:
-    """Debian's curl, fed the lines `serve` prints, sees 200, the missing-certificate answer and 401 invalid_token."""
+@pytest.mark.parametrize("host", [None, "0.0.0.0", "127.0.0.2", "::1"])  # noqa: S104 - wildcard on purpose
+def test_curl_against_serve_reproduces_success_missing_and_mismatch(
+    tmp_path: Path, host: str | None
+) -> None:
+    """Debian's curl, fed the lines `serve` prints, sees 200, the missing-certificate answer and 401
+    invalid_token: on the default loopback address, on every interface (reached on 127.0.0.1), on an
+    address the lab certificate does not name (reached as localhost with --resolve), and on ::1."""
     curl = _need("curl")
+    if host is not None and not _bindable(host):
+        pytest.skip(f"this machine cannot listen on {host}")
     folder = tmp_path / "lab"
     proc = subprocess.Popen(
         [
@@ -304,6 +312,7 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Pa
             "60",
             "-i",
             "thread-400",
+            *(["--host", host] if host is not None else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -322,8 +331,11 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Pa
             if line.startswith("curl") and sum(x.startswith("curl") for x in lines) == 3:
                 break
         text = "".join(lines)
-        assert "listening on https://127.0.0.1:" in text, text
+        shown = {None: "127.0.0.1", "::1": "[::1]"}.get(host, host)
+        assert f"listening on https://{shown}:" in text, text
         assert "thread-400" in text
+        curl_lines = [line for line in lines if line.startswith("curl")]
+        assert all(("--resolve" in line) == (host == "127.0.0.2") for line in curl_lines)
         commands = {}
         for label in ("success", "certificate missing", "certificate mismatch"):
             match = re.search(rf"^# {label}\n(curl .*)$", text, re.MULTILINE)
@@ -347,6 +359,27 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(tmp_path: Pa
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "client", "resolve"),
+    [
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443", None),
+        ("https://localhost:8443", "https://localhost:8443", None),
+        ("https://[::1]:8443", "https://[::1]:8443", None),
+        ("https://0.0.0.0:8443", "https://127.0.0.1:8443", None),
+        ("https://[::]:8443", "https://[::1]:8443", None),
+        ("https://127.0.0.2:8443", "https://localhost:8443", "localhost:8443:127.0.0.2"),
+        ("https://192.0.2.7:8443", "https://localhost:8443", "localhost:8443:192.0.2.7"),
+        ("https://[2001:db8::1]:8443", "https://localhost:8443", "localhost:8443:[2001:db8::1]"),
+    ],
+)
+def test_a_client_reaches_the_server_by_a_name_the_lab_certificate_carries(
+    url: str, client: str, resolve: str | None
+) -> None:
+    """The lab server certificate names localhost, 127.0.0.1 and ::1: those are used as they are, a
+    wildcard listener is reached on loopback, and any other address as localhost resolved to it."""
+    assert client_url(url) == (client, resolve)
 
 
 def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:

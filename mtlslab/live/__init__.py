@@ -10,7 +10,7 @@ simulation makes — so the wire can be compared with the model byte for byte.
   forwards RFC 9440 ``Client-Cert``.
 * :func:`send` — a real client that reports TLS alerts with when they surfaced.
 * :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs.
-* :func:`curl_command`, :func:`write_lab_folder` — the same from a terminal.
+* :func:`curl_command`, :func:`client_url`, :func:`write_lab_folder` — the same from a terminal.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mtlslab.live.runner import (
     verify,
 )
 from mtlslab.live.server import Limits, LiveServer, Origin, server_context
-from mtlslab.live.terminal import curl_command, write_lab_folder
+from mtlslab.live.terminal import client_url, curl_command, write_lab_folder
 
 __all__ = [
     "BuiltinProxy",
@@ -40,6 +40,7 @@ __all__ = [
     "Origin",
     "VerifyReport",
     "alert_from_error",
+    "client_url",
     "curl_command",
     "find_haproxy",
     "haproxy_config",

@@ -94,6 +94,11 @@ class LiveStack:
         return self.proxy.url if self.proxy is not None else self.server.url
 
     @property
+    def port(self) -> int:
+        """The port clients connect to (the proxy's when there is one)."""
+        return self.proxy.port if self.proxy is not None else self.server.port
+
+    @property
     def on_loopback(self) -> bool:
         """Whether what clients connect to (the proxy when there is one) listens on loopback only."""
         return self.proxy.on_loopback if self.proxy is not None else self.server.on_loopback
