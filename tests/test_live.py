@@ -656,6 +656,17 @@ def test_a_listener_knows_any_loopback_address_is_loopback(host: str) -> None:
     assert listener.on_loopback
 
 
+def test_an_empty_host_is_every_interface_and_says_so() -> None:
+    """`socket` reads an empty host as every IPv4 interface: the listener names it 0.0.0.0 in its URL
+    (https://:PORT is no URL) and does not claim to be on loopback."""
+    listener = Listener(host="")
+    try:
+        assert listener.url == f"https://0.0.0.0:{listener.port}"
+        assert not listener.on_loopback
+    finally:
+        listener.close()
+
+
 def test_the_server_answers_over_ipv6_loopback(live_sim: Simulator) -> None:
     """`serve --host ::1`: bound as IPv6, and the lab server certificate names ::1, so a client that checks
     the address against it (as curl does) completes the handshake; the answer is the simulated one."""

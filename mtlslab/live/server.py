@@ -160,7 +160,10 @@ class Listener:
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
     ) -> None:
-        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        # "[::1]" is ::1; an empty host is every IPv4 interface, which a URL spells 0.0.0.0.
+        self.host = (
+            host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        ) or "0.0.0.0"  # noqa: S104
         self.limits = limits or Limits()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._listener = socket.create_server((self.host, port), family=family, backlog=128)
