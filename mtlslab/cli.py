@@ -471,14 +471,17 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
+        url, resolve = client_url(stack.url)
         if not stack.on_loopback:
             out.write(
                 f"WARNING: listening on {args.host}, not on loopback: other machines can reach it\n"
-                f"  from another machine: the lab certificate names only localhost, 127.0.0.1 and ::1, "
-                f"so use https://localhost:{stack.port} with curl --resolve "
-                f"localhost:{stack.port}:ADDRESS-OF-THIS-MACHINE\n"
             )
-        url, resolve = client_url(stack.url)
+            if resolve is None:  # every interface: the lines below are for this machine
+                out.write(
+                    "  from another machine: the lab certificate names only localhost, 127.0.0.1 and "
+                    f"::1, so use https://localhost:{stack.port} with curl --resolve "
+                    f"localhost:{stack.port}:ADDRESS-OF-THIS-MACHINE\n"
+                )
         out.write(f"  deployment:     {stack.deployment.describe()}\n")
         out.write(f"  interpretation: {interp.name} — {interp.title}\n")
         out.write(

@@ -783,10 +783,11 @@ def _no_constant(name: str) -> Any:
 
 
 def _finite(text: str) -> float:
-    """``json`` hook: a number too large for a float (``1e400``) is refused, not read as infinity."""
+    """``json`` hook: a number too large for a float (``1e400``) is refused, not read as infinity. JSON
+    allows it; RFC 8259 §6 lets an implementation limit the range it reads, and this one does."""
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"the number {text} is out of range")
+        raise ValueError(f"the number {text[:40]} is outside the range this server reads")
     return value
 
 

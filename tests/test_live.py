@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from mtlslab.live import (
     client_url,
     curl_command,
     find_haproxy,
+    haproxy_config,
     run_many,
     run_scenario,
     send,
@@ -287,13 +289,14 @@ def test_a_proxy_without_a_client_certificate_forwards_no_header(live_sim: Simul
 # ---- the terminal: curl against `mtlslab serve` -----------------------------------------------------
 
 
-@pytest.mark.parametrize("host", [None, "0.0.0.0", "127.0.0.2", "::1"])  # noqa: S104 - wildcard on purpose
+@pytest.mark.parametrize("host", [None, "127.0.0.2", "::1"])
 def test_curl_against_serve_reproduces_success_missing_and_mismatch(
     tmp_path: Path, host: str | None
 ) -> None:
     """Debian's curl, fed the lines `serve` prints, sees 200, the missing-certificate answer and 401
-    invalid_token: on the default loopback address, on every interface (reached on 127.0.0.1), on an
-    address the lab certificate does not name (reached as localhost with --resolve), and on ::1."""
+    invalid_token: on the default loopback address, on an address the lab certificate does not name
+    (reached as localhost with --resolve), and on ::1. (A wildcard's lines are client_url's, tested
+    without binding every interface.)"""
     curl = _need("curl")
     if host is not None and not _bindable(host):
         pytest.skip(f"this machine cannot listen on {host}")
@@ -372,13 +375,38 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(
         ("https://127.0.0.2:8443", "https://localhost:8443", "localhost:8443:127.0.0.2"),
         ("https://192.0.2.7:8443", "https://localhost:8443", "localhost:8443:192.0.2.7"),
         ("https://[2001:db8::1]:8443", "https://localhost:8443", "localhost:8443:[2001:db8::1]"),
+        ("https://LOCALHOST:8443", "https://LOCALHOST:8443", None),
+        ("https://[::0]:8443", "https://[::1]:8443", None),
+        (
+            "https://127.0.0.2:8443/resource?x=1",
+            "https://localhost:8443/resource?x=1",
+            "localhost:8443:127.0.0.2",
+        ),
+        (
+            "https://[fe80::1%25eth0]:8443",
+            "https://[fe80::1%25eth0]:8443",
+            None,
+        ),  # a zone: no --resolve
+        ("https://rs.lan:8443", "https://localhost:8443", "localhost:8443:192.0.2.9"),
+        ("https://loop.lan:8443", "https://127.0.0.1:8443", None),
+        ("https://nowhere.lan:8443", "https://nowhere.lan:8443", None),
     ],
 )
 def test_a_client_reaches_the_server_by_a_name_the_lab_certificate_carries(
-    url: str, client: str, resolve: str | None
+    monkeypatch: pytest.MonkeyPatch, url: str, client: str, resolve: str | None
 ) -> None:
-    """The lab server certificate names localhost, 127.0.0.1 and ::1: those are used as they are, a
-    wildcard listener is reached on loopback, and any other address as localhost resolved to it."""
+    """The lab server certificate names localhost, 127.0.0.1 and ::1: those are used as they are (a name
+    that resolves to one is written as the address), a wildcard listener is reached on loopback, and any
+    other address as localhost resolved to it; what curl cannot be told (a zone, a name that does not
+    resolve) is left as it is. Names are resolved by a stand-in here, not by DNS."""
+    names = {"rs.lan": "192.0.2.9", "loop.lan": "127.0.0.1"}
+
+    def resolve_name(name: str, port: int, **_: object) -> list[tuple[Any, ...]]:
+        if name not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[name], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve_name)
     assert client_url(url) == (client, resolve)
 
 
@@ -868,7 +896,6 @@ def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: S
     ("host", "warned"),
     [
         ("0.0.0.0", True),  # noqa: S104 - the point of the test
-        ("::", True),
         ("127.0.0.1", False),
         ("127.0.0.2", False),
         ("::1", False),
@@ -878,9 +905,9 @@ def test_the_live_server_stays_up_through_the_whole_attack_catalogue(live_sim: S
 def test_serve_says_so_when_it_listens_beyond_loopback(
     tmp_path: Path, host: str, warned: bool
 ) -> None:
-    """`serve --host 0.0.0.0` (or `::`) prints a WARNING line right after the address it listens on (other
-    machines can reach it); the default loopback bind prints none, and neither does another address of
-    127.0.0.0/8 (all of it is loopback) or ::1."""
+    """`serve --host 0.0.0.0` prints a WARNING line right after the address it listens on (other machines
+    can reach it), then how another machine reaches it; the default loopback bind prints none, and
+    neither does another address of 127.0.0.0/8 (all of it is loopback) or ::1."""
     if not _bindable(host):
         pytest.skip(f"this machine cannot listen on {host}")
     done = subprocess.run(
@@ -914,6 +941,11 @@ def test_serve_says_so_when_it_listens_beyond_loopback(
             f"WARNING: listening on {host}, not on loopback: other machines can reach it"
         ]
         assert lines[listening + 1] == warnings[0]
+        port = lines[listening].split(":")[-1].split("/")[0]
+        assert lines[listening + 2] == (
+            "  from another machine: the lab certificate names only localhost, 127.0.0.1 and ::1, "
+            f"so use https://localhost:{port} with curl --resolve localhost:{port}:ADDRESS-OF-THIS-MACHINE"
+        )
     else:
         assert warnings == []
 
@@ -964,6 +996,154 @@ def test_behind_a_proxy_the_proxy_listens_where_the_stack_is_told(
         no_cert = send(request, context=stack.client_context(None))
     assert observed.status == 200
     assert no_cert.status == 401  # the control: without the certificate the bound token fails
+
+
+def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Simulator) -> None:
+    """A fixed port already taken (here by a plain listener, then by a first haproxy) is an error naming
+    the port, not a proxy that seems to start while another process answers; a failed start leaves no
+    temporary files (the server's private key is among them). A haproxy that exits at once (here a
+    program that is not haproxy) fails with the end of its own log."""
+    _need_haproxy()
+    deployment = get_scenario("proxy-success").deployment
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        taken = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=port)
+        files = Path(taken._dir.name)
+        with pytest.raises(RuntimeError, match=r"haproxy did not start listening on 127\.0\.0\.1"):
+            taken.start()
+        taken.close()
+        assert not files.exists()
+    impostor = HAProxy(
+        lab=live_sim.lab, deployment=deployment, origin_port=1, executable=sys.executable
+    )
+    try:
+        with pytest.raises(RuntimeError, match=r"(?i)unknown option|usage"):
+            impostor.start()
+    finally:
+        impostor.close()
+    with HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1) as first:
+        second = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=first.port)
+        try:
+            with pytest.raises(RuntimeError, match=rf"port {first.port} is taken"):
+                second.start()
+        finally:
+            second.close()
+
+
+def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
+    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiveStack.start with a proxy that fails: the origin is closed and the proxy's files removed, and the
+    error reaches the caller (also from a `with` block, whose __exit__ never runs)."""
+    _need_haproxy()
+    made: list[HAProxy] = []
+    real = HAProxy.__init__
+
+    def recording(self: HAProxy, **kwargs: Any) -> None:
+        real(self, **kwargs)
+        made.append(self)
+
+    def failing(_self: HAProxy) -> HAProxy:
+        raise RuntimeError("no proxy today")
+
+    monkeypatch.setattr(HAProxy, "__init__", recording)
+    monkeypatch.setattr(HAProxy, "start", failing)
+    stack = LiveStack(
+        simulator=live_sim,
+        deployment=get_scenario("proxy-success").deployment,
+        interpretation=BUILTINS["baseline"],
+        proxy="haproxy",
+    )
+    with pytest.raises(RuntimeError, match="no proxy today"), stack:
+        pass
+    (proxy,) = made
+    assert not Path(proxy._dir.name).exists()
+    assert stack.server._listener.fileno() == -1
+
+
+def test_where_a_local_client_reaches_a_listener() -> None:
+    """A wildcard listener is reached on loopback; any other host as itself."""
+    from mtlslab.live.proxy import _reachable
+
+    assert [_reachable(h) for h in ("0.0.0.0", "::", "", "127.0.0.2", "::1")] == [  # noqa: S104
+        "127.0.0.1",
+        "::1",
+        "127.0.0.1",
+        "127.0.0.2",
+        "::1",
+    ]
+
+
+def test_haproxy_says_whether_it_is_on_loopback_and_binds_ipv6_literals(
+    live_sim: Simulator,
+) -> None:
+    """Nothing is bound here: the constructor only writes files. On 0.0.0.0 haproxy is not on loopback
+    (the negative control for LiveStack.on_loopback); an IPv6 address goes into the bind line with its
+    port after the last colon, which haproxy -c accepts."""
+    deployment = get_scenario("proxy-success").deployment
+    wide = HAProxy(
+        lab=live_sim.lab,
+        deployment=deployment,
+        origin_port=1,
+        host="0.0.0.0",  # noqa: S104 - nothing is bound: the constructor only writes files
+        executable=sys.executable,
+    )
+    local = HAProxy(
+        lab=live_sim.lab,
+        deployment=deployment,
+        origin_port=1,
+        host="[::1]",
+        executable=sys.executable,
+    )
+    try:
+        assert not wide.on_loopback
+        assert local.on_loopback
+        assert local.host == "::1"
+    finally:
+        wide.close()
+        local.close()
+    config = haproxy_config(
+        deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::1"
+    )
+    assert "    bind ::1:8443 ssl crt /x.pem" in config
+    assert "    noreuseport" in config
+    executable = find_haproxy()
+    if executable is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "x.pem").write_bytes(
+                live_sim.lab.server.cert_chain_pem.bytes()
+                + live_sim.lab.server.private_key_pem.bytes()
+            )
+            live_sim.lab.ca.cert_pem.write_to_path(folder / "ca.pem")
+            cfg = folder / "h.cfg"
+            cfg.write_text(
+                haproxy_config(
+                    deployment,
+                    port=8443,
+                    origin_port=8080,
+                    crt=str(folder / "x.pem"),
+                    ca=str(folder / "ca.pem"),
+                    host="::1",
+                )
+            )
+            checked = subprocess.run(
+                [executable, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20
+            )
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_wildcard_ipv6_listener_takes_ipv4_too_where_the_system_allows() -> None:
+    """`--host ::` is every interface: where one socket can serve both, a client on 127.0.0.1 connects."""
+    if not socket.has_dualstack_ipv6() or not _bindable("::"):
+        pytest.skip("no dual-stack IPv6 sockets here")
+    listener = Listener(host="::")
+    try:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5):
+            pass
+        assert not listener.on_loopback
+    finally:
+        listener.close()
 
 
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:

@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -31,6 +32,7 @@ from mtlslab.live.server import (
     Limits,
     Listener,
     is_loopback,
+    listen_host,
     peer_der,
     server_context,
     tls_recv,
@@ -196,6 +198,7 @@ def haproxy_config(
     lines = [
         "global",
         "    log stderr format raw local0 err",
+        "    noreuseport",  # a port another process holds is an error, not a port shared with it
         "",
         "defaults",
         "    mode http",
@@ -253,7 +256,7 @@ class HAProxy(Proxy):
         lab.ca.cert_pem.write_to_path(directory / "ca.pem")
         self._crt, self._ca = str(crt), str(directory / "ca.pem")
         self._proc: subprocess.Popen[bytes] | None = None
-        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        self.host = listen_host(host)
         self._wanted_port = port
         self.port = 0
         self.config = ""
@@ -270,8 +273,17 @@ class HAProxy(Proxy):
         return is_loopback(self.host)
 
     def start(self) -> HAProxy:
-        """Start haproxy on ``host``: on the port asked for, or on a free one (retrying if another process
-        takes it first)."""
+        """Start haproxy on ``host``: on the port asked for, or on a free one (retrying when another process
+        takes it first). Ready means a TLS handshake there shows the lab server's certificate, so a port
+        some other process answers on is never taken for haproxy's."""
+        if self._wanted_port:
+            try:  # taken now: say so, rather than let haproxy fail while the holder answers the port
+                _free_port(self.host, self._wanted_port)
+            except OSError as exc:
+                raise RuntimeError(
+                    f"haproxy did not start listening on {self.host}: port {self._wanted_port} is "
+                    f"taken ({exc.strerror or exc})"
+                ) from None
         for _attempt in range(1 if self._wanted_port else 5):
             port = self._wanted_port or _free_port(self.host)
             self.config = haproxy_config(
@@ -292,11 +304,44 @@ class HAProxy(Proxy):
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
-            if _wait_listening(_reachable(self.host), port, self._proc, self.start_timeout):
+            if self._ready(port):
                 self.port = port
                 return self
             self._stop()
-        raise RuntimeError(f"haproxy did not start listening on {self.host}")
+        raise RuntimeError(f"haproxy did not start listening on {self.host}: {self._log_tail()}")
+
+    def _ready(self, port: int) -> bool:
+        """Whether haproxy, still running, answers a handshake on ``port`` with the lab server certificate
+        (the lab client presents its certificate, so every client-auth mode completes)."""
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE  # the certificate is compared below, byte for byte
+        version = {
+            TlsVersion.TLS1_2: ssl.TLSVersion.TLSv1_2,
+            TlsVersion.TLS1_3: ssl.TLSVersion.TLSv1_3,
+        }
+        client.minimum_version = client.maximum_version = version[self.deployment.tls_version]
+        self.lab.client.configure_cert(client)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                return False
+            with (
+                contextlib.suppress(OSError),  # refused, reset, or a handshake failed: not yet
+                socket.create_connection((_reachable(self.host), port), timeout=0.5) as raw,
+                client.wrap_socket(raw) as tls,
+            ):
+                if tls.getpeercert(binary_form=True) == self.lab.server.der:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def _log_tail(self) -> str:
+        """The end of haproxy's own log: why it did not start."""
+        log = Path(self._dir.name) / "haproxy.log"
+        text = log.read_text(errors="replace").strip() if log.exists() else ""
+        return text[-600:] or "no log output"
 
     def _stop(self) -> None:
         if self._proc is None:
@@ -316,30 +361,18 @@ class HAProxy(Proxy):
         self._dir.cleanup()
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
+    """A port free on ``host`` (``port``, or any when 0): bound for a moment, then released; OSError when
+    another socket holds it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        probe.bind((host, port))
+        found: int = probe.getsockname()[1]
+        return found
 
 
 def _reachable(host: str) -> str:
     """Where a local client reaches a listener bound to ``host`` (a wildcard is reached on loopback)."""
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-
-
-def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection((host, port), timeout=0.2),
-        ):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def make_proxy(

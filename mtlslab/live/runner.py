@@ -124,8 +124,8 @@ class LiveStack:
         if self.proxy is not None:
             try:
                 self.proxy.start()
-            except Exception:
-                self.server.close()
+            except BaseException:  # Ctrl-C during haproxy's start too: nothing stays behind
+                self.close()
                 raise
         return self
 

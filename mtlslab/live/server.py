@@ -55,6 +55,7 @@ __all__ = [
     "LiveServer",
     "Origin",
     "is_loopback",
+    "listen_host",
     "peer_der",
     "server_context",
     "tls_recv",
@@ -152,6 +153,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listen_host(host: str) -> str:
+    """``host`` as a listener binds it: ``[::1]`` is ``::1``, and an empty host is every IPv4 interface,
+    which a URL spells ``0.0.0.0``."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return bare or "0.0.0.0"  # noqa: S104 - the wildcard the empty host already means
+
+
 class Listener:
     """A bounded, threaded TCP listener: accept loop, connection accounting, timeouts, clean shutdown."""
 
@@ -160,13 +168,16 @@ class Listener:
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
     ) -> None:
-        # "[::1]" is ::1; an empty host is every IPv4 interface, which a URL spells 0.0.0.0.
-        self.host = (
-            host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        ) or "0.0.0.0"  # noqa: S104
+        self.host = listen_host(host)
         self.limits = limits or Limits()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._listener = socket.create_server((self.host, port), family=family, backlog=128)
+        ipv6 = ":" in self.host
+        self._listener = socket.create_server(
+            (self.host, port),
+            family=socket.AF_INET6 if ipv6 else socket.AF_INET,
+            backlog=128,
+            # "::" is every interface, IPv4 as well where the system allows one socket for both
+            dualstack_ipv6=ipv6 and self.host == "::" and socket.has_dualstack_ipv6(),
+        )
         bound = self._listener.getsockname()
         self._bound_address = str(bound[0])
         self.port: int = bound[1]

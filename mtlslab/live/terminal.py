@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import shlex
+import socket
+import urllib.parse
 from pathlib import Path
 
 from mtlslab.pki import Lab
@@ -12,9 +15,6 @@ from mtlslab.scenarios import Scenario, client_request, curl_argv, curl_shown
 from mtlslab.tokens import AuthorizationServer
 
 __all__ = ["client_url", "curl_command", "write_lab_folder"]
-
-#: The names the lab server certificate is for (:meth:`mtlslab.pki.Lab.server`).
-_CERTIFIED = ("localhost", "127.0.0.1", "::1")
 
 
 def write_lab_folder(lab: Lab, directory: str | os.PathLike[str]) -> Path:
@@ -32,23 +32,44 @@ def write_lab_folder(lab: Lab, directory: str | os.PathLike[str]) -> Path:
 
 
 def client_url(url: str) -> tuple[str, str | None]:
-    """For a server listening at ``url`` (``https://HOST:PORT``): the URL a client uses and, when it needs
-    one, the ``curl --resolve`` value, so that the lab server certificate (``localhost``, ``127.0.0.1``,
-    ``::1``) verifies.
+    """For a server listening at ``url`` (``https://HOST:PORT``, any path kept): the URL a client uses and,
+    when it needs one, the ``curl --resolve`` value, so that the lab server certificate (``localhost``,
+    ``127.0.0.1``, ``::1``) verifies.
 
-    A wildcard listener (``0.0.0.0``, ``::``) is reached on loopback from this machine. Any other address
-    the certificate does not name (``127.0.0.2``, a LAN address) is reached as ``localhost``, resolved to
-    that address."""
-    scheme, rest = url.split("://", 1)
-    host, _, port = rest.rpartition(":")
-    bare = host.strip("[]")
-    if bare in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising the wildcard, not binding it
-        local = "[::1]" if bare == "::" else "127.0.0.1"
-        return f"{scheme}://{local}:{port}", None
-    if bare in _CERTIFIED:
+    - ``localhost``, ``127.0.0.1`` and ``::1`` are used as they are.
+    - A wildcard listener (``0.0.0.0``, ``::``) is reached on loopback from this machine.
+    - Any other address (``127.0.0.2``, a LAN address) is reached as ``localhost``, resolved to it; a host
+      name is first resolved to an address here.
+    - What curl cannot be told to resolve to (a link-local address with a zone, a name that does not
+      resolve) is left as it is: the certificate will not verify there, and nothing printed can change that.
+    """
+    parts = urllib.parse.urlsplit(url)
+    name = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if name == "localhost":
         return url, None
-    address = f"[{bare}]" if ":" in bare else bare
-    return f"{scheme}://localhost:{port}", f"localhost:{port}:{address}"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return url, None
+        address = ipaddress.ip_address(str(found[0][4][0]))
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        return url, None  # a zone (fe80::1%eth0): no --resolve value can carry it
+    if address.is_unspecified:
+        local = "[::1]" if address.version == 6 else "127.0.0.1"
+        return f"{parts.scheme}://{local}:{port}{rest}", None
+    if str(address) in (
+        "127.0.0.1",
+        "::1",
+    ):  # named by the certificate: written as an address literal
+        literal = "[::1]" if address.version == 6 else "127.0.0.1"
+        return f"{parts.scheme}://{literal}:{port}{rest}", None
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    return f"{parts.scheme}://localhost:{port}{rest}", f"localhost:{port}:{shown}"
 
 
 def curl_command(
@@ -76,9 +97,8 @@ def curl_command(
         tls_version=scenario.deployment.tls_version,
         folder=folder,
     )
-    if (
-        resolve is not None
-    ):  # curl resolves the name the certificate carries to the server's address
+    if resolve is not None:
+        # curl resolves the name the certificate carries to the server's address
         args[1:1] = ["--resolve", resolve]
     shown, notes = curl_shown(args)
     return "\n".join([*notes, " ".join(shlex.quote(a) for a in shown)])
