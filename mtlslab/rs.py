@@ -32,6 +32,7 @@ import functools
 import json
 import math
 import re
+import reprlib
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -99,6 +100,20 @@ _C_6585_5 = clause(6585, "5", "431 Request Header Fields Too Large")
 _C_9110_15514 = clause(9110, "15.5.14", "413 Content Too Large")
 _C_7515_4 = clause(7515, "4", "JOSE Header")
 _C_7519_4 = clause(7519, "4", "JWT Claims")
+
+#: How a value from a request or token appears in a trace detail: its repr, kept short (a 4,000-digit iat
+#: or a kid nested 900 deep is shown by its start), so a hostile value cannot swell the trace.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 120
+_BRIEF.maxlong = 60
+_BRIEF.maxlevel = 3
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 8
+
+
+def _brief(value: object) -> str:
+    """``repr(value)``, shortened where it is long or deep (:data:`_BRIEF`)."""
+    return _BRIEF.repr(value)
+
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 _TYP_AT_JWT = ("at+jwt", "application/at+jwt")
@@ -811,7 +826,7 @@ def _duplicate(
 
 
 def _twice(part: str, name: str) -> str:
-    return f"the member name {name!r} occurs twice in the {part}: refused rather than guessed"
+    return f"the member name {_brief(name)} occurs twice in the {part}: refused rather than guessed"
 
 
 def _malformed(reason: str, pointers: tuple[str, ...] = ()) -> _Verified:
@@ -846,7 +861,9 @@ class _Compact:
     def kid_problem(self) -> str | None:
         """Why ``kid`` is unusable, or None: when present it is a string (RFC 7515 §4.1.4)."""
         kid = self.header.get("kid", "")
-        return None if isinstance(kid, str) else f"kid {kid!r} is not a string (RFC 7515 §4.1.4)"
+        return (
+            None if isinstance(kid, str) else f"kid {_brief(kid)} is not a string (RFC 7515 §4.1.4)"
+        )
 
     def extension_problem(self) -> str | None:
         """Why the header's extensions cannot be honoured, or None.
@@ -856,11 +873,9 @@ class _Compact:
         is refused too (RFC 7797 §6)."""
         header = self.header
         if "crit" in header:
-            return f"crit {header['crit']!r}: this server understands no critical header extension"
+            return f"crit {_brief(header['crit'])}: this server understands no critical header extension"
         if "b64" in header and header["b64"] is not True:
-            return (
-                f"b64 {header['b64']!r} without crit (RFC 7797 §6): the payload must be base64url"
-            )
+            return f"b64 {_brief(header['b64'])} without crit (RFC 7797 §6): the payload must be base64url"
         return None
 
 
@@ -895,7 +910,7 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
         return (
             Finding.TOKEN_MALFORMED.value,
-            f"typ is {typ!r}, not at+jwt: not a JWT access token",
+            f"typ is {_brief(typ)}, not at+jwt: not a JWT access token",
             pointers,
             _C_9068_4,
         )
@@ -907,14 +922,14 @@ def _verify_jws(token: str, jwks: Jwks) -> _Verified:
     if key is None:
         return (
             Finding.BAD_SIGNATURE.value,
-            f"no key with kid {header.get('kid')!r} in the issuer's JWKS",
+            f"no key with kid {_brief(header.get('kid'))} in the issuer's JWKS",
             pointers,
             _C_9068_4,
         )
     if alg != key.algorithm_name:
         return (
             Finding.BAD_SIGNATURE.value,
-            f"alg {alg!r} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none "
+            f"alg {_brief(alg)} is refused: the issuer's key {key.key_id} is {key.algorithm_name} (alg none "
             "and HMAC with a public key are the classic confusions)",
             pointers,
             _C_8725_31,
@@ -971,7 +986,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
             Finding.WRONG_ISSUER,
             "iss",
             _C_9068_4,
-            f"iss {iss!r} is not the trusted issuer {run.config.issuer!r}",
+            f"iss {_brief(iss)} is not the trusted issuer {run.config.issuer!r}",
         )
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
@@ -980,7 +995,7 @@ def _validate_jwt(run: _Run, token: str) -> Mapping[str, Any]:
             Finding.WRONG_AUDIENCE,
             "aud",
             _C_9068_4,
-            f"aud {aud!r} does not name {run.config.audience!r}",
+            f"aud {_brief(aud)} does not name {run.config.audience!r}",
         )
     now = run.now.timestamp()
     exp = claims.get("exp")
@@ -1052,7 +1067,7 @@ def _introspect(
             Finding.WRONG_AUDIENCE,
             "aud",
             _C_7662_22,
-            f"aud {aud!r} does not name {run.config.audience!r}",
+            f"aud {_brief(aud)} does not name {run.config.audience!r}",
         )
     run.step(
         "introspection",
@@ -1140,7 +1155,10 @@ def _binding(
             )
         _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
         return None
-    members = ", ".join(sorted(map(str, cnf))) or "none"
+    names = sorted(map(str, cnf))
+    members = ", ".join(_BRIEF.repr(n)[1:-1] for n in names[:8]) or "none"
+    if len(names) > 8:
+        members += f" and {len(names) - 8} more"
     raise run.fail(
         Finding.UNSUPPORTED_CONFIRMATION,
         "cnf",
@@ -1295,11 +1313,11 @@ def _check_proof(
     # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
-        return f"typ is {typ!r}, not dpop+jwt", ""
+        return f"typ is {_brief(typ)}, not dpop+jwt", ""
     # Check 5: an asymmetric algorithm this server supports.
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in _DPOP_ALGS:
-        return f"alg {alg!r} is not an asymmetric algorithm this server accepts", ""
+        return f"alg {_brief(alg)} is not an asymmetric algorithm this server accepts", ""
     # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
@@ -1331,10 +1349,10 @@ def _check_proof(
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
     if claims.get("htm") != method:
-        return f"htm {claims.get('htm')!r} is not the request method {method}", ""
+        return f"htm {_brief(claims.get('htm'))} is not the request method {method}", ""
     htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
     if htu is None or htu != _normal_url(url):
-        return f"htu {claims.get('htu')!r} is not this URL", ""
+        return f"htu {_brief(claims.get('htu'))} is not this URL", ""
     iat = claims.get("iat")
     at = now.timestamp()
     if (  # compared, not subtracted: an integer too large for a float cannot overflow a comparison
@@ -1342,7 +1360,7 @@ def _check_proof(
         or isinstance(iat, bool)
         or not at - max_age <= iat <= at + max_age
     ):
-        return f"iat {iat!r} is outside the accepted window of {max_age} s", ""
+        return f"iat {_brief(iat)} is outside the accepted window of {max_age} s", ""
     if claims.get("ath") != access_token_hash(token):
         return "ath does not match the access token (a proof made for another token)", ""
     return "", jkt
@@ -1416,6 +1434,6 @@ def _scope(run: _Run, claims: Mapping[str, Any]) -> None:
             Finding.INSUFFICIENT_SCOPE,
             "scope",
             _C_6750_31,
-            f"the resource needs scope {required!r}; the token grants {scope!r}",
+            f"the resource needs scope {required!r}; the token grants {_brief(scope)}",
         )
     run.step("scope", _C_6750_31, True, f"scope {required!r} granted")

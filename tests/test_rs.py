@@ -1640,6 +1640,28 @@ def raw_token(asrv: AuthorizationServer, header: Mapping[str, Any], claims_json:
     return f"{signing_input}.{_b64(algorithm.sign(signing_input.encode(), asrv.signing_key))}"
 
 
+def test_hostile_values_are_shown_short_in_the_trace(
+    sim: Simulator, lab: Lab, rs_config: RsConfig, asrv: AuthorizationServer
+) -> None:
+    """A value a client or a token chooses appears in a detail by its start (reprlib), so a 4,000-digit
+    iat, a 10,000-character typ or a cnf of 300 members cannot swell a trace someone quotes."""
+    request, config, token = _dpop_request(sim)
+    proof = proof_with(lab, token, header={}, claims={"iat": 10**3999})
+    iat = decide(request.with_header("DPoP", proof), config)
+    assert iat.finding is F.DPOP_PROOF_INVALID
+    assert "outside the accepted window" in iat.detail
+    assert len(iat.detail) < 200
+    long_typ = raw_token(asrv, {"typ": "x" * 10_000}, json.dumps(asrv.claims()))
+    typ = decide(authorization(f"Bearer {long_typ}", cert=lab.client.der), rs_config)
+    assert typ.finding is F.TOKEN_MALFORMED
+    assert len(typ.detail) < 250
+    many = {f"m{n:04d}": n for n in range(300)}
+    wide_cnf = raw_token(asrv, {}, json.dumps(asrv.claims(cnf=many)))
+    cnf = decide(authorization(f"Bearer {wide_cnf}", cert=lab.client.der), rs_config)
+    assert cnf.finding is F.UNSUPPORTED_CONFIRMATION
+    assert cnf.detail.endswith("m0007 and 292 more)")
+
+
 def test_a_fractional_exp_is_a_number_like_any_other(
     rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
 ) -> None:
