@@ -467,16 +467,18 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
     stack.start()
     stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in previous:
             signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
-        url, resolve = client_url(stack.url)
+        url, resolve = client_url(stack.url, address=stack.address)
         if not stack.on_loopback:
             out.write(
                 f"WARNING: listening on {args.host}, not on loopback: other machines can reach it\n"
             )
-            if resolve is None:  # every interface: the lines below are for this machine
+            # A wildcard listener: the lines below reach it on loopback, from this machine only.
+            if url.startswith(("https://127.0.0.1:", "https://[::1]:")):
                 out.write(
                     "  from another machine: the lab certificate names only localhost, 127.0.0.1 and "
                     f"::1, so use https://localhost:{stack.port} with curl --resolve "
@@ -509,6 +511,11 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
         stop.wait(args.duration if args.duration else None)
     finally:
+        for (
+            sig,
+            handler,
+        ) in previous.items():  # a caller's handlers come back (serve run in-process)
+            signal.signal(sig, handler)
         stack.close()
     return 0
 

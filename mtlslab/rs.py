@@ -102,17 +102,26 @@ _C_7515_4 = clause(7515, "4", "JOSE Header")
 _C_7519_4 = clause(7519, "4", "JWT Claims")
 
 #: How a value from a request or token appears in a trace detail: its repr, kept short (a 4,000-digit iat
-#: or a kid nested 900 deep is shown by its start), so a hostile value cannot swell the trace.
+#: shows its first and last digits, a kid nested 900 deep its outer levels), so a hostile value cannot
+#: swell the trace.
 _BRIEF = reprlib.Repr()
-_BRIEF.maxstring = _BRIEF.maxother = 120
+_BRIEF.maxstring = _BRIEF.maxother = 80
 _BRIEF.maxlong = 60
 _BRIEF.maxlevel = 3
-_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 8
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 4
 
 
-def _brief(value: object) -> str:
-    """``repr(value)``, shortened where it is long or deep (:data:`_BRIEF`)."""
-    return _BRIEF.repr(value)
+def _brief(value: object, limit: int = 160) -> str:
+    """``repr(value)``, shortened where it is long or deep (:data:`_BRIEF`), and at most about ``limit``
+    characters in all, cut in the middle with a mark."""
+    shown = _BRIEF.repr(value)
+    return shown if len(shown) <= limit else f"{shown[: limit - 30]}…{shown[-20:]}"
+
+
+def _cut(text: str, limit: int = 120) -> str:
+    """``text`` as it is, or its first ``limit`` characters and how many there were: for text a client or
+    a token controls that is shown without quotes (a thumbprint, an error message that repeats input)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
@@ -802,7 +811,7 @@ def _finite(text: str) -> float:
     allows it; RFC 8259 §6 lets an implementation limit the range it reads, and this one does."""
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is outside the range this server reads")
+        raise ValueError(f"the number {_cut(text, 40)} is outside the range this server reads")
     return value
 
 
@@ -1156,7 +1165,7 @@ def _binding(
         _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
         return None
     names = sorted(map(str, cnf))
-    members = ", ".join(_BRIEF.repr(n)[1:-1] for n in names[:8]) or "none"
+    members = ", ".join(_brief(n) for n in names[:8]) or "none"
     if len(names) > 8:
         members += f" and {len(names) - 8} more"
     raise run.fail(
@@ -1199,7 +1208,8 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
             Finding.CERTIFICATE_MISSING,
             "certificate binding",
             _C_8705_3,
-            f"the token is bound to x5t#S256 {run.expected_x5t} but no client certificate was presented",
+            f"the token is bound to x5t#S256 {_cut(run.expected_x5t)} but no client certificate was "
+            "presented",
         )
     presented = run.presented_x5t or thumbprint_of_der(cert)
     if not same_thumbprint(expected, presented):
@@ -1207,7 +1217,8 @@ def _x5t(run: _Run, expected: Any, cert: bytes | None, untrusted_header: bool) -
             Finding.CERTIFICATE_MISMATCH,
             "certificate binding",
             _C_8705_31,
-            f"expected x5t#S256 {run.expected_x5t}, presented {presented} (exact, constant-time comparison)",
+            f"expected x5t#S256 {_cut(run.expected_x5t)}, presented {presented} (exact, constant-time "
+            "comparison)",
         )
     run.step(
         "certificate binding",
@@ -1276,7 +1287,7 @@ def _dpop(run: _Run, token: str, cnf: Any) -> None:
             Finding.DPOP_KEY_MISMATCH,
             "DPoP key binding",
             _C_9449_71,
-            f"the token is bound to jkt {expected}, the proof's key is {jkt}",
+            f"the token is bound to jkt {_cut(expected)}, the proof's key is {jkt}",
         )
     run.step("DPoP key binding", _C_9449_71, True, f"cnf.jkt matches the proof's key ({jkt})")
 
@@ -1328,7 +1339,7 @@ def _check_proof(
         key = jwt.PyJWK(jwk, algorithm=alg)
         jkt = jwk_thumbprint(jwk)
     except Exception as exc:  # whatever an attacker's JWK makes pyjwt or cryptography raise
-        return f"unusable jwk ({exc})", ""
+        return f"unusable jwk ({_cut(str(exc))})", ""
     unfit = _unfit_key(alg, key.key)
     if unfit is not None:
         return f"unusable jwk ({unfit})", ""

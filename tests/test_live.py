@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.server
+import io
 import json
 import os
 import re
 import select
 import shlex
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from mtlslab.cli import main as cli_main
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS
@@ -49,6 +52,7 @@ from mtlslab.live import (
     write_lab_folder,
 )
 from mtlslab.live.server import Listener, is_loopback
+from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
@@ -390,6 +394,11 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(
         ("https://rs.lan:8443", "https://localhost:8443", "localhost:8443:192.0.2.9"),
         ("https://loop.lan:8443", "https://127.0.0.1:8443", None),
         ("https://nowhere.lan:8443", "https://nowhere.lan:8443", None),
+        ("https://[::ffff:127.0.0.1]:8443", "https://127.0.0.1:8443", None),
+        ("https://[::ffff:192.0.2.7]:8443", "https://localhost:8443", "localhost:8443:192.0.2.7"),
+        ("https://192.0.2.7", "https://192.0.2.7", None),  # no port: --resolve needs one
+        ("https://0.0.0.0", "https://127.0.0.1", None),
+        ("https://192.0.2.7:99999", "https://192.0.2.7:99999", None),  # no such port
     ],
 )
 def test_a_client_reaches_the_server_by_a_name_the_lab_certificate_carries(
@@ -408,6 +417,53 @@ def test_a_client_reaches_the_server_by_a_name_the_lab_certificate_carries(
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve_name)
     assert client_url(url) == (client, resolve)
+
+
+def test_the_bound_address_wins_over_resolving_the_name() -> None:
+    """`serve` passes the address its listener bound: the curl lines name where the server is, whatever a
+    second lookup of the name would say."""
+    assert client_url("https://rs.lan:8443", address="192.0.2.10") == (
+        "https://localhost:8443",
+        "localhost:8443:192.0.2.10",
+    )
+    assert client_url("https://rs.lan:8443", address="127.0.0.1") == (
+        "https://127.0.0.1:8443",
+        None,
+    )
+
+
+def test_serve_on_an_address_the_certificate_does_not_name_warns_without_the_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a specific address other machines can reach, `serve` warns, and its curl lines already carry
+    --resolve to that address, so the wildcard's hint about ADDRESS-OF-THIS-MACHINE is not printed. (The
+    listener is on 127.0.0.2 here and told it is not on loopback: no test listens beyond loopback.)"""
+    if not _bindable("127.0.0.2"):
+        pytest.skip("this machine cannot listen on 127.0.0.2")
+    monkeypatch.setattr(LiveStack, "on_loopback", property(lambda _self: False))
+    before = signal.getsignal(signal.SIGINT)
+    out = io.StringIO()
+    code = cli_main(
+        [
+            "serve",
+            "--seed",
+            "hint",
+            "--lab-dir",
+            str(tmp_path / "lab"),
+            "--host",
+            "127.0.0.2",
+            "--duration",
+            "0.1",
+        ],
+        out=out,
+    )
+    text = out.getvalue()
+    assert code == 0
+    assert signal.getsignal(signal.SIGINT) is before  # run in-process, serve gives Ctrl-C back
+    assert "WARNING: listening on 127.0.0.2, not on loopback" in text
+    assert "ADDRESS-OF-THIS-MACHINE" not in text
+    assert "--resolve localhost:" in text
+    assert ":127.0.0.2 " in text
 
 
 def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:
@@ -1016,11 +1072,13 @@ def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Si
     impostor = HAProxy(
         lab=live_sim.lab, deployment=deployment, origin_port=1, executable=sys.executable
     )
-    try:
-        with pytest.raises(RuntimeError, match=r"(?i)unknown option|usage"):
-            impostor.start()
-    finally:
-        impostor.close()
+    # a failed start inside `with` still removes the files, though __exit__ never runs
+    with (
+        pytest.raises(RuntimeError, match=r"(?i)exited with status .*unknown option|usage"),
+        impostor,
+    ):
+        pass
+    assert not Path(impostor._dir.name).exists()
     with HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1) as first:
         second = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=first.port)
         try:
@@ -1033,8 +1091,8 @@ def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Si
 def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
     live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """LiveStack.start with a proxy that fails: the origin is closed and the proxy's files removed, and the
-    error reaches the caller (also from a `with` block, whose __exit__ never runs)."""
+    """LiveStack.start with a proxy that fails, even by Ctrl-C: the origin is closed and the proxy's files
+    removed, and the interruption reaches the caller (from a `with` block, whose __exit__ never runs)."""
     _need_haproxy()
     made: list[HAProxy] = []
     real = HAProxy.__init__
@@ -1044,7 +1102,7 @@ def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
         made.append(self)
 
     def failing(_self: HAProxy) -> HAProxy:
-        raise RuntimeError("no proxy today")
+        raise KeyboardInterrupt  # Ctrl-C while haproxy starts: not an Exception
 
     monkeypatch.setattr(HAProxy, "__init__", recording)
     monkeypatch.setattr(HAProxy, "start", failing)
@@ -1054,7 +1112,7 @@ def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
         interpretation=BUILTINS["baseline"],
         proxy="haproxy",
     )
-    with pytest.raises(RuntimeError, match="no proxy today"), stack:
+    with pytest.raises(KeyboardInterrupt), stack:
         pass
     (proxy,) = made
     assert not Path(proxy._dir.name).exists()
@@ -1074,7 +1132,7 @@ def test_where_a_local_client_reaches_a_listener() -> None:
     ]
 
 
-def test_haproxy_says_whether_it_is_on_loopback_and_binds_ipv6_literals(
+def test_haproxy_says_whether_it_is_on_loopback_and_writes_ipv6_bind_lines(
     live_sim: Simulator,
 ) -> None:
     """Nothing is bound here: the constructor only writes files. On 0.0.0.0 haproxy is not on loopback
@@ -1107,6 +1165,10 @@ def test_haproxy_says_whether_it_is_on_loopback_and_binds_ipv6_literals(
     )
     assert "    bind ::1:8443 ssl crt /x.pem" in config
     assert "    noreuseport" in config
+    wildcard = haproxy_config(
+        deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::"
+    )
+    assert "    bind :::8443 v4v6 ssl crt /x.pem" in wildcard  # IPv4 too, as the Python listener
     executable = find_haproxy()
     if executable is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -1133,17 +1195,91 @@ def test_haproxy_says_whether_it_is_on_loopback_and_binds_ipv6_literals(
             assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_a_wildcard_ipv6_listener_takes_ipv4_too_where_the_system_allows() -> None:
-    """`--host ::` is every interface: where one socket can serve both, a client on 127.0.0.1 connects."""
-    if not socket.has_dualstack_ipv6() or not _bindable("::"):
-        pytest.skip("no dual-stack IPv6 sockets here")
-    listener = Listener(host="::")
+@pytest.mark.parametrize(("host", "dualstack"), [("::", True), ("::0", True), ("::1", False)])
+def test_an_ipv6_wildcard_listener_asks_for_ipv4_too(
+    monkeypatch: pytest.MonkeyPatch, host: str, dualstack: bool
+) -> None:
+    """`--host ::` (any spelling of the IPv6 wildcard) is every interface, IPv4 included where one socket
+    can serve both; ::1 is IPv6 loopback only. The request is recorded, and ::1 bound in its place, so no
+    test listens on every interface."""
+    if not _bindable("::1"):
+        pytest.skip("this machine cannot listen on ::1")
+    asked: list[dict[str, Any]] = []
+    create_server = socket.create_server
+
+    def recording(address: tuple[str, int], **kwargs: Any) -> socket.socket:
+        asked.append({"host": address[0], **kwargs})
+        return create_server(("::1", 0), family=socket.AF_INET6)
+
+    monkeypatch.setattr(socket, "create_server", recording)
+    Listener(host=host).close()
+    (call,) = asked
+    assert call["family"] == socket.AF_INET6
+    assert call["dualstack_ipv6"] == (dualstack and socket.has_dualstack_ipv6())
+
+
+def test_proxy_readiness_wants_the_lab_server_certificate(live_sim: Simulator) -> None:
+    """haproxy is ready only when its port answers with the lab server certificate: a process that answers
+    there with another certificate (here a TLS server of another lab) is reported, not taken for it."""
+    import threading
+
+    other = Lab(seed="another-lab").server
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    other.configure_cert(server_ctx)
+    holder = socket.create_server(("127.0.0.1", 0))
+    holder.settimeout(5)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = holder.accept()
+                with contextlib.suppress(OSError), server_ctx.wrap_socket(conn, server_side=True):
+                    pass
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+
+    class Running:
+        returncode = None
+
+        def poll(self) -> None:
+            return None
+
+    proxy = HAProxy(
+        lab=live_sim.lab,
+        deployment=get_scenario("proxy-success").deployment,
+        origin_port=1,
+        executable=sys.executable,
+        start_timeout=0.5,
+    )
     try:
-        with socket.create_connection(("127.0.0.1", listener.port), timeout=5):
-            pass
-        assert not listener.on_loopback
+        proxy._proc = Running()  # type: ignore[assignment]
+        reason = proxy._ready(holder.getsockname()[1])
     finally:
-        listener.close()
+        proxy._proc = None
+        proxy.close()
+        stop.set()
+        holder.close()
+        thread.join(5)
+    assert (
+        reason
+        == "not ready after 0.5 s (last: the process answering there presents another certificate)"
+    )
+
+
+def test_a_port_left_in_time_wait_is_free_for_a_new_listener() -> None:
+    """The pre-check binds as haproxy does (SO_REUSEADDR): a port whose last connection this side closed
+    first sits in TIME_WAIT, and is still free to listen on."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn, _ = server.accept()
+        conn.close()  # this side closes first: TIME_WAIT is here
+        client.close()
+    from mtlslab.live.proxy import _free_port
+
+    assert _free_port("127.0.0.1", port) == port
 
 
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:

@@ -1643,8 +1643,10 @@ def raw_token(asrv: AuthorizationServer, header: Mapping[str, Any], claims_json:
 def test_hostile_values_are_shown_short_in_the_trace(
     sim: Simulator, lab: Lab, rs_config: RsConfig, asrv: AuthorizationServer
 ) -> None:
-    """A value a client or a token chooses appears in a detail by its start (reprlib), so a 4,000-digit
-    iat, a 10,000-character typ or a cnf of 300 members cannot swell a trace someone quotes."""
+    """A value a client or a token chooses appears in a detail shortened (reprlib keeps its start and end,
+    text its start and length), so a 4,000-digit iat, a 10,000-character typ, a 1,000-element kid, a jwk
+    whose curve name pyjwt repeats in its error, a long iss, aud, scope or thumbprint, or a cnf of 300
+    members cannot swell a trace someone quotes."""
     request, config, token = _dpop_request(sim)
     proof = proof_with(lab, token, header={}, claims={"iat": 10**3999})
     iat = decide(request.with_header("DPoP", proof), config)
@@ -1655,11 +1657,49 @@ def test_hostile_values_are_shown_short_in_the_trace(
     typ = decide(authorization(f"Bearer {long_typ}", cert=lab.client.der), rs_config)
     assert typ.finding is F.TOKEN_MALFORMED
     assert len(typ.detail) < 250
+    proofs = {
+        "kid": proof_with(lab, token, header={"kid": ["k"] * 1000}, claims={}),
+        "alg": proof_with(lab, token, header={"alg": "A" * 3000}, claims={}),
+        "htu": proof_with(lab, token, header={}, claims={"htu": "https://x/" + "p" * 3000}),
+        "jwk": proof_with(
+            lab,
+            token,
+            header={"jwk": {"kty": "EC", "crv": "Y" * 3000, "x": "x", "y": "y"}},
+            claims={},
+        ),
+    }
+    for what, hostile in proofs.items():
+        shown = decide(request.with_header("DPoP", hostile), config)
+        assert shown.finding is F.DPOP_PROOF_INVALID, what
+        assert len(shown.detail) < 300, (what, shown.detail[:80])
+    for claims in ({"iss": "i" * 3000}, {"aud": ["a" * 50] * 40}, {"scope": "s" * 3000}):
+        signed = raw_token(asrv, {}, json.dumps({**asrv.claims(), **claims}))
+        found = decide(authorization(f"Bearer {signed}", cert=lab.client.der), rs_config)
+        assert found.finding.rejected
+        assert len(found.detail) < 300, (claims.keys(), found.detail[:80])
+    thumb = raw_token(asrv, {}, json.dumps(asrv.claims(cnf={"x5t#S256": "T" * 3000})))
+    for der in (lab.client.der, None):
+        mismatch = decide(authorization(f"Bearer {thumb}", cert=der), rs_config)
+        assert mismatch.finding in (F.CERTIFICATE_MISMATCH, F.CERTIFICATE_MISSING)
+        assert len(mismatch.detail) < 300
     many = {f"m{n:04d}": n for n in range(300)}
     wide_cnf = raw_token(asrv, {}, json.dumps(asrv.claims(cnf=many)))
     cnf = decide(authorization(f"Bearer {wide_cnf}", cert=lab.client.der), rs_config)
     assert cnf.finding is F.UNSUPPORTED_CONFIRMATION
-    assert cnf.detail.endswith("m0007 and 292 more)")
+    assert cnf.detail.endswith("'m0007' and 292 more)")
+
+
+def test_a_number_out_of_range_is_shown_cut_not_misquoted(
+    rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
+) -> None:
+    """The message for a number beyond a float's range shows its start and its length: cut without a mark,
+    1 followed by 400 zeros would read as 1e39, which is in range."""
+    claims = json.dumps(asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256}))
+    huge = "1" + "0" * 400 + ".0"
+    token = raw_token(asrv, {}, re.sub(r'"exp": \d+', f'"exp": {huge}', claims))
+    decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
+    assert decision.finding is F.TOKEN_MALFORMED
+    assert f"the number {huge[:40]}… (403 characters) is outside the range" in decision.detail
 
 
 def test_a_fractional_exp_is_a_number_like_any_other(

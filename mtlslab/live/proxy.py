@@ -15,6 +15,7 @@ Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from typing import Any
 import h11
 from OpenSSL import SSL
 
+from mtlslab.live.client import client_context
 from mtlslab.live.server import (
     Limits,
     Listener,
@@ -74,7 +76,11 @@ class Proxy:
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # __exit__ will not run: release what the constructor made
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -182,6 +188,17 @@ _HAPROXY_VERIFY = {
 _HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 
 
+#: On an IPv6 wildcard, haproxy takes IPv4 too, as the Python listener does (not left to net.ipv6.bindv6only).
+_V4V6 = " v4v6"
+
+
+def _ipv6_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
+    except ValueError:
+        return False
+
+
 def haproxy_config(
     deployment: Deployment,
     *,
@@ -207,7 +224,8 @@ def haproxy_config(
         "    timeout server 5s",
         "",
         "frontend mtlslab",
-        f"    bind {host}:{port} ssl crt {crt} {verify} ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
+        f"    bind {host}:{port}{_V4V6 if _ipv6_wildcard(host) else ''} ssl crt {crt} {verify} "
+        f"ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
     ]
     if deployment.proxy_strips_client_cert:
         lines.append("    http-request del-header Client-Cert")
@@ -273,9 +291,9 @@ class HAProxy(Proxy):
         return is_loopback(self.host)
 
     def start(self) -> HAProxy:
-        """Start haproxy on ``host``: on the port asked for, or on a free one (retrying when another process
-        takes it first). Ready means a TLS handshake there shows the lab server's certificate, so a port
-        some other process answers on is never taken for haproxy's."""
+        """Start haproxy on ``host``: on the port asked for, or on a free one (another free one if haproxy
+        exits because a process took it first). Ready means a TLS handshake there shows the lab server's
+        certificate while haproxy runs, so another process answering the port is not taken for it."""
         if self._wanted_port:
             try:  # taken now: say so, rather than let haproxy fail while the holder answers the port
                 _free_port(self.host, self._wanted_port)
@@ -284,64 +302,81 @@ class HAProxy(Proxy):
                     f"haproxy did not start listening on {self.host}: port {self._wanted_port} is "
                     f"taken ({exc.strerror or exc})"
                 ) from None
+        problem = "no log output"
         for _attempt in range(1 if self._wanted_port else 5):
             port = self._wanted_port or _free_port(self.host)
-            self.config = haproxy_config(
-                self.deployment,
-                port=port,
-                origin_port=self.origin_port,
-                crt=self._crt,
-                ca=self._ca,
-                host=self.host,
-            )
-            cfg = Path(self._dir.name) / "haproxy.cfg"
-            cfg.write_text(self.config)
-            log = (Path(self._dir.name) / "haproxy.log").open("ab")
-            with log:  # the child keeps its own descriptor; a file never fills up like a pipe would
-                self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
-                    [self.executable, "-db", "-f", str(cfg)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            if self._ready(port):
+            try:
+                problem = self._run(port)
+            except BaseException:  # Ctrl-C, or a bug: no haproxy is left running
+                self._stop()
+                raise
+            if not problem:
                 self.port = port
                 return self
+            exited = self._proc is not None and self._proc.poll() is not None
             self._stop()
-        raise RuntimeError(f"haproxy did not start listening on {self.host}: {self._log_tail()}")
+            if not exited:  # it ran but never answered as it should: another port will not help
+                break
+        raise RuntimeError(
+            f"haproxy did not start listening on {self.host}: {problem}; its log: {self._log_tail()}"
+        )
 
-    def _ready(self, port: int) -> bool:
-        """Whether haproxy, still running, answers a handshake on ``port`` with the lab server certificate
-        (the lab client presents its certificate, so every client-auth mode completes)."""
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    def _run(self, port: int) -> str:
+        """Start haproxy on ``port`` and wait until it is ready: ``""``, or why it is not."""
+        self.config = haproxy_config(
+            self.deployment,
+            port=port,
+            origin_port=self.origin_port,
+            crt=self._crt,
+            ca=self._ca,
+            host=self.host,
+        )
+        cfg = Path(self._dir.name) / "haproxy.cfg"
+        cfg.write_text(self.config)
+        log = (Path(self._dir.name) / "haproxy.log").open("ab")
+        with log:  # the child keeps its own descriptor; a file never fills up like a pipe would
+            self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
+                [self.executable, "-db", "-f", str(cfg)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self._ready(port)
+
+    def _ready(self, port: int) -> str:
+        """``""`` once haproxy, still running, answers a handshake on ``port`` with the lab server certificate
+        (the lab client presents its own, so every client-auth mode completes); else why not."""
+        client = client_context(
+            ca=self.lab.ca, identity=self.lab.client, version=self.deployment.tls_version
+        )
         client.check_hostname = False
         client.verify_mode = ssl.CERT_NONE  # the certificate is compared below, byte for byte
-        version = {
-            TlsVersion.TLS1_2: ssl.TLSVersion.TLSv1_2,
-            TlsVersion.TLS1_3: ssl.TLSVersion.TLSv1_3,
-        }
-        client.minimum_version = client.maximum_version = version[self.deployment.tls_version]
-        self.lab.client.configure_cert(client)
+        last = "it never answered"
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
-                return False
-            with (
-                contextlib.suppress(OSError),  # refused, reset, or a handshake failed: not yet
-                socket.create_connection((_reachable(self.host), port), timeout=0.5) as raw,
-                client.wrap_socket(raw) as tls,
-            ):
-                if tls.getpeercert(binary_form=True) == self.lab.server.der:
-                    return True
+                return f"haproxy exited with status {self._proc.returncode}"
+            try:
+                with (
+                    socket.create_connection((_reachable(self.host), port), timeout=0.5) as raw,
+                    client.wrap_socket(raw) as tls,
+                ):
+                    if tls.getpeercert(binary_form=True) == self.lab.server.der:
+                        if self._proc.poll() is None:
+                            return ""
+                        continue
+                    last = "the process answering there presents another certificate"
+            except OSError as exc:  # refused, reset, or a handshake that failed: not yet
+                last = f"{type(exc).__name__}: {exc}"
             time.sleep(0.02)
-        return False
+        return f"not ready after {self.start_timeout:g} s (last: {last})"
 
     def _log_tail(self) -> str:
         """The end of haproxy's own log: why it did not start."""
         log = Path(self._dir.name) / "haproxy.log"
-        text = log.read_text(errors="replace").strip() if log.exists() else ""
-        return text[-600:] or "no log output"
+        lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+        return " | ".join(lines[-4:])[-600:] or "no log output"
 
     def _stop(self) -> None:
         if self._proc is None:
@@ -365,6 +400,10 @@ def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
     """A port free on ``host`` (``port``, or any when 0): bound for a moment, then released; OSError when
     another socket holds it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        if (
+            os.name != "nt"
+        ):  # as haproxy and every server here bind: a closed connection's TIME_WAIT is no hold
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
         found: int = probe.getsockname()[1]
         return found
@@ -372,7 +411,15 @@ def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
 
 def _reachable(host: str) -> str:
     """Where a local client reaches a listener bound to ``host`` (a wildcard is reached on loopback)."""
-    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    if not host:
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
 
 
 def make_proxy(

@@ -22,7 +22,7 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, client_context, send
 from mtlslab.live.proxy import Proxy, make_proxy
-from mtlslab.live.server import Limits, LiveServer, Origin
+from mtlslab.live.server import Limits, Listener, LiveServer, Origin
 from mtlslab.pki import Identity, Lab
 from mtlslab.scenarios import CATALOGUE, Deployment, Scenario, Topology, client_request
 
@@ -94,6 +94,13 @@ class LiveStack:
         return self.proxy.url if self.proxy is not None else self.server.url
 
     @property
+    def address(self) -> str | None:
+        """The address clients' connections arrive at, when a Python listener bound it (None for haproxy,
+        which resolves its host itself)."""
+        listener = self.proxy if self.proxy is not None else self.server
+        return listener.address if isinstance(listener, Listener) else None
+
+    @property
     def port(self) -> int:
         """The port clients connect to (the proxy's when there is one)."""
         return self.proxy.port if self.proxy is not None else self.server.port
@@ -125,15 +132,20 @@ class LiveStack:
             try:
                 self.proxy.start()
             except BaseException:  # Ctrl-C during haproxy's start too: nothing stays behind
-                self.close()
+                try:
+                    self.proxy.close()
+                finally:
+                    self.server.close()
                 raise
         return self
 
     def close(self) -> None:
-        """Stop everything."""
-        if self.proxy is not None:
-            self.proxy.close()
-        self.server.close()
+        """Stop everything (the server even if the proxy fails to stop)."""
+        try:
+            if self.proxy is not None:
+                self.proxy.close()
+        finally:
+            self.server.close()
 
     def __enter__(self) -> LiveStack:
         return self.start()

@@ -153,6 +153,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _unspecified(host: str) -> bool:
+    """Whether ``host`` is a wildcard address (``0.0.0.0``, ``::``, ``::0``...)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def listen_host(host: str) -> str:
     """``host`` as a listener binds it: ``[::1]`` is ``::1``, and an empty host is every IPv4 interface,
     which a URL spells ``0.0.0.0``."""
@@ -176,7 +184,7 @@ class Listener:
             family=socket.AF_INET6 if ipv6 else socket.AF_INET,
             backlog=128,
             # "::" is every interface, IPv4 as well where the system allows one socket for both
-            dualstack_ipv6=ipv6 and self.host == "::" and socket.has_dualstack_ipv6(),
+            dualstack_ipv6=ipv6 and _unspecified(self.host) and socket.has_dualstack_ipv6(),
         )
         bound = self._listener.getsockname()
         self._bound_address = str(bound[0])
@@ -204,6 +212,11 @@ class Listener:
         """Base URL, e.g. ``https://127.0.0.1:41234``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """The address the socket is bound to (a host name resolved, ``[::1]`` as ``::1``)."""
+        return self._bound_address
 
     @property
     def on_loopback(self) -> bool:

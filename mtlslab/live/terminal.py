@@ -31,45 +31,55 @@ def write_lab_folder(lab: Lab, directory: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def client_url(url: str) -> tuple[str, str | None]:
+def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None]:
     """For a server listening at ``url`` (``https://HOST:PORT``, any path kept): the URL a client uses and,
     when it needs one, the ``curl --resolve`` value, so that the lab server certificate (``localhost``,
-    ``127.0.0.1``, ``::1``) verifies.
+    ``127.0.0.1``, ``::1``) verifies. ``address`` is the address the server bound, when known; otherwise a
+    host name is resolved here (IPv4, as the Python listener binds a name).
 
-    - ``localhost``, ``127.0.0.1`` and ``::1`` are used as they are.
+    - ``localhost``, ``127.0.0.1`` and ``::1`` are used as they are (an IPv4-mapped ``::ffff:127.0.0.1``
+      as ``127.0.0.1``).
     - A wildcard listener (``0.0.0.0``, ``::``) is reached on loopback from this machine.
-    - Any other address (``127.0.0.2``, a LAN address) is reached as ``localhost``, resolved to it; a host
-      name is first resolved to an address here.
+    - Any other address (``127.0.0.2``, a LAN address) is reached as ``localhost``, resolved to it.
     - What curl cannot be told to resolve to (a link-local address with a zone, a name that does not
-      resolve) is left as it is: the certificate will not verify there, and nothing printed can change that.
+      resolve, a URL that names no usable port) is left as it is: the certificate will not verify there,
+      and nothing printed can change that.
     """
     parts = urllib.parse.urlsplit(url)
     name = (parts.hostname or "").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range
+        return url, None
     if name == "localhost":
         return url, None
     try:
-        address = ipaddress.ip_address(name)
+        found = ipaddress.ip_address(address or name)
     except ValueError:
         try:
-            found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(name, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
         except OSError:
             return url, None
-        address = ipaddress.ip_address(str(found[0][4][0]))
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
-        return url, None  # a zone (fe80::1%eth0): no --resolve value can carry it
-    if address.is_unspecified:
-        local = "[::1]" if address.version == 6 else "127.0.0.1"
-        return f"{parts.scheme}://{local}:{port}{rest}", None
-    if str(address) in (
+        found = ipaddress.ip_address(str(infos[0][4][0]))
+    if isinstance(found, ipaddress.IPv6Address):
+        if found.scope_id:
+            return url, None  # a zone (fe80::1%eth0): no --resolve value can carry it
+        found = found.ipv4_mapped or found
+    netloc_port = f":{port}" if port is not None else ""
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if found.is_unspecified:
+        local = "[::1]" if found.version == 6 else "127.0.0.1"
+        return f"{parts.scheme}://{local}{netloc_port}{rest}", None
+    if str(found) in (
         "127.0.0.1",
         "::1",
     ):  # named by the certificate: written as an address literal
-        literal = "[::1]" if address.version == 6 else "127.0.0.1"
-        return f"{parts.scheme}://{literal}:{port}{rest}", None
-    shown = f"[{address}]" if address.version == 6 else str(address)
-    return f"{parts.scheme}://localhost:{port}{rest}", f"localhost:{port}:{shown}"
+        literal = "[::1]" if found.version == 6 else "127.0.0.1"
+        return f"{parts.scheme}://{literal}{netloc_port}{rest}", None
+    if port is None:
+        return url, None  # --resolve needs the port
+    shown = f"[{found}]" if found.version == 6 else str(found)
+    return f"{parts.scheme}://localhost{netloc_port}{rest}", f"localhost:{port}:{shown}"
 
 
 def curl_command(
