@@ -465,12 +465,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         wall_clock=args.wall_clock,
     )
     minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
-    stack.start()
     stop = threading.Event()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    installed: dict[signal.Signals, Any] = {}  # the handlers replaced, to put back
     try:
-        for sig in previous:
-            signal.signal(sig, lambda *_: stop.set())
+        stack.start()
+        if threading.current_thread() is threading.main_thread():  # signals are the main thread's
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                installed[sig] = signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
         url, resolve = client_url(stack.url, address=stack.address)
         if not stack.on_loopback:
@@ -511,12 +512,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
         stop.wait(args.duration if args.duration else None)
     finally:
-        for (
-            sig,
-            handler,
-        ) in previous.items():  # a caller's handlers come back (serve run in-process)
-            signal.signal(sig, handler)
-        stack.close()
+        try:
+            stack.close()
+        finally:
+            # A caller's handlers come back (serve run in-process); one set outside Python reads as None.
+            for signum, handler in installed.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
     return 0
 
 

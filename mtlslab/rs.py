@@ -112,16 +112,24 @@ _BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = 4
 
 
 def _brief(value: object, limit: int = 160) -> str:
-    """``repr(value)``, shortened where it is long or deep (:data:`_BRIEF`), and at most about ``limit``
-    characters in all, cut in the middle with a mark."""
+    """``repr(value)``, shortened where it is long or deep (:data:`_BRIEF`), and at most ``limit``
+    characters in all (``limit`` ≥ 40), cut in the middle with a mark."""
+    if limit < 40:
+        raise ValueError(f"limit: {limit} is below 40")
     shown = _BRIEF.repr(value)
-    return shown if len(shown) <= limit else f"{shown[: limit - 30]}…{shown[-20:]}"
+    if len(shown) <= limit:
+        return shown
+    tail = limit // 4
+    return f"{shown[: limit - tail - 1]}…{shown[-tail:]}"
 
 
 def _cut(text: str, limit: int = 120) -> str:
-    """``text`` as it is, or its first ``limit`` characters and how many there were: for text a client or
-    a token controls that is shown without quotes (a thumbprint, an error message that repeats input)."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+    """``text`` shown without quotes, for text a client or a token controls (a thumbprint, an error message
+    that repeats input): characters that are not printable escaped (no terminal control sequence gets
+    through), and beyond ``limit`` characters only its start and how many there were."""
+    head = text[:limit]
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+    return shown if len(text) <= limit else f"{shown}… ({len(text):,} characters)"
 
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
@@ -1165,7 +1173,7 @@ def _binding(
         _x5t(run, cnf["x5t#S256"], cert, untrusted_header)
         return None
     names = sorted(map(str, cnf))
-    members = ", ".join(_brief(n) for n in names[:8]) or "none"
+    members = ", ".join(_brief(n, 40) for n in names[:8]) or "none"
     if len(names) > 8:
         members += f" and {len(names) - 8} more"
     raise run.fail(

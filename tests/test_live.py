@@ -436,11 +436,23 @@ def test_serve_on_an_address_the_certificate_does_not_name_warns_without_the_hin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a specific address other machines can reach, `serve` warns, and its curl lines already carry
-    --resolve to that address, so the wildcard's hint about ADDRESS-OF-THIS-MACHINE is not printed. (The
-    listener is on 127.0.0.2 here and told it is not on loopback: no test listens beyond loopback.)"""
+    --resolve to that address, so the wildcard's hint about ADDRESS-OF-THIS-MACHINE is not printed; nor is
+    it where the lines cannot be made to verify (here a link-local address with a zone, as client_url would
+    leave it). The listener is on 127.0.0.2 and told it is not on loopback, so this test listens on
+    loopback only; client_url is asked with the address the listener bound."""
     if not _bindable("127.0.0.2"):
         pytest.skip("this machine cannot listen on 127.0.0.2")
     monkeypatch.setattr(LiveStack, "on_loopback", property(lambda _self: False))
+    import mtlslab.live as live_module
+
+    asked: list[str | None] = []
+    real_client_url = live_module.client_url
+
+    def recording(url: str, *, address: str | None = None) -> tuple[str, str | None]:
+        asked.append(address)
+        return real_client_url(url, address=address)
+
+    monkeypatch.setattr(live_module, "client_url", recording)
     before = signal.getsignal(signal.SIGINT)
     out = io.StringIO()
     code = cli_main(
@@ -464,6 +476,14 @@ def test_serve_on_an_address_the_certificate_does_not_name_warns_without_the_hin
     assert "ADDRESS-OF-THIS-MACHINE" not in text
     assert "--resolve localhost:" in text
     assert ":127.0.0.2 " in text
+    assert asked == ["127.0.0.2"]
+    zoned = "https://[fe80::1%25eth0]:8443"
+    monkeypatch.setattr(live_module, "client_url", lambda _url, **_: (zoned, None))
+    out = io.StringIO()
+    args = ["serve", "--seed", "hint", "--lab-dir", str(tmp_path / "lab"), "--host", "127.0.0.2"]
+    assert cli_main([*args, "--duration", "0.1"], out=out) == 0
+    assert "WARNING: listening on 127.0.0.2" in out.getvalue()
+    assert "ADDRESS-OF-THIS-MACHINE" not in out.getvalue()
 
 
 def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:
@@ -1074,7 +1094,7 @@ def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Si
     )
     # a failed start inside `with` still removes the files, though __exit__ never runs
     with (
-        pytest.raises(RuntimeError, match=r"(?i)exited with status .*unknown option|usage"),
+        pytest.raises(RuntimeError, match=r"(?i)exited with status .*(unknown option|usage)"),
         impostor,
     ):
         pass
@@ -1123,8 +1143,9 @@ def test_where_a_local_client_reaches_a_listener() -> None:
     """A wildcard listener is reached on loopback; any other host as itself."""
     from mtlslab.live.proxy import _reachable
 
-    assert [_reachable(h) for h in ("0.0.0.0", "::", "", "127.0.0.2", "::1")] == [  # noqa: S104
+    assert [_reachable(h) for h in ("0.0.0.0", "::", "::0", "", "127.0.0.2", "::1")] == [  # noqa: S104
         "127.0.0.1",
+        "::1",
         "::1",
         "127.0.0.1",
         "127.0.0.2",
@@ -1227,7 +1248,7 @@ def test_proxy_readiness_wants_the_lab_server_certificate(live_sim: Simulator) -
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     other.configure_cert(server_ctx)
     holder = socket.create_server(("127.0.0.1", 0))
-    holder.settimeout(5)
+    holder.settimeout(0.5)
     stop = threading.Event()
 
     def answer() -> None:
@@ -1260,6 +1281,8 @@ def test_proxy_readiness_wants_the_lab_server_certificate(live_sim: Simulator) -
         proxy._proc = None
         proxy.close()
         stop.set()
+        with contextlib.suppress(OSError):
+            holder.shutdown(socket.SHUT_RDWR)  # wakes the accept() at once
         holder.close()
         thread.join(5)
     assert (
@@ -1280,6 +1303,78 @@ def test_a_port_left_in_time_wait_is_free_for_a_new_listener() -> None:
     from mtlslab.live.proxy import _free_port
 
     assert _free_port("127.0.0.1", port) == port
+
+
+def test_serve_in_a_thread_runs_and_closes_its_server(tmp_path: Path) -> None:
+    """Signal handlers belong to the main thread: `serve` run from another thread leaves them alone, runs,
+    and closes its server when done (the port refuses connections afterwards)."""
+    import threading
+
+    out = io.StringIO()
+    result: list[int | BaseException] = []
+    args = ["serve", "--seed", "thread", "--lab-dir", str(tmp_path / "lab"), "--duration", "0.2"]
+
+    def run() -> None:
+        try:
+            result.append(cli_main(args, out=out))
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(20)
+    assert result == [0]
+    found = re.search(r"listening on https://127\.0\.0\.1:(\d+)/", out.getvalue())
+    assert found is not None
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=2).close()
+
+
+@pytest.mark.parametrize(
+    ("script", "attempts", "reason"),
+    [
+        ("echo 'cannot bind socket (Address already in use)'; exit 1", 5, "exited with status 1"),
+        ("echo 'unknown keyword in config'; exit 1", 1, "exited with status 1"),
+        ("sleep 30", 1, "not ready after 0.5 s"),
+    ],
+)
+def test_haproxy_tries_another_port_only_when_its_port_was_taken(
+    live_sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    attempts: int,
+    reason: str,
+) -> None:
+    """A haproxy that exits because its free port was taken meanwhile gets another port (5 tries); one
+    that exits for another reason, or runs but never answers, is not retried: the error says why and
+    ends with haproxy's own words. (A shell script stands in for haproxy.)"""
+    import mtlslab.live.proxy as proxy_module
+
+    fake = tmp_path / "fake-haproxy"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    started: list[object] = []
+    popen = subprocess.Popen
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(proxy_module.subprocess, "Popen", counting)
+    proxy = HAProxy(
+        lab=live_sim.lab,
+        deployment=get_scenario("proxy-success").deployment,
+        origin_port=1,
+        executable=str(fake),
+        start_timeout=0.5,
+    )
+    with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
+        pass
+    assert len(started) == attempts
+    assert proxy._proc is None  # nothing left running
+    if "echo" in script:
+        assert script.split("'")[1] in str(failed.value)
 
 
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:

@@ -1672,7 +1672,13 @@ def test_hostile_values_are_shown_short_in_the_trace(
         shown = decide(request.with_header("DPoP", hostile), config)
         assert shown.finding is F.DPOP_PROOF_INVALID, what
         assert len(shown.detail) < 300, (what, shown.detail[:80])
-    for claims in ({"iss": "i" * 3000}, {"aud": ["a" * 50] * 40}, {"scope": "s" * 3000}):
+    nested = {"a" * 100: [["b" * 100] * 4] * 4, "c" * 100: {"d" * 100: ["e" * 100] * 4}}
+    for claims in (
+        {"iss": "i" * 3000},
+        {"iss": nested},  # within reprlib's caps each part, over the total limit all together
+        {"aud": ["a" * 50] * 40},
+        {"scope": "s" * 3000},
+    ):
         signed = raw_token(asrv, {}, json.dumps({**asrv.claims(), **claims}))
         found = decide(authorization(f"Bearer {signed}", cert=lab.client.der), rs_config)
         assert found.finding.rejected
@@ -1682,6 +1688,15 @@ def test_hostile_values_are_shown_short_in_the_trace(
         mismatch = decide(authorization(f"Bearer {thumb}", cert=der), rs_config)
         assert mismatch.finding in (F.CERTIFICATE_MISMATCH, F.CERTIFICATE_MISSING)
         assert len(mismatch.detail) < 300
+    # no terminal control sequence gets into a trace someone prints
+    painted = raw_token(
+        asrv, {}, json.dumps(asrv.claims(cnf={"x5t#S256": "\x1b[2J\x1b[31mOWNED\nx"}))
+    )
+    shown = decide(authorization(f"Bearer {painted}", cert=lab.client.der), rs_config)
+    assert shown.finding is F.CERTIFICATE_MISMATCH
+    assert "\x1b" not in shown.detail
+    assert "\n" not in shown.detail
+    assert "\\x1b[2J\\x1b[31mOWNED\\nx" in shown.detail
     many = {f"m{n:04d}": n for n in range(300)}
     wide_cnf = raw_token(asrv, {}, json.dumps(asrv.claims(cnf=many)))
     cnf = decide(authorization(f"Bearer {wide_cnf}", cert=lab.client.der), rs_config)

@@ -15,6 +15,7 @@ Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import shutil
@@ -298,9 +299,10 @@ class HAProxy(Proxy):
             try:  # taken now: say so, rather than let haproxy fail while the holder answers the port
                 _free_port(self.host, self._wanted_port)
             except OSError as exc:
+                why = "is taken" if exc.errno == errno.EADDRINUSE else "cannot be bound"
                 raise RuntimeError(
-                    f"haproxy did not start listening on {self.host}: port {self._wanted_port} is "
-                    f"taken ({exc.strerror or exc})"
+                    f"haproxy did not start listening on {self.host}: port {self._wanted_port} {why} "
+                    f"({exc.strerror or exc})"
                 ) from None
         problem = "no log output"
         for _attempt in range(1 if self._wanted_port else 5):
@@ -315,7 +317,9 @@ class HAProxy(Proxy):
                 return self
             exited = self._proc is not None and self._proc.poll() is not None
             self._stop()
-            if not exited:  # it ran but never answered as it should: another port will not help
+            # Only a port taken in the meantime is worth another port; a bad config or a haproxy that ran
+            # but never answered as it should would fail there too.
+            if not (exited and "bind" in self._log_tail().lower()):
                 break
         raise RuntimeError(
             f"haproxy did not start listening on {self.host}: {problem}; its log: {self._log_tail()}"
@@ -376,7 +380,8 @@ class HAProxy(Proxy):
         """The end of haproxy's own log: why it did not start."""
         log = Path(self._dir.name) / "haproxy.log"
         lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-        return " | ".join(lines[-4:])[-600:] or "no log output"
+        tail = " | ".join(lines[-4:])
+        return (f"…{tail[-600:]}" if len(tail) > 600 else tail) or "no log output"
 
     def _stop(self) -> None:
         if self._proc is None:
@@ -391,18 +396,19 @@ class HAProxy(Proxy):
         self._proc = None
 
     def close(self) -> None:
-        """Stop haproxy and remove its files."""
-        self._stop()
-        self._dir.cleanup()
+        """Stop haproxy and remove its files (the files even if stopping fails)."""
+        try:
+            self._stop()
+        finally:
+            self._dir.cleanup()
 
 
 def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
     """A port free on ``host`` (``port``, or any when 0): bound for a moment, then released; OSError when
     another socket holds it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        if (
-            os.name != "nt"
-        ):  # as haproxy and every server here bind: a closed connection's TIME_WAIT is no hold
+        # As haproxy and every server here bind: a closed connection's TIME_WAIT is no hold on the port.
+        if os.name != "nt":
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
         found: int = probe.getsockname()[1]

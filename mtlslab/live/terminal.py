@@ -48,7 +48,7 @@ def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None
     parts = urllib.parse.urlsplit(url)
     name = (parts.hostname or "").lower()
     try:
-        port = parts.port
+        port = parts.port or None  # port 0 is no port a client can use
     except ValueError:  # a port out of range
         return url, None
     if name == "localhost":
