@@ -456,6 +456,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
     )
     folder = write_lab_folder(sim.lab, args.lab_dir)
+    minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
+    stop = threading.Event()
+    installed: dict[signal.Signals, Any] = {}  # the handlers replaced, to put back
     stack = LiveStack(
         simulator=sim,
         deployment=deployment,
@@ -464,14 +467,13 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         port=args.port,
         wall_clock=args.wall_clock,
     )
-    minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
-    stop = threading.Event()
-    installed: dict[signal.Signals, Any] = {}  # the handlers replaced, to put back
     try:
         stack.start()
         if threading.current_thread() is threading.main_thread():  # signals are the main thread's
             for sig in (signal.SIGINT, signal.SIGTERM):
-                installed[sig] = signal.signal(sig, lambda *_: stop.set())
+                # A handler installed outside Python reads as None and could not be put back: keep it.
+                if signal.getsignal(sig) is not None:
+                    installed[sig] = signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
         url, resolve = client_url(stack.url, address=stack.address)
         if not stack.on_loopback:
@@ -515,10 +517,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         try:
             stack.close()
         finally:
-            # A caller's handlers come back (serve run in-process); one set outside Python reads as None.
+            # A caller's handlers come back (serve run in-process).
             for signum, handler in installed.items():
-                if handler is not None:
-                    signal.signal(signum, handler)
+                signal.signal(signum, handler)
     return 0
 
 

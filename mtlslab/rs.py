@@ -125,11 +125,15 @@ def _brief(value: object, limit: int = 160) -> str:
 
 def _cut(text: str, limit: int = 120) -> str:
     """``text`` shown without quotes, for text a client or a token controls (a thumbprint, an error message
-    that repeats input): characters that are not printable escaped (no terminal control sequence gets
-    through), and beyond ``limit`` characters only its start and how many there were."""
-    head = text[:limit]
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
-    return shown if len(text) <= limit else f"{shown}… ({len(text):,} characters)"
+    that repeats input): characters that are not printable escaped, and the backslash, so no terminal
+    control sequence gets through and an escape cannot pass for the character; beyond ``limit`` characters
+    of the result, only its start and how many characters the text has."""
+    escaped = "".join(
+        c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text[: limit + 1]
+    )
+    if len(text) <= limit and len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}… ({len(text):,} characters)"
 
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token

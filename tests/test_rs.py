@@ -1697,6 +1697,17 @@ def test_hostile_values_are_shown_short_in_the_trace(
     assert "\x1b" not in shown.detail
     assert "\n" not in shown.detail
     assert "\\x1b[2J\\x1b[31mOWNED\\nx" in shown.detail
+    # ...nor can the escaped text pass for the character: a literal backslash is escaped too
+    literal = raw_token(
+        asrv, {}, json.dumps(asrv.claims(cnf={"x5t#S256": "\\x1b[2J\\x1b[31mOWNED\\nx"}))
+    )
+    spelled = decide(authorization(f"Bearer {literal}", cert=lab.client.der), rs_config)
+    assert spelled.detail != shown.detail
+    # and escaping cannot swell a detail either: 400 invisible tag characters, 10 characters each escaped
+    tags = raw_token(asrv, {}, json.dumps(asrv.claims(cnf={"x5t#S256": "\U000e0001" * 400})))
+    tagged = decide(authorization(f"Bearer {tags}", cert=lab.client.der), rs_config)
+    assert tagged.finding is F.CERTIFICATE_MISMATCH
+    assert len(tagged.detail) < 300
     many = {f"m{n:04d}": n for n in range(300)}
     wide_cnf = raw_token(asrv, {}, json.dumps(asrv.claims(cnf=many)))
     cnf = decide(authorization(f"Bearer {wide_cnf}", cert=lab.client.der), rs_config)

@@ -317,9 +317,10 @@ class HAProxy(Proxy):
                 return self
             exited = self._proc is not None and self._proc.poll() is not None
             self._stop()
-            # Only a port taken in the meantime is worth another port; a bad config or a haproxy that ran
-            # but never answered as it should would fail there too.
-            if not (exited and "bind" in self._log_tail().lower()):
+            # Only a port taken in the meantime (haproxy: "cannot bind socket") is worth another port; a bad
+            # config, which haproxy also reports with its bind line, or a haproxy that ran but never
+            # answered as it should, would fail there too.
+            if not (exited and "cannot bind socket" in self._log_tail()):
                 break
         raise RuntimeError(
             f"haproxy did not start listening on {self.host}: {problem}; its log: {self._log_tail()}"
@@ -337,7 +338,7 @@ class HAProxy(Proxy):
         )
         cfg = Path(self._dir.name) / "haproxy.cfg"
         cfg.write_text(self.config)
-        log = (Path(self._dir.name) / "haproxy.log").open("ab")
+        log = (Path(self._dir.name) / "haproxy.log").open("wb")  # this attempt's words only
         with log:  # the child keeps its own descriptor; a file never fills up like a pipe would
             self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
                 [self.executable, "-db", "-f", str(cfg)],

@@ -48,8 +48,10 @@ def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None
     parts = urllib.parse.urlsplit(url)
     name = (parts.hostname or "").lower()
     try:
-        port = parts.port or None  # port 0 is no port a client can use
+        port = parts.port
     except ValueError:  # a port out of range
+        return url, None
+    if port == 0:  # no port a client can use
         return url, None
     if name == "localhost":
         return url, None
