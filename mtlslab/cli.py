@@ -471,8 +471,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         stack.start()
         if threading.current_thread() is threading.main_thread():  # signals are the main thread's
             for sig in (signal.SIGINT, signal.SIGTERM):
-                # A handler installed outside Python reads as None and could not be put back: keep it.
-                if signal.getsignal(sig) is not None:
+                # Kept as they are: a handler installed outside Python (it reads as None and could not be
+                # put back), and a signal the caller chose to ignore (a background job's Ctrl-C).
+                if signal.getsignal(sig) not in (None, signal.SIG_IGN):
                     installed[sig] = signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
         url, resolve = client_url(stack.url, address=stack.address)

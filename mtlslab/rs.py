@@ -128,12 +128,15 @@ def _cut(text: str, limit: int = 120) -> str:
     that repeats input): characters that are not printable escaped, and the backslash, so no terminal
     control sequence gets through and an escape cannot pass for the character; beyond ``limit`` characters
     of the result, only its start and how many characters the text has."""
-    escaped = "".join(
-        c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text[: limit + 1]
-    )
-    if len(text) <= limit and len(escaped) <= limit:
-        return escaped
-    return f"{escaped[:limit]}… ({len(text):,} characters)"
+    pieces: list[str] = []
+    used = 0
+    for c in text:
+        piece = c if c.isprintable() and c != "\\" else repr(c)[1:-1]
+        if used + len(piece) > limit:  # whole escapes only: never half of one before the mark
+            return f"{''.join(pieces)}… ({len(text):,} characters)"
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces)
 
 
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token

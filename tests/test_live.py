@@ -399,6 +399,9 @@ def test_curl_against_serve_reproduces_success_missing_and_mismatch(
         ("https://192.0.2.7", "https://192.0.2.7", None),  # no port: --resolve needs one
         ("https://0.0.0.0", "https://127.0.0.1", None),
         ("https://192.0.2.7:99999", "https://192.0.2.7:99999", None),  # no such port
+        ("https://127.0.0.1:0", "https://127.0.0.1:0", None),  # port 0: none a client can use
+        ("https://[::1]:0", "https://[::1]:0", None),
+        ("https://0.0.0.0:0", "https://0.0.0.0:0", None),
     ],
 )
 def test_a_client_reaches_the_server_by_a_name_the_lab_certificate_carries(
@@ -436,10 +439,9 @@ def test_serve_on_an_address_the_certificate_does_not_name_warns_without_the_hin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a specific address other machines can reach, `serve` warns, and its curl lines already carry
-    --resolve to that address, so the wildcard's hint about ADDRESS-OF-THIS-MACHINE is not printed; nor is
-    it where the lines cannot be made to verify (here a link-local address with a zone, as client_url would
-    leave it). The listener is on 127.0.0.2 and told it is not on loopback, so this test listens on
-    loopback only; client_url is asked with the address the listener bound."""
+    --resolve to that address, so the wildcard's hint about ADDRESS-OF-THIS-MACHINE is not printed. The
+    listener is on 127.0.0.2 and told it is not on loopback, so this test listens on loopback only;
+    client_url is asked with the address the listener bound."""
     if not _bindable("127.0.0.2"):
         pytest.skip("this machine cannot listen on 127.0.0.2")
     monkeypatch.setattr(LiveStack, "on_loopback", property(lambda _self: False))
@@ -477,23 +479,67 @@ def test_serve_on_an_address_the_certificate_does_not_name_warns_without_the_hin
     assert "--resolve localhost:" in text
     assert ":127.0.0.2 " in text
     assert asked == ["127.0.0.2"]
-    # On 127.0.0.1 told it is not on loopback, the lines are for this machine: the hint is printed, right
-    # after the warning; where client_url leaves a zoned address, it is not.
-    args = ["serve", "--seed", "hint", "--lab-dir", str(tmp_path / "lab"), "--host", "127.0.0.1"]
+
+
+def _serve_here(tmp_path: Path, *extra: str) -> list[str]:
+    """`serve` on 127.0.0.1 for a moment, in this process: its output lines."""
     out = io.StringIO()
-    assert cli_main([*args, "--duration", "0.1"], out=out) == 0
-    lines = out.getvalue().splitlines()
+    args = ["serve", "--seed", "hint", "--lab-dir", str(tmp_path / "lab"), "--duration", "0.1"]
+    assert cli_main([*args, *extra], out=out) == 0
+    return out.getvalue().splitlines()
+
+
+def test_serve_beyond_loopback_warns_then_says_how_another_machine_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On every interface the printed lines are for this machine: right after the address comes the
+    WARNING, then how another machine reaches the server (localhost, with --resolve to this machine's
+    address); where client_url leaves a zoned address, no hint can help, and none is printed. The listener
+    is on 127.0.0.1, told it is not on loopback, so that no test listens on every interface."""
+    monkeypatch.setattr(LiveStack, "on_loopback", property(lambda _self: False))
+    lines = _serve_here(tmp_path)
+    port = re.search(r"listening on https://127\.0\.0\.1:(\d+)/resource$", lines[0])
+    assert port is not None
     assert (
         lines[1] == "WARNING: listening on 127.0.0.1, not on loopback: other machines can reach it"
     )
-    assert lines[2].startswith("  from another machine: the lab certificate names only localhost")
+    assert lines[2] == (
+        "  from another machine: the lab certificate names only localhost, 127.0.0.1 and ::1, so use "
+        f"https://localhost:{port.group(1)} with curl --resolve "
+        f"localhost:{port.group(1)}:ADDRESS-OF-THIS-MACHINE"
+    )
+    import mtlslab.live as live_module
+
     zoned = "https://[fe80::1%25eth0]:8443"
     monkeypatch.setattr(live_module, "client_url", lambda _url, **_: (zoned, None))
-    out = io.StringIO()
-    assert cli_main([*args, "--duration", "0.1"], out=out) == 0
-    assert "WARNING: listening on 127.0.0.1" in out.getvalue()
-    assert "ADDRESS-OF-THIS-MACHINE" not in out.getvalue()
-    assert f"{zoned}/resource" in out.getvalue()
+    text = "\n".join(_serve_here(tmp_path))
+    assert "WARNING: listening on 127.0.0.1" in text
+    assert "ADDRESS-OF-THIS-MACHINE" not in text
+    assert f"{zoned}/resource" in text
+
+
+@pytest.mark.parametrize("kept", [None, signal.SIG_IGN])
+def test_serve_leaves_a_handler_it_could_not_restore_or_an_ignored_signal_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: Any
+) -> None:
+    """Ctrl-C stops `serve` through its own handler, put back afterwards; but a SIGINT handler installed
+    outside Python (it reads as None and could not be put back) and an ignored SIGINT (a background job)
+    stay as they are. SIGTERM is taken and given back."""
+    real_get, real_set = signal.getsignal, signal.signal
+    replaced: list[int] = []
+
+    def reading(signum: int) -> Any:
+        return kept if signum == signal.SIGINT else real_get(signum)
+
+    def setting(signum: int, handler: Any) -> Any:
+        replaced.append(signum)
+        return real_set(signum, handler)
+
+    monkeypatch.setattr(signal, "getsignal", reading)
+    monkeypatch.setattr(signal, "signal", setting)
+    _serve_here(tmp_path)
+    assert signal.SIGINT not in replaced
+    assert replaced.count(signal.SIGTERM) == 2  # installed, then restored
 
 
 def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) -> None:
@@ -772,21 +818,29 @@ def test_a_listener_knows_any_loopback_address_is_loopback(host: str) -> None:
 
 def test_an_empty_host_is_every_interface_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """`socket` reads an empty host as every IPv4 interface: the listener asks for 0.0.0.0 and names it so
-    in its URL (https://:PORT is no URL), and 0.0.0.0 is not loopback. The request is recorded and
-    127.0.0.1 bound in its place, so that no test listens on every interface."""
+    in its URL (https://:PORT is no URL), and, bound there, says it is not on loopback. The request is
+    recorded and 127.0.0.1 bound in its place (reporting 0.0.0.0): no test listens on every interface."""
     asked: list[str] = []
-    create_server = socket.create_server
+
+    class Everywhere(socket.socket):
+        """Bound to 127.0.0.1, but says what a wildcard bind would."""
+
+        def getsockname(self) -> Any:
+            return ("0.0.0.0", super().getsockname()[1])  # noqa: S104
 
     def recording(address: tuple[str, int], **kwargs: Any) -> socket.socket:
         asked.append(address[0])
-        return create_server(("127.0.0.1", 0))
+        sock = Everywhere(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        return sock
 
     monkeypatch.setattr(socket, "create_server", recording)
     listener = Listener(host="")
     try:
         assert asked == ["0.0.0.0"]  # noqa: S104 - what the empty host means
         assert listener.url == f"https://0.0.0.0:{listener.port}"
-        assert not is_loopback("0.0.0.0")  # noqa: S104
+        assert not listener.on_loopback  # judged by the address bound
     finally:
         listener.close()
 
@@ -1107,6 +1161,43 @@ def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Si
                 second.start()
         finally:
             second.close()
+
+
+def test_each_haproxy_attempt_is_judged_by_its_own_words(
+    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt that lost its port, then one that fails for another reason: the second is judged by
+    its own log, not by the first's "cannot bind socket", so it is the last, and the error quotes it."""
+    import mtlslab.live.proxy as proxy_module
+
+    ran = tmp_path / "ran-once"
+    fake = tmp_path / "fake-haproxy"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {ran} ]; then echo \"unknown keyword 'x'\"; exit 1; fi\n"
+        f"touch {ran}; echo 'cannot bind socket (Address already in use)'; exit 1\n"
+    )
+    fake.chmod(0o755)
+    started: list[object] = []
+    popen = subprocess.Popen
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(proxy_module.subprocess, "Popen", counting)
+    proxy = HAProxy(
+        lab=live_sim.lab,
+        deployment=get_scenario("proxy-success").deployment,
+        origin_port=1,
+        executable=str(fake),
+        start_timeout=0.5,
+    )
+    with pytest.raises(RuntimeError) as failed, proxy:
+        pass
+    assert len(started) == 2
+    assert "unknown keyword 'x'" in str(failed.value)
+    assert "cannot bind socket" not in str(failed.value)
 
 
 def test_a_fixed_port_that_cannot_be_bound_is_not_called_taken(

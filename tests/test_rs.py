@@ -1703,6 +1703,7 @@ def test_hostile_values_are_shown_short_in_the_trace(
     )
     spelled = decide(authorization(f"Bearer {literal}", cert=lab.client.der), rs_config)
     assert spelled.detail != shown.detail
+    assert "\\\\x1b[2J" in spelled.detail  # the backslash itself, escaped
     # and escaping cannot swell a detail either: 400 invisible tag characters, 10 characters each escaped
     tags = raw_token(asrv, {}, json.dumps(asrv.claims(cnf={"x5t#S256": "\U000e0001" * 400})))
     tagged = decide(authorization(f"Bearer {tags}", cert=lab.client.der), rs_config)
@@ -1726,6 +1727,16 @@ def test_a_number_out_of_range_is_shown_cut_not_misquoted(
     decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
     assert decision.finding is F.TOKEN_MALFORMED
     assert f"the number {huge[:40]}… (403 characters) is outside the range" in decision.detail
+
+
+def test_a_cut_text_keeps_whole_escapes() -> None:
+    """Text cut at the limit never ends in half an escape: a backslash at the edge is left out whole, not
+    shown alone before the mark."""
+    text = "a" * 119 + "\\" + "x1b"
+    shown = rs._cut(text)
+    assert shown == "a" * 119 + "… (123 characters)"
+    assert rs._cut("\x1b[31m") == "\\x1b[31m"
+    assert rs._cut("x" * 120) == "x" * 120
 
 
 def test_a_fractional_exp_is_a_number_like_any_other(

@@ -317,9 +317,10 @@ class HAProxy(Proxy):
                 return self
             exited = self._proc is not None and self._proc.poll() is not None
             self._stop()
-            # Only a port taken in the meantime (haproxy: "cannot bind socket") is worth another port; a bad
+            # Only a port taken in the meantime is worth another port. haproxy says "cannot bind socket"
+            # for that (and, rarely, for a refused or missing address, which costs a few attempts); a bad
             # config, which haproxy also reports with its bind line, or a haproxy that ran but never
-            # answered as it should, would fail there too.
+            # answered as it should, would fail on any port.
             if not (exited and "cannot bind socket" in self._log_tail()):
                 break
         raise RuntimeError(
