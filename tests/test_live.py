@@ -1163,20 +1163,15 @@ def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Si
             second.close()
 
 
-def test_each_haproxy_attempt_is_judged_by_its_own_words(
-    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A first attempt that lost its port, then one that fails for another reason: the second is judged by
-    its own log, not by the first's "cannot bind socket", so it is the last, and the error quotes it."""
+def _fake_haproxy(
+    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
+) -> tuple[HAProxy, list[object]]:
+    """An HAProxy whose executable is the shell ``script`` (start timeout 0.5 s), and the list each start
+    of it is recorded in."""
     import mtlslab.live.proxy as proxy_module
 
-    ran = tmp_path / "ran-once"
     fake = tmp_path / "fake-haproxy"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f"if [ -e {ran} ]; then echo \"unknown keyword 'x'\"; exit 1; fi\n"
-        f"touch {ran}; echo 'cannot bind socket (Address already in use)'; exit 1\n"
-    )
+    fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
     started: list[object] = []
     popen = subprocess.Popen
@@ -1192,6 +1187,22 @@ def test_each_haproxy_attempt_is_judged_by_its_own_words(
         origin_port=1,
         executable=str(fake),
         start_timeout=0.5,
+    )
+    return proxy, started
+
+
+def test_each_haproxy_attempt_is_judged_by_its_own_words(
+    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt that lost its port, then one that fails for another reason: the second is judged by
+    its own log, not by the first's "cannot bind socket", so it is the last, and the error quotes it."""
+    ran = tmp_path / "ran-once"
+    proxy, started = _fake_haproxy(
+        live_sim,
+        tmp_path,
+        monkeypatch,
+        f"if [ -e {ran} ]; then echo \"unknown keyword 'x'\"; exit 1; fi\n"
+        f"touch {ran}; echo 'cannot bind socket (Address already in use)'; exit 1",
     )
     with pytest.raises(RuntimeError) as failed, proxy:
         pass
@@ -1478,26 +1489,7 @@ def test_haproxy_tries_another_port_only_when_its_port_was_taken(
     """A haproxy that exits because its free port was taken meanwhile gets another port (5 tries); one
     that exits for another reason, or runs but never answers, is not retried: the error says why and
     ends with haproxy's own words. (A shell script stands in for haproxy.)"""
-    import mtlslab.live.proxy as proxy_module
-
-    fake = tmp_path / "fake-haproxy"
-    fake.write_text(f"#!/bin/sh\n{script}\n")
-    fake.chmod(0o755)
-    started: list[object] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        started.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(proxy_module.subprocess, "Popen", counting)
-    proxy = HAProxy(
-        lab=live_sim.lab,
-        deployment=get_scenario("proxy-success").deployment,
-        origin_port=1,
-        executable=str(fake),
-        start_timeout=0.5,
-    )
+    proxy, started = _fake_haproxy(live_sim, tmp_path, monkeypatch, script)
     with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
         pass
     assert len(started) == attempts

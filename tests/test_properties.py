@@ -43,7 +43,7 @@ from mtlslab.scenarios import (
     encode_client_cert,
 )
 from mtlslab.tls import ALERTS
-from mtlslab.tokens import LAB_RESOURCE, TOKEN_VARIANTS, DPoPKey, access_token_hash
+from mtlslab.tokens import LAB_RESOURCE, TOKEN_VARIANTS, DPoPKey, access_token_hash, dpop_proof
 
 EXAMPLES = int(os.environ.get("MTLSLAB_HYPOTHESIS_EXAMPLES", "300"))
 BOUNDED = settings(
@@ -564,18 +564,9 @@ def test_a_signed_proof_with_any_claim_values_never_raises(
     exception, so the engine stays total (RFC 9449 §4.3)."""
     lab_key = DPoPKey.for_lab(sim.lab)
     token = "an-access-token"
-    claims = {
-        "jti": "p-1",
-        "htm": "GET",
-        "htu": LAB_RESOURCE,
-        "iat": int(LAB_NOW.timestamp()),
-        "ath": access_token_hash(token),
-        **changes,
-    }
-    jose = {"typ": "dpop+jwt", "alg": "ES256", "jwk": lab_key.public_jwk}
-    signing_input = f"{_b64url(json.dumps(jose).encode())}.{_b64url(json.dumps(claims).encode())}"
-    signature = jwt.get_algorithm_by_name("ES256").sign(signing_input.encode(), lab_key.private_key)
-    proof = f"{signing_input}.{_b64url(signature)}"
+    proof = dpop_proof(
+        lab_key, htm="GET", htu=LAB_RESOURCE, access_token=token, claim_overrides=changes
+    )
     problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
     assert isinstance(problem, str)
     assert (problem == "") == (jkt == lab_key.jkt)

@@ -937,17 +937,24 @@ def signed_proof(lab: Lab, header: bytes, claims: bytes) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
-def proof_parts(lab: Lab, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and claims of a valid DPoP proof for ``token`` at the lab resource."""
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": DPoPKey.for_lab(lab).public_jwk}
-    claims = {
+def proof_claims(token: str) -> dict[str, Any]:
+    """The claims of a valid DPoP proof for ``token``: a GET of the lab resource at the lab clock."""
+    return {
         "jti": "p-1",
         "htm": "GET",
         "htu": LAB_RESOURCE,
         "iat": int(LAB_NOW.timestamp()),
         "ath": access_token_hash(token),
     }
-    return header, claims
+
+
+def proof_parts(lab: Lab, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a valid DPoP proof for ``token`` at the lab resource."""
+    return {
+        "typ": "dpop+jwt",
+        "alg": "ES256",
+        "jwk": DPoPKey.for_lab(lab).public_jwk,
+    }, proof_claims(token)
 
 
 def proof_with(lab: Lab, token: str, *, header: dict[str, Any], claims: dict[str, Any]) -> str:
@@ -1059,13 +1066,7 @@ def own_proof(private: Any, alg: str, token: str) -> str:
     else:
         jwk = public_jwk(private)
     jose = {"typ": "dpop+jwt", "alg": alg, "jwk": jwk}
-    claims = {
-        "jti": "own-1",
-        "htm": "GET",
-        "htu": LAB_RESOURCE,
-        "iat": int(LAB_NOW.timestamp()),
-        "ath": access_token_hash(token),
-    }
+    claims = proof_claims(token)
     signing_input = (
         f"{_b64(json.dumps(jose).encode())}.{_b64(json.dumps(claims).encode())}".encode()
     )
