@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import os
 import shutil
 import socket
@@ -35,6 +34,7 @@ from mtlslab.live.server import (
     Limits,
     Listener,
     is_loopback,
+    is_wildcard,
     listen_host,
     peer_der,
     server_context,
@@ -193,13 +193,6 @@ _HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 _V4V6 = " v4v6"
 
 
-def _ipv6_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
-    except ValueError:
-        return False
-
-
 def haproxy_config(
     deployment: Deployment,
     *,
@@ -225,7 +218,7 @@ def haproxy_config(
         "    timeout server 5s",
         "",
         "frontend mtlslab",
-        f"    bind {host}:{port}{_V4V6 if _ipv6_wildcard(host) else ''} ssl crt {crt} {verify} "
+        f"    bind {host}:{port}{_V4V6 if is_wildcard(host) and ':' in host else ''} ssl crt {crt} {verify} "
         f"ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
     ]
     if deployment.proxy_strips_client_cert:
@@ -419,14 +412,9 @@ def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
 
 def _reachable(host: str) -> str:
     """Where a local client reaches a listener bound to ``host`` (a wildcard is reached on loopback)."""
-    if not host:
-        return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.is_unspecified:
-        return "::1" if address.version == 6 else "127.0.0.1"
+    host = listen_host(host)
+    if is_wildcard(host):
+        return "::1" if ":" in host else "127.0.0.1"
     return host
 
 

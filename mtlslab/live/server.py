@@ -55,6 +55,7 @@ __all__ = [
     "LiveServer",
     "Origin",
     "is_loopback",
+    "is_wildcard",
     "listen_host",
     "peer_der",
     "server_context",
@@ -153,8 +154,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _unspecified(host: str) -> bool:
-    """Whether ``host`` is a wildcard address (``0.0.0.0``, ``::``, ``::0``...)."""
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` is a wildcard address, every interface (``0.0.0.0``, ``::``, ``::0``...)."""
     try:
         return ipaddress.ip_address(host).is_unspecified
     except ValueError:
@@ -184,7 +185,7 @@ class Listener:
             family=socket.AF_INET6 if ipv6 else socket.AF_INET,
             backlog=128,
             # "::" is every interface, IPv4 as well where the system allows one socket for both
-            dualstack_ipv6=ipv6 and _unspecified(self.host) and socket.has_dualstack_ipv6(),
+            dualstack_ipv6=ipv6 and is_wildcard(self.host) and socket.has_dualstack_ipv6(),
         )
         bound = self._listener.getsockname()
         self._bound_address = str(bound[0])
