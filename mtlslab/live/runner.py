@@ -132,10 +132,7 @@ class LiveStack:
             try:
                 self.proxy.start()
             except BaseException:  # Ctrl-C during haproxy's start too: nothing stays behind
-                try:
-                    self.proxy.close()
-                finally:
-                    self.server.close()
+                self.close()
                 raise
         return self
 
