@@ -1,14 +1,26 @@
 """mtlslab: see how an OAuth resource server should answer certificate-bound access tokens (RFC 8705).
 
+The front door::
+
+    from mtlslab import Lab, Simulator, evaluate, BUILTINS, get_scenario
+
+    sim = Simulator(Lab(seed="workshop"))
+    sim.row(get_scenario("no-cert-optional"))       # one scenario under every built-in reading
+    print(sim.matrix().to_text())                   # the catalogue × the readings, for a draft
+
 The core is pure (no sockets, no widgets) and imports one way::
 
-    pki → tokens → scenarios / tls → rs → interpretations → compare
+    pki → tokens → scenarios / tls → jose → rs → interpretations → compare
 
-with the edges — :mod:`mtlslab.live`, :mod:`mtlslab.widgets`, :mod:`mtlslab.cli` — built on top.
-The most used names are re-exported here; everything else lives in its module.
+with the edges — :mod:`mtlslab.live`, :mod:`mtlslab.widgets`, :mod:`mtlslab.probe`, :mod:`mtlslab.cli` —
+built on top. ``import mtlslab`` loads only the foundation (errors, PKI, tokens); the engine's names below
+are loaded when first used. Everything else lives in its module.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mtlslab.errors import (
     CertificateError,
@@ -21,18 +33,34 @@ from mtlslab.errors import (
     UnknownScenarioError,
 )
 from mtlslab.pki import LAB_NOW, Artefact, CertificateAuthority, Identity, KeyType, Lab, x5t_s256
-from mtlslab.tokens import (
-    AccessToken,
-    AuthorizationServer,
-    DPoPKey,
-    dpop_proof,
-    inspect_token,
-    jwk_thumbprint,
-)
+from mtlslab.tokens import AccessToken, AuthorizationServer, DPoPKey, dpop_proof, jwk_thumbprint
+
+if TYPE_CHECKING:
+    from mtlslab.compare import Matrix, Simulator
+    from mtlslab.interpretations import BUILTINS, Interpretation, derive, get_interpretation
+    from mtlslab.rs import evaluate, inspect_token
+    from mtlslab.scenarios import CATALOGUE, Scenario, get_scenario
 
 __version__ = "0.1.0"
 
+#: The engine's front-door names, by the module that defines them (imported on first use).
+_LATER = {
+    "BUILTINS": "mtlslab.interpretations",
+    "CATALOGUE": "mtlslab.scenarios",
+    "Interpretation": "mtlslab.interpretations",
+    "Matrix": "mtlslab.compare",
+    "Scenario": "mtlslab.scenarios",
+    "Simulator": "mtlslab.compare",
+    "derive": "mtlslab.interpretations",
+    "evaluate": "mtlslab.rs",
+    "get_interpretation": "mtlslab.interpretations",
+    "get_scenario": "mtlslab.scenarios",
+    "inspect_token": "mtlslab.rs",
+}
+
 __all__ = [
+    "BUILTINS",
+    "CATALOGUE",
     "LAB_NOW",
     "AccessToken",
     "Artefact",
@@ -42,17 +70,35 @@ __all__ = [
     "DPoPKey",
     "Identity",
     "InputError",
+    "Interpretation",
     "InterpretationError",
     "KeyType",
     "KeyTypeError",
     "Lab",
+    "Matrix",
     "MtlslabError",
+    "Scenario",
     "ScenarioError",
+    "Simulator",
     "TokenError",
     "UnknownScenarioError",
     "__version__",
+    "derive",
     "dpop_proof",
+    "evaluate",
+    "get_interpretation",
+    "get_scenario",
     "inspect_token",
     "jwk_thumbprint",
     "x5t_s256",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The engine's front-door names, imported when first asked for (PEP 562)."""
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtlslab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

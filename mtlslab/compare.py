@@ -36,9 +36,8 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.pki import LAB_NOW, Lab
 from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate
-from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Request, Scenario, realize
+from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Scenario, realize, redeploy
 from mtlslab.spec import Clause, Step
-from mtlslab.tls import TlsAlert
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
 __all__ = [
@@ -110,18 +109,33 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
     )
 
 
-def _transport(deployment: Deployment) -> tuple[object, ...]:
-    """What the realisation of a scenario depends on: the TLS handshake and the path through a proxy."""
-    return (
-        deployment.client_auth,
-        deployment.tls_version,
-        deployment.topology,
-        deployment.proxy_strips_client_cert,
-    )
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One resource server a row runs: its deployment, the exchange there, its decision and trace."""
+
+    deployment: Deployment
+    exchange: Exchange
+    config: RsConfig
+    decision: Decision | None
+    trace: tuple[Step, ...]
+
+    def serves(self, exchange: Exchange, config: RsConfig) -> bool:
+        """Whether ``exchange`` and ``config`` make this run's decision: the same request (and TLS result)
+        reaching the same configuration."""
+        return (
+            self.exchange.tls.alert == exchange.tls.alert
+            and self.exchange.request == exchange.request
+            and self.config == config
+        )
 
 
 class Simulator:
-    """Runs scenarios through the TLS model, the engine and the interpretations, with caching."""
+    """Runs scenarios through the TLS model, the engine and the interpretations.
+
+    Each scenario is realised once (its exchange is remembered: minting its token, the TLS model and the
+    requests); decisions are made afresh, and within a row the readings that run the same resource server
+    share one decision.
+    """
 
     def __init__(
         self,
@@ -138,89 +152,47 @@ class Simulator:
         self.resource_url = resource_url
         self.jwks = Jwks.from_dict(self.asrv.jwks())
         self._exchanges: dict[Scenario, Exchange] = {}
-        self._decisions: dict[tuple[Request, RsConfig], Decision] = {}
-        # keyed by the interpretation's deployment overrides, not its name: an edited reading keeps its name
-        self._effective: dict[tuple[Scenario, tuple[tuple[str, Any], ...]], Scenario] = {}
-        self._configs: dict[Deployment, RsConfig] = {}
-        # what each (scenario, interpretation) needs, once realised: the exchange and the RS configuration
-        self._plans: dict[
-            tuple[Scenario, tuple[tuple[str, Any], ...]], tuple[Exchange, RsConfig, Deployment]
-        ] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
         """The lab authorization server's RFC 7662 answer at the simulator's clock."""
         return self.asrv.introspect(token, now=self.now)
 
     def exchange(self, scenario: Scenario) -> Exchange:
-        """``scenario`` realised: TLS result and requests (cached)."""
+        """``scenario`` realised: TLS result and requests (made once per scenario)."""
         found = self._exchanges.get(scenario)
         if found is None:
-            found = realize(
+            found = self._exchanges[scenario] = realize(
                 scenario, self.lab, self.asrv, resource_url=self.resource_url, now=self.now
             )
-            self._exchanges[scenario] = found
         return found
 
     def effective(self, scenario: Scenario, interpretation: Interpretation) -> Scenario:
         """``scenario`` as ``interpretation`` runs it (its deployment overrides applied)."""
-        key = (scenario, interpretation.deployment)
-        found = self._effective.get(key)
-        if found is None:
-            deployment = interpretation.adapt(scenario.deployment)
-            found = (
-                scenario
-                if deployment == scenario.deployment
-                else scenario.with_(deployment=deployment)
-            )
-            self._effective[key] = found
-        return found
+        deployment = interpretation.adapt(scenario.deployment)
+        return (
+            scenario if deployment == scenario.deployment else scenario.with_(deployment=deployment)
+        )
+
+    def config(self, deployment: Deployment) -> RsConfig:
+        """The lab resource server's configuration for ``deployment``."""
+        return config_for(
+            deployment,
+            jwks=self.jwks,
+            introspect=self.introspect,
+            issuer=self.asrv.issuer,
+            audience=self.asrv.audience,
+        )
 
     def decide(
         self, scenario: Scenario, interpretation: Interpretation
     ) -> tuple[Exchange, Decision | None]:
-        """The exchange and the resource server's decision (``None`` when TLS aborted)."""
-        exchange, decision, _deployment = self._decide(scenario, interpretation)
-        return exchange, decision
-
-    def _decide(
-        self, scenario: Scenario, interpretation: Interpretation
-    ) -> tuple[Exchange, Decision | None, Deployment]:
-        """:meth:`decide`, with the deployment as ``interpretation`` runs it."""
-        plan = self._plans.get((scenario, interpretation.deployment))
-        if plan is None:
-            deployment = interpretation.adapt(scenario.deployment)
-            # Overrides that change only the resource server (binding policy, validation, proxy trust...)
-            # leave the TLS handshake and the requests as they were: reuse the scenario's own realisation.
-            same_wire = _transport(deployment) == _transport(scenario.deployment)
-            exchange = self.exchange(
-                scenario if same_wire else self.effective(scenario, interpretation)
-            )
-            config = self._configs.get(deployment)
-            if config is None:
-                config = config_for(
-                    deployment,
-                    jwks=self.jwks,
-                    introspect=self.introspect,
-                    issuer=self.asrv.issuer,
-                    audience=self.asrv.audience,
-                )
-                self._configs[deployment] = config
-            plan = self._plans[(scenario, interpretation.deployment)] = (
-                exchange,
-                config,
-                deployment,
-            )
-        exchange, config, deployment = plan
+        """The exchange as ``interpretation`` runs it, and the resource server's decision (``None`` when TLS
+        aborted)."""
+        deployment = interpretation.adapt(scenario.deployment)
+        exchange = redeploy(self.exchange(scenario), deployment, lab=self.lab, now=self.now)
         if exchange.request is None:
-            return exchange, None, deployment
-        # One evaluation per distinct (request, resource-server configuration): deployments that differ
-        # only where it cannot matter (e.g. proxy trust on a direct connection) share it.
-        key = (exchange.request, config)
-        decision = self._decisions.get(key)
-        if decision is None:
-            decision = evaluate(exchange.request, config, now=self.now)
-            self._decisions[key] = decision
-        return exchange, decision, deployment
+            return exchange, None
+        return exchange, evaluate(exchange.request, self.config(deployment), now=self.now)
 
     def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
         """One scenario under one interpretation."""
@@ -231,35 +203,40 @@ class Simulator:
     ) -> tuple[Cell, ...]:
         """``scenario`` under each interpretation (default: the built-ins), in their order.
 
-        However many interpretations there are, the scenario is realised once per distinct handshake and the
-        resource server decides once per distinct configuration; the interpretations that share a
-        configuration share its decision and its trace, and differ only in how they answer the finding.
+        The scenario is realised once; the readings that run the same resource server — the same request
+        reaching the same configuration — share one decision and its trace, and differ only in how they answer
+        the finding.
         """
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
-        shared: dict[
-            tuple[tuple[str, Any], ...],
-            tuple[TlsAlert | None, Decision | None, tuple[Step, ...], Deployment],
-        ] = {}
+        realised = self.exchange(scenario)
+        runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
         cells = []
         for interpretation in chosen:
-            found = shared.get(interpretation.deployment)
-            if found is None:
-                exchange, decision, deployment = self._decide(scenario, interpretation)
-                found = shared[interpretation.deployment] = (
-                    exchange.tls.alert,
-                    decision,
-                    exchange.tls.steps + (decision.trace if decision else ()),
-                    deployment,
-                )
-            alert, decision, trace, deployment = found
-            outcome = interpretation.respond(decision, tls_alert=alert)
+            deployment = interpretation.adapt(scenario.deployment)
+            run = next((r for r in runs if r.deployment == deployment), None)
+            if run is None:
+                exchange = redeploy(realised, deployment, lab=self.lab, now=self.now)
+                config = self.config(deployment)
+                same = next((r for r in runs if r.serves(exchange, config)), None)
+                if same is not None:
+                    decision = same.decision
+                elif exchange.request is None:
+                    decision = None
+                else:
+                    decision = evaluate(exchange.request, config, now=self.now)
+                trace = exchange.tls.steps + (decision.trace if decision else ())
+                if same is not None and same.trace == trace:
+                    trace = same.trace
+                run = _Run(deployment, exchange, config, decision, trace)
+                runs.append(run)
+            outcome = interpretation.respond(run.decision, tls_alert=run.exchange.tls.alert)
             cells.append(
                 Cell(
                     scenario=scenario.id,
                     interpretation=interpretation.name,
                     finding=outcome.finding,
                     outcome=outcome,
-                    trace=trace,
+                    trace=run.trace,
                     deployment=deployment,
                 )
             )

@@ -11,15 +11,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mtlslab.spec import Clause, clause
+from mtlslab.spec import Clause, cite
 
 __all__ = ["FINDINGS", "Finding", "FindingInfo"]
 
 
 class Finding(enum.Enum):
     """Where evaluation ended. Ordered roughly as the checks run."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     TLS_REJECTED = "tls_rejected"
     HEADERS_TOO_LARGE = "headers_too_large"
@@ -73,20 +71,20 @@ class FindingInfo:
     security: bool = False
 
 
-_6750_21 = clause(6750, "2.1", "Authorization Request Header Field")
-_6750_2 = clause(6750, "2", "Authenticated Requests")
-_6750_31 = clause(6750, "3.1", "Error Codes")
-_9068_4 = clause(9068, "4", "Validating JWT Access Tokens")
-_7662_22 = clause(7662, "2.2", "Introspection Response")
-_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
-_9449_71 = clause(9449, "7.1", "The DPoP Authentication Scheme")
-_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
-_9449_43 = clause(9449, "4.3", "Checking DPoP Proofs")
-_9440_24 = clause(9440, "2.4", "Processing Rules")
-_7800_3 = clause(7800, "3", "Representations for Proof-of-Possession Keys")
-_8446 = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
-_6585_5 = clause(6585, "5", "431 Request Header Fields Too Large")
-_9110_15514 = clause(9110, "15.5.14", "413 Content Too Large")
+_6750_21 = cite("RFC 6750 §2.1")
+_6750_2 = cite("RFC 6750 §2")
+_6750_31 = cite("RFC 6750 §3.1")
+_9068_4 = cite("RFC 9068 §4")
+_7662_22 = cite("RFC 7662 §2.2")
+_8705_3 = cite("RFC 8705 §3")
+_9449_71 = cite("RFC 9449 §7.1")
+_9449_72 = cite("RFC 9449 §7.2")
+_9449_43 = cite("RFC 9449 §4.3")
+_9440_24 = cite("RFC 9440 §2.4")
+_7800_3 = cite("RFC 7800 §3")
+_8446 = cite("RFC 8446 §4.4.2.4")
+_6585_5 = cite("RFC 6585 §5")
+_9110_15514 = cite("RFC 9110 §15.5.14")
 
 #: Documentation of every finding (rules as data; README tables are generated from this).
 FINDINGS: dict[Finding, FindingInfo] = {

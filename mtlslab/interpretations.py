@@ -6,11 +6,11 @@ certificates at the TLS layer, or does not check binding), and an :class:`Answer
 :class:`~mtlslab.findings.Finding`. :meth:`Interpretation.respond` turns a decision into an
 :class:`Outcome`: a TLS alert, or an HTTP status with ``WWW-Authenticate`` and body.
 
-Built-ins (:data:`BUILTINS`): the RFC baseline as written (its missing-certificate cell is marked
-*unspecified*), the two readings from the OAuth WG thread, the DPoP analogy (hypothetical), "require it at
-the TLS layer", and what real servers return (``../shared/spec-notes.md``: Keycloak, Spring Security,
-node-oidc-provider, Authlete, auth0's SDK, 3scale APIcast, the Duende sample). For an observed server, a
-finding its source does not show is inherited from the baseline and marked *assumed*.
+The built-ins (:data:`BUILTINS`) are data: ``mtlslab/data/interpretations.json``, loaded by the loader that
+loads a user's file (:meth:`Interpretation.from_json`), with one inheritance rule (:func:`inherit`): a
+reading states the answers where it differs from its ``base`` (default: the baseline) and inherits the
+rest; an *observed* server's inherited answers are marked *assumed*, since its source does not show them.
+Adding a server is a data diff.
 
 Write your own in a few lines::
 
@@ -22,7 +22,10 @@ Write your own in a few lines::
 from __future__ import annotations
 
 import difflib
+import html
+import importlib.resources
 import json
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -36,12 +39,12 @@ from mtlslab.challenge import (
     format_challenges,
     parse_www_authenticate,
 )
-from mtlslab.errors import InterpretationError
+from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.rs import Decision
-from mtlslab.scenarios import Deployment
-from mtlslab.tls import ClientAuth, TlsAlert
-from mtlslab.tokens import LAB_ISSUER
+from mtlslab.scenarios import Deployment, deployment_overrides
+from mtlslab.spec import shorten
+from mtlslab.tls import TlsAlert
 
 __all__ = [
     "BUILTINS",
@@ -54,11 +57,14 @@ __all__ = [
     "SourceKind",
     "derive",
     "get_interpretation",
+    "inherit",
     "reason_phrase",
 ]
 
 SourceKind = Literal["rfc", "mailing-list", "repository", "documentation", "hypothetical", "user"]
 InterpretationKind = Literal["baseline", "reading", "hypothetical", "observed", "custom"]
+_SOURCE_KINDS = ("rfc", "mailing-list", "repository", "documentation", "hypothetical", "user")
+_KINDS = ("baseline", "reading", "hypothetical", "observed", "custom")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,10 +81,12 @@ class Source:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Departure:
-    """A stated departure from the RFC text, with its reason."""
+    """A stated departure from the RFC text, with its reason, and what it is about: the findings whose
+    answers, or the deployment fields whose values, make it (empty: the reading as a whole)."""
 
     what: str
     reason: str
+    about: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,40 +124,123 @@ class Answer:
         for f in fields(self):
             value = getattr(self, f.name)
             if value != f.default:
-                out[f.name] = (
-                    value.value
-                    if isinstance(value, Finding)
-                    else [list(v) if isinstance(v, tuple) else v for v in value]
-                    if isinstance(value, tuple)
-                    else value
-                )
+                if isinstance(value, Finding):
+                    value = value.value
+                elif isinstance(value, tuple):
+                    value = [list(v) if isinstance(v, tuple) else v for v in value]
+                out[f.name] = value
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, where: str = "answer") -> Answer:
-        """The inverse of :meth:`to_json`."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+    def from_json(cls, data: object, *, where: str = "answer") -> Answer:
+        """The inverse of :meth:`to_json`: every field of the right type, or :class:`InterpretationError`
+        naming it."""
+        values = dict(_object(data, where))
+        unknown = set(values) - set(_ANSWER_FIELDS)
         if unknown:
             raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
-        values = dict(data)
-        try:
-            if values.get("same_as") is not None:
-                values["same_as"] = Finding(values["same_as"])
-        except ValueError:
-            raise InterpretationError(
-                f"{where}.same_as", f"{data['same_as']!r} is not a finding"
-            ) from None
-        if "extra_challenges" in values:
-            values["extra_challenges"] = tuple(values["extra_challenges"])
-        if "params" in values:
-            try:
-                values["params"] = tuple((str(n), str(v)) for n, v in values["params"])
-            except (TypeError, ValueError):
-                raise InterpretationError(
-                    f"{where}.params", "a list of [name, value] pairs"
-                ) from None
+        for name, value in values.items():
+            values[name] = _ANSWER_FIELDS[name](value, f"{where}.{name}")
         return cls(**values)
+
+
+def _object(data: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise InterpretationError(where, f"must be a JSON object, not {_json_type(data)}")
+    return data
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}
+    return "null" if value is None else names.get(type(value), "an object")
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise InterpretationError(where, f"must be a string, not {_json_type(value)}")
+    return value
+
+
+def _optional_text(value: object, where: str) -> str | None:
+    return None if value is None else _text(value, where)
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise InterpretationError(where, f"must be true or false, not {_json_type(value)}")
+    return value
+
+
+def _status(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 599:
+        raise InterpretationError(
+            where, f"{shorten(value, 40, quote=True)} is not an HTTP status code (100-599)"
+        )
+    return value
+
+
+#: RFC 9110 §5.5: a field value is visible ASCII, spaces and tabs; never CR, LF or NUL. mtlslab's own
+#: header values stay within printable ASCII, so simulation and wire cannot differ on how they are encoded.
+_FIELD_VALUE = re.compile(r"[\x20-\x7e]+")
+
+
+def _content_type(value: object, where: str) -> str | None:
+    text = _optional_text(value, where)
+    if text is not None and not _FIELD_VALUE.fullmatch(text):
+        raise InterpretationError(
+            where,
+            "a header value of printable ASCII only (RFC 9110 §5.5: no CR, LF, NUL or other control "
+            "characters)",
+        )
+    return text
+
+
+def _pairs(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        for pair in value
+    ):
+        raise InterpretationError(where, "a list of [name, value] pairs of strings")
+    return tuple((name, text) for name, text in value)
+
+
+def _texts(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InterpretationError(where, "a list of strings")
+    return tuple(value)
+
+
+def _finding(value: object, where: str) -> Finding | None:
+    if value is None:
+        return None
+    try:
+        return Finding(_text(value, where))
+    except ValueError:
+        raise InterpretationError(where, f"{value!r} is not a finding") from None
+
+
+#: How each field of an answer is read from JSON (rules as data).
+_ANSWER_FIELDS = {
+    "status": _status,
+    "tls_alert": _flag,
+    "scheme": _optional_text,
+    "error": _optional_text,
+    "description": _optional_text,
+    "error_uri": _optional_text,
+    "realm": _flag,
+    "scope": _flag,
+    "params": _pairs,
+    "extra_challenges": _texts,
+    "separator": _text,
+    "body": _text,
+    "content_type": _content_type,
+    "same_as": _finding,
+    "unspecified": _flag,
+    "assumed": _flag,
+    "note": _text,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,8 +293,7 @@ class Outcome:
             return f"(no HTTP response: {self.tls_alert})"
         assert self.status is not None
         lines = [f"HTTP/1.1 {self.status} {reason_phrase(self.status)}"]
-        for name, value in self.headers():
-            lines.append(f"{name}: {value}")
+        lines += [f"{name}: {value}" for name, value in self.headers()]
         return "\r\n".join(lines) + "\r\n\r\n" + self.body
 
     def headers(self) -> list[tuple[str, str]]:
@@ -252,14 +342,6 @@ class Outcome:
         )
 
 
-_FINDING_ORDER = {finding: i for i, finding in enumerate(Finding)}
-
-
-def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding, Answer], ...]:
-    """``answers`` as an interpretation stores them: in the order findings are declared."""
-    return tuple(sorted(answers.items(), key=lambda kv: _FINDING_ORDER[kv[0]]))
-
-
 def reason_phrase(status: int) -> str:
     """The reason phrase HTTP/1.1 servers send with ``status`` (``Unauthorized``), or "" for a code without one."""
     try:
@@ -268,29 +350,22 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-_RESOURCE_BODY = '{"resource":"the protected resource","sub":"$sub","client_id":"$client_id"}'
-_JSON = "application/json"
-_ACCEPTED = Answer(status=200, scheme=None, body=_RESOURCE_BODY, content_type=_JSON)
-_HTTP_LIMIT_NOTE = (
-    "the HTTP layer's size limit answers before any token check; every reading answers alike, and the live "
-    "server sends exactly this"
-)
-#: RFC 6585 §5. No challenge: the request was never read far enough to know what authentication it carries.
-_HEADERS_TOO_LARGE = Answer(
-    status=431,
-    scheme=None,
-    content_type="text/plain",
-    body="request header fields too large\n",
-    note=_HTTP_LIMIT_NOTE,
-)
-#: RFC 9110 §15.5.14.
-_BODY_TOO_LARGE = Answer(
-    status=413,
-    scheme=None,
-    content_type="text/plain",
-    body="request body too large\n",
-    note=_HTTP_LIMIT_NOTE,
-)
+_FINDING_ORDER = {finding: i for i, finding in enumerate(Finding)}
+
+
+def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding, Answer], ...]:
+    """``answers`` as an interpretation stores them: in the order findings are declared."""
+    return tuple(sorted(answers.items(), key=lambda kv: _FINDING_ORDER[kv[0]]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One finding's answer, ready to send: ``same_as`` resolved, the challenge formatted once (or, for an
+    answer that names the required scope, made per request), the body template parsed."""
+
+    answer: Answer
+    header: str | None
+    body: string.Template
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -307,95 +382,72 @@ class Interpretation:
     realm: str | None = "mtlslab"
     deployment: tuple[tuple[str, Any], ...] = ()  # overrides applied to every scenario's deployment
     base: str | None = None
-    _index: dict[Finding, Answer] = field(default_factory=dict, repr=False)
-    _cache: dict[tuple[Any, ...], Outcome] = field(default_factory=dict, repr=False)
-    _adapted: dict[Deployment, Deployment] = field(default_factory=dict, repr=False)
+    _rows: dict[Finding, _Row] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         index = dict(self.answers)
         missing = [f.value for f in Finding if f not in index]
         if missing:
             raise InterpretationError(f"{self.name}.answers", f"no answer for {', '.join(missing)}")
-        for finding, answer in index.items():
-            self._check(finding, answer, index)
-        unknown = {k for k, _ in self.deployment} - {f.name for f in fields(Deployment) if f.init}
-        if unknown:
-            raise InterpretationError(
-                f"{self.name}.deployment", f"unknown field(s) {', '.join(sorted(unknown))}"
-            )
-        self._index.update(index)
-
-    def _check(self, finding: Finding, answer: Answer, index: Mapping[Finding, Answer]) -> None:
-        where = f"{self.name}.answers.{finding.value}"
-        if answer.same_as is not None:
+        # Answers of their own first, so a fault is named where it is written, not at an alias of it.
+        for finding, answer in sorted(index.items(), key=lambda kv: kv[1].same_as is not None):
+            where = f"{self.name}.answers.{finding.value}"
+            if answer.same_as is None:
+                self._rows[finding] = self._row(finding, answer, where)
+                continue
             target = index.get(answer.same_as)
             if target is None or target.same_as is not None:
                 raise InterpretationError(
                     where, "same_as must name a finding with an answer of its own"
                 )
-            return
+            own = self._rows[answer.same_as]
+            merged = replace(
+                target,
+                assumed=target.assumed or answer.assumed,
+                unspecified=target.unspecified or answer.unspecified,
+                note=answer.note or target.note,
+            )
+            self._rows[finding] = replace(own, answer=merged)
+        try:
+            deployment_overrides(dict(self.deployment))
+        except ScenarioError as exc:
+            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
+
+    def _row(self, finding: Finding, answer: Answer, where: str) -> _Row:
         if finding is Finding.TLS_REJECTED:
             if not answer.tls_alert:
                 raise InterpretationError(
                     where, "a TLS rejection is answered by the alert itself (tls_alert=True)"
                 )
-            return
+            return _Row(answer=answer, header=None, body=string.Template(""))
         if answer.tls_alert:
             raise InterpretationError(
                 where,
-                "only tls_rejected is a TLS alert; to refuse at the TLS layer, set "
-                "deployment client_auth to required",
+                "only tls_rejected is a TLS alert; to refuse at the TLS layer, set deployment "
+                "client_auth to required",
             )
-        if (
-            not isinstance(answer.status, int)
-            or isinstance(answer.status, bool)
-            or not 100 <= answer.status <= 599
-        ):
-            raise InterpretationError(where, f"status {answer.status!r} is not an HTTP status code")
+        status = _status(answer.status, f"{where}.status")
+        if status is None:
+            raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
         try:
-            self._challenges(answer, scope="read")
+            header = self._header(answer, scope="read")
         except ChallengeError as exc:
             raise InterpretationError(where, str(exc)) from None
+        body = string.Template(answer.body)
         try:
-            string.Template(answer.body).substitute(
-                _template_values(answer, status=answer.status, sub="", client_id="")
-            )
+            body.substitute(_template_values(answer, status=status, sub="", client_id=""))
         except (KeyError, ValueError) as exc:
             raise InterpretationError(f"{where}.body", f"bad template placeholder {exc}") from None
+        return _Row(answer=answer, header=None if answer.scope else header, body=body)
 
     # ---- the table ------------------------------------------------------------------------------------
     def answer(self, finding: Finding) -> Answer:
         """The answer for ``finding``, with ``same_as`` resolved (flags of the alias kept)."""
-        answer = self._index[finding]
-        if answer.same_as is None:
-            return answer
-        target = self._index[answer.same_as]
-        return replace(
-            target,
-            assumed=target.assumed or answer.assumed,
-            unspecified=target.unspecified or answer.unspecified,
-            note=answer.note or target.note,
-        )
+        return self._rows[finding].answer
 
     def adapt(self, deployment: Deployment) -> Deployment:
         """The deployment as this interpretation runs it (its overrides applied); idempotent."""
-        if not self.deployment:
-            return deployment
-        adapted = self._adapted.get(deployment)
-        if adapted is None:
-            adapted = self._adapted[deployment] = self._adapt(deployment)
-        return adapted
-
-    def _adapt(self, deployment: Deployment) -> Deployment:
-        changes = dict(self.deployment)
-        if changes.get("client_auth") == "required-as-deployed":
-            changes["client_auth"] = (
-                ClientAuth.REQUIRED_NO_CA
-                if not deployment.client_auth.validates
-                and deployment.client_auth is not ClientAuth.NONE
-                else ClientAuth.REQUIRED
-            )
-        return replace(deployment, **changes)
+        return deployment.overridden(dict(self.deployment)) if self.deployment else deployment
 
     # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
@@ -405,33 +457,12 @@ class Interpretation:
                 raise InterpretationError("respond", "give a decision or a TLS alert")
             answer = self.answer(Finding.TLS_REJECTED)
             return Outcome(finding=Finding.TLS_REJECTED, tls_alert=tls_alert, note=answer.note)
-        key = (decision.finding, decision.required_scope, decision.subject, decision.client_id)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._build(decision.finding, self.answer(decision.finding), decision)
-            self._cache[key] = cached
-        return cached
-
-    def _challenges(self, answer: Answer, *, scope: str) -> list[Challenge]:
-        if answer.scheme is None:
-            return [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
-        realm = self.realm if answer.realm else None
-        first = bearer(
-            scheme="Bearer" if answer.scheme.lower() == "bearer" else answer.scheme,
-            realm=realm,
-            scope=scope if answer.scope else None,
-            error=answer.error,
-            error_description=answer.description,
-            error_uri=answer.error_uri,
-            extra=answer.params,
-        )
-        extra = [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
-        return [first, *extra]
-
-    def _build(self, finding: Finding, answer: Answer, decision: Decision) -> Outcome:
+        row = self._rows[decision.finding]
+        answer = row.answer
         assert answer.status is not None
-        challenges = self._challenges(answer, scope=decision.required_scope)
-        header = format_challenges(challenges, separator=answer.separator) if challenges else None
+        header = row.header
+        if answer.scope:
+            header = self._header(answer, scope=decision.required_scope)
         values = _template_values(
             answer,
             status=answer.status,
@@ -439,16 +470,34 @@ class Interpretation:
             client_id=decision.client_id or "",
         )
         return Outcome(
-            finding=finding,
+            finding=decision.finding,
             status=answer.status,
             www_authenticate=header,
             error=answer.error,
             content_type=answer.content_type,
-            body=string.Template(answer.body).substitute(values),
+            body=row.body.substitute(values),
             unspecified=answer.unspecified,
             assumed=answer.assumed,
             note=answer.note,
         )
+
+    def _header(self, answer: Answer, *, scope: str) -> str | None:
+        """The ``WWW-Authenticate`` value for ``answer`` (None when it sends no challenge)."""
+        challenges: list[Challenge] = []
+        if answer.scheme is not None:
+            challenges.append(
+                bearer(
+                    scheme="Bearer" if answer.scheme.lower() == "bearer" else answer.scheme,
+                    realm=self.realm if answer.realm else None,
+                    scope=scope if answer.scope else None,
+                    error=answer.error,
+                    error_description=answer.description,
+                    error_uri=answer.error_uri,
+                    extra=answer.params,
+                )
+            )
+        challenges += [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
+        return format_challenges(challenges, separator=answer.separator) if challenges else None
 
     # ---- JSON -----------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -464,34 +513,44 @@ class Interpretation:
                 "citation": self.source.citation,
                 "url": self.source.url,
             },
-            "departures": [{"what": d.what, "reason": d.reason} for d in self.departures],
+            "departures": [
+                {
+                    "what": d.what,
+                    "reason": d.reason,
+                    **({"about": list(d.about)} if d.about else {}),
+                }
+                for d in self.departures
+            ],
             "realm": self.realm,
-            "deployment": {k: v.value if hasattr(v, "value") else v for k, v in self.deployment},
+            "deployment": {k: getattr(v, "value", v) for k, v in self.deployment},
             "answers": {f.value: a.to_json() for f, a in self.answers},
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str) -> Interpretation:
-        """Load an interpretation; findings it leaves out are inherited from its ``base`` (default: the
-        baseline) and marked assumed."""
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise InterpretationError("json", f"not JSON ({exc})") from None
-        if not isinstance(data, Mapping):
-            raise InterpretationError("json", "an interpretation is a JSON object")
-        try:
-            name = str(data["name"])
-        except KeyError:
-            raise InterpretationError("name", "missing") from None
-        base_name = data.get("base") or "baseline"
-        base = BUILTINS.get(base_name)
-        given = data.get("answers", {})
-        if not isinstance(given, Mapping):
-            raise InterpretationError(f"{name}.answers", "must be an object of finding → answer")
-        answers: dict[Finding, Answer] = {}
-        for key, value in given.items():
+    def from_json(
+        cls, data: Mapping[str, Any] | str, *, known: Mapping[str, Interpretation] | None = None
+    ) -> Interpretation:
+        """Load an interpretation from JSON text or a parsed object: the one loader, for the built-ins and
+        for a user's file alike.
+
+        Findings it leaves out are inherited from its ``base`` (default: the baseline) by :func:`inherit`.
+        ``known`` are the interpretations a base may name (default: the built-ins). Anything unusable — not
+        JSON, a name given twice in one object, nesting or numbers beyond reason, a field of the wrong type,
+        an unknown finding or field, a header value with CR or LF — is an :class:`InterpretationError` that
+        names the field.
+        """
+        data = _object(_parse(data) if isinstance(data, str) else data, "json")
+        name = _text(data.get("name"), "name") if "name" in data else None
+        if not name:
+            raise InterpretationError("name", "missing")
+        unknown = set(data) - _TOP_FIELDS
+        if unknown:
+            raise InterpretationError(name, f"unknown field(s) {', '.join(sorted(unknown))}")
+        kind = _text(data.get("kind", "custom"), f"{name}.kind")
+        if kind not in _KINDS:
+            raise InterpretationError(f"{name}.kind", f"{kind!r} is not one of {', '.join(_KINDS)}")
+        given: dict[Finding, Answer] = {}
+        for key, value in _object(data.get("answers", {}), f"{name}.answers").items():
             try:
                 finding = Finding(key)
             except ValueError:
@@ -500,50 +559,45 @@ class Interpretation:
                 raise InterpretationError(
                     f"{name}.answers", f"{key!r} is not a finding{hint}"
                 ) from None
-            if not isinstance(value, Mapping):
-                raise InterpretationError(f"{name}.answers.{key}", "must be an object")
-            answers[finding] = Answer.from_json(value, where=f"{name}.answers.{key}")
-        for finding in Finding:
-            if finding not in answers:
-                if base is None:
-                    near = difflib.get_close_matches(str(base_name), list(BUILTINS), n=1)
-                    hint = f"; did you mean {near[0]}?" if near else ""
-                    raise InterpretationError(
-                        f"{name}.base",
-                        f"no answer for {finding.value}, and {base_name!r} is not a built-in "
-                        f"interpretation to inherit it from{hint}",
-                    )
-                inherited = base._index[finding]
-                answers[finding] = (
-                    replace(inherited, assumed=True)
-                    if data.get("kind") == "observed"
-                    else inherited
-                )
-        source = data.get("source") or {}
-        try:
-            return cls(
-                name=name,
-                title=str(data.get("title", name)),
-                stance=str(data.get("stance", "")),
-                kind=data.get("kind", "custom"),
-                base=data.get("base"),
-                source=Source(
-                    kind=source.get("kind", "user"),
-                    citation=source.get("citation", "user-defined"),
-                    url=source.get("url", ""),
-                ),
-                departures=tuple(
-                    Departure(what=d["what"], reason=d["reason"])
-                    for d in data.get("departures", ())
-                ),
-                realm=data.get("realm", "mtlslab"),
-                deployment=_deployment_overrides(
-                    data.get("deployment", {}), where=f"{name}.deployment"
-                ),
-                answers=_in_finding_order(answers),
+            given[finding] = Answer.from_json(value, where=f"{name}.answers.{key}")
+        base_name = _optional_text(data.get("base"), f"{name}.base")
+        answers = dict(given)
+        if len(given) < len(Finding):
+            base = _base(base_name or "baseline", name, BUILTINS if known is None else known)
+            answers = inherit(base, given, observed=kind == "observed")
+        source = _object(data.get("source") or {}, f"{name}.source")
+        source_kind = _text(source.get("kind", "user"), f"{name}.source.kind")
+        if source_kind not in _SOURCE_KINDS:
+            raise InterpretationError(
+                f"{name}.source.kind", f"{source_kind!r} is not one of {', '.join(_SOURCE_KINDS)}"
             )
-        except (KeyError, TypeError) as exc:
-            raise InterpretationError(name, f"cannot load ({exc})") from None
+        departures = data.get("departures", [])
+        if not isinstance(departures, list):
+            raise InterpretationError(f"{name}.departures", "a list of {what, reason} objects")
+        try:
+            overrides = deployment_overrides(
+                _object(data.get("deployment", {}), f"{name}.deployment")
+            )
+        except ScenarioError as exc:
+            raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+        return cls(
+            name=name,
+            title=_text(data.get("title", name), f"{name}.title"),
+            stance=_text(data.get("stance", ""), f"{name}.stance"),
+            kind=kind,  # type: ignore[arg-type]  # checked against _KINDS above
+            base=base_name,
+            source=Source(
+                kind=source_kind,  # type: ignore[arg-type]  # checked against _SOURCE_KINDS above
+                citation=_text(source.get("citation", "user-defined"), f"{name}.source.citation"),
+                url=_text(source.get("url", ""), f"{name}.source.url"),
+            ),
+            departures=tuple(
+                _departure(d, f"{name}.departures[{i}]") for i, d in enumerate(departures)
+            ),
+            realm=_optional_text(data.get("realm", "mtlslab"), f"{name}.realm"),
+            deployment=overrides,
+            answers=_in_finding_order(answers),
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Interpretation):
@@ -557,8 +611,6 @@ class Interpretation:
         return f"<Interpretation {self.name} ({self.kind}): {self.stance}>"
 
     def _repr_html_(self) -> str:
-        import html
-
         rows = "".join(
             f"<tr><td style='padding:2px 8px;font-family:monospace'>{html.escape(f.value)}</td>"
             f"<td style='padding:2px 8px'>{html.escape(_answer_text(self.answer(f)))}</td></tr>"
@@ -574,6 +626,98 @@ class Interpretation:
             f"{'<ul>' + departures + '</ul>' if departures else ''}"
             f"<table style='border-collapse:collapse'>{rows}</table></div>"
         )
+
+
+_TOP_FIELDS = {
+    "name",
+    "title",
+    "stance",
+    "kind",
+    "base",
+    "source",
+    "departures",
+    "realm",
+    "deployment",
+    "answers",
+}
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _Duplicate(f"the name {name!r} occurs twice in one object")
+        found[name] = value
+    return found
+
+
+def _parse(text: str) -> object:
+    """JSON text, strictly: no name twice in one object (two readers could keep different ones)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique)
+    except _Duplicate as exc:
+        raise InterpretationError("json", str(exc)) from None
+    except RecursionError:
+        raise InterpretationError("json", "nested too deep to be an interpretation") from None
+    except ValueError as exc:  # JSONDecodeError; an integer of more digits than Python reads
+        raise InterpretationError("json", f"not JSON ({shorten(str(exc), 160)})") from None
+
+
+def _departure(data: object, where: str) -> Departure:
+    found = _object(data, where)
+    unknown = set(found) - {"what", "reason", "about"}
+    if unknown:
+        raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+    return Departure(
+        what=_text(found.get("what"), f"{where}.what"),
+        reason=_text(found.get("reason"), f"{where}.reason"),
+        about=_texts(found.get("about", []), f"{where}.about"),
+    )
+
+
+def _base(base_name: str, name: str, known: Mapping[str, Interpretation]) -> Interpretation:
+    found = known.get(base_name)
+    if found is None:
+        near = difflib.get_close_matches(base_name, list(known), n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise InterpretationError(
+            f"{name}.base",
+            f"{base_name!r} is not an interpretation to inherit answers from{hint}",
+        )
+    return found
+
+
+#: Findings an observed server's inherited answer is not assumed for: the TLS alert is the TLS layer's,
+#: and the resource itself is served alike by every reading.
+_NEVER_ASSUMED = (Finding.TLS_REJECTED, Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND)
+
+
+def inherit(
+    base: Interpretation, given: Mapping[Finding, Answer], *, observed: bool
+) -> dict[Finding, Answer]:
+    """The one inheritance rule: ``given`` answers, and ``base``'s for every finding ``given`` leaves out.
+
+    For an *observed* server, an inherited answer is marked assumed — its source does not show it — and no
+    longer unspecified (a real server answers something; what, is assumed). The TLS alert and the
+    acceptances are exempt: no server chooses them.
+    """
+    answers = dict(given)
+    for finding, inherited in base.answers:
+        if finding in answers:
+            continue
+        if observed and finding not in _NEVER_ASSUMED:
+            inherited = replace(
+                inherited,
+                assumed=True,
+                unspecified=False,
+                note=f"not shown by the source: inherited from {base.name}",
+            )
+        answers[finding] = inherited
+    return answers
 
 
 def _answer_text(answer: Answer) -> str:
@@ -606,22 +750,6 @@ def _json_text(value: str) -> str:
     return json.dumps(value)[1:-1]
 
 
-def _deployment_overrides(data: Any, *, where: str) -> tuple[tuple[str, Any], ...]:
-    if not isinstance(data, Mapping):
-        raise InterpretationError(where, "must be an object of deployment field → value")
-    if not data:
-        return ()
-    special = {k: v for k, v in data.items() if v == "required-as-deployed"}
-    rest = {k: v for k, v in data.items() if k not in special}
-    try:
-        parsed = Deployment.from_json(rest) if rest else Deployment()
-    except Exception as exc:
-        raise InterpretationError(where, str(exc)) from None
-    values = {k: getattr(parsed, k) for k in rest}
-    values.update(special)
-    return tuple(sorted(values.items()))
-
-
 def derive(
     base: Interpretation,
     *,
@@ -634,12 +762,19 @@ def derive(
     realm: str | Literal["inherit"] | None = "inherit",
     source: Source | None = None,
 ) -> Interpretation:
-    """A new interpretation: ``base`` with some findings answered differently (rules as data)."""
-    merged = dict(base.answers)
-    merged.update(answers or {})
+    """A new interpretation: ``base`` with some findings answered differently (rules as data).
+
+    The base's departures are kept, except those about a finding answered anew or a deployment field set
+    anew here: they described the base's answers, not the new ones.
+    """
+    changed = {f.value for f in (answers or {})} | set(deployment or {})
     overrides = dict(base.deployment)
     if deployment:
-        overrides.update(dict(_deployment_overrides(deployment, where=f"{name}.deployment")))
+        try:
+            overrides.update(dict(deployment_overrides(deployment)))
+        except ScenarioError as exc:
+            raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+    kept = tuple(d for d in base.departures if not changed & set(d.about))
     return Interpretation(
         name=name,
         title=title or name,
@@ -647,636 +782,36 @@ def derive(
         source=source or Source(kind="user", citation=f"derived from {base.name}"),
         kind="custom",
         base=base.name,
-        answers=_in_finding_order(merged),
-        departures=(*base.departures, *departures),
+        answers=_in_finding_order(inherit(base, answers or {}, observed=False)),
+        departures=(*kept, *departures),
         realm=base.realm if realm == "inherit" else realm,
         deployment=tuple(sorted(overrides.items())),
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# The built-ins.
-
-_F = Finding
-_UNSPECIFIED_NOTE = (
-    "RFC 8705 §3 says what to do on a mismatch, not when no certificate came at all; RFC 6750 §3 only requires a "
-    "challenge, so this cell shows the bare challenge and is marked unspecified"
-)
-
-
-_DPOP_ALGS = (
-    ("algs", "ES256"),
-)  # RFC 9449 §7.1: the DPoP challenge SHOULD list the accepted algorithms
-
-
-def _baseline_answers() -> dict[Finding, Answer]:
-    invalid_token = Answer(status=401, error="invalid_token")
-    return {
-        _F.TLS_REJECTED: Answer(
-            status=None,
-            tls_alert=True,
-            scheme=None,
-            note="the TLS layer answers; no HTTP response exists",
-        ),
-        _F.HEADERS_TOO_LARGE: _HEADERS_TOO_LARGE,
-        _F.BODY_TOO_LARGE: _BODY_TOO_LARGE,
-        _F.NO_TOKEN: Answer(
-            status=401, note="RFC 6750 §3.1: no error code when the request has no authentication"
-        ),
-        _F.MALFORMED_AUTHORIZATION: Answer(status=400, error="invalid_request"),
-        _F.MULTIPLE_METHODS: Answer(status=400, error="invalid_request"),
-        _F.TOKEN_MALFORMED: invalid_token,
-        _F.BAD_SIGNATURE: invalid_token,
-        _F.TOKEN_EXPIRED: invalid_token,
-        _F.TOKEN_NOT_YET_VALID: invalid_token,
-        _F.WRONG_ISSUER: invalid_token,
-        _F.WRONG_AUDIENCE: invalid_token,
-        _F.TOKEN_INACTIVE: invalid_token,
-        _F.DPOP_TOKEN_AS_BEARER: Answer(
-            status=401,
-            error="invalid_token",
-            extra_challenges=('DPoP algs="ES256"',),
-            note="RFC 9449 §7.2: refuse, and a server supporting both schemes may send both challenges",
-        ),
-        _F.MTLS_TOKEN_AS_BEARER: Answer(
-            status=401,
-            error="invalid_token",
-            assumed=True,
-            note="cannot arise here: no server of the baseline has an MTLS scheme",
-        ),
-        _F.DPOP_PROOF_MISSING: Answer(
-            status=401,
-            scheme="DPoP",
-            error="invalid_dpop_proof",
-            realm=False,
-            params=_DPOP_ALGS,
-            note="RFC 9449 §7.1: a missing proof fails §4.3; algs SHOULD be sent",
-        ),
-        _F.DPOP_PROOF_INVALID: Answer(
-            status=401, scheme="DPoP", error="invalid_dpop_proof", realm=False, params=_DPOP_ALGS
-        ),
-        _F.DPOP_KEY_MISMATCH: Answer(
-            status=401,
-            scheme="DPoP",
-            error="invalid_token",
-            realm=False,
-            description="Invalid DPoP key binding",
-            params=_DPOP_ALGS,
-            note="RFC 9449 §7.1's own example",
-        ),
-        _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
-            same_as=_F.CERTIFICATE_MISSING,
-            note="RFC 9440: an untrusted header is ignored, so no certificate came",
-        ),
-        _F.CERTIFICATE_MISSING: Answer(status=401, unspecified=True, note=_UNSPECIFIED_NOTE),
-        _F.CERTIFICATE_MISMATCH: Answer(
-            status=401, error="invalid_token", note="RFC 8705 §3, the explicit case"
-        ),
-        _F.UNSUPPORTED_CONFIRMATION: Answer(
-            status=401, error="invalid_token", note="RFC 6750 §3.1: invalid for other reasons"
-        ),
-        _F.TOKEN_NOT_BOUND: invalid_token,
-        _F.INSUFFICIENT_SCOPE: Answer(status=403, error="insufficient_scope", scope=True),
-        _F.ACCEPTED: _ACCEPTED,
-        _F.ACCEPTED_ALTHOUGH_BOUND: _ACCEPTED,
-    }
+def _load_builtins() -> dict[str, Interpretation]:
+    """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
+    entry."""
+    text = (
+        importlib.resources.files("mtlslab")
+        .joinpath("data/interpretations.json")
+        .read_text("utf-8")
+    )
+    loaded: dict[str, Interpretation] = {}
+    for entry in _texts_or_objects(_parse(text)):
+        found = Interpretation.from_json(entry, known=loaded)
+        loaded[found.name] = found
+    return loaded
 
 
-def _make(
-    name: str,
-    title: str,
-    stance: str,
-    source: Source,
-    kind: InterpretationKind,
-    changes: Mapping[Finding, Answer],
-    *,
-    departures: Iterable[Departure] = (),
-    realm: str | None = "mtlslab",
-    deployment: Mapping[str, Any] | None = None,
-    assume_rest: bool = False,
-) -> Interpretation:
-    answers = _baseline_answers()
-    if assume_rest:
-        answers = {
-            f: a
-            if f
-            in (
-                _F.TLS_REJECTED,
-                _F.ACCEPTED,
-                _F.ACCEPTED_ALTHOUGH_BOUND,
-                _F.UNTRUSTED_CLIENT_CERT_HEADER,
-            )
-            else replace(
-                a,
-                assumed=True,
-                unspecified=False,
-                note="not shown by the source: inherited from the baseline",
-            )
-            for f, a in answers.items()
-        }
-        answers[_F.UNTRUSTED_CLIENT_CERT_HEADER] = Answer(
-            same_as=_F.CERTIFICATE_MISSING,
-            assumed=True,
-            note="the header is ignored, so the server sees no certificate (assumed)",
-        )
-    answers.update(changes)
-    return Interpretation(
-        name=name,
-        title=title,
-        stance=stance,
-        source=source,
-        kind=kind,
-        answers=_in_finding_order(answers),
-        departures=tuple(departures),
-        realm=realm,
-        deployment=_deployment_overrides(deployment or {}, where=f"{name}.deployment"),
-    )
-
-
-_RICHER_10NOV = "https://mailarchive.ietf.org/arch/msg/oauth/XfeH2q0Rwa2YocsR484xk-8LMqc/"
-_RICHER_17NOV = "https://mailarchive.ietf.org/arch/msg/oauth/0AqJC-xFPFBrz_CxC08I2tJ49ws/"
-_KEYCLOAK_MSG = "Client certificate missing, or its thumbprint and one in the token did NOT match"
-_KEYCLOAK_NOTE = "observed in the source (newer text; 19.0.2's first versions said '…one in the refresh token did NOT match')"
-_SPRING_PREFIX = "An error occurred while attempting to decode the Jwt: "
-_SPRING_URI = "https://tools.ietf.org/html/rfc6750#section-3.1"
-_AUTH0_DPOP = 'DPoP algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES256K ES384 ES512 EdDSA"'
-_EXPRESS_HTML = (
-    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n<body>\n'
-    "<pre>$reason</pre>\n</body>\n</html>\n"
-)
-_OBSERVED = "observed in the source"
-
-
-def _builtins() -> dict[str, Interpretation]:
-    baseline = _make(
-        "baseline",
-        "RFC 6750 + RFC 8705 as written",
-        "Answer what the RFCs say and nothing more; where they are silent, say so.",
-        Source(
-            kind="rfc",
-            citation="RFC 6750 §3.1, RFC 8705 §3, RFC 9449 §7",
-            url="https://www.rfc-editor.org/rfc/rfc8705#section-3",
-        ),
-        "baseline",
-        {},
-        departures=(
-            Departure(
-                what="missing certificate: a bare 401 challenge marked unspecified",
-                reason="RFC 8705 §3 defines no error for it; the cell shows the gap, not a guess",
-            ),
-        ),
-    )
-    thread_400 = _make(
-        "thread-400",
-        "Missing certificate is a malformed request (400 invalid_request)",
-        "No certificate makes the request itself incomplete: RFC 6750 §3.1's invalid_request.",
-        Source(
-            kind="mailing-list",
-            citation="Dmitry Telegin, OAuth WG list, 24 Sep and 10 Nov 2021 (quoted in "
-            "Richer's reply)",
-            url=_RICHER_10NOV,
-        ),
-        "reading",
-        {_F.CERTIFICATE_MISSING: Answer(status=400, error="invalid_request")},
-        departures=(
-            Departure(
-                what="missing certificate → 400 invalid_request",
-                reason="RFC 6750 §3.1: the request is missing something it requires",
-            ),
-        ),
-    )
-    thread_401 = _make(
-        "thread-401",
-        "Missing certificate is an invalid token (401 invalid_token)",
-        "The request is fine; the client failed to present what the token requires: invalid_token.",
-        Source(
-            kind="mailing-list",
-            citation="Justin Richer, OAuth WG list, 10 Nov 2021",
-            url=_RICHER_10NOV,
-        ),
-        "reading",
-        {_F.CERTIFICATE_MISSING: Answer(status=401, error="invalid_token")},
-        departures=(
-            Departure(
-                what="missing certificate → 401 invalid_token",
-                reason="treated like RFC 8705 §3's mismatch: the token cannot be used this way",
-            ),
-        ),
-    )
-    dpop_analogy = _make(
-        "dpop-analogy",
-        "As DPoP does it: a dedicated scheme and error code (hypothetical)",
-        "Give MTLS tokens their own Authorization scheme and error code, as RFC 9449 does for DPoP.",
-        Source(
-            kind="hypothetical",
-            citation="Justin Richer, OAuth WG list, 10 and 17 Nov 2021; RFC 9449 §7",
-            url=_RICHER_17NOV,
-        ),
-        "hypothetical",
-        {
-            _F.CERTIFICATE_MISSING: Answer(
-                status=401,
-                scheme="MTLS",
-                error="invalid_client_certificate",
-                note="hypothetical, unregistered scheme and error code",
-            ),
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                scheme="MTLS",
-                error="invalid_token",
-                description="Invalid certificate binding",
-                note="like RFC 9449 §7.1's key-binding failure",
-            ),
-            _F.MTLS_TOKEN_AS_BEARER: Answer(
-                status=401,
-                error="invalid_token",
-                extra_challenges=("MTLS",),
-                note="like RFC 9449 §7.2: a bound token sent as Bearer is refused",
-            ),
-            _F.TOKEN_NOT_BOUND: Answer(status=401, scheme="MTLS", error="invalid_token"),
-            _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(same_as=_F.CERTIFICATE_MISSING),
-        },
-        departures=(
-            Departure(
-                what="the MTLS scheme and the invalid_client_certificate code are hypothetical",
-                reason="mtlslab's names, not Richer's, and neither is registered (IANA HTTP Authentication "
-                "Schemes; OAuth Extensions Error registry); this shows what the analogy would mean",
-            ),
-            Departure(
-                what="certificate-bound tokens sent as Bearer are refused",
-                reason="by analogy with RFC 9449 §7.2; today's clients, which all use Bearer, would break. "
-                "So in every Bearer row this reading answers 'bound token as Bearer' (401 invalid_token) before "
-                "it looks at the certificate: that is not agreement with thread-401; its own missing-certificate "
-                "answer shows in the MTLS-scheme rows",
-            ),
-        ),
-        deployment={"mtls_scheme": True},
-    )
-    tls_required = _make(
-        "tls-required",
-        "Require client certificates at the TLS layer",
-        "Ask for the certificate at the TLS layer as required; the HTTP question never arises.",
-        Source(
-            kind="rfc",
-            citation="RFC 8705 §3 (the server must know before the handshake); RFC 8446 §4.4.2.4",
-            url="https://www.rfc-editor.org/rfc/rfc8446#section-4.4.2.4",
-        ),
-        "reading",
-        {},
-        departures=(
-            Departure(
-                what="clients without a certificate get a TLS alert, not an HTTP answer",
-                reason="certificate_required (116) in TLS 1.3, seen at the client's first read; handshake_failure "
-                "(40) in TLS 1.2",
-            ),
-            Departure(
-                what="clients with unbound tokens and no certificate are shut out too",
-                reason="the TLS layer cannot know which token will follow",
-            ),
-        ),
-        deployment={"client_auth": "required-as-deployed"},
-    )
-    keycloak = _make(
-        "keycloak",
-        "Keycloak, recent versions (UserInfo)",
-        "401 invalid_token for both a missing and a mismatched certificate, one message for both.",
-        Source(
-            kind="repository",
-            citation="keycloak/keycloak services/…/endpoints/UserInfoEndpoint.java, "
-            "services/…/util/MtlsHoKTokenUtil.java; PR #14237",
-            url="https://github.com/keycloak/keycloak/pull/14237",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISSING: Answer(
-                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_KEYCLOAK_NOTE
-            ),
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401, error="invalid_token", description=_KEYCLOAK_MSG, note=_KEYCLOAK_NOTE
-            ),
-        },
-        departures=(
-            Departure(
-                what="binding is checked only for clients with the 'use MTLS HoK token' option",
-                reason="modelled with the option on; without it cnf is ignored",
-            ),
-            Departure(
-                what="the description is the newer text",
-                reason="from 19.0.2 Keycloak first said '…one in the refresh token did NOT match'; newer "
-                "versions say '…one in the token did NOT match'",
-            ),
-        ),
-        assume_rest=True,
-    )
-    keycloak_legacy = _make(
-        "keycloak-legacy",
-        "Keycloak, older versions (UserInfo)",
-        "401 unauthorized_client — not an RFC 6750 resource error code — for both cases.",
-        Source(
-            kind="repository",
-            citation="keycloak/keycloak UserInfoEndpoint.java, MtlsHoKTokenUtil.java (older history)",
-            url="https://github.com/keycloak/keycloak/pull/14237",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISSING: Answer(
-                status=401,
-                error="unauthorized_client",
-                assumed=True,
-                note="status and code observed; the challenge's exact form assumed",
-            ),
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                error="unauthorized_client",
-                assumed=True,
-                note="status and code observed; the challenge's exact form assumed",
-            ),
-        },
-        departures=(
-            Departure(
-                what="unauthorized_client",
-                reason="an RFC 6749 token-endpoint code, not an RFC 6750 one",
-            ),
-        ),
-        assume_rest=True,
-    )
-    spring = _make(
-        "spring-security",
-        "Spring Security ≥ 6.3 (JWT resource server)",
-        "401 invalid_token for both, with the validator's message and an error_uri; no realm.",
-        Source(
-            kind="repository",
-            citation="spring-projects/spring-security oauth2/oauth2-jose/…/jwt/"
-            "X509CertificateThumbprintValidator.java, …/resource/web/BearerTokenAuthenticationEntryPoint.java",
-            url="https://github.com/spring-projects/spring-security",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISSING: Answer(
-                status=401,
-                error="invalid_token",
-                error_uri=_SPRING_URI,
-                description=_SPRING_PREFIX
-                + "Unable to obtain X509Certificate from current request.",
-                assumed=True,
-                note="status, error, error_uri and the end of the description observed; the description's "
-                "prefix assumed to be the one (a) shows",
-            ),
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                error="invalid_token",
-                error_uri=_SPRING_URI,
-                description=_SPRING_PREFIX + "Invalid SHA-256 Thumbprint for X509Certificate.",
-                note=_OBSERVED,
-            ),
-            _F.UNTRUSTED_CLIENT_CERT_HEADER: Answer(
-                same_as=_F.CERTIFICATE_MISSING,
-                assumed=True,
-                note="observed for a proxy's header: without a certificate supplier every bound token lands in "
-                "the missing-certificate case; a client's own header on a direct connection is assumed to be "
-                "ignored the same way",
-            ),
-        },
-        departures=(
-            Departure(
-                what="behind a TLS-terminating proxy every bound token fails as 'no certificate'",
-                reason="by default no certificate supplier reads a forwarded Client-Cert",
-            ),
-        ),
-        realm=None,
-        deployment={"proxy_trusted": False},
-        assume_rest=True,
-    )
-    oidc_provider = _make(
-        "node-oidc-provider",
-        "node-oidc-provider 9.13 (UserInfo)",
-        "401 invalid_token 'invalid token provided' for both, in the challenge and in a JSON body.",
-        Source(
-            kind="repository",
-            citation="panva/node-oidc-provider lib/shared/access_token.js, lib/helpers/errors.js "
-            "(verified by running it)",
-            url="https://github.com/panva/node-oidc-provider",
-        ),
-        "observed",
-        {
-            f: Answer(
-                status=401,
-                error="invalid_token",
-                description="invalid token provided",
-                body='{"error":"$error","error_description":"$description"}',
-                content_type="application/json; charset=utf-8",
-                note="observed in the source (the Content-Type is Koa's for a JSON body)",
-            )
-            for f in (_F.CERTIFICATE_MISSING, _F.CERTIFICATE_MISMATCH)
-        },
-        realm=LAB_ISSUER,
-        assume_rest=True,
-    )
-    authlete = _make(
-        "authlete",
-        "Authlete (introspection-driven resource server)",
-        "401 invalid_token with a coded description and error_uri; the certificate goes to introspection.",
-        Source(
-            kind="repository",
-            citation="authlete/authlete-java-common IntrospectionResponse.java; "
-            "authlete/java-resource-server PR #9",
-            url="https://docs.authlete.com/#A065304",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISSING: Answer(
-                status=401,
-                error="invalid_token",
-                separator=",",
-                realm=False,
-                description="[A065304] The client failed to present a certificate and the access token is MTLS bound.",
-                error_uri="https://docs.authlete.com/#A065304",
-                note=_OBSERVED,
-            ),
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                error="invalid_token",
-                separator=",",
-                realm=False,
-                assumed=True,
-                note="401 observed; the text is unconfirmed",
-            ),
-        },
-        realm=None,
-        deployment={"validation": "introspection"},
-        assume_rest=True,
-    )
-    auth0 = _make(
-        "auth0",
-        "auth0 express-oauth2-jwt-bearer 1.10 (with a certificate supplier)",
-        "Splits the cases: 401 invalid_token on a mismatch, 400 invalid_request on a missing certificate.",
-        Source(
-            kind="repository",
-            citation="auth0/node-oauth2-jwt-bearer packages/access-token-jwt/src/mtls-verifier.ts "
-            "(verified by running it)",
-            url="https://github.com/auth0/node-oauth2-jwt-bearer",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                error="invalid_token",
-                description="JWT Access Token confirmation mismatch",
-                extra_challenges=(_AUTH0_DPOP,),
-                body=_EXPRESS_HTML,
-                content_type="text/html; charset=utf-8",
-                note="observed; the HTML body is Express's production error page",
-            ),
-            _F.CERTIFICATE_MISSING: Answer(
-                status=400,
-                error="invalid_request",
-                description="A client certificate is required for this certificate-bound access token",
-                extra_challenges=(_AUTH0_DPOP,),
-                body=_EXPRESS_HTML,
-                content_type="text/html; charset=utf-8",
-                note="observed; the HTML body is Express's production error page",
-            ),
-            _F.TOKEN_NOT_BOUND: Answer(
-                status=401,
-                error="invalid_token",
-                description="JWT Access Token has no x5t#S256 confirmation claim",
-                extra_challenges=(_AUTH0_DPOP,),
-                body=_EXPRESS_HTML,
-                content_type="text/html; charset=utf-8",
-                note="observed with mtls.required",
-            ),
-        },
-        departures=(
-            Departure(
-                what="binding is checked only when a certificate supplier is configured",
-                reason="the default ignores cnf: see auth0-default",
-            ),
-        ),
-        realm="api",
-        assume_rest=True,
-    )
-    auth0_default = _make(
-        "auth0-default",
-        "auth0 express-oauth2-jwt-bearer 1.10 (default: no certificate supplier)",
-        "Ignores cnf: a certificate-bound token is accepted from anyone.",
-        Source(
-            kind="repository",
-            citation="auth0/node-oauth2-jwt-bearer packages/access-token-jwt/src/mtls-verifier.ts "
-            "(verified by running it)",
-            url="https://github.com/auth0/node-oauth2-jwt-bearer",
-        ),
-        "observed",
-        {},
-        departures=(
-            Departure(
-                what="cnf is not checked", reason="no certificate supplier is configured by default"
-            ),
-        ),
-        realm="api",
-        deployment={"checks_binding": False},
-        assume_rest=True,
-    )
-    apicast = _make(
-        "apicast",
-        "3scale APIcast oauth_mtls policy",
-        "401 with a JSON body and no WWW-Authenticate, for both; tokens without cnf are refused too.",
-        Source(
-            kind="repository",
-            citation="3scale/APIcast gateway/src/apicast/policy/oauth_mtls/oauth_mtls.lua",
-            url="https://github.com/3scale/APIcast",
-        ),
-        "observed",
-        {
-            f: Answer(
-                status=401,
-                scheme=None,
-                error="invalid_token",
-                body='{"error": "invalid_token"}',
-                content_type="application/json; charset=utf-8",
-                note="observed in the source (the Content-Type as oauth_mtls.lua sets it)",
-            )
-            for f in (
-                _F.CERTIFICATE_MISSING,
-                _F.CERTIFICATE_MISMATCH,
-                _F.TOKEN_NOT_BOUND,
-            )
-        }
-        | {
-            _F.UNSUPPORTED_CONFIRMATION: Answer(
-                status=401,
-                scheme=None,
-                error="invalid_token",
-                body='{"error": "invalid_token"}',
-                content_type="application/json; charset=utf-8",
-                assumed=True,
-                note="cnf without x5t#S256: read off the same branch of oauth_mtls.lua, not in the source notes",
-            )
-        },
-        departures=(
-            Departure(
-                what="401 without WWW-Authenticate",
-                reason="RFC 9110 §15.5.2 requires the challenge",
-            ),
-            Departure(what="unbound tokens refused", reason="the policy requires cnf"),
-        ),
-        deployment={"requires_binding": True},
-        assume_rest=True,
-    )
-    duende = _make(
-        "duende-sample",
-        "Duende IdentityServer documentation sample",
-        "401 Bearer challenge on a mismatch; 403 (forbid) when no certificate came.",
-        Source(
-            kind="documentation",
-            citation="Duende docs 'Validating Proof-of-Possession'; dotnet/aspnetcore "
-            "CertificateAuthenticationHandler.cs",
-            url="https://docs.duendesoftware.com/",
-        ),
-        "observed",
-        {
-            _F.CERTIFICATE_MISMATCH: Answer(
-                status=401,
-                error="invalid_token",
-                realm=False,
-                assumed=True,
-                note="401 with a Bearer challenge observed; the error parameter assumed",
-            ),
-            _F.CERTIFICATE_MISSING: Answer(
-                status=403, scheme=None, note="observed: the certificate handler forbids"
-            ),
-        },
-        departures=(
-            Departure(
-                what="missing certificate → 403",
-                reason="the certificate handler turns the challenge into a forbid",
-            ),
-        ),
-        realm=None,
-        assume_rest=True,
-    )
-    return {
-        i.name: i
-        for i in (
-            baseline,
-            thread_400,
-            thread_401,
-            dpop_analogy,
-            tls_required,
-            keycloak,
-            keycloak_legacy,
-            spring,
-            oidc_provider,
-            authlete,
-            auth0,
-            auth0_default,
-            apicast,
-            duende,
-        )
-    }
+def _texts_or_objects(data: object) -> list[Mapping[str, Any]]:
+    if not isinstance(data, list):
+        raise InterpretationError("interpretations.json", "a list of interpretations")
+    return [_object(entry, "interpretations.json") for entry in data]
 
 
 #: The built-in interpretations, by name, in display order.
-BUILTINS: dict[str, Interpretation] = _builtins()
+BUILTINS: dict[str, Interpretation] = _load_builtins()
 
 
 def get_interpretation(name: str) -> Interpretation:

@@ -29,7 +29,6 @@ import builtins
 import contextlib
 import datetime as dt
 import enum
-import functools
 import hashlib
 import html
 import ipaddress
@@ -38,7 +37,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -374,17 +373,6 @@ def validate_client_chain(
     cert = load_certificate(leaf, field="leaf")
     if not roots:
         raise CertificateError("roots", "at least one trust anchor is needed")
-    return _validate_cached(cert, tuple(roots), tuple(intermediates), at)
-
-
-@functools.lru_cache(maxsize=1024)
-def _validate_cached(
-    cert: x509.Certificate,
-    roots: tuple[x509.Certificate, ...],
-    intermediates: tuple[x509.Certificate, ...],
-    at: dt.datetime,
-) -> ChainVerdict:
-    """Chain validation is a pure function of its inputs: each chain is validated once per process."""
     verifier = (
         PolicyBuilder()
         .store(Store(list(roots)))
@@ -667,7 +655,6 @@ def _certificate_html(
 # Certificate authorities.
 
 
-@lru_cache(maxsize=256)  # x509.Name is immutable; building one is a measurable part of issuing
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -889,7 +876,6 @@ class CertificateAuthority:
         return _certificate_html(self.certificate, title=f"Certificate authority {self.name}")
 
 
-@lru_cache(maxsize=1)  # immutable, and the same for every CA
 def _ca_key_usage() -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
@@ -905,15 +891,10 @@ def _ca_key_usage() -> x509.KeyUsage:
 
 
 def _leaf_key_usage(key: PrivateKey) -> x509.KeyUsage:
-    return _leaf_key_usage_for(isinstance(key, rsa.RSAPrivateKey))
-
-
-@lru_cache(maxsize=2)  # immutable: one value for RSA leaves (keyEncipherment), one for the others
-def _leaf_key_usage_for(rsa_key: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=rsa_key,
+        key_encipherment=isinstance(key, rsa.RSAPrivateKey),
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=False,

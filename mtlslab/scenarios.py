@@ -15,11 +15,12 @@ import binascii
 import datetime as dt
 import difflib
 import enum
-import functools
+import importlib.resources
+import json
 import re
 import string
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "Placement",
     "Presentation",
     "ProofChoice",
+    "Relative",
     "Request",
     "Scenario",
     "Scheme",
@@ -49,10 +51,12 @@ __all__ = [
     "curl_argv",
     "curl_shown",
     "decode_client_cert",
+    "deployment_overrides",
     "encode_client_cert",
     "get_scenario",
     "realize",
     "received",
+    "redeploy",
     "scenarios_tagged",
     "shorten",
     "through_proxy",
@@ -61,32 +65,12 @@ __all__ = [
 
 
 def _public_fields(obj: Any) -> tuple[str, ...]:
-    """The fields a caller sets (not the cached hash)."""
-    return _fields_of(obj if isinstance(obj, type) else type(obj))
-
-
-@functools.cache
-def _fields_of(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls) if f.init)
-
-
-class _CachedHash:
-    """Frozen value objects used as cache keys hash once (their hash is asked for on every lookup)."""
-
-    __slots__ = ()
-
-    def _init_hash(self) -> None:
-        values = tuple(getattr(self, name) for name in _public_fields(self))
-        object.__setattr__(self, "_hash", hash(values))
-
-    def __hash__(self) -> int:
-        return self._hash  # type: ignore[attr-defined, no-any-return]
+    """The fields of a dataclass (or of its class)."""
+    return tuple(f.name for f in fields(obj))
 
 
 class Topology(enum.Enum):
     """Whether the client talks TLS to the resource server itself or to a TLS-terminating proxy."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     DIRECT = "direct"
     PROXY = "proxy"  # a reverse proxy terminates TLS and forwards the certificate as RFC 9440 Client-Cert
@@ -95,14 +79,12 @@ class Topology(enum.Enum):
 class Validation(enum.Enum):
     """How the resource server validates tokens."""
 
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
-
     JWT = "jwt"  # locally: RFC 9068 JWT + the issuer's JWKS
     INTROSPECTION = "introspection"  # by asking the authorization server (RFC 7662)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deployment(_CachedHash):
+class Deployment:
     """How the resource server (and the TLS in front of it) is set up."""
 
     client_auth: ClientAuth = ClientAuth.OPTIONAL
@@ -121,13 +103,6 @@ class Deployment(_CachedHash):
         False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
     )
     dpop: bool = True  # the RS supports DPoP (RFC 9449)
-
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._init_hash()
-
-    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
@@ -162,15 +137,21 @@ class Deployment(_CachedHash):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
-        """The inverse of :meth:`to_json`; refuses unknown fields."""
+        """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
         found: Deployment = _from_json(cls, data, "deployment")
         return found
+
+    def overridden(self, changes: Mapping[str, Any]) -> Deployment:
+        """This deployment with ``changes`` (as :func:`deployment_overrides` reads them) applied."""
+        values = dict(changes)
+        if values.get("client_auth") is Relative.REQUIRED_AS_DEPLOYED:
+            validates = self.client_auth.validates or self.client_auth is ClientAuth.NONE
+            values["client_auth"] = ClientAuth.REQUIRED if validates else ClientAuth.REQUIRED_NO_CA
+        return replace(self, **values)
 
 
 class CertChoice(enum.Enum):
     """Which certificate the client presents (names of :meth:`mtlslab.pki.Lab.identities`)."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     NONE = "none"
     CLIENT = "client"  # the certificate bound tokens are bound to
@@ -190,8 +171,6 @@ class CertChoice(enum.Enum):
 class Scheme(enum.Enum):
     """The Authorization scheme the client uses."""
 
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
-
     BEARER = "Bearer"
     BEARER_LOWER = "bearer"  # auth-schemes are case-insensitive (RFC 9110 §11.1)
     DPOP = "DPoP"
@@ -202,8 +181,6 @@ class Scheme(enum.Enum):
 class Placement(enum.Enum):
     """Where the token travels (RFC 6750 §2.1 header, §2.2 form body, §2.3 query)."""
 
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
-
     HEADER = "header"
     FORM = "form"
     QUERY = "query"
@@ -213,8 +190,6 @@ class Placement(enum.Enum):
 
 class ProofChoice(enum.Enum):
     """The DPoP proof sent along (RFC 9449 §4)."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     AUTO = "auto"  # a valid proof when the scheme is DPoP, none otherwise
     NONE = "none"
@@ -229,7 +204,7 @@ class ProofChoice(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Presentation(_CachedHash):
+class Presentation:
     """What the client sends: certificate, scheme, token placement, and extras."""
 
     certificate: CertChoice = CertChoice.CLIENT
@@ -241,13 +216,6 @@ class Presentation(_CachedHash):
     # ``$client_cert`` for the lab client's certificate as an RFC 9440 value; a CR LF (or LF) inside ends
     # the field on the wire, so what follows is sent as further header fields (see client_request).
     raw_authorization: str | None = None
-
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._init_hash()
-
-    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """A one-line description."""
@@ -279,7 +247,7 @@ class Presentation(_CachedHash):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Scenario(_CachedHash):
+class Scenario:
     """One situation a resource server can be in, with a stable id."""
 
     id: str
@@ -292,13 +260,6 @@ class Scenario(_CachedHash):
     expect: Finding | None = (
         None  # the finding under the RFC baseline, documented with the scenario
     )
-
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._init_hash()
-
-    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     def describe(self) -> str:
         """Deployment, presentation and token on one line."""
@@ -356,31 +317,76 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+#: The enumerated fields of deployments and presentations, by name.
+_ENUMS: dict[str, type[enum.Enum]] = {
+    "client_auth": ClientAuth,
+    "tls_version": TlsVersion,
+    "topology": Topology,
+    "validation": Validation,
+    "certificate": CertChoice,
+    "scheme": Scheme,
+    "placement": Placement,
+    "forged_client_cert": CertChoice,
+    "dpop_proof": ProofChoice,
+}
+
+
+def _field_value(cls: Any, name: str, value: Any, where: str) -> Any:
+    """``value`` (from JSON) for field ``name`` of ``cls``: an enum by its value, a flag as a boolean, text
+    as a string; :class:`ScenarioError` naming ``where`` otherwise."""
+    default = next(f.default for f in fields(cls) if f.name == name)
+    kind = _ENUMS.get(name)
+    if kind is not None:
+        if value is None and default is None:
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            choices = ", ".join(m.value for m in kind)
+            raise ScenarioError(where, f"{value!r} is not one of {choices}") from None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ScenarioError(where, f"{value!r} is not true or false")
+        return value
+    if not isinstance(value, str) and not (value is None and default is None):
+        raise ScenarioError(where, f"{value!r} is not a string")
+    return value
+
+
 def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ScenarioError(what, "must be a JSON object")
     known = _public_fields(cls)
     unknown = set(data) - set(known)
     if unknown:
         raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = {}
-    hints = {
-        "client_auth": ClientAuth,
-        "tls_version": TlsVersion,
-        "topology": Topology,
-        "validation": Validation,
-        "certificate": CertChoice,
-        "scheme": Scheme,
-        "placement": Placement,
-        "forged_client_cert": CertChoice,
-        "dpop_proof": ProofChoice,
-    }
+    return cls(**{name: _field_value(cls, name, v, f"{what}.{name}") for name, v in data.items()})
+
+
+class Relative(enum.Enum):
+    """A deployment value given relative to the deployment it changes (an interpretation's override)."""
+
+    #: ``client_auth``: refuse a handshake without a client certificate, validating one as deployed —
+    #: ``required`` where the deployment validates, ``required-no-ca`` where it does not.
+    REQUIRED_AS_DEPLOYED = "required-as-deployed"
+
+
+def deployment_overrides(data: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Deployment fields to override, read from JSON (or given as values): each a :class:`Deployment` field
+    with a value of its type, or for ``client_auth`` a :class:`Relative` value; sorted by name.
+    :class:`ScenarioError` names a field that is unknown or of the wrong type."""
+    if not isinstance(data, Mapping):
+        raise ScenarioError("deployment", "must be an object of deployment field → value")
+    known = _public_fields(Deployment)
+    out: dict[str, Any] = {}
     for name, value in data.items():
-        kind = hints.get(name)
-        try:
-            values[name] = kind(value) if kind is not None and value is not None else value
-        except ValueError:
-            choices = ", ".join(m.value for m in kind) if kind else ""
-            raise ScenarioError(f"{what}.{name}", f"{value!r} is not one of {choices}") from None
-    return cls(**values)
+        if name not in known:
+            raise ScenarioError("deployment", f"unknown field {name!r}")
+        if name == "client_auth" and _plain(value) == Relative.REQUIRED_AS_DEPLOYED.value:
+            out[name] = Relative.REQUIRED_AS_DEPLOYED
+        else:
+            out[name] = _field_value(Deployment, name, _plain(value), f"deployment.{name}")
+    return tuple(sorted(out.items()))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +426,7 @@ def decode_client_cert(value: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Request(_CachedHash):
+class Request:
     """An HTTP request as the resource server's application sees it (or as the client sends it)."""
 
     method: str = "GET"
@@ -429,13 +435,6 @@ class Request(_CachedHash):
     body: bytes = b""
     client_cert: bytes | None = None  # DER the TLS layer of this connection handed over
     from_proxy: bool = False  # arrived on the hop from the TLS-terminating proxy
-
-    _hash: int = field(default=0, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._init_hash()
-
-    __hash__ = _CachedHash.__hash__  # dataclass would otherwise generate a field-by-field hash
 
     @property
     def target(self) -> str:
@@ -621,11 +620,6 @@ def client_request(
     return Request(method=method, url=url, headers=tuple(headers), body=body)
 
 
-# The request depends only on the presentation and the token (DPoP proofs are signed deterministically),
-# so scenarios differing only in their deployment share it.
-_client_request = functools.lru_cache(maxsize=4096)(client_request)
-
-
 #: Linux refuses to start a program (E2BIG) when one command-line argument's bytes, with the argument's
 #: terminating NUL, are more than this: MAX_ARG_STRLEN, 32 pages (here of 4 KiB; more where pages are larger).
 ARGUMENT_LIMIT_BYTES = 128 * 1024
@@ -728,998 +722,74 @@ def realize(
     now: Any = LAB_NOW,
 ) -> Exchange:
     """Turn ``scenario`` into concrete material: certificate, token, TLS result, requests."""
-    deployment = scenario.deployment
     identity = scenario.presentation.certificate.identity(lab)
     try:
         token = asrv.mint(scenario.token, now=now)
     except InputError as exc:  # an unknown variant; a failing recipe is a bug, and says so
         raise ScenarioError("token", str(exc)) from None
-    tls = handshake(
-        client_auth=deployment.client_auth,
-        version=deployment.tls_version,
-        presented=identity,
-        roots=(lab.ca.certificate,),
-        at=now,
-    )
-    sent = _client_request(
-        scenario.presentation, token, lab=lab, resource_url=resource_url, now=now
-    )
+    sent = client_request(scenario.presentation, token, lab=lab, resource_url=resource_url, now=now)
+    tls = _handshake(scenario.deployment, identity, lab=lab, now=now)
     return Exchange(
         scenario=scenario,
         identity=identity,
         token=token,
         tls=tls,
         client_request=sent,
-        request=received(sent, tls, deployment),
+        request=received(sent, tls, scenario.deployment),
+    )
+
+
+def redeploy(
+    exchange: Exchange, deployment: Deployment, *, lab: Lab, now: Any = LAB_NOW
+) -> Exchange:
+    """``exchange`` at a server deployed as ``deployment``: the same certificate, token and request sent;
+    what reaches the application made anew, and the handshake too when its arguments — how the server asks
+    for a certificate, and the TLS version — change (``exchange`` itself when nothing changes)."""
+    before = exchange.scenario.deployment
+    if deployment == before:
+        return exchange
+    scenario = replace(exchange.scenario, deployment=deployment)
+    if (deployment.client_auth, deployment.tls_version) == (before.client_auth, before.tls_version):
+        tls = exchange.tls
+    else:
+        tls = _handshake(deployment, exchange.identity, lab=lab, now=now)
+    return replace(
+        exchange,
+        scenario=scenario,
+        tls=tls,
+        request=received(exchange.client_request, tls, deployment),
+    )
+
+
+def _handshake(
+    deployment: Deployment, identity: Identity | None, *, lab: Lab, now: Any
+) -> TlsResult:
+    return handshake(
+        client_auth=deployment.client_auth,
+        version=deployment.tls_version,
+        presented=identity,
+        roots=(lab.ca.certificate,),
+        at=now,
     )
 
 
 # --------------------------------------------------------------------------------------------------
 # The catalogue.
 
-_PROXY = Deployment(topology=Topology.PROXY)
-_NO_CERT = Presentation(certificate=CertChoice.NONE)
-_F = Finding
+
+def _load_catalogue() -> tuple[Scenario, ...]:
+    """The named scenarios of ``mtlslab/data/catalogue.json``, loaded by :meth:`Scenario.from_json`."""
+    text = importlib.resources.files("mtlslab").joinpath("data/catalogue.json").read_text("utf-8")
+    found = tuple(Scenario.from_json(entry) for entry in json.loads(text))
+    ids = [s.id for s in found]
+    if len(set(ids)) != len(ids):
+        raise ScenarioError("catalogue", "an id occurs twice")
+    return found
 
 
-def _s(
-    id: str,
-    title: str,
-    *,
-    tags: Iterable[str],
-    expect: Finding,
-    description: str = "",
-    token: str = "bound",
-    deployment: Deployment | None = None,
-    presentation: Presentation | None = None,
-    **changes: Any,
-) -> Scenario:
-    scenario = Scenario(
-        id=id,
-        title=title,
-        tags=tuple(tags),
-        expect=expect,
-        description=description,
-        token=token,
-        deployment=deployment or Deployment(),
-        presentation=presentation or Presentation(),
-    )
-    return scenario.with_(**changes) if changes else scenario
-
-
-#: The named scenarios, debate first. Ids are stable: they appear in exports and mails.
-CATALOGUE: tuple[Scenario, ...] = (
-    # ---- the debate ---------------------------------------------------------------------------------
-    _s(
-        "no-cert-optional",
-        "Bound token, no client certificate (TLS client auth optional)",
-        tags=("debate", "binding", "attack"),
-        expect=_F.CERTIFICATE_MISSING,
-        presentation=_NO_CERT,
-        description="The thread's case: the TLS layer only requests a certificate (Undertow REQUESTED, nginx "
-        "optional, Python CERT_OPTIONAL) and the client sends none. RFC 8705 §3 names no error. As an attack: a "
-        "stolen token replayed without the victim's certificate; the binding check stops it.",
-    ),
-    _s(
-        "mismatch",
-        "Bound token, another valid client certificate",
-        tags=("debate", "binding", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        certificate=CertChoice.OTHER,
-        description="RFC 8705 §3's explicit case: the thumbprint differs, 401 invalid_token. As an attack: a "
-        "stolen token replayed with the thief's own valid certificate; the thumbprint comparison stops it.",
-    ),
-    _s(
-        "required-unbound-no-cert",
-        "Unbound token, no certificate, TLS client auth required (TLS 1.3)",
-        tags=("debate", "tls"),
-        expect=_F.TLS_REJECTED,
-        token="unbound",
-        presentation=_NO_CERT,
-        client_auth=ClientAuth.REQUIRED,
-        description="Requiring certificates at the TLS layer settles the question for bound tokens, and shuts "
-        "out clients whose tokens are not bound: no HTTP answer at all.",
-    ),
-    _s(
-        "proxy-no-cert",
-        "Behind a TLS-terminating proxy, bound token, no certificate",
-        tags=("debate", "proxy"),
-        expect=_F.CERTIFICATE_MISSING,
-        deployment=_PROXY,
-        presentation=_NO_CERT,
-        description="The proxy forwards no Client-Cert (RFC 9440: absence means no certificate).",
-    ),
-    _s(
-        "forged-client-cert",
-        "Bound token, no TLS certificate, the client forges Client-Cert itself",
-        tags=("debate", "attack", "proxy"),
-        expect=_F.UNTRUSTED_CLIENT_CERT_HEADER,
-        presentation=_NO_CERT,
-        forged_client_cert=CertChoice.CLIENT,
-        description="Certificates are public: a thief of the token can put the victim's certificate in a header. "
-        "Straight to the origin, the header must not be trusted (RFC 9440 §2, §4).",
-    ),
-    _s(
-        "success",
-        "Bound token with its certificate",
-        tags=("debate", "binding", "control"),
-        expect=_F.ACCEPTED,
-        description="The positive control every rejection is measured against.",
-    ),
-    _s(
-        "required-no-cert-tls13",
-        "Bound token, no certificate, client auth required, TLS 1.3",
-        tags=("debate", "tls"),
-        expect=_F.TLS_REJECTED,
-        presentation=_NO_CERT,
-        client_auth=ClientAuth.REQUIRED,
-        description="certificate_required (116), seen by the client only at its first read (RFC 8446 §4.4.2.4).",
-    ),
-    _s(
-        "required-no-cert-tls12",
-        "Bound token, no certificate, client auth required, TLS 1.2",
-        tags=("debate", "tls"),
-        expect=_F.TLS_REJECTED,
-        presentation=_NO_CERT,
-        client_auth=ClientAuth.REQUIRED,
-        tls_version=TlsVersion.TLS1_2,
-        description="handshake_failure (40) during the handshake.",
-    ),
-    _s(
-        "no-cert-client-auth-none",
-        "Bound token at a server that never asks for a certificate",
-        tags=("debate", "binding", "tls"),
-        expect=_F.CERTIFICATE_MISSING,
-        client_auth=ClientAuth.NONE,
-        description="The client has its certificate but is never asked for it (RFC 8705 §3: the server must "
-        "know before the handshake).",
-    ),
-    _s(
-        "no-cert-tls12",
-        "Bound token, no client certificate, TLS 1.2 optional",
-        tags=("debate", "binding"),
-        expect=_F.CERTIFICATE_MISSING,
-        presentation=_NO_CERT,
-        tls_version=TlsVersion.TLS1_2,
-    ),
-    # ---- certificate binding --------------------------------------------------------------------------
-    _s(
-        "success-tls12",
-        "Bound token with its certificate, TLS 1.2",
-        tags=("binding", "control"),
-        expect=_F.ACCEPTED,
-        tls_version=TlsVersion.TLS1_2,
-    ),
-    _s(
-        "success-required",
-        "Bound token with its certificate, client auth required",
-        tags=("binding", "control"),
-        expect=_F.ACCEPTED,
-        client_auth=ClientAuth.REQUIRED,
-    ),
-    _s(
-        "mismatch-required",
-        "Bound token, another valid certificate, client auth required",
-        tags=("binding",),
-        expect=_F.CERTIFICATE_MISMATCH,
-        client_auth=ClientAuth.REQUIRED,
-        certificate=CertChoice.OTHER,
-    ),
-    _s(
-        "success-no-ca",
-        "Bound token with its certificate, optional without CA validation",
-        tags=("binding", "control"),
-        expect=_F.ACCEPTED,
-        client_auth=ClientAuth.OPTIONAL_NO_CA,
-    ),
-    _s(
-        "self-signed-success",
-        "self_signed_tls_client_auth: token bound to a self-signed certificate, no-CA TLS",
-        tags=("binding", "self-signed", "control"),
-        expect=_F.ACCEPTED,
-        token="bound-self-signed",
-        client_auth=ClientAuth.OPTIONAL_NO_CA,
-        certificate=CertChoice.SELF_SIGNED,
-        description="RFC 8705 §2.2 and §6.2: the chain is not validated; the binding is the whole check.",
-    ),
-    _s(
-        "self-signed-with-ca-validation",
-        "Self-signed client certificate at a server that validates chains",
-        tags=("binding", "self-signed", "tls"),
-        expect=_F.TLS_REJECTED,
-        token="bound-self-signed",
-        certificate=CertChoice.SELF_SIGNED,
-        description="unknown_ca: self-signed clients need optional-no-ca.",
-    ),
-    _s(
-        "self-signed-required-no-ca",
-        "self_signed_tls_client_auth at a server that requires a certificate but validates no chain",
-        tags=("binding", "self-signed", "tls"),
-        expect=_F.ACCEPTED,
-        token="bound-self-signed",
-        client_auth=ClientAuth.REQUIRED_NO_CA,
-        certificate=CertChoice.SELF_SIGNED,
-        description="The TLS layer insists on a certificate, any certificate (RFC 8705 §6.2); the binding decides.",
-    ),
-    _s(
-        "required-no-ca-no-cert",
-        "Bound token, no certificate, client auth required without CA validation (TLS 1.3)",
-        tags=("tls",),
-        expect=_F.TLS_REJECTED,
-        token="bound-self-signed",
-        client_auth=ClientAuth.REQUIRED_NO_CA,
-        presentation=_NO_CERT,
-        description="certificate_required (116), seen at the client's first read: no chain is validated, "
-        "but a certificate is still required.",
-    ),
-    _s(
-        "self-signed-mismatch",
-        "Self-signed certificate presented for a token bound to the PKI client",
-        tags=("binding", "self-signed"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        client_auth=ClientAuth.OPTIONAL_NO_CA,
-        certificate=CertChoice.SELF_SIGNED,
-    ),
-    _s(
-        "expired-cert",
-        "Expired client certificate (client auth optional)",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.EXPIRED,
-    ),
-    _s(
-        "expired-cert-no-ca",
-        "Expired client certificate at a no-CA server",
-        tags=("binding",),
-        expect=_F.CERTIFICATE_MISMATCH,
-        certificate=CertChoice.EXPIRED,
-        client_auth=ClientAuth.OPTIONAL_NO_CA,
-        description="The TLS layer does not look; the re-issued certificate has another thumbprint.",
-    ),
-    _s(
-        "not-yet-valid-cert",
-        "Client certificate not yet valid",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.NOT_YET_VALID,
-    ),
-    _s(
-        "untrusted-ca-cert",
-        "Client certificate from an untrusted CA",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.UNTRUSTED_CA,
-    ),
-    _s(
-        "untrusted-ca-cert-tls12",
-        "Client certificate from an untrusted CA, TLS 1.2",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.UNTRUSTED_CA,
-        tls_version=TlsVersion.TLS1_2,
-    ),
-    _s(
-        "untrusted-ca-cert-no-ca",
-        "Client certificate from an untrusted CA at a no-CA server",
-        tags=("binding",),
-        expect=_F.CERTIFICATE_MISMATCH,
-        certificate=CertChoice.UNTRUSTED_CA,
-        client_auth=ClientAuth.OPTIONAL_NO_CA,
-    ),
-    _s(
-        "server-auth-only-cert",
-        "Client certificate with EKU serverAuth only",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.SERVER_AUTH_ONLY,
-    ),
-    _s(
-        "pki-self-signed-cert",
-        "Self-signed certificate where a CA-issued one is expected",
-        tags=("binding", "tls"),
-        expect=_F.TLS_REJECTED,
-        certificate=CertChoice.PKI_SELF_SIGNED,
-    ),
-    _s(
-        "unbound-no-cert",
-        "Unbound token without a certificate",
-        tags=("binding", "control"),
-        expect=_F.ACCEPTED,
-        token="unbound",
-        presentation=_NO_CERT,
-        description="Plain bearer tokens need no certificate.",
-    ),
-    _s(
-        "unbound-with-cert",
-        "Unbound token with a certificate",
-        tags=("binding", "control"),
-        expect=_F.ACCEPTED,
-        token="unbound",
-    ),
-    _s(
-        "unbound-required",
-        "Unbound token, certificate sent, client auth required",
-        tags=("binding", "tls"),
-        expect=_F.ACCEPTED,
-        token="unbound",
-        client_auth=ClientAuth.REQUIRED,
-    ),
-    # ---- proxies ----------------------------------------------------------------------------------------
-    _s(
-        "proxy-success",
-        "Behind a proxy: bound token with its certificate",
-        tags=("proxy", "control"),
-        expect=_F.ACCEPTED,
-        deployment=_PROXY,
-    ),
-    _s(
-        "proxy-mismatch",
-        "Behind a proxy: another valid certificate",
-        tags=("proxy",),
-        expect=_F.CERTIFICATE_MISMATCH,
-        deployment=_PROXY,
-        certificate=CertChoice.OTHER,
-    ),
-    _s(
-        "proxy-untrusted",
-        "Behind a proxy the origin does not trust: the certificate is ignored",
-        tags=("proxy",),
-        expect=_F.UNTRUSTED_CLIENT_CERT_HEADER,
-        deployment=_PROXY,
-        proxy_trusted=False,
-        description="Spring Security's default behind a TLS-terminating proxy: every bound token fails.",
-    ),
-    _s(
-        "proxy-smuggled-header",
-        "Through the proxy: no certificate, the client adds its own Client-Cert",
-        tags=("proxy", "attack"),
-        expect=_F.CERTIFICATE_MISSING,
-        deployment=_PROXY,
-        presentation=_NO_CERT,
-        forged_client_cert=CertChoice.CLIENT,
-        description="The thief sends the victim's (public) certificate in its own Client-Cert header through "
-        "the proxy. The proxy strips it (RFC 9440 §2) and forwards none, so the origin sees no "
-        "certificate.",
-    ),
-    _s(
-        "proxy-required-no-cert",
-        "Behind a proxy that requires certificates, none sent",
-        tags=("proxy", "tls"),
-        expect=_F.TLS_REJECTED,
-        deployment=_PROXY,
-        presentation=_NO_CERT,
-        client_auth=ClientAuth.REQUIRED,
-    ),
-    _s(
-        "proxy-tls12-success",
-        "Behind a proxy, TLS 1.2, bound token with its certificate",
-        tags=("proxy", "control"),
-        expect=_F.ACCEPTED,
-        deployment=_PROXY,
-        tls_version=TlsVersion.TLS1_2,
-    ),
-    # ---- token validation ---------------------------------------------------------------------------------
-    _s("no-token", "No access token at all", tags=("token",), expect=_F.NO_TOKEN, token="none"),
-    _s(
-        "expired-token",
-        "Expired bound token with its certificate",
-        tags=("token",),
-        expect=_F.TOKEN_EXPIRED,
-        token="expired",
-    ),
-    _s(
-        "not-yet-valid-token",
-        "Bound token not yet valid",
-        tags=("token",),
-        expect=_F.TOKEN_NOT_YET_VALID,
-        token="not-yet-valid",
-    ),
-    _s(
-        "wrong-audience",
-        "Bound token for another resource server",
-        tags=("token",),
-        expect=_F.WRONG_AUDIENCE,
-        token="wrong-audience",
-    ),
-    _s(
-        "wrong-issuer",
-        "Bound token from an untrusted issuer",
-        tags=("token",),
-        expect=_F.WRONG_ISSUER,
-        token="wrong-issuer",
-    ),
-    _s(
-        "bad-signature",
-        "Bound token signed with a key not in the JWKS",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="bad-signature",
-        description="A forged token under the issuer's kid, signed with another key: the signature does not "
-        "verify with the issuer's key (RFC 9068 §4).",
-    ),
-    _s(
-        "alg-none",
-        "Token with alg none",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="alg-none",
-        description="The classic forgery: alg none and no signature. Only the issuer key's own algorithm is "
-        "accepted (RFC 8725 §3.1).",
-    ),
-    _s(
-        "hs256-confusion",
-        "Token HMAC-signed with the AS public key",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="hs256-confusion",
-        description="Algorithm confusion: HMAC keyed with the issuer's public key, which anyone has. The key "
-        "is ES256, so HS256 is refused (RFC 8725 §3.1).",
-    ),
-    _s(
-        "malformed-parts",
-        "Token with two parts",
-        tags=("token",),
-        expect=_F.TOKEN_MALFORMED,
-        token="malformed-parts",
-    ),
-    _s(
-        "malformed-base64",
-        "Token whose payload is not base64url",
-        tags=("token",),
-        expect=_F.TOKEN_MALFORMED,
-        token="malformed-base64",
-    ),
-    _s(
-        "malformed-json",
-        "Token whose payload is not JSON",
-        tags=("token",),
-        expect=_F.TOKEN_MALFORMED,
-        token="malformed-json",
-    ),
-    _s(
-        "insufficient-scope",
-        "Bound token with its certificate but too little scope",
-        tags=("token",),
-        expect=_F.INSUFFICIENT_SCOPE,
-        token="insufficient-scope",
-    ),
-    _s(
-        "insufficient-scope-no-cert",
-        "Too little scope and no certificate",
-        tags=("token", "debate"),
-        expect=_F.CERTIFICATE_MISSING,
-        token="insufficient-scope",
-        presentation=_NO_CERT,
-        description="Binding is part of authentication, so it is checked before scope.",
-    ),
-    # ---- thumbprint look-alikes -------------------------------------------------------------------------
-    _s(
-        "cnf-padded",
-        "cnf.x5t#S256 with '=' padding",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-padded",
-        description="RFC 8705 §3.1: base64url without padding; the comparison is exact, so a padded "
-        "thumbprint differs even though it decodes to the same digest.",
-    ),
-    _s(
-        "cnf-uppercase",
-        "cnf.x5t#S256 upper-cased",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-uppercase",
-        description="Base64url is case-sensitive: an upper-cased thumbprint is another value, never a match.",
-    ),
-    _s(
-        "cnf-sha1",
-        "cnf.x5t#S256 holding a SHA-1 thumbprint",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-sha1",
-        description="A SHA-1 digest under the x5t#S256 name: not the certificate's SHA-256 thumbprint, so it "
-        "differs.",
-    ),
-    _s(
-        "cnf-pem-hash",
-        "cnf.x5t#S256 hashed over the PEM text",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-pem-hash",
-        description="Hashing the PEM text instead of the DER (RFC 8705 §3.1) gives another value: it differs.",
-    ),
-    _s(
-        "cnf-unknown-method",
-        "cnf with an unsupported confirmation method",
-        tags=("thumbprint",),
-        expect=_F.UNSUPPORTED_CONFIRMATION,
-        token="cnf-unknown-method",
-    ),
-    # ---- presentation ----------------------------------------------------------------------------------
-    _s(
-        "lowercase-bearer",
-        "Scheme written 'bearer'",
-        tags=("presentation",),
-        expect=_F.ACCEPTED,
-        scheme=Scheme.BEARER_LOWER,
-        description="Auth-schemes are case-insensitive (RFC 9110 §11.1).",
-    ),
-    _s(
-        "token-in-form",
-        "Token in the form body",
-        tags=("presentation",),
-        expect=_F.ACCEPTED,
-        placement=Placement.FORM,
-    ),
-    _s(
-        "token-in-query",
-        "Token in the query",
-        tags=("presentation",),
-        expect=_F.ACCEPTED,
-        placement=Placement.QUERY,
-    ),
-    _s(
-        "token-in-header-and-query",
-        "Token in the header and the query",
-        tags=("presentation",),
-        expect=_F.MULTIPLE_METHODS,
-        placement=Placement.HEADER_AND_QUERY,
-    ),
-    _s(
-        "token-in-header-and-form",
-        "Token in the header and the form body",
-        tags=("presentation",),
-        expect=_F.MULTIPLE_METHODS,
-        placement=Placement.HEADER_AND_FORM,
-    ),
-    _s(
-        "token-in-form-no-cert",
-        "Token in the form body, no certificate",
-        tags=("presentation", "debate"),
-        expect=_F.CERTIFICATE_MISSING,
-        placement=Placement.FORM,
-        presentation=_NO_CERT,
-    ),
-    _s(
-        "no-scheme",
-        "The bare token in Authorization, without a scheme",
-        tags=("presentation",),
-        expect=_F.NO_TOKEN,
-        scheme=Scheme.NONE,
-    ),
-    _s(
-        "malformed-authorization",
-        "Authorization: 'Bearer' with no token",
-        tags=("presentation",),
-        expect=_F.MALFORMED_AUTHORIZATION,
-        raw_authorization="Bearer",
-    ),
-    _s(
-        "mtls-scheme",
-        "Bound token under a dedicated MTLS scheme (hypothetical)",
-        tags=("presentation", "analogy"),
-        expect=_F.NO_TOKEN,
-        scheme=Scheme.MTLS,
-        description="Today no server knows an MTLS scheme; under the DPoP analogy this is how clients would send.",
-    ),
-    _s(
-        "mtls-scheme-no-cert",
-        "MTLS scheme (hypothetical), no certificate",
-        tags=("presentation", "analogy", "debate"),
-        expect=_F.NO_TOKEN,
-        scheme=Scheme.MTLS,
-        presentation=_NO_CERT,
-    ),
-    # ---- DPoP, the analogy -------------------------------------------------------------------------------
-    _s(
-        "dpop-success",
-        "DPoP-bound token with a valid proof",
-        tags=("dpop", "control"),
-        expect=_F.ACCEPTED,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        presentation=_NO_CERT,
-    ),
-    _s(
-        "dpop-token-as-bearer",
-        "DPoP-bound token sent as Bearer",
-        tags=("dpop", "attack"),
-        expect=_F.DPOP_TOKEN_AS_BEARER,
-        token="dpop-bound",
-        presentation=_NO_CERT,
-        description="A stolen DPoP-bound token replayed as a plain bearer token, without a proof: a "
-        "DPoP-aware server refuses it (RFC 9449 §7.2).",
-    ),
-    _s(
-        "dpop-proof-missing",
-        "DPoP scheme without a proof",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_MISSING,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.NONE,
-        presentation=_NO_CERT,
-    ),
-    _s(
-        "dpop-proof-wrong-ath",
-        "DPoP proof made for another token (ath)",
-        tags=("dpop", "attack"),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.WRONG_ATH,
-        presentation=_NO_CERT,
-        description="A proof captured from another request replayed with this token: its ath is the hash of "
-        "another access token (RFC 9449 §4.3).",
-    ),
-    _s(
-        "dpop-proof-wrong-htm",
-        "DPoP proof for another method",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.WRONG_HTM,
-        presentation=_NO_CERT,
-    ),
-    _s(
-        "dpop-proof-wrong-htu",
-        "DPoP proof for another URL",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.WRONG_HTU,
-        presentation=_NO_CERT,
-        description="The proof names another resource in htu; the server compares it with the URL it was "
-        "sent to, ignoring query and fragment (RFC 9449 §4.3).",
-    ),
-    _s(
-        "dpop-proof-stale",
-        "DPoP proof made an hour ago",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.STALE,
-        presentation=_NO_CERT,
-        description="A proof whose iat is an hour before the request, outside the window the server accepts "
-        "(RFC 9449 §4.3, §11.1: proofs are short-lived to limit replay).",
-    ),
-    _s(
-        "dpop-proof-bad-signature",
-        "DPoP proof whose signature does not verify",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.BAD_SIGNATURE,
-        presentation=_NO_CERT,
-        description="A proof whose signature does not verify with the public key in its own jwk header "
-        "(RFC 9449 §4.3).",
-    ),
-    _s(
-        "dpop-two-proofs",
-        "Two DPoP header fields",
-        tags=("dpop",),
-        expect=_F.DPOP_PROOF_INVALID,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.TWO_PROOFS,
-        presentation=_NO_CERT,
-        description="Two valid proofs in two DPoP fields; the server accepts exactly one (RFC 9449 §4.3).",
-    ),
-    _s(
-        "dpop-proof-other-key",
-        "Valid DPoP proof from a key the token is not bound to",
-        tags=("dpop", "attack"),
-        expect=_F.DPOP_KEY_MISMATCH,
-        token="dpop-bound",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.OTHER_KEY,
-        presentation=_NO_CERT,
-        description="A thief's own valid proof with a stolen DPoP-bound token: the proof's key is not the one "
-        "in cnf.jkt (RFC 9449 §7.1).",
-    ),
-    _s(
-        "dpop-scheme-cert-bound-token",
-        "Certificate-bound token under the DPoP scheme",
-        tags=("dpop",),
-        expect=_F.DPOP_KEY_MISMATCH,
-        scheme=Scheme.DPOP,
-    ),
-    # ---- resource-server configuration ----------------------------------------------------------------------
-    _s(
-        "binding-ignored-no-cert",
-        "RS ignores cnf: bound token without a certificate",
-        tags=("rs-config", "attack", "debate"),
-        expect=_F.ACCEPTED_ALTHOUGH_BOUND,
-        checks_binding=False,
-        presentation=_NO_CERT,
-        description="auth0's SDK without a certificate supplier, Keycloak without the client option: a stolen "
-        "token works for anyone (security finding).",
-    ),
-    _s(
-        "binding-ignored-mismatch",
-        "RS ignores cnf: bound token with another certificate",
-        tags=("rs-config", "attack"),
-        expect=_F.ACCEPTED_ALTHOUGH_BOUND,
-        checks_binding=False,
-        certificate=CertChoice.OTHER,
-        description="A stolen token replayed with the thief's own certificate at a server that never compares "
-        "the thumbprint: accepted (security finding).",
-    ),
-    _s(
-        "binding-required-unbound",
-        "RS requires bound tokens: unbound token",
-        tags=("rs-config",),
-        expect=_F.TOKEN_NOT_BOUND,
-        token="unbound",
-        requires_binding=True,
-        description="3scale APIcast's oauth_mtls policy and auth0's mtls.required refuse tokens without cnf.",
-    ),
-    _s(
-        "introspection-success",
-        "Opaque bound token (introspection) with its certificate",
-        tags=("rs-config", "introspection", "control"),
-        expect=_F.ACCEPTED,
-        token="opaque-bound",
-        validation=Validation.INTROSPECTION,
-    ),
-    _s(
-        "introspection-no-cert",
-        "Opaque bound token (introspection), no certificate",
-        tags=("rs-config", "introspection", "debate"),
-        expect=_F.CERTIFICATE_MISSING,
-        token="opaque-bound",
-        validation=Validation.INTROSPECTION,
-        presentation=_NO_CERT,
-        description="RFC 8705 §3.2: introspection returns cnf; Authlete's A065304 case.",
-    ),
-    _s(
-        "introspection-mismatch",
-        "Opaque bound token (introspection), another certificate",
-        tags=("rs-config", "introspection"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="opaque-bound",
-        validation=Validation.INTROSPECTION,
-        certificate=CertChoice.OTHER,
-    ),
-    _s(
-        "introspection-inactive",
-        "Revoked opaque token",
-        tags=("rs-config", "introspection"),
-        expect=_F.TOKEN_INACTIVE,
-        token="opaque-inactive",
-        validation=Validation.INTROSPECTION,
-    ),
-    _s(
-        "introspection-unbound",
-        "Opaque unbound token without a certificate",
-        tags=("rs-config", "introspection"),
-        expect=_F.ACCEPTED,
-        token="opaque-unbound",
-        validation=Validation.INTROSPECTION,
-        presentation=_NO_CERT,
-    ),
-    _s(
-        "opaque-token-local-validation",
-        "Opaque token at a server that only validates JWTs locally",
-        tags=("rs-config", "token"),
-        expect=_F.TOKEN_MALFORMED,
-        token="opaque-bound",
-    ),
-    # ---- attacks: keys the token points at --------------------------------------------------------------
-    _s(
-        "unknown-kid",
-        "Token signed by an attacker key under a kid the AS never published",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="unknown-kid",
-        description="The attacker signs a bound token with their own key and names its kid. The resource server "
-        "looks the kid up in the issuer's JWKS only, finds nothing, and refuses (RFC 9068 §4).",
-    ),
-    _s(
-        "jku-header",
-        "Attacker-signed token whose jku points at the attacker's JWK Set",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="jku-header",
-        description="A server that fetched keys from jku would verify the attacker's signature with the "
-        "attacker's key. This one never fetches it (RFC 8725 §3.10): the signature fails with the issuer's key.",
-    ),
-    _s(
-        "x5u-header",
-        "Attacker-signed token whose x5u points at the attacker's certificate",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="x5u-header",
-        description="Like jku, a URL the token supplies for its own verification key: never fetched, never "
-        "trusted (RFC 8725 §3.10).",
-    ),
-    _s(
-        "jwk-header",
-        "Attacker-signed token carrying the attacker's public key in jwk",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="jwk-header",
-        description="A token that brings its own key proves only that someone holds that key. Keys come from "
-        "the issuer's JWKS, so the signature fails (RFC 8725 §3.10).",
-    ),
-    _s(
-        "x5c-header",
-        "Attacker-signed token carrying a self-signed attacker certificate in x5c",
-        tags=("token", "attack"),
-        expect=_F.BAD_SIGNATURE,
-        token="x5c-header",
-        description="The chain in x5c leads to no trust anchor the resource server has for tokens; it is "
-        "ignored and the signature fails with the issuer's key (RFC 8725 §3.10).",
-    ),
-    _s(
-        "jku-header-genuine",
-        "Token signed by the AS that merely carries a jku header",
-        tags=("token", "control"),
-        expect=_F.ACCEPTED,
-        token="jku-header-genuine",
-        description="The control for the key-header attacks: the header is noise, the trace says it was not "
-        "fetched, and the issuer's own signature verifies.",
-    ),
-    # ---- attacks: cnf look-alikes and odd shapes ----------------------------------------------------------
-    _s(
-        "cnf-standard-base64",
-        "cnf.x5t#S256 in standard base64",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-standard-base64",
-        description="A lenient decoder would find the same digest; RFC 8705 §3.1 compares the base64url text "
-        "exactly, so it differs.",
-    ),
-    _s(
-        "cnf-x5t-sha1",
-        "cnf with a SHA-1 x5t member instead of x5t#S256",
-        tags=("thumbprint", "attack"),
-        expect=_F.UNSUPPORTED_CONFIRMATION,
-        token="cnf-x5t-sha1",
-        description="RFC 8705 defines only x5t#S256 for cnf; a SHA-1 x5t is not a method this server checks, "
-        "so the token is refused rather than treated as unbound.",
-    ),
-    _s(
-        "cnf-public-key-hash",
-        "cnf.x5t#S256 hashed over the public key only",
-        tags=("thumbprint", "attack"),
-        expect=_F.CERTIFICATE_MISMATCH,
-        token="cnf-public-key-hash",
-        description="A hash of the key alone would match any certificate issued for that key; RFC 8705 §7.2 "
-        "binds the whole certificate, so it differs.",
-    ),
-    _s(
-        "cnf-list",
-        "cnf is a JSON array",
-        tags=("thumbprint", "attack"),
-        expect=_F.UNSUPPORTED_CONFIRMATION,
-        token="cnf-list",
-        description="RFC 7800 §3.1: cnf is a JSON object. A list holding the right object is not read as one.",
-    ),
-    _s(
-        "cnf-string",
-        "cnf is a bare string",
-        tags=("thumbprint", "attack"),
-        expect=_F.UNSUPPORTED_CONFIRMATION,
-        token="cnf-string",
-        description="RFC 7800 §3.1: cnf is a JSON object. The right thumbprint without its member name names "
-        "no method.",
-    ),
-    _s(
-        "cnf-two-methods",
-        "cnf with a certificate and a DPoP key, sent as Bearer",
-        tags=("thumbprint", "dpop", "attack"),
-        expect=_F.DPOP_TOKEN_AS_BEARER,
-        token="cnf-two-methods",
-        description="The server checks every confirmation method it supports (RFC 7800 §3.1). A token with "
-        "cnf.jkt must come under the DPoP scheme (RFC 9449 §7.2), even with the right certificate.",
-    ),
-    _s(
-        "cnf-two-methods-dpop",
-        "cnf with a certificate and a DPoP key: proof and certificate both presented",
-        tags=("thumbprint", "dpop", "control"),
-        expect=_F.ACCEPTED,
-        token="cnf-two-methods",
-        scheme=Scheme.DPOP,
-        description="The control: a valid proof with the bound key, and the bound certificate.",
-    ),
-    _s(
-        "cnf-two-methods-dpop-no-cert",
-        "cnf with a certificate and a DPoP key: valid DPoP proof, no certificate",
-        tags=("thumbprint", "dpop", "attack"),
-        expect=_F.CERTIFICATE_MISSING,
-        token="cnf-two-methods",
-        scheme=Scheme.DPOP,
-        presentation=_NO_CERT,
-        description="A thief with the token and the DPoP key but not the certificate's key: the proof passes, "
-        "the certificate binding does not.",
-    ),
-    _s(
-        "cnf-two-methods-no-proof",
-        "cnf with a certificate and a DPoP key: certificate, DPoP scheme, no proof",
-        tags=("thumbprint", "dpop", "attack"),
-        expect=_F.DPOP_PROOF_MISSING,
-        token="cnf-two-methods",
-        scheme=Scheme.DPOP,
-        dpop_proof=ProofChoice.NONE,
-        description="A thief with the token and the certificate but not the DPoP key: no proof, refused.",
-    ),
-    _s(
-        "cnf-duplicate-member",
-        "Two cnf members: the attacker's certificate first, the victim's last",
-        tags=("thumbprint", "token", "attack"),
-        expect=_F.TOKEN_MALFORMED,
-        token="cnf-duplicate-member",
-        certificate=CertChoice.OTHER,
-        description="The attacker presents their own certificate, named by the first cnf. A parser that keeps "
-        "the first member would accept; Python's keeps the last. RFC 7519 §4 allows rejecting or keeping the "
-        "last: this server rejects, so no two parsers can disagree on the binding.",
-    ),
-    _s(
-        "duplicate-header-member",
-        "JOSE header naming alg twice, none first",
-        tags=("token", "attack"),
-        expect=_F.TOKEN_MALFORMED,
-        token="duplicate-header-member",
-        description="A first-member parser would read alg none while the signature library reads the last; "
-        "RFC 7515 §4: duplicate header names are rejected here.",
-    ),
-    # ---- attacks: the HTTP layer ----------------------------------------------------------------------------
-    _s(
-        "huge-token",
-        "An access token of over 1 MiB in the Authorization header",
-        tags=("presentation", "attack"),
-        expect=_F.HEADERS_TOO_LARGE,
-        token="huge-token",
-        description="Refused by size before it is decoded, let alone verified (RFC 6585 §5: 431): a token "
-        "cannot make the server buffer or parse a megabyte.",
-    ),
-    _s(
-        "huge-token-in-form",
-        "An access token of over 1 MiB in the form body",
-        tags=("presentation", "attack"),
-        expect=_F.BODY_TOO_LARGE,
-        token="huge-token",
-        placement=Placement.FORM,
-        description="The same in the body: refused by size (RFC 9110 §15.5.14: 413) before the form is parsed.",
-    ),
-    _s(
-        "header-injection",
-        "A Client-Cert line smuggled inside the Authorization value",
-        tags=("presentation", "attack"),
-        expect=_F.UNTRUSTED_CLIENT_CERT_HEADER,
-        presentation=_NO_CERT,
-        raw_authorization="Bearer $token\r\nClient-Cert: $client_cert",
-        description="The client writes 'Bearer <token>' CR LF 'Client-Cert: :<victim's certificate>:' as its "
-        "Authorization value. On the wire a CR LF ends a header field, so this is two fields, and the model "
-        "sends two. Straight to the origin, a Client-Cert is only the client's claim and is ignored "
-        "(RFC 9440 §2, §4).",
-    ),
-    _s(
-        "non-ascii-subject",
-        "Bound token whose sub holds U+2028, CR LF and a header line",
-        tags=("presentation", "attack", "response-splitting"),
-        expect=_F.ACCEPTED,
-        token="non-ascii-subject",
-        description="The token is genuine and served; the attack is on the answer. The subject is echoed only "
-        "into the JSON body, escaped, never into a header: the response's header section stays intact.",
-    ),
-    _s(
-        "proxy-passes-client-cert",
-        "A broken proxy passes the client's own Client-Cert through",
-        tags=("proxy", "attack"),
-        expect=_F.ACCEPTED,
-        deployment=replace(_PROXY, proxy_strips_client_cert=False),
-        presentation=_NO_CERT,
-        forged_client_cert=CertChoice.CLIENT,
-        description="RFC 9440 §2 requires the proxy to strip Client-Cert from requests. This one does not, so "
-        "the thief's header with the victim's (public) certificate reaches an origin that trusts the proxy: "
-        "accepted, the security failure a misconfigured proxy causes.",
-    ),
-)
+#: The named scenarios, debate first (``mtlslab/data/catalogue.json``). Ids are stable: they appear in
+#: exports and mails.
+CATALOGUE: tuple[Scenario, ...] = _load_catalogue()
 
 
 def get_scenario(scenario_id: str) -> Scenario:

@@ -1,15 +1,20 @@
-"""Spec citations: the clauses mtlslab's checks enforce, and the trace steps that cite them.
+"""Spec citations: the one table of the clauses mtlslab cites, and the trace steps that cite them.
 
 Every check names its clause (``RFC 8705 §3``) in code and in the trace, with a link of the form
-``https://www.rfc-editor.org/rfc/rfc8705#section-3``. :data:`CLAUSES` collects every clause cited so far,
-so documentation can list them.
+``https://www.rfc-editor.org/rfc/rfc8705#section-3``. :data:`CLAUSES` is the table (rules as data): a module
+cites a clause by its label, ``cite("RFC 8705 §3")``, and a label the table does not hold is an error where
+it is written, not a link to nowhere.
 """
 
 from __future__ import annotations
 
+import difflib
+import itertools
+import reprlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["CLAUSES", "Clause", "Step", "clause"]
+__all__ = ["CLAUSES", "Clause", "Step", "cite", "shorten"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,24 +42,132 @@ class Clause:
         return f"<Clause {self.label}>"
 
 
-#: Every clause mtlslab cites, by label.
-CLAUSES: dict[str, Clause] = {}
+_TABLE: tuple[tuple[int, str, str], ...] = (
+    (3986, "6.2.2", "Syntax-Based Normalization"),
+    (4648, "5", "Base 64 Encoding with URL and Filename Safe Alphabet"),
+    (5246, "7.4.6", "Client Certificate"),
+    (6585, "5", "431 Request Header Fields Too Large"),
+    (6750, "1.2", "Terminology"),
+    (6750, "2", "Authenticated Requests"),
+    (6750, "2.1", "Authorization Request Header Field"),
+    (6750, "2.2", "Form-Encoded Body Parameter"),
+    (6750, "2.3", "URI Query Parameter"),
+    (6750, "3", "The WWW-Authenticate Response Header Field"),
+    (6750, "3.1", "Error Codes"),
+    (7515, "2", "Terminology"),
+    (7515, "4", "JOSE Header"),
+    (7515, "7.1", "JWS Compact Serialization"),
+    (7519, "4", "JWT Claims"),
+    (7519, "4.1.5", '"nbf" (Not Before) Claim'),
+    (7519, "7.2", "Validating a JWT"),
+    (7662, "2.2", "Introspection Response"),
+    (7800, "3", "Representations for Proof-of-Possession Keys"),
+    (7800, "3.1", "Confirmation Claim"),
+    (7800, "3.4", "Representation of a Key ID for a Proof-of-Possession Key"),
+    (8446, "4.4.2.4", "Receiving a Certificate Message"),
+    (8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens"),
+    (8705, "3.1", "JWT Certificate Thumbprint Confirmation Method"),
+    (8705, "3.2", "Confirmation Method for Token Introspection"),
+    (8705, "6.2", "Resource Server"),
+    (8705, "7.2", "Certificate Thumbprint Binding"),
+    (8725, "2.1", "Weak Signatures and Insufficient Signature Validation"),
+    (8725, "3.1", "Perform Algorithm Verification"),
+    (8725, "3.10", "Do Not Trust Received Claims"),
+    (9068, "4", "Validating JWT Access Tokens"),
+    (9110, "5.5", "Field Values"),
+    (9110, "5.6.4", "Quoted Strings"),
+    (9110, "11.1", "Authentication Scheme"),
+    (9110, "11.4", "Credentials"),
+    (9110, "11.6.1", "WWW-Authenticate"),
+    (9110, "15.5.14", "413 Content Too Large"),
+    (9440, "2", "HTTP Header Fields and Processing Rules"),
+    (9440, "2.4", "Processing Rules"),
+    (9440, "4", "Security Considerations"),
+    (9449, "4.3", "Checking DPoP Proofs"),
+    (9449, "6.1", "JWK Thumbprint Confirmation Method in JWTs"),
+    (9449, "7.1", "The DPoP Authentication Scheme"),
+    (9449, "7.2", "Compatibility with the Bearer Authentication Scheme"),
+)
+
+#: Every clause mtlslab cites, by label (``RFC 8705 §3``).
+CLAUSES: dict[str, Clause] = {
+    c.label: c for c in (Clause(rfc=r, section=s, title=t) for r, s, t in _TABLE)
+}
 
 
-def clause(rfc: int, section: str, title: str = "") -> Clause:
-    """The clause ``RFC rfc §section``, registered in :data:`CLAUSES`.
+def cite(label: str) -> Clause:
+    """The clause labelled ``label`` (``RFC 8705 §3``); :class:`KeyError`, naming the nearest labels, for
+    one the table does not hold."""
+    found = CLAUSES.get(label)
+    if found is None:
+        near = difflib.get_close_matches(label, list(CLAUSES), n=3)
+        raise KeyError(f"{label!r} is not in mtlslab's clause table; nearest: {', '.join(near)}")
+    return found
 
-    Modules declare the clauses they cite; one that names a section again must give it the same title (or
-    none): two titles for one section is a mistake in mtlslab's tables, refused when the module loads.
+
+#: How a value that is not text appears: its repr, kept shallow (a 4,000-digit number shows its first and
+#: last digits, a list nested 900 deep its outer levels), so that making it cannot take long.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlong = 60
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 4
+
+
+def shorten(value: object, limit: int = 120, *, quote: bool = False) -> str:
+    """``value`` as a person may be shown it, whoever chose it (a client, a token, a server).
+
+    Text is shown as it is, anything else as its repr, kept shallow. In text, every character that is not
+    printable (ESC, CR, the 8-bit CSI...) and the backslash are escaped, so no terminal control sequence gets
+    through and an escape cannot pass for the character. At most ``limit`` characters (``limit`` ≥ 16): a
+    longer value keeps its start and its end around a mark — with the number of characters left out when
+    ``limit`` leaves room for it — so a shortened value cannot pass for the whole one. Only the ends that are
+    shown are looked at, so a value of megabytes costs no more than a short one. With ``quote``, text is
+    shown between single quotes, as a value from a token is (``kid 'abc'``, not ``kid abc``).
     """
-    found = Clause(rfc=rfc, section=section, title=title)
-    known = CLAUSES.get(found.label)
-    if known is None or (title and not known.title):
-        CLAUSES[found.label] = found
-        return found
-    if title and title != known.title:
-        raise ValueError(f"{found.label} is titled {known.title!r} already, not {title!r}")
-    return known
+    if limit < 16:
+        raise ValueError(f"limit: {limit} is below 16")
+    if quote and isinstance(value, str):
+        return f"'{shorten(value, limit - 2)}'"
+    if not isinstance(value, str):
+        text = _REPR.repr(value)
+        if len(text) <= limit:
+            return text
+        return _cut(text, limit, lambda c: c)
+    if len(value) <= limit:
+        whole = "".join(map(_escaped, value))
+        if len(whole) <= limit:
+            return whole
+    return _cut(value, limit, _escaped)
+
+
+def _escaped(c: str) -> str:
+    return c if c.isprintable() and c != "\\" else repr(c)[1:-1]
+
+
+def _cut(text: str, limit: int, show: Callable[[str], str]) -> str:
+    """``text`` shown by ``show``, its start and end kept around a mark, in at most ``limit`` characters."""
+    counted = limit >= 80
+    mark = f"…[{len(text):,} characters left out]…" if counted else "…"
+    room = limit - len(mark)
+    head, used = _take(text, room * 3 // 4, show)
+    tail, _ = _take(itertools.islice(reversed(text), len(text) - len(head)), room - used, show)
+    if counted:
+        mark = f"…[{len(text) - len(head) - len(tail):,} characters left out]…"
+    return "".join(map(show, head)) + mark + "".join(map(show, reversed(tail)))
+
+
+def _take(chars: Iterable[str], room: int, show: Callable[[str], str]) -> tuple[str, int]:
+    """The longest run of ``chars`` whose shown forms fit in ``room`` (whole escapes only), and their size."""
+    taken: list[str] = []
+    used = 0
+    for c in chars:
+        size = len(show(c))
+        if used + size > room:
+            break
+        taken.append(c)
+        used += size
+    return "".join(taken), used
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.pki import LAB_NOW, ChainProblem, Identity, validate_client_chain
-from mtlslab.spec import Clause, Step, clause
+from mtlslab.spec import Clause, Step, cite
 
 __all__ = [
     "ALERTS",
@@ -47,8 +46,6 @@ __all__ = [
 
 class ClientAuth(enum.Enum):
     """How the TLS server asks for a client certificate."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     NONE = "none"  # never asks (no CertificateRequest)
     # asks; none is fine; a bad one is refused at the TLS layer (OpenSSL VERIFY_PEER, Python CERT_OPTIONAL).
@@ -75,8 +72,6 @@ class ClientAuth(enum.Enum):
 
 class TlsVersion(enum.Enum):
     """The TLS version the server pins."""
-
-    __hash__ = object.__hash__  # members are singletons; the C-level identity hash is much faster
 
     TLS1_2 = "1.2"
     TLS1_3 = "1.3"
@@ -158,9 +153,9 @@ _PROBLEM_ALERT = {
     ChainProblem.OTHER: "bad_certificate",
 }
 
-_RFC8446_CERT = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
-_RFC5246_CERT = clause(5246, "7.4.6", "Client Certificate")
-_RFC8705_NO_CA = clause(8705, "6.2", "Resource Server")
+_RFC8446_CERT = cite("RFC 8446 §4.4.2.4")
+_RFC5246_CERT = cite("RFC 5246 §7.4.6")
+_RFC8705_NO_CA = cite("RFC 8705 §6.2")
 
 
 def _rejection_clause(version: TlsVersion) -> Clause:
@@ -179,19 +174,7 @@ def handshake(
 
     ``presented`` is the identity (or bare certificate) the client would send if asked. Certificates are
     validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today).
-    A pure function, so results are cached.
     """
-    return _handshake(client_auth, version, presented, tuple(roots), at)
-
-
-@functools.lru_cache(maxsize=1024)
-def _handshake(
-    client_auth: ClientAuth,
-    version: TlsVersion,
-    presented: Identity | x509.Certificate | None,
-    roots: tuple[x509.Certificate, ...],
-    at: dt.datetime,
-) -> TlsResult:
     name: str
     chain: tuple[x509.Certificate, ...]
     der: bytes

@@ -19,7 +19,6 @@ Nothing here decides whether a token is acceptable; that is :mod:`mtlslab.rs`.
 from __future__ import annotations
 
 import base64
-import builtins
 import datetime as dt
 import functools
 import hashlib
@@ -47,10 +46,8 @@ from mtlslab.pki import (
     Lab,
     PrivateKey,
     public_jwk,
-    same_thumbprint,
     sha256_b64url,
     sign_certificate,
-    x5t_s256,
 )
 
 __all__ = [
@@ -61,17 +58,13 @@ __all__ = [
     "TOKEN_VARIANTS",
     "AccessToken",
     "AuthorizationServer",
-    "BindingCheck",
     "DPoPKey",
     "IntrospectionResponse",
-    "SignatureCheck",
-    "TokenInspection",
     "TokenKind",
     "TokenVariant",
     "access_token_hash",
     "decode_unverified",
     "dpop_proof",
-    "inspect_token",
     "jwk_thumbprint",
 ]
 
@@ -188,8 +181,10 @@ class DPoPKey:
 
     @classmethod
     def for_lab(cls, lab: Lab, label: str = "client") -> DPoPKey:
-        """The lab client's DPoP key, derived from the seed (one object per lab and label)."""
-        return _lab_dpop_key(lab, label)
+        """The lab client's DPoP key, derived from the seed: the same key for the same lab and label."""
+        key = lab.key(f"dpop/{label}", KeyType.EC)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cls(private_key=key)
 
     @property
     def public_jwk(self) -> dict[str, Any]:
@@ -203,13 +198,6 @@ class DPoPKey:
 
     def __repr__(self) -> str:
         return f"<DPoPKey jkt={self.jkt}>"
-
-
-@functools.lru_cache(maxsize=64)
-def _lab_dpop_key(lab: Lab, label: str) -> DPoPKey:
-    key = lab.key(f"dpop/{label}", KeyType.EC)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return DPoPKey(private_key=key)
 
 
 def dpop_proof(
@@ -1166,180 +1154,3 @@ def _spki_x5t(identity: Identity) -> dict[str, Any]:
 
 #: Every token variant the lab can mint, by name.
 TOKEN_VARIANTS: Mapping[str, TokenVariant] = _recipes()
-
-
-# --------------------------------------------------------------------------------------------------
-# Inspection.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignatureCheck:
-    """Whether a JWT's signature verifies against a JWKS, and why not."""
-
-    valid: bool
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BindingCheck:
-    """What the token is bound to and whether the presented certificate (or DPoP key) matches."""
-
-    method: Literal["x5t#S256", "jkt", "none", "unsupported"]
-    expected: str | None
-    presented: str | None
-    holds: bool | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenInspection:
-    """A decoded token: header, claims, signature check and binding check, as data."""
-
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-    signature: SignatureCheck
-    binding: BindingCheck
-
-    def __repr__(self) -> str:
-        signature = (
-            "signature valid"
-            if self.signature.valid
-            else f"signature INVALID ({self.signature.reason})"
-        )
-        return f"<TokenInspection {self.header.get('alg')} {signature}; binding {self.binding.method}: {self.binding.reason}>"
-
-    def _repr_html_(self) -> str:
-        ok = "#1b7f3b" if self.signature.valid else "#b00020"
-        bind = {True: "#1b7f3b", False: "#b00020", None: "#555"}[self.binding.holds]
-        return (
-            "<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
-            f"<div><b>header</b></div><pre style='background:#f6f6f6;padding:4px;margin:2px 0'>{html.escape(json.dumps(dict(self.header), indent=2))}</pre>"
-            f"<div><b>claims</b></div><pre style='background:#f6f6f6;padding:4px;margin:2px 0'>{html.escape(json.dumps(dict(self.claims), indent=2))}</pre>"
-            f"<div style='color:{ok}'>signature: {html.escape(self.signature.reason)}</div>"
-            f"<div style='color:{bind}'>binding ({html.escape(self.binding.method)}): {html.escape(self.binding.reason)}</div>"
-            "</div>"
-        )
-
-
-def inspect_token(
-    token: str,
-    *,
-    jwks: Mapping[str, Any],
-    certificate: Identity | builtins.bytes | str | None = None,
-    dpop_jkt: str | None = None,
-) -> TokenInspection:
-    """Decode ``token`` and check its signature against ``jwks`` and its binding against ``certificate``
-    (an identity, PEM or DER) or a DPoP key thumbprint. Expiry and audience are not judged here."""
-    header, claims = decode_unverified(token)
-    try:
-        keyset = jwt.PyJWKSet.from_dict(dict(jwks))
-    except jwt.PyJWTError as exc:
-        raise TokenError("jwks", str(exc)) from None
-    signature = _check_signature(token, header, keyset)
-    return TokenInspection(
-        header=header,
-        claims=claims,
-        signature=signature,
-        binding=_check_binding(claims.get("cnf"), certificate, dpop_jkt),
-    )
-
-
-def _check_signature(token: str, header: Mapping[str, Any], keyset: jwt.PyJWKSet) -> SignatureCheck:
-    alg = header.get("alg")
-    kid = header.get("kid")
-    candidates = [k for k in keyset.keys if kid is None or k.key_id == kid]
-    if not candidates:
-        return SignatureCheck(valid=False, reason=f"no key with kid {kid!r} in the JWKS")
-    if alg not in {k.algorithm_name for k in candidates}:
-        return SignatureCheck(
-            valid=False, reason=f"alg {alg!r} is not the algorithm of the JWKS key"
-        )
-    for key in candidates:
-        try:
-            jwt.decode(
-                token,
-                key=key,
-                algorithms=[key.algorithm_name],
-                options={
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.PyJWTError as exc:
-            return SignatureCheck(valid=False, reason=str(exc))
-        return SignatureCheck(valid=True, reason=f"verifies with kid {key.key_id} ({alg})")
-    return SignatureCheck(valid=False, reason="signature does not verify with any JWKS key")
-
-
-def _check_binding(
-    cnf: Any, certificate: Identity | builtins.bytes | str | None, dpop_jkt: str | None
-) -> BindingCheck:
-    if cnf is None:
-        return BindingCheck(
-            method="none",
-            expected=None,
-            presented=None,
-            holds=None,
-            reason="unbound (no cnf claim)",
-        )
-    if not isinstance(cnf, dict):
-        return BindingCheck(
-            method="unsupported",
-            expected=None,
-            presented=None,
-            holds=False,
-            reason=f"cnf is a {type(cnf).__name__}, not a JSON object (RFC 7800 §3.1)",
-        )
-    if "x5t#S256" in cnf:
-        expected = cnf["x5t#S256"]
-        if certificate is None:
-            return BindingCheck(
-                method="x5t#S256",
-                expected=str(expected),
-                presented=None,
-                holds=None,
-                reason="certificate-bound; no certificate given to compare",
-            )
-        presented = (
-            certificate.x5t_s256 if isinstance(certificate, Identity) else x5t_s256(certificate)
-        )
-        holds = same_thumbprint(expected, presented)
-        why = "thumbprints match" if holds else "thumbprints differ"
-        return BindingCheck(
-            method="x5t#S256",
-            expected=str(expected),
-            presented=presented,
-            holds=holds,
-            reason=f"{why} (RFC 8705 §3)",
-        )
-    if "jkt" in cnf:
-        expected = cnf["jkt"]
-        if dpop_jkt is None:
-            return BindingCheck(
-                method="jkt",
-                expected=str(expected),
-                presented=None,
-                holds=None,
-                reason="DPoP-bound; no proof key given to compare",
-            )
-        holds = same_thumbprint(expected, dpop_jkt)
-        return BindingCheck(
-            method="jkt",
-            expected=str(expected),
-            presented=dpop_jkt,
-            holds=holds,
-            reason=("key thumbprints match" if holds else "key thumbprints differ")
-            + " (RFC 9449 §6.1)",
-        )
-    return BindingCheck(
-        method="unsupported",
-        expected=None,
-        presented=None,
-        holds=False,
-        reason=f"no supported confirmation method in cnf (members: {', '.join(sorted(cnf))})",
-    )

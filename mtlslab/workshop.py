@@ -35,7 +35,7 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS
 from mtlslab.pki import Lab
 from mtlslab.scenarios import get_scenario
-from mtlslab.spec import Clause, clause
+from mtlslab.spec import Clause, cite
 
 __all__ = [
     "EXERCISES",
@@ -226,16 +226,16 @@ class CheckResult:
         )
 
 
-_8705_3 = clause(8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens")
-_8705_31 = clause(8705, "3.1", "JWT Certificate Thumbprint Confirmation Method")
-_8705_72 = clause(8705, "7.2", "Certificate Thumbprint Binding")
-_6750_31 = clause(6750, "3.1", "Error Codes")
-_8446 = clause(8446, "4.4.2.4", "Receiving a Certificate Message")
-_5246 = clause(5246, "7.4.6", "Client Certificate")
-_9440_24 = clause(9440, "2.4", "Processing Rules")
-_9440_4 = clause(9440, "4", "Security Considerations")
-_9449_72 = clause(9449, "7.2", "Compatibility with the Bearer Authentication Scheme")
-_4648_5 = clause(4648, "5", "Base 64 Encoding with URL and Filename Safe Alphabet")
+_8705_3 = cite("RFC 8705 §3")
+_8705_31 = cite("RFC 8705 §3.1")
+_8705_72 = cite("RFC 8705 §7.2")
+_6750_31 = cite("RFC 6750 §3.1")
+_8446 = cite("RFC 8446 §4.4.2.4")
+_5246 = cite("RFC 5246 §7.4.6")
+_9440_24 = cite("RFC 9440 §2.4")
+_9440_4 = cite("RFC 9440 §4")
+_9449_72 = cite("RFC 9449 §7.2")
+_4648_5 = cite("RFC 4648 §5")
 
 
 def _cell(sim: Simulator, scenario: str, interpretation: str = "baseline") -> Cell:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from mtlslab import rs
+from mtlslab import jose, rs
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
@@ -47,10 +47,9 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
         return rs.evaluate(request, config, now=now)
 
     monkeypatch.setattr("mtlslab.compare.evaluate", counting)
-    for cache in (rs._verify_jws, rs._prefix, rs._front):
-        cache.cache_clear()
+    jose.verify_jws.cache_clear()
     row = fresh.row(scenario)
-    assert rs._verify_jws.cache_info().misses == 1
+    assert jose.verify_jws.cache_info().misses == 1
     assert len(evaluations) == len(set(evaluations)) < len(BUILTINS)
     assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
     traces: dict[object, set[int]] = {}
@@ -375,9 +374,9 @@ def test_the_html_is_coloured_inline_and_escaped(sim: Simulator) -> None:
 def test_signatures_are_verified_once_per_token_across_the_matrix() -> None:
     """Across the whole matrix, JWS verification runs at most once per distinct token string."""
     fresh = Simulator(seed="mtlslab-compare-cache-probe")
-    before = rs._verify_jws.cache_info()
+    before = jose.verify_jws.cache_info()
     full = fresh.matrix()
-    after = rs._verify_jws.cache_info()
+    after = jose.verify_jws.cache_info()
     tokens = {
         fresh.exchange(fresh.effective(s, i)).token.value
         for s in full.scenarios
@@ -389,13 +388,13 @@ def test_signatures_are_verified_once_per_token_across_the_matrix() -> None:
 
 
 def test_decisions_are_shared_between_interpretations_with_one_deployment(sim: Simulator) -> None:
-    """Interpretations that deploy a scenario alike share one Decision object (evaluated once)."""
+    """In a row, interpretations that deploy a scenario alike share one decision and its trace; a scenario
+    is realised once."""
     scenario = get_scenario("mismatch")
-    _, one = sim.decide(scenario, BUILTINS["baseline"])
-    _, two = sim.decide(scenario, BUILTINS["keycloak"])
-    assert one is two
-    _, other = sim.decide(scenario, BUILTINS["dpop-analogy"])
-    assert other is not one
+    names = ("baseline", "keycloak", "dpop-analogy")
+    baseline, keycloak, analogy = sim.row(scenario, [BUILTINS[n] for n in names])
+    assert baseline.trace is keycloak.trace
+    assert analogy.trace is not baseline.trace
     assert sim.exchange(scenario) is sim.exchange(scenario)
 
 

@@ -557,9 +557,9 @@ def test_a_partial_table_inherits_from_its_base() -> None:
 @pytest.mark.parametrize(
     ("answers", "field", "reason"),
     [
-        ({"no_token": {"status": 999}}, "bad.answers.no_token", "999"),
-        ({"no_token": {"status": "401"}}, "bad.answers.no_token", "HTTP status"),
-        ({"no_token": {"status": True}}, "bad.answers.no_token", "HTTP status"),
+        ({"no_token": {"status": 999}}, "bad.answers.no_token.status", "999"),
+        ({"no_token": {"status": "401"}}, "bad.answers.no_token.status", "HTTP status"),
+        ({"no_token": {"status": True}}, "bad.answers.no_token.status", "HTTP status"),
         (
             {"certificate_missing": {"description": 'say "no"'}},
             "bad.answers.certificate_missing",

@@ -24,9 +24,10 @@ RANK = {
     "tokens": 4,
     "tls": 5,
     "scenarios": 6,
-    "rs": 7,
-    "interpretations": 8,
-    "compare": 9,
+    "jose": 7,
+    "rs": 8,
+    "interpretations": 9,
+    "compare": 10,
 }
 CORE = sorted(RANK)
 EDGES = ("mtlslab.live", "mtlslab.widgets", "mtlslab.cli")
@@ -106,7 +107,7 @@ def test_core_modules_import_no_network_or_ui_code_at_run_time(module: str) -> N
 
 @pytest.mark.parametrize("module", CORE)
 def test_imports_go_one_way_down_the_chain(module: str) -> None:
-    """pki → tokens → scenarios/tls → rs → interpretations → compare: nothing imports a later module."""
+    """pki → tokens → scenarios/tls → jose → rs → interpretations → compare: nothing imports a later one."""
     for name, _guarded in imports_of(module):
         if not name.startswith("mtlslab"):
             continue
@@ -119,6 +120,39 @@ def test_imports_go_one_way_down_the_chain(module: str) -> None:
 
 
 def test_the_package_root_imports_only_the_foundation() -> None:
-    """`import mtlslab` pulls in errors, pki and tokens, never the engine's later layers or the edges."""
-    found = {name for name, _ in imports_of("__init__") if name.startswith("mtlslab")}
+    """`import mtlslab` pulls in errors, pki and tokens at run time, never the engine's later layers or the
+    edges; the engine's front-door names are imported when first used."""
+    found = {
+        name
+        for name, guarded in imports_of("__init__")
+        if name.startswith("mtlslab") and not guarded
+    }
     assert found <= {"mtlslab.errors", "mtlslab.pki", "mtlslab.tokens"}
+    code = (
+        "import json, sys\nimport mtlslab\nbefore = sorted(sys.modules)\n"
+        "from mtlslab import Simulator, evaluate, BUILTINS, get_scenario, Lab\n"
+        "print(json.dumps([before, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    before, after = json.loads(done.stdout)
+    assert "mtlslab.compare" not in before
+    assert "mtlslab.rs" not in before
+    assert {"mtlslab.compare", "mtlslab.rs", "mtlslab.scenarios"} <= set(after)
+
+
+def test_the_front_door_names_are_the_modules_own() -> None:
+    """Every name the root lists in __all__ resolves, and the engine's are the very objects of their modules."""
+    import mtlslab.compare
+    import mtlslab.interpretations
+    import mtlslab.rs
+    import mtlslab.scenarios
+
+    assert all(hasattr(mtlslab, name) for name in mtlslab.__all__)
+    assert mtlslab.Simulator is mtlslab.compare.Simulator
+    assert mtlslab.evaluate is mtlslab.rs.evaluate
+    assert mtlslab.BUILTINS is mtlslab.interpretations.BUILTINS
+    assert mtlslab.get_scenario is mtlslab.scenarios.get_scenario
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = mtlslab.nothing

@@ -19,12 +19,13 @@ import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtlslab import rs
+from mtlslab import jose
 from mtlslab import scenarios as scenarios_module
 from mtlslab.challenge import parse_www_authenticate
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Outcome
+from mtlslab.jose import check_proof, verify_jws
 from mtlslab.pki import LAB_NOW
 from mtlslab.rs import Decision, RsConfig, config_for, evaluate, head_size
 from mtlslab.scenarios import (
@@ -510,7 +511,7 @@ def test_a_segment_is_canonical_exactly_when_it_is_its_bytes_own_encoding(segmen
     raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == segment
     try:
-        read = rs._b64url_part(segment, "payload")
+        read = jose._b64url_part(segment, "payload")
     except ValueError:
         assert not canonical, segment
     else:
@@ -567,7 +568,9 @@ def test_a_signed_proof_with_any_claim_values_never_raises(
     proof = dpop_proof(
         lab_key, htm="GET", htu=LAB_RESOURCE, access_token=token, claim_overrides=changes
     )
-    problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
+    problem, jkt = check_proof(
+        proof, method="GET", url=LAB_RESOURCE, token=token, now=LAB_NOW, max_age=300
+    )
     assert isinstance(problem, str)
     assert (problem == "") == (jkt == lab_key.jkt)
 
@@ -620,27 +623,27 @@ def test_the_jws_reader_accepts_only_what_pyjwt_accepts(
         return  # pyjwt will not even make this one
     token = _corrupted(token, edit, padded)
     key = sim.jwks.keys[0]
-    outcome, result, _pointers, _clause = rs._verify_jws.__wrapped__(token, sim.jwks)
+    verified = verify_jws.__wrapped__(token, sim.jwks)
     try:
         decoded = jwt.PyJWS().decode_complete(token, key=key, algorithms=[key.algorithm_name])
     except jwt.PyJWTError:
         decoded = None
-    if outcome == "ok":
+    if verified.finding is None:
         assert decoded is not None, token
-        assert result == json.loads(decoded["payload"])
+        assert verified.claims == json.loads(decoded["payload"])
         return
     if decoded is None or "=" in token:
         return
-    jose = _one_reading(_b64url_decoded(token.split(".")[0]) or b"")
+    read_header = _one_reading(_b64url_decoded(token.split(".")[0]) or b"")
     if (
-        jose is not None
-        and str(jose.get("typ")).lower() == "at+jwt"
-        and "crit" not in jose
-        and "b64" not in jose
-        and jose.get("kid") == key.key_id
+        read_header is not None
+        and str(read_header.get("typ")).lower() == "at+jwt"
+        and "crit" not in read_header
+        and "b64" not in read_header
+        and read_header.get("kid") == key.key_id
         and _one_reading(decoded["payload"]) is not None
     ):
-        raise AssertionError(f"pyjwt accepts what the engine refuses ({result}): {token}")
+        raise AssertionError(f"pyjwt accepts what the engine refuses ({verified.reason}): {token}")
 
 
 proof_headers = st.dictionaries(
@@ -689,11 +692,13 @@ def test_the_dpop_proof_reader_accepts_only_what_pyjwt_accepts(
     }
     raw = json.dumps(valid_claims).encode() if payload == "claims" else payload
     assert isinstance(raw, bytes)
-    jose = {"typ": "dpop+jwt", "alg": "ES256", "jwk": lab_key.public_jwk, **header}
-    signing_input = f"{_b64url(json.dumps(jose).encode())}.{_b64url(raw)}"
+    proof_header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": lab_key.public_jwk, **header}
+    signing_input = f"{_b64url(json.dumps(proof_header).encode())}.{_b64url(raw)}"
     signature = jwt.get_algorithm_by_name("ES256").sign(signing_input.encode(), lab_key.private_key)
     proof = _corrupted(f"{signing_input}.{_b64url(signature)}", edit, padded)
-    problem, jkt = rs._check_proof.__wrapped__(proof, "GET", LAB_RESOURCE, token, LAB_NOW, 300)
+    problem, jkt = check_proof(
+        proof, method="GET", url=LAB_RESOURCE, token=token, now=LAB_NOW, max_age=300
+    )
     try:
         decoded = jwt.PyJWS().decode_complete(
             proof, key=jwt.PyJWK(lab_key.public_jwk, algorithm="ES256"), algorithms=["ES256"]
@@ -727,26 +732,3 @@ def test_the_access_token_field_is_form_urlencoded(value: str) -> None:
     assert scenarios_module._access_token_field(value) == urllib.parse.urlencode(
         {"access_token": value}
     )
-
-
-_SCHEME_LIKE = st.text(alphabet=" \t\nmMtTlLsSſİıx", max_size=8)
-
-
-@BOUNDED
-@given(
-    values=st.lists(
-        _SCHEME_LIKE
-        | _SCHEME_LIKE.map(lambda head: head + " ").flatmap(
-            lambda head: st.text(max_size=16).map(lambda rest: head + rest)
-        )
-        | st.text(max_size=24),
-        max_size=3,
-    )
-)
-def test_the_mtls_scheme_is_recognised_from_the_scheme_alone(values: list[str]) -> None:
-    """The engine recognises the (hypothetical) MTLS scheme by the first word of an Authorization field,
-    case-insensitively (ASCII letters only) after surrounding spaces and tabs: the same answer as stripping
-    the value and splitting off its credentials, which the engine does not read."""
-    request = Request(headers=tuple(("Authorization", value) for value in values))
-    expected = any(value.strip(" \t").partition(" ")[0].lower() == "mtls" for value in values)
-    assert rs._uses_mtls_scheme(request) is expected

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mtlslab import pki, rs
+from mtlslab import jose, pki, rs
 from mtlslab.compare import Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Lab, public_jwk
@@ -706,8 +706,7 @@ def test_local_and_introspecting_servers_share_the_stages_before_validation(
     rs_config: RsConfig, lab: Lab
 ) -> None:
     """Size, certificate and token placement do not depend on how the token is validated: an introspecting
-    server reuses what a local one found for the same request (a cache hit), and still asks its endpoint on
-    every request."""
+    server's first steps are a local one's, and it asks its endpoint on every request."""
     asked: list[str] = []
 
     def introspect(token: str) -> Mapping[str, Any]:
@@ -717,10 +716,7 @@ def test_local_and_introspecting_servers_share_the_stages_before_validation(
     request = authorization("Bearer shared-front-stages", cert=lab.client.der)
     config = with_config(rs_config, validation=Validation.INTROSPECTION, introspect=introspect)
     local = decide(request, rs_config)
-    before = rs._front.cache_info()
     first, second = decide(request, config), decide(request, config)
-    after = rs._front.cache_info()
-    assert (after.hits - before.hits, after.misses - before.misses) == (2, 0)
     assert asked == ["shared-front-stages"] * 2
     assert first.finding is second.finding is F.ACCEPTED
     assert local.finding is F.TOKEN_MALFORMED  # not a JWT: the local server stops at stage 3
@@ -856,9 +852,9 @@ def test_bindings_are_compared_in_constant_time() -> None:
     them uses ==."""
     assert rs.same_thumbprint is pki.same_thumbprint
     assert "same_thumbprint" in _calls_in(rs._x5t)
-    assert "same_thumbprint" in _calls_in(rs._dpop)
+    assert "same_thumbprint" in _calls_in(rs._dpop_key)
     assert "secrets.compare_digest" in _calls_in(pki.same_thumbprint)
-    for function in (rs._x5t, rs._dpop, pki.same_thumbprint):
+    for function in (rs._x5t, rs._dpop_key, pki.same_thumbprint):
         tree = ast.parse(inspect.getsource(function))
         compared = [
             ast.unparse(node)
@@ -1403,14 +1399,14 @@ def test_a_dpop_proof_against_an_unparsable_request_url_is_invalid(
 
 
 def test_signatures_are_verified_once_per_token_and_key_set(asrv: AuthorizationServer) -> None:
-    """_verify_jws is cached per (token, JWKS): a second evaluation is a cache hit."""
+    """verify_jws remembers its answer per (token, JWKS): a second evaluation does not verify again."""
     token = signed(asrv, jti="cache-probe")
     keys = Jwks.from_dict(asrv.jwks())
-    before = rs._verify_jws.cache_info()
+    before = jose.verify_jws.cache_info()
     config = RsConfig(jwks=keys, issuer=LAB_ISSUER)
     evaluate(authorization(f"Bearer {token}"), config)
     evaluate(authorization(f"Bearer {token}", cert=asrv.lab.client.der), config)
-    after = rs._verify_jws.cache_info()
+    after = jose.verify_jws.cache_info()
     assert after.misses - before.misses == 1
     assert after.hits - before.hits >= 1
 
@@ -1512,10 +1508,10 @@ def test_the_huge_token_scenarios_are_refused_by_size(sim: Simulator) -> None:
     assert decide(request, config).finding is F.HEADERS_TOO_LARGE
     request, config = realised(sim, "huge-token-in-form")
     assert decide(request, config).finding is F.BODY_TOO_LARGE
-    before = rs._verify_jws.cache_info().misses
+    before = jose.verify_jws.cache_info().misses
     request, config = realised(sim, "huge-token", placement=Placement.QUERY)
     assert decide(request, config).finding is F.HEADERS_TOO_LARGE  # the request line counts
-    assert rs._verify_jws.cache_info().misses == before
+    assert jose.verify_jws.cache_info().misses == before
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1720,24 +1716,19 @@ def test_hostile_values_are_shown_short_in_the_trace(
 def test_a_number_out_of_range_is_shown_cut_not_misquoted(
     rs_config: RsConfig, asrv: AuthorizationServer, lab: Lab
 ) -> None:
-    """The message for a number beyond a float's range shows its start and its length: cut without a mark,
-    1 followed by 400 zeros would read as 1e39, which is in range."""
+    """The message for a number beyond a float's range shows its ends and how much is left out: cut without
+    a mark, 1 followed by 400 zeros would read as 1e39, which is in range."""
     claims = json.dumps(asrv.claims(cnf={"x5t#S256": lab.client.x5t_s256}))
     huge = "1" + "0" * 400 + ".0"
     token = raw_token(asrv, {}, re.sub(r'"exp": \d+', f'"exp": {huge}', claims))
     decision = decide(authorization(f"Bearer {token}", cert=lab.client.der), rs_config)
     assert decision.finding is F.TOKEN_MALFORMED
-    assert f"the number {huge[:40]}… (403 characters) is outside the range" in decision.detail
-
-
-def test_a_cut_text_keeps_whole_escapes() -> None:
-    """Text cut at the limit never ends in half an escape: a backslash at the edge is left out whole, not
-    shown alone before the mark."""
-    text = "a" * 119 + "\\" + "x1b"
-    shown = rs._cut(text)
-    assert shown == "a" * 119 + "… (123 characters)"
-    assert rs._cut("\x1b[31m") == "\\x1b[31m"
-    assert rs._cut("x" * 120) == "x" * 120
+    shown = re.search(
+        r"the number (1\d*)…\[([\d,]+) characters left out\]…(\d*\.0) is outside", decision.detail
+    )
+    assert shown is not None, decision.detail
+    head, count, tail = shown.groups()
+    assert len(head) + int(count.replace(",", "")) + len(tail) == len(huge)
 
 
 def test_a_fractional_exp_is_a_number_like_any_other(
@@ -1756,8 +1747,8 @@ def test_an_algorithm_without_a_key_rule_is_refused() -> None:
     """Fail closed: an algorithm added to the accepted list without a key rule is refused, not waved
     through (today every accepted algorithm has one)."""
     key = ec.generate_private_key(ec.SECP256K1()).public_key()
-    assert all("no key rule" not in (rs._unfit_key(alg, key) or "") for alg in rs._DPOP_ALGS)
-    assert rs._unfit_key("ES256K", key) == "this server has no key rule for ES256K"
+    assert all("no key rule" not in (jose._unfit_key(alg, key) or "") for alg in jose.DPOP_ALGS)
+    assert jose._unfit_key("ES256K", key) == "this server has no key rule for ES256K"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mtlslab.errors import KeyTypeError, TokenError
+from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Lab, public_jwk
+from mtlslab.rs import TokenInspection, inspect_token
 from mtlslab.tokens import (
     ALGORITHMS,
     LAB_AUDIENCE,
@@ -30,10 +32,8 @@ from mtlslab.tokens import (
     AccessToken,
     AuthorizationServer,
     DPoPKey,
-    TokenInspection,
     decode_unverified,
     dpop_proof,
-    inspect_token,
     jwk_thumbprint,
 )
 
@@ -455,7 +455,7 @@ def test_unknown_kid_names_the_attacker_key(asrv: AuthorizationServer) -> None:
     kid = jwt.get_unverified_header(token)["kid"]
     assert (
         inspect_token(token, jwks=asrv.jwks()).signature.reason
-        == f"no key with kid {kid!r} in the JWKS"
+        == f"no key with kid {kid!r} in the issuer's JWKS"
     )
 
 
@@ -596,7 +596,8 @@ def test_inspect_token_reports_signature_and_binding(lab: Lab, asrv: Authorizati
         assert inspect_token(token, jwks=asrv.jwks(), certificate=form).binding.holds is True
     differs = inspect_token(token, jwks=asrv.jwks(), certificate=lab.other_client).binding
     assert differs.holds is False
-    assert "differ" in differs.reason
+    assert differs.finding is Finding.CERTIFICATE_MISMATCH
+    assert differs.reason.startswith("certificate mismatch: expected x5t#S256")
     assert inspect_token(token, jwks=asrv.jwks()).binding.holds is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         held.signature = held.signature  # type: ignore[misc]
@@ -685,8 +686,8 @@ def test_an_inspection_has_a_compact_repr(lab: Lab, asrv: AuthorizationServer) -
     text = repr(
         inspect_token(asrv.mint("bound").value, jwks=asrv.jwks(), certificate=lab.other_client)
     )
-    assert text.startswith(
-        "<TokenInspection ES256 signature valid; binding x5t#S256: thumbprints differ"
+    assert text == (
+        "<TokenInspection ES256 signature valid; binding x5t#S256 fails: certificate_mismatch>"
     )
     assert "\n" not in text
 

@@ -572,6 +572,8 @@ def test_the_token_inspector_covers_dpop_pasted_and_opaque_tokens(sim: Simulator
     assert "key thumbprints match" in view.decoded.value
     view.token.value = sim.asrv.mint("unbound").value
     assert view.source.value == PASTE
+    assert "not DPoP-bound" in view.decoded.value  # under the DPoP scheme, as the engine judges it
+    view.dpop.value = False
     assert "unbound (no cnf claim)" in view.decoded.value
     view.source.value = "opaque-bound"
     assert "Not a JWT" in view.error.value

@@ -32,6 +32,7 @@ from mtlslab.compare import (
 )
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.pki import certificate_der, x5t_s256
+from mtlslab.rs import BindingCheck, TokenInspection
 from mtlslab.scenarios import (
     CertChoice,
     ClientAuth,
@@ -46,7 +47,6 @@ from mtlslab.scenarios import (
     shorten,
 )
 from mtlslab.spec import Step
-from mtlslab.tokens import BindingCheck, TokenInspection
 
 __all__ = [
     "SHOWN_LINE_CHARS",

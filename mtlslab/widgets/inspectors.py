@@ -6,7 +6,7 @@
     CertificateInspector()     # decoded; x5t#S256 step by step (DER → SHA-256 → base64url); binding
     TokenInspector()           # header, claims, signature against the lab JWKS, binding
 
-Each change makes one core call (:func:`mtlslab.pki.load_certificate` / :func:`mtlslab.tokens.inspect_token`)
+Each change makes one core call (:func:`mtlslab.pki.load_certificate` / :func:`mtlslab.rs.inspect_token`)
 and renders; whatever is pasted is escaped, and unusable input is explained inside the widget.
 """
 
@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from mtlslab.compare import Simulator
 from mtlslab.errors import TokenError
 from mtlslab.pki import Lab, load_certificate
-from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey, inspect_token
+from mtlslab.rs import inspect_token
+from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
 

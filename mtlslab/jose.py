@@ -1,0 +1,485 @@
+"""JOSE as the resource server reads it: one strict reader for access tokens and DPoP proofs.
+
+Pure, no I/O. :func:`verify_jws` reads a JWT access token's compact serialisation once and strictly
+(RFC 7515 §7.1: three parts of unpadded, canonical base64url; JSON objects naming no member twice; finite
+numbers) and checks its signature with the issuer's :class:`Jwks` — never with a key the token names
+(``jku``, ``x5u``, ``jwk``, ``x5c``: RFC 8725 §3.10). :func:`check_proof` reads a DPoP proof with the same
+reader and runs the checks of RFC 9449 §4.3. Both are used by :mod:`mtlslab.rs` (the engine) and by
+:func:`mtlslab.rs.inspect_token` (the inspector), so the two can never read a token differently.
+
+Signature verification is the one costly step, and the same token is verified under many resource-server
+configurations: :func:`verify_jws` remembers its last few thousand answers (the only memo of the engine).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import json
+import math
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from mtlslab.findings import Finding
+from mtlslab.spec import Clause, cite, shorten
+from mtlslab.tokens import access_token_hash, jwk_thumbprint
+
+__all__ = ["DPOP_ALGS", "Jwks", "Verified", "check_proof", "verify_jws"]
+
+#: The asymmetric algorithms a DPoP proof may use here (RFC 9449 §4.3 check 5); a DPoP challenge's
+#: ``algs`` lists exactly these (RFC 9449 §7.1).
+DPOP_ALGS = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "EdDSA",
+)
+_TYP_AT_JWT = ("at+jwt", "application/at+jwt")
+_URL_BEARING_HEADERS = ("jku", "x5u", "jwk", "x5c")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Jwks:
+    """The issuer's public keys, parsed once; equal (and hashed) by their JSON, so verification can be
+    remembered per key set."""
+
+    keys: tuple[jwt.PyJWK, ...]
+    source: str
+
+    @classmethod
+    def from_dict(cls, jwks: Mapping[str, Any]) -> Jwks:
+        """Parse a JWK Set (RFC 7517 §5)."""
+        keyset = jwt.PyJWKSet.from_dict(dict(jwks))
+        return cls(keys=tuple(keyset.keys), source=json.dumps(jwks, sort_keys=True))
+
+    def find(self, kid: object) -> jwt.PyJWK | None:
+        """The key with ``kid`` (or the only key when the token names none)."""
+        if kid is None:
+            return self.keys[0] if len(self.keys) == 1 else None
+        return next((k for k in self.keys if k.key_id == kid), None)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Jwks) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        return f"<Jwks {len(self.keys)} key(s): {', '.join(str(k.key_id) for k in self.keys)}>"
+
+
+# ---- the compact serialisation ------------------------------------------------------------------------
+
+#: RFC 7515 §2: base64url is the URL-safe alphabet with every trailing "=" omitted, nothing else.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#: By the length of a segment modulo 4: the characters that may end it, their unused low bits zero.
+_CANONICAL_LAST = {
+    0: frozenset(_B64URL_ALPHABET),
+    2: frozenset(_B64URL_ALPHABET[::16]),
+    3: frozenset(_B64URL_ALPHABET[::4]),
+}
+
+
+class _Malformed(ValueError):
+    """A compact JWS that cannot be read; the message says why, ``part`` which part (``"structure"`` when
+    it is not three dot-separated parts)."""
+
+    def __init__(self, reason: str, part: str) -> None:
+        super().__init__(reason)
+        self.part = part
+
+
+class _DuplicateMember(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _b64url_part(segment: str, part: str) -> bytes:
+    """One part of a compact JWS (RFC 7515 §7.1), decoded strictly: the base64url alphabet without padding
+    (RFC 7515 §2), and canonical — its unused low bits zero, so one value has exactly one encoding."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)", part)
+    # Only the last character carries unused bits (4 of its 6 after 2 characters of a group, 2 after 3).
+    if segment and segment[-1] not in _CANONICAL_LAST[len(segment) % 4]:
+        raise _Malformed(
+            f"the {part} is not canonical base64url: its unused low bits are not zero", part
+        )
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` hook: an object naming a member twice is refused, at any depth."""
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise _DuplicateMember(name)
+        found[name] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    """``json`` hook: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259 §6)."""
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 §6)")
+
+
+def _finite(text: str) -> float:
+    """``json`` hook: a number too large for a float (``1e400``) is refused, not read as infinity. JSON
+    allows it; RFC 8259 §6 lets an implementation limit the range it reads, and this one does."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {shorten(text, 80)} is outside the range this server reads")
+    return value
+
+
+#: One decoder for every JOSE header and claims set. No member name twice, and every number finite: a NaN
+#: ``exp`` or ``iat`` would pass every comparison.
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+)
+
+
+def _json_object(raw: bytes, part: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, refusing a member name that occurs twice at any depth
+    (raises :class:`_DuplicateMember`)."""
+    try:
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
+    except _DuplicateMember:
+        raise
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise _Malformed(f"the {part} is not JSON ({exc})", part) from None
+    if not isinstance(value, dict):
+        raise _Malformed(f"the {part} is not a JSON object", part)
+    return value
+
+
+def _twice(part: str, name: str) -> str:
+    """RFC 7515 §4 and RFC 7519 §4 let a parser either reject a duplicate member name or keep the lexically
+    last one. Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and
+    whose last names another could be read one way here and the other way elsewhere: refused instead, so no
+    two parsers can disagree on what the token says."""
+    return f"the member name {shorten(name, 40, quote=True)} occurs twice in the {part}: refused rather than guessed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compact:
+    """A compact JWS read strictly (RFC 7515 §7.1): three unpadded, canonical base64url parts, the JOSE header
+    a JSON object naming no member twice. The payload and signature are decoded only when asked for, after
+    the header has been judged; the payload's JSON only after the signature verifies."""
+
+    header: dict[str, Any]
+    parts: tuple[str, str, str]
+
+    @classmethod
+    def read(cls, token: str) -> _Compact:
+        """Raises :class:`_Malformed` (with the reason) or :class:`_DuplicateMember` (for the header)."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise _Malformed(f"{len(parts)} dot-separated part(s); a JWS has 3", "structure")
+        header = _json_object(_b64url_part(parts[0], "JOSE header"), "JOSE header")
+        return cls(header, (parts[0], parts[1], parts[2]))
+
+    def body(self) -> tuple[bytes, bytes, bytes]:
+        """``(signing input, payload, signature)``, the payload and signature decoded strictly."""
+        header_part, payload_part, signature_part = self.parts
+        payload = _b64url_part(payload_part, "payload")
+        signature = _b64url_part(signature_part, "signature")
+        return f"{header_part}.{payload_part}".encode("ascii"), payload, signature
+
+    def problem(self) -> str | None:
+        """Why the header cannot be honoured, or None: a ``kid`` must be a string (RFC 7515 §4.1.4); an
+        extension listed in ``crit`` must be understood, and this server understands none (RFC 7515 §4.1.11:
+        RFC 7797's unencoded payload has no place in a JWT); a ``b64`` other than true outside ``crit`` is
+        refused too (RFC 7797 §6)."""
+        header = self.header
+        kid = header.get("kid", "")
+        if not isinstance(kid, str):
+            return f"kid {shorten(kid, 80, quote=True)} is not a string (RFC 7515 §4.1.4)"
+        if "crit" in header:
+            return f"crit {shorten(header['crit'], 40, quote=True)}: this server understands no critical header extension"
+        if "b64" in header and header["b64"] is not True:
+            return f"b64 {shorten(header['b64'], 40, quote=True)} without crit (RFC 7797 §6): the payload must be base64url"
+        return None
+
+
+# ---- access tokens ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verified:
+    """What reading and verifying a JWT access token found.
+
+    ``finding`` is ``None`` when the token is well formed and its signature verifies (``claims`` then holds
+    the claims set), else ``token_malformed`` or ``bad_signature`` with the ``reason``. ``header`` is the JOSE
+    header when it could be read; ``pointers`` the key-bearing members it carries (never fetched, never used);
+    ``clause`` the clause the result rests on.
+    """
+
+    finding: Finding | None
+    reason: str
+    clause: Clause
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    pointers: tuple[str, ...] = ()
+
+
+def _refused(
+    finding: Finding, reason: str, clause: str, header: Mapping[str, Any] | None = None
+) -> Verified:
+    header = header or {}
+    pointers = tuple(name for name in _URL_BEARING_HEADERS if name in header)
+    return Verified(
+        finding=finding,
+        reason=reason,
+        clause=cite(clause),
+        header=header,
+        claims={},
+        pointers=pointers,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def verify_jws(token: str, jwks: Jwks) -> Verified:
+    """Read ``token`` strictly and verify its signature with ``jwks`` (remembered per token and key set).
+
+    The typ must be ``at+jwt`` (RFC 9068 §4), the ``alg`` the algorithm of the issuer's key named by ``kid``
+    (RFC 8725 §3.1: ``none`` and HMAC keyed with a public key are the classic confusions). The signature is
+    checked by pyjwt's algorithm object for that key (``cryptography`` underneath); a differential test holds
+    this reader to pyjwt's own ``decode``: what this accepts, pyjwt accepts.
+    """
+    malformed = Finding.TOKEN_MALFORMED
+    try:
+        jws = _Compact.read(token)
+    except _DuplicateMember as dup:
+        return _refused(malformed, _twice("JOSE header", dup.name), "RFC 7515 §4")
+    except _Malformed as exc:
+        if exc.part != "JOSE header":
+            return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4")
+        return _refused(
+            malformed, f"the JOSE header is not base64url-encoded JSON: {exc}", "RFC 9068 §4"
+        )
+    header = jws.header
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
+        reason = f"typ is {shorten(typ, 40, quote=True)}, not at+jwt: not a JWT access token"
+        return _refused(malformed, reason, "RFC 9068 §4", header)
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        reason = f"not a well-formed JWT ({jws.problem()})"
+        return _refused(malformed, reason, "RFC 9068 §4", header)
+    alg = header.get("alg")
+    key = jwks.find(kid)
+    if key is None:
+        reason = f"no key with kid {shorten(kid, 80, quote=True)} in the issuer's JWKS"
+        return _refused(Finding.BAD_SIGNATURE, reason, "RFC 9068 §4", header)
+    if alg != key.algorithm_name:
+        reason = (
+            f"alg {shorten(alg, 40, quote=True)} is refused: the issuer's key {key.key_id} is "
+            f"{key.algorithm_name} (alg none and HMAC with a public key are the classic confusions)"
+        )
+        return _refused(Finding.BAD_SIGNATURE, reason, "RFC 8725 §3.1", header)
+    problem = jws.problem()
+    if problem is not None:
+        return _refused(malformed, f"not a well-formed JWT ({problem})", "RFC 9068 §4", header)
+    try:
+        signing_input, payload_raw, signature = jws.body()
+    except _Malformed as exc:
+        return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4", header)
+    prepared = key.Algorithm.prepare_key(key.key)
+    if not key.Algorithm.verify(signing_input, prepared, signature):
+        reason = f"the signature does not verify with key {key.key_id}"
+        return _refused(Finding.BAD_SIGNATURE, reason, "RFC 9068 §4", header)
+    try:
+        claims = _json_object(payload_raw, "claims set")
+    except _DuplicateMember as dup:
+        return _refused(malformed, _twice("claims", dup.name), "RFC 7519 §4", header)
+    except _Malformed as exc:
+        return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4", header)
+    return Verified(
+        finding=None,
+        reason=f"typ at+jwt; the signature verifies with kid {key.key_id} ({alg}) of the issuer's JWKS",
+        clause=cite("RFC 9068 §4"),
+        header=header,
+        claims=claims,
+        pointers=tuple(name for name in _URL_BEARING_HEADERS if name in header),
+    )
+
+
+# ---- DPoP proofs --------------------------------------------------------------------------------------
+
+
+def check_proof(
+    proof: str, *, method: str, url: str, token: str, now: dt.datetime, max_age: int
+) -> tuple[str, str]:
+    """RFC 9449 §4.3: ``(problem, jkt)``; ``problem`` is empty when the proof is valid.
+
+    This server keeps no ``jti`` store (RFC 9449 §11.1 leaves single use to the server), so a proof is valid
+    again while its ``iat`` is inside the window. The proof is read as strictly as an access token; its
+    ``jwk`` must be a public key of the kind ``alg`` is defined for (:func:`_unfit_key`, part of checks 5 and
+    6), and the signature is checked with it by pyjwt's algorithm object. A differential test holds the
+    reading to pyjwt's JWS ``decode``: what this accepts, pyjwt accepts. The checks run in the order of §4.3
+    with two exceptions: the jwk is judged (check 7, no private key) before the signature is checked with it
+    (check 6), and the claims (check 3) are read only after the signature verifies.
+    """
+    # Check 2: one well-formed JWT (read as strictly as an access token).
+    try:
+        jws = _Compact.read(proof)
+    except _DuplicateMember as dup:
+        return _twice("JOSE header", dup.name), ""
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
+    header = jws.header
+    problem = jws.problem()
+    if problem is not None:
+        return f"not a well-formed JWT ({problem})", ""
+    # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
+        return f"typ is {shorten(typ, 40, quote=True)}, not dpop+jwt", ""
+    # Check 5: an asymmetric algorithm this server supports.
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in DPOP_ALGS:
+        return (
+            f"alg {shorten(alg, 40, quote=True)} is not an asymmetric algorithm this server accepts",
+            "",
+        )
+    # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        return "no jwk in the header", ""
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        return "the jwk carries private key material", ""
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+        jkt = jwk_thumbprint(jwk)
+    except Exception as exc:  # whatever an attacker's JWK makes pyjwt or cryptography raise
+        return f"unusable jwk ({shorten(str(exc))})", ""
+    unfit = _unfit_key(alg, key.key)
+    if unfit is not None:
+        return f"unusable jwk ({unfit})", ""
+    # Check 6: the signature, with that key.
+    try:
+        signing_input, payload_raw, signature = jws.body()
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
+    if not key.Algorithm.verify(signing_input, key.key, signature):
+        return "the signature does not verify with the jwk in its header", ""
+    # Check 3: the claims (a JSON object naming no member twice; the required ones follow).
+    try:
+        claims = _json_object(payload_raw, "claims set")
+    except _DuplicateMember as dup:
+        return _twice("claims", dup.name), ""
+    except _Malformed as exc:
+        return f"not a well-formed JWT ({exc})", ""
+    if not isinstance(claims.get("jti"), str):
+        return "no jti", ""
+    if claims.get("htm") != method:
+        return (
+            f"htm {shorten(claims.get('htm'), 40, quote=True)} is not the request method {method}",
+            "",
+        )
+    htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
+    if htu is None or htu != _normal_url(url):
+        return f"htu {shorten(claims.get('htu'), 80, quote=True)} is not this URL", ""
+    iat = claims.get("iat")
+    at = now.timestamp()
+    if (  # compared, not subtracted: an integer too large for a float cannot overflow a comparison
+        not isinstance(iat, (int, float))
+        or isinstance(iat, bool)
+        or not at - max_age <= iat <= at + max_age
+    ):
+        return (
+            f"iat {shorten(iat, 40, quote=True)} is outside the accepted window of {max_age} s",
+            "",
+        )
+    if claims.get("ath") != access_token_hash(token):
+        return "ath does not match the access token (a proof made for another token)", ""
+    return "", jkt
+
+
+#: RFC 7518 §3.4: each ECDSA algorithm is defined for one curve.
+_EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def _unfit_key(alg: str, key: object) -> str | None:
+    """Why ``key`` (a DPoP proof's public key) cannot serve ``alg``, or None: ES* on its own curve
+    (RFC 7518 §3.4), RS* and PS* with RSA of 2048 bits or more (§3.3, §3.5), EdDSA with Ed25519 or Ed448
+    (RFC 8037 §3.1)."""
+    if alg in _EC_CURVES:
+        curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else None
+        if curve != _EC_CURVES[alg]:
+            return f"{alg} needs a {_EC_CURVES[alg]} key, not {curve or type(key).__name__}"
+        return None
+    if alg.startswith(("RS", "PS")):
+        if not isinstance(key, rsa.RSAPublicKey):
+            return f"{alg} needs an RSA key, not {type(key).__name__}"
+        if key.key_size < 2048:
+            return f"{alg} needs an RSA key of 2048 bits or more, not {key.key_size}"
+        return None
+    if alg == "EdDSA":
+        if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
+        return None
+    return f"this server has no key rule for {alg}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _normal_url(url: str) -> str | None:
+    """RFC 9449 §4.3 check 9: ``htu`` compared ignoring query and fragment, after the syntax- and
+    scheme-based normalisation of RFC 3986 §6.2.2 and §6.2.3: the case of scheme and host, percent-encoding
+    case, percent-encoded unreserved characters decoded, dot segments removed (§6.2.2.3, with the algorithm
+    of §5.2.4), the default port and an empty path."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+
+    def percent(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+    path = _remove_dot_segments(_PERCENT.sub(percent, parts.path)) or "/"
+    return urllib.parse.urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4: ``/a/b/../c/./d`` is ``/a/c/d``."""
+    output: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == ".":
+            if last:
+                output.append("")
+        elif segment == "..":
+            if output and output != [""]:  # never above the root
+                output.pop()
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    return "/".join(output)
