@@ -11,7 +11,7 @@ PORT   ?= 8888
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 DEBIAN_PACKAGES := chromium haproxy curl openssl
 
-.PHONY: lab test voila check lint typecheck pytest bench system-deps venv clean help
+.PHONY: lab test voila check lint typecheck pytest bench system-deps node-deps venv clean help
 
 help:
 	@echo "make lab     set everything up and open JupyterLab on notebooks/"
@@ -55,6 +55,31 @@ system-deps:
 		echo "note: Debian packages missing:$$missing (sudo make system-deps); the tests that need them will skip"; \
 	fi
 
+# The real third-party resource servers the tests probe (tests/thirdparty/: auth0's express-oauth2-jwt-bearer
+# and node-oidc-provider, pinned by package-lock.json). Node.js and npm come from Debian when they are missing
+# (installing Debian's npm beside a nodesource nodejs, which ships its own npm, would conflict); then `npm ci`
+# runs whenever the lock file is newer than the installed tree. Without them the tests that need them skip
+# locally and fail under CI=true.
+THIRDPARTY := tests/thirdparty
+node-deps: $(THIRDPARTY)/node_modules/.package-lock.json
+
+$(THIRDPARTY)/node_modules/.package-lock.json: $(THIRDPARTY)/package.json $(THIRDPARTY)/package-lock.json
+	@for tool in node npm; do \
+		command -v $$tool >/dev/null && continue; \
+		pkg=$$tool; [ $$tool = node ] && pkg=nodejs; \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian package $$pkg"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkg >/dev/null; \
+		fi; \
+	done
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(THIRDPARTY) --no-audit --no-fund --loglevel=error || \
+		echo "note: npm ci failed in $(THIRDPARTY); the tests that need it will skip (fail under CI)"; \
+	else \
+		echo "note: Node.js/npm missing (sudo make node-deps); the tests that need them will skip"; \
+	fi
+
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check mtlslab tests benchmarks tools .ci
 	$(BIN)/ruff format --check mtlslab tests benchmarks tools .ci
@@ -65,7 +90,7 @@ typecheck: $(VENV)/.stamp-dev
 pytest: $(VENV)/.stamp-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: system-deps $(VENV)/.stamp-dev
+test: system-deps node-deps $(VENV)/.stamp-dev
 	$(MAKE) --no-print-directory lint typecheck pytest
 
 bench: $(VENV)/.stamp-dev
