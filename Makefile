@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 HOST   ?= 127.0.0.1
-PORT   ?= 8888
+# PORT chooses the port of either server; by default JupyterLab takes 8888 and the Voila app 8866, so both
+# can run at once.
+PORT   ?=
 # JupyterLab refuses to run as root unless told; the brief's machines run as root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 DEBIAN_PACKAGES := chromium haproxy curl openssl
@@ -14,9 +16,9 @@ DEBIAN_PACKAGES := chromium haproxy curl openssl
 .PHONY: lab test voila check lint typecheck pytest bench system-deps node-deps venv clean help
 
 help:
-	@echo "make lab     set everything up and open JupyterLab on notebooks/"
+	@echo "make lab     set everything up and open JupyterLab on notebooks/ (port 8888)"
 	@echo "make test    set everything up and run every check (ruff, mypy --strict, pytest incl. notebooks)"
-	@echo "make voila   the explorer as a web app for workshop rooms (Voila)"
+	@echo "make voila   the explorer as a web app for workshop rooms (Voila, port 8866)"
 	@echo "make bench   the benchmark script (ratios against baselines measured in the same run)"
 
 $(PY):
@@ -35,10 +37,10 @@ $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-notebook
 venv: $(VENV)/.stamp-dev
 
 lab: $(VENV)/.stamp-notebook
-	$(BIN)/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) --notebook-dir=notebooks $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(or $(PORT),8888) --notebook-dir=notebooks $(ROOT_FLAG)
 
 voila: $(VENV)/.stamp-notebook
-	$(BIN)/voila notebooks/explorer-app.ipynb --Voila.ip=$(HOST) --port=$(PORT) --no-browser \
+	$(BIN)/voila notebooks/explorer-app.ipynb --Voila.ip=$(HOST) --port=$(or $(PORT),8866) --no-browser \
 		--theme=light --show_tracebacks=True
 
 # Debian packages the tests use (the browser test's chromium, HAProxy for the proxied live scenarios,

@@ -1,25 +1,45 @@
 """``python -m mtlslab`` (also the ``mtlslab`` console script): a thin adapter over the library.
 
 Each subcommand parses its arguments, makes one or two library calls and prints. Unusable input — a
-bad file, an unknown name, a malformed header — is one line on stderr and exit status 2; never a
-traceback from inside a dependency.
+bad file, an unknown name, a malformed header, a file over :data:`INPUT_LIMIT` — is one line on stderr
+and exit status 2; never a traceback from inside a dependency. When standard output is closed under a
+command (``mtlslab scenarios | head``) it stops quietly with :data:`EXIT_OUTPUT_CLOSED`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
+import os
+import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
-from mtlslab.errors import MtlslabError
+from mtlslab.errors import InputError, MtlslabError
 
-__all__ = ["Handler", "build_parser", "main"]
+if TYPE_CHECKING:
+    from mtlslab.interpretations import Interpretation
+    from mtlslab.pki import LabFolder, LabFolderConflict
+
+__all__ = ["EXIT_OUTPUT_CLOSED", "INPUT_LIMIT", "Handler", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
+
+#: The most the command line reads from any one file it is given (1 MiB): a certificate, a key, a token, an
+#: interpretation. ``--cert /dev/zero`` is refused after that much, not read without end.
+INPUT_LIMIT = 1 << 20
+
+#: The exit status when standard output is closed under a command (``mtlslab scenarios | head``): what a
+#: shell shows for a program that SIGPIPE stopped (128 + 13), with nothing on stderr.
+EXIT_OUTPUT_CLOSED = 141
+
+#: Options whose value is the next argument, whatever it starts with (as getopt takes it): a token or a
+#: header value may begin with ``-``.
+_VERBATIM = ("--token", "--unbound-token", "--authorization")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +47,52 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _read_input(path: str | os.PathLike[str], *, field: str) -> bytes:
+    """The bytes of a file the user named, at most :data:`INPUT_LIMIT` (a pipe or FIFO too)."""
+    with open(path, "rb") as fh:
+        data = fh.read(INPUT_LIMIT + 1)
+    if len(data) > INPUT_LIMIT:
+        raise InputError(field, f"{path} is larger than 1 MiB, the limit for a file mtlslab reads")
+    return data
+
+
+def _read_token(path: str, *, field: str) -> str:
+    """A token from a file (surrounding whitespace, such as the final newline, dropped)."""
+    return _read_input(path, field=field).decode("utf-8", errors="replace").strip()
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port number, 0-65535 (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
+def _tag(text: str) -> str:
+    """argparse type: a tag some catalogue scenario carries."""
+    from mtlslab.scenarios import CATALOGUE
+
+    known = sorted({tag for scenario in CATALOGUE for tag in scenario.tags})
+    if text in known:
+        return text
+    near = difflib.get_close_matches(text, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise argparse.ArgumentTypeError(f"unknown tag {text!r}; {hint}known: {', '.join(known)}")
+
+
+def _tag_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tag",
+        action="append",
+        type=_tag,
+        help="only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
+    )
 
 
 def _seed_argument(parser: argparse.ArgumentParser) -> None:
@@ -48,17 +114,40 @@ def _alg_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files of another lab (or unknown ones) in the folder; each is replaced by a "
+        "new file, never written through a link",
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Foundation subcommands: certs, token, jwks.
 
 
+def _refusal(exc: LabFolderConflict, flag: str, *, seed: str) -> InputError:
+    """The one line for a folder that holds other material: what to give instead."""
+    if exc.seed is not None and exc.seed != seed:
+        hint = f"give --seed {shlex.quote(exc.seed)} to use that lab, or another {flag}"
+    else:
+        hint = f"give another {flag}"
+    return InputError(flag, f"{exc.strerror}: {hint} (--force replaces those files)")
+
+
 def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab
+    from mtlslab.pki import Lab, LabFolderConflict
 
     lab = Lab(seed=args.seed)
-    written = lab.write(args.out)
-    for path in written.values():
-        out.write(f"wrote {path}\n")
+    try:
+        folder = lab.write(args.out, force=args.force)
+    except LabFolderConflict as exc:
+        raise _refusal(exc, "--out", seed=args.seed) from None
+    for name in folder.written:
+        out.write(f"wrote {folder.path / name}\n")
+    for name in folder.kept:
+        out.write(f"kept  {folder.path / name} (already there, the same bytes)\n")
     out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
     for label, thumb in (
         ("ca.pem", lab.ca.x5t_s256),
@@ -96,12 +185,14 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
         "certs",
         help="write the lab CA, client and server certificates and keys",
         description="Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) "
-        "and print each certificate's x5t#S256.",
+        "and lab.json (the seed and the thumbprints), and print each certificate's x5t#S256. Files "
+        "already there with the same bytes are kept; other material is refused unless --force.",
     )
     _seed_argument(p)
     p.add_argument(
         "--out", type=Path, required=True, help="directory to write into (created if missing)"
     )
+    _force_option(p)
     p.set_defaults(handler=_cmd_certs)
 
     p = sub.add_parser(
@@ -136,10 +227,34 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
 # Engine subcommands: scenarios, interpretations, explain, matrix, evaluate.
 
 
-def _interpretations(names: Sequence[str] | None) -> list[Any]:
-    from mtlslab.interpretations import BUILTINS, get_interpretation
+def _interpretation(value: str) -> Interpretation:
+    """``-i VALUE``: a file when VALUE ends in ``.json`` or holds a path separator (an interpretation saved
+    by the editor or ``derive``), otherwise a built-in's name."""
+    from mtlslab.errors import InterpretationError
+    from mtlslab.interpretations import Interpretation, get_interpretation
 
-    return [get_interpretation(n) for n in names] if names else list(BUILTINS.values())
+    separators = [os.sep, *([os.altsep] if os.altsep else [])]
+    if not value.endswith(".json") and not any(sep in value for sep in separators):
+        return get_interpretation(value)
+    raw = _read_input(value, field="-i")
+    try:
+        return Interpretation.from_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InterpretationError(value, "not UTF-8 text") from None
+    except InterpretationError as exc:
+        raise InterpretationError(value, str(exc)) from None
+
+
+def _interpretations(values: Iterable[str] | None) -> list[Interpretation]:
+    """Every ``-i`` in order (default: the built-ins); two of one name are refused."""
+    from mtlslab.interpretations import BUILTINS
+
+    chosen = [_interpretation(v) for v in values] if values else list(BUILTINS.values())
+    names = [i.name for i in chosen]
+    for name in names:
+        if names.count(name) > 1:
+            raise InputError("-i", f"two interpretations are named {name!r}")
+    return chosen
 
 
 def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
@@ -250,7 +365,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     )
     certificate = None
     if args.cert and args.cert != "none":
-        certificate = load_certificate(Path(args.cert).read_bytes(), field="--cert")
+        certificate = load_certificate(_read_input(args.cert, field="--cert"), field="--cert")
     headers: list[tuple[str, str]] = []
     if args.authorization is not None:
         if any(c in args.authorization for c in "\r\n\0"):
@@ -263,7 +378,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
                 raise ScenarioError("--client-cert-header", "no file given and no --cert to copy")
             forged = certificate
         else:
-            forged = load_certificate(Path(source).read_bytes(), field="--client-cert-header")
+            forged = load_certificate(
+                _read_input(source, field="--client-cert-header"), field="--client-cert-header"
+            )
         headers.append(("Client-Cert", encode_client_cert(certificate_der(forged))))
     cells = []
     for interp in _interpretations(args.interpretation):
@@ -330,13 +447,19 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_INTERPRETATION_HELP = (
+    "a built-in's name, or FILE.json: an interpretation saved by the editor or derive() "
+    "(a value ending in .json or holding a path separator is a file; at most 1 MiB)"
+)
+
+
 def _interpretation_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-i",
         "--interpretation",
         action="append",
-        metavar="NAME",
-        help="an interpretation to include (repeatable; default: all built-ins)",
+        metavar="NAME|FILE",
+        help=f"an interpretation to include (repeatable; default: all built-ins): {_INTERPRETATION_HELP}",
     )
 
 
@@ -346,7 +469,7 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="list the scenario catalogue",
         description="List the catalogue's scenarios with their ids, tags and titles.",
     )
-    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    _tag_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(handler=_cmd_scenarios)
 
@@ -390,7 +513,7 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="with --only-disagreements: compare every byte on the wire, not only status and error",
     )
     _interpretation_option(p)
-    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    _tag_option(p)
     p.add_argument(
         "--format",
         choices=("markdown", "text", "csv", "json"),
@@ -409,7 +532,9 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
     _seed_argument(p)
     _tls_options(p)
     p.add_argument(
-        "--cert", metavar="FILE", help="PEM or DER certificate the client presents (or 'none')"
+        "--cert",
+        metavar="FILE",
+        help="PEM or DER certificate the client presents, at most 1 MiB (or 'none')",
     )
     p.add_argument(
         "--authorization",
@@ -421,7 +546,8 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="FILE",
         nargs="?",
         const="-",
-        help="the client adds a Client-Cert header itself (with FILE's certificate, or --cert's)",
+        help="the client adds a Client-Cert header itself (with FILE's certificate, at most 1 MiB, "
+        "or --cert's)",
     )
     p.add_argument(
         "--via-proxy", action="store_true", help="behind a trusted TLS-terminating proxy"
@@ -437,25 +563,37 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
 # Live subcommands: serve, verify.
 
 
+def _folder_lines(folder: LabFolder, *, seed: str) -> str:
+    """What serve did in its lab folder: the files it wrote and the files it kept, by name."""
+    wrote = " ".join(folder.written) or "nothing (every file was already there)"
+    lines = f"  lab folder:     {folder.path}/ for seed {seed!r}\n    wrote:        {wrote}\n"
+    if folder.kept:
+        lines += f"    kept:         {' '.join(folder.kept)} (already there, the same bytes)\n"
+    return lines
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     import datetime as dt
     import signal
     import threading
 
     from mtlslab.compare import Simulator
-    from mtlslab.interpretations import get_interpretation
-    from mtlslab.live import LiveStack, client_url, curl_command, write_lab_folder
-    from mtlslab.pki import Lab
+    from mtlslab.live import LiveStack, client_url, curl_command
+    from mtlslab.pki import Lab, LabFolderConflict
     from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
     from mtlslab.tokens import LAB_ISSUER, AuthorizationServer
 
-    interp = get_interpretation(args.interpretation or "baseline")
+    interp = _interpretation(args.interpretation or "baseline")
     lab = Lab(seed=args.seed)
     sim = Simulator(lab, asrv=AuthorizationServer(lab, issuer=args.issuer or LAB_ISSUER))
     deployment = Deployment(
         client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
     )
-    folder = write_lab_folder(sim.lab, args.lab_dir)
+    try:  # before listening: a folder of another lab stops serve here
+        written = lab.write(args.lab_dir, every_identity=True, force=args.force)
+    except LabFolderConflict as exc:
+        raise _refusal(exc, "--lab-dir", seed=args.seed) from None
+    folder = written.path
     minted_at = dt.datetime.now(dt.timezone.utc) if args.wall_clock else sim.now
     stop = threading.Event()
     installed: dict[signal.Signals, Any] = {}  # the handlers replaced, to put back
@@ -490,6 +628,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 )
         out.write(f"  deployment:     {stack.deployment.describe()}\n")
         out.write(f"  interpretation: {interp.name} — {interp.title}\n")
+        out.write(_folder_lines(written, seed=args.seed))
         out.write(
             f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
         )
@@ -551,10 +690,10 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "-i",
         "--interpretation",
-        metavar="NAME",
-        help="the interpretation to answer with (default: baseline)",
+        metavar="NAME|FILE",
+        help=f"the interpretation to answer with (default: baseline): {_INTERPRETATION_HELP}",
     )
-    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument("--port", type=_port, default=0, help="port, 0-65535 (default 0: any free port)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)"
     )
@@ -562,8 +701,10 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--lab-dir",
         type=Path,
         default=Path("lab"),
-        help="where to write the lab's certificates (default: ./lab)",
+        help="where the lab's certificates and keys go (default: ./lab); files already there with "
+        "the same bytes are kept, another seed's are refused unless --force",
     )
+    _force_option(p)
     p.add_argument(
         "--issuer",
         metavar="URL",
@@ -590,7 +731,7 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         "observed outcome with the simulated one. Exit status 1 on any difference.",
     )
     _interpretation_option(p)
-    p.add_argument("--tag", action="append", help="only scenarios with this tag (repeatable)")
+    _tag_option(p)
     p.add_argument(
         "--proxy",
         choices=("auto", "haproxy", "builtin"),
@@ -605,8 +746,21 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
 # Probe subcommand: probe a real resource server.
 
 
+def _probe_interpretations(values: Iterable[str]) -> list[Interpretation]:
+    """probe's ``-i``: the interpretations to score besides the built-ins (a built-in named again is
+    scored once; another interpretation under a built-in's name is refused)."""
+    from mtlslab.interpretations import BUILTINS
+
+    extra = []
+    for interp in _interpretations(values):
+        if interp.name not in BUILTINS:
+            extra.append(interp)
+        elif interp != BUILTINS[interp.name]:
+            raise InputError("-i", f"{interp.name!r} is a built-in's name: give yours another")
+    return extra
+
+
 def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.errors import InputError
     from mtlslab.pki import Lab
     from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
     from mtlslab.tokens import LAB_AUDIENCE
@@ -616,12 +770,14 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
         ("--cert", args.cert),
         ("--key", args.key),
         ("--unbound-token", args.unbound_token),
+        ("--unbound-token-file", args.unbound_token_file),
         ("--other-cert", args.other_cert),
         ("--other-key", args.other_key),
     )
-    ca = Path(args.ca) if args.ca else None
+    ca = _read_input(args.ca, field="--ca") if args.ca else None
+    extra = _probe_interpretations(args.interpretation or ())
     if args.lab_issuer:
-        if args.token is not None:
+        if args.token is not None or args.token_file is not None:
             raise InputError("--token", "give either --lab-issuer or your own --token, not both")
         for flag, value in own_flags:
             if value is not None:
@@ -645,10 +801,14 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
                 issuer=issuer,
                 ca=ca,
                 tls_version=args.tls,
+                interpretations=extra,
                 allow_remote=args.allow_remote,
             )
     else:
-        if args.token is None:
+        token = (
+            _read_token(args.token_file, field="--token-file") if args.token_file else args.token
+        )
+        if token is None:
             raise InputError(
                 "--token", "give --lab-issuer, or your own --token with --cert and --key"
             )
@@ -658,16 +818,28 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
             )
         if args.audience is not None:
             raise InputError("--audience", "only with --lab-issuer (your token has its own)")
+        unbound = (
+            _read_token(args.unbound_token_file, field="--unbound-token-file")
+            if args.unbound_token_file
+            else args.unbound_token
+        )
         own = BringYourOwn.from_pem(
-            token=args.token,
-            cert=Path(args.cert).read_bytes(),
-            key=Path(args.key).read_bytes(),
-            unbound_token=args.unbound_token,
-            other_cert=Path(args.other_cert).read_bytes() if args.other_cert else None,
-            other_key=Path(args.other_key).read_bytes() if args.other_key else None,
+            token=token,
+            cert=_read_input(args.cert, field="--cert"),
+            key=_read_input(args.key, field="--key"),
+            unbound_token=unbound,
+            other_cert=_read_input(args.other_cert, field="--other-cert")
+            if args.other_cert
+            else None,
+            other_key=_read_input(args.other_key, field="--other-key") if args.other_key else None,
         )
         report = probe(
-            args.url, own=own, ca=ca, tls_version=args.tls, allow_remote=args.allow_remote
+            args.url,
+            own=own,
+            ca=ca,
+            tls_version=args.tls,
+            interpretations=extra,
+            allow_remote=args.allow_remote,
         )
     render: dict[str, Callable[[], str]] = {
         "text": report.to_text,
@@ -687,8 +859,10 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
         "timeout) to the protected resource URL over real TLS, and score every interpretation by how "
         "many of its predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 "
         "metadata on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the "
-        "report says which were skipped). Only loopback targets unless --allow-remote. Exit status: "
-        "0, 1 when the server accepted something it must refuse, 2 on unusable input.",
+        "report says which were skipped). Only loopback targets unless --allow-remote. Files it reads "
+        "(--ca, --cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB "
+        "each. Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable "
+        "input.",
     )
     p.add_argument("url", metavar="URL", help="the protected resource, https://...")
     p.add_argument(
@@ -696,8 +870,18 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--cert", metavar="FILE", help="the certificate (PEM chain) --token is bound to")
     p.add_argument("--key", metavar="FILE", help="its private key (PEM)")
-    p.add_argument("--token", metavar="TOKEN", help="your certificate-bound access token")
-    p.add_argument("--unbound-token", metavar="TOKEN", help="an unbound token the server accepts")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="your certificate-bound access token (the next argument, even one starting with '-')",
+    )
+    given.add_argument("--token-file", metavar="FILE", help="the same, read from FILE")
+    unbound = p.add_mutually_exclusive_group()
+    unbound.add_argument(
+        "--unbound-token", metavar="TOKEN", help="an unbound token the server accepts"
+    )
+    unbound.add_argument("--unbound-token-file", metavar="FILE", help="the same, read from FILE")
     p.add_argument("--other-cert", metavar="FILE", help="a second certificate the server accepts")
     p.add_argument("--other-key", metavar="FILE", help="its private key (PEM)")
     p.add_argument(
@@ -712,12 +896,19 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--issuer-port",
-        type=int,
+        type=_port,
         default=8414,
         metavar="N",
         help="with --lab-issuer: the loopback port it serves on (default: %(default)s; 0: any)",
     )
     p.add_argument("--tls", choices=("1.2", "1.3"), default="1.3")
+    p.add_argument(
+        "-i",
+        "--interpretation",
+        action="append",
+        metavar="NAME|FILE",
+        help=f"an interpretation to score besides the built-ins (repeatable): {_INTERPRETATION_HELP}",
+    )
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not on loopback"
     )
@@ -743,6 +934,9 @@ def build_parser() -> _Parser:
         prog="mtlslab",
         description="mtlslab: certificate-bound access tokens (RFC 8705), "
         "simulated, compared and proven on the wire.",
+        epilog="Every file a command reads is read to at most 1 MiB. Exit status: 0; 2 on unusable "
+        "input (one line on stderr); 141 when standard output is closed under the command "
+        "(`mtlslab scenarios | head`); verify and probe also use 1 (see their --help).",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
@@ -752,6 +946,55 @@ def build_parser() -> _Parser:
     return parser
 
 
+class _OutputClosed(Exception):
+    """Standard output's reader went away."""
+
+
+class _Output:
+    """A handler's ``out``: a write or flush that finds the pipe closed raises :class:`_OutputClosed`, so
+    that a broken pipe elsewhere (a socket) is never taken for it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+
+def _output_closed(stream: TextIO) -> int:
+    """Stop quietly: point the stream's descriptor at /dev/null, so that what Python still holds for it
+    goes nowhere when it exits (instead of a second complaint)."""
+    with contextlib.suppress(OSError, ValueError):
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    return EXIT_OUTPUT_CLOSED
+
+
+def _verbatim(argv: Sequence[str]) -> list[str]:
+    """``--token VALUE`` as ``--token=VALUE`` (for each of :data:`_VERBATIM`), so that argparse does not
+    take a value starting with ``-`` for an option."""
+    joined: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            joined += [arg, *rest]
+            break
+        value = next(rest, None) if arg in _VERBATIM else None
+        joined.append(arg if value is None else f"{arg}={value}")
+    return joined
+
+
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
@@ -759,14 +1002,25 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
+    given = _verbatim(sys.argv[1:] if argv is None else argv)
     try:  # argparse prints --help and usage errors itself: send them to out/err too
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = parser.parse_args(argv)
+            try:
+                args = parser.parse_args(given)
+            finally:
+                out.flush()
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code or 0)
+    except BrokenPipeError:
+        return _output_closed(out)
     handler: Handler = args.handler
+    output = _Output(out)
     try:
-        return handler(args, out)
+        status = handler(args, cast("TextIO", output))
+        output.flush()
+        return status
+    except _OutputClosed:
+        return _output_closed(out)
     except MtlslabError as exc:
         err.write(f"mtlslab {args.command}: {exc}\n")
         return 2

@@ -29,11 +29,14 @@ import builtins
 import contextlib
 import datetime as dt
 import enum
+import errno
 import hashlib
 import html
 import ipaddress
+import json
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +67,7 @@ if TYPE_CHECKING:  # only for annotations: the core never opens a socket or buil
 
 __all__ = [
     "LAB_EPOCH",
+    "LAB_MANIFEST",
     "LAB_NOT_AFTER",
     "LAB_NOW",
     "Artefact",
@@ -75,6 +79,8 @@ __all__ = [
     "IdentityMatch",
     "KeyType",
     "Lab",
+    "LabFolder",
+    "LabFolderConflict",
     "PrivateKey",
     "PublicKey",
     "certificate_der",
@@ -147,16 +153,12 @@ class Artefact:
         """Whether this artefact holds a private key."""
         return self.kind == "private key"
 
-    def write_to_path(self, path: str | os.PathLike[str], *, append: bool = False) -> Path:
-        """Write to ``path`` (private keys with mode 0600) and return it."""
-        target = Path(path)
-        mode = 0o600 if self.secret else 0o644
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        fd = os.open(target, flags, mode)
-        os.fchmod(fd, mode)  # os.open keeps an existing file's mode: fix it before writing
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.data)
-        return target
+    def write_to_path(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write to ``path`` (private keys with mode 0600) and return it.
+
+        An existing ``path`` (a symbolic link too) is refused with :class:`FileExistsError` unless
+        ``force``; then it is replaced, never written through (see :func:`_write_file`)."""
+        return _write_file(Path(path), self.data, secret=self.secret, force=force)
 
     @contextlib.contextmanager
     def tempfile(self, dir: str | None = None) -> Iterator[str]:
@@ -172,6 +174,100 @@ class Artefact:
 
     def __repr__(self) -> str:
         return f"<Artefact {self.kind} {len(self.data)} bytes>"
+
+
+def _write_file(target: Path, data: builtins.bytes, *, secret: bool, force: bool) -> Path:
+    """Write ``data`` to a new file next to ``target``, then rename it over ``target``.
+
+    The new file is created by :func:`tempfile.mkstemp` (mode 0600, ``O_EXCL``, so never an existing file
+    or a link's target); a certificate's is opened up to 0644 before anything is written in it. A rename
+    replaces whatever ``target`` names, a symbolic link included, and never writes into the file a link
+    points at. An existing ``target`` is refused unless ``force``."""
+    if not force and os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "exists (pass force=True to replace it)", str(target))
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if not secret:
+                os.fchmod(fh.fileno(), 0o644)
+            fh.write(data)
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    return target
+
+
+def _same_file(path: Path, data: builtins.bytes) -> bool | None:
+    """Whether ``path`` is a regular file holding exactly ``data`` (None: nothing is there). Links, FIFOs
+    and directories are never the same; at most ``len(data) + 1`` bytes are read."""
+    try:
+        found = os.lstat(path)
+    except (
+        FileNotFoundError,
+        NotADirectoryError,
+    ):  # the folder is missing, or is no folder: mkdir says
+        return None
+    if not stat.S_ISREG(found.st_mode) or found.st_size != len(data):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as fh:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and fh.read(len(data) + 1) == data
+
+
+#: The file in a lab folder that names the lab which wrote it: its seed and its certificates' ``x5t#S256``.
+LAB_MANIFEST = "lab.json"
+
+
+class LabFolderConflict(FileExistsError):
+    """A folder holds files that :meth:`Lab.write` would write differently: another seed's material, or
+    unknown material. ``folder``; ``names``: the files that differ; ``seed``: the seed the folder's
+    ``lab.json`` names (None when it names none or there is none)."""
+
+    def __init__(self, folder: Path, names: tuple[str, ...], seed: str | None) -> None:
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        whose = (
+            f"its {LAB_MANIFEST} names seed {seed!r}"
+            if seed is not None
+            else f"no {LAB_MANIFEST} there names their seed"
+        )
+        super().__init__(
+            errno.EEXIST, f"{folder} holds other material ({shown}; {whose})", str(folder)
+        )
+        self.folder = folder
+        self.names = names
+        self.seed = seed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabFolder:
+    """What :meth:`Lab.write` did: the folder, the files it wrote, and those it kept (already there with
+    the same bytes)."""
+
+    path: Path
+    written: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def _recorded_seed(path: Path) -> str | None:
+    """The seed a lab folder's ``lab.json`` names, if it is readable (at most 64 KiB) and names one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = fh.read(1 << 16)
+    try:
+        seed = json.loads(raw).get("seed")
+    except (ValueError, AttributeError):
+        return None
+    return seed if isinstance(seed, str) else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1206,17 +1302,62 @@ class Lab:
             issuer=None,
         )
 
-    def write(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
-        """Write ``ca.pem``, ``client.pem``, ``client.key``, ``server.pem``, ``server.key`` (keys 0600)."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        return {
-            "ca.pem": self.ca.cert_pem.write_to_path(out / "ca.pem"),
-            "client.pem": self.client.cert_chain_pem.write_to_path(out / "client.pem"),
-            "client.key": self.client.private_key_pem.write_to_path(out / "client.key"),
-            "server.pem": self.server.cert_chain_pem.write_to_path(out / "server.pem"),
-            "server.key": self.server.private_key_pem.write_to_path(out / "server.key"),
+    def write(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        every_identity: bool = False,
+        force: bool = False,
+    ) -> LabFolder:
+        """Write ``ca.pem``, ``client.pem``, ``client.key``, ``server.pem``, ``server.key`` (keys 0600) into
+        ``directory`` (created if missing), with ``every_identity`` every named identity as ``NAME.pem`` /
+        ``NAME.key``, and ``lab.json``, which names this lab (its seed and its certificates' ``x5t#S256``).
+
+        A file already there with the same bytes is kept as it is. Any other file of the same name (another
+        seed's, a link, a directory) raises :class:`LabFolderConflict` before anything is written, unless
+        ``force``: then it is replaced, never written through."""
+        folder = Path(directory)
+        artefacts = {
+            "ca.pem": self.ca.cert_pem,
+            "client.pem": self.client.cert_chain_pem,
+            "client.key": self.client.private_key_pem,
+            "server.pem": self.server.cert_chain_pem,
+            "server.key": self.server.private_key_pem,
         }
+        if every_identity:
+            for name, identity in self.identities().items():
+                artefacts[f"{name}.pem"] = identity.cert_chain_pem
+                artefacts[f"{name}.key"] = identity.private_key_pem
+        files = {name: (a.data, a.secret) for name, a in artefacts.items()}
+        files[LAB_MANIFEST] = (self._manifest(), False)
+        found = {name: _same_file(folder / name, data) for name, (data, _) in files.items()}
+        differ = tuple(name for name, same in found.items() if same is False)
+        if differ and not force:
+            raise LabFolderConflict(folder, differ, _recorded_seed(folder / LAB_MANIFEST))
+        folder.mkdir(parents=True, exist_ok=True)
+        written = tuple(name for name, same in found.items() if not same)
+        for name in written:
+            data, secret = files[name]
+            _write_file(folder / name, data, secret=secret, force=found[name] is False)
+        return LabFolder(
+            path=folder, written=written, kept=tuple(n for n, same in found.items() if same)
+        )
+
+    def _manifest(self) -> builtins.bytes:
+        """``lab.json``: the seed (when it is text) and the thumbprints that identify this lab's files."""
+        try:
+            seed: str | None = _seed_bytes(self.seed).decode("utf-8")
+        except UnicodeDecodeError:
+            seed = None
+        doc = {
+            "seed": seed,
+            "x5t#S256": {
+                "ca.pem": self.ca.x5t_s256,
+                "client.pem": self.client.x5t_s256,
+                "server.pem": self.server.x5t_s256,
+            },
+        }
+        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
     def __repr__(self) -> str:
         seed = repr(self.seed) if self.seeded else f"random {self.seed!r}"

@@ -434,3 +434,132 @@ def test_matrix_takes_scenarios_by_id_in_order() -> None:
     assert code == 2
     assert len(err.splitlines()) == 1
     assert "no-cert-optional" in err
+
+
+# --------------------------------------------------------------------------------------------------
+# -i FILE.json: an interpretation saved by the editor or derive()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """thread-401 derived to answer a missing certificate with 403, saved as JSON the way the README does."""
+    from mtlslab.findings import Finding
+    from mtlslab.interpretations import Answer, derive
+
+    mine = derive(
+        BUILTINS["thread-401"],
+        name="forbid-missing",
+        stance="No certificate is an authorization failure.",
+        answers={Finding.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
+    )
+    path = tmp_path_factory.mktemp("interpretation") / "forbid-missing.json"
+    path.write_text(json.dumps(mine.to_json()))
+    return path
+
+
+def test_evaluate_takes_an_interpretation_from_a_json_file(saved: Path, token: str) -> None:
+    """evaluate -i FILE.json answers with the saved reading, next to a built-in named as usual."""
+    cells = by_name(
+        evaluate_json(
+            "--cert",
+            "none",
+            "--authorization",
+            f"Bearer {token}",
+            "-i",
+            str(saved),
+            "-i",
+            "thread-401",
+        )
+    )
+    assert list(cells) == ["forbid-missing", "thread-401"]
+    assert cells["forbid-missing"]["outcome"]["status"] == 403  # type: ignore[index]
+    assert cells["thread-401"]["outcome"]["status"] == 401  # type: ignore[index]
+
+
+def test_explain_and_matrix_take_an_interpretation_from_a_json_file(saved: Path) -> None:
+    """explain and matrix accept -i FILE.json too (a path with a separator, or a bare name ending in .json)."""
+    status, out, err = run("explain", "no-cert-optional", "-i", str(saved), "--seed", ENGINE_SEED)
+    assert (status, err) == (0, "")
+    assert "=== forbid-missing: 403 ===" in out
+    status, out, err = run(
+        "matrix", "-s", "no-cert-optional", "-s", "mismatch", "-i", str(saved), "--format", "json"
+    )
+    assert (status, err) == (0, "")
+    matrix = Matrix.from_json(out)
+    assert [i.name for i in matrix.interpretations] == ["forbid-missing"]
+    assert matrix.cell("no-cert-optional", "forbid-missing").outcome.status == 403
+    assert matrix.cell("mismatch", "forbid-missing").outcome.status == 401
+
+
+def test_a_bare_json_name_is_a_file_in_the_current_directory(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-i forbid-missing.json` (no separator) reads that file from the working directory."""
+    monkeypatch.chdir(saved.parent)
+    status, out, _ = run("explain", "no-cert-optional", "-i", saved.name)
+    assert status == 0
+    assert "=== forbid-missing: 403 ===" in out
+
+
+def test_unusable_interpretation_files_are_one_line(saved: Path, tmp_path: Path) -> None:
+    """A missing file, a file that is not JSON, a table naming no finding, and two readings of one name:
+    one line each; a plain unknown name still suggests the nearest built-in."""
+    assert "No such file" in refused("explain", "success", "-i", str(tmp_path / "nothere.json"))
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    assert str(junk) in refused("explain", "success", "-i", str(junk))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"name": "w", "answers": {"certificate_mising": {"status": 400}}}))
+    assert "did you mean certificate_missing" in refused("evaluate", "-i", str(wrong))
+    assert "two interpretations are named 'forbid-missing'" in refused(
+        "matrix", "-i", str(saved), "-i", str(saved)
+    )
+    assert "did you mean keycloak" in refused("evaluate", "-i", "keycloack")
+
+
+def test_probe_refuses_a_file_that_reuses_a_built_in_name(tmp_path: Path) -> None:
+    """probe -i scores readings besides the built-ins: a saved table named like a built-in but answering
+    otherwise is refused before anything is sent."""
+    impostor = tmp_path / "keycloak.json"
+    impostor.write_text(json.dumps({"name": "keycloak", "base": "auth0"}))
+    err = refused("probe", "https://127.0.0.1:1/", "--lab-issuer", "-i", str(impostor))
+    assert "'keycloak' is a built-in's name" in err
+
+
+# --------------------------------------------------------------------------------------------------
+# --tag names a tag the catalogue has; --authorization takes a value starting with '-'
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("scenarios", "--tag", "debat"),
+        ("matrix", "--tag", "debate", "--tag", "atack"),
+        ("verify", "--tag", "nothing-like-it"),
+    ],
+)
+def test_an_unknown_tag_is_a_usage_error_naming_the_known_ones(argv: tuple[str, ...]) -> None:
+    """Wherever --tag is taken, an unknown tag is one line, exit 2, with the nearest and every known tag
+    (it used to print nothing and exit 0)."""
+    err = refused(*argv)
+    wrong = argv[-1]
+    assert f"unknown tag {wrong!r}" in err
+    assert "known: analogy, attack, binding" in err
+    if wrong != "nothing-like-it":
+        assert "did you mean" in err
+
+
+def test_every_known_tag_is_accepted() -> None:
+    """Each tag the catalogue uses lists its scenarios."""
+    for tag in sorted({t for s in CATALOGUE for t in s.tags}):
+        status, out, err = run("scenarios", "--tag", tag)
+        assert (status, err) == (0, ""), tag
+        assert len(out.splitlines()) == len(scenarios_tagged(tag))
+
+
+def test_an_authorization_value_starting_with_a_dash_is_evaluated() -> None:
+    """`--authorization -x` is taken as the header value (not as an option): the server reads scheme '-x'."""
+    cells = by_name(evaluate_json("--authorization", "-x", "-i", "baseline"))
+    assert cells["baseline"]["finding"] == "no_token"
+    details = [step["detail"] for step in cells["baseline"]["trace"]]  # type: ignore[attr-defined]
+    assert any("scheme '-x' is not one this server accepts" in d for d in details), details

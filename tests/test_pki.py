@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -24,12 +25,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from mtlslab import pki
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.pki import (
+    LAB_MANIFEST,
     LAB_NOW,
     Artefact,
     ChainProblem,
     Identity,
     KeyType,
     Lab,
+    LabFolderConflict,
     load_certificate,
     load_private_key,
     public_jwk,
@@ -436,26 +439,189 @@ def test_write_to_path_gives_keys_0600_and_certificates_0644(lab: Lab, tmp_path:
     assert cert.read_bytes() == lab.client.cert_pem.bytes()
 
 
-def test_write_to_path_fixes_the_mode_of_an_existing_file(lab: Lab, tmp_path: Path) -> None:
-    """Overwriting a file that already had another mode still leaves keys 0600 and certificates 0644."""
+def _victim(path: Path) -> tuple[bytes, int, int]:
+    """A file someone else cares about, as a link attack would aim at it: (bytes, mode, owner)."""
+    found = path.stat()
+    return path.read_bytes(), stat.S_IMODE(found.st_mode), found.st_uid
+
+
+def _plant_victim(tmp_path: Path) -> Path:
+    """A file of another user (when the tests run as root), mode 0640, that no lab write may touch."""
+    victim = tmp_path / "elsewhere" / "victim"
+    victim.parent.mkdir()
+    victim.write_bytes(b"someone else's file\n")
+    victim.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(victim, 65534, 65534)
+    return victim
+
+
+def test_write_to_path_refuses_an_existing_file_unless_forced(lab: Lab, tmp_path: Path) -> None:
+    """An existing file is refused (FileExistsError, left as it was); force=True replaces it with a new
+    file of the right mode (a key 0600 where the old file was 0666, a certificate 0644 where it was 0600)."""
     key_path, cert_path = tmp_path / "old.key", tmp_path / "old.pem"
     key_path.write_bytes(b"old contents, longer than nothing")
     cert_path.write_bytes(b"old")
     key_path.chmod(0o666)
     cert_path.chmod(0o600)
-    lab.client.private_key_pem.write_to_path(key_path)
-    lab.client.cert_pem.write_to_path(cert_path)
+    with pytest.raises(FileExistsError, match="force=True"):
+        lab.client.private_key_pem.write_to_path(key_path)
+    with pytest.raises(FileExistsError):
+        lab.client.cert_pem.write_to_path(cert_path)
+    assert (key_path.read_bytes(), _mode(key_path)) == (b"old contents, longer than nothing", 0o666)
+    lab.client.private_key_pem.write_to_path(key_path, force=True)
+    lab.client.cert_pem.write_to_path(cert_path, force=True)
     assert (_mode(key_path), _mode(cert_path)) == (0o600, 0o644)
     assert key_path.read_bytes() == lab.client.private_key_pem.bytes()
+    assert cert_path.read_bytes() == lab.client.cert_pem.bytes()
 
 
-def test_lab_write_gives_the_five_files_with_their_modes(lab: Lab, tmp_path: Path) -> None:
-    """Lab.write writes ca.pem, client.pem, client.key, server.pem, server.key; keys 0600."""
-    written = lab.write(tmp_path / "new" / "dir")
-    assert sorted(written) == sorted(LAB_FILES)
-    for name, path in written.items():
-        assert _mode(path) == (0o600 if name.endswith(".key") else 0o644), name
-    assert load_certificate(written["client.pem"].read_bytes()) == lab.client.certificate
+@pytest.mark.parametrize("name", ["ca.pem", "client.key"])
+def test_write_to_path_replaces_a_symlink_and_never_writes_through_it(
+    lab: Lab, tmp_path: Path, name: str
+) -> None:
+    """A link planted where a certificate or a key goes: refused without force; with force the link itself
+    is replaced by a new file, and the file it pointed at keeps its bytes, mode and owner."""
+    victim = _plant_victim(tmp_path)
+    before = _victim(victim)
+    link = tmp_path / name
+    link.symlink_to(victim)
+    artefact = lab.client.private_key_pem if name.endswith(".key") else lab.ca.cert_pem
+    with pytest.raises(FileExistsError):
+        artefact.write_to_path(link)
+    assert _victim(victim) == before
+    artefact.write_to_path(link, force=True)
+    assert _victim(victim) == before
+    assert not link.is_symlink()
+    assert link.read_bytes() == artefact.bytes()
+    assert _mode(link) == (0o600 if name.endswith(".key") else 0o644)
+
+
+def test_a_dangling_symlink_is_replaced_not_followed(lab: Lab, tmp_path: Path) -> None:
+    """A link to a file that does not exist yet (where an attacker would read a key from) counts as an
+    existing file: refused, and with force replaced; the file it named is never created."""
+    target = tmp_path / "attacker-reads-here.key"
+    link = tmp_path / "client.key"
+    link.symlink_to(target)
+    with pytest.raises(FileExistsError):
+        lab.client.private_key_pem.write_to_path(link)
+    lab.client.private_key_pem.write_to_path(link, force=True)
+    assert not target.exists()
+    assert link.read_bytes() == lab.client.private_key_pem.bytes()
+
+
+def test_a_key_file_is_born_0600_and_never_chmod_ed(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private key's file is created owner-only and its mode never changed afterwards (so it is never
+    readable by others, not even for a moment), under a permissive umask too; only a certificate's new
+    file is opened up, to 0644, before anything is written in it."""
+    changed: list[int] = []
+    real_fchmod = os.fchmod
+
+    def recording(fd: int, mode: int) -> None:
+        changed.append(mode)
+        real_fchmod(fd, mode)
+
+    def refusing(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"chmod{args}")
+
+    monkeypatch.setattr(os, "fchmod", recording)
+    monkeypatch.setattr(os, "chmod", refusing)
+    old_umask = os.umask(0)
+    try:
+        key = lab.client.private_key_pem.write_to_path(tmp_path / "client.key")
+        assert changed == []
+        cert = lab.client.cert_pem.write_to_path(tmp_path / "client.pem")
+    finally:
+        os.umask(old_umask)
+    assert changed == [0o644]
+    assert (_mode(key), _mode(cert)) == (0o600, 0o644)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "client.key",
+        "client.pem",
+    ]  # no leftovers
+
+
+def test_lab_write_gives_the_five_files_with_their_modes_and_lab_json(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Lab.write writes ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json,
+    which names the seed and the certificates' x5t#S256."""
+    done = lab.write(tmp_path / "new" / "dir")
+    assert done.path == tmp_path / "new" / "dir"
+    assert done.written == (*LAB_FILES, LAB_MANIFEST)
+    assert done.kept == ()
+    for name in done.written:
+        assert _mode(done.path / name) == (0o600 if name.endswith(".key") else 0o644), name
+    assert load_certificate((done.path / "client.pem").read_bytes()) == lab.client.certificate
+    manifest = json.loads((done.path / LAB_MANIFEST).read_text())
+    assert manifest == {
+        "seed": SEED,
+        "x5t#S256": {
+            "ca.pem": lab.ca.x5t_s256,
+            "client.pem": lab.client.x5t_s256,
+            "server.pem": lab.server.x5t_s256,
+        },
+    }
+
+
+def test_lab_write_keeps_its_own_files_and_adds_the_missing_ones(lab: Lab, tmp_path: Path) -> None:
+    """Writing the same lab again rewrites nothing (the very same files stay); every_identity then adds
+    each identity's NAME.pem / NAME.key and keeps the six already there."""
+    first = lab.write(tmp_path)
+    inodes = {name: (tmp_path / name).stat().st_ino for name in first.written}
+    again = Lab(SEED).write(tmp_path)
+    assert (again.written, again.kept) == ((), first.written)
+    assert {name: (tmp_path / name).stat().st_ino for name in first.written} == inodes
+    more = Lab(SEED).write(tmp_path, every_identity=True)
+    assert set(more.kept) == set(first.written)
+    assert set(more.written) == {
+        f"{name}.{ext}" for name in lab.identities() if name != "client" for ext in ("pem", "key")
+    }
+    assert _mode(tmp_path / "other-client.key") == 0o600
+
+
+def test_lab_write_refuses_another_seeds_folder_and_names_that_seed(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A folder another seed wrote is refused before anything is written (LabFolderConflict: the files
+    that differ, and the seed its lab.json names); with force it becomes this lab's."""
+    Lab("someone-else").write(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(LabFolderConflict) as refused:
+        lab.write(tmp_path, every_identity=True)
+    assert refused.value.seed == "someone-else"
+    assert refused.value.names == (*LAB_FILES, LAB_MANIFEST)
+    assert "its lab.json names seed 'someone-else'" in str(refused.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    done = lab.write(tmp_path, force=True)
+    assert done.written == (*LAB_FILES, LAB_MANIFEST)
+    assert json.loads((tmp_path / LAB_MANIFEST).read_text())["seed"] == SEED
+    assert (tmp_path / "client.pem").read_bytes() == lab.client.cert_chain_pem.bytes()
+
+
+def test_lab_write_refuses_unknown_material_and_links(lab: Lab, tmp_path: Path) -> None:
+    """A client.pem that is no lab's (no lab.json says whose) and a client.key that is a link are refused;
+    with force both are replaced and the linked file is untouched; a lab.json that is not JSON names no seed."""
+    victim = _plant_victim(tmp_path)
+    before = _victim(victim)
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "client.pem").write_text("my own notes\n")
+    (folder / "client.key").symlink_to(victim)
+    with pytest.raises(LabFolderConflict) as refused:
+        lab.write(folder)
+    assert (refused.value.names, refused.value.seed) == (("client.pem", "client.key"), None)
+    assert "no lab.json there names their seed" in str(refused.value)
+    (folder / LAB_MANIFEST).write_text("not json")
+    with pytest.raises(LabFolderConflict) as refused:
+        lab.write(folder)
+    assert refused.value.seed is None
+    lab.write(folder, force=True)
+    assert _victim(victim) == before
+    assert (folder / "client.key").read_bytes() == lab.client.private_key_pem.bytes()
+    assert not (folder / "client.key").is_symlink()
 
 
 def test_tempfile_holds_the_bytes_and_is_deleted_afterwards(lab: Lab) -> None:

@@ -17,18 +17,13 @@ from mtlslab.tokens import AuthorizationServer
 __all__ = ["client_url", "curl_command", "write_lab_folder"]
 
 
-def write_lab_folder(lab: Lab, directory: str | os.PathLike[str]) -> Path:
-    """Write ``ca.pem``, ``server.pem``/``server.key`` and every client identity as ``NAME.pem``/``NAME.key``
-    (certificate chain / private key, keys with mode 0600). Returns the folder."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    lab.ca.cert_pem.write_to_path(folder / "ca.pem")
-    lab.server.cert_chain_pem.write_to_path(folder / "server.pem")
-    lab.server.private_key_pem.write_to_path(folder / "server.key")
-    for name, identity in lab.identities().items():
-        identity.cert_chain_pem.write_to_path(folder / f"{name}.pem")
-        identity.private_key_pem.write_to_path(folder / f"{name}.key")
-    return folder
+def write_lab_folder(lab: Lab, directory: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``ca.pem``, ``server.pem``/``server.key``, every client identity as ``NAME.pem``/``NAME.key``
+    (certificate chain / private key, keys with mode 0600) and ``lab.json``. Returns the folder.
+
+    Files already there with the same bytes are kept; other material is refused unless ``force`` (see
+    :meth:`~mtlslab.pki.Lab.write`)."""
+    return lab.write(directory, every_identity=True, force=force).path
 
 
 def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None]:
