@@ -136,14 +136,18 @@ class InterpretationEditor(Adapter):
         self.tls_alert = widgets.Checkbox(
             value=False, description="answer with the TLS alert", indent=False, disabled=True
         )
-        self.reset = widgets.Button(description="back to the base's answer", icon="undo")
+        self.reset = widgets.Button(
+            description="back to the base's answer",
+            icon="undo",
+            layout=widgets.Layout(width="auto"),
+        )
         self.current = widgets.HTML()
         self.problem = widgets.HTML()
         self.problem.add_class("mtlslab-error-box")
         self.diff = widgets.HTML()
         self.diff.add_class("mtlslab-diff")
         self.export_format = widgets.ToggleButtons(
-            options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0]
+            options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0], style={"button_width": "auto"}
         )
         self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
         self.export.add_class("mtlslab-export")
