@@ -1,6 +1,12 @@
 """In a real browser: JupyterLab runs notebook 04 and Voilà serves the explorer app; a changed control changes
-the rendered answers. Debian's Chromium, driven by Playwright; screenshots go to tests/artifacts/ and the
-README's two to docs/screenshots/.
+the rendered answers, "Run live" shows the wire's answer, a clicked matrix cell is explained, and the
+editor's reading is saved as a file and loaded back. Debian's Chromium, driven by Playwright; screenshots go
+to tests/artifacts/.
+
+The README's two screenshots in docs/screenshots/ each have a manifest beside them (``X.json``): every text
+the page showed in that element when the screenshot was taken, and the PNG's SHA-256. Each run captures the
+same texts from today's page and fails when they differ, naming the command that takes both again
+(``MTLSLAB_UPDATE_SCREENSHOTS=1``), so a screenshot that no longer shows what the app shows fails the suite.
 
 Locally a missing Chromium, Playwright or Jupyter skips these tests with the reason; with ``CI`` set it fails.
 Every server runs on 127.0.0.1 in its own session, is waited for with a deadline, and is stopped in a
@@ -10,6 +16,8 @@ Every server runs on 127.0.0.1 in its own session, is waited for with a deadline
 from __future__ import annotations
 
 import contextlib
+import difflib
+import hashlib
 import importlib.util
 import json
 import os
@@ -243,19 +251,118 @@ def _shoot(page: Any, element: Any, path: Path) -> None:
     element.screenshot(path=str(path))
 
 
-def _keep(shot: Path, readme_name: str) -> None:
-    """Refresh the README's screenshot when asked (MTLSLAB_UPDATE_SCREENSHOTS=1) or when it is missing;
-    every run keeps its own in tests/artifacts/."""
-    target = SCREENSHOTS / readme_name
-    if os.environ.get("MTLSLAB_UPDATE_SCREENSHOTS") or not target.exists():
+#: Every text an element shows, in document order: text nodes (whitespace collapsed), a select's chosen
+#: option ([x]/[ ] before each option of a list box), a checkbox as [x] or [ ], an input's value (or its
+#: placeholder), the texts inside an SVG drawn as an image (JupyterLab's Mermaid); hidden elements (the tabs
+#: not chosen) left out.
+_VISIBLE_TEXTS = r"""(root) => {
+  const out = [];
+  const clean = (t) => t.replace(/\s+/g, " ").trim();
+  const svgTexts = (src) => {
+    const comma = src.indexOf(",");
+    const head = src.slice(0, comma);
+    const body = head.endsWith(";base64") ? atob(src.slice(comma + 1)) : decodeURIComponent(src.slice(comma + 1));
+    const svg = new DOMParser().parseFromString(body, "image/svg+xml");
+    return [...svg.querySelectorAll("text, foreignObject")].map((e) => clean(e.textContent)).filter(Boolean);
+  };
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      const text = clean(node.textContent);
+      if (text) out.push(text);
+      return;
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE || ["STYLE", "SCRIPT", "TEMPLATE"].includes(node.tagName)) return;
+    if (!node.checkVisibility({ visibilityProperty: true })) return;
+    if (node.tagName === "SELECT") {
+      if (node.multiple) for (const o of node.options) out.push((o.selected ? "[x] " : "[ ] ") + clean(o.text));
+      else out.push("[" + clean(node.selectedOptions[0]?.text ?? "") + "]");
+      return;
+    }
+    if (node.tagName === "INPUT" || node.tagName === "TEXTAREA") {
+      if (node.type === "checkbox") out.push(node.checked ? "[x]" : "[ ]");
+      else out.push("[" + (node.value ? clean(node.value) : "placeholder: " + clean(node.placeholder)) + "]");
+      return;
+    }
+    if (node.tagName === "IMG") {
+      if (node.src.startsWith("data:image/svg+xml")) out.push(...svgTexts(node.src));
+      else out.push("<img>");
+      return;
+    }
+    for (const child of node.childNodes) walk(child);
+  };
+  walk(root);
+  return out;
+}"""
+
+UPDATE_COMMAND = "MTLSLAB_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser.py"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _readme_screenshot(page: Any, element: Any, name: str) -> str:
+    """Take the README's screenshot ``name`` (into tests/artifacts/) with the texts the element shows.
+
+    With MTLSLAB_UPDATE_SCREENSHOTS set, the PNG and its manifest are written to docs/screenshots/ and ""
+    is returned; otherwise the texts are compared with the committed manifest and what differs is returned
+    (the caller asserts on it at the end, after its other checks)."""
+    shot = ARTIFACTS / f"{name}.png"
+    _shoot(page, element, shot)
+    texts: list[str] = element.evaluate(_VISIBLE_TEXTS)
+    assert texts, f"the {name} element shows no text"
+    png, manifest = SCREENSHOTS / f"{name}.png", SCREENSHOTS / f"{name}.json"
+    if os.environ.get("MTLSLAB_UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, target)
+        shutil.copyfile(shot, png)
+        record = {"png": png.name, "png_sha256": _sha256(png), "texts": texts}
+        manifest.write_text(
+            json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        return ""
+    if not manifest.exists():
+        return (
+            f"{manifest.relative_to(ROOT)} is missing: take the screenshots with {UPDATE_COMMAND}"
+        )
+    kept: list[str] = json.loads(manifest.read_text(encoding="utf-8"))["texts"]
+    if kept == texts:
+        return ""
+    diff = list(
+        difflib.unified_diff(
+            kept, texts, "in the README's screenshot", "on the page today", lineterm=""
+        )
+    )
+    shown = "\n".join(diff[:60]) + ("\n…" if len(diff) > 60 else "")
+    return (
+        f"docs/screenshots/{name}.png no longer shows what the app shows (today's page is in "
+        f"tests/artifacts/{name}.png). Take it again with\n  {UPDATE_COMMAND}\nlook at it, and commit "
+        f"the PNG with its manifest.\n{shown}"
+    )
+
+
+_LIVE_LINES = "() => [...document.querySelectorAll('.mtlslab-explorer .mtlslab-live-run')].map(e => e.innerText.trim())"
+
+
+def _run_live(page: Any, cards: list[str]) -> list[str]:
+    """Press "Run live" and wait for the wire's answer: one line per card, each "the wire agrees", the
+    thread's 400 among the observed answers."""
+    page.locator(".mtlslab-explorer button.mtlslab-live").first.click()
+    page.wait_for_function(
+        f"() => ({_LIVE_LINES})().length === {len(cards)}", timeout=RENDER_TIMEOUT_MS
+    )
+    lines: list[str] = page.evaluate(_LIVE_LINES)
+    assert all("✓ the wire agrees — observed" in line for line in lines), lines
+    assert any(
+        "observed 400 invalid_request, simulated 400 invalid_request" in line for line in lines
+    ), lines
+    return lines
 
 
 def test_jupyterlab_runs_notebook_04_and_the_explorer_follows_its_controls(
     workspace: dict[str, Any], browser: Any
 ) -> None:
-    """JupyterLab runs notebook 04 to the end; setting the explorer's certificate to `client` turns 400/401 into 200."""
+    """JupyterLab runs notebook 04 to the end; "Run live" shows that the wire agrees with every card; setting
+    the explorer's certificate to `client` turns 400/401 into 200; the README's explorer screenshot is current."""
     token = secrets.token_hex(16)
     root: Path = workspace["root"]
     user = ["--allow-root"] if os.geteuid() == 0 else []
@@ -302,12 +409,13 @@ def test_jupyterlab_runs_notebook_04_and_the_explorer_follows_its_controls(
             explorer.locator(".mtlslab-diagram .jp-RenderedMermaid img").first.wait_for(
                 state="visible", timeout=20_000
             )
-            shot = ARTIFACTS / "jupyterlab-explorer.png"
-            _shoot(page, explorer, shot)
-            _keep(shot, "explorer.png")
+            _run_live(page, before)
+            stale = _readme_screenshot(page, explorer, "explorer")
             _give_the_client_its_certificate(page, before)
+            page.wait_for_function(f"() => ({_LIVE_LINES})().length === 0", timeout=20_000)
             _shoot(page, explorer, ARTIFACTS / "jupyterlab-explorer-after.png")
             _shoot(page, page.locator(".mtlslab-matrix").first, ARTIFACTS / "jupyterlab-matrix.png")
+            assert not stale, stale
         finally:
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / "jupyterlab-last.png"))
@@ -333,7 +441,9 @@ def _shutdown_kernels(port: int, token: str) -> None:
 def test_voila_app_serves_the_explorer_and_follows_its_controls(
     workspace: dict[str, Any], browser: Any
 ) -> None:
-    """The Voilà app renders the explorer; a changed control changes the answers; the Matrix tab shows the matrix."""
+    """The Voilà app: "Run live" shows the wire's answer; a changed control changes the answers; each of the
+    explorer's tabs shows its view; a clicked matrix cell is explained; the editor's reading is saved as a
+    file and that file's JSON loads back; the README's matrix screenshot is current."""
     root: Path = workspace["root"]
 
     def command(port: int) -> list[str]:
@@ -350,23 +460,117 @@ def test_voila_app_serves_the_explorer_and_follows_its_controls(
     with _server(
         command, _port_open, log=ARTIFACTS / "voila.log", env=workspace["env"], cwd=root
     ) as port:
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page = browser.new_page(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
         try:
             page.goto(f"http://127.0.0.1:{port}/", timeout=RENDER_TIMEOUT_MS)
             before = _wait_for_the_threads_case(page)
             explorer = page.locator(".mtlslab-explorer").first
             assert explorer.locator(".mtlslab-diagram svg").count() >= 1  # the app draws inline SVG
+            _run_live(page, before)
             _shoot(page, explorer, ARTIFACTS / "voila-explorer.png")
             _give_the_client_its_certificate(page, before)
             _shoot(page, explorer, ARTIFACTS / "voila-explorer-after.png")
-            page.locator(".lm-TabBar-tabLabel", has_text="Matrix").first.click()
-            matrix = page.locator(".mtlslab-matrix").first
-            matrix.wait_for(state="visible", timeout=20_000)
-            assert "no-cert-optional" in matrix.inner_text()
-            shot = ARTIFACTS / "voila-matrix.png"
-            _shoot(page, matrix, shot)
-            _keep(shot, "matrix.png")
+            _visit_the_explorers_tabs(page)
+            stale = _click_a_matrix_cell(page)
+            _save_and_load_a_reading(page)
+            assert not stale, stale
         finally:
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / "voila-last.png"))
             page.close()
+
+
+def _app_tab(page: Any, title: str) -> None:
+    page.locator(".lm-TabBar-tabLabel", has_text=re.compile(f"^{re.escape(title)}$")).first.click()
+
+
+def _visit_the_explorers_tabs(page: Any) -> None:
+    """Each of the explorer's tabs, clicked, shows its own view (the others hidden)."""
+    explorer = page.locator(".mtlslab-explorer").first
+    for title, view, text in (
+        ("Trace", ".mtlslab-trace", "RFC 8705 §3"),
+        ("Raw HTTP", ".mtlslab-http", "GET /resource HTTP/1.1"),
+        ("curl", ".mtlslab-curl", "--cert client.pem"),
+        ("Sequence diagram", ".mtlslab-diagram", "Resource server"),
+    ):
+        explorer.locator(
+            ".lm-TabBar-tabLabel", has_text=re.compile(f"^{re.escape(title)}$")
+        ).click()
+        shown = explorer.locator(view).first
+        shown.wait_for(state="visible", timeout=20_000)
+        assert text in shown.inner_text(), (title, shown.inner_text()[:300])
+
+
+def _click_a_matrix_cell(page: Any) -> str:
+    """Matrix tab: a click on the proxy-no-cert × auth0 cell outlines it and explains it below (400
+    invalid_request, with its trace); then the README's matrix screenshot is taken or checked."""
+    _app_tab(page, "Matrix")
+    matrix = page.locator(".mtlslab-matrix").first
+    matrix.wait_for(state="visible", timeout=20_000)
+    assert "no-cert-optional" in matrix.inner_text()
+    detail = matrix.locator(".mtlslab-cell-detail").first
+    assert "proxy-no-cert" not in detail.inner_text()
+    matrix.locator("td.mtlslab-cell[data-scenario='proxy-no-cert'][data-reading='auth0']").click()
+    page.wait_for_function(
+        "() => { const d = document.querySelector('.mtlslab-matrix .mtlslab-cell-detail');"
+        " return d && d.innerText.includes('proxy-no-cert') && d.innerText.includes('auth0'); }",
+        timeout=20_000,
+    )
+    text = detail.inner_text()
+    assert "400 invalid_request" in text, text[:400]
+    assert "Trace for auth0" in text, text[:400]
+    outlined = matrix.locator("td.mtlslab-cell[style*='outline']")
+    assert outlined.count() == 1
+    assert outlined.first.get_attribute("data-scenario") == "proxy-no-cert"
+    return _readme_screenshot(page, matrix, "matrix")
+
+
+def _save_and_load_a_reading(page: Any) -> None:
+    """Editor tab: status 403 for the missing certificate; Save downloads my-reading.json holding it; that
+    file's JSON pasted into the load box and loaded becomes the base ("my-reading answers 403")."""
+    _app_tab(page, "Your interpretation")
+    editor = page.locator(".mtlslab-editor").first
+    editor.wait_for(state="visible", timeout=20_000)
+    status = editor.locator(".mtlslab-control-status input").first
+    status.fill("403")
+    status.press("Enter")
+    page.wait_for_function(
+        "() => (document.querySelector('.mtlslab-editor .mtlslab-save')?.innerText ?? '').includes('my-reading.json')"
+        " && document.querySelector('.mtlslab-editor').innerText.includes('yours: 403')",
+        timeout=20_000,
+    )
+    with page.expect_download(timeout=20_000) as download_info:
+        editor.locator(".mtlslab-save a").first.click()
+    download = download_info.value
+    assert download.suggested_filename == "my-reading.json"
+    saved = Path(download.path()).read_text(encoding="utf-8")
+    reading = json.loads(saved)
+    assert reading["name"] == "my-reading"
+    assert reading["answers"]["certificate_missing"]["status"] == 403, reading["answers"]
+    editor.locator(".mtlslab-load-box textarea").first.fill(saved)
+    editor.locator("button.mtlslab-load").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('.mtlslab-editor').innerText.includes('my-reading answers 403')",
+        timeout=20_000,
+    )
+    assert editor.locator(".mtlslab-control-base select").first.input_value() == "my-reading"
+    assert editor.locator(".mtlslab-control-name input").first.input_value() == "my-reading-2"
+    _shoot(page, editor, ARTIFACTS / "voila-editor.png")
+
+
+def test_each_readme_screenshot_has_a_manifest_that_matches_it() -> None:
+    """Every screenshot the README shows has its manifest, made together with that very PNG (last in this
+    file: with MTLSLAB_UPDATE_SCREENSHOTS the tests above have just written both)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", readme)
+    assert shown
+    for path in shown:
+        png = ROOT / path
+        manifest = png.with_suffix(".json")
+        assert manifest.exists(), f"{path} has no manifest; take it with {UPDATE_COMMAND}"
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        assert record["png"] == png.name
+        assert record["png_sha256"] == _sha256(png), (
+            f"{path} was replaced without its manifest; take both with {UPDATE_COMMAND}"
+        )
+        assert record["texts"]

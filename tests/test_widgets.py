@@ -4,8 +4,10 @@ inside the widget, which keeps working; whatever the user types is escaped."""
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import enum
+import html
 import inspect
 import json
 import re
@@ -27,8 +29,11 @@ from mtlslab.scenarios import (
     Deployment,
     Placement,
     Presentation,
+    ProofChoice,
+    Scheme,
     TlsVersion,
     Topology,
+    Validation,
     get_scenario,
 )
 from mtlslab.widgets import (
@@ -43,12 +48,7 @@ from mtlslab.widgets import (
 from mtlslab.widgets import _render as render
 from mtlslab.widgets.app import TAB_TITLES
 from mtlslab.widgets.editor import EXPORT_FORMATS
-from mtlslab.widgets.explorer import (
-    CUSTOM_ID,
-    DEPLOYMENT_FIELDS,
-    PRESENTATION_FIELDS,
-    live_available,
-)
+from mtlslab.widgets.explorer import CUSTOM_ID, DEPLOYMENT_FIELDS, PRESENTATION_FIELDS
 from mtlslab.widgets.inspectors import PASTE
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -64,6 +64,22 @@ def explorer(sim: Simulator) -> ScenarioExplorer:
 def summaries(explorer: ScenarioExplorer) -> dict[str, str]:
     """What each selected reading answers, as the cards show it."""
     return {c.interpretation: c.outcome.summary() for c in explorer.cells}
+
+
+def verdicts(explorer: ScenarioExplorer) -> dict[str, str]:
+    """The verdict badge of each answer card, as the rendered HTML shows it (reading → badge text)."""
+    names = re.findall(r"<div title='[^']*'><b>([^<]+)</b>", explorer.answers.value)
+    badges = re.findall(r"<div class='mtlslab-verdict'[^>]*>([^<]*)</div>", explorer.answers.value)
+    assert len(names) == len(badges)
+    return {html.unescape(n): html.unescape(b) for n, b in zip(names, badges, strict=True)}
+
+
+def live_lines(explorer: ScenarioExplorer) -> list[str]:
+    """The lines of the live result, as text (tags stripped, entities decoded)."""
+    found = re.findall(
+        r"<div class='mtlslab-live-run'[^>]*>(.*?)</div>", explorer.live_status.value
+    )
+    return [html.unescape(re.sub(r"<[^>]+>", "", line)) for line in found]
 
 
 def all_html(explorer: ScenarioExplorer) -> str:
@@ -179,11 +195,244 @@ def test_a_reading_from_the_editor_can_join_the_explorer(explorer: ScenarioExplo
     assert summaries(explorer)["forbid"] == "403"
 
 
-def test_the_live_button_exists_only_when_live_mode_is_installed(
+#: One change per control of the explorer, from a starting point where it matters, and what a person then
+#: sees: (control, new value, starting controls, view, the text that view shows afterwards and not before).
+#: For "answers" the text is "reading: verdict badge" ("*: badge" for every card).
+CONTROL_EFFECTS = [
+    ("client_auth", ClientAuth.REQUIRED, {}, "answers", "*: TLS certificate_required (116)"),
+    (
+        "tls_version",
+        TlsVersion.TLS1_2,
+        {"client_auth": ClientAuth.REQUIRED},
+        "answers",
+        "*: TLS handshake_failure (40)",
+    ),
+    (
+        "topology",
+        Topology.PROXY,
+        {"certificate": CertChoice.CLIENT},
+        "http",
+        "# the proxy forwards to the resource server",
+    ),
+    (
+        "proxy_trusted",
+        False,
+        {"topology": Topology.PROXY, "certificate": CertChoice.CLIENT},
+        "answers",
+        "thread-400: 400 invalid_request",
+    ),
+    (
+        "proxy_strips_client_cert",
+        False,
+        {"topology": Topology.PROXY, "forged_client_cert": CertChoice.CLIENT},
+        "answers",
+        "thread-400: 200",
+    ),
+    ("checks_binding", False, {}, "answers", "thread-401: 200"),
+    (
+        "requires_binding",
+        True,
+        {"token": "unbound", "certificate": CertChoice.CLIENT},
+        "answers",
+        "*: 401 invalid_token",
+    ),
+    (
+        "validation",
+        Validation.INTROSPECTION,
+        {"token": "opaque-bound", "certificate": CertChoice.CLIENT},
+        "answers",
+        "baseline: 200",
+    ),
+    (
+        "mtls_scheme",
+        True,
+        {"scheme": Scheme.MTLS, "certificate": CertChoice.CLIENT},
+        "answers",
+        "baseline: 200",
+    ),
+    (
+        "dpop",
+        False,
+        {"scheme": Scheme.DPOP, "token": "dpop-bound"},
+        "answers",
+        "baseline: 401 (no error)",
+    ),
+    ("certificate", CertChoice.CLIENT, {}, "answers", "*: 200"),
+    (
+        "scheme",
+        Scheme.NONE,
+        {"certificate": CertChoice.CLIENT},
+        "answers",
+        "baseline: 401 (no error)",
+    ),
+    (
+        "placement",
+        Placement.HEADER_AND_QUERY,
+        {"certificate": CertChoice.CLIENT},
+        "answers",
+        "thread-401: 400 invalid_request",
+    ),
+    ("forged_client_cert", CertChoice.CLIENT, {}, "http", "Client-Cert: :"),
+    (
+        "dpop_proof",
+        ProofChoice.WRONG_ATH,
+        {"scheme": Scheme.DPOP, "token": "dpop-bound"},
+        "answers",
+        "baseline: 401 invalid_dpop_proof",
+    ),
+    (
+        "raw_authorization",
+        "Bearer  two  spaces",
+        {"raw_enabled": True, "certificate": CertChoice.CLIENT},
+        "http",
+        "Authorization: Bearer  two  spaces",
+    ),
+    (
+        "token",
+        "expired",
+        {"certificate": CertChoice.CLIENT},
+        "answers",
+        "baseline: 401 invalid_token",
+    ),
+]
+
+
+def shows(explorer: ScenarioExplorer, view: str, text: str) -> bool:
+    """Whether ``view`` shows ``text`` (for "answers": a reading's badge, or every badge with "*")."""
+    if view != "answers":
+        return text in html.unescape(getattr(explorer, view).value)
+    reading, _, badge = text.partition(": ")
+    shown = verdicts(explorer)
+    if reading == "*":
+        return set(shown.values()) == {badge}
+    return shown.get(reading) == badge
+
+
+def test_every_control_of_the_explorer_has_an_effect_under_test() -> None:
+    """CONTROL_EFFECTS covers each control of the explorer (every dimension and the token) once."""
+    covered = [name for name, *_ in CONTROL_EFFECTS]
+    assert sorted(covered) == sorted({*DEPLOYMENT_FIELDS, *PRESENTATION_FIELDS, "token"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "start", "view", "text"),
+    CONTROL_EFFECTS,
+    ids=[case[0] for case in CONTROL_EFFECTS],
+)
+def test_each_control_changes_what_the_explorer_shows(
+    explorer: ScenarioExplorer,
+    name: str,
+    value: object,
+    start: dict[str, object],
+    view: str,
+    text: str,
+) -> None:
+    """Setting the control changes the rendered answers or exchange as the spec says; before, they did not show it."""
+    for control, setting in start.items():
+        target = explorer.raw_enabled if control == "raw_enabled" else explorer.controls[control]
+        target.value = setting
+    assert explorer.error.value == ""
+    assert not shows(explorer, view, text)
+    renders = explorer.renders
+    explorer.controls[name].value = value
+    assert explorer.error.value == ""
+    assert explorer.renders == renders + 1
+    assert shows(explorer, view, text), (verdicts(explorer), getattr(explorer, view).value[:400])
+
+
+def test_the_explorer_names_its_tabs_and_fills_each(explorer: ScenarioExplorer) -> None:
+    """The four tabs: sequence diagram, trace (with RFC links), raw HTTP (the request line), curl."""
+    assert tuple(explorer.tabs.titles) == ("Sequence diagram", "Trace", "Raw HTTP", "curl")
+    assert explorer.diagram.outputs
+    assert "rfc8705#section-3" in explorer.trace.value
+    assert "GET /resource HTTP/1.1" in explorer.http.value
+    assert "curl" in explorer.curl.value
+
+
+@pytest.mark.live
+def test_run_live_shows_that_the_wire_agrees_with_every_card(explorer: ScenarioExplorer) -> None:
+    """Pressing "Run live" on the thread's case: one line per card, each "the wire agrees" with the card's
+    verdict observed on real TLS; with the certificate given, the wire answers 200 for every reading."""
+    cards = verdicts(explorer)
+    explorer.live_button.click()
+    lines = live_lines(explorer)
+    assert len(lines) == len(cards) == len(explorer.live_runs)
+    for line, (reading, badge) in zip(lines, cards.items(), strict=True):
+        assert line.startswith(f"{reading}: ✓ the wire agrees — observed ")
+        assert f"simulated {badge}" in line
+    assert "observed 400 invalid_request" in lines[1]
+    assert "observed TLS certificate_required (116)" in lines[3]
+    assert not explorer.live_button.disabled
+    explorer.controls["certificate"].value = CertChoice.CLIENT
+    assert explorer.live_status.value == ""  # the result belonged to the scenario that ran
+    explorer.live_button.click()
+    assert [line.split(" — ")[1] for line in live_lines(explorer)] == [
+        "observed 200, simulated 200"
+    ] * len(cards)
+
+
+@pytest.mark.live
+def test_run_live_goes_through_the_proxy_when_the_topology_has_one(
     explorer: ScenarioExplorer,
 ) -> None:
-    """The "Run live" button is shown exactly when mtlslab.live can be found."""
-    assert (explorer.live_button is not None) == live_available()
+    """Behind a proxy, each line says which proxy carried the request, and the wire still agrees."""
+    explorer.controls["topology"].value = Topology.PROXY
+    explorer.interpretations.value = ("thread-400",)
+    explorer.live_button.click()
+    (line,) = live_lines(explorer)
+    assert re.fullmatch(
+        r"thread-400: ✓ the wire agrees — observed via (haproxy|builtin) 400 invalid_request, "
+        r"simulated 400 invalid_request",
+        line,
+    )
+
+
+@pytest.mark.live
+def test_a_live_result_that_differs_is_marked_as_differing(explorer: ScenarioExplorer) -> None:
+    """A run whose wire is not the card's answer is shown red with "the wire differs" and both answers."""
+    explorer.interpretations.value = ("thread-400",)
+    explorer.live_button.click()
+    (run,) = explorer.live_runs
+    assert "✓ the wire agrees" in render.live_html([run])
+    other = explorer.simulator.cell(
+        get_scenario("no-cert-optional"), BUILTINS["thread-401"]
+    ).outcome
+    shown = render.live_html([dataclasses.replace(run, simulated=other)])
+    assert "✗ the wire differs" in shown
+    assert "observed 400 invalid_request, simulated 401 invalid_token" in shown
+    assert "#b00020" in shown
+
+
+def test_a_failing_live_run_is_explained_inside_the_widget(
+    explorer: ScenarioExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live run that raises (here: no port to listen on) shows its type and message, escaped, in the live
+    status; the cards stay and the button can be pressed again."""
+
+    def no_port(*_args: object, **_kwargs: object) -> None:
+        raise OSError("[Errno 98] Address already in use <127.0.0.1:0>")
+
+    monkeypatch.setattr("mtlslab.widgets.explorer.run_scenario", no_port)
+    cards = verdicts(explorer)
+    explorer.live_button.click()
+    assert "<b>OSError</b>: [Errno 98] Address already in use &lt;127.0.0.1:0&gt;" in (
+        explorer.live_status.value
+    )
+    assert explorer.live_runs == []
+    assert not explorer.live_button.disabled
+    assert verdicts(explorer) == cards
+
+
+def test_run_live_with_an_unusable_header_explains_it_instead_of_sending(
+    explorer: ScenarioExplorer,
+) -> None:
+    """An exact Authorization with CR LF cannot be sent: "Run live" says why, in the live status."""
+    explorer.controls["raw_authorization"].value = "Bearer x\r\nX-Injected: 1"
+    explorer.raw_enabled.value = True
+    explorer.live_button.click()
+    assert "ScenarioError" in explorer.live_status.value
+    assert "CR, LF or NUL" in explorer.live_status.value
+    assert explorer.live_runs == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,6 +640,46 @@ def test_selecting_a_cell_shows_its_answer_and_trace(sim: Simulator) -> None:
     assert view.table.value.count("outline:3px") == 1
 
 
+def test_comparing_every_byte_adds_the_rows_that_differ_only_in_wording(sim: Simulator) -> None:
+    """Presentation rows, disagreements only: no-scheme (same verdict, different bytes) appears only when
+    "compare every byte" is ticked, and the count follows."""
+    view = MatrixView(sim, tag="presentation", disagreements_only=True)
+    assert "no-scheme" not in [s.id for s in view.shown.scenarios]
+    assert ">no-scheme<" not in view.table.value
+    view.strict.value = True
+    assert "no-scheme" in [s.id for s in view.shown.scenarios]
+    assert ">no-scheme<" in view.table.value
+    assert f"{len(view.shown.scenarios)} of {len(view.full.scenarios)}" in view.count.value
+
+
+def test_picking_a_row_and_a_reading_in_the_dropdowns_shows_that_cell(sim: Simulator) -> None:
+    """The two cell dropdowns, set one after the other: the detail follows each, the outline moves."""
+    view = MatrixView(sim, tag="debate")
+    view.scenario.value = "mismatch"
+    assert "<b>mismatch</b>" in view.detail.value
+    assert "401 invalid_token" in view.detail.value  # the first reading, baseline
+    view.interpretation.value = "auth0-default"
+    assert "accepted_although_bound" in view.detail.value
+    assert "HTTP/1.1 200 OK" in view.detail.value
+    (outlined,) = re.findall(r"<td class='mtlslab-cell' ([^>]*outline:3px[^>]*)>", view.table.value)
+    assert "data-scenario='mismatch' data-reading='auth0-default'" in outlined
+
+
+def test_every_cell_of_the_table_says_what_a_click_on_it_selects(sim: Simulator) -> None:
+    """Each shown cell carries its scenario and reading, and the table's click handler picks them in the
+    view's own dropdowns (the browser test clicks one)."""
+    view = MatrixView(sim, tag="debate")
+    cells = re.findall(r"data-scenario='([^']+)' data-reading='([^']+)'", view.table.value)
+    assert len(cells) == len(view.shown.scenarios) * len(view.shown.interpretations)
+    assert set(cells) == {
+        (s.id, i.name) for s in view.shown.scenarios for i in view.shown.interpretations
+    }
+    (handler,) = re.findall(r"<table [^>]*onclick='([^']+)'", view.table.value)
+    assert "&quot;.mtlslab-control-cell-&quot;+k" in handler
+    assert "mtlslab-control-cell-scenario" in view.scenario._dom_classes
+    assert "mtlslab-control-cell-interpretation" in view.interpretation._dom_classes
+
+
 def test_an_empty_matrix_says_so_instead_of_breaking(sim: Simulator) -> None:
     """A filter that leaves nothing: a message, no selected cell, no error."""
     view = MatrixView(
@@ -499,6 +788,83 @@ def test_switching_the_tls_requirement_back_gives_the_http_answer_again(
         assert (outcome.status is None) is required
 
 
+def text_of(markup: str) -> str:
+    """What a person reads in rendered HTML: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def test_starting_from_another_reading_changes_the_answer_and_the_diff(
+    editor: InterpretationEditor,
+) -> None:
+    """start from → thread-400: the form, the answer line and the diff all follow the new base."""
+    assert "thread-401 answers 401, Bearer challenge error=invalid_token" in text_of(
+        editor.current.value
+    )
+    editor.base.value = "thread-400"
+    assert editor.status.value == 400
+    assert editor.error.value == "invalid_request"
+    assert "thread-400 answers 400, Bearer challenge error=invalid_request" in text_of(
+        editor.current.value
+    )
+    assert "no-cert-optional (400 IR vs 401 IT)" in text_of(editor.diff.value)
+
+
+def test_the_stance_and_the_scheme_reach_the_saved_reading(editor: InterpretationEditor) -> None:
+    """A typed stance is in the JSON export; scheme → DPoP makes the answer a DPoP challenge."""
+    editor.stance.value = "403 for a missing certificate <b>"
+    assert json.loads(editor.export.value)["stance"] == "403 for a missing certificate <b>"
+    editor.scheme.value = "DPoP"
+    assert "yours: 401, DPoP challenge error=invalid_token (changed)" in text_of(
+        editor.current.value
+    )
+    assert editor.interpretation.answer(Finding.CERTIFICATE_MISSING).scheme == "DPoP"
+
+
+def test_not_checking_the_binding_lets_the_mismatch_through(editor: InterpretationEditor) -> None:
+    """ "do not check the binding": the mismatch is answered 200 (flagged !), and the diff says so."""
+    assert "mismatch (200! vs 401 IT)" not in text_of(editor.diff.value)
+    editor.ignore_binding.value = True
+    assert editor.matrix is not None
+    assert editor.matrix.cell("mismatch", "my-reading").outcome.status == 200
+    assert "mismatch (200! vs 401 IT)" in text_of(editor.diff.value)
+
+
+def saved_file(editor: InterpretationEditor) -> tuple[str, str]:
+    """The save link's file name and the text it downloads."""
+    (name, payload) = re.findall(
+        r"download='([^']+)' href='data:application/json;charset=utf-8;base64,([^']+)'",
+        editor.save.value,
+    )[0]
+    return name, base64.b64decode(payload).decode("utf-8")
+
+
+def test_save_downloads_the_current_reading_as_json_that_loads_back(
+    editor: InterpretationEditor,
+) -> None:
+    """The save link names the file after the reading and holds its JSON; after an edit it holds the edit,
+    and the file loads back (Load) into an equal reading."""
+    assert "⬇ Save my-reading.json" in text_of(editor.save.value)
+    editor.status.value = 403
+    name, text = saved_file(editor)
+    assert name == "my-reading.json"
+    assert Interpretation.from_json(text) == editor.interpretation
+    assert Interpretation.from_json(text).answer(Finding.CERTIFICATE_MISSING).status == 403
+    editor.load_box.value = text
+    editor.load_button.click()
+    assert editor.base.value == "my-reading"
+    assert editor.name.value == "my-reading-2"
+    assert "my-reading answers 403" in text_of(editor.current.value)
+
+
+def test_the_saved_file_name_keeps_only_safe_characters(editor: InterpretationEditor) -> None:
+    """A reading named with quotes, slashes and markup still saves under a plain file name."""
+    editor.name.value = "../it's <mine>"
+    name, text = saved_file(editor)
+    assert name == "it-s-mine.json"
+    assert json.loads(text)["name"] == "../it's <mine>"
+    assert "<mine>" not in editor.save.value
+
+
 def test_reset_returns_a_finding_to_the_bases_answer(editor: InterpretationEditor) -> None:
     """After an edit, "back to the base's answer" restores thread-401's answer and the form."""
     editor.status.value = 418
@@ -532,6 +898,17 @@ def test_the_certificate_inspector_computes_the_thumbprint_step_by_step(sim: Sim
     assert "binding holds" in view.binding.value
     view.source.value = "other-client"
     assert "binding does NOT hold" in view.binding.value
+
+
+def test_the_certificate_inspector_compares_with_the_chosen_token(sim: Simulator) -> None:
+    """ "compare with token": unbound says there is nothing to compare; the self-signed client's token does
+    not match the lab client's certificate."""
+    view = CertificateInspector(sim)
+    view.token.value = "unbound"
+    assert "binding not decided: unbound (no cnf claim)" in view.binding.value
+    view.token.value = "bound-self-signed"
+    assert "binding does NOT hold" in view.binding.value
+    assert sim.lab.client.x5t_s256 in view.binding.value
 
 
 def test_a_pasted_non_certificate_is_explained_and_escaped(sim: Simulator) -> None:

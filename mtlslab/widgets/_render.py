@@ -13,10 +13,11 @@ import base64
 import hashlib
 import html
 import json
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -48,6 +49,9 @@ from mtlslab.scenarios import (
 )
 from mtlslab.spec import Step
 
+if TYPE_CHECKING:
+    from mtlslab.live import LiveRun
+
 __all__ = [
     "SHOWN_LINE_CHARS",
     "Branch",
@@ -63,10 +67,12 @@ __all__ = [
     "compact",
     "curl_command",
     "differences_html",
+    "download_link",
     "error_html",
     "esc",
     "exchange_text",
     "group_cells",
+    "live_html",
     "matrix_html",
     "mermaid_markdown",
     "mermaid_text",
@@ -229,6 +235,23 @@ def answer_cards(
         f"<div style='margin:4px 0'>{summary}</div>"
         f"<div style='display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start'>{''.join(cards)}</div>"
     )
+
+
+def live_html(runs: Sequence[LiveRun]) -> str:
+    """One line per live run: whether the wire agrees with the simulated answer, and both answers."""
+    if not runs:
+        return "<div style='color:#555'>Pick at least one interpretation.</div>"
+    lines = []
+    for run in runs:
+        colour = "#1b5e20" if run.agree else "#b00020"
+        mark = "✓ the wire agrees" if run.agree else "✗ the wire differs"
+        via = f" via {run.proxy}" if run.proxy else ""
+        lines.append(
+            f"<div class='mtlslab-live-run' style='color:{colour}'><b>{esc(run.interpretation)}</b>: "
+            f"{mark} — observed{esc(via)} {esc(run.outcome().summary())}, "
+            f"simulated {esc(run.simulated.summary())}</div>"
+        )
+    return "".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -666,9 +689,22 @@ def to_svg(diagram: SequenceDiagram) -> str:
 # The matrix.
 
 
+#: The matrix table's onclick inside a MatrixView: the clicked cell's reading, then its scenario, are picked
+#: in the view's two dropdowns (as a person would; each change reaches the kernel, which renders). Our own
+#: script, with no user text in it: the ids it reads come from the cell's data attributes.
+_PICK_CELL = (
+    'const td=event.target.closest("td.mtlslab-cell");const box=this.closest(".mtlslab-matrix");'
+    "if(!td||!box)return;"
+    'for(const [k,v] of [["interpretation",td.dataset.reading],["scenario",td.dataset.scenario]]){'
+    'const s=box.querySelector(".mtlslab-control-cell-"+k+" select");if(!s)return;'
+    'const i=[...s.options].findIndex(o=>o.value===v||o.value.startsWith(v+": "));'
+    'if(i>=0&&i!==s.selectedIndex){s.selectedIndex=i;s.dispatchEvent(new Event("change",{bubbles:true}));}}'
+)
+
+
 def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> str:
     """Scenarios × interpretations coloured by outcome; rows where the readings disagree marked ``≠``;
-    the selected cell outlined."""
+    the selected cell outlined. Inside a :class:`~mtlslab.widgets.MatrixView` a click on a cell selects it."""
     if not matrix.scenarios:
         return "<div style='color:#555'>No scenario matches this filter.</div>"
     head = "".join(
@@ -687,8 +723,12 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
             style += outcome_marks(cell.outcome)
             if selected == (cell.scenario, cell.interpretation):
                 style += ";outline:3px solid #000;outline-offset:-2px"
-            tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value})"
-            tds.append(f"<td style='{style}' title='{esc(tip)}'>{esc(compact(cell.outcome))}</td>")
+            tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value}); click to see why"
+            tds.append(
+                f"<td class='mtlslab-cell' data-scenario='{esc(cell.scenario)}' "
+                f"data-reading='{esc(cell.interpretation)}' style='{style};cursor:pointer' "
+                f"title='{esc(tip)}'>{esc(compact(cell.outcome))}</td>"
+            )
         weight = "bold" if selected is not None and selected[0] == scenario.id else "normal"
         mark = "≠" if disputed else ""
         rows.append(
@@ -708,7 +748,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     )
     codes = ", ".join(f"{short} {code}" for code, short in ERROR_ABBREVIATIONS.items())
     return (
-        "<div style='overflow-x:auto'><table style='border-collapse:collapse'>"
+        f"<div style='overflow-x:auto'><table style='border-collapse:collapse' onclick='{esc(_PICK_CELL)}'>"
         f"<tr><th></th><th style='text-align:left;padding:2px 6px'>scenario</th>{head}</tr>{''.join(rows)}</table></div>"
         f"<div style='font-size:11px;color:#555;margin-top:4px'>{legend} · ≠ readings disagree · dashed: unspecified "
         "by the RFCs (placeholder status) · italic / ?: assumed (wholly or partly not shown by the source) · "
@@ -755,6 +795,20 @@ def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
         f"<div><b>Where <code>{esc(name)}</code> differs</b> (verdict: status and error code, or TLS alert; "
         f"{len(matrix.scenarios)} catalogue scenarios)</div>"
         f"<table style='border-collapse:collapse;font-size:12px'>{''.join(rows)}</table>"
+    )
+
+
+def download_link(filename: str, text: str, *, mime: str = "application/json") -> str:
+    """A link that makes the browser save ``text`` (UTF-8) as ``filename``: a ``data:`` URL, so it works in
+    JupyterLab and Voilà alike with no server route. The file name keeps only ``A-Z a-z 0-9 . _ -``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", filename)
+    safe = re.sub(r"-*\.-*", ".", safe).strip("-.") or "download"
+    payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return (
+        f"<a class='mtlslab-download' download='{esc(safe)}' "
+        f"href='data:{esc(mime)};charset=utf-8;base64,{payload}' "
+        "style='display:inline-block;padding:3px 10px;border:1px solid #1565c0;border-radius:3px;"
+        f"color:#1565c0;text-decoration:none'>⬇ Save {esc(safe)}</a>"
     )
 
 

@@ -9,7 +9,8 @@
 Each change makes one core call — :func:`mtlslab.interpretations.derive` with the answers changed so far
 — and compares the result with every other reading over the catalogue (:meth:`Simulator.matrix`). The
 interpretation exports as JSON (it loads back with :meth:`Interpretation.from_json`), the comparison as a
-Markdown or ≤ 72-column text table.
+Markdown or ≤ 72-column text table. "Save" downloads the JSON as a file in the browser; "Load" takes a
+saved file's JSON, pasted, and continues from it.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ class InterpretationEditor(Adapter):
 
     Controls: ``base``, ``name``, ``stance``, ``finding`` (which answer the form edits), the answer form
     ``status``, ``scheme``, ``error``, ``description``, ``tls_alert`` (only where a TLS alert is allowed:
-    the ``tls_rejected`` finding), the deployment switches ``tls_required`` and ``ignore_binding``, and the
-    export format. ``interpretation`` is the current result, ``matrix`` its comparison.
+    the ``tls_rejected`` finding), the deployment switches ``tls_required`` and ``ignore_binding``, the
+    ``reset`` button, the export format, the ``save`` link and ``load_box`` + ``load_button``.
+    ``interpretation`` is the current result, ``matrix`` its comparison.
     """
 
     def __init__(
@@ -134,22 +136,30 @@ class InterpretationEditor(Adapter):
         self.tls_alert = widgets.Checkbox(
             value=False, description="answer with the TLS alert", indent=False, disabled=True
         )
-        self.reset = widgets.Button(description="back to the base's answer", icon="undo")
+        self.reset = widgets.Button(
+            description="back to the base's answer",
+            icon="undo",
+            layout=widgets.Layout(width="auto"),
+        )
         self.current = widgets.HTML()
         self.problem = widgets.HTML()
         self.problem.add_class("mtlslab-error-box")
         self.diff = widgets.HTML()
         self.diff.add_class("mtlslab-diff")
         self.export_format = widgets.ToggleButtons(
-            options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0]
+            options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0], style={"button_width": "auto"}
         )
         self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
         self.export.add_class("mtlslab-export")
+        self.save = widgets.HTML()
+        self.save.add_class("mtlslab-save")
         self.load_box = widgets.Textarea(
             placeholder="paste an interpretation's JSON here, then Load",
             layout=widgets.Layout(width="70%", height="60px"),
         )
         self.load_button = widgets.Button(description="Load", icon="upload")
+        self.load_button.add_class("mtlslab-load")
+        self.load_box.add_class("mtlslab-load-box")
         self.widget = widgets.VBox(
             [
                 style_widget(),
@@ -169,6 +179,8 @@ class InterpretationEditor(Adapter):
                 widgets.HTML("<b>Export</b>"),
                 self.export_format,
                 self.export,
+                widgets.HTML("<b>Save and load</b> (a saved file's JSON, pasted, loads back)"),
+                self.save,
                 widgets.HBox([self.load_box, self.load_button]),
             ]
         )
@@ -231,6 +243,9 @@ class InterpretationEditor(Adapter):
         self.diff.value = render.differences_html(matrix, mine.name)
         self._show_current()
         self._show_export()
+        self.save.value = render.download_link(
+            f"{mine.name}.json", self.exported(EXPORT_FORMATS[0])
+        )
         return True
 
     def _rebuild(self) -> None:

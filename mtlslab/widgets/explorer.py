@@ -11,17 +11,15 @@ A change makes one core call — :meth:`Simulator.matrix` for the one composed s
 answer cards, the trace with its RFC links, the raw HTTP exchange, the curl equivalent and a sequence
 diagram. An error (an unusable header value, say) is shown inside the widget, which keeps working.
 
-"Run live" appears when :mod:`mtlslab.live` is installed; it calls
-``mtlslab.live.run_scenario(scenario, interpretation, lab=...)`` and compares what the wire said with the
-simulation.
+"Run live" sends the composed scenario over real mutual TLS on 127.0.0.1 once per chosen reading
+(:func:`mtlslab.live.run_scenario`, on the explorer's own simulator) and shows, for each, whether the wire
+agrees with the answer card; a failed run is shown inside the widget.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
-import importlib.util
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -30,6 +28,7 @@ import ipywidgets as widgets
 from mtlslab.compare import Cell, Simulator
 from mtlslab.errors import ScenarioError
 from mtlslab.interpretations import BUILTINS, Interpretation, get_interpretation
+from mtlslab.live import LiveRun, run_scenario
 from mtlslab.scenarios import (
     CATALOGUE,
     CertChoice,
@@ -55,7 +54,6 @@ __all__ = [
     "DEPLOYMENT_FIELDS",
     "PRESENTATION_FIELDS",
     "ScenarioExplorer",
-    "live_available",
 ]
 
 #: The readings the explorer compares unless told otherwise: the RFC text, the thread, the TLS answer,
@@ -94,11 +92,6 @@ _LABELS = {
 _STYLE = {"description_width": "120px"}
 _CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
 _WIDE = widgets.Layout(width="98%")
-
-
-def live_available() -> bool:
-    """Whether :mod:`mtlslab.live` is installed (the "Run live" button is shown only then)."""
-    return importlib.util.find_spec("mtlslab.live") is not None
 
 
 def _css(name: str) -> str:
@@ -229,25 +222,17 @@ class ScenarioExplorer(Adapter):
             children=[self.diagram, self.trace, self.http, self.curl],
             titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
         )
-        self.live_button: Any = None
+        self.live_button = widgets.Button(
+            description="Run live",
+            icon="bolt",
+            tooltip="send this request over real mutual TLS on 127.0.0.1, once per reading",
+        )
+        self.live_button.add_class("mtlslab-live")
+        self.live_button.on_click(self._run_live)
         self.live_status = widgets.HTML()
-        live_row: list[Any] = []
-        if live_available():
-            self.live_button = widgets.Button(
-                description="Run live",
-                icon="bolt",
-                tooltip="run this scenario over real TLS on 127.0.0.1",
-            )
-            self.live_button.add_class("mtlslab-live")
-            if self._live_runner() is None:
-                self.live_button.description = "Live mode unavailable"
-                self.live_button.disabled = True
-                self.live_status.value = (
-                    "<span style='color:#555'>live mode is unavailable: mtlslab.live has no "
-                    "run_scenario() yet</span>"
-                )
-            self.live_button.on_click(self._run_live)
-            live_row = [widgets.HBox([self.live_button, self.live_status])]
+        self.live_status.add_class("mtlslab-live-status")
+        #: The runs of the last "Run live" (for tests and notebooks).
+        self.live_runs: list[LiveRun] = []
 
         column = widgets.Layout(flex="1 1 0", min_width="260px", padding="0 6px")
         deployment_box = widgets.VBox(
@@ -284,7 +269,7 @@ class ScenarioExplorer(Adapter):
                 self.error,
                 self.answers,
                 self.tabs,
-                *live_row,
+                widgets.HBox([self.live_button, self.live_status]),
             ]
         )
         self.widget.add_class("mtlslab-explorer")
@@ -401,6 +386,7 @@ class ScenarioExplorer(Adapter):
             self.error.value = render.error_html(exc)
             return
         self.error.value = ""
+        self.live_status.value, self.live_runs = "", []  # a live result belongs to what was run
         self.scenario, self.cells, self.exchanges = scenario, cells, exchanges
         self._show(scenario, cells, exchanges)
         self.renders += 1
@@ -448,33 +434,24 @@ class ScenarioExplorer(Adapter):
         else:
             self.diagram.value = render.to_svg(sequence)
 
-    # ---- live ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _live_runner() -> Any:
-        try:
-            live = importlib.import_module("mtlslab.live")
-        except Exception:
-            return None
-        return getattr(live, "run_scenario", None)
-
+    # ---- live ----------------------------------------------------------------------------------------
     def _run_live(self, _button: Any) -> None:
-        run = self._live_runner()
-        if run is None:
-            self.live_status.value = "<span style='color:#555'>live mode is unavailable: mtlslab.live has no run_scenario()</span>"
-            return
-        rows = []
+        """Send the composed scenario over real TLS once per chosen reading and show, for each, whether the
+        wire agrees with its card; a failure is shown in the status, and the button works again."""
+        self.live_button.disabled = True
+        self.live_status.value = (
+            "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
+        )
+        self.live_runs = []
         try:
             scenario = self.compose()
-            for cell, interp in zip(self.cells, self.chosen(), strict=False):
-                observed = run(scenario, interp, lab=self.simulator.lab)
-                agrees = observed.outcome.wire() == cell.outcome.wire()
-                mark = "✓ the wire agrees" if agrees else "✗ the wire differs"
-                colour = "#1b5e20" if agrees else "#b00020"
-                rows.append(
-                    f"<div style='color:{colour}'><b>{render.esc(interp.name)}</b>: {mark} — observed "
-                    f"{render.esc(observed.outcome.summary())}, simulated {render.esc(cell.outcome.summary())}</div>"
-                )
-        except Exception as exc:
+            runs = [
+                run_scenario(scenario, interp, simulator=self.simulator) for interp in self.chosen()
+            ]
+        except Exception as exc:  # shown inside the widget, which keeps working
             self.live_status.value = render.error_html(exc)
             return
-        self.live_status.value = "".join(rows)
+        finally:
+            self.live_button.disabled = False
+        self.live_runs = runs
+        self.live_status.value = render.live_html(runs)

@@ -6,7 +6,8 @@
     MatrixView(tag="debate", disagreements_only=True)
 
 The whole matrix is computed once (one core call, :meth:`Simulator.matrix`); the filters are
-:meth:`Matrix.select` and :meth:`Matrix.disagreements`; selecting a cell shows its answer card and trace.
+:meth:`Matrix.select` and :meth:`Matrix.disagreements`; selecting a cell (a click on it, or its row and reading
+in the two dropdowns) shows its answer card and trace.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class MatrixView(Adapter):
                 widgets.HBox([self.tag, self.disagreements_only, self.strict, self.count]),
                 self.error,
                 self.table,
-                widgets.HTML("<b>Selected cell</b> (pick a row and a reading)"),
+                widgets.HTML("<b>Selected cell</b> (click a cell, or pick a row and a reading)"),
                 widgets.HBox([self.scenario, self.interpretation]),
                 self.detail,
             ]
