@@ -200,11 +200,21 @@ def test_duende_sample(matrix: Matrix) -> None:
 
 
 def test_the_baseline_marks_the_missing_certificate_unspecified(matrix: Matrix) -> None:
-    """RFC 8705 §3 names no error for a missing certificate: a bare challenge, marked unspecified."""
+    """RFC 6750 §3: "If the protected resource request included an access token and failed authentication,
+    the resource server SHOULD include the error attribute"; RFC 8705 §3 names the code only for a mismatch.
+    So the baseline's missing certificate carries an error whose code is marked unspecified — not a bare
+    challenge, which says no credentials came (issue 14)."""
     outcome = answer(matrix, "no-cert-optional", "baseline")
-    assert wire(outcome) == (401, 'Bearer realm="mtlslab"', None, "")
+    assert wire(outcome) == (
+        401,
+        'Bearer realm="mtlslab", error="unspecified", error_description="RFC 8705 section 3 names no '
+        'error code for a request without a client certificate"',
+        "unspecified",
+        "",
+    )
     assert outcome.unspecified
-    assert outcome.summary() == "401 (no error) [unspecified]"
+    assert outcome.summary() == "401 (error code unspecified) [unspecified]"
+    assert "RFC 6750 §3" in outcome.note
     assert "RFC 8705 §3" in outcome.note
     mismatch = answer(matrix, "mismatch", "baseline")
     assert wire(mismatch) == (
@@ -246,21 +256,44 @@ def test_the_baseline_follows_rfc_6750_where_it_speaks(matrix: Matrix) -> None:
 
 
 def test_the_baseline_answers_dpop_as_rfc_9449_does(matrix: Matrix) -> None:
-    """RFC 9449 §7.1: invalid_dpop_proof under the DPoP scheme, with algs; its own example for a key-binding
-    failure; §7.2 refuses a DPoP-bound token sent as Bearer."""
+    """RFC 9449 §7.1: invalid_dpop_proof under the DPoP scheme, with algs — "a space-delimited list of the
+    JWS alg ... values" the server accepts, so every one of them (issue 14); its own example for a
+    key-binding failure; §7.2 refuses a DPoP-bound token sent as Bearer."""
+    algs = 'algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"'
     assert wire(answer(matrix, "dpop-proof-missing", "baseline"))[:3] == (
         401,
-        'DPoP error="invalid_dpop_proof", algs="ES256"',
+        f'DPoP error="invalid_dpop_proof", {algs}',
         "invalid_dpop_proof",
     )
     assert answer(matrix, "dpop-proof-other-key", "baseline").www_authenticate == (
-        'DPoP error="invalid_token", error_description="Invalid DPoP key binding", algs="ES256"'
+        f'DPoP error="invalid_token", error_description="Invalid DPoP key binding", {algs}'
     )
     as_bearer = answer(matrix, "dpop-token-as-bearer", "baseline")
     assert (
-        as_bearer.www_authenticate
-        == 'Bearer realm="mtlslab", error="invalid_token", DPoP algs="ES256"'
+        as_bearer.www_authenticate == f'Bearer realm="mtlslab", error="invalid_token", DPoP {algs}'
     )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "finding"),
+    [("expired-token", "token_expired"), ("wrong-audience", "wrong_audience")],
+)
+def test_a_dpop_request_that_fails_a_token_check_gets_a_dpop_challenge(
+    matrix: Matrix, sim: Simulator, scenario: str, finding: str
+) -> None:
+    """RFC 9449 §7.1: a DPoP request answered with a challenge gets the DPoP scheme (with algs), not Bearer
+    (issue 14); the same request under Bearer keeps its Bearer challenge (the control)."""
+    from mtlslab.scenarios import ProofChoice, Scheme, get_scenario
+
+    dpop = get_scenario(scenario).with_(scheme=Scheme.DPOP, dpop_proof=ProofChoice.VALID)
+    cell = sim.cell(dpop, BUILTINS["baseline"])
+    assert cell.finding.value == finding, cell.explain()
+    assert cell.outcome.www_authenticate is not None
+    assert cell.outcome.www_authenticate.startswith("DPoP realm=")
+    assert "algs=" in cell.outcome.www_authenticate
+    bearer = answer(matrix, scenario, "baseline").www_authenticate
+    assert bearer is not None
+    assert bearer.startswith("Bearer realm=")
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,8 @@ ATTACKS = {
     "dpop-token-as-bearer": Finding.DPOP_TOKEN_AS_BEARER,
     "dpop-proof-wrong-ath": Finding.DPOP_PROOF_INVALID,
     "dpop-proof-other-key": Finding.DPOP_KEY_MISMATCH,
+    "binding-ignored-dpop-as-bearer": Finding.DPOP_TOKEN_AS_BEARER,
+    "proxy-passes-malformed-client-cert": Finding.CERTIFICATE_MISSING,
 }
 
 #: The debate's cases (the issue's list), which open the catalogue.
