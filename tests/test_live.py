@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import http.server
 import io
 import json
@@ -51,6 +52,7 @@ from mtlslab.live import (
     verify,
     write_lab_folder,
 )
+from mtlslab.live.client import client_context
 from mtlslab.live.server import Listener, is_loopback
 from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
@@ -930,76 +932,284 @@ def test_the_size_answers_are_the_engines_under_any_limits(live_sim: Simulator) 
         assert observed.body == "request header fields too large\n"
 
 
-def test_more_clients_than_slots_wait_and_are_served(live_sim: Simulator) -> None:
-    """max_connections=1: a second client waits while the slot is held, then is served; nothing crashes."""
-    limits = Limits(max_connections=1, connection_timeout=2.0, drain_timeout=0.1)
-    with _direct_server(live_sim, limits=limits) as server:
-        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.1)  # the holder has the only slot
-        assert server.active_connections == 1
-        releaser = threading.Timer(0.5, holder.close)  # it hangs up after 0.5 s: the slot frees
-        releaser.start()
-        started = time.monotonic()
-        request, _ = _good_request(live_sim, server)
-        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
-        waited = time.monotonic() - started
-        releaser.join()
-        assert observed.status == 200, observed.summary()
-        assert 0.3 < waited < 2.0  # served once the slot freed, not before
-        _assert_still_serves(live_sim, server)
+def _slowed(server: Listener, seconds: float) -> list[float]:
+    """Make ``server``'s answers take ``seconds`` longer (a slow engine or origin, injected); returns the
+    list each computed answer's start is recorded in."""
+    answer = server._answer
+    started: list[float] = []
+
+    def slow(incoming: Any, **kwargs: Any) -> bytes:
+        started.append(time.monotonic())
+        time.sleep(seconds)
+        return answer(incoming, **kwargs)
+
+    server._answer = slow  # type: ignore[method-assign]
+    return started
 
 
-def test_a_client_that_cannot_get_a_slot_in_time_is_dropped(live_sim: Simulator) -> None:
-    """max_connections=1 held past connection_timeout: the waiting client is closed unanswered and
-    counted; the server goes on serving once the slot frees."""
-    limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.5)
+def test_complete_requests_beyond_the_workers_wait_for_one_and_are_served(
+    live_sim: Simulator,
+) -> None:
+    """max_connections=1 and answers that take 0.3 s: two requests sent together are answered one after
+    the other by the one worker; a silent client connected before them holds no worker meanwhile."""
+    limits = Limits(max_connections=1, connection_timeout=3.0, drain_timeout=0.1)
     with _direct_server(live_sim, limits=limits) as server:
-        # silent: the handshake times out at 0.5 s, then the drain holds the slot up to 1 s more
-        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.1)
+        started = _slowed(server, 0.3)
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         request, _ = _good_request(live_sim, server)
-        started = time.monotonic()
-        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client, timeout=5)
+        begin = time.monotonic()
+
+        def client(_: int) -> tuple[int | None, float]:
+            observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+            return observed.status, time.monotonic() - begin
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(client, range(2)), key=lambda a: a[1])
+        silent.close()
+    assert [status for status, _ in answers] == [200, 200]
+    assert started[1] - started[0] >= 0.25  # the second waited for the worker (0.3 s)
+    assert answers[1][1] < limits.connection_timeout
+
+
+def test_a_request_still_waiting_for_a_worker_at_its_deadline_is_dropped(
+    live_sim: Simulator,
+) -> None:
+    """max_connections=1, a 0.5 s deadline and answers that take 1.5 s: both clients are cut off unanswered
+    at their deadline, long before the first answer is ready (then discarded); the second request never
+    gets the worker, so only one answer was ever computed."""
+    limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.1)
+    with _direct_server(live_sim, limits=limits) as server:
+        started = _slowed(server, 1.5)
+        request, _ = _good_request(live_sim, server)
+
+        def client(_: int) -> tuple[Observed, float]:
+            begin = time.monotonic()
+            observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+            return observed, time.monotonic() - begin
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(client, range(2)))
+    # closed: the worker has finished
+    assert len(started) == 1
+    assert (server.served, server.dropped) == (0, 2)
+    for observed, took in answers:
         assert observed.status is None, observed.summary()
-        assert observed.tls_alert is None
-        assert observed.error
-        assert 0.4 < time.monotonic() - started < 1.4
-        assert server.dropped >= 1
-        holder.close()
-        time.sleep(0.2)
+        assert took < 1.2, took  # the deadline, not the 1.5 s answer
+
+
+def _client_hello() -> bytes:
+    """The first flight of a real TLS client (its ClientHello): what a handshake slowloris trickles."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    half = ctx.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        half.do_handshake()
+    return outgoing.read()
+
+
+#: A request head that never ends: what a request slowloris trickles.
+_ENDLESS_HEAD = b"GET /resource HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"s" * 4096
+
+
+@contextlib.contextmanager
+def _drippers(
+    port: int,
+    count: int,
+    payload: bytes,
+    *,
+    context: ssl.SSLContext | None = None,
+    interval: float = 1.0,
+) -> Iterator[list[object]]:
+    """``count`` clients that each send ``payload`` one byte every ``interval`` seconds (after a complete
+    TLS handshake with ``context``, when given) until the block ends or the server cuts them off. Yields
+    the list each client is put in once connected (and handshaken), and is removed from when cut off."""
+    stop = threading.Event()
+    connected: list[object] = []
+
+    def drip(n: int) -> None:
+        with contextlib.suppress(OSError), contextlib.ExitStack() as stack:
+            conn = stack.enter_context(socket.create_connection(("127.0.0.1", port), 10))
+            if context is not None:
+                conn = stack.enter_context(context.wrap_socket(conn, server_hostname="localhost"))
+            connected.append(n)
+            try:
+                for i in range(len(payload)):
+                    conn.sendall(payload[i : i + 1])
+                    if stop.wait(interval):
+                        return
+            finally:
+                connected.remove(n)
+
+    with ThreadPoolExecutor(count) as pool:
+        for n in range(count):
+            pool.submit(drip, n)
+        try:
+            yield connected
+        finally:
+            stop.set()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("stage", ["handshake", "request head"])
+def test_two_hundred_slow_clients_leave_a_prompt_client_served_within_its_deadline(
+    live_sim: Simulator, stage: str
+) -> None:
+    """200 clients trickle their TLS handshake, or (handshake done) their request head, one byte a second:
+    none holds a worker, so a client with a real certificate is answered within its connection deadline
+    (5 s) while all 200 are still connected. Afterwards no thread or descriptor is left."""
+    before = _threads_and_fds()
+    limits = Limits()
+    with _direct_server(live_sim, limits=limits) as server:
+        anonymous = client_context(ca=live_sim.lab.ca, identity=None, version=TlsVersion.TLS1_3)
+        payload, context = (
+            (_client_hello(), None) if stage == "handshake" else (_ENDLESS_HEAD, anonymous)
+        )
+        with _drippers(server.port, 200, payload, context=context) as connected:
+            _wait_for(lambda: len(connected) == 200 and server.active_connections >= 200, 20)
+            held = len(connected), server.active_connections
+            request, _ = _good_request(live_sim, server)
+            observed = send(
+                request,
+                ca=live_sim.lab.ca,
+                identity=live_sim.lab.client,
+                timeout=limits.connection_timeout + 1,
+            )
+            still = len(connected)
+        assert observed.status == 200, observed.summary()
+        assert observed.elapsed < limits.connection_timeout, observed.elapsed
+        assert held[0] == 200, (
+            held
+        )  # all of them connected (and handshaken), and held by the server
+        assert held[1] >= 200, held
+        assert still == 200  # the attack went on throughout
+    assert _settle(before) == before
+
+
+@pytest.mark.parametrize("kind", ["lab issuer", "built-in proxy", "origin"])
+def test_every_listener_answers_past_slow_clients(live_sim: Simulator, kind: str) -> None:
+    """The lab issuer (16 workers), the built-in proxy and the origin behind it (64 each) are the same
+    listener: 100 clients trickling their handshake (to the origin: their request head) leave a prompt
+    request answered."""
+    lab = live_sim.lab
+    stack = LiveStack(
+        simulator=live_sim,
+        deployment=get_scenario("proxy-success").deployment,
+        interpretation=BUILTINS["baseline"],
+        proxy="builtin",
+    )
+    with stack, LabIssuer(lab, asrv=live_sim.asrv, now=live_sim.now) as issuer:
+        listener = {"lab issuer": issuer, "built-in proxy": stack.proxy, "origin": stack.server}[
+            kind
+        ]
+        assert isinstance(listener, Listener)
+        payload = _ENDLESS_HEAD if kind == "origin" else _client_hello()
+        with _drippers(listener.port, 100, payload) as connected:
+            _wait_for(lambda: listener.active_connections >= 100, 20)
+            held = len(connected)
+            if kind == "origin":
+                with contextlib.closing(
+                    http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
+                ) as plain:
+                    plain.request("GET", "/resource")
+                    status: int | None = plain.getresponse().status
+            elif kind == "lab issuer":
+                trusting = ssl.create_default_context(cadata=lab.ca.cert_pem.text())
+                with contextlib.closing(
+                    http.client.HTTPSConnection(
+                        "127.0.0.1", listener.port, context=trusting, timeout=5
+                    )
+                ) as tls:
+                    tls.request("GET", "/jwks")
+                    status = tls.getresponse().status
+            else:
+                exchange = live_sim.exchange(get_scenario("proxy-success"))
+                request = dataclasses.replace(exchange.client_request, url=f"{stack.url}/resource")
+                status = send(request, context=stack.client_context(lab.client)).status
+            still = len(connected)
+    assert status == (401 if kind == "origin" else 200)  # the origin: no token, the engine's 401
+    assert (held, still) == (100, 100)
+
+
+def test_a_full_listener_makes_room_by_dropping_its_oldest_waiting_client(
+    live_sim: Simulator,
+) -> None:
+    """max_pending=4: four silent clients fill the listener; a fifth, with a real certificate, is served,
+    the oldest silent client having been dropped to make room, while the three newer ones stay connected."""
+    limits = Limits(max_pending=4)
+    with _direct_server(live_sim, limits=limits) as server:
+        silent = []
+        for _ in range(4):
+            silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            _wait_for(lambda: server.active_connections == len(silent), 5)
         _assert_still_serves(live_sim, server)
+        assert silent[0].recv(1) == b""  # dropped: the server hung up
+        for sock in silent[1:]:
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing said
+                sock.recv(1)
+        for sock in silent:
+            sock.close()
 
 
-def test_a_slowloris_client_is_dropped_after_the_connection_timeout(live_sim: Simulator) -> None:
-    """A client that sends its request one byte every 0.2 s gets no answer and is cut off once
-    connection_timeout has passed (plus the bounded drain); the server keeps serving."""
+def test_a_listener_holds_at_most_a_quarter_of_the_descriptor_limit() -> None:
+    """Under `ulimit -n 1024` a listener holds at most 256 connections, however many max_pending allows, so
+    a flood cannot take the process's last descriptors; a smaller max_pending is kept as it is."""
+    script = (
+        "import resource\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
+        "from mtlslab.live.server import Limits, Listener\n"
+        "for limits in (Limits(), Limits(max_pending=100)):\n"
+        "    listener = Listener(limits=limits)\n"
+        "    print(listener._max_pending)\n"
+        "    listener.close()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["256", "100"]
+
+
+@pytest.mark.parametrize("stage", ["handshake", "request head"])
+def test_a_slowloris_client_is_cut_off_at_the_connection_timeout(
+    live_sim: Simulator, stage: str
+) -> None:
+    """A client that trickles its handshake, or its request, one byte every 0.2 s gets no answer and is cut
+    off once connection_timeout has passed (plus the bounded drain); the server keeps serving."""
     limits = Limits(connection_timeout=1.0, drain_timeout=0.2)
     with _direct_server(live_sim, limits=limits) as server:
         request, _ = _good_request(live_sim, server)
-        from mtlslab.live.client import _encode, client_context
+        from mtlslab.live.client import _encode
 
-        payload = _encode(request)
         ctx = client_context(
             ca=live_sim.lab.ca, identity=live_sim.lab.client, version=TlsVersion.TLS1_3
         )
         started = time.monotonic()
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        conn = raw if stage == "handshake" else ctx.wrap_socket(raw, server_hostname="localhost")
+        payload = _client_hello() if stage == "handshake" else _encode(request)
+        with conn:
             sent = 0
             answer = b""
             while sent < len(payload) and time.monotonic() - started < 5:
                 try:
-                    tls.sendall(payload[sent : sent + 1])
+                    conn.sendall(payload[sent : sent + 1])
                 except OSError:
                     break
                 sent += 1
-                readable, _, _ = select.select([tls], [], [], 0.2)
+                readable, _, _ = select.select([conn], [], [], 0.2)
                 if readable:
                     with contextlib.suppress(OSError):
-                        answer = tls.recv(4096)
+                        answer = conn.recv(4096)
                     break
             elapsed = time.monotonic() - started
-        assert sent < len(payload)  # cut off before the request was complete
+        assert sent < len(payload)  # cut off before it had said everything
         assert not answer.startswith(b"HTTP/")
         assert 1.0 <= elapsed < 2.0, elapsed
         assert server.dropped >= 1

@@ -14,7 +14,6 @@ Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -27,18 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import h11
-from OpenSSL import SSL
 
 from mtlslab.live.client import client_context
 from mtlslab.live.server import (
+    Incoming,
     Limits,
     Listener,
     is_loopback,
     is_wildcard,
     listen_host,
-    peer_der,
     server_context,
-    tls_recv,
 )
 from mtlslab.pki import Lab
 from mtlslab.scenarios import Deployment, encode_client_cert
@@ -107,50 +104,26 @@ class BuiltinProxy(Listener, Proxy):
         self.origin_port = origin_port
         self.context = self._guarded(lambda: server_context(deployment, lab))
 
-    def _serve(self, sock: socket.socket, *, deadline: float) -> None:
-        tls = self._tls_accept(self.context, sock)
-        if tls is None:
-            return
-        der = peer_der(tls)
-        recv = tls_recv(tls)
-        inbound = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
-        request: h11.Request | None = None
-        body = bytearray()
-        while time.monotonic() < deadline:
-            event = inbound.next_event()
-            if event is h11.NEED_DATA:
-                data = recv(65536)
-                inbound.receive_data(data)
-                if not data and request is None:
-                    return
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_body_bytes:
-                    return
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                break
-        if request is None:
-            return
-        headers = [(k, v) for k, v in request.headers if k.lower() not in (b"connection",)]
+    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:
+        """Forward the request to the origin with the client certificate as ``Client-Cert``; the origin's
+        answer is the answer."""
+        request = incoming.request
+        if request is None or incoming.status is not None:
+            return self._refuse(incoming)
+        headers = [(k, v) for k, v in request.headers if k.lower() != b"connection"]
         if self.deployment.proxy_strips_client_cert:
             headers = [(k, v) for k, v in headers if k.lower() != b"client-cert"]  # RFC 9440 §2
-        if der is not None:
-            headers.append((b"Client-Cert", encode_client_cert(der).encode("ascii")))
+        if peer is not None:
+            headers.append((b"Client-Cert", encode_client_cert(peer).encode("ascii")))
         headers.append((b"Connection", b"close"))
-        response = _forward(
+        return _forward(
             self.origin_port,
             request.method,
             request.target,
             headers,
-            bytes(body),
+            incoming.body,
             timeout=max(0.1, deadline - time.monotonic()),
         )
-        tls.sendall(response)
-        with contextlib.suppress(SSL.Error, OSError):
-            tls.shutdown()
-        self._drain(sock)
 
 
 def _forward(
