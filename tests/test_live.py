@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import http.client
 import http.server
 import io
@@ -54,7 +55,6 @@ from mtlslab.live import (
 )
 from mtlslab.live.client import client_context
 from mtlslab.live.server import Listener, is_loopback
-from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
@@ -1339,133 +1339,101 @@ def test_behind_a_proxy_the_proxy_listens_where_the_stack_is_told(
     assert no_cert.status == 401  # the control: without the certificate the bound token fails
 
 
-def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Simulator) -> None:
-    """A fixed port already taken (here by a plain listener, then by a first haproxy) is an error naming
-    the port, not a proxy that seems to start while another process answers; a failed start leaves no
-    temporary files (the server's private key is among them). A haproxy that exits at once (here a
-    program that is not haproxy) fails with the end of its own log."""
+def test_haproxy_on_a_port_another_process_holds_fails_at_once(live_sim: Simulator) -> None:
+    """A fixed port already taken (by a plain listener, then by a first haproxy) fails at once with the
+    system's reason, before any haproxy starts or any file (the server's private key among them) is
+    written; the first haproxy goes on answering."""
     _need_haproxy()
     deployment = get_scenario("proxy-success").deployment
     with socket.create_server(("127.0.0.1", 0)) as holder:
-        port = holder.getsockname()[1]
-        taken = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=port)
-        files = Path(taken._dir.name)
-        with pytest.raises(RuntimeError, match=r"haproxy did not start listening on 127\.0\.0\.1"):
-            taken.start()
-        taken.close()
-        assert not files.exists()
-    impostor = HAProxy(
-        lab=live_sim.lab, deployment=deployment, origin_port=1, executable=sys.executable
-    )
-    # a failed start inside `with` still removes the files, though __exit__ never runs
+        taken = HAProxy(
+            lab=live_sim.lab, deployment=deployment, origin_port=1, port=holder.getsockname()[1]
+        )
+        with pytest.raises(OSError, match="in use") as failed, taken:
+            pass
+        assert failed.value.errno == errno.EADDRINUSE
+        assert (taken._proc, taken._dir) == (None, None)
     with (
-        pytest.raises(RuntimeError, match=r"(?i)exited with status .*(unknown option|usage)"),
-        impostor,
+        _capturing_origin() as origin,
+        HAProxy(
+            lab=live_sim.lab, deployment=deployment, origin_port=origin.server_address[1]
+        ) as first,
     ):
-        pass
-    assert not Path(impostor._dir.name).exists()
-    with HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1) as first:
         second = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=first.port)
-        try:
-            with pytest.raises(RuntimeError, match=rf"port {first.port} is taken"):
-                second.start()
-        finally:
-            second.close()
+        with pytest.raises(OSError, match="in use"), second:
+            pass
+        assert (second._proc, second._dir) == (None, None)
+        request = Request(url=f"{first.url}/resource")
+        assert send(request, ca=live_sim.lab.ca).status == 204  # first's origin answers
 
 
-def _fake_haproxy(
-    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
-) -> tuple[HAProxy, list[object]]:
-    """An HAProxy whose executable is the shell ``script`` (start timeout 0.5 s), and the list each start
-    of it is recorded in."""
-    import mtlslab.live.proxy as proxy_module
-
+def _fake_haproxy(live_sim: Simulator, tmp_path: Path, script: str) -> HAProxy:
+    """An HAProxy whose executable is the shell ``script``, with a start timeout of 0.5 s."""
     fake = tmp_path / "fake-haproxy"
     fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
-    started: list[object] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        started.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(proxy_module.subprocess, "Popen", counting)
-    proxy = HAProxy(
+    return HAProxy(
         lab=live_sim.lab,
         deployment=get_scenario("proxy-success").deployment,
         origin_port=1,
         executable=str(fake),
         start_timeout=0.5,
     )
-    return proxy, started
 
 
-def test_each_haproxy_attempt_is_judged_by_its_own_words(
-    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ("echo \"[ALERT] config : unknown keyword 'x'\"; exit 1", "haproxy exited with status 1"),
+        ("echo 'starting'; exec sleep 30", "not ready after 0.5 s"),
+    ],
+)
+def test_a_haproxy_that_does_not_come_up_fails_with_its_log_and_leaves_nothing(
+    live_sim: Simulator, tmp_path: Path, script: str, reason: str
 ) -> None:
-    """A first attempt that lost its port, then one that fails for another reason: the second is judged by
-    its own log, not by the first's "cannot bind socket", so it is the last, and the error quotes it."""
-    ran = tmp_path / "ran-once"
-    proxy, started = _fake_haproxy(
-        live_sim,
-        tmp_path,
-        monkeypatch,
-        f"if [ -e {ran} ]; then echo \"unknown keyword 'x'\"; exit 1; fi\n"
-        f"touch {ran}; echo 'cannot bind socket (Address already in use)'; exit 1",
-    )
-    with pytest.raises(RuntimeError) as failed, proxy:
+    """A haproxy that exits at once, or runs but never answers (a shell script stands in for it), is
+    started once: the error says why and carries haproxy's own log; its process, its socket and its folder
+    (the server's private key was there) are gone, though __exit__ never ran."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the stand-in's process")
+    proxy = _fake_haproxy(live_sim, tmp_path, f"echo $$ > {tmp_path / 'pid'}\n{script}")
+    with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
         pass
-    assert len(started) == 2
-    assert "unknown keyword 'x'" in str(failed.value)
-    assert "cannot bind socket" not in str(failed.value)
-
-
-def test_a_fixed_port_that_cannot_be_bound_is_not_called_taken(
-    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only EADDRINUSE is "taken"; a port refused for another reason (a privileged port, an address this
-    machine does not have) is said to be one that cannot be bound, with the system's reason."""
-    import errno
-
-    import mtlslab.live.proxy as proxy_module
-
-    def refused(_host: str, _port: int = 0) -> int:
-        raise OSError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr(proxy_module, "_free_port", refused)
-    proxy = HAProxy(
-        lab=live_sim.lab,
-        deployment=get_scenario("proxy-success").deployment,
-        origin_port=1,
-        executable=sys.executable,
-        port=443,
-    )
-    with (
-        pytest.raises(RuntimeError, match=r"port 443 cannot be bound \(Permission denied\)"),
-        proxy,
-    ):
-        pass
+    assert f"did not start on https://127.0.0.1:{proxy.port}" in str(failed.value)
+    assert ("unknown keyword 'x'" if "ALERT" in script else "starting") in str(failed.value)
+    assert proxy._proc is None
+    assert proxy._socket is not None
+    assert proxy._socket.fileno() == -1
+    assert proxy._dir is not None
+    assert not Path(proxy._dir.name).exists()
+    assert not _alive(int((tmp_path / "pid").read_text()))
 
 
 def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
     live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """LiveStack.start with a proxy that fails, even by Ctrl-C: the origin is closed and the proxy's files
-    removed, and the interruption reaches the caller (from a `with` block, whose __exit__ never runs)."""
+    """LiveStack.start interrupted by Ctrl-C while haproxy starts (after it runs): the interruption
+    reaches the caller of a `with` block, whose __exit__ never runs; haproxy is stopped, its files are
+    removed, its socket and the origin are closed."""
     _need_haproxy()
     made: list[HAProxy] = []
-    real = HAProxy.__init__
+    launch = HAProxy._launch
 
-    def recording(self: HAProxy, **kwargs: Any) -> None:
-        real(self, **kwargs)
+    def interrupted(self: HAProxy, fd: int) -> str:
         made.append(self)
+        launch(self, fd)
+        raise KeyboardInterrupt  # Ctrl-C: not an Exception
 
-    def failing(_self: HAProxy) -> HAProxy:
-        raise KeyboardInterrupt  # Ctrl-C while haproxy starts: not an Exception
-
-    monkeypatch.setattr(HAProxy, "__init__", recording)
-    monkeypatch.setattr(HAProxy, "start", failing)
+    monkeypatch.setattr(HAProxy, "_launch", interrupted)
     stack = LiveStack(
         simulator=live_sim,
         deployment=get_scenario("proxy-success").deployment,
@@ -1475,8 +1443,70 @@ def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
     with pytest.raises(KeyboardInterrupt), stack:
         pass
     (proxy,) = made
+    assert proxy._proc is None
+    assert proxy._dir is not None
     assert not Path(proxy._dir.name).exists()
+    assert proxy._socket is not None
+    assert proxy._socket.fileno() == -1
     assert stack.server._listener.fileno() == -1
+
+
+#: Starts a proxied LiveStack behind haproxy, says where haproxy's folder is, and waits to be killed.
+_STACK_SCRIPT = """
+import time
+from mtlslab.compare import Simulator
+from mtlslab.interpretations import BUILTINS
+from mtlslab.live import LiveStack
+from mtlslab.scenarios import get_scenario
+stack = LiveStack(
+    simulator=Simulator(seed="lifetime"),
+    deployment=get_scenario("proxy-success").deployment,
+    interpretation=BUILTINS["baseline"],
+    proxy="haproxy",
+).start()
+print(stack.proxy._dir.name, flush=True)
+time.sleep(60)
+"""
+
+
+def _mentioning(text: str) -> list[str]:
+    """The command lines of the running processes that mention ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if any(text.encode() in arg for arg in argv):
+                    found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_haproxy_never_outlives_the_process_that_started_it(signum: int) -> None:
+    """A script that started a LiveStack behind haproxy is killed (SIGTERM with its default action, or
+    SIGKILL: no Python cleanup runs): within 5 s no process of haproxy's remains, nor its folder with the
+    server's private key. While the script ran, haproxy did."""
+    _need_haproxy()
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to find haproxy's processes")
+    with subprocess.Popen(
+        [sys.executable, "-c", _STACK_SCRIPT], stdout=subprocess.PIPE, text=True
+    ) as script:
+        try:
+            assert script.stdout is not None
+            folder = script.stdout.readline().strip()
+            assert folder
+            running = _mentioning(folder)
+            script.send_signal(signum)
+            script.wait(10)
+        finally:
+            script.kill()
+    assert [argv for argv in running if argv.startswith(f"{find_haproxy()} -db ")]
+    deadline = time.monotonic() + 5
+    while (_mentioning(folder) or Path(folder).exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _mentioning(folder) == []
+    assert not Path(folder).exists()
 
 
 def test_where_a_local_client_reaches_a_listener() -> None:
@@ -1496,15 +1526,16 @@ def test_where_a_local_client_reaches_a_listener() -> None:
 def test_haproxy_says_whether_it_is_on_loopback_and_writes_ipv6_bind_lines(
     live_sim: Simulator,
 ) -> None:
-    """Nothing is bound here: the constructor only writes files. On 0.0.0.0 haproxy is not on loopback
-    (the negative control for LiveStack.on_loopback); an IPv6 address goes into the bind line with its
-    port after the last colon, which haproxy -c accepts."""
+    """Nothing is bound here: the constructor binds nothing and writes nothing. On 0.0.0.0 haproxy is not
+    on loopback (the negative control for LiveStack.on_loopback); an IPv6 address goes into the bind line
+    with its port after the last colon, which haproxy -c accepts; HAProxy.start's own config binds the
+    socket it inherits."""
     deployment = get_scenario("proxy-success").deployment
     wide = HAProxy(
         lab=live_sim.lab,
         deployment=deployment,
         origin_port=1,
-        host="0.0.0.0",  # noqa: S104 - nothing is bound: the constructor only writes files
+        host="0.0.0.0",  # noqa: S104 - nothing is bound: start() is never called
         executable=sys.executable,
     )
     local = HAProxy(
@@ -1530,6 +1561,12 @@ def test_haproxy_says_whether_it_is_on_loopback_and_writes_ipv6_bind_lines(
         deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::"
     )
     assert "    bind :::8443 v4v6 ssl crt /x.pem" in wildcard  # IPv4 too, as the Python listener
+    inherited = haproxy_config(
+        deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::", fd=7
+    )
+    assert (
+        "    bind fd@7 ssl crt /x.pem" in inherited
+    )  # the socket HAProxy.start binds and hands over
     executable = find_haproxy()
     if executable is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -1579,72 +1616,6 @@ def test_an_ipv6_wildcard_listener_asks_for_ipv4_too(
     assert call["dualstack_ipv6"] == (dualstack and socket.has_dualstack_ipv6())
 
 
-def test_proxy_readiness_wants_the_lab_server_certificate(live_sim: Simulator) -> None:
-    """haproxy is ready only when its port answers with the lab server certificate: a process that answers
-    there with another certificate (here a TLS server of another lab) is reported, not taken for it."""
-    import threading
-
-    other = Lab(seed="another-lab").server
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    other.configure_cert(server_ctx)
-    holder = socket.create_server(("127.0.0.1", 0))
-    holder.settimeout(0.5)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conn, _ = holder.accept()
-                with contextlib.suppress(OSError), server_ctx.wrap_socket(conn, server_side=True):
-                    pass
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-
-    class Running:
-        returncode = None
-
-        def poll(self) -> None:
-            return None
-
-    proxy = HAProxy(
-        lab=live_sim.lab,
-        deployment=get_scenario("proxy-success").deployment,
-        origin_port=1,
-        executable=sys.executable,
-        start_timeout=0.5,
-    )
-    try:
-        proxy._proc = Running()  # type: ignore[assignment]
-        reason = proxy._ready(holder.getsockname()[1])
-    finally:
-        proxy._proc = None
-        proxy.close()
-        stop.set()
-        with contextlib.suppress(OSError):
-            holder.shutdown(socket.SHUT_RDWR)  # wakes the accept() at once
-        holder.close()
-        thread.join(5)
-    assert (
-        reason
-        == "not ready after 0.5 s (last: the process answering there presents another certificate)"
-    )
-
-
-def test_a_port_left_in_time_wait_is_free_for_a_new_listener() -> None:
-    """The pre-check binds as haproxy does (SO_REUSEADDR): a port whose last connection this side closed
-    first sits in TIME_WAIT, and is still free to listen on."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        client = socket.create_connection(("127.0.0.1", port), timeout=5)
-        conn, _ = server.accept()
-        conn.close()  # this side closes first: TIME_WAIT is here
-        client.close()
-    from mtlslab.live.proxy import _free_port
-
-    assert _free_port("127.0.0.1", port) == port
-
-
 def test_serve_in_a_thread_runs_and_closes_its_server(tmp_path: Path) -> None:
     """Signal handlers belong to the main thread: `serve` run from another thread leaves them alone, runs,
     and closes its server when done (the port refuses connections afterwards)."""
@@ -1669,45 +1640,6 @@ def test_serve_in_a_thread_runs_and_closes_its_server(tmp_path: Path) -> None:
     assert found is not None
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=2).close()
-
-
-@pytest.mark.parametrize(
-    ("script", "attempts", "reason"),
-    [
-        ("echo 'cannot bind socket (Address already in use)'; exit 1", 5, "exited with status 1"),
-        (  # haproxy quotes the bind line in a config error too: that is no port race
-            "echo \"[ALERT] config : parsing [h.cfg:12] : 'bind 127.0.0.1:1' in section 'frontend' : "
-            "unknown keyword 'x'\"; exit 1",
-            1,
-            "exited with status 1",
-        ),
-        (
-            "exec sleep 30",
-            1,
-            "not ready after 0.5 s",
-        ),  # exec: stopping the stand-in stops the sleep
-    ],
-)
-def test_haproxy_tries_another_port_only_when_its_port_was_taken(
-    live_sim: Simulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    script: str,
-    attempts: int,
-    reason: str,
-) -> None:
-    """A haproxy that exits because its free port was taken meanwhile gets another port (5 tries); one
-    that exits for another reason, or runs but never answers, is not retried: the error says why and
-    ends with haproxy's own words. (A shell script stands in for haproxy.)"""
-    proxy, started = _fake_haproxy(live_sim, tmp_path, monkeypatch, script)
-    with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
-        pass
-    assert len(started) == attempts
-    assert proxy._proc is None  # nothing left running
-    if script.startswith("echo"):
-        assert ("cannot bind socket" if attempts == 5 else "unknown keyword 'x'") in str(
-            failed.value
-        )
 
 
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:
