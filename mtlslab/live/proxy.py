@@ -305,12 +305,11 @@ class HAProxy(Proxy):
 
     def _launch(self, fd: int) -> str:
         """Write the files, start haproxy on ``fd``, and wait until it answers: ``""``, or why it did not."""
-        self._dir = tempfile.TemporaryDirectory(  # the supervisor may have removed it
+        # Only its owner may enter (the private key is safe while written); the supervisor may remove it.
+        self._dir = tempfile.TemporaryDirectory(
             prefix="mtlslab-haproxy-", ignore_cleanup_errors=True
         )
-        folder = Path(
-            self._dir.name
-        )  # only its owner may enter: the private key is safe while written
+        folder = Path(self._dir.name)
         crt = folder / "server.pem"
         crt.write_bytes(
             self.lab.server.cert_chain_pem.bytes() + self.lab.server.private_key_pem.bytes()

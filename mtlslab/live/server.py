@@ -79,8 +79,7 @@ class Limits:
     * ``max_pending`` (512): connections held at once, at any stage from accept to close, each one file
       descriptor; never more than a quarter of the process's descriptor limit (``ulimit -n``: 256 under the
       common 1024). When it is reached, the connection that has waited longest without a complete request
-      is dropped to make room, so a flood of slow clients delays a prompt one by no more than its own
-      handshake.
+      is dropped to make room, so a flood of slow clients cannot lock prompt ones out.
     * ``max_connections`` (64): requests answered at once (worker threads). A connection takes a worker only
       once its request is complete; further complete requests queue, each still within its deadline.
     * ``max_header_bytes`` (16 KiB, :data:`mtlslab.rs.MAX_HEADER_BYTES`): the request line and header fields
