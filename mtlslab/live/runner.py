@@ -95,8 +95,8 @@ class LiveStack:
 
     @property
     def address(self) -> str | None:
-        """The address clients' connections arrive at, when a Python listener bound it (None for haproxy,
-        which resolves its host itself)."""
+        """The address clients' connections arrive at, when a Python listener serves them (None behind
+        haproxy)."""
         listener = self.proxy if self.proxy is not None else self.server
         return listener.address if isinstance(listener, Listener) else None
 
