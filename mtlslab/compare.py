@@ -135,7 +135,6 @@ def lab_config(
     asrv: AuthorizationServer,
     *,
     now: dt.datetime | None = LAB_NOW,
-    resource_url: str = LAB_RESOURCE,
     max_header_bytes: int = MAX_HEADER_BYTES,
     max_body_bytes: int = MAX_BODY_BYTES,
     required_scope: str = "read",
@@ -143,7 +142,8 @@ def lab_config(
 ) -> RsConfig:
     """The lab's resource server (or token endpoint) deployed as ``deployment``: trusting ``asrv`` (its
     JWKS, introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing
-    lab tokens, pointing at RFC 9728 metadata next to ``resource_url``. ``now=None`` is the wall clock."""
+    lab tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
+    well-known path after the host). ``now=None`` is the wall clock."""
 
     def clock() -> dt.datetime:
         return now or dt.datetime.now(dt.timezone.utc)
@@ -152,7 +152,7 @@ def lab_config(
         holder = next(i for i in lab.identities().values() if i.der == der)
         return asrv.mint("bound", bound_to=holder, now=clock()).value
 
-    origin = urllib.parse.urlsplit(resource_url)
+    resource = urllib.parse.urlsplit(asrv.audience)
     return config_for(
         deployment,
         jwks=jwks or Jwks.from_dict(asrv.jwks()),
@@ -172,7 +172,7 @@ def lab_config(
             ),
         },
         issue=issue,
-        resource_metadata=f"{origin.scheme}://{origin.netloc}/.well-known/oauth-protected-resource",
+        resource_metadata=f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource",
     )
 
 
@@ -247,7 +247,6 @@ class Simulator:
             self.lab,
             self.asrv,
             now=self.now,
-            resource_url=self.resource_url,
             jwks=self.jwks,
         )
 

@@ -233,6 +233,7 @@ def _exchange(
         lab=lab,
         resource_url=f"{stack.url}/resource",
         now=simulator.now,
+        endpoint=scenario.deployment.endpoint,
     )
     before = stack.server.served
     observed = send(request, timeout=timeout, context=stack.client_context(identity))

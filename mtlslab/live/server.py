@@ -35,6 +35,7 @@ import h11
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
+from mtlslab.compare import lab_config
 from mtlslab.findings import Finding
 from mtlslab.interpretations import Interpretation, reason_phrase
 from mtlslab.pki import LAB_NOW, Identity, Lab
@@ -42,8 +43,6 @@ from mtlslab.rs import (
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
     Decision,
-    Jwks,
-    config_for,
     evaluate,
     size_decision,
 )
@@ -676,21 +675,17 @@ class _ResourceServer(Listener):
         self.interpretation = interpretation
         self.asrv = asrv or AuthorizationServer(lab)
         self.now = now
-        self.config = config_for(
+        self.config = lab_config(  # the simulation's own: the AS it was given, the lab CA, the lab client
             self.deployment,
-            jwks=Jwks.from_dict(self.asrv.jwks()),
-            introspect=self._introspect,
-            issuer=self.asrv.issuer,  # trust the issuer and audience of the AS it was given
-            audience=self.asrv.audience,
+            lab,
+            self.asrv,
+            now=now,
             required_scope=required_scope,
             max_header_bytes=limits.max_header_bytes,
             max_body_bytes=limits.max_body_bytes,
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
         super().__init__(host=host, port=port, limits=limits)
-
-    def _introspect(self, token: str) -> Any:
-        return self.asrv.introspect(token, now=self._now())
 
     def _now(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.timezone.utc)
