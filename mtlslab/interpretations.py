@@ -473,6 +473,9 @@ class Interpretation:
         status = _status(answer.status, f"{where}.status")
         if status is None:
             raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
+        # header values however the answer was made (from JSON or in Python): never a line of their own
+        _content_type(answer.content_type, f"{where}.content_type")
+        _fields([list(pair) for pair in answer.headers], f"{where}.headers")
         try:
             header = self._header(answer, scope="read", dpop=False, metadata=None)
             self._header(answer, scope="read", dpop=True, metadata="https://rs.example/metadata")

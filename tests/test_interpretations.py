@@ -690,3 +690,146 @@ def test_an_interpretation_renders_as_html_with_escaping() -> None:
     assert "&lt;script&gt;" in page
     assert "a &amp; b" in page
     assert all(f.value in page for f in Finding)
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 15 (items 3, 9) and issue 16 (one loader, one inheritance rule).
+
+
+def test_a_derived_reading_drops_the_departures_of_the_answers_it_changes() -> None:
+    """derive() keeps only the base's departures about what it leaves alone: a reading that answers the
+    missing certificate with 403 no longer says "→ 401 invalid_token" (issue 15 item 3)."""
+    base = BUILTINS["thread-401"]
+    assert any("401 invalid_token" in d.what for d in base.departures)
+    mine = derive(
+        base, name="forbid", answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)}
+    )
+    assert mine.answer(F.CERTIFICATE_MISSING).status == 403
+    assert not any("401 invalid_token" in d.what for d in mine.departures)
+    saved = Interpretation.from_json(json.dumps(mine.to_json()))
+    assert not any("401 invalid_token" in d.what for d in saved.departures)
+    # the control: a departure about something not changed stays
+    kept = derive(BUILTINS["dpop-analogy"], name="kept", answers={F.NO_TOKEN: Answer(status=401)})
+    assert [d.what for d in kept.departures] == [
+        d.what for d in BUILTINS["dpop-analogy"].departures
+    ]
+    # and one about a deployment field set anew goes
+    changed = derive(
+        BUILTINS["tls-required"], name="optional", deployment={"client_auth": "optional"}
+    )
+    assert not any("client_auth" in d.about for d in changed.departures)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        (
+            '{"name": "x", "answers": {"no_token": {"content_type": "text/plain\\r\\nSet-Cookie: a=b"}}}',
+            "x.answers.no_token.content_type",
+            "no CR, LF",
+        ),
+        ('{"name": "x", "name": "y"}', "json", "occurs twice"),
+        ('{"name": "x", "answers": {"no_token": {"status": 401, "status": 403}}}', "json", "twice"),
+        ("[" * 100_000 + "]" * 100_000, "json", "nested too deep"),
+        (
+            '{"name": "x", "answers": {"no_token": {"status": ' + "9" * 5000 + "}}}",
+            "json",
+            "not JSON",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"status": 1e400}}}',
+            "x.answers.no_token.status",
+            "HTTP status",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"scheme": 7}}}',
+            "x.answers.no_token.scheme",
+            "string",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"realm": "yes"}}}',
+            "x.answers.no_token.realm",
+            "true or false",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"params": "algs"}}}',
+            "x.answers.no_token.params",
+            "pairs",
+        ),
+        (
+            '{"name": "x", "departures": [{"what": 1, "reason": "r"}]}',
+            "x.departures[0].what",
+            "string",
+        ),
+        ('{"name": "x", "source": "rfc"}', "x.source", "JSON object"),
+        ('{"name": "x", "kind": "real"}', "x.kind", "not one of"),
+        ('{"name": "x", "deployment": {"checks_binding": "no"}}', "x.deployment", "true or false"),
+        (
+            '{"name": "x", "answers": {"no_token": {"headers": [["DPoP-Nonce", "a\\nb"]]}}}',
+            "x.answers.no_token.headers",
+            "printable ASCII",
+        ),
+    ],
+)
+def test_a_hostile_file_is_an_interpretation_error_naming_the_field(
+    text: str, field: str, reason: str
+) -> None:
+    """Whatever a file holds — CR/LF in a header value, a name twice, nesting or numbers beyond reason, a
+    field of the wrong type — loading it raises InterpretationError naming the field, never another
+    exception, and never yields a reading that would emit a header line of its own (issue 15 item 9)."""
+    with pytest.raises(InterpretationError) as info:
+        Interpretation.from_json(text)
+    assert info.value.field == field
+    assert reason in info.value.reason
+
+
+def test_a_content_type_that_could_split_a_response_never_reaches_the_wire(sim: Simulator) -> None:
+    """The simulated HTTP and the live server never differ on a header line: a reading that could only be
+    sent by splitting a field is refused at load (RFC 9110 §5.5), so no Set-Cookie line can appear."""
+    with pytest.raises(InterpretationError):
+        derive(
+            BUILTINS["baseline"],
+            name="split",
+            answers={F.NO_TOKEN: Answer(status=401, content_type="text/plain\r\nSet-Cookie: a=b")},
+        )
+
+
+def test_one_inheritance_rule_for_built_ins_and_user_files() -> None:
+    """A user's observed server inherits exactly as a built-in observed server does: the TLS alert and the
+    acceptances are never assumed, every other inherited answer is assumed and no longer unspecified
+    (issue 16: built-ins and user files share the loader and the rule)."""
+    mine = Interpretation.from_json(
+        {
+            "name": "my-server",
+            "kind": "observed",
+            "answers": {"certificate_mismatch": {"error": "invalid_token"}},
+        }
+    )
+    keycloak = BUILTINS["keycloak"]
+    for finding in (F.TLS_REJECTED, F.ACCEPTED, F.ACCEPTED_ALTHOUGH_BOUND):
+        assert not mine.answer(finding).assumed
+        assert not keycloak.answer(finding).assumed
+    for finding in (F.NO_TOKEN, F.TOKEN_EXPIRED, F.UNTRUSTED_CLIENT_CERT_HEADER):
+        assert mine.answer(finding).assumed
+        assert keycloak.answer(finding).assumed
+    assert mine.answer(F.CERTIFICATE_MISSING).assumed
+    assert not mine.answer(F.CERTIFICATE_MISSING).unspecified
+    assert not mine.answer(F.CERTIFICATE_MISMATCH).assumed
+
+
+def test_the_built_ins_are_data_loaded_by_the_users_loader() -> None:
+    """Each built-in is an entry of mtlslab/data/interpretations.json, and loading that entry with
+    Interpretation.from_json gives the built-in itself: adding a server is a data diff."""
+    import importlib.resources
+
+    text = (
+        importlib.resources.files("mtlslab")
+        .joinpath("data/interpretations.json")
+        .read_text("utf-8")
+    )
+    entries = json.loads(text)
+    assert [e["name"] for e in entries] == list(BUILTINS)
+    known: dict[str, Interpretation] = {}
+    for entry in entries:
+        known[entry["name"]] = Interpretation.from_json(entry, known=known)
+        assert known[entry["name"]] == BUILTINS[entry["name"]]

@@ -675,14 +675,16 @@ class _ResourceServer(Listener):
         self.interpretation = interpretation
         self.asrv = asrv or AuthorizationServer(lab)
         self.now = now
-        self.config = lab_config(  # the simulation's own: the AS it was given, the lab CA, the lab client
-            self.deployment,
-            lab,
-            self.asrv,
-            now=now,
-            required_scope=required_scope,
-            max_header_bytes=limits.max_header_bytes,
-            max_body_bytes=limits.max_body_bytes,
+        self.config = (
+            lab_config(  # the simulation's own: the AS it was given, the lab CA, the lab client
+                self.deployment,
+                lab,
+                self.asrv,
+                now=now,
+                required_scope=required_scope,
+                max_header_bytes=limits.max_header_bytes,
+                max_body_bytes=limits.max_body_bytes,
+            )
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
         super().__init__(host=host, port=port, limits=limits)
