@@ -434,24 +434,41 @@ class Interpretation:
         if missing:
             raise InterpretationError(f"{self.name}.answers", f"no answer for {', '.join(missing)}")
         # Answers of their own first, so a fault is named where it is written, not at an alias of it.
-        for finding, answer in sorted(index.items(), key=lambda kv: kv[1].same_as is not None):
-            where = f"{self.name}.answers.{finding.value}"
+        for finding, answer in index.items():
             if answer.same_as is None:
-                self._rows[finding] = self._row(finding, answer, where)
-                continue
-            target = index.get(answer.same_as)
-            if target is None or target.same_as is not None:
-                raise InterpretationError(
-                    where, "same_as must name a finding with an answer of its own"
+                self._rows[finding] = self._row(
+                    finding, answer, f"{self.name}.answers.{finding.value}"
                 )
-            own = self._rows[answer.same_as]
-            merged = replace(
-                target,
-                assumed=target.assumed or answer.assumed,
-                unspecified=target.unspecified or answer.unspecified,
-                note=answer.note or target.note,
+        for finding, answer in index.items():
+            if answer.same_as is not None:
+                self._rows[finding] = self._alias(finding, index)
+        self._check_deployment()
+
+    def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
+        """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
+        own flags and note added."""
+        answer = index[finding]
+        seen = [finding]
+        target = answer.same_as
+        while target is not None and target not in seen and index[target].same_as is not None:
+            seen.append(target)
+            target = index[target].same_as
+        if target is None or target in seen:
+            raise InterpretationError(
+                f"{self.name}.answers.{finding.value}",
+                "same_as must lead to a finding with an answer of its own (not back to itself)",
             )
-            self._rows[finding] = replace(own, answer=merged)
+        own = self._rows[target]
+        flags = [index[f] for f in seen]
+        merged = replace(
+            own.answer,
+            assumed=own.answer.assumed or any(a.assumed for a in flags),
+            unspecified=own.answer.unspecified or any(a.unspecified for a in flags),
+            note=next((a.note for a in flags if a.note), own.answer.note),
+        )
+        return replace(own, answer=merged)
+
+    def _check_deployment(self) -> None:
         try:
             deployment_overrides(dict(self.deployment))
         except ScenarioError as exc:

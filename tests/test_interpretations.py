@@ -371,11 +371,14 @@ def test_an_observed_servers_unshown_cells_are_assumed(name: str) -> None:
 
 
 def test_the_builtins_are_the_documented_set() -> None:
-    """Baseline, the two readings, the analogy, TLS-required and the observed servers, in that order."""
+    """The baseline (and its no-CA twin, RFC 8705 §6.2), the two readings and the token endpoint's precedent,
+    the analogy, TLS-required and the observed servers, in that order."""
     assert list(BUILTINS) == [
         "baseline",
+        "baseline-no-ca",
         "thread-400",
         "thread-401",
+        "as-token-endpoint",
         "dpop-analogy",
         "tls-required",
         "keycloak",
@@ -629,7 +632,9 @@ def test_a_partial_table_inherits_from_its_base() -> None:
             "not a finding",
         ),
         (
-            {"no_token": {"same_as": "untrusted_client_cert_header"}},
+            {
+                "no_token": {"same_as": "scheme_missing"}
+            },  # and the baseline's scheme_missing is same_as no_token
             "bad.answers.no_token",
             "same_as",
         ),
@@ -833,3 +838,55 @@ def test_the_built_ins_are_data_loaded_by_the_users_loader() -> None:
     for entry in entries:
         known[entry["name"]] = Interpretation.from_json(entry, known=known)
         assert known[entry["name"]] == BUILTINS[entry["name"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14: the readings the review asked for.
+
+
+def test_every_reading_that_sends_a_bare_bearer_says_it_departs_from_rfc_6750(
+    matrix: Matrix,
+) -> None:
+    """RFC 6750 §3: "This scheme MUST be followed by one or more auth-param values". A reading that answers
+    any catalogue request with a bare `WWW-Authenticate: Bearer` lists that as a departure; the others do not
+    send one (issue 14 item 8)."""
+    senders = set()
+    for cell in matrix.cells.values():
+        header = cell.outcome.www_authenticate
+        if header and any(
+            c.scheme.lower() == "bearer" and not c.params for c in parse_www_authenticate(header)
+        ):
+            senders.add(cell.interpretation)
+    assert senders >= {"spring-security", "authlete", "duende-sample"}
+    for name, interpretation in BUILTINS.items():
+        says = any("bare WWW-Authenticate: Bearer" in d.what for d in interpretation.departures)
+        assert says is (name in senders), name
+
+
+def test_the_no_ca_baseline_stands_beside_the_baseline(matrix: Matrix) -> None:
+    """RFC 8705 §6.2: a resource server may accept certificates without validating their chain. The baseline
+    validates, as a deployment choice it states; baseline-no-ca answers the same findings at a server that
+    does not, so a certificate from another CA reaches the binding check (issue 14 item 9)."""
+    baseline = BUILTINS["baseline"]
+    assert any("RFC 8705 §6.2" in d.reason for d in baseline.departures)
+    assert answer(matrix, "untrusted-ca-cert", "baseline").tls_alert == alert_by_name(
+        "unknown_ca", "first_read"
+    )
+    assert answer(matrix, "untrusted-ca-cert", "baseline-no-ca").verdict == ("401", "invalid_token")
+    assert answer(matrix, "success", "baseline-no-ca").status == 200
+    assert BUILTINS["baseline-no-ca"].source.url.endswith("#section-6.2")
+
+
+def test_the_token_endpoint_precedent_answers_missing_like_mismatched(matrix: Matrix) -> None:
+    """RFC 8705 §2: "If no certificate is presented, or that which is presented doesn't match" — both
+    invalid_client at the token endpoint. The reading "as the token endpoint does" carries that over to the
+    resource: no certificate is answered exactly as a mismatch (issue 14)."""
+    reading = BUILTINS["as-token-endpoint"]
+    assert reading.source.url == "https://www.rfc-editor.org/rfc/rfc8705#section-2"
+    missing = answer(matrix, "no-cert-optional", "as-token-endpoint")
+    assert missing.wire()[1:] == answer(matrix, "mismatch", "as-token-endpoint").wire()[1:]
+    for scenario in ("token-endpoint-no-cert", "token-endpoint-other-cert"):
+        cell = matrix.cell(scenario, "baseline")
+        assert cell.outcome.verdict == ("400", "invalid_client")
+        assert cell.trace[-1].clause.label in ("RFC 8705 §2", "RFC 8705 §2.1")
+    assert matrix.cell("token-endpoint-success", "baseline").outcome.status == 200
