@@ -704,3 +704,19 @@ def test_a_command_with_an_argument_too_long_is_shown_shortened_with_a_note() ->
     assert shown[:2] == ["curl", "--header"]
     assert shown[2] == shorten(huge[2])
     assert all(not too_long_for_an_argument(a) for a in shown)
+
+
+def test_relative_client_auth_values_keep_what_they_do_not_change() -> None:
+    """required-as-deployed keeps the deployment's chain validation; no-ca-as-deployed keeps whether and
+    when it asks: a server that never asks, or asks late, is left as it is."""
+    from mtlslab.scenarios import Relative
+
+    required, no_ca = Relative.REQUIRED_AS_DEPLOYED, Relative.NO_CA_AS_DEPLOYED
+    assert required.applied_to(ClientAuth.OPTIONAL) is ClientAuth.REQUIRED
+    assert required.applied_to(ClientAuth.OPTIONAL_NO_CA) is ClientAuth.REQUIRED_NO_CA
+    assert required.applied_to(ClientAuth.NONE) is ClientAuth.REQUIRED
+    assert no_ca.applied_to(ClientAuth.OPTIONAL) is ClientAuth.OPTIONAL_NO_CA
+    assert no_ca.applied_to(ClientAuth.REQUIRED) is ClientAuth.REQUIRED_NO_CA
+    assert no_ca.applied_to(ClientAuth.NONE) is ClientAuth.NONE
+    assert no_ca.applied_to(ClientAuth.POST_HANDSHAKE) is ClientAuth.POST_HANDSHAKE
+    assert Deployment().overridden({"client_auth": no_ca}).client_auth is ClientAuth.OPTIONAL_NO_CA
