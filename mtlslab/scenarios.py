@@ -425,7 +425,9 @@ class Relative(enum.Enum):
             return ClientAuth.REQUIRED if keeps_ca else ClientAuth.REQUIRED_NO_CA
         if client_auth.requires:
             return ClientAuth.REQUIRED_NO_CA
-        if client_auth is ClientAuth.NONE or client_auth.late:  # asks for nothing, or asks late: as is
+        if (
+            client_auth is ClientAuth.NONE or client_auth.late
+        ):  # asks for nothing, or asks late: as is
             return client_auth
         return ClientAuth.OPTIONAL_NO_CA
 
