@@ -28,7 +28,7 @@ import json
 import textwrap
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +52,15 @@ from mtlslab.scenarios import (
     Deployment,
     Endpoint,
     Exchange,
+    Request,
     Scenario,
+    arrival,
+    arrival_key,
     realize,
     redeploy,
 )
 from mtlslab.spec import Clause, Step
+from mtlslab.tls import TlsResult
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
 __all__ = [
@@ -66,7 +70,7 @@ __all__ = [
     "Matrix",
     "Simulator",
     "compact",
-    "lab_config",
+    "lab_configs",
     "md_escape",
     "outcome_colours",
     "outcome_marks",
@@ -129,8 +133,7 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
     )
 
 
-def lab_config(
-    deployment: Deployment,
+def lab_configs(
     lab: Lab,
     asrv: AuthorizationServer,
     *,
@@ -139,31 +142,32 @@ def lab_config(
     max_body_bytes: int = MAX_BODY_BYTES,
     required_scope: str = "read",
     jwks: Jwks | None = None,
-) -> RsConfig:
-    """The lab's resource server (or token endpoint) deployed as ``deployment``: trusting ``asrv`` (its
-    JWKS, introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing
-    lab tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
-    well-known path after the host). ``now=None`` is the wall clock."""
+) -> Callable[[Deployment], RsConfig]:
+    """The lab's resource server (or token endpoint), for any deployment: trusting ``asrv`` (its JWKS,
+    introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing lab
+    tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
+    well-known path after the host). ``now=None`` is the wall clock. What is the lab's is worked out once;
+    each call gives one deployment's configuration."""
 
     def clock() -> dt.datetime:
         return now or dt.datetime.now(dt.timezone.utc)
 
+    holders = {identity.der: identity for identity in lab.identities().values()}
+
     def issue(der: bytes) -> str:
-        holder = next(i for i in lab.identities().values() if i.der == der)
-        return asrv.mint("bound", bound_to=holder, now=clock()).value
+        return asrv.mint("bound", bound_to=holders[der], now=clock()).value
 
     resource = urllib.parse.urlsplit(asrv.audience)
-    return config_for(
-        deployment,
-        jwks=jwks or Jwks.from_dict(asrv.jwks()),
-        introspect=lambda token: asrv.introspect(token, now=clock()),
-        issuer=asrv.issuer,
-        audience=asrv.audience,
-        required_scope=required_scope,
-        max_header_bytes=max_header_bytes,
-        max_body_bytes=max_body_bytes,
-        roots=(lab.ca.certificate,),
-        registrations={
+    common: dict[str, Any] = {
+        "jwks": jwks or Jwks.from_dict(asrv.jwks()),
+        "introspect": lambda token: asrv.introspect(token, now=clock()),
+        "issuer": asrv.issuer,
+        "audience": asrv.audience,
+        "required_scope": required_scope,
+        "max_header_bytes": max_header_bytes,
+        "max_body_bytes": max_body_bytes,
+        "roots": (lab.ca.certificate,),
+        "registrations": {
             Endpoint.TOKEN_PKI: Registration(
                 client_id=LAB_CLIENT_ID, subject_dn=lab.client.certificate.subject.rfc4514_string()
             ),
@@ -171,29 +175,29 @@ def lab_config(
                 client_id=LAB_CLIENT_ID, x5t=lab.self_signed_client.x5t_s256
             ),
         },
-        issue=issue,
-        resource_metadata=f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource",
-    )
+        "issue": issue,
+        "resource_metadata": (
+            f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource"
+        ),
+    }
+    return lambda deployment: config_for(deployment, **common)
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """One resource server a row runs: its deployment, the exchange there, its decision and trace."""
+    """One resource server a row runs: its deployment, what reaches it, its decision and trace."""
 
     deployment: Deployment
-    exchange: Exchange
+    tls: TlsResult
+    request: Request | None
     config: RsConfig
     decision: Decision | None
     trace: tuple[Step, ...]
 
-    def serves(self, exchange: Exchange, config: RsConfig) -> bool:
-        """Whether ``exchange`` and ``config`` make this run's decision: the same request (and TLS result)
-        reaching the same configuration."""
-        return (
-            self.exchange.tls.alert == exchange.tls.alert
-            and self.exchange.request == exchange.request
-            and self.config == config
-        )
+    def serves(self, tls: TlsResult, request: Request | None, config: RsConfig) -> bool:
+        """Whether ``request`` after ``tls`` at ``config`` makes this run's decision: the same request (and
+        TLS outcome) reaching the same configuration."""
+        return self.tls.alert == tls.alert and self.request == request and self.config == config
 
 
 class Simulator:
@@ -218,6 +222,7 @@ class Simulator:
         self.now = now
         self.resource_url = resource_url
         self.jwks = Jwks.from_dict(self.asrv.jwks())
+        self._configs = lab_configs(self.lab, self.asrv, now=now, jwks=self.jwks)
         self._exchanges: dict[Scenario, Exchange] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
@@ -242,13 +247,7 @@ class Simulator:
 
     def config(self, deployment: Deployment) -> RsConfig:
         """The lab resource server's configuration for ``deployment``."""
-        return lab_config(
-            deployment,
-            self.lab,
-            self.asrv,
-            now=self.now,
-            jwks=self.jwks,
-        )
+        return self._configs(deployment)
 
     def decide(
         self, scenario: Scenario, interpretation: Interpretation
@@ -276,27 +275,31 @@ class Simulator:
         """
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
         realised = self.exchange(scenario)
+        arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
         runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
         cells = []
         for interpretation in chosen:
             deployment = interpretation.adapt(scenario.deployment)
             run = next((r for r in runs if r.deployment == deployment), None)
             if run is None:
-                exchange = redeploy(realised, deployment, lab=self.lab, now=self.now)
+                key = arrival_key(deployment)
+                if key not in arrivals:
+                    arrivals[key] = arrival(realised, deployment, lab=self.lab, now=self.now)
+                tls, request = arrivals[key]
                 config = self.config(deployment)
-                same = next((r for r in runs if r.serves(exchange, config)), None)
+                same = next((r for r in runs if r.serves(tls, request, config)), None)
                 if same is not None:
                     decision = same.decision
-                elif exchange.request is None:
+                elif request is None:
                     decision = None
                 else:
-                    decision = evaluate(exchange.request, config, now=self.now)
-                trace = exchange.tls.steps + (decision.trace if decision else ())
+                    decision = evaluate(request, config, now=self.now)
+                trace = tls.steps + (decision.trace if decision else ())
                 if same is not None and same.trace == trace:
                     trace = same.trace
-                run = _Run(deployment, exchange, config, decision, trace)
+                run = _Run(deployment, tls, request, config, decision, trace)
                 runs.append(run)
-            outcome = interpretation.respond(run.decision, tls_alert=run.exchange.tls.alert)
+            outcome = interpretation.respond(run.decision, tls_alert=run.tls.alert)
             cells.append(
                 Cell(
                     scenario=scenario.id,

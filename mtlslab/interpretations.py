@@ -410,6 +410,7 @@ class _Row:
     header: str | None
     body: string.Template
     fields: tuple[tuple[str, string.Template], ...] = ()
+    fixed: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -508,8 +509,23 @@ class Interpretation:
                 raise InterpretationError(
                     f"{where}.{part}", f"bad template placeholder {exc}"
                 ) from None
+        used = {
+            m.group("named") or m.group("braced")
+            for t in (body, *(t for _, t in fields))
+            for m in t.pattern.finditer(t.template)
+        }
+        fixed = None  # the body and fields, when nothing in them depends on the request
+        if used <= {"error", "description", "status", "reason", None}:
+            fixed = (
+                body.substitute(values),
+                tuple((name, t.substitute(values)) for name, t in fields),
+            )
         return _Row(
-            answer=answer, header=None if answer.scope else header, body=body, fields=fields
+            answer=answer,
+            header=None if answer.scope else header,
+            body=body,
+            fields=fields,
+            fixed=fixed,
         )
 
     # ---- the table ------------------------------------------------------------------------------------
@@ -546,22 +562,27 @@ class Interpretation:
                 dpop=dpop,
                 metadata=decision.resource_metadata,
             )
-        values = _template_values(
-            answer,
-            status=answer.status,
-            sub=decision.subject or "",
-            client_id=decision.client_id or "",
-            nonce=decision.dpop_nonce or "",
-            access_token=decision.issued_token or "",
-        )
+        if row.fixed is not None:
+            body, more = row.fixed
+        else:
+            values = _template_values(
+                answer,
+                status=answer.status,
+                sub=decision.subject or "",
+                client_id=decision.client_id or "",
+                nonce=decision.dpop_nonce or "",
+                access_token=decision.issued_token or "",
+            )
+            body = row.body.substitute(values)
+            more = tuple((name, t.substitute(values)) for name, t in row.fields)
         return Outcome(
             finding=decision.finding,
             status=answer.status,
             www_authenticate=header,
             error=answer.error,
             content_type=answer.content_type,
-            body=row.body.substitute(values),
-            headers_more=tuple((name, t.substitute(values)) for name, t in row.fields),
+            body=body,
+            headers_more=more,
             unspecified=answer.unspecified,
             assumed=answer.assumed,
             note=answer.note,

@@ -50,6 +50,8 @@ __all__ = [
     "TlsVersion",
     "Topology",
     "Validation",
+    "arrival",
+    "arrival_key",
     "client_request",
     "curl_argv",
     "curl_shown",
@@ -182,6 +184,8 @@ class Deployment:
         relative = values.get("client_auth")
         if isinstance(relative, Relative):
             values["client_auth"] = relative.applied_to(self.client_auth)
+        if all(getattr(self, name) == value for name, value in values.items()):
+            return self
         return replace(self, **values)
 
 
@@ -830,31 +834,47 @@ def redeploy(
     exchange: Exchange, deployment: Deployment, *, lab: Lab, now: Any = LAB_NOW
 ) -> Exchange:
     """``exchange`` at a server deployed as ``deployment``: the same certificate, token and request sent;
-    what reaches the application made anew, and the handshake too when its arguments — how the server asks
-    for a certificate, and the TLS version — change (``exchange`` itself when nothing changes)."""
-    before = exchange.scenario.deployment
-    if deployment == before:
+    the handshake and what reaches the application as :func:`arrival` says (``exchange`` itself when
+    nothing changes)."""
+    if deployment == exchange.scenario.deployment:
         return exchange
+    tls, request = arrival(exchange, deployment, lab=lab, now=now)
+    scenario = replace(exchange.scenario, deployment=deployment)
+    return replace(exchange, scenario=scenario, tls=tls, request=request)
+
+
+def arrival(
+    exchange: Exchange, deployment: Deployment, *, lab: Lab, now: Any = LAB_NOW
+) -> tuple[TlsResult, Request | None]:
+    """What the TLS layer does and what reaches the application when ``exchange``'s request is sent to a
+    server deployed as ``deployment``: the handshake made anew when its own arguments (how the server asks for
+    a certificate, the TLS version, HTTP/2) change, the request received anew when the handshake or the path
+    through a proxy changes."""
+    before = exchange.scenario.deployment
     if deployment.endpoint is not before.endpoint:
         raise ScenarioError(
             "deployment.endpoint", "another endpoint is another request: realize it"
         )
-    scenario = replace(exchange.scenario, deployment=deployment)
-    if _handshake_arguments(deployment) == _handshake_arguments(before):
+    handshake_now, path = arrival_key(deployment)
+    if handshake_now == arrival_key(before)[0]:
         tls = exchange.tls
     else:
-        tls = _handshake(deployment, scenario.presentation, exchange.identity, lab=lab, now=now)
-    return replace(
-        exchange,
-        scenario=scenario,
-        tls=tls,
-        request=received(exchange.client_request, tls, deployment),
+        tls = _handshake(
+            deployment, exchange.scenario.presentation, exchange.identity, lab=lab, now=now
+        )
+    if tls is exchange.tls and path == arrival_key(before)[1]:
+        return tls, exchange.request
+    return tls, received(exchange.client_request, tls, deployment)
+
+
+def arrival_key(deployment: Deployment) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The deployment's part in :func:`arrival`: the handshake's arguments (how the server asks for a
+    certificate, the TLS version, HTTP/2) and the path a request takes to the application. Two deployments
+    with the same key receive the same exchange alike."""
+    return (
+        (deployment.client_auth, deployment.tls_version, deployment.http2),
+        (deployment.topology, deployment.proxy_strips_client_cert),
     )
-
-
-def _handshake_arguments(deployment: Deployment) -> tuple[object, ...]:
-    """The deployment's part in :func:`_handshake`'s arguments."""
-    return (deployment.client_auth, deployment.tls_version, deployment.http2)
 
 
 def _handshake(

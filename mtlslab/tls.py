@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -42,7 +43,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mtlslab.pki import LAB_NOW, ChainProblem, Identity, validate_client_chain
+from mtlslab.pki import LAB_NOW, ChainProblem, ChainVerdict, Identity, validate_client_chain
 from mtlslab.spec import Step, cite
 
 __all__ = [
@@ -310,7 +311,7 @@ def _validated(
                 "it as is",
             ),
         )
-    verdict = validate_client_chain(certificate, roots=tuple(roots), intermediates=chain, at=at)
+    verdict = _chain_verdict(certificate, tuple(roots), chain, at)
     if not verdict.valid:
         assert verdict.problem is not None
         alert = alert_by_name(_PROBLEM_ALERT[verdict.problem], when)
@@ -330,6 +331,18 @@ def _validated(
         der,
         _step(clause, True, f"{name} validated against the trusted CA ({client_auth.value})"),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _chain_verdict(
+    certificate: x509.Certificate,
+    roots: tuple[x509.Certificate, ...],
+    chain: tuple[x509.Certificate, ...],
+    at: dt.datetime,
+) -> ChainVerdict:
+    """The chain's verdict, remembered: the same chain at the same instant validates alike, and a matrix row
+    asks once for each way its readings ask for a certificate (measured: a fifth of the whole matrix)."""
+    return validate_client_chain(certificate, roots=roots, intermediates=chain, at=at)
 
 
 def _late(

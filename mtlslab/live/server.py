@@ -35,7 +35,7 @@ import h11
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
-from mtlslab.compare import lab_config
+from mtlslab.compare import lab_configs
 from mtlslab.findings import Finding
 from mtlslab.interpretations import Interpretation, reason_phrase
 from mtlslab.pki import LAB_NOW, Identity, Lab
@@ -675,9 +675,8 @@ class _ResourceServer(Listener):
         self.interpretation = interpretation
         self.asrv = asrv or AuthorizationServer(lab)
         self.now = now
-        self.config = (
-            lab_config(  # the simulation's own: the AS it was given, the lab CA, the lab client
-                self.deployment,
+        configure = (
+            lab_configs(  # the simulation's own: the AS it was given, the lab CA, the lab client
                 lab,
                 self.asrv,
                 now=now,
@@ -686,6 +685,7 @@ class _ResourceServer(Listener):
                 max_body_bytes=limits.max_body_bytes,
             )
         )
+        self.config = configure(self.deployment)
         self.last_finding: Finding | None = None  # the finding of the latest request answered
         super().__init__(host=host, port=port, limits=limits)
 
