@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from mtlslab import jose, rs
+from mtlslab import jose, rs, tls
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
@@ -37,7 +37,8 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
 ) -> None:
     """Simulator.row gives exactly the cells cell() gives, in order. Readings that run the same resource server
     share its decision and its trace, so 'success' under all built-ins takes one evaluation per distinct
-    configuration — fewer than the number of readings — and one signature check."""
+    configuration — fewer than the number of readings — one signature check, and one validation of the client's
+    chain however many ways the readings ask for it."""
     scenario = get_scenario("success")
     fresh = Simulator(sim.lab, asrv=sim.asrv)
     evaluations: list[rs.RsConfig] = []
@@ -48,8 +49,11 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
 
     monkeypatch.setattr("mtlslab.compare.evaluate", counting)
     jose.verify_jws.cache_clear()
+    tls._chain_verdict.cache_clear()
     row = fresh.row(scenario)
     assert jose.verify_jws.cache_info().misses == 1
+    assert tls._chain_verdict.cache_info().misses == 1
+    assert len({i.adapt(scenario.deployment).client_auth for i in BUILTINS.values()}) > 1
     assert len(evaluations) == len(set(evaluations)) < len(BUILTINS)
     assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
     traces: dict[object, set[int]] = {}
