@@ -23,7 +23,7 @@ from mtlslab.errors import InputError, MtlslabError
 
 if TYPE_CHECKING:
     from mtlslab.interpretations import Interpretation
-    from mtlslab.pki import LabFolder, LabFolderConflict
+    from mtlslab.live.terminal import LabFolder, LabFolderConflict
 
 __all__ = ["EXIT_OUTPUT_CLOSED", "INPUT_LIMIT", "Handler", "build_parser", "main"]
 
@@ -137,11 +137,12 @@ def _refusal(exc: LabFolderConflict, flag: str, *, seed: str) -> InputError:
 
 
 def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab, LabFolderConflict
+    from mtlslab.live.terminal import LabFolderConflict, write_lab_folder
+    from mtlslab.pki import Lab
 
     lab = Lab(seed=args.seed)
     try:
-        folder = lab.write(args.out, force=args.force)
+        folder = write_lab_folder(lab, args.out, every_identity=False, force=args.force)
     except LabFolderConflict as exc:
         raise _refusal(exc, "--out", seed=args.seed) from None
     for name in folder.written:
@@ -579,7 +580,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from mtlslab.compare import Simulator
     from mtlslab.live import LiveStack, client_url, curl_command
-    from mtlslab.pki import Lab, LabFolderConflict
+    from mtlslab.live.terminal import LabFolderConflict, write_lab_folder
+    from mtlslab.pki import Lab
     from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
     from mtlslab.tokens import LAB_ISSUER, AuthorizationServer
 
@@ -590,7 +592,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
     )
     try:  # before listening: a folder of another lab stops serve here
-        written = lab.write(args.lab_dir, every_identity=True, force=args.force)
+        written = write_lab_folder(lab, args.lab_dir, force=args.force)
     except LabFolderConflict as exc:
         raise _refusal(exc, "--lab-dir", seed=args.seed) from None
     folder = written.path

@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -25,14 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from mtlslab import pki
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.pki import (
-    LAB_MANIFEST,
     LAB_NOW,
     Artefact,
     ChainProblem,
     Identity,
     KeyType,
     Lab,
-    LabFolderConflict,
     load_certificate,
     load_private_key,
     public_jwk,
@@ -541,87 +538,6 @@ def test_a_key_file_is_born_0600_and_never_chmod_ed(
         "client.key",
         "client.pem",
     ]  # no leftovers
-
-
-def test_lab_write_gives_the_five_files_with_their_modes_and_lab_json(
-    lab: Lab, tmp_path: Path
-) -> None:
-    """Lab.write writes ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json,
-    which names the seed and the certificates' x5t#S256."""
-    done = lab.write(tmp_path / "new" / "dir")
-    assert done.path == tmp_path / "new" / "dir"
-    assert done.written == (*LAB_FILES, LAB_MANIFEST)
-    assert done.kept == ()
-    for name in done.written:
-        assert _mode(done.path / name) == (0o600 if name.endswith(".key") else 0o644), name
-    assert load_certificate((done.path / "client.pem").read_bytes()) == lab.client.certificate
-    manifest = json.loads((done.path / LAB_MANIFEST).read_text())
-    assert manifest == {
-        "seed": SEED,
-        "x5t#S256": {
-            "ca.pem": lab.ca.x5t_s256,
-            "client.pem": lab.client.x5t_s256,
-            "server.pem": lab.server.x5t_s256,
-        },
-    }
-
-
-def test_lab_write_keeps_its_own_files_and_adds_the_missing_ones(lab: Lab, tmp_path: Path) -> None:
-    """Writing the same lab again rewrites nothing (the very same files stay); every_identity then adds
-    each identity's NAME.pem / NAME.key and keeps the six already there."""
-    first = lab.write(tmp_path)
-    inodes = {name: (tmp_path / name).stat().st_ino for name in first.written}
-    again = Lab(SEED).write(tmp_path)
-    assert (again.written, again.kept) == ((), first.written)
-    assert {name: (tmp_path / name).stat().st_ino for name in first.written} == inodes
-    more = Lab(SEED).write(tmp_path, every_identity=True)
-    assert set(more.kept) == set(first.written)
-    assert set(more.written) == {
-        f"{name}.{ext}" for name in lab.identities() if name != "client" for ext in ("pem", "key")
-    }
-    assert _mode(tmp_path / "other-client.key") == 0o600
-
-
-def test_lab_write_refuses_another_seeds_folder_and_names_that_seed(
-    lab: Lab, tmp_path: Path
-) -> None:
-    """A folder another seed wrote is refused before anything is written (LabFolderConflict: the files
-    that differ, and the seed its lab.json names); with force it becomes this lab's."""
-    Lab("someone-else").write(tmp_path)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(tmp_path, every_identity=True)
-    assert refused.value.seed == "someone-else"
-    assert refused.value.names == (*LAB_FILES, LAB_MANIFEST)
-    assert "its lab.json names seed 'someone-else'" in str(refused.value)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    done = lab.write(tmp_path, force=True)
-    assert done.written == (*LAB_FILES, LAB_MANIFEST)
-    assert json.loads((tmp_path / LAB_MANIFEST).read_text())["seed"] == SEED
-    assert (tmp_path / "client.pem").read_bytes() == lab.client.cert_chain_pem.bytes()
-
-
-def test_lab_write_refuses_unknown_material_and_links(lab: Lab, tmp_path: Path) -> None:
-    """A client.pem that is no lab's (no lab.json says whose) and a client.key that is a link are refused;
-    with force both are replaced and the linked file is untouched; a lab.json that is not JSON names no seed."""
-    victim = _plant_victim(tmp_path)
-    before = _victim(victim)
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    (folder / "client.pem").write_text("my own notes\n")
-    (folder / "client.key").symlink_to(victim)
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(folder)
-    assert (refused.value.names, refused.value.seed) == (("client.pem", "client.key"), None)
-    assert "no lab.json there names their seed" in str(refused.value)
-    (folder / LAB_MANIFEST).write_text("not json")
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(folder)
-    assert refused.value.seed is None
-    lab.write(folder, force=True)
-    assert _victim(victim) == before
-    assert (folder / "client.key").read_bytes() == lab.client.private_key_pem.bytes()
-    assert not (folder / "client.key").is_symlink()
 
 
 def test_tempfile_holds_the_bytes_and_is_deleted_afterwards(lab: Lab) -> None:

@@ -22,8 +22,8 @@ pytest.importorskip("ipywidgets")
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
+from mtlslab.live.terminal import ARGUMENT_LIMIT_BYTES
 from mtlslab.scenarios import (
-    ARGUMENT_LIMIT_BYTES,
     CertChoice,
     ClientAuth,
     Deployment,
@@ -544,7 +544,7 @@ def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run
     (authorization,) = explorer.exchanges["baseline"].client_request.header_values("Authorization")
     assert len(authorization) > ARGUMENT_LIMIT_BYTES
     assert len(explorer.http_text) < 20_000
-    assert "characters not shown]" in explorer.http_text
+    assert "characters left out]" in explorer.http_text
     assert "431 Request Header Fields Too Large" in explorer.http_text
     assert "NOT RUNNABLE AS SHOWN" in explorer.curl_text
     argv = curl_argv(explorer.curl_text)
@@ -553,7 +553,7 @@ def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run
     assert f"Authorization: {authorization}".startswith(shown.partition("…[")[0])
     explorer.controls["token"].value = "bound"
     assert "NOT RUNNABLE" not in explorer.curl_text
-    assert "characters not shown" not in explorer.http_text
+    assert "characters left out" not in explorer.http_text
 
 
 # --------------------------------------------------------------------------------------------------

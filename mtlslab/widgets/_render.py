@@ -15,12 +15,11 @@ import html
 import json
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from mtlslab.compare import (
     ERROR_ABBREVIATIONS,
@@ -32,6 +31,7 @@ from mtlslab.compare import (
     outcome_marks,
 )
 from mtlslab.interpretations import Interpretation, Outcome
+from mtlslab.live.terminal import curl_argv, curl_shown
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.rs import BindingCheck, TokenInspection
 from mtlslab.scenarios import (
@@ -43,11 +43,8 @@ from mtlslab.scenarios import (
     Scenario,
     TlsVersion,
     Topology,
-    curl_argv,
-    curl_shown,
-    shorten,
 )
-from mtlslab.spec import Step
+from mtlslab.spec import Step, shorten
 
 if TYPE_CHECKING:
     from mtlslab.live import LiveRun
@@ -63,7 +60,6 @@ __all__ = [
     "answer_cards",
     "binding_html",
     "cell_detail_html",
-    "certificate_html",
     "compact",
     "curl_command",
     "differences_html",
@@ -314,7 +310,9 @@ SHOWN_LINE_CHARS = 2048
 
 def _wire(text: str) -> str:
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    return "\n".join(shorten(line, SHOWN_LINE_CHARS) for line in lines)
+    return "\n".join(
+        line if len(line) <= SHOWN_LINE_CHARS else shorten(line, SHOWN_LINE_CHARS) for line in lines
+    )
 
 
 def exchange_text(groups: Sequence[Group]) -> str:
@@ -877,49 +875,6 @@ def thumbprint_html(steps: ThumbprintSteps) -> str:
         "(<a href='https://www.rfc-editor.org/rfc/rfc8705#section-3.1' target='_blank' rel='noopener noreferrer'>RFC 8705 §3.1</a>)</div>"
         f"<table style='border-collapse:collapse;font-size:12px'>{body}</table><div>{verdict}</div>"
     )
-
-
-def _names(cert: x509.Certificate) -> str:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return "(none)"
-    return ", ".join(str(getattr(n, "value", n)) for n in san) or "(none)"
-
-
-def _usage(cert: x509.Certificate) -> str:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return "(none)"
-    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
-
-
-def certificate_html(cert: x509.Certificate) -> str:
-    """A decoded certificate: subject, issuer, names, usage, validity, serial, key."""
-    key = cert.public_key()
-    spki = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    rows: Iterable[tuple[str, str]] = (
-        ("subject", cert.subject.rfc4514_string() or "(empty)"),
-        ("issuer", cert.issuer.rfc4514_string() or "(empty)"),
-        ("self-signed", "yes" if cert.subject == cert.issuer else "no"),
-        ("subjectAltName", _names(cert)),
-        ("extendedKeyUsage", _usage(cert)),
-        (
-            "valid",
-            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} → {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-        ),
-        ("serial", f"{cert.serial_number:x}"),
-        ("public key", f"{type(key).__name__.lstrip('_')} ({len(spki)} bytes SPKI)"),
-    )
-    body = "".join(
-        f"<tr><th style='text-align:left;padding:2px 8px;color:#555;font-weight:normal'>{esc(k)}</th>"
-        f"<td style='padding:2px 8px;font-family:monospace;word-break:break-all'>{esc(v)}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
 
 
 def binding_html(binding: BindingCheck) -> str:

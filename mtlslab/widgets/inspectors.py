@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.compare import Simulator
 from mtlslab.errors import TokenError
-from mtlslab.pki import Lab, load_certificate
+from mtlslab.pki import Lab, certificate_html, load_certificate
 from mtlslab.rs import inspect_token
 from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
@@ -125,7 +125,7 @@ class CertificateInspector(Adapter):
             self.decoded.value = self.steps.value = self.binding.value = ""
             return
         self.error.value = ""
-        self.decoded.value = render.certificate_html(cert)
+        self.decoded.value = certificate_html(cert)
         self.steps.value = render.thumbprint_html(steps)
         self.binding.value = render.binding_html(inspection.binding)
 
