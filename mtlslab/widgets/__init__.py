@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from mtlslab.widgets._common import WORKSHOP_SEED, shared_simulator
 from mtlslab.widgets.app import explorer_app
-from mtlslab.widgets.bench import bench_explorer_rerender
 from mtlslab.widgets.editor import InterpretationEditor
 from mtlslab.widgets.explorer import ScenarioExplorer
 from mtlslab.widgets.inspectors import CertificateInspector, TokenInspector
@@ -30,7 +29,6 @@ __all__ = [
     "MatrixView",
     "ScenarioExplorer",
     "TokenInspector",
-    "bench_explorer_rerender",
     "explorer_app",
     "shared_simulator",
 ]

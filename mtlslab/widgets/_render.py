@@ -21,15 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 
-from mtlslab.compare import (
-    ERROR_ABBREVIATIONS,
-    OUTCOME_COLOURS,
-    Cell,
-    Matrix,
-    compact,
-    outcome_colours,
-    outcome_marks,
-)
+from mtlslab.compare import ERROR_ABBREVIATIONS, Cell, Matrix, compact
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.live.terminal import curl_argv, curl_shown
 from mtlslab.pki import certificate_der, x5t_s256
@@ -50,6 +42,7 @@ if TYPE_CHECKING:
     from mtlslab.live import LiveRun
 
 __all__ = [
+    "OUTCOME_COLOURS",
     "SHOWN_LINE_CHARS",
     "Branch",
     "Group",
@@ -73,6 +66,7 @@ __all__ = [
     "mermaid_markdown",
     "mermaid_text",
     "outcome_colours",
+    "outcome_marks",
     "sequence_diagram",
     "status_line",
     "thumbprint_html",
@@ -91,6 +85,37 @@ def esc(text: object) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Outcomes.
+
+#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
+OUTCOME_COLOURS = {
+    "2": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "tls": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
+
+
+def outcome_colours(outcome: Outcome) -> tuple[str, str]:
+    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
+    if outcome.tls_alert is not None:
+        return OUTCOME_COLOURS["tls"]
+    status = str(outcome.status)
+    if status.startswith("2"):
+        return OUTCOME_COLOURS["2"]
+    return OUTCOME_COLOURS.get(status, OUTCOME_COLOURS["other"])
+
+
+def outcome_marks(outcome: Outcome) -> str:
+    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified, italics
+    where it is assumed (not shown by the reading's source)."""
+    if outcome.unspecified:
+        return ";border:2px dashed #8e1b25"
+    if outcome.assumed:
+        return ";font-style:italic"
+    return ""
+
 
 _HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
 
