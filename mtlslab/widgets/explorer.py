@@ -415,7 +415,7 @@ class ScenarioExplorer(Adapter):
             exchanges[cells[0].interpretation] if cells else self.simulator.exchange(scenario)
         )
         self.http_text = render.exchange_text(groups) if groups else ""
-        self.curl_text = render.curl_command(exchange, seed=self.simulator.lab.seed)
+        self.curl_text = render.curl_text(exchange, seed=self.simulator.lab.seed)
         pre = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
         self.http.value = f"<pre style='{pre}'>{render.esc(self.http_text)}</pre>"
         self.curl.value = f"<pre style='{pre}'>{render.esc(self.curl_text)}</pre>"
