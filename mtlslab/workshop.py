@@ -52,14 +52,16 @@ __all__ = [
     "solution",
 ]
 
-#: The seed every attendee's lab uses, so the thumbprints on the slides match every laptop.
+#: The seed every attendee's lab uses (the notebooks' and the widgets'), so the thumbprints on the slides
+#: match every laptop.
 LAB_SEED = "workshop"
 
 
-@functools.lru_cache(maxsize=1)
-def simulator() -> Simulator:
-    """The workshop's simulator (``Lab(seed=LAB_SEED)``), made once."""
-    return Simulator(Lab(seed=LAB_SEED))
+@functools.lru_cache(maxsize=8)
+def simulator(seed: str = LAB_SEED) -> Simulator:
+    """The workshop's simulator (``Lab(seed=LAB_SEED)``; the widgets' for another seed), made once per
+    process: its caches make every later question cheap."""
+    return Simulator(Lab(seed=seed))
 
 
 # --------------------------------------------------------------------------------------------------

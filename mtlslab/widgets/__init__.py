@@ -15,7 +15,6 @@ Needs the ``notebook`` extra (ipywidgets 8). Presentation helpers that need no i
 
 from __future__ import annotations
 
-from mtlslab.widgets._common import WORKSHOP_SEED, shared_simulator
 from mtlslab.widgets.app import explorer_app
 from mtlslab.widgets.editor import InterpretationEditor
 from mtlslab.widgets.explorer import ScenarioExplorer
@@ -23,12 +22,10 @@ from mtlslab.widgets.inspectors import CertificateInspector, TokenInspector
 from mtlslab.widgets.matrix import MatrixView
 
 __all__ = [
-    "WORKSHOP_SEED",
     "CertificateInspector",
     "InterpretationEditor",
     "MatrixView",
     "ScenarioExplorer",
     "TokenInspector",
     "explorer_app",
-    "shared_simulator",
 ]
