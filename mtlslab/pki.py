@@ -510,24 +510,34 @@ class Identity:
 
     # ---- deliberately defective variants: the same subject and key --------------------------------
     def _reissue(
-        self, defect: str, *, by: CertificateAuthority | None = None, **changes: Any
+        self,
+        defect: str,
+        *,
+        by: CertificateAuthority | None = None,
+        itself: bool = False,
+        **changes: Any,
     ) -> Identity:
-        """The same subject, key and SANs, re-signed ``by`` a CA (its own issuer by default)."""
+        """The same subject, key and SANs in a new certificate, signed ``by`` a CA (its own issuer by
+        default) or, with ``itself``, by its own key."""
         ca = by or self.issuer
         if ca is None:
             raise CertificateError(
                 "identity", f"{self.name} has no issuer to re-sign a variant with"
             )
-        serial = ca.lab.serial(f"{ca.name}/variant/{self.name}/{defect}")
+        name, signer = f"{self.name}+{defect}", None if itself else ca
+        label = f"self-signed/{name}" if itself else f"{ca.name}/variant/{self.name}/{defect}"
         subject, san = self.certificate.subject, _san_of(self.certificate)
-        cert = _issue(serial, subject, self.private_key, by=ca, san=san, **changes)
+        cert = _issue(
+            ca.lab.serial(label), subject, self.private_key, by=signer, san=san, **changes
+        )
         return dataclasses.replace(
             self,
-            name=f"{self.name}+{defect}",
+            name=name,
             certificate=cert,
-            chain=ca.chain,
+            chain=signer.chain if signer else (),
+            auth_method="tls_client_auth" if itself else self.auth_method,
             defect=defect,
-            issuer=ca,
+            issuer=signer,
         )
 
     def expired(self) -> Identity:
@@ -550,20 +560,7 @@ class Identity:
         """The same subject and key in a self-signed certificate, where a PKI-issued one is expected."""
         if self.issuer is None:
             raise CertificateError("identity", f"{self.name} is self-signed already")
-        name = f"{self.name}+self-signed"
-        serial = self.issuer.lab.serial(f"self-signed/{name}")
-        cert = _issue(
-            serial, self.certificate.subject, self.private_key, san=_san_of(self.certificate)
-        )
-        return dataclasses.replace(
-            self,
-            name=name,
-            certificate=cert,
-            chain=(),
-            auth_method="tls_client_auth",
-            defect="self-signed",
-            issuer=None,
-        )
+        return self._reissue("self-signed", itself=True)
 
     # ---- display ---------------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -242,13 +242,8 @@ class AccessToken:
 
     def __repr__(self) -> str:
         shown = self.value if len(self.value) <= 24 else f"{self.value[:12]}…{self.value[-8:]}"
-        binding = (
-            f" x5t#S256={self.bound_x5t}"
-            if self.bound_x5t
-            else f" jkt={self.bound_jkt}"
-            if self.bound_jkt
-            else ""
-        )
+        binding = f" x5t#S256={self.bound_x5t}" if self.bound_x5t else ""
+        binding = binding or (f" jkt={self.bound_jkt}" if self.bound_jkt else "")
         return f"<AccessToken {self.variant} {self.kind} {shown!r}{binding}>"
 
     def _repr_html_(self) -> str:
@@ -459,12 +454,8 @@ class AuthorizationServer:
             known = ", ".join(sorted(TOKEN_VARIANTS))
             raise TokenError("variant", f"unknown token variant {variant!r}; known: {known}")
         identity = bound_to if bound_to is not None else self.lab.client
-        cache_key = (
-            variant,
-            identity,
-            dpop_key,
-            now,
-        )  # identities hash by certificate; keys by identity
+        # identities hash by certificate; keys by identity
+        cache_key = (variant, identity, dpop_key, now)
         found = self._cache.get(cache_key)
         if found is None:
             mint = _Mint(

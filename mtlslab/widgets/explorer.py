@@ -177,7 +177,7 @@ class ScenarioExplorer(Adapter):
         )
         self.interpretations = classed(
             widgets.SelectMultiple(
-                options=[(f"{i.name} — {i.title}", i.name) for i in self._known.values()],
+                options=self._reading_options(),
                 value=tuple(chosen),
                 rows=9,
                 description="readings",
@@ -267,21 +267,15 @@ class ScenarioExplorer(Adapter):
         values["forged_client_cert"] = None if forged is CertChoice.NONE else forged
         raw = values["raw_authorization"] if self.raw_enabled.value else None
         if raw is not None and any(c in raw for c in "\r\n\0"):
-            raise ScenarioError(
-                "raw_authorization",
-                "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)",
-            )
+            why = "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)"
+            raise ScenarioError("raw_authorization", why)
         values["raw_authorization"] = raw
         deployment = Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS})
         presentation = Presentation(**values)
         token = self.controls["token"].value
         picked = self._picked
-        if (
-            picked is not None
-            and picked.deployment == deployment
-            and picked.presentation == presentation
-            and picked.token == token
-        ):
+        wanted = (deployment, presentation, token)
+        if picked is not None and (picked.deployment, picked.presentation, picked.token) == wanted:
             return picked
         return Scenario(
             id=CUSTOM_ID,
@@ -292,6 +286,9 @@ class ScenarioExplorer(Adapter):
             tags=(CUSTOM_ID,),
         )
 
+    def _reading_options(self) -> list[tuple[str, str]]:
+        return [(f"{i.name} — {i.title}", i.name) for i in self._known.values()]
+
     def chosen(self) -> list[Interpretation]:
         """The selected interpretations, in display order."""
         return [self._known[name] for name in self.interpretations.value]
@@ -300,9 +297,7 @@ class ScenarioExplorer(Adapter):
         """Offer one more interpretation (e.g. from the editor), selected unless told otherwise."""
         self._known[interpretation.name] = interpretation
         with self.held():
-            self.interpretations.options = [
-                (f"{i.name} — {i.title}", i.name) for i in self._known.values()
-            ]
+            self.interpretations.options = self._reading_options()
             if select:
                 self.interpretations.value = (
                     *(n for n in self.interpretations.value if n != interpretation.name),
