@@ -26,6 +26,7 @@ import html
 import io
 import json
 import textwrap
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,10 +34,28 @@ from typing import Any
 
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
-from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
+from mtlslab.interpretations import BUILTINS, UNSPECIFIED_ERROR, Interpretation, Outcome
 from mtlslab.pki import LAB_NOW, Lab
-from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate
-from mtlslab.scenarios import CATALOGUE, Deployment, Exchange, Scenario, realize, redeploy
+from mtlslab.rs import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    Decision,
+    Jwks,
+    Registration,
+    RsConfig,
+    config_for,
+    evaluate,
+)
+from mtlslab.scenarios import (
+    CATALOGUE,
+    LAB_CLIENT_ID,
+    Deployment,
+    Endpoint,
+    Exchange,
+    Scenario,
+    realize,
+    redeploy,
+)
 from mtlslab.spec import Clause, Step
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
@@ -46,6 +65,7 @@ __all__ = [
     "Matrix",
     "Simulator",
     "compact",
+    "lab_config",
     "md_escape",
 ]
 
@@ -103,6 +123,53 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
         clause=Clause(rfc=int(rfc), section=section),
         passed=data["passed"],
         detail=data["detail"],
+    )
+
+
+def lab_config(
+    deployment: Deployment,
+    lab: Lab,
+    asrv: AuthorizationServer,
+    *,
+    now: dt.datetime | None = LAB_NOW,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    required_scope: str = "read",
+    jwks: Jwks | None = None,
+) -> RsConfig:
+    """The lab's resource server (or token endpoint) deployed as ``deployment``: trusting ``asrv`` (its
+    JWKS, introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing
+    lab tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
+    well-known path after the host). ``now=None`` is the wall clock."""
+
+    def clock() -> dt.datetime:
+        return now or dt.datetime.now(dt.timezone.utc)
+
+    def issue(der: bytes) -> str:
+        holder = next(i for i in lab.identities().values() if i.der == der)
+        return asrv.mint("bound", bound_to=holder, now=clock()).value
+
+    resource = urllib.parse.urlsplit(asrv.audience)
+    return config_for(
+        deployment,
+        jwks=jwks or Jwks.from_dict(asrv.jwks()),
+        introspect=lambda token: asrv.introspect(token, now=clock()),
+        issuer=asrv.issuer,
+        audience=asrv.audience,
+        required_scope=required_scope,
+        max_header_bytes=max_header_bytes,
+        max_body_bytes=max_body_bytes,
+        roots=(lab.ca.certificate,),
+        registrations={
+            Endpoint.TOKEN_PKI: Registration(
+                client_id=LAB_CLIENT_ID, subject_dn=lab.client.certificate.subject.rfc4514_string()
+            ),
+            Endpoint.TOKEN_SELF_SIGNED: Registration(
+                client_id=LAB_CLIENT_ID, x5t=lab.self_signed_client.x5t_s256
+            ),
+        },
+        issue=issue,
+        resource_metadata=f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource",
     )
 
 
@@ -172,12 +239,12 @@ class Simulator:
 
     def config(self, deployment: Deployment) -> RsConfig:
         """The lab resource server's configuration for ``deployment``."""
-        return config_for(
+        return lab_config(
             deployment,
+            self.lab,
+            self.asrv,
+            now=self.now,
             jwks=self.jwks,
-            introspect=self.introspect,
-            issuer=self.asrv.issuer,
-            audience=self.asrv.audience,
         )
 
     def decide(
@@ -260,18 +327,21 @@ class Simulator:
 
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
 ERROR_ABBREVIATIONS = {
+    UNSPECIFIED_ERROR: "??",
     "invalid_token": "IT",
     "invalid_request": "IR",
     "insufficient_scope": "IS",
     "invalid_dpop_proof": "DP",
     "invalid_client_certificate": "CC",
     "unauthorized_client": "UC",
+    "invalid_client": "IC",
+    "use_dpop_nonce": "UN",
 }
 
 
 def compact(outcome: Outcome) -> str:
-    """A cell in at most 7 characters: ``401 IT*``, ``TLS 116``, ``200``; ``!`` a bound token accepted
-    without a binding check, ``*`` unspecified, ``?`` assumed."""
+    """A cell in at most 8 characters: ``401 ??*``, ``401 IT``, ``TLS 116``, ``200``; ``!`` a bound token
+    accepted without a binding check, ``*`` unspecified, ``?`` assumed."""
     if outcome.tls_alert is not None:
         text = f"TLS {outcome.tls_alert.code}"
     else:
@@ -441,20 +511,53 @@ class Matrix:
         return rows
 
     # ---- exports --------------------------------------------------------------------------------------
+    def borrowed(self, scenario: str) -> dict[str, Finding]:
+        """The cells of a row that give another reading's answer for another reason, by interpretation:
+        their verdict is that of a cell reaching the row's own finding (the scenario's expected one, else the
+        most common), while they reach a different finding — the DPoP analogy's 401 invalid_token for a
+        certificate-bound token sent as Bearer beside thread-401's for a missing certificate. Exports mark
+        them, so equal answers are not read as agreement."""
+        row = self.row(scenario)
+        found = next((s for s in self.scenarios if s.id == scenario), None)
+        reference = found.expect if found is not None and found.expect else None
+        if reference is None or all(c.finding is not reference for c in row):
+            reference = Counter(c.finding for c in row).most_common(1)[0][0]
+        by_reference = {c.outcome.verdict for c in row if c.finding is reference}
+        return {
+            c.interpretation: c.finding
+            for c in row
+            if c.finding is not reference and c.outcome.verdict in by_reference
+        }
+
+    def _borrowed_legend(self) -> list[tuple[str, list[str]]]:
+        """``(interpretation, sorted findings)`` for every column with a borrowed cell."""
+        marks: dict[str, set[str]] = {}
+        for s in self.scenarios:
+            for name, finding in self.borrowed(s.id).items():
+                marks.setdefault(name, set()).add(finding.value)
+        return [(i.name, sorted(marks[i.name])) for i in self.interpretations if i.name in marks]
+
     def to_markdown(self, *, legend: bool = True) -> str:
-        """A Markdown table: scenarios down, interpretations across; ``*`` unspecified, ``?`` assumed."""
+        """A Markdown table: scenarios down, interpretations across; ``*(unspecified)*``, ``*(assumed)*``, and
+        † for an answer equal to another reading's but reached by another finding (:meth:`borrowed`)."""
         head = "| scenario | " + " | ".join(f"`{i.name}`" for i in self.interpretations) + " |"
         rule = "|---|" + "---|" * len(self.interpretations)
         lines = [head, rule]
         for s in self.scenarios:
+            borrowed = self.borrowed(s.id)
             cells = []
             for c in self.row(s.id):
                 o = c.outcome
                 if o.tls_alert is not None:
                     text = f"TLS `{o.tls_alert.name}`"
+                elif o.error == UNSPECIFIED_ERROR:
+                    text = f"{o.status} *(error code unspecified)*"
                 else:
                     text = f"{o.status}" + (f" `{o.error}`" if o.error else "")
-                text += " *(unspecified)*" if o.unspecified else " *(assumed)*" if o.assumed else ""
+                    text += " *(unspecified)*" if o.unspecified else ""
+                text += " *(assumed)*" if o.assumed and not o.unspecified else ""
+                if c.interpretation in borrowed:
+                    text += f" † *({borrowed[c.interpretation].value})*"
                 if c.finding is Finding.ACCEPTED_ALTHOUGH_BOUND:
                     text += " ⚠ *binding not checked*"
                 cells.append(text)
@@ -462,10 +565,12 @@ class Matrix:
         if legend:
             lines += [
                 "",
-                "*(unspecified)*: the RFCs name no answer (the status shown is mtlslab's placeholder, the bare "
-                "RFC 6750 challenge); *(assumed)*: wholly or partly not shown by the source (see the cell's note), "
-                "inherited from the baseline; ⚠ *binding not checked*: a certificate- or DPoP-bound token "
-                "accepted without any binding check (anyone holding it can use it). Sources: "
+                "*(error code unspecified)*: RFC 6750 §3 asks for an error attribute and the RFCs name no code "
+                '(the cell sends error="unspecified"); *(unspecified)*: the RFCs name no answer; *(assumed)*: '
+                "wholly or partly not shown by the source (see the cell's note), inherited from the baseline; "
+                "† *(finding)*: the same answer as another reading's, reached by another finding (so not "
+                "agreement); ⚠ *binding not checked*: a certificate- or DPoP-bound token accepted without any "
+                "binding check (anyone holding it can use it). Sources: "
                 + "; ".join(
                     f"`{i.name}` — {md_escape(str(i.source))}" for i in self.interpretations
                 ),
@@ -476,8 +581,9 @@ class Matrix:
         """Plain-text tables no wider than ``width`` for an Internet-Draft, split into column groups."""
         numbered = list(enumerate(self.interpretations, start=1))
         label_width = min(max((len(s.id) for s in self.scenarios), default=8), 28)
-        cell_width = 8
+        cell_width = 9
         per_group = columns or max(1, (width - label_width - 1) // cell_width)
+        borrowed = {s.id: self.borrowed(s.id) for s in self.scenarios}
         out: list[str] = []
         for start in range(0, len(numbered), per_group):
             group = numbered[start : start + per_group]
@@ -494,7 +600,10 @@ class Matrix:
                     label.ljust(label_width)
                     + " "
                     + "".join(
-                        compact(self.cells[(s.id, i.name)].outcome).rjust(cell_width)
+                        (
+                            compact(self.cells[(s.id, i.name)].outcome)
+                            + ("+" if i.name in borrowed[s.id] else "")
+                        ).rjust(cell_width)
                         for _, i in group
                     )
                 )
@@ -509,11 +618,15 @@ class Matrix:
         codes = ", ".join(f"{v}={k}" for k, v in ERROR_ABBREVIATIONS.items())
         out += textwrap.wrap(
             f"Cells: status and error code ({codes}); TLS nnn = TLS alert number; "
-            "* = the RFCs name no answer (unspecified; the status is a placeholder); ? = wholly or partly "
-            "not shown by the source (assumed); ! = a "
-            "bound token accepted without any binding check.",
+            "* = the RFCs name no answer (unspecified); ? = wholly or partly not shown by the source "
+            "(assumed); ! = a bound token accepted without any binding check; + = the same answer as "
+            "another reading's, reached by another finding (not agreement):",
             width=width,
         )
+        for name, findings in self._borrowed_legend():
+            out += textwrap.wrap(
+                f"+ in {name}: {', '.join(findings)}", width=width, subsequent_indent="    "
+            )
         text = "\n".join(out) + "\n"
         if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
             raise RuntimeError(f"internal error: a line is wider than {width} columns")

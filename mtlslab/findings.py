@@ -1,9 +1,10 @@
-"""The closed set of findings a resource server can reach, each with its clause (rules as data).
+"""The closed set of findings a resource server (or, for client authentication, a token endpoint) can reach,
+each with its clause (rules as data).
 
-A :class:`Finding` is *what the resource server found*; which status code and error it answers with is
-an interpretation's choice (:mod:`mtlslab.interpretations`). Like h11's ``error_status_hint``, each finding
-carries only a *hint*: the RFC 6750 §3.1 error code the text points to, or ``None`` where the RFCs are
-silent — the gap mtlslab exists to show.
+A :class:`Finding` is *what the server found*; which status code and error it answers with is an
+interpretation's choice (:mod:`mtlslab.interpretations`). Like h11's ``error_status_hint``, each finding carries
+only a *hint*: the error code the text points to (RFC 6750 §3.1 at a resource, RFC 6749 §5.2 at a token
+endpoint), or ``None`` where the RFCs are silent — the gap mtlslab exists to show.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ class Finding(enum.Enum):
     HEADERS_TOO_LARGE = "headers_too_large"
     BODY_TOO_LARGE = "body_too_large"
     NO_TOKEN = "no_token"
+    SCHEME_MISSING = "scheme_missing"
+    SCHEME_UNSUPPORTED = "scheme_unsupported"
     MALFORMED_AUTHORIZATION = "malformed_authorization"
     MULTIPLE_METHODS = "multiple_methods"
+    QUERY_TOKEN_REFUSED = "query_token_refused"
     TOKEN_MALFORMED = "token_malformed"
     BAD_SIGNATURE = "bad_signature"
     TOKEN_EXPIRED = "token_expired"
@@ -36,6 +40,7 @@ class Finding(enum.Enum):
     MTLS_TOKEN_AS_BEARER = "mtls_token_as_bearer"
     DPOP_PROOF_MISSING = "dpop_proof_missing"
     DPOP_PROOF_INVALID = "dpop_proof_invalid"
+    DPOP_NONCE_REQUIRED = "dpop_nonce_required"
     DPOP_KEY_MISMATCH = "dpop_key_mismatch"
     UNTRUSTED_CLIENT_CERT_HEADER = "untrusted_client_cert_header"
     CERTIFICATE_MISSING = "certificate_missing"
@@ -43,8 +48,11 @@ class Finding(enum.Enum):
     UNSUPPORTED_CONFIRMATION = "unsupported_confirmation"
     TOKEN_NOT_BOUND = "token_not_bound"
     INSUFFICIENT_SCOPE = "insufficient_scope"
+    CLIENT_CERTIFICATE_MISSING = "client_certificate_missing"
+    CLIENT_CERTIFICATE_MISMATCH = "client_certificate_mismatch"
     ACCEPTED = "accepted"
     ACCEPTED_ALTHOUGH_BOUND = "accepted_although_bound"
+    TOKEN_ISSUED = "token_issued"
 
     @property
     def info(self) -> FindingInfo:
@@ -53,16 +61,19 @@ class Finding(enum.Enum):
 
     @property
     def rejected(self) -> bool:
-        """Whether the request is refused: every finding but the two acceptances."""
-        return self is not Finding.ACCEPTED and self is not Finding.ACCEPTED_ALTHOUGH_BOUND
+        """Whether the request is refused: every finding but the acceptances and a token issued."""
+        return self not in _GRANTED
 
     def __str__(self) -> str:
         return self.value
 
 
+_GRANTED = frozenset({Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND, Finding.TOKEN_ISSUED})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FindingInfo:
-    """Documentation of one finding: what it means, the clause, the RFC 6750 code the text points to."""
+    """Documentation of one finding: what it means, the clause, the error code the text points to."""
 
     title: str
     meaning: str
@@ -71,194 +82,224 @@ class FindingInfo:
     security: bool = False
 
 
-_6750_21 = cite("RFC 6750 §2.1")
-_6750_2 = cite("RFC 6750 §2")
-_6750_31 = cite("RFC 6750 §3.1")
-_9068_4 = cite("RFC 9068 §4")
-_7662_22 = cite("RFC 7662 §2.2")
-_8705_3 = cite("RFC 8705 §3")
-_9449_71 = cite("RFC 9449 §7.1")
-_9449_72 = cite("RFC 9449 §7.2")
-_9449_43 = cite("RFC 9449 §4.3")
-_9440_24 = cite("RFC 9440 §2.4")
-_7800_3 = cite("RFC 7800 §3")
-_8446 = cite("RFC 8446 §4.4.2.4")
-_6585_5 = cite("RFC 6585 §5")
-_9110_15514 = cite("RFC 9110 §15.5.14")
+def _row(
+    title: str, clause: str, hint: str | None, meaning: str, *, security: bool = False
+) -> FindingInfo:
+    return FindingInfo(
+        title=title, meaning=meaning, clause=cite(clause), hint=hint, security=security
+    )
+
+
+_F = Finding
+_IT = "invalid_token"
+_IR = "invalid_request"
+_IDP = "invalid_dpop_proof"
 
 #: Documentation of every finding (rules as data; README tables are generated from this).
 FINDINGS: dict[Finding, FindingInfo] = {
-    Finding.TLS_REJECTED: FindingInfo(
-        title="TLS rejected",
-        clause=_8446,
-        hint=None,
-        meaning="the TLS layer aborted the handshake with an alert; no HTTP request reached the resource server",
+    _F.TLS_REJECTED: _row(
+        "TLS rejected",
+        "RFC 8446 §6.2",
+        None,
+        "the TLS layer aborted the handshake with an alert; no HTTP request reached the resource server",
     ),
-    Finding.HEADERS_TOO_LARGE: FindingInfo(
-        title="header fields too large",
-        clause=_6585_5,
-        hint=None,
-        meaning="the request line and header fields exceed the server's limit (16 KiB by default): refused at "
-        "the HTTP layer before any token check",
+    _F.HEADERS_TOO_LARGE: _row(
+        "header fields too large",
+        "RFC 6585 §5",
+        None,
+        "the request line and header fields exceed the server's limit (16 KiB by default): refused at the "
+        "HTTP layer before any token check",
     ),
-    Finding.BODY_TOO_LARGE: FindingInfo(
-        title="body too large",
-        clause=_9110_15514,
-        hint=None,
-        meaning="the request body exceeds the server's limit (64 KiB by default): refused at the HTTP layer "
-        "before any token check",
+    _F.BODY_TOO_LARGE: _row(
+        "body too large",
+        "RFC 9110 §15.5.14",
+        None,
+        "the request body exceeds the server's limit (64 KiB by default): refused at the HTTP layer before "
+        "any token check",
     ),
-    Finding.NO_TOKEN: FindingInfo(
-        title="no token",
-        clause=_6750_31,
-        hint=None,
-        meaning="the request carries no access token the server understands; RFC 6750 §3.1: no error code",
+    _F.NO_TOKEN: _row(
+        "no token",
+        "RFC 6750 §3.1",
+        None,
+        "the request carries no access token and no Authorization field; RFC 6750 §3.1: no error code",
     ),
-    Finding.MALFORMED_AUTHORIZATION: FindingInfo(
-        title="malformed Authorization",
-        clause=_6750_21,
-        hint="invalid_request",
-        meaning="the Authorization header does not follow the Bearer syntax (empty credentials, bad characters, "
-        "or more than one header)",
+    _F.SCHEME_MISSING: _row(
+        "no authentication scheme",
+        "RFC 9110 §11.4",
+        None,
+        "the Authorization field holds a bare token with no scheme before it (credentials begin with an "
+        "auth-scheme); no token the server understands, so RFC 6750 §3.1 asks for no error code",
     ),
-    Finding.MULTIPLE_METHODS: FindingInfo(
-        title="more than one method",
-        clause=_6750_2,
-        hint="invalid_request",
-        meaning="the token travels in more than one place (header, form body, query): RFC 6750 §2 allows one",
+    _F.SCHEME_UNSUPPORTED: _row(
+        "unsupported scheme",
+        "RFC 6750 §3.1",
+        None,
+        "the Authorization field uses a scheme this server does not accept (Basic, or MTLS where there is no "
+        "such scheme): RFC 6750 §3.1, an unsupported authentication method, no error code",
     ),
-    Finding.TOKEN_MALFORMED: FindingInfo(
-        title="token malformed",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="the token is not a well-formed JWT access token (three parts of unpadded, canonical base64url; "
-        "JSON objects naming no member twice; typ at+jwt; no crit; required claims)",
+    _F.MALFORMED_AUTHORIZATION: _row(
+        "malformed Authorization",
+        "RFC 6750 §2.1",
+        _IR,
+        "the Authorization header does not follow the Bearer syntax (empty credentials, bad characters, or "
+        "more than one header)",
     ),
-    Finding.BAD_SIGNATURE: FindingInfo(
-        title="bad signature",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="the signature does not verify with the issuer's keys (wrong key, unknown kid, alg none, "
-        "an algorithm the key does not use)",
+    _F.MULTIPLE_METHODS: _row(
+        "more than one method",
+        "RFC 6750 §2",
+        _IR,
+        "the token travels in more than one place (header, form body, query): RFC 6750 §2 allows one",
+    ),
+    _F.QUERY_TOKEN_REFUSED: _row(
+        "token in the query refused",
+        "RFC 6750 §2.3",
+        _IR,
+        "the token came in the query, which this server does not accept (RFC 6750 §2.3 lets a server support "
+        "it or not)",
+    ),
+    _F.TOKEN_MALFORMED: _row(
+        "token malformed",
+        "RFC 9068 §4",
+        _IT,
+        "the token is not a well-formed JWT access token (three parts of unpadded, canonical base64url; JSON "
+        "objects naming no member twice; typ at+jwt; no crit; required claims)",
+    ),
+    _F.BAD_SIGNATURE: _row(
+        "bad signature",
+        "RFC 9068 §4",
+        _IT,
+        "the signature does not verify with the issuer's keys (wrong key, unknown kid, alg none, an algorithm "
+        "the key does not use)",
         security=True,
     ),
-    Finding.TOKEN_EXPIRED: FindingInfo(
-        title="expired",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="the token's exp is in the past",
+    _F.TOKEN_EXPIRED: _row("expired", "RFC 9068 §4", _IT, "the token's exp is in the past"),
+    _F.TOKEN_NOT_YET_VALID: _row(
+        "not yet valid", "RFC 9068 §4", _IT, "the token's nbf lies in the future"
     ),
-    Finding.TOKEN_NOT_YET_VALID: FindingInfo(
-        title="not yet valid",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="the token's nbf lies in the future",
+    _F.WRONG_ISSUER: _row("wrong issuer", "RFC 9068 §4", _IT, "iss is not the trusted issuer"),
+    _F.WRONG_AUDIENCE: _row(
+        "wrong audience", "RFC 9068 §4", _IT, "aud does not name this resource server"
     ),
-    Finding.WRONG_ISSUER: FindingInfo(
-        title="wrong issuer",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="iss is not the trusted issuer",
+    _F.TOKEN_INACTIVE: _row(
+        "inactive",
+        "RFC 7662 §2.2",
+        _IT,
+        "introspection says active: false (revoked, expired, not yet valid, or unknown)",
     ),
-    Finding.WRONG_AUDIENCE: FindingInfo(
-        title="wrong audience",
-        clause=_9068_4,
-        hint="invalid_token",
-        meaning="aud does not name this resource server",
-    ),
-    Finding.TOKEN_INACTIVE: FindingInfo(
-        title="inactive",
-        clause=_7662_22,
-        hint="invalid_token",
-        meaning="introspection says active: false (revoked, expired or unknown)",
-    ),
-    Finding.DPOP_TOKEN_AS_BEARER: FindingInfo(
-        title="DPoP-bound token sent as Bearer",
-        clause=_9449_72,
-        hint="invalid_token",
-        meaning="a token bound by cnf.jkt arrived under the Bearer scheme (or in the body or query); an RS that "
+    _F.DPOP_TOKEN_AS_BEARER: _row(
+        "DPoP-bound token sent as Bearer",
+        "RFC 9449 §7.2",
+        _IT,
+        "a token bound by cnf.jkt arrived under the Bearer scheme (or in the body or query); an RS that "
         "supports DPoP must refuse it",
         security=True,
     ),
-    Finding.MTLS_TOKEN_AS_BEARER: FindingInfo(
-        title="certificate-bound token sent as Bearer (hypothetical MTLS scheme)",
-        clause=_9449_72,
-        hint="invalid_token",
-        meaning="only at a server with a dedicated (hypothetical, unregistered) MTLS scheme: a certificate-bound "
+    _F.MTLS_TOKEN_AS_BEARER: _row(
+        "certificate-bound token sent as Bearer (hypothetical MTLS scheme)",
+        "RFC 9449 §7.2",
+        _IT,
+        "only at a server with a dedicated (hypothetical, unregistered) MTLS scheme: a certificate-bound "
         "token presented as Bearer is refused, by analogy with RFC 9449 §7.2",
     ),
-    Finding.DPOP_PROOF_MISSING: FindingInfo(
-        title="DPoP proof missing",
-        clause=_9449_43,
-        hint="invalid_dpop_proof",
-        meaning="the DPoP scheme was used but no DPoP header came with the request",
+    _F.DPOP_PROOF_MISSING: _row(
+        "DPoP proof missing",
+        "RFC 9449 §7.1",
+        _IDP,
+        "the DPoP scheme was used but no DPoP header came with the request (RFC 9449 §7.1: the resource "
+        "server must check that a proof is present)",
     ),
-    Finding.DPOP_PROOF_INVALID: FindingInfo(
-        title="DPoP proof invalid",
-        clause=_9449_43,
-        hint="invalid_dpop_proof",
-        meaning="the DPoP proof fails a check of RFC 9449 §4.3 (one DPoP header, typ, alg, signature, htm, htu, "
+    _F.DPOP_PROOF_INVALID: _row(
+        "DPoP proof invalid",
+        "RFC 9449 §4.3",
+        _IDP,
+        "the DPoP proof fails a check of RFC 9449 §4.3 (one DPoP header, typ, alg, signature, htm, htu, "
         "iat, ath)",
     ),
-    Finding.DPOP_KEY_MISMATCH: FindingInfo(
-        title="DPoP key binding mismatch",
-        clause=_9449_71,
-        hint="invalid_token",
-        meaning="the proof is valid but its key is not the one the token is bound to (cnf.jkt)",
+    _F.DPOP_NONCE_REQUIRED: _row(
+        "DPoP nonce required",
+        "RFC 9449 §9",
+        "use_dpop_nonce",
+        "the resource server asks for its own nonce in DPoP proofs and this proof carries none, or another: "
+        "the client must retry with the nonce the answer's DPoP-Nonce field gives",
+    ),
+    _F.DPOP_KEY_MISMATCH: _row(
+        "DPoP key binding mismatch",
+        "RFC 9449 §7.1",
+        _IT,
+        "the proof is valid but its key is not the one the token is bound to (cnf.jkt)",
         security=True,
     ),
-    Finding.UNTRUSTED_CLIENT_CERT_HEADER: FindingInfo(
-        title="untrusted Client-Cert header",
-        clause=_9440_24,
-        hint=None,
-        meaning="the only certificate for a bound token came in a Client-Cert header the server must not trust "
-        "(sent by the client itself, or by a proxy the origin is not configured to trust); it is ignored",
+    _F.UNTRUSTED_CLIENT_CERT_HEADER: _row(
+        "untrusted Client-Cert header",
+        "RFC 9440 §4",
+        None,
+        "the only certificate for a bound token came in a Client-Cert header the server must not trust (sent "
+        "by the client itself, or by a proxy the origin is not configured to trust); it is ignored",
         security=True,
     ),
-    Finding.CERTIFICATE_MISSING: FindingInfo(
-        title="certificate missing",
-        clause=_8705_3,
-        hint=None,
-        meaning="the token is certificate-bound but no client certificate came with the request: RFC 8705 §3 "
-        "does not say which error to return",
+    _F.CERTIFICATE_MISSING: _row(
+        "certificate missing",
+        "RFC 8705 §3",
+        None,
+        "the token is certificate-bound but no client certificate came with the request: RFC 8705 §3 does "
+        "not say which error to return",
     ),
-    Finding.CERTIFICATE_MISMATCH: FindingInfo(
-        title="certificate mismatch",
-        clause=_8705_3,
-        hint="invalid_token",
-        meaning="a client certificate came, but its SHA-256 thumbprint differs from cnf.x5t#S256",
+    _F.CERTIFICATE_MISMATCH: _row(
+        "certificate mismatch",
+        "RFC 8705 §3",
+        _IT,
+        "a client certificate came, but its SHA-256 thumbprint differs from cnf.x5t#S256",
         security=True,
     ),
-    Finding.UNSUPPORTED_CONFIRMATION: FindingInfo(
-        title="unsupported confirmation method",
-        clause=_7800_3,
-        hint="invalid_token",
-        meaning="cnf holds no confirmation method this server can check (or is not a JSON object)",
+    _F.UNSUPPORTED_CONFIRMATION: _row(
+        "unsupported confirmation method",
+        "RFC 7800 §3",
+        _IT,
+        "cnf holds no confirmation method this server can check (or is not a JSON object)",
     ),
-    Finding.TOKEN_NOT_BOUND: FindingInfo(
-        title="token not bound",
-        clause=_8705_3,
-        hint="invalid_token",
-        meaning="the server (or the scheme used) requires a sender-constrained token and this one has no cnf",
+    _F.TOKEN_NOT_BOUND: _row(
+        "token not bound",
+        "RFC 8705 §3",
+        _IT,
+        "the server (or the scheme used) requires a sender-constrained token and this one has no cnf",
     ),
-    Finding.INSUFFICIENT_SCOPE: FindingInfo(
-        title="insufficient scope",
-        clause=_6750_31,
-        hint="insufficient_scope",
-        meaning="the token is valid and correctly bound but lacks the scope the resource requires",
+    _F.INSUFFICIENT_SCOPE: _row(
+        "insufficient scope",
+        "RFC 6750 §3.1",
+        "insufficient_scope",
+        "the token is valid and correctly bound but lacks the scope the resource requires",
     ),
-    Finding.ACCEPTED: FindingInfo(
-        title="accepted",
-        clause=_8705_3,
-        hint=None,
-        meaning="every check passed; the resource is served",
+    _F.CLIENT_CERTIFICATE_MISSING: _row(
+        "client certificate missing (token endpoint)",
+        "RFC 8705 §2",
+        "invalid_client",
+        "at the token endpoint, a client registered for mutual-TLS client authentication presented no "
+        "certificate: RFC 8705 §2 says invalid_client, as for one that does not match",
     ),
-    Finding.ACCEPTED_ALTHOUGH_BOUND: FindingInfo(
-        title="accepted although bound",
-        clause=_8705_3,
-        hint=None,
-        meaning="a sender-constrained token was accepted without checking its binding: anyone holding the "
-        "token can use it (security finding)",
+    _F.CLIENT_CERTIFICATE_MISMATCH: _row(
+        "client certificate mismatch (token endpoint)",
+        "RFC 8705 §2",
+        "invalid_client",
+        "at the token endpoint, the certificate presented is not the one registered for the client (subject "
+        "or SAN for tls_client_auth, the registered key for self_signed_tls_client_auth): invalid_client",
         security=True,
+    ),
+    _F.ACCEPTED: _row(
+        "accepted", "RFC 8705 §3", None, "every check passed; the resource is served"
+    ),
+    _F.ACCEPTED_ALTHOUGH_BOUND: _row(
+        "accepted although bound",
+        "RFC 8705 §3",
+        None,
+        "a sender-constrained token was accepted without checking its binding: anyone holding the token can "
+        "use it (security finding)",
+        security=True,
+    ),
+    _F.TOKEN_ISSUED: _row(
+        "token issued",
+        "RFC 8705 §2",
+        None,
+        "at the token endpoint, the client authenticated with its certificate and was issued a token bound "
+        "to it (RFC 8705 §3.1)",
     ),
 }

@@ -41,6 +41,7 @@ from mtlslab.challenge import (
 )
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
+from mtlslab.jose import DPOP_ALGS
 from mtlslab.rs import Decision
 from mtlslab.scenarios import Deployment, deployment_overrides
 from mtlslab.spec import shorten
@@ -48,6 +49,7 @@ from mtlslab.tls import TlsAlert
 
 __all__ = [
     "BUILTINS",
+    "UNSPECIFIED_ERROR",
     "Answer",
     "Departure",
     "Interpretation",
@@ -113,6 +115,9 @@ class Answer:
     separator: str = ", "
     body: str = ""
     content_type: str | None = None
+    headers: tuple[
+        tuple[str, str], ...
+    ] = ()  # more response fields; values are templates like the body
     same_as: Finding | None = None
     unspecified: bool = False
     assumed: bool = False
@@ -206,6 +211,20 @@ def _pairs(value: object, where: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, text) for name, text in value)
 
 
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.1 field-name (a token)
+
+
+def _fields(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    pairs = _pairs(value, where)
+    for name, text in pairs:
+        if not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(text):
+            raise InterpretationError(
+                where,
+                f"{name!r}: a field name (RFC 9110 §5.1) and a value of printable ASCII (§5.5)",
+            )
+    return pairs
+
+
 def _texts(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InterpretationError(where, "a list of strings")
@@ -236,6 +255,7 @@ _ANSWER_FIELDS = {
     "separator": _text,
     "body": _text,
     "content_type": _content_type,
+    "headers": _fields,
     "same_as": _finding,
     "unspecified": _flag,
     "assumed": _flag,
@@ -254,6 +274,9 @@ class Outcome:
     error: str | None = None
     content_type: str | None = None
     body: str = ""
+    headers_more: tuple[
+        tuple[str, str], ...
+    ] = ()  # further response fields (DPoP-Nonce, Cache-Control...)
     unspecified: bool = False
     assumed: bool = False
     note: str = ""
@@ -269,6 +292,8 @@ class Outcome:
         """``401 invalid_token``, ``TLS certificate_required (116)``, ``401 (no error) [unspecified]`` ..."""
         if self.tls_alert is not None:
             text = f"TLS {self.tls_alert.name} ({self.tls_alert.code})"
+        elif self.error == UNSPECIFIED_ERROR:
+            text = f"{self.status} (error code unspecified)"
         elif self.error:
             text = f"{self.status} {self.error}"
         elif self.status is not None and self.status >= 400:
@@ -285,7 +310,14 @@ class Outcome:
         """Everything a client sees on the wire (what live runs compare with the simulation)."""
         if self.tls_alert is not None:
             return ("tls", self.tls_alert.name, self.tls_alert.code, self.tls_alert.when)
-        return ("http", self.status, self.www_authenticate, self.content_type, self.body)
+        return (
+            "http",
+            self.status,
+            self.www_authenticate,
+            self.content_type,
+            self.body,
+            *self.headers_more,
+        )
 
     def http_text(self) -> str:
         """The response as raw HTTP/1.1 (or a description of the alert)."""
@@ -303,6 +335,7 @@ class Outcome:
             out.append(("WWW-Authenticate", self.www_authenticate))
         if self.content_type is not None:
             out.append(("Content-Type", self.content_type))
+        out += self.headers_more
         out.append(("Content-Length", str(len(self.body.encode("utf-8")))))
         return out
 
@@ -315,6 +348,7 @@ class Outcome:
             "error": self.error,
             "content_type": self.content_type,
             "body": self.body,
+            "headers": [list(h) for h in self.headers_more],
             "unspecified": self.unspecified,
             "assumed": self.assumed,
             "note": self.note,
@@ -336,10 +370,18 @@ class Outcome:
             error=data.get("error"),
             content_type=data.get("content_type"),
             body=data.get("body", ""),
+            headers_more=tuple((str(n), str(v)) for n, v in data.get("headers", ())),
             unspecified=bool(data.get("unspecified", False)),
             assumed=bool(data.get("assumed", False)),
             note=str(data.get("note", "")),
         )
+
+
+#: The error value of an answer whose code the RFCs leave open (the baseline's missing certificate): RFC 6750
+#: §3 asks for an error attribute when a request with a token fails, and RFC 8705 §3 names none for this case.
+UNSPECIFIED_ERROR = "unspecified"
+#: Every algorithm a DPoP challenge of mtlslab's lists in ``algs`` (RFC 9449 §7.1): those its server accepts.
+_ALGS = ("algs", " ".join(DPOP_ALGS))
 
 
 def reason_phrase(status: int) -> str:
@@ -360,12 +402,14 @@ def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding,
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One finding's answer, ready to send: ``same_as`` resolved, the challenge formatted once (or, for an
-    answer that names the required scope, made per request), the body template parsed."""
+    """One finding's answer, ready to send: ``same_as`` resolved, the usual challenge formatted once (made per
+    request when it names the required scope, follows the DPoP scheme, or points at metadata), the body and
+    field templates parsed."""
 
     answer: Answer
     header: str | None
     body: string.Template
+    fields: tuple[tuple[str, string.Template], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -390,24 +434,41 @@ class Interpretation:
         if missing:
             raise InterpretationError(f"{self.name}.answers", f"no answer for {', '.join(missing)}")
         # Answers of their own first, so a fault is named where it is written, not at an alias of it.
-        for finding, answer in sorted(index.items(), key=lambda kv: kv[1].same_as is not None):
-            where = f"{self.name}.answers.{finding.value}"
+        for finding, answer in index.items():
             if answer.same_as is None:
-                self._rows[finding] = self._row(finding, answer, where)
-                continue
-            target = index.get(answer.same_as)
-            if target is None or target.same_as is not None:
-                raise InterpretationError(
-                    where, "same_as must name a finding with an answer of its own"
+                self._rows[finding] = self._row(
+                    finding, answer, f"{self.name}.answers.{finding.value}"
                 )
-            own = self._rows[answer.same_as]
-            merged = replace(
-                target,
-                assumed=target.assumed or answer.assumed,
-                unspecified=target.unspecified or answer.unspecified,
-                note=answer.note or target.note,
+        for finding, answer in index.items():
+            if answer.same_as is not None:
+                self._rows[finding] = self._alias(finding, index)
+        self._check_deployment()
+
+    def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
+        """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
+        own flags and note added."""
+        answer = index[finding]
+        seen = [finding]
+        target = answer.same_as
+        while target is not None and target not in seen and index[target].same_as is not None:
+            seen.append(target)
+            target = index[target].same_as
+        if target is None or target in seen:
+            raise InterpretationError(
+                f"{self.name}.answers.{finding.value}",
+                "same_as must lead to a finding with an answer of its own (not back to itself)",
             )
-            self._rows[finding] = replace(own, answer=merged)
+        own = self._rows[target]
+        flags = [index[f] for f in seen]
+        merged = replace(
+            own.answer,
+            assumed=own.answer.assumed or any(a.assumed for a in flags),
+            unspecified=own.answer.unspecified or any(a.unspecified for a in flags),
+            note=next((a.note for a in flags if a.note), own.answer.note),
+        )
+        return replace(own, answer=merged)
+
+    def _check_deployment(self) -> None:
         try:
             deployment_overrides(dict(self.deployment))
         except ScenarioError as exc:
@@ -429,16 +490,27 @@ class Interpretation:
         status = _status(answer.status, f"{where}.status")
         if status is None:
             raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
+        # header values however the answer was made (from JSON or in Python): never a line of their own
+        _content_type(answer.content_type, f"{where}.content_type")
+        _fields([list(pair) for pair in answer.headers], f"{where}.headers")
         try:
-            header = self._header(answer, scope="read")
+            header = self._header(answer, scope="read", dpop=False, metadata=None)
+            self._header(answer, scope="read", dpop=True, metadata="https://rs.example/metadata")
         except ChallengeError as exc:
             raise InterpretationError(where, str(exc)) from None
         body = string.Template(answer.body)
-        try:
-            body.substitute(_template_values(answer, status=status, sub="", client_id=""))
-        except (KeyError, ValueError) as exc:
-            raise InterpretationError(f"{where}.body", f"bad template placeholder {exc}") from None
-        return _Row(answer=answer, header=None if answer.scope else header, body=body)
+        fields = tuple((name, string.Template(value)) for name, value in answer.headers)
+        values = _template_values(answer, status=status)
+        for part, template in (("body", body), *((f"headers.{n}", t) for n, t in fields)):
+            try:
+                template.substitute(values)
+            except (KeyError, ValueError) as exc:
+                raise InterpretationError(
+                    f"{where}.{part}", f"bad template placeholder {exc}"
+                ) from None
+        return _Row(
+            answer=answer, header=None if answer.scope else header, body=body, fields=fields
+        )
 
     # ---- the table ------------------------------------------------------------------------------------
     def answer(self, finding: Finding) -> Answer:
@@ -451,7 +523,12 @@ class Interpretation:
 
     # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
-        """The outcome for a decision (or for a TLS alert, when the handshake failed)."""
+        """The outcome for a decision (or for a TLS alert, when the handshake failed).
+
+        The challenge follows the scheme the request used (RFC 9449 §7.1): a DPoP request that fails is
+        answered with a DPoP challenge where a Bearer one would come, and every DPoP challenge lists the
+        algorithms this server accepts. A deployment that publishes RFC 9728 metadata names it in the first
+        challenge (RFC 9728 §5.1)."""
         if tls_alert is not None or decision is None:
             if tls_alert is None:
                 raise InterpretationError("respond", "give a decision or a TLS alert")
@@ -461,13 +538,21 @@ class Interpretation:
         answer = row.answer
         assert answer.status is not None
         header = row.header
-        if answer.scope:
-            header = self._header(answer, scope=decision.required_scope)
+        dpop = decision.scheme == "dpop"
+        if answer.scope or dpop or decision.resource_metadata:
+            header = self._header(
+                answer,
+                scope=decision.required_scope,
+                dpop=dpop,
+                metadata=decision.resource_metadata,
+            )
         values = _template_values(
             answer,
             status=answer.status,
             sub=decision.subject or "",
             client_id=decision.client_id or "",
+            nonce=decision.dpop_nonce or "",
+            access_token=decision.issued_token or "",
         )
         return Outcome(
             finding=decision.finding,
@@ -476,18 +561,24 @@ class Interpretation:
             error=answer.error,
             content_type=answer.content_type,
             body=row.body.substitute(values),
+            headers_more=tuple((name, t.substitute(values)) for name, t in row.fields),
             unspecified=answer.unspecified,
             assumed=answer.assumed,
             note=answer.note,
         )
 
-    def _header(self, answer: Answer, *, scope: str) -> str | None:
+    def _header(
+        self, answer: Answer, *, scope: str, dpop: bool, metadata: str | None
+    ) -> str | None:
         """The ``WWW-Authenticate`` value for ``answer`` (None when it sends no challenge)."""
         challenges: list[Challenge] = []
         if answer.scheme is not None:
+            scheme = "Bearer" if answer.scheme.lower() == "bearer" else answer.scheme
+            if dpop and scheme == "Bearer":
+                scheme = "DPoP"
             challenges.append(
                 bearer(
-                    scheme="Bearer" if answer.scheme.lower() == "bearer" else answer.scheme,
+                    scheme=scheme,
                     realm=self.realm if answer.realm else None,
                     scope=scope if answer.scope else None,
                     error=answer.error,
@@ -497,6 +588,10 @@ class Interpretation:
                 )
             )
         challenges += [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
+        challenges = [_with_algs(c) for c in challenges]
+        if metadata and challenges:
+            first = challenges[0]
+            challenges[0] = replace(first, params=(*first.params, ("resource_metadata", metadata)))
         return format_challenges(challenges, separator=answer.separator) if challenges else None
 
     # ---- JSON -----------------------------------------------------------------------------------------
@@ -735,7 +830,15 @@ def _answer_text(answer: Answer) -> str:
     return text
 
 
-def _template_values(answer: Answer, *, status: int, sub: str, client_id: str) -> dict[str, str]:
+def _template_values(
+    answer: Answer,
+    *,
+    status: int,
+    sub: str = "",
+    client_id: str = "",
+    nonce: str = "",
+    access_token: str = "",
+) -> dict[str, str]:
     return {
         "error": answer.error or "",
         "description": answer.description or "",
@@ -743,7 +846,16 @@ def _template_values(answer: Answer, *, status: int, sub: str, client_id: str) -
         "reason": reason_phrase(status),
         "sub": _json_text(sub),
         "client_id": _json_text(client_id),
+        "nonce": nonce,
+        "access_token": access_token,
     }
+
+
+def _with_algs(challenge: Challenge) -> Challenge:
+    """A DPoP challenge with ``algs`` (RFC 9449 §7.1: it SHOULD be there); others as they are."""
+    if challenge.scheme.lower() != "dpop" or any(n.lower() == "algs" for n, _ in challenge.params):
+        return challenge
+    return replace(challenge, params=(*challenge.params, _ALGS))
 
 
 def _json_text(value: str) -> str:

@@ -31,7 +31,7 @@ from mtlslab.findings import Finding
 from mtlslab.spec import Clause, cite, shorten
 from mtlslab.tokens import access_token_hash, jwk_thumbprint
 
-__all__ = ["DPOP_ALGS", "Jwks", "Verified", "check_proof", "verify_jws"]
+__all__ = ["DPOP_ALGS", "NONCE_PROBLEM", "Jwks", "Verified", "check_proof", "verify_jws"]
 
 #: The asymmetric algorithms a DPoP proof may use here (RFC 9449 §4.3 check 5); a DPoP challenge's
 #: ``algs`` lists exactly these (RFC 9449 §7.1).
@@ -322,10 +322,24 @@ def verify_jws(token: str, jwks: Jwks) -> Verified:
 # ---- DPoP proofs --------------------------------------------------------------------------------------
 
 
+#: The problem :func:`check_proof` gives for a proof without the nonce the server asks for (RFC 9449 §4.3
+#: check 10): the one a client can cure by retrying with the nonce the answer gives (RFC 9449 §9).
+NONCE_PROBLEM = "the proof does not carry the nonce this server asks for"
+
+
 def check_proof(
-    proof: str, *, method: str, url: str, token: str, now: dt.datetime, max_age: int
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    token: str,
+    now: dt.datetime,
+    max_age: int,
+    nonce: str | None = None,
 ) -> tuple[str, str]:
-    """RFC 9449 §4.3: ``(problem, jkt)``; ``problem`` is empty when the proof is valid.
+    """RFC 9449 §4.3: ``(problem, jkt)``; ``problem`` is empty when the proof is valid, and is
+    :data:`NONCE_PROBLEM` itself when all that is wrong is a missing or other ``nonce`` where the server
+    asks for ``nonce``.
 
     This server keeps no ``jti`` store (RFC 9449 §11.1 leaves single use to the server), so a proof is valid
     again while its ``iat`` is inside the window. The proof is read as strictly as an access token; its
@@ -408,6 +422,8 @@ def check_proof(
         )
     if claims.get("ath") != access_token_hash(token):
         return "ath does not match the access token (a proof made for another token)", ""
+    if nonce is not None and claims.get("nonce") != nonce:
+        return NONCE_PROBLEM, jkt
     return "", jkt
 
 

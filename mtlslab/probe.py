@@ -49,7 +49,6 @@ import html
 import json
 import os
 import re
-import socket
 import ssl
 import textwrap
 import time
@@ -62,13 +61,19 @@ from typing import Any, Literal
 import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from OpenSSL import SSL
 
 from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, md_escape
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, send
-from mtlslab.live.server import Limits, Listener, is_loopback, server_context, tls_recv
+from mtlslab.live.server import (
+    Incoming,
+    Limits,
+    Listener,
+    http_answer,
+    is_loopback,
+    server_context,
+)
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
 from mtlslab.rs import Decision
 from mtlslab.scenarios import (
@@ -458,54 +463,13 @@ class LabIssuer(Listener):
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
 
     # ---- serving --------------------------------------------------------------------------------------
-    def _serve(self, sock: socket.socket, *, deadline: float) -> None:
-        tls = self._tls_accept(self.context, sock)
-        if tls is None:
-            return
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
-        recv = tls_recv(tls)
-        request: h11.Request | None = None
-        body = bytearray()
-        while time.monotonic() < deadline:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError:
-                break
-            if event is h11.NEED_DATA:
-                try:
-                    data = recv(65536)
-                except (SSL.Error, OSError):
-                    break
-                conn.receive_data(data)
-                if not data and request is None:
-                    break
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_body_bytes:
-                    request = None
-                    break
-            else:  # EndOfMessage, ConnectionClosed
-                break
-        if request is not None and conn.our_state is h11.SEND_RESPONSE:
-            status, payload = self._route(request, bytes(body))
-            data = json.dumps(payload, indent=2).encode()
-            headers = [
-                (b"Content-Type", b"application/json"),
-                (b"Content-Length", str(len(data)).encode()),
-                (b"Cache-Control", b"no-store"),
-                (b"Connection", b"close"),
-            ]
-            with contextlib.suppress(SSL.Error, OSError, h11.LocalProtocolError):
-                out = conn.send(h11.Response(status_code=status, headers=headers)) or b""
-                out += conn.send(h11.Data(data=data)) or b""
-                out += conn.send(h11.EndOfMessage()) or b""
-                tls.sendall(out)
-                self._count("served")
-        with contextlib.suppress(SSL.Error, OSError):
-            tls.shutdown()
-        self._drain(sock)
+    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:  # noqa: ARG002
+        if incoming.request is None or incoming.status is not None:
+            return self._refuse(incoming)
+        status, payload = self._route(incoming.request, incoming.body)
+        data = json.dumps(payload, indent=2).encode()
+        fields = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+        return http_answer(incoming.conn, status, fields, data)
 
     def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
         method = request.method.decode("ascii", "replace")

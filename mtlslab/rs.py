@@ -39,11 +39,28 @@ from typing import Any, Literal, TypeGuard
 
 from cryptography import x509
 
-from mtlslab.errors import ScenarioError, TokenError
+from mtlslab.errors import CertificateError, ScenarioError, TokenError
 from mtlslab.findings import Finding
-from mtlslab.jose import Jwks, check_proof, verify_jws
-from mtlslab.pki import LAB_NOW, Identity, certificate_der, same_thumbprint, sha256_b64url
-from mtlslab.scenarios import Deployment, Request, Topology, Validation, decode_client_cert
+from mtlslab.jose import NONCE_PROBLEM, Jwks, check_proof, verify_jws
+from mtlslab.pki import (
+    LAB_NOW,
+    ChainProblem,
+    ChainVerdict,
+    Identity,
+    certificate_der,
+    same_thumbprint,
+    sha256_b64url,
+    validate_client_chain,
+)
+from mtlslab.scenarios import (
+    LAB_DPOP_NONCE,
+    Deployment,
+    Endpoint,
+    Request,
+    Topology,
+    Validation,
+    decode_client_cert,
+)
 from mtlslab.spec import Step, cite, shorten
 from mtlslab.tokens import LAB_AUDIENCE, LAB_ISSUER, decode_unverified
 
@@ -53,6 +70,7 @@ __all__ = [
     "BindingCheck",
     "Decision",
     "Jwks",
+    "Registration",
     "RsConfig",
     "SignatureCheck",
     "TokenInspection",
@@ -92,12 +110,36 @@ class RsConfig:
     trust_client_cert_header: bool = False
     dpop: bool = True
     mtls_scheme: bool = False
+    query_tokens: bool = True
+    ignores_unknown_cnf: bool = False
+    dpop_nonce: str | None = None  # the nonce this server asks for in DPoP proofs (RFC 9449 §9)
+    resource_metadata: str | None = None  # the RFC 9728 metadata URL its challenges name
+    origin_validates_chain: bool = False
+    roots: tuple[
+        x509.Certificate, ...
+    ] = ()  # trust anchors, for a server that validates certificates itself
+    endpoint: Endpoint = Endpoint.RESOURCE
+    registration: Registration | None = None  # the client a token endpoint authenticates
+    issue: Callable[[bytes], str] | None = field(
+        default=None, compare=False
+    )  # mints a token bound to DER
     leeway: int = 0
     dpop_max_age: int = 300
     max_header_bytes: int = (
         MAX_HEADER_BYTES  # request line + header fields, as head_size counts them
     )
     max_body_bytes: int = MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """A client registered at a token endpoint for mutual-TLS client authentication (RFC 8705 §2): by the
+    subject DN of a certificate from a trusted CA (``tls_client_auth``, §2.1), or by the thumbprint of the one
+    certificate it registered (``self_signed_tls_client_auth``, §2.2)."""
+
+    client_id: str
+    subject_dn: str | None = None
+    x5t: str | None = None
 
 
 def config_for(
@@ -110,8 +152,16 @@ def config_for(
     required_scope: str = "read",
     max_header_bytes: int = MAX_HEADER_BYTES,
     max_body_bytes: int = MAX_BODY_BYTES,
+    roots: tuple[x509.Certificate, ...] = (),
+    registrations: Mapping[Endpoint, Registration] | None = None,
+    issue: Callable[[bytes], str] | None = None,
+    resource_metadata: str | None = None,
 ) -> RsConfig:
-    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's)."""
+    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's).
+
+    ``registrations`` are the clients the lab's token endpoints know, ``issue`` mints the token a token
+    endpoint hands out, ``resource_metadata`` is the RFC 9728 metadata URL a deployment's challenges may
+    name."""
     return RsConfig(
         jwks=jwks,
         issuer=issuer,
@@ -124,6 +174,15 @@ def config_for(
         trust_client_cert_header=deployment.topology is Topology.PROXY and deployment.proxy_trusted,
         dpop=deployment.dpop,
         mtls_scheme=deployment.mtls_scheme,
+        query_tokens=deployment.query_tokens,
+        ignores_unknown_cnf=deployment.ignores_unknown_cnf,
+        dpop_nonce=LAB_DPOP_NONCE if deployment.dpop_nonce else None,
+        resource_metadata=resource_metadata if deployment.resource_metadata else None,
+        origin_validates_chain=deployment.origin_validates_chain,
+        roots=roots,
+        endpoint=deployment.endpoint,
+        registration=(registrations or {}).get(deployment.endpoint),
+        issue=issue,
         max_header_bytes=max_header_bytes,
         max_body_bytes=max_body_bytes,
     )
@@ -159,6 +218,11 @@ class Decision:
     required_scope: str = "read"
     subject: str | None = None
     client_id: str | None = None
+    dpop_nonce: str | None = (
+        None  # the nonce to give the client in a DPoP-Nonce field (RFC 9449 §9)
+    )
+    resource_metadata: str | None = None  # the RFC 9728 metadata URL the challenge names
+    issued_token: str | None = None  # what a token endpoint issued
 
     @property
     def detail(self) -> str:
@@ -215,6 +279,7 @@ class _Run:
     binding: Literal["x5t#S256", "jkt"] | None = None
     expected_x5t: str | None = None
     unchecked: str | None = None  # a server that skips binding: what the check would have found
+    issued_token: str | None = None
 
     def step(self, check: str, where: str, passed: bool | None, detail: str) -> None:
         self.steps.append(Step(check=check, clause=cite(where), passed=passed, detail=detail))
@@ -235,6 +300,9 @@ class _Run:
             required_scope=self.config.required_scope,
             subject=subject if isinstance(subject, str) else None,
             client_id=client_id if isinstance(client_id, str) else None,
+            dpop_nonce=self.config.dpop_nonce,
+            resource_metadata=self.config.resource_metadata,
+            issued_token=self.issued_token,
         )
 
 
@@ -245,6 +313,8 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
     try:
         _check_size(run, head_size(request), len(request.body))
         _certificate(run)
+        if config.endpoint is not Endpoint.RESOURCE:
+            return run.decision(_client_authentication(run))
         _extract_token(run)
         _validate(run)
         _binding(run)
@@ -300,7 +370,7 @@ def _certificate(run: _Run) -> None:
         run.untrusted_header = True
         run.step(
             "client certificate",
-            "RFC 9440 §2.4",
+            "RFC 9440 §4",
             None,
             "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
             "it is ignored",
@@ -329,7 +399,7 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
             run.untrusted_header = True
             run.step(
                 "client certificate",
-                "RFC 9440 §2.4",
+                "RFC 9440 §4",
                 None,
                 "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
                 "ignored",
@@ -345,7 +415,7 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
     if not headers:
         run.step(
             "client certificate",
-            "RFC 9440 §2",
+            "RFC 9440 §2.4",
             None,
             "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
         )
@@ -353,30 +423,74 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
     if len(headers) > 1:
         run.step(
             "client certificate",
-            "RFC 9440 §2",
+            "RFC 9440 §2.2",
             False,
-            "more than one Client-Cert header: none is used",
+            f"{len(headers)} Client-Cert fields where one may come: the value does not parse, so the field "
+            "is treated as absent (RFC 8941 §4.2)",
         )
         return
     try:
         der = decode_client_cert(headers[0])
-        x509.load_der_x509_certificate(der)
+        certificate = x509.load_der_x509_certificate(der)
     except (ScenarioError, ValueError) as exc:
         run.step(
             "client certificate",
-            "RFC 9440 §2",
+            "RFC 8941 §4.2",
             False,
-            f"Client-Cert from the proxy is unusable ({shorten(str(exc))}): none is used",
+            f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent",
         )
+        return
+    if run.config.origin_validates_chain and not _chain_holds(run, certificate):
         return
     run.cert = der
     run.presented_x5t = thumbprint_of_der(der)
     run.step(
         "client certificate",
-        "RFC 9440 §2",
+        "RFC 9440 §2.2",
         True,
         f"from the trusted proxy's Client-Cert header, x5t#S256 {run.presented_x5t}",
     )
+
+
+def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
+    """An origin that validates the forwarded certificate itself, with the Client-Cert-Chain's intermediates
+    (RFC 9440 §2.3). RFC 9440 gives no rule for one that does not validate; this origin ignores it."""
+    chain: list[x509.Certificate] = []
+    for value in run.request.header_values("Client-Cert-Chain"):
+        for item in value.split(","):
+            try:
+                chain.append(x509.load_der_x509_certificate(decode_client_cert(item)))
+            except (ScenarioError, ValueError):
+                run.step(
+                    "client certificate",
+                    "RFC 9440 §2.3",
+                    False,
+                    "Client-Cert-Chain does not parse: the certificate cannot be validated, so it is ignored",
+                )
+                return False
+    try:
+        verdict = validate_client_chain(
+            certificate, roots=run.config.roots, intermediates=chain, at=run.now
+        )
+    except CertificateError as exc:  # no trust anchors configured
+        verdict = ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
+    if not verdict.valid:
+        run.step(
+            "client certificate",
+            "RFC 9440 §2.3",
+            False,
+            f"the forwarded certificate does not validate at the origin ({shorten(verdict.reason)}): RFC 9440 "
+            "says nothing of this case; this origin ignores the certificate",
+        )
+        return False
+    run.step(
+        "client certificate",
+        "RFC 9440 §2.3",
+        True,
+        f"the forwarded certificate validates at the origin ({len(chain)} intermediate(s) from "
+        "Client-Cert-Chain)",
+    )
+    return True
 
 
 # ---- 2. the token -------------------------------------------------------------------------------------
@@ -399,12 +513,16 @@ def _extract_token(run: _Run) -> None:
         raise run.fail(
             Finding.MALFORMED_AUTHORIZATION,
             "Authorization header",
-            "RFC 6750 §2.1",
-            f"{len(values)} Authorization header fields; one is allowed",
+            "RFC 9110 §5.3",
+            f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
+            "repeated",
         )
+    refused: Finding | None = None  # why the Authorization field holds no token this server takes
     if values:
         header = _authorization(run, values[0], known)
-        if header is not None:
+        if isinstance(header, Finding):
+            refused = header
+        else:
             found.append(("header", *header))
     found += [("form body", t, "bearer") for t in _form_tokens(request)]
     found += [("query", t, "bearer") for t in _query_tokens(request.url)]
@@ -417,6 +535,8 @@ def _extract_token(run: _Run) -> None:
             f"the token travels in more than one place ({places}); a request uses one method",
         )
     if not found:
+        if refused is not None:
+            raise _Stop(refused)
         raise run.fail(
             Finding.NO_TOKEN,
             "token placement",
@@ -426,6 +546,13 @@ def _extract_token(run: _Run) -> None:
     place, run.token, run.scheme = found[0]
     if place != "header":
         where = "RFC 6750 §2.2" if place == "form body" else "RFC 6750 §2.3"
+        if place == "query" and not run.config.query_tokens:
+            raise run.fail(
+                Finding.QUERY_TOKEN_REFUSED,
+                "token placement",
+                where,
+                "the token came in the query, which this server does not accept",
+            )
         run.step("token placement", where, True, f"token in the {place} (a Bearer method)")
         if not run.token:
             raise run.fail(
@@ -436,9 +563,10 @@ def _extract_token(run: _Run) -> None:
             )
 
 
-def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, str] | None:
-    """The token and the (lower-case) scheme of an Authorization value, or None for a scheme this server
-    does not accept."""
+def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, str] | Finding:
+    """The token and the (lower-case) scheme of an Authorization value, or why it holds none this server
+    takes: no scheme at all, or one it does not accept (recorded in the trace; the request may still carry
+    a token elsewhere)."""
     value = raw.strip(" \t")
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip(" ")
@@ -450,15 +578,32 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
             "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more spaces",
         )
     lowered = scheme.lower()
-    if lowered not in known:
+    if not value:
         run.step(
             "Authorization header",
-            "RFC 6750 §2.1",
+            "RFC 6750 §3.1",
             None,
-            f"scheme {shorten(scheme, 24, quote=True)} is not one this server accepts ({', '.join(known)}): no "
-            "token there",
+            "an empty Authorization field: no credentials",
         )
-        return None
+        return Finding.NO_TOKEN
+    if lowered not in known:
+        if not credentials:
+            run.step(
+                "Authorization header",
+                "RFC 9110 §11.4",
+                None,
+                f"no scheme: the value {shorten(scheme, 24, quote=True)} is one word, where credentials "
+                "begin with an auth-scheme; no token the server can take",
+            )
+            return Finding.SCHEME_MISSING
+        run.step(
+            "Authorization header",
+            "RFC 6750 §3.1",
+            None,
+            f"scheme {shorten(scheme, 24, quote=True)} is not one this server accepts ({', '.join(known)}): "
+            "no token there",
+        )
+        return Finding.SCHEME_UNSUPPORTED
     if not credentials:
         raise run.fail(
             Finding.MALFORMED_AUTHORIZATION,
@@ -475,9 +620,10 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
             "A-Z a-z 0-9 - . _ ~ + /)",
         )
     exact = scheme in ("Bearer", "DPoP", "MTLS")
+    clause = "RFC 9449 §7.1" if lowered == "dpop" else "RFC 6750 §2.1"
     run.step(
         "Authorization header",
-        "RFC 6750 §2.1" if exact else "RFC 9110 §11.1",
+        clause if exact else "RFC 9110 §11.1",
         True,
         f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)"),
     )
@@ -644,38 +790,28 @@ def _introspect(run: _Run) -> Mapping[str, Any]:
 
 
 def _binding(run: _Run) -> None:
-    """Check the binding. A server that does not check it notes what a check would have found."""
-    cnf = run.claims.get("cnf")
-    if not run.config.checks_binding:
-        if cnf is None:
-            run.step(
-                "binding",
-                "RFC 8705 §3",
-                None,
-                "unbound token; this server does not check binding anyway",
-            )
-            return
-        run.unchecked = _would_find(run, cnf)
-        run.step(
-            "binding",
-            "RFC 8705 §3",
-            False,
-            f"cnf present but this server does not check it (would have found: {run.unchecked})",
-        )
-        return
+    """Check the binding: the DPoP proof and key when the DPoP scheme came, then ``cnf`` against what came
+    with the request. A server that does not check certificate binding notes what a check would have found."""
     jkt = _proof(run) if run.scheme == "dpop" else None
-    _bind(run, cnf, jkt)
+    _bind(run, run.claims.get("cnf"), jkt)
 
 
-def _would_find(run: _Run, cnf: Any) -> str:
-    """What the binding check would have found, for a server that skips it: the stage run on a copy as a
-    checking server, its trace discarded."""
-    copy = replace(run, config=replace(run.config, checks_binding=True), steps=[])
+def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
+    """For a server that does not check certificate binding: ``check`` run on a copy, its trace discarded,
+    and what it would have found noted; the request goes on (accepted although bound, at the end)."""
+    copy = replace(run, steps=[])
     try:
-        _bind(copy, cnf, _proof(copy) if copy.scheme == "dpop" else None)
+        check(copy)
+        would = "binding holds"
     except _Stop as stop:
-        return stop.finding.value
-    return "binding holds"
+        would = stop.finding.value
+    run.unchecked = would
+    run.step(
+        "binding",
+        "RFC 8705 §3",
+        False,
+        f"{what} but this server does not check certificate binding (would have found: {would})",
+    )
 
 
 def _proof(run: _Run) -> str:
@@ -685,7 +821,7 @@ def _proof(run: _Run) -> str:
         raise run.fail(
             Finding.DPOP_PROOF_MISSING,
             "DPoP proof",
-            "RFC 9449 §4.3",
+            "RFC 9449 §7.1",
             "the DPoP scheme was used without a DPoP header",
         )
     if len(proofs) > 1:
@@ -702,7 +838,16 @@ def _proof(run: _Run) -> str:
         token=run.token,
         now=run.now,
         max_age=run.config.dpop_max_age,
+        nonce=run.config.dpop_nonce,
     )
+    if problem is NONCE_PROBLEM:
+        raise run.fail(
+            Finding.DPOP_NONCE_REQUIRED,
+            "DPoP nonce",
+            "RFC 9449 §9",
+            "this server asks for its own nonce in DPoP proofs and the proof does not carry it: the answer "
+            "gives the nonce in a DPoP-Nonce field",
+        )
     if problem:
         raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", problem)
     run.step(
@@ -713,10 +858,12 @@ def _proof(run: _Run) -> str:
 
 def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
     """The confirmation ``cnf`` against what came with the request: the certificate, and under the DPoP
-    scheme the proof's key thumbprint ``jkt``. Raises :class:`_Stop` with the binding finding."""
-    where = (
-        "RFC 8705 §3.2" if run.config.validation is Validation.INTROSPECTION else "RFC 7800 §3.1"
-    )
+    scheme the proof's key thumbprint ``jkt``. Raises :class:`_Stop` with the binding finding.
+
+    DPoP binding (``cnf.jkt``) is checked by any server that supports DPoP; certificate binding
+    (``cnf.x5t#S256``) only by one that checks it (``checks_binding``)."""
+    introspected = run.config.validation is Validation.INTROSPECTION
+    where = "RFC 8705 §3.2" if introspected else "RFC 7800 §3.1"
     if run.scheme == "dpop":
         assert jkt is not None
         _dpop_key(run, cnf, jkt)
@@ -730,8 +877,21 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
                 "cnf names a certificate as well as the DPoP key: every method this server supports is "
                 "checked",
             )
-            _x5t(run, cnf["x5t#S256"])
+            _certificate_binding(run, cnf["x5t#S256"])
         return
+    if (
+        isinstance(cnf, dict)
+        and not cnf.keys() & {"jkt", "x5t#S256"}
+        and run.config.ignores_unknown_cnf
+    ):
+        names = ", ".join(shorten(n, 40, quote=True) for n in sorted(map(str, cnf))[:8])
+        run.step(
+            "cnf",
+            "RFC 7800 §3.1",
+            None,
+            f"cnf names no method this server knows ({names}): taken as unbound",
+        )
+        cnf = None
     if cnf is None:
         if run.scheme == "mtls":
             raise run.fail(
@@ -749,14 +909,7 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
             )
         run.step("binding", where, None, "no cnf: a plain bearer token")
         return
-    if not isinstance(cnf, dict):
-        raise run.fail(
-            Finding.UNSUPPORTED_CONFIRMATION,
-            "cnf",
-            "RFC 7800 §3.1",
-            f"cnf is a {type(cnf).__name__}, not a JSON object",
-        )
-    if "jkt" in cnf and run.config.dpop:
+    if isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
         also = (
             " (its cnf names a certificate too; both would be checked)" if "x5t#S256" in cnf else ""
         )
@@ -767,7 +920,7 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
             f"a DPoP-bound token (cnf.jkt) arrived as a {run.scheme} token, not under the DPoP scheme; a "
             f"DPoP-aware server refuses it{also}",
         )
-    if "x5t#S256" in cnf:
+    if isinstance(cnf, dict) and "x5t#S256" in cnf:
         if run.scheme == "bearer" and run.config.mtls_scheme:
             raise run.fail(
                 Finding.MTLS_TOKEN_AS_BEARER,
@@ -776,8 +929,22 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
                 "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
                 "MTLS scheme here",
             )
-        _x5t(run, cnf["x5t#S256"])
+        _certificate_binding(run, cnf["x5t#S256"])
         return
+    if not run.config.checks_binding:
+        _skipped(run, lambda r: _unsupported(r, cnf), "cnf is present")
+        return
+    _unsupported(run, cnf)
+
+
+def _unsupported(run: _Run, cnf: Any) -> None:
+    if not isinstance(cnf, dict):
+        raise run.fail(
+            Finding.UNSUPPORTED_CONFIRMATION,
+            "cnf",
+            "RFC 7800 §3.1",
+            f"cnf is a {type(cnf).__name__}, not a JSON object",
+        )
     names = sorted(map(str, cnf))
     members = ", ".join(shorten(n, 40, quote=True) for n in names[:8]) or "none"
     if len(names) > 8:
@@ -788,6 +955,14 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
         "RFC 7800 §3.1",
         f"no confirmation method this server checks (cnf members: {members})",
     )
+
+
+def _certificate_binding(run: _Run, expected: Any) -> None:
+    """RFC 8705 §3, or, at a server that does not check it, what it would have found."""
+    if run.config.checks_binding:
+        _x5t(run, expected)
+    else:
+        _skipped(run, lambda r: _x5t(r, expected), "cnf.x5t#S256 is present")
 
 
 def _dpop_key(run: _Run, cnf: Any, jkt: str) -> None:
@@ -818,7 +993,7 @@ def _x5t(run: _Run, expected: Any) -> None:
             raise run.fail(
                 Finding.UNTRUSTED_CLIENT_CERT_HEADER,
                 "certificate binding",
-                "RFC 9440 §2.4",
+                "RFC 9440 §4",
                 "the token is certificate-bound and the only certificate came in an untrusted "
                 "Client-Cert header",
             )
@@ -834,7 +1009,7 @@ def _x5t(run: _Run, expected: Any) -> None:
         raise run.fail(
             Finding.CERTIFICATE_MISMATCH,
             "certificate binding",
-            "RFC 8705 §3.1",
+            "RFC 8705 §3.2" if run.config.validation is Validation.INTROSPECTION else "RFC 8705 §3",
             f"expected x5t#S256 {shorten(run.expected_x5t)}, presented {presented} (exact, constant-time "
             "comparison)",
         )
@@ -844,6 +1019,75 @@ def _x5t(run: _Run, expected: Any) -> None:
         True,
         f"x5t#S256 matches the presented certificate ({presented})",
     )
+
+
+# ---- the token endpoint: client authentication (RFC 8705 §2) ------------------------------------------
+
+
+def _client_authentication(run: _Run) -> Finding:
+    """At a token endpoint: the client is the one registered, and the certificate on the connection is the
+    one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
+    registration = run.config.registration
+    form = urllib.parse.parse_qs(
+        run.request.body.decode("ascii", "replace"), keep_blank_values=True
+    )
+    client_id = form.get("client_id", [""])[0]
+    if registration is None or client_id != registration.client_id:
+        raise run.fail(
+            Finding.CLIENT_CERTIFICATE_MISMATCH,
+            "client",
+            "RFC 8705 §2",
+            f"no client {shorten(client_id, 40, quote=True)} is registered for mutual-TLS client "
+            "authentication here",
+        )
+    if run.cert is None:
+        raise run.fail(
+            Finding.CLIENT_CERTIFICATE_MISSING,
+            "client authentication",
+            "RFC 8705 §2",
+            f"client {client_id!r} presented no certificate: invalid_client, as for one that does not match "
+            "(RFC 8705 §2 treats both alike)",
+        )
+    certificate = x509.load_der_x509_certificate(run.cert)
+    if registration.x5t is not None:
+        holds = same_thumbprint(registration.x5t, run.presented_x5t or "")
+        clause, what = "RFC 8705 §2.2", f"the registered certificate (x5t#S256 {registration.x5t})"
+    else:
+        subject = certificate.subject.rfc4514_string()
+        holds = subject == registration.subject_dn and _trusted(run, certificate)
+        clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
+    if not holds:
+        raise run.fail(
+            Finding.CLIENT_CERTIFICATE_MISMATCH,
+            "client authentication",
+            clause,
+            f"the certificate presented is not {what}: invalid_client",
+        )
+    run.step("client authentication", clause, True, f"the certificate presented is {what}")
+    if run.config.issue is None:
+        raise run.fail(
+            Finding.CLIENT_CERTIFICATE_MISMATCH,
+            "token",
+            "RFC 8705 §2",
+            "this endpoint has no authorization server to issue tokens",
+        )
+    run.issued_token = run.config.issue(run.cert)
+    run.step(
+        "token",
+        "RFC 8705 §3.1",
+        True,
+        f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued",
+    )
+    return Finding.TOKEN_ISSUED
+
+
+def _trusted(run: _Run, certificate: x509.Certificate) -> bool:
+    """RFC 8705 §2.1: the chain of a tls_client_auth client is validated; the TLS layer has done it unless
+    it accepts any certificate, and then the server does it itself."""
+    try:
+        return validate_client_chain(certificate, roots=run.config.roots, at=run.now).valid
+    except CertificateError:
+        return False
 
 
 # ---- 5. scope -------------------------------------------------------------------------------------------
@@ -943,10 +1187,11 @@ def inspect_token(
     except Exception as exc:  # pyjwt's and cryptography's errors for an unusable key set
         raise TokenError("jwks", str(exc)) from None
     verified = verify_jws(token, keys)
-    if verified.finding is Finding.TOKEN_MALFORMED and not verified.header:
-        raise TokenError("token", f"not a JWT the engine can read: {verified.reason}")
-    header, claims = _shown(token)
     if verified.finding is not None:
+        try:  # for display only: what the token says, if it has the shape of a JWT at all
+            header, claims = decode_unverified(token)
+        except TokenError:
+            raise TokenError("token", f"not a JWT the engine can read: {verified.reason}") from None
         signature = SignatureCheck(valid=False, reason=verified.reason, finding=verified.finding)
         binding = BindingCheck(
             method="unsupported" if "cnf" in claims else "none",
@@ -963,14 +1208,6 @@ def inspect_token(
         signature=signature,
         binding=_judge_binding(verified.claims.get("cnf"), certificate, dpop_jkt, keys),
     )
-
-
-def _shown(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims for display when the engine refuses the token (empty where they cannot be read)."""
-    try:
-        return decode_unverified(token)
-    except TokenError:
-        return {}, {}
 
 
 def _judge_binding(
@@ -1003,9 +1240,7 @@ def _judge_binding(
     except _Stop as stop:
         expected = run.expected_x5t if run.binding == "x5t#S256" else _member(cnf, "jkt")
         presented = run.presented_x5t if run.binding == "x5t#S256" else jkt
-        nothing = stop.finding is Finding.CERTIFICATE_MISSING or (
-            stop.finding is Finding.DPOP_TOKEN_AS_BEARER and jkt is None and der is None
-        )
+        nothing = stop.finding is Finding.CERTIFICATE_MISSING  # no certificate was given to compare
         step = run.steps[-1]
         reason = f"{stop.finding.info.title}: {step.detail} [{step.clause.label}]"
         return BindingCheck(

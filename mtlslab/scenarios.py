@@ -32,9 +32,12 @@ from mtlslab.tokens import LAB_RESOURCE, AccessToken, AuthorizationServer, DPoPK
 
 __all__ = [
     "CATALOGUE",
+    "LAB_CLIENT_ID",
+    "LAB_DPOP_NONCE",
     "CertChoice",
     "ClientAuth",
     "Deployment",
+    "Endpoint",
     "Exchange",
     "Placement",
     "Presentation",
@@ -78,6 +81,15 @@ class Validation(enum.Enum):
     INTROSPECTION = "introspection"  # by asking the authorization server (RFC 7662)
 
 
+class Endpoint(enum.Enum):
+    """Which endpoint the client talks to: the protected resource, or the token endpoint where the client
+    authenticates with its certificate (RFC 8705 §2), registered for one of the two methods."""
+
+    RESOURCE = "resource"
+    TOKEN_PKI = "token-tls-client-auth"  # RFC 8705 §2.1: registered subject DN, chain validated
+    TOKEN_SELF_SIGNED = "token-self-signed"  # RFC 8705 §2.2: registered certificate, no chain
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployment:
     """How the resource server (and the TLS in front of it) is set up."""
@@ -97,7 +109,18 @@ class Deployment:
     mtls_scheme: bool = (
         False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
     )
-    dpop: bool = True  # the RS supports DPoP (RFC 9449)
+    dpop: bool = (
+        True  # the RS supports DPoP (RFC 9449) and checks cnf.jkt, whatever checks_binding says
+    )
+    endpoint: Endpoint = Endpoint.RESOURCE
+    http2: bool = False  # HTTP/2: no certificate can be asked for late (RFC 9113 §9.2.1, §9.2.3)
+    query_tokens: bool = True  # the RS accepts a token in the query (RFC 6750 §2.3 leaves it open)
+    ignores_unknown_cnf: bool = (
+        False  # a cnf naming no method the RS knows is taken as no cnf at all
+    )
+    dpop_nonce: bool = False  # the RS asks for its own nonce in DPoP proofs (RFC 9449 §9)
+    resource_metadata: bool = False  # challenges point at RFC 9728 protected resource metadata
+    origin_validates_chain: bool = False  # behind a proxy: the origin validates Client-Cert itself
 
     def describe(self) -> str:
         """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
@@ -124,6 +147,18 @@ class Deployment:
             parts.append("MTLS scheme (hypothetical)")
         if not self.dpop:
             parts.append("no DPoP")
+        flags = {
+            "http2": "HTTP/2",
+            "dpop_nonce": "DPoP nonce required",
+            "resource_metadata": "RFC 9728 metadata",
+            "ignores_unknown_cnf": "unknown cnf ignored",
+            "origin_validates_chain": "origin validates Client-Cert",
+        }
+        parts += [text for name, text in flags.items() if getattr(self, name)]
+        if not self.query_tokens:
+            parts.append("no query tokens")
+        if self.endpoint is not Endpoint.RESOURCE:
+            parts.insert(0, f"token endpoint ({self.endpoint.value.removeprefix('token-')})")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -139,9 +174,9 @@ class Deployment:
     def overridden(self, changes: Mapping[str, Any]) -> Deployment:
         """This deployment with ``changes`` (as :func:`deployment_overrides` reads them) applied."""
         values = dict(changes)
-        if values.get("client_auth") is Relative.REQUIRED_AS_DEPLOYED:
-            validates = self.client_auth.validates or self.client_auth is ClientAuth.NONE
-            values["client_auth"] = ClientAuth.REQUIRED if validates else ClientAuth.REQUIRED_NO_CA
+        relative = values.get("client_auth")
+        if isinstance(relative, Relative):
+            values["client_auth"] = relative.applied_to(self.client_auth)
         return replace(self, **values)
 
 
@@ -157,9 +192,13 @@ class CertChoice(enum.Enum):
     UNTRUSTED_CA = "untrusted-ca-client"
     SERVER_AUTH_ONLY = "server-auth-only-client"
     PKI_SELF_SIGNED = "pki-self-signed-client"
+    # the client holds its certificate, but resumes a TLS session that was set up without one
+    RESUMED_WITHOUT = "resumed-without-certificate"
 
     def identity(self, lab: Lab) -> Identity | None:
         """The lab identity, or ``None`` for no certificate."""
+        if self is CertChoice.RESUMED_WITHOUT:
+            return lab.client
         return None if self is CertChoice.NONE else lab.identity(self.value)
 
 
@@ -189,6 +228,7 @@ class ProofChoice(enum.Enum):
     AUTO = "auto"  # a valid proof when the scheme is DPoP, none otherwise
     NONE = "none"
     VALID = "valid"
+    WITH_NONCE = "with-nonce"  # valid, carrying the resource server's nonce (RFC 9449 §9)
     WRONG_ATH = "wrong-ath"  # a proof made for another access token
     WRONG_HTM = "wrong-htm"
     WRONG_HTU = "wrong-htu"
@@ -211,6 +251,8 @@ class Presentation:
     # ``$client_cert`` for the lab client's certificate as an RFC 9440 value; a CR LF (or LF) inside ends
     # the field on the wire, so what follows is sent as further header fields (see client_request).
     raw_authorization: str | None = None
+    # the client offers TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2), so a server may ask late
+    post_handshake_auth: bool = True
 
     def describe(self) -> str:
         """A one-line description."""
@@ -228,6 +270,8 @@ class Presentation:
             parts.append(f"forged Client-Cert ({self.forged_client_cert.value})")
         if self.dpop_proof not in (ProofChoice.AUTO,):
             parts.append(f"DPoP proof {self.dpop_proof.value}")
+        if not self.post_handshake_auth:
+            parts.append("no post-handshake auth offered")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -314,6 +358,7 @@ def _plain(value: Any) -> Any:
 
 #: The enumerated fields of deployments and presentations, by name.
 _ENUMS: dict[str, type[enum.Enum]] = {
+    "endpoint": Endpoint,
     "client_auth": ClientAuth,
     "tls_version": TlsVersion,
     "topology": Topology,
@@ -364,6 +409,22 @@ class Relative(enum.Enum):
     #: ``client_auth``: refuse a handshake without a client certificate, validating one as deployed —
     #: ``required`` where the deployment validates, ``required-no-ca`` where it does not.
     REQUIRED_AS_DEPLOYED = "required-as-deployed"
+    #: ``client_auth``: ask as deployed but accept any certificate without validating its chain, as RFC 8705
+    #: §6.2 lets a resource server do — ``optional-no-ca`` or ``required-no-ca``.
+    NO_CA_AS_DEPLOYED = "no-ca-as-deployed"
+
+    def applied_to(self, client_auth: ClientAuth) -> ClientAuth:
+        """The client authentication this value makes of ``client_auth``."""
+        if self is Relative.REQUIRED_AS_DEPLOYED:
+            keeps_ca = client_auth.validates or client_auth is ClientAuth.NONE
+            return ClientAuth.REQUIRED if keeps_ca else ClientAuth.REQUIRED_NO_CA
+        if client_auth.requires:
+            return ClientAuth.REQUIRED_NO_CA
+        if (
+            client_auth is ClientAuth.NONE or client_auth.late
+        ):  # asks for nothing, or asks late: as is
+            return client_auth
+        return ClientAuth.OPTIONAL_NO_CA
 
 
 def deployment_overrides(data: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -377,11 +438,18 @@ def deployment_overrides(data: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]
     for name, value in data.items():
         if name not in known:
             raise ScenarioError("deployment", f"unknown field {name!r}")
-        if name == "client_auth" and _plain(value) == Relative.REQUIRED_AS_DEPLOYED.value:
-            out[name] = Relative.REQUIRED_AS_DEPLOYED
+        if name == "client_auth" and _plain(value) in {r.value for r in Relative}:
+            out[name] = Relative(_plain(value))
         else:
             out[name] = _field_value(Deployment, name, _plain(value), f"deployment.{name}")
     return tuple(sorted(out.items()))
+
+
+#: The nonce the lab resource server asks for in DPoP proofs when its deployment says so (RFC 9449 §9). A
+#: real server makes fresh ones; the lab's is fixed so that simulation and wire agree.
+LAB_DPOP_NONCE = "mtlslab-dpop-nonce-1"
+#: The client_id the lab client is registered under at the lab token endpoint (RFC 8705 §2).
+LAB_CLIENT_ID = "lab-client"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,6 +570,8 @@ def _proof(
         return []
     if choice is ProofChoice.VALID or choice is ProofChoice.AUTO:
         return [dpop_proof(key, **common)]
+    if choice is ProofChoice.WITH_NONCE:
+        return [dpop_proof(key, **common, claim_overrides={"nonce": LAB_DPOP_NONCE})]
     if choice is ProofChoice.WRONG_ATH:
         return [dpop_proof(key, **{**common, "access_token": "another-access-token"})]
     if choice is ProofChoice.WRONG_HTM:
@@ -577,11 +647,21 @@ def client_request(
     lab: Lab,
     resource_url: str = LAB_RESOURCE,
     now: Any = LAB_NOW,
+    endpoint: Endpoint = Endpoint.RESOURCE,
 ) -> Request:
-    """The HTTP request the client sends for ``presentation`` and ``token``.
+    """The HTTP request the client sends for ``presentation`` and ``token``; at a token endpoint, the client
+    credentials grant of the lab client, which authenticates with its certificate alone (RFC 8705 §2).
 
     A ``raw_authorization`` holding line breaks becomes several header fields, as it would on the wire.
     """
+    if endpoint is not Endpoint.RESOURCE:
+        parts = urllib.parse.urlsplit(resource_url)
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/token", "", ""))
+        body = urllib.parse.urlencode(
+            {"grant_type": "client_credentials", "client_id": LAB_CLIENT_ID}
+        ).encode("ascii")
+        form = (("Content-Type", "application/x-www-form-urlencoded"),)
+        return Request(method="POST", url=url, headers=form, body=body)
     placement = presentation.placement
     in_form = placement in (Placement.FORM, Placement.HEADER_AND_FORM)
     method = "POST" if in_form else "GET"
@@ -649,8 +729,15 @@ def realize(
         token = asrv.mint(scenario.token, now=now)
     except InputError as exc:  # an unknown variant; a failing recipe is a bug, and says so
         raise ScenarioError("token", str(exc)) from None
-    sent = client_request(scenario.presentation, token, lab=lab, resource_url=resource_url, now=now)
-    tls = _handshake(scenario.deployment, identity, lab=lab, now=now)
+    sent = client_request(
+        scenario.presentation,
+        token,
+        lab=lab,
+        resource_url=resource_url,
+        now=now,
+        endpoint=scenario.deployment.endpoint,
+    )
+    tls = _handshake(scenario.deployment, scenario.presentation, identity, lab=lab, now=now)
     return Exchange(
         scenario=scenario,
         identity=identity,
@@ -670,11 +757,15 @@ def redeploy(
     before = exchange.scenario.deployment
     if deployment == before:
         return exchange
+    if deployment.endpoint is not before.endpoint:
+        raise ScenarioError(
+            "deployment.endpoint", "another endpoint is another request: realize it"
+        )
     scenario = replace(exchange.scenario, deployment=deployment)
-    if (deployment.client_auth, deployment.tls_version) == (before.client_auth, before.tls_version):
+    if _handshake_arguments(deployment) == _handshake_arguments(before):
         tls = exchange.tls
     else:
-        tls = _handshake(deployment, exchange.identity, lab=lab, now=now)
+        tls = _handshake(deployment, scenario.presentation, exchange.identity, lab=lab, now=now)
     return replace(
         exchange,
         scenario=scenario,
@@ -683,8 +774,18 @@ def redeploy(
     )
 
 
+def _handshake_arguments(deployment: Deployment) -> tuple[object, ...]:
+    """The deployment's part in :func:`_handshake`'s arguments."""
+    return (deployment.client_auth, deployment.tls_version, deployment.http2)
+
+
 def _handshake(
-    deployment: Deployment, identity: Identity | None, *, lab: Lab, now: Any
+    deployment: Deployment,
+    presentation: Presentation,
+    identity: Identity | None,
+    *,
+    lab: Lab,
+    now: Any,
 ) -> TlsResult:
     return handshake(
         client_auth=deployment.client_auth,
@@ -692,6 +793,9 @@ def _handshake(
         presented=identity,
         roots=(lab.ca.certificate,),
         at=now,
+        resumed_without_certificate=presentation.certificate is CertChoice.RESUMED_WITHOUT,
+        post_handshake_auth=presentation.post_handshake_auth,
+        http2=deployment.http2,
     )
 
 

@@ -4,19 +4,31 @@ Given how the server asks for client certificates (:class:`ClientAuth`), the TLS
 certificate the client presents (or none), :func:`handshake` says either which certificate the
 application receives, or which alert aborts the connection and when the client notices it:
 
-* TLS 1.3 (RFC 8446 §4.4.2.4): the server checks the client's certificate after the client has sent its
-  Finished, so the client believes the handshake succeeded and sees the alert on its **first read**
-  (``certificate_required`` (116) when no certificate came and one is required).
+* TLS 1.3: the server checks the client's certificate after the client has sent its Finished, so the
+  client believes the handshake succeeded and meets the alert only when it next reads (RFC 8446 §4.4.4: such
+  alerts travel under the application traffic keys) — ``certificate_required`` (116) when no certificate
+  came and one is required (RFC 8446 §6.2). Such an alert arrives after the client has started to write its
+  request: a server that closes without reading what the client sent can make the kernel reset the
+  connection, and then the client may see the connection close with no alert at all. mtlslab's server shuts
+  its write side and drains first, so its alert always arrives (see :attr:`TlsAlert.may_be_lost`).
 * TLS 1.2 (RFC 5246 §7.4.6): the server rejects during the handshake, the client sees the alert there;
   a missing required certificate is ``handshake_failure`` (40).
 * A certificate that fails validation gives the alert OpenSSL maps the verification error to:
   ``unknown_ca`` (48) for an untrusted issuer or a self-signed certificate, ``certificate_expired`` (45),
-  ``bad_certificate`` (42) for not-yet-valid, ``unsupported_certificate`` (43) for a wrong EKU.
+  ``bad_certificate`` (42) for not-yet-valid, ``unsupported_certificate`` (43) for a wrong EKU. The RFCs
+  define what each alert means (RFC 8446 §6.2, RFC 5246 §7.2.2); which one a server sends is its TLS
+  library's choice, and these are OpenSSL's (the live tests check them against OpenSSL and HAProxy).
 
 With ``optional-no-ca`` (nginx's ``optional_no_ca``; RFC 8705 §2.2 and §6.2 for self-signed clients) any
 certificate is accepted and handed to the application unverified; ``required-no-ca`` does the same but
-refuses a handshake without a certificate. The live tests check this model
-against real OpenSSL and HAProxy on loopback.
+refuses a handshake without a certificate.
+
+Certificates asked for late (RFC 8705 §3 makes no provision for them): with ``post-handshake`` the server
+asks only once the request has come, by TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2), which the
+client must have offered; with ``renegotiation`` by a TLS 1.2 renegotiation (RFC 5246 §7.4.1.1). HTTP/2
+forbids both (RFC 9113 §9.2.1, §9.2.3), so there the certificate cannot be had. A resumed session carries
+the authentication of the session it resumes (RFC 8446 §2.2): one set up without a certificate hands none to
+the application, whatever certificate the client holds now.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.pki import LAB_NOW, ChainProblem, Identity, validate_client_chain
-from mtlslab.spec import Clause, Step, cite
+from mtlslab.spec import Step, cite
 
 __all__ = [
     "ALERTS",
@@ -58,6 +70,8 @@ class ClientAuth(enum.Enum):
     REQUIRED_NO_CA = (
         "required-no-ca"  # asks, refuses the handshake without one, accepts any unverified
     )
+    POST_HANDSHAKE = "post-handshake"  # asks once the request has come: TLS 1.3 post-handshake auth
+    RENEGOTIATION = "renegotiation"  # asks once the request has come: a TLS 1.2 renegotiation
 
     @property
     def requires(self) -> bool:
@@ -67,7 +81,12 @@ class ClientAuth(enum.Enum):
     @property
     def validates(self) -> bool:
         """Whether a presented certificate is validated against the trusted CA."""
-        return self in (ClientAuth.OPTIONAL, ClientAuth.REQUIRED)
+        return self not in (ClientAuth.NONE, ClientAuth.OPTIONAL_NO_CA, ClientAuth.REQUIRED_NO_CA)
+
+    @property
+    def late(self) -> bool:
+        """Whether the certificate is asked for only after the handshake."""
+        return self in (ClientAuth.POST_HANDSHAKE, ClientAuth.RENEGOTIATION)
 
 
 class TlsVersion(enum.Enum):
@@ -110,11 +129,22 @@ ALERTS: dict[str, int] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsAlert:
-    """A fatal TLS alert: its name and number, and when the client notices it."""
+    """A fatal TLS alert: its name and number, and when the client notices it.
+
+    An alert the client meets only at its first read (``when="first_read"``) reaches it after it has begun to
+    send its request; a server that closes without reading that request can make the connection reset, and
+    the client may then see it close without the alert (``may_be_lost``). mtlslab's own server drains first,
+    so it always delivers the alert.
+    """
 
     name: str
     code: int
     when: Literal["handshake", "first_read"]
+
+    @property
+    def may_be_lost(self) -> bool:
+        """Whether a server that does not drain could make the client miss this alert."""
+        return self.when == "first_read"
 
     def __str__(self) -> str:
         moment = "during the handshake" if self.when == "handshake" else "at the first read"
@@ -144,6 +174,7 @@ class TlsResult:
         return self.alert is None
 
 
+#: The alert OpenSSL sends for each validation problem (its choice; RFC 8446 §6.2 says what each means).
 _PROBLEM_ALERT = {
     ChainProblem.UNTRUSTED_ISSUER: "unknown_ca",
     ChainProblem.SELF_SIGNED: "unknown_ca",
@@ -152,14 +183,18 @@ _PROBLEM_ALERT = {
     ChainProblem.WRONG_EKU: "unsupported_certificate",
     ChainProblem.OTHER: "bad_certificate",
 }
+_LOST = (
+    " (a server that closes without reading the client's request can make the client see the connection "
+    "close instead; mtlslab's server drains first, so the alert arrives)"
+)
 
-_RFC8446_CERT = cite("RFC 8446 §4.4.2.4")
-_RFC5246_CERT = cite("RFC 5246 §7.4.6")
-_RFC8705_NO_CA = cite("RFC 8705 §6.2")
+
+def _step(clause: str, passed: bool | None, detail: str) -> Step:
+    return Step(check="TLS client certificate", clause=cite(clause), passed=passed, detail=detail)
 
 
-def _rejection_clause(version: TlsVersion) -> Clause:
-    return _RFC8446_CERT if version is TlsVersion.TLS1_3 else _RFC5246_CERT
+def _result(alert: TlsAlert | None, cert: bytes | None, *steps: Step) -> TlsResult:
+    return TlsResult(alert=alert, client_cert=cert, steps=steps)
 
 
 def handshake(
@@ -169,88 +204,192 @@ def handshake(
     presented: Identity | x509.Certificate | None,
     roots: Sequence[x509.Certificate],
     at: dt.datetime = LAB_NOW,
+    resumed_without_certificate: bool = False,
+    post_handshake_auth: bool = True,
+    http2: bool = False,
 ) -> TlsResult:
     """Model the server side of a handshake with client authentication ``client_auth``.
 
     ``presented`` is the identity (or bare certificate) the client would send if asked. Certificates are
-    validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today).
+    validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today). With
+    ``resumed_without_certificate`` the client resumes a session set up without a certificate. For a
+    certificate asked for late, ``post_handshake_auth`` says whether the client offered TLS 1.3
+    post-handshake authentication, and ``http2`` whether the connection carries HTTP/2.
     """
-    name: str
-    chain: tuple[x509.Certificate, ...]
-    der: bytes
-    certificate: x509.Certificate
-    if isinstance(presented, x509.Certificate):
-        name, chain = presented.subject.rfc4514_string() or "the certificate", ()
-        der = presented.public_bytes(Encoding.DER)
-        certificate = presented
-    elif presented is not None:
-        name, chain, der, certificate = (
-            presented.name,
-            presented.chain,
-            presented.der,
-            presented.certificate,
-        )
     when: Literal["handshake", "first_read"] = (
-        "first_read" if version is TlsVersion.TLS1_3 else "handshake"
+        "first_read" if version is TlsVersion.TLS1_3 or client_auth.late else "handshake"
     )
+    rejection = "RFC 8446 §4.4.2.4" if version is TlsVersion.TLS1_3 else "RFC 5246 §7.4.6"
+    if resumed_without_certificate and presented is not None:
+        resumed = _step(
+            "RFC 8446 §2.2",
+            None,
+            "the client resumes a session that was set up without a certificate: resumption carries that "
+            "session's authentication, so no certificate is presented now",
+        )
+        late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
+        if late is not None:
+            return _result(late.alert, late.client_cert, resumed, *late.steps)
+        if client_auth.requires:
+            return _result(
+                alert_by_name(_no_certificate_alert(version), when),
+                None,
+                resumed,
+                _step(rejection, False, "a certificate is required: the session cannot be resumed"),
+            )
+        return _result(None, None, resumed)
     if client_auth is ClientAuth.NONE:
         detail = "the server sends no CertificateRequest, so the client sends no certificate"
         if presented is not None:
-            detail += f" (it had {name})"
-        return TlsResult(
-            alert=None,
-            client_cert=None,
-            steps=(
-                Step(
-                    check="TLS client certificate",
-                    clause=_rejection_clause(version),
-                    passed=None,
-                    detail=detail,
-                ),
-            ),
-        )
+            detail += f" (it had {_name(presented)})"
+        return _result(None, None, _step(rejection, None, detail))
+    if client_auth.late:
+        late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
+        assert late is not None
+        return late
     if presented is None:
         if client_auth.requires:
-            name = "certificate_required" if version is TlsVersion.TLS1_3 else "handshake_failure"
-            alert = alert_by_name(name, when)
-            step = Step(
-                check="TLS client certificate",
-                clause=_rejection_clause(version),
-                passed=False,
-                detail=f"required but none sent: the server aborts with {alert}",
+            alert = alert_by_name(_no_certificate_alert(version), when)
+            lost = _LOST if alert.may_be_lost else ""
+            return _result(
+                alert,
+                None,
+                _step(
+                    rejection,
+                    False,
+                    f"required but none sent: the server aborts with {alert}{lost}; RFC 8446 §6.2 says what "
+                    "the alert means, OpenSSL chooses it",
+                ),
             )
-            return TlsResult(alert=alert, client_cert=None, steps=(step,))
-        step = Step(
-            check="TLS client certificate",
-            clause=_rejection_clause(version),
-            passed=None,
-            detail=f"requested ({client_auth.value}), none sent: the handshake completes without one",
+        return _result(
+            None,
+            None,
+            _step(
+                rejection,
+                None,
+                f"requested ({client_auth.value}), none sent: the handshake completes without one",
+            ),
         )
-        return TlsResult(alert=None, client_cert=None, steps=(step,))
+    return _validated(client_auth, rejection, presented, roots, at, when)
+
+
+def _no_certificate_alert(version: TlsVersion) -> str:
+    return "certificate_required" if version is TlsVersion.TLS1_3 else "handshake_failure"
+
+
+def _name(presented: Identity | x509.Certificate) -> str:
+    if isinstance(presented, x509.Certificate):
+        return presented.subject.rfc4514_string() or "the certificate"
+    return presented.name
+
+
+def _validated(
+    client_auth: ClientAuth,
+    clause: str,
+    presented: Identity | x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    at: dt.datetime,
+    when: Literal["handshake", "first_read"],
+) -> TlsResult:
+    """The certificate the client sends when asked: accepted as is without chain validation, or validated."""
+    if isinstance(presented, x509.Certificate):
+        chain: tuple[x509.Certificate, ...] = ()
+        der = presented.public_bytes(Encoding.DER)
+        certificate = presented
+    else:
+        chain, der, certificate = presented.chain, presented.der, presented.certificate
+    name = _name(presented)
     if not client_auth.validates:
-        step = Step(
-            check="TLS client certificate",
-            clause=_RFC8705_NO_CA,
-            passed=True,
-            detail=f"{name} accepted without chain validation ({client_auth.value}); the "
-            "application receives it as is",
+        return _result(
+            None,
+            der,
+            _step(
+                "RFC 8705 §6.2",
+                True,
+                f"{name} accepted without chain validation ({client_auth.value}); the application receives "
+                "it as is",
+            ),
         )
-        return TlsResult(alert=None, client_cert=der, steps=(step,))
-    verdict = validate_client_chain(certificate, roots=roots, intermediates=chain, at=at)
+    verdict = validate_client_chain(certificate, roots=tuple(roots), intermediates=chain, at=at)
     if not verdict.valid:
         assert verdict.problem is not None
         alert = alert_by_name(_PROBLEM_ALERT[verdict.problem], when)
-        step = Step(
-            check="TLS client certificate",
-            clause=_rejection_clause(version),
-            passed=False,
-            detail=f"{name}: {verdict.reason}; the server aborts with {alert}",
+        lost = _LOST if alert.may_be_lost else ""
+        return _result(
+            alert,
+            None,
+            _step(
+                clause,
+                False,
+                f"{name}: {verdict.reason}; the server aborts with {alert}{lost}; RFC 8446 §6.2 says what the "
+                "alert means, OpenSSL chooses it",
+            ),
         )
-        return TlsResult(alert=alert, client_cert=None, steps=(step,))
-    step = Step(
-        check="TLS client certificate",
-        clause=_rejection_clause(version),
-        passed=True,
-        detail=f"{name} validated against the trusted CA ({client_auth.value})",
+    return _result(
+        None,
+        der,
+        _step(clause, True, f"{name} validated against the trusted CA ({client_auth.value})"),
     )
-    return TlsResult(alert=None, client_cert=der, steps=(step,))
+
+
+def _late(
+    client_auth: ClientAuth,
+    version: TlsVersion,
+    presented: Identity | x509.Certificate | None,
+    roots: Sequence[x509.Certificate],
+    at: dt.datetime,
+    post_handshake_auth: bool,
+    http2: bool,
+) -> TlsResult | None:
+    """A certificate asked for once the request has come, or None when the server does not ask late."""
+    if not client_auth.late:
+        return None
+    pha = client_auth is ClientAuth.POST_HANDSHAKE
+    clause = "RFC 8446 §4.6.2" if pha else "RFC 5246 §7.4.1.1"
+    how = "TLS 1.3 post-handshake authentication" if pha else "a TLS 1.2 renegotiation"
+    first = _step(
+        "RFC 8705 §3",
+        None,
+        f"no certificate asked for in the handshake; the server asks once the request has come, by {how} "
+        "(RFC 8705 §3 makes no provision for it)",
+    )
+    if http2:
+        rule = "RFC 9113 §9.2.3" if pha else "RFC 9113 §9.2.1"
+        return _result(
+            None,
+            None,
+            first,
+            _step(rule, False, f"HTTP/2 forbids {how}: the server cannot ask, no certificate"),
+        )
+    wanted = TlsVersion.TLS1_3 if pha else TlsVersion.TLS1_2
+    if version is not wanted:
+        return _result(
+            None,
+            None,
+            first,
+            _step(
+                clause,
+                False,
+                f"{how} needs TLS {wanted.value}; this is TLS {version.value}: no certificate",
+            ),
+        )
+    if pha and not post_handshake_auth:
+        return _result(
+            None,
+            None,
+            first,
+            _step(
+                clause,
+                False,
+                "the client did not offer post_handshake_auth, so the server may not ask: no certificate",
+            ),
+        )
+    if presented is None:
+        return _result(
+            None,
+            None,
+            first,
+            _step(clause, None, "asked late; the client has no certificate to send"),
+        )
+    later = _validated(ClientAuth.OPTIONAL, clause, presented, roots, at, "first_read")
+    return _result(later.alert, later.client_cert, first, *later.steps)

@@ -478,17 +478,42 @@ class AuthorizationServer:
         self._revoked.add(token)
 
     def introspect(self, token: str, *, now: dt.datetime = LAB_NOW) -> IntrospectionResponse:
-        """RFC 7662 §2.2 response for ``token`` at ``now``; unknown, revoked or expired → ``active: false``.
+        """RFC 7662 §2.2 response for ``token`` at ``now``: active only for a token this server issued, not
+        revoked, and within its validity window — issued, not expired, and past any ``nbf`` (RFC 7662 §2.2;
+        §4: the server "MUST determine whether or not a token's valid period has started yet").
 
-        Certificate-bound tokens carry ``cnf`` with ``x5t#S256`` (RFC 8705 §3.2).
+        The server knows its own tokens, whichever process minted them: its opaque tokens are derived from the
+        lab seed, and its JWTs carry its signature. Certificate-bound tokens carry ``cnf`` with ``x5t#S256``
+        (RFC 8705 §3.2).
         """
-        record = self._introspection.get(token)
+        record = self._introspection.get(token) or self._own(token, now)
         if record is None or token in self._revoked:
             return IntrospectionResponse(active=False)
-        exp = record.get("exp")
-        if isinstance(exp, int) and _epoch(now) >= exp:
+        at = _epoch(now)
+        exp, nbf = record.get("exp"), record.get("nbf")
+        if isinstance(exp, (int, float)) and at >= exp:
+            return IntrospectionResponse(active=False)
+        if isinstance(nbf, (int, float)) and at < nbf:
             return IntrospectionResponse(active=False)
         return IntrospectionResponse({"active": True, **record})
+
+    def _own(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
+        """What this server issued as ``token`` in another process: a JWT its key signed, or one of its
+        seed-derived opaque tokens (minted again here to know them)."""
+        if token.count(".") == 2:
+            try:
+                claims = _PLAIN_SIGNER.decode_complete(
+                    token, self.signing_key.public_key(), algorithms=[self.alg]
+                )
+                payload = json.loads(claims["payload"])
+            except (jwt.PyJWTError, ValueError):
+                return None
+            if not isinstance(payload, dict) or payload.get("iss") != self.issuer:
+                return None
+            return {**payload, "token_type": "Bearer"}
+        for variant in ("opaque-bound", "opaque-unbound", "opaque-inactive"):
+            self.mint(variant, now=now)
+        return self._introspection.get(token)
 
     def __repr__(self) -> str:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"

@@ -143,7 +143,10 @@ def test_explain_shows_the_request_the_trace_with_clauses_and_each_raw_answer() 
     assert "→ finding: certificate_missing" in out
     for name in BUILTINS:
         assert f"\n=== {name}: " in out
-    assert "=== baseline: 401 (no error) [unspecified] ===\nHTTP/1.1 401 Unauthorized\n" in out
+    assert (
+        "=== baseline: 401 (error code unspecified) [unspecified] ===\nHTTP/1.1 401 Unauthorized\n"
+        in out
+    )
     assert "=== thread-400: 400 invalid_request ===\nHTTP/1.1 400 Bad Request\n" in out
     assert 'WWW-Authenticate: Bearer realm="mtlslab", error="invalid_request"' in out
     assert "=== tls-required: TLS certificate_required (116) ===\n(no HTTP response: " in out
@@ -270,7 +273,7 @@ def test_evaluate_a_forged_client_cert_header(files: dict[str, Path], token: str
     proxied = by_name(evaluate_json(*forged, "--via-proxy", "-i", "baseline"))
     assert proxied["baseline"]["finding"] == "certificate_missing"
     trace = proxied["baseline"]["trace"]
-    assert any(step["clause"] == "RFC 9440 §2" for step in trace)  # type: ignore[attr-defined,index]
+    assert any(step["clause"] == "RFC 9440 §2.4" for step in trace)  # type: ignore[attr-defined,index]
 
 
 def test_evaluate_via_a_trusted_proxy(files: dict[str, Path], token: str) -> None:
@@ -335,7 +338,7 @@ def test_evaluate_as_text_shows_the_trace_and_raw_http(files: dict[str, Path], t
     )
     assert status == 0
     assert out.count("--- trace ---") == 1
-    assert "✗ certificate binding [RFC 8705 §3.1]" in out
+    assert "✗ certificate binding [RFC 8705 §3]" in out
     assert "=== baseline: 401 invalid_token ===\nHTTP/1.1 401 Unauthorized\n" in out
     assert "=== keycloak: 401 invalid_token ===" in out
 
@@ -558,8 +561,29 @@ def test_every_known_tag_is_accepted() -> None:
 
 
 def test_an_authorization_value_starting_with_a_dash_is_evaluated() -> None:
-    """`--authorization -x` is taken as the header value (not as an option): the server reads scheme '-x'."""
+    """`--authorization -x` is taken as the header value (not as an option): the server reads the one word
+    '-x', a value without a scheme."""
     cells = by_name(evaluate_json("--authorization", "-x", "-i", "baseline"))
-    assert cells["baseline"]["finding"] == "no_token"
+    assert cells["baseline"]["finding"] == "scheme_missing"
     details = [step["detail"] for step in cells["baseline"]["trace"]]  # type: ignore[attr-defined]
-    assert any("scheme '-x' is not one this server accepts" in d for d in details), details
+    assert any("no scheme: the value '-x' is one word" in d for d in details), details
+
+
+def test_evaluate_introspects_a_lab_token_minted_in_another_process(files: dict[str, Path]) -> None:
+    """Under authlete (introspection), a lab token printed by `mtlslab token` in another process is known to
+    the lab authorization server and active: the bound token with its certificate is accepted, not
+    'inactive' (issue 14 item 3)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mtlslab", "token", "--seed", ENGINE_SEED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    printed = done.stdout.strip()
+    cells = by_name(
+        evaluate_json(
+            "--cert", str(files["client"]), "--authorization", f"Bearer {printed}", "-i", "authlete"
+        )
+    )
+    assert cells["authlete"]["finding"] == "accepted"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import http.client
 import http.server
 import io
 import json
@@ -51,8 +53,8 @@ from mtlslab.live import (
     verify,
     write_lab_folder,
 )
+from mtlslab.live.client import client_context
 from mtlslab.live.server import Listener, is_loopback
-from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
@@ -930,76 +932,284 @@ def test_the_size_answers_are_the_engines_under_any_limits(live_sim: Simulator) 
         assert observed.body == "request header fields too large\n"
 
 
-def test_more_clients_than_slots_wait_and_are_served(live_sim: Simulator) -> None:
-    """max_connections=1: a second client waits while the slot is held, then is served; nothing crashes."""
-    limits = Limits(max_connections=1, connection_timeout=2.0, drain_timeout=0.1)
-    with _direct_server(live_sim, limits=limits) as server:
-        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.1)  # the holder has the only slot
-        assert server.active_connections == 1
-        releaser = threading.Timer(0.5, holder.close)  # it hangs up after 0.5 s: the slot frees
-        releaser.start()
-        started = time.monotonic()
-        request, _ = _good_request(live_sim, server)
-        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
-        waited = time.monotonic() - started
-        releaser.join()
-        assert observed.status == 200, observed.summary()
-        assert 0.3 < waited < 2.0  # served once the slot freed, not before
-        _assert_still_serves(live_sim, server)
+def _slowed(server: Listener, seconds: float) -> list[float]:
+    """Make ``server``'s answers take ``seconds`` longer (a slow engine or origin, injected); returns the
+    list each computed answer's start is recorded in."""
+    answer = server._answer
+    started: list[float] = []
+
+    def slow(incoming: Any, **kwargs: Any) -> bytes:
+        started.append(time.monotonic())
+        time.sleep(seconds)
+        return answer(incoming, **kwargs)
+
+    server._answer = slow  # type: ignore[method-assign]
+    return started
 
 
-def test_a_client_that_cannot_get_a_slot_in_time_is_dropped(live_sim: Simulator) -> None:
-    """max_connections=1 held past connection_timeout: the waiting client is closed unanswered and
-    counted; the server goes on serving once the slot frees."""
-    limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.5)
+def test_complete_requests_beyond_the_workers_wait_for_one_and_are_served(
+    live_sim: Simulator,
+) -> None:
+    """max_connections=1 and answers that take 0.3 s: two requests sent together are answered one after
+    the other by the one worker; a silent client connected before them holds no worker meanwhile."""
+    limits = Limits(max_connections=1, connection_timeout=3.0, drain_timeout=0.1)
     with _direct_server(live_sim, limits=limits) as server:
-        # silent: the handshake times out at 0.5 s, then the drain holds the slot up to 1 s more
-        holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        time.sleep(0.1)
+        started = _slowed(server, 0.3)
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         request, _ = _good_request(live_sim, server)
-        started = time.monotonic()
-        observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client, timeout=5)
+        begin = time.monotonic()
+
+        def client(_: int) -> tuple[int | None, float]:
+            observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+            return observed.status, time.monotonic() - begin
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(client, range(2)), key=lambda a: a[1])
+        silent.close()
+    assert [status for status, _ in answers] == [200, 200]
+    assert started[1] - started[0] >= 0.25  # the second waited for the worker (0.3 s)
+    assert answers[1][1] < limits.connection_timeout
+
+
+def test_a_request_still_waiting_for_a_worker_at_its_deadline_is_dropped(
+    live_sim: Simulator,
+) -> None:
+    """max_connections=1, a 0.5 s deadline and answers that take 1.5 s: both clients are cut off unanswered
+    at their deadline, long before the first answer is ready (then discarded); the second request never
+    gets the worker, so only one answer was ever computed."""
+    limits = Limits(max_connections=1, connection_timeout=0.5, drain_timeout=0.1)
+    with _direct_server(live_sim, limits=limits) as server:
+        started = _slowed(server, 1.5)
+        request, _ = _good_request(live_sim, server)
+
+        def client(_: int) -> tuple[Observed, float]:
+            begin = time.monotonic()
+            observed = send(request, ca=live_sim.lab.ca, identity=live_sim.lab.client)
+            return observed, time.monotonic() - begin
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(client, range(2)))
+    # closed: the worker has finished
+    assert len(started) == 1
+    assert (server.served, server.dropped) == (0, 2)
+    for observed, took in answers:
         assert observed.status is None, observed.summary()
-        assert observed.tls_alert is None
-        assert observed.error
-        assert 0.4 < time.monotonic() - started < 1.4
-        assert server.dropped >= 1
-        holder.close()
-        time.sleep(0.2)
+        assert took < 1.2, took  # the deadline, not the 1.5 s answer
+
+
+def _client_hello() -> bytes:
+    """The first flight of a real TLS client (its ClientHello): what a handshake slowloris trickles."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    half = ctx.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        half.do_handshake()
+    return outgoing.read()
+
+
+#: A request head that never ends: what a request slowloris trickles.
+_ENDLESS_HEAD = b"GET /resource HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"s" * 4096
+
+
+@contextlib.contextmanager
+def _drippers(
+    port: int,
+    count: int,
+    payload: bytes,
+    *,
+    context: ssl.SSLContext | None = None,
+    interval: float = 1.0,
+) -> Iterator[list[object]]:
+    """``count`` clients that each send ``payload`` one byte every ``interval`` seconds (after a complete
+    TLS handshake with ``context``, when given) until the block ends or the server cuts them off. Yields
+    the list each client is put in once connected (and handshaken), and is removed from when cut off."""
+    stop = threading.Event()
+    connected: list[object] = []
+
+    def drip(n: int) -> None:
+        with contextlib.suppress(OSError), contextlib.ExitStack() as stack:
+            conn = stack.enter_context(socket.create_connection(("127.0.0.1", port), 10))
+            if context is not None:
+                conn = stack.enter_context(context.wrap_socket(conn, server_hostname="localhost"))
+            connected.append(n)
+            try:
+                for i in range(len(payload)):
+                    conn.sendall(payload[i : i + 1])
+                    if stop.wait(interval):
+                        return
+            finally:
+                connected.remove(n)
+
+    with ThreadPoolExecutor(count) as pool:
+        for n in range(count):
+            pool.submit(drip, n)
+        try:
+            yield connected
+        finally:
+            stop.set()
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("stage", ["handshake", "request head"])
+def test_two_hundred_slow_clients_leave_a_prompt_client_served_within_its_deadline(
+    live_sim: Simulator, stage: str
+) -> None:
+    """200 clients trickle their TLS handshake, or (handshake done) their request head, one byte a second:
+    none holds a worker, so a client with a real certificate is answered within its connection deadline
+    (5 s) while all 200 are still connected. Afterwards no thread or descriptor is left."""
+    before = _threads_and_fds()
+    limits = Limits()
+    with _direct_server(live_sim, limits=limits) as server:
+        anonymous = client_context(ca=live_sim.lab.ca, identity=None, version=TlsVersion.TLS1_3)
+        payload, context = (
+            (_client_hello(), None) if stage == "handshake" else (_ENDLESS_HEAD, anonymous)
+        )
+        with _drippers(server.port, 200, payload, context=context) as connected:
+            _wait_for(lambda: len(connected) == 200 and server.active_connections >= 200, 20)
+            held = len(connected), server.active_connections
+            request, _ = _good_request(live_sim, server)
+            observed = send(
+                request,
+                ca=live_sim.lab.ca,
+                identity=live_sim.lab.client,
+                timeout=limits.connection_timeout + 1,
+            )
+            still = len(connected)
+        assert observed.status == 200, observed.summary()
+        assert observed.elapsed < limits.connection_timeout, observed.elapsed
+        assert held[0] == 200, (
+            held
+        )  # all of them connected (and handshaken), and held by the server
+        assert held[1] >= 200, held
+        assert still == 200  # the attack went on throughout
+    assert _settle(before) == before
+
+
+@pytest.mark.parametrize("kind", ["lab issuer", "built-in proxy", "origin"])
+def test_every_listener_answers_past_slow_clients(live_sim: Simulator, kind: str) -> None:
+    """The lab issuer (16 workers), the built-in proxy and the origin behind it (64 each) are the same
+    listener: 100 clients trickling their handshake (to the origin: their request head) leave a prompt
+    request answered."""
+    lab = live_sim.lab
+    stack = LiveStack(
+        simulator=live_sim,
+        deployment=get_scenario("proxy-success").deployment,
+        interpretation=BUILTINS["baseline"],
+        proxy="builtin",
+    )
+    with stack, LabIssuer(lab, asrv=live_sim.asrv, now=live_sim.now) as issuer:
+        listener = {"lab issuer": issuer, "built-in proxy": stack.proxy, "origin": stack.server}[
+            kind
+        ]
+        assert isinstance(listener, Listener)
+        payload = _ENDLESS_HEAD if kind == "origin" else _client_hello()
+        with _drippers(listener.port, 100, payload) as connected:
+            _wait_for(lambda: listener.active_connections >= 100, 20)
+            held = len(connected)
+            if kind == "origin":
+                with contextlib.closing(
+                    http.client.HTTPConnection("127.0.0.1", listener.port, timeout=5)
+                ) as plain:
+                    plain.request("GET", "/resource")
+                    status: int | None = plain.getresponse().status
+            elif kind == "lab issuer":
+                trusting = ssl.create_default_context(cadata=lab.ca.cert_pem.text())
+                with contextlib.closing(
+                    http.client.HTTPSConnection(
+                        "127.0.0.1", listener.port, context=trusting, timeout=5
+                    )
+                ) as tls:
+                    tls.request("GET", "/jwks")
+                    status = tls.getresponse().status
+            else:
+                exchange = live_sim.exchange(get_scenario("proxy-success"))
+                request = dataclasses.replace(exchange.client_request, url=f"{stack.url}/resource")
+                status = send(request, context=stack.client_context(lab.client)).status
+            still = len(connected)
+    assert status == (401 if kind == "origin" else 200)  # the origin: no token, the engine's 401
+    assert (held, still) == (100, 100)
+
+
+def test_a_full_listener_makes_room_by_dropping_its_oldest_waiting_client(
+    live_sim: Simulator,
+) -> None:
+    """max_pending=4: four silent clients fill the listener; a fifth, with a real certificate, is served,
+    the oldest silent client having been dropped to make room, while the three newer ones stay connected."""
+    limits = Limits(max_pending=4)
+    with _direct_server(live_sim, limits=limits) as server:
+        silent = []
+        for _ in range(4):
+            silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            _wait_for(lambda: server.active_connections == len(silent), 5)
         _assert_still_serves(live_sim, server)
+        assert silent[0].recv(1) == b""  # dropped: the server hung up
+        for sock in silent[1:]:
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing said
+                sock.recv(1)
+        for sock in silent:
+            sock.close()
 
 
-def test_a_slowloris_client_is_dropped_after_the_connection_timeout(live_sim: Simulator) -> None:
-    """A client that sends its request one byte every 0.2 s gets no answer and is cut off once
-    connection_timeout has passed (plus the bounded drain); the server keeps serving."""
+def test_a_listener_holds_at_most_a_quarter_of_the_descriptor_limit() -> None:
+    """Under `ulimit -n 1024` a listener holds at most 256 connections, however many max_pending allows, so
+    a flood cannot take the process's last descriptors; a smaller max_pending is kept as it is."""
+    script = (
+        "import resource\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
+        "from mtlslab.live.server import Limits, Listener\n"
+        "for limits in (Limits(), Limits(max_pending=100)):\n"
+        "    listener = Listener(limits=limits)\n"
+        "    print(listener._max_pending)\n"
+        "    listener.close()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["256", "100"]
+
+
+@pytest.mark.parametrize("stage", ["handshake", "request head"])
+def test_a_slowloris_client_is_cut_off_at_the_connection_timeout(
+    live_sim: Simulator, stage: str
+) -> None:
+    """A client that trickles its handshake, or its request, one byte every 0.2 s gets no answer and is cut
+    off once connection_timeout has passed (plus the bounded drain); the server keeps serving."""
     limits = Limits(connection_timeout=1.0, drain_timeout=0.2)
     with _direct_server(live_sim, limits=limits) as server:
         request, _ = _good_request(live_sim, server)
-        from mtlslab.live.client import _encode, client_context
+        from mtlslab.live.client import _encode
 
-        payload = _encode(request)
         ctx = client_context(
             ca=live_sim.lab.ca, identity=live_sim.lab.client, version=TlsVersion.TLS1_3
         )
         started = time.monotonic()
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        conn = raw if stage == "handshake" else ctx.wrap_socket(raw, server_hostname="localhost")
+        payload = _client_hello() if stage == "handshake" else _encode(request)
+        with conn:
             sent = 0
             answer = b""
             while sent < len(payload) and time.monotonic() - started < 5:
                 try:
-                    tls.sendall(payload[sent : sent + 1])
+                    conn.sendall(payload[sent : sent + 1])
                 except OSError:
                     break
                 sent += 1
-                readable, _, _ = select.select([tls], [], [], 0.2)
+                readable, _, _ = select.select([conn], [], [], 0.2)
                 if readable:
                     with contextlib.suppress(OSError):
-                        answer = tls.recv(4096)
+                        answer = conn.recv(4096)
                     break
             elapsed = time.monotonic() - started
-        assert sent < len(payload)  # cut off before the request was complete
+        assert sent < len(payload)  # cut off before it had said everything
         assert not answer.startswith(b"HTTP/")
         assert 1.0 <= elapsed < 2.0, elapsed
         assert server.dropped >= 1
@@ -1129,133 +1339,101 @@ def test_behind_a_proxy_the_proxy_listens_where_the_stack_is_told(
     assert no_cert.status == 401  # the control: without the certificate the bound token fails
 
 
-def test_haproxy_on_a_port_another_process_holds_fails_and_says_why(live_sim: Simulator) -> None:
-    """A fixed port already taken (here by a plain listener, then by a first haproxy) is an error naming
-    the port, not a proxy that seems to start while another process answers; a failed start leaves no
-    temporary files (the server's private key is among them). A haproxy that exits at once (here a
-    program that is not haproxy) fails with the end of its own log."""
+def test_haproxy_on_a_port_another_process_holds_fails_at_once(live_sim: Simulator) -> None:
+    """A fixed port already taken (by a plain listener, then by a first haproxy) fails at once with the
+    system's reason, before any haproxy starts or any file (the server's private key among them) is
+    written; the first haproxy goes on answering."""
     _need_haproxy()
     deployment = get_scenario("proxy-success").deployment
     with socket.create_server(("127.0.0.1", 0)) as holder:
-        port = holder.getsockname()[1]
-        taken = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=port)
-        files = Path(taken._dir.name)
-        with pytest.raises(RuntimeError, match=r"haproxy did not start listening on 127\.0\.0\.1"):
-            taken.start()
-        taken.close()
-        assert not files.exists()
-    impostor = HAProxy(
-        lab=live_sim.lab, deployment=deployment, origin_port=1, executable=sys.executable
-    )
-    # a failed start inside `with` still removes the files, though __exit__ never runs
+        taken = HAProxy(
+            lab=live_sim.lab, deployment=deployment, origin_port=1, port=holder.getsockname()[1]
+        )
+        with pytest.raises(OSError, match="in use") as failed, taken:
+            pass
+        assert failed.value.errno == errno.EADDRINUSE
+        assert (taken._proc, taken._dir) == (None, None)
     with (
-        pytest.raises(RuntimeError, match=r"(?i)exited with status .*(unknown option|usage)"),
-        impostor,
+        _capturing_origin() as origin,
+        HAProxy(
+            lab=live_sim.lab, deployment=deployment, origin_port=origin.server_address[1]
+        ) as first,
     ):
-        pass
-    assert not Path(impostor._dir.name).exists()
-    with HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1) as first:
         second = HAProxy(lab=live_sim.lab, deployment=deployment, origin_port=1, port=first.port)
-        try:
-            with pytest.raises(RuntimeError, match=rf"port {first.port} is taken"):
-                second.start()
-        finally:
-            second.close()
+        with pytest.raises(OSError, match="in use"), second:
+            pass
+        assert (second._proc, second._dir) == (None, None)
+        request = Request(url=f"{first.url}/resource")
+        assert send(request, ca=live_sim.lab.ca).status == 204  # first's origin answers
 
 
-def _fake_haproxy(
-    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
-) -> tuple[HAProxy, list[object]]:
-    """An HAProxy whose executable is the shell ``script`` (start timeout 0.5 s), and the list each start
-    of it is recorded in."""
-    import mtlslab.live.proxy as proxy_module
-
+def _fake_haproxy(live_sim: Simulator, tmp_path: Path, script: str) -> HAProxy:
+    """An HAProxy whose executable is the shell ``script``, with a start timeout of 0.5 s."""
     fake = tmp_path / "fake-haproxy"
     fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
-    started: list[object] = []
-    popen = subprocess.Popen
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        started.append(args)
-        return popen(*args, **kwargs)
-
-    monkeypatch.setattr(proxy_module.subprocess, "Popen", counting)
-    proxy = HAProxy(
+    return HAProxy(
         lab=live_sim.lab,
         deployment=get_scenario("proxy-success").deployment,
         origin_port=1,
         executable=str(fake),
         start_timeout=0.5,
     )
-    return proxy, started
 
 
-def test_each_haproxy_attempt_is_judged_by_its_own_words(
-    live_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ("echo \"[ALERT] config : unknown keyword 'x'\"; exit 1", "haproxy exited with status 1"),
+        ("echo 'starting'; exec sleep 30", "not ready after 0.5 s"),
+    ],
+)
+def test_a_haproxy_that_does_not_come_up_fails_with_its_log_and_leaves_nothing(
+    live_sim: Simulator, tmp_path: Path, script: str, reason: str
 ) -> None:
-    """A first attempt that lost its port, then one that fails for another reason: the second is judged by
-    its own log, not by the first's "cannot bind socket", so it is the last, and the error quotes it."""
-    ran = tmp_path / "ran-once"
-    proxy, started = _fake_haproxy(
-        live_sim,
-        tmp_path,
-        monkeypatch,
-        f"if [ -e {ran} ]; then echo \"unknown keyword 'x'\"; exit 1; fi\n"
-        f"touch {ran}; echo 'cannot bind socket (Address already in use)'; exit 1",
-    )
-    with pytest.raises(RuntimeError) as failed, proxy:
+    """A haproxy that exits at once, or runs but never answers (a shell script stands in for it), is
+    started once: the error says why and carries haproxy's own log; its process, its socket and its folder
+    (the server's private key was there) are gone, though __exit__ never ran."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the stand-in's process")
+    proxy = _fake_haproxy(live_sim, tmp_path, f"echo $$ > {tmp_path / 'pid'}\n{script}")
+    with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
         pass
-    assert len(started) == 2
-    assert "unknown keyword 'x'" in str(failed.value)
-    assert "cannot bind socket" not in str(failed.value)
-
-
-def test_a_fixed_port_that_cannot_be_bound_is_not_called_taken(
-    live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only EADDRINUSE is "taken"; a port refused for another reason (a privileged port, an address this
-    machine does not have) is said to be one that cannot be bound, with the system's reason."""
-    import errno
-
-    import mtlslab.live.proxy as proxy_module
-
-    def refused(_host: str, _port: int = 0) -> int:
-        raise OSError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr(proxy_module, "_free_port", refused)
-    proxy = HAProxy(
-        lab=live_sim.lab,
-        deployment=get_scenario("proxy-success").deployment,
-        origin_port=1,
-        executable=sys.executable,
-        port=443,
-    )
-    with (
-        pytest.raises(RuntimeError, match=r"port 443 cannot be bound \(Permission denied\)"),
-        proxy,
-    ):
-        pass
+    assert f"did not start on https://127.0.0.1:{proxy.port}" in str(failed.value)
+    assert ("unknown keyword 'x'" if "ALERT" in script else "starting") in str(failed.value)
+    assert proxy._proc is None
+    assert proxy._socket is not None
+    assert proxy._socket.fileno() == -1
+    assert proxy._dir is not None
+    assert not Path(proxy._dir.name).exists()
+    assert not _alive(int((tmp_path / "pid").read_text()))
 
 
 def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
     live_sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """LiveStack.start with a proxy that fails, even by Ctrl-C: the origin is closed and the proxy's files
-    removed, and the interruption reaches the caller (from a `with` block, whose __exit__ never runs)."""
+    """LiveStack.start interrupted by Ctrl-C while haproxy starts (after it runs): the interruption
+    reaches the caller of a `with` block, whose __exit__ never runs; haproxy is stopped, its files are
+    removed, its socket and the origin are closed."""
     _need_haproxy()
     made: list[HAProxy] = []
-    real = HAProxy.__init__
+    launch = HAProxy._launch
 
-    def recording(self: HAProxy, **kwargs: Any) -> None:
-        real(self, **kwargs)
+    def interrupted(self: HAProxy, fd: int) -> str:
         made.append(self)
+        launch(self, fd)
+        raise KeyboardInterrupt  # Ctrl-C: not an Exception
 
-    def failing(_self: HAProxy) -> HAProxy:
-        raise KeyboardInterrupt  # Ctrl-C while haproxy starts: not an Exception
-
-    monkeypatch.setattr(HAProxy, "__init__", recording)
-    monkeypatch.setattr(HAProxy, "start", failing)
+    monkeypatch.setattr(HAProxy, "_launch", interrupted)
     stack = LiveStack(
         simulator=live_sim,
         deployment=get_scenario("proxy-success").deployment,
@@ -1265,8 +1443,70 @@ def test_a_stack_whose_proxy_cannot_start_leaves_nothing_behind(
     with pytest.raises(KeyboardInterrupt), stack:
         pass
     (proxy,) = made
+    assert proxy._proc is None
+    assert proxy._dir is not None
     assert not Path(proxy._dir.name).exists()
+    assert proxy._socket is not None
+    assert proxy._socket.fileno() == -1
     assert stack.server._listener.fileno() == -1
+
+
+#: Starts a proxied LiveStack behind haproxy, says where haproxy's folder is, and waits to be killed.
+_STACK_SCRIPT = """
+import time
+from mtlslab.compare import Simulator
+from mtlslab.interpretations import BUILTINS
+from mtlslab.live import LiveStack
+from mtlslab.scenarios import get_scenario
+stack = LiveStack(
+    simulator=Simulator(seed="lifetime"),
+    deployment=get_scenario("proxy-success").deployment,
+    interpretation=BUILTINS["baseline"],
+    proxy="haproxy",
+).start()
+print(stack.proxy._dir.name, flush=True)
+time.sleep(60)
+"""
+
+
+def _mentioning(text: str) -> list[str]:
+    """The command lines of the running processes that mention ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if any(text.encode() in arg for arg in argv):
+                    found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_haproxy_never_outlives_the_process_that_started_it(signum: int) -> None:
+    """A script that started a LiveStack behind haproxy is killed (SIGTERM with its default action, or
+    SIGKILL: no Python cleanup runs): within 5 s no process of haproxy's remains, nor its folder with the
+    server's private key. While the script ran, haproxy did."""
+    _need_haproxy()
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to find haproxy's processes")
+    with subprocess.Popen(
+        [sys.executable, "-c", _STACK_SCRIPT], stdout=subprocess.PIPE, text=True
+    ) as script:
+        try:
+            assert script.stdout is not None
+            folder = script.stdout.readline().strip()
+            assert folder
+            running = _mentioning(folder)
+            script.send_signal(signum)
+            script.wait(10)
+        finally:
+            script.kill()
+    assert [argv for argv in running if argv.startswith(f"{find_haproxy()} -db ")]
+    deadline = time.monotonic() + 5
+    while (_mentioning(folder) or Path(folder).exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _mentioning(folder) == []
+    assert not Path(folder).exists()
 
 
 def test_where_a_local_client_reaches_a_listener() -> None:
@@ -1286,15 +1526,16 @@ def test_where_a_local_client_reaches_a_listener() -> None:
 def test_haproxy_says_whether_it_is_on_loopback_and_writes_ipv6_bind_lines(
     live_sim: Simulator,
 ) -> None:
-    """Nothing is bound here: the constructor only writes files. On 0.0.0.0 haproxy is not on loopback
-    (the negative control for LiveStack.on_loopback); an IPv6 address goes into the bind line with its
-    port after the last colon, which haproxy -c accepts."""
+    """Nothing is bound here: the constructor binds nothing and writes nothing. On 0.0.0.0 haproxy is not
+    on loopback (the negative control for LiveStack.on_loopback); an IPv6 address goes into the bind line
+    with its port after the last colon, which haproxy -c accepts; HAProxy.start's own config binds the
+    socket it inherits."""
     deployment = get_scenario("proxy-success").deployment
     wide = HAProxy(
         lab=live_sim.lab,
         deployment=deployment,
         origin_port=1,
-        host="0.0.0.0",  # noqa: S104 - nothing is bound: the constructor only writes files
+        host="0.0.0.0",  # noqa: S104 - nothing is bound: start() is never called
         executable=sys.executable,
     )
     local = HAProxy(
@@ -1320,6 +1561,12 @@ def test_haproxy_says_whether_it_is_on_loopback_and_writes_ipv6_bind_lines(
         deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::"
     )
     assert "    bind :::8443 v4v6 ssl crt /x.pem" in wildcard  # IPv4 too, as the Python listener
+    inherited = haproxy_config(
+        deployment, port=8443, origin_port=8080, crt="/x.pem", ca="/ca.pem", host="::", fd=7
+    )
+    assert (
+        "    bind fd@7 ssl crt /x.pem" in inherited
+    )  # the socket HAProxy.start binds and hands over
     executable = find_haproxy()
     if executable is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -1369,72 +1616,6 @@ def test_an_ipv6_wildcard_listener_asks_for_ipv4_too(
     assert call["dualstack_ipv6"] == (dualstack and socket.has_dualstack_ipv6())
 
 
-def test_proxy_readiness_wants_the_lab_server_certificate(live_sim: Simulator) -> None:
-    """haproxy is ready only when its port answers with the lab server certificate: a process that answers
-    there with another certificate (here a TLS server of another lab) is reported, not taken for it."""
-    import threading
-
-    other = Lab(seed="another-lab").server
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    other.configure_cert(server_ctx)
-    holder = socket.create_server(("127.0.0.1", 0))
-    holder.settimeout(0.5)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conn, _ = holder.accept()
-                with contextlib.suppress(OSError), server_ctx.wrap_socket(conn, server_side=True):
-                    pass
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-
-    class Running:
-        returncode = None
-
-        def poll(self) -> None:
-            return None
-
-    proxy = HAProxy(
-        lab=live_sim.lab,
-        deployment=get_scenario("proxy-success").deployment,
-        origin_port=1,
-        executable=sys.executable,
-        start_timeout=0.5,
-    )
-    try:
-        proxy._proc = Running()  # type: ignore[assignment]
-        reason = proxy._ready(holder.getsockname()[1])
-    finally:
-        proxy._proc = None
-        proxy.close()
-        stop.set()
-        with contextlib.suppress(OSError):
-            holder.shutdown(socket.SHUT_RDWR)  # wakes the accept() at once
-        holder.close()
-        thread.join(5)
-    assert (
-        reason
-        == "not ready after 0.5 s (last: the process answering there presents another certificate)"
-    )
-
-
-def test_a_port_left_in_time_wait_is_free_for_a_new_listener() -> None:
-    """The pre-check binds as haproxy does (SO_REUSEADDR): a port whose last connection this side closed
-    first sits in TIME_WAIT, and is still free to listen on."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        client = socket.create_connection(("127.0.0.1", port), timeout=5)
-        conn, _ = server.accept()
-        conn.close()  # this side closes first: TIME_WAIT is here
-        client.close()
-    from mtlslab.live.proxy import _free_port
-
-    assert _free_port("127.0.0.1", port) == port
-
-
 def test_serve_in_a_thread_runs_and_closes_its_server(tmp_path: Path) -> None:
     """Signal handlers belong to the main thread: `serve` run from another thread leaves them alone, runs,
     and closes its server when done (the port refuses connections afterwards)."""
@@ -1459,45 +1640,6 @@ def test_serve_in_a_thread_runs_and_closes_its_server(tmp_path: Path) -> None:
     assert found is not None
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(found.group(1))), timeout=2).close()
-
-
-@pytest.mark.parametrize(
-    ("script", "attempts", "reason"),
-    [
-        ("echo 'cannot bind socket (Address already in use)'; exit 1", 5, "exited with status 1"),
-        (  # haproxy quotes the bind line in a config error too: that is no port race
-            "echo \"[ALERT] config : parsing [h.cfg:12] : 'bind 127.0.0.1:1' in section 'frontend' : "
-            "unknown keyword 'x'\"; exit 1",
-            1,
-            "exited with status 1",
-        ),
-        (
-            "exec sleep 30",
-            1,
-            "not ready after 0.5 s",
-        ),  # exec: stopping the stand-in stops the sleep
-    ],
-)
-def test_haproxy_tries_another_port_only_when_its_port_was_taken(
-    live_sim: Simulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    script: str,
-    attempts: int,
-    reason: str,
-) -> None:
-    """A haproxy that exits because its free port was taken meanwhile gets another port (5 tries); one
-    that exits for another reason, or runs but never answers, is not retried: the error says why and
-    ends with haproxy's own words. (A shell script stands in for haproxy.)"""
-    proxy, started = _fake_haproxy(live_sim, tmp_path, monkeypatch, script)
-    with pytest.raises(RuntimeError, match=re.escape(reason)) as failed, proxy:
-        pass
-    assert len(started) == attempts
-    assert proxy._proc is None  # nothing left running
-    if script.startswith("echo"):
-        assert ("cannot bind socket" if attempts == 5 else "unknown keyword 'x'") in str(
-            failed.value
-        )
 
 
 def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:

@@ -26,7 +26,15 @@ from mtlslab import jose, pki, rs
 from mtlslab.compare import Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Lab, public_jwk
-from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate, thumbprint_of_der
+from mtlslab.rs import (
+    Decision,
+    Jwks,
+    RsConfig,
+    config_for,
+    evaluate,
+    inspect_token,
+    thumbprint_of_der,
+)
 from mtlslab.scenarios import (
     Deployment,
     Placement,
@@ -42,6 +50,7 @@ from mtlslab.tokens import (
     LAB_AUDIENCE,
     LAB_ISSUER,
     LAB_RESOURCE,
+    TOKEN_VARIANTS,
     AuthorizationServer,
     DPoPKey,
     access_token_hash,
@@ -138,9 +147,13 @@ def test_every_catalogue_trace_cites_rfc_sections_by_link(matrix: Matrix) -> Non
             assert RFC_URL.fullmatch(s.clause.url), (cell.scenario, s)
 
 
-def test_every_finding_but_the_two_acceptances_refuses_the_request() -> None:
+def test_every_finding_but_the_acceptances_and_a_token_issued_refuses_the_request() -> None:
     """``Finding.rejected`` is decided by the finding itself (titles are prose and may change)."""
-    assert {f for f in F if not f.rejected} == {F.ACCEPTED, F.ACCEPTED_ALTHOUGH_BOUND}
+    assert {f for f in F if not f.rejected} == {
+        F.ACCEPTED,
+        F.ACCEPTED_ALTHOUGH_BOUND,
+        F.TOKEN_ISSUED,
+    }
 
 
 def test_a_decision_explains_itself(rs_config: RsConfig, lab: Lab, bound: str) -> None:
@@ -194,7 +207,7 @@ def test_no_tls_certificate_for_a_bound_token_is_certificate_missing(
 def test_a_trusted_proxys_client_cert_is_the_certificate(
     rs_config: RsConfig, lab: Lab, bound: str
 ) -> None:
-    """RFC 9440 §2: from a trusted proxy, Client-Cert carries the client's certificate."""
+    """RFC 9440 §2.2: from a trusted proxy, Client-Cert carries the client's certificate."""
     config = with_config(rs_config, trust_client_cert_header=True)
     request = authorization(f"Bearer {bound}", from_proxy=True).with_header(
         "Client-Cert", encode_client_cert(lab.client.der)
@@ -202,21 +215,22 @@ def test_a_trusted_proxys_client_cert_is_the_certificate(
     decision = decide(request, config)
     assert decision.finding is F.ACCEPTED
     source = step(decision, "client certificate")
-    assert (source.passed, source.clause.label) == (True, "RFC 9440 §2")
+    assert (source.passed, source.clause.label) == (True, "RFC 9440 §2.2")
     assert decision.presented_x5t == lab.client.x5t_s256
 
 
 def test_an_untrusted_proxys_client_cert_is_ignored(
     rs_config: RsConfig, lab: Lab, bound: str
 ) -> None:
-    """RFC 9440 §2.4: a Client-Cert from a proxy the origin does not trust counts for nothing."""
+    """RFC 9440 §4: a backend "MUST only accept" Client-Cert from a trusted proxy; from another it counts
+    for nothing (issue 14: §4, not §2.4)."""
     request = authorization(f"Bearer {bound}", from_proxy=True).with_header(
         "Client-Cert", encode_client_cert(lab.client.der)
     )
     decision = decide(request, rs_config)
     assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
-    assert step(decision, "client certificate").clause.label == "RFC 9440 §2.4"
-    assert decision.trace[-1].clause.label == "RFC 9440 §2.4"
+    assert step(decision, "client certificate").clause.label == "RFC 9440 §4"
+    assert decision.trace[-1].clause.label == "RFC 9440 §4"
 
 
 def test_a_client_cert_header_on_a_direct_connection_is_ignored(
@@ -250,7 +264,8 @@ def test_a_client_cert_header_on_a_direct_connection_is_ignored(
 def test_a_malformed_client_cert_from_the_trusted_proxy_gives_no_certificate(
     rs_config: RsConfig, bound: str, values: list[str]
 ) -> None:
-    """RFC 9440 §2: an unusable Client-Cert is no certificate, noted as a failed step, never a crash."""
+    """RFC 8941 §4.2 (RFC 9440's structured-field parsing): a Client-Cert that does not parse is ignored
+    as if absent, noted as a failed step, never a crash."""
     config = with_config(rs_config, trust_client_cert_header=True)
     request = authorization(f"Bearer {bound}", from_proxy=True)
     for value in values:
@@ -258,14 +273,15 @@ def test_a_malformed_client_cert_from_the_trusted_proxy_gives_no_certificate(
     decision = decide(request, config)
     assert decision.finding is F.CERTIFICATE_MISSING
     source = step(decision, "client certificate")
-    assert (source.passed, source.clause.label) == (False, "RFC 9440 §2")
-    assert "unusable" in source.detail
+    assert (source.passed, source.clause.label) == (False, "RFC 8941 §4.2")
+    assert "treated as absent" in source.detail
 
 
 def test_two_client_cert_fields_from_the_proxy_give_no_certificate(
     rs_config: RsConfig, lab: Lab, bound: str
 ) -> None:
-    """Two Client-Cert fields are ambiguous: neither is used."""
+    """RFC 9440 §2.2: Client-Cert "MUST NOT ... occur multiple times"; two fields do not parse as one byte
+    sequence, so the field is treated as absent (RFC 8941 §4.2): neither is used (issue 14: cite §2.2)."""
     config = with_config(rs_config, trust_client_cert_header=True)
     request = (
         authorization(f"Bearer {bound}", from_proxy=True)
@@ -274,17 +290,19 @@ def test_two_client_cert_fields_from_the_proxy_give_no_certificate(
     )
     decision = decide(request, config)
     assert decision.finding is F.CERTIFICATE_MISSING
-    assert "more than one" in step(decision, "client certificate").detail
+    source = step(decision, "client certificate")
+    assert (source.passed, source.clause.label) == (False, "RFC 9440 §2.2")
+    assert "2 Client-Cert fields" in source.detail
 
 
 def test_a_trusted_proxy_forwarding_nothing_means_no_certificate(
     rs_config: RsConfig, bound: str
 ) -> None:
-    """RFC 9440 §2: the absence of Client-Cert from the trusted proxy means no certificate was presented."""
+    """RFC 9440 §2.4: the absence of Client-Cert from the trusted proxy means no certificate was presented."""
     config = with_config(rs_config, trust_client_cert_header=True)
     decision = decide(authorization(f"Bearer {bound}", from_proxy=True), config)
     assert decision.finding is F.CERTIFICATE_MISSING
-    assert step(decision, "client certificate").clause.label == "RFC 9440 §2"
+    assert step(decision, "client certificate").clause.label == "RFC 9440 §2.4"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,22 +357,67 @@ def test_a_b64token_with_trailing_padding_is_well_formed(rs_config: RsConfig) ->
 
 
 def test_two_authorization_fields_are_malformed(rs_config: RsConfig, bound: str) -> None:
-    """RFC 6750 §2.1 / RFC 9110 §5.3: one Authorization field; two are refused."""
+    """RFC 9110 §5.3: a sender "MUST NOT generate multiple field lines" for a field that is not a list, and
+    Authorization holds one credential: two are refused, citing §5.3 (issue 14)."""
     request = authorization(f"Bearer {bound}").with_header("Authorization", f"Bearer {bound}")
     decision = decide(request, rs_config)
     assert decision.finding is F.MALFORMED_AUTHORIZATION
     assert "2 Authorization header fields" in decision.detail
+    assert decision.trace[-1].clause.label == "RFC 9110 §5.3"
 
 
-@pytest.mark.parametrize("value", ["Basic YWxpY2U6c2VjcmV0", "Negotiate abc", "Token x", ""])
-def test_an_unknown_scheme_is_no_token(rs_config: RsConfig, value: str) -> None:
-    """RFC 6750 §3.1: a request with an unsupported authentication method lacks authentication."""
+@pytest.mark.parametrize("value", ["Basic YWxpY2U6c2VjcmV0", "Negotiate abc", "Token x"])
+def test_an_unknown_scheme_is_its_own_finding(rs_config: RsConfig, value: str) -> None:
+    """RFC 6750 §3.1: "attempted using an unsupported authentication method" — its own finding
+    (scheme_unsupported), which real servers answer differently from no token at all (issue 13)."""
     decision = decide(authorization(value), rs_config)
-    assert decision.finding is F.NO_TOKEN
+    assert decision.finding is F.SCHEME_UNSUPPORTED
     header = step(decision, "Authorization header")
     assert header.passed is None
     assert "not one this server accepts" in header.detail
     assert decision.scheme is None
+
+
+def test_a_bare_token_is_a_missing_scheme_and_an_empty_field_no_token(
+    rs_config: RsConfig, bound: str
+) -> None:
+    """RFC 9110 §11.4: credentials begin with an auth-scheme; a value of one word has none (scheme_missing).
+    An empty field carries no credentials at all (no_token)."""
+    bare = decide(authorization(bound), rs_config)
+    assert bare.finding is F.SCHEME_MISSING
+    assert step(bare, "Authorization header").clause.label == "RFC 9110 §11.4"
+    assert decide(authorization(""), rs_config).finding is F.NO_TOKEN
+
+
+def test_an_unusable_authorization_field_gives_way_to_a_token_elsewhere(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """An Authorization field with another scheme holds no token; a token in the query is then the request's
+    one method (the control: without it, the scheme is what the server found)."""
+    request = dataclasses.replace(
+        authorization(f"Basic {bound}", cert=lab.client.der),
+        url=f"https://rs.mtlslab.test/resource?access_token={bound}",
+    )
+    assert decide(request, rs_config).finding is F.ACCEPTED
+
+
+def test_a_server_that_refuses_query_tokens_says_so(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 6750 §2.3 lets a server support the query method or not: one that does not refuses the token
+    there (query_token_refused), and still takes the same token in the header."""
+    refusing = with_config(rs_config, query_tokens=False)
+    query = Request(
+        url=f"https://rs.mtlslab.test/resource?access_token={bound}", client_cert=lab.client.der
+    )
+    decision = decide(query, refusing)
+    assert decision.finding is F.QUERY_TOKEN_REFUSED
+    assert decision.trace[-1].clause.label == "RFC 6750 §2.3"
+    assert decide(query, rs_config).finding is F.ACCEPTED
+    assert (
+        decide(authorization(f"Bearer {bound}", cert=lab.client.der), refusing).finding
+        is F.ACCEPTED
+    )
 
 
 def test_no_authorization_at_all_is_no_token(rs_config: RsConfig) -> None:
@@ -463,10 +526,11 @@ def test_more_than_one_method_is_refused(rs_config: RsConfig, request_: Request)
 
 
 def test_schemes_a_server_does_not_support_are_no_token(rs_config: RsConfig, bound: str) -> None:
-    """DPoP at a server without DPoP, MTLS at a server without the (hypothetical) MTLS scheme: no token."""
+    """DPoP at a server without DPoP, MTLS at a server without the (hypothetical) MTLS scheme: an
+    unsupported scheme (RFC 6750 §3.1)."""
     no_dpop = with_config(rs_config, dpop=False)
-    assert decide(authorization(f"DPoP {bound}"), no_dpop).finding is F.NO_TOKEN
-    assert decide(authorization(f"MTLS {bound}"), rs_config).finding is F.NO_TOKEN
+    assert decide(authorization(f"DPoP {bound}"), no_dpop).finding is F.SCHEME_UNSUPPORTED
+    assert decide(authorization(f"MTLS {bound}"), rs_config).finding is F.SCHEME_UNSUPPORTED
 
 
 # --------------------------------------------------------------------------------------------------
@@ -775,11 +839,12 @@ def test_the_lab_authorization_server_introspects_its_tokens(
 
 
 def test_a_mismatch_names_both_thumbprints(rs_config: RsConfig, lab: Lab, bound: str) -> None:
-    """RFC 8705 §3: a different certificate is a mismatch; the trace shows expected and presented."""
+    """RFC 8705 §3: the request "MUST be rejected" with 401 invalid_token when the certificates do not match
+    — §3, not §3.1, which only defines x5t#S256 (issue 14); the trace shows expected and presented."""
     decision = decide(authorization(f"Bearer {bound}", cert=lab.other_client.der), rs_config)
     assert decision.finding is F.CERTIFICATE_MISMATCH
     final = decision.trace[-1]
-    assert final.clause.label == "RFC 8705 §3.1"
+    assert final.clause.label == "RFC 8705 §3"
     assert lab.client.x5t_s256 in final.detail
     assert lab.other_client.x5t_s256 in final.detail
     assert (decision.expected_x5t, decision.presented_x5t) == (
@@ -904,12 +969,15 @@ def test_a_valid_dpop_proof_and_key_are_accepted(sim: Simulator) -> None:
 def test_each_broken_proof_fails_its_own_check(
     sim: Simulator, choice: ProofChoice, finding: Finding, detail: str
 ) -> None:
-    """RFC 9449 §4.3 (one proof, signature, htm, htu, iat, ath) and §7.1 (the key is cnf.jkt)."""
+    """RFC 9449 §4.3 (one proof, signature, htm, htu, iat, ath) and §7.1: the resource server "MUST check
+    that a DPoP proof was received" and that its key is cnf.jkt — a missing proof cites §7.1, not §4.3,
+    which checks a proof that came (issue 14)."""
     request, config = realised(sim, "dpop-success", dpop_proof=choice)
     decision = decide(request, config)
     assert decision.finding is finding
     assert detail in decision.detail
-    expected = "RFC 9449 §7.1" if finding is F.DPOP_KEY_MISMATCH else "RFC 9449 §4.3"
+    by_7_1 = (F.DPOP_KEY_MISMATCH, F.DPOP_PROOF_MISSING)
+    expected = "RFC 9449 §7.1" if finding in by_7_1 else "RFC 9449 §4.3"
     assert decision.trace[-1].clause.label == expected
 
 
@@ -1258,13 +1326,16 @@ def test_an_rs_that_ignores_binding_accepts_although_bound(
 def test_an_rs_that_ignores_binding_accepts_unbound_tokens_plainly(
     rs_config: RsConfig, unbound: str, sim: Simulator
 ) -> None:
-    """No cnf, nothing ignored: plain acceptance; a DPoP token as Bearer would have been refused."""
+    """No cnf, nothing ignored: plain acceptance. Not checking certificate binding leaves DPoP alone: a
+    DPoP-bound token sent as Bearer is still refused (RFC 9449 §7.2; auth0's default does this, issue 13);
+    only a server without DPoP either lets it through, and says what a check would have found."""
     config = with_config(rs_config, checks_binding=False)
     assert decide(authorization(f"Bearer {unbound}"), config).finding is F.ACCEPTED
     request, _ = realised(sim, "dpop-token-as-bearer")
-    decision = decide(request, config)
+    assert decide(request, config).finding is F.DPOP_TOKEN_AS_BEARER
+    decision = decide(request, with_config(config, dpop=False))
     assert decision.finding is F.ACCEPTED_ALTHOUGH_BOUND
-    assert "dpop_token_as_bearer" in decision.detail
+    assert "unsupported_confirmation" in decision.detail
 
 
 def test_requires_binding_refuses_unbound_tokens(
@@ -1826,7 +1897,15 @@ def test_critical_and_unencoded_payload_headers_are_malformed(
         ({"placement": "query"}, F.DPOP_TOKEN_AS_BEARER),
         ({"dpop": False}, F.ACCEPTED),
         ({"dpop": False, "certificate": "none"}, F.CERTIFICATE_MISSING),
-        ({"checks_binding": False, "certificate": "none"}, F.ACCEPTED_ALTHOUGH_BOUND),
+        ({"checks_binding": False, "certificate": "none"}, F.DPOP_TOKEN_AS_BEARER),
+        (
+            {"checks_binding": False, "scheme": "DPoP", "certificate": "none"},
+            F.ACCEPTED_ALTHOUGH_BOUND,
+        ),
+        (
+            {"checks_binding": False, "dpop": False, "certificate": "none"},
+            F.ACCEPTED_ALTHOUGH_BOUND,
+        ),
     ],
 )
 def test_a_token_bound_to_a_certificate_and_a_dpop_key_needs_both(
@@ -1851,8 +1930,8 @@ def test_a_token_bound_to_a_certificate_and_a_dpop_key_needs_both(
         assert step(decision, "DPoP key binding").passed is True
         assert step(decision, "certificate binding").passed is True
         assert step(decision, "confirmation methods").clause.label == "RFC 7800 §3.1"
-    if finding is F.ACCEPTED_ALTHOUGH_BOUND:
-        assert "dpop_token_as_bearer" in decision.detail
+    if finding is F.ACCEPTED_ALTHOUGH_BOUND:  # the certificate, unchecked, would have been missing
+        assert "certificate_missing" in decision.detail
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1860,14 +1939,15 @@ def test_a_token_bound_to_a_certificate_and_a_dpop_key_needs_both(
 
 
 def test_a_client_cert_smuggled_after_crlf_is_an_untrusted_header(sim: Simulator) -> None:
-    """header-injection: two fields on the wire; a Client-Cert on a direct connection is ignored (RFC 9440)."""
+    """header-injection: two fields on the wire; a Client-Cert on a direct connection is ignored (RFC 9440
+    §4: accepted only from a trusted proxy)."""
     request, config = realised(sim, "header-injection")
     assert len(request.header_values("Authorization")) == 1
     assert len(request.header_values("Client-Cert")) == 1
     decision = decide(request, config)
     assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
     ignored = next(s for s in decision.trace if s.check == "client certificate")
-    assert ignored.clause.label == "RFC 9440 §2.4"
+    assert ignored.clause.label == "RFC 9440 §4"
     assert "ignored" in ignored.detail
 
 
@@ -1900,3 +1980,65 @@ def test_a_tab_between_scheme_and_token_is_a_malformed_authorization(rs_config: 
     decision = decide(authorization("Bearer\tabc.def.ghi"), rs_config)
     assert decision.finding is F.MALFORMED_AUTHORIZATION
     assert decision.trace[-1].clause.label == "RFC 9110 §11.4"
+
+
+# --------------------------------------------------------------------------------------------------
+# The inspector and the engine: one reader, one binding stage (issue 16).
+
+_REFUSED_AT_THE_SIGNATURE = {F.TOKEN_MALFORMED, F.BAD_SIGNATURE}
+_BINDING_FINDINGS = {
+    F.CERTIFICATE_MISSING,
+    F.CERTIFICATE_MISMATCH,
+    F.DPOP_TOKEN_AS_BEARER,
+    F.UNSUPPORTED_CONFIRMATION,
+    F.UNTRUSTED_CLIENT_CERT_HEADER,
+}
+
+
+@pytest.mark.parametrize("certificate", ["client", "other-client", None])
+@pytest.mark.parametrize("variant", sorted(v for v, r in TOKEN_VARIANTS.items() if r.kind == "jwt"))
+def test_the_inspector_and_the_engine_agree_on_every_token_variant(
+    sim: Simulator, rs_config: RsConfig, variant: str, certificate: str | None
+) -> None:
+    """For every JWT the lab mints, presented as Bearer with the client's, another or no certificate:
+    where the engine refuses the token at its reading or signature, the inspector says the signature is not
+    valid, for the same finding; where the engine decides the binding, the inspector's binding verdict is the
+    engine's (holds exactly when the engine goes past binding). Before, the inspector read cnf-duplicate-member
+    as bound and cnf-two-methods as holding, where the engine refused both."""
+    token = sim.asrv.mint(variant).value
+    identity = sim.lab.identities()[certificate] if certificate else None
+    decision = decide(
+        authorization(f"Bearer {token}", cert=identity.der if identity else None), rs_config
+    )
+    inspection = inspect_token(token, jwks=sim.asrv.jwks(), certificate=identity)
+    verified = jose.verify_jws(token, rs_config.jwks)
+    assert inspection.signature.valid is (verified.finding is None)
+    if decision.finding in _REFUSED_AT_THE_SIGNATURE and verified.finding is not None:
+        assert inspection.signature.finding is decision.finding
+        assert inspection.binding.holds is None
+        return
+    if decision.finding in _BINDING_FINDINGS:
+        if decision.finding is F.CERTIFICATE_MISSING:  # nothing was given to compare
+            assert inspection.binding.holds is None
+        else:
+            assert inspection.binding.holds is False
+        assert inspection.binding.finding is decision.finding, (inspection, decision)
+    elif decision.finding in (F.ACCEPTED, F.INSUFFICIENT_SCOPE):
+        assert inspection.binding.holds is not False
+        assert inspection.binding.finding is None
+
+
+def test_the_two_former_contradictions_are_now_one_verdict(sim: Simulator) -> None:
+    """cnf-duplicate-member: token_malformed for both (the inspector said signature and binding ok);
+    cnf-two-methods as Bearer: dpop_token_as_bearer for both (the inspector said the binding holds)."""
+    jwks = sim.asrv.jwks()
+    duplicate = inspect_token(
+        sim.asrv.mint("cnf-duplicate-member").value, jwks=jwks, certificate=sim.lab.client
+    )
+    assert not duplicate.signature.valid
+    assert duplicate.signature.finding is F.TOKEN_MALFORMED
+    two = inspect_token(
+        sim.asrv.mint("cnf-two-methods").value, jwks=jwks, certificate=sim.lab.client
+    )
+    assert two.binding.holds is False
+    assert two.binding.finding is F.DPOP_TOKEN_AS_BEARER

@@ -117,6 +117,8 @@ ATTACKS = {
     "dpop-token-as-bearer": Finding.DPOP_TOKEN_AS_BEARER,
     "dpop-proof-wrong-ath": Finding.DPOP_PROOF_INVALID,
     "dpop-proof-other-key": Finding.DPOP_KEY_MISMATCH,
+    "binding-ignored-dpop-as-bearer": Finding.DPOP_TOKEN_AS_BEARER,
+    "proxy-passes-malformed-client-cert": Finding.CERTIFICATE_MISSING,
 }
 
 #: The debate's cases (the issue's list), which open the catalogue.
@@ -643,3 +645,19 @@ def test_client_cert_without_padding_or_with_parameters_is_read(lab: Lab) -> Non
     assert decode_client_cert(value + ";source=proxy") == lab.client.der
     with pytest.raises(ScenarioError):
         decode_client_cert(value + "junk")
+
+
+def test_relative_client_auth_values_keep_what_they_do_not_change() -> None:
+    """required-as-deployed keeps the deployment's chain validation; no-ca-as-deployed keeps whether and
+    when it asks: a server that never asks, or asks late, is left as it is."""
+    from mtlslab.scenarios import Relative
+
+    required, no_ca = Relative.REQUIRED_AS_DEPLOYED, Relative.NO_CA_AS_DEPLOYED
+    assert required.applied_to(ClientAuth.OPTIONAL) is ClientAuth.REQUIRED
+    assert required.applied_to(ClientAuth.OPTIONAL_NO_CA) is ClientAuth.REQUIRED_NO_CA
+    assert required.applied_to(ClientAuth.NONE) is ClientAuth.REQUIRED
+    assert no_ca.applied_to(ClientAuth.OPTIONAL) is ClientAuth.OPTIONAL_NO_CA
+    assert no_ca.applied_to(ClientAuth.REQUIRED) is ClientAuth.REQUIRED_NO_CA
+    assert no_ca.applied_to(ClientAuth.NONE) is ClientAuth.NONE
+    assert no_ca.applied_to(ClientAuth.POST_HANDSHAKE) is ClientAuth.POST_HANDSHAKE
+    assert Deployment().overridden({"client_auth": no_ca}).client_auth is ClientAuth.OPTIONAL_NO_CA

@@ -75,9 +75,18 @@ def test_alert_by_name_carries_name_number_and_moment() -> None:
 
 
 def test_client_auth_modes_say_whether_they_require_and_validate() -> None:
-    """Only required modes refuse a missing certificate; only CA modes validate one (RFC 8705 §6.2)."""
+    """Only required modes refuse a missing certificate; the no-CA modes (RFC 8705 §6.2) and none validate
+    nothing; only the post-handshake and renegotiation modes ask late."""
     assert {m for m in ClientAuth if m.requires} == {ClientAuth.REQUIRED, ClientAuth.REQUIRED_NO_CA}
-    assert {m for m in ClientAuth if m.validates} == {ClientAuth.OPTIONAL, ClientAuth.REQUIRED}
+    assert {m for m in ClientAuth if not m.validates} == {
+        ClientAuth.NONE,
+        ClientAuth.OPTIONAL_NO_CA,
+        ClientAuth.REQUIRED_NO_CA,
+    }
+    assert {m for m in ClientAuth if m.late} == {
+        ClientAuth.POST_HANDSHAKE,
+        ClientAuth.RENEGOTIATION,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,3 +247,157 @@ def test_a_server_trusting_another_root_refuses_the_lab_client(lab: Lab) -> None
         roots=[lab.rogue_ca.certificate],
     )
     assert result.alert == TlsAlert(name="unknown_ca", code=48, when="handshake")
+
+
+# --------------------------------------------------------------------------------------------------
+# Certificates asked for late, and resumption (issue 14).
+
+
+def late(
+    lab: Lab,
+    mode: ClientAuth,
+    version: TlsVersion,
+    *,
+    name: str | None = "client",
+    offered: bool = True,
+    http2: bool = False,
+) -> TlsResult:
+    """The model's handshake for a certificate asked for once the request has come."""
+    return handshake(
+        client_auth=mode,
+        version=version,
+        presented=lab.identities()[name] if name else None,
+        roots=[lab.ca.certificate],
+        post_handshake_auth=offered,
+        http2=http2,
+    )
+
+
+def test_post_handshake_authentication_gets_the_certificate_in_tls_1_3(lab: Lab) -> None:
+    """RFC 8446 §4.6.2: a TLS 1.3 server may ask after the handshake when the client offered it; a bad
+    certificate then meets its alert at the client's next read."""
+    got = late(lab, ClientAuth.POST_HANDSHAKE, TlsVersion.TLS1_3)
+    assert got.client_cert == lab.client.der
+    assert got.steps[-1].clause.label == "RFC 8446 §4.6.2"
+    assert "RFC 8705 §3 makes no provision" in got.steps[0].detail
+    bad = late(lab, ClientAuth.POST_HANDSHAKE, TlsVersion.TLS1_3, name="untrusted-ca-client")
+    assert bad.alert == alert_by_name("unknown_ca", "first_read")
+
+
+@pytest.mark.parametrize(
+    ("mode", "version", "offered", "http2", "clause", "why"),
+    [
+        (
+            ClientAuth.POST_HANDSHAKE,
+            TlsVersion.TLS1_3,
+            False,
+            False,
+            "RFC 8446 §4.6.2",
+            "did not offer",
+        ),
+        (
+            ClientAuth.POST_HANDSHAKE,
+            TlsVersion.TLS1_2,
+            True,
+            False,
+            "RFC 8446 §4.6.2",
+            "needs TLS 1.3",
+        ),
+        (
+            ClientAuth.POST_HANDSHAKE,
+            TlsVersion.TLS1_3,
+            True,
+            True,
+            "RFC 9113 §9.2.3",
+            "HTTP/2 forbids",
+        ),
+        (
+            ClientAuth.RENEGOTIATION,
+            TlsVersion.TLS1_2,
+            True,
+            True,
+            "RFC 9113 §9.2.1",
+            "HTTP/2 forbids",
+        ),
+        (
+            ClientAuth.RENEGOTIATION,
+            TlsVersion.TLS1_3,
+            True,
+            False,
+            "RFC 5246 §7.4.1.1",
+            "needs TLS 1.2",
+        ),
+    ],
+)
+def test_a_certificate_asked_for_late_cannot_always_be_had(
+    lab: Lab,
+    mode: ClientAuth,
+    version: TlsVersion,
+    offered: bool,
+    http2: bool,
+    clause: str,
+    why: str,
+) -> None:
+    """Late asking needs the right TLS version, a client that offered post-handshake auth, and HTTP/1.1:
+    HTTP/2 forbids renegotiation (RFC 9113 §9.2.1) and post-handshake auth (§9.2.3). Without them the
+    application gets no certificate, and no alert."""
+    got = late(lab, mode, version, offered=offered, http2=http2)
+    assert (got.alert, got.client_cert) == (None, None)
+    assert got.steps[-1].clause.label == clause
+    assert why in got.steps[-1].detail
+
+
+def test_renegotiation_gets_the_certificate_in_tls_1_2(lab: Lab) -> None:
+    """RFC 5246 §7.4.1.1: a TLS 1.2 server asks by renegotiating; the certificate is validated as usual."""
+    got = late(lab, ClientAuth.RENEGOTIATION, TlsVersion.TLS1_2)
+    assert got.client_cert == lab.client.der
+    assert late(lab, ClientAuth.RENEGOTIATION, TlsVersion.TLS1_2, name=None).client_cert is None
+
+
+@pytest.mark.parametrize("version", list(TlsVersion))
+def test_a_session_resumed_without_a_certificate_hands_none_over(
+    lab: Lab, version: TlsVersion
+) -> None:
+    """RFC 8446 §2.2: resumption carries the authentication of the session it resumes: a session set up
+    without a certificate gives the application none, though the client holds one; a server that requires
+    one refuses it; one that asks late still can (the control)."""
+    resumed = handshake(
+        client_auth=ClientAuth.OPTIONAL,
+        version=version,
+        presented=lab.client,
+        roots=[lab.ca.certificate],
+        resumed_without_certificate=True,
+    )
+    assert (resumed.alert, resumed.client_cert) == (None, None)
+    assert resumed.steps[0].clause.label == "RFC 8446 §2.2"
+    required = handshake(
+        client_auth=ClientAuth.REQUIRED,
+        version=version,
+        presented=lab.client,
+        roots=[lab.ca.certificate],
+        resumed_without_certificate=True,
+    )
+    assert required.alert is not None
+    fresh = handshake(
+        client_auth=ClientAuth.OPTIONAL,
+        version=version,
+        presented=lab.client,
+        roots=[lab.ca.certificate],
+    )
+    assert fresh.client_cert == lab.client.der
+
+
+def test_an_alert_at_the_first_read_may_be_lost_and_says_so(lab: Lab) -> None:
+    """TLS 1.3 refusals reach the client after it began its request (RFC 8446 §4.4.4): a server that does not
+    drain could make it see the connection close instead. The model says so in the trace; TLS 1.2's alert
+    during the handshake cannot be lost that way. The alert is OpenSSL's choice, its meaning RFC 8446 §6.2's."""
+    tls13 = shake(lab, ClientAuth.REQUIRED, TlsVersion.TLS1_3, None)
+    assert tls13.alert is not None
+    assert tls13.alert.may_be_lost
+    assert "mtlslab's server drains first" in tls13.steps[-1].detail
+    assert "RFC 8446 §6.2" in tls13.steps[-1].detail
+    assert "OpenSSL chooses it" in tls13.steps[-1].detail
+    tls12 = shake(lab, ClientAuth.REQUIRED, TlsVersion.TLS1_2, None)
+    assert tls12.alert is not None
+    assert not tls12.alert.may_be_lost
+    assert "drains" not in tls12.steps[-1].detail

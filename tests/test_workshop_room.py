@@ -202,7 +202,7 @@ def test_an_attendees_curl_and_evaluate_agree(room: Path, served: Served) -> Non
     assert wire == simulated
     assert wire == {
         "success": Answer(status=200, error=None),
-        "certificate missing": Answer(status=401, error=None),
+        "certificate missing": Answer(status=401, error="unspecified"),
         "certificate mismatch": Answer(status=401, error="invalid_token"),
     }
 

@@ -5,9 +5,10 @@ the engine's model and answers with :func:`mtlslab.rs.evaluate` and an interpret
 simulation makes — so the wire can be compared with the model byte for byte.
 
 * :class:`LiveServer` — TLS resource server (pyOpenSSL; client auth none / optional / optional-no-ca /
-  required; TLS 1.2 or 1.3 pinned), threaded and bounded, a context manager.
+  required; TLS 1.2 or 1.3 pinned), bounded by :class:`Limits` (slow clients hold no worker and are cut off
+  at their deadline), a context manager.
 * :class:`Origin` + :class:`HAProxy` / :class:`BuiltinProxy` — the same behind a TLS-terminating proxy that
-  forwards RFC 9440 ``Client-Cert``.
+  forwards RFC 9440 ``Client-Cert`` (HAProxy never outlives the Python process that started it).
 * :func:`send` — a real client that reports TLS alerts with when they surfaced.
 * :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs.
 * :func:`curl_command`, :func:`client_url`, :func:`write_lab_folder` — the same from a terminal.

@@ -211,7 +211,12 @@ def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
     body = bytearray()
     first = True
     while True:
-        event = conn.next_event()
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:  # closed before answering, or not HTTP
+            if response is None:
+                break
+            return Observed(error=f"read: {exc}", elapsed=time.monotonic() - started)
         if event is h11.NEED_DATA:
             try:
                 data = tls.recv(65536)

@@ -14,31 +14,28 @@ Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import shutil
 import socket
-import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import h11
-from OpenSSL import SSL
 
 from mtlslab.live.client import client_context
 from mtlslab.live.server import (
+    Incoming,
     Limits,
     Listener,
     is_loopback,
     is_wildcard,
     listen_host,
-    peer_der,
+    listening_socket,
     server_context,
-    tls_recv,
 )
 from mtlslab.pki import Lab
 from mtlslab.scenarios import Deployment, encode_client_cert
@@ -107,50 +104,26 @@ class BuiltinProxy(Listener, Proxy):
         self.origin_port = origin_port
         self.context = self._guarded(lambda: server_context(deployment, lab))
 
-    def _serve(self, sock: socket.socket, *, deadline: float) -> None:
-        tls = self._tls_accept(self.context, sock)
-        if tls is None:
-            return
-        der = peer_der(tls)
-        recv = tls_recv(tls)
-        inbound = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
-        request: h11.Request | None = None
-        body = bytearray()
-        while time.monotonic() < deadline:
-            event = inbound.next_event()
-            if event is h11.NEED_DATA:
-                data = recv(65536)
-                inbound.receive_data(data)
-                if not data and request is None:
-                    return
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.limits.max_body_bytes:
-                    return
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                break
-        if request is None:
-            return
-        headers = [(k, v) for k, v in request.headers if k.lower() not in (b"connection",)]
+    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:
+        """Forward the request to the origin with the client certificate as ``Client-Cert``; the origin's
+        answer is the answer."""
+        request = incoming.request
+        if request is None or incoming.status is not None:
+            return self._refuse(incoming)
+        headers = [(k, v) for k, v in request.headers if k.lower() != b"connection"]
         if self.deployment.proxy_strips_client_cert:
             headers = [(k, v) for k, v in headers if k.lower() != b"client-cert"]  # RFC 9440 §2
-        if der is not None:
-            headers.append((b"Client-Cert", encode_client_cert(der).encode("ascii")))
+        if peer is not None:
+            headers.append((b"Client-Cert", encode_client_cert(peer).encode("ascii")))
         headers.append((b"Connection", b"close"))
-        response = _forward(
+        return _forward(
             self.origin_port,
             request.method,
             request.target,
             headers,
-            bytes(body),
+            incoming.body,
             timeout=max(0.1, deadline - time.monotonic()),
         )
-        tls.sendall(response)
-        with contextlib.suppress(SSL.Error, OSError):
-            tls.shutdown()
-        self._drain(sock)
 
 
 def _forward(
@@ -201,11 +174,14 @@ def haproxy_config(
     crt: str,
     ca: str,
     host: str = "127.0.0.1",
+    fd: int | None = None,
 ) -> str:
     """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``), listening
-    on ``host`` (HAProxy reads an IPv6 address's port after its last colon)."""
+    on ``host`` and ``port`` (HAProxy reads an IPv6 address's port after its last colon), or on the socket
+    it inherits as descriptor ``fd``."""
     version = _HAPROXY_VERSION[deployment.tls_version]
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
+    address = f"{host}:{port}{_V4V6 if is_wildcard(host) and ':' in host else ''}"
     lines = [
         "global",
         "    log stderr format raw local0 err",
@@ -218,7 +194,7 @@ def haproxy_config(
         "    timeout server 5s",
         "",
         "frontend mtlslab",
-        f"    bind {host}:{port}{_V4V6 if is_wildcard(host) and ':' in host else ''} ssl crt {crt} {verify} "
+        f"    bind {address if fd is None else f'fd@{fd}'} ssl crt {crt} {verify} "
         f"ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
     ]
     if deployment.proxy_strips_client_cert:
@@ -236,8 +212,35 @@ def haproxy_config(
     return "\n".join(lines)
 
 
+#: Runs haproxy (``argv[3:]``) on the inherited listening socket ``argv[1]`` and stops it on SIGTERM or SIGINT,
+#: or when the process that started it is gone, however that died (SIGKILL included): stdin is a pipe only
+#: that process holds open, which reads as ended once it is gone; haproxy's folder ``argv[2]`` (the private
+#: key is there) is then removed too. The supervisor's exit status is haproxy's.
+_SUPERVISOR = """\
+import os, select, shutil, signal, subprocess, sys
+stop = []
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda *_: stop.append(sig))
+fd, folder, orphaned = int(sys.argv[1]), sys.argv[2], False
+child = subprocess.Popen(sys.argv[3:], stdin=subprocess.DEVNULL, pass_fds=(fd,))
+os.close(fd)
+while child.poll() is None and not stop and not orphaned:
+    orphaned = bool(select.select([0], [], [], 0.05)[0]) and not os.read(0, 1)
+if child.poll() is None:
+    child.terminate()
+status = child.wait()
+if orphaned:
+    shutil.rmtree(folder, ignore_errors=True)
+sys.exit(status)
+"""
+
+
 class HAProxy(Proxy):
-    """Debian's HAProxy as the TLS-terminating proxy, run in the foreground from a temporary config."""
+    """Debian's HAProxy as the TLS-terminating proxy, run in the foreground from a temporary config.
+
+    It never outlives the Python process that started it: a small supervisor stops it when that process is
+    gone, whether it exited, was interrupted, or was killed (SIGTERM, SIGKILL).
+    """
 
     kind = "haproxy"
 
@@ -260,18 +263,12 @@ class HAProxy(Proxy):
         self.deployment = deployment
         self.origin_port = origin_port
         self.start_timeout = start_timeout
-        self._dir = tempfile.TemporaryDirectory(prefix="mtlslab-haproxy-")
-        directory = Path(self._dir.name)
-        crt = directory / "server.pem"
-        crt.write_bytes(lab.server.cert_chain_pem.bytes() + lab.server.private_key_pem.bytes())
-        os.chmod(crt, 0o600)
-        lab.ca.cert_pem.write_to_path(directory / "ca.pem")
-        self._crt, self._ca = str(crt), str(directory / "ca.pem")
-        self._proc: subprocess.Popen[bytes] | None = None
         self.host = listen_host(host)
-        self._wanted_port = port
-        self.port = 0
+        self.port = port
         self.config = ""
+        self._socket: socket.socket | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -285,129 +282,104 @@ class HAProxy(Proxy):
         return is_loopback(self.host)
 
     def start(self) -> HAProxy:
-        """Start haproxy on ``host``: on the port asked for, or on a free one (another free one if haproxy
-        exits because a process took it first). Ready means a TLS handshake there shows the lab server's
-        certificate while haproxy runs, so another process answering the port is not taken for it."""
-        if self._wanted_port:
-            try:  # taken now: say so, rather than let haproxy fail while the holder answers the port
-                _free_port(self.host, self._wanted_port)
-            except OSError as exc:
-                why = "is taken" if exc.errno == errno.EADDRINUSE else "cannot be bound"
-                raise RuntimeError(
-                    f"haproxy did not start listening on {self.host}: port {self._wanted_port} {why} "
-                    f"({exc.strerror or exc})"
-                ) from None
-        problem = "no log output"
-        for _attempt in range(1 if self._wanted_port else 5):
-            port = self._wanted_port or _free_port(self.host)
-            try:
-                problem = self._run(port)
-            except BaseException:  # Ctrl-C, or a bug: no haproxy is left running
-                self._stop()
-                raise
-            if not problem:
-                self.port = port
-                return self
-            exited = self._proc is not None and self._proc.poll() is not None
-            self._stop()
-            # Only a port taken in the meantime is worth another port. haproxy says "cannot bind socket"
-            # for that (and, rarely, for a refused or missing address, which costs a few attempts); a bad
-            # config, which haproxy also reports with its bind line, or a haproxy that ran but never
-            # answered as it should, would fail on any port.
-            if not (exited and "cannot bind socket" in self._log_tail()):
-                break
-        raise RuntimeError(
-            f"haproxy did not start listening on {self.host}: {problem}; its log: {self._log_tail()}"
-        )
+        """Start haproxy once on ``host`` and ``port`` (0: a free port), and wait until it completes a TLS
+        handshake there (``start_timeout``).
 
-    def _run(self, port: int) -> str:
-        """Start haproxy on ``port`` and wait until it is ready: ``""``, or why it is not."""
+        The socket is bound here and handed to haproxy (``bind fd@N``): a port another process holds fails at
+        once (OSError, the system's reason), and nothing but this haproxy can answer on it. A haproxy that
+        does not come up is stopped, its files (the server's private key among them) are removed, and the
+        RuntimeError carries its log. Nothing is left behind on any failure.
+        """
+        try:
+            self._socket = listening_socket(self.host, self.port)
+            self.port = self._socket.getsockname()[1]
+            problem = self._launch(self._socket.fileno())
+            if problem:
+                raise RuntimeError(
+                    f"haproxy did not start on {self.url}: {problem}; its log: {self._log()}"
+                )
+        except BaseException:  # Ctrl-C too: no process, socket or file stays behind
+            self.close()
+            raise
+        return self
+
+    def _launch(self, fd: int) -> str:
+        """Write the files, start haproxy on ``fd``, and wait until it answers: ``""``, or why it did not."""
+        # Only its owner may enter (the private key is safe while written); the supervisor may remove it.
+        self._dir = tempfile.TemporaryDirectory(
+            prefix="mtlslab-haproxy-", ignore_cleanup_errors=True
+        )
+        folder = Path(self._dir.name)
+        crt = folder / "server.pem"
+        crt.write_bytes(
+            self.lab.server.cert_chain_pem.bytes() + self.lab.server.private_key_pem.bytes()
+        )
+        self.lab.ca.cert_pem.write_to_path(folder / "ca.pem")
         self.config = haproxy_config(
             self.deployment,
-            port=port,
+            port=self.port,
             origin_port=self.origin_port,
-            crt=self._crt,
-            ca=self._ca,
+            crt=str(crt),
+            ca=str(folder / "ca.pem"),
             host=self.host,
+            fd=fd,
         )
-        cfg = Path(self._dir.name) / "haproxy.cfg"
-        cfg.write_text(self.config)
-        log = (Path(self._dir.name) / "haproxy.log").open("wb")  # this attempt's words only
-        with log:  # the child keeps its own descriptor; a file never fills up like a pipe would
-            self._proc = subprocess.Popen(  # noqa: S603 - our own config, fixed arguments
-                [self.executable, "-db", "-f", str(cfg)],
+        (folder / "haproxy.cfg").write_text(self.config)
+        with (folder / "haproxy.log").open("wb") as log:  # a file never fills up like a pipe would
+            argv = [sys.executable, "-I", "-S", "-c", _SUPERVISOR, str(fd), str(folder)]
+            self._proc = subprocess.Popen(  # noqa: S603 - our own supervisor, config and arguments
+                [*argv, self.executable, "-db", "-f", str(folder / "haproxy.cfg")],
+                stdin=subprocess.PIPE,  # held open, never written: its end tells the supervisor we are gone
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                pass_fds=(fd,),
             )
-        return self._ready(port)
-
-    def _ready(self, port: int) -> str:
-        """``""`` once haproxy, still running, answers a handshake on ``port`` with the lab server certificate
-        (the lab client presents its own, so every client-auth mode completes); else why not."""
         client = client_context(
             ca=self.lab.ca, identity=self.lab.client, version=self.deployment.tls_version
         )
-        client.check_hostname = False
-        client.verify_mode = ssl.CERT_NONE  # the certificate is compared below, byte for byte
-        last = "it never answered"
+        client.check_hostname = False  # the address may be a wildcard's loopback stand-in
         deadline = time.monotonic() + self.start_timeout
+        last = "it never answered"
         while time.monotonic() < deadline:
-            assert self._proc is not None
             if self._proc.poll() is not None:
                 return f"haproxy exited with status {self._proc.returncode}"
-            try:
+            try:  # the connection waits in the backlog until haproxy takes it
                 with (
-                    socket.create_connection((_reachable(self.host), port), timeout=0.5) as raw,
-                    client.wrap_socket(raw) as tls,
+                    socket.create_connection(
+                        (_reachable(self.host), self.port), timeout=0.25
+                    ) as raw,
+                    client.wrap_socket(raw),
                 ):
-                    if tls.getpeercert(binary_form=True) == self.lab.server.der:
-                        if self._proc.poll() is None:
-                            return ""
-                        continue
-                    last = "the process answering there presents another certificate"
-            except OSError as exc:  # refused, reset, or a handshake that failed: not yet
+                    return ""
+            except OSError as exc:  # not yet
                 last = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.02)
         return f"not ready after {self.start_timeout:g} s (last: {last})"
 
-    def _log_tail(self) -> str:
-        """The end of haproxy's own log: why it did not start."""
-        log = Path(self._dir.name) / "haproxy.log"
-        lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-        tail = " | ".join(lines[-4:])
-        return (f"…{tail[-600:]}" if len(tail) > 600 else tail) or "no log output"
-
-    def _stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-        self._proc = None
+    def _log(self) -> str:
+        """haproxy's own log (its last 2,000 characters): why it did not start."""
+        log = Path(self._dir.name) / "haproxy.log" if self._dir is not None else None
+        text = log.read_text(errors="replace").strip() if log and log.exists() else ""
+        return (f"…{text[-2000:]}" if len(text) > 2000 else text) or "no log output"
 
     def close(self) -> None:
-        """Stop haproxy and remove its files (the files even if stopping fails)."""
+        """Stop haproxy and remove its socket and files (those even if stopping fails)."""
         try:
-            self._stop()
+            if self._proc is not None:
+                self._proc.terminate()  # the supervisor stops haproxy, then exits
+                try:
+                    self._proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(5)
+                finally:
+                    if self._proc.stdin is not None:
+                        self._proc.stdin.close()
+                self._proc = None
         finally:
-            self._dir.cleanup()
-
-
-def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
-    """A port free on ``host`` (``port``, or any when 0): bound for a moment, then released; OSError when
-    another socket holds it."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        # As haproxy and every server here bind: a closed connection's TIME_WAIT is no hold on the port.
-        if os.name != "nt":
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-        found: int = probe.getsockname()[1]
-        return found
+            if self._socket is not None:
+                self._socket.close()
+            if self._dir is not None:
+                self._dir.cleanup()
 
 
 def _reachable(host: str) -> str:

@@ -95,8 +95,8 @@ class LiveStack:
 
     @property
     def address(self) -> str | None:
-        """The address clients' connections arrive at, when a Python listener bound it (None for haproxy,
-        which resolves its host itself)."""
+        """The address clients' connections arrive at, when a Python listener serves them (None behind
+        haproxy)."""
         listener = self.proxy if self.proxy is not None else self.server
         return listener.address if isinstance(listener, Listener) else None
 
@@ -233,6 +233,7 @@ def _exchange(
         lab=lab,
         resource_url=f"{stack.url}/resource",
         now=simulator.now,
+        endpoint=scenario.deployment.endpoint,
     )
     before = stack.server.served
     observed = send(request, timeout=timeout, context=stack.client_context(identity))
