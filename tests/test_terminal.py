@@ -4,11 +4,10 @@ and the curl command lines (an argument too long for Linux shown shortened, with
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import pytest
+from _files import mode, plant_victim, victim_state
 
 from mtlslab.live.terminal import (
     ARGUMENT_LIMIT_BYTES,
@@ -31,27 +30,6 @@ def lab() -> Lab:
     return Lab(SEED)
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def _victim(path: Path) -> tuple[bytes, int, int]:
-    """A file someone else cares about, as a link attack would aim at it: (bytes, mode, owner)."""
-    found = path.stat()
-    return path.read_bytes(), stat.S_IMODE(found.st_mode), found.st_uid
-
-
-def _plant_victim(tmp_path: Path) -> Path:
-    """A file of another user (when the tests run as root), mode 0640, that no lab write may touch."""
-    victim = tmp_path / "elsewhere" / "victim"
-    victim.parent.mkdir()
-    victim.write_bytes(b"someone else's file\n")
-    victim.chmod(0o640)
-    if os.geteuid() == 0:
-        os.chown(victim, 65534, 65534)
-    return victim
-
-
 # --------------------------------------------------------------------------------------------------
 # The lab folder.
 
@@ -66,7 +44,7 @@ def test_write_lab_folder_gives_the_five_files_with_their_modes_and_lab_json(
     assert done.written == (*LAB_FILES, LAB_MANIFEST)
     assert done.kept == ()
     for name in done.written:
-        assert _mode(done.path / name) == (0o600 if name.endswith(".key") else 0o644), name
+        assert mode(done.path / name) == (0o600 if name.endswith(".key") else 0o644), name
     assert load_certificate((done.path / "client.pem").read_bytes()) == lab.client.certificate
     manifest = json.loads((done.path / LAB_MANIFEST).read_text())
     assert manifest == {
@@ -94,7 +72,7 @@ def test_write_lab_folder_keeps_its_own_files_and_adds_the_missing_ones(
     assert set(more.written) == {
         f"{name}.{ext}" for name in lab.identities() if name != "client" for ext in ("pem", "key")
     }
-    assert _mode(tmp_path / "other-client.key") == 0o600
+    assert mode(tmp_path / "other-client.key") == 0o600
 
 
 def test_write_lab_folder_refuses_another_seeds_folder_and_names_that_seed(
@@ -119,8 +97,8 @@ def test_write_lab_folder_refuses_another_seeds_folder_and_names_that_seed(
 def test_write_lab_folder_refuses_unknown_material_and_links(lab: Lab, tmp_path: Path) -> None:
     """A client.pem that is no lab's (no lab.json says whose) and a client.key that is a link are refused;
     with force both are replaced and the linked file is untouched; a lab.json that is not JSON names no seed."""
-    victim = _plant_victim(tmp_path)
-    before = _victim(victim)
+    victim = plant_victim(tmp_path)
+    before = victim_state(victim)
     folder = tmp_path / "lab"
     folder.mkdir()
     (folder / "client.pem").write_text("my own notes\n")
@@ -134,7 +112,7 @@ def test_write_lab_folder_refuses_unknown_material_and_links(lab: Lab, tmp_path:
         write_lab_folder(lab, folder, every_identity=False)
     assert refused.value.seed is None
     write_lab_folder(lab, folder, every_identity=False, force=True)
-    assert _victim(victim) == before
+    assert victim_state(victim) == before
     assert (folder / "client.key").read_bytes() == lab.client.private_key_pem.bytes()
     assert not (folder / "client.key").is_symlink()
 
