@@ -65,15 +65,12 @@ from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
 __all__ = [
     "ERROR_ABBREVIATIONS",
-    "OUTCOME_COLOURS",
     "Cell",
     "Matrix",
     "Simulator",
     "compact",
     "lab_configs",
     "md_escape",
-    "outcome_colours",
-    "outcome_marks",
 ]
 
 
@@ -330,37 +327,6 @@ class Simulator:
 
 # --------------------------------------------------------------------------------------------------
 # The matrix.
-
-#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
-OUTCOME_COLOURS = {
-    "2": ("#e6f4ea", "#1b5e20"),
-    "400": ("#fff3e0", "#8a4b00"),
-    "401": ("#fde7e9", "#8e1b25"),
-    "403": ("#ede7f6", "#4527a0"),
-    "tls": ("#e8eaf6", "#1a237e"),
-    "other": ("#f5f5f5", "#333333"),
-}
-
-
-def outcome_colours(outcome: Outcome) -> tuple[str, str]:
-    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
-    if outcome.tls_alert is not None:
-        return OUTCOME_COLOURS["tls"]
-    status = str(outcome.status)
-    if status.startswith("2"):
-        return OUTCOME_COLOURS["2"]
-    return OUTCOME_COLOURS.get(status, OUTCOME_COLOURS["other"])
-
-
-def outcome_marks(outcome: Outcome) -> str:
-    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified, italics
-    where it is assumed (not shown by the reading's source)."""
-    if outcome.unspecified:
-        return ";border:2px dashed #8e1b25"
-    if outcome.assumed:
-        return ";font-style:italic"
-    return ""
-
 
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
 ERROR_ABBREVIATIONS = {
@@ -769,6 +735,8 @@ class Matrix:
         return f"<Matrix {len(self.scenarios)} scenarios × {len(self.interpretations)} interpretations>"
 
     def _repr_html_(self) -> str:
+        """A plain table (the colours are the widgets'): each answer, ``*`` where the RFCs leave it
+        unspecified, ``?`` where it is assumed."""
         head = "".join(
             f"<th style='padding:3px 6px;font-size:11px;writing-mode:vertical-rl;text-align:left' "
             f"title='{html.escape(i.title)}'>{html.escape(i.name)}</th>"
@@ -776,23 +744,20 @@ class Matrix:
         )
         body = []
         for s in self.scenarios:
-            tds = []
-            for c in self.row(s.id):
-                bg, fg = outcome_colours(c.outcome)
-                style = f"background:{bg};color:{fg};padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap"
-                style += outcome_marks(c.outcome)
-                tds.append(
-                    f"<td style='{style}' title='{html.escape(c.finding.value)}'>"
-                    f"{html.escape(c.outcome.summary())}</td>"
-                )
+            tds = "".join(
+                f"<td style='padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap' "
+                f"title='{html.escape(c.finding.value)}'>{html.escape(c.outcome.summary())}"
+                f"{'*' if c.outcome.unspecified else '?' if c.outcome.assumed else ''}</td>"
+                for c in self.row(s.id)
+            )
             body.append(
                 f"<tr><td style='padding:2px 6px;font-family:monospace;font-size:11px' "
-                f"title='{html.escape(s.title)}'>{html.escape(s.id)}</td>{''.join(tds)}</tr>"
+                f"title='{html.escape(s.title)}'>{html.escape(s.id)}</td>{tds}</tr>"
             )
         return (
             "<table style='border-collapse:collapse'>"
             f"<tr><th style='text-align:left;padding:3px 6px'>scenario</th>{head}</tr>{''.join(body)}</table>"
-            "<div style='font-size:11px;color:#555'>dashed: unspecified by the RFCs; italic: assumed (not shown by "
+            "<div style='font-size:11px;color:#555'>*: unspecified by the RFCs; ?: assumed (not shown by "
             "the source)</div>"
         )
 

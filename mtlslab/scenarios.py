@@ -20,7 +20,7 @@ import json
 import re
 import string
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -31,7 +31,6 @@ from mtlslab.tls import ClientAuth, TlsResult, TlsVersion, handshake
 from mtlslab.tokens import LAB_RESOURCE, AccessToken, AuthorizationServer, DPoPKey, dpop_proof
 
 __all__ = [
-    "ARGUMENT_LIMIT_BYTES",
     "CATALOGUE",
     "LAB_CLIENT_ID",
     "LAB_DPOP_NONCE",
@@ -53,8 +52,6 @@ __all__ = [
     "arrival",
     "arrival_key",
     "client_request",
-    "curl_argv",
-    "curl_shown",
     "decode_client_cert",
     "deployment_overrides",
     "encode_client_cert",
@@ -63,9 +60,7 @@ __all__ = [
     "received",
     "redeploy",
     "scenarios_tagged",
-    "shorten",
     "through_proxy",
-    "too_long_for_an_argument",
 ]
 
 
@@ -702,79 +697,6 @@ def client_request(
         if forged is not None:
             headers.append(("Client-Cert", encode_client_cert(forged.der)))
     return Request(method=method, url=url, headers=tuple(headers), body=body)
-
-
-#: Linux refuses to start a program (E2BIG) when one command-line argument's bytes, with the argument's
-#: terminating NUL, are more than this: MAX_ARG_STRLEN, 32 pages (here of 4 KiB; more where pages are larger).
-ARGUMENT_LIMIT_BYTES = 128 * 1024
-
-
-def too_long_for_an_argument(arg: str) -> bool:
-    """Whether ``arg`` is more than Linux lets one command-line argument be (:data:`ARGUMENT_LIMIT_BYTES`)."""
-    return len(arg.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
-
-
-def shorten(text: str, limit: int = 2048) -> str:
-    """``text`` as it is when it has at most ``limit`` characters; otherwise its start and its end with the
-    number of characters left out between them, so a shortened value cannot pass for the real one.
-
-    ``limit`` is at least 256: room for a useful start, the end and the count.
-    """
-    if limit < 256:
-        raise ValueError(f"limit: {limit} is below 256")
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit // 2], text[-64:]
-    return f"{head}…[{len(text) - len(head) - len(tail):,} characters not shown]…{tail}"
-
-
-def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``args`` as a person can be shown them: arguments too long for a command line shortened, and a
-    comment line for each saying the command cannot run as printed, and how to pass the value instead."""
-    notes = [
-        f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
-        f"more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); it is "
-        "shortened below. Put the full value in a file and let curl read it (--header @FILE, "
-        "--data-binary @FILE)"
-        for arg in args
-        if too_long_for_an_argument(arg)
-    ]
-    return [shorten(a) if too_long_for_an_argument(a) else a for a in args], notes
-
-
-def curl_argv(
-    request: Request, *, certificate: CertChoice, tls_version: TlsVersion, folder: str = "lab"
-) -> list[str]:
-    """The ``curl`` arguments that send ``request`` presenting ``certificate`` with ``tls_version`` pinned,
-    using the lab's file names in ``folder`` (``ca.pem``, ``NAME.pem``, ``NAME.key``)."""
-    prefix = f"{folder}/" if folder not in ("", ".") else ""
-    version = tls_version.value
-    args = [
-        "curl",
-        "--silent",
-        "--show-error",
-        "--include",
-        f"--tlsv{version}",
-        "--tls-max",
-        version,
-        "--cacert",
-        f"{prefix}ca.pem",
-    ]
-    if certificate is not CertChoice.NONE:
-        args += [
-            "--cert",
-            f"{prefix}{certificate.value}.pem",
-            "--key",
-            f"{prefix}{certificate.value}.key",
-        ]
-    if request.method != ("POST" if request.body else "GET"):
-        args += ["--request", request.method]
-    for name, value in request.headers:
-        args += ["--header", f"{name}: {value}"]
-    if request.body:
-        args += ["--data-raw", request.body.decode("latin-1")]
-    args.append(request.url)
-    return args
 
 
 def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:

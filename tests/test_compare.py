@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import html
 import io
 import json
 
@@ -357,21 +358,26 @@ def test_a_cell_round_trips_with_its_trace(matrix: Matrix) -> None:
     ]
 
 
-def test_the_html_is_coloured_inline_and_escaped(sim: Simulator) -> None:
-    """_repr_html_ uses inline styles and escapes scenario titles and interpretation names."""
+def test_the_html_is_a_plain_table_escaped_and_marked(sim: Simulator) -> None:
+    """_repr_html_ is a plain table (the colours are the widgets'), escapes scenario titles and
+    interpretation names, and marks an answer the RFCs leave unspecified with '*'."""
     evil = get_scenario("no-cert-optional").with_(id="evil", title="<script>alert(1)</script>")
     mine = derive(
         BUILTINS["baseline"],
         name="<img src=x onerror=alert(1)>",
         answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
     )
-    page = sim.matrix([evil], [BUILTINS["thread-400"], mine])._repr_html_()
+    matrix = sim.matrix([evil], [BUILTINS["thread-400"], mine, BUILTINS["baseline"]])
+    page = matrix._repr_html_()
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "style='background:#fff3e0" in page
+    assert "background" not in page
     assert "<table" in page
+    assert matrix.cell("evil", "baseline").outcome.unspecified
+    assert f"{html.escape(matrix.cell('evil', 'baseline').outcome.summary())}*</td>" in page
+    assert f"{html.escape(matrix.cell('evil', 'thread-400').outcome.summary())}</td>" in page
 
 
 # --------------------------------------------------------------------------------------------------

@@ -563,10 +563,10 @@ def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) 
     huge = curl_command(get_scenario("huge-token"), url="https://x", lab=live_sim.lab, folder="lab")
     note, command_line = huge.split("\n")
     assert note.startswith("# NOT RUNNABLE AS SHOWN")
-    assert "characters not shown" in command_line
+    assert "characters left out" in command_line
     assert len(command_line) < 4096
     assert "\n" not in command
-    folder = write_lab_folder(live_sim.lab, tmp_path / "lab")
+    folder = write_lab_folder(live_sim.lab, tmp_path / "lab").path
     assert (folder / "other-client.pem").exists()
     assert (folder / "other-client.key").stat().st_mode & 0o777 == 0o600
 
