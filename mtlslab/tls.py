@@ -301,14 +301,20 @@ def _validated(
         chain, der, certificate = presented.chain, presented.der, presented.certificate
     name = _name(presented)
     if not client_auth.validates:
+        dates = ""  # without chain validation, nothing looks at the certificate's dates either
+        if not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc:
+            dates = (
+                f", its dates unchecked: valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
+                f"{certificate.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%d}"
+            )
         return _result(
             None,
             der,
             _step(
                 "RFC 8705 §6.2",
                 True,
-                f"{name} accepted without chain validation ({client_auth.value}); the application receives "
-                "it as is",
+                f"{name} accepted without chain validation ({client_auth.value}){dates}; the application "
+                "receives it as is",
             ),
         )
     verdict = _chain_verdict(certificate, tuple(roots), chain, at)

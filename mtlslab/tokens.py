@@ -682,6 +682,14 @@ def _opaque(m: _Mint, *, bound: bool = True, revoked: bool = False) -> AccessTok
     return m.token(value, "opaque", x5t=bound)
 
 
+def _before_expiry(m: _Mint) -> AccessToken:
+    """Issued for a year while the client's previous certificate was valid, and bound to that certificate."""
+    issued = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    times = {"iat": issued, "exp": issued + dt.timedelta(days=365)}
+    older = replace(m, bound_to=m.asrv.lab.expired_client)
+    return older.jwt(claims={name: _epoch(when) for name, when in times.items()})
+
+
 def _self_signed_bound(m: _Mint) -> AccessToken:
     identity = m.asrv.lab.self_signed_client
     return replace(m, bound_to=identity).jwt(claims={"client_id": identity.client_id})
@@ -705,6 +713,8 @@ TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
      "JWT bound to the lab client certificate by cnf.x5t#S256"),
     ("bound-self-signed", "jwt", "RFC 8705 §2.2, §3.1", _self_signed_bound,
      "JWT bound to the self-signed client's certificate (self_signed_tls_client_auth)"),
+    ("bound-expired-cert", "jwt", "RFC 8705 §6.3", _before_expiry,
+     "year-long JWT issued 2025-06-01, bound to the client's previous certificate (same key and subject), which expired 2025-06-30"),
     ("unbound", "jwt", "RFC 6750 §1.2", lambda m: m.jwt(cnf=None, x5t=False),
      "plain bearer JWT without cnf"),
     ("dpop-bound", "jwt", "RFC 9449 §6.1", lambda m: m.jwt(cnf={"jkt": m.dpop_key.jkt}, x5t=False, jkt=m.dpop_key.jkt),

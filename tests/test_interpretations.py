@@ -890,3 +890,34 @@ def test_the_token_endpoint_precedent_answers_missing_like_mismatched(matrix: Ma
         assert cell.outcome.verdict == ("400", "invalid_client")
         assert cell.trace[-1].clause.label in ("RFC 8705 §2", "RFC 8705 §2.1")
     assert matrix.cell("token-endpoint-success", "baseline").outcome.status == 200
+
+
+def test_an_expired_bound_certificate_still_binds_where_no_chain_is_validated(matrix: Matrix) -> None:
+    """RFC 8705 §6.2: a resource server may skip chain validation — and with it the certificate's dates. A
+    year-long token bound to a certificate that has since expired still matches its thumbprint there, and the
+    trace says the dates went unchecked; RFC 8705 §6.3 leaves expiry to the token's lifetime. A validating
+    server refuses the same certificate in the handshake (issue 14)."""
+    cell = matrix.cell("bound-cert-expired-no-ca", "baseline")
+    assert cell.outcome.status == 200
+    tls_step = cell.trace[0]
+    assert tls_step.clause.label == "RFC 8705 §6.2"
+    assert "its dates unchecked: valid 2024-01-01 to 2025-06-30, not at 2026-01-01" in tls_step.detail
+    validating = answer(matrix, "bound-cert-expired-no-ca", "tls-required")
+    assert validating.status == 200  # tls-required asks for a certificate, as deployed: still no chain check
+    assert matrix.cell("expired-cert", "baseline").outcome.tls_alert == alert_by_name(
+        "certificate_expired", "first_read"
+    )
+
+
+def test_a_renewed_certificate_breaks_the_binding_even_with_the_same_key(matrix: Matrix) -> None:
+    """RFC 8705 §3.1: x5t#S256 is the hash of the whole certificate, so renewing it — same key, same subject —
+    leaves the client's token bound to the old one; RFC 8705 §6.3: it needs a new token. The server answers a
+    mismatch (RFC 8705 §3), which DPoP's key thumbprint would not have caused."""
+    from mtlslab.scenarios import get_scenario
+
+    scenario = get_scenario("bound-cert-rotated-no-ca")
+    token = matrix.cell(scenario.id, "baseline")
+    assert token.finding is Finding.CERTIFICATE_MISMATCH
+    assert token.outcome.verdict == ("401", "invalid_token")
+    assert token.trace[-1].clause.label == "RFC 8705 §3"
+    assert "RFC 8705 §6.3" in scenario.description
