@@ -320,8 +320,13 @@ class Outcome:
         )
 
     def http_text(self) -> str:
-        """The response as raw HTTP/1.1 (or a description of the alert)."""
+        """The response as raw HTTP/1.1 (or a description of the alert, and whether it can be lost)."""
         if self.tls_alert is not None:
+            if self.tls_alert.may_be_lost:
+                return (
+                    f"(no HTTP response: {self.tls_alert}; from a server that closes without reading the "
+                    "request, the client may see only the connection close — mtlslab's server reads first)"
+                )
             return f"(no HTTP response: {self.tls_alert})"
         assert self.status is not None
         lines = [f"HTTP/1.1 {self.status} {reason_phrase(self.status)}"]

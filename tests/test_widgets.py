@@ -503,6 +503,8 @@ def test_required_client_auth_in_tls13_stops_at_the_clients_first_read(
     )
     assert "(sent, never answered)" in explorer.diagram_source
     assert "no HTTP response" in explorer.http_text
+    # issue 14 item 4: an alert at the first read can be lost to a server that does not read first
+    assert "the client may see only the connection close" in explorer.http_text
 
 
 def test_required_client_auth_in_tls12_stops_during_the_handshake(
@@ -512,6 +514,7 @@ def test_required_client_auth_in_tls12_stops_during_the_handshake(
     explorer.picker.value = "required-no-cert-tls12"
     assert "alert handshake_failure (40) during the handshake" in explorer.diagram_source
     assert "never answered" not in explorer.diagram_source
+    assert "connection close" not in explorer.http_text  # in the handshake: nothing sent to lose it with
 
 
 def test_behind_a_proxy_the_views_show_the_proxy_and_the_forwarded_header(
