@@ -412,6 +412,40 @@ def test_the_builtin_proxy_asks_late_and_haproxy_is_not_run_for_it(live_sim: Sim
     assert (report.runs, [s.id for s, _ in report.skipped]) == ((), [chosen[0].id])
 
 
+def test_a_client_that_never_answers_the_late_request_holds_no_worker_and_is_cut_off(
+    live_sim: Simulator,
+) -> None:
+    """A client that sends its request and never reads, so never answers the post-handshake
+    CertificateRequest, waits on the I/O thread, not on a worker: with one worker, a prompt client is
+    answered meanwhile; at the connection's deadline the silent one is dropped and its connection closed."""
+    scenario = get_scenario("post-handshake-success")
+    limits = Limits(connection_timeout=3.0, max_connections=1, drain_timeout=0.1)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=scenario.deployment,
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        request, _ = _good_request(live_sim, server)
+        context = client_context(
+            ca=live_sim.lab.ca, identity=live_sim.lab.client, version=TlsVersion.TLS1_3
+        )
+        context.post_handshake_auth = True
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as silent,
+        ):
+            silent.sendall(b"GET /resource HTTP/1.1\r\nHost: localhost\r\n\r\n")  # never reads
+            _wait_for(lambda: server.active_connections == 1, 5)
+            prompt = send(request, context=context)
+            assert prompt.status == 200, prompt.summary()
+            assert server.dropped == 0
+            _wait_for(lambda: server.dropped == 1, 5)
+        _wait_for(lambda: server.active_connections == 0, 5)
+    assert (server.served, server.dropped) == (1, 1)
+
+
 # ---- session resumption ------------------------------------------------------------------------------
 
 
