@@ -25,7 +25,32 @@ from mtlslab.pki import CertificateAuthority, Identity
 from mtlslab.scenarios import Request
 from mtlslab.tls import ALERTS, TlsAlert, TlsVersion
 
-__all__ = ["Observed", "alert_from_error", "client_context", "send"]
+__all__ = [
+    "CLOSED_WITHOUT_ALERT",
+    "FRAMING_FIELDS",
+    "Observed",
+    "alert_from_error",
+    "client_context",
+    "send",
+]
+
+#: The error of a connection the server closed after the handshake without an answer and without any TLS
+#: alert, not even close_notify (RFC 8446 §6.1): what a client sees when a server's refusal alert is lost.
+CLOSED_WITHOUT_ALERT = "connection closed without a TLS alert or a response after the handshake"
+
+#: Response fields :meth:`Observed.wire` leaves out of its further fields: those the wire tuple already holds
+#: (``WWW-Authenticate``, ``Content-Type``), the framing, and what a server adds of its own.
+FRAMING_FIELDS = frozenset(
+    (
+        "www-authenticate",
+        "content-type",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "date",
+        "server",
+    )
+)
 
 _PREFIXES = ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_")
 
@@ -76,7 +101,8 @@ class Observed:
         return error if isinstance(error, str) else None
 
     def wire(self) -> tuple[Any, ...]:
-        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`."""
+        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`: the further fields (``Cache-Control``,
+        ``DPoP-Nonce``...) follow in the order they came, every field but :data:`FRAMING_FIELDS`."""
         if self.tls_alert is not None:
             return ("tls", self.tls_alert.name, self.tls_alert.code, self.tls_alert.when)
         if self.status is None:
@@ -87,6 +113,7 @@ class Observed:
             self.header("WWW-Authenticate"),
             self.header("Content-Type"),
             self.body,
+            *((k, v) for k, v in self.headers if k.lower() not in FRAMING_FIELDS),
         )
 
     def summary(self) -> str:
@@ -131,11 +158,13 @@ def send(
     timeout: float = 5.0,
     context: ssl.SSLContext | None = None,
     server_hostname: str = "localhost",
+    session: ssl.SSLSession | None = None,
 ) -> Observed:
     """Send ``request`` (its URL says where) over real TLS and report what came back.
 
     The client trusts ``ca``, pins ``version`` and presents ``identity``; or, with ``context``, does what that
-    ready context says (``ca``, ``identity`` and ``version`` are then not used).
+    ready context says (``ca``, ``identity`` and ``version`` are then not used). With ``session`` (one made
+    by the same context) it offers to resume that TLS session.
     """
     if context is None:
         if ca is None:
@@ -147,7 +176,13 @@ def send(
     parts = urllib.parse.urlsplit(request.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 443
     raw = socket.create_connection((host, port), timeout=timeout)
-    tls = context.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+    tls = context.wrap_socket(
+        raw,
+        server_hostname=server_hostname,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=False,  # an end without close_notify is told apart (CLOSED_WITHOUT_ALERT)
+        session=session,
+    )
     try:
         try:
             tls.do_handshake()
@@ -183,6 +218,8 @@ def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, started: fl
     observed = _read_response(tls, started)
     if observed.tls_alert is not None or observed.status is not None:
         return observed
+    if observed.error == CLOSED_WITHOUT_ALERT:
+        return observed
     return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started)
 
 
@@ -210,6 +247,7 @@ def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
     response: h11.Response | None = None
     body = bytearray()
     first = True
+    ragged = False  # the stream ended without close_notify
     while True:
         try:
             event = conn.next_event()
@@ -220,6 +258,8 @@ def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
         if event is h11.NEED_DATA:
             try:
                 data = tls.recv(65536)
+            except ssl.SSLEOFError:
+                data, ragged = b"", True  # closed without close_notify: the end all the same
             except ssl.SSLError as exc:
                 if first:
                     return _failed(exc, "first_read", started)
@@ -238,10 +278,11 @@ def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
             break
     if response is None:
-        return Observed(
-            error="connection closed without a response", elapsed=time.monotonic() - started
-        )
-    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
+        error = CLOSED_WITHOUT_ALERT if ragged else "connection closed without a response"
+        return Observed(error=error, elapsed=time.monotonic() - started)
+    headers = tuple(
+        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw_items()
+    )
     return Observed(
         status=response.status_code,
         headers=headers,
