@@ -848,7 +848,7 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     }
     text = render[args.format]()
     out.write(text if text.endswith("\n") else text + "\n")
-    return 1 if report.warnings else 0
+    return 3 if report.inconclusive else 1 if report.warnings else 0
 
 
 def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -862,7 +862,8 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
         "report says which were skipped). Only loopback targets unless --allow-remote. Files it reads "
         "(--ca, --cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB "
         "each. Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable "
-        "input.",
+        "input, 3 when the run is inconclusive (the control, a bound token with its own certificate, "
+        "was not served: the report says what to check).",
     )
     p.add_argument("url", metavar="URL", help="the protected resource, https://...")
     p.add_argument(
@@ -936,7 +937,7 @@ def build_parser() -> _Parser:
         "simulated, compared and proven on the wire.",
         epilog="Every file a command reads is read to at most 1 MiB. Exit status: 0; 2 on unusable "
         "input (one line on stderr); 141 when standard output is closed under the command "
-        "(`mtlslab scenarios | head`); verify and probe also use 1 (see their --help).",
+        "(`mtlslab scenarios | head`); verify and probe also use 1, probe also 3 (see their --help).",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
