@@ -159,7 +159,7 @@ def _bare_check() -> Callable[[], object]:
 
 def budgets(settings: Settings) -> list[Result]:
     """The whole matrix from scratch, one explorer refresh, and ``python -m mtlslab matrix``."""
-    from mtlslab import jose
+    from mtlslab import jose, tls
     from mtlslab.compare import Simulator
     from mtlslab.interpretations import BUILTINS
     from mtlslab.pki import Lab
@@ -170,7 +170,8 @@ def budgets(settings: Settings) -> list[Result]:
     _ = lab.identities()  # the lab is made once, as a notebook makes it
 
     def whole_matrix() -> object:
-        jose.verify_jws.cache_clear()  # nothing remembered: every token verified, every scenario realised
+        jose.verify_jws.cache_clear()  # nothing remembered: every token verified, every scenario realised,
+        tls._chain_verdict.cache_clear()  # every certificate chain validated
         return Simulator(lab).matrix()
 
     def bare_catalogue() -> object:

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from mtlslab.errors import InputError, MtlslabError
+from mtlslab.pki import Lab
+from mtlslab.tokens import ALGORITHMS, LAB_AUDIENCE, LAB_ISSUER, AuthorizationServer
 
 if TYPE_CHECKING:
+    from mtlslab.compare import Cell
     from mtlslab.interpretations import Interpretation
-    from mtlslab.pki import LabFolder, LabFolderConflict
+    from mtlslab.live.terminal import LabFolderConflict
 
-__all__ = ["EXIT_OUTPUT_CLOSED", "INPUT_LIMIT", "Handler", "build_parser", "main"]
-
-Handler = Callable[[argparse.Namespace, TextIO], int]
+__all__ = ["EXIT_OUTPUT_CLOSED", "INPUT_LIMIT", "build_parser", "main"]
 
 #: The most the command line reads from any one file it is given (1 MiB): a certificate, a key, a token, an
 #: interpretation. ``--cert /dev/zero`` is refused after that much, not read without end.
@@ -58,9 +59,25 @@ def _read_input(path: str | os.PathLike[str], *, field: str) -> bytes:
     return data
 
 
+def _read_option(args: argparse.Namespace, flag: str) -> bytes | None:
+    """The file an option names (``--other-cert``), read; None when the option is not given."""
+    path = getattr(args, flag.lstrip("-").replace("-", "_"))
+    return None if path is None else _read_input(path, field=flag)
+
+
 def _read_token(path: str, *, field: str) -> str:
     """A token from a file (surrounding whitespace, such as the final newline, dropped)."""
     return _read_input(path, field=field).decode("utf-8", errors="replace").strip()
+
+
+def _write(out: TextIO, text: str) -> int:
+    """``text`` on ``out``, ending in one newline; the exit status 0."""
+    out.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _write_json(out: TextIO, value: object) -> int:
+    return _write(out, json.dumps(value, indent=2))
 
 
 def _port(text: str) -> int:
@@ -86,145 +103,100 @@ def _tag(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown tag {text!r}; {hint}known: {', '.join(known)}")
 
 
-def _tag_option(parser: argparse.ArgumentParser) -> None:
+_INTERPRETATION_HELP = (
+    "a built-in's name, or FILE.json: an interpretation saved by the editor or derive() "
+    "(a value ending in .json or holding a path separator is a file; at most 1 MiB)"
+)
+
+#: The options several subcommands share, by name: their flags and ``add_argument`` keywords.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "seed": (
+        ("--seed",),
+        {
+            "default": "mtlslab",
+            "help": "lab seed: the same seed gives the same material (default: %(default)s)",
+        },
+    ),
+    "alg": (
+        ("--alg",),
+        {
+            "default": "ES256",
+            "choices": ALGORITHMS,
+            "help": "signature algorithm of the lab authorization server (default: %(default)s)",
+        },
+    ),
+    "tag": (
+        ("--tag",),
+        {
+            "action": "append",
+            "type": _tag,
+            "help": "only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
+        },
+    ),
+    "force": (
+        ("--force",),
+        {
+            "action": "store_true",
+            "help": "replace files of another lab (or unknown ones) in the folder; each is replaced by "
+            "a new file, never written through a link",
+        },
+    ),
+    "interpretations": (
+        ("-i", "--interpretation"),
+        {
+            "action": "append",
+            "metavar": "NAME|FILE",
+            "help": "an interpretation to include (repeatable; default: all built-ins): "
+            + _INTERPRETATION_HELP,
+        },
+    ),
+}
+
+
+def _command(
+    sub: argparse._SubParsersAction[_Parser],
+    handler: Callable[[argparse.Namespace, TextIO], int],
+    help: str,
+    description: str,
+    *shared: str,
+) -> _Parser:
+    """The subcommand named after ``handler`` (``_cmd_NAME``), with the shared options named."""
+    parser = sub.add_parser(
+        handler.__name__.removeprefix("_cmd_"), help=help, description=description
+    )
+    parser.set_defaults(handler=handler)
+    _shared(parser, *shared)
+    return parser
+
+
+def _shared(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Add the shared options ``names`` (of :data:`_SHARED`) to ``parser``, in that order."""
+    for name in names:
+        flags, keywords = _SHARED[name]
+        parser.add_argument(*flags, **keywords)
+
+
+def _formats(parser: argparse.ArgumentParser, *choices: str) -> None:
+    """``--format``, the first choice the default."""
+    parser.add_argument("--format", choices=choices, default=choices[0])
+
+
+def _tls_options(parser: argparse.ArgumentParser) -> None:
+    """--client-auth and --tls, their choices taken from the TLS model's enums."""
+    from mtlslab.tls import ClientAuth, TlsVersion
+
     parser.add_argument(
-        "--tag",
-        action="append",
-        type=_tag,
-        help="only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
+        "--client-auth",
+        choices=[mode.value for mode in ClientAuth],
+        default=ClientAuth.OPTIONAL.value,
+        help="how the TLS server asks for a client certificate (default: %(default)s)",
     )
-
-
-def _seed_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--seed",
-        default="mtlslab",
-        help="lab seed: the same seed gives the same material (default: %(default)s)",
+        "--tls",
+        choices=[version.value for version in TlsVersion],
+        default=TlsVersion.TLS1_3.value,
+        help="the TLS version the server pins (default: %(default)s)",
     )
-
-
-def _alg_argument(parser: argparse.ArgumentParser) -> None:
-    from mtlslab.tokens import ALGORITHMS
-
-    parser.add_argument(
-        "--alg",
-        default="ES256",
-        choices=ALGORITHMS,
-        help="signature algorithm of the lab authorization server (default: %(default)s)",
-    )
-
-
-def _force_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace files of another lab (or unknown ones) in the folder; each is replaced by a "
-        "new file, never written through a link",
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Foundation subcommands: certs, token, jwks.
-
-
-def _refusal(exc: LabFolderConflict, flag: str, *, seed: str) -> InputError:
-    """The one line for a folder that holds other material: what to give instead."""
-    if exc.seed is not None and exc.seed != seed:
-        hint = f"give --seed {shlex.quote(exc.seed)} to use that lab, or another {flag}"
-    else:
-        hint = f"give another {flag}"
-    return InputError(flag, f"{exc.strerror}: {hint} (--force replaces those files)")
-
-
-def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab, LabFolderConflict
-
-    lab = Lab(seed=args.seed)
-    try:
-        folder = lab.write(args.out, force=args.force)
-    except LabFolderConflict as exc:
-        raise _refusal(exc, "--out", seed=args.seed) from None
-    for name in folder.written:
-        out.write(f"wrote {folder.path / name}\n")
-    for name in folder.kept:
-        out.write(f"kept  {folder.path / name} (already there, the same bytes)\n")
-    out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
-    for label, thumb in (
-        ("ca.pem", lab.ca.x5t_s256),
-        ("client.pem", lab.client.x5t_s256),
-        ("server.pem", lab.server.x5t_s256),
-    ):
-        out.write(f"  {label:<11} {thumb}\n")
-    return 0
-
-
-def _cmd_token(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab
-    from mtlslab.tokens import AuthorizationServer
-
-    lab = Lab(seed=args.seed)
-    asrv = AuthorizationServer(lab, alg=args.alg)
-    variant = "unbound" if args.unbound else args.variant
-    out.write(asrv.mint(variant).value + "\n")
-    return 0
-
-
-def _cmd_jwks(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab
-    from mtlslab.tokens import AuthorizationServer
-
-    asrv = AuthorizationServer(Lab(seed=args.seed), alg=args.alg)
-    out.write(json.dumps(asrv.jwks(), indent=2) + "\n")
-    return 0
-
-
-def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
-    from mtlslab.tokens import TOKEN_VARIANTS
-
-    p = sub.add_parser(
-        "certs",
-        help="write the lab CA, client and server certificates and keys",
-        description="Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) "
-        "and lab.json (the seed and the thumbprints), and print each certificate's x5t#S256. Files "
-        "already there with the same bytes are kept; other material is refused unless --force.",
-    )
-    _seed_argument(p)
-    p.add_argument(
-        "--out", type=Path, required=True, help="directory to write into (created if missing)"
-    )
-    _force_option(p)
-    p.set_defaults(handler=_cmd_certs)
-
-    p = sub.add_parser(
-        "token",
-        help="print a lab access token",
-        description="Print a JWT access token (RFC 9068) for the lab client, bound to client.pem "
-        "by cnf.x5t#S256 (RFC 8705 §3.1) unless --unbound.",
-    )
-    _seed_argument(p)
-    p.add_argument("--unbound", action="store_true", help="a plain bearer token without cnf")
-    p.add_argument(
-        "--variant",
-        default="bound",
-        choices=sorted(TOKEN_VARIANTS),
-        metavar="NAME",
-        help="any lab token variant (default: %(default)s); see the README for the list",
-    )
-    _alg_argument(p)
-    p.set_defaults(handler=_cmd_token)
-
-    p = sub.add_parser(
-        "jwks",
-        help="print the authorization server's public JWKS",
-        description="Print the lab authorization server's public JWK Set.",
-    )
-    _seed_argument(p)
-    _alg_argument(p)
-    p.set_defaults(handler=_cmd_jwks)
-
-
-# --------------------------------------------------------------------------------------------------
-# Engine subcommands: scenarios, interpretations, explain, matrix, evaluate.
 
 
 def _interpretation(value: str) -> Interpretation:
@@ -257,14 +229,122 @@ def _interpretations(values: Iterable[str] | None) -> list[Interpretation]:
     return chosen
 
 
+def _refusal(exc: LabFolderConflict, flag: str, *, seed: str) -> InputError:
+    """The one line for a folder that holds other material: what to give instead."""
+    if exc.seed is not None and exc.seed != seed:
+        hint = f"give --seed {shlex.quote(exc.seed)} to use that lab, or another {flag}"
+    else:
+        hint = f"give another {flag}"
+    return InputError(flag, f"{exc.strerror}: {hint} (--force replaces those files)")
+
+
+def _blocks(cells: Sequence[Cell], note: Callable[[Cell], str] | None = None) -> list[str]:
+    """Each distinct trace once, with its finding, then each interpretation's answer as raw HTTP; with
+    ``note`` (explain), a note on each trace and each answer's own note."""
+    shown: set[tuple[str, ...]] = set()
+    blocks = []
+    for cell in cells:
+        trace = tuple(str(step) for step in cell.trace)
+        if trace not in shown:
+            shown.add(trace)
+            lines, why = "\n".join(trace), note(cell) if note else ""
+            blocks.append(f"--- trace{why} ---\n{lines}\n→ finding: {cell.finding.value}\n")
+        http = cell.outcome.http_text().replace("\r\n", "\n").rstrip("\n")
+        blocks.append(f"=== {cell.interpretation}: {cell.outcome.summary()} ===\n{http}\n")
+        if note and cell.outcome.note:
+            blocks[-1] += f"(note: {cell.outcome.note})\n"
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------------
+# Foundation subcommands: certs, token, jwks.
+
+
+def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
+    from mtlslab.live.terminal import LabFolderConflict, write_lab_folder
+
+    lab = Lab(seed=args.seed)
+    try:
+        folder = write_lab_folder(lab, args.out, every_identity=False, force=args.force)
+    except LabFolderConflict as exc:
+        raise _refusal(exc, "--out", seed=args.seed) from None
+    for name in folder.written:
+        out.write(f"wrote {folder.path / name}\n")
+    for name in folder.kept:
+        out.write(f"kept  {folder.path / name} (already there, the same bytes)\n")
+    out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
+    for label, holder in (
+        ("ca.pem", lab.ca),
+        ("client.pem", lab.client),
+        ("server.pem", lab.server),
+    ):
+        out.write(f"  {label:<11} {holder.x5t_s256}\n")
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    asrv = AuthorizationServer(Lab(seed=args.seed), alg=args.alg)
+    return _write(out, asrv.mint("unbound" if args.unbound else args.variant).value)
+
+
+def _cmd_jwks(args: argparse.Namespace, out: TextIO) -> int:
+    return _write_json(out, AuthorizationServer(Lab(seed=args.seed), alg=args.alg).jwks())
+
+
+def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from mtlslab.tokens import TOKEN_VARIANTS
+
+    p = _command(
+        sub,
+        _cmd_certs,
+        "write the lab CA, client and server certificates and keys",
+        "Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json (the "
+        "seed and the thumbprints), and print each certificate's x5t#S256. Files already there with "
+        "the same bytes are kept; other material is refused unless --force.",
+        "seed",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="directory to write into (created if missing)"
+    )
+    _shared(p, "force")
+    p = _command(
+        sub,
+        _cmd_token,
+        "print a lab access token",
+        "Print a JWT access token (RFC 9068) for the lab client, bound to client.pem by cnf.x5t#S256 "
+        "(RFC 8705 §3.1) unless --unbound.",
+        "seed",
+    )
+    p.add_argument("--unbound", action="store_true", help="a plain bearer token without cnf")
+    p.add_argument(
+        "--variant",
+        default="bound",
+        choices=sorted(TOKEN_VARIANTS),
+        metavar="NAME",
+        help="any lab token variant (default: %(default)s); see the README for the list",
+    )
+    _shared(p, "alg")
+    _command(
+        sub,
+        _cmd_jwks,
+        "print the authorization server's public JWKS",
+        "Print the lab authorization server's public JWK Set.",
+        "seed",
+        "alg",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Engine subcommands: scenarios, interpretations, explain, matrix, evaluate.
+
+
 def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.scenarios import scenarios_tagged
 
     chosen = list(scenarios_tagged(*(args.tag or ())))
     if args.format == "json":
-        out.write(json.dumps([s.to_json() for s in chosen], indent=2) + "\n")
-        return 0
-    width = max(len(s.id) for s in chosen) if chosen else 0
+        return _write_json(out, [s.to_json() for s in chosen])
+    width = max((len(s.id) for s in chosen), default=0)
     for s in chosen:
         out.write(f"{s.id:<{width}}  [{', '.join(s.tags)}]  {s.title}\n")
     return 0
@@ -273,8 +353,7 @@ def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_interpretations(args: argparse.Namespace, out: TextIO) -> int:
     chosen = _interpretations(None)
     if args.format == "json":
-        out.write(json.dumps([i.to_json() for i in chosen], indent=2) + "\n")
-        return 0
+        return _write_json(out, [i.to_json() for i in chosen])
     for i in chosen:
         out.write(f"{i.name}  ({i.kind})  {i.title}\n    {i.stance}\n    source: {i.source}\n")
         for d in i.departures:
@@ -292,29 +371,16 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"{scenario.id}: {scenario.title}\n{scenario.describe()}\n")
     if scenario.description:
         out.write(f"{scenario.description}\n")
-    exchange = sim.exchange(scenario)
-    out.write("\n--- request (as the client sends it) ---\n")
-    out.write(exchange.client_request.http_text().rstrip("\r\n").replace("\r\n", "\n") + "\n")
-    shown_trace: set[tuple[str, ...]] = set()
-    for interp in chosen:
-        cell = sim.cell(scenario, interp)
-        trace = tuple(str(step) for step in cell.trace)
-        if trace not in shown_trace:
-            shown_trace.add(trace)
-            note = (
-                ""
-                if cell.deployment == scenario.deployment
-                else f" (as {interp.name} deploys it: {cell.deployment.describe() if cell.deployment else ''})"
-            )
-            out.write(
-                f"\n--- trace{note} ---\n"
-                + "\n".join(trace)
-                + f"\n→ finding: {cell.finding.value}\n"
-            )
-        out.write(f"\n=== {interp.name}: {cell.outcome.summary()} ===\n")
-        out.write(cell.outcome.http_text().replace("\r\n", "\n").rstrip("\n") + "\n")
-        if cell.outcome.note:
-            out.write(f"(note: {cell.outcome.note})\n")
+    request = sim.exchange(scenario).client_request.http_text().rstrip("\r\n").replace("\r\n", "\n")
+    out.write(f"\n--- request (as the client sends it) ---\n{request}\n")
+
+    def note(cell: Cell) -> str:
+        if cell.deployment == scenario.deployment or cell.deployment is None:
+            return ""
+        return f" (as {cell.interpretation} deploys it: {cell.deployment.describe()})"
+
+    cells = [sim.cell(scenario, interpretation) for interpretation in chosen]
+    out.write("".join("\n" + block for block in _blocks(cells, note)))
     return 0
 
 
@@ -330,22 +396,14 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
     matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
     if args.only_disagreements:
         matrix = matrix.disagreements(strict=args.strict)
-    render: dict[str, Callable[[], str]] = {
-        "markdown": matrix.to_markdown,
-        "text": matrix.to_text,
-        "csv": matrix.to_csv,
-        "json": matrix.to_json,
-    }
-    text = render[args.format]()
-    out.write(text if text.endswith("\n") else text + "\n")
-    return 0
+    return _write(out, getattr(matrix, f"to_{args.format}")())
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Cell, Simulator
     from mtlslab.errors import ScenarioError
     from mtlslab.pki import certificate_der, load_certificate
-    from mtlslab.rs import config_for, evaluate
+    from mtlslab.rs import evaluate
     from mtlslab.scenarios import (
         ClientAuth,
         Deployment,
@@ -371,17 +429,15 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
         if any(c in args.authorization for c in "\r\n\0"):
             raise ScenarioError("--authorization", "a header value cannot contain CR, LF or NUL")
         headers.append(("Authorization", args.authorization))
-    if args.client_cert_header is not None:
-        source = args.client_cert_header
-        if source == "-":
-            if certificate is None:
-                raise ScenarioError("--client-cert-header", "no file given and no --cert to copy")
-            forged = certificate
-        else:
-            forged = load_certificate(
-                _read_input(source, field="--client-cert-header"), field="--client-cert-header"
-            )
+    source, flag = args.client_cert_header, "--client-cert-header"
+    if source == "-" and certificate is None:
+        raise ScenarioError(flag, "no file given and no --cert to copy")
+    if source is not None:
+        forged = certificate
+        if source != "-" or forged is None:
+            forged = load_certificate(_read_input(source, field=flag), field=flag)
         headers.append(("Client-Cert", encode_client_cert(certificate_der(forged))))
+    request = Request(method=args.method, url=args.url, headers=tuple(headers))
     cells = []
     for interp in _interpretations(args.interpretation):
         effective = interp.adapt(deployment)
@@ -392,110 +448,58 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             roots=[sim.lab.ca.certificate],
             at=sim.now,
         )
-        request = received(
-            Request(method=args.method, url=args.url, headers=tuple(headers)), tls, effective
+        arrived = received(request, tls, effective)
+        decision = (
+            None if arrived is None else evaluate(arrived, sim.config(effective), now=sim.now)
         )
-        decision = None
-        if request is not None:
-            decision = evaluate(
-                request,
-                config_for(effective, jwks=sim.jwks, introspect=sim.introspect),
-                now=sim.now,
-            )
         outcome = interp.respond(decision, tls_alert=tls.alert)
+        trace = tls.steps + (decision.trace if decision else ())
         cells.append(
             Cell(
                 scenario="(request)",
                 interpretation=interp.name,
                 finding=outcome.finding,
                 outcome=outcome,
-                trace=tls.steps + (decision.trace if decision else ()),
+                trace=trace,
                 deployment=effective,
             )
         )
     if args.format == "json":
-        out.write(json.dumps([c.to_json() for c in cells], indent=2) + "\n")
-        return 0
-    shown: set[tuple[str, ...]] = set()
-    for cell in cells:
-        trace = tuple(str(s) for s in cell.trace)
-        if trace not in shown:
-            shown.add(trace)
-            out.write(
-                "--- trace ---\n" + "\n".join(trace) + f"\n→ finding: {cell.finding.value}\n\n"
-            )
-        out.write(f"=== {cell.interpretation}: {cell.outcome.summary()} ===\n")
-        out.write(cell.outcome.http_text().replace("\r\n", "\n").rstrip("\n") + "\n\n")
+        return _write_json(out, [c.to_json() for c in cells])
+    out.write("".join(block + "\n" for block in _blocks(cells)))
     return 0
 
 
-def _tls_options(parser: argparse.ArgumentParser) -> None:
-    """--client-auth and --tls, their choices taken from the TLS model's enums."""
-    from mtlslab.tls import ClientAuth, TlsVersion
-
-    parser.add_argument(
-        "--client-auth",
-        choices=[mode.value for mode in ClientAuth],
-        default=ClientAuth.OPTIONAL.value,
-        help="how the TLS server asks for a client certificate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tls",
-        choices=[version.value for version in TlsVersion],
-        default=TlsVersion.TLS1_3.value,
-        help="the TLS version the server pins (default: %(default)s)",
-    )
-
-
-_INTERPRETATION_HELP = (
-    "a built-in's name, or FILE.json: an interpretation saved by the editor or derive() "
-    "(a value ending in .json or holding a path separator is a file; at most 1 MiB)"
-)
-
-
-def _interpretation_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-i",
-        "--interpretation",
-        action="append",
-        metavar="NAME|FILE",
-        help=f"an interpretation to include (repeatable; default: all built-ins): {_INTERPRETATION_HELP}",
-    )
-
-
 def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser(
-        "scenarios",
-        help="list the scenario catalogue",
-        description="List the catalogue's scenarios with their ids, tags and titles.",
+    p = _command(
+        sub,
+        _cmd_scenarios,
+        "list the scenario catalogue",
+        "List the catalogue's scenarios with their ids, tags and titles.",
+        "tag",
     )
-    _tag_option(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(handler=_cmd_scenarios)
-
-    p = sub.add_parser(
-        "interpretations",
-        help="list the built-in interpretations",
-        description="List the interpretations with their stance, source and departures from the RFCs.",
+    _formats(p, "text", "json")
+    p = _command(
+        sub,
+        _cmd_interpretations,
+        "list the built-in interpretations",
+        "List the interpretations with their stance, source and departures from the RFCs.",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(handler=_cmd_interpretations)
-
-    p = sub.add_parser(
-        "explain",
-        help="trace one scenario and show each interpretation's answer",
-        description="Show the resource server's trace for SCENARIO (each step with its RFC clause), "
-        "then each interpretation's answer as raw HTTP.",
+    _formats(p, "text", "json")
+    p = _command(
+        sub,
+        _cmd_explain,
+        "trace one scenario and show each interpretation's answer",
+        "Show the resource server's trace for SCENARIO (each step with its RFC clause), then each "
+        "interpretation's answer as raw HTTP.",
     )
     p.add_argument("scenario", metavar="SCENARIO", help="a scenario id (see `mtlslab scenarios`)")
-    _interpretation_option(p)
-    _seed_argument(p)
-    p.set_defaults(handler=_cmd_explain)
-
-    p = sub.add_parser(
-        "matrix",
-        help="scenarios × interpretations",
-        description="The comparison matrix of scenarios × interpretations.",
+    _shared(p, "interpretations", "seed")
+    p = _command(
+        sub,
+        _cmd_matrix,
+        "scenarios × interpretations",
+        "The comparison matrix of scenarios × interpretations.",
     )
     p.add_argument(
         "--only-disagreements", action="store_true", help="only scenarios where the readings differ"
@@ -512,24 +516,22 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="with --only-disagreements: compare every byte on the wire, not only status and error",
     )
-    _interpretation_option(p)
-    _tag_option(p)
+    _shared(p, "interpretations", "tag")
     p.add_argument(
         "--format",
         choices=("markdown", "text", "csv", "json"),
         default="text",
         help="markdown, text (≤ 72 columns, for an Internet-Draft), csv or json (default: %(default)s)",
     )
-    _seed_argument(p)
-    p.set_defaults(handler=_cmd_matrix)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="evaluate one arbitrary request",
-        description="Evaluate one request against a lab resource server (trusting the lab "
-        "authorization server for --seed) under each interpretation.",
+    _shared(p, "seed")
+    p = _command(
+        sub,
+        _cmd_evaluate,
+        "evaluate one arbitrary request",
+        "Evaluate one request against a lab resource server (trusting the lab authorization server "
+        "for --seed) under each interpretation.",
+        "seed",
     )
-    _seed_argument(p)
     _tls_options(p)
     p.add_argument(
         "--cert",
@@ -554,22 +556,12 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--method", default="GET")
     p.add_argument("--url", default="https://rs.mtlslab.test/resource")
-    _interpretation_option(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(handler=_cmd_evaluate)
+    _shared(p, "interpretations")
+    _formats(p, "text", "json")
 
 
 # --------------------------------------------------------------------------------------------------
 # Live subcommands: serve, verify.
-
-
-def _folder_lines(folder: LabFolder, *, seed: str) -> str:
-    """What serve did in its lab folder: the files it wrote and the files it kept, by name."""
-    wrote = " ".join(folder.written) or "nothing (every file was already there)"
-    lines = f"  lab folder:     {folder.path}/ for seed {seed!r}\n    wrote:        {wrote}\n"
-    if folder.kept:
-        lines += f"    kept:         {' '.join(folder.kept)} (already there, the same bytes)\n"
-    return lines
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -579,9 +571,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from mtlslab.compare import Simulator
     from mtlslab.live import LiveStack, client_url, curl_command
-    from mtlslab.pki import Lab, LabFolderConflict
+    from mtlslab.live.terminal import LabFolderConflict, write_lab_folder
     from mtlslab.scenarios import CertChoice, ClientAuth, Deployment, Scenario, TlsVersion
-    from mtlslab.tokens import LAB_ISSUER, AuthorizationServer
 
     interp = _interpretation(args.interpretation or "baseline")
     lab = Lab(seed=args.seed)
@@ -590,7 +581,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         client_auth=ClientAuth(args.client_auth), tls_version=TlsVersion(args.tls)
     )
     try:  # before listening: a folder of another lab stops serve here
-        written = lab.write(args.lab_dir, every_identity=True, force=args.force)
+        written = write_lab_folder(lab, args.lab_dir, force=args.force)
     except LabFolderConflict as exc:
         raise _refusal(exc, "--lab-dir", seed=args.seed) from None
     folder = written.path
@@ -626,31 +617,38 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                     f"::1, so use https://localhost:{stack.port} with curl --resolve "
                     f"localhost:{stack.port}:ADDRESS-OF-THIS-MACHINE\n"
                 )
-        out.write(f"  deployment:     {stack.deployment.describe()}\n")
-        out.write(f"  interpretation: {interp.name} — {interp.title}\n")
-        out.write(_folder_lines(written, seed=args.seed))
-        out.write(
-            f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
+        wrote = " ".join(written.written) or "nothing (every file was already there)"
+        kept = " ".join(written.kept)
+        clock = (
+            "  clock:          the wall clock (tokens must be fresh)"
+            if args.wall_clock
+            else f"  lab clock:      tokens are evaluated at {sim.now:%Y-%m-%dT%H:%M:%SZ}"
         )
         out.write(
+            f"  deployment:     {stack.deployment.describe()}\n"
+            f"  interpretation: {interp.name} — {interp.title}\n"
+            f"  lab folder:     {folder}/ for seed {args.seed!r}\n    wrote:        {wrote}\n"
+            + (f"    kept:         {kept} (already there, the same bytes)\n" if kept else "")
+            + f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
             f"  issuer:         {sim.asrv.issuer} (JWKS: python -m mtlslab jwks --seed {args.seed})\n"
+            f"{clock}\n\n"
         )
-        if args.wall_clock:
-            out.write("  clock:          the wall clock (tokens must be fresh)\n\n")
-        else:
-            out.write(f"  lab clock:      tokens are evaluated at {sim.now:%Y-%m-%dT%H:%M:%SZ}\n\n")
-        examples = (
-            ("success", CertChoice.CLIENT, "bound"),
-            ("certificate missing", CertChoice.NONE, "bound"),
-            ("certificate mismatch", CertChoice.OTHER, "bound"),
-        )
-        for label, cert, token in examples:
-            scenario = Scenario(
-                id=label, title=label, deployment=stack.deployment, token=token
-            ).with_(certificate=cert)
-            out.write(
-                f"# {label}\n{curl_command(scenario, url=url, lab=sim.lab, asrv=sim.asrv, folder=str(folder), now=minted_at, resolve=resolve)}\n\n"
+        for label, cert in (
+            ("success", CertChoice.CLIENT),
+            ("certificate missing", CertChoice.NONE),
+            ("certificate mismatch", CertChoice.OTHER),
+        ):
+            scenario = Scenario(id=label, title=label, deployment=stack.deployment, token="bound")
+            command = curl_command(
+                scenario.with_(certificate=cert),
+                url=url,
+                lab=sim.lab,
+                asrv=sim.asrv,
+                folder=str(folder),
+                now=minted_at,
+                resolve=resolve,
             )
+            out.write(f"# {label}\n{command}\n\n")
         out.flush()
         stop.wait(args.duration if args.duration else None)
     finally:
@@ -672,20 +670,21 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     names = args.interpretation or list(DEFAULT_VERIFY)
     report = verify(scenarios, _interpretations(names), proxy=args.proxy)
     if args.format == "json":
-        out.write(json.dumps(report.to_json(), indent=2) + "\n")
+        _write_json(out, report.to_json())
     else:
         out.write(report.text())
     return 0 if report.ok else 1
 
 
 def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="run the live resource server for outside clients",
-        description="Start the live TLS resource server (on 127.0.0.1 unless --host says otherwise) "
-        "and print its URL, the CA file, the interpretation it answers with, and curl lines.",
+    p = _command(
+        sub,
+        _cmd_serve,
+        "run the live resource server for outside clients",
+        "Start the live TLS resource server (on 127.0.0.1 unless --host says otherwise) and print its "
+        "URL, the CA file, the interpretation it answers with, and curl lines.",
+        "seed",
     )
-    _seed_argument(p)
     _tls_options(p)
     p.add_argument(
         "-i",
@@ -704,7 +703,7 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="where the lab's certificates and keys go (default: ./lab); files already there with "
         "the same bytes are kept, another seed's are refused unless --force",
     )
-    _force_option(p)
+    _shared(p, "force")
     p.add_argument(
         "--issuer",
         metavar="URL",
@@ -722,71 +721,60 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         default=0,
         help="stop after this many seconds (default: until Ctrl-C)",
     )
-    p.set_defaults(handler=_cmd_serve)
-
-    p = sub.add_parser(
-        "verify",
-        help="run the catalogue live and compare with the simulation",
-        description="Run the scenario catalogue over real mutual TLS on 127.0.0.1 and compare every "
-        "observed outcome with the simulated one. Exit status 1 on any difference.",
+    p = _command(
+        sub,
+        _cmd_verify,
+        "run the catalogue live and compare with the simulation",
+        "Run the scenario catalogue over real mutual TLS on 127.0.0.1 and compare every observed "
+        "outcome with the simulated one. Exit status 1 on any difference.",
+        "interpretations",
+        "tag",
     )
-    _interpretation_option(p)
-    _tag_option(p)
     p.add_argument(
         "--proxy",
         choices=("auto", "haproxy", "builtin"),
         default="auto",
         help="the TLS-terminating proxy for proxied scenarios (default: HAProxy if installed)",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(handler=_cmd_verify)
+    _formats(p, "text", "json")
 
 
 # --------------------------------------------------------------------------------------------------
 # Probe subcommand: probe a real resource server.
 
 
-def _probe_interpretations(values: Iterable[str]) -> list[Interpretation]:
-    """probe's ``-i``: the interpretations to score besides the built-ins (a built-in named again is
-    scored once; another interpretation under a built-in's name is refused)."""
+def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.interpretations import BUILTINS
+    from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
 
+    check_target(args.url, allow_remote=args.allow_remote)
+    ca = _read_option(args, "--ca")
+    # The interpretations to score besides the built-ins (a built-in named again is scored once; another
+    # interpretation under a built-in's name is refused).
     extra = []
-    for interp in _interpretations(values):
+    for interp in _interpretations(args.interpretation or ()):
         if interp.name not in BUILTINS:
             extra.append(interp)
         elif interp != BUILTINS[interp.name]:
             raise InputError("-i", f"{interp.name!r} is a built-in's name: give yours another")
-    return extra
-
-
-def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
-    from mtlslab.pki import Lab
-    from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
-    from mtlslab.tokens import LAB_AUDIENCE
-
-    check_target(args.url, allow_remote=args.allow_remote)
-    own_flags = (
-        ("--cert", args.cert),
-        ("--key", args.key),
-        ("--unbound-token", args.unbound_token),
-        ("--unbound-token-file", args.unbound_token_file),
-        ("--other-cert", args.other_cert),
-        ("--other-key", args.other_key),
-    )
-    ca = _read_input(args.ca, field="--ca") if args.ca else None
-    extra = _probe_interpretations(args.interpretation or ())
+    common: dict[str, Any] = {
+        "ca": ca,
+        "tls_version": args.tls,
+        "interpretations": extra,
+        "allow_remote": args.allow_remote,
+    }
+    own = ("cert", "key", "unbound_token", "unbound_token_file", "other_cert", "other_key")
     if args.lab_issuer:
         if args.token is not None or args.token_file is not None:
             raise InputError("--token", "give either --lab-issuer or your own --token, not both")
-        for flag, value in own_flags:
-            if value is not None:
+        for name in own:
+            if getattr(args, name) is not None:
+                flag = "--" + name.replace("_", "-")
                 raise InputError(
                     flag, "only with --token: --lab-issuer uses the lab's certificates"
                 )
-        lab = Lab(seed=args.seed)
         audience = args.audience or LAB_AUDIENCE
-        with LabIssuer(lab, audience=audience, port=args.issuer_port) as issuer:
+        with LabIssuer(Lab(seed=args.seed), audience=audience, port=args.issuer_port) as issuer:
             if args.format != "json":
                 out.write(
                     f"lab issuer {issuer.issuer}, serving while the probe runs:\n"
@@ -796,14 +784,7 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
                     f"  lab CA    mtlslab certs --seed {args.seed} --out DIR (writes ca.pem)\n\n"
                 )
                 out.flush()
-            report = probe(
-                args.url,
-                issuer=issuer,
-                ca=ca,
-                tls_version=args.tls,
-                interpretations=extra,
-                allow_remote=args.allow_remote,
-            )
+            report = probe(args.url, issuer=issuer, **common)
     else:
         token = (
             _read_token(args.token_file, field="--token-file") if args.token_file else args.token
@@ -818,52 +799,36 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
             )
         if args.audience is not None:
             raise InputError("--audience", "only with --lab-issuer (your token has its own)")
-        unbound = (
-            _read_token(args.unbound_token_file, field="--unbound-token-file")
-            if args.unbound_token_file
-            else args.unbound_token
-        )
-        own = BringYourOwn.from_pem(
+        unbound = args.unbound_token
+        if args.unbound_token_file:
+            unbound = _read_token(args.unbound_token_file, field="--unbound-token-file")
+        yours = BringYourOwn.from_pem(
             token=token,
             cert=_read_input(args.cert, field="--cert"),
             key=_read_input(args.key, field="--key"),
             unbound_token=unbound,
-            other_cert=_read_input(args.other_cert, field="--other-cert")
-            if args.other_cert
-            else None,
-            other_key=_read_input(args.other_key, field="--other-key") if args.other_key else None,
+            other_cert=_read_option(args, "--other-cert"),
+            other_key=_read_option(args, "--other-key"),
         )
-        report = probe(
-            args.url,
-            own=own,
-            ca=ca,
-            tls_version=args.tls,
-            interpretations=extra,
-            allow_remote=args.allow_remote,
-        )
-    render: dict[str, Callable[[], str]] = {
-        "text": report.to_text,
-        "markdown": report.to_markdown,
-        "json": report.to_json,
-    }
-    text = render[args.format]()
-    out.write(text if text.endswith("\n") else text + "\n")
+        report = probe(args.url, own=yours, **common)
+    _write(out, getattr(report, f"to_{args.format}")())
     return 3 if report.inconclusive else 1 if report.warnings else 0
 
 
 def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="probe a real resource server and say which reading it follows",
-        description="Send a bounded battery of GET requests (at most 40, sequential, each with a "
-        "timeout) to the protected resource URL over real TLS, and score every interpretation by how "
-        "many of its predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 "
-        "metadata on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the "
-        "report says which were skipped). Only loopback targets unless --allow-remote. Files it reads "
-        "(--ca, --cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB "
-        "each. Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable "
-        "input, 3 when the run is inconclusive (the control, a bound token with its own certificate, "
-        "was not served: the report says what to check).",
+    p = _command(
+        sub,
+        _cmd_probe,
+        "probe a real resource server and say which reading it follows",
+        "Send a bounded battery of GET requests (at most 40, sequential, each with a timeout) to the "
+        "protected resource URL over real TLS, and score every interpretation by how many of its "
+        "predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 metadata "
+        "on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the report "
+        "says which were skipped). Only loopback targets unless --allow-remote. Files it reads (--ca, "
+        "--cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB each. "
+        "Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable input, 3 "
+        "when the run is inconclusive (the control, a bound token with its own certificate, was not "
+        "served: the report says what to check).",
     )
     p.add_argument("url", metavar="URL", help="the protected resource, https://...")
     p.add_argument(
@@ -913,20 +878,11 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not on loopback"
     )
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    _seed_argument(p)
-    p.set_defaults(handler=_cmd_probe)
+    _formats(p, "text", "markdown", "json")
+    _shared(p, "seed")
 
 
 # --------------------------------------------------------------------------------------------------
-
-#: Functions that add subcommands; later modules append theirs here, in the order --help lists them.
-_REGISTRARS: list[Callable[[argparse._SubParsersAction[_Parser]], None]] = [
-    _foundation,
-    _engine,
-    _live,
-]
-_REGISTRARS.append(_probe)
 
 
 def build_parser() -> _Parser:
@@ -942,7 +898,7 @@ def build_parser() -> _Parser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    for register in _REGISTRARS:
+    for register in (_foundation, _engine, _live, _probe):
         register(sub)
     return parser
 
@@ -1014,10 +970,9 @@ def main(
         return int(exc.code or 0)
     except BrokenPipeError:
         return _output_closed(out)
-    handler: Handler = args.handler
     output = _Output(out)
     try:
-        status = handler(args, cast("TextIO", output))
+        status: int = args.handler(args, cast("TextIO", output))
         output.flush()
         return status
     except _OutputClosed:
@@ -1026,9 +981,6 @@ def main(
         err.write(f"mtlslab {args.command}: {exc}\n")
         return 2
     except OSError as exc:
-        err.write(
-            f"mtlslab {args.command}: {exc.strerror or exc}: {exc.filename or ''}\n".replace(
-                ": \n", "\n"
-            )
-        )
+        message = f"mtlslab {args.command}: {exc.strerror or exc}: {exc.filename or ''}\n"
+        err.write(message.replace(": \n", "\n"))
         return 2

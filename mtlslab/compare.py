@@ -28,7 +28,7 @@ import json
 import textwrap
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,24 +52,25 @@ from mtlslab.scenarios import (
     Deployment,
     Endpoint,
     Exchange,
+    Request,
     Scenario,
+    arrival,
+    arrival_key,
     realize,
     redeploy,
 )
 from mtlslab.spec import Clause, Step
+from mtlslab.tls import TlsResult
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
 __all__ = [
     "ERROR_ABBREVIATIONS",
-    "OUTCOME_COLOURS",
     "Cell",
     "Matrix",
     "Simulator",
     "compact",
-    "lab_config",
+    "lab_configs",
     "md_escape",
-    "outcome_colours",
-    "outcome_marks",
 ]
 
 
@@ -129,8 +130,7 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
     )
 
 
-def lab_config(
-    deployment: Deployment,
+def lab_configs(
     lab: Lab,
     asrv: AuthorizationServer,
     *,
@@ -139,31 +139,32 @@ def lab_config(
     max_body_bytes: int = MAX_BODY_BYTES,
     required_scope: str = "read",
     jwks: Jwks | None = None,
-) -> RsConfig:
-    """The lab's resource server (or token endpoint) deployed as ``deployment``: trusting ``asrv`` (its
-    JWKS, introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing
-    lab tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
-    well-known path after the host). ``now=None`` is the wall clock."""
+) -> Callable[[Deployment], RsConfig]:
+    """The lab's resource server (or token endpoint), for any deployment: trusting ``asrv`` (its JWKS,
+    introspection, issuer and audience) and the lab CA, knowing the lab client's registrations, issuing lab
+    tokens, pointing at the RFC 9728 metadata of the resource the audience names (RFC 9728 §3: the
+    well-known path after the host). ``now=None`` is the wall clock. What is the lab's is worked out once;
+    each call gives one deployment's configuration."""
 
     def clock() -> dt.datetime:
         return now or dt.datetime.now(dt.timezone.utc)
 
+    holders = {identity.der: identity for identity in lab.identities().values()}
+
     def issue(der: bytes) -> str:
-        holder = next(i for i in lab.identities().values() if i.der == der)
-        return asrv.mint("bound", bound_to=holder, now=clock()).value
+        return asrv.mint("bound", bound_to=holders[der], now=clock()).value
 
     resource = urllib.parse.urlsplit(asrv.audience)
-    return config_for(
-        deployment,
-        jwks=jwks or Jwks.from_dict(asrv.jwks()),
-        introspect=lambda token: asrv.introspect(token, now=clock()),
-        issuer=asrv.issuer,
-        audience=asrv.audience,
-        required_scope=required_scope,
-        max_header_bytes=max_header_bytes,
-        max_body_bytes=max_body_bytes,
-        roots=(lab.ca.certificate,),
-        registrations={
+    common: dict[str, Any] = {
+        "jwks": jwks or Jwks.from_dict(asrv.jwks()),
+        "introspect": lambda token: asrv.introspect(token, now=clock()),
+        "issuer": asrv.issuer,
+        "audience": asrv.audience,
+        "required_scope": required_scope,
+        "max_header_bytes": max_header_bytes,
+        "max_body_bytes": max_body_bytes,
+        "roots": (lab.ca.certificate,),
+        "registrations": {
             Endpoint.TOKEN_PKI: Registration(
                 client_id=LAB_CLIENT_ID, subject_dn=lab.client.certificate.subject.rfc4514_string()
             ),
@@ -171,29 +172,29 @@ def lab_config(
                 client_id=LAB_CLIENT_ID, x5t=lab.self_signed_client.x5t_s256
             ),
         },
-        issue=issue,
-        resource_metadata=f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource",
-    )
+        "issue": issue,
+        "resource_metadata": (
+            f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource"
+        ),
+    }
+    return lambda deployment: config_for(deployment, **common)
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """One resource server a row runs: its deployment, the exchange there, its decision and trace."""
+    """One resource server a row runs: its deployment, what reaches it, its decision and trace."""
 
     deployment: Deployment
-    exchange: Exchange
+    tls: TlsResult
+    request: Request | None
     config: RsConfig
     decision: Decision | None
     trace: tuple[Step, ...]
 
-    def serves(self, exchange: Exchange, config: RsConfig) -> bool:
-        """Whether ``exchange`` and ``config`` make this run's decision: the same request (and TLS result)
-        reaching the same configuration."""
-        return (
-            self.exchange.tls.alert == exchange.tls.alert
-            and self.exchange.request == exchange.request
-            and self.config == config
-        )
+    def serves(self, tls: TlsResult, request: Request | None, config: RsConfig) -> bool:
+        """Whether ``request`` after ``tls`` at ``config`` makes this run's decision: the same request (and
+        TLS outcome) reaching the same configuration."""
+        return self.tls.alert == tls.alert and self.request == request and self.config == config
 
 
 class Simulator:
@@ -218,6 +219,7 @@ class Simulator:
         self.now = now
         self.resource_url = resource_url
         self.jwks = Jwks.from_dict(self.asrv.jwks())
+        self._configs = lab_configs(self.lab, self.asrv, now=now, jwks=self.jwks)
         self._exchanges: dict[Scenario, Exchange] = {}
 
     def introspect(self, token: str) -> Mapping[str, Any]:
@@ -242,13 +244,7 @@ class Simulator:
 
     def config(self, deployment: Deployment) -> RsConfig:
         """The lab resource server's configuration for ``deployment``."""
-        return lab_config(
-            deployment,
-            self.lab,
-            self.asrv,
-            now=self.now,
-            jwks=self.jwks,
-        )
+        return self._configs(deployment)
 
     def decide(
         self, scenario: Scenario, interpretation: Interpretation
@@ -276,27 +272,31 @@ class Simulator:
         """
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
         realised = self.exchange(scenario)
+        arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
         runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
         cells = []
         for interpretation in chosen:
             deployment = interpretation.adapt(scenario.deployment)
             run = next((r for r in runs if r.deployment == deployment), None)
             if run is None:
-                exchange = redeploy(realised, deployment, lab=self.lab, now=self.now)
+                key = arrival_key(deployment)
+                if key not in arrivals:
+                    arrivals[key] = arrival(realised, deployment, lab=self.lab, now=self.now)
+                tls, request = arrivals[key]
                 config = self.config(deployment)
-                same = next((r for r in runs if r.serves(exchange, config)), None)
+                same = next((r for r in runs if r.serves(tls, request, config)), None)
                 if same is not None:
                     decision = same.decision
-                elif exchange.request is None:
+                elif request is None:
                     decision = None
                 else:
-                    decision = evaluate(exchange.request, config, now=self.now)
-                trace = exchange.tls.steps + (decision.trace if decision else ())
+                    decision = evaluate(request, config, now=self.now)
+                trace = tls.steps + (decision.trace if decision else ())
                 if same is not None and same.trace == trace:
                     trace = same.trace
-                run = _Run(deployment, exchange, config, decision, trace)
+                run = _Run(deployment, tls, request, config, decision, trace)
                 runs.append(run)
-            outcome = interpretation.respond(run.decision, tls_alert=run.exchange.tls.alert)
+            outcome = interpretation.respond(run.decision, tls_alert=run.tls.alert)
             cells.append(
                 Cell(
                     scenario=scenario.id,
@@ -327,37 +327,6 @@ class Simulator:
 
 # --------------------------------------------------------------------------------------------------
 # The matrix.
-
-#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
-OUTCOME_COLOURS = {
-    "2": ("#e6f4ea", "#1b5e20"),
-    "400": ("#fff3e0", "#8a4b00"),
-    "401": ("#fde7e9", "#8e1b25"),
-    "403": ("#ede7f6", "#4527a0"),
-    "tls": ("#e8eaf6", "#1a237e"),
-    "other": ("#f5f5f5", "#333333"),
-}
-
-
-def outcome_colours(outcome: Outcome) -> tuple[str, str]:
-    """Background and text colour for an outcome: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
-    if outcome.tls_alert is not None:
-        return OUTCOME_COLOURS["tls"]
-    status = str(outcome.status)
-    if status.startswith("2"):
-        return OUTCOME_COLOURS["2"]
-    return OUTCOME_COLOURS.get(status, OUTCOME_COLOURS["other"])
-
-
-def outcome_marks(outcome: Outcome) -> str:
-    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified, italics
-    where it is assumed (not shown by the reading's source)."""
-    if outcome.unspecified:
-        return ";border:2px dashed #8e1b25"
-    if outcome.assumed:
-        return ";font-style:italic"
-    return ""
-
 
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
 ERROR_ABBREVIATIONS = {
@@ -766,6 +735,8 @@ class Matrix:
         return f"<Matrix {len(self.scenarios)} scenarios × {len(self.interpretations)} interpretations>"
 
     def _repr_html_(self) -> str:
+        """A plain table (the colours are the widgets'): each answer, ``*`` where the RFCs leave it
+        unspecified, ``?`` where it is assumed."""
         head = "".join(
             f"<th style='padding:3px 6px;font-size:11px;writing-mode:vertical-rl;text-align:left' "
             f"title='{html.escape(i.title)}'>{html.escape(i.name)}</th>"
@@ -773,23 +744,20 @@ class Matrix:
         )
         body = []
         for s in self.scenarios:
-            tds = []
-            for c in self.row(s.id):
-                bg, fg = outcome_colours(c.outcome)
-                style = f"background:{bg};color:{fg};padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap"
-                style += outcome_marks(c.outcome)
-                tds.append(
-                    f"<td style='{style}' title='{html.escape(c.finding.value)}'>"
-                    f"{html.escape(c.outcome.summary())}</td>"
-                )
+            tds = "".join(
+                f"<td style='padding:2px 6px;font-family:monospace;font-size:11px;white-space:nowrap' "
+                f"title='{html.escape(c.finding.value)}'>{html.escape(c.outcome.summary())}"
+                f"{'*' if c.outcome.unspecified else '?' if c.outcome.assumed else ''}</td>"
+                for c in self.row(s.id)
+            )
             body.append(
                 f"<tr><td style='padding:2px 6px;font-family:monospace;font-size:11px' "
-                f"title='{html.escape(s.title)}'>{html.escape(s.id)}</td>{''.join(tds)}</tr>"
+                f"title='{html.escape(s.title)}'>{html.escape(s.id)}</td>{tds}</tr>"
             )
         return (
             "<table style='border-collapse:collapse'>"
             f"<tr><th style='text-align:left;padding:3px 6px'>scenario</th>{head}</tr>{''.join(body)}</table>"
-            "<div style='font-size:11px;color:#555'>dashed: unspecified by the RFCs; italic: assumed (not shown by "
+            "<div style='font-size:11px;color:#555'>*: unspecified by the RFCs; ?: assumed (not shown by "
             "the source)</div>"
         )
 

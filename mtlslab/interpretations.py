@@ -320,8 +320,13 @@ class Outcome:
         )
 
     def http_text(self) -> str:
-        """The response as raw HTTP/1.1 (or a description of the alert)."""
+        """The response as raw HTTP/1.1 (or a description of the alert, and whether it can be lost)."""
         if self.tls_alert is not None:
+            if self.tls_alert.may_be_lost:
+                return (
+                    f"(no HTTP response: {self.tls_alert}; from a server that closes without reading the "
+                    "request, the client may see only the connection close — mtlslab's server reads first)"
+                )
             return f"(no HTTP response: {self.tls_alert})"
         assert self.status is not None
         lines = [f"HTTP/1.1 {self.status} {reason_phrase(self.status)}"]
@@ -410,6 +415,7 @@ class _Row:
     header: str | None
     body: string.Template
     fields: tuple[tuple[str, string.Template], ...] = ()
+    fixed: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -434,24 +440,41 @@ class Interpretation:
         if missing:
             raise InterpretationError(f"{self.name}.answers", f"no answer for {', '.join(missing)}")
         # Answers of their own first, so a fault is named where it is written, not at an alias of it.
-        for finding, answer in sorted(index.items(), key=lambda kv: kv[1].same_as is not None):
-            where = f"{self.name}.answers.{finding.value}"
+        for finding, answer in index.items():
             if answer.same_as is None:
-                self._rows[finding] = self._row(finding, answer, where)
-                continue
-            target = index.get(answer.same_as)
-            if target is None or target.same_as is not None:
-                raise InterpretationError(
-                    where, "same_as must name a finding with an answer of its own"
+                self._rows[finding] = self._row(
+                    finding, answer, f"{self.name}.answers.{finding.value}"
                 )
-            own = self._rows[answer.same_as]
-            merged = replace(
-                target,
-                assumed=target.assumed or answer.assumed,
-                unspecified=target.unspecified or answer.unspecified,
-                note=answer.note or target.note,
+        for finding, answer in index.items():
+            if answer.same_as is not None:
+                self._rows[finding] = self._alias(finding, index)
+        self._check_deployment()
+
+    def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
+        """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
+        own flags and note added."""
+        answer = index[finding]
+        seen = [finding]
+        target = answer.same_as
+        while target is not None and target not in seen and index[target].same_as is not None:
+            seen.append(target)
+            target = index[target].same_as
+        if target is None or target in seen:
+            raise InterpretationError(
+                f"{self.name}.answers.{finding.value}",
+                "same_as must lead to a finding with an answer of its own (not back to itself)",
             )
-            self._rows[finding] = replace(own, answer=merged)
+        own = self._rows[target]
+        flags = [index[f] for f in seen]
+        merged = replace(
+            own.answer,
+            assumed=own.answer.assumed or any(a.assumed for a in flags),
+            unspecified=own.answer.unspecified or any(a.unspecified for a in flags),
+            note=next((a.note for a in flags if a.note), own.answer.note),
+        )
+        return replace(own, answer=merged)
+
+    def _check_deployment(self) -> None:
         try:
             deployment_overrides(dict(self.deployment))
         except ScenarioError as exc:
@@ -473,6 +496,9 @@ class Interpretation:
         status = _status(answer.status, f"{where}.status")
         if status is None:
             raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
+        # header values however the answer was made (from JSON or in Python): never a line of their own
+        _content_type(answer.content_type, f"{where}.content_type")
+        _fields([list(pair) for pair in answer.headers], f"{where}.headers")
         try:
             header = self._header(answer, scope="read", dpop=False, metadata=None)
             self._header(answer, scope="read", dpop=True, metadata="https://rs.example/metadata")
@@ -488,8 +514,23 @@ class Interpretation:
                 raise InterpretationError(
                     f"{where}.{part}", f"bad template placeholder {exc}"
                 ) from None
+        used = {
+            m.group("named") or m.group("braced")
+            for t in (body, *(t for _, t in fields))
+            for m in t.pattern.finditer(t.template)
+        }
+        fixed = None  # the body and fields, when nothing in them depends on the request
+        if used <= {"error", "description", "status", "reason", None}:
+            fixed = (
+                body.substitute(values),
+                tuple((name, t.substitute(values)) for name, t in fields),
+            )
         return _Row(
-            answer=answer, header=None if answer.scope else header, body=body, fields=fields
+            answer=answer,
+            header=None if answer.scope else header,
+            body=body,
+            fields=fields,
+            fixed=fixed,
         )
 
     # ---- the table ------------------------------------------------------------------------------------
@@ -526,22 +567,27 @@ class Interpretation:
                 dpop=dpop,
                 metadata=decision.resource_metadata,
             )
-        values = _template_values(
-            answer,
-            status=answer.status,
-            sub=decision.subject or "",
-            client_id=decision.client_id or "",
-            nonce=decision.dpop_nonce or "",
-            access_token=decision.issued_token or "",
-        )
+        if row.fixed is not None:
+            body, more = row.fixed
+        else:
+            values = _template_values(
+                answer,
+                status=answer.status,
+                sub=decision.subject or "",
+                client_id=decision.client_id or "",
+                nonce=decision.dpop_nonce or "",
+                access_token=decision.issued_token or "",
+            )
+            body = row.body.substitute(values)
+            more = tuple((name, t.substitute(values)) for name, t in row.fields)
         return Outcome(
             finding=decision.finding,
             status=answer.status,
             www_authenticate=header,
             error=answer.error,
             content_type=answer.content_type,
-            body=row.body.substitute(values),
-            headers_more=tuple((name, t.substitute(values)) for name, t in row.fields),
+            body=body,
+            headers_more=more,
             unspecified=answer.unspecified,
             assumed=answer.assumed,
             note=answer.note,

@@ -7,16 +7,13 @@ One front door, strict underneath::
     lab.client.registration()      # RFC 8705 §2.1 client metadata
     lab.ca.configure_trust(ctx)    # an ssl.SSLContext now trusts the lab CA
 
-What is reproducible from a seed: every EC P-256 and Ed25519 key (derived from the seed with HKDF),
-every certificate (fixed serials and validity, signed with deterministic ECDSA per RFC 6979 or with
-Ed25519, which is deterministic by design), and therefore every thumbprint. What is not: RSA keys. Deriving
-an RSA key from a seed needs hand-rolled prime generation, which mtlslab refuses to do, so RSA keys are
-fresh random keys and any certificate or token made with one differs from run to run (its PKCS#1 v1.5
-signature is deterministic *given* the key, the key itself is not).
+Reproducible from a seed: every EC P-256 and Ed25519 key (HKDF from the seed), every certificate (fixed
+serials and validity; deterministic ECDSA per RFC 6979, or Ed25519), so every thumbprint.
+What is not: RSA keys. Deriving one needs hand-rolled prime generation, which mtlslab refuses: they are
+fresh random keys, so what is made with one differs from run to run (even if PKCS#1 v1.5 is not random).
 
-Validity uses fixed lab dates, not the wall clock: certificates are valid from :data:`LAB_EPOCH` to
-:data:`LAB_NOT_AFTER`, a window that also contains today's date so real TLS stacks accept them, and the
-lab clock :data:`LAB_NOW` sits inside it.
+Validity uses fixed lab dates, not the wall clock: :data:`LAB_EPOCH` to :data:`LAB_NOT_AFTER`, a window
+that contains today (real TLS stacks accept the certificates) and the lab clock :data:`LAB_NOW`.
 
 Spec references: RFC 8705 §2.1 (``tls_client_auth`` and its metadata), §2.2
 (``self_signed_tls_client_auth``), §3.1 (``x5t#S256``: base64url, no padding, of the SHA-256 of the DER).
@@ -27,22 +24,21 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import dataclasses
 import datetime as dt
 import enum
 import errno
 import hashlib
 import html
 import ipaddress
-import json
 import os
 import secrets
-import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import jwt.algorithms
 import jwt.utils
@@ -67,7 +63,6 @@ if TYPE_CHECKING:  # only for annotations: the core never opens a socket or buil
 
 __all__ = [
     "LAB_EPOCH",
-    "LAB_MANIFEST",
     "LAB_NOT_AFTER",
     "LAB_NOW",
     "Artefact",
@@ -79,11 +74,10 @@ __all__ = [
     "IdentityMatch",
     "KeyType",
     "Lab",
-    "LabFolder",
-    "LabFolderConflict",
     "PrivateKey",
     "PublicKey",
     "certificate_der",
+    "certificate_html",
     "load_certificate",
     "load_private_key",
     "public_jwk",
@@ -96,6 +90,7 @@ __all__ = [
 
 PrivateKey: TypeAlias = "ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey"
 PublicKey: TypeAlias = "ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey"
+_PRIVATE_TYPES = (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
 
 #: Certificates are valid from this instant (a fixed lab date, not the wall clock).
 LAB_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
@@ -104,11 +99,9 @@ LAB_NOT_AFTER = dt.datetime(2045, 1, 1, tzinfo=dt.timezone.utc)
 #: The lab clock: tokens are issued, and scenarios evaluated, at this instant unless told otherwise.
 LAB_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
-# Dates of the deliberately defective variants.
-_EXPIRED_NOT_BEFORE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-_EXPIRED_NOT_AFTER = dt.datetime(2025, 6, 30, tzinfo=dt.timezone.utc)
-_FUTURE_NOT_BEFORE = dt.datetime(2090, 1, 1, tzinfo=dt.timezone.utc)
-_FUTURE_NOT_AFTER = dt.datetime(2095, 1, 1, tzinfo=dt.timezone.utc)
+# Validity of the deliberately defective variants.
+_EXPIRED = (LAB_EPOCH.replace(year=2024), LAB_EPOCH.replace(month=6, day=30))
+_FUTURE = (LAB_EPOCH.replace(year=2090), LAB_EPOCH.replace(year=2095))
 
 _DERIVATION_SALT = b"mtlslab/lab-key-derivation/v1"
 
@@ -132,13 +125,10 @@ class KeyType(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Artefact:
-    """PEM (or DER) bytes of one certificate, chain or key, as trustme's ``Blob``.
-
-    Private keys are written with mode 0600, everything else 0644.
-    """
+    """PEM (or DER) bytes of one certificate, chain or key, as trustme's ``Blob``."""
 
     data: builtins.bytes
-    kind: Literal["certificate", "certificate chain", "private key", "public key"]
+    kind: Literal["certificate", "certificate chain", "private key", "public key", "lab manifest"]
 
     def bytes(self) -> builtins.bytes:
         """The raw bytes."""
@@ -154,11 +144,27 @@ class Artefact:
         return self.kind == "private key"
 
     def write_to_path(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write to ``path`` (private keys with mode 0600) and return it.
-
-        An existing ``path`` (a symbolic link too) is refused with :class:`FileExistsError` unless
-        ``force``; then it is replaced, never written through (see :func:`_write_file`)."""
-        return _write_file(Path(path), self.data, secret=self.secret, force=force)
+        """Write to ``path`` (private keys 0600, everything else 0644) and return it. An existing ``path``
+        (a symbolic link too) is refused with :class:`FileExistsError` unless ``force``. The bytes go to a
+        new file next to it (:func:`tempfile.mkstemp`: ``O_EXCL``), renamed over ``path``: a link there is
+        replaced, never written through."""
+        target = Path(path)
+        if not force and os.path.lexists(target):
+            raise FileExistsError(
+                errno.EEXIST, "exists (pass force=True to replace it)", str(target)
+            )
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if not self.secret:
+                    os.fchmod(fh.fileno(), 0o644)
+                fh.write(self.data)
+            os.replace(name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        return target
 
     @contextlib.contextmanager
     def tempfile(self, dir: str | None = None) -> Iterator[str]:
@@ -176,134 +182,36 @@ class Artefact:
         return f"<Artefact {self.kind} {len(self.data)} bytes>"
 
 
-def _write_file(target: Path, data: builtins.bytes, *, secret: bool, force: bool) -> Path:
-    """Write ``data`` to a new file next to ``target``, then rename it over ``target``.
-
-    The new file is created by :func:`tempfile.mkstemp` (mode 0600, ``O_EXCL``, so never an existing file
-    or a link's target); a certificate's is opened up to 0644 before anything is written in it. A rename
-    replaces whatever ``target`` names, a symbolic link included, and never writes into the file a link
-    points at. An existing ``target`` is refused unless ``force``."""
-    if not force and os.path.lexists(target):
-        raise FileExistsError(errno.EEXIST, "exists (pass force=True to replace it)", str(target))
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if not secret:
-                os.fchmod(fh.fileno(), 0o644)
-            fh.write(data)
-        os.replace(name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        raise
-    return target
-
-
-def _same_file(path: Path, data: builtins.bytes) -> bool | None:
-    """Whether ``path`` is a regular file holding exactly ``data`` (None: nothing is there). Links, FIFOs
-    and directories are never the same; at most ``len(data) + 1`` bytes are read."""
-    try:
-        found = os.lstat(path)
-    except (
-        FileNotFoundError,
-        NotADirectoryError,
-    ):  # the folder is missing, or is no folder: mkdir says
-        return None
-    if not stat.S_ISREG(found.st_mode) or found.st_size != len(data):
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    with os.fdopen(fd, "rb") as fh:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and fh.read(len(data) + 1) == data
-
-
-#: The file in a lab folder that names the lab which wrote it: its seed and its certificates' ``x5t#S256``.
-LAB_MANIFEST = "lab.json"
-
-
-class LabFolderConflict(FileExistsError):
-    """A folder holds files that :meth:`Lab.write` would write differently: another seed's material, or
-    unknown material. ``folder``; ``names``: the files that differ; ``seed``: the seed the folder's
-    ``lab.json`` names (None when it names none or there is none)."""
-
-    def __init__(self, folder: Path, names: tuple[str, ...], seed: str | None) -> None:
-        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        whose = (
-            f"its {LAB_MANIFEST} names seed {seed!r}"
-            if seed is not None
-            else f"no {LAB_MANIFEST} there names their seed"
-        )
-        super().__init__(
-            errno.EEXIST, f"{folder} holds other material ({shown}; {whose})", str(folder)
-        )
-        self.folder = folder
-        self.names = names
-        self.seed = seed
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LabFolder:
-    """What :meth:`Lab.write` did: the folder, the files it wrote, and those it kept (already there with
-    the same bytes)."""
-
-    path: Path
-    written: tuple[str, ...]
-    kept: tuple[str, ...]
-
-
-def _recorded_seed(path: Path) -> str | None:
-    """The seed a lab folder's ``lab.json`` names, if it is readable (at most 64 KiB) and names one."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        raw = fh.read(1 << 16)
-    try:
-        seed = json.loads(raw).get("seed")
-    except (ValueError, AttributeError):
-        return None
-    return seed if isinstance(seed, str) else None
-
-
 # --------------------------------------------------------------------------------------------------
 # Loading and thumbprints.
-
-
-def _as_bytes(data: x509.Certificate | builtins.bytes | str, field: str) -> builtins.bytes:
-    if isinstance(data, str):
-        return data.encode("utf-8", "surrogateescape")
-    if isinstance(data, (builtins.bytes, bytearray, memoryview)):
-        return builtins.bytes(data)
-    raise CertificateError(field, f"expected a certificate, PEM or DER, got {type(data).__name__}")
 
 
 def load_certificate(
     data: x509.Certificate | builtins.bytes | str, *, field: str = "certificate"
 ) -> x509.Certificate:
-    """A certificate from a certificate object, PEM (bytes or text) or DER bytes.
-
-    Raises :class:`~mtlslab.errors.CertificateError` naming ``field`` when the input is not one.
-    """
+    """A certificate from a certificate object, PEM (bytes or text) or DER bytes; a
+    :class:`~mtlslab.errors.CertificateError` naming ``field`` when the input is not one."""
     if isinstance(data, x509.Certificate):
         return data
-    raw = _as_bytes(data, field)
+    if isinstance(data, str):
+        raw = data.encode("utf-8", "surrogateescape")
+    elif isinstance(data, (builtins.bytes, bytearray, memoryview)):
+        raw = builtins.bytes(data)
+    else:
+        raise CertificateError(
+            field, f"expected a certificate, PEM or DER, got {type(data).__name__}"
+        )
     if not raw.strip():
         raise CertificateError(field, "empty input")
     # PEM may follow explanatory text (openssl's "Bag Attributes", a subject line): look for the block.
     pem_start = raw.find(b"-----BEGIN CERTIFICATE-----")
-    text_like = isinstance(data, str) or b"-----BEGIN" in raw
     try:
         if pem_start >= 0:
             return x509.load_pem_x509_certificate(raw[pem_start:])
         if b"-----BEGIN" in raw:
             kind = raw[raw.find(b"-----BEGIN") :].split(b"\n", 1)[0].decode("ascii", "replace")
             raise CertificateError(field, f"PEM block is {kind.strip()!r}, not a CERTIFICATE")
-        if text_like:
+        if isinstance(data, str):
             raise CertificateError(
                 field, "text without a -----BEGIN CERTIFICATE----- block is not PEM"
             )
@@ -325,11 +233,8 @@ def certificate_der(data: x509.Certificate | builtins.bytes | str) -> builtins.b
 
 
 def x5t_s256(cert: x509.Certificate | builtins.bytes | str) -> str:
-    """RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the certificate's DER encoding.
-
-    Accepts a certificate object, PEM (bytes or text) or DER bytes; PEM is decoded to DER first, so
-    the thumbprint never depends on PEM line breaks.
-    """
+    """RFC 8705 §3.1: base64url (no padding) of the SHA-256 of the certificate's DER encoding (PEM is
+    decoded to DER first, so the thumbprint never depends on PEM line breaks)."""
     return sha256_b64url(certificate_der(cert))
 
 
@@ -361,9 +266,7 @@ def load_private_key(data: builtins.bytes | str, *, field: str = "private key") 
         )
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyTypeError(field, f"not a usable unencrypted private key ({exc})") from None
-    if not isinstance(
-        key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)
-    ):
+    if not isinstance(key, _PRIVATE_TYPES):
         raise KeyTypeError(
             field, f"{type(key).__name__} is not supported; use EC P-256, RSA or Ed25519"
         )
@@ -372,28 +275,14 @@ def load_private_key(data: builtins.bytes | str, *, field: str = "private key") 
 
 def public_jwk(key: PublicKey | PrivateKey) -> dict[str, Any]:
     """The public JWK (RFC 7517) of a key, via pyjwt's algorithm classes."""
-    public: PublicKey
-    if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
-        public = key.public_key()
-    else:
-        public = key
+    public = key.public_key() if isinstance(key, _PRIVATE_TYPES) else key
     if isinstance(public, ec.EllipticCurvePublicKey):
-        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
-    elif isinstance(public, rsa.RSAPublicKey):
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)
-    elif isinstance(public, ed25519.Ed25519PublicKey):
-        jwk = jwt.algorithms.OKPAlgorithm.to_jwk(public, as_dict=True)
-    else:
-        raise KeyTypeError("key", f"{type(public).__name__} has no JWK form in mtlslab")
-    return dict(jwk)
-
-
-def _key_type_of(key: PrivateKey | PublicKey) -> KeyType:
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        return KeyType.EC
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return KeyType.RSA
-    return KeyType.ED25519
+        return dict(jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True))
+    if isinstance(public, rsa.RSAPublicKey):
+        return dict(jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True))
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return dict(jwt.algorithms.OKPAlgorithm.to_jwk(public, as_dict=True))
+    raise KeyTypeError("key", f"{type(public).__name__} has no JWK form in mtlslab")
 
 
 def sign_certificate(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
@@ -403,6 +292,20 @@ def sign_certificate(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return builder.sign(key, None)
     return builder.sign(key, hashes.SHA256())
+
+
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
+
+
+def _extension(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _san_of(cert: x509.Certificate) -> tuple[x509.GeneralName, ...]:
+    return tuple(_extension(cert, x509.SubjectAlternativeName) or ())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,28 +333,9 @@ class ChainVerdict:
     chain: tuple[x509.Certificate, ...] = ()
 
     def __repr__(self) -> str:
-        if self.valid:
+        if self.valid or self.problem is None:
             return f"<ChainVerdict valid, {len(self.chain)} certificates>"
-        assert self.problem is not None
         return f"<ChainVerdict invalid: {self.problem.value} ({self.reason})>"
-
-
-def _not_before(cert: x509.Certificate) -> dt.datetime:
-    return cert.not_valid_before_utc
-
-
-def _not_after(cert: x509.Certificate) -> dt.datetime:
-    return cert.not_valid_after_utc
-
-
-def _has_client_auth_eku(cert: x509.Certificate) -> bool:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True  # no EKU restricts nothing
-    return (
-        ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
-    )
 
 
 def validate_client_chain(
@@ -461,11 +345,8 @@ def validate_client_chain(
     intermediates: Sequence[x509.Certificate] = (),
     at: dt.datetime = LAB_NOW,
 ) -> ChainVerdict:
-    """Validate ``leaf`` for TLS clientAuth against ``roots`` with cryptography's x509 verifier.
-
-    The verdict says why a chain fails: the verifier's own message, classified into a
-    :class:`ChainProblem` (the classification is what the TLS model turns into an alert).
-    """
+    """Validate ``leaf`` for TLS clientAuth against ``roots`` with cryptography's x509 verifier. A failure
+    says why: the verifier's message, classified into a :class:`ChainProblem` (the TLS model's alert)."""
     cert = load_certificate(leaf, field="leaf")
     if not roots:
         raise CertificateError("roots", "at least one trust anchor is needed")
@@ -482,9 +363,8 @@ def validate_client_chain(
         verified = verifier.verify(cert, list(intermediates))
     except VerificationError as exc:
         problem = _classify(cert, at)
-        return ChainVerdict(
-            valid=False, problem=problem, reason=f"{_PROBLEM_TEXT[problem]} ({exc})"
-        )
+        reason = f"{_PROBLEM_TEXT[problem]} ({exc})"
+        return ChainVerdict(valid=False, problem=problem, reason=reason)
     return ChainVerdict(
         valid=True, problem=None, reason="valid for clientAuth", chain=tuple(verified.chain)
     )
@@ -496,6 +376,7 @@ _CLIENT_EE_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
     x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
 )
 
+_ANY_EKU, _SERVER_AUTH = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE, ExtendedKeyUsageOID.SERVER_AUTH
 _PROBLEM_TEXT = {
     ChainProblem.UNTRUSTED_ISSUER: "issued by a CA the verifier does not trust",
     ChainProblem.SELF_SIGNED: "self-signed where a CA-issued certificate is expected",
@@ -512,11 +393,12 @@ def _classify(cert: x509.Certificate, at: dt.datetime) -> ChainProblem:
         with contextlib.suppress(ValueError, TypeError, InvalidSignature):
             cert.verify_directly_issued_by(cert)
             return ChainProblem.SELF_SIGNED
-    if at > _not_after(cert):
+    if at > cert.not_valid_after_utc:
         return ChainProblem.EXPIRED
-    if at < _not_before(cert):
+    if at < cert.not_valid_before_utc:
         return ChainProblem.NOT_YET_VALID
-    if not _has_client_auth_eku(cert):
+    eku = list(_extension(cert, x509.ExtendedKeyUsage) or [_ANY_EKU])  # no EKU restricts nothing
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in eku and _ANY_EKU not in eku:
         return ChainProblem.WRONG_EKU
     return ChainProblem.UNTRUSTED_ISSUER
 
@@ -524,12 +406,14 @@ def _classify(cert: x509.Certificate, at: dt.datetime) -> ChainProblem:
 # --------------------------------------------------------------------------------------------------
 # Identities.
 
+_MatchKind = Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IdentityMatch:
     """How an RFC 8705 §2.1.2 ``tls_client_auth`` client is recognised: which metadata name, what value."""
 
-    kind: Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
+    kind: _MatchKind
     value: str
 
     @property
@@ -541,23 +425,20 @@ class IdentityMatch:
 AuthMethod = Literal["tls_client_auth", "self_signed_tls_client_auth", "server"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
-    """A certificate with its private key (and chain), as a client or server presents it.
-
-    Equality compares the name, certificate and chain, so two labs made from the same seed hold equal
-    identities.
-    """
+    """A certificate with its private key (and chain), as a client or server presents it; equal by name,
+    certificate and chain, so two labs made from the same seed hold equal identities."""
 
     name: str
     certificate: x509.Certificate
-    private_key: PrivateKey
+    private_key: PrivateKey = field(compare=False)
     chain: tuple[x509.Certificate, ...] = ()
-    auth_method: AuthMethod = "tls_client_auth"
-    match: IdentityMatch | None = None
-    client_id: str | None = None
-    defect: str | None = None
-    issuer: CertificateAuthority | None = field(default=None, repr=False)
+    auth_method: AuthMethod = field(default="tls_client_auth", compare=False)
+    match: IdentityMatch | None = field(default=None, compare=False)
+    client_id: str | None = field(default=None, compare=False)
+    defect: str | None = field(default=None, compare=False)
+    issuer: CertificateAuthority | None = field(default=None, repr=False, compare=False)
 
     # ---- values ---------------------------------------------------------------------------------
     @property
@@ -573,7 +454,9 @@ class Identity:
     @property
     def key_type(self) -> KeyType:
         """The key type of this identity."""
-        return _key_type_of(self.private_key)
+        if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
+            return KeyType.EC
+        return KeyType.RSA if isinstance(self.private_key, rsa.RSAPrivateKey) else KeyType.ED25519
 
     @property
     def cert_pem(self) -> Artefact:
@@ -601,9 +484,7 @@ class Identity:
     def jwks(self) -> dict[str, Any]:
         """The JWK Set a ``self_signed_tls_client_auth`` client registers (RFC 8705 §2.2), with ``x5c``."""
         jwk = public_jwk(self.private_key)
-        jwk["x5c"] = [
-            base64.b64encode(self.der).decode("ascii")
-        ]  # RFC 7517 §4.7: standard base64 DER
+        jwk["x5c"] = [base64.b64encode(self.der).decode("ascii")]  # RFC 7517 §4.7: base64 DER
         return {"keys": [jwk]}
 
     def registration(self) -> dict[str, Any]:
@@ -612,9 +493,7 @@ class Identity:
             raise CertificateError(
                 "identity", f"{self.name} is a server identity; clients register"
             )
-        meta: dict[str, Any] = {}
-        if self.client_id is not None:
-            meta["client_id"] = self.client_id
+        meta: dict[str, Any] = {} if self.client_id is None else {"client_id": self.client_id}
         meta["token_endpoint_auth_method"] = self.auth_method
         if self.auth_method == "tls_client_auth":
             assert self.match is not None
@@ -624,126 +503,117 @@ class Identity:
         meta["tls_client_certificate_bound_access_tokens"] = True
         return meta
 
-    # ---- TLS helpers (take a context, never build one) -------------------------------------------
     def configure_cert(self, ctx: ssl.SSLContext) -> None:
         """Load this identity's certificate chain and key into ``ctx`` (client or server side)."""
         with self.cert_chain_pem.tempfile() as certfile, self.private_key_pem.tempfile() as keyfile:
             ctx.load_cert_chain(certfile, keyfile)
 
-    # ---- deliberately defective variants ----------------------------------------------------------
-    def _reissue(self, defect: str, **changes: Any) -> Identity:
-        if self.issuer is None:
+    # ---- deliberately defective variants: the same subject and key --------------------------------
+    def _reissue(
+        self,
+        defect: str,
+        *,
+        by: CertificateAuthority | None = None,
+        itself: bool = False,
+        **changes: Any,
+    ) -> Identity:
+        """The same subject, key and SANs in a new certificate, signed ``by`` a CA (its own issuer by
+        default) or, with ``itself``, by its own key."""
+        ca = by or self.issuer
+        if ca is None:
             raise CertificateError(
                 "identity", f"{self.name} has no issuer to re-sign a variant with"
             )
-        return self.issuer._issue_variant(self, defect=defect, **changes)
+        name, signer = f"{self.name}+{defect}", None if itself else ca
+        label = f"self-signed/{name}" if itself else f"{ca.name}/variant/{self.name}/{defect}"
+        subject, san = self.certificate.subject, _san_of(self.certificate)
+        cert = _issue(
+            ca.lab.serial(label), subject, self.private_key, by=signer, san=san, **changes
+        )
+        return dataclasses.replace(
+            self,
+            name=name,
+            certificate=cert,
+            chain=signer.chain if signer else (),
+            auth_method="tls_client_auth" if itself else self.auth_method,
+            defect=defect,
+            issuer=signer,
+        )
 
     def expired(self) -> Identity:
         """The same subject and key, in a certificate whose validity ended on 2025-06-30."""
-        return self._reissue(
-            "expired", not_before=_EXPIRED_NOT_BEFORE, not_after=_EXPIRED_NOT_AFTER
-        )
+        return self._reissue("expired", not_before=_EXPIRED[0], not_after=_EXPIRED[1])
 
     def not_yet_valid(self) -> Identity:
         """The same subject and key, in a certificate valid only from 2090."""
-        return self._reissue(
-            "not-yet-valid", not_before=_FUTURE_NOT_BEFORE, not_after=_FUTURE_NOT_AFTER
-        )
+        return self._reissue("not-yet-valid", not_before=_FUTURE[0], not_after=_FUTURE[1])
 
     def server_auth_only(self) -> Identity:
         """The same subject and key, but an EKU of serverAuth only: unusable for clientAuth."""
-        return self._reissue("server-auth-only", eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+        return self._reissue("server-auth-only", eku=[_SERVER_AUTH])
 
     def issued_by(self, ca: CertificateAuthority) -> Identity:
         """The same subject and key, issued by ``ca`` (e.g. a CA the resource server does not trust)."""
-        return ca._issue_variant(self, defect=f"issued-by-{ca.name}")
+        return self._reissue(f"issued-by-{ca.name}", by=ca)
 
     def self_signed(self) -> Identity:
         """The same subject and key in a self-signed certificate, where a PKI-issued one is expected."""
         if self.issuer is None:
             raise CertificateError("identity", f"{self.name} is self-signed already")
-        return self.issuer.lab._self_signed(
-            f"{self.name}+self-signed",
-            key=self.private_key,
-            subject=self.certificate.subject,
-            san=_san_of(self.certificate),
-            defect="self-signed",
-            auth_method="tls_client_auth",
-            match=self.match,
-            client_id=self.client_id,
-        )
+        return self._reissue("self-signed", itself=True)
 
-    # ---- equality and display ---------------------------------------------------------------------
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Identity):
-            return NotImplemented
-        return (self.name, self.certificate, self.chain) == (
-            other.name,
-            other.certificate,
-            other.chain,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.certificate))
-
+    # ---- display ---------------------------------------------------------------------------------
     def __repr__(self) -> str:
         subject = self.certificate.subject.rfc4514_string()
         defect = f" defect={self.defect}" if self.defect else ""
         return f"<Identity {self.name} {self.auth_method} subject={subject!r} x5t#S256={self.x5t_s256}{defect}>"
 
     def _repr_html_(self) -> str:
-        return _certificate_html(
-            self.certificate, title=f"Identity {self.name}", extra=self._html_rows()
-        )
-
-    def _html_rows(self) -> list[tuple[str, str]]:
         rows = [("auth method", self.auth_method), ("key type", self.key_type.value)]
         if self.match is not None:
             rows.append((self.match.metadata_name, self.match.value))
         if self.defect:
             rows.append(("defect (on purpose)", self.defect))
-        return rows
+        return certificate_html(self.certificate, title=f"Identity {self.name}", extra=rows)
 
 
-def _san_of(cert: x509.Certificate) -> tuple[x509.GeneralName, ...]:
-    try:
-        return tuple(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
-    except x509.ExtensionNotFound:
-        return ()
-
-
-def _eku_names(cert: x509.Certificate) -> str:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return "(none)"
-    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
-
-
-def _certificate_html(
-    cert: x509.Certificate, *, title: str, extra: Sequence[tuple[str, str]] = ()
+def certificate_html(
+    cert: x509.Certificate, *, title: str = "", extra: Sequence[tuple[str, str]] = ()
 ) -> str:
-    """An inline-styled, escaped HTML table describing a certificate."""
-    sans = ", ".join(str(getattr(n, "value", n)) for n in _san_of(cert)) or "(none)"
+    """A certificate decoded as an inline-styled, escaped HTML table: names, usage, validity, serial,
+    key, ``extra`` rows and the ``x5t#S256`` (under ``title``, in a box, when one is given)."""
+    key = cert.public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    usage = (
+        "(none)" if eku is None else ", ".join(getattr(o, "_name", o.dotted_string) for o in eku)
+    )
+    valid = f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} → {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
     rows: list[tuple[str, str]] = [
-        ("subject", cert.subject.rfc4514_string()),
-        ("issuer", cert.issuer.rfc4514_string()),
-        ("subjectAltName", sans),
-        ("extendedKeyUsage", _eku_names(cert)),
-        ("valid", f"{_not_before(cert):%Y-%m-%d} → {_not_after(cert):%Y-%m-%d}"),
+        ("subject", cert.subject.rfc4514_string() or "(empty)"),
+        ("issuer", cert.issuer.rfc4514_string() or "(empty)"),
+        ("self-signed", "yes" if cert.subject == cert.issuer else "no"),
+        ("subjectAltName", ", ".join(str(n.value) for n in _san_of(cert)) or "(none)"),
+        ("extendedKeyUsage", usage),
+        ("valid", valid),
         ("serial", f"{cert.serial_number:x}"),
+        ("public key", f"{type(key).__name__.lstrip('_')} ({len(spki)} bytes SPKI)"),
         *extra,
         ("x5t#S256", x5t_s256(cert)),
     ]
     cells = "".join(
-        f'<tr><th style="text-align:left;padding:2px 8px;color:#555;font-weight:normal">{html.escape(k)}</th>'
-        f'<td style="padding:2px 8px;font-family:monospace">{html.escape(v)}</td></tr>'
+        f"<tr><th style='text-align:left;padding:2px 8px;color:#555;font-weight:normal'>{html.escape(k)}</th>"
+        f"<td style='padding:2px 8px;font-family:monospace;word-break:break-all'>{html.escape(v)}</td></tr>"
         for k, v in rows
     )
+    table = f"<table style='border-collapse:collapse;font-size:12px'>{cells}</table>"
+    if not title:
+        return table
     return (
-        f'<div style="border:1px solid #ccc;border-radius:4px;padding:6px;margin:4px 0">'
-        f'<div style="font-weight:bold;margin-bottom:4px">{html.escape(title)}</div>'
-        f'<table style="border-collapse:collapse">{cells}</table></div>'
+        "<div style='border:1px solid #ccc;border-radius:4px;padding:6px;margin:4px 0'>"
+        f"<div style='font-weight:bold;margin-bottom:4px'>{html.escape(title)}</div>{table}</div>"
     )
 
 
@@ -752,12 +622,61 @@ def _certificate_html(
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mtlslab"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
+    org, cn = NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME
+    return x509.Name([x509.NameAttribute(org, "mtlslab"), x509.NameAttribute(cn, common_name)])
+
+
+def _issue(
+    serial: int,
+    subject: x509.Name,
+    key: PrivateKey,
+    *,
+    by: CertificateAuthority | None = None,
+    ca: bool = False,
+    path_length: int | None = None,
+    eku: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    san: Sequence[x509.GeneralName] = (),
+    not_before: dt.datetime = LAB_EPOCH,
+    not_after: dt.datetime = LAB_NOT_AFTER,
+) -> x509.Certificate:
+    """Every lab certificate: issued ``by`` a CA (with its key identifier), or self-signed; a CA's
+    (``path_length``) or a leaf's (``eku``, ``san``)."""
+    public, extensions = key.public_key(), list[tuple[x509.ExtensionType, bool]]()
+    if by is not None:  # RFC 5280 §4.2.1.1: the issuer's key identifier (every lab CA has one)
+        ski = by.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        extensions.append(
+            (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
+        )
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
     )
+    extensions += [
+        (x509.BasicConstraints(ca=ca, path_length=path_length), True),
+        (usage, True),
+        *([] if ca else [(x509.ExtendedKeyUsage(list(eku)), False)]),
+        (x509.SubjectKeyIdentifier.from_public_key(public), False),
+        *([(x509.SubjectAlternativeName(list(san)), False)] if san else []),
+    ]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if by is None else by.certificate.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return sign_certificate(builder, key if by is None else by.private_key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -773,9 +692,7 @@ class CertificateAuthority:
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
         """This CA and its parents below the root: what a leaf it issues sends along."""
-        if self.parent is None:
-            return ()
-        return (self.certificate, *self.parent.chain)
+        return () if self.parent is None else (self.certificate, *self.parent.chain)
 
     @property
     def root(self) -> CertificateAuthority:
@@ -800,19 +717,10 @@ class CertificateAuthority:
         """A CA issued by this one (path length 0)."""
         label = f"{self.name}/{name}"
         key = self.lab.key(label, KeyType.EC)
-        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-        builder = (
-            self._builder(label, _name(f"mtlslab {name}"), key)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
-            .add_extension(ski, critical=False)
-        )
+        serial = self.lab.serial(f"{self.name}/{label}")
+        cert = _issue(serial, _name(f"mtlslab {name}"), key, by=self, ca=True, path_length=0)
         return CertificateAuthority(
-            name=name,
-            certificate=sign_certificate(builder, self.private_key),
-            private_key=key,
-            lab=self.lab,
-            parent=self,
+            name=name, certificate=cert, private_key=key, lab=self.lab, parent=self
         )
 
     def issue_client(
@@ -825,142 +733,33 @@ class CertificateAuthority:
         san_uri: Sequence[str] = (),
         san_ip: Sequence[str] = (),
         san_email: Sequence[str] = (),
-        match: Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"] | None = None,
+        match: _MatchKind | None = None,
         key_type: KeyType = KeyType.EC,
     ) -> Identity:
-        """A ``tls_client_auth`` client certificate (RFC 8705 §2.1) with EKU clientAuth.
-
-        The client is recognised by its subject DN unless ``match`` names a SAN kind; with SANs given and
-        no ``match``, the first SAN kind given is used.
-        """
-        subject = _parse_dn(subject_dn) if subject_dn else _name(name)
-        san = _san_names(san_dns, san_uri, san_ip, san_email)
-        chosen = match or _default_match(san_dns, san_uri, san_ip, san_email)
-        identity_match = _identity_match(chosen, subject, san_dns, san_uri, san_ip, san_email)
-        key = self.lab.key(f"client/{name}", key_type)
-        cert = self._leaf(
-            f"client/{name}",
-            subject,
-            key,
-            san=san,
-            eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
-        )
-        return Identity(
-            name=name,
-            certificate=cert,
-            private_key=key,
-            chain=self.chain,
-            auth_method="tls_client_auth",
-            match=identity_match,
-            client_id=client_id or f"lab-{name}",
-            issuer=self,
-        )
-
-    def issue_server(
-        self, name: str = "server", hosts: Sequence[str] = ("localhost", "127.0.0.1", "::1")
-    ) -> Identity:
-        """A server certificate for ``hosts`` (DNS names and IP addresses), EKU serverAuth."""
-        dns = [h for h in hosts if not _is_ip(h)]
-        ips = [h for h in hosts if _is_ip(h)]
-        key = self.lab.key(f"server/{name}", KeyType.EC)
-        cert = self._leaf(
-            f"server/{name}",
-            _name(hosts[0] if hosts else name),
-            key,
-            san=_san_names(dns, (), ips, ()),
-            eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
-        )
-        return Identity(
-            name=name,
-            certificate=cert,
-            private_key=key,
-            chain=self.chain,
-            auth_method="server",
-            issuer=self,
-        )
-
-    # ---- internals -------------------------------------------------------------------------------
-    def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
-        """The AKI for certificates this CA issues: its own SKI (the SHA-1 of its key, RFC 5280 §4.2.1.2)."""
+        """A ``tls_client_auth`` client certificate (RFC 8705 §2.1) with EKU clientAuth, recognised by its
+        subject DN unless ``match`` names a SAN kind (by default the first SAN kind given)."""
         try:
-            ski = self.certificate.extensions.get_extension_for_class(
-                x509.SubjectKeyIdentifier
-            ).value
-        except x509.ExtensionNotFound:
-            return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
-        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-    def _builder(
-        self,
-        label: str,
-        subject: x509.Name,
-        key: PrivateKey,
-        *,
-        not_before: dt.datetime = LAB_EPOCH,
-        not_after: dt.datetime = LAB_NOT_AFTER,
-    ) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(self.lab.serial(f"{self.name}/{label}"))
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(self._authority_key_identifier(), critical=False)
-        )
-
-    def _leaf(
-        self,
-        label: str,
-        subject: x509.Name,
-        key: PrivateKey,
-        *,
-        san: Sequence[x509.GeneralName],
-        eku: Sequence[x509.ObjectIdentifier],
-        not_before: dt.datetime = LAB_EPOCH,
-        not_after: dt.datetime = LAB_NOT_AFTER,
-    ) -> x509.Certificate:
-        builder = (
-            self._builder(label, subject, key, not_before=not_before, not_after=not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_key_usage(key), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-        )
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
-        return sign_certificate(builder, self.private_key)
-
-    def _issue_variant(
-        self,
-        original: Identity,
-        *,
-        defect: str,
-        not_before: dt.datetime = LAB_EPOCH,
-        not_after: dt.datetime = LAB_NOT_AFTER,
-        eku: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
-    ) -> Identity:
-        cert = self._leaf(
-            f"variant/{original.name}/{defect}",
-            original.certificate.subject,
-            original.private_key,
-            san=_san_of(original.certificate),
-            eku=eku,
-            not_before=not_before,
-            not_after=not_after,
-        )
+            subject = x509.Name.from_rfc4514_string(subject_dn) if subject_dn else _name(name)
+        except ValueError as exc:
+            raise CertificateError(
+                "subject_dn", f"not an RFC 4514 distinguished name ({exc})"
+            ) from None
+        given = dict(zip(_SAN_KINDS, (san_dns, san_uri, san_ip, san_email), strict=True))
+        san = _san_names(given)
+        first: _MatchKind = next((k for k, values in given.items() if values), "subject_dn")
+        kind = first if match is None else match
+        if kind != "subject_dn" and not given[kind]:
+            raise CertificateError("match", f"{kind} chosen but no such subjectAltName given")
+        value = subject.rfc4514_string() if kind == "subject_dn" else given[kind][0]
+        key = self.lab.key(f"client/{name}", key_type)
+        serial = self.lab.serial(f"{self.name}/client/{name}")
         return Identity(
-            name=f"{original.name}+{defect}",
-            certificate=cert,
-            private_key=original.private_key,
+            name=name,
+            certificate=_issue(serial, subject, key, by=self, san=san),
+            private_key=key,
             chain=self.chain,
-            auth_method=original.auth_method,
-            match=original.match,
-            client_id=original.client_id,
-            defect=defect,
+            match=IdentityMatch(kind=kind, value=value),
+            client_id=client_id or f"lab-{name}",
             issuer=self,
         )
 
@@ -969,108 +768,32 @@ class CertificateAuthority:
         return f"<CertificateAuthority {self.name} ({kind}) x5t#S256={self.x5t_s256}>"
 
     def _repr_html_(self) -> str:
-        return _certificate_html(self.certificate, title=f"Certificate authority {self.name}")
+        return certificate_html(self.certificate, title=f"Certificate authority {self.name}")
 
 
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _leaf_key_usage(key: PrivateKey) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _is_ip(text: str) -> bool:
+def _ip_name(text: str) -> x509.GeneralName:
     try:
-        ipaddress.ip_address(text)
+        return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
-        return False
-    return True
+        raise CertificateError("san_ip", f"{text!r} is not an IP address") from None
 
 
-def _parse_dn(text: str) -> x509.Name:
-    try:
-        return x509.Name.from_rfc4514_string(text)
-    except ValueError as exc:
-        raise CertificateError(
-            "subject_dn", f"not an RFC 4514 distinguished name ({exc})"
-        ) from None
+#: The subjectAltName kinds of RFC 8705 §2.1.2, in the order a certificate lists them and a default
+#: match prefers them.
+_SAN_KINDS: dict[_MatchKind, Callable[[str], x509.GeneralName]] = {
+    "san_dns": x509.DNSName,
+    "san_uri": x509.UniformResourceIdentifier,
+    "san_ip": _ip_name,
+    "san_email": x509.RFC822Name,
+}
 
 
-def _san_names(
-    dns: Sequence[str], uri: Sequence[str], ip: Sequence[str], email: Sequence[str]
-) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    names += [x509.UniformResourceIdentifier(u) for u in uri]
-    for address in ip:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(address)))
-        except ValueError:
-            raise CertificateError("san_ip", f"{address!r} is not an IP address") from None
-    names += [x509.RFC822Name(e) for e in email]
-    return names
-
-
-def _default_match(
-    dns: Sequence[str], uri: Sequence[str], ip: Sequence[str], email: Sequence[str]
-) -> Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]:
-    if dns:
-        return "san_dns"
-    if uri:
-        return "san_uri"
-    if ip:
-        return "san_ip"
-    if email:
-        return "san_email"
-    return "subject_dn"
-
-
-def _identity_match(
-    kind: Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"],
-    subject: x509.Name,
-    dns: Sequence[str],
-    uri: Sequence[str],
-    ip: Sequence[str],
-    email: Sequence[str],
-) -> IdentityMatch:
-    if kind == "subject_dn":
-        return IdentityMatch(kind=kind, value=subject.rfc4514_string())
-    values = {"san_dns": dns, "san_uri": uri, "san_ip": ip, "san_email": email}[kind]
-    if not values:
-        raise CertificateError("match", f"{kind} chosen but no such subjectAltName given")
-    return IdentityMatch(kind=kind, value=values[0])
+def _san_names(given: Mapping[_MatchKind, Sequence[str]]) -> list[x509.GeneralName]:
+    return [make(value) for kind, make in _SAN_KINDS.items() for value in given.get(kind, ())]
 
 
 # --------------------------------------------------------------------------------------------------
 # The lab.
-
-
-def _seed_bytes(seed: str | int | builtins.bytes) -> builtins.bytes:
-    if isinstance(seed, builtins.bytes):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (str, int)):
-        raise CertificateError("seed", f"a seed is a str, int or bytes, not {type(seed).__name__}")
-    return str(seed).encode("utf-8")
 
 
 #: The named client identities of a :class:`Lab`, in the order :meth:`Lab.identities` lists them; each is the
@@ -1088,19 +811,11 @@ _IDENTITY_NAMES = (
 
 
 class Lab:
-    """Everything a workshop needs, derived from one seed.
+    """Everything a workshop needs, derived from one seed: CAs, client and server identities, and the
+    deliberately defective variants of the client (each a property, listed by :meth:`identities`).
 
     ``Lab(seed)`` is reproducible to the byte; ``Lab()`` draws a random seed (shown as ``lab.seed``,
     so a surprising run can be repeated). Material is made on first use and kept.
-
-    The named identities:
-
-    ``ca`` (root), ``issuing_ca`` (the intermediate when ``intermediate=True``, else the root),
-    ``client`` (``tls_client_auth`` by subject DN, the certificate tokens are bound to),
-    ``other_client`` (another valid client), ``self_signed_client`` (``self_signed_tls_client_auth``),
-    ``server`` (``localhost``, ``127.0.0.1`` and ``::1``), ``rogue_ca`` (a CA nobody trusts), and the defective
-    variants of ``client``: ``expired_client``, ``not_yet_valid_client``, ``untrusted_ca_client``,
-    ``server_auth_only_client``, ``pki_self_signed_client``.
     """
 
     def __init__(
@@ -1110,16 +825,18 @@ class Lab:
         intermediate: bool = False,
         client_key_type: KeyType = KeyType.EC,
     ) -> None:
-        if seed is None:
-            seed = os.urandom(16).hex()
-            self.seeded = False
-        else:
-            self.seeded = True
-        self.seed: str | int | builtins.bytes = seed
+        self.seeded = seed is not None
+        self.seed: str | int | builtins.bytes = os.urandom(16).hex() if seed is None else seed
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (str, int, builtins.bytes)):
+            raise CertificateError(
+                "seed", f"a seed is a str, int or bytes, not {type(seed).__name__}"
+            )
         # RFC 5869 §2.2 HKDF-Extract once per lab; derive() runs only HKDF-Expand per label. The output is
         # exactly HKDF(salt, seed, label), but a lab's many derivations no longer repeat the extract step.
         extract = hmac.HMAC(_DERIVATION_SALT, hashes.SHA256())
-        extract.update(_seed_bytes(seed))
+        extract.update(
+            self.seed if isinstance(self.seed, builtins.bytes) else str(self.seed).encode()
+        )
         self._prk = extract.finalize()
         self.with_intermediate = intermediate
         self.client_key_type = client_key_type
@@ -1127,9 +844,8 @@ class Lab:
     # ---- derivation ------------------------------------------------------------------------------
     def derive(self, label: str, length: int = 32) -> builtins.bytes:
         """``length`` bytes derived from the seed for ``label`` (HKDF-SHA256)."""
-        return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=label.encode()).derive(
-            self._prk
-        )
+        expand = HKDFExpand(algorithm=hashes.SHA256(), length=length, info=label.encode())
+        return expand.derive(self._prk)
 
     def key(self, label: str, key_type: KeyType = KeyType.EC) -> PrivateKey:
         """The private key for ``label``: derived for EC and Ed25519, random for RSA (see module docs)."""
@@ -1147,8 +863,7 @@ class Lab:
 
     def serial(self, label: str) -> int:
         """A positive 127-bit certificate serial derived from the seed for ``label``."""
-        value = int.from_bytes(self.derive(f"serial/{label}", 16), "big") >> 1
-        return value or 1
+        return int.from_bytes(self.derive(f"serial/{label}", 16), "big") >> 1 or 1
 
     # ---- the CAs ---------------------------------------------------------------------------------
     @cached_property
@@ -1168,23 +883,8 @@ class Lab:
 
     def _root(self, name: str, common_name: str) -> CertificateAuthority:
         key = self.key(f"ca/{name}", KeyType.EC)
-        public = key.public_key()
-        subject = _name(common_name)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(public)
-            .serial_number(self.serial(f"ca/{name}"))
-            .not_valid_before(LAB_EPOCH)
-            .not_valid_after(LAB_NOT_AFTER)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        )
-        return CertificateAuthority(
-            name=name, certificate=sign_certificate(builder, key), private_key=key, lab=self
-        )
+        cert = _issue(self.serial(f"ca/{name}"), _name(common_name), key, ca=True)
+        return CertificateAuthority(name=name, certificate=cert, private_key=key, lab=self)
 
     # ---- the identities ---------------------------------------------------------------------------
     @cached_property
@@ -1204,22 +904,32 @@ class Lab:
     @cached_property
     def self_signed_client(self) -> Identity:
         """A ``self_signed_tls_client_auth`` client (RFC 8705 §2.2): certificate registered via ``jwks``."""
-        key = self.key("self-signed/self-signed-client", self.client_key_type)
-        return self._self_signed(
-            "self-signed-client",
-            key=key,
-            subject=_name("self-signed-client"),
-            san=(x509.UniformResourceIdentifier("https://client.mtlslab.test/self-signed"),),
-            defect=None,
+        name = "self-signed-client"
+        key = self.key(f"self-signed/{name}", self.client_key_type)
+        uri = x509.UniformResourceIdentifier("https://client.mtlslab.test/self-signed")
+        return Identity(
+            name=name,
+            certificate=_issue(self.serial(f"self-signed/{name}"), _name(name), key, san=(uri,)),
+            private_key=key,
             auth_method="self_signed_tls_client_auth",
-            match=None,
             client_id="lab-self-signed-client",
         )
 
     @cached_property
     def server(self) -> Identity:
-        """The resource server's certificate, for ``localhost``, ``127.0.0.1`` and ``::1``."""
-        return self.issuing_ca.issue_server("server")
+        """The resource server's certificate (EKU serverAuth), for ``localhost``, ``127.0.0.1`` and ``::1``."""
+        ca, key = self.issuing_ca, self.key("server/server", KeyType.EC)
+        san = _san_names({"san_dns": ["localhost"], "san_ip": ["127.0.0.1", "::1"]})
+        serial = self.serial(f"{ca.name}/server/server")
+        cert = _issue(serial, _name("localhost"), key, by=ca, eku=[_SERVER_AUTH], san=san)
+        return Identity(
+            name="server",
+            certificate=cert,
+            private_key=key,
+            chain=ca.chain,
+            auth_method="server",
+            issuer=ca,
+        )
 
     @cached_property
     def expired_client(self) -> Identity:
@@ -1262,122 +972,25 @@ class Lab:
             identity.certificate, roots=[self.ca.certificate], intermediates=identity.chain, at=at
         )
 
-    def _self_signed(
-        self,
-        name: str,
-        *,
-        key: PrivateKey,
-        subject: x509.Name,
-        san: Sequence[x509.GeneralName],
-        defect: str | None,
-        auth_method: AuthMethod,
-        match: IdentityMatch | None,
-        client_id: str | None,
-    ) -> Identity:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(self.serial(f"self-signed/{name}"))
-            .not_valid_before(LAB_EPOCH)
-            .not_valid_after(LAB_NOT_AFTER)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_key_usage(key), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-        )
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
-        return Identity(
-            name=name,
-            certificate=sign_certificate(builder, key),
-            private_key=key,
-            auth_method=auth_method,
-            match=match,
-            client_id=client_id,
-            defect=defect,
-            issuer=None,
-        )
-
-    def write(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        every_identity: bool = False,
-        force: bool = False,
-    ) -> LabFolder:
-        """Write ``ca.pem``, ``client.pem``, ``client.key``, ``server.pem``, ``server.key`` (keys 0600) into
-        ``directory`` (created if missing), with ``every_identity`` every named identity as ``NAME.pem`` /
-        ``NAME.key``, and ``lab.json``, which names this lab (its seed and its certificates' ``x5t#S256``).
-
-        A file already there with the same bytes is kept as it is. Any other file of the same name (another
-        seed's, a link, a directory) raises :class:`LabFolderConflict` before anything is written, unless
-        ``force``: then it is replaced, never written through."""
-        folder = Path(directory)
-        artefacts = {
-            "ca.pem": self.ca.cert_pem,
-            "client.pem": self.client.cert_chain_pem,
-            "client.key": self.client.private_key_pem,
-            "server.pem": self.server.cert_chain_pem,
-            "server.key": self.server.private_key_pem,
-        }
-        if every_identity:
-            for name, identity in self.identities().items():
-                artefacts[f"{name}.pem"] = identity.cert_chain_pem
-                artefacts[f"{name}.key"] = identity.private_key_pem
-        files = {name: (a.data, a.secret) for name, a in artefacts.items()}
-        files[LAB_MANIFEST] = (self._manifest(), False)
-        found = {name: _same_file(folder / name, data) for name, (data, _) in files.items()}
-        differ = tuple(name for name, same in found.items() if same is False)
-        if differ and not force:
-            raise LabFolderConflict(folder, differ, _recorded_seed(folder / LAB_MANIFEST))
-        folder.mkdir(parents=True, exist_ok=True)
-        written = tuple(name for name, same in found.items() if not same)
-        for name in written:
-            data, secret = files[name]
-            _write_file(folder / name, data, secret=secret, force=found[name] is False)
-        return LabFolder(
-            path=folder, written=written, kept=tuple(n for n, same in found.items() if same)
-        )
-
-    def _manifest(self) -> builtins.bytes:
-        """``lab.json``: the seed (when it is text) and the thumbprints that identify this lab's files."""
-        try:
-            seed: str | None = _seed_bytes(self.seed).decode("utf-8")
-        except UnicodeDecodeError:
-            seed = None
-        doc = {
-            "seed": seed,
-            "x5t#S256": {
-                "ca.pem": self.ca.x5t_s256,
-                "client.pem": self.client.x5t_s256,
-                "server.pem": self.server.x5t_s256,
-            },
-        }
-        return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-
     def __repr__(self) -> str:
         seed = repr(self.seed) if self.seeded else f"random {self.seed!r}"
         extra = ", intermediate" if self.with_intermediate else ""
         return f"<Lab seed={seed}{extra}>"
 
     def _repr_html_(self) -> str:
-        named: list[tuple[str, x509.Certificate]] = [("ca", self.ca.certificate)]
-        named += [(name, ident.certificate) for name, ident in self.identities().items()]
-        named.append(("server", self.server.certificate))
+        named: dict[str, CertificateAuthority | Identity] = {"ca": self.ca, **self.identities()}
+        named["server"] = self.server
+        cell = "<td style='padding:2px 8px;font-family:monospace'>"
         rows = "".join(
-            f"<tr><td style='padding:2px 8px'>{html.escape(name)}</td>"
-            f"<td style='padding:2px 8px;font-family:monospace'>{html.escape(cert.subject.rfc4514_string())}</td>"
-            f"<td style='padding:2px 8px;font-family:monospace'>{html.escape(x5t_s256(cert))}</td></tr>"
-            for name, cert in named
+            f"<tr><td style='padding:2px 8px'>{html.escape(name)}</td>{cell}"
+            f"{html.escape(it.certificate.subject.rfc4514_string())}</td>{cell}{it.x5t_s256}</td></tr>"
+            for name, it in named.items()
+        )
+        head = "".join(
+            f"<th style='text-align:left;padding:2px 8px'>{h}</th>"
+            for h in ("name", "subject", "x5t#S256")
         )
         return (
             f"<div><b>{html.escape(repr(self))}</b><table style='border-collapse:collapse'>"
-            "<tr><th style='text-align:left;padding:2px 8px'>name</th>"
-            "<th style='text-align:left;padding:2px 8px'>subject</th>"
-            "<th style='text-align:left;padding:2px 8px'>x5t#S256</th></tr>"
-            f"{rows}</table></div>"
+            f"<tr>{head}</tr>{rows}</table></div>"
         )

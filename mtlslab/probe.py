@@ -73,7 +73,7 @@ import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator
+from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, lab_configs
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import MAX_BODY, Observed, send
@@ -81,16 +81,18 @@ from mtlslab.live.server import (
     Incoming,
     Limits,
     Listener,
+    engine_request,
     http_answer,
     is_loopback,
     server_context,
 )
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
-from mtlslab.rs import Decision
+from mtlslab.rs import Decision, evaluate
 from mtlslab.scenarios import (
     CertChoice,
     ClientAuth,
     Deployment,
+    Endpoint,
     Placement,
     Presentation,
     Scenario,
@@ -390,7 +392,8 @@ class BringYourOwn:
 
 
 # --------------------------------------------------------------------------------------------------
-# The lab issuer: JWKS, RFC 8414 metadata and RFC 7662 introspection over HTTPS on loopback.
+# The lab issuer: JWKS, RFC 8414 metadata, RFC 7662 introspection and an RFC 8705 token endpoint over HTTPS
+# on loopback.
 
 
 class LabIssuer(Listener):
@@ -401,10 +404,17 @@ class LabIssuer(Listener):
     * ``/.well-known/oauth-authorization-server`` (RFC 8414 §3) and ``/.well-known/openid-configuration``;
     * ``/jwks`` — the signing key;
     * ``POST /introspect`` — RFC 7662 §2 for the tokens this issuer minted (no client authentication:
-      a lab).
+      a lab);
+    * ``POST /token`` — the client credentials grant with mutual-TLS client authentication (RFC 8705 §2.1,
+      ``tls_client_auth``): the lab client (``client_id=lab-client``), registered by the subject of its
+      certificate from the lab CA, gets a token bound to that certificate (RFC 8705 §3.1); no certificate,
+      or another one, is ``invalid_client``. The engine decides (:func:`mtlslab.rs.evaluate`, the token
+      endpoint the simulation's ``token-endpoint-*`` scenarios run) and the RFC baseline answers.
 
-    The issuer identifier is this server's URL (``https://127.0.0.1:PORT``) unless an authorization server
-    is injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
+    TLS asks for a client certificate without requiring one and accepts any (``optional-no-ca``), so a
+    server under test fetches the keys without one; the token endpoint validates the chain itself. The
+    issuer identifier is this server's URL (``https://127.0.0.1:PORT``) unless an authorization server is
+    injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
     """
 
     def __init__(
@@ -429,7 +439,9 @@ class LabIssuer(Listener):
         )
         self.now = now
         self.context = self._guarded(
-            lambda: server_context(Deployment(client_auth=ClientAuth.NONE), lab, pin_version=False)
+            lambda: server_context(
+                Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
+            )
         )
         self.fetched: list[str] = []
         self.started = False
@@ -459,7 +471,14 @@ class LabIssuer(Listener):
         meta = self.asrv.metadata()
         meta["jwks_uri"] = self.jwks_url
         meta["introspection_endpoint"] = f"{self.url}/introspect"
+        meta["token_endpoint"] = self.token_url
+        meta["token_endpoint_auth_methods_supported"] = ["tls_client_auth"]  # RFC 8705 §2.1.1
         return meta
+
+    @property
+    def token_url(self) -> str:
+        """Where the token endpoint is served (RFC 8705 §2)."""
+        return f"{self.url}/token"
 
     def start(self) -> LabIssuer:
         """Start serving; returns ``self``."""
@@ -474,13 +493,43 @@ class LabIssuer(Listener):
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
 
     # ---- serving --------------------------------------------------------------------------------------
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:  # noqa: ARG002
+    def _answer(
+        self,
+        incoming: Incoming,
+        *,
+        peer: bytes | None,
+        chain: tuple[bytes, ...],  # noqa: ARG002
+        deadline: float,  # noqa: ARG002
+    ) -> bytes:
         if incoming.request is None or incoming.status is not None:
             return self._refuse(incoming)
-        status, payload = self._route(incoming.request, incoming.body)
+        request = incoming.request
+        if request.method == b"POST" and urllib.parse.urlsplit(request.target).path == b"/token":
+            return self._token(incoming, request, peer)
+        status, payload = self._route(request, incoming.body)
         data = json.dumps(payload, indent=2).encode()
         fields = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
         return http_answer(incoming.conn, status, fields, data)
+
+    def _token(self, incoming: Incoming, request: h11.Request, peer: bytes | None) -> bytes:
+        """The token endpoint: the engine decides with the lab's registration of its client, the RFC
+        baseline answers (200 with the token, or 400 ``invalid_client``; never cached)."""
+        with self._lock:
+            self.fetched.append("POST /token")
+        now = self.now or dt.datetime.now(dt.timezone.utc)
+        config = lab_configs(self.lab, self.asrv, now=self.now)(self._token_deployment)
+        sent = engine_request(
+            request, incoming.body, client_cert=peer, default_host=self.url.split("//")[1]
+        )
+        outcome = BUILTINS["baseline"].respond(evaluate(sent, config, now=now))
+        assert outcome.status is not None
+        fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
+        return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
+
+    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS that accepts any certificate.
+    _token_deployment = Deployment(
+        endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
+    )
 
     def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
         method = request.method.decode("ascii", "replace")
@@ -808,12 +857,17 @@ class ProbeReport:
 
     @property
     def headline(self) -> str:
-        """``answers like keycloak on 21 of 21 probes (verdict), 21 of 21 exact``, or ``inconclusive: …``."""
+        """``answers like keycloak on 21 of 21 probes (verdict), 21 of 21 exact``, or ``inconclusive: …``.
+
+        Readings tied as closest are named together: ``(tied)``, or ``(alike on every probe)`` when they
+        predict the same answer to every probe sent, so that no battery of these probes could part them."""
         why = self.inconclusive
         if why:
             return f"inconclusive: {why}"
         names = list(self.closest)
-        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]} (tied)"
+        alike = all(len({r.prediction(n).outcome.wire() for n in names}) == 1 for r in self.results)
+        tie = "alike on every probe" if alike else "tied"
+        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]} ({tie})"
         best = self.score(names[0])
         return (
             f"answers like {who} on {best.verdict} of {best.probes} probes (verdict), "

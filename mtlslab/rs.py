@@ -1187,10 +1187,11 @@ def inspect_token(
     except Exception as exc:  # pyjwt's and cryptography's errors for an unusable key set
         raise TokenError("jwks", str(exc)) from None
     verified = verify_jws(token, keys)
-    if verified.finding is Finding.TOKEN_MALFORMED and not verified.header:
-        raise TokenError("token", f"not a JWT the engine can read: {verified.reason}")
-    header, claims = _shown(token)
     if verified.finding is not None:
+        try:  # for display only: what the token says, if it has the shape of a JWT at all
+            header, claims = decode_unverified(token)
+        except TokenError:
+            raise TokenError("token", f"not a JWT the engine can read: {verified.reason}") from None
         signature = SignatureCheck(valid=False, reason=verified.reason, finding=verified.finding)
         binding = BindingCheck(
             method="unsupported" if "cnf" in claims else "none",
@@ -1207,14 +1208,6 @@ def inspect_token(
         signature=signature,
         binding=_judge_binding(verified.claims.get("cnf"), certificate, dpop_jkt, keys),
     )
-
-
-def _shown(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims for display when the engine refuses the token (empty where they cannot be read)."""
-    try:
-        return decode_unverified(token)
-    except TokenError:
-        return {}, {}
 
 
 def _judge_binding(
@@ -1247,9 +1240,7 @@ def _judge_binding(
     except _Stop as stop:
         expected = run.expected_x5t if run.binding == "x5t#S256" else _member(cnf, "jkt")
         presented = run.presented_x5t if run.binding == "x5t#S256" else jkt
-        nothing = stop.finding is Finding.CERTIFICATE_MISSING or (
-            stop.finding is Finding.DPOP_TOKEN_AS_BEARER and jkt is None and der is None
-        )
+        nothing = stop.finding is Finding.CERTIFICATE_MISSING  # no certificate was given to compare
         step = run.steps[-1]
         reason = f"{stop.finding.info.title}: {step.detail} [{step.clause.label}]"
         return BindingCheck(

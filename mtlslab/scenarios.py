@@ -20,7 +20,7 @@ import json
 import re
 import string
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -31,7 +31,6 @@ from mtlslab.tls import ClientAuth, TlsResult, TlsVersion, handshake
 from mtlslab.tokens import LAB_RESOURCE, AccessToken, AuthorizationServer, DPoPKey, dpop_proof
 
 __all__ = [
-    "ARGUMENT_LIMIT_BYTES",
     "CATALOGUE",
     "LAB_CLIENT_ID",
     "LAB_DPOP_NONCE",
@@ -50,9 +49,9 @@ __all__ = [
     "TlsVersion",
     "Topology",
     "Validation",
+    "arrival",
+    "arrival_key",
     "client_request",
-    "curl_argv",
-    "curl_shown",
     "decode_client_cert",
     "deployment_overrides",
     "encode_client_cert",
@@ -61,9 +60,7 @@ __all__ = [
     "received",
     "redeploy",
     "scenarios_tagged",
-    "shorten",
     "through_proxy",
-    "too_long_for_an_argument",
 ]
 
 
@@ -182,6 +179,8 @@ class Deployment:
         relative = values.get("client_auth")
         if isinstance(relative, Relative):
             values["client_auth"] = relative.applied_to(self.client_auth)
+        if all(getattr(self, name) == value for name, value in values.items()):
+            return self
         return replace(self, **values)
 
 
@@ -425,7 +424,11 @@ class Relative(enum.Enum):
             return ClientAuth.REQUIRED if keeps_ca else ClientAuth.REQUIRED_NO_CA
         if client_auth.requires:
             return ClientAuth.REQUIRED_NO_CA
-        return ClientAuth.OPTIONAL_NO_CA if client_auth is not ClientAuth.NONE else client_auth
+        if (
+            client_auth is ClientAuth.NONE or client_auth.late
+        ):  # asks for nothing, or asks late: as is
+            return client_auth
+        return ClientAuth.OPTIONAL_NO_CA
 
 
 def deployment_overrides(data: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -696,79 +699,6 @@ def client_request(
     return Request(method=method, url=url, headers=tuple(headers), body=body)
 
 
-#: Linux refuses to start a program (E2BIG) when one command-line argument's bytes, with the argument's
-#: terminating NUL, are more than this: MAX_ARG_STRLEN, 32 pages (here of 4 KiB; more where pages are larger).
-ARGUMENT_LIMIT_BYTES = 128 * 1024
-
-
-def too_long_for_an_argument(arg: str) -> bool:
-    """Whether ``arg`` is more than Linux lets one command-line argument be (:data:`ARGUMENT_LIMIT_BYTES`)."""
-    return len(arg.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
-
-
-def shorten(text: str, limit: int = 2048) -> str:
-    """``text`` as it is when it has at most ``limit`` characters; otherwise its start and its end with the
-    number of characters left out between them, so a shortened value cannot pass for the real one.
-
-    ``limit`` is at least 256: room for a useful start, the end and the count.
-    """
-    if limit < 256:
-        raise ValueError(f"limit: {limit} is below 256")
-    if len(text) <= limit:
-        return text
-    head, tail = text[: limit // 2], text[-64:]
-    return f"{head}…[{len(text) - len(head) - len(tail):,} characters not shown]…{tail}"
-
-
-def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``args`` as a person can be shown them: arguments too long for a command line shortened, and a
-    comment line for each saying the command cannot run as printed, and how to pass the value instead."""
-    notes = [
-        f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
-        f"more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); it is "
-        "shortened below. Put the full value in a file and let curl read it (--header @FILE, "
-        "--data-binary @FILE)"
-        for arg in args
-        if too_long_for_an_argument(arg)
-    ]
-    return [shorten(a) if too_long_for_an_argument(a) else a for a in args], notes
-
-
-def curl_argv(
-    request: Request, *, certificate: CertChoice, tls_version: TlsVersion, folder: str = "lab"
-) -> list[str]:
-    """The ``curl`` arguments that send ``request`` presenting ``certificate`` with ``tls_version`` pinned,
-    using the lab's file names in ``folder`` (``ca.pem``, ``NAME.pem``, ``NAME.key``)."""
-    prefix = f"{folder}/" if folder not in ("", ".") else ""
-    version = tls_version.value
-    args = [
-        "curl",
-        "--silent",
-        "--show-error",
-        "--include",
-        f"--tlsv{version}",
-        "--tls-max",
-        version,
-        "--cacert",
-        f"{prefix}ca.pem",
-    ]
-    if certificate is not CertChoice.NONE:
-        args += [
-            "--cert",
-            f"{prefix}{certificate.value}.pem",
-            "--key",
-            f"{prefix}{certificate.value}.key",
-        ]
-    if request.method != ("POST" if request.body else "GET"):
-        args += ["--request", request.method]
-    for name, value in request.headers:
-        args += ["--header", f"{name}: {value}"]
-    if request.body:
-        args += ["--data-raw", request.body.decode("latin-1")]
-    args.append(request.url)
-    return args
-
-
 def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:
     """What a TLS-terminating proxy forwards to the origin (RFC 9440 §2): any ``Client-Cert`` the client
     sent removed (unless the proxy is broken), the handshake's certificate added when there was one."""
@@ -826,31 +756,47 @@ def redeploy(
     exchange: Exchange, deployment: Deployment, *, lab: Lab, now: Any = LAB_NOW
 ) -> Exchange:
     """``exchange`` at a server deployed as ``deployment``: the same certificate, token and request sent;
-    what reaches the application made anew, and the handshake too when its arguments — how the server asks
-    for a certificate, and the TLS version — change (``exchange`` itself when nothing changes)."""
-    before = exchange.scenario.deployment
-    if deployment == before:
+    the handshake and what reaches the application as :func:`arrival` says (``exchange`` itself when
+    nothing changes)."""
+    if deployment == exchange.scenario.deployment:
         return exchange
+    tls, request = arrival(exchange, deployment, lab=lab, now=now)
+    scenario = replace(exchange.scenario, deployment=deployment)
+    return replace(exchange, scenario=scenario, tls=tls, request=request)
+
+
+def arrival(
+    exchange: Exchange, deployment: Deployment, *, lab: Lab, now: Any = LAB_NOW
+) -> tuple[TlsResult, Request | None]:
+    """What the TLS layer does and what reaches the application when ``exchange``'s request is sent to a
+    server deployed as ``deployment``: the handshake made anew when its own arguments (how the server asks for
+    a certificate, the TLS version, HTTP/2) change, the request received anew when the handshake or the path
+    through a proxy changes."""
+    before = exchange.scenario.deployment
     if deployment.endpoint is not before.endpoint:
         raise ScenarioError(
             "deployment.endpoint", "another endpoint is another request: realize it"
         )
-    scenario = replace(exchange.scenario, deployment=deployment)
-    if _handshake_arguments(deployment) == _handshake_arguments(before):
+    handshake_now, path = arrival_key(deployment)
+    if handshake_now == arrival_key(before)[0]:
         tls = exchange.tls
     else:
-        tls = _handshake(deployment, scenario.presentation, exchange.identity, lab=lab, now=now)
-    return replace(
-        exchange,
-        scenario=scenario,
-        tls=tls,
-        request=received(exchange.client_request, tls, deployment),
+        tls = _handshake(
+            deployment, exchange.scenario.presentation, exchange.identity, lab=lab, now=now
+        )
+    if tls is exchange.tls and path == arrival_key(before)[1]:
+        return tls, exchange.request
+    return tls, received(exchange.client_request, tls, deployment)
+
+
+def arrival_key(deployment: Deployment) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The deployment's part in :func:`arrival`: the handshake's arguments (how the server asks for a
+    certificate, the TLS version, HTTP/2) and the path a request takes to the application. Two deployments
+    with the same key receive the same exchange alike."""
+    return (
+        (deployment.client_auth, deployment.tls_version, deployment.http2),
+        (deployment.topology, deployment.proxy_strips_client_cert),
     )
-
-
-def _handshake_arguments(deployment: Deployment) -> tuple[object, ...]:
-    """The deployment's part in :func:`_handshake`'s arguments."""
-    return (deployment.client_auth, deployment.tls_version, deployment.http2)
 
 
 def _handshake(

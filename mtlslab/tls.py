@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -42,7 +43,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mtlslab.pki import LAB_NOW, ChainProblem, Identity, validate_client_chain
+from mtlslab.pki import LAB_NOW, ChainProblem, ChainVerdict, Identity, validate_client_chain
 from mtlslab.spec import Step, cite
 
 __all__ = [
@@ -300,17 +301,23 @@ def _validated(
         chain, der, certificate = presented.chain, presented.der, presented.certificate
     name = _name(presented)
     if not client_auth.validates:
+        dates = ""  # without chain validation, nothing looks at the certificate's dates either
+        if not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc:
+            dates = (
+                f", its dates unchecked: valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
+                f"{certificate.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%d}"
+            )
         return _result(
             None,
             der,
             _step(
                 "RFC 8705 §6.2",
                 True,
-                f"{name} accepted without chain validation ({client_auth.value}); the application receives "
-                "it as is",
+                f"{name} accepted without chain validation ({client_auth.value}){dates}; the application "
+                "receives it as is",
             ),
         )
-    verdict = validate_client_chain(certificate, roots=tuple(roots), intermediates=chain, at=at)
+    verdict = _chain_verdict(certificate, tuple(roots), chain, at)
     if not verdict.valid:
         assert verdict.problem is not None
         alert = alert_by_name(_PROBLEM_ALERT[verdict.problem], when)
@@ -330,6 +337,18 @@ def _validated(
         der,
         _step(clause, True, f"{name} validated against the trusted CA ({client_auth.value})"),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _chain_verdict(
+    certificate: x509.Certificate,
+    roots: tuple[x509.Certificate, ...],
+    chain: tuple[x509.Certificate, ...],
+    at: dt.datetime,
+) -> ChainVerdict:
+    """The chain's verdict, remembered: the same chain at the same instant validates alike, and a matrix row
+    asks once for each way its readings ask for a certificate (measured: a fifth of the whole matrix)."""
+    return validate_client_chain(certificate, roots=roots, intermediates=chain, at=at)
 
 
 def _late(

@@ -25,14 +25,14 @@ import hashlib
 import html
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import jwt
 import jwt.algorithms
 import jwt.utils
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -102,23 +102,16 @@ class _UnguardedHMACAlgorithm(jwt.algorithms.HMACAlgorithm):
         return key.encode() if isinstance(key, str) else bytes(key)
 
 
-def _signer() -> jwt.PyJWS:
+def _signer(name: str, algorithm: jwt.algorithms.Algorithm) -> jwt.PyJWS:
     jws = jwt.PyJWS()
-    jws.unregister_algorithm("ES256")
-    jws.register_algorithm("ES256", _DeterministicECAlgorithm(_DeterministicECAlgorithm.SHA256))
+    jws.unregister_algorithm(name)
+    jws.register_algorithm(name, algorithm)
     return jws
 
 
-def _confusion_signer() -> jwt.PyJWS:
-    jws = jwt.PyJWS()
-    jws.unregister_algorithm("HS256")
-    jws.register_algorithm("HS256", _UnguardedHMACAlgorithm(_UnguardedHMACAlgorithm.SHA256))
-    return jws
-
-
-_SIGNER = _signer()
+_SIGNER = _signer("ES256", _DeterministicECAlgorithm(_DeterministicECAlgorithm.SHA256))
 _PLAIN_SIGNER = jwt.PyJWS()
-_CONFUSION_SIGNER = _confusion_signer()
+_CONFUSION_SIGNER = _signer("HS256", _UnguardedHMACAlgorithm(_UnguardedHMACAlgorithm.SHA256))
 
 
 def _json(value: Any) -> bytes:
@@ -249,13 +242,8 @@ class AccessToken:
 
     def __repr__(self) -> str:
         shown = self.value if len(self.value) <= 24 else f"{self.value[:12]}…{self.value[-8:]}"
-        binding = (
-            f" x5t#S256={self.bound_x5t}"
-            if self.bound_x5t
-            else f" jkt={self.bound_jkt}"
-            if self.bound_jkt
-            else ""
-        )
+        binding = f" x5t#S256={self.bound_x5t}" if self.bound_x5t else ""
+        binding = binding or (f" jkt={self.bound_jkt}" if self.bound_jkt else "")
         return f"<AccessToken {self.variant} {self.kind} {shown!r}{binding}>"
 
     def _repr_html_(self) -> str:
@@ -318,18 +306,7 @@ class TokenVariant:
     description: str
     kind: TokenKind
     cite: str
-    make: Callable[[AuthorizationServer, _MintContext], AccessToken] = field(
-        repr=False, compare=False
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _MintContext:
-    name: str
-    description: str
-    bound_to: Identity
-    dpop_key: DPoPKey
-    now: dt.datetime
+    make: Callable[[_Mint], AccessToken] = field(repr=False, compare=False)
 
 
 class IntrospectionResponse(dict[str, Any]):
@@ -477,23 +454,19 @@ class AuthorizationServer:
             known = ", ".join(sorted(TOKEN_VARIANTS))
             raise TokenError("variant", f"unknown token variant {variant!r}; known: {known}")
         identity = bound_to if bound_to is not None else self.lab.client
-        cache_key = (
-            variant,
-            identity,
-            dpop_key,
-            now,
-        )  # identities hash by certificate; keys by identity
+        # identities hash by certificate; keys by identity
+        cache_key = (variant, identity, dpop_key, now)
         found = self._cache.get(cache_key)
         if found is None:
-            key = dpop_key or self.dpop_key
-            ctx = _MintContext(
+            mint = _Mint(
+                asrv=self,
                 name=variant,
                 description=recipe.description,
                 bound_to=identity,
-                dpop_key=key,
+                dpop_key=dpop_key or self.dpop_key,
                 now=now,
             )
-            found = self._cache[cache_key] = recipe.make(self, ctx)
+            found = self._cache[cache_key] = recipe.make(mint)
         return found
 
     def register(self, token: str, response: Mapping[str, Any]) -> None:
@@ -505,329 +478,139 @@ class AuthorizationServer:
         self._revoked.add(token)
 
     def introspect(self, token: str, *, now: dt.datetime = LAB_NOW) -> IntrospectionResponse:
-        """RFC 7662 §2.2 response for ``token`` at ``now``; unknown, revoked or expired → ``active: false``.
+        """RFC 7662 §2.2 response for ``token`` at ``now``: active only for a token this server issued, not
+        revoked, and within its validity window — issued, not expired, and past any ``nbf`` (RFC 7662 §2.2;
+        §4: the server "MUST determine whether or not a token's valid period has started yet").
 
-        Certificate-bound tokens carry ``cnf`` with ``x5t#S256`` (RFC 8705 §3.2).
+        The server knows its own tokens, whichever process minted them: its opaque tokens are derived from the
+        lab seed, and its JWTs carry its signature. Certificate-bound tokens carry ``cnf`` with ``x5t#S256``
+        (RFC 8705 §3.2).
         """
-        record = self._introspection.get(token)
+        record = self._introspection.get(token) or self._own(token, now)
         if record is None or token in self._revoked:
             return IntrospectionResponse(active=False)
-        exp = record.get("exp")
-        if isinstance(exp, int) and _epoch(now) >= exp:
+        at = _epoch(now)
+        exp, nbf = record.get("exp"), record.get("nbf")
+        if isinstance(exp, (int, float)) and at >= exp:
+            return IntrospectionResponse(active=False)
+        if isinstance(nbf, (int, float)) and at < nbf:
             return IntrospectionResponse(active=False)
         return IntrospectionResponse({"active": True, **record})
+
+    def _own(self, token: str, now: dt.datetime) -> dict[str, Any] | None:
+        """What this server issued as ``token`` in another process: a JWT its key signed, or one of its
+        seed-derived opaque tokens (minted again here to know them)."""
+        if token.count(".") == 2:
+            try:
+                claims = _PLAIN_SIGNER.decode_complete(
+                    token, self.signing_key.public_key(), algorithms=[self.alg]
+                )
+                payload = json.loads(claims["payload"])
+            except (jwt.PyJWTError, ValueError):
+                return None
+            if not isinstance(payload, dict) or payload.get("iss") != self.issuer:
+                return None
+            return {**payload, "token_type": "Bearer"}
+        for variant in ("opaque-bound", "opaque-unbound", "opaque-inactive"):
+            self.mint(variant, now=now)
+        return self._introspection.get(token)
 
     def __repr__(self) -> str:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"
 
 
 # --------------------------------------------------------------------------------------------------
-# The variants (rules as data). Each recipe gets the server and the mint context.
+# The variants (rules as data): each recipe is a function of the mint, registered with its name, kind,
+# clause and description, in the order they are listed. A new variant is one more decorated function.
 
 
-def _x5t_cnf(ctx: _MintContext) -> dict[str, Any]:
-    return {"x5t#S256": ctx.bound_to.x5t_s256}
+#: The default ``cnf`` of a lab token: the ``x5t#S256`` of the certificate it is bound to.
+_X5T: Any = object()
 
 
-def _jwt(
-    asrv: AuthorizationServer,
-    ctx: _MintContext,
-    *,
-    cnf: Mapping[str, Any] | None = None,
-    claim_changes: Mapping[str, Any] | None = None,
-    now: dt.datetime | None = None,
-    key: PrivateKey | None = None,
-    bound_x5t: str | None = None,
-    bound_jkt: str | None = None,
-    register: bool = True,
-    headers: Mapping[str, Any] | None = None,
-) -> AccessToken:
-    claims = asrv.claims(now=now or ctx.now, jti=asrv.jti(ctx.name), cnf=cnf)
-    claims.update(claim_changes or {})
-    value = asrv.sign(claims, key=key, headers=headers)
-    if register and claims.get("iss") == asrv.issuer:
-        # Only tokens this server issued are known to its introspection endpoint: one that names
-        # another issuer is, to it, an unknown token (RFC 7662 §2.2: active false).
-        asrv.register(value, {**claims, "token_type": "DPoP" if bound_jkt else "Bearer"})
-    return AccessToken(
-        value=value,
-        variant=ctx.name,
-        kind="jwt",
-        description=ctx.description,
-        bound_x5t=bound_x5t,
-        bound_jkt=bound_jkt,
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Mint:
+    """What a recipe gets: the server, the variant, the identity and DPoP key it binds to, the clock."""
 
+    asrv: AuthorizationServer
+    name: str
+    description: str
+    bound_to: Identity
+    dpop_key: DPoPKey
+    now: dt.datetime
 
-def _bound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(asrv, ctx, cnf=_x5t_cnf(ctx), bound_x5t=ctx.bound_to.x5t_s256)
+    @property
+    def x5t(self) -> str:
+        """The thumbprint of the certificate the token is bound to."""
+        return self.bound_to.x5t_s256
 
+    def claims(self, cnf: Any = _X5T, *, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The lab claims with this variant's ``jti`` and ``cnf`` (by default the certificate's
+        ``x5t#S256``; as given, even when not a JSON object)."""
+        cnf = {"x5t#S256": self.x5t} if cnf is _X5T else cnf
+        claims = self.asrv.claims(
+            now=now or self.now,
+            jti=self.asrv.jti(self.name),
+            cnf=cnf if isinstance(cnf, Mapping) else None,
+        )
+        if cnf is not None and not isinstance(cnf, Mapping):
+            claims["cnf"] = cnf  # not a JSON object (RFC 7800 §3.1 wants one): set exactly as given
+        return claims
 
-def _bound_self_signed(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    identity = asrv.lab.self_signed_client
-    return _jwt(
-        asrv,
-        ctx,
-        cnf={"x5t#S256": identity.x5t_s256},
-        bound_x5t=identity.x5t_s256,
-        claim_changes={"client_id": identity.client_id},
-    )
-
-
-def _unbound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(asrv, ctx)
-
-
-def _dpop_bound(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(asrv, ctx, cnf={"jkt": ctx.dpop_key.jkt}, bound_jkt=ctx.dpop_key.jkt)
-
-
-def _claims_variant(**changes: Any) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
-    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        return _jwt(
-            asrv, ctx, cnf=_x5t_cnf(ctx), claim_changes=changes, bound_x5t=ctx.bound_to.x5t_s256
+    def token(
+        self, value: str, kind: TokenKind = "jwt", *, x5t: bool = True, jkt: str | None = None
+    ) -> AccessToken:
+        """The access token ``value``, bound (by ``x5t``) to the mint's certificate, or by ``jkt``."""
+        return AccessToken(
+            value=value,
+            variant=self.name,
+            kind=kind,
+            description=self.description,
+            bound_x5t=self.x5t if x5t else None,
+            bound_jkt=jkt,
         )
 
-    return make
+    def jwt(
+        self,
+        *,
+        cnf: Any = _X5T,
+        claims: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
+        key: PrivateKey | None = None,
+        headers: Mapping[str, Any] | None = None,
+        x5t: bool = True,
+        jkt: str | None = None,
+    ) -> AccessToken:
+        """A JWT signed by the server (or with ``key``), bound by default to the mint's certificate. Only a
+        token signed by the server's own key and naming it as issuer is known to its introspection (RFC 7662
+        §2.2: to it, any other is an unknown token)."""
+        payload = self.claims(cnf, now=now)
+        payload.update(claims or {})
+        value = self.asrv.sign(payload, key=key, headers=headers)
+        if key is None and payload.get("iss") == self.asrv.issuer:
+            self.asrv.register(value, {**payload, "token_type": "DPoP" if jkt else "Bearer"})
+        return self.token(value, x5t=x5t, jkt=jkt)
+
+    def attacker_signed(self, headers: Mapping[str, Any]) -> AccessToken:
+        """A bound token signed with the attacker's key, whose header carries ``headers``."""
+        return self.jwt(key=self.asrv.impostor_key, headers=headers)
 
 
-def _expired(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(
-        asrv,
-        ctx,
-        cnf=_x5t_cnf(ctx),
-        now=ctx.now - 2 * _TOKEN_LIFETIME,
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
-def _not_yet_valid(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    later = ctx.now + dt.timedelta(hours=2)
-    return _jwt(
-        asrv,
-        ctx,
-        cnf=_x5t_cnf(ctx),
-        claim_changes={
-            "nbf": _epoch(later),
-            "iat": _epoch(later),
-            "exp": _epoch(later + _TOKEN_LIFETIME),
-        },
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
-def _cnf_variant(
-    make_cnf: Callable[[Identity], Any],
-) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
-    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        cnf = make_cnf(ctx.bound_to)
-        if isinstance(cnf, Mapping):
-            return _jwt(asrv, ctx, cnf=cnf, bound_x5t=ctx.bound_to.x5t_s256)
-        # not a JSON object (RFC 7800 §3.1 wants one): set as a claim, exactly as given
-        return _jwt(asrv, ctx, claim_changes={"cnf": cnf}, bound_x5t=ctx.bound_to.x5t_s256)
-
-    return make
-
-
-def _bad_signature(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    # Signed by a key that is not in the JWKS, under the real kid: the signature does not verify.
-    return _jwt(
-        asrv,
-        ctx,
-        cnf=_x5t_cnf(ctx),
-        key=asrv.impostor_key,
-        bound_x5t=ctx.bound_to.x5t_s256,
-        register=False,
-    )
-
-
-def _alg_none(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-    value = _PLAIN_SIGNER.encode(
-        _json(claims), "", algorithm="none", headers={"typ": "at+jwt", "kid": asrv.kid}
-    )
-    return AccessToken(
-        value=value,
-        variant=ctx.name,
-        kind="jwt",
-        description=ctx.description,
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
-def _hs256_confusion(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-    value = _CONFUSION_SIGNER.encode(
-        _json(claims),
-        asrv.public_key_pem(),
-        algorithm="HS256",
-        headers={"typ": "at+jwt", "kid": asrv.kid},
-    )
-    return AccessToken(
-        value=value,
-        variant=ctx.name,
-        kind="jwt",
-        description=ctx.description,
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
+_Recipe = Callable[[_Mint], AccessToken]
 
 #: Where the attacker's key-pointing headers point: a host under the .test TLD (RFC 2606), which never
 #: resolves — and the resource server never looks it up anyway.
 _ATTACKER_ORIGIN = "https://attacker.mtlslab.test"
-
-
-def _impostor_kid(asrv: AuthorizationServer) -> str:
-    return jwk_thumbprint(public_jwk(asrv.impostor_key))
-
-
-def _impostor_certificate(asrv: AuthorizationServer) -> x509.Certificate:
-    """A self-signed certificate for the attacker's key (what an x5c header would carry)."""
-    key = asrv.impostor_key
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker (self-signed)")])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(int.from_bytes(asrv.lab.derive("attacker/serial", 16), "big") >> 1 or 1)
-        .not_valid_before(LAB_EPOCH)
-        .not_valid_after(LAB_NOT_AFTER)
-    )
-    return sign_certificate(builder, key)
-
-
-def _attacker_signed(
-    headers: Callable[[AuthorizationServer], Mapping[str, Any]],
-) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
-    """A bound token signed with the attacker's key, whose header carries ``headers(asrv)``."""
-
-    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        return _jwt(
-            asrv,
-            ctx,
-            cnf=_x5t_cnf(ctx),
-            key=asrv.impostor_key,
-            headers=headers(asrv),
-            bound_x5t=ctx.bound_to.x5t_s256,
-            register=False,
-        )
-
-    return make
-
-
-def _jku_genuine(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    # Signed by the real key: the header is noise, and a resource server that never fetches it accepts.
-    return _jwt(
-        asrv,
-        ctx,
-        cnf=_x5t_cnf(ctx),
-        headers={"jku": f"{_ATTACKER_ORIGIN}/jwks.json"},
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
-def _two_methods(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return _jwt(
-        asrv,
-        ctx,
-        cnf={"x5t#S256": ctx.bound_to.x5t_s256, "jkt": ctx.dpop_key.jkt},
-        bound_x5t=ctx.bound_to.x5t_s256,
-        bound_jkt=ctx.dpop_key.jkt,
-    )
-
-
-def _duplicate_cnf(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    """Two ``cnf`` members in the payload text: the attacker's certificate first, the victim's last.
-
-    Built from JSON fragments by hand (no JSON library writes a duplicate name) and signed by the AS.
-    """
-    attacker = asrv.lab.other_client
-    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name))
-    first = _json({"x5t#S256": attacker.x5t_s256})
-    last = _json({"x5t#S256": ctx.bound_to.x5t_s256})
-    payload = _json(claims)[:-1] + b',"cnf":' + first + b',"cnf":' + last + b"}"
-    return AccessToken(
-        value=asrv.sign(payload),
-        variant=ctx.name,
-        kind="jwt",
-        description=ctx.description,
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
-def _duplicate_header(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    """A JOSE header naming ``alg`` twice — ``none`` first, the real algorithm last — signed by the AS."""
-    claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-    header = (
-        b'{"alg":"none","typ":"at+jwt","kid":'
-        + _json(asrv.kid)
-        + b',"alg":'
-        + _json(asrv.alg)
-        + b"}"
-    )
-    signing_input = f"{_b64url(header)}.{_b64url(_json(claims))}".encode("ascii")
-    algorithm = _SIGNER.get_algorithm_by_name(asrv.alg)
-    signature = algorithm.sign(signing_input, algorithm.prepare_key(asrv.signing_key))
-    return AccessToken(
-        value=f"{signing_input.decode('ascii')}.{_b64url(signature)}",
-        variant=ctx.name,
-        kind="jwt",
-        description=ctx.description,
-        bound_x5t=ctx.bound_to.x5t_s256,
-    )
-
-
 #: The padding claim of the ``huge-token`` variant: 1 MiB, far beyond any header limit.
 _HUGE_PADDING = 1024 * 1024
 
 
-_TRUNCATED_JSON = b'{"iss": "https://as.mtlslab.test", '
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
-def _malformed(shape: str) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
-    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        claims = asrv.claims(now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx))
-        if shape == "json":
-            # Properly signed, so the signature is not what fails: the payload is not JSON.
-            value = asrv.sign(_TRUNCATED_JSON)
-        else:
-            header, payload, signature = asrv.sign(claims).split(".")
-            if shape == "parts":
-                value = f"{header}.{payload}"
-            else:  # base64: still b64token characters, but a length no base64 encoding can have
-                value = f"{header}.{payload}{'A' * ((1 - len(payload)) % 4)}.{signature}"
-        return AccessToken(
-            value=value, variant=ctx.name, kind="malformed", description=ctx.description
-        )
-
-    return make
-
-
-def _opaque(
-    kind: Literal["bound", "unbound", "inactive"],
-) -> Callable[[AuthorizationServer, _MintContext], AccessToken]:
-    def make(asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-        value = _b64url(asrv.lab.derive(f"opaque/{ctx.name}/{ctx.bound_to.x5t_s256}", 24))
-        claims = asrv.claims(
-            now=ctx.now, jti=asrv.jti(ctx.name), cnf=_x5t_cnf(ctx) if kind != "unbound" else None
-        )
-        asrv.register(value, {**claims, "token_type": "Bearer"})
-        if kind == "inactive":
-            asrv.revoke(value)
-        return AccessToken(
-            value=value,
-            variant=ctx.name,
-            kind="opaque",
-            description=ctx.description,
-            bound_x5t=ctx.bound_to.x5t_s256 if kind != "unbound" else None,
-        )
-
-    return make
-
-
-def _no_token(_asrv: AuthorizationServer, ctx: _MintContext) -> AccessToken:
-    return AccessToken(value="", variant=ctx.name, kind="none", description=ctx.description)
+def _sha1_b64url(identity: Identity) -> str:
+    return _b64url(hashlib.sha1(identity.der, usedforsecurity=False).digest())
 
 
 def _spki_sha256(identity: Identity) -> str:
@@ -837,320 +620,176 @@ def _spki_sha256(identity: Identity) -> str:
     return sha256_b64url(spki)
 
 
-def _recipes() -> dict[str, TokenVariant]:
-    def v(
-        name: str,
-        description: str,
-        kind: TokenKind,
-        cite: str,
-        make: Callable[[AuthorizationServer, _MintContext], AccessToken],
-    ) -> tuple[str, TokenVariant]:
-        return name, TokenVariant(
-            name=name, description=description, kind=kind, cite=cite, make=make
-        )
+def _not_yet_valid(m: _Mint) -> AccessToken:
+    later = m.now + dt.timedelta(hours=2)
+    times = {"nbf": later, "iat": later, "exp": later + _TOKEN_LIFETIME}
+    return m.jwt(claims={name: _epoch(when) for name, when in times.items()})
 
-    sha1 = hashes.SHA1()  # noqa: S303 - a deliberately wrong thumbprint, never used for security
 
-    def sha1_b64url(identity: Identity) -> str:
-        digest = hashes.Hash(sha1)
-        digest.update(identity.der)
-        return _b64url(digest.finalize())
+def _signed_with(m: _Mint, signer: jwt.PyJWS, alg: str, secret: str | bytes) -> AccessToken:
+    """A bound JWT that ``signer`` signs with ``alg`` and ``secret`` (alg ``none``: no signature at all)."""
+    header = {"typ": "at+jwt", "kid": m.asrv.kid}
+    return m.token(signer.encode(_json(m.claims()), secret, algorithm=alg, headers=header))
 
-    return dict(
-        [
-            v("none", "no access token at all", "none", "RFC 6750 §3.1", _no_token),
-            v(
-                "bound",
-                "JWT bound to the lab client certificate by cnf.x5t#S256",
-                "jwt",
-                "RFC 8705 §3.1",
-                _bound,
-            ),
-            v(
-                "bound-self-signed",
-                "JWT bound to the self-signed client's certificate (self_signed_tls_client_auth)",
-                "jwt",
-                "RFC 8705 §2.2, §3.1",
-                _bound_self_signed,
-            ),
-            v("unbound", "plain bearer JWT without cnf", "jwt", "RFC 6750 §1.2", _unbound),
-            v(
-                "dpop-bound",
-                "JWT bound to the client's DPoP key by cnf.jkt",
-                "jwt",
-                "RFC 9449 §6.1",
-                _dpop_bound,
-            ),
-            v(
-                "expired",
-                "bound JWT whose exp lies an hour before the lab clock",
-                "jwt",
-                "RFC 9068 §4",
-                _expired,
-            ),
-            v(
-                "not-yet-valid",
-                "bound JWT whose nbf lies two hours after the lab clock",
-                "jwt",
-                "RFC 7519 §4.1.5",
-                _not_yet_valid,
-            ),
-            v(
-                "wrong-audience",
-                "bound JWT for another resource server (aud)",
-                "jwt",
-                "RFC 9068 §4",
-                _claims_variant(aud="https://other-rs.mtlslab.test"),
-            ),
-            v(
-                "wrong-issuer",
-                "bound JWT naming an issuer the resource server does not trust",
-                "jwt",
-                "RFC 9068 §4",
-                _claims_variant(iss="https://evil-as.mtlslab.test"),
-            ),
-            v(
-                "insufficient-scope",
-                "bound JWT whose scope lacks what the resource requires",
-                "jwt",
-                "RFC 6750 §3.1",
-                _claims_variant(scope="profile"),
-            ),
-            v(
-                "bad-signature",
-                "bound JWT signed with a key that is not in the JWKS",
-                "jwt",
-                "RFC 9068 §4",
-                _bad_signature,
-            ),
-            v(
-                "alg-none",
-                "bound JWT with alg none and no signature",
-                "jwt",
-                "RFC 8725 §3.1",
-                _alg_none,
-            ),
-            v(
-                "hs256-confusion",
-                "bound JWT HMAC-signed with the AS public key as secret (algorithm confusion)",
-                "jwt",
-                "RFC 8725 §2.1",
-                _hs256_confusion,
-            ),
-            v(
-                "unknown-kid",
-                "bound JWT signed with an attacker key under a kid the issuer never published",
-                "jwt",
-                "RFC 9068 §4",
-                _attacker_signed(lambda asrv: {"kid": _impostor_kid(asrv)}),
-            ),
-            v(
-                "jku-header",
-                "bound JWT signed with an attacker key; header jku points at the attacker's JWK Set",
-                "jwt",
-                "RFC 8725 §3.10",
-                _attacker_signed(lambda _asrv: {"jku": f"{_ATTACKER_ORIGIN}/jwks.json"}),
-            ),
-            v(
-                "x5u-header",
-                "bound JWT signed with an attacker key; header x5u points at the attacker's certificate",
-                "jwt",
-                "RFC 8725 §3.10",
-                _attacker_signed(lambda _asrv: {"x5u": f"{_ATTACKER_ORIGIN}/cert.pem"}),
-            ),
-            v(
-                "jwk-header",
-                "bound JWT signed with an attacker key whose public JWK rides in the header",
-                "jwt",
-                "RFC 8725 §3.10",
-                _attacker_signed(lambda asrv: {"jwk": public_jwk(asrv.impostor_key)}),
-            ),
-            v(
-                "x5c-header",
-                "bound JWT signed with an attacker key whose self-signed certificate rides in x5c",
-                "jwt",
-                "RFC 8725 §3.10",
-                _attacker_signed(
-                    lambda asrv: {
-                        "x5c": [
-                            _std_b64(
-                                _impostor_certificate(asrv).public_bytes(serialization.Encoding.DER)
-                            )
-                        ]
-                    }
-                ),
-            ),
-            v(
-                "jku-header-genuine",
-                "bound JWT signed by the issuer's own key that merely carries a jku header",
-                "jwt",
-                "RFC 8725 §3.10",
-                _jku_genuine,
-            ),
-            v(
-                "duplicate-header-member",
-                "bound JWT whose header names alg twice: none first, the real algorithm last",
-                "jwt",
-                "RFC 7515 §4",
-                _duplicate_header,
-            ),
-            v(
-                "huge-token",
-                "bound JWT carrying a 1 MiB padding claim",
-                "jwt",
-                "RFC 6585 §5",
-                lambda asrv, ctx: _jwt(
-                    asrv,
-                    ctx,
-                    cnf=_x5t_cnf(ctx),
-                    claim_changes={"padding": "A" * _HUGE_PADDING},
-                    bound_x5t=ctx.bound_to.x5t_s256,
-                ),
-            ),
-            v(
-                "non-ascii-subject",
-                "bound JWT whose sub holds U+2028, CR LF and a header line",
-                "jwt",
-                "RFC 9110 §5.5",
-                _claims_variant(sub="alice\u2028\r\nX-Injected: 1"),
-            ),
-            v(
-                "malformed-parts",
-                "two dot-separated parts instead of three",
-                "malformed",
-                "RFC 7515 §7.1",
-                _malformed("parts"),
-            ),
-            v(
-                "malformed-base64",
-                "a payload that is not base64url",
-                "malformed",
-                "RFC 7515 §2",
-                _malformed("base64"),
-            ),
-            v(
-                "malformed-json",
-                "a payload that is not JSON",
-                "malformed",
-                "RFC 7519 §7.2",
-                _malformed("json"),
-            ),
-            v(
-                "cnf-padded",
-                "cnf.x5t#S256 with base64 '=' padding",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256 + "="}),
-            ),
-            v(
-                "cnf-uppercase",
-                "cnf.x5t#S256 upper-cased",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": i.x5t_s256.upper()}),
-            ),
-            v(
-                "cnf-standard-base64",
-                "cnf.x5t#S256 in standard base64 (+ / =) instead of base64url",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": _std_b64(hashlib.sha256(i.der).digest())}),
-            ),
-            v(
-                "cnf-sha1",
-                "cnf.x5t#S256 holding a SHA-1 thumbprint",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": sha1_b64url(i)}),
-            ),
-            v(
-                "cnf-x5t-sha1",
-                "cnf with the JOSE-header style SHA-1 'x5t' member instead of 'x5t#S256'",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t": sha1_b64url(i)}),
-            ),
-            v(
-                "cnf-pem-hash",
-                "cnf.x5t#S256 hashed over the PEM text instead of the DER",
-                "jwt",
-                "RFC 8705 §3.1",
-                _cnf_variant(lambda i: {"x5t#S256": sha256_b64url(i.cert_pem.bytes())}),
-            ),
-            v(
-                "cnf-public-key-hash",
-                "cnf.x5t#S256 hashed over the public key only (SPKI), not the certificate",
-                "jwt",
-                "RFC 8705 §7.2",
-                _cnf_variant(_spki_x5t),
-            ),
-            v(
-                "cnf-unknown-method",
-                "cnf with only a confirmation method the resource server does not support (kid)",
-                "jwt",
-                "RFC 7800 §3.4",
-                _cnf_variant(lambda _identity: {"kid": "lab-client-key-1"}),
-            ),
-            v(
-                "cnf-list",
-                "cnf as a JSON array holding the x5t#S256 object",
-                "jwt",
-                "RFC 7800 §3.1",
-                _cnf_variant(lambda i: [{"x5t#S256": i.x5t_s256}]),
-            ),
-            v(
-                "cnf-string",
-                "cnf as a bare string: the thumbprint without its member name",
-                "jwt",
-                "RFC 7800 §3.1",
-                _cnf_variant(lambda i: i.x5t_s256),
-            ),
-            v(
-                "cnf-two-methods",
-                "cnf with both x5t#S256 of the client certificate and jkt of the client's DPoP key",
-                "jwt",
-                "RFC 7800 §3.1",
-                _two_methods,
-            ),
-            v(
-                "cnf-duplicate-member",
-                "two cnf members in the payload: the attacker's certificate first, the victim's last",
-                "jwt",
-                "RFC 7519 §4",
-                _duplicate_cnf,
-            ),
-            v(
-                "opaque-bound",
-                "opaque token; introspection returns cnf.x5t#S256",
-                "opaque",
-                "RFC 8705 §3.2",
-                _opaque("bound"),
-            ),
-            v(
-                "opaque-unbound",
-                "opaque token; introspection returns no cnf",
-                "opaque",
-                "RFC 7662 §2.2",
-                _opaque("unbound"),
-            ),
-            v(
-                "opaque-inactive",
-                "opaque token the authorization server has revoked",
-                "opaque",
-                "RFC 7662 §2.2",
-                _opaque("inactive"),
-            ),
-        ]
+
+def _x5c_header(m: _Mint) -> AccessToken:
+    key = m.asrv.impostor_key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker (self-signed)")])
+    serial = int.from_bytes(m.asrv.lab.derive("attacker/serial", 16), "big") >> 1 or 1
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    builder = builder.public_key(key.public_key()).serial_number(serial)
+    certificate = sign_certificate(
+        builder.not_valid_before(LAB_EPOCH).not_valid_after(LAB_NOT_AFTER), key
     )
+    return m.attacker_signed({"x5c": [_b64(certificate.public_bytes(serialization.Encoding.DER))]})
 
 
-def _std_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _duplicate_header(m: _Mint) -> AccessToken:
+    asrv = m.asrv
+    header = b'{"alg":"none","typ":"at+jwt","kid":%s,"alg":%s}' % (_json(asrv.kid), _json(asrv.alg))
+    signing_input = f"{_b64url(header)}.{_b64url(_json(m.claims()))}".encode("ascii")
+    algorithm = _SIGNER.get_algorithm_by_name(asrv.alg)
+    signature = algorithm.sign(signing_input, algorithm.prepare_key(asrv.signing_key))
+    return m.token(f"{signing_input.decode('ascii')}.{_b64url(signature)}")
 
 
-def _spki_x5t(identity: Identity) -> dict[str, Any]:
-    return {"x5t#S256": _spki_sha256(identity)}
+def _duplicate_cnf(m: _Mint) -> AccessToken:
+    # Built from JSON fragments by hand (no JSON library writes a duplicate name), signed by the AS.
+    attacker = _json({"x5t#S256": m.asrv.lab.other_client.x5t_s256})
+    victim = _json({"x5t#S256": m.x5t})
+    payload = _json(m.claims(None))[:-1] + b',"cnf":%s,"cnf":%s}' % (attacker, victim)
+    return m.token(m.asrv.sign(payload))
 
 
+def _malformed(m: _Mint, shape: str) -> AccessToken:
+    if (
+        shape == "json"
+    ):  # properly signed, so the signature is not what fails: the payload is not JSON
+        return m.token(m.asrv.sign(b'{"iss": "https://as.mtlslab.test", '), "malformed", x5t=False)
+    header, payload, signature = m.asrv.sign(m.claims()).split(".")
+    if shape == "parts":
+        return m.token(f"{header}.{payload}", "malformed", x5t=False)
+    # base64: still b64token characters, but a length no base64 encoding can have
+    value = f"{header}.{payload}{'A' * ((1 - len(payload)) % 4)}.{signature}"
+    return m.token(value, "malformed", x5t=False)
+
+
+def _opaque(m: _Mint, *, bound: bool = True, revoked: bool = False) -> AccessToken:
+    value = _b64url(m.asrv.lab.derive(f"opaque/{m.name}/{m.x5t}", 24))
+    m.asrv.register(value, {**m.claims(_X5T if bound else None), "token_type": "Bearer"})
+    if revoked:
+        m.asrv.revoke(value)
+    return m.token(value, "opaque", x5t=bound)
+
+
+def _before_expiry(m: _Mint) -> AccessToken:
+    """Issued for a year while the client's previous certificate was valid, and bound to that certificate."""
+    issued = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    times = {"iat": issued, "exp": issued + dt.timedelta(days=365)}
+    older = replace(m, bound_to=m.asrv.lab.expired_client)
+    return older.jwt(claims={name: _epoch(when) for name, when in times.items()})
+
+
+def _self_signed_bound(m: _Mint) -> AccessToken:
+    identity = m.asrv.lab.self_signed_client
+    return replace(m, bound_to=identity).jwt(claims={"client_id": identity.client_id})
+
+
+def _table(*rows: tuple[str, TokenKind, str, _Recipe, str]) -> dict[str, TokenVariant]:
+    return {
+        name: TokenVariant(name=name, kind=kind, cite=cite, make=make, description=what)
+        for name, kind, cite, make, what in rows
+    }
+
+
+# The recipe table: one row per variant (name, kind, clause, recipe, then what it is), in the order the
+# explorer and the README list them. A new variant is one more row.
+# fmt: off
 #: Every token variant the lab can mint, by name.
-TOKEN_VARIANTS: Mapping[str, TokenVariant] = _recipes()
+TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
+    ("none", "none", "RFC 6750 §3.1", lambda m: m.token("", "none", x5t=False),
+     "no access token at all"),
+    ("bound", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(),
+     "JWT bound to the lab client certificate by cnf.x5t#S256"),
+    ("bound-self-signed", "jwt", "RFC 8705 §2.2, §3.1", _self_signed_bound,
+     "JWT bound to the self-signed client's certificate (self_signed_tls_client_auth)"),
+    ("bound-expired-cert", "jwt", "RFC 8705 §6.3", _before_expiry,
+     "year-long JWT issued 2025-06-01, bound to the client's previous certificate (same key and subject), which expired 2025-06-30"),
+    ("unbound", "jwt", "RFC 6750 §1.2", lambda m: m.jwt(cnf=None, x5t=False),
+     "plain bearer JWT without cnf"),
+    ("dpop-bound", "jwt", "RFC 9449 §6.1", lambda m: m.jwt(cnf={"jkt": m.dpop_key.jkt}, x5t=False, jkt=m.dpop_key.jkt),
+     "JWT bound to the client's DPoP key by cnf.jkt"),
+    ("expired", "jwt", "RFC 9068 §4", lambda m: m.jwt(now=m.now - 2 * _TOKEN_LIFETIME),
+     "bound JWT whose exp lies an hour before the lab clock"),
+    ("not-yet-valid", "jwt", "RFC 7519 §4.1.5", _not_yet_valid,
+     "bound JWT whose nbf lies two hours after the lab clock"),
+    ("wrong-audience", "jwt", "RFC 9068 §4", lambda m: m.jwt(claims={"aud": "https://other-rs.mtlslab.test"}),
+     "bound JWT for another resource server (aud)"),
+    ("wrong-issuer", "jwt", "RFC 9068 §4", lambda m: m.jwt(claims={"iss": "https://evil-as.mtlslab.test"}),
+     "bound JWT naming an issuer the resource server does not trust"),
+    ("insufficient-scope", "jwt", "RFC 6750 §3.1", lambda m: m.jwt(claims={"scope": "profile"}),
+     "bound JWT whose scope lacks what the resource requires"),
+    # under the real kid: the signature does not verify
+    ("bad-signature", "jwt", "RFC 9068 §4", lambda m: m.jwt(key=m.asrv.impostor_key),
+     "bound JWT signed with a key that is not in the JWKS"),
+    ("alg-none", "jwt", "RFC 8725 §3.1", lambda m: _signed_with(m, _PLAIN_SIGNER, "none", ""),
+     "bound JWT with alg none and no signature"),
+    ("hs256-confusion", "jwt", "RFC 8725 §2.1", lambda m: _signed_with(m, _CONFUSION_SIGNER, "HS256", m.asrv.public_key_pem()),
+     "bound JWT HMAC-signed with the AS public key as secret (algorithm confusion)"),
+    ("unknown-kid", "jwt", "RFC 9068 §4", lambda m: m.attacker_signed({"kid": jwk_thumbprint(public_jwk(m.asrv.impostor_key))}),
+     "bound JWT signed with an attacker key under a kid the issuer never published"),
+    ("jku-header", "jwt", "RFC 8725 §3.10", lambda m: m.attacker_signed({"jku": f"{_ATTACKER_ORIGIN}/jwks.json"}),
+     "bound JWT signed with an attacker key; header jku points at the attacker's JWK Set"),
+    ("x5u-header", "jwt", "RFC 8725 §3.10", lambda m: m.attacker_signed({"x5u": f"{_ATTACKER_ORIGIN}/cert.pem"}),
+     "bound JWT signed with an attacker key; header x5u points at the attacker's certificate"),
+    ("jwk-header", "jwt", "RFC 8725 §3.10", lambda m: m.attacker_signed({"jwk": public_jwk(m.asrv.impostor_key)}),
+     "bound JWT signed with an attacker key whose public JWK rides in the header"),
+    ("x5c-header", "jwt", "RFC 8725 §3.10", _x5c_header,
+     "bound JWT signed with an attacker key whose self-signed certificate rides in x5c"),
+    # signed by the real key: the header is noise, and a resource server that never fetches it accepts
+    ("jku-header-genuine", "jwt", "RFC 8725 §3.10", lambda m: m.jwt(headers={"jku": f"{_ATTACKER_ORIGIN}/jwks.json"}),
+     "bound JWT signed by the issuer's own key that merely carries a jku header"),
+    ("duplicate-header-member", "jwt", "RFC 7515 §4", _duplicate_header,
+     "bound JWT whose header names alg twice: none first, the real algorithm last"),
+    ("huge-token", "jwt", "RFC 6585 §5", lambda m: m.jwt(claims={"padding": "A" * _HUGE_PADDING}),
+     "bound JWT carrying a 1 MiB padding claim"),
+    ("non-ascii-subject", "jwt", "RFC 9110 §5.5", lambda m: m.jwt(claims={"sub": "alice\u2028\r\nX-Injected: 1"}),
+     "bound JWT whose sub holds U+2028, CR LF and a header line"),
+    ("malformed-parts", "malformed", "RFC 7515 §7.1", lambda m: _malformed(m, "parts"),
+     "two dot-separated parts instead of three"),
+    ("malformed-base64", "malformed", "RFC 7515 §2", lambda m: _malformed(m, "base64"),
+     "a payload that is not base64url"),
+    ("malformed-json", "malformed", "RFC 7519 §7.2", lambda m: _malformed(m, "json"),
+     "a payload that is not JSON"),
+    ("cnf-padded", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t#S256": m.x5t + "="}),
+     "cnf.x5t#S256 with base64 '=' padding"),
+    ("cnf-uppercase", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t#S256": m.x5t.upper()}),
+     "cnf.x5t#S256 upper-cased"),
+    ("cnf-standard-base64", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t#S256": _b64(hashlib.sha256(m.bound_to.der).digest())}),
+     "cnf.x5t#S256 in standard base64 (+ / =) instead of base64url"),
+    ("cnf-sha1", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t#S256": _sha1_b64url(m.bound_to)}),
+     "cnf.x5t#S256 holding a SHA-1 thumbprint"),
+    ("cnf-x5t-sha1", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t": _sha1_b64url(m.bound_to)}),
+     "cnf with the JOSE-header style SHA-1 'x5t' member instead of 'x5t#S256'"),
+    ("cnf-pem-hash", "jwt", "RFC 8705 §3.1", lambda m: m.jwt(cnf={"x5t#S256": sha256_b64url(m.bound_to.cert_pem.bytes())}),
+     "cnf.x5t#S256 hashed over the PEM text instead of the DER"),
+    ("cnf-public-key-hash", "jwt", "RFC 8705 §7.2", lambda m: m.jwt(cnf={"x5t#S256": _spki_sha256(m.bound_to)}),
+     "cnf.x5t#S256 hashed over the public key only (SPKI), not the certificate"),
+    ("cnf-unknown-method", "jwt", "RFC 7800 §3.4", lambda m: m.jwt(cnf={"kid": "lab-client-key-1"}),
+     "cnf with only a confirmation method the resource server does not support (kid)"),
+    ("cnf-list", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf=[{"x5t#S256": m.x5t}]),
+     "cnf as a JSON array holding the x5t#S256 object"),
+    ("cnf-string", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf=m.x5t),
+     "cnf as a bare string: the thumbprint without its member name"),
+    ("cnf-two-methods", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf={"x5t#S256": m.x5t, "jkt": m.dpop_key.jkt}, jkt=m.dpop_key.jkt),
+     "cnf with both x5t#S256 of the client certificate and jkt of the client's DPoP key"),
+    ("cnf-duplicate-member", "jwt", "RFC 7519 §4", _duplicate_cnf,
+     "two cnf members in the payload: the attacker's certificate first, the victim's last"),
+    ("opaque-bound", "opaque", "RFC 8705 §3.2", lambda m: _opaque(m),
+     "opaque token; introspection returns cnf.x5t#S256"),
+    ("opaque-unbound", "opaque", "RFC 7662 §2.2", lambda m: _opaque(m, bound=False),
+     "opaque token; introspection returns no cnf"),
+    ("opaque-inactive", "opaque", "RFC 7662 §2.2", lambda m: _opaque(m, revoked=True),
+     "opaque token the authorization server has revoked"),
+)
+# fmt: on

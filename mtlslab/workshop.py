@@ -21,12 +21,15 @@ import difflib
 import functools
 import hashlib
 import html
+import importlib.resources
+import json
 import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mtlslab.compare import Cell, Matrix, Simulator
@@ -52,14 +55,16 @@ __all__ = [
     "solution",
 ]
 
-#: The seed every attendee's lab uses, so the thumbprints on the slides match every laptop.
+#: The seed every attendee's lab uses (the notebooks' and the widgets'), so the thumbprints on the slides
+#: match every laptop.
 LAB_SEED = "workshop"
 
 
-@functools.lru_cache(maxsize=1)
-def simulator() -> Simulator:
-    """The workshop's simulator (``Lab(seed=LAB_SEED)``), made once."""
-    return Simulator(Lab(seed=LAB_SEED))
+@functools.lru_cache(maxsize=8)
+def simulator(seed: str = LAB_SEED) -> Simulator:
+    """The workshop's simulator (``Lab(seed=LAB_SEED)``; the widgets' for another seed), made once per
+    process: its caches make every later question cheap."""
+    return Simulator(Lab(seed=seed))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,7 +155,8 @@ def _code(answer: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Exercises as data.
+# Exercises as data: the questions, what wrong answers mean and their clauses are
+# ``mtlslab/data/exercises.json``; how each answer is computed and read is below.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,113 +232,8 @@ class CheckResult:
         )
 
 
-_8705_3 = cite("RFC 8705 §3")
-_8705_31 = cite("RFC 8705 §3.1")
-_8705_72 = cite("RFC 8705 §7.2")
-_6750_31 = cite("RFC 6750 §3.1")
-_8446 = cite("RFC 8446 §4.4.2.4")
-_5246 = cite("RFC 5246 §7.4.6")
-_9440_24 = cite("RFC 9440 §2.4")
-_9440_4 = cite("RFC 9440 §4")
-_9449_72 = cite("RFC 9449 §7.2")
-_4648_5 = cite("RFC 4648 §5")
-
-
-def _cell(sim: Simulator, scenario: str, interpretation: str = "baseline") -> Cell:
-    return sim.cell(get_scenario(scenario), BUILTINS[interpretation])
-
-
-def _b64(digest: bytes, *, url: bool, pad: bool) -> str:
-    text = (base64.urlsafe_b64encode if url else base64.b64encode)(digest).decode("ascii")
-    return text if pad else text.rstrip("=")
-
-
-def _thumbprint_mistakes(sim: Simulator) -> Mapping[Any, Mistake]:
-    client = sim.lab.client
-    der = client.der
-    digest = hashlib.sha256(der).digest()
-    spki = client.certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    sha1 = hashlib.sha1(der, usedforsecurity=False).digest()
-    candidates = [
-        (
-            digest.hex(),
-            Mistake(
-                explanation="That is the SHA-256 digest in hex; x5t#S256 encodes the digest with base64url.",
-                clause=_8705_31,
-            ),
-        ),
-        (
-            _b64(digest, url=True, pad=True),
-            Mistake(
-                explanation="Right digest, but with '=' padding: x5t#S256 is base64url without padding, and "
-                "resource servers compare it exactly.",
-                clause=_8705_31,
-            ),
-        ),
-        (
-            _b64(digest, url=False, pad=True),
-            Mistake(
-                explanation="Standard base64 ('+', '/', '='): x5t#S256 uses the URL-safe alphabet ('-', '_') "
-                "without padding.",
-                clause=_4648_5,
-            ),
-        ),
-        (
-            _b64(digest, url=False, pad=False),
-            Mistake(
-                explanation="Standard base64 alphabet ('+', '/'): x5t#S256 uses base64url ('-', '_').",
-                clause=_4648_5,
-            ),
-        ),
-        (
-            _b64(hashlib.sha256(client.cert_pem.bytes()).digest(), url=True, pad=False),
-            Mistake(
-                explanation="You hashed the PEM text; the thumbprint is over the certificate's DER bytes.",
-                clause=_8705_31,
-            ),
-        ),
-        (
-            _b64(hashlib.sha256(client.cert_chain_pem.bytes()).digest(), url=True, pad=False),
-            Mistake(
-                explanation="You hashed the PEM chain file; the thumbprint is over the leaf certificate's DER.",
-                clause=_8705_31,
-            ),
-        ),
-        (
-            _b64(sha1, url=True, pad=False),
-            Mistake(
-                explanation="That is a SHA-1 thumbprint (the JOSE 'x5t'); x5t#S256 is SHA-256.",
-                clause=_8705_31,
-            ),
-        ),
-        (
-            _b64(hashlib.sha256(spki).digest(), url=True, pad=False),
-            Mistake(
-                explanation="You hashed the public key only; the binding covers the whole certificate.",
-                clause=_8705_72,
-            ),
-        ),
-        (
-            sim.lab.other_client.x5t_s256,
-            Mistake(
-                explanation="That is the thumbprint of other_client's certificate, not the lab client's.",
-                clause=_8705_31,
-            ),
-        ),
-    ]
-    correct = client.x5t_s256
-    out: dict[Any, Mistake] = {}
-    # The first explanation of a value wins (the candidates can coincide); the right answer has none.
-    for value, mistake in candidates:
-        if value != correct:
-            out.setdefault(value, mistake)
-    return out
-
-
-def _verdict_of(sim: Simulator, scenario: str, interpretation: str = "baseline") -> tuple[str, ...]:
-    return _cell(sim, scenario, interpretation).outcome.verdict
+def _cell(sim: Simulator, scenario: str) -> Cell:
+    return sim.cell(get_scenario(scenario), BUILTINS["baseline"])
 
 
 def _missing_code(sim: Simulator) -> str:
@@ -352,206 +253,98 @@ def _servers_majority(sim: Simulator) -> tuple[str, ...]:
     return matrix.majority("no-cert-optional")[0]
 
 
+#: How each exercise's answer is computed from the core (never typed in), by exercise id.
+_SOLUTIONS: dict[str, Callable[[Simulator], Any]] = {
+    "thumbprint": lambda sim: sim.lab.client.x5t_s256,
+    "mismatch": lambda sim: _cell(sim, "mismatch").outcome.verdict,
+    "missing-code": _missing_code,
+    "tls13-alert": _tls13_alert,
+    "forged-client-cert": lambda sim: _cell(sim, "forged-client-cert").finding.value,
+    "binding-ignored": lambda sim: _cell(sim, "binding-ignored-no-cert").finding.value,
+    "dpop-as-bearer": lambda sim: _cell(sim, "dpop-token-as-bearer").outcome.verdict,
+    "servers-majority": _servers_majority,
+}
+
+#: How an answer is read, by the name ``exercises.json`` gives it.
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "text": _text,
+    "verdict": parse_verdict,
+    "alert": parse_alert,
+    "finding": parse_finding,
+    "code": _code,
+}
+
+
+def _b64(digest: bytes, *, url: bool = True, pad: bool = False) -> str:
+    text = (base64.urlsafe_b64encode if url else base64.b64encode)(digest).decode("ascii")
+    return text if pad else text.rstrip("=")
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _spki(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+#: The thumbprint look-alikes an attendee may compute instead of the lab client's ``x5t#S256``, by the
+#: name ``exercises.json`` explains them under.
+_LOOK_ALIKES: dict[str, Callable[[Simulator], str]] = {
+    "sha256-hex": lambda sim: _sha256(sim.lab.client.der).hex(),
+    "base64url-padded": lambda sim: _b64(_sha256(sim.lab.client.der), pad=True),
+    "base64-padded": lambda sim: _b64(_sha256(sim.lab.client.der), url=False, pad=True),
+    "base64-unpadded": lambda sim: _b64(_sha256(sim.lab.client.der), url=False),
+    "pem-text": lambda sim: _b64(_sha256(sim.lab.client.cert_pem.bytes())),
+    "pem-chain": lambda sim: _b64(_sha256(sim.lab.client.cert_chain_pem.bytes())),
+    "sha1": lambda sim: _b64(hashlib.sha1(sim.lab.client.der, usedforsecurity=False).digest()),
+    "public-key": lambda sim: _b64(_sha256(_spki(sim.lab.client.certificate))),
+    "other-client": lambda sim: sim.lab.other_client.x5t_s256,
+}
+
+
+def _mistakes(
+    entries: list[dict[str, str]], read: Callable[[Any], Any], solve: Callable[[Simulator], Any]
+) -> Callable[[Simulator], Mapping[Any, Mistake]]:
+    """What each recognisable wrong answer means: an answer as an attendee writes it (read as the exercise
+    reads answers), or a thumbprint look-alike computed for the lab (one that happens to be the right
+    answer, or an earlier look-alike, for this lab is left out)."""
+
+    def mistakes(sim: Simulator) -> Mapping[Any, Mistake]:
+        found: dict[Any, Mistake] = {}
+        for entry in entries:
+            mistake = Mistake(explanation=entry["explanation"], clause=cite(entry["clause"]))
+            if "answer" in entry:
+                found[read(entry["answer"])] = mistake
+                continue
+            value = _LOOK_ALIKES[entry["look_alike"]](sim)
+            if value != solve(sim):
+                found.setdefault(value, mistake)
+        return found
+
+    return mistakes
+
+
 def _exercises() -> dict[str, Exercise]:
-    items = [
-        Exercise(
-            id="thumbprint",
-            title="Compute x5t#S256 by hand",
-            question="Take the lab client's certificate (Lab(seed='workshop').client) and compute its "
-            "x5t#S256 yourself, with hashlib and base64 — not with mtlslab.",
-            supplies="the thumbprint, as a string",
-            clause=_8705_31,
-            solve=lambda sim: sim.lab.client.x5t_s256,
-            read=_text,
-            mistakes=_thumbprint_mistakes,
-            otherwise="Not the lab client's thumbprint: SHA-256 over the certificate's DER bytes, then "
-            "base64url without padding.",
-        ),
-        Exercise(
-            id="mismatch",
-            title="The case RFC 8705 does name",
-            question="The client presents a valid certificate, but not the one the token is bound to. "
-            "What does the resource server answer, by RFC 8705 as written?",
-            supplies="a status code and an error code, e.g. '400 invalid_request'",
-            clause=_8705_3,
-            solve=lambda sim: _verdict_of(sim, "mismatch"),
-            read=parse_verdict,
-            mistakes=lambda _sim: {
-                ("400", "invalid_request"): Mistake(
-                    explanation="invalid_request is for malformed requests; for a thumbprint mismatch "
-                    "RFC 8705 §3 points to RFC 6750's invalid_token.",
-                    clause=_8705_3,
-                ),
-                ("403", "insufficient_scope"): Mistake(
-                    explanation="insufficient_scope (403) means the token is valid but lacks scope; here "
-                    "the token cannot be used by this client at all.",
-                    clause=_6750_31,
-                ),
-                ("403", ""): Mistake(
-                    explanation="RFC 8705 §3 rejects a mismatch the RFC 6750 way: 401 with "
-                    "error=invalid_token, not a bare 403.",
-                    clause=_8705_3,
-                ),
-                ("401", ""): Mistake(
-                    explanation="401 is right, but the challenge should carry the error code RFC 8705 §3 "
-                    "names.",
-                    clause=_8705_3,
-                ),
-            },
-            otherwise="RFC 8705 §3 answers a thumbprint mismatch as an invalid token, the RFC 6750 §3.1 way.",
-        ),
-        Exercise(
-            id="missing-code",
-            title="The case RFC 8705 does not name",
-            question="The token is certificate-bound, TLS client auth is optional, and the client sent no "
-            "certificate at all. Which error code does RFC 8705 itself assign to this request?",
-            supplies="an error code, or 'none' if the RFC names none",
-            clause=_8705_3,
-            solve=_missing_code,
-            read=_code,
-            mistakes=lambda _sim: {
-                "invalid_token": Mistake(
-                    explanation="That is Justin Richer's reading (and what most servers do), not the RFC "
-                    "text: RFC 8705 §3 names invalid_token only for a mismatch.",
-                    clause=_8705_3,
-                ),
-                "invalid_request": Mistake(
-                    explanation="That is Dmitry Telegin's reading (auth0's SDK does it), not the RFC text: "
-                    "RFC 8705 §3 says nothing about a request without a certificate.",
-                    clause=_6750_31,
-                ),
-            },
-            otherwise="RFC 8705 §3 covers a certificate that does not match, not a missing one: the text "
-            "names no error here — that gap is the debate.",
-        ),
-        Exercise(
-            id="tls13-alert",
-            title="Required at the TLS layer, TLS 1.3",
-            question="TLS client auth is required, the version is TLS 1.3, the client sends no "
-            "certificate. Which alert does the client get, and when does it notice it?",
-            supplies="the alert name and 'handshake' or 'first_read', e.g. 'bad_certificate handshake'",
-            clause=_8446,
-            solve=_tls13_alert,
-            read=parse_alert,
-            mistakes=lambda _sim: {
-                ("handshake_failure", "handshake"): Mistake(
-                    explanation="That is what a TLS 1.2 server typically sends; TLS 1.3 has a dedicated "
-                    "alert, and the client meets it later.",
-                    clause=_5246,
-                ),
-                ("handshake_failure", "first_read"): Mistake(
-                    explanation="The moment is right, the alert is TLS 1.2's: TLS 1.3 defines its own alert "
-                    "for a missing certificate.",
-                    clause=_8446,
-                ),
-                ("certificate_required", "handshake"): Mistake(
-                    explanation="Right alert, wrong moment: in TLS 1.3 the client has already sent its "
-                    "Finished and believes the handshake succeeded; it sees the alert at its first read.",
-                    clause=_8446,
-                ),
-            },
-            otherwise="RFC 8446 §4.4.2.4: a TLS 1.3 server that requires a certificate and gets none may "
-            "abort with a dedicated alert, which the client sees only after it starts using the connection.",
-        ),
-        Exercise(
-            id="forged-client-cert",
-            title="A Client-Cert header from the client itself",
-            question="No TLS client certificate, but the client adds a Client-Cert header holding the bound "
-            "certificate, straight to the resource server (no proxy). What does the server find?",
-            supplies="a finding, e.g. 'certificate_mismatch' (see mtlslab.findings.Finding)",
-            clause=_9440_24,
-            solve=lambda sim: _cell(sim, "forged-client-cert").finding.value,
-            read=parse_finding,
-            mistakes=lambda _sim: {
-                Finding.ACCEPTED.value: Mistake(
-                    explanation="Certificates are public: anyone who stole the token can paste the victim's "
-                    "certificate into a header. Only a trusted proxy may set Client-Cert.",
-                    clause=_9440_4,
-                ),
-                Finding.CERTIFICATE_MISSING.value: Mistake(
-                    explanation="Close — the header is ignored, so no certificate counts; but the server "
-                    "also notices that someone tried to supply one in a header it must not trust.",
-                    clause=_9440_24,
-                ),
-            },
-            otherwise="RFC 9440 §2: a Client-Cert header is trusted only from a configured proxy; one sent "
-            "by the client itself is ignored.",
-        ),
-        Exercise(
-            id="binding-ignored",
-            title="A resource server that ignores cnf",
-            question="The resource server validates the JWT but never looks at cnf. A certificate-bound "
-            "token arrives without any certificate. What does mtlslab find?",
-            supplies="a finding (see mtlslab.findings.Finding)",
-            clause=_8705_3,
-            solve=lambda sim: _cell(sim, "binding-ignored-no-cert").finding.value,
-            read=parse_finding,
-            mistakes=lambda _sim: {
-                Finding.ACCEPTED.value: Mistake(
-                    explanation="It is accepted, yes — but the token was bound and nobody checked: anyone "
-                    "holding it can use it. mtlslab reports that separately, as a security finding.",
-                    clause=_8705_3,
-                ),
-                Finding.CERTIFICATE_MISSING.value: Mistake(
-                    explanation="That is what a server that checks binding finds; this one never looks.",
-                    clause=_8705_3,
-                ),
-            },
-            otherwise="RFC 8705 §3: the resource server MUST check the binding; one that does not accepts "
-            "a stolen token from anyone.",
-        ),
-        Exercise(
-            id="dpop-as-bearer",
-            title="DPoP for contrast",
-            question="A DPoP-bound token (cnf.jkt) is sent with 'Authorization: Bearer' to a resource server "
-            "that supports DPoP. What does it answer, by RFC 9449?",
-            supplies="a status code and an error code",
-            clause=_9449_72,
-            solve=lambda sim: _verdict_of(sim, "dpop-token-as-bearer"),
-            read=parse_verdict,
-            mistakes=lambda _sim: {
-                ("200", ""): Mistake(
-                    explanation="RFC 9449 §7.2: a server that supports DPoP MUST NOT accept a DPoP-bound "
-                    "token as a bearer token — otherwise binding it would be pointless.",
-                    clause=_9449_72,
-                ),
-                ("401", "invalid_dpop_proof"): Mistake(
-                    explanation="No proof was even looked at: the token itself is unusable under the Bearer "
-                    "scheme, so the error is about the token.",
-                    clause=_9449_72,
-                ),
-                ("400", "invalid_request"): Mistake(
-                    explanation="The request is well-formed Bearer; it is the token that must be refused.",
-                    clause=_9449_72,
-                ),
-            },
-            otherwise="RFC 9449 §7.2: refuse a DPoP-bound token presented as Bearer, as an invalid token.",
-        ),
-        Exercise(
-            id="servers-majority",
-            title="What real servers do",
-            question="Among the real servers mtlslab models (the interpretations of kind 'observed'), "
-            "what is the most common answer to a bound token with no certificate?",
-            supplies="a status code and an error code",
-            clause=_8705_3,
-            solve=_servers_majority,
-            read=parse_verdict,
-            mistakes=lambda _sim: {
-                ("400", "invalid_request"): Mistake(
-                    explanation="Only one server found splits the cases that way (auth0's SDK); most treat "
-                    "a missing certificate like a mismatch.",
-                    clause=_6750_31,
-                ),
-                ("403", ""): Mistake(
-                    explanation="403 is the Duende documentation sample's outlier, not the common answer.",
-                    clause=_6750_31,
-                ),
-            },
-            otherwise="Count the observed column of the matrix for no-cert-optional: most servers answer "
-            "it as they answer a mismatch.",
-        ),
-    ]
-    return {e.id: e for e in items}
+    """The exercises of ``mtlslab/data/exercises.json``, each with how it is solved and read."""
+    text = importlib.resources.files("mtlslab").joinpath("data/exercises.json").read_text("utf-8")
+    found = {}
+    for entry in json.loads(text):
+        read = _READERS[entry["answer"]]
+        found[entry["id"]] = Exercise(
+            id=entry["id"],
+            title=entry["title"],
+            question=entry["question"],
+            supplies=entry["supplies"],
+            clause=cite(entry["clause"]),
+            solve=_SOLUTIONS[entry["id"]],
+            read=read,
+            mistakes=_mistakes(entry["mistakes"], read, _SOLUTIONS[entry["id"]]),
+            otherwise=entry["otherwise"],
+        )
+    return found
 
 
 #: The exercises of notebook 06, by id, in order.
@@ -575,53 +368,23 @@ def solution(exercise_id: str) -> Any:
 def check(exercise_id: str, answer: Any) -> CheckResult:
     """Check an attendee's answer; a wrong or unreadable answer is explained, citing the clause."""
     exercise = _exercise(exercise_id)
+    result = functools.partial(CheckResult, exercise=exercise.id, ok=False, clause=exercise.clause)
     if answer is None or answer is Ellipsis:
-        return CheckResult(
-            exercise=exercise.id,
-            ok=False,
-            given=answer,
-            explanation=f"No answer yet. You supply: {exercise.supplies}.",
-            clause=exercise.clause,
-        )
+        return result(given=answer, explanation=f"No answer yet. You supply: {exercise.supplies}.")
     expected = exercise.answer()
     try:
         given = exercise.read(answer)
     except InputError as exc:
-        return CheckResult(
-            exercise=exercise.id,
-            ok=False,
-            given=answer,
-            explanation=f"Cannot read this answer: {exc.reason}. You supply: {exercise.supplies}.",
-            clause=exercise.clause,
-            expected=expected,
-        )
+        why = f"Cannot read this answer: {exc.reason}. You supply: {exercise.supplies}."
+        return result(given=answer, explanation=why, expected=expected)
     if given == expected:
-        return CheckResult(
-            exercise=exercise.id,
-            ok=True,
-            given=given,
-            explanation=f"Correct. {exercise.otherwise}",
-            clause=exercise.clause,
-            expected=expected,
-        )
+        explanation = f"Correct. {exercise.otherwise}"
+        return result(ok=True, given=given, explanation=explanation, expected=expected)
     mistake = exercise.mistakes(simulator()).get(given)
     if mistake is not None:
-        return CheckResult(
-            exercise=exercise.id,
-            ok=False,
-            given=given,
-            explanation=mistake.explanation,
-            clause=mistake.clause,
-            expected=expected,
-        )
-    return CheckResult(
-        exercise=exercise.id,
-        ok=False,
-        given=given,
-        explanation=exercise.otherwise,
-        clause=exercise.clause,
-        expected=expected,
-    )
+        explanation, clause = mistake.explanation, mistake.clause
+        return result(given=given, explanation=explanation, clause=clause, expected=expected)
+    return result(given=given, explanation=exercise.otherwise, expected=expected)
 
 
 # --------------------------------------------------------------------------------------------------

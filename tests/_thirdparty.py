@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
 from mtlslab.tokens import LAB_AUDIENCE, DPoPKey
@@ -88,10 +89,10 @@ def unavailable() -> str | None:
 
 
 def write_material(lab: Lab, directory: Path) -> Path:
-    """The lab's PEM files the servers and the probe use: ``Lab.write``'s, plus ``other.pem`` and
+    """The lab's PEM files the servers and the probe use: ``write_lab_folder``'s, plus ``other.pem`` and
     ``other.key`` (another client of the same CA) and ``rogue.pem`` and ``rogue.key`` (the lab client's key
     in a certificate from a CA nobody trusts)."""
-    lab.write(directory)
+    write_lab_folder(lab, directory, every_identity=False)
     lab.other_client.cert_chain_pem.write_to_path(directory / "other.pem")
     lab.other_client.private_key_pem.write_to_path(directory / "other.key")
     lab.untrusted_ca_client.cert_chain_pem.write_to_path(directory / "rogue.pem")

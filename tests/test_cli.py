@@ -20,6 +20,7 @@ import jwt
 import pytest
 
 from mtlslab.cli import EXIT_OUTPUT_CLOSED, INPUT_LIMIT, build_parser, main
+from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import LAB_NOW, Lab, x5t_s256
 from mtlslab.tokens import LAB_AUDIENCE, LAB_ISSUER
 
@@ -367,7 +368,7 @@ def test_a_broken_pipe_elsewhere_is_not_taken_for_a_closed_stdout(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(Lab, "write", broken)
+    monkeypatch.setattr("mtlslab.live.terminal.write_lab_folder", broken)
     err = refused("certs", "--seed", SEED, "--out", str(tmp_path))
     assert "Broken pipe" in err
 
@@ -547,7 +548,7 @@ def test_every_file_the_command_line_reads_stops_at_1_mib(
 ) -> None:
     """Every file option reads through one reader that stops after 1 MiB: /dev/zero is one line naming
     the option, exit 2 (and nothing is served or probed)."""
-    done = Lab(SEED).write(tmp_path)
+    done = write_lab_folder(Lab(SEED), tmp_path, every_identity=False)
     files = {"pem": str(done.path / "client.pem"), "key": str(done.path / "client.key")}
     err = refused(*(a.format(**files) for a in argv))
     assert "/dev/zero is larger than 1 MiB" in err
@@ -619,7 +620,7 @@ def test_a_fifo_that_never_ends_is_refused_after_1_mib(tmp_path: Path) -> None:
 def test_a_token_starting_with_a_dash_reaches_the_probe(tmp_path: Path) -> None:
     """`probe --token -abc…` takes the next argument as the token (argparse alone called it a missing
     value): the probe's own token check is what answers."""
-    done = Lab(SEED).write(tmp_path)
+    done = write_lab_folder(Lab(SEED), tmp_path, every_identity=False)
     own = ("--cert", str(done.path / "client.pem"), "--key", str(done.path / "client.key"))
     err = refused("probe", "https://127.0.0.1:1/", "--token", "-not a token", *own)
     assert "expected one argument" not in err
@@ -629,7 +630,7 @@ def test_a_token_starting_with_a_dash_reaches_the_probe(tmp_path: Path) -> None:
 def test_a_token_file_is_read_and_excludes_token(tmp_path: Path) -> None:
     """--token-file FILE reads the token (its final newline dropped); with --token too it is a usage error;
     a token file with --lab-issuer is refused like --token."""
-    done = Lab(SEED).write(tmp_path)
+    done = write_lab_folder(Lab(SEED), tmp_path, every_identity=False)
     own = ("--cert", str(done.path / "client.pem"), "--key", str(done.path / "client.key"))
     token = tmp_path / "token.txt"
     token.write_text("-bad token\n")

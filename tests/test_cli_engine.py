@@ -567,3 +567,23 @@ def test_an_authorization_value_starting_with_a_dash_is_evaluated() -> None:
     assert cells["baseline"]["finding"] == "scheme_missing"
     details = [step["detail"] for step in cells["baseline"]["trace"]]  # type: ignore[attr-defined]
     assert any("no scheme: the value '-x' is one word" in d for d in details), details
+
+
+def test_evaluate_introspects_a_lab_token_minted_in_another_process(files: dict[str, Path]) -> None:
+    """Under authlete (introspection), a lab token printed by `mtlslab token` in another process is known to
+    the lab authorization server and active: the bound token with its certificate is accepted, not
+    'inactive' (issue 14 item 3)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mtlslab", "token", "--seed", ENGINE_SEED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    printed = done.stdout.strip()
+    cells = by_name(
+        evaluate_json(
+            "--cert", str(files["client"]), "--authorization", f"Bearer {printed}", "-i", "authlete"
+        )
+    )
+    assert cells["authlete"]["finding"] == "accepted"

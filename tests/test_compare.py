@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import html
 import io
 import json
 from collections import Counter
 
 import pytest
 
-from mtlslab import jose, rs
+from mtlslab import jose, rs, tls
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
@@ -38,7 +39,8 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
 ) -> None:
     """Simulator.row gives exactly the cells cell() gives, in order. Readings that run the same resource server
     share its decision and its trace, so 'success' under all built-ins takes one evaluation per distinct
-    configuration — fewer than the number of readings — and one signature check."""
+    configuration — fewer than the number of readings — one signature check, and one validation of the client's
+    chain however many ways the readings ask for it."""
     scenario = get_scenario("success")
     fresh = Simulator(sim.lab, asrv=sim.asrv)
     evaluations: list[rs.RsConfig] = []
@@ -49,8 +51,11 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
 
     monkeypatch.setattr("mtlslab.compare.evaluate", counting)
     jose.verify_jws.cache_clear()
+    tls._chain_verdict.cache_clear()
     row = fresh.row(scenario)
     assert jose.verify_jws.cache_info().misses == 1
+    assert tls._chain_verdict.cache_info().misses == 1
+    assert len({i.adapt(scenario.deployment).client_auth for i in BUILTINS.values()}) > 1
     assert len(evaluations) == len(set(evaluations)) < len(BUILTINS)
     assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
     traces: dict[object, set[int]] = {}
@@ -151,7 +156,7 @@ def test_the_majority_lets_unspecified_cells_abstain(matrix: Matrix) -> None:
     baseline's unspecified cell abstains."""
     verdict, votes, voters = matrix.majority("no-cert-optional")
     assert verdict == ("401", "invalid_token")
-    assert voters == len(BUILTINS) - 1
+    assert voters == len(BUILTINS) - 2  # the baseline and its no-CA twin abstain
     tally = Counter(
         c.outcome.verdict for c in matrix.row("no-cert-optional") if not c.outcome.unspecified
     )
@@ -359,21 +364,26 @@ def test_a_cell_round_trips_with_its_trace(matrix: Matrix) -> None:
     ]
 
 
-def test_the_html_is_coloured_inline_and_escaped(sim: Simulator) -> None:
-    """_repr_html_ uses inline styles and escapes scenario titles and interpretation names."""
+def test_the_html_is_a_plain_table_escaped_and_marked(sim: Simulator) -> None:
+    """_repr_html_ is a plain table (the colours are the widgets'), escapes scenario titles and
+    interpretation names, and marks an answer the RFCs leave unspecified with '*'."""
     evil = get_scenario("no-cert-optional").with_(id="evil", title="<script>alert(1)</script>")
     mine = derive(
         BUILTINS["baseline"],
         name="<img src=x onerror=alert(1)>",
         answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)},
     )
-    page = sim.matrix([evil], [BUILTINS["thread-400"], mine])._repr_html_()
+    matrix = sim.matrix([evil], [BUILTINS["thread-400"], mine, BUILTINS["baseline"]])
+    page = matrix._repr_html_()
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "style='background:#fff3e0" in page
+    assert "background" not in page
     assert "<table" in page
+    assert matrix.cell("evil", "baseline").outcome.unspecified
+    assert f"{html.escape(matrix.cell('evil', 'baseline').outcome.summary())}*</td>" in page
+    assert f"{html.escape(matrix.cell('evil', 'thread-400').outcome.summary())}</td>" in page
 
 
 # --------------------------------------------------------------------------------------------------

@@ -377,11 +377,14 @@ def test_an_observed_servers_unshown_cells_are_assumed(name: str) -> None:
 
 
 def test_the_builtins_are_the_documented_set() -> None:
-    """Baseline, the two readings, the analogy, TLS-required and the observed servers, in that order."""
+    """The baseline (and its no-CA twin, RFC 8705 §6.2), the two readings and the token endpoint's precedent,
+    the analogy, TLS-required and the observed servers, in that order."""
     assert list(BUILTINS) == [
         "baseline",
+        "baseline-no-ca",
         "thread-400",
         "thread-401",
+        "as-token-endpoint",
         "dpop-analogy",
         "tls-required",
         "keycloak",
@@ -636,7 +639,9 @@ def test_a_partial_table_inherits_from_its_base() -> None:
             "not a finding",
         ),
         (
-            {"no_token": {"same_as": "untrusted_client_cert_header"}},
+            {
+                "no_token": {"same_as": "scheme_missing"}
+            },  # and the baseline's scheme_missing is same_as no_token
             "bad.answers.no_token",
             "same_as",
         ),
@@ -697,3 +702,235 @@ def test_an_interpretation_renders_as_html_with_escaping() -> None:
     assert "&lt;script&gt;" in page
     assert "a &amp; b" in page
     assert all(f.value in page for f in Finding)
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 15 (items 3, 9) and issue 16 (one loader, one inheritance rule).
+
+
+def test_a_derived_reading_drops_the_departures_of_the_answers_it_changes() -> None:
+    """derive() keeps only the base's departures about what it leaves alone: a reading that answers the
+    missing certificate with 403 no longer says "→ 401 invalid_token" (issue 15 item 3)."""
+    base = BUILTINS["thread-401"]
+    assert any("401 invalid_token" in d.what for d in base.departures)
+    mine = derive(
+        base, name="forbid", answers={F.CERTIFICATE_MISSING: Answer(status=403, scheme=None)}
+    )
+    assert mine.answer(F.CERTIFICATE_MISSING).status == 403
+    assert not any("401 invalid_token" in d.what for d in mine.departures)
+    saved = Interpretation.from_json(json.dumps(mine.to_json()))
+    assert not any("401 invalid_token" in d.what for d in saved.departures)
+    # the control: a departure about something not changed stays
+    kept = derive(BUILTINS["dpop-analogy"], name="kept", answers={F.NO_TOKEN: Answer(status=401)})
+    assert [d.what for d in kept.departures] == [
+        d.what for d in BUILTINS["dpop-analogy"].departures
+    ]
+    # and one about a deployment field set anew goes
+    changed = derive(
+        BUILTINS["tls-required"], name="optional", deployment={"client_auth": "optional"}
+    )
+    assert not any("client_auth" in d.about for d in changed.departures)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        (
+            '{"name": "x", "answers": {"no_token": {"content_type": "text/plain\\r\\nSet-Cookie: a=b"}}}',
+            "x.answers.no_token.content_type",
+            "no CR, LF",
+        ),
+        ('{"name": "x", "name": "y"}', "json", "occurs twice"),
+        ('{"name": "x", "answers": {"no_token": {"status": 401, "status": 403}}}', "json", "twice"),
+        ("[" * 100_000 + "]" * 100_000, "json", "nested too deep"),
+        (
+            '{"name": "x", "answers": {"no_token": {"status": ' + "9" * 5000 + "}}}",
+            "json",
+            "not JSON",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"status": 1e400}}}',
+            "x.answers.no_token.status",
+            "HTTP status",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"scheme": 7}}}',
+            "x.answers.no_token.scheme",
+            "string",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"realm": "yes"}}}',
+            "x.answers.no_token.realm",
+            "true or false",
+        ),
+        (
+            '{"name": "x", "answers": {"no_token": {"params": "algs"}}}',
+            "x.answers.no_token.params",
+            "pairs",
+        ),
+        (
+            '{"name": "x", "departures": [{"what": 1, "reason": "r"}]}',
+            "x.departures[0].what",
+            "string",
+        ),
+        ('{"name": "x", "source": "rfc"}', "x.source", "JSON object"),
+        ('{"name": "x", "kind": "real"}', "x.kind", "not one of"),
+        ('{"name": "x", "deployment": {"checks_binding": "no"}}', "x.deployment", "true or false"),
+        (
+            '{"name": "x", "answers": {"no_token": {"headers": [["DPoP-Nonce", "a\\nb"]]}}}',
+            "x.answers.no_token.headers",
+            "printable ASCII",
+        ),
+    ],
+)
+def test_a_hostile_file_is_an_interpretation_error_naming_the_field(
+    text: str, field: str, reason: str
+) -> None:
+    """Whatever a file holds — CR/LF in a header value, a name twice, nesting or numbers beyond reason, a
+    field of the wrong type — loading it raises InterpretationError naming the field, never another
+    exception, and never yields a reading that would emit a header line of its own (issue 15 item 9)."""
+    with pytest.raises(InterpretationError) as info:
+        Interpretation.from_json(text)
+    assert info.value.field == field
+    assert reason in info.value.reason
+
+
+def test_a_content_type_that_could_split_a_response_never_reaches_the_wire(sim: Simulator) -> None:
+    """The simulated HTTP and the live server never differ on a header line: a reading that could only be
+    sent by splitting a field is refused at load (RFC 9110 §5.5), so no Set-Cookie line can appear."""
+    with pytest.raises(InterpretationError):
+        derive(
+            BUILTINS["baseline"],
+            name="split",
+            answers={F.NO_TOKEN: Answer(status=401, content_type="text/plain\r\nSet-Cookie: a=b")},
+        )
+
+
+def test_one_inheritance_rule_for_built_ins_and_user_files() -> None:
+    """A user's observed server inherits exactly as a built-in observed server does: the TLS alert and the
+    acceptances are never assumed, every other inherited answer is assumed and no longer unspecified
+    (issue 16: built-ins and user files share the loader and the rule)."""
+    mine = Interpretation.from_json(
+        {
+            "name": "my-server",
+            "kind": "observed",
+            "answers": {"certificate_mismatch": {"error": "invalid_token"}},
+        }
+    )
+    keycloak = BUILTINS["keycloak"]
+    for finding in (F.TLS_REJECTED, F.ACCEPTED, F.ACCEPTED_ALTHOUGH_BOUND):
+        assert not mine.answer(finding).assumed
+        assert not keycloak.answer(finding).assumed
+    for finding in (F.NO_TOKEN, F.TOKEN_EXPIRED, F.UNTRUSTED_CLIENT_CERT_HEADER):
+        assert mine.answer(finding).assumed
+        assert keycloak.answer(finding).assumed
+    assert mine.answer(F.CERTIFICATE_MISSING).assumed
+    assert not mine.answer(F.CERTIFICATE_MISSING).unspecified
+    assert not mine.answer(F.CERTIFICATE_MISMATCH).assumed
+
+
+def test_the_built_ins_are_data_loaded_by_the_users_loader() -> None:
+    """Each built-in is an entry of mtlslab/data/interpretations.json, and loading that entry with
+    Interpretation.from_json gives the built-in itself: adding a server is a data diff."""
+    import importlib.resources
+
+    text = (
+        importlib.resources.files("mtlslab")
+        .joinpath("data/interpretations.json")
+        .read_text("utf-8")
+    )
+    entries = json.loads(text)
+    assert [e["name"] for e in entries] == list(BUILTINS)
+    known: dict[str, Interpretation] = {}
+    for entry in entries:
+        known[entry["name"]] = Interpretation.from_json(entry, known=known)
+        assert known[entry["name"]] == BUILTINS[entry["name"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 14: the readings the review asked for.
+
+
+def test_every_reading_that_sends_a_bare_bearer_says_it_departs_from_rfc_6750(
+    matrix: Matrix,
+) -> None:
+    """RFC 6750 §3: "This scheme MUST be followed by one or more auth-param values". A reading that answers
+    any catalogue request with a bare `WWW-Authenticate: Bearer` lists that as a departure; the others do not
+    send one (issue 14 item 8)."""
+    senders = set()
+    for cell in matrix.cells.values():
+        header = cell.outcome.www_authenticate
+        if header and any(
+            c.scheme.lower() == "bearer" and not c.params for c in parse_www_authenticate(header)
+        ):
+            senders.add(cell.interpretation)
+    assert senders >= {"spring-security", "authlete", "duende-sample"}
+    for name, interpretation in BUILTINS.items():
+        says = any("bare WWW-Authenticate: Bearer" in d.what for d in interpretation.departures)
+        assert says is (name in senders), name
+
+
+def test_the_no_ca_baseline_stands_beside_the_baseline(matrix: Matrix) -> None:
+    """RFC 8705 §6.2: a resource server may accept certificates without validating their chain. The baseline
+    validates, as a deployment choice it states; baseline-no-ca answers the same findings at a server that
+    does not, so a certificate from another CA reaches the binding check (issue 14 item 9)."""
+    baseline = BUILTINS["baseline"]
+    assert any("RFC 8705 §6.2" in d.reason for d in baseline.departures)
+    assert answer(matrix, "untrusted-ca-cert", "baseline").tls_alert == alert_by_name(
+        "unknown_ca", "first_read"
+    )
+    assert answer(matrix, "untrusted-ca-cert", "baseline-no-ca").verdict == ("401", "invalid_token")
+    assert answer(matrix, "success", "baseline-no-ca").status == 200
+    assert BUILTINS["baseline-no-ca"].source.url.endswith("#section-6.2")
+
+
+def test_the_token_endpoint_precedent_answers_missing_like_mismatched(matrix: Matrix) -> None:
+    """RFC 8705 §2: "If no certificate is presented, or that which is presented doesn't match" — both
+    invalid_client at the token endpoint. The reading "as the token endpoint does" carries that over to the
+    resource: no certificate is answered exactly as a mismatch (issue 14)."""
+    reading = BUILTINS["as-token-endpoint"]
+    assert reading.source.url == "https://www.rfc-editor.org/rfc/rfc8705#section-2"
+    missing = answer(matrix, "no-cert-optional", "as-token-endpoint")
+    assert missing.wire()[1:] == answer(matrix, "mismatch", "as-token-endpoint").wire()[1:]
+    for scenario in ("token-endpoint-no-cert", "token-endpoint-other-cert"):
+        cell = matrix.cell(scenario, "baseline")
+        assert cell.outcome.verdict == ("400", "invalid_client")
+        assert cell.trace[-1].clause.label in ("RFC 8705 §2", "RFC 8705 §2.1")
+    assert matrix.cell("token-endpoint-success", "baseline").outcome.status == 200
+
+
+def test_an_expired_bound_certificate_still_binds_where_no_chain_is_validated(
+    matrix: Matrix,
+) -> None:
+    """RFC 8705 §6.2: a resource server may skip chain validation — and with it the certificate's dates. A
+    year-long token bound to a certificate that has since expired still matches its thumbprint there, and the
+    trace says the dates went unchecked; RFC 8705 §6.3 leaves expiry to the token's lifetime. A validating
+    server refuses the same certificate in the handshake (issue 14)."""
+    cell = matrix.cell("bound-cert-expired-no-ca", "baseline")
+    assert cell.outcome.status == 200
+    tls_step = cell.trace[0]
+    assert tls_step.clause.label == "RFC 8705 §6.2"
+    assert (
+        "its dates unchecked: valid 2024-01-01 to 2025-06-30, not at 2026-01-01" in tls_step.detail
+    )
+    validating = answer(matrix, "bound-cert-expired-no-ca", "tls-required")
+    assert (
+        validating.status == 200
+    )  # tls-required asks for a certificate, as deployed: still no chain check
+    assert matrix.cell("expired-cert", "baseline").outcome.tls_alert == alert_by_name(
+        "certificate_expired", "first_read"
+    )
+
+
+def test_a_renewed_certificate_breaks_the_binding_even_with_the_same_key(matrix: Matrix) -> None:
+    """RFC 8705 §3.1: x5t#S256 is the hash of the whole certificate, so renewing it — same key, same subject —
+    leaves the client's token bound to the old one; RFC 8705 §6.3: it needs a new token. The server answers a
+    mismatch (RFC 8705 §3), which DPoP's key thumbprint would not have caused."""
+    from mtlslab.scenarios import get_scenario
+
+    scenario = get_scenario("bound-cert-rotated-no-ca")
+    token = matrix.cell(scenario.id, "baseline")
+    assert token.finding is Finding.CERTIFICATE_MISMATCH
+    assert token.outcome.verdict == ("401", "invalid_token")
+    assert token.trace[-1].clause.label == "RFC 8705 §3"
+    assert "RFC 8705 §6.3" in scenario.description

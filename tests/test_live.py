@@ -23,17 +23,22 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.cli import main as cli_main
 from mtlslab.compare import Simulator
+from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
-from mtlslab.interpretations import BUILTINS
+from mtlslab.interpretations import BUILTINS, derive
+from mtlslab.jose import DPOP_ALGS
 from mtlslab.live import (
     BuiltinProxy,
     HAProxy,
@@ -47,15 +52,17 @@ from mtlslab.live import (
     curl_command,
     find_haproxy,
     haproxy_config,
+    live_limitation,
     run_many,
     run_scenario,
     send,
     verify,
     write_lab_folder,
 )
-from mtlslab.live.client import client_context
+from mtlslab.live.client import CLOSED_WITHOUT_ALERT, client_context
 from mtlslab.live.server import Listener, is_loopback
-from mtlslab.probe import LabIssuer
+from mtlslab.pki import Lab
+from mtlslab.probe import LabIssuer, probe
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
     CATALOGUE,
@@ -104,23 +111,62 @@ def live_sim() -> Simulator:
     return Simulator(seed="mtlslab-live-tests")
 
 
+#: The catalogue scenarios the lab can run for real, and those it covers by simulation only (HTTP/2).
+RUNNABLE = tuple(s for s in CATALOGUE if live_limitation(s) is None)
+SIMULATED_ONLY = tuple(s for s in CATALOGUE if live_limitation(s) is not None)
+
+
 @pytest.fixture(scope="module")
 def catalogue_runs(live_sim: Simulator) -> dict[tuple[str, str], LiveRun]:
-    """The whole catalogue run live under the baseline and both readings from the thread, once."""
+    """The catalogue run live under the baseline and both readings from the thread, once: every scenario
+    the lab can run for real."""
     if find_haproxy() is None and os.environ.get("CI"):
         pytest.fail("haproxy is required under CI (make system-deps installs it)")
-    runs = run_many(CATALOGUE, THREE, simulator=live_sim)
+    runs = run_many(RUNNABLE, THREE, simulator=live_sim)
     return {(r.scenario.id, r.interpretation): r for r in runs}
 
 
 @pytest.mark.parametrize("interpretation", THREE)
-@pytest.mark.parametrize("scenario_id", [s.id for s in CATALOGUE])
+@pytest.mark.parametrize("scenario_id", [s.id for s in RUNNABLE])
 def test_the_wire_shows_what_the_simulation_says(
     catalogue_runs: dict[tuple[str, str], LiveRun], scenario_id: str, interpretation: str
 ) -> None:
-    """Every catalogue scenario, run over real TLS, answers byte for byte as simulated."""
+    """Every catalogue scenario the lab can run for real answers byte for byte as simulated."""
     run = catalogue_runs[(scenario_id, interpretation)]
     assert run.agree, run.describe()
+
+
+def test_http2_scenarios_are_covered_by_simulation_only(
+    live_sim: Simulator, catalogue_runs: dict[tuple[str, str], LiveRun]
+) -> None:
+    """The HTTP/2 scenarios cannot run here (h11 speaks HTTP/1.1): they are the only ones not run, the
+    simulation alone covers them (no certificate asked for late, RFC 9113 §9.2.1, §9.2.3), verify lists
+    each with its reason and counts no run for it, and run_scenario refuses them rather than run HTTP/1.1
+    in their place."""
+    assert SIMULATED_ONLY
+    assert [s.id for s in SIMULATED_ONLY] == [s.id for s in CATALOGUE if s.deployment.http2]
+    assert not {s.id for s in SIMULATED_ONLY} & {sid for sid, _ in catalogue_runs}
+    assert len(RUNNABLE) + len(SIMULATED_ONLY) == len(CATALOGUE)
+    for scenario in SIMULATED_ONLY:
+        cell = live_sim.cell(scenario, BUILTINS["baseline"])
+        assert cell.finding is Finding.CERTIFICATE_MISSING, scenario.id
+        assert cell.outcome.status == 401
+    control = get_scenario("post-handshake-success")
+    report = verify([*SIMULATED_ONLY, control], ["baseline"], simulator=live_sim)
+    assert [s.id for s, _ in report.skipped] == [s.id for s in SIMULATED_ONLY]
+    assert all(reason.startswith("HTTP/2") for _, reason in report.skipped)
+    assert [r.scenario.id for r in report.runs] == [control.id]
+    assert report.ok
+    text = report.text()
+    assert text.startswith("live vs simulated: 1/1 agree")
+    assert f"not run live: {len(SIMULATED_ONLY)} scenarios (simulated only)" in text
+    assert all(f"- {s.id}: HTTP/2" in text for s in SIMULATED_ONLY)
+    assert report.to_json()["skipped"] == [
+        {"scenario": s.id, "reason": reason} for s, reason in report.skipped
+    ]
+    assert (report.to_json()["runs"], report.to_json()["agree"]) == (1, 1)
+    with pytest.raises(ScenarioError, match="cannot run live: HTTP/2"):
+        run_scenario(SIMULATED_ONLY[0], simulator=live_sim)
 
 
 def test_proxied_scenarios_went_through_haproxy_where_installed(
@@ -225,14 +271,478 @@ def test_tls_required_interpretation_refuses_unbound_clients_at_the_tls_layer(
     assert refused.observed.tls_alert.name == "certificate_required"
 
 
+# ---- every field of the answer on the wire ------------------------------------------------------------
+
+
+def test_the_wire_reads_back_every_field_an_answer_carries(live_sim: Simulator) -> None:
+    """Observed.wire keeps, in order, every response field but the framing, WWW-Authenticate and
+    Content-Type: for every built-in answer the catalogue reaches, the fields the server sends read back as
+    the simulation's own wire (Cache-Control, DPoP-Nonce included); a field more, or one missing, differs."""
+    further = set()
+    for interpretation in BUILTINS.values():
+        for scenario in CATALOGUE:
+            outcome = live_sim.cell(scenario, interpretation).outcome
+            if outcome.status is None:
+                continue
+            sent = [("Server", "x"), ("Date", "now"), *outcome.headers(), ("Connection", "close")]
+            observed = Observed(status=outcome.status, headers=tuple(sent), body=outcome.body)
+            assert observed.wire() == outcome.wire(), (scenario.id, interpretation.name)
+            further.update(name for name, _ in outcome.headers_more)
+    assert {"Cache-Control", "DPoP-Nonce"} <= further
+    outcome = live_sim.cell(get_scenario("dpop-nonce-required"), BUILTINS["baseline"]).outcome
+    fields = tuple(outcome.headers())
+    more = Observed(status=outcome.status, headers=(*fields, ("X-More", "1")), body=outcome.body)
+    fewer = Observed(
+        status=outcome.status,
+        headers=tuple(f for f in fields if f[0] != "DPoP-Nonce"),
+        body=outcome.body,
+    )
+    assert more.wire() != outcome.wire()
+    assert fewer.wire() != outcome.wire()
+
+
+@pytest.mark.parametrize("proxy", ["direct", "builtin", "haproxy"])
+def test_nonce_and_no_store_fields_arrive_as_the_answer_wrote_them(
+    live_sim: Simulator, proxy: str
+) -> None:
+    """DPoP-Nonce (RFC 9449 §9) and the token endpoint's Cache-Control: no-store (RFC 6749 §5.1) reach the
+    client as simulated, name case included, directly and through either proxy (HAProxy told to keep the
+    case it would lower)."""
+    if proxy == "haproxy":
+        _need_haproxy()
+    chosen = [get_scenario(i) for i in ("dpop-nonce-required", "token-endpoint-no-cert")]
+    if proxy != "direct":
+        chosen = [s.with_(id=f"{s.id}-proxied", topology=Topology.PROXY) for s in chosen]
+    runs = run_many(
+        chosen, ["baseline"], simulator=live_sim, proxy="auto" if proxy == "direct" else proxy
+    )
+    nonce, no_store = runs
+    for run in runs:
+        assert run.agree, run.describe()
+    assert nonce.observed.wire()[-1] == ("DPoP-Nonce", "mtlslab-dpop-nonce-1")
+    assert no_store.observed.wire()[-1] == ("Cache-Control", "no-store")
+
+
+# ---- certificates asked for late: TLS 1.3 post-handshake authentication, TLS 1.2 renegotiation ---------
+
+
+def test_post_handshake_authentication_asks_once_the_request_has_come(live_sim: Simulator) -> None:
+    """RFC 8446 §4.6.2 for real: the server asks nothing in the handshake and, once the request is read,
+    asks a client that offered post-handshake authentication, which then presents its certificate (200);
+    a client that did not offer it is never asked (the missing certificate's 401: had the server asked in
+    the handshake, it would have presented one); an untrusted certificate is refused with unknown_ca at the
+    client's first read; no certificate, or TLS 1.2, is answered without one."""
+    base = get_scenario("post-handshake-success")
+    cases = {
+        "offered": base,
+        "not-offered": get_scenario("post-handshake-not-offered"),
+        "untrusted": base.with_(id="pha-untrusted", certificate=CertChoice.UNTRUSTED_CA),
+        "none": base.with_(id="pha-none", certificate=CertChoice.NONE),
+        "tls12": base.with_(id="pha-tls12", tls_version=TlsVersion.TLS1_2),
+    }
+    runs = dict(zip(cases, run_many(cases.values(), ["baseline"], simulator=live_sim), strict=True))
+    for key, run in runs.items():
+        assert run.agree, f"{key}: {run.describe()}"
+    assert runs["offered"].observed.status == 200
+    assert runs["not-offered"].observed.status == 401
+    assert runs["none"].observed.status == 401
+    assert runs["tls12"].observed.status == 401
+    alert = runs["untrusted"].observed.tls_alert
+    assert alert is not None
+    assert (alert.name, alert.when) == ("unknown_ca", "first_read")
+
+
+def test_renegotiation_asks_once_the_request_has_come(live_sim: Simulator) -> None:
+    """RFC 5746 renegotiation for real (TLS 1.2): the certificate presented in the renegotiation is the
+    one the engine checks (200); an untrusted one is refused with unknown_ca at the first read, none gets
+    401; a client that refuses to renegotiate is refused (handshake_failure at its first read) — had the
+    server asked in the handshake, that client would have been answered 200."""
+    base = get_scenario("renegotiation-success")
+    cases = {
+        "bound": base,
+        "untrusted": base.with_(id="reneg-untrusted", certificate=CertChoice.UNTRUSTED_CA),
+        "none": base.with_(id="reneg-none", certificate=CertChoice.NONE),
+        "tls13": base.with_(id="reneg-tls13", tls_version=TlsVersion.TLS1_3),
+    }
+    runs = dict(zip(cases, run_many(cases.values(), ["baseline"], simulator=live_sim), strict=True))
+    for key, run in runs.items():
+        assert run.agree, f"{key}: {run.describe()}"
+    assert runs["bound"].observed.status == 200
+    assert runs["none"].observed.status == 401
+    assert runs["tls13"].observed.status == 401  # no renegotiation in TLS 1.3: no certificate
+    alert = runs["untrusted"].observed.tls_alert
+    assert alert is not None
+    assert (alert.name, alert.when) == ("unknown_ca", "first_read")
+    with LiveStack(
+        simulator=live_sim, deployment=base.deployment, interpretation=BUILTINS["baseline"]
+    ) as stack:
+        request = client_request(
+            base.presentation,
+            live_sim.asrv.mint(base.token),
+            lab=live_sim.lab,
+            resource_url=f"{stack.url}/resource",
+        )
+        refusing = stack.fresh_context(live_sim.lab.client)
+        refusing.options |= ssl.OP_NO_RENEGOTIATION
+        observed = send(request, context=refusing)
+        assert send(request, context=stack.client_context(live_sim.lab.client)).status == 200
+    assert observed.tls_alert is not None, observed.summary()
+    assert (observed.tls_alert.name, observed.tls_alert.when) == ("handshake_failure", "first_read")
+
+
+def test_the_builtin_proxy_asks_late_and_haproxy_is_not_run_for_it(live_sim: Simulator) -> None:
+    """Behind the built-in proxy a certificate asked for late reaches the origin as Client-Cert (200; a
+    client that did not offer post-handshake authentication is not asked: 401). HAProxy asks in the
+    handshake or not at all: its configuration refuses such a deployment, and verify says why it does not
+    run it."""
+    chosen = [
+        get_scenario(i).with_(id=f"{i}-proxied", topology=Topology.PROXY)
+        for i in ("post-handshake-success", "post-handshake-not-offered", "renegotiation-success")
+    ]
+    runs = run_many(chosen, ["baseline"], simulator=live_sim, proxy="builtin")
+    assert [r.observed.status for r in runs] == [200, 401, 200]
+    assert all(r.agree and r.proxy == "builtin" for r in runs)
+    assert live_limitation(chosen[0], "builtin") is None
+    reason = live_limitation(chosen[0], "haproxy")
+    assert reason is not None
+    assert "HAProxy asks for a client certificate in the handshake or not at all" in reason
+    with pytest.raises(ScenarioError, match="no post-handshake authentication"):
+        haproxy_config(chosen[0].deployment, port=1, origin_port=2, crt="c", ca="a")
+    report = verify(chosen[:1], ["baseline"], simulator=live_sim, proxy="haproxy")
+    assert (report.runs, [s.id for s, _ in report.skipped]) == ((), [chosen[0].id])
+
+
+def test_a_client_that_never_answers_the_late_request_holds_no_worker_and_is_cut_off(
+    live_sim: Simulator,
+) -> None:
+    """A client that sends its request and never reads, so never answers the post-handshake
+    CertificateRequest, waits on the I/O thread, not on a worker: with one worker, a prompt client is
+    answered meanwhile; at the connection's deadline the silent one is dropped and its connection closed."""
+    scenario = get_scenario("post-handshake-success")
+    limits = Limits(connection_timeout=3.0, max_connections=1, drain_timeout=0.1)
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=scenario.deployment,
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+        limits=limits,
+    ) as server:
+        request, _ = _good_request(live_sim, server)
+        context = client_context(
+            ca=live_sim.lab.ca, identity=live_sim.lab.client, version=TlsVersion.TLS1_3
+        )
+        context.post_handshake_auth = True
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as silent,
+        ):
+            silent.sendall(b"GET /resource HTTP/1.1\r\nHost: localhost\r\n\r\n")  # never reads
+            _wait_for(lambda: server.active_connections == 1, 5)
+            prompt = send(request, context=context)
+            assert prompt.status == 200, prompt.summary()
+            assert server.dropped == 0
+            _wait_for(lambda: server.dropped == 1, 5)
+        _wait_for(lambda: server.active_connections == 0, 5)
+    assert (server.served, server.dropped) == (1, 1)
+
+
+# ---- session resumption ------------------------------------------------------------------------------
+
+
+def _fetch_resource(
+    url: str, context: ssl.SSLContext, token: str, session: ssl.SSLSession | None = None
+) -> tuple[int, bool, ssl.SSLSession | None]:
+    """One GET of ``url`` with ``token``: the status, whether the TLS session was resumed, and the session
+    (read after the answer: a TLS 1.3 ticket comes after the handshake)."""
+    parts = urllib.parse.urlsplit(url)
+    with (
+        socket.create_connection((parts.hostname, parts.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost", session=session) as tls,
+    ):
+        head = f"GET {parts.path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n"
+        tls.sendall(f"{head}Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        return int(data.split(b" ", 2)[1]), tls.session_reused, tls.session
+
+
+@pytest.mark.parametrize("version", [TlsVersion.TLS1_3, TlsVersion.TLS1_2])
+@pytest.mark.parametrize(
+    "mode", [ClientAuth.OPTIONAL, ClientAuth.REQUIRED, ClientAuth.OPTIONAL_NO_CA]
+)
+def test_a_session_resumes_at_a_server_that_asks_for_certificates(
+    live_sim: Simulator, mode: ClientAuth, version: TlsVersion
+) -> None:
+    """The server context has a session id context, so a client resumes its session (before the fix every
+    resumption failed with internal_error); the resumed session carries the certificate of the first
+    handshake, so the bound token is still accepted. A new connection without the session is a full
+    handshake (negative control)."""
+    token = live_sim.asrv.mint("bound").value
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(client_auth=mode, tls_version=version),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+    ) as server:
+        context = client_context(ca=live_sim.lab.ca, identity=live_sim.lab.client, version=version)
+        url = f"{server.url}/resource"
+        first = _fetch_resource(url, context, token)
+        resumed = _fetch_resource(url, context, token, session=first[2])
+        fresh = _fetch_resource(url, context, token)
+    assert first[:2] == (200, False)
+    assert resumed[:2] == (200, True)
+    assert fresh[:2] == (200, False)
+
+
+def test_curl_resumes_its_session_at_a_server_that_requires_certificates(
+    live_sim: Simulator, tmp_path: Path
+) -> None:
+    """curl fetching two URLs in one run resumes its TLS 1.3 session on the second connection: both are
+    answered (it failed with 'tlsv1 alert internal error' without the session id context); with
+    --no-sessionid it makes two full handshakes and is answered too."""
+    curl = _need("curl")
+    folder = write_lab_folder(live_sim.lab, tmp_path / "lab").path
+    token = live_sim.asrv.mint("bound").value
+    with LiveServer(
+        lab=live_sim.lab,
+        deployment=Deployment(client_auth=ClientAuth.REQUIRED),
+        interpretation=BUILTINS["baseline"],
+        asrv=live_sim.asrv,
+    ) as server:
+        url = f"https://localhost:{server.port}/resource"
+        base = [curl, "--silent", "--show-error", "--tlsv1.3"]
+        base += ["--output", "/dev/null", "--output", "/dev/null"]  # one for each URL
+        base += ["--cacert", str(folder / "ca.pem"), "--cert", str(folder / "client.pem")]
+        base += ["--key", str(folder / "client.key"), "--header", f"Authorization: Bearer {token}"]
+        base += ["--write-out", "%{http_code} %{num_connects}\n"]
+        outs = [
+            subprocess.run(
+                [*base, *extra, url, url], capture_output=True, text=True, timeout=30, check=False
+            )
+            for extra in ([], ["--no-sessionid"])
+        ]
+    for done in outs:
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout == "200 1\n200 1\n"
+
+
+def test_a_session_resumed_without_its_certificate_hands_none_to_the_server(
+    live_sim: Simulator,
+) -> None:
+    """RFC 8446 §2.2 for real: a client that set up its session without a certificate and resumes it after
+    loading one presents none (the bound token meets the missing certificate's 401), as the runner does
+    for resumed-without-certificate; the same client in a new full handshake presents it (200). At a server
+    that requires a certificate no such session can exist: that case is not run live, and says why."""
+    scenario = get_scenario("resumed-without-certificate")
+    run = run_scenario(scenario, simulator=live_sim)
+    assert run.agree, run.describe()
+    assert run.observed.status == 401
+    token = live_sim.asrv.mint("bound").value
+    with LiveStack(
+        simulator=live_sim, deployment=scenario.deployment, interpretation=BUILTINS["baseline"]
+    ) as stack:
+        context = stack.fresh_context(None)
+        url = f"{stack.url}/resource"
+        first = _fetch_resource(url, context, token)
+        live_sim.lab.client.configure_cert(context)
+        resumed = _fetch_resource(url, context, token, session=first[2])
+        full = _fetch_resource(url, context, token)
+    assert first[:2] == (401, False)
+    assert resumed[:2] == (401, True)
+    assert full[:2] == (200, False)
+    required = scenario.with_(id="resumed-at-required", client_auth=ClientAuth.REQUIRED)
+    reason = live_limitation(required)
+    assert reason is not None
+    assert "no session without a certificate exists to be resumed" in reason
+    with pytest.raises(ScenarioError, match="cannot run live"):
+        run_scenario(required, simulator=live_sim)
+
+
+# ---- the alert at the first read, and a server that never sends it -----------------------------------
+
+
+@pytest.mark.parametrize("version", [TlsVersion.TLS1_3, TlsVersion.TLS1_2])
+def test_a_refusal_without_an_alert_is_seen_as_a_connection_closed_without_one(
+    live_sim: Simulator, version: TlsVersion
+) -> None:
+    """The lab server refuses a certificate with OpenSSL's alert, which the client reads; the same server
+    with refusal="close" closes the connection without any alert, and the client reports exactly that
+    (CLOSED_WITHOUT_ALERT), not a failure of its own. A valid certificate is answered either way."""
+    required = Deployment(client_auth=ClientAuth.REQUIRED, tls_version=version)
+    seen: dict[str, list[Observed]] = {}
+    for refusal in ("alert", "close"):
+        with LiveServer(
+            lab=live_sim.lab,
+            deployment=required,
+            interpretation=BUILTINS["baseline"],
+            asrv=live_sim.asrv,
+            refusal=refusal,
+        ) as server:
+            request, _ = _good_request(live_sim, server)
+            lab = live_sim.lab
+            seen[refusal] = [
+                send(request, ca=lab.ca, identity=identity, version=version)
+                for identity in (None, lab.untrusted_ca_client, lab.client)
+            ]
+            assert server.failed_handshakes == 2
+    alerted, closed = seen["alert"], seen["close"]
+    expected = ("certificate_required" if version is TlsVersion.TLS1_3 else "handshake_failure",)
+    assert [o.tls_alert.name if o.tls_alert else None for o in alerted[:2]] == [
+        *expected,
+        "unknown_ca",
+    ]
+    for observed in closed[:2]:
+        assert observed.tls_alert is None
+        assert observed.wire() == ("error", CLOSED_WITHOUT_ALERT)
+    assert alerted[2].status == closed[2].status == 200
+
+
+# ---- RFC 9728 metadata, RFC 9440 Client-Cert-Chain, the lab issuer's token endpoint ------------------
+
+
+def test_the_resource_server_publishes_rfc_9728_metadata_where_its_challenge_points(
+    live_sim: Simulator,
+) -> None:
+    """With resource_metadata the server serves its RFC 9728 §2 document at the well-known path (§3) of the
+    URL its challenge names — the lab resource's, as simulated — and the document names the resource, its
+    issuer, certificate-bound tokens, DPoP's algorithms and the Bearer methods it takes. Without it, that
+    path is just another request for the resource (negative control)."""
+    scenario = get_scenario("resource-metadata-no-cert")
+    run = run_scenario(scenario, simulator=live_sim)
+    assert run.agree, run.describe()
+    challenge = run.observed.header("WWW-Authenticate") or ""
+    named = "https://rs.mtlslab.test/.well-known/oauth-protected-resource"
+    assert f'resource_metadata="{named}"' in challenge
+    lab = live_sim.lab
+    documents: dict[bool, Observed] = {}
+    for published in (True, False):
+        deployment = Deployment(resource_metadata=published, query_tokens=False)
+        with LiveServer(
+            lab=lab, deployment=deployment, interpretation=BUILTINS["baseline"], asrv=live_sim.asrv
+        ) as server:
+            path = urllib.parse.urlsplit(named).path
+            documents[published] = send(Request(url=f"{server.url}{path}"), ca=lab.ca)
+    published, absent = documents[True], documents[False]
+    assert (published.status, published.header("Content-Type")) == (200, "application/json")
+    assert json.loads(published.body) == {
+        "resource": live_sim.asrv.audience,
+        "authorization_servers": [live_sim.asrv.issuer],
+        "bearer_methods_supported": ["header", "body"],
+        "tls_client_certificate_bound_access_tokens": True,
+        "dpop_bound_access_tokens_required": False,
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),
+    }
+    assert absent.status == 401
+    assert absent.error_code() is None  # no token: the bare challenge (RFC 6750 §3.1)
+
+
+@pytest.mark.parametrize("proxy", [BuiltinProxy, HAProxy])
+def test_both_proxies_forward_the_intermediates_as_client_cert_chain(
+    proxy: type[BuiltinProxy] | type[HAProxy],
+) -> None:
+    """RFC 9440 §2.3: the intermediate the client sent reaches the origin as Client-Cert-Chain beside its
+    Client-Cert, and a Client-Cert-Chain the client wrote itself is stripped; a client that sent no
+    intermediate gets none forwarded (negative control)."""
+    if proxy is HAProxy:
+        _need_haproxy()
+    seen: dict[bool, list[str]] = {}
+    with _capturing_origin() as origin:
+        for intermediate in (True, False):
+            lab = Lab(seed="client-cert-chain", intermediate=intermediate)
+            identity = lab.client if intermediate else lab.self_signed_client
+            deployment = Deployment(topology=Topology.PROXY, client_auth=ClientAuth.OPTIONAL_NO_CA)
+            with proxy(lab=lab, deployment=deployment, origin_port=origin.server_address[1]) as p:
+                forged = (("Client-Cert-Chain", ":QUJD:"),)
+                request = Request(url=f"{p.url}/resource", headers=forged)
+                assert send(request, ca=lab.ca, identity=identity).status == 204
+            seen[intermediate] = _Capture.chains[-1]
+            if intermediate:
+                (value,) = seen[intermediate]
+                (item,) = value.split(",")
+                assert decode_client_cert(item.strip()) == lab.client.chain[0].public_bytes(
+                    Encoding.DER
+                )
+    assert seen[False] == []
+
+
+@pytest.mark.parametrize("proxy", ["builtin", "haproxy"])
+def test_an_origin_that_validates_the_forwarded_certificate_agrees_through_either_proxy(
+    live_sim: Simulator, proxy: str
+) -> None:
+    """proxy-no-ca-origin-validates (an untrusted certificate the proxy passes on, which the origin refuses
+    to use), its success control, and a malformed Client-Cert a broken proxy passes through, all answer as
+    simulated through the built-in proxy and through HAProxy."""
+    if proxy == "haproxy":
+        _need_haproxy()
+    chosen = [
+        get_scenario(i)
+        for i in (
+            "proxy-no-ca-origin-validates",
+            "proxy-no-ca-origin-validates-success",
+            "proxy-passes-malformed-client-cert",
+        )
+    ]
+    runs = run_many(chosen, THREE, simulator=live_sim, proxy=proxy)
+    for run in runs:
+        assert run.agree, run.describe()
+        assert run.proxy == proxy
+    assert [r.observed.status for r in runs[:6:3]] == [401, 200]
+
+
+def test_the_lab_issuer_token_endpoint_authenticates_the_lab_client_by_its_certificate(
+    live_sim: Simulator,
+) -> None:
+    """RFC 8705 §2.1 at the lab issuer: the lab client with its certificate gets a token bound to it
+    (§3.1), signed by the issuer's key and never cached; no certificate, another valid client's, or one
+    with the client's name from another CA is invalid_client (400), as the engine's token endpoint says."""
+    lab = live_sim.lab
+    body = b"grant_type=client_credentials&client_id=lab-client"
+    form = (("Content-Type", "application/x-www-form-urlencoded"),)
+    with LabIssuer(lab, now=live_sim.now) as issuer:
+        request = Request(method="POST", url=issuer.token_url, headers=form, body=body)
+        answers = {
+            name: send(request, ca=lab.ca, identity=identity)
+            for name, identity in (
+                ("client", lab.client),
+                ("none", None),
+                ("other", lab.other_client),
+                ("rogue", lab.untrusted_ca_client),
+            )
+        }
+        assert issuer.metadata()["token_endpoint"] == issuer.token_url
+        jwks = issuer.asrv.jwks()
+    issued = answers["client"]
+    assert (issued.status, issued.header("Cache-Control")) == (200, "no-store")
+    token = json.loads(issued.body)
+    assert token["token_type"] == "Bearer"
+    (key,) = jwt.PyJWKSet.from_dict(jwks).keys
+    claims = jwt.decode(
+        token["access_token"],
+        key,
+        algorithms=["ES256"],
+        audience=issuer.audience,
+        issuer=issuer.issuer,
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+    assert claims["cnf"] == {"x5t#S256": lab.client.x5t_s256}
+    for name in ("none", "other", "rogue"):
+        refused = answers[name]
+        assert (refused.status, refused.error_code()) == (400, "invalid_client"), name
+        assert refused.header("Cache-Control") == "no-store"
+    assert "POST /token" in issuer.fetched
+
+
 # ---- the proxy --------------------------------------------------------------------------------------
 
 
 class _Capture(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[list[str]]] = []
+    chains: ClassVar[list[list[str]]] = []
 
     def do_GET(self) -> None:
         _Capture.seen.append(self.headers.get_all("Client-Cert") or [])
+        _Capture.chains.append(self.headers.get_all("Client-Cert-Chain") or [])
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -563,10 +1073,10 @@ def test_curl_command_matches_the_scenario(live_sim: Simulator, tmp_path: Path) 
     huge = curl_command(get_scenario("huge-token"), url="https://x", lab=live_sim.lab, folder="lab")
     note, command_line = huge.split("\n")
     assert note.startswith("# NOT RUNNABLE AS SHOWN")
-    assert "characters not shown" in command_line
+    assert "characters left out" in command_line
     assert len(command_line) < 4096
     assert "\n" not in command
-    folder = write_lab_folder(live_sim.lab, tmp_path / "lab")
+    folder = write_lab_folder(live_sim.lab, tmp_path / "lab").path
     assert (folder / "other-client.pem").exists()
     assert (folder / "other-client.key").stat().st_mode & 0o777 == 0o600
 
@@ -1646,3 +2156,44 @@ def test_send_needs_a_ca_to_trust_or_a_ready_context() -> None:
     """Without ca= or context= the client would trust nothing: a TypeError before any connection."""
     with pytest.raises(TypeError, match="ca="):
         send(Request(url="https://127.0.0.1:9/resource"))
+
+
+def test_the_probe_scores_an_answers_further_fields_as_part_of_the_wire(
+    live_sim: Simulator,
+) -> None:
+    """A server that adds Cache-Control: no-store to its missing-certificate answer is matched exactly
+    only by the reading that sends it; keycloak, which sends the same status and challenge without it,
+    still matches the verdict and names the further fields as the difference."""
+    keycloak = BUILTINS["keycloak"]
+    missing = keycloak.answer(Finding.CERTIFICATE_MISSING)
+    no_store = derive(
+        keycloak,
+        name="keycloak-no-store",
+        answers={
+            Finding.CERTIFICATE_MISSING: dataclasses.replace(
+                missing, headers=(("Cache-Control", "no-store"),)
+            )
+        },
+    )
+    with (
+        LabIssuer(live_sim.lab, asrv=live_sim.asrv, now=live_sim.now) as issuer,
+        LiveStack(simulator=live_sim, deployment=Deployment(), interpretation=no_store) as stack,
+    ):
+        report = probe(
+            f"{stack.url}/resource",
+            issuer=issuer,
+            ca=live_sim.lab.ca,
+            simulator=live_sim,
+            now=live_sim.now,
+            interpretations=[no_store],
+        )
+    assert report.score("keycloak-no-store").exact == len(report.results)
+    assert report.score("keycloak").verdict == len(report.results)
+    assert report.score("keycloak").exact < len(report.results)
+    differing = [
+        r.prediction("keycloak").differences
+        for r in report.results
+        if not r.prediction("keycloak").exact
+    ]
+    assert differing
+    assert all(d == ("further fields",) for d in differing)

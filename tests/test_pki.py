@@ -6,18 +6,17 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import json
 import os
 import re
 import shutil
 import ssl
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _files import mode, plant_victim, victim_state
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -25,14 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from mtlslab import pki
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.pki import (
-    LAB_MANIFEST,
     LAB_NOW,
     Artefact,
     ChainProblem,
     Identity,
     KeyType,
     Lab,
-    LabFolderConflict,
     load_certificate,
     load_private_key,
     public_jwk,
@@ -426,34 +423,13 @@ def test_client_key_types_work(key_type: KeyType) -> None:
 # Artefacts and ssl contexts.
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
 def test_write_to_path_gives_keys_0600_and_certificates_0644(lab: Lab, tmp_path: Path) -> None:
     """A private key is written owner-only (0600), a certificate world-readable (0644)."""
     key = lab.client.private_key_pem.write_to_path(tmp_path / "client.key")
     cert = lab.client.cert_pem.write_to_path(tmp_path / "client.pem")
-    assert (_mode(key), _mode(cert)) == (0o600, 0o644)
+    assert (mode(key), mode(cert)) == (0o600, 0o644)
     assert key.read_bytes() == lab.client.private_key_pem.bytes()
     assert cert.read_bytes() == lab.client.cert_pem.bytes()
-
-
-def _victim(path: Path) -> tuple[bytes, int, int]:
-    """A file someone else cares about, as a link attack would aim at it: (bytes, mode, owner)."""
-    found = path.stat()
-    return path.read_bytes(), stat.S_IMODE(found.st_mode), found.st_uid
-
-
-def _plant_victim(tmp_path: Path) -> Path:
-    """A file of another user (when the tests run as root), mode 0640, that no lab write may touch."""
-    victim = tmp_path / "elsewhere" / "victim"
-    victim.parent.mkdir()
-    victim.write_bytes(b"someone else's file\n")
-    victim.chmod(0o640)
-    if os.geteuid() == 0:
-        os.chown(victim, 65534, 65534)
-    return victim
 
 
 def test_write_to_path_refuses_an_existing_file_unless_forced(lab: Lab, tmp_path: Path) -> None:
@@ -468,10 +444,10 @@ def test_write_to_path_refuses_an_existing_file_unless_forced(lab: Lab, tmp_path
         lab.client.private_key_pem.write_to_path(key_path)
     with pytest.raises(FileExistsError):
         lab.client.cert_pem.write_to_path(cert_path)
-    assert (key_path.read_bytes(), _mode(key_path)) == (b"old contents, longer than nothing", 0o666)
+    assert (key_path.read_bytes(), mode(key_path)) == (b"old contents, longer than nothing", 0o666)
     lab.client.private_key_pem.write_to_path(key_path, force=True)
     lab.client.cert_pem.write_to_path(cert_path, force=True)
-    assert (_mode(key_path), _mode(cert_path)) == (0o600, 0o644)
+    assert (mode(key_path), mode(cert_path)) == (0o600, 0o644)
     assert key_path.read_bytes() == lab.client.private_key_pem.bytes()
     assert cert_path.read_bytes() == lab.client.cert_pem.bytes()
 
@@ -482,19 +458,19 @@ def test_write_to_path_replaces_a_symlink_and_never_writes_through_it(
 ) -> None:
     """A link planted where a certificate or a key goes: refused without force; with force the link itself
     is replaced by a new file, and the file it pointed at keeps its bytes, mode and owner."""
-    victim = _plant_victim(tmp_path)
-    before = _victim(victim)
+    victim = plant_victim(tmp_path)
+    before = victim_state(victim)
     link = tmp_path / name
     link.symlink_to(victim)
     artefact = lab.client.private_key_pem if name.endswith(".key") else lab.ca.cert_pem
     with pytest.raises(FileExistsError):
         artefact.write_to_path(link)
-    assert _victim(victim) == before
+    assert victim_state(victim) == before
     artefact.write_to_path(link, force=True)
-    assert _victim(victim) == before
+    assert victim_state(victim) == before
     assert not link.is_symlink()
     assert link.read_bytes() == artefact.bytes()
-    assert _mode(link) == (0o600 if name.endswith(".key") else 0o644)
+    assert mode(link) == (0o600 if name.endswith(".key") else 0o644)
 
 
 def test_a_dangling_symlink_is_replaced_not_followed(lab: Lab, tmp_path: Path) -> None:
@@ -519,9 +495,9 @@ def test_a_key_file_is_born_0600_and_never_chmod_ed(
     changed: list[int] = []
     real_fchmod = os.fchmod
 
-    def recording(fd: int, mode: int) -> None:
-        changed.append(mode)
-        real_fchmod(fd, mode)
+    def recording(fd: int, bits: int) -> None:
+        changed.append(bits)
+        real_fchmod(fd, bits)
 
     def refusing(*args: object, **kwargs: object) -> None:
         pytest.fail(f"chmod{args}")
@@ -536,92 +512,11 @@ def test_a_key_file_is_born_0600_and_never_chmod_ed(
     finally:
         os.umask(old_umask)
     assert changed == [0o644]
-    assert (_mode(key), _mode(cert)) == (0o600, 0o644)
+    assert (mode(key), mode(cert)) == (0o600, 0o644)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "client.key",
         "client.pem",
     ]  # no leftovers
-
-
-def test_lab_write_gives_the_five_files_with_their_modes_and_lab_json(
-    lab: Lab, tmp_path: Path
-) -> None:
-    """Lab.write writes ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json,
-    which names the seed and the certificates' x5t#S256."""
-    done = lab.write(tmp_path / "new" / "dir")
-    assert done.path == tmp_path / "new" / "dir"
-    assert done.written == (*LAB_FILES, LAB_MANIFEST)
-    assert done.kept == ()
-    for name in done.written:
-        assert _mode(done.path / name) == (0o600 if name.endswith(".key") else 0o644), name
-    assert load_certificate((done.path / "client.pem").read_bytes()) == lab.client.certificate
-    manifest = json.loads((done.path / LAB_MANIFEST).read_text())
-    assert manifest == {
-        "seed": SEED,
-        "x5t#S256": {
-            "ca.pem": lab.ca.x5t_s256,
-            "client.pem": lab.client.x5t_s256,
-            "server.pem": lab.server.x5t_s256,
-        },
-    }
-
-
-def test_lab_write_keeps_its_own_files_and_adds_the_missing_ones(lab: Lab, tmp_path: Path) -> None:
-    """Writing the same lab again rewrites nothing (the very same files stay); every_identity then adds
-    each identity's NAME.pem / NAME.key and keeps the six already there."""
-    first = lab.write(tmp_path)
-    inodes = {name: (tmp_path / name).stat().st_ino for name in first.written}
-    again = Lab(SEED).write(tmp_path)
-    assert (again.written, again.kept) == ((), first.written)
-    assert {name: (tmp_path / name).stat().st_ino for name in first.written} == inodes
-    more = Lab(SEED).write(tmp_path, every_identity=True)
-    assert set(more.kept) == set(first.written)
-    assert set(more.written) == {
-        f"{name}.{ext}" for name in lab.identities() if name != "client" for ext in ("pem", "key")
-    }
-    assert _mode(tmp_path / "other-client.key") == 0o600
-
-
-def test_lab_write_refuses_another_seeds_folder_and_names_that_seed(
-    lab: Lab, tmp_path: Path
-) -> None:
-    """A folder another seed wrote is refused before anything is written (LabFolderConflict: the files
-    that differ, and the seed its lab.json names); with force it becomes this lab's."""
-    Lab("someone-else").write(tmp_path)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(tmp_path, every_identity=True)
-    assert refused.value.seed == "someone-else"
-    assert refused.value.names == (*LAB_FILES, LAB_MANIFEST)
-    assert "its lab.json names seed 'someone-else'" in str(refused.value)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-    done = lab.write(tmp_path, force=True)
-    assert done.written == (*LAB_FILES, LAB_MANIFEST)
-    assert json.loads((tmp_path / LAB_MANIFEST).read_text())["seed"] == SEED
-    assert (tmp_path / "client.pem").read_bytes() == lab.client.cert_chain_pem.bytes()
-
-
-def test_lab_write_refuses_unknown_material_and_links(lab: Lab, tmp_path: Path) -> None:
-    """A client.pem that is no lab's (no lab.json says whose) and a client.key that is a link are refused;
-    with force both are replaced and the linked file is untouched; a lab.json that is not JSON names no seed."""
-    victim = _plant_victim(tmp_path)
-    before = _victim(victim)
-    folder = tmp_path / "lab"
-    folder.mkdir()
-    (folder / "client.pem").write_text("my own notes\n")
-    (folder / "client.key").symlink_to(victim)
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(folder)
-    assert (refused.value.names, refused.value.seed) == (("client.pem", "client.key"), None)
-    assert "no lab.json there names their seed" in str(refused.value)
-    (folder / LAB_MANIFEST).write_text("not json")
-    with pytest.raises(LabFolderConflict) as refused:
-        lab.write(folder)
-    assert refused.value.seed is None
-    lab.write(folder, force=True)
-    assert _victim(victim) == before
-    assert (folder / "client.key").read_bytes() == lab.client.private_key_pem.bytes()
-    assert not (folder / "client.key").is_symlink()
 
 
 def test_tempfile_holds_the_bytes_and_is_deleted_afterwards(lab: Lab) -> None:
@@ -630,7 +525,7 @@ def test_tempfile_holds_the_bytes_and_is_deleted_afterwards(lab: Lab) -> None:
     with artefact.tempfile() as name:
         path = Path(name)
         assert path.read_bytes() == artefact.bytes()
-        assert _mode(path) == 0o600
+        assert mode(path) == 0o600
     assert not path.exists()
     with pytest.raises(RuntimeError), artefact.tempfile() as name:
         raise RuntimeError(name)

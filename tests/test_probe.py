@@ -28,9 +28,11 @@ import pytest
 from mtlslab.cli import main
 from mtlslab.compare import Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
-from mtlslab.interpretations import BUILTINS, Interpretation, derive
+from mtlslab.findings import Finding as F
+from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
 from mtlslab.live import LiveServer, LiveStack, Observed
 from mtlslab.live.client import MAX_BODY
+from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import (
     MAX_REQUESTS,
@@ -44,7 +46,15 @@ from mtlslab.probe import (
     probe,
     shorten,
 )
-from mtlslab.scenarios import ClientAuth, Deployment, TlsVersion, client_request
+from mtlslab.scenarios import (
+    CATALOGUE,
+    ClientAuth,
+    Deployment,
+    Scenario,
+    TlsVersion,
+    client_request,
+    get_scenario,
+)
 from mtlslab.tokens import AuthorizationServer
 
 pytestmark = pytest.mark.live
@@ -126,17 +136,42 @@ def test_the_battery_is_bounded_and_sends_only_gets(sim: Simulator) -> None:
         assert not request.body, item.id
 
 
-def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> None:
-    """For any two built-ins, at least one probe's predicted wire outcome differs (else no unique match)."""
+#: Built-ins no probe tells apart, and why: the battery takes the TLS layer's chain validation as given
+#: (it asks optionally, with certificates from the lab CA), and two readings answer everything alike.
+ALIKE = {
+    ("baseline", "baseline-no-ca"): "differ only where a certificate's chain does not validate",
+    ("thread-401", "as-token-endpoint"): "answer every scenario of the catalogue alike",
+}
+
+
+def _wires(sim: Simulator, scenarios: list[Scenario], name: str) -> list[tuple[object, ...]]:
     deployment = Deployment(client_auth=ClientAuth.OPTIONAL, tls_version=TlsVersion.TLS1_3)
-    wires = {
-        name: [
-            sim.cell(p.scenario.with_(deployment=deployment), interp).outcome.wire() for p in PROBES
-        ]
-        for name, interp in BUILTINS.items()
-    }
-    alike = [(a, b) for a, b in itertools.combinations(wires, 2) if wires[a] == wires[b]]
-    assert not alike
+    interp = BUILTINS[name]
+    return [sim.cell(s.with_(deployment=deployment), interp).outcome.wire() for s in scenarios]
+
+
+def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> None:
+    """For any two built-ins, at least one probe's predicted wire outcome differs (else no unique match) —
+    but for the pairs of ALIKE, for the reason it gives: one differs only on certificates from outside the
+    lab CA, the other nowhere in the whole catalogue."""
+    scenarios = [p.scenario for p in PROBES]
+    wires = {name: _wires(sim, scenarios, name) for name in BUILTINS}
+    alike = {(a, b) for a, b in itertools.combinations(wires, 2) if wires[a] == wires[b]}
+    assert alike == set(ALIKE)
+    catalogue = list(CATALOGUE)
+    apart = [
+        s.id
+        for s, a, b in zip(
+            catalogue,
+            _wires(sim, catalogue, "baseline"),
+            _wires(sim, catalogue, "baseline-no-ca"),
+            strict=True,
+        )
+        if a != b
+    ]
+    assert apart
+    assert all(get_scenario(i).presentation.certificate.value.endswith("-client") for i in apart)
+    assert _wires(sim, catalogue, "thread-401") == _wires(sim, catalogue, "as-token-endpoint")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,19 +182,21 @@ def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> N
 def test_each_builtin_server_is_named_the_unique_closest_match(
     sim: Simulator, issuer: LabIssuer, name: str
 ) -> None:
-    """mtlslab's live server answering as NAME (optional client auth, TLS 1.3) is matched by NAME alone,
-    exactly on every probe."""
+    """mtlslab's live server answering as NAME (optional client auth, TLS 1.3) is matched by NAME alone —
+    or beside the reading ALIKE pairs it with, said to be alike on every probe — exactly on every probe."""
     report = _probe_lab(sim, issuer, name)
-    assert report.closest == (name,)
-    assert report.unique
+    twins = [other for pair in ALIKE if name in pair for other in pair if other != name]
+    assert report.closest == tuple(sorted([name, *twins], key=list(BUILTINS).index))
+    assert report.unique == (not twins)
     score = report.score(name)
     assert score.exact == score.verdict == score.probes == len(PROBES)
     assert not report.skipped
+    who = name if not twins else " or ".join(report.closest) + " (alike on every probe)"
     assert report.headline == (
-        f"answers like {name} on {len(PROBES)} of {len(PROBES)} probes (verdict), "
+        f"answers like {who} on {len(PROBES)} of {len(PROBES)} probes (verdict), "
         f"{len(PROBES)} of {len(PROBES)} exact"
     )
-    others = [s for s in report.scores if s.interpretation != name]
+    others = [s for s in report.scores if s.interpretation not in (name, *twins)]
     assert all(s.exact < len(PROBES) for s in others)
 
 
@@ -287,20 +324,37 @@ def test_security_warnings_come_first(sim: Simulator, issuer: LabIssuer) -> None
 def test_a_caller_interpretation_is_scored_and_a_tie_is_named(
     sim: Simulator, issuer: LabIssuer
 ) -> None:
-    """An interpretation the caller passes is scored beside the built-ins; an identical one ties."""
+    """An interpretation the caller passes is scored beside the built-ins. One that answers every probe as
+    keycloak does is named beside it, alike on every probe; readings that tie on both scores while
+    predicting other answers (each one error code away from the server's two) are named as tied."""
     twin = derive(BUILTINS["keycloak"], name="my-keycloak")
-    with _stack(sim, "keycloak") as stack:
-        report = probe(
-            f"{stack.url}/resource",
-            issuer=issuer,
-            ca=sim.lab.ca,
-            simulator=sim,
-            now=sim.now,
-            interpretations=[twin],
+    expired = derive(BUILTINS["keycloak"], name="x", answers={F.TOKEN_EXPIRED: Answer(error="x")})
+    issuer_y = derive(BUILTINS["keycloak"], name="y", answers={F.WRONG_ISSUER: Answer(error="y")})
+    both = derive(
+        BUILTINS["keycloak"],
+        name="z",
+        answers={F.TOKEN_EXPIRED: Answer(error="z"), F.WRONG_ISSUER: Answer(error="z")},
+    )
+    for server, extra, closest, tie, score in (
+        ("keycloak", [twin], ("keycloak", "my-keycloak"), "alike on every probe", 21),
+        ("z", [expired, issuer_y], ("keycloak", "x", "y"), "tied", 19),
+    ):
+        interp = both if server == "z" else BUILTINS[server]
+        with LiveStack(simulator=sim, deployment=Deployment(), interpretation=interp) as stack:
+            report = probe(
+                f"{stack.url}/resource",
+                issuer=issuer,
+                ca=sim.lab.ca,
+                simulator=sim,
+                now=sim.now,
+                interpretations=extra,
+            )
+        assert report.closest == closest
+        assert not report.unique
+        who = f"{', '.join(closest[:-1])} or {closest[-1]} ({tie})"
+        assert report.headline == (
+            f"answers like {who} on {score} of 21 probes (verdict), {score} of 21 exact"
         )
-    assert report.closest == ("keycloak", "my-keycloak")
-    assert not report.unique
-    assert report.headline.startswith("answers like keycloak or my-keycloak (tied) on 21 of 21")
 
 
 def _fetch(
@@ -753,7 +807,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every hostile server probed once, each in its own interpreter; and the battery's total time."""
     lab = Lab(seed="hostile")
     folder = tmp_path_factory.mktemp("hostile-lab")
-    lab.write(folder)
+    write_lab_folder(lab, folder, every_identity=False)
     (folder / "token").write_text(AuthorizationServer(lab).mint("bound").value)
     started = time.monotonic()
     runs: dict[str, Any] = {}

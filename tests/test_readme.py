@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "readme.py"
 
@@ -38,3 +41,20 @@ def test_readme_has_every_generated_section_and_the_two_commands() -> None:
         line.split("#")[0].strip() for line in quick.splitlines() if line.startswith("make ")
     ]
     assert commands == ["make lab", "make test"]
+
+
+def test_every_python_block_in_the_readme_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ```python block of the README runs as shown, in a fresh namespace (files it writes land in a
+    temporary folder): a reader who pastes it meets no error."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
+    saved = json.loads((tmp_path / "forbid-missing.json").read_text())
+    assert saved["answers"]["certificate_missing"]["status"] == 403

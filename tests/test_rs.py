@@ -26,7 +26,15 @@ from mtlslab import jose, pki, rs
 from mtlslab.compare import Matrix, Simulator
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Lab, public_jwk
-from mtlslab.rs import Decision, Jwks, RsConfig, config_for, evaluate, thumbprint_of_der
+from mtlslab.rs import (
+    Decision,
+    Jwks,
+    RsConfig,
+    config_for,
+    evaluate,
+    inspect_token,
+    thumbprint_of_der,
+)
 from mtlslab.scenarios import (
     Deployment,
     Placement,
@@ -42,6 +50,7 @@ from mtlslab.tokens import (
     LAB_AUDIENCE,
     LAB_ISSUER,
     LAB_RESOURCE,
+    TOKEN_VARIANTS,
     AuthorizationServer,
     DPoPKey,
     access_token_hash,
@@ -1971,3 +1980,65 @@ def test_a_tab_between_scheme_and_token_is_a_malformed_authorization(rs_config: 
     decision = decide(authorization("Bearer\tabc.def.ghi"), rs_config)
     assert decision.finding is F.MALFORMED_AUTHORIZATION
     assert decision.trace[-1].clause.label == "RFC 9110 §11.4"
+
+
+# --------------------------------------------------------------------------------------------------
+# The inspector and the engine: one reader, one binding stage (issue 16).
+
+_REFUSED_AT_THE_SIGNATURE = {F.TOKEN_MALFORMED, F.BAD_SIGNATURE}
+_BINDING_FINDINGS = {
+    F.CERTIFICATE_MISSING,
+    F.CERTIFICATE_MISMATCH,
+    F.DPOP_TOKEN_AS_BEARER,
+    F.UNSUPPORTED_CONFIRMATION,
+    F.UNTRUSTED_CLIENT_CERT_HEADER,
+}
+
+
+@pytest.mark.parametrize("certificate", ["client", "other-client", None])
+@pytest.mark.parametrize("variant", sorted(v for v, r in TOKEN_VARIANTS.items() if r.kind == "jwt"))
+def test_the_inspector_and_the_engine_agree_on_every_token_variant(
+    sim: Simulator, rs_config: RsConfig, variant: str, certificate: str | None
+) -> None:
+    """For every JWT the lab mints, presented as Bearer with the client's, another or no certificate:
+    where the engine refuses the token at its reading or signature, the inspector says the signature is not
+    valid, for the same finding; where the engine decides the binding, the inspector's binding verdict is the
+    engine's (holds exactly when the engine goes past binding). Before, the inspector read cnf-duplicate-member
+    as bound and cnf-two-methods as holding, where the engine refused both."""
+    token = sim.asrv.mint(variant).value
+    identity = sim.lab.identities()[certificate] if certificate else None
+    decision = decide(
+        authorization(f"Bearer {token}", cert=identity.der if identity else None), rs_config
+    )
+    inspection = inspect_token(token, jwks=sim.asrv.jwks(), certificate=identity)
+    verified = jose.verify_jws(token, rs_config.jwks)
+    assert inspection.signature.valid is (verified.finding is None)
+    if decision.finding in _REFUSED_AT_THE_SIGNATURE and verified.finding is not None:
+        assert inspection.signature.finding is decision.finding
+        assert inspection.binding.holds is None
+        return
+    if decision.finding in _BINDING_FINDINGS:
+        if decision.finding is F.CERTIFICATE_MISSING:  # nothing was given to compare
+            assert inspection.binding.holds is None
+        else:
+            assert inspection.binding.holds is False
+        assert inspection.binding.finding is decision.finding, (inspection, decision)
+    elif decision.finding in (F.ACCEPTED, F.INSUFFICIENT_SCOPE):
+        assert inspection.binding.holds is not False
+        assert inspection.binding.finding is None
+
+
+def test_the_two_former_contradictions_are_now_one_verdict(sim: Simulator) -> None:
+    """cnf-duplicate-member: token_malformed for both (the inspector said signature and binding ok);
+    cnf-two-methods as Bearer: dpop_token_as_bearer for both (the inspector said the binding holds)."""
+    jwks = sim.asrv.jwks()
+    duplicate = inspect_token(
+        sim.asrv.mint("cnf-duplicate-member").value, jwks=jwks, certificate=sim.lab.client
+    )
+    assert not duplicate.signature.valid
+    assert duplicate.signature.finding is F.TOKEN_MALFORMED
+    two = inspect_token(
+        sim.asrv.mint("cnf-two-methods").value, jwks=jwks, certificate=sim.lab.client
+    )
+    assert two.binding.holds is False
+    assert two.binding.finding is F.DPOP_TOKEN_AS_BEARER

@@ -18,7 +18,6 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS
 from mtlslab.pki import LAB_NOW, Lab
 from mtlslab.scenarios import (
-    ARGUMENT_LIMIT_BYTES,
     CATALOGUE,
     CertChoice,
     ClientAuth,
@@ -32,14 +31,11 @@ from mtlslab.scenarios import (
     TlsVersion,
     Topology,
     Validation,
-    curl_shown,
     decode_client_cert,
     encode_client_cert,
     get_scenario,
     scenarios_tagged,
-    shorten,
     through_proxy,
-    too_long_for_an_argument,
 )
 from mtlslab.tls import handshake
 from mtlslab.tokens import LAB_RESOURCE, DPoPKey, access_token_hash, jwk_thumbprint
@@ -651,56 +647,17 @@ def test_client_cert_without_padding_or_with_parameters_is_read(lab: Lab) -> Non
         decode_client_cert(value + "junk")
 
 
-# ---- text for people: shortened values and command lines ---------------------------------------------
+def test_relative_client_auth_values_keep_what_they_do_not_change() -> None:
+    """required-as-deployed keeps the deployment's chain validation; no-ca-as-deployed keeps whether and
+    when it asks: a server that never asks, or asks late, is left as it is."""
+    from mtlslab.scenarios import Relative
 
-
-def test_a_text_too_long_to_read_is_shortened_and_says_by_how_much() -> None:
-    """Up to the limit a text is shown as it is; beyond it, its start, its end and the exact number of
-    characters left out between them, and the result is shorter than the limit."""
-    assert shorten("x" * 2048) == "x" * 2048
-    long = "".join(chr(ord("a") + i % 26) for i in range(10_000))
-    for limit in (256, 2048):
-        shown = shorten(long, limit)
-        head, _, rest = shown.partition("…[")
-        count, _, tail = rest.partition(" characters not shown]…")
-        assert long.startswith(head)
-        assert long.endswith(tail)
-        assert len(head) + int(count.replace(",", "")) + len(tail) == len(long)
-        assert len(shown) < limit
-
-
-def test_a_limit_too_small_to_shorten_honestly_is_refused() -> None:
-    """Below 256 characters there is no room for a start, an end and the count: refused."""
-    with pytest.raises(ValueError, match="limit"):
-        shorten("x" * 300, 255)
-
-
-def test_an_argument_is_too_long_when_its_bytes_and_nul_exceed_128_kib() -> None:
-    """Linux's MAX_ARG_STRLEN (128 KiB with 4 KiB pages) counts bytes and the terminating NUL: 131,071
-    bytes still run, 131,072 do not; a character of two UTF-8 bytes counts twice."""
-    assert ARGUMENT_LIMIT_BYTES == 131_072
-    assert not too_long_for_an_argument("a" * 131_071)
-    assert too_long_for_an_argument("a" * 131_072)
-    assert too_long_for_an_argument("é" * 65_536)
-    assert not too_long_for_an_argument("é" * 65_535)
-
-
-def test_a_command_with_an_argument_too_long_is_shown_shortened_with_a_note() -> None:
-    """Each argument over the limit is shortened and gets a note that the command cannot run as printed;
-    a command whose arguments all fit is shown as it is, without notes."""
-    fine = ["curl", "--header", "Authorization: Bearer " + "a" * 131_040]
-    assert curl_shown(fine) == (fine, [])
-    huge = [
-        "curl",
-        "--header",
-        "Authorization: Bearer " + "a" * 200_000,
-        "--data-raw",
-        "b" * 200_000,
-    ]
-    shown, notes = curl_shown(huge)
-    assert len(notes) == 2
-    assert all(note.startswith("# NOT RUNNABLE AS SHOWN") for note in notes)
-    assert "200,022 bytes" in notes[0]
-    assert shown[:2] == ["curl", "--header"]
-    assert shown[2] == shorten(huge[2])
-    assert all(not too_long_for_an_argument(a) for a in shown)
+    required, no_ca = Relative.REQUIRED_AS_DEPLOYED, Relative.NO_CA_AS_DEPLOYED
+    assert required.applied_to(ClientAuth.OPTIONAL) is ClientAuth.REQUIRED
+    assert required.applied_to(ClientAuth.OPTIONAL_NO_CA) is ClientAuth.REQUIRED_NO_CA
+    assert required.applied_to(ClientAuth.NONE) is ClientAuth.REQUIRED
+    assert no_ca.applied_to(ClientAuth.OPTIONAL) is ClientAuth.OPTIONAL_NO_CA
+    assert no_ca.applied_to(ClientAuth.REQUIRED) is ClientAuth.REQUIRED_NO_CA
+    assert no_ca.applied_to(ClientAuth.NONE) is ClientAuth.NONE
+    assert no_ca.applied_to(ClientAuth.POST_HANDSHAKE) is ClientAuth.POST_HANDSHAKE
+    assert Deployment().overridden({"client_auth": no_ca}).client_auth is ClientAuth.OPTIONAL_NO_CA

@@ -702,3 +702,37 @@ def test_an_introspection_response_is_a_json_object_that_renders(
     assert repr(response).startswith("<IntrospectionResponse active cnf=")
     assert "active" in response._repr_html_()
     assert "inactive" in repr(asrv.introspect("unknown-token"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Introspection (issue 14 item 3).
+
+
+def test_introspection_says_a_not_yet_valid_token_is_not_active(
+    lab: Lab, asrv: AuthorizationServer
+) -> None:
+    """RFC 7662 §2.2: active means within the token's window of validity, and §4: the server "MUST determine
+    whether or not a token's valid period has started yet" — a token whose nbf lies ahead is inactive;
+    the same token once its nbf has passed is active (the control)."""
+    token = asrv.mint("not-yet-valid").value
+    nbf = asrv.mint("not-yet-valid").claims()["nbf"]
+    assert asrv.introspect(token)["active"] is False
+    later = dt.datetime.fromtimestamp(nbf, tz=dt.timezone.utc)
+    assert asrv.introspect(token, now=later)["active"] is True
+
+
+def test_the_lab_authorization_server_knows_tokens_another_process_minted(lab: Lab) -> None:
+    """The lab AS recognises its own tokens, not only those minted by this object: a JWT its key signed
+    (with its cnf), and its seed-derived opaque tokens; a token it never issued, or one signed by another key,
+    is inactive."""
+    minting = AuthorizationServer(Lab(seed=lab.seed))
+    fresh = AuthorizationServer(Lab(seed=lab.seed))
+    bound = fresh.introspect(minting.mint("bound").value)
+    assert bound["active"] is True
+    assert bound["cnf"] == {"x5t#S256": lab.client.x5t_s256}
+    assert fresh.introspect(minting.mint("opaque-bound").value)["active"] is True
+    assert fresh.introspect(minting.mint("opaque-inactive").value)["active"] is False
+    assert fresh.introspect(minting.mint("bad-signature").value)["active"] is False
+    assert fresh.introspect("not-a-token")["active"] is False
+    stranger = AuthorizationServer(Lab(seed="someone-else"))
+    assert fresh.introspect(stranger.mint("bound").value)["active"] is False

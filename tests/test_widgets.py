@@ -22,8 +22,8 @@ pytest.importorskip("ipywidgets")
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
+from mtlslab.live.terminal import ARGUMENT_LIMIT_BYTES
 from mtlslab.scenarios import (
-    ARGUMENT_LIMIT_BYTES,
     CertChoice,
     ClientAuth,
     Deployment,
@@ -43,7 +43,6 @@ from mtlslab.widgets import (
     MatrixView,
     ScenarioExplorer,
     TokenInspector,
-    bench_explorer_rerender,
     explorer_app,
 )
 from mtlslab.widgets import _render as render
@@ -504,6 +503,8 @@ def test_required_client_auth_in_tls13_stops_at_the_clients_first_read(
     )
     assert "(sent, never answered)" in explorer.diagram_source
     assert "no HTTP response" in explorer.http_text
+    # issue 14 item 4: an alert at the first read can be lost to a server that does not read first
+    assert "the client may see only the connection close" in explorer.http_text
 
 
 def test_required_client_auth_in_tls12_stops_during_the_handshake(
@@ -513,6 +514,9 @@ def test_required_client_auth_in_tls12_stops_during_the_handshake(
     explorer.picker.value = "required-no-cert-tls12"
     assert "alert handshake_failure (40) during the handshake" in explorer.diagram_source
     assert "never answered" not in explorer.diagram_source
+    assert (
+        "connection close" not in explorer.http_text
+    )  # in the handshake: nothing sent to lose it with
 
 
 def test_behind_a_proxy_the_views_show_the_proxy_and_the_forwarded_header(
@@ -599,7 +603,7 @@ def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run
     (authorization,) = explorer.exchanges["baseline"].client_request.header_values("Authorization")
     assert len(authorization) > ARGUMENT_LIMIT_BYTES
     assert len(explorer.http_text) < 20_000
-    assert "characters not shown]" in explorer.http_text
+    assert "characters left out]" in explorer.http_text
     assert "431 Request Header Fields Too Large" in explorer.http_text
     assert "NOT RUNNABLE AS SHOWN" in explorer.curl_text
     argv = curl_argv(explorer.curl_text)
@@ -608,7 +612,7 @@ def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run
     assert f"Authorization: {authorization}".startswith(shown.partition("…[")[0])
     explorer.controls["token"].value = "bound"
     assert "NOT RUNNABLE" not in explorer.curl_text
-    assert "characters not shown" not in explorer.http_text
+    assert "characters left out" not in explorer.http_text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1022,7 +1026,7 @@ def test_a_pasted_hostile_token_is_escaped(sim: Simulator) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The app and the benchmark.
+# The app.
 
 
 def test_the_app_puts_every_widget_in_a_tab(sim: Simulator) -> None:
@@ -1031,12 +1035,6 @@ def test_the_app_puts_every_widget_in_a_tab(sim: Simulator) -> None:
     assert tuple(app.titles) == TAB_TITLES
     assert len(app.children) == len(TAB_TITLES)
     assert "mtlslab-explorer" in app.children[0]._dom_classes
-
-
-def test_the_explorer_rerenders_well_within_the_50_ms_target() -> None:
-    """bench_explorer_rerender's median Python time for one control change is under 50 ms."""
-    median = bench_explorer_rerender(rounds=1)
-    assert 0 < median < 0.050
 
 
 def test_the_app_notebook_only_shows_the_app() -> None:

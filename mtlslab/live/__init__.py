@@ -9,19 +9,22 @@ simulation makes — so the wire can be compared with the model byte for byte.
   at their deadline), a context manager.
 * :class:`Origin` + :class:`HAProxy` / :class:`BuiltinProxy` — the same behind a TLS-terminating proxy that
   forwards RFC 9440 ``Client-Cert`` (HAProxy never outlives the Python process that started it).
-* :func:`send` — a real client that reports TLS alerts with when they surfaced.
-* :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs.
+* :func:`send` — a real client that reports TLS alerts with when they surfaced, and a connection closed
+  without any alert (:data:`CLOSED_WITHOUT_ALERT`).
+* :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs;
+  :func:`live_limitation` — why a scenario cannot run live here (HTTP/2), which ``verify`` reports.
 * :func:`curl_command`, :func:`client_url`, :func:`write_lab_folder` — the same from a terminal.
 """
 
 from __future__ import annotations
 
-from mtlslab.live.client import Observed, alert_from_error, send
+from mtlslab.live.client import CLOSED_WITHOUT_ALERT, Observed, alert_from_error, send
 from mtlslab.live.proxy import BuiltinProxy, HAProxy, find_haproxy, haproxy_config, make_proxy
 from mtlslab.live.runner import (
     LiveRun,
     LiveStack,
     VerifyReport,
+    live_limitation,
     live_matrix,
     run_many,
     run_scenario,
@@ -31,6 +34,7 @@ from mtlslab.live.server import Limits, LiveServer, Origin, server_context
 from mtlslab.live.terminal import client_url, curl_command, write_lab_folder
 
 __all__ = [
+    "CLOSED_WITHOUT_ALERT",
     "BuiltinProxy",
     "HAProxy",
     "Limits",
@@ -45,6 +49,7 @@ __all__ = [
     "curl_command",
     "find_haproxy",
     "haproxy_config",
+    "live_limitation",
     "live_matrix",
     "make_proxy",
     "run_many",

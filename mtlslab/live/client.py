@@ -31,7 +31,34 @@ from mtlslab.pki import CertificateAuthority, Identity
 from mtlslab.scenarios import Request
 from mtlslab.tls import ALERTS, TlsAlert, TlsVersion
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "Observed", "alert_from_error", "client_context", "send"]
+__all__ = [
+    "CLOSED_WITHOUT_ALERT",
+    "FRAMING_FIELDS",
+    "MAX_BODY",
+    "MAX_HEAD",
+    "Observed",
+    "alert_from_error",
+    "client_context",
+    "send",
+]
+
+#: The error of a connection the server closed after the handshake without an answer and without any TLS
+#: alert, not even close_notify (RFC 8446 §6.1): what a client sees when a server's refusal alert is lost.
+CLOSED_WITHOUT_ALERT = "connection closed without a TLS alert or a response after the handshake"
+
+#: Response fields :meth:`Observed.wire` leaves out of its further fields: those the wire tuple already holds
+#: (``WWW-Authenticate``, ``Content-Type``), the framing, and what a server adds of its own.
+FRAMING_FIELDS = frozenset(
+    (
+        "www-authenticate",
+        "content-type",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "date",
+        "server",
+    )
+)
 
 #: The most bytes of a response head (status line and header fields) the client reads: a longer head is a
 #: malformed answer (h11 would otherwise buffer without end).
@@ -102,7 +129,8 @@ class Observed:
         return error if isinstance(error, str) else None
 
     def wire(self) -> tuple[Any, ...]:
-        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`."""
+        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`: the further fields (``Cache-Control``,
+        ``DPoP-Nonce``...) follow in the order they came, every field but :data:`FRAMING_FIELDS`."""
         if self.tls_alert is not None:
             return ("tls", self.tls_alert.name, self.tls_alert.code, self.tls_alert.when)
         if self.status is None:
@@ -113,6 +141,7 @@ class Observed:
             self.header("WWW-Authenticate"),
             self.header("Content-Type"),
             self.body,
+            *((k, v) for k, v in self.headers if k.lower() not in FRAMING_FIELDS),
         )
 
     def summary(self) -> str:
@@ -182,12 +211,13 @@ def send(
     timeout: float = 5.0,
     context: ssl.SSLContext | None = None,
     server_hostname: str = "localhost",
+    session: ssl.SSLSession | None = None,
 ) -> Observed:
     """Send ``request`` (its URL says where) over real TLS and report what came back.
 
     The client trusts ``ca``, pins ``version`` and presents ``identity``; or, with ``context``, does what that
-    ready context says (``ca``, ``identity`` and ``version`` are then not used). ``timeout`` bounds the whole
-    exchange. A connection that cannot be opened raises :class:`OSError`; anything after that — an alert, a
+    ready context says (``ca``, ``identity`` and ``version`` are then not used). With ``session`` (one made
+    by the same context) it offers to resume that TLS session. ``timeout`` bounds the whole exchange. A connection that cannot be opened raises :class:`OSError`; anything after that — an alert, a
     reset, a timeout, an answer that is not HTTP/1.1 — is returned as an :class:`Observed`.
     """
     if context is None:
@@ -200,7 +230,13 @@ def send(
     parts = urllib.parse.urlsplit(request.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 443
     raw = socket.create_connection((host, port), timeout=timeout)
-    tls = context.wrap_socket(raw, server_hostname=server_hostname, do_handshake_on_connect=False)
+    tls = context.wrap_socket(
+        raw,
+        server_hostname=server_hostname,
+        do_handshake_on_connect=False,
+        suppress_ragged_eofs=False,  # an end without close_notify is told apart (CLOSED_WITHOUT_ALERT)
+        session=session,
+    )
     try:
         try:
             clock.arm(tls)
@@ -246,6 +282,8 @@ def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, clock: _Clo
     observed = _read_response(tls, clock)
     if observed.tls_alert is not None or observed.status is not None:
         return observed
+    if observed.error == CLOSED_WITHOUT_ALERT:
+        return observed
     return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
 
 
@@ -273,12 +311,15 @@ class _Reading:
         self.body = bytearray()
         self.length = 0  # body bytes received
         self.first = bytearray()  # the first bytes received, quoted when the answer is not HTTP
+        self.ragged = False  # the stream ended without close_notify
 
     def observed(self, *, error: str = "", truncated: bool = False) -> Observed:
         """What was read: the answer (complete, or with ``error`` saying why not), or only ``error``."""
         if self.head is None:
             if not self.first and not error:
-                error = "connection closed without a response"
+                error = (
+                    CLOSED_WITHOUT_ALERT if self.ragged else "connection closed without a response"
+                )
             return Observed(error=error, elapsed=self.clock.elapsed())
         declared = _content_length(self.head)
         return Observed(
@@ -336,6 +377,9 @@ def _read_response(tls: ssl.SSLSocket, clock: _Clock) -> Observed:
             except TimeoutError:
                 expired = clock.expired("read")
                 return reading.observed(error=expired.error) if reading.head else expired
+            except ssl.SSLEOFError:  # closed without close_notify: the end all the same
+                data = b""
+                reading.ragged = True
             except ssl.SSLError as exc:
                 if not reading.first and reading.head is None:
                     return _failed(exc, "first_read", clock)

@@ -5,8 +5,13 @@ Two implementations, one behaviour:
 * :class:`HAProxy` — Debian's HAProxy, configured with ``ssl_c_der,base64`` to build the header and
   ``del-header`` to strip any copy the client sent (RFC 9440 §2). This is what the tests run.
 * :class:`BuiltinProxy` — a small pyOpenSSL proxy for machines without HAProxy (a laptop). It stands in for
-  a real proxy and is documented as such; a test shows both produce the same header for the same
+  a real proxy and is documented as such; a test shows both produce the same headers for the same
   certificate.
+
+Both forward the intermediates the client sent as RFC 9440 §2.3 ``Client-Cert-Chain`` (HAProxy 2.6 can
+spell one intermediate, all the lab's chains have; it has no way to list several). Only the built-in
+proxy can ask for a certificate late (post-handshake authentication, renegotiation): HAProxy asks in the
+handshake or not at all.
 
 Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and forward plain HTTP to an
 :class:`~mtlslab.live.server.Origin` on loopback.
@@ -15,17 +20,20 @@ Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import h11
 
+from mtlslab.errors import ScenarioError
 from mtlslab.live.client import client_context
 from mtlslab.live.server import (
     Incoming,
@@ -102,19 +110,27 @@ class BuiltinProxy(Listener, Proxy):
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
+        if deployment.client_auth.late:
+            self.late = deployment.client_auth
         self.context = self._guarded(lambda: server_context(deployment, lab))
 
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:
-        """Forward the request to the origin with the client certificate as ``Client-Cert``; the origin's
-        answer is the answer."""
+    def _answer(
+        self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
+    ) -> bytes:
+        """Forward the request to the origin with the client certificate as ``Client-Cert`` and the
+        intermediates the client sent as ``Client-Cert-Chain`` (RFC 9440 §2.3); the origin's answer is the
+        answer."""
         request = incoming.request
         if request is None or incoming.status is not None:
             return self._refuse(incoming)
         headers = [(k, v) for k, v in request.headers if k.lower() != b"connection"]
-        if self.deployment.proxy_strips_client_cert:
-            headers = [(k, v) for k, v in headers if k.lower() != b"client-cert"]  # RFC 9440 §2
+        if self.deployment.proxy_strips_client_cert:  # RFC 9440 §2
+            headers = [(k, v) for k, v in headers if k.lower() not in _CLIENT_CERT_FIELDS]
         if peer is not None:
             headers.append((b"Client-Cert", encode_client_cert(peer).encode("ascii")))
+            if chain:
+                value = ", ".join(encode_client_cert(der) for der in chain)
+                headers.append((b"Client-Cert-Chain", value.encode("ascii")))
         headers.append((b"Connection", b"close"))
         return _forward(
             self.origin_port,
@@ -124,6 +140,9 @@ class BuiltinProxy(Listener, Proxy):
             incoming.body,
             timeout=max(0.1, deadline - time.monotonic()),
         )
+
+
+_CLIENT_CERT_FIELDS = (b"client-cert", b"client-cert-chain")
 
 
 def _forward(
@@ -159,6 +178,12 @@ _HAPROXY_VERIFY = {
     ClientAuth.REQUIRED: "ca-file {ca} verify required",
     ClientAuth.REQUIRED_NO_CA: "ca-file {ca} verify required ca-ignore-err all crt-ignore-err all",
 }
+#: Why HAProxy cannot stand in front of a deployment that asks for the certificate late.
+_HAPROXY_CANNOT = (
+    "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
+    "authentication, no renegotiation): use the built-in proxy"
+)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a field name (RFC 9110 §5.1)
 _HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 
 
@@ -175,17 +200,25 @@ def haproxy_config(
     ca: str,
     host: str = "127.0.0.1",
     fd: int | None = None,
+    response_fields: Iterable[str] = (),
 ) -> str:
     """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``), listening
     on ``host`` and ``port`` (HAProxy reads an IPv6 address's port after its last colon), or on the socket
-    it inherits as descriptor ``fd``."""
+    it inherits as descriptor ``fd``.
+
+    HAProxy sends every header name in lower case; ``response_fields`` are the names whose case it is told
+    to keep (``h1-case-adjust``), so that an answer's fields arrive as the origin wrote them."""
+    if deployment.client_auth not in _HAPROXY_VERIFY:
+        raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
     version = _HAPROXY_VERSION[deployment.tls_version]
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
     address = f"{host}:{port}{_V4V6 if is_wildcard(host) and ':' in host else ''}"
+    cased = sorted({n for n in response_fields if _TOKEN.fullmatch(n) and n != n.lower()})
     lines = [
         "global",
         "    log stderr format raw local0 err",
         "    noreuseport",  # a port another process holds is an error, not a port shared with it
+        *(f"    h1-case-adjust {name.lower()} {name}" for name in cased),
         "",
         "defaults",
         "    mode http",
@@ -196,13 +229,20 @@ def haproxy_config(
         "frontend mtlslab",
         f"    bind {address if fd is None else f'fd@{fd}'} ssl crt {crt} {verify} "
         f"ssl-min-ver {version} ssl-max-ver {version}".rstrip(),
+        *(["    option h1-case-adjust-bogus-client"] if cased else []),
     ]
     if deployment.proxy_strips_client_cert:
-        lines.append("    http-request del-header Client-Cert")
+        lines += [
+            "    http-request del-header Client-Cert",
+            "    http-request del-header Client-Cert-Chain",
+        ]
     else:
         lines.append("    # deliberately broken: the client's own Client-Cert is passed through")
     lines += [
         "    http-request set-header Client-Cert :%[ssl_c_der,base64]: if { ssl_c_used }",
+        # the intermediates the client sent (RFC 9440 §2.3), as one item: right for a single intermediate
+        "    http-request set-header Client-Cert-Chain :%[ssl_c_chain_der,base64]: "
+        "if { ssl_c_used } { ssl_c_chain_der,length gt 0 }",
         "    default_backend origin",
         "",
         "backend origin",
@@ -254,11 +294,15 @@ class HAProxy(Proxy):
         start_timeout: float = 10.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        response_fields: Iterable[str] = (),
     ) -> None:
         found = executable or find_haproxy()
         if found is None:
             raise FileNotFoundError("haproxy is not installed (Debian: apt-get install haproxy)")
+        if deployment.client_auth not in _HAPROXY_VERIFY:
+            raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
         self.executable = found
+        self.response_fields = tuple(response_fields)
         self.lab = lab
         self.deployment = deployment
         self.origin_port = origin_port
@@ -323,6 +367,7 @@ class HAProxy(Proxy):
             ca=str(folder / "ca.pem"),
             host=self.host,
             fd=fd,
+            response_fields=self.response_fields,
         )
         (folder / "haproxy.cfg").write_text(self.config)
         with (folder / "haproxy.log").open("wb") as log:  # a file never fills up like a pipe would
@@ -398,14 +443,20 @@ def make_proxy(
     origin_port: int,
     host: str = "127.0.0.1",
     port: int = 0,
+    response_fields: Iterable[str] = (),
 ) -> Proxy:
     """``"haproxy"``, ``"builtin"``, or ``"auto"`` (HAProxy when installed, else the built-in stand-in),
-    listening on ``host`` and ``port`` (0: a free port)."""
+    listening on ``host`` and ``port`` (0: a free port); HAProxy keeps the case of ``response_fields``."""
     if kind == "auto":
         kind = "haproxy" if find_haproxy() else "builtin"
     if kind == "haproxy":
         return HAProxy(
-            lab=lab, deployment=deployment, origin_port=origin_port, host=host, port=port
+            lab=lab,
+            deployment=deployment,
+            origin_port=origin_port,
+            host=host,
+            port=port,
+            response_fields=response_fields,
         )
     if kind == "builtin":
         return BuiltinProxy(

@@ -5,32 +5,48 @@ behind a TLS-terminating proxy — sends the scenario's request with a real clie
 outcome beside the simulated one. :func:`run_many` groups scenarios by the deployment they need so each
 server starts once; :func:`verify` runs a set of scenarios under a set of interpretations and reports every
 difference; :func:`live_matrix` is the comparison matrix built from the wire.
+
+What the lab cannot do for real, :func:`live_limitation` names: HTTP/2 (the live server speaks HTTP/1.1
+only), and HAProxy in front of a certificate asked for late. ``verify`` reports such scenarios as not run,
+with the reason, and never counts them as agreeing; ``run_scenario`` and ``run_many`` refuse them.
 """
 
 from __future__ import annotations
 
 import collections
 import html
+import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mtlslab.compare import Cell, Matrix, Simulator
+from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, client_context, send
-from mtlslab.live.proxy import Proxy, make_proxy
+from mtlslab.live.proxy import Proxy, find_haproxy, make_proxy
 from mtlslab.live.server import Limits, Listener, LiveServer, Origin
 from mtlslab.pki import Identity, Lab
-from mtlslab.scenarios import CATALOGUE, Deployment, Scenario, Topology, client_request
+from mtlslab.scenarios import (
+    CATALOGUE,
+    CertChoice,
+    Deployment,
+    Request,
+    Scenario,
+    Topology,
+    client_request,
+)
 
 __all__ = [
     "DEFAULT_VERIFY",
     "LiveRun",
     "LiveStack",
     "VerifyReport",
+    "live_limitation",
     "live_matrix",
     "run_many",
     "run_scenario",
@@ -39,6 +55,47 @@ __all__ = [
 
 #: The interpretations ``verify`` checks by default: the RFC baseline and both readings from the thread.
 DEFAULT_VERIFY = ("baseline", "thread-400", "thread-401")
+
+
+def live_limitation(scenario: Scenario, proxy: str = "auto") -> str | None:
+    """Why ``scenario`` cannot run for real here (behind ``proxy``, for a proxied one), or None when it
+    can."""
+    deployment = scenario.deployment
+    if deployment.http2:
+        return (
+            "HTTP/2: the live server and client speak HTTP/1.1 only (h11); what HTTP/2 changes (no "
+            "certificate asked for late, RFC 9113 §9.2.1, §9.2.3) is simulated only"
+        )
+    kind = "haproxy" if proxy == "auto" and find_haproxy() else proxy
+    if deployment.topology is Topology.PROXY and deployment.client_auth.late and kind == "haproxy":
+        return (
+            "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
+            "authentication, no renegotiation); --proxy builtin can ask late"
+        )
+    if (
+        scenario.presentation.certificate is CertChoice.RESUMED_WITHOUT
+        and deployment.client_auth.requires
+    ):
+        return (
+            "a server that requires a certificate refuses the handshake without one, so no session without "
+            "a certificate exists to be resumed: the client's next handshake is a full one, with its "
+            "certificate"
+        )
+    return None
+
+
+def _field_names(interpretation: Interpretation) -> tuple[str, ...]:
+    """Every response field name ``interpretation``'s answers can carry."""
+    names = {"WWW-Authenticate", "Content-Type"}
+    names.update(name for f in Finding for name, _ in interpretation.answer(f).headers)
+    return tuple(sorted(names))
+
+
+def _refuse_unrunnable(scenarios: Iterable[Scenario], proxy: str) -> None:
+    for scenario in scenarios:
+        reason = live_limitation(scenario, proxy)
+        if reason is not None:
+            raise ScenarioError("deployment", f"{scenario.id} cannot run live: {reason}")
 
 
 class LiveStack:
@@ -59,7 +116,7 @@ class LiveStack:
         self.deployment = interpretation.adapt(deployment)
         self.interpretation = interpretation
         self.lab = simulator.lab
-        self._client_contexts: dict[Identity | None, ssl.SSLContext] = {}
+        self._client_contexts: dict[tuple[Identity | None, bool], ssl.SSLContext] = {}
         common: dict[str, Any] = {
             "lab": simulator.lab,
             "deployment": self.deployment,
@@ -81,6 +138,7 @@ class LiveStack:
                     origin_port=self.server.port,
                     host=host,
                     port=port,
+                    response_fields=_field_names(interpretation),
                 )
             except BaseException:
                 self.server.close()
@@ -115,14 +173,28 @@ class LiveStack:
         """``haproxy``, ``builtin`` or None."""
         return self.proxy.kind if self.proxy is not None else None
 
-    def client_context(self, identity: Identity | None) -> ssl.SSLContext:
+    def client_context(
+        self, identity: Identity | None, *, post_handshake_auth: bool = True
+    ) -> ssl.SSLContext:
         """A client's TLS context for this stack (the lab CA trusted, the deployment's version pinned) that
-        presents ``identity``: made once per identity, since loading keys costs more than a loopback run."""
-        found = self._client_contexts.get(identity)
+        presents ``identity`` and offers TLS 1.3 post-handshake authentication unless told not to (RFC 8446
+        §4.2.6): made once for each, since loading keys costs more than a loopback run."""
+        key = (identity, post_handshake_auth)
+        found = self._client_contexts.get(key)
         if found is None:
-            found = self._client_contexts[identity] = client_context(
-                ca=self.lab.ca, identity=identity, version=self.deployment.tls_version
+            found = self._client_contexts[key] = self.fresh_context(
+                identity, post_handshake_auth=post_handshake_auth
             )
+        return found
+
+    def fresh_context(
+        self, identity: Identity | None, *, post_handshake_auth: bool = True
+    ) -> ssl.SSLContext:
+        """A client context as :meth:`client_context` makes, made anew (not shared with other runs)."""
+        found = client_context(
+            ca=self.lab.ca, identity=identity, version=self.deployment.tls_version
+        )
+        found.post_handshake_auth = post_handshake_auth
         return found
 
     def start(self) -> LiveStack:
@@ -235,8 +307,16 @@ def _exchange(
         now=simulator.now,
         endpoint=scenario.deployment.endpoint,
     )
+    offers = scenario.presentation.post_handshake_auth
+    session = None
+    if scenario.presentation.certificate is CertChoice.RESUMED_WITHOUT and identity is not None:
+        context = stack.fresh_context(None, post_handshake_auth=offers)
+        session = _session_without_certificate(context, request, timeout)
+        identity.configure_cert(context)  # the client holds its certificate now, and resumes
+    else:
+        context = stack.client_context(identity, post_handshake_auth=offers)
     before = stack.server.served
-    observed = send(request, timeout=timeout, context=stack.client_context(identity))
+    observed = send(request, timeout=timeout, context=context, session=session)
     cell = simulator.cell(scenario, stack.interpretation)
     finding = Finding.TLS_REJECTED if observed.tls_alert is not None else None
     if finding is None and stack.server.served > before:
@@ -251,6 +331,26 @@ def _exchange(
     )
 
 
+def _session_without_certificate(
+    context: ssl.SSLContext, request: Request, timeout: float
+) -> ssl.SSLSession | None:
+    """A TLS session set up by ``context`` presenting no certificate, to be resumed later (RFC 8446 §2.2):
+    one request to the server (its answer read, since a TLS 1.3 ticket comes after the handshake); None
+    when the server refuses the handshake, as one that requires a certificate does."""
+    parts = urllib.parse.urlsplit(request.url)
+    try:
+        with (
+            socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            while tls.recv(65536):
+                pass
+            return tls.session
+    except OSError:  # ssl.SSLError included: no session to resume
+        return None
+
+
 def run_scenario(
     scenario: Scenario,
     interpretation: Interpretation | str = "baseline",
@@ -260,7 +360,9 @@ def run_scenario(
     proxy: str = "auto",
     timeout: float = 5.0,
 ) -> LiveRun:
-    """Run one scenario for real under one interpretation (starting and stopping its server)."""
+    """Run one scenario for real under one interpretation (starting and stopping its server); ScenarioError
+    when it cannot run live (:func:`live_limitation`)."""
+    _refuse_unrunnable([scenario], proxy)
     interp = BUILTINS[interpretation] if isinstance(interpretation, str) else interpretation
     sim = simulator or Simulator(lab)
     with LiveStack(
@@ -277,10 +379,12 @@ def run_many(
     proxy: str = "auto",
     timeout: float = 5.0,
 ) -> list[LiveRun]:
-    """Run every scenario under every interpretation, one server per distinct deployment."""
+    """Run every scenario under every interpretation, one server per distinct deployment; ScenarioError when
+    one cannot run live (:func:`live_limitation`)."""
     sim = simulator or Simulator()
     interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
     chosen = list(scenarios)
+    _refuse_unrunnable(chosen, proxy)
     groups: dict[tuple[int, Deployment], list[int]] = collections.defaultdict(list)
     for n, interp in enumerate(interps):
         for k, scenario in enumerate(chosen):
@@ -297,11 +401,14 @@ def run_many(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifyReport:
-    """The catalogue run live: how many runs agree with the simulation, and the ones that do not."""
+    """The catalogue run live: how many runs agree with the simulation, the ones that do not, and the
+    scenarios not run live (``skipped``: each with the reason, :func:`live_limitation`), which count as
+    neither."""
 
     runs: tuple[LiveRun, ...]
     seconds: float
     proxies: tuple[str, ...] = field(default=())
+    skipped: tuple[tuple[Scenario, str], ...] = field(default=())
 
     @property
     def differences(self) -> tuple[LiveRun, ...]:
@@ -323,6 +430,9 @@ class VerifyReport:
             f"live vs simulated: {agreed}/{len(self.runs)} agree ({scenarios} scenarios × "
             f"{', '.join(interps)}) in {self.seconds:.1f} s{via}"
         ]
+        if self.skipped:
+            lines.append(f"not run live: {len(self.skipped)} scenarios (simulated only)")
+            lines += [f"- {scenario.id}: {reason}" for scenario, reason in self.skipped]
         lines += [r.describe() for r in self.differences]
         return "\n".join(lines) + "\n"
 
@@ -336,11 +446,16 @@ class VerifyReport:
             for r in self.runs
         )
         head = html.escape(self.text().splitlines()[0])
+        skipped = "".join(
+            f"<div style='color:#555'>not run live: <code>{html.escape(scenario.id)}</code> — "
+            f"{html.escape(reason)}</div>"
+            for scenario, reason in self.skipped
+        )
         return (
             f"<div><b>{head}</b><table style='border-collapse:collapse;font-size:12px'>"
             "<tr><th></th><th style='text-align:left'>scenario</th><th style='text-align:left'>interpretation</th>"
             "<th style='text-align:left'>simulated</th><th style='text-align:left'>observed</th></tr>"
-            f"{rows}</table></div>"
+            f"{rows}</table>{skipped}</div>"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -349,6 +464,9 @@ class VerifyReport:
             "agree": len(self.runs) - len(self.differences),
             "runs": len(self.runs),
             "seconds": round(self.seconds, 3),
+            "skipped": [
+                {"scenario": scenario.id, "reason": reason} for scenario, reason in self.skipped
+            ],
             "differences": [
                 {
                     "scenario": r.scenario.id,
@@ -368,11 +486,33 @@ def verify(
     simulator: Simulator | None = None,
     proxy: str = "auto",
 ) -> VerifyReport:
-    """Run ``scenarios`` live under ``interpretations`` and compare each wire outcome with the simulation."""
+    """Run ``scenarios`` live under ``interpretations`` and compare each wire outcome with the simulation;
+    those that cannot run live are reported as skipped, with the reason."""
     started = time.monotonic()
-    runs = run_many(scenarios, interpretations, simulator=simulator, proxy=proxy)
+    runnable, skipped = _partition(scenarios, proxy)
+    runs = run_many(runnable, interpretations, simulator=simulator, proxy=proxy)
     proxies = tuple(sorted({r.proxy for r in runs if r.proxy}))
-    return VerifyReport(runs=tuple(runs), seconds=time.monotonic() - started, proxies=proxies)
+    return VerifyReport(
+        runs=tuple(runs),
+        seconds=time.monotonic() - started,
+        proxies=proxies,
+        skipped=tuple(skipped),
+    )
+
+
+def _partition(
+    scenarios: Iterable[Scenario], proxy: str
+) -> tuple[list[Scenario], list[tuple[Scenario, str]]]:
+    """The scenarios that can run live, and the others with the reason."""
+    runnable: list[Scenario] = []
+    skipped: list[tuple[Scenario, str]] = []
+    for scenario in scenarios:
+        reason = live_limitation(scenario, proxy)
+        if reason is None:
+            runnable.append(scenario)
+        else:
+            skipped.append((scenario, reason))
+    return runnable, skipped
 
 
 def live_matrix(
@@ -382,8 +522,10 @@ def live_matrix(
     simulator: Simulator | None = None,
     proxy: str = "auto",
 ) -> Matrix:
-    """The comparison matrix built from what the wire showed (each cell's note says so)."""
+    """The comparison matrix built from what the wire showed (each cell's note says so), over the scenarios
+    that can run live (:func:`live_limitation`)."""
     interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
+    scenarios, _ = _partition(scenarios, proxy)
     runs = run_many(scenarios, interps, simulator=simulator, proxy=proxy)
     cells = {}
     for run in runs:

@@ -9,8 +9,13 @@ TLS is pyOpenSSL's, because Python's :mod:`ssl` cannot accept a client certifica
 each connection without blocking — TLS handshake, request, answer, graceful close — and a connection takes
 one of a few worker threads only once its request is complete, to compute the answer. So a slow client,
 at any stage, holds a descriptor and a few kilobytes, never a worker, and is cut off at its deadline. A
-handshake that fails is closed gracefully (write side shut, what the client already sent drained) so the
-client reliably sees the TLS alert rather than a TCP reset.
+handshake that fails is closed gracefully (write side shut, what the client already sent drained), so no
+TCP reset follows the TLS alert and the client reads it after its write, every time.
+
+A certificate asked for late is asked for on the I/O thread too, once the request is read and before a
+worker answers it: TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) or a TLS 1.2 renegotiation
+(RFC 5746), within the connection's deadline. Sessions resume (RFC 8446 §2.2): the context has a session id
+context, and a resumed session carries the certificate of the handshake that set it up, or none.
 
 :class:`Origin` is the same server without TLS, behind a TLS-terminating proxy (:mod:`mtlslab.live.proxy`):
 it sees the proxy's RFC 9440 ``Client-Cert`` header and trusts it only if the deployment says so.
@@ -22,22 +27,26 @@ import collections
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import selectors
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import h11
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
+from OpenSSL._util import lib as _lib  # private: pyOpenSSL wraps no post-handshake authentication
 
-from mtlslab.compare import lab_config
+from mtlslab.compare import lab_configs
 from mtlslab.findings import Finding
 from mtlslab.interpretations import Interpretation, reason_phrase
+from mtlslab.jose import DPOP_ALGS
 from mtlslab.pki import LAB_NOW, Identity, Lab
 from mtlslab.rs import (
     MAX_BODY_BYTES,
@@ -57,12 +66,15 @@ __all__ = [
     "Listener",
     "LiveServer",
     "Origin",
+    "Refusal",
     "RequestReader",
+    "engine_request",
     "http_answer",
     "is_loopback",
     "is_wildcard",
     "listen_host",
     "listening_socket",
+    "peer_chain",
     "peer_der",
     "server_context",
 ]
@@ -90,7 +102,9 @@ class Limits:
       RFC 9110 §15.5.14); the rest of the body is not kept.
     * ``drain_timeout`` (1 s): before closing, the server shuts its side and reads (and discards) what the
       client still sends for at most twice this long, so a client still writing — a refused handshake, an
-      oversized request answered early — reads the alert or the answer instead of a TCP reset.
+      oversized request answered early — meets no TCP reset: its write succeeds and it reads the alert or
+      the answer. 0 closes at once: on Linux the alert still arrives, but the client's write may fail
+      (``ssl.SSLEOFError``) first.
     """
 
     connection_timeout: float = 5.0
@@ -117,9 +131,17 @@ def server_context(
     *,
     identity: Identity | None = None,
     pin_version: bool = True,
+    refusal: Refusal = "alert",
 ) -> SSL.Context:
     """A pyOpenSSL server context for ``deployment``: TLS version pinned to the deployment's (or, without
-    ``pin_version``, TLS 1.2 and 1.3 both), client auth as configured."""
+    ``pin_version``, TLS 1.2 and 1.3 both), client auth as configured.
+
+    A certificate asked for late (``post-handshake``, ``renegotiation``) is not asked for in the handshake:
+    the :class:`Listener` asks once the request has come. With ``refusal="close"`` a certificate the server
+    refuses gets no TLS alert: the TLS layer lets the handshake finish and the listener closes the
+    connection at once, without a word (what a client sees when a server's alert is lost); ``"alert"`` is
+    OpenSSL's own refusal, the alert.
+    """
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     version = _VERSIONS[deployment.tls_version]
     ctx.set_min_proto_version(version if pin_version else SSL.TLS1_2_VERSION)
@@ -130,6 +152,9 @@ def server_context(
         ctx.add_extra_chain_cert(extra)
     ctx.use_privatekey(server.private_key)
     ctx.check_privatekey()
+    # Sessions are resumed only within the context that made them; without this id OpenSSL refuses every
+    # resumption at a server that asks for certificates (internal_error, 80).
+    ctx.set_session_id(b"mtlslab")
     mode = deployment.client_auth
     if mode is ClientAuth.NONE:
         ctx.set_verify(SSL.VERIFY_NONE)
@@ -137,6 +162,17 @@ def server_context(
     store = ctx.get_cert_store()
     assert store is not None
     store.add_cert(crypto.X509.from_cryptography(lab.ca.certificate))
+    if mode.late:
+        ctx.set_verify(SSL.VERIFY_NONE)  # asked for once the request has come (Listener._ask_late)
+        if (
+            mode is ClientAuth.RENEGOTIATION
+        ):  # or the renegotiation resumes the session, asking nothing
+            ctx.set_options(_NO_SESSION_RESUMPTION_ON_RENEGOTIATION)
+        return ctx
+    if refusal == "close":
+        ctx.set_verify(SSL.VERIFY_PEER, _silent_verifier(mode))
+        ctx.set_app_data(_SilentRefusal(requires=mode.requires))
+        return ctx
     flags = SSL.VERIFY_PEER | (SSL.VERIFY_FAIL_IF_NO_PEER_CERT if mode.requires else 0)
     if mode.validates:
         ctx.set_verify(flags)
@@ -145,11 +181,47 @@ def server_context(
     return ctx
 
 
+#: How a server refuses a client certificate: with OpenSSL's TLS alert, or by closing without one.
+Refusal = Literal["alert", "close"]
+
+#: OpenSSL's SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION (pyOpenSSL does not name it).
+_NO_SESSION_RESUMPTION_ON_RENEGOTIATION = 0x00010000
+
+
 def _accept_any(
     _conn: SSL.Connection, _cert: crypto.X509, _errno: int, _depth: int, _ok: int
 ) -> bool:
     """``optional-no-ca`` / ``required-no-ca``: accept any certificate; the application checks the binding."""
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class _SilentRefusal:
+    """A context's note for its listener: refusals close the connection without an alert."""
+
+    requires: bool  # a handshake without a certificate is refused too
+
+    def refuses(self, tls: SSL.Connection) -> bool:
+        """Whether the handshake just finished is one the deployment refuses."""
+        return tls.get_app_data() is _REFUSED or (
+            self.requires and tls.get_peer_certificate() is None
+        )
+
+
+_REFUSED = object()  # set on a connection whose certificate failed validation (refusal="close")
+
+
+def _silent_verifier(
+    mode: ClientAuth,
+) -> Callable[[SSL.Connection, crypto.X509, int, int, int], bool]:
+    """A verify callback that lets every handshake finish and marks the connection it would have refused."""
+
+    def verify(conn: SSL.Connection, _cert: crypto.X509, _errno: int, _depth: int, ok: int) -> bool:
+        if not ok and mode.validates:
+            conn.set_app_data(_REFUSED)
+        return True
+
+    return verify
 
 
 def is_loopback(host: str) -> bool:
@@ -196,6 +268,13 @@ def peer_der(tls: SSL.Connection) -> bytes | None:
     """The DER of the certificate the client presented in this handshake, or None."""
     peer = tls.get_peer_certificate(as_cryptography=True)
     return peer.public_bytes(Encoding.DER) if peer is not None else None
+
+
+def peer_chain(tls: SSL.Connection) -> tuple[bytes, ...]:
+    """The DER of the certificates the client sent along with its own (its intermediates), in order; a
+    server's OpenSSL leaves the client's own certificate out of this list."""
+    sent = tls.get_peer_cert_chain(as_cryptography=True) or []
+    return tuple(c.public_bytes(Encoding.DER) for c in sent)
 
 
 # ---- reading one request ----------------------------------------------------------------------------
@@ -283,7 +362,8 @@ def http_answer(
 
 # ---- the listener ------------------------------------------------------------------------------------
 
-_HANDSHAKE, _READ, _WORK, _WRITE, _DRAIN, _CLOSED = range(6)  # a connection's stages, in order
+# a connection's stages, in order (_LATE: a certificate asked for after the request)
+_HANDSHAKE, _READ, _LATE, _WORK, _WRITE, _DRAIN, _CLOSED = range(7)
 _R, _W = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -296,9 +376,80 @@ class _Conn:
         self.ends = self.deadline  # when the current stage is cut off (a drain has its own)
         self.stage = _HANDSHAKE if tls is not None else _READ
         self.reader = RequestReader(limits)
+        self.incoming: Incoming | None = None  # the request, once read
         self.peer: bytes | None = None  # the client certificate's DER, once the handshake is done
+        self.chain: tuple[bytes, ...] = ()  # the intermediates the client sent with it
+        self.late: _Late | None = None  # a certificate asked for after the request
         self.out = b""  # the answer still to write
         self.events = 0  # what the selector watches for
+
+
+class _Late:
+    """A client certificate asked for once the request has come, on a connection that does not block: by
+    TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2), or by a TLS 1.2 renegotiation (RFC 5746).
+
+    pyOpenSSL wraps no post-handshake authentication: OpenSSL's own calls are made on the connection
+    (private names, ``_lib`` and ``_ssl``, held to this class). Whether the client answered is read from its
+    Finished message (a new one ends the exchange) or from the renegotiation no longer pending. A
+    certificate asked for late is validated against the lab CA and may be absent, as with ``optional``.
+    """
+
+    def __init__(self, tls: SSL.Connection, mode: ClientAuth) -> None:
+        self.tls, self.mode = tls, mode
+        self.before = tls.get_peer_finished()
+        self.sent = False  # the CertificateRequest (or HelloRequest) written
+        self.asked = self._queue()
+
+    def _queue(self) -> bool:
+        """Queue the request; False when this connection cannot be asked: another TLS version, or a client
+        that did not offer post-handshake authentication (RFC 8446 §4.2.6)."""
+        tls, version = self.tls, self.tls.get_protocol_version_name()
+        if self.mode is ClientAuth.POST_HANDSHAKE:
+            if version != "TLSv1.3":
+                return False
+            tls.set_verify(SSL.VERIFY_PEER | _lib.SSL_VERIFY_POST_HANDSHAKE)
+            if _lib.SSL_verify_client_post_handshake(tls._ssl) != 1:  # not offered: nothing is sent
+                _lib.ERR_clear_error()
+                return False
+        else:
+            if version != "TLSv1.2":
+                return False
+            tls.set_verify(SSL.VERIFY_PEER)
+            tls.renegotiate()
+        # pyOpenSSL's AUTO_RETRY would make the reads below wait for application data, which never comes
+        _lib.SSL_clear_mode(tls._ssl, _lib.SSL_MODE_AUTO_RETRY)
+        return True
+
+    def advance(self) -> None:
+        """Take the exchange as far as it goes: returns once the client has answered (or could not be
+        asked); raises WantReadError / WantWriteError until then, SSL.Error when the certificate is refused
+        (OpenSSL has sent the alert)."""
+        if not self.asked:
+            return
+        if not self.sent:
+            with contextlib.suppress(SSL.WantReadError):  # written; the answer is read below
+                self.tls.do_handshake()
+            self.sent = True
+        while not self._answered():
+            try:
+                self.tls.recv(1, socket.MSG_PEEK)  # handles the client's handshake records
+            except SSL.WantReadError:
+                if not self._answered():
+                    raise
+            else:
+                break  # application data instead of an answer: go on without one
+        _lib.SSL_set_mode(self.tls._ssl, _lib.SSL_MODE_AUTO_RETRY)
+
+    def _answered(self) -> bool:
+        if self.mode is ClientAuth.RENEGOTIATION:
+            return not self.tls.renegotiate_pending()
+        return self.tls.get_peer_finished() != self.before
+
+
+def _refused_silently(tls: SSL.Connection) -> bool:
+    """Whether a handshake just finished is one its context (``refusal="close"``) refuses without an alert."""
+    policy = tls.get_context().get_app_data()
+    return isinstance(policy, _SilentRefusal) and policy.refuses(tls)
 
 
 def _descriptor_budget() -> int:
@@ -321,6 +472,7 @@ class Listener:
 
     scheme = "https"
     context: SSL.Context | None = None  # None: plain TCP (the origin behind a proxy)
+    late: ClientAuth | None = None  # post-handshake or renegotiation: ask once the request has come
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None
@@ -418,9 +570,12 @@ class Listener:
             setattr(self, counter, getattr(self, counter) + 1)
 
     # ---- what a subclass says ---------------------------------------------------------------------
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:
+    def _answer(
+        self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
+    ) -> bytes:
         """The bytes that answer ``incoming`` (``b""``: close unanswered), computed on a worker thread;
-        ``peer`` is the client certificate's DER, ``deadline`` the connection's (``time.monotonic()``)."""
+        ``peer`` is the client certificate's DER, ``chain`` the intermediates the client sent with it,
+        ``deadline`` the connection's (``time.monotonic()``)."""
         raise NotImplementedError
 
     @staticmethod
@@ -515,9 +670,10 @@ class Listener:
             self._watch(conn, _R)
 
     def _waiting(self) -> _Conn | None:
-        """The oldest connection without a complete request yet (or closing): the one to drop for room."""
+        """The oldest connection waiting for its client (or closing): the one to drop for room."""
         return next(
-            (c for c in self._conns.values() if c.stage in (_HANDSHAKE, _READ, _DRAIN)), None
+            (c for c in self._conns.values() if c.stage in (_HANDSHAKE, _READ, _LATE, _DRAIN)),
+            None,
         )
 
     def _drop(self, conn: _Conn) -> None:
@@ -531,13 +687,33 @@ class Listener:
             if conn.stage == _HANDSHAKE:
                 assert conn.tls is not None
                 conn.tls.do_handshake()
-                conn.peer = peer_der(conn.tls)
+                if _refused_silently(conn.tls):
+                    self._count("failed_handshakes")
+                    self._finish(conn, notify=False)
+                    return
+                conn.peer, conn.chain = peer_der(conn.tls), peer_chain(conn.tls)
                 conn.stage = _READ
             if conn.stage == _READ:
                 incoming = None
                 while incoming is None:
                     incoming = conn.reader.feed(self._recv(conn))
-                self._submit(conn, incoming)
+                conn.incoming = incoming
+                if (
+                    self.late is None
+                    or conn.tls is None
+                    or incoming.request is None
+                    or incoming.status is not None  # refused part-way: answered as it is
+                ):
+                    self._submit(conn, incoming)
+                    return
+                conn.stage, conn.late = _LATE, _Late(conn.tls, self.late)
+            if conn.stage == _LATE:
+                assert conn.tls is not None
+                assert conn.late is not None
+                assert conn.incoming is not None
+                conn.late.advance()
+                conn.peer, conn.chain = peer_der(conn.tls), peer_chain(conn.tls)
+                self._submit(conn, conn.incoming)
             elif conn.stage == _WRITE:
                 while conn.out:
                     conn.out = conn.out[(conn.tls or conn.sock).send(conn.out[:65536]) :]
@@ -558,8 +734,8 @@ class Listener:
         except (SSL.Error, OSError):
             if conn.stage == _DRAIN:
                 self._close(conn)
-            else:
-                self._count("failed_handshakes" if conn.stage == _HANDSHAKE else "dropped")
+            else:  # a refused certificate, early or late, is a failed handshake
+                self._count("failed_handshakes" if conn.stage in (_HANDSHAKE, _LATE) else "dropped")
                 self._finish(conn)
 
     @staticmethod
@@ -587,7 +763,9 @@ class Listener:
         out = b""
         try:
             if time.monotonic() < conn.deadline:
-                out = self._answer(incoming, peer=conn.peer, deadline=conn.deadline)
+                out = self._answer(
+                    incoming, peer=conn.peer, chain=conn.chain, deadline=conn.deadline
+                )
         except Exception:  # noqa: S110 - a failure is a connection closed unanswered, and counted
             pass
         self._done.append((conn, out, incoming.status is not None))
@@ -617,13 +795,17 @@ class Listener:
             else:
                 self._finish(conn)
 
-    def _finish(self, conn: _Conn) -> None:
-        """Close gracefully: shut our write side (after TLS close_notify) and drain what the client sends.
+    def _finish(self, conn: _Conn, *, notify: bool = True) -> None:
+        """Close gracefully: shut our write side (after TLS close_notify, unless ``notify`` is False) and
+        drain what the client sends.
 
-        Closing with unread data makes the kernel send a reset, which can destroy a TLS alert or an answer
-        in flight; draining first makes the client see it every time (measured: 200 of 200 runs).
+        Closing with unread data makes the kernel answer with a reset. On Linux that reset leaves an alert
+        or an answer already sent readable, but the client's next write fails (``ssl.SSLEOFError``), and a
+        client that stops there never reads it; on other systems (Windows) the reset can discard it.
+        Draining first means nothing is unread at close, so no reset: the client writes and reads as it
+        expects, every time (measured: 150 of 150 refused handshakes, none with a failed write).
         """
-        if conn.tls is not None and conn.stage != _HANDSHAKE:
+        if notify and conn.tls is not None and conn.stage != _HANDSHAKE:
             with contextlib.suppress(SSL.Error):
                 conn.tls.shutdown()
         with contextlib.suppress(OSError):
@@ -650,6 +832,34 @@ class Listener:
         conn.events = events
 
 
+def engine_request(
+    request: h11.Request,
+    body: bytes,
+    *,
+    client_cert: bytes | None,
+    default_host: str,
+    from_proxy: bool = False,
+) -> Request:
+    """The engine's view of an HTTP request read off the wire (framing fields left out): its URL is
+    ``https://`` + the Host field (``default_host`` without one) + the target."""
+    headers = tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in request.headers
+        if name.lower() not in (b"host", b"content-length", b"connection", b"transfer-encoding")
+    )
+    host = next(
+        (v.decode("latin-1") for n, v in request.headers if n.lower() == b"host"), default_host
+    )
+    return Request(
+        method=request.method.decode("ascii", "replace"),
+        url=f"https://{host}{request.target.decode('latin-1')}",
+        headers=headers,
+        body=body,
+        client_cert=client_cert,
+        from_proxy=from_proxy,
+    )
+
+
 class _ResourceServer(Listener):
     """A listener that answers HTTP requests with the engine and an interpretation."""
 
@@ -667,6 +877,7 @@ class _ResourceServer(Listener):
         now: dt.datetime | None = LAB_NOW,
         limits: Limits | None = None,
         required_scope: str = "read",
+        refusal: Refusal = "alert",
     ) -> None:
         # Everything that can fail comes before the socket is bound, so a failure leaves nothing open.
         limits = limits or Limits()
@@ -675,14 +886,25 @@ class _ResourceServer(Listener):
         self.interpretation = interpretation
         self.asrv = asrv or AuthorizationServer(lab)
         self.now = now
-        self.config = lab_config(  # the simulation's own: the AS it was given, the lab CA, the lab client
-            self.deployment,
-            lab,
-            self.asrv,
-            now=now,
-            required_scope=required_scope,
-            max_header_bytes=limits.max_header_bytes,
-            max_body_bytes=limits.max_body_bytes,
+        self.refusal: Refusal = refusal
+        configure = (
+            lab_configs(  # the simulation's own: the AS it was given, the lab CA, the lab client
+                lab,
+                self.asrv,
+                now=now,
+                required_scope=required_scope,
+                max_header_bytes=limits.max_header_bytes,
+                max_body_bytes=limits.max_body_bytes,
+            )
+        )
+        self.config = configure(self.deployment)
+        if self.deployment.client_auth.late:
+            self.late = self.deployment.client_auth
+        # RFC 9728 §3: the metadata is served at the path the challenges name (when they name one)
+        self.metadata_path = (
+            urllib.parse.urlsplit(self.config.resource_metadata).path
+            if self.config.resource_metadata
+            else None
         )
         self.last_finding: Finding | None = None  # the finding of the latest request answered
         super().__init__(host=host, port=port, limits=limits)
@@ -690,12 +912,52 @@ class _ResourceServer(Listener):
     def _now(self) -> dt.datetime:
         return self.now or dt.datetime.now(dt.timezone.utc)
 
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, deadline: float) -> bytes:  # noqa: ARG002
+    def metadata(self) -> dict[str, Any]:
+        """The RFC 9728 §2 protected resource metadata this server publishes when its deployment says so
+        (``resource_metadata``): the resource (the tokens' audience), the authorization server that issues
+        them, certificate-bound tokens (RFC 8705 §3.4), DPoP's algorithms where it supports DPoP (RFC 9449
+        §5.2), and the Bearer methods it accepts (RFC 6750 §2)."""
+        meta: dict[str, Any] = {
+            "resource": self.asrv.audience,
+            "authorization_servers": [self.asrv.issuer],
+            "bearer_methods_supported": ["header", "body"]
+            + (["query"] if self.deployment.query_tokens else []),
+            "tls_client_certificate_bound_access_tokens": True,
+            "dpop_bound_access_tokens_required": False,
+        }
+        if self.deployment.dpop:
+            meta["dpop_signing_alg_values_supported"] = list(DPOP_ALGS)
+        return meta
+
+    def _answer(
+        self,
+        incoming: Incoming,
+        *,
+        peer: bytes | None,
+        chain: tuple[bytes, ...],  # noqa: ARG002 - the engine reads a forwarded chain, not this one
+        deadline: float,  # noqa: ARG002
+    ) -> bytes:
         """The engine decides, sizes first (what the simulation predicts); a malformed request gets 400."""
+        request = incoming.request
+        if (
+            request is not None
+            and incoming.status is None
+            and self.metadata_path is not None
+            and request.method == b"GET"
+            and urllib.parse.urlsplit(request.target.decode("latin-1")).path == self.metadata_path
+        ):  # RFC 9728 §3.2: the metadata as JSON
+            data = json.dumps(self.metadata(), indent=2).encode()
+            return http_answer(incoming.conn, 200, [("Content-Type", "application/json")], data)
         decision: Decision | None = None
-        if incoming.request is not None and incoming.status in (None, 413):
-            request = self._request(incoming.request, incoming.body, peer)
-            decision = evaluate(request, self.config, now=self._now())
+        if request is not None and incoming.status in (None, 413):
+            sent = engine_request(
+                request,
+                incoming.body,
+                client_cert=peer,
+                default_host=self.url.split("//")[1],
+                from_proxy=self.from_proxy,
+            )
+            decision = evaluate(sent, self.config, now=self._now())
         elif (
             incoming.status == 431
         ):  # an unfinished head ran past the parser's bound: measured only
@@ -708,26 +970,6 @@ class _ResourceServer(Listener):
         fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
         return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode("utf-8"))
 
-    def _request(self, request: h11.Request, body: bytes, client_cert: bytes | None) -> Request:
-        """The engine's view of an HTTP request (framing fields left out)."""
-        headers = tuple(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in request.headers
-            if name.lower() not in (b"host", b"content-length", b"connection", b"transfer-encoding")
-        )
-        host = next(
-            (v.decode("latin-1") for n, v in request.headers if n.lower() == b"host"),
-            self.url.split("//")[1],
-        )
-        return Request(
-            method=request.method.decode("ascii", "replace"),
-            url=f"https://{host}{request.target.decode('latin-1')}",
-            headers=headers,
-            body=body,
-            client_cert=client_cert,
-            from_proxy=self.from_proxy,
-        )
-
 
 class LiveServer(_ResourceServer):
     """The resource server with TLS (client authentication per the deployment), on loopback by default.
@@ -736,11 +978,16 @@ class LiveServer(_ResourceServer):
 
         with LiveServer(lab=lab, deployment=Deployment(), interpretation=BUILTINS["baseline"]) as srv:
             ...  # srv.url
+
+    ``refusal="close"`` makes it refuse a client certificate by closing the connection without a TLS
+    alert (see :func:`server_context`): a demonstration of what a client sees when an alert is lost.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.context = self._guarded(lambda: server_context(self.deployment, self.lab))
+        self.context = self._guarded(
+            lambda: server_context(self.deployment, self.lab, refusal=self.refusal)
+        )
 
 
 class Origin(_ResourceServer):

@@ -3,27 +3,182 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import ipaddress
+import json
 import os
 import shlex
 import socket
+import stat
 import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from mtlslab.pki import Lab
-from mtlslab.scenarios import Scenario, client_request, curl_argv, curl_shown
+from mtlslab.pki import Artefact, Lab
+from mtlslab.scenarios import CertChoice, Request, Scenario, TlsVersion, client_request
+from mtlslab.spec import shorten
 from mtlslab.tokens import AuthorizationServer
 
-__all__ = ["client_url", "curl_command", "write_lab_folder"]
+__all__ = [
+    "ARGUMENT_LIMIT_BYTES",
+    "LAB_MANIFEST",
+    "LabFolder",
+    "LabFolderConflict",
+    "client_url",
+    "curl_argv",
+    "curl_command",
+    "curl_shown",
+    "too_long_for_an_argument",
+    "write_lab_folder",
+]
+
+#: The file in a lab folder that names the lab which wrote it: its seed and its certificates' ``x5t#S256``.
+LAB_MANIFEST = "lab.json"
 
 
-def write_lab_folder(lab: Lab, directory: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write ``ca.pem``, ``server.pem``/``server.key``, every client identity as ``NAME.pem``/``NAME.key``
-    (certificate chain / private key, keys with mode 0600) and ``lab.json``. Returns the folder.
+class LabFolderConflict(FileExistsError):
+    """A folder holds files that :func:`write_lab_folder` would write differently: another seed's material,
+    or unknown material. ``folder``; ``names``: the files that differ; ``seed``: the seed the folder's
+    ``lab.json`` names (None when it names none or there is none)."""
 
-    Files already there with the same bytes are kept; other material is refused unless ``force`` (see
-    :meth:`~mtlslab.pki.Lab.write`)."""
-    return lab.write(directory, every_identity=True, force=force).path
+    def __init__(self, folder: Path, names: tuple[str, ...], seed: str | None) -> None:
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        whose = (
+            f"its {LAB_MANIFEST} names seed {seed!r}"
+            if seed is not None
+            else f"no {LAB_MANIFEST} there names their seed"
+        )
+        super().__init__(
+            errno.EEXIST, f"{folder} holds other material ({shown}; {whose})", str(folder)
+        )
+        self.folder, self.names, self.seed = folder, names, seed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabFolder:
+    """What :func:`write_lab_folder` did: the folder, the files it wrote, and those it kept (already there
+    with the same bytes)."""
+
+    path: Path
+    written: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def write_lab_folder(
+    lab: Lab, directory: str | os.PathLike[str], *, every_identity: bool = True, force: bool = False
+) -> LabFolder:
+    """Write ``ca.pem``, ``client.pem``, ``client.key``, ``server.pem``, ``server.key`` (certificate chain /
+    private key, keys 0600) into ``directory`` (created if missing), with ``every_identity`` every named
+    identity as ``NAME.pem`` / ``NAME.key``, and ``lab.json``, which names the lab (its seed and its
+    certificates' ``x5t#S256``).
+
+    A file already there with the same bytes is kept as it is. Any other file of the same name (another
+    seed's, a link, a directory) raises :class:`LabFolderConflict` before anything is written, unless
+    ``force``: then it is replaced, never written through."""
+    folder = Path(directory)
+    files = {"ca.pem": lab.ca.cert_pem}
+    named = {"client": lab.client, "server": lab.server}
+    for name, identity in {**named, **(lab.identities() if every_identity else {})}.items():
+        files[f"{name}.pem"] = identity.cert_chain_pem
+        files[f"{name}.key"] = identity.private_key_pem
+    files[LAB_MANIFEST] = Artefact(_manifest(lab), "lab manifest")
+    # None: nothing there; True: the same bytes; False: anything else (a link is never the same).
+    found = {
+        name: None
+        if not os.path.lexists(folder / name)
+        else _regular_bytes(folder / name, len(artefact.data) + 1) == artefact.data
+        for name, artefact in files.items()
+    }
+    differ = tuple(name for name, same in found.items() if same is False)
+    if differ and not force:
+        try:
+            seed = json.loads(_regular_bytes(folder / LAB_MANIFEST, 1 << 16) or b"").get("seed")
+        except (ValueError, AttributeError):
+            seed = None
+        raise LabFolderConflict(folder, differ, seed if isinstance(seed, str) else None)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = tuple(name for name, same in found.items() if not same)
+    for name in written:
+        files[name].write_to_path(folder / name, force=found[name] is False)
+    return LabFolder(
+        path=folder, written=written, kept=tuple(n for n, same in found.items() if same)
+    )
+
+
+def _manifest(lab: Lab) -> bytes:
+    """``lab.json``: the seed (when it is text) and the thumbprints that identify the lab's files."""
+    seed = lab.seed if isinstance(lab.seed, bytes) else str(lab.seed).encode()
+    try:
+        text: str | None = seed.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    thumbprints = {
+        "ca.pem": lab.ca.x5t_s256,
+        "client.pem": lab.client.x5t_s256,
+        "server.pem": lab.server.x5t_s256,
+    }
+    return (json.dumps({"seed": text, "x5t#S256": thumbprints}, indent=2) + "\n").encode()
+
+
+def _regular_bytes(path: Path, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of ``path`` if it is a regular file (None for a link, a FIFO, a folder or
+    nothing at all): opened without following a link and without blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+# --------------------------------------------------------------------------------------------------
+# curl.
+
+#: Linux refuses to start a program (E2BIG) when one command-line argument's bytes, with the argument's
+#: terminating NUL, are more than this: MAX_ARG_STRLEN, 32 pages (here of 4 KiB; more where pages are larger).
+ARGUMENT_LIMIT_BYTES = 128 * 1024
+
+
+def too_long_for_an_argument(arg: str) -> bool:
+    """Whether ``arg`` is more than Linux lets one command-line argument be (:data:`ARGUMENT_LIMIT_BYTES`)."""
+    return len(arg.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
+
+
+def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``args`` as a person can be shown them: arguments too long for a command line shortened
+    (:func:`mtlslab.spec.shorten`), and a comment line for each saying the command cannot run as printed,
+    and how to pass the value instead."""
+    notes = [
+        f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
+        f"more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); it is "
+        "shortened below. Put the full value in a file and let curl read it (--header @FILE, "
+        "--data-binary @FILE)"
+        for arg in args
+        if too_long_for_an_argument(arg)
+    ]
+    return [shorten(a) if too_long_for_an_argument(a) else a for a in args], notes
+
+
+def curl_argv(
+    request: Request, *, certificate: CertChoice, tls_version: TlsVersion, folder: str = "lab"
+) -> list[str]:
+    """The ``curl`` arguments that send ``request`` presenting ``certificate`` with ``tls_version`` pinned,
+    using the lab's file names in ``folder`` (``ca.pem``, ``NAME.pem``, ``NAME.key``)."""
+    prefix = f"{folder}/" if folder not in ("", ".") else ""
+    version = tls_version.value
+    args = ["curl", "--silent", "--show-error", "--include", f"--tlsv{version}", "--tls-max"]
+    args += [version, "--cacert", f"{prefix}ca.pem"]
+    if certificate is not CertChoice.NONE:
+        name = f"{prefix}{certificate.value}"
+        args += ["--cert", f"{name}.pem", "--key", f"{name}.key"]
+    if request.method != ("POST" if request.body else "GET"):
+        args += ["--request", request.method]
+    for header, value in request.headers:
+        args += ["--header", f"{header}: {value}"]
+    if request.body:
+        args += ["--data-raw", request.body.decode("latin-1")]
+    return [*args, request.url]
 
 
 def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None]:
@@ -46,9 +201,7 @@ def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None
         port = parts.port
     except ValueError:  # a port out of range
         return url, None
-    if port == 0:  # no port a client can use
-        return url, None
-    if name == "localhost":
+    if port == 0 or name == "localhost":  # no port a client can use, or the name as it is
         return url, None
     try:
         found = ipaddress.ip_address(address or name)
@@ -64,15 +217,10 @@ def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None
         found = found.ipv4_mapped or found
     netloc_port = f":{port}" if port is not None else ""
     rest = parts.path + (f"?{parts.query}" if parts.query else "")
-    if found.is_unspecified:
-        local = "[::1]" if found.version == 6 else "127.0.0.1"
-        return f"{parts.scheme}://{local}{netloc_port}{rest}", None
-    if str(found) in (
-        "127.0.0.1",
-        "::1",
-    ):  # named by the certificate: written as an address literal
-        literal = "[::1]" if found.version == 6 else "127.0.0.1"
-        return f"{parts.scheme}://{literal}{netloc_port}{rest}", None
+    loopback = "[::1]" if found.version == 6 else "127.0.0.1"
+    # A wildcard is reached on loopback; the loopback addresses the certificate names, as literals.
+    if found.is_unspecified or str(found) in ("127.0.0.1", "::1"):
+        return f"{parts.scheme}://{loopback}{netloc_port}{rest}", None
     if port is None:
         return url, None  # --resolve needs the port
     shown = f"[{found}]" if found.version == 6 else str(found)

@@ -15,22 +15,17 @@ Needs the ``notebook`` extra (ipywidgets 8). Presentation helpers that need no i
 
 from __future__ import annotations
 
-from mtlslab.widgets._common import WORKSHOP_SEED, shared_simulator
 from mtlslab.widgets.app import explorer_app
-from mtlslab.widgets.bench import bench_explorer_rerender
 from mtlslab.widgets.editor import InterpretationEditor
 from mtlslab.widgets.explorer import ScenarioExplorer
 from mtlslab.widgets.inspectors import CertificateInspector, TokenInspector
 from mtlslab.widgets.matrix import MatrixView
 
 __all__ = [
-    "WORKSHOP_SEED",
     "CertificateInspector",
     "InterpretationEditor",
     "MatrixView",
     "ScenarioExplorer",
     "TokenInspector",
-    "bench_explorer_rerender",
     "explorer_app",
-    "shared_simulator",
 ]

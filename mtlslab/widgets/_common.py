@@ -1,27 +1,17 @@
-"""What the widgets share: one cached :class:`~mtlslab.compare.Simulator` per seed, and small ipywidgets helpers."""
+"""What the widgets share: the workshop's simulator, the root box, and small ipywidgets helpers."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
+import ipywidgets as widgets
+
+from mtlslab import workshop
 from mtlslab.compare import Simulator
-from mtlslab.pki import Lab
 
-__all__ = [
-    "STYLE",
-    "WORKSHOP_SEED",
-    "Adapter",
-    "markdown_output",
-    "shared_simulator",
-    "style_widget",
-]
-
-#: The seed the notebooks and the app use, so every attendee sees the same thumbprints.
-WORKSHOP_SEED = "workshop"
-
+__all__ = ["STYLE", "Adapter", "classed", "markdown_output", "root"]
 
 #: One stylesheet for every mtlslab widget (scoped to ``.mtlslab-root``): ipywidgets' HTML widget inherits
 #: the controls' 28 px line height, which spreads rendered text; cards and tables read better tighter.
@@ -30,18 +20,22 @@ STYLE = (
     ".mtlslab-root .widget-html{align-items:flex-start}</style>"
 )
 
-
-def style_widget() -> Any:
-    """An (invisible) HTML widget holding :data:`STYLE`; put it in each root box."""
-    import ipywidgets as widgets
-
-    return widgets.HTML(STYLE, layout=widgets.Layout(height="0px", margin="0"))
+_Widget = TypeVar("_Widget", bound=widgets.DOMWidget)
 
 
-@functools.lru_cache(maxsize=8)
-def shared_simulator(seed: str = WORKSHOP_SEED) -> Simulator:
-    """The simulator for ``seed``, made once per process: its caches make re-rendering cheap."""
-    return Simulator(Lab(seed=seed))
+def classed(widget: _Widget, *names: str) -> _Widget:
+    """``widget`` with the CSS classes ``names`` (the browser tests and the matrix's click find it by them)."""
+    for name in names:
+        widget.add_class(name)
+    return widget
+
+
+def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:
+    """A widget's root box: the stylesheet (an invisible HTML widget), an ``h3`` title, the children;
+    classes ``mtlslab-NAME`` and ``mtlslab-root``."""
+    style = widgets.HTML(STYLE, layout=widgets.Layout(height="0px", margin="0"))
+    heading = widgets.HTML(f"<h3 style='margin:4px 0'>{title}</h3>")
+    return classed(widgets.VBox([style, heading, *children]), f"mtlslab-{name}", "mtlslab-root")
 
 
 def markdown_output(output: Any, text: str) -> None:
@@ -56,7 +50,9 @@ def markdown_output(output: Any, text: str) -> None:
 
 
 class Adapter:
-    """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object.
+    """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object, over
+    ``simulator`` (by default the workshop's for ``seed``, made once per process: its caches make
+    re-rendering cheap).
 
     Subclasses wire controls to one core call and a render; :meth:`held` suspends the callbacks while
     several controls are set at once, so a change of scenario renders once.
@@ -64,7 +60,8 @@ class Adapter:
 
     widget: Any
 
-    def __init__(self) -> None:
+    def __init__(self, simulator: Simulator | None, seed: str) -> None:
+        self.simulator = simulator or workshop.simulator(seed)
         self._holding = 0
 
     @contextlib.contextmanager
@@ -76,12 +73,17 @@ class Adapter:
         finally:
             self._holding -= 1
 
-    def _on_change(self, callback: Callable[[], None]) -> Callable[[Any], None]:
+    def _on_change(self, callback: Callable[[], object]) -> Callable[[Any], None]:
         def handler(_change: Any) -> None:
             if not self._holding:
                 callback()
 
         return handler
+
+    def _observe(self, callback: Callable[[], object], *controls: Any) -> None:
+        """Call ``callback`` (unless held) when any of ``controls`` changes its value."""
+        for control in controls:
+            control.observe(self._on_change(callback), names="value")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

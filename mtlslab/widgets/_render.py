@@ -4,7 +4,8 @@ Nothing here imports ipywidgets, and nothing here decides: every function takes 
 (cells, exchanges, trace steps, matrices, token inspections) and returns a string or a small value
 object. Every piece of text that reaches HTML is escaped with :func:`html.escape`, every piece of text
 that reaches a Mermaid diagram with :func:`mermaid_text`, so a pasted ``<script>`` or a hostile
-``Authorization`` value is shown, never run.
+``Authorization`` value is shown, never run. The colours of outcomes live here, with the views that draw
+them.
 """
 
 from __future__ import annotations
@@ -20,18 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import (
-    ERROR_ABBREVIATIONS,
-    OUTCOME_COLOURS,
-    Cell,
-    Matrix,
-    compact,
-    outcome_colours,
-    outcome_marks,
-)
+from mtlslab.compare import ERROR_ABBREVIATIONS, Cell, Matrix, compact
 from mtlslab.interpretations import Interpretation, Outcome
+from mtlslab.live.terminal import curl_argv, curl_shown
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.rs import BindingCheck, TokenInspection
 from mtlslab.scenarios import (
@@ -43,11 +36,8 @@ from mtlslab.scenarios import (
     Scenario,
     TlsVersion,
     Topology,
-    curl_argv,
-    curl_shown,
-    shorten,
 )
-from mtlslab.spec import Step
+from mtlslab.spec import Clause, Step, cite, shorten
 
 if TYPE_CHECKING:
     from mtlslab.live import LiveRun
@@ -63,9 +53,7 @@ __all__ = [
     "answer_cards",
     "binding_html",
     "cell_detail_html",
-    "certificate_html",
-    "compact",
-    "curl_command",
+    "curl_text",
     "differences_html",
     "download_link",
     "error_html",
@@ -76,9 +64,7 @@ __all__ = [
     "matrix_html",
     "mermaid_markdown",
     "mermaid_text",
-    "outcome_colours",
     "sequence_diagram",
-    "status_line",
     "thumbprint_html",
     "thumbprint_steps",
     "to_mermaid",
@@ -93,13 +79,67 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _muted(text: str) -> str:
+    return f"<div style='color:#555'>{text}</div>"
+
+
+def _link(clause: Clause, title: str = "") -> str:
+    """A link to ``clause``'s section at rfc-editor.org (``title``: its tooltip)."""
+    tip = f" title='{esc(title)}'" if title else ""
+    return (
+        f"<a href='{esc(clause.url)}' target='_blank' rel='noopener noreferrer'{tip}>"
+        f"{esc(clause.label)}</a>"
+    )
+
+
+def _rows(rows: Iterable[Sequence[str]], *styles: str) -> str:
+    """A small table, the ``n``-th cell of each row in ``styles[n]``, everything escaped."""
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td style='{s}'>{esc(v)}</td>" for s, v in zip(styles, row, strict=True))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
+
+
+_CELL = "padding:2px 6px"
+_MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
+_PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
+
+
 # --------------------------------------------------------------------------------------------------
 # Outcomes.
 
+#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
+_COLOURS = {
+    "2": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "tls": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
 _HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
 
 
-def status_line(outcome: Outcome) -> str:
+def _colours(outcome: Outcome) -> tuple[str, str]:
+    """Background and text colour: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
+    if outcome.tls_alert is not None:
+        return _COLOURS["tls"]
+    status = str(outcome.status)
+    return _COLOURS["2"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
+
+
+def _marks(outcome: Outcome) -> str:
+    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified,
+    italics where it is assumed (not shown by the reading's source)."""
+    if outcome.unspecified:
+        return ";border:2px dashed #8e1b25"
+    return ";font-style:italic" if outcome.assumed else ""
+
+
+def _status_line(outcome: Outcome) -> str:
     """``HTTP/1.1 401 Unauthorized``, or the TLS alert and when the client notices it."""
     if outcome.tls_alert is not None:
         return f"no HTTP response: {outcome.tls_alert}"
@@ -129,21 +169,25 @@ class Group:
 
 def group_cells(cells: Sequence[Cell], exchanges: Mapping[str, Exchange]) -> list[Group]:
     """Cells grouped by (the exchange as the interpretation deployed it, the outcome on the wire)."""
-    order: list[tuple[object, ...]] = []
-    names: dict[tuple[object, ...], list[str]] = {}
-    first: dict[tuple[object, ...], Cell] = {}
+    groups: dict[tuple[object, ...], list[Cell]] = {}
     for cell in cells:
-        exchange = exchanges[cell.interpretation]
-        key = (exchange.scenario, cell.outcome.wire())
-        if key not in names:
-            order.append(key)
-            names[key] = []
-            first[key] = cell
-        names[key].append(cell.interpretation)
+        key = (exchanges[cell.interpretation].scenario, cell.outcome.wire())
+        groups.setdefault(key, []).append(cell)
     return [
-        Group(names=tuple(names[k]), cell=first[k], exchange=exchanges[first[k].interpretation])
-        for k in order
+        Group(
+            names=tuple(c.interpretation for c in group),
+            cell=group[0],
+            exchange=exchanges[group[0].interpretation],
+        )
+        for group in groups.values()
     ]
+
+
+def _deployed(cell: Cell, deployment: Deployment | None) -> str:
+    """How ``cell``'s reading deploys the scenario, when that differs from ``deployment`` (else empty)."""
+    if deployment is None or cell.deployment is None or cell.deployment == deployment:
+        return ""
+    return cell.deployment.describe()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,63 +206,52 @@ def answer_cards(
     highlighted; a line above the cards names the fields the readings disagree on.
     """
     if not cells:
-        return "<div style='color:#555'>Pick at least one interpretation.</div>"
+        return _muted("Pick at least one interpretation.")
     fields: dict[str, list[str]] = {
-        "status": [status_line(c.outcome) for c in cells],
+        "status": [_status_line(c.outcome) for c in cells],
         "WWW-Authenticate": [c.outcome.www_authenticate or "(none)" for c in cells],
         "body": [_body_text(c.outcome) for c in cells],
     }
-    reference = {
-        name: values[0] for name, values in fields.items()
-    }  # the first reading is the yardstick
     disputed = [name for name, values in fields.items() if len(set(values)) > 1]
-    verdicts = {c.outcome.verdict for c in cells}
     if len(cells) == 1:
         summary = "One reading selected."
     elif not disputed:
         summary = "All selected readings send the same bytes."
     else:
-        what = ", ".join(disputed)
         verdict = (
             "they disagree on the verdict (status / error / TLS alert)"
-            if len(verdicts) > 1
+            if len({c.outcome.verdict for c in cells}) > 1
             else "same verdict, different wording"
         )
         summary = (
-            f"The readings differ in: <b>{esc(what)}</b> — {verdict}. Highlighted: where a reading "
-            f"differs from <b>{esc(cells[0].interpretation)}</b>, the first one selected."
+            f"The readings differ in: <b>{esc(', '.join(disputed))}</b> — {verdict}. Highlighted: where a "
+            f"reading differs from <b>{esc(cells[0].interpretation)}</b>, the first one selected."
         )
     cards = []
     for index, cell in enumerate(cells):
         interp = interpretations.get(cell.interpretation)
         title = interp.title if interp is not None else cell.interpretation
         kind = interp.kind if interp is not None else ""
-        bg, fg = outcome_colours(cell.outcome)
+        bg, fg = _colours(cell.outcome)
         rows = []
-        for name in ("status", "WWW-Authenticate", "body"):
-            value = fields[name][index]
+        for name, values in fields.items():
             style = "margin:2px 0;padding:3px;white-space:pre-wrap;word-break:break-all;font-family:monospace;font-size:11.5px"
-            differs = index > 0 and value != reference[name]
-            if differs:
-                style += ";" + _HIGHLIGHT
-            mark = " mtlslab-differs" if differs else ""
+            differs = index > 0 and values[index] != values[0]  # the first reading is the yardstick
             rows.append(
                 f"<div style='color:#666;font-size:11px'>{esc(name)}</div>"
-                f"<div class='mtlslab-field{mark}' style='{style}'>{esc(value)}</div>"
+                f"<div class='mtlslab-field{' mtlslab-differs' if differs else ''}' "
+                f"style='{style}{';' + _HIGHLIGHT if differs else ''}'>{esc(values[index])}</div>"
             )
         flags = ""
         if cell.outcome.unspecified:
             flags = "<span style='color:#8e1b25;font-weight:bold'> unspecified by the RFCs</span>"
         elif cell.outcome.assumed:
             flags = "<span style='color:#555;font-style:italic'> assumed (wholly or partly not shown by the source)</span>"
-        adapted = ""
-        if deployment is not None and cell.deployment is not None and cell.deployment != deployment:
-            adapted = f"<div style='color:#555;font-size:11px'>as this reading deploys it: {esc(cell.deployment.describe())}</div>"
-        note = (
-            f"<div style='color:#555;font-size:11px;margin-top:3px'>note: {esc(cell.outcome.note)}</div>"
-            if cell.outcome.note
-            else ""
-        )
+        small = "<div style='color:#555;font-size:11px{}'>{}</div>"
+        adapted = _deployed(cell, deployment)
+        adapted = small.format("", f"as this reading deploys it: {esc(adapted)}") if adapted else ""
+        note = cell.outcome.note
+        note = small.format(";margin-top:3px", f"note: {esc(note)}") if note else ""
         cards.append(
             "<div class='mtlslab-card' style='flex:1 1 230px;min-width:230px;max-width:440px;"
             "border:1px solid #ccc;border-radius:6px;padding:6px;background:#fff'>"
@@ -240,18 +273,15 @@ def answer_cards(
 def live_html(runs: Sequence[LiveRun]) -> str:
     """One line per live run: whether the wire agrees with the simulated answer, and both answers."""
     if not runs:
-        return "<div style='color:#555'>Pick at least one interpretation.</div>"
-    lines = []
-    for run in runs:
-        colour = "#1b5e20" if run.agree else "#b00020"
-        mark = "✓ the wire agrees" if run.agree else "✗ the wire differs"
-        via = f" via {run.proxy}" if run.proxy else ""
-        lines.append(
-            f"<div class='mtlslab-live-run' style='color:{colour}'><b>{esc(run.interpretation)}</b>: "
-            f"{mark} — observed{esc(via)} {esc(run.outcome().summary())}, "
-            f"simulated {esc(run.simulated.summary())}</div>"
-        )
-    return "".join(lines)
+        return _muted("Pick at least one interpretation.")
+    return "".join(
+        f"<div class='mtlslab-live-run' style='color:{'#1b5e20' if run.agree else '#b00020'}'>"
+        f"<b>{esc(run.interpretation)}</b>: "
+        f"{'✓ the wire agrees' if run.agree else '✗ the wire differs'} — observed"
+        f"{esc(f' via {run.proxy}' if run.proxy else '')} {esc(run.outcome().summary())}, "
+        f"simulated {esc(run.simulated.summary())}</div>"
+        for run in runs
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,15 +290,12 @@ def live_html(runs: Sequence[LiveRun]) -> str:
 
 def _step_html(step: Step) -> str:
     colour = {True: "#1b5e20", False: "#8e1b25", None: "#555"}[step.passed]
-    title = f" — {step.clause.title}" if step.clause.title else ""
-    link = (
-        f"<a href='{esc(step.clause.url)}' target='_blank' rel='noopener noreferrer' "
-        f"title='{esc(step.clause.label + title)}'>{esc(step.clause.label)}</a>"
-    )
+    title = step.clause.label + (f" — {step.clause.title}" if step.clause.title else "")
+    top = "padding:1px 6px;vertical-align:top"
     return (
-        f"<tr><td style='color:{colour};font-weight:bold;padding:1px 6px;vertical-align:top'>{esc(step.mark)}</td>"
-        f"<td style='padding:1px 6px;vertical-align:top;white-space:nowrap'>{esc(step.check)}</td>"
-        f"<td style='padding:1px 6px;vertical-align:top;white-space:nowrap'>{link}</td>"
+        f"<tr><td style='color:{colour};font-weight:bold;{top}'>{esc(step.mark)}</td>"
+        f"<td style='{top};white-space:nowrap'>{esc(step.check)}</td>"
+        f"<td style='{top};white-space:nowrap'>{_link(step.clause, title)}</td>"
         f"<td style='padding:1px 6px;word-break:break-all'>{esc(step.detail)}</td></tr>"
     )
 
@@ -276,31 +303,22 @@ def _step_html(step: Step) -> str:
 def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -> str:
     """The trace of each distinct run (readings that deploy differently see different traces), each
     step with a link to its RFC section, ending in the finding."""
-    order: list[tuple[str, ...]] = []
-    groups: dict[tuple[str, ...], list[Cell]] = {}
+    runs: dict[tuple[str, ...], list[Cell]] = {}
     for cell in cells:
-        key = (*(str(s) for s in cell.trace), cell.finding.value)
-        if key not in groups:
-            order.append(key)
-            groups[key] = []
-        groups[key].append(cell)
+        runs.setdefault((*(str(s) for s in cell.trace), cell.finding.value), []).append(cell)
     parts = []
-    for key in order:
-        members = groups[key]
-        cell = members[0]
+    for members in runs.values():
+        cell, info = members[0], members[0].finding.info
         names = ", ".join(c.interpretation for c in members)
-        how = ""
-        if deployment is not None and cell.deployment is not None and cell.deployment != deployment:
-            how = f" — as deployed by this reading: {esc(cell.deployment.describe())}"
-        rows = "".join(_step_html(s) for s in cell.trace)
-        info = cell.finding.info
+        how = _deployed(cell, deployment)
+        how = f" — as deployed by this reading: {esc(how)}" if how else ""
         parts.append(
             f"<div style='margin:6px 0'><div style='font-weight:bold'>Trace for {esc(names)}{how}</div>"
-            f"<table style='border-collapse:collapse;font-size:12px'>{rows}</table>"
+            f"<table style='border-collapse:collapse;font-size:12px'>{''.join(map(_step_html, cell.trace))}</table>"
             f"<div>→ finding <code>{esc(cell.finding.value)}</code> ({esc(info.title)}): {esc(info.meaning)} "
-            f"[<a href='{esc(info.clause.url)}' target='_blank' rel='noopener noreferrer'>{esc(info.clause.label)}</a>]</div></div>"
+            f"[{_link(info.clause)}]</div></div>"
         )
-    return "".join(parts) or "<div style='color:#555'>No trace.</div>"
+    return "".join(parts) or _muted("No trace.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -314,7 +332,9 @@ SHOWN_LINE_CHARS = 2048
 
 def _wire(text: str) -> str:
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
-    return "\n".join(shorten(line, SHOWN_LINE_CHARS) for line in lines)
+    return "\n".join(
+        line if len(line) <= SHOWN_LINE_CHARS else shorten(line, SHOWN_LINE_CHARS) for line in lines
+    )
 
 
 def exchange_text(groups: Sequence[Group]) -> str:
@@ -322,20 +342,15 @@ def exchange_text(groups: Sequence[Group]) -> str:
     any), and each distinct answer with the readings that give it."""
     if not groups:
         return ""
-    first = groups[0].exchange
-    lines = ["# the client sends", _wire(first.client_request.http_text()), ""]
-    seen_forwarded: set[Request] = set()
+    lines = ["# the client sends", _wire(groups[0].exchange.client_request.http_text()), ""]
+    forwarded: set[Request] = set()
     for group in groups:
-        exchange = group.exchange
-        if (
-            exchange.via_proxy
-            and exchange.request is not None
-            and exchange.request not in seen_forwarded
-        ):
-            seen_forwarded.add(exchange.request)
+        request = group.exchange.request
+        if group.exchange.via_proxy and request is not None and request not in forwarded:
+            forwarded.add(request)
             lines += [
                 "# the proxy forwards to the resource server (RFC 9440 Client-Cert)",
-                _wire(exchange.request.http_text()),
+                _wire(request.http_text()),
                 "",
             ]
     for group in groups:
@@ -347,8 +362,9 @@ def exchange_text(groups: Sequence[Group]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def curl_command(exchange: Exchange, *, seed: object = "mtlslab") -> str:
-    """The curl command that sends the same request, with the lab's file names for CA, certificate and key.
+def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
+    """The curl command that sends the same request, one option a line, after comments that say where the
+    lab's files (CA, certificate, key) come from.
 
     Header values are passed verbatim (the explorer refuses CR, LF and NUL before it gets here).
     """
@@ -360,9 +376,8 @@ def curl_command(exchange: Exchange, *, seed: object = "mtlslab") -> str:
         tls_version=scenario.deployment.tls_version,
         folder=".",
     )
-    head = [
-        f"# ca.pem, client.pem, client.key: python -m mtlslab certs --seed {shlex.quote(str(seed))} --out .",
-    ]
+    seed_arg = shlex.quote(str(seed))
+    head = [f"# ca.pem, client.pem, client.key: python -m mtlslab certs --seed {seed_arg} --out ."]
     if choice not in (CertChoice.NONE, CertChoice.CLIENT):
         head.append(
             f"# {choice.value}.pem / {choice.value}.key: mtlslab.live.write_lab_folder(Lab(seed=...), '.') "
@@ -422,20 +437,16 @@ class SequenceDiagram:
     branches: tuple[Branch, ...]
 
 
-def _short(text: str, limit: int = 46) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _request_label(request: Request) -> str:
-    parts = [f"{request.method} {_short(request.target, 30)}"]
+    parts = [f"{request.method} {shorten(request.target, 30)}"]
     for name, value in request.headers:
         lowered = name.lower()
         if lowered == "authorization":
             scheme, _, credentials = value.partition(" ")
             parts.append(
-                f"Authorization: {_short(scheme, 12)} {credentials[:10]}…"
+                f"Authorization: {shorten(scheme, 16)} {credentials[:10]}…"
                 if credentials
-                else f"Authorization: {_short(value, 20)}"
+                else f"Authorization: {shorten(value, 20)}"
             )
         elif lowered in ("dpop", "client-cert"):
             parts.append(f"{name}: {value[:10]}…")
@@ -445,84 +456,44 @@ def _request_label(request: Request) -> str:
 
 
 def _branch(exchange: Exchange, outcome: Outcome, *, tls_end: str) -> list[Message]:
-    deployment = exchange.scenario.deployment
+    def say(source: str, target: str, text: str, kind: MessageKind = "tls") -> None:
+        messages.append(Message(source=source, target=target, text=text, kind=kind))
+
     messages: list[Message] = []
-    if deployment.client_auth is ClientAuth.NONE:
-        messages.append(
-            Message(
-                source=tls_end,
-                target="C",
-                text="no CertificateRequest (client auth none)",
-                kind="tls",
-            )
-        )
+    client_auth = exchange.scenario.deployment.client_auth
+    if client_auth is ClientAuth.NONE:
+        say(tls_end, "C", "no CertificateRequest (client auth none)")
     else:
-        messages.append(
-            Message(
-                source=tls_end,
-                target="C",
-                text=f"CertificateRequest ({deployment.client_auth.value})",
-                kind="tls",
-            )
+        say(tls_end, "C", f"CertificateRequest ({client_auth.value})")
+        sent = exchange.scenario.presentation.certificate
+        none_sent = sent is CertChoice.NONE
+        say(
+            "C",
+            tls_end,
+            "empty Certificate (none sent)" if none_sent else f"Certificate: {sent.value}",
         )
-        identity = exchange.scenario.presentation.certificate
-        sent = (
-            "empty Certificate (none sent)"
-            if identity is CertChoice.NONE
-            else f"Certificate: {identity.value}"
-        )
-        messages.append(Message(source="C", target=tls_end, text=sent, kind="tls"))
-    alert = outcome.tls_alert
-    request_text = _request_label(exchange.client_request)
+    alert, request = outcome.tls_alert, _request_label(exchange.client_request)
     if alert is not None:
         if alert.when == "first_read":
-            messages.append(
-                Message(
-                    source="C",
-                    target=tls_end,
-                    text=f"{request_text} (sent, never answered)",
-                    kind="request",
-                )
-            )
-            messages.append(
-                Message(
-                    source=tls_end,
-                    target="C",
-                    text=f"alert {alert.name} ({alert.code}) at the client's first read",
-                    kind="alert",
-                )
+            say("C", tls_end, f"{request} (sent, never answered)", "request")
+            say(
+                tls_end,
+                "C",
+                f"alert {alert.name} ({alert.code}) at the client's first read",
+                "alert",
             )
         else:
-            messages.append(
-                Message(
-                    source=tls_end,
-                    target="C",
-                    text=f"alert {alert.name} ({alert.code}) during the handshake",
-                    kind="alert",
-                )
-            )
+            say(tls_end, "C", f"alert {alert.name} ({alert.code}) during the handshake", "alert")
         return messages
-    messages.append(Message(source="C", target=tls_end, text=request_text, kind="request"))
-    if exchange.via_proxy and exchange.request is not None:
-        forwarded = exchange.request.header_values("Client-Cert")
-        extra = "with Client-Cert" if forwarded else "no Client-Cert"
-        messages.append(
-            Message(
-                source="P",
-                target="RS",
-                text=f"{exchange.request.method} {_short(exchange.request.target, 30)}, {extra}",
-                kind="request",
-            )
-        )
-    messages.append(
-        Message(source="RS", target="RS", text=f"finding: {outcome.finding.value}", kind="note")
-    )
-    answer = outcome.summary()
-    if exchange.via_proxy:
-        messages.append(Message(source="RS", target="P", text=answer, kind="response"))
-        messages.append(Message(source="P", target="C", text=answer, kind="response"))
-    else:
-        messages.append(Message(source="RS", target="C", text=answer, kind="response"))
+    say("C", tls_end, request, "request")
+    forwarded = exchange.request
+    if exchange.via_proxy and forwarded is not None:
+        extra = "with Client-Cert" if forwarded.header_values("Client-Cert") else "no Client-Cert"
+        say("P", "RS", f"{forwarded.method} {shorten(forwarded.target, 30)}, {extra}", "request")
+    say("RS", "RS", f"finding: {outcome.finding.value}", "note")
+    hops = [("RS", "P"), ("P", "C")] if exchange.via_proxy else [("RS", "C")]
+    for source, target in hops:
+        say(source, target, outcome.summary(), "response")
     return messages
 
 
@@ -530,14 +501,11 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
     """The exchange as a sequence diagram: client, proxy if any, resource server; where it stops (a TLS
     alert at the handshake or at the first read, or an HTTP answer), one branch per distinct outcome."""
     proxy = scenario.deployment.topology is Topology.PROXY
-    participants: list[tuple[str, str]] = [("C", "Client")]
-    if proxy:
-        participants.append(("P", "TLS-terminating proxy"))
-    participants.append(("RS", "Resource server"))
+    participants = (("C", "Client"), *([("P", "TLS-terminating proxy")] if proxy else []))
+    participants += (("RS", "Resource server"),)
     tls_end = "P" if proxy else "RS"
-    version = scenario.deployment.tls_version
-    hello = "ClientHello (TLS 1.3)" if version is TlsVersion.TLS1_3 else "ClientHello (TLS 1.2)"
-    prelude: tuple[Message, ...] = (Message(source="C", target=tls_end, text=hello, kind="tls"),)
+    version = "1.3" if scenario.deployment.tls_version is TlsVersion.TLS1_3 else "1.2"
+    hello = Message(source="C", target=tls_end, text=f"ClientHello (TLS {version})", kind="tls")
     merged: dict[tuple[Message, ...], list[str]] = {}
     for group in groups:  # readings whose diagrams would be identical share one branch
         messages = tuple(_branch(group.exchange, group.cell.outcome, tls_end=tls_end))
@@ -550,27 +518,15 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
         and len({p[shared] for p in paths}) == 1
     ):
         shared += 1
-    prelude += paths[0][:shared]
     branches = tuple(
         Branch(label=", ".join(names), messages=path[shared:]) for path, names in merged.items()
     )
-    return SequenceDiagram(participants=tuple(participants), prelude=prelude, branches=branches)
+    return SequenceDiagram(
+        participants=participants, prelude=(hello, *paths[0][:shared]), branches=branches
+    )
 
 
-_MERMAID_ESCAPES = str.maketrans(
-    {
-        "#": "#35;",
-        ";": "#59;",
-        "<": "#60;",
-        ">": "#62;",
-        '"': "#34;",
-        "`": "#96;",
-        "%": "#37;",
-        "{": "#123;",
-        "}": "#125;",
-        "\\": "#92;",
-    }
-)
+_MERMAID_ESCAPES = str.maketrans({c: f"#{ord(c)};" for c in '#;<>"`%{}\\'})
 
 
 def mermaid_text(text: str) -> str:
@@ -583,9 +539,10 @@ _ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
 
 
 def _mermaid_message(message: Message, indent: str) -> str:
+    text = mermaid_text(message.text)
     if message.kind == "note":
-        return f"{indent}Note over {message.source}: {mermaid_text(message.text)}"
-    return f"{indent}{message.source}{_ARROWS[message.kind]}{message.target}: {mermaid_text(message.text)}"
+        return f"{indent}Note over {message.source}: {text}"
+    return f"{indent}{message.source}{_ARROWS[message.kind]}{message.target}: {text}"
 
 
 def to_mermaid(diagram: SequenceDiagram) -> str:
@@ -601,8 +558,7 @@ def to_mermaid(diagram: SequenceDiagram) -> str:
         lines += [_mermaid_message(m, "    ") for m in branch.messages]
     else:
         for index, branch in enumerate(diagram.branches):
-            keyword = "alt" if index == 0 else "else"
-            lines.append(f"    {keyword} {mermaid_text(branch.label)}")
+            lines.append(f"    {'alt' if index == 0 else 'else'} {mermaid_text(branch.label)}")
             lines += [_mermaid_message(m, "        ") for m in branch.messages]
         lines.append("    end")
     return "\n".join(lines) + "\n"
@@ -624,8 +580,7 @@ _SVG_COLOURS = {
 
 def to_svg(diagram: SequenceDiagram) -> str:
     """The same diagram as a self-contained inline SVG (for front ends without Mermaid, such as Voilà)."""
-    column = 400
-    left = 160
+    column, left = 400, 160
     xs = {pid: left + i * column for i, (pid, _) in enumerate(diagram.participants)}
     width = left * 2 + column * (len(diagram.participants) - 1)
     rows: list[str] = []
@@ -638,15 +593,14 @@ def to_svg(diagram: SequenceDiagram) -> str:
             return (
                 f"<rect x='{x - 120}' y='{y - 15}' width='240' height='21' fill='#fffde7' stroke='#bbb'/>"
                 f"<text x='{x}' y='{y}' text-anchor='middle' font-size='12' fill='{colour}'>"
-                f"{esc(_short(message.text, 40))}</text>"
+                f"{esc(shorten(message.text, 40))}</text>"
             )
         x1, x2 = xs[message.source], xs[message.target]
         dash = " stroke-dasharray='5,3'" if message.kind in ("response", "alert") else ""
         head = "url(#mtlslab-cross)" if message.kind == "alert" else "url(#mtlslab-arrow)"
-        mid = (x1 + x2) / 2
         return (
             f"<line x1='{x1}' y1='{y}' x2='{x2}' y2='{y}' stroke='{colour}' stroke-width='1.5'{dash} marker-end='{head}'/>"
-            f"<text x='{mid}' y='{y - 5}' text-anchor='middle' font-size='12' fill='{colour}'>{esc(_short(message.text, 60))}</text>"
+            f"<text x='{(x1 + x2) / 2}' y='{y - 5}' text-anchor='middle' font-size='12' fill='{colour}'>{esc(shorten(message.text, 60))}</text>"
         )
 
     for message in diagram.prelude:
@@ -656,7 +610,7 @@ def to_svg(diagram: SequenceDiagram) -> str:
         y += 30
         top = y - 14
         rows.append(
-            f"<text x='12' y='{y}' font-size='12' font-weight='bold' fill='#444'>{esc(_short(branch.label, 100))}</text>"
+            f"<text x='12' y='{y}' font-size='12' font-weight='bold' fill='#444'>{esc(shorten(branch.label, 100))}</text>"
         )
         for message in branch.messages:
             y += 30
@@ -706,7 +660,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     """Scenarios × interpretations coloured by outcome; rows where the readings disagree marked ``≠``;
     the selected cell outlined. Inside a :class:`~mtlslab.widgets.MatrixView` a click on a cell selects it."""
     if not matrix.scenarios:
-        return "<div style='color:#555'>No scenario matches this filter.</div>"
+        return _muted("No scenario matches this filter.")
     head = "".join(
         f"<th style='padding:2px 4px;font-size:11px;font-weight:normal;writing-mode:vertical-rl;"
         f"transform:rotate(180deg);text-align:left' title='{esc(i.title)}'>{esc(i.name)}</th>"
@@ -714,13 +668,11 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     )
     rows = []
     for scenario in matrix.scenarios:
-        cells = matrix.row(scenario.id)
-        disputed = matrix.consensus(scenario.id) is None
         tds = []
-        for cell in cells:
-            bg, fg = outcome_colours(cell.outcome)
+        for cell in matrix.row(scenario.id):
+            bg, fg = _colours(cell.outcome)
             style = f"background:{bg};color:{fg};padding:1px 5px;font-family:monospace;font-size:11px;white-space:nowrap;text-align:center"
-            style += outcome_marks(cell.outcome)
+            style += _marks(cell.outcome)
             if selected == (cell.scenario, cell.interpretation):
                 style += ";outline:3px solid #000;outline-offset:-2px"
             tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value}); click to see why"
@@ -730,7 +682,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
                 f"title='{esc(tip)}'>{esc(compact(cell.outcome))}</td>"
             )
         weight = "bold" if selected is not None and selected[0] == scenario.id else "normal"
-        mark = "≠" if disputed else ""
+        mark = "≠" if matrix.consensus(scenario.id) is None else ""
         rows.append(
             f"<tr><td style='color:#b00020;font-weight:bold;padding:0 3px'>{mark}</td>"
             f"<td style='padding:1px 6px;font-family:monospace;font-size:11px;font-weight:{weight};white-space:nowrap' "
@@ -738,12 +690,8 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         )
     legend = " ".join(
         f"<span style='background:{bg};color:{fg};padding:1px 6px;border-radius:3px'>{esc(label)}</span>"
-        for label, (bg, fg) in (
-            ("2xx", OUTCOME_COLOURS["2"]),
-            ("400", OUTCOME_COLOURS["400"]),
-            ("401", OUTCOME_COLOURS["401"]),
-            ("403", OUTCOME_COLOURS["403"]),
-            ("TLS alert", OUTCOME_COLOURS["tls"]),
+        for label, (bg, fg) in zip(
+            ("2xx", "400", "401", "403", "TLS alert"), list(_COLOURS.values())[:5], strict=True
         )
     )
     codes = ", ".join(f"{short} {code}" for code, short in ERROR_ABBREVIATIONS.items())
@@ -851,75 +799,26 @@ def thumbprint_steps(certificate: x509.Certificate | bytes | str) -> ThumbprintS
 
 def thumbprint_html(steps: ThumbprintSteps) -> str:
     """The three steps as a small table."""
-    head = steps.der[:24].hex(" ")
     verdict = (
         "<span style='color:#1b5e20'>✓ equals mtlslab.pki.x5t_s256</span>"
         if steps.agrees
         else "<span style='color:#b00020'>✗ differs from mtlslab.pki.x5t_s256</span>"
     )
-    rows = (
+    der = f"{len(steps.der)} bytes: {steps.der[:24].hex(' ')} …"
+    table = _rows(
         (
-            "1 · DER",
-            f"{len(steps.der)} bytes: {head} …",
-            "the certificate's DER encoding, not the PEM text",
+            ("1 · DER", der, "the certificate's DER encoding, not the PEM text"),
+            ("2 · SHA-256", steps.sha256_hex, "32 bytes, shown in hex"),
+            ("3 · base64url", steps.base64url, "RFC 4648 §5 alphabet (- and _), no '=' padding"),
         ),
-        ("2 · SHA-256", steps.sha256_hex, "32 bytes, shown in hex"),
-        ("3 · base64url", steps.base64url, "RFC 4648 §5 alphabet (- and _), no '=' padding"),
-    )
-    body = "".join(
-        f"<tr><td style='padding:2px 6px;white-space:nowrap'>{esc(a)}</td>"
-        f"<td style='padding:2px 6px;font-family:monospace;word-break:break-all'>{esc(b)}</td>"
-        f"<td style='padding:2px 6px;color:#555'>{esc(c)}</td></tr>"
-        for a, b, c in rows
+        f"{_CELL};white-space:nowrap",
+        _MONO,
+        f"{_CELL};color:#555",
     )
     return (
         "<div><b>x5t#S256, step by step</b> "
-        "(<a href='https://www.rfc-editor.org/rfc/rfc8705#section-3.1' target='_blank' rel='noopener noreferrer'>RFC 8705 §3.1</a>)</div>"
-        f"<table style='border-collapse:collapse;font-size:12px'>{body}</table><div>{verdict}</div>"
+        f"({_link(cite('RFC 8705 §3.1'))})</div>{table}<div>{verdict}</div>"
     )
-
-
-def _names(cert: x509.Certificate) -> str:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return "(none)"
-    return ", ".join(str(getattr(n, "value", n)) for n in san) or "(none)"
-
-
-def _usage(cert: x509.Certificate) -> str:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return "(none)"
-    return ", ".join(getattr(oid, "_name", oid.dotted_string) for oid in eku)
-
-
-def certificate_html(cert: x509.Certificate) -> str:
-    """A decoded certificate: subject, issuer, names, usage, validity, serial, key."""
-    key = cert.public_key()
-    spki = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    rows: Iterable[tuple[str, str]] = (
-        ("subject", cert.subject.rfc4514_string() or "(empty)"),
-        ("issuer", cert.issuer.rfc4514_string() or "(empty)"),
-        ("self-signed", "yes" if cert.subject == cert.issuer else "no"),
-        ("subjectAltName", _names(cert)),
-        ("extendedKeyUsage", _usage(cert)),
-        (
-            "valid",
-            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} → {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-        ),
-        ("serial", f"{cert.serial_number:x}"),
-        ("public key", f"{type(key).__name__.lstrip('_')} ({len(spki)} bytes SPKI)"),
-    )
-    body = "".join(
-        f"<tr><th style='text-align:left;padding:2px 8px;color:#555;font-weight:normal'>{esc(k)}</th>"
-        f"<td style='padding:2px 8px;font-family:monospace;word-break:break-all'>{esc(v)}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
 
 
 def binding_html(binding: BindingCheck) -> str:
@@ -931,24 +830,21 @@ def binding_html(binding: BindingCheck) -> str:
         ("expected (cnf)", binding.expected or "—"),
         ("presented", binding.presented or "—"),
     )
-    body = "".join(
-        f"<tr><td style='padding:2px 6px;color:#555'>{esc(k)}</td>"
-        f"<td style='padding:2px 6px;font-family:monospace;word-break:break-all'>{esc(v)}</td></tr>"
-        for k, v in rows
-    )
     return (
         f"<div class='mtlslab-binding' style='color:{colour};font-weight:bold'>binding {word}: {esc(binding.reason)}</div>"
-        f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
+        + _rows(rows, f"{_CELL};color:#555", _MONO)
     )
 
 
 def token_html(inspection: TokenInspection) -> str:
     """A decoded JWT: header, claims, signature check, binding check."""
     ok = "#1b5e20" if inspection.signature.valid else "#b00020"
-    pre = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
+    parts = (("header", inspection.header), ("claims", inspection.claims))
     return (
-        f"<div><b>header</b></div><pre style='{pre}'>{esc(json.dumps(dict(inspection.header), indent=2))}</pre>"
-        f"<div><b>claims</b></div><pre style='{pre}'>{esc(json.dumps(dict(inspection.claims), indent=2))}</pre>"
-        f"<div class='mtlslab-signature' style='color:{ok}'>signature: {esc(inspection.signature.reason)}</div>"
+        "".join(
+            f"<div><b>{title}</b></div><pre style='{_PRE}'>{esc(json.dumps(dict(value), indent=2))}</pre>"
+            for title, value in parts
+        )
+        + f"<div class='mtlslab-signature' style='color:{ok}'>signature: {esc(inspection.signature.reason)}</div>"
         + binding_html(inspection.binding)
     )

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 import ipywidgets as widgets
 
+from mtlslab import workshop
 from mtlslab.compare import Simulator
-from mtlslab.widgets._common import WORKSHOP_SEED, shared_simulator
+from mtlslab.widgets._common import classed
 from mtlslab.widgets.editor import InterpretationEditor
 from mtlslab.widgets.explorer import ScenarioExplorer
 from mtlslab.widgets.inspectors import CertificateInspector, TokenInspector
@@ -24,22 +25,19 @@ def explorer_app(
     *,
     scenario: str = "no-cert-optional",
     diagram: Literal["mermaid", "svg"] = "svg",
-    seed: str = WORKSHOP_SEED,
+    seed: str = workshop.LAB_SEED,
 ) -> Any:
     """The scenario explorer, the matrix, the editor and both inspectors in one ``ipywidgets.Tab``.
 
     The diagram defaults to inline SVG: Voilà's front end has no Mermaid renderer (JupyterLab has).
     """
-    sim = simulator or shared_simulator(seed)
-    explorer = ScenarioExplorer(sim, scenario=scenario, diagram=diagram)
-    editor = InterpretationEditor(sim)
+    sim = simulator or workshop.simulator(seed)
     parts = [
-        explorer.widget,
-        MatrixView(sim, tag="debate").widget,
-        editor.widget,
-        CertificateInspector(sim).widget,
-        TokenInspector(sim).widget,
+        ScenarioExplorer(sim, scenario=scenario, diagram=diagram),
+        MatrixView(sim, tag="debate"),
+        InterpretationEditor(sim),
+        CertificateInspector(sim),
+        TokenInspector(sim),
     ]
-    app = widgets.Tab(children=parts, titles=TAB_TITLES)
-    app.add_class("mtlslab-app")
-    return app
+    tabs = widgets.Tab(children=[part.widget for part in parts], titles=TAB_TITLES)
+    return classed(tabs, "mtlslab-app")

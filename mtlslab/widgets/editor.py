@@ -28,7 +28,8 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
+from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ERROR_CODES", "EXPORT_FORMATS", "SCHEMES", "InterpretationEditor"]
 
@@ -66,10 +67,9 @@ class InterpretationEditor(Adapter):
         base: str | Interpretation = "thread-401",
         name: str = "my-reading",
         scenarios: Iterable[Scenario] = CATALOGUE,
-        seed: str = WORKSHOP_SEED,
+        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__()
-        self.simulator = simulator or shared_simulator(seed)
+        super().__init__(simulator, seed)
         self.scenarios = tuple(scenarios)
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         start = base if isinstance(base, Interpretation) else get_interpretation(base)
@@ -78,60 +78,58 @@ class InterpretationEditor(Adapter):
         self.interpretation: Interpretation = start
         self.matrix: Matrix | None = None
 
-        self.base = widgets.Dropdown(
-            options=list(self._known), value=start.name, description="start from", style=_STYLE
+        labelled: dict[str, Any] = {"style": _STYLE}
+        wide: dict[str, Any] = {**labelled, "layout": widgets.Layout(width="95%")}
+        self.base = classed(
+            widgets.Dropdown(
+                options=list(self._known), value=start.name, description="start from", **labelled
+            ),
+            "mtlslab-control-base",
         )
-        self.base.add_class("mtlslab-control-base")
-        self.name = widgets.Text(value=name, description="name", style=_STYLE)
-        self.name.add_class("mtlslab-control-name")
-        self.stance = widgets.Text(
-            value="",
-            placeholder=start.stance,
-            description="stance",
-            style=_STYLE,
-            layout=widgets.Layout(width="95%"),
+        self.name = classed(
+            widgets.Text(value=name, description="name", **labelled), "mtlslab-control-name"
         )
+        self.stance = widgets.Text(value="", placeholder=start.stance, description="stance", **wide)
         self.tls_required = widgets.Checkbox(
             value=False, description="require client certificates at the TLS layer", indent=False
         )
         self.ignore_binding = widgets.Checkbox(
             value=False, description="do not check the binding (cnf)", indent=False
         )
-        self.finding = widgets.Dropdown(
-            options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
-            value=Finding.CERTIFICATE_MISSING,
-            description="finding",
-            style=_STYLE,
-            layout=widgets.Layout(width="95%"),
+        self.finding = classed(
+            widgets.Dropdown(
+                options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
+                value=Finding.CERTIFICATE_MISSING,
+                description="finding",
+                **wide,
+            ),
+            "mtlslab-control-finding",
         )
-        self.finding.add_class("mtlslab-control-finding")
-        self.status = widgets.BoundedIntText(
-            value=401, min=100, max=599, description="status", style=_STYLE
+        self.status = classed(
+            widgets.BoundedIntText(value=401, min=100, max=599, description="status", **labelled),
+            "mtlslab-control-status",
         )
-        self.status.add_class("mtlslab-control-status")
         self.scheme = widgets.Combobox(
             options=list(SCHEMES),
             value="Bearer",
             placeholder="(no WWW-Authenticate)",
             description="scheme",
-            style=_STYLE,
             ensure_option=False,
+            **labelled,
         )
-        self.error = widgets.Combobox(
-            options=list(ERROR_CODES),
-            value="",
-            placeholder="(no error code)",
-            description="error",
-            style=_STYLE,
-            ensure_option=False,
+        self.error = classed(
+            widgets.Combobox(
+                options=list(ERROR_CODES),
+                value="",
+                placeholder="(no error code)",
+                description="error",
+                ensure_option=False,
+                **labelled,
+            ),
+            "mtlslab-control-error",
         )
-        self.error.add_class("mtlslab-control-error")
         self.description = widgets.Text(
-            value="",
-            placeholder="(no error_description)",
-            description="description",
-            style=_STYLE,
-            layout=widgets.Layout(width="95%"),
+            value="", placeholder="(no error_description)", description="description", **wide
         )
         self.tls_alert = widgets.Checkbox(
             value=False, description="answer with the TLS alert", indent=False, disabled=True
@@ -142,28 +140,29 @@ class InterpretationEditor(Adapter):
             layout=widgets.Layout(width="auto"),
         )
         self.current = widgets.HTML()
-        self.problem = widgets.HTML()
-        self.problem.add_class("mtlslab-error-box")
-        self.diff = widgets.HTML()
-        self.diff.add_class("mtlslab-diff")
+        self.problem = classed(widgets.HTML(), "mtlslab-error-box")
+        self.diff = classed(widgets.HTML(), "mtlslab-diff")
         self.export_format = widgets.ToggleButtons(
             options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0], style={"button_width": "auto"}
         )
-        self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
-        self.export.add_class("mtlslab-export")
-        self.save = widgets.HTML()
-        self.save.add_class("mtlslab-save")
-        self.load_box = widgets.Textarea(
-            placeholder="paste an interpretation's JSON here, then Load",
-            layout=widgets.Layout(width="70%", height="60px"),
+        self.export = classed(
+            widgets.Textarea(layout=widgets.Layout(width="98%", height="220px")), "mtlslab-export"
         )
-        self.load_button = widgets.Button(description="Load", icon="upload")
-        self.load_button.add_class("mtlslab-load")
-        self.load_box.add_class("mtlslab-load-box")
-        self.widget = widgets.VBox(
+        self.save = classed(widgets.HTML(), "mtlslab-save")
+        self.load_box = classed(
+            widgets.Textarea(
+                placeholder="paste an interpretation's JSON here, then Load",
+                layout=widgets.Layout(width="70%", height="60px"),
+            ),
+            "mtlslab-load-box",
+        )
+        self.load_button = classed(
+            widgets.Button(description="Load", icon="upload"), "mtlslab-load"
+        )
+        self.widget = root(
+            "editor",
+            "Write your own interpretation",
             [
-                style_widget(),
-                widgets.HTML("<h3 style='margin:4px 0'>Write your own interpretation</h3>"),
                 widgets.HBox([self.base, self.name]),
                 self.stance,
                 widgets.HBox([self.tls_required, self.ignore_binding]),
@@ -182,19 +181,13 @@ class InterpretationEditor(Adapter):
                 widgets.HTML("<b>Save and load</b> (a saved file's JSON, pasted, loads back)"),
                 self.save,
                 widgets.HBox([self.load_box, self.load_button]),
-            ]
+            ],
         )
-        self.widget.add_class("mtlslab-editor")
-        self.widget.add_class("mtlslab-root")
-
-        rebuild = self._on_change(self._rebuild)
-        for control in (self.name, self.stance, self.tls_required, self.ignore_binding):
-            control.observe(rebuild, names="value")
-        self.base.observe(self._on_change(self._base_changed), names="value")
-        self.finding.observe(self._on_change(self._load_form), names="value")
-        for control in (self.status, self.scheme, self.error, self.description):
-            control.observe(self._on_change(self._form_changed), names="value")
-        self.export_format.observe(self._on_change(self._show_export), names="value")
+        self._observe(self.rebuild, self.name, self.stance, self.tls_required, self.ignore_binding)
+        self._observe(self._base_changed, self.base)
+        self._observe(self._load_form, self.finding)
+        self._observe(self._form_changed, self.status, self.scheme, self.error, self.description)
+        self._observe(self._show_export, self.export_format)
         self.reset.on_click(self._reset)
         self.load_button.on_click(self._load_clicked)
         self.rebuild()
@@ -247,9 +240,6 @@ class InterpretationEditor(Adapter):
             f"{mine.name}.json", self.exported(EXPORT_FORMATS[0])
         )
         return True
-
-    def _rebuild(self) -> None:
-        self.rebuild()
 
     # ---- the answer form ----------------------------------------------------------------------------
     def _load_form(self) -> None:

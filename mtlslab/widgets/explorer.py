@@ -40,13 +40,8 @@ from mtlslab.scenarios import (
 )
 from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import (
-    WORKSHOP_SEED,
-    Adapter,
-    markdown_output,
-    shared_simulator,
-    style_widget,
-)
+from mtlslab.widgets._common import Adapter, classed, markdown_output, root
+from mtlslab.workshop import LAB_SEED
 
 __all__ = [
     "CUSTOM_ID",
@@ -89,43 +84,31 @@ _LABELS = {
     "raw_authorization": "send this exact Authorization",
     "token": "token",
 }
-_STYLE = {"description_width": "120px"}
 _CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
-_WIDE = widgets.Layout(width="98%")
-
-
-def _css(name: str) -> str:
-    return "mtlslab-control-" + name.replace("_", "-")
 
 
 def _control(name: str, default: Any) -> Any:
     """A control for one dataclass field, from its default: a dropdown for an enum, a checkbox for a bool."""
     label = _LABELS.get(name, name.replace("_", " "))
+    wide: dict[str, Any] = {"layout": widgets.Layout(width="98%")}
+    labelled = {"description": label, "style": {"description_width": "120px"}, **wide}
     control: Any
     if isinstance(default, enum.Enum):
         options = [(member.value, member) for member in type(default)]
-        control = widgets.Dropdown(
-            options=options, value=default, description=label, style=_STYLE, layout=_WIDE
-        )
+        control = widgets.Dropdown(options=options, value=default, **labelled)
     elif isinstance(default, bool):
-        control = widgets.Checkbox(value=default, description=label, indent=False, layout=_WIDE)
+        control = widgets.Checkbox(value=default, description=label, indent=False, **wide)
     elif name == "forged_client_cert":  # CertChoice | None: "none" stands for None
         options = [("(no header)" if c is CertChoice.NONE else c.value, c) for c in CertChoice]
-        control = widgets.Dropdown(
-            options=options, value=CertChoice.NONE, description=label, style=_STYLE, layout=_WIDE
-        )
+        control = widgets.Dropdown(options=options, value=CertChoice.NONE, **labelled)
     elif name == "raw_authorization":  # str | None: a text field, used when its checkbox is ticked
-        control = widgets.Text(
-            value="",
-            placeholder="e.g. Bearer  two  spaces",
-            description="Authorization:",
-            style=_STYLE,
-            layout=_WIDE,
-        )
+        labelled["description"] = "Authorization:"
+        control = widgets.Text(value="", placeholder="e.g. Bearer  two  spaces", **labelled)
+    elif name == "token":
+        control = widgets.Dropdown(options=list(TOKEN_VARIANTS), value=default, **labelled)
     else:  # pragma: no cover - a new kind of field in the core needs a control here
         raise TypeError(f"no control for field {name!r} (default {default!r})")
-    control.add_class(_css(name))
-    return control
+    return classed(control, "mtlslab-control-" + name.replace("_", "-"))
 
 
 class ScenarioExplorer(Adapter):
@@ -143,10 +126,9 @@ class ScenarioExplorer(Adapter):
         interpretations: Iterable[str | Interpretation] = DEFAULT_INTERPRETATIONS,
         extra: Iterable[Interpretation] = (),
         diagram: Literal["mermaid", "svg"] = "mermaid",
-        seed: str = WORKSHOP_SEED,
+        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__()
-        self.simulator = simulator or shared_simulator(seed)
+        super().__init__(simulator, seed)
         self.diagram_format = diagram
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         for interp in extra:
@@ -161,126 +143,101 @@ class ScenarioExplorer(Adapter):
         self.scenario: Scenario | None = None
         self.cells: list[Cell] = []
         self.exchanges: dict[str, Exchange] = {}
-        self.diagram_source = ""
-        self.curl_text = ""
-        self.http_text = ""
+        self.diagram_source = self.curl_text = self.http_text = ""
         self.renders = 0
+        #: The runs of the last "Run live" (for tests and notebooks).
+        self.live_runs: list[LiveRun] = []
 
         # ---- controls ------------------------------------------------------------------------------
         deployment, presentation = Deployment(), Presentation()
-        self.controls: dict[str, Any] = {}
-        for name in DEPLOYMENT_FIELDS:
-            self.controls[name] = _control(name, getattr(deployment, name))
-        for name in PRESENTATION_FIELDS:
-            self.controls[name] = _control(name, getattr(presentation, name))
-        self.raw_enabled = widgets.Checkbox(
-            value=False, description=_LABELS["raw_authorization"], indent=False, layout=_WIDE
+        defaults = {n: getattr(deployment, n) for n in DEPLOYMENT_FIELDS}
+        defaults |= {n: getattr(presentation, n) for n in PRESENTATION_FIELDS}
+        self.controls: dict[str, Any] = {
+            n: _control(n, v) for n, v in {**defaults, "token": "bound"}.items()
+        }
+        self.raw_enabled = classed(
+            widgets.Checkbox(
+                value=False,
+                description=_LABELS["raw_authorization"],
+                indent=False,
+                layout=widgets.Layout(width="98%"),
+            ),
+            "mtlslab-control-raw-enabled",
         )
-        self.raw_enabled.add_class(_css("raw_enabled"))
-        self.controls["token"] = widgets.Dropdown(
-            options=list(TOKEN_VARIANTS),
-            value="bound",
-            description="token",
-            style=_STYLE,
-            layout=_WIDE,
+        self.picker = classed(
+            widgets.Dropdown(
+                options=[("— composed in the controls —", "")]
+                + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
+                value="",
+                description="catalogue",
+                style={"description_width": "80px"},
+                layout=widgets.Layout(width="98%"),
+            ),
+            "mtlslab-control-picker",
         )
-        self.controls["token"].add_class(_css("token"))
-        self.picker = widgets.Dropdown(
-            options=[("— composed in the controls —", "")]
-            + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
-            value="",
-            description="catalogue",
-            style={"description_width": "80px"},
-            layout=widgets.Layout(width="98%"),
+        self.interpretations = classed(
+            widgets.SelectMultiple(
+                options=self._reading_options(),
+                value=tuple(chosen),
+                rows=9,
+                description="readings",
+                style={"description_width": "60px"},
+                layout=widgets.Layout(width="98%"),
+            ),
+            "mtlslab-control-interpretations",
         )
-        self.picker.add_class("mtlslab-control-picker")
-        self.interpretations = widgets.SelectMultiple(
-            options=[(f"{i.name} — {i.title}", i.name) for i in self._known.values()],
-            value=tuple(chosen),
-            rows=9,
-            description="readings",
-            style={"description_width": "60px"},
-            layout=_WIDE,
-        )
-        self.interpretations.add_class("mtlslab-control-interpretations")
 
         # ---- outputs -------------------------------------------------------------------------------
         self.heading = widgets.HTML()
-        self.error = widgets.HTML()
-        self.error.add_class("mtlslab-error-box")
-        self.answers = widgets.HTML()
-        self.answers.add_class("mtlslab-answers")
-        self.trace = widgets.HTML()
-        self.trace.add_class("mtlslab-trace")
-        self.http = widgets.HTML()
-        self.http.add_class("mtlslab-http")
-        self.curl = widgets.HTML()
-        self.curl.add_class("mtlslab-curl")
+        self.error = classed(widgets.HTML(), "mtlslab-error-box")
+        self.answers = classed(widgets.HTML(), "mtlslab-answers")
+        self.trace = classed(widgets.HTML(), "mtlslab-trace")
+        self.http = classed(widgets.HTML(), "mtlslab-http")
+        self.curl = classed(widgets.HTML(), "mtlslab-curl")
         self.diagram: Any = widgets.Output() if diagram == "mermaid" else widgets.HTML()
         self.diagram.add_class("mtlslab-diagram")
         self.tabs = widgets.Tab(
             children=[self.diagram, self.trace, self.http, self.curl],
             titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
         )
-        self.live_button = widgets.Button(
-            description="Run live",
-            icon="bolt",
-            tooltip="send this request over real mutual TLS on 127.0.0.1, once per reading",
+        self.live_button = classed(
+            widgets.Button(
+                description="Run live",
+                icon="bolt",
+                tooltip="send this request over real mutual TLS on 127.0.0.1, once per reading",
+            ),
+            "mtlslab-live",
         )
-        self.live_button.add_class("mtlslab-live")
         self.live_button.on_click(self._run_live)
-        self.live_status = widgets.HTML()
-        self.live_status.add_class("mtlslab-live-status")
-        #: The runs of the last "Run live" (for tests and notebooks).
-        self.live_runs: list[LiveRun] = []
+        self.live_status = classed(widgets.HTML(), "mtlslab-live-status")
 
         column = widgets.Layout(flex="1 1 0", min_width="260px", padding="0 6px")
-        deployment_box = widgets.VBox(
-            [widgets.HTML("<b>Deployment</b>"), *(self.controls[n] for n in DEPLOYMENT_FIELDS)],
-            layout=column,
-        )
-        presentation_box = widgets.VBox(
+        shown = [self.controls[n] for n in PRESENTATION_FIELDS if n != "raw_authorization"]
+        shown += [self.raw_enabled, self.controls["raw_authorization"]]
+        boxes = [
+            widgets.VBox([widgets.HTML(f"<b>{title}</b>"), *children], layout=column)
+            for title, children in (
+                ("Deployment", [self.controls[n] for n in DEPLOYMENT_FIELDS]),
+                ("Presentation", shown),
+                ("Token and readings", [self.controls["token"], self.interpretations]),
+            )
+        ]
+        self.widget = root(
+            "explorer",
+            "Scenario explorer",
             [
-                widgets.HTML("<b>Presentation</b>"),
-                *(self.controls[n] for n in PRESENTATION_FIELDS if n != "raw_authorization"),
-                self.raw_enabled,
-                self.controls["raw_authorization"],
-            ],
-            layout=column,
-        )
-        token_box = widgets.VBox(
-            [
-                widgets.HTML("<b>Token and readings</b>"),
-                self.controls["token"],
-                self.interpretations,
-            ],
-            layout=column,
-        )
-        self.widget = widgets.VBox(
-            [
-                style_widget(),
-                widgets.HTML("<h3 style='margin:4px 0'>Scenario explorer</h3>"),
                 self.picker,
-                widgets.HBox(
-                    [deployment_box, presentation_box, token_box],
-                    layout=widgets.Layout(flex_flow="row wrap"),
-                ),
+                widgets.HBox(boxes, layout=widgets.Layout(flex_flow="row wrap")),
                 self.heading,
                 self.error,
                 self.answers,
                 self.tabs,
                 widgets.HBox([self.live_button, self.live_status]),
-            ]
+            ],
         )
-        self.widget.add_class("mtlslab-explorer")
-        self.widget.add_class("mtlslab-root")
-
-        # ---- wiring --------------------------------------------------------------------------------
-        on_control = self._on_change(self._controls_changed)
-        for control in (*self.controls.values(), self.raw_enabled):
-            control.observe(on_control, names="value")
-        self.interpretations.observe(self._on_change(self.render), names="value")
-        self.picker.observe(self._on_change(self._picked_changed), names="value")
+        self._observe(self._controls_changed, *self.controls.values(), self.raw_enabled)
+        self._observe(self.render, self.interpretations)
+        self._observe(self._picked_changed, self.picker)
         self.load(scenario)
 
     # ---- the scenario in the controls ---------------------------------------------------------------
@@ -310,21 +267,15 @@ class ScenarioExplorer(Adapter):
         values["forged_client_cert"] = None if forged is CertChoice.NONE else forged
         raw = values["raw_authorization"] if self.raw_enabled.value else None
         if raw is not None and any(c in raw for c in "\r\n\0"):
-            raise ScenarioError(
-                "raw_authorization",
-                "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)",
-            )
+            why = "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)"
+            raise ScenarioError("raw_authorization", why)
         values["raw_authorization"] = raw
         deployment = Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS})
         presentation = Presentation(**values)
         token = self.controls["token"].value
         picked = self._picked
-        if (
-            picked is not None
-            and picked.deployment == deployment
-            and picked.presentation == presentation
-            and picked.token == token
-        ):
+        wanted = (deployment, presentation, token)
+        if picked is not None and (picked.deployment, picked.presentation, picked.token) == wanted:
             return picked
         return Scenario(
             id=CUSTOM_ID,
@@ -335,6 +286,9 @@ class ScenarioExplorer(Adapter):
             tags=(CUSTOM_ID,),
         )
 
+    def _reading_options(self) -> list[tuple[str, str]]:
+        return [(f"{i.name} — {i.title}", i.name) for i in self._known.values()]
+
     def chosen(self) -> list[Interpretation]:
         """The selected interpretations, in display order."""
         return [self._known[name] for name in self.interpretations.value]
@@ -343,9 +297,7 @@ class ScenarioExplorer(Adapter):
         """Offer one more interpretation (e.g. from the editor), selected unless told otherwise."""
         self._known[interpretation.name] = interpretation
         with self.held():
-            self.interpretations.options = [
-                (f"{i.name} — {i.title}", i.name) for i in self._known.values()
-            ]
+            self.interpretations.options = self._reading_options()
             if select:
                 self.interpretations.value = (
                     *(n for n in self.interpretations.value if n != interpretation.name),
@@ -415,7 +367,7 @@ class ScenarioExplorer(Adapter):
             exchanges[cells[0].interpretation] if cells else self.simulator.exchange(scenario)
         )
         self.http_text = render.exchange_text(groups) if groups else ""
-        self.curl_text = render.curl_command(exchange, seed=self.simulator.lab.seed)
+        self.curl_text = render.curl_text(exchange, seed=self.simulator.lab.seed)
         pre = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
         self.http.value = f"<pre style='{pre}'>{render.esc(self.http_text)}</pre>"
         self.curl.value = f"<pre style='{pre}'>{render.esc(self.curl_text)}</pre>"

@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.compare import Simulator
 from mtlslab.errors import TokenError
-from mtlslab.pki import Lab, load_certificate
+from mtlslab.pki import Lab, certificate_html, load_certificate
 from mtlslab.rs import inspect_token
 from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
+from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.workshop import LAB_SEED
 
 __all__ = ["PASTE", "CertificateInspector", "TokenInspector"]
 
@@ -47,57 +48,48 @@ class CertificateInspector(Adapter):
     token variant whose ``cnf`` is compared).
     """
 
-    def __init__(self, simulator: Simulator | None = None, *, seed: str = WORKSHOP_SEED) -> None:
-        super().__init__()
-        self.simulator = simulator or shared_simulator(seed)
+    def __init__(self, simulator: Simulator | None = None, *, seed: str = LAB_SEED) -> None:
+        super().__init__(simulator, seed)
         self.lab = self.simulator.lab
         self.asrv: AuthorizationServer = self.simulator.asrv
         self._lab_certificates = _lab_certificates(self.lab)
-        self.source = widgets.Dropdown(
-            options=[
-                *((f"lab: {n}", n) for n in self._lab_certificates),
-                ("paste a PEM below", PASTE),
-            ],
-            value="client",
-            description="certificate",
-            style=_STYLE,
+        self.source = classed(
+            widgets.Dropdown(
+                options=[
+                    *((f"lab: {n}", n) for n in self._lab_certificates),
+                    ("paste a PEM below", PASTE),
+                ],
+                value="client",
+                description="certificate",
+                style=_STYLE,
+            ),
+            "mtlslab-control-cert-source",
         )
-        self.source.add_class("mtlslab-control-cert-source")
-        self.pem = widgets.Textarea(
-            placeholder="-----BEGIN CERTIFICATE-----",
-            layout=widgets.Layout(width="98%", height="140px"),
+        self.pem = classed(
+            widgets.Textarea(
+                placeholder="-----BEGIN CERTIFICATE-----",
+                layout=widgets.Layout(width="98%", height="140px"),
+            ),
+            "mtlslab-control-pem",
         )
-        self.pem.add_class("mtlslab-control-pem")
         self.token = widgets.Dropdown(
-            options=[name for name, v in TOKEN_VARIANTS.items() if v.kind in ("jwt",)],
+            options=[name for name, v in TOKEN_VARIANTS.items() if v.kind == "jwt"],
             value="bound",
             description="compare with token",
             style=_STYLE,
         )
         self.error = widgets.HTML()
-        self.decoded = widgets.HTML()
-        self.decoded.add_class("mtlslab-certificate")
-        self.steps = widgets.HTML()
-        self.steps.add_class("mtlslab-thumbprint")
+        self.decoded = classed(widgets.HTML(), "mtlslab-certificate")
+        self.steps = classed(widgets.HTML(), "mtlslab-thumbprint")
         self.binding = widgets.HTML()
-        self.widget = widgets.VBox(
-            [
-                style_widget(),
-                widgets.HTML("<h3 style='margin:4px 0'>Certificate inspector</h3>"),
-                self.source,
-                self.pem,
-                self.error,
-                self.decoded,
-                self.steps,
-                self.token,
-                self.binding,
-            ]
+        self.widget = root(
+            "cert-inspector",
+            "Certificate inspector",
+            [self.source, self.pem, self.error, self.decoded, self.steps, self.token, self.binding],
         )
-        self.widget.add_class("mtlslab-cert-inspector")
-        self.widget.add_class("mtlslab-root")
-        self.source.observe(self._on_change(self._source_changed), names="value")
-        self.pem.observe(self._on_change(self._pem_changed), names="value")
-        self.token.observe(self._on_change(self.render), names="value")
+        self._observe(self._source_changed, self.source)
+        self._observe(self._pem_changed, self.pem)
+        self._observe(self.render, self.token)
         self._source_changed()
 
     def _source_changed(self) -> None:
@@ -125,7 +117,7 @@ class CertificateInspector(Adapter):
             self.decoded.value = self.steps.value = self.binding.value = ""
             return
         self.error.value = ""
-        self.decoded.value = render.certificate_html(cert)
+        self.decoded.value = certificate_html(cert)
         self.steps.value = render.thumbprint_html(steps)
         self.binding.value = render.binding_html(inspection.binding)
 
@@ -138,55 +130,56 @@ class TokenInspector(Adapter):
     (a lab identity or ``"none"``), ``dpop`` (present the lab client's DPoP key).
     """
 
-    def __init__(self, simulator: Simulator | None = None, *, seed: str = WORKSHOP_SEED) -> None:
-        super().__init__()
-        self.simulator = simulator or shared_simulator(seed)
+    def __init__(self, simulator: Simulator | None = None, *, seed: str = LAB_SEED) -> None:
+        super().__init__(simulator, seed)
         self.lab = self.simulator.lab
         self.asrv: AuthorizationServer = self.simulator.asrv
-        self.source = widgets.Dropdown(
-            options=[
-                *((f"lab: {n}", n) for n in TOKEN_VARIANTS if n != "none"),
-                ("paste a JWT below", PASTE),
-            ],
-            value="bound",
-            description="token",
-            style=_STYLE,
+        self.source = classed(
+            widgets.Dropdown(
+                options=[
+                    *((f"lab: {n}", n) for n in TOKEN_VARIANTS if n != "none"),
+                    ("paste a JWT below", PASTE),
+                ],
+                value="bound",
+                description="token",
+                style=_STYLE,
+            ),
+            "mtlslab-control-token-source",
         )
-        self.source.add_class("mtlslab-control-token-source")
-        self.token = widgets.Textarea(
-            placeholder="eyJ...", layout=widgets.Layout(width="98%", height="90px")
+        self.token = classed(
+            widgets.Textarea(
+                placeholder="eyJ...", layout=widgets.Layout(width="98%", height="90px")
+            ),
+            "mtlslab-control-jwt",
         )
-        self.token.add_class("mtlslab-control-jwt")
-        self.certificate = widgets.Dropdown(
-            options=[("none", ""), *((n, n) for n in self.lab.identities())],
-            value="client",
-            description="certificate",
-            style=_STYLE,
+        self.certificate = classed(
+            widgets.Dropdown(
+                options=[("none", ""), *((n, n) for n in self.lab.identities())],
+                value="client",
+                description="certificate",
+                style=_STYLE,
+            ),
+            "mtlslab-control-token-certificate",
         )
-        self.certificate.add_class("mtlslab-control-token-certificate")
         self.dpop = widgets.Checkbox(
             value=False, description="present the lab client's DPoP key", indent=False
         )
         self.error = widgets.HTML()
-        self.decoded = widgets.HTML()
-        self.decoded.add_class("mtlslab-token")
-        self.widget = widgets.VBox(
+        self.decoded = classed(widgets.HTML(), "mtlslab-token")
+        self.widget = root(
+            "token-inspector",
+            "Token inspector",
             [
-                style_widget(),
-                widgets.HTML("<h3 style='margin:4px 0'>Token inspector</h3>"),
                 self.source,
                 self.token,
                 widgets.HBox([self.certificate, self.dpop]),
                 self.error,
                 self.decoded,
-            ]
+            ],
         )
-        self.widget.add_class("mtlslab-token-inspector")
-        self.widget.add_class("mtlslab-root")
-        self.source.observe(self._on_change(self._source_changed), names="value")
-        self.token.observe(self._on_change(self._token_changed), names="value")
-        for control in (self.certificate, self.dpop):
-            control.observe(self._on_change(self.render), names="value")
+        self._observe(self._source_changed, self.source)
+        self._observe(self._token_changed, self.token)
+        self._observe(self.render, self.certificate, self.dpop)
         self._source_changed()
 
     def _source_changed(self) -> None:

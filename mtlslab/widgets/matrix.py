@@ -13,6 +13,7 @@ in the two dropdowns) shows its answer card and trace.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -20,7 +21,8 @@ from mtlslab.compare import Matrix, Simulator
 from mtlslab.interpretations import Interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import WORKSHOP_SEED, Adapter, shared_simulator, style_widget
+from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ALL_TAGS", "MatrixView"]
 
@@ -43,67 +45,54 @@ class MatrixView(Adapter):
         interpretations: Iterable[Interpretation] | None = None,
         tag: str = ALL_TAGS,
         disagreements_only: bool = False,
-        seed: str = WORKSHOP_SEED,
+        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__()
-        self.simulator = simulator or shared_simulator(seed)
+        super().__init__(simulator, seed)
         self.full: Matrix = self.simulator.matrix(tuple(scenarios), interpretations)
         self.shown: Matrix = self.full
+
+        def dropdown(description: str, label: int, width: int, **options: Any) -> Any:
+            style = {"description_width": f"{label}px"}
+            layout = widgets.Layout(width=f"{width}px")
+            return widgets.Dropdown(description=description, style=style, layout=layout, **options)
+
         tags = sorted({t for s in self.full.scenarios for t in s.tags})
-        self.tag = widgets.Dropdown(
-            options=[ALL_TAGS, *tags],
-            value=tag,
-            description="tag",
-            style={"description_width": "40px"},
-            layout=widgets.Layout(width="200px"),
+        names = [i.name for i in self.full.interpretations]
+        self.tag = classed(
+            dropdown("tag", 40, 200, options=[ALL_TAGS, *tags], value=tag), "mtlslab-control-tag"
         )
-        self.tag.add_class("mtlslab-control-tag")
-        self.disagreements_only = widgets.Checkbox(
-            value=disagreements_only, description="only where readings disagree", indent=False
+        self.disagreements_only = classed(
+            widgets.Checkbox(
+                value=disagreements_only, description="only where readings disagree", indent=False
+            ),
+            "mtlslab-control-disagreements",
         )
-        self.disagreements_only.add_class("mtlslab-control-disagreements")
         self.strict = widgets.Checkbox(
             value=False, description="compare every byte (not only the verdict)", indent=False
         )
-        self.scenario = widgets.Dropdown(
-            description="scenario",
-            style={"description_width": "70px"},
-            layout=widgets.Layout(width="420px"),
+        self.scenario = classed(dropdown("scenario", 70, 420), "mtlslab-control-cell-scenario")
+        self.interpretation = classed(
+            dropdown("reading", 60, 320, options=names, value=names[0]),
+            "mtlslab-control-cell-interpretation",
         )
-        self.scenario.add_class("mtlslab-control-cell-scenario")
-        names = [i.name for i in self.full.interpretations]
-        self.interpretation = widgets.Dropdown(
-            options=names,
-            value=names[0],
-            description="reading",
-            style={"description_width": "60px"},
-            layout=widgets.Layout(width="320px"),
-        )
-        self.interpretation.add_class("mtlslab-control-cell-interpretation")
         self.count = widgets.HTML()
         self.error = widgets.HTML()
-        self.table = widgets.HTML()
-        self.table.add_class("mtlslab-matrix-table")
-        self.detail = widgets.HTML()
-        self.detail.add_class("mtlslab-cell-detail")
-        self.widget = widgets.VBox(
+        self.table = classed(widgets.HTML(), "mtlslab-matrix-table")
+        self.detail = classed(widgets.HTML(), "mtlslab-cell-detail")
+        self.widget = root(
+            "matrix",
+            "Scenarios × readings",
             [
-                style_widget(),
-                widgets.HTML("<h3 style='margin:4px 0'>Scenarios × readings</h3>"),
                 widgets.HBox([self.tag, self.disagreements_only, self.strict, self.count]),
                 self.error,
                 self.table,
                 widgets.HTML("<b>Selected cell</b> (click a cell, or pick a row and a reading)"),
                 widgets.HBox([self.scenario, self.interpretation]),
                 self.detail,
-            ]
+            ],
         )
-        self.widget.add_class("mtlslab-matrix")
-        self.widget.add_class("mtlslab-root")
-        for control in (self.tag, self.disagreements_only, self.strict):
-            control.observe(self._on_change(self.filter), names="value")
-        for control in (self.scenario, self.interpretation):
-            control.observe(self._on_change(self.show_cell), names="value")
+        self._observe(self.filter, self.tag, self.disagreements_only, self.strict)
+        self._observe(self.show_cell, self.scenario, self.interpretation)
         self.filter()
 
     def filter(self) -> None:
