@@ -34,9 +34,10 @@ assuming the user's token is valid and bound to the given certificate — and ea
 Scores: *verdict* counts probes with the same TLS alert, or the same status and error code (the error from
 the challenge; from a JSON body only when there is no challenge at all); it never looks at the realm or the
 wording of a description, which are the server's own, and it names the closest reading. *exact* counts
-probes whose outcome matches on the wire — status, ``WWW-Authenticate``, ``Content-Type``, body and every
-further field the reading names; or TLS alert name, number and when it surfaced — with the realm's value
-left to the server (node-oidc-provider's is its issuer URL); it breaks ties.
+probes whose outcome matches on the wire — status, ``WWW-Authenticate``, ``Content-Type``, body and the
+further fields some scored reading sends (a field none speaks of, like ``X-Powered-By``, is the server's
+own); or TLS alert name, number and when it surfaced — with the realm's value left to the server
+(node-oidc-provider's is its issuer URL); it breaks ties.
 
 The first probe is the control: the bound token with its own certificate. A server set up right serves it
 (or, for the hypothetical ``dpop-analogy``, refuses it exactly as that reading says); any other answer —
@@ -653,10 +654,12 @@ def _without_realms(value: str | None) -> str | None:
     return _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), value)
 
 
-def _comparable(answer: Outcome | Observed) -> tuple[Any, ...]:
+def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any, ...]:
     """The answer as the exact score compares it: the TLS alert (name, number, when it surfaced), or the
-    status, ``WWW-Authenticate`` with realms blanked, ``Content-Type`` and body (a body cut at the client's
-    limit never equals a prediction); an answer that never came compares by its error."""
+    status, ``WWW-Authenticate`` with realms blanked, ``Content-Type``, body (a body cut at the client's
+    limit never equals a prediction) and the further fields whose names are ``named`` — those some scored
+    reading sends (``Cache-Control``, ``DPoP-Nonce``...); a field no reading speaks of (``X-Powered-By``,
+    ``Vary``) is the server's own. An answer that never came compares by its error."""
     if answer.tls_alert is not None:
         alert = answer.tls_alert
         return ("tls", alert.name, alert.code, alert.when)
@@ -667,6 +670,7 @@ def _comparable(answer: Outcome | Observed) -> tuple[Any, ...]:
             _without_realms(answer.www_authenticate),
             answer.content_type,
             answer.body,
+            _fields(answer.headers_more, named),
         )
     if answer.status is None:
         return ("error", answer.error)
@@ -677,26 +681,32 @@ def _comparable(answer: Outcome | Observed) -> tuple[Any, ...]:
         _without_realms(answer.header("WWW-Authenticate")),
         answer.header("Content-Type"),
         body,
+        _fields(answer.headers, named),
     )
+
+
+def _fields(
+    headers: Iterable[tuple[str, str]], named: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """The ``named`` fields among ``headers``, as a multiset (names are case-insensitive, RFC 9110 §5.1)."""
+    return tuple(sorted((k.lower(), v) for k, v in headers if k.lower() in named))
 
 
 _PARTS = {
     "tls": ("kind", "alert", "alert number", "alert timing"),
-    "http": ("kind", "status", "WWW-Authenticate", "Content-Type", "body"),
+    "http": ("kind", "status", "WWW-Authenticate", "Content-Type", "body", "further fields"),
 }
 
 
-def _differences(predicted: Outcome, observed: Observed, seen: tuple[Any, ...]) -> tuple[str, ...]:
+def _differences(
+    predicted: Outcome, seen: tuple[Any, ...], named: frozenset[str]
+) -> tuple[str, ...]:
     """What differs between a prediction and the answer (``seen`` is :func:`_comparable` of it): the parts
-    of :data:`_PARTS`, and each further response field the prediction names (the server may send more)."""
-    want = _comparable(predicted)
+    of :data:`_PARTS` that differ, ``kind of answer`` when one is an alert and the other not."""
+    want = _comparable(predicted, named)
     if want[0] != seen[0] or want[0] not in _PARTS:
         return () if want == seen else ("kind of answer",)
-    names = _PARTS[want[0]]
-    found = [n for n, a, b in zip(names, want, seen, strict=True) if a != b]
-    if observed.status is not None:
-        found += [name for name, value in predicted.headers_more if observed.header(name) != value]
-    return tuple(found)
+    return tuple(n for n, a, b in zip(_PARTS[want[0]], want, seen, strict=True) if a != b)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1428,6 +1438,10 @@ def probe(
     names = [i.name for i in chosen]
     if len(set(names)) != len(names):
         raise InputError("interpretations", "two interpretations share a name")
+    # The further fields the exact score compares: those some reading sends (the rest are the server's own).
+    named = frozenset(
+        field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
+    )
     trust = _trust(ca)
     lab = (
         issuer.lab if issuer is not None else (simulator.lab if simulator else Lab(seed="mtlslab"))
@@ -1489,9 +1503,9 @@ def probe(
             if field is not None:
                 raise InputError(field, f"cannot probe {url}: {_visible(observed.error, 300)}")
         scenario = item.scenario.with_(tls_version=version, client_auth=ClientAuth.OPTIONAL)
-        seen = _comparable(observed)
+        seen = _comparable(observed, named)
         predictions = tuple(
-            _prediction(sim, scenario, interp, observed, seen, claims) for interp in chosen
+            _prediction(sim, scenario, interp, observed, seen, named, claims) for interp in chosen
         )
         secrets = [token.value, own.token if own else "", (own.unbound_token or "") if own else ""]
         results.append(
@@ -1563,6 +1577,7 @@ def _prediction(
     interp: Interpretation,
     observed: Observed,
     seen: tuple[Any, ...],
+    named: frozenset[str],
     claims: dict[str, Any],
 ) -> Prediction:
     exchange, decision = sim.decide(scenario, interp)
@@ -1570,7 +1585,7 @@ def _prediction(
         outcome = interp.respond(None, tls_alert=exchange.tls.alert)
     else:
         outcome = interp.respond(_as_yours(decision, claims))
-    differences = _differences(outcome, observed, seen)
+    differences = _differences(outcome, seen, named)
     return Prediction(
         interpretation=interp.name,
         outcome=outcome,

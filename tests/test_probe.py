@@ -493,6 +493,40 @@ def test_the_exact_score_leaves_the_realm_to_the_server(sim: Simulator, issuer: 
             assert differing == {"WWW-Authenticate"}
 
 
+def test_a_further_field_counts_only_when_some_reading_sends_it(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """A server that adds X-Powered-By to its missing-certificate answer still matches keycloak exactly: no
+    reading speaks of that field, it is the server's own. Once a reading that sends it is scored too, the
+    field counts: that reading is exact, and keycloak differs by its further fields there."""
+    keycloak = BUILTINS["keycloak"]
+    missing = keycloak.answer(F.CERTIFICATE_MISSING)
+    powered = derive(
+        keycloak,
+        name="keycloak-powered",
+        answers={F.CERTIFICATE_MISSING: replace(missing, headers=(("X-Powered-By", "lab"),))},
+    )
+    for scored, exact in (([], len(PROBES)), ([powered], None)):
+        with LiveStack(simulator=sim, deployment=Deployment(), interpretation=powered) as stack:
+            report = probe(
+                f"{stack.url}/resource",
+                issuer=issuer,
+                ca=sim.lab.ca,
+                simulator=sim,
+                now=sim.now,
+                interpretations=scored,
+            )
+        if exact is not None:
+            assert report.score("keycloak").exact == exact
+            continue
+        assert report.closest == ("keycloak-powered",)
+        differing = {r.probe.id: r.prediction("keycloak").differences for r in report.results}
+        missing_cert = ("no-cert", "forged-client-cert", "query-no-cert")
+        assert {k: v for k, v in differing.items() if v} == dict.fromkeys(
+            missing_cert, ("further fields",)
+        )
+
+
 # --------------------------------------------------------------------------------------------------
 # Bring your own.
 
@@ -768,8 +802,8 @@ class _HostileServer:
                 self.answer(conn)
 
 
-#: Probes one URL in a fresh interpreter and prints, as JSON, its peak RSS, the time the probe took, what
-#: the control observed and every report format.
+#: Probes one URL in a fresh interpreter and prints, as JSON, its peak RSS (VmHWM), the time the probe
+#: took, what the control observed and every report format.
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
@@ -788,8 +822,14 @@ formats = {
     "text": report.to_text(), "markdown": report.to_markdown(), "json": report.to_json(),
     "html": report._repr_html_(), "repr": repr(report),
 }
+def peak_kib():  # this program's own peak (ru_maxrss may keep the forking parent's, from before exec)
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 json.dump({
-    "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "seconds": seconds,
+    "rss_kib": peak_kib(), "seconds": seconds,
     "requests": len(report.results), "headline": report.headline, "formats": formats,
     "control": {"status": control.status, "error": control.error, "truncated": control.truncated,
                 "body_length": control.body_length, "kept": len(control.body),
