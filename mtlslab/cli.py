@@ -812,7 +812,7 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
         )
         report = probe(args.url, own=yours, **common)
     _write(out, getattr(report, f"to_{args.format}")())
-    return 1 if report.warnings else 0
+    return 3 if report.inconclusive else 1 if report.warnings else 0
 
 
 def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -826,7 +826,9 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
         "on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the report "
         "says which were skipped). Only loopback targets unless --allow-remote. Files it reads (--ca, "
         "--cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB each. "
-        "Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable input.",
+        "Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable input, 3 "
+        "when the run is inconclusive (the control, a bound token with its own certificate, was not "
+        "served: the report says what to check).",
     )
     p.add_argument("url", metavar="URL", help="the protected resource, https://...")
     p.add_argument(
@@ -891,7 +893,7 @@ def build_parser() -> _Parser:
         "simulated, compared and proven on the wire.",
         epilog="Every file a command reads is read to at most 1 MiB. Exit status: 0; 2 on unusable "
         "input (one line on stderr); 141 when standard output is closed under the command "
-        "(`mtlslab scenarios | head`); verify and probe also use 1 (see their --help).",
+        "(`mtlslab scenarios | head`); verify and probe also use 1, probe also 3 (see their --help).",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser

@@ -19,8 +19,8 @@ Two ways to get tokens the server accepts:
   unbound token and a second certificate. The battery shrinks to what that allows; the report lists every
   skipped probe and why.
 
-Every probe is a GET (no form bodies, nothing that could change state), sent sequentially, each with a
-timeout; a battery has at most :data:`MAX_REQUESTS` requests. A target that is not on loopback
+Every probe is a GET (no form bodies, nothing that could change state), sent sequentially, each within
+one time limit; a battery has at most :data:`MAX_REQUESTS` requests. A target that is not on loopback
 (127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states what was sent:
 method, URL and headers (tokens shortened), and which certificate.
 
@@ -31,14 +31,26 @@ that, e.g. ``tls-required`` requires them). In bring-your-own mode the same engi
 assuming the user's token is valid and bound to the given certificate — and each interpretation answers a
 :class:`~mtlslab.rs.Decision` that carries the user's own ``sub`` and ``client_id``.
 
-Scores: *exact* counts probes whose outcome matches on the wire (status, ``WWW-Authenticate``,
-``Content-Type``, body; or TLS alert name, number and when it surfaced); *verdict* counts those with the
-same TLS alert, or the same status and error code. A foreign server's realm and descriptions are its own,
-so the verdict score names the closest reading; the exact score breaks ties.
+Scores: *verdict* counts probes with the same TLS alert, or the same status and error code (the error from
+the challenge; from a JSON body only when there is no challenge at all); it never looks at the realm or the
+wording of a description, which are the server's own, and it names the closest reading. *exact* counts
+probes whose outcome matches on the wire — status, ``WWW-Authenticate``, ``Content-Type``, body and the
+further fields some scored reading sends (a field none speaks of, like ``X-Powered-By``, is the server's
+own); or TLS alert name, number and when it surfaced — with the realm's value left to the server
+(node-oidc-provider's is its issuer URL); it breaks ties.
+
+The first probe is the control: the bound token with its own certificate. A server set up right serves it
+(or, for the hypothetical ``dpop-analogy``, refuses it exactly as that reading says); any other answer —
+a 404, a token the server does not trust, plain HTTP on the port, no answer — makes the report
+:attr:`ProbeReport.inconclusive`, names no reading, says what to check, and nothing more is sent.
+
+A server's answer, any answer, is data in the report: each request is bounded in time as a whole and in
+size (:func:`~mtlslab.live.client.send`), an answer that is not HTTP/1.1 is recorded with its first bytes,
+and every string the server chose is made visible before it is printed (control characters escaped; in
+Markdown its markup and HTML too).
 
 Exceptions: :class:`~mtlslab.errors.InputError` (unusable input — a URL, a file, a target that refuses
-connections or whose certificate does not verify), before or at the first request. A server's answer, any
-answer, is data in the report.
+connections or whose certificate does not verify), before or at the first request.
 """
 
 from __future__ import annotations
@@ -62,10 +74,10 @@ import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, lab_configs, md_escape
+from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, lab_configs
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
-from mtlslab.live.client import Observed, send
+from mtlslab.live.client import MAX_BODY, Observed, send
 from mtlslab.live.server import (
     Incoming,
     Limits,
@@ -593,8 +605,9 @@ class Prediction:
 def observed_verdict(observed: Observed) -> tuple[str, ...]:
     """What readings compare: ``("tls", alert)``, ``(status, error code or "")``, or ``("error", why)``.
 
-    The error code comes from the first ``WWW-Authenticate`` challenge that has one, else from a JSON
-    body's ``error`` member (a server without a challenge, like 3scale APIcast).
+    The error code comes from the first ``WWW-Authenticate`` challenge that has one; only an answer without
+    any challenge is read for a JSON body's ``error`` member (:meth:`~mtlslab.live.client.Observed.error_code`).
+    The realm and the wording of a description are the server's own: a verdict never looks at them.
     """
     if observed.tls_alert is not None:
         return ("tls", observed.tls_alert.name)
@@ -610,32 +623,90 @@ def _short(verdict: tuple[str, ...]) -> str:
     if verdict[0] == "error":
         return "no ans"
     status, error = verdict
-    return status + (f" {ERROR_ABBREVIATIONS.get(error, error[:2].upper())}" if error else "")
+    if not error:
+        return status
+    known = ERROR_ABBREVIATIONS.get(error)
+    return f"{status} {known or ''.join(c if c.isascii() and c.isalnum() else '?' for c in error[:2]).upper()}"
 
 
 def _verdict_text(verdict: tuple[str, ...]) -> str:
+    """A verdict in words; the server's part made visible (:func:`_visible`)."""
     if verdict[0] == "tls":
         return f"TLS {verdict[1]} ({ALERTS.get(verdict[1], '?')})"
     if verdict[0] == "error":
-        return f"no answer ({verdict[1]})"
-    return f"{verdict[0]} {verdict[1]}".rstrip()
+        return f"no answer ({_visible(verdict[1])})"
+    return _visible(f"{verdict[0]} {verdict[1]}".rstrip())
 
 
-def _differences(predicted: Outcome, observed: Observed) -> tuple[str, ...]:
-    want, got = predicted.wire(), observed.wire()
-    if want == got:
-        return ()
-    if want[0] != got[0]:
-        return ("kind of answer",)
-    names = (
-        ("kind", "alert", "alert number", "alert timing")
-        if want[0] == "tls"
-        else ("kind", "status", "WWW-Authenticate", "Content-Type", "body")
+#: A realm auth-param (its value quoted or a token), or a quoted string to step over whole (a realm named
+#: inside a description is text, not a parameter).
+_REALM_OR_QUOTED = re.compile(
+    r'"(?:[^"\\]|\\.)*"?|(?<![^\s,])(realm[ \t]*=[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\s,"]*)',
+    re.IGNORECASE,
+)
+
+
+def _without_realms(value: str | None) -> str | None:
+    """A ``WWW-Authenticate`` value with every realm's value blanked: a foreign server's realm is its own
+    configuration (node-oidc-provider's is its issuer URL), which no reading can predict."""
+    if value is None:
+        return None
+    return _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), value)
+
+
+def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any, ...]:
+    """The answer as the exact score compares it: the TLS alert (name, number, when it surfaced), or the
+    status, ``WWW-Authenticate`` with realms blanked, ``Content-Type``, body (a body cut at the client's
+    limit never equals a prediction) and the further fields whose names are ``named`` — those some scored
+    reading sends (``Cache-Control``, ``DPoP-Nonce``...); a field no reading speaks of (``X-Powered-By``,
+    ``Vary``) is the server's own. An answer that never came compares by its error."""
+    if answer.tls_alert is not None:
+        alert = answer.tls_alert
+        return ("tls", alert.name, alert.code, alert.when)
+    if isinstance(answer, Outcome):
+        return (
+            "http",
+            answer.status,
+            _without_realms(answer.www_authenticate),
+            answer.content_type,
+            answer.body,
+            _fields(answer.headers_more, named),
+        )
+    if answer.status is None:
+        return ("error", answer.error)
+    body: object = ("cut at", len(answer.body)) if answer.truncated else answer.body
+    return (
+        "http",
+        answer.status,
+        _without_realms(answer.header("WWW-Authenticate")),
+        answer.header("Content-Type"),
+        body,
+        _fields(answer.headers, named),
     )
-    # an answer's further fields (Cache-Control, DPoP-Nonce...) follow the named parts
-    further = ("further fields",) if want[len(names) :] != got[len(names) :] else ()
-    parts = zip(names, want[: len(names)], got[: len(names)], strict=True)
-    return tuple(n for n, a, b in parts if a != b) + further
+
+
+def _fields(
+    headers: Iterable[tuple[str, str]], named: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """The ``named`` fields among ``headers``, as a multiset (names are case-insensitive, RFC 9110 §5.1)."""
+    return tuple(sorted((k.lower(), v) for k, v in headers if k.lower() in named))
+
+
+_PARTS = {
+    "tls": ("kind", "alert", "alert number", "alert timing"),
+    "http": ("kind", "status", "WWW-Authenticate", "Content-Type", "body", "further fields"),
+}
+
+
+def _differences(
+    predicted: Outcome, seen: tuple[Any, ...], named: frozenset[str]
+) -> tuple[str, ...]:
+    """What differs between a prediction and the answer (``seen`` is :func:`_comparable` of it): the parts
+    of :data:`_PARTS` that differ, ``kind of answer`` when one is an alert and the other not."""
+    want = _comparable(predicted, named)
+    if want[0] != seen[0] or want[0] not in _PARTS:
+        return () if want == seen else ("kind of answer",)
+    return tuple(n for n, a, b in zip(_PARTS[want[0]], want, seen, strict=True) if a != b)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -676,6 +747,8 @@ class ProbeResult:
                 "status": obs.status,
                 "headers": [list(h) for h in obs.headers],
                 "body": obs.body,
+                "truncated": obs.truncated,
+                "body_length": obs.body_length,
                 "error": obs.error,
                 "elapsed": round(obs.elapsed, 4),
             },
@@ -743,7 +816,11 @@ class SecurityWarning:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ProbeReport:
-    """Everything one probe run saw, scored against every interpretation; exports to text, Markdown, JSON."""
+    """Everything one probe run saw, scored against every interpretation; exports to text, Markdown, JSON.
+
+    Every string the server chose (fields, body, error codes, the bytes of an answer that is not HTTP) is
+    made visible before it is printed: control and invisible characters as escapes (``\\x1b``), in Markdown
+    also its punctuation escaped, so no report carries a raw control character or the server's HTML."""
 
     target: str
     mode: Literal["lab-issuer", "bring-your-own"]
@@ -759,9 +836,19 @@ class ProbeReport:
 
     # ---- questions --------------------------------------------------------------------------------------
     @property
+    def inconclusive(self) -> str | None:
+        """Why the run names no reading — the control (the bound token with its own certificate) was not
+        served — and what to check; None when the control was served."""
+        for r in self.results:
+            if r.probe.id == PROBES[0].id:
+                return _control_failure(r, self.mode)
+        return "the control was not sent"
+
+    @property
     def closest(self) -> tuple[str, ...]:
-        """The interpretation(s) with the best verdict score, ties broken by the exact score."""
-        if not self.scores:
+        """The interpretation(s) with the best verdict score, ties broken by the exact score; none when the
+        run is :attr:`inconclusive`."""
+        if not self.scores or self.inconclusive:
             return ()
         best = max((s.verdict, s.exact) for s in self.scores)
         return tuple(s.interpretation for s in self.scores if (s.verdict, s.exact) == best)
@@ -780,11 +867,17 @@ class ProbeReport:
 
     @property
     def headline(self) -> str:
-        """``answers like keycloak on 21 of 21 probes (verdict), 21 of 21 exact``."""
-        if not self.closest:
-            return "no probe could be sent"
+        """``answers like keycloak on 21 of 21 probes (verdict), 21 of 21 exact``, or ``inconclusive: …``.
+
+        Readings tied as closest are named together: ``(tied)``, or ``(alike on every probe)`` when they
+        predict the same answer to every probe sent, so that no battery of these probes could part them."""
+        why = self.inconclusive
+        if why:
+            return f"inconclusive: {why}"
         names = list(self.closest)
-        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]} (tied)"
+        alike = all(len({r.prediction(n).outcome.wire() for n in names}) == 1 for r in self.results)
+        tie = "alike on every probe" if alike else "tied"
+        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]} ({tie})"
         best = self.score(names[0])
         return (
             f"answers like {who} on {best.verdict} of {best.probes} probes (verdict), "
@@ -799,18 +892,6 @@ class ProbeReport:
             for r in self.results
             if r.probe.warning and r.accepted
         )
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        """Setup hints: a failed control means the server does not accept the material at all."""
-        for r in self.results:
-            if r.probe.id == "success" and not r.accepted:
-                return (
-                    f"the control failed: the bound token with its own certificate got "
-                    f"{_verdict_text(r.verdict)}; check that the server trusts the issuer, audience "
-                    "and the client certificate's CA, and the token's scope",
-                )
-        return ()
 
     # ---- exports -------------------------------------------------------------------------------------
     def _setup(self) -> str:
@@ -838,8 +919,6 @@ class ProbeReport:
                 out += wrap(f"! {w}", indent="  ", subsequent="    ")
         else:
             out.append("Security warnings: none")
-        for note in self.notes:
-            out += wrap(f"Note: {note}")
         out.append("")
         out += self._grid(width)
         if self.skipped:
@@ -900,9 +979,9 @@ class ProbeReport:
         codes = "".join(f"{v} {k}, " for k, v in ERROR_ABBREVIATIONS.items() if k in used)
         out.append("")
         out += _wrapper(width)(
-            "= same on the wire, ~ same verdict (status and error code, or TLS alert), x "
-            f"different; scores out of {len(self.results)}. {legend}. Server: {codes}TLS n = "
-            "alert number."
+            "= same on the wire (the realm's value aside: it is the server's own), ~ same verdict "
+            "(status and error code, or TLS alert), x different; scores out of "
+            f"{len(self.results)}. {legend}. Server: {codes}TLS n = alert number."
         )
         return out
 
@@ -935,17 +1014,18 @@ class ProbeReport:
     def to_markdown(self) -> str:
         """A Markdown report: headline, warnings, the server's column beside every interpretation (mismatches
         in bold), scores, skipped probes, mismatch details and the requests sent."""
-        md = md_escape
-        out = [f"**mtlslab probe of `{self.target}`: {md(self.headline)}**", ""]
+        md = _md_text
+        out = [f"**mtlslab probe of {_md_code(self.target)}: {md(self.headline)}**", ""]
         if self.warnings:
             out.append("**Security warnings**")
             out += [f"- ⚠ {md(w.text)} (`{w.probe}`)" for w in self.warnings]
         else:
             out.append("Security warnings: none")
-        out += [f"- note: {md(n)}" for n in self.notes]
         out += ["", md(self._setup()), ""]
         names = [s.interpretation for s in self.scores]
-        out.append("| probe | certificate | server | " + " | ".join(f"`{n}`" for n in names) + " |")
+        out.append(
+            "| probe | certificate | server | " + " | ".join(_md_code(n) for n in names) + " |"
+        )
         out.append("|---|---|---|" + "---|" * len(names))
         for r in self.results:
             cells = []
@@ -968,8 +1048,9 @@ class ProbeReport:
         )
         out += [
             "",
-            "✓ same on the wire; ≈ same verdict (status and error code, or TLS alert), other bytes; "
-            "**bold**: the verdict this interpretation predicts, where it differs from the server's.",
+            "✓ same on the wire (the realm's value aside: it is the server's own); ≈ same verdict (status "
+            "and error code, or TLS alert), other bytes; **bold**: the verdict this interpretation predicts, "
+            "where it differs from the server's.",
         ]
         if self.skipped:
             out += ["", "**Skipped**", ""]
@@ -977,24 +1058,28 @@ class ProbeReport:
         out += ["", "**Mismatches**", ""]
         for s in self.scores:
             misses = [
-                f"`{r.probe.id}` ({'verdict' if not r.prediction(s.interpretation).verdict else ', '.join(r.prediction(s.interpretation).differences)})"
+                f"`{r.probe.id}` ({'verdict' if not r.prediction(s.interpretation).verdict else md(', '.join(r.prediction(s.interpretation).differences))})"
                 for r in self.results
                 if not r.prediction(s.interpretation).exact
             ]
             out.append(
-                f"- `{s.interpretation}` — verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
+                f"- {_md_code(s.interpretation)} — verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
                 + (": " + ", ".join(misses) if misses else ": none")
             )
-        out += ["", "**Requests sent**", "", "```"]
+        block = []
         for n, r in enumerate(self.results, start=1):
-            out.append(f"{n:>2} {r.probe.id} [certificate: {r.sent.certificate}]")
-            out += [f"   {line}" for line in r.sent.lines()]
-            out.append(f"   → {_observed_text(r.observed)}")
-        out.append("```")
+            block.append(f"{n:>2} {r.probe.id} [certificate: {r.sent.certificate}]")
+            block += [f"   {_visible(line)}" for line in r.sent.lines()]
+            block.append(f"   → {_observed_text(r.observed)}")
+        fence = "`" * max(
+            3, 1 + max((len(run) for run in re.findall("`+", "\n".join(block))), default=0)
+        )
+        out += ["", "**Requests sent**", "", fence, *block, fence]
         return "\n".join(out) + "\n"
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        """Everything, machine-readable (``format: mtlslab-probe/1``)."""
+        """Everything, machine-readable (``format: mtlslab-probe/1``); every control or invisible character
+        in a string escaped (``\\u001b``, ``\\u009b``)."""
         data = {
             "format": "mtlslab-probe/1",
             "target": self.target,
@@ -1006,21 +1091,26 @@ class ProbeReport:
             "assumptions": list(self.assumptions),
             "seconds": round(self.seconds, 3),
             "headline": self.headline,
+            "inconclusive": self.inconclusive,
             "closest": list(self.closest),
             "unique": self.unique,
             "warnings": [{"probe": w.probe, "text": w.text} for w in self.warnings],
-            "notes": list(self.notes),
             "probes": [r.to_json() for r in self.results],
             "skipped": [{"probe": s.probe.id, "reason": s.reason} for s in self.skipped],
             "scores": [s.to_json() for s in self.scores],
         }
-        return json.dumps(data, indent=indent, ensure_ascii=False)
+        text = json.dumps(data, indent=indent, ensure_ascii=False)
+        # Outside its strings JSON text is ASCII and newlines; inside, json escapes C0 but not DEL, C1 or
+        # other invisible characters: escape those too (a UTF-16 pair beyond the BMP, as JSON spells it).
+        return _NOT_ASCII_OR_NEWLINE.sub(_json_escape, text)
 
     def __repr__(self) -> str:
-        return f"<ProbeReport {self.target}: {self.headline}>"
+        return f"<ProbeReport {_visible(self.target)}: {_visible(self.headline)}>"
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        def esc(text: str) -> str:
+            return html.escape(_visible(text))
+
         colours = {"=": "#e6f4ea", "~": "#fff3e0", "x": "#fde7e9"}
         head = "".join(
             f"<th style='padding:2px 4px;font-size:11px;writing-mode:vertical-rl'>{esc(s.interpretation)}</th>"
@@ -1037,8 +1127,9 @@ class ProbeReport:
             rows.append(
                 f"<tr><td style='font-family:monospace;font-size:11px;padding:2px 6px' "
                 f"title='{esc(r.probe.title)}'>{esc(r.probe.id)}</td>"
-                f"<td style='font-family:monospace;font-size:11px;padding:2px 6px;font-weight:bold'>"
-                f"{esc(_verdict_text(r.verdict))}</td>{tds}</tr>"
+                f"<td style='font-family:monospace;font-size:11px;padding:2px 6px;font-weight:bold' "
+                f"title='{esc(_observed_text(r.observed))}'>{esc(_verdict_text(r.verdict))}</td>"
+                f"{tds}</tr>"
             )
         warn = "".join(
             f"<div style='color:#b00020;font-weight:bold'>⚠ {esc(str(w))}</div>"
@@ -1051,10 +1142,60 @@ class ProbeReport:
             f"<div><b>{esc(self.target)}</b>: {esc(self.headline)}</div>{warn}"
             "<table style='border-collapse:collapse'><tr><th style='text-align:left'>probe</th>"
             f"<th style='text-align:left'>server</th>{head}</tr>{''.join(rows)}</table>"
-            "<div style='font-size:11px;color:#555'>= same on the wire; a status: the interpretation "
-            "predicts something else (amber: same verdict, other bytes; red: another verdict)</div>"
-            + (f"<div>Skipped:</div><ul>{skipped}</ul>" if skipped else "")
+            "<div style='font-size:11px;color:#555'>= same on the wire (the realm's value aside); a "
+            "status: the interpretation predicts something else (amber: same verdict, other bytes; red: "
+            "another verdict)</div>" + (f"<div>Skipped:</div><ul>{skipped}</ul>" if skipped else "")
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering: every server-chosen string made visible.
+
+_NOT_ASCII = re.compile(r"[^\x20-\x7e]")
+_NOT_ASCII_OR_NEWLINE = re.compile(r"[^\x20-\x7e\n]")
+#: What Markdown (CommonMark, GitHub's tables) reads as markup or HTML inside a line of text.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>&|~])")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _visible(text: str, limit: int | None = None) -> str:
+    """``text`` as a report prints it: every control or invisible character (ESC, 8-bit CSI, a line break,
+    a bidirectional override...) as a Python escape such as ``\\x1b``; at most ``limit`` characters."""
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}… ({len(text)} characters)"
+    return _NOT_ASCII.sub(
+        lambda m: m.group() if m.group().isprintable() else _escape(m.group()), text
+    )
+
+
+def _md_text(text: str) -> str:
+    """``text`` for a line (or a table cell) of Markdown: visible, and markup or HTML escaped."""
+    return _MARKDOWN.sub(r"\\\1", _visible(text))
+
+
+def _md_code(text: str) -> str:
+    """``text`` as a Markdown code span, safe in a table cell."""
+    shown = _visible(text).replace("|", "\\|")
+    ticks = "`" * (1 + max((len(run) for run in re.findall("`+", shown)), default=0))
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{ticks}{pad}{shown}{pad}{ticks}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _wrapper(width: int) -> Any:
@@ -1079,29 +1220,39 @@ def _outcome_text(outcome: Outcome) -> str:
         parts.append(f"WWW-Authenticate: {outcome.www_authenticate}")
     if outcome.content_type:
         parts.append(f"Content-Type: {outcome.content_type}")
+    parts += [f"{name}: {value}" for name, value in outcome.headers_more]
     parts.append(f"body {_body_text(outcome.body)}")
-    return "; ".join(parts)
+    return _visible("; ".join(parts))
+
+
+#: How much of a server's field value a report shows.
+_FIELD_SHOWN = 300
 
 
 def _observed_text(observed: Observed) -> str:
+    """The answer in one line, every part of it the server's made visible and shortened."""
     if observed.tls_alert is not None or observed.status is None:
-        return observed.summary()
+        return _visible(observed.summary(), _FIELD_SHOWN)
     parts = [str(observed.status)]
-    www = observed.header("WWW-Authenticate")
-    if www:
-        parts.append(f"WWW-Authenticate: {www}")
-    kind = observed.header("Content-Type")
-    if kind:
-        parts.append(f"Content-Type: {kind}")
+    for name in ("WWW-Authenticate", "Content-Type"):
+        value = observed.header(name)
+        if value:
+            parts.append(f"{name}: {_visible(value, _FIELD_SHOWN)}")
     parts.append(f"body {_body_text(observed.body)}")
+    if observed.truncated:
+        total = "" if observed.body_length is None else f" of {observed.body_length}"
+        parts.append(f"only the first {MAX_BODY} bytes{total} read")
+    if observed.error:
+        parts.append(_visible(observed.error, _FIELD_SHOWN))
     return "; ".join(parts)
 
 
 def _body_text(body: str) -> str:
     if not body:
         return "empty"
-    flat = " ".join(body.split())
-    return repr(flat) if len(flat) <= 60 else f"{repr(flat[:48])[:-1]}…' ({len(body)} chars)"
+    flat = " ".join(body[:4096].split())
+    shown = repr(flat) if len(flat) <= 60 else f"{repr(flat[:48])[:-1]}…' ({len(body)} chars)"
+    return _visible(shown)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1182,7 +1333,7 @@ def _sent(request: Any, certificate: str, secrets: Sequence[str]) -> Sent:
 
 
 def _fatal(observed: Observed) -> str | None:
-    """A first-request failure that makes the whole battery pointless (and the input unusable)."""
+    """A first-request failure that means the input is unusable: the field to name (``ca``, ``url``)."""
     if observed.status is not None or observed.tls_alert is not None:
         return None
     if (
@@ -1193,6 +1344,59 @@ def _fatal(observed: Observed) -> str | None:
     if any(s in observed.error for s in ("refused", "Name or service", "No route", "resolve")):
         return "url"
     return None
+
+
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "PACKET_LENGTH")
+
+
+def _control_failure(control: ProbeResult, mode: str) -> str | None:
+    """Why the control makes a run inconclusive, and what to check; None when it was served.
+
+    The control is the bound token with its own certificate, as today's clients send it. A server set up
+    right serves it; the one reading that refuses it by design (the hypothetical ``dpop-analogy``, which
+    wants its own scheme) is recognised by its exact answer. Any other refusal says the setup is wrong, or
+    the target is not the resource — not which reading the server follows.
+    """
+    observed = control.observed
+    status = observed.status
+    if status is not None and 200 <= status < 300:
+        return None
+    if any(p.exact for p in control.predictions):
+        return None
+    got = _verdict_text(observed_verdict(observed))
+    if observed.tls_alert is not None:
+        return (
+            f"the control (a bound token with its own certificate) got {got}: check that the server's "
+            "TLS layer trusts the client certificate's CA"
+        )
+    if status is None:
+        if any(marker in observed.error for marker in _NOT_TLS):
+            return (
+                "the control got no TLS answer (the port speaks something else, plain HTTP perhaps): "
+                "check the URL's port and that the server serves HTTPS there"
+            )
+        if "no answer within" in observed.error:
+            return (
+                f"the control got {got}: check that the URL's port is the server's HTTPS port and "
+                "that the server is up"
+            )
+        return f"the control got {got}: check the URL's port and the server's logs"
+    if status in (404, 405, 410):
+        return f"the control got {got}: check the URL's path (it must name the protected resource)"
+    if 300 <= status < 400:
+        return f"the control got {got} (a redirect): probe the URL the server redirects to"
+    if status in (401, 403):
+        check = (
+            "the server trusts the lab issuer (its URL and JWKS: --issuer-port, --seed) and its audience "
+            "(--audience), and the route asks for no scope beyond read"
+            if mode == "lab-issuer"
+            else "your token is valid now, issued for this server (audience, scope) and bound to the "
+            "--cert given"
+        )
+        return f"the control (a bound token with its own certificate) got {got}: check that {check}"
+    if status >= 500:
+        return f"the control got {got}: the server failed; see its logs"
+    return f"the control got {got}, not 2xx: check the URL and the server's configuration"
 
 
 def probe(
@@ -1214,7 +1418,8 @@ def probe(
     ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's certificate (default: the
     system's trust store). ``interpretations`` are scored besides :data:`~mtlslab.interpretations.BUILTINS`.
     ``simulator`` makes the predictions (pass one to reuse its caches); ``now`` is when tokens are minted
-    (default: the wall clock).
+    (default: the wall clock). ``timeout`` bounds each request as a whole (handshake, write and reads). When
+    the control is not served the run stops there, :attr:`ProbeReport.inconclusive`.
     """
     host, _port = check_target(url, allow_remote=allow_remote)
     if (issuer is None) == (own is None):
@@ -1233,6 +1438,10 @@ def probe(
     names = [i.name for i in chosen]
     if len(set(names)) != len(names):
         raise InputError("interpretations", "two interpretations share a name")
+    # The further fields the exact score compares: those some reading sends (the rest are the server's own).
+    named = frozenset(
+        field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
+    )
     trust = _trust(ca)
     lab = (
         issuer.lab if issuer is not None else (simulator.lab if simulator else Lab(seed="mtlslab"))
@@ -1248,6 +1457,9 @@ def probe(
         assert own is not None
         missing = own.missing()
         bound_identity, other_identity = own.identity, own.other
+    mode: Literal["lab-issuer", "bring-your-own"] = (
+        "lab-issuer" if issuer is not None else "bring-your-own"
+    )
     runnable = [p for p in PROBES if not set(p.needs) & missing]
     skipped = tuple(
         Skipped(probe=p, reason=_NEED_REASONS[next(n for n in p.needs if n in missing)])
@@ -1289,10 +1501,11 @@ def probe(
         if index == 0:
             field = _fatal(observed)
             if field is not None:
-                raise InputError(field, f"cannot probe {url}: {observed.error}")
+                raise InputError(field, f"cannot probe {url}: {_visible(observed.error, 300)}")
         scenario = item.scenario.with_(tls_version=version, client_auth=ClientAuth.OPTIONAL)
+        seen = _comparable(observed, named)
         predictions = tuple(
-            _prediction(sim, scenario, interp, observed, claims) for interp in chosen
+            _prediction(sim, scenario, interp, observed, seen, named, claims) for interp in chosen
         )
         secrets = [token.value, own.token if own else "", (own.unbound_token or "") if own else ""]
         results.append(
@@ -1303,7 +1516,15 @@ def probe(
                 predictions=predictions,
             )
         )
+        if index == 0 and _control_failure(results[-1], mode) is not None:
+            break  # inconclusive: the rest would only measure a server that refuses everything
     seconds = time.monotonic() - started
+    sent = {r.probe.id for r in results}
+    skipped += tuple(
+        Skipped(probe=p, reason="not sent: the control failed (see the headline)")
+        for p in runnable
+        if p.id not in sent
+    )
     scores = tuple(_score(i, results) for i in chosen)
     assumptions = [
         f"Predictions assume the server asks for client certificates optionally, at TLS "
@@ -1318,7 +1539,7 @@ def probe(
         )
     return ProbeReport(
         target=url,
-        mode="lab-issuer" if issuer is not None else "bring-your-own",
+        mode=mode,
         tls_version=version,
         results=tuple(results),
         skipped=skipped,
@@ -1355,6 +1576,8 @@ def _prediction(
     scenario: Scenario,
     interp: Interpretation,
     observed: Observed,
+    seen: tuple[Any, ...],
+    named: frozenset[str],
     claims: dict[str, Any],
 ) -> Prediction:
     exchange, decision = sim.decide(scenario, interp)
@@ -1362,13 +1585,13 @@ def _prediction(
         outcome = interp.respond(None, tls_alert=exchange.tls.alert)
     else:
         outcome = interp.respond(_as_yours(decision, claims))
-    exact = outcome.wire() == observed.wire()
+    differences = _differences(outcome, seen, named)
     return Prediction(
         interpretation=interp.name,
         outcome=outcome,
-        exact=exact,
+        exact=not differences,
         verdict=outcome.verdict == observed_verdict(observed),
-        differences=() if exact else _differences(outcome, observed),
+        differences=differences,
     )
 
 

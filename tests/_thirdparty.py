@@ -14,6 +14,7 @@ or not the pinned versions), or None.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import LabIssuer
-from mtlslab.tokens import DPoPKey
+from mtlslab.tokens import LAB_AUDIENCE, DPoPKey
 
 THIRDPARTY = Path(__file__).resolve().parent / "thirdparty"
 NODE_MODULES = THIRDPARTY / "node_modules"
@@ -42,6 +43,9 @@ Auth0Config = Literal["supplier", "default", "required"]
 NodeEnv = Literal["production", "development"]
 AUTH0_CONFIGS: tuple[Auth0Config, ...] = ("supplier", "default", "required")
 NODE_ENVS: tuple[NodeEnv, ...] = ("production", "development")
+
+
+_RUNS = itertools.count(1)
 
 
 class ServerFailed(RuntimeError):
@@ -157,7 +161,8 @@ def _node(
     timeout: float,
 ) -> Iterator[NodeServer]:
     log_dir.mkdir(parents=True, exist_ok=True)
-    stdout, stderr = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    run = f"{name}-{next(_RUNS)}"  # two servers of one name keep their own logs
+    stdout, stderr = log_dir / f"{run}.out", log_dir / f"{run}.err"
     node = shutil.which("node")
     if node is None:
         raise ServerFailed(f"{name}: node is not on PATH")
@@ -205,20 +210,26 @@ def _node(
 def auth0(
     config: Auth0Config,
     *,
-    issuer: LabIssuer,
+    issuer: LabIssuer | str,
     material: Path,
     node_env: NodeEnv,
     log_dir: Path,
+    audience: str | None = None,
     timeout: float = STARTUP_TIMEOUT,
 ) -> contextlib.AbstractContextManager[NodeServer]:
     """auth0's express-oauth2-jwt-bearer 1.10 guarding ``GET /resource`` (Express, ``node_env`` mode):
     ``supplier`` checks ``cnf.x5t#S256`` against the TLS client certificate, ``default`` (no supplier)
     ignores ``cnf``, ``required`` also refuses tokens without ``cnf.x5t#S256``. It trusts ``issuer`` (a
-    started :class:`~mtlslab.probe.LabIssuer`) for its audience; ``material`` is :func:`write_material`'s."""
+    started :class:`~mtlslab.probe.LabIssuer`, or the URL of one that will serve by the first request: the
+    SDK fetches the issuer's metadata then) for ``audience`` (default: the issuer's, else the lab's);
+    ``material`` is :func:`write_material`'s."""
+    url = issuer if isinstance(issuer, str) else issuer.url
+    if audience is None:
+        audience = LAB_AUDIENCE if isinstance(issuer, str) else issuer.audience
     return _node(
         f"auth0-{config}-{node_env}",
         "auth0-server.mjs",
-        [config, issuer.url, issuer.audience, str(material)],
+        [config, url, audience, str(material)],
         log_dir=log_dir,
         env={"NODE_ENV": node_env, "NODE_EXTRA_CA_CERTS": str(material / "ca.pem")},
         path="/resource",

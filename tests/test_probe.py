@@ -3,17 +3,24 @@ RFC 6750 §3.1), says what it skipped and what it sent, and refuses targets off 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
+import http.server
 import io
 import itertools
 import json
+import re
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -21,8 +28,11 @@ import pytest
 from mtlslab.cli import main
 from mtlslab.compare import Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
-from mtlslab.interpretations import BUILTINS, derive
-from mtlslab.live import LiveServer, LiveStack
+from mtlslab.findings import Finding as F
+from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
+from mtlslab.live import LiveServer, LiveStack, Observed
+from mtlslab.live.client import MAX_BODY
+from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import (
     MAX_REQUESTS,
@@ -32,10 +42,19 @@ from mtlslab.probe import (
     ProbeReport,
     check_target,
     is_loopback,
+    observed_verdict,
     probe,
     shorten,
 )
-from mtlslab.scenarios import ClientAuth, Deployment, TlsVersion, client_request
+from mtlslab.scenarios import (
+    CATALOGUE,
+    ClientAuth,
+    Deployment,
+    Scenario,
+    TlsVersion,
+    client_request,
+    get_scenario,
+)
 from mtlslab.tokens import AuthorizationServer
 
 pytestmark = pytest.mark.live
@@ -117,17 +136,42 @@ def test_the_battery_is_bounded_and_sends_only_gets(sim: Simulator) -> None:
         assert not request.body, item.id
 
 
-def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> None:
-    """For any two built-ins, at least one probe's predicted wire outcome differs (else no unique match)."""
+#: Built-ins no probe tells apart, and why: the battery takes the TLS layer's chain validation as given
+#: (it asks optionally, with certificates from the lab CA), and two readings answer everything alike.
+ALIKE = {
+    ("baseline", "baseline-no-ca"): "differ only where a certificate's chain does not validate",
+    ("thread-401", "as-token-endpoint"): "answer every scenario of the catalogue alike",
+}
+
+
+def _wires(sim: Simulator, scenarios: list[Scenario], name: str) -> list[tuple[object, ...]]:
     deployment = Deployment(client_auth=ClientAuth.OPTIONAL, tls_version=TlsVersion.TLS1_3)
-    wires = {
-        name: [
-            sim.cell(p.scenario.with_(deployment=deployment), interp).outcome.wire() for p in PROBES
-        ]
-        for name, interp in BUILTINS.items()
-    }
-    alike = [(a, b) for a, b in itertools.combinations(wires, 2) if wires[a] == wires[b]]
-    assert not alike
+    interp = BUILTINS[name]
+    return [sim.cell(s.with_(deployment=deployment), interp).outcome.wire() for s in scenarios]
+
+
+def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> None:
+    """For any two built-ins, at least one probe's predicted wire outcome differs (else no unique match) —
+    but for the pairs of ALIKE, for the reason it gives: one differs only on certificates from outside the
+    lab CA, the other nowhere in the whole catalogue."""
+    scenarios = [p.scenario for p in PROBES]
+    wires = {name: _wires(sim, scenarios, name) for name in BUILTINS}
+    alike = {(a, b) for a, b in itertools.combinations(wires, 2) if wires[a] == wires[b]}
+    assert alike == set(ALIKE)
+    catalogue = list(CATALOGUE)
+    apart = [
+        s.id
+        for s, a, b in zip(
+            catalogue,
+            _wires(sim, catalogue, "baseline"),
+            _wires(sim, catalogue, "baseline-no-ca"),
+            strict=True,
+        )
+        if a != b
+    ]
+    assert apart
+    assert all(get_scenario(i).presentation.certificate.value.endswith("-client") for i in apart)
+    assert _wires(sim, catalogue, "thread-401") == _wires(sim, catalogue, "as-token-endpoint")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,35 +182,126 @@ def test_every_pair_of_builtins_is_told_apart_by_some_probe(sim: Simulator) -> N
 def test_each_builtin_server_is_named_the_unique_closest_match(
     sim: Simulator, issuer: LabIssuer, name: str
 ) -> None:
-    """mtlslab's live server answering as NAME (optional client auth, TLS 1.3) is matched by NAME alone,
-    exactly on every probe."""
+    """mtlslab's live server answering as NAME (optional client auth, TLS 1.3) is matched by NAME alone —
+    or beside the reading ALIKE pairs it with, said to be alike on every probe — exactly on every probe."""
     report = _probe_lab(sim, issuer, name)
-    assert report.closest == (name,)
-    assert report.unique
+    twins = [other for pair in ALIKE if name in pair for other in pair if other != name]
+    assert report.closest == tuple(sorted([name, *twins], key=list(BUILTINS).index))
+    assert report.unique == (not twins)
     score = report.score(name)
     assert score.exact == score.verdict == score.probes == len(PROBES)
     assert not report.skipped
+    who = name if not twins else " or ".join(report.closest) + " (alike on every probe)"
     assert report.headline == (
-        f"answers like {name} on {len(PROBES)} of {len(PROBES)} probes (verdict), "
+        f"answers like {who} on {len(PROBES)} of {len(PROBES)} probes (verdict), "
         f"{len(PROBES)} of {len(PROBES)} exact"
     )
-    others = [s for s in report.scores if s.interpretation != name]
+    others = [s for s in report.scores if s.interpretation not in (name, *twins)]
     assert all(s.exact < len(PROBES) for s in others)
 
 
-def test_a_server_that_does_not_trust_the_issuer_fails_the_control(sim: Simulator) -> None:
-    """Negative control: a server trusting another issuer refuses even the bound token with its
-    certificate; the report says the control failed, and no interpretation matches it exactly."""
-    other = LabIssuer(sim.lab, now=sim.now)  # its own issuer: https://127.0.0.1:PORT
+@pytest.mark.parametrize(
+    ("issuer_kwargs", "why"),
+    [({}, "another issuer"), ({"audience": "https://other-rs.example"}, "another audience")],
+    ids=["wrong-issuer", "wrong-audience"],
+)
+def test_a_control_the_server_refuses_makes_the_run_inconclusive(
+    sim: Simulator, issuer_kwargs: dict[str, str], why: str
+) -> None:
+    """Negative control: a server that trusts another issuer (or audience) refuses even the bound token with
+    its own certificate; the report is inconclusive, says what to check, names no reading and sends
+    nothing more (the mtlslab server it probes answers as keycloak)."""
+    other = LabIssuer(
+        sim.lab, now=sim.now, **issuer_kwargs
+    )  # its own issuer: https://127.0.0.1:PORT
     with other, _stack(sim, "keycloak") as stack:
         report = probe(
             f"{stack.url}/resource", issuer=other, ca=sim.lab.ca, simulator=sim, now=sim.now
         )
-    success = next(r for r in report.results if r.probe.id == "success")
-    assert success.verdict == ("401", "invalid_token")
-    assert report.notes
-    assert "the control failed" in report.notes[0]
-    assert all(s.exact < len(PROBES) for s in report.scores)
+    (control,) = report.results
+    assert control.verdict == ("401", "invalid_token"), why
+    assert report.inconclusive is not None
+    assert report.headline.startswith(
+        "inconclusive: the control (a bound token with its own certificate) got 401 invalid_token: "
+        "check that the server trusts the lab issuer"
+    )
+    assert "--audience" in report.headline
+    assert (report.closest, report.unique) == ((), False)
+    assert {s.probe.id for s in report.skipped} == {p.id for p in PROBES[1:]}
+    assert {s.reason for s in report.skipped} == {"not sent: the control failed (see the headline)"}
+    data = json.loads(report.to_json())
+    assert (data["closest"], data["inconclusive"]) == ([], report.inconclusive)
+    assert "(closest)" not in report.to_text()
+
+
+def test_the_hypothetical_reading_that_refuses_the_control_is_still_recognised(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """dpop-analogy refuses a bound token sent as Bearer by design: its exact answer explains the refused
+    control, so the run goes on and names it (the rule that keeps a misconfigured server inconclusive is
+    that no reading predicts its refusal exactly)."""
+    report = _probe_lab(sim, issuer, "dpop-analogy")
+    control = report.results[0]
+    assert not control.accepted
+    assert control.prediction("dpop-analogy").exact
+    assert report.inconclusive is None
+    assert report.closest == ("dpop-analogy",)
+
+
+def test_a_wrong_path_is_inconclusive_and_the_cli_exits_3(sim: Simulator, tmp_path: Path) -> None:
+    """A URL whose path is not the resource (here the lab issuer's own server: 404) makes the run
+    inconclusive, pointing at the path; the command line prints it and exits 3."""
+    paths = _write(tmp_path, sim)
+    with LabIssuer(sim.lab, now=sim.now) as wrong:
+        report = probe(f"{wrong.url}/resource", own=_own(sim), ca=sim.lab.ca, simulator=sim)
+        status, out, err = _run(
+            "probe",
+            f"{wrong.url}/resource",
+            *("--ca", paths["ca"], "--cert", paths["cert"], "--key", paths["key"]),
+            *("--token", sim.asrv.mint("bound").value),
+        )
+    assert report.headline == (
+        "inconclusive: the control got 404 not_found: check the URL's path (it must name the "
+        "protected resource)"
+    )
+    assert (status, err) == (3, "")
+    assert " ".join(out.split()).startswith(f"mtlslab probe of {wrong.url}/resource inconclusive:")
+
+
+def test_plain_http_on_the_port_is_inconclusive(sim: Simulator) -> None:
+    """An https:// URL whose port speaks plain HTTP gets no TLS answer: inconclusive, check the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/resource"
+        report = probe(url, own=_own(sim), ca=sim.lab.ca, simulator=sim, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert report.headline.startswith(
+        "inconclusive: the control got no TLS answer (the port speaks something else, plain HTTP "
+        "perhaps): check the URL's port"
+    ), report.results[0].observed
+    assert len(report.results) == 1
+
+
+def test_a_port_that_never_speaks_is_inconclusive_within_the_timeout(sim: Simulator) -> None:
+    """A port that accepts the connection and never answers the handshake: the control ends at the
+    request's timeout (not later), and the run is inconclusive."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody reads
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/resource"
+        report = probe(url, own=_own(sim), ca=sim.lab.ca, simulator=sim, timeout=1.0)
+    (control,) = report.results
+    assert (
+        control.observed.error
+        == "handshake: no answer within 1 s (the limit for the whole request)"
+    )
+    assert control.observed.elapsed < 3.0
+    assert report.headline.startswith(
+        "inconclusive: the control got no answer (handshake: no answer"
+    )
 
 
 def test_security_warnings_come_first(sim: Simulator, issuer: LabIssuer) -> None:
@@ -189,20 +324,37 @@ def test_security_warnings_come_first(sim: Simulator, issuer: LabIssuer) -> None
 def test_a_caller_interpretation_is_scored_and_a_tie_is_named(
     sim: Simulator, issuer: LabIssuer
 ) -> None:
-    """An interpretation the caller passes is scored beside the built-ins; an identical one ties."""
+    """An interpretation the caller passes is scored beside the built-ins. One that answers every probe as
+    keycloak does is named beside it, alike on every probe; readings that tie on both scores while
+    predicting other answers (each one error code away from the server's two) are named as tied."""
     twin = derive(BUILTINS["keycloak"], name="my-keycloak")
-    with _stack(sim, "keycloak") as stack:
-        report = probe(
-            f"{stack.url}/resource",
-            issuer=issuer,
-            ca=sim.lab.ca,
-            simulator=sim,
-            now=sim.now,
-            interpretations=[twin],
+    expired = derive(BUILTINS["keycloak"], name="x", answers={F.TOKEN_EXPIRED: Answer(error="x")})
+    issuer_y = derive(BUILTINS["keycloak"], name="y", answers={F.WRONG_ISSUER: Answer(error="y")})
+    both = derive(
+        BUILTINS["keycloak"],
+        name="z",
+        answers={F.TOKEN_EXPIRED: Answer(error="z"), F.WRONG_ISSUER: Answer(error="z")},
+    )
+    for server, extra, closest, tie, score in (
+        ("keycloak", [twin], ("keycloak", "my-keycloak"), "alike on every probe", 21),
+        ("z", [expired, issuer_y], ("keycloak", "x", "y"), "tied", 19),
+    ):
+        interp = both if server == "z" else BUILTINS[server]
+        with LiveStack(simulator=sim, deployment=Deployment(), interpretation=interp) as stack:
+            report = probe(
+                f"{stack.url}/resource",
+                issuer=issuer,
+                ca=sim.lab.ca,
+                simulator=sim,
+                now=sim.now,
+                interpretations=extra,
+            )
+        assert report.closest == closest
+        assert not report.unique
+        who = f"{', '.join(closest[:-1])} or {closest[-1]} ({tie})"
+        assert report.headline == (
+            f"answers like {who} on {score} of 21 probes (verdict), {score} of 21 exact"
         )
-    assert report.closest == ("keycloak", "my-keycloak")
-    assert not report.unique
-    assert report.headline.startswith("answers like keycloak or my-keycloak (tied) on 21 of 21")
 
 
 def _fetch(
@@ -275,6 +427,104 @@ def test_the_lab_issuer_speaks_tls_1_2_and_1_3(issuer: LabIssuer, version: ssl.T
         ctx.wrap_socket(raw, server_hostname=host) as tls,
     ):
         assert tls.version() == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparing an answer with a prediction.
+
+_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("www", "body", "verdict"),
+    [
+        ('Bearer realm="x", error="invalid_token"', "", ("401", "invalid_token")),
+        (None, '{"error":"invalid_token"}', ("401", "invalid_token")),
+        ('Bearer realm="x", DPoP algs="ES256"', '{"error":"invalid_token"}', ("401", "")),
+        ("Bearer realm=x=y=", '{"error":"invalid_token"}', ("401", "")),
+        (None, _NESTED, ("401", "")),
+        (None, '{"error":' * 50_000, ("401", "")),
+    ],
+    ids=[
+        "challenge",
+        "json-only",
+        "challenge-without-error",
+        "unreadable-challenge",
+        "nested",
+        "deep",
+    ],
+)
+def test_the_verdict_reads_a_json_body_only_without_a_challenge(
+    www: str | None, body: str, verdict: tuple[str, str]
+) -> None:
+    """RFC 6750 §3.1: challenges without an error code mean none, whatever a JSON body says (node-oidc-provider
+    sends both); only an answer without any challenge (3scale APIcast) is read for the body's error; a
+    body nested beyond the parser's depth has none (no RecursionError)."""
+    headers = (("WWW-Authenticate", www),) if www is not None else ()
+    observed = Observed(
+        status=401, headers=(*headers, ("Content-Type", "application/json")), body=body
+    )
+    assert observed_verdict(observed) == verdict
+
+
+def _realm(interp: Interpretation, realm: str | None) -> Interpretation:
+    """``interp`` answering with another realm (a real server's own, such as an issuer URL)."""
+    return replace(derive(interp, name=f"{interp.name}-elsewhere", realm=realm), kind=interp.kind)
+
+
+def test_the_exact_score_leaves_the_realm_to_the_server(sim: Simulator, issuer: LabIssuer) -> None:
+    """A server answering as node-oidc-provider under its own realm (its issuer URL) matches that reading
+    exactly on every probe: the realm's value is the server's, not the reading's. Negative control: the
+    same server without any realm does not, and the difference is named."""
+    reading = BUILTINS["node-oidc-provider"]
+    for realm, exact in (("https://127.0.0.1:4711", True), (None, False)):
+        with LiveStack(
+            simulator=sim, deployment=Deployment(), interpretation=_realm(reading, realm)
+        ) as stack:
+            report = probe(
+                f"{stack.url}/resource", issuer=issuer, ca=sim.lab.ca, simulator=sim, now=sim.now
+            )
+        score = report.score("node-oidc-provider")
+        assert report.closest == ("node-oidc-provider",)
+        assert score.verdict == len(PROBES)
+        assert (score.exact == len(PROBES)) is exact, (realm, score)
+        if not exact:
+            differing = {d for r in report.results for d in r.prediction(reading.name).differences}
+            assert differing == {"WWW-Authenticate"}
+
+
+def test_a_further_field_counts_only_when_some_reading_sends_it(
+    sim: Simulator, issuer: LabIssuer
+) -> None:
+    """A server that adds X-Powered-By to its missing-certificate answer still matches keycloak exactly: no
+    reading speaks of that field, it is the server's own. Once a reading that sends it is scored too, the
+    field counts: that reading is exact, and keycloak differs by its further fields there."""
+    keycloak = BUILTINS["keycloak"]
+    missing = keycloak.answer(F.CERTIFICATE_MISSING)
+    powered = derive(
+        keycloak,
+        name="keycloak-powered",
+        answers={F.CERTIFICATE_MISSING: replace(missing, headers=(("X-Powered-By", "lab"),))},
+    )
+    for scored, exact in (([], len(PROBES)), ([powered], None)):
+        with LiveStack(simulator=sim, deployment=Deployment(), interpretation=powered) as stack:
+            report = probe(
+                f"{stack.url}/resource",
+                issuer=issuer,
+                ca=sim.lab.ca,
+                simulator=sim,
+                now=sim.now,
+                interpretations=scored,
+            )
+        if exact is not None:
+            assert report.score("keycloak").exact == exact
+            continue
+        assert report.closest == ("keycloak-powered",)
+        differing = {r.probe.id: r.prediction("keycloak").differences for r in report.results}
+        missing_cert = ("no-cert", "forged-client-cert", "query-no-cert")
+        assert {k: v for k, v in differing.items() if v} == dict.fromkeys(
+            missing_cert, ("further fields",)
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,6 +692,246 @@ def test_the_text_report_fits_72_columns_and_the_exports_agree(
     assert report.headline in report.to_markdown()
     assert all(f"`{name}`" in report.to_markdown() for name in BUILTINS)
     assert "<table" in report._repr_html_()
+
+
+# --------------------------------------------------------------------------------------------------
+# Hostile servers: every answer is data, in bounded memory and time, and no report prints it raw.
+
+
+def _send_all(conn: ssl.SSLSocket, data: bytes) -> None:
+    conn.sendall(data)
+
+
+def _huge_body(conn: ssl.SSLSocket) -> None:
+    """200 with a 1 GiB body, streamed until the client stops reading."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n"
+    )
+    chunk = b"x" * 65536
+    for _ in range(1073741824 // len(chunk)):
+        conn.sendall(chunk)
+
+
+def _drip(conn: ssl.SSLSocket) -> None:
+    """A valid answer, one byte every 0.2 s: each read gets a byte long before any per-read timeout."""
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+        conn.sendall(bytes([byte]))
+        time.sleep(0.2)
+
+
+def _escapes(conn: ssl.SSLSocket) -> None:
+    """200 whose challenge, Content-Type and body carry terminal escapes (7-bit and 8-bit CSI, an OSC
+    title, a bidirectional override) and HTML."""
+    body = "<script>alert(1)</script>\x1b[2J<img src=x onerror=alert(2)>```\n| x |\u202e".encode()
+    conn.sendall(
+        b'HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer realm="\x1b[31m<blink>", '
+        b'error="\x9b2J\x1b]0;pwned\x07"\r\nContent-Type: text/html\x1b[5m\xe2\x80\xae\r\n'
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+
+#: name → what the server does after reading the request head (each stands for one behaviour of the
+#: issue: a 1 GiB answer, a drip, HTTP/0.9, garbage, a close mid-head, 100k fields, a 10 MB field, a
+#: JSON body of 100k nested arrays, escape sequences and HTML).
+HOSTILE: dict[str, Callable[[ssl.SSLSocket], None]] = {
+    "huge-body": _huge_body,
+    "drip": _drip,
+    "http-0.9": lambda conn: _send_all(conn, b"hello from HTTP/0.9\n"),
+    "garbage": lambda conn: _send_all(conn, bytes(range(256)) * 16),
+    "close-mid-head": lambda conn: _send_all(
+        conn, b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="x"\r\nContent-Ty'
+    ),
+    "100k-fields": lambda conn: _send_all(
+        conn, b"HTTP/1.1 200 OK\r\n" + b"X-N: 1\r\n" * 100_000 + b"Content-Length: 0\r\n\r\n"
+    ),
+    "10mb-field": lambda conn: _send_all(
+        conn, b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 10_000_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "nested-json": lambda conn: _send_all(
+        conn,
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % len(_NESTED)
+        + _NESTED.encode(),
+    ),
+    "escapes": _escapes,
+}
+
+
+class _HostileServer:
+    """A TLS server on 127.0.0.1 (port 0, the lab's server certificate) that reads each request head and
+    answers with one hostile behaviour; it stops when its block ends, and after 120 s in any case."""
+
+    def __init__(self, lab: Lab, answer: Callable[[ssl.SSLSocket], None]) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        lab.server.configure_cert(self.context)
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _HostileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, raw: socket.socket) -> None:
+        with contextlib.suppress(OSError), raw:
+            raw.settimeout(10)
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                self.answer(conn)
+
+
+#: Probes one URL in a fresh interpreter and prints, as JSON, its peak RSS (VmHWM), the time the probe
+#: took, what the control observed and every report format.
+_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from typing import Any
+from mtlslab.probe import BringYourOwn, probe
+url, lab, timeout = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+own = BringYourOwn.from_pem(
+    token=(lab / "token").read_text(), cert=(lab / "client.pem").read_bytes(),
+    key=(lab / "client.key").read_bytes(),
+)
+started = time.monotonic()
+report = probe(url, own=own, ca=lab / "ca.pem", timeout=timeout)
+seconds = time.monotonic() - started
+control = report.results[0].observed
+formats = {
+    "text": report.to_text(), "markdown": report.to_markdown(), "json": report.to_json(),
+    "html": report._repr_html_(), "repr": repr(report),
+}
+def peak_kib():  # this program's own peak (ru_maxrss may keep the forking parent's, from before exec)
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+json.dump({
+    "rss_kib": peak_kib(), "seconds": seconds,
+    "requests": len(report.results), "headline": report.headline, "formats": formats,
+    "control": {"status": control.status, "error": control.error, "truncated": control.truncated,
+                "body_length": control.body_length, "kept": len(control.body),
+                "elapsed": control.elapsed},
+}, sys.stdout, ensure_ascii=True)
+"""
+#: Each request's time limit in the hostile battery.
+_HOSTILE_TIMEOUT = 1.5
+#: Raw control characters no report may contain (a newline aside), and the bidirectional overrides.
+_RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every hostile server probed once, each in its own interpreter; and the battery's total time."""
+    lab = Lab(seed="hostile")
+    folder = tmp_path_factory.mktemp("hostile-lab")
+    write_lab_folder(lab, folder, every_identity=False)
+    (folder / "token").write_text(AuthorizationServer(lab).mint("bound").value)
+    started = time.monotonic()
+    runs: dict[str, Any] = {}
+    for name, answer in HOSTILE.items():
+        with _HostileServer(lab, answer) as server:
+            done = subprocess.run(
+                [
+                    *(sys.executable, "-c", _CHILD, f"https://127.0.0.1:{server.port}/r"),
+                    *(str(folder), str(_HOSTILE_TIMEOUT)),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=100,
+                check=False,
+            )
+        runs[name] = {"returncode": done.returncode, "stderr": done.stderr, "stdout": done.stdout}
+    runs["battery seconds"] = time.monotonic() - started
+    return runs
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_server_is_data_in_bounded_memory_and_time(
+    hostile: dict[str, Any], name: str
+) -> None:
+    """Against each hostile server the probe ends normally (no traceback, no RecursionError), in less than
+    200 MB of memory, each request within its time limit, and the answer is data: cut at the body limit,
+    or an error that quotes its first bytes escaped."""
+    run = hostile[name]
+    assert (run["returncode"], run["stderr"]) == (0, ""), run["stderr"][-2000:]
+    found = json.loads(run["stdout"])
+    assert found["rss_kib"] < 200 * 1024, found["rss_kib"]
+    control = found["control"]
+    assert control["elapsed"] < 2 * _HOSTILE_TIMEOUT, control
+    expected = {
+        "huge-body": "answers like",
+        "drip": "inconclusive: the control got no answer (read: no answer within 1.5 s",
+        "http-0.9": "inconclusive: the control got no answer (no readable HTTP/1.1 answer: ",
+        "garbage": "inconclusive: the control got no answer (no readable HTTP/1.1 answer: ",
+        "close-mid-head": "inconclusive: the control got no answer (no readable HTTP/1.1 answer: ",
+        "100k-fields": "inconclusive: the control got no answer (no readable HTTP/1.1 answer: a "
+        "response head longer than 65536 bytes",
+        "10mb-field": "inconclusive: the control got no answer (no readable HTTP/1.1 answer: a "
+        "response head longer than 65536 bytes",
+        "nested-json": "inconclusive: the control (a bound token with its own certificate) got 401:",
+        "escapes": "answers like",
+    }[name]
+    assert found["headline"].startswith(expected), found["headline"]
+    if name == "huge-body":
+        assert control["truncated"]
+        assert control["body_length"] == 1073741824
+        assert control["kept"] == MAX_BODY
+        assert found["requests"] > 1  # served: the whole battery ran, each answer cut at the limit
+    if name == "garbage":
+        assert "it began b'\\x00\\x01\\x02" in control["error"]
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_no_report_carries_a_raw_control_character_or_the_servers_html(
+    hostile: dict[str, Any], name: str
+) -> None:
+    """Text, Markdown, JSON, HTML and repr of every hostile run hold no raw control character (ESC,
+    8-bit CSI, BEL...) and no bidirectional override; the server's HTML never renders as HTML from the
+    Markdown (rendered here by mistune with raw HTML allowed) or the HTML report."""
+    mistune = pytest.importorskip("mistune")
+    formats = json.loads(hostile[name]["stdout"])["formats"]
+    for kind, text in formats.items():
+        assert not _RAW_CONTROL.search(text), (kind, _RAW_CONTROL.search(text))
+    assert json.loads(formats["json"])["format"] == "mtlslab-probe/1"
+    rendered = mistune.create_markdown(escape=False, plugins=["table"])(formats["markdown"])
+    for html_report in (rendered, formats["html"]):
+        for element in ("<script", "<img", "<blink"):
+            assert element not in html_report
+    if name == "escapes":
+        assert "\\x1b[31m" in formats["text"]
+        assert "\\x9b2J" in formats["text"]
+        assert (
+            "\\\\x1b]0;pwned\\\\x07" in formats["json"]
+            or "\\u001b]0;pwned\\u0007" in formats["json"]
+        )
+
+
+def test_the_hostile_battery_takes_under_two_minutes(hostile: dict[str, Any]) -> None:
+    """Every hostile server above, each probed in a fresh interpreter, in less than two minutes."""
+    assert hostile["battery seconds"] < 120
 
 
 # --------------------------------------------------------------------------------------------------

@@ -78,27 +78,6 @@ def debate_text() -> str:
     return "```sh\n" + command + "\n```\n\n```text\n" + matrix.to_text() + "```\n"
 
 
-def probe_report() -> str:
-    """A probe of mtlslab's own live server answering as Keycloak (the report's compact form)."""
-    from mtlslab.live import LiveStack
-    from mtlslab.probe import LabIssuer, probe
-    from mtlslab.scenarios import Deployment
-
-    sim = _simulator()
-    with LiveStack(
-        simulator=sim, deployment=Deployment(), interpretation=BUILTINS["keycloak"]
-    ) as server:
-        issuer = LabIssuer(sim.lab, asrv=sim.asrv, now=sim.now).start()
-        try:
-            report = probe(
-                f"{server.url}/resource", issuer=issuer, ca=sim.lab.ca, simulator=sim, now=sim.now
-            )
-        finally:
-            issuer.close()
-        text = report.to_text(details=False).replace(server.url, "https://127.0.0.1:PORT")
-    return "```text\n" + text + "```\n"
-
-
 def findings_table() -> str:
     """Every finding with its clause and the RFC 6750 code the text points to."""
     lines = [
@@ -168,7 +147,6 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "tokens": tokens_table,
     "catalogue": catalogue_summary,
     "attacks": attacks_table,
-    "probe-report": probe_report,
 }
 
 

@@ -5,6 +5,12 @@ its name, number and the moment the client noticed it: during the handshake (TLS
 after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4). If the server's alert — or its early
 answer to a request too large to read (431, 413) — races the client's write, the client still reads it
 rather than reporting a broken pipe.
+
+Any server, even a hostile one, gets a bounded client: ``timeout`` bounds the whole exchange (handshake,
+write and every read together, not each read), a response head is read up to :data:`MAX_HEAD` bytes and a
+body up to :data:`MAX_BODY` (the prefix is kept, with the length when the server declared one). An answer
+that is not HTTP/1.1 — HTTP/0.9, garbage, a connection closed mid-head, a head too large — is an
+:class:`Observed` whose ``error`` says so and quotes the first bytes (escaped), never an exception.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from mtlslab.tls import ALERTS, TlsAlert, TlsVersion
 __all__ = [
     "CLOSED_WITHOUT_ALERT",
     "FRAMING_FIELDS",
+    "MAX_BODY",
+    "MAX_HEAD",
     "Observed",
     "alert_from_error",
     "client_context",
@@ -52,6 +60,14 @@ FRAMING_FIELDS = frozenset(
     )
 )
 
+#: The most bytes of a response head (status line and header fields) the client reads: a longer head is a
+#: malformed answer (h11 would otherwise buffer without end).
+MAX_HEAD = 64 * 1024
+#: The most bytes of a response body the client keeps; it stops reading there (``Observed.truncated``).
+MAX_BODY = 1024 * 1024
+#: How many of the first bytes received a malformed answer's error quotes.
+_QUOTED = 64
+
 _PREFIXES = ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_")
 
 
@@ -70,14 +86,21 @@ def alert_from_error(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Observed:
-    """What the client saw on the wire."""
+    """What the client saw on the wire.
+
+    ``error`` is a failure that is neither an alert nor a response (reset, timeout, an answer that is not
+    HTTP/1.1); with a ``status`` it says why the body is incomplete. ``truncated``: the body was longer than
+    :data:`MAX_BODY` and only its prefix is in ``body``; ``body_length`` is the body's full length in bytes
+    when known (read whole, or declared by ``Content-Length``)."""
 
     tls_alert: TlsAlert | None = None
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
     body: str = ""
-    error: str = ""  # a failure that is neither an alert nor a response (reset, timeout...)
+    error: str = ""
     elapsed: float = 0.0
+    truncated: bool = False
+    body_length: int | None = None
 
     def header(self, name: str) -> str | None:
         """All values of ``name`` joined with ", " (RFC 9110 §5.3), or None."""
@@ -85,17 +108,22 @@ class Observed:
         return ", ".join(values) if values else None
 
     def error_code(self) -> str | None:
-        """The OAuth error code: from the first ``WWW-Authenticate`` challenge that has one, else from a JSON
-        body's ``error`` member (a server without a challenge, like 3scale APIcast); None without either."""
+        """The OAuth error code: from the first ``WWW-Authenticate`` challenge that has one; only when there is
+        no challenge at all, from a JSON body's ``error`` member (a server without a challenge, like 3scale
+        APIcast). None without either: challenges that carry no error mean none (RFC 6750 §3.1), whatever
+        the body says."""
         www = self.header("WWW-Authenticate")
-        if www:
+        if www and www.strip():
             with contextlib.suppress(ChallengeError):
                 for found in parse_www_authenticate(www):
                     if found.error:
                         return found.error
+            return None
+        if self.truncated or not self.body.lstrip().startswith("{"):
+            return None
         try:
             data = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser's depth
             return None
         error = data.get("error") if isinstance(data, dict) else None
         return error if isinstance(error, str) else None
@@ -149,6 +177,31 @@ def client_context(
     return ctx
 
 
+class _Clock:
+    """One deadline for a whole exchange: each blocking call gets only the time that is left."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.end = self.started + timeout
+
+    def arm(self, sock: socket.socket) -> None:
+        """Give ``sock`` the time left; :class:`TimeoutError` when none is."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        sock.settimeout(left)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expired(self, stage: str) -> Observed:
+        return Observed(
+            error=f"{stage}: no answer within {self.timeout:g} s (the limit for the whole request)",
+            elapsed=self.elapsed(),
+        )
+
+
 def send(
     request: Request,
     *,
@@ -164,7 +217,8 @@ def send(
 
     The client trusts ``ca``, pins ``version`` and presents ``identity``; or, with ``context``, does what that
     ready context says (``ca``, ``identity`` and ``version`` are then not used). With ``session`` (one made
-    by the same context) it offers to resume that TLS session.
+    by the same context) it offers to resume that TLS session. ``timeout`` bounds the whole exchange. A connection that cannot be opened raises :class:`OSError`; anything after that — an alert, a
+    reset, a timeout, an answer that is not HTTP/1.1 — is returned as an :class:`Observed`.
     """
     if context is None:
         if ca is None:
@@ -172,7 +226,7 @@ def send(
                 "send() needs ca= (the CA to trust) or context= (a ready client context)"
             )
         context = client_context(ca=ca, identity=identity, version=version)
-    started = time.monotonic()
+    clock = _Clock(timeout)
     parts = urllib.parse.urlsplit(request.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 443
     raw = socket.create_connection((host, port), timeout=timeout)
@@ -185,42 +239,52 @@ def send(
     )
     try:
         try:
+            clock.arm(tls)
             tls.do_handshake()
+        except TimeoutError:
+            return clock.expired("handshake")
         except ssl.SSLError as exc:
-            return _failed(exc, "handshake", started)
+            return _failed(exc, "handshake", clock)
         except OSError as exc:
-            return Observed(error=f"handshake: {exc}", elapsed=time.monotonic() - started)
-        data = _encode(request)
+            return Observed(error=f"handshake: {exc}", elapsed=clock.elapsed())
         try:
-            tls.sendall(data)
+            _write(tls, _encode(request), clock)
+        except TimeoutError:
+            return clock.expired("write")
         except (ssl.SSLError, OSError) as exc:
             # The alert may already be in our receive buffer: read it rather than report the broken pipe.
-            return _read_after_failed_write(tls, exc, started)
-        return _read_response(tls, started)
+            return _read_after_failed_write(tls, exc, clock)
+        return _read_response(tls, clock)
     finally:
         with contextlib.suppress(OSError):
             tls.close()
 
 
+def _write(tls: ssl.SSLSocket, data: bytes, clock: _Clock) -> None:
+    view = memoryview(data)
+    while view:
+        clock.arm(tls)
+        view = view[tls.send(view) :]
+
+
 def _failed(
-    exc: BaseException, when: Literal["handshake", "first_read"], started: float
+    exc: BaseException, when: Literal["handshake", "first_read"], clock: _Clock
 ) -> Observed:
     alert = alert_from_error(exc, when)
-    elapsed = time.monotonic() - started
     if alert is not None:
-        return Observed(tls_alert=alert, elapsed=elapsed)
-    return Observed(error=f"{when}: {type(exc).__name__}: {exc}", elapsed=elapsed)
+        return Observed(tls_alert=alert, elapsed=clock.elapsed())
+    return Observed(error=f"{when}: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
 
 
-def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, started: float) -> Observed:
+def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, clock: _Clock) -> Observed:
     """The server may have answered before we finished writing — a TLS alert (a refused handshake, seen by
     TLS 1.3 clients only now) or an HTTP answer to a request it stopped reading (431, 413): read it."""
-    observed = _read_response(tls, started)
+    observed = _read_response(tls, clock)
     if observed.tls_alert is not None or observed.status is not None:
         return observed
     if observed.error == CLOSED_WITHOUT_ALERT:
         return observed
-    return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started)
+    return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
 
 
 def _encode(request: Request) -> bytes:
@@ -238,54 +302,100 @@ def _encode(request: Request) -> bytes:
     return out
 
 
-def _read_response(tls: ssl.SSLSocket, started: float) -> Observed:
-    conn = h11.Connection(h11.CLIENT)
+class _Reading:
+    """The state of reading one answer: the head once parsed, the body's prefix and length, the first bytes."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.head: h11.Response | None = None
+        self.body = bytearray()
+        self.length = 0  # body bytes received
+        self.first = bytearray()  # the first bytes received, quoted when the answer is not HTTP
+        self.ragged = False  # the stream ended without close_notify
+
+    def observed(self, *, error: str = "", truncated: bool = False) -> Observed:
+        """What was read: the answer (complete, or with ``error`` saying why not), or only ``error``."""
+        if self.head is None:
+            if not self.first and not error:
+                error = (
+                    CLOSED_WITHOUT_ALERT if self.ragged else "connection closed without a response"
+                )
+            return Observed(error=error, elapsed=self.clock.elapsed())
+        declared = _content_length(self.head)
+        return Observed(
+            status=self.head.status_code,
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in _raw(self.head)),
+            body=self.body.decode("utf-8", "replace"),
+            error=error,
+            elapsed=self.clock.elapsed(),
+            truncated=truncated,
+            body_length=declared if truncated or error else self.length,
+        )
+
+    def malformed(self, why: str) -> Observed:
+        """An answer h11 cannot read, described with its first bytes (``repr``: escaped, never raw)."""
+        if self.head is not None:
+            return self.observed(error=f"incomplete answer: {why}")
+        if not self.first:
+            return self.observed()
+        return self.observed(
+            error=f"no readable HTTP/1.1 answer: {why}; it began {bytes(self.first)!r}"
+        )
+
+
+def _raw(head: h11.Response) -> list[tuple[bytes, bytes]]:
+    """The header fields with their names as the server spelled them."""
+    return list(head.headers.raw_items())
+
+
+def _content_length(head: h11.Response) -> int | None:
+    for name, value in head.headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _read_response(tls: ssl.SSLSocket, clock: _Clock) -> Observed:
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
     conn.send(
         h11.Request(method="GET", target="/", headers=[("Host", "x")])
     )  # put h11 in the response state
     conn.send(h11.EndOfMessage())
-    response: h11.Response | None = None
-    body = bytearray()
-    first = True
-    ragged = False  # the stream ended without close_notify
+    reading = _Reading(clock)
     while True:
         try:
             event = conn.next_event()
-        except h11.RemoteProtocolError as exc:  # closed before answering, or not HTTP
-            if response is None:
-                break
-            return Observed(error=f"read: {exc}", elapsed=time.monotonic() - started)
+        except h11.ProtocolError as exc:  # not HTTP, cut short, or a head beyond MAX_HEAD
+            too_long = getattr(exc, "error_status_hint", None) == 431
+            return reading.malformed(
+                f"a response head longer than {MAX_HEAD} bytes" if too_long else str(exc)
+            )
         if event is h11.NEED_DATA:
             try:
+                clock.arm(tls)
                 data = tls.recv(65536)
-            except ssl.SSLEOFError:
-                data, ragged = b"", True  # closed without close_notify: the end all the same
+            except TimeoutError:
+                expired = clock.expired("read")
+                return reading.observed(error=expired.error) if reading.head else expired
+            except ssl.SSLEOFError:  # closed without close_notify: the end all the same
+                data = b""
+                reading.ragged = True
             except ssl.SSLError as exc:
-                if first:
-                    return _failed(exc, "first_read", started)
-                return Observed(error=f"read: {exc}", elapsed=time.monotonic() - started)
+                if not reading.first and reading.head is None:
+                    return _failed(exc, "first_read", clock)
+                return reading.malformed(f"read: {exc}")
             except OSError as exc:
-                return Observed(
-                    error=f"read: {type(exc).__name__}: {exc}", elapsed=time.monotonic() - started
-                )
-            first = False
+                return reading.malformed(f"read: {type(exc).__name__}: {exc}")
+            if len(reading.first) < _QUOTED:
+                reading.first += data[: _QUOTED - len(reading.first)]
             conn.receive_data(data)
             continue
         if isinstance(event, h11.Response):
-            response = event
+            reading.head = event
         elif isinstance(event, h11.Data):
-            body += event.data
+            reading.length += len(event.data)
+            reading.body += event.data[: max(0, MAX_BODY - len(reading.body))]
+            if reading.length > MAX_BODY:
+                return reading.observed(truncated=True)
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-            break
-    if response is None:
-        error = CLOSED_WITHOUT_ALERT if ragged else "connection closed without a response"
-        return Observed(error=error, elapsed=time.monotonic() - started)
-    headers = tuple(
-        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw_items()
-    )
-    return Observed(
-        status=response.status_code,
-        headers=headers,
-        body=body.decode("utf-8", "replace"),
-        elapsed=time.monotonic() - started,
-    )
+            return reading.observed()
