@@ -28,9 +28,9 @@ import json
 import re
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mtlslab.challenge import (
     Challenge,
@@ -65,8 +65,8 @@ __all__ = [
 
 SourceKind = Literal["rfc", "mailing-list", "repository", "documentation", "hypothetical", "user"]
 InterpretationKind = Literal["baseline", "reading", "hypothetical", "observed", "custom"]
-_SOURCE_KINDS = ("rfc", "mailing-list", "repository", "documentation", "hypothetical", "user")
-_KINDS = ("baseline", "reading", "hypothetical", "observed", "custom")
+_SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+_KINDS: tuple[str, ...] = get_args(InterpretationKind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,8 +96,10 @@ class Answer:
     """What to send back for one finding.
 
     ``status=None`` with ``tls_alert=True`` means the answer is the TLS alert itself. ``scheme=None`` means
-    no ``WWW-Authenticate``. ``body`` is a :class:`string.Template` (``$error``, ``$description``,
-    ``$status``, ``$reason``, ``$sub``, ``$client_id``). ``same_as`` answers exactly like another finding.
+    no ``WWW-Authenticate``; ``params`` are auth-params after the RFC 6750 ones (e.g. DPoP ``algs``). ``body``
+    is a :class:`string.Template` (``$error``, ``$description``, ``$status``, ``$reason``, ``$sub``,
+    ``$client_id``), and so are the values of ``headers``, further response fields. ``same_as`` answers
+    exactly like another finding.
     """
 
     status: int | None = 401
@@ -108,16 +110,12 @@ class Answer:
     error_uri: str | None = None
     realm: bool = True
     scope: bool = False
-    params: tuple[
-        tuple[str, str], ...
-    ] = ()  # more auth-params after the RFC 6750 ones (e.g. DPoP algs)
+    params: tuple[tuple[str, str], ...] = ()
     extra_challenges: tuple[str, ...] = ()
     separator: str = ", "
     body: str = ""
     content_type: str | None = None
-    headers: tuple[
-        tuple[str, str], ...
-    ] = ()  # more response fields; values are templates like the body
+    headers: tuple[tuple[str, str], ...] = ()
     same_as: Finding | None = None
     unspecified: bool = False
     assumed: bool = False
@@ -140,18 +138,18 @@ class Answer:
     def from_json(cls, data: object, *, where: str = "answer") -> Answer:
         """The inverse of :meth:`to_json`: every field of the right type, or :class:`InterpretationError`
         naming it."""
-        values = dict(_object(data, where))
-        unknown = set(values) - set(_ANSWER_FIELDS)
-        if unknown:
-            raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
-        for name, value in values.items():
-            values[name] = _ANSWER_FIELDS[name](value, f"{where}.{name}")
+        found = _object(data, where, known=_ANSWER_FIELDS)
+        values: dict[str, Any] = {n: _ANSWER_FIELDS[n](v, f"{where}.{n}") for n, v in found.items()}
         return cls(**values)
 
 
-def _object(data: object, where: str) -> Mapping[str, Any]:
+def _object(data: object, where: str, *, known: Iterable[str] = ()) -> Mapping[str, Any]:
+    """``data`` if it is a JSON object; with ``known``, one whose names are all among them."""
     if not isinstance(data, Mapping):
         raise InterpretationError(where, f"must be a JSON object, not {_json_type(data)}")
+    unknown = set(data) - set(known) if known else set()
+    if unknown:
+        raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
     return data
 
 
@@ -168,6 +166,13 @@ def _text(value: object, where: str) -> str:
 
 def _optional_text(value: object, where: str) -> str | None:
     return None if value is None else _text(value, where)
+
+
+def _choice(value: object, choices: tuple[str, ...], where: str) -> str:
+    text = _text(value, where)
+    if text not in choices:
+        raise InterpretationError(where, f"{text!r} is not one of {', '.join(choices)}")
+    return text
 
 
 def _flag(value: object, where: str) -> bool:
@@ -274,9 +279,8 @@ class Outcome:
     error: str | None = None
     content_type: str | None = None
     body: str = ""
-    headers_more: tuple[
-        tuple[str, str], ...
-    ] = ()  # further response fields (DPoP-Nonce, Cache-Control...)
+    # further response fields (DPoP-Nonce, Cache-Control...)
+    headers_more: tuple[tuple[str, str], ...] = ()
     unspecified: bool = False
     assumed: bool = False
     note: str = ""
@@ -397,12 +401,9 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-_FINDING_ORDER = {finding: i for i, finding in enumerate(Finding)}
-
-
 def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding, Answer], ...]:
     """``answers`` as an interpretation stores them: in the order findings are declared."""
-    return tuple(sorted(answers.items(), key=lambda kv: _FINDING_ORDER[kv[0]]))
+    return tuple((finding, answers[finding]) for finding in Finding if finding in answers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +449,10 @@ class Interpretation:
         for finding, answer in index.items():
             if answer.same_as is not None:
                 self._rows[finding] = self._alias(finding, index)
-        self._check_deployment()
+        try:
+            deployment_overrides(dict(self.deployment))
+        except ScenarioError as exc:
+            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
 
     def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
         """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
@@ -473,12 +477,6 @@ class Interpretation:
             note=next((a.note for a in flags if a.note), own.answer.note),
         )
         return replace(own, answer=merged)
-
-    def _check_deployment(self) -> None:
-        try:
-            deployment_overrides(dict(self.deployment))
-        except ScenarioError as exc:
-            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
 
     def _row(self, finding: Finding, answer: Answer, where: str) -> _Row:
         if finding is Finding.TLS_REJECTED:
@@ -629,11 +627,7 @@ class Interpretation:
             "stance": self.stance,
             "kind": self.kind,
             "base": self.base,
-            "source": {
-                "kind": self.source.kind,
-                "citation": self.source.citation,
-                "url": self.source.url,
-            },
+            "source": asdict(self.source),
             "departures": [
                 {
                     "what": d.what,
@@ -664,12 +658,8 @@ class Interpretation:
         name = _text(data.get("name"), "name") if "name" in data else None
         if not name:
             raise InterpretationError("name", "missing")
-        unknown = set(data) - _TOP_FIELDS
-        if unknown:
-            raise InterpretationError(name, f"unknown field(s) {', '.join(sorted(unknown))}")
-        kind = _text(data.get("kind", "custom"), f"{name}.kind")
-        if kind not in _KINDS:
-            raise InterpretationError(f"{name}.kind", f"{kind!r} is not one of {', '.join(_KINDS)}")
+        _object(data, name, known=_TOP_FIELDS)
+        kind = _choice(data.get("kind", "custom"), _KINDS, f"{name}.kind")
         given: dict[Finding, Answer] = {}
         for key, value in _object(data.get("answers", {}), f"{name}.answers").items():
             try:
@@ -687,11 +677,7 @@ class Interpretation:
             base = _base(base_name or "baseline", name, BUILTINS if known is None else known)
             answers = inherit(base, given, observed=kind == "observed")
         source = _object(data.get("source") or {}, f"{name}.source")
-        source_kind = _text(source.get("kind", "user"), f"{name}.source.kind")
-        if source_kind not in _SOURCE_KINDS:
-            raise InterpretationError(
-                f"{name}.source.kind", f"{source_kind!r} is not one of {', '.join(_SOURCE_KINDS)}"
-            )
+        source_kind = _choice(source.get("kind", "user"), _SOURCE_KINDS, f"{name}.source.kind")
         departures = data.get("departures", [])
         if not isinstance(departures, list):
             raise InterpretationError(f"{name}.departures", "a list of {what, reason} objects")
@@ -749,18 +735,8 @@ class Interpretation:
         )
 
 
-_TOP_FIELDS = {
-    "name",
-    "title",
-    "stance",
-    "kind",
-    "base",
-    "source",
-    "departures",
-    "realm",
-    "deployment",
-    "answers",
-}
+#: The names an interpretation's JSON may hold: its public fields.
+_TOP_FIELDS = tuple(f.name for f in fields(Interpretation) if not f.name.startswith("_"))
 
 
 class _Duplicate(ValueError):
@@ -789,10 +765,7 @@ def _parse(text: str) -> object:
 
 
 def _departure(data: object, where: str) -> Departure:
-    found = _object(data, where)
-    unknown = set(found) - {"what", "reason", "about"}
-    if unknown:
-        raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+    found = _object(data, where, known=("what", "reason", "about"))
     return Departure(
         what=_text(found.get("what"), f"{where}.what"),
         reason=_text(found.get("reason"), f"{where}.reason"),
@@ -930,22 +903,15 @@ def derive(
 def _load_builtins() -> dict[str, Interpretation]:
     """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
     entry."""
-    text = (
-        importlib.resources.files("mtlslab")
-        .joinpath("data/interpretations.json")
-        .read_text("utf-8")
-    )
+    resource = importlib.resources.files("mtlslab") / "data/interpretations.json"
+    entries = _parse(resource.read_text("utf-8"))
+    if not isinstance(entries, list):
+        raise InterpretationError("interpretations.json", "a list of interpretations")
     loaded: dict[str, Interpretation] = {}
-    for entry in _texts_or_objects(_parse(text)):
-        found = Interpretation.from_json(entry, known=loaded)
+    for entry in entries:
+        found = Interpretation.from_json(_object(entry, "interpretations.json"), known=loaded)
         loaded[found.name] = found
     return loaded
-
-
-def _texts_or_objects(data: object) -> list[Mapping[str, Any]]:
-    if not isinstance(data, list):
-        raise InterpretationError("interpretations.json", "a list of interpretations")
-    return [_object(entry, "interpretations.json") for entry in data]
 
 
 #: The built-in interpretations, by name, in display order.
