@@ -389,6 +389,8 @@ class Outcome:
 #: The error value of an answer whose code the RFCs leave open (the baseline's missing certificate): RFC 6750
 #: §3 asks for an error attribute when a request with a token fails, and RFC 8705 §3 names none for this case.
 UNSPECIFIED_ERROR = "unspecified"
+#: The template values a request gives (:meth:`Interpretation.respond`), empty until it does.
+_FROM_REQUEST = dict.fromkeys(("sub", "client_id", "nonce", "access_token"), "")
 #: Every algorithm a DPoP challenge of mtlslab's lists in ``algs`` (RFC 9449 §7.1): those its server accepts.
 _ALGS = ("algs", " ".join(DPOP_ALGS))
 
@@ -410,11 +412,12 @@ def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding,
 class _Row:
     """One finding's answer, ready to send: ``same_as`` resolved, the usual challenge formatted once (made per
     request when it names the required scope, follows the DPoP scheme, or points at metadata), the body and
-    field templates parsed."""
+    field templates parsed with the values the answer itself gives them."""
 
     answer: Answer
     header: str | None
     body: string.Template
+    values: Mapping[str, str] = field(default_factory=dict)
     fields: tuple[tuple[str, string.Template], ...] = ()
     fixed: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
@@ -504,10 +507,15 @@ class Interpretation:
             raise InterpretationError(where, str(exc)) from None
         body = string.Template(answer.body)
         fields = tuple((name, string.Template(value)) for name, value in answer.headers)
-        values = _template_values(answer, status=status)
+        values = {
+            "error": answer.error or "",
+            "description": answer.description or "",
+            "status": str(status),
+            "reason": reason_phrase(status),
+        }
         for part, template in (("body", body), *((f"headers.{n}", t) for n, t in fields)):
             try:
-                template.substitute(values)
+                template.substitute(values, **_FROM_REQUEST)
             except (KeyError, ValueError) as exc:
                 raise InterpretationError(
                     f"{where}.{part}", f"bad template placeholder {exc}"
@@ -518,17 +526,14 @@ class Interpretation:
             for m in t.pattern.finditer(t.template)
         }
         fixed = None  # the body and fields, when nothing in them depends on the request
-        if used <= {"error", "description", "status", "reason", None}:
+        if used.isdisjoint(_FROM_REQUEST):
             fixed = (
                 body.substitute(values),
                 tuple((name, t.substitute(values)) for name, t in fields),
             )
+        header = None if answer.scope else header
         return _Row(
-            answer=answer,
-            header=None if answer.scope else header,
-            body=body,
-            fields=fields,
-            fixed=fixed,
+            answer=answer, header=header, body=body, values=values, fields=fields, fixed=fixed
         )
 
     # ---- the table ------------------------------------------------------------------------------------
@@ -568,14 +573,13 @@ class Interpretation:
         if row.fixed is not None:
             body, more = row.fixed
         else:
-            values = _template_values(
-                answer,
-                status=answer.status,
-                sub=decision.subject or "",
-                client_id=decision.client_id or "",
-                nonce=decision.dpop_nonce or "",
-                access_token=decision.issued_token or "",
-            )
+            values = {
+                **row.values,
+                "sub": _json_text(decision.subject or ""),
+                "client_id": _json_text(decision.client_id or ""),
+                "nonce": decision.dpop_nonce or "",
+                "access_token": decision.issued_token or "",
+            }
             body = row.body.substitute(values)
             more = tuple((name, t.substitute(values)) for name, t in row.fields)
         return Outcome(
@@ -827,27 +831,6 @@ def _answer_text(answer: Answer) -> str:
     elif answer.assumed:
         text += " [assumed]"
     return text
-
-
-def _template_values(
-    answer: Answer,
-    *,
-    status: int,
-    sub: str = "",
-    client_id: str = "",
-    nonce: str = "",
-    access_token: str = "",
-) -> dict[str, str]:
-    return {
-        "error": answer.error or "",
-        "description": answer.description or "",
-        "status": str(status),
-        "reason": reason_phrase(status),
-        "sub": _json_text(sub),
-        "client_id": _json_text(client_id),
-        "nonce": nonce,
-        "access_token": access_token,
-    }
 
 
 def _with_algs(challenge: Challenge) -> Challenge:
