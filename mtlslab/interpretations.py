@@ -563,12 +563,10 @@ class Interpretation:
         assert answer.status is not None
         header = row.header
         dpop = decision.scheme == "dpop"
-        if answer.scope or dpop or decision.resource_metadata:
+        metadata = decision.resource_metadata
+        if answer.scope or dpop or metadata:
             header = self._header(
-                answer,
-                scope=decision.required_scope,
-                dpop=dpop,
-                metadata=decision.resource_metadata,
+                answer, scope=decision.required_scope, dpop=dpop, metadata=metadata
             )
         if row.fixed is not None:
             body, more = row.fixed
@@ -650,14 +648,11 @@ class Interpretation:
         cls, data: Mapping[str, Any] | str, *, known: Mapping[str, Interpretation] | None = None
     ) -> Interpretation:
         """Load an interpretation from JSON text or a parsed object: the one loader, for the built-ins and
-        for a user's file alike.
-
-        Findings it leaves out are inherited from its ``base`` (default: the baseline) by :func:`inherit`.
-        ``known`` are the interpretations a base may name (default: the built-ins). Anything unusable — not
-        JSON, a name given twice in one object, nesting or numbers beyond reason, a field of the wrong type,
-        an unknown finding or field, a header value with CR or LF — is an :class:`InterpretationError` that
-        names the field.
-        """
+        for a user's file alike. Findings it leaves out are inherited from its ``base`` (default: the
+        baseline; ``known`` are those a base may name, default the built-ins) by :func:`inherit`. Anything
+        unusable — not JSON, a name twice in one object, nesting or numbers beyond reason, a field of the
+        wrong type, an unknown finding or field, CR or LF in a header value — is an
+        :class:`InterpretationError` naming the field."""
         data = _object(_parse(data) if isinstance(data, str) else data, "json")
         name = _text(data.get("name"), "name") if "name" in data else None
         if not name:
@@ -666,20 +661,19 @@ class Interpretation:
         kind = _choice(data.get("kind", "custom"), _KINDS, f"{name}.kind")
         given: dict[Finding, Answer] = {}
         for key, value in _object(data.get("answers", {}), f"{name}.answers").items():
-            try:
-                finding = Finding(key)
-            except ValueError:
-                near = difflib.get_close_matches(key, [f.value for f in Finding], n=1)
-                hint = f"; did you mean {near[0]}?" if near else ""
-                raise InterpretationError(
-                    f"{name}.answers", f"{key!r} is not a finding{hint}"
-                ) from None
-            given[finding] = Answer.from_json(value, where=f"{name}.answers.{key}")
+            if key not in _FINDINGS:
+                why = f"{key!r} is not a finding"
+                raise InterpretationError(f"{name}.answers", why + _nearest(key, _FINDINGS))
+            given[Finding(key)] = Answer.from_json(value, where=f"{name}.answers.{key}")
         base_name = _optional_text(data.get("base"), f"{name}.base")
         answers = dict(given)
         if len(given) < len(Finding):
-            base = _base(base_name or "baseline", name, BUILTINS if known is None else known)
-            answers = inherit(base, given, observed=kind == "observed")
+            wanted = base_name or "baseline"
+            known = BUILTINS if known is None else known
+            if wanted not in known:
+                why = f"{wanted!r} is not an interpretation to inherit answers from"
+                raise InterpretationError(f"{name}.base", why + _nearest(wanted, known))
+            answers = inherit(known[wanted], given, observed=kind == "observed")
         source = _object(data.get("source") or {}, f"{name}.source")
         source_kind = _choice(source.get("kind", "user"), _SOURCE_KINDS, f"{name}.source.kind")
         departures = data.get("departures", [])
@@ -777,16 +771,13 @@ def _departure(data: object, where: str) -> Departure:
     )
 
 
-def _base(base_name: str, name: str, known: Mapping[str, Interpretation]) -> Interpretation:
-    found = known.get(base_name)
-    if found is None:
-        near = difflib.get_close_matches(base_name, list(known), n=1)
-        hint = f"; did you mean {near[0]}?" if near else ""
-        raise InterpretationError(
-            f"{name}.base",
-            f"{base_name!r} is not an interpretation to inherit answers from{hint}",
-        )
-    return found
+_FINDINGS = [f.value for f in Finding]
+
+
+def _nearest(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean …?`` naming the choice nearest ``word``, or "" when none is near."""
+    near = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {near[0]}?" if near else ""
 
 
 #: Findings an observed server's inherited answer is not assumed for: the TLS alert is the TLS layer's,
