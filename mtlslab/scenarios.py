@@ -22,7 +22,7 @@ import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from mtlslab.errors import InputError, ScenarioError, UnknownScenarioError
 from mtlslab.findings import Finding
@@ -64,6 +64,9 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
+
+
 def _public_fields(obj: Any) -> tuple[str, ...]:
     """The fields of a dataclass (or of its class)."""
     return tuple(f.name for f in fields(obj))
@@ -99,27 +102,22 @@ class Deployment:
     client_auth: ClientAuth = ClientAuth.OPTIONAL
     tls_version: TlsVersion = TlsVersion.TLS1_3
     topology: Topology = Topology.DIRECT
-    proxy_trusted: bool = (
-        True  # the origin trusts the proxy's Client-Cert (only with topology=proxy)
-    )
-    proxy_strips_client_cert: bool = (
-        True  # the proxy removes any Client-Cert the client sent (RFC 9440 §2)
-    )
+    # the origin trusts the proxy's Client-Cert (only with topology=proxy)
+    proxy_trusted: bool = True
+    # the proxy removes any Client-Cert the client sent (RFC 9440 §2)
+    proxy_strips_client_cert: bool = True
     checks_binding: bool = True  # the RS compares cnf with the certificate / DPoP key at all
     requires_binding: bool = False  # the RS refuses tokens without cnf
     validation: Validation = Validation.JWT
-    mtls_scheme: bool = (
-        False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
-    )
-    dpop: bool = (
-        True  # the RS supports DPoP (RFC 9449) and checks cnf.jkt, whatever checks_binding says
-    )
+    # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
+    mtls_scheme: bool = False
+    # the RS supports DPoP (RFC 9449) and checks cnf.jkt, whatever checks_binding says
+    dpop: bool = True
     endpoint: Endpoint = Endpoint.RESOURCE
     http2: bool = False  # HTTP/2: no certificate can be asked for late (RFC 9113 §9.2.1, §9.2.3)
     query_tokens: bool = True  # the RS accepts a token in the query (RFC 6750 §2.3 leaves it open)
-    ignores_unknown_cnf: bool = (
-        False  # a cnf naming no method the RS knows is taken as no cnf at all
-    )
+    # a cnf naming no method the RS knows is taken as no cnf at all
+    ignores_unknown_cnf: bool = False
     dpop_nonce: bool = False  # the RS asks for its own nonce in DPoP proofs (RFC 9449 §9)
     resource_metadata: bool = False  # challenges point at RFC 9728 protected resource metadata
     origin_validates_chain: bool = False  # behind a proxy: the origin validates Client-Cert itself
@@ -141,24 +139,9 @@ class Deployment:
         parts.append(
             "introspection" if self.validation is Validation.INTROSPECTION else "local JWT"
         )
-        if not self.checks_binding:
-            parts.append("binding NOT checked")
-        if self.requires_binding:
-            parts.append("bound tokens required")
-        if self.mtls_scheme:
-            parts.append("MTLS scheme (hypothetical)")
-        if not self.dpop:
-            parts.append("no DPoP")
-        flags = {
-            "http2": "HTTP/2",
-            "dpop_nonce": "DPoP nonce required",
-            "resource_metadata": "RFC 9728 metadata",
-            "ignores_unknown_cnf": "unknown cnf ignored",
-            "origin_validates_chain": "origin validates Client-Cert",
-        }
-        parts += [text for name, text in flags.items() if getattr(self, name)]
-        if not self.query_tokens:
-            parts.append("no query tokens")
+        parts += [
+            text for name, shown, text in _DESCRIBED_FLAGS if bool(getattr(self, name)) is shown
+        ]
         if self.endpoint is not Endpoint.RESOURCE:
             parts.insert(0, f"token endpoint ({self.endpoint.value.removeprefix('token-')})")
         return ", ".join(parts)
@@ -170,8 +153,7 @@ class Deployment:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
         """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
-        found: Deployment = _from_json(cls, data, "deployment")
-        return found
+        return _from_json(cls, data, "deployment")
 
     def overridden(self, changes: Mapping[str, Any]) -> Deployment:
         """This deployment with ``changes`` (as :func:`deployment_overrides` reads them) applied."""
@@ -182,6 +164,21 @@ class Deployment:
         if all(getattr(self, name) == value for name, value in values.items()):
             return self
         return replace(self, **values)
+
+
+#: The flags :meth:`Deployment.describe` names, when they have the value given, in its order.
+_DESCRIBED_FLAGS = (
+    ("checks_binding", False, "binding NOT checked"),
+    ("requires_binding", True, "bound tokens required"),
+    ("mtls_scheme", True, "MTLS scheme (hypothetical)"),
+    ("dpop", False, "no DPoP"),
+    ("http2", True, "HTTP/2"),
+    ("dpop_nonce", True, "DPoP nonce required"),
+    ("resource_metadata", True, "RFC 9728 metadata"),
+    ("ignores_unknown_cnf", True, "unknown cnf ignored"),
+    ("origin_validates_chain", True, "origin validates Client-Cert"),
+    ("query_tokens", False, "no query tokens"),
+)
 
 
 class CertChoice(enum.Enum):
@@ -272,7 +269,7 @@ class Presentation:
         parts = [cert, how]
         if self.forged_client_cert is not None:
             parts.append(f"forged Client-Cert ({self.forged_client_cert.value})")
-        if self.dpop_proof not in (ProofChoice.AUTO,):
+        if self.dpop_proof is not ProofChoice.AUTO:
             parts.append(f"DPoP proof {self.dpop_proof.value}")
         if not self.post_handshake_auth:
             parts.append("no post-handshake auth offered")
@@ -285,8 +282,7 @@ class Presentation:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Presentation:
         """The inverse of :meth:`to_json`."""
-        found: Presentation = _from_json(cls, data, "presentation")
-        return found
+        return _from_json(cls, data, "presentation")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -397,7 +393,7 @@ def _field_value(cls: Any, name: str, value: Any, where: str) -> Any:
     return value
 
 
-def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
+def _from_json(cls: type[_T], data: Mapping[str, Any], what: str) -> _T:
     if not isinstance(data, Mapping):
         raise ScenarioError(what, "must be a JSON object")
     known = _public_fields(cls)
@@ -424,9 +420,7 @@ class Relative(enum.Enum):
             return ClientAuth.REQUIRED if keeps_ca else ClientAuth.REQUIRED_NO_CA
         if client_auth.requires:
             return ClientAuth.REQUIRED_NO_CA
-        if (
-            client_auth is ClientAuth.NONE or client_auth.late
-        ):  # asks for nothing, or asks late: as is
+        if client_auth is ClientAuth.NONE or client_auth.late:  # asks for nothing, or late: as is
             return client_auth
         return ClientAuth.OPTIONAL_NO_CA
 
@@ -570,9 +564,9 @@ def _proof(
         "access_token": token.value or None,
         "iat": now,
     }
-    if choice in (ProofChoice.NONE,):
+    if choice is ProofChoice.NONE:
         return []
-    if choice is ProofChoice.VALID or choice is ProofChoice.AUTO:
+    if choice is ProofChoice.VALID:
         return [dpop_proof(key, **common)]
     if choice is ProofChoice.WITH_NONCE:
         return [dpop_proof(key, **common, claim_overrides={"nonce": LAB_DPOP_NONCE})]
