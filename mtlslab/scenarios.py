@@ -296,9 +296,8 @@ class Scenario:
     token: str = "bound"
     tags: tuple[str, ...] = ()
     description: str = ""
-    expect: Finding | None = (
-        None  # the finding under the RFC baseline, documented with the scenario
-    )
+    # the finding under the RFC baseline, documented with the scenario
+    expect: Finding | None = None
 
     def describe(self) -> str:
         """Deployment, presentation and token on one line."""
@@ -556,38 +555,28 @@ def _authorization(scheme: Scheme, token: str) -> str:
 def _proof(
     choice: ProofChoice, *, lab: Lab, token: AccessToken, method: str, url: str, now: Any
 ) -> list[str]:
-    key = DPoPKey.for_lab(lab)
-    htu = url.split("?", 1)[0]
-    common: dict[str, Any] = {
+    """The DPoP fields for ``choice`` (RFC 9449 §4): the proof the client would make, or one broken."""
+    if choice is ProofChoice.NONE:
+        return []
+    made: dict[str, Any] = {
         "htm": method,
-        "htu": htu,
+        "htu": url.split("?", 1)[0],
         "access_token": token.value or None,
         "iat": now,
     }
-    if choice is ProofChoice.NONE:
-        return []
-    if choice is ProofChoice.VALID:
-        return [dpop_proof(key, **common)]
-    if choice is ProofChoice.WITH_NONCE:
-        return [dpop_proof(key, **common, claim_overrides={"nonce": LAB_DPOP_NONCE})]
-    if choice is ProofChoice.WRONG_ATH:
-        return [dpop_proof(key, **{**common, "access_token": "another-access-token"})]
-    if choice is ProofChoice.WRONG_HTM:
-        return [dpop_proof(key, **{**common, "htm": "DELETE" if method != "DELETE" else "GET"})]
-    if choice is ProofChoice.WRONG_HTU:
-        return [dpop_proof(key, **{**common, "htu": "https://elsewhere.mtlslab.test/resource"})]
-    if choice is ProofChoice.STALE:
-        return [dpop_proof(key, **{**common, "iat": now - dt.timedelta(hours=1)})]
-    if choice is ProofChoice.OTHER_KEY:
-        return [dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)]
-    if choice is ProofChoice.BAD_SIGNATURE:
-        good = dpop_proof(key, **common)
-        other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)
-        return [good.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
-    if choice is ProofChoice.TWO_PROOFS:
-        proof = dpop_proof(key, **common)
-        return [proof, proof]
-    raise ScenarioError("presentation.dpop_proof", f"unhandled proof choice {choice!r}")
+    broken: dict[ProofChoice, dict[str, Any]] = {
+        ProofChoice.WITH_NONCE: {"claim_overrides": {"nonce": LAB_DPOP_NONCE}},
+        ProofChoice.WRONG_ATH: {"access_token": "another-access-token"},
+        ProofChoice.WRONG_HTM: {"htm": "DELETE" if method != "DELETE" else "GET"},
+        ProofChoice.WRONG_HTU: {"htu": "https://elsewhere.mtlslab.test/resource"},
+        ProofChoice.STALE: {"iat": now - dt.timedelta(hours=1)},
+    }
+    key = DPoPKey.for_lab(lab, "attacker" if choice is ProofChoice.OTHER_KEY else "client")
+    proof = dpop_proof(key, **{**made, **broken.get(choice, {})})
+    if choice is ProofChoice.BAD_SIGNATURE:  # the client's proof, the attacker's signature
+        other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **made)
+        return [proof.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
+    return [proof, proof] if choice is ProofChoice.TWO_PROOFS else [proof]
 
 
 _FIELD_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")  # RFC 9110 §5.1, §5.5
@@ -669,11 +658,7 @@ def client_request(
     value = token.value
     if presentation.raw_authorization is not None:
         headers += _raw_fields(presentation.raw_authorization, token=value, lab=lab)
-    elif token.kind != "none" and placement in (
-        Placement.HEADER,
-        Placement.HEADER_AND_QUERY,
-        Placement.HEADER_AND_FORM,
-    ):
+    elif token.kind != "none" and placement not in (Placement.FORM, Placement.QUERY):
         headers.append(("Authorization", _authorization(presentation.scheme, value)))
     if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
         sep = "&" if "?" in url else "?"
