@@ -126,11 +126,8 @@ class Deployment:
         """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
         parts = [f"TLS {self.tls_version.value}", f"client auth {self.client_auth.value}"]
         if self.topology is Topology.PROXY:
-            proxy = (
-                "behind a proxy (Client-Cert "
-                + ("trusted" if self.proxy_trusted else "not trusted")
-                + ")"
-            )
+            trust = "trusted" if self.proxy_trusted else "not trusted"
+            proxy = f"behind a proxy (Client-Cert {trust})"
             if not self.proxy_strips_client_cert:
                 proxy += ", proxy passes client's Client-Cert through"
             parts.append(proxy)
@@ -622,11 +619,6 @@ def _access_token_bytes(value: str) -> bytes:
     return urllib.parse.urlencode({"access_token": value}).encode("ascii")
 
 
-def _access_token_field(value: str) -> str:
-    """``access_token=value``, form-urlencoded, as text for a query (RFC 6750 §2.3)."""
-    return _access_token_bytes(value).decode("ascii")
-
-
 def client_request(
     presentation: Presentation,
     token: AccessToken,
@@ -661,8 +653,10 @@ def client_request(
     elif token.kind != "none" and placement not in (Placement.FORM, Placement.QUERY):
         headers.append(("Authorization", _authorization(presentation.scheme, value)))
     if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
-        sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}{_access_token_field(value)}"
+        query = _access_token_bytes(value).decode(
+            "ascii"
+        )  # the same field in a query (RFC 6750 §2.3)
+        url = f"{url}{'&' if '?' in url else '?'}{query}"
     if token.kind != "none" and in_form:
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         body = _access_token_bytes(value)
