@@ -72,6 +72,29 @@ def _public_fields(obj: Any) -> tuple[str, ...]:
     return tuple(f.name for f in fields(obj))
 
 
+class _Fields:
+    """JSON for a dataclass of enums, flags and text (a deployment, a presentation): fields by name."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (enum values as strings)."""
+        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
+
+    @classmethod
+    def from_json(cls: type[_T], data: Mapping[str, Any]) -> _T:
+        """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
+        what = cls.__name__.lower()
+        if not isinstance(data, Mapping):
+            raise ScenarioError(what, "must be a JSON object")
+        unknown = set(data) - set(_public_fields(cls))
+        if unknown:
+            raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(
+            **{name: _field_value(cls, name, v, f"{what}.{name}") for name, v in data.items()}
+        )
+
+
 class Topology(enum.Enum):
     """Whether the client talks TLS to the resource server itself or to a TLS-terminating proxy."""
 
@@ -96,7 +119,7 @@ class Endpoint(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deployment:
+class Deployment(_Fields):
     """How the resource server (and the TLS in front of it) is set up."""
 
     client_auth: ClientAuth = ClientAuth.OPTIONAL
@@ -142,15 +165,6 @@ class Deployment:
         if self.endpoint is not Endpoint.RESOURCE:
             parts.insert(0, f"token endpoint ({self.endpoint.value.removeprefix('token-')})")
         return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (enum values as strings)."""
-        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
-        """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
-        return _from_json(cls, data, "deployment")
 
     def overridden(self, changes: Mapping[str, Any]) -> Deployment:
         """This deployment with ``changes`` (as :func:`deployment_overrides` reads them) applied."""
@@ -237,7 +251,7 @@ class ProofChoice(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Presentation:
+class Presentation(_Fields):
     """What the client sends: certificate, scheme, token placement, and extras."""
 
     certificate: CertChoice = CertChoice.CLIENT
@@ -271,15 +285,6 @@ class Presentation:
         if not self.post_handshake_auth:
             parts.append("no post-handshake auth offered")
         return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Presentation:
-        """The inverse of :meth:`to_json`."""
-        return _from_json(cls, data, "presentation")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,16 +392,6 @@ def _field_value(cls: Any, name: str, value: Any, where: str) -> Any:
     if not isinstance(value, str) and not (value is None and default is None):
         raise ScenarioError(where, f"{value!r} is not a string")
     return value
-
-
-def _from_json(cls: type[_T], data: Mapping[str, Any], what: str) -> _T:
-    if not isinstance(data, Mapping):
-        raise ScenarioError(what, "must be a JSON object")
-    known = _public_fields(cls)
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
-    return cls(**{name: _field_value(cls, name, v, f"{what}.{name}") for name, v in data.items()})
 
 
 class Relative(enum.Enum):
