@@ -614,6 +614,11 @@ def _access_token_bytes(value: str) -> bytes:
     return urllib.parse.urlencode({"access_token": value}).encode("ascii")
 
 
+def _access_token_field(value: str) -> str:
+    """``access_token=value``, form-urlencoded, as text for a query (RFC 6750 §2.3)."""
+    return _access_token_bytes(value).decode("ascii")
+
+
 def client_request(
     presentation: Presentation,
     token: AccessToken,
@@ -648,10 +653,7 @@ def client_request(
     elif token.kind != "none" and placement not in (Placement.FORM, Placement.QUERY):
         headers.append(("Authorization", _authorization(presentation.scheme, value)))
     if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
-        query = _access_token_bytes(value).decode(
-            "ascii"
-        )  # the same field in a query (RFC 6750 §2.3)
-        url = f"{url}{'&' if '?' in url else '?'}{query}"
+        url = f"{url}{'&' if '?' in url else '?'}{_access_token_field(value)}"
     if token.kind != "none" and in_form:
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         body = _access_token_bytes(value)
