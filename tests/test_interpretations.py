@@ -892,9 +892,7 @@ def test_the_token_endpoint_precedent_answers_missing_like_mismatched(matrix: Ma
     assert matrix.cell("token-endpoint-success", "baseline").outcome.status == 200
 
 
-def test_an_expired_bound_certificate_still_binds_where_no_chain_is_validated(
-    matrix: Matrix,
-) -> None:
+def test_an_expired_bound_certificate_still_binds_where_no_chain_is_validated(matrix: Matrix) -> None:
     """RFC 8705 §6.2: a resource server may skip chain validation — and with it the certificate's dates. A
     year-long token bound to a certificate that has since expired still matches its thumbprint there, and the
     trace says the dates went unchecked; RFC 8705 §6.3 leaves expiry to the token's lifetime. A validating
@@ -903,13 +901,9 @@ def test_an_expired_bound_certificate_still_binds_where_no_chain_is_validated(
     assert cell.outcome.status == 200
     tls_step = cell.trace[0]
     assert tls_step.clause.label == "RFC 8705 §6.2"
-    assert (
-        "its dates unchecked: valid 2024-01-01 to 2025-06-30, not at 2026-01-01" in tls_step.detail
-    )
+    assert "its dates unchecked: valid 2024-01-01 to 2025-06-30, not at 2026-01-01" in tls_step.detail
     validating = answer(matrix, "bound-cert-expired-no-ca", "tls-required")
-    assert (
-        validating.status == 200
-    )  # tls-required asks for a certificate, as deployed: still no chain check
+    assert validating.status == 200  # tls-required asks for a certificate, as deployed: still no chain check
     assert matrix.cell("expired-cert", "baseline").outcome.tls_alert == alert_by_name(
         "certificate_expired", "first_read"
     )

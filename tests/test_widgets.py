@@ -514,9 +514,7 @@ def test_required_client_auth_in_tls12_stops_during_the_handshake(
     explorer.picker.value = "required-no-cert-tls12"
     assert "alert handshake_failure (40) during the handshake" in explorer.diagram_source
     assert "never answered" not in explorer.diagram_source
-    assert (
-        "connection close" not in explorer.http_text
-    )  # in the handshake: nothing sent to lose it with
+    assert "connection close" not in explorer.http_text  # in the handshake: nothing sent to lose it with
 
 
 def test_behind_a_proxy_the_views_show_the_proxy_and_the_forwarded_header(
