@@ -524,14 +524,6 @@ class Matrix:
             if c.finding is not reference and c.outcome.verdict in by_reference
         }
 
-    def _borrowed_legend(self) -> list[tuple[str, list[str]]]:
-        """``(interpretation, sorted findings)`` for every column with a borrowed cell."""
-        marks: dict[str, set[str]] = {}
-        for s in self.scenarios:
-            for name, finding in self.borrowed(s.id).items():
-                marks.setdefault(name, set()).add(finding.value)
-        return [(i.name, sorted(marks[i.name])) for i in self.interpretations if i.name in marks]
-
     def to_markdown(self, *, legend: bool = True) -> str:
         """A Markdown table: scenarios down, interpretations across; ``*(unspecified)*``, ``*(assumed)*``, and
         † for an answer equal to another reading's but reached by another finding (:meth:`borrowed`)."""
@@ -610,10 +602,14 @@ class Matrix:
             "another reading's, reached by another finding (not agreement):",
             width=width,
         )
-        for name, findings in self._borrowed_legend():
-            out += textwrap.wrap(
-                f"+ in {name}: {', '.join(findings)}", width=width, subsequent_indent="    "
+        for i in self.interpretations:  # every column with a borrowed cell, and the findings
+            found = ", ".join(
+                sorted({row[i.name].value for row in borrowed.values() if i.name in row})
             )
+            if found:
+                out += textwrap.wrap(
+                    f"+ in {i.name}: {found}", width=width, subsequent_indent="    "
+                )
         text = "\n".join(out) + "\n"
         if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
             raise RuntimeError(f"internal error: a line is wider than {width} columns")
