@@ -10,13 +10,7 @@ The built-ins (:data:`BUILTINS`) are data: ``mtlslab/data/interpretations.json``
 loads a user's file (:meth:`Interpretation.from_json`), with one inheritance rule (:func:`inherit`): a
 reading states the answers where it differs from its ``base`` (default: the baseline) and inherits the
 rest; an *observed* server's inherited answers are marked *assumed*, since its source does not show them.
-Adding a server is a data diff.
-
-Write your own in a few lines::
-
-    mine = derive(BUILTINS["thread-401"], name="mine", stance="...",
-                  answers={Finding.CERTIFICATE_MISSING: Answer(status=403, scheme=None)})
-    mine.to_json()    # save; Interpretation.from_json(...) loads it back
+Adding a server is a data diff; a reading of your own is :func:`derive` of another (README.md shows one).
 """
 
 from __future__ import annotations
@@ -853,12 +847,10 @@ def derive(
     anew here: they described the base's answers, not the new ones.
     """
     changed = {f.value for f in (answers or {})} | set(deployment or {})
-    overrides = dict(base.deployment)
-    if deployment:
-        try:
-            overrides.update(dict(deployment_overrides(deployment)))
-        except ScenarioError as exc:
-            raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+    try:
+        overrides = dict(base.deployment) | dict(deployment_overrides(deployment or {}))
+    except ScenarioError as exc:
+        raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
     kept = tuple(d for d in base.departures if not changed & set(d.about))
     return Interpretation(
         name=name,
