@@ -8,14 +8,11 @@
     print(matrix.to_text())                    # ≤ 72 columns, for an Internet-Draft
     matrix.to_markdown(), matrix.to_csv(), matrix.to_json()
 
-A cell's outcome comes from: the interpretation adapts the scenario's deployment (e.g. client
-certificates required), the scenario is realised once per distinct deployment, the resource server
-evaluates once per distinct (request, configuration) — token signatures are verified once per token — and
-each interpretation maps the finding to its answer.
-
-Readings *agree* on a scenario when their verdicts — the TLS alert, or the HTTP status and error code —
-are equal; descriptions, realms and bodies may still differ (:meth:`Matrix.disagreements` with
-``strict=True`` compares everything on the wire).
+A cell: the interpretation adapts the scenario's deployment (e.g. client certificates required), the
+scenario is realised once per distinct deployment, the resource server decides once per distinct (request,
+configuration), and the interpretation answers the finding. Readings *agree* when their verdicts — the TLS
+alert, or the HTTP status and error code — are equal, whatever the descriptions, realms and bodies
+(:meth:`Matrix.disagreements` with ``strict=True`` compares everything on the wire).
 """
 
 from __future__ import annotations
@@ -198,12 +195,8 @@ class _Run:
 
 
 class Simulator:
-    """Runs scenarios through the TLS model, the engine and the interpretations.
-
-    Each scenario is realised once (its exchange is remembered: minting its token, the TLS model and the
-    requests); decisions are made afresh, and within a row the readings that run the same resource server
-    share one decision.
-    """
+    """Runs scenarios through the TLS model, the engine and the interpretations: each scenario is realised
+    once (its exchange is remembered); decisions are made afresh, shared within a row (:meth:`row`)."""
 
     def __init__(
         self,
@@ -264,12 +257,9 @@ class Simulator:
     def row(
         self, scenario: Scenario, interpretations: Iterable[Interpretation] | None = None
     ) -> tuple[Cell, ...]:
-        """``scenario`` under each interpretation (default: the built-ins), in their order.
-
-        The scenario is realised once; the readings that run the same resource server — the same request
-        reaching the same configuration — share one decision and its trace, and differ only in how they answer
-        the finding.
-        """
+        """``scenario`` under each interpretation (default: the built-ins), in their order. The readings that
+        run the same resource server — the same request reaching the same configuration — share one decision
+        and its trace, and differ only in how they answer the finding."""
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
         realised = self.exchange(scenario)
         arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
@@ -699,8 +689,7 @@ class Matrix:
             return NotImplemented
         return (
             self.scenarios == other.scenarios
-            and [i.to_json() for i in self.interpretations]
-            == [i.to_json() for i in other.interpretations]
+            and self.interpretations == other.interpretations  # equal as their JSON is
             and {k: (c.finding, c.outcome) for k, c in self.cells.items()}
             == {k: (c.finding, c.outcome) for k, c in other.cells.items()}
         )
