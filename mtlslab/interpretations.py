@@ -541,12 +541,10 @@ class Interpretation:
 
     # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
-        """The outcome for a decision (or for a TLS alert, when the handshake failed).
-
-        The challenge follows the scheme the request used (RFC 9449 §7.1): a DPoP request that fails is
-        answered with a DPoP challenge where a Bearer one would come, and every DPoP challenge lists the
-        algorithms this server accepts. A deployment that publishes RFC 9728 metadata names it in the first
-        challenge (RFC 9728 §5.1)."""
+        """The outcome for a decision (or for a TLS alert, when the handshake failed). The challenge follows
+        the scheme the request used (RFC 9449 §7.1): a failed DPoP request gets a DPoP challenge where a Bearer
+        one would come, and every DPoP challenge lists the algorithms this server accepts. A deployment that
+        publishes RFC 9728 metadata names it in the first challenge (RFC 9728 §5.1)."""
         if tls_alert is not None or decision is None:
             if tls_alert is None:
                 raise InterpretationError("respond", "give a decision or a TLS alert")
@@ -783,11 +781,9 @@ def inherit(
     base: Interpretation, given: Mapping[Finding, Answer], *, observed: bool
 ) -> dict[Finding, Answer]:
     """The one inheritance rule: ``given`` answers, and ``base``'s for every finding ``given`` leaves out.
-
-    For an *observed* server, an inherited answer is marked assumed — its source does not show it — and no
-    longer unspecified (a real server answers something; what, is assumed). The TLS alert and the
-    acceptances are exempt: no server chooses them.
-    """
+    For an *observed* server an inherited answer is marked assumed — its source does not show it — and no
+    longer unspecified (a real server answers something). The TLS alert and the acceptances are exempt: no
+    server chooses them."""
     answers = dict(given)
     for finding, inherited in base.answers:
         if finding in answers:
@@ -841,11 +837,9 @@ def derive(
     realm: str | Literal["inherit"] | None = "inherit",
     source: Source | None = None,
 ) -> Interpretation:
-    """A new interpretation: ``base`` with some findings answered differently (rules as data).
-
-    The base's departures are kept, except those about a finding answered anew or a deployment field set
-    anew here: they described the base's answers, not the new ones.
-    """
+    """A new interpretation: ``base`` with some findings answered differently (rules as data). The base's
+    departures are kept, except those about a finding answered or a deployment field set anew here: they
+    described the base's answers, not the new ones."""
     changed = {f.value for f in (answers or {})} | set(deployment or {})
     try:
         overrides = dict(base.deployment) | dict(deployment_overrides(deployment or {}))

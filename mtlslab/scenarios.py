@@ -576,12 +576,10 @@ _LINE_BREAK = re.compile(r"\r?\n")
 
 
 def _raw_fields(raw: str, *, token: str, lab: Lab) -> list[tuple[str, str]]:
-    """``raw_authorization`` as the header fields it makes on the wire.
-
-    ``$token`` and ``$client_cert`` are filled in. A line break ends a header field (RFC 9112 §2.2: CR LF,
-    or a bare LF a recipient may accept), so a value that smuggles ``CR LF Client-Cert: …`` is exactly two
-    fields; each further line must be ``name: value``, as a server would otherwise refuse the request itself.
-    """
+    """``raw_authorization`` as the header fields it makes on the wire, ``$token`` and ``$client_cert``
+    filled in. A line break ends a field (RFC 9112 §2.2: CR LF, or a bare LF a recipient may accept), so a
+    value smuggling ``CR LF Client-Cert: …`` is two fields; each further line must be ``name: value``, as a
+    server would otherwise refuse the request itself."""
     text = string.Template(raw).safe_substitute(
         token=token, client_cert=encode_client_cert(lab.client.der)
     )
@@ -628,11 +626,9 @@ def client_request(
     now: Any = LAB_NOW,
     endpoint: Endpoint = Endpoint.RESOURCE,
 ) -> Request:
-    """The HTTP request the client sends for ``presentation`` and ``token``; at a token endpoint, the client
-    credentials grant of the lab client, which authenticates with its certificate alone (RFC 8705 §2).
-
-    A ``raw_authorization`` holding line breaks becomes several header fields, as it would on the wire.
-    """
+    """The HTTP request the client sends for ``presentation`` and ``token`` (a ``raw_authorization`` with
+    line breaks makes several fields, as on the wire); at a token endpoint, the lab client's client
+    credentials grant, authenticated by its certificate alone (RFC 8705 §2)."""
     if endpoint is not Endpoint.RESOURCE:
         parts = urllib.parse.urlsplit(resource_url)
         url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/token", "", ""))

@@ -213,14 +213,11 @@ def handshake(
     post_handshake_auth: bool = True,
     http2: bool = False,
 ) -> TlsResult:
-    """Model the server side of a handshake with client authentication ``client_auth``.
-
-    ``presented`` is the identity (or bare certificate) the client would send if asked. Certificates are
-    validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today). With
-    ``resumed_without_certificate`` the client resumes a session set up without a certificate. For a
-    certificate asked for late, ``post_handshake_auth`` says whether the client offered TLS 1.3
-    post-handshake authentication, and ``http2`` whether the connection carries HTTP/2.
-    """
+    """Model the server side of a handshake with client authentication ``client_auth``. ``presented`` is
+    the identity (or bare certificate) the client would send if asked, validated at ``at`` (the lab clock;
+    lab certificates are valid then and today). ``resumed_without_certificate``: the client resumes a
+    session set up without one. For a certificate asked for late, ``post_handshake_auth`` says whether the
+    client offered TLS 1.3 post-handshake authentication, and ``http2`` whether the connection is HTTP/2."""
     when: Literal["handshake", "first_read"] = (
         "first_read" if version is TlsVersion.TLS1_3 or client_auth.late else "handshake"
     )
