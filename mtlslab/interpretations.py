@@ -542,9 +542,9 @@ class Interpretation:
     # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
         """The outcome for a decision (or for a TLS alert, when the handshake failed). The challenge follows
-        the scheme the request used (RFC 9449 §7.1): a failed DPoP request gets a DPoP challenge where a Bearer
-        one would come, and every DPoP challenge lists the algorithms this server accepts. A deployment that
-        publishes RFC 9728 metadata names it in the first challenge (RFC 9728 §5.1)."""
+        the scheme the request used (RFC 9449 §7.1): a failed DPoP request gets a DPoP challenge where a
+        Bearer one would come, and every DPoP challenge lists the algorithms this server accepts. A deployment
+        that publishes RFC 9728 metadata names it in the first challenge (RFC 9728 §5.1)."""
         if tls_alert is not None or decision is None:
             if tls_alert is None:
                 raise InterpretationError("respond", "give a decision or a TLS alert")
