@@ -383,10 +383,11 @@ class Matrix:
     ) -> Matrix:
         """A sub-matrix: some scenario ids and/or interpretation names, and/or scenarios with all ``tags``."""
         wanted = set(scenarios) if scenarios is not None else None
+        tag_set = set(tags)
         chosen_s = tuple(
             s
             for s in self.scenarios
-            if (wanted is None or s.id in wanted) and set(tags) <= set(s.tags)
+            if (wanted is None or s.id in wanted) and tag_set <= set(s.tags)
         )
         chosen_i = self.interpretations if interpretations is None else self._named(interpretations)
         cells = {(s.id, i.name): self.cells[(s.id, i.name)] for s in chosen_s for i in chosen_i}
