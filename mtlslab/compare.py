@@ -594,13 +594,10 @@ class Matrix:
             width=width,
         )
         for i in self.interpretations:  # every column with a borrowed cell, and the findings
-            found = ", ".join(
-                sorted({row[i.name].value for row in borrowed.values() if i.name in row})
-            )
+            found = {row[i.name].value for row in borrowed.values() if i.name in row}
             if found:
-                out += textwrap.wrap(
-                    f"+ in {i.name}: {found}", width=width, subsequent_indent="    "
-                )
+                legend = f"+ in {i.name}: {', '.join(sorted(found))}"
+                out += textwrap.wrap(legend, width=width, subsequent_indent="    ")
         text = "\n".join(out) + "\n"
         if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
             raise RuntimeError(f"internal error: a line is wider than {width} columns")
