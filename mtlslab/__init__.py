@@ -43,19 +43,16 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: The engine's front-door names, by the module that defines them (imported on first use).
+#: The engine's front-door names, each with the module that defines it (imported on first use).
 _LATER = {
-    "BUILTINS": "mtlslab.interpretations",
-    "CATALOGUE": "mtlslab.scenarios",
-    "Interpretation": "mtlslab.interpretations",
-    "Matrix": "mtlslab.compare",
-    "Scenario": "mtlslab.scenarios",
-    "Simulator": "mtlslab.compare",
-    "derive": "mtlslab.interpretations",
-    "evaluate": "mtlslab.rs",
-    "get_interpretation": "mtlslab.interpretations",
-    "get_scenario": "mtlslab.scenarios",
-    "inspect_token": "mtlslab.rs",
+    name: module
+    for module, names in {
+        "mtlslab.compare": ("Matrix", "Simulator"),
+        "mtlslab.interpretations": ("BUILTINS", "Interpretation", "derive", "get_interpretation"),
+        "mtlslab.rs": ("evaluate", "inspect_token"),
+        "mtlslab.scenarios": ("CATALOGUE", "Scenario", "get_scenario"),
+    }.items()
+    for name in names
 }
 
 __all__ = [

@@ -8,14 +8,11 @@
     print(matrix.to_text())                    # ≤ 72 columns, for an Internet-Draft
     matrix.to_markdown(), matrix.to_csv(), matrix.to_json()
 
-A cell's outcome comes from: the interpretation adapts the scenario's deployment (e.g. client
-certificates required), the scenario is realised once per distinct deployment, the resource server
-evaluates once per distinct (request, configuration) — token signatures are verified once per token — and
-each interpretation maps the finding to its answer.
-
-Readings *agree* on a scenario when their verdicts — the TLS alert, or the HTTP status and error code —
-are equal; descriptions, realms and bodies may still differ (:meth:`Matrix.disagreements` with
-``strict=True`` compares everything on the wire).
+A cell: the interpretation adapts the scenario's deployment (e.g. client certificates required), the
+scenario is realised once per distinct deployment, the resource server decides once per distinct (request,
+configuration), and the interpretation answers the finding. Readings *agree* when their verdicts — the TLS
+alert, or the HTTP status and error code — are equal, whatever the descriptions, realms and bodies
+(:meth:`Matrix.disagreements` with ``strict=True`` compares everything on the wire).
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import textwrap
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mtlslab.errors import InterpretationError, ScenarioError
@@ -198,12 +195,8 @@ class _Run:
 
 
 class Simulator:
-    """Runs scenarios through the TLS model, the engine and the interpretations.
-
-    Each scenario is realised once (its exchange is remembered: minting its token, the TLS model and the
-    requests); decisions are made afresh, and within a row the readings that run the same resource server
-    share one decision.
-    """
+    """Runs scenarios through the TLS model, the engine and the interpretations: each scenario is realised
+    once (its exchange is remembered); decisions are made afresh, shared within a row (:meth:`row`)."""
 
     def __init__(
         self,
@@ -264,12 +257,9 @@ class Simulator:
     def row(
         self, scenario: Scenario, interpretations: Iterable[Interpretation] | None = None
     ) -> tuple[Cell, ...]:
-        """``scenario`` under each interpretation (default: the built-ins), in their order.
-
-        The scenario is realised once; the readings that run the same resource server — the same request
-        reaching the same configuration — share one decision and its trace, and differ only in how they answer
-        the finding.
-        """
+        """``scenario`` under each interpretation (default: the built-ins), in their order. The readings that
+        run the same resource server — the same request reaching the same configuration — share one decision
+        and its trace, and differ only in how they answer the finding."""
         chosen = tuple(interpretations) if interpretations is not None else tuple(BUILTINS.values())
         realised = self.exchange(scenario)
         arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
@@ -392,45 +382,41 @@ class Matrix:
         tags: Iterable[str] = (),
     ) -> Matrix:
         """A sub-matrix: some scenario ids and/or interpretation names, and/or scenarios with all ``tags``."""
-        wanted_s = set(scenarios) if scenarios is not None else None
-        wanted_i = list(interpretations) if interpretations is not None else None
+        wanted = set(scenarios) if scenarios is not None else None
         tag_set = set(tags)
         chosen_s = tuple(
             s
             for s in self.scenarios
-            if (wanted_s is None or s.id in wanted_s) and tag_set <= set(s.tags)
+            if (wanted is None or s.id in wanted) and tag_set <= set(s.tags)
         )
-        by_name = {i.name: i for i in self.interpretations}
-        if wanted_i is not None:
-            unknown = [n for n in wanted_i if n not in by_name]
-            if unknown:
-                raise InterpretationError(
-                    "interpretation", f"not in this matrix: {', '.join(unknown)}"
-                )
-            chosen_i = tuple(by_name[n] for n in wanted_i)
-        else:
-            chosen_i = self.interpretations
+        chosen_i = self.interpretations if interpretations is None else self._named(interpretations)
         cells = {(s.id, i.name): self.cells[(s.id, i.name)] for s in chosen_s for i in chosen_i}
         return Matrix(scenarios=chosen_s, interpretations=chosen_i, cells=cells)
+
+    def _named(self, names: Iterable[str]) -> tuple[Interpretation, ...]:
+        """The interpretations called ``names``, in that order; every one must be in this matrix."""
+        by_name = {i.name: i for i in self.interpretations}
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in by_name]
+        if unknown:
+            raise InterpretationError("interpretation", f"not in this matrix: {', '.join(unknown)}")
+        return tuple(by_name[n] for n in wanted)
 
     # ---- questions -----------------------------------------------------------------------------------
     def disagreements(self, *, strict: bool = False) -> Matrix:
         """Only the scenarios whose interpretations disagree (on the verdict; on every wire byte if ``strict``)."""
-
-        def differs(scenario: Scenario) -> bool:
-            outs = [c.outcome for c in self.row(scenario.id)]
-            keys = {o.wire() if strict else o.verdict for o in outs}
-            return len(keys) > 1
-
-        keep = [s.id for s in self.scenarios if differs(s)]
+        keep = [
+            s.id
+            for s in self.scenarios
+            if len({c.outcome.wire() if strict else c.outcome.verdict for c in self.row(s.id)}) > 1
+        ]
         return self.select(scenarios=keep)
 
     def differences(self, interpretation: str) -> dict[str, tuple[str, ...]]:
         """For every other interpretation, in column order: the scenario ids, in row order, where its verdict
         (status and error code, or TLS alert) differs from ``interpretation``'s. An empty tuple: the same
         verdict everywhere."""
-        if interpretation not in {i.name for i in self.interpretations}:
-            raise InterpretationError("interpretation", f"not in this matrix: {interpretation}")
+        self._named([interpretation])
         mine = {s.id: self.cells[(s.id, interpretation)].outcome.verdict for s in self.scenarios}
         return {
             other.name: tuple(
@@ -472,9 +458,7 @@ class Matrix:
         (genuine) request is the right answer.
         """
         found: dict[str, list[str]] = {}
-        for scenario in self.scenarios:
-            if tag not in scenario.tags:
-                continue
+        for scenario in (s for s in self.scenarios if tag in s.tags):
             splitting = "response-splitting" in scenario.tags
             found[scenario.id] = [
                 cell.interpretation
@@ -486,13 +470,10 @@ class Matrix:
     def summary(self) -> list[dict[str, Any]]:
         """Per interpretation: statuses given, agreement with the majority, unspecified/assumed cells,
         and security findings (bound tokens accepted without a binding check)."""
-        majorities = {
-            s.id: self.majority(s.id)[0] for s in self.scenarios
-        }  # once a row, not a cell
+        majorities = {s.id: self.majority(s.id)[0] for s in self.scenarios}  # once a row
         rows = []
         for interp in self.interpretations:
             cells = self.column(interp.name)
-            with_majority = sum(1 for c in cells if c.outcome.verdict == majorities[c.scenario])
             statuses = Counter(
                 f"TLS {c.outcome.tls_alert.name}" if c.outcome.tls_alert else str(c.outcome.status)
                 for c in cells
@@ -502,7 +483,9 @@ class Matrix:
                     "interpretation": interp.name,
                     "kind": interp.kind,
                     "cells": len(cells),
-                    "agrees_with_majority": with_majority,
+                    "agrees_with_majority": sum(
+                        c.outcome.verdict == majorities[c.scenario] for c in cells
+                    ),
                     "unspecified": sum(c.outcome.unspecified for c in cells),
                     "assumed": sum(c.outcome.assumed for c in cells),
                     "accepted_although_bound": sum(
@@ -531,14 +514,6 @@ class Matrix:
             for c in row
             if c.finding is not reference and c.outcome.verdict in by_reference
         }
-
-    def _borrowed_legend(self) -> list[tuple[str, list[str]]]:
-        """``(interpretation, sorted findings)`` for every column with a borrowed cell."""
-        marks: dict[str, set[str]] = {}
-        for s in self.scenarios:
-            for name, finding in self.borrowed(s.id).items():
-                marks.setdefault(name, set()).add(finding.value)
-        return [(i.name, sorted(marks[i.name])) for i in self.interpretations if i.name in marks]
 
     def to_markdown(self, *, legend: bool = True) -> str:
         """A Markdown table: scenarios down, interpretations across; ``*(unspecified)*``, ``*(assumed)*``, and
@@ -584,33 +559,25 @@ class Matrix:
         """Plain-text tables no wider than ``width`` for an Internet-Draft, split into column groups."""
         numbered = list(enumerate(self.interpretations, start=1))
         label_width = min(max((len(s.id) for s in self.scenarios), default=8), 28)
-        cell_width = 9
-        per_group = columns or max(1, (width - label_width - 1) // cell_width)
+        per_group = columns or max(1, (width - label_width - 1) // 9)
         borrowed = {s.id: self.borrowed(s.id) for s in self.scenarios}
+
+        def text_row(label: str, cells: Iterable[str]) -> str:  # cells 9 characters wide
+            return (label.ljust(label_width) + " " + "".join(c.rjust(9) for c in cells)).rstrip()
+
         out: list[str] = []
         for start in range(0, len(numbered), per_group):
             group = numbered[start : start + per_group]
-            header = (
-                "scenario".ljust(label_width)
-                + " "
-                + "".join(f"[{n}]".rjust(cell_width) for n, _ in group)
-            )
-            out.append(header.rstrip())
-            out.append("-" * min(width, len(header.rstrip())))
+            header = text_row("scenario", (f"[{n}]" for n, _ in group))
+            out += [header, "-" * min(width, len(header))]
             for s in self.scenarios:
                 label = s.id if len(s.id) <= label_width else s.id[: label_width - 1] + "~"
-                row = (
-                    label.ljust(label_width)
-                    + " "
-                    + "".join(
-                        (
-                            compact(self.cells[(s.id, i.name)].outcome)
-                            + ("+" if i.name in borrowed[s.id] else "")
-                        ).rjust(cell_width)
-                        for _, i in group
-                    )
-                )
-                out.append(row.rstrip())
+                cells = [
+                    compact(self.cells[(s.id, i.name)].outcome)
+                    + ("+" if i.name in borrowed[s.id] else "")
+                    for _, i in group
+                ]
+                out.append(text_row(label, cells))
             out.append("")
         out.append("Columns:")
         for n, i in numbered:
@@ -626,10 +593,11 @@ class Matrix:
             "another reading's, reached by another finding (not agreement):",
             width=width,
         )
-        for name, findings in self._borrowed_legend():
-            out += textwrap.wrap(
-                f"+ in {name}: {', '.join(findings)}", width=width, subsequent_indent="    "
-            )
+        for i in self.interpretations:  # every column with a borrowed cell, and the findings
+            found = {row[i.name].value for row in borrowed.values() if i.name in row}
+            if found:
+                legend = f"+ in {i.name}: {', '.join(sorted(found))}"
+                out += textwrap.wrap(legend, width=width, subsequent_indent="    ")
         text = "\n".join(out) + "\n"
         if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
             raise RuntimeError(f"internal error: a line is wider than {width} columns")
@@ -687,11 +655,7 @@ class Matrix:
                     "title": i.title,
                     "stance": i.stance,
                     "kind": i.kind,
-                    "source": {
-                        "kind": i.source.kind,
-                        "citation": i.source.citation,
-                        "url": i.source.url,
-                    },
+                    "source": asdict(i.source),
                     "definition": i.to_json(),
                 }
                 for i in self.interpretations
@@ -723,8 +687,7 @@ class Matrix:
             return NotImplemented
         return (
             self.scenarios == other.scenarios
-            and [i.to_json() for i in self.interpretations]
-            == [i.to_json() for i in other.interpretations]
+            and self.interpretations == other.interpretations  # equal as their JSON is
             and {k: (c.finding, c.outcome) for k, c in self.cells.items()}
             == {k: (c.finding, c.outcome) for k, c in other.cells.items()}
         )

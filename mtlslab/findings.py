@@ -62,13 +62,10 @@ class Finding(enum.Enum):
     @property
     def rejected(self) -> bool:
         """Whether the request is refused: every finding but the acceptances and a token issued."""
-        return self not in _GRANTED
+        return self not in (Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND, Finding.TOKEN_ISSUED)
 
     def __str__(self) -> str:
         return self.value
-
-
-_GRANTED = frozenset({Finding.ACCEPTED, Finding.ACCEPTED_ALTHOUGH_BOUND, Finding.TOKEN_ISSUED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,13 +10,7 @@ The built-ins (:data:`BUILTINS`) are data: ``mtlslab/data/interpretations.json``
 loads a user's file (:meth:`Interpretation.from_json`), with one inheritance rule (:func:`inherit`): a
 reading states the answers where it differs from its ``base`` (default: the baseline) and inherits the
 rest; an *observed* server's inherited answers are marked *assumed*, since its source does not show them.
-Adding a server is a data diff.
-
-Write your own in a few lines::
-
-    mine = derive(BUILTINS["thread-401"], name="mine", stance="...",
-                  answers={Finding.CERTIFICATE_MISSING: Answer(status=403, scheme=None)})
-    mine.to_json()    # save; Interpretation.from_json(...) loads it back
+Adding a server is a data diff; a reading of your own is :func:`derive` of another (README.md shows one).
 """
 
 from __future__ import annotations
@@ -28,9 +22,9 @@ import json
 import re
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mtlslab.challenge import (
     Challenge,
@@ -65,8 +59,8 @@ __all__ = [
 
 SourceKind = Literal["rfc", "mailing-list", "repository", "documentation", "hypothetical", "user"]
 InterpretationKind = Literal["baseline", "reading", "hypothetical", "observed", "custom"]
-_SOURCE_KINDS = ("rfc", "mailing-list", "repository", "documentation", "hypothetical", "user")
-_KINDS = ("baseline", "reading", "hypothetical", "observed", "custom")
+_SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+_KINDS: tuple[str, ...] = get_args(InterpretationKind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,8 +90,10 @@ class Answer:
     """What to send back for one finding.
 
     ``status=None`` with ``tls_alert=True`` means the answer is the TLS alert itself. ``scheme=None`` means
-    no ``WWW-Authenticate``. ``body`` is a :class:`string.Template` (``$error``, ``$description``,
-    ``$status``, ``$reason``, ``$sub``, ``$client_id``). ``same_as`` answers exactly like another finding.
+    no ``WWW-Authenticate``; ``params`` are auth-params after the RFC 6750 ones (e.g. DPoP ``algs``). ``body``
+    is a :class:`string.Template` (``$error``, ``$description``, ``$status``, ``$reason``, ``$sub``,
+    ``$client_id``), and so are the values of ``headers``, further response fields. ``same_as`` answers
+    exactly like another finding.
     """
 
     status: int | None = 401
@@ -108,16 +104,12 @@ class Answer:
     error_uri: str | None = None
     realm: bool = True
     scope: bool = False
-    params: tuple[
-        tuple[str, str], ...
-    ] = ()  # more auth-params after the RFC 6750 ones (e.g. DPoP algs)
+    params: tuple[tuple[str, str], ...] = ()
     extra_challenges: tuple[str, ...] = ()
     separator: str = ", "
     body: str = ""
     content_type: str | None = None
-    headers: tuple[
-        tuple[str, str], ...
-    ] = ()  # more response fields; values are templates like the body
+    headers: tuple[tuple[str, str], ...] = ()
     same_as: Finding | None = None
     unspecified: bool = False
     assumed: bool = False
@@ -140,18 +132,18 @@ class Answer:
     def from_json(cls, data: object, *, where: str = "answer") -> Answer:
         """The inverse of :meth:`to_json`: every field of the right type, or :class:`InterpretationError`
         naming it."""
-        values = dict(_object(data, where))
-        unknown = set(values) - set(_ANSWER_FIELDS)
-        if unknown:
-            raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
-        for name, value in values.items():
-            values[name] = _ANSWER_FIELDS[name](value, f"{where}.{name}")
+        found = _object(data, where, known=_ANSWER_FIELDS)
+        values: dict[str, Any] = {n: _ANSWER_FIELDS[n](v, f"{where}.{n}") for n, v in found.items()}
         return cls(**values)
 
 
-def _object(data: object, where: str) -> Mapping[str, Any]:
+def _object(data: object, where: str, *, known: Iterable[str] = ()) -> Mapping[str, Any]:
+    """``data`` if it is a JSON object; with ``known``, one whose names are all among them."""
     if not isinstance(data, Mapping):
         raise InterpretationError(where, f"must be a JSON object, not {_json_type(data)}")
+    unknown = set(data) - set(known) if known else set()
+    if unknown:
+        raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
     return data
 
 
@@ -168,6 +160,13 @@ def _text(value: object, where: str) -> str:
 
 def _optional_text(value: object, where: str) -> str | None:
     return None if value is None else _text(value, where)
+
+
+def _choice(value: object, choices: tuple[str, ...], where: str) -> str:
+    text = _text(value, where)
+    if text not in choices:
+        raise InterpretationError(where, f"{text!r} is not one of {', '.join(choices)}")
+    return text
 
 
 def _flag(value: object, where: str) -> bool:
@@ -274,9 +273,8 @@ class Outcome:
     error: str | None = None
     content_type: str | None = None
     body: str = ""
-    headers_more: tuple[
-        tuple[str, str], ...
-    ] = ()  # further response fields (DPoP-Nonce, Cache-Control...)
+    # further response fields (DPoP-Nonce, Cache-Control...)
+    headers_more: tuple[tuple[str, str], ...] = ()
     unspecified: bool = False
     assumed: bool = False
     note: str = ""
@@ -385,6 +383,8 @@ class Outcome:
 #: The error value of an answer whose code the RFCs leave open (the baseline's missing certificate): RFC 6750
 #: §3 asks for an error attribute when a request with a token fails, and RFC 8705 §3 names none for this case.
 UNSPECIFIED_ERROR = "unspecified"
+#: The template values a request gives (:meth:`Interpretation.respond`), empty until it does.
+_FROM_REQUEST = dict.fromkeys(("sub", "client_id", "nonce", "access_token"), "")
 #: Every algorithm a DPoP challenge of mtlslab's lists in ``algs`` (RFC 9449 §7.1): those its server accepts.
 _ALGS = ("algs", " ".join(DPOP_ALGS))
 
@@ -397,23 +397,21 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-_FINDING_ORDER = {finding: i for i, finding in enumerate(Finding)}
-
-
 def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding, Answer], ...]:
     """``answers`` as an interpretation stores them: in the order findings are declared."""
-    return tuple(sorted(answers.items(), key=lambda kv: _FINDING_ORDER[kv[0]]))
+    return tuple((finding, answers[finding]) for finding in Finding if finding in answers)
 
 
 @dataclass(frozen=True, slots=True)
 class _Row:
     """One finding's answer, ready to send: ``same_as`` resolved, the usual challenge formatted once (made per
     request when it names the required scope, follows the DPoP scheme, or points at metadata), the body and
-    field templates parsed."""
+    field templates parsed with the values the answer itself gives them."""
 
     answer: Answer
     header: str | None
     body: string.Template
+    values: Mapping[str, str] = field(default_factory=dict)
     fields: tuple[tuple[str, string.Template], ...] = ()
     fixed: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
@@ -448,7 +446,10 @@ class Interpretation:
         for finding, answer in index.items():
             if answer.same_as is not None:
                 self._rows[finding] = self._alias(finding, index)
-        self._check_deployment()
+        try:
+            deployment_overrides(dict(self.deployment))
+        except ScenarioError as exc:
+            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
 
     def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
         """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
@@ -473,12 +474,6 @@ class Interpretation:
             note=next((a.note for a in flags if a.note), own.answer.note),
         )
         return replace(own, answer=merged)
-
-    def _check_deployment(self) -> None:
-        try:
-            deployment_overrides(dict(self.deployment))
-        except ScenarioError as exc:
-            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
 
     def _row(self, finding: Finding, answer: Answer, where: str) -> _Row:
         if finding is Finding.TLS_REJECTED:
@@ -506,10 +501,15 @@ class Interpretation:
             raise InterpretationError(where, str(exc)) from None
         body = string.Template(answer.body)
         fields = tuple((name, string.Template(value)) for name, value in answer.headers)
-        values = _template_values(answer, status=status)
+        values = {
+            "error": answer.error or "",
+            "description": answer.description or "",
+            "status": str(status),
+            "reason": reason_phrase(status),
+        }
         for part, template in (("body", body), *((f"headers.{n}", t) for n, t in fields)):
             try:
-                template.substitute(values)
+                template.substitute(values, **_FROM_REQUEST)
             except (KeyError, ValueError) as exc:
                 raise InterpretationError(
                     f"{where}.{part}", f"bad template placeholder {exc}"
@@ -520,17 +520,14 @@ class Interpretation:
             for m in t.pattern.finditer(t.template)
         }
         fixed = None  # the body and fields, when nothing in them depends on the request
-        if used <= {"error", "description", "status", "reason", None}:
+        if used.isdisjoint(_FROM_REQUEST):
             fixed = (
                 body.substitute(values),
                 tuple((name, t.substitute(values)) for name, t in fields),
             )
+        header = None if answer.scope else header
         return _Row(
-            answer=answer,
-            header=None if answer.scope else header,
-            body=body,
-            fields=fields,
-            fixed=fixed,
+            answer=answer, header=header, body=body, values=values, fields=fields, fixed=fixed
         )
 
     # ---- the table ------------------------------------------------------------------------------------
@@ -544,12 +541,10 @@ class Interpretation:
 
     # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
-        """The outcome for a decision (or for a TLS alert, when the handshake failed).
-
-        The challenge follows the scheme the request used (RFC 9449 §7.1): a DPoP request that fails is
-        answered with a DPoP challenge where a Bearer one would come, and every DPoP challenge lists the
-        algorithms this server accepts. A deployment that publishes RFC 9728 metadata names it in the first
-        challenge (RFC 9728 §5.1)."""
+        """The outcome for a decision (or for a TLS alert, when the handshake failed). The challenge follows
+        the scheme the request used (RFC 9449 §7.1): a failed DPoP request gets a DPoP challenge where a
+        Bearer one would come, and every DPoP challenge lists the algorithms this server accepts. A deployment
+        that publishes RFC 9728 metadata names it in the first challenge (RFC 9728 §5.1)."""
         if tls_alert is not None or decision is None:
             if tls_alert is None:
                 raise InterpretationError("respond", "give a decision or a TLS alert")
@@ -560,24 +555,21 @@ class Interpretation:
         assert answer.status is not None
         header = row.header
         dpop = decision.scheme == "dpop"
-        if answer.scope or dpop or decision.resource_metadata:
+        metadata = decision.resource_metadata
+        if answer.scope or dpop or metadata:
             header = self._header(
-                answer,
-                scope=decision.required_scope,
-                dpop=dpop,
-                metadata=decision.resource_metadata,
+                answer, scope=decision.required_scope, dpop=dpop, metadata=metadata
             )
         if row.fixed is not None:
             body, more = row.fixed
         else:
-            values = _template_values(
-                answer,
-                status=answer.status,
-                sub=decision.subject or "",
-                client_id=decision.client_id or "",
-                nonce=decision.dpop_nonce or "",
-                access_token=decision.issued_token or "",
-            )
+            values = {
+                **row.values,
+                "sub": _json_text(decision.subject or ""),
+                "client_id": _json_text(decision.client_id or ""),
+                "nonce": decision.dpop_nonce or "",
+                "access_token": decision.issued_token or "",
+            }
             body = row.body.substitute(values)
             more = tuple((name, t.substitute(values)) for name, t in row.fields)
         return Outcome(
@@ -629,11 +621,7 @@ class Interpretation:
             "stance": self.stance,
             "kind": self.kind,
             "base": self.base,
-            "source": {
-                "kind": self.source.kind,
-                "citation": self.source.citation,
-                "url": self.source.url,
-            },
+            "source": asdict(self.source),
             "departures": [
                 {
                     "what": d.what,
@@ -652,46 +640,34 @@ class Interpretation:
         cls, data: Mapping[str, Any] | str, *, known: Mapping[str, Interpretation] | None = None
     ) -> Interpretation:
         """Load an interpretation from JSON text or a parsed object: the one loader, for the built-ins and
-        for a user's file alike.
-
-        Findings it leaves out are inherited from its ``base`` (default: the baseline) by :func:`inherit`.
-        ``known`` are the interpretations a base may name (default: the built-ins). Anything unusable — not
-        JSON, a name given twice in one object, nesting or numbers beyond reason, a field of the wrong type,
-        an unknown finding or field, a header value with CR or LF — is an :class:`InterpretationError` that
-        names the field.
-        """
+        for a user's file alike. Findings it leaves out are inherited from its ``base`` (default: the
+        baseline; ``known`` are those a base may name, default the built-ins) by :func:`inherit`. Anything
+        unusable — not JSON, a name twice in one object, nesting or numbers beyond reason, a field of the
+        wrong type, an unknown finding or field, CR or LF in a header value — is an
+        :class:`InterpretationError` naming the field."""
         data = _object(_parse(data) if isinstance(data, str) else data, "json")
         name = _text(data.get("name"), "name") if "name" in data else None
         if not name:
             raise InterpretationError("name", "missing")
-        unknown = set(data) - _TOP_FIELDS
-        if unknown:
-            raise InterpretationError(name, f"unknown field(s) {', '.join(sorted(unknown))}")
-        kind = _text(data.get("kind", "custom"), f"{name}.kind")
-        if kind not in _KINDS:
-            raise InterpretationError(f"{name}.kind", f"{kind!r} is not one of {', '.join(_KINDS)}")
+        _object(data, name, known=_TOP_FIELDS)
+        kind = _choice(data.get("kind", "custom"), _KINDS, f"{name}.kind")
         given: dict[Finding, Answer] = {}
         for key, value in _object(data.get("answers", {}), f"{name}.answers").items():
-            try:
-                finding = Finding(key)
-            except ValueError:
-                near = difflib.get_close_matches(key, [f.value for f in Finding], n=1)
-                hint = f"; did you mean {near[0]}?" if near else ""
-                raise InterpretationError(
-                    f"{name}.answers", f"{key!r} is not a finding{hint}"
-                ) from None
-            given[finding] = Answer.from_json(value, where=f"{name}.answers.{key}")
+            if key not in _FINDINGS:
+                why = f"{key!r} is not a finding"
+                raise InterpretationError(f"{name}.answers", why + _nearest(key, _FINDINGS))
+            given[Finding(key)] = Answer.from_json(value, where=f"{name}.answers.{key}")
         base_name = _optional_text(data.get("base"), f"{name}.base")
         answers = dict(given)
         if len(given) < len(Finding):
-            base = _base(base_name or "baseline", name, BUILTINS if known is None else known)
-            answers = inherit(base, given, observed=kind == "observed")
+            wanted = base_name or "baseline"
+            known = BUILTINS if known is None else known
+            if wanted not in known:
+                why = f"{wanted!r} is not an interpretation to inherit answers from"
+                raise InterpretationError(f"{name}.base", why + _nearest(wanted, known))
+            answers = inherit(known[wanted], given, observed=kind == "observed")
         source = _object(data.get("source") or {}, f"{name}.source")
-        source_kind = _text(source.get("kind", "user"), f"{name}.source.kind")
-        if source_kind not in _SOURCE_KINDS:
-            raise InterpretationError(
-                f"{name}.source.kind", f"{source_kind!r} is not one of {', '.join(_SOURCE_KINDS)}"
-            )
+        source_kind = _choice(source.get("kind", "user"), _SOURCE_KINDS, f"{name}.source.kind")
         departures = data.get("departures", [])
         if not isinstance(departures, list):
             raise InterpretationError(f"{name}.departures", "a list of {what, reason} objects")
@@ -749,18 +725,8 @@ class Interpretation:
         )
 
 
-_TOP_FIELDS = {
-    "name",
-    "title",
-    "stance",
-    "kind",
-    "base",
-    "source",
-    "departures",
-    "realm",
-    "deployment",
-    "answers",
-}
+#: The names an interpretation's JSON may hold: its public fields.
+_TOP_FIELDS = tuple(f.name for f in fields(Interpretation) if not f.name.startswith("_"))
 
 
 class _Duplicate(ValueError):
@@ -789,10 +755,7 @@ def _parse(text: str) -> object:
 
 
 def _departure(data: object, where: str) -> Departure:
-    found = _object(data, where)
-    unknown = set(found) - {"what", "reason", "about"}
-    if unknown:
-        raise InterpretationError(where, f"unknown field(s) {', '.join(sorted(unknown))}")
+    found = _object(data, where, known=("what", "reason", "about"))
     return Departure(
         what=_text(found.get("what"), f"{where}.what"),
         reason=_text(found.get("reason"), f"{where}.reason"),
@@ -800,16 +763,13 @@ def _departure(data: object, where: str) -> Departure:
     )
 
 
-def _base(base_name: str, name: str, known: Mapping[str, Interpretation]) -> Interpretation:
-    found = known.get(base_name)
-    if found is None:
-        near = difflib.get_close_matches(base_name, list(known), n=1)
-        hint = f"; did you mean {near[0]}?" if near else ""
-        raise InterpretationError(
-            f"{name}.base",
-            f"{base_name!r} is not an interpretation to inherit answers from{hint}",
-        )
-    return found
+_FINDINGS = [f.value for f in Finding]
+
+
+def _nearest(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean …?`` naming the choice nearest ``word``, or "" when none is near."""
+    near = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {near[0]}?" if near else ""
 
 
 #: Findings an observed server's inherited answer is not assumed for: the TLS alert is the TLS layer's,
@@ -821,11 +781,9 @@ def inherit(
     base: Interpretation, given: Mapping[Finding, Answer], *, observed: bool
 ) -> dict[Finding, Answer]:
     """The one inheritance rule: ``given`` answers, and ``base``'s for every finding ``given`` leaves out.
-
-    For an *observed* server, an inherited answer is marked assumed — its source does not show it — and no
-    longer unspecified (a real server answers something; what, is assumed). The TLS alert and the
-    acceptances are exempt: no server chooses them.
-    """
+    For an *observed* server an inherited answer is marked assumed — its source does not show it — and no
+    longer unspecified (a real server answers something). The TLS alert and the acceptances are exempt: no
+    server chooses them."""
     answers = dict(given)
     for finding, inherited in base.answers:
         if finding in answers:
@@ -856,27 +814,6 @@ def _answer_text(answer: Answer) -> str:
     return text
 
 
-def _template_values(
-    answer: Answer,
-    *,
-    status: int,
-    sub: str = "",
-    client_id: str = "",
-    nonce: str = "",
-    access_token: str = "",
-) -> dict[str, str]:
-    return {
-        "error": answer.error or "",
-        "description": answer.description or "",
-        "status": str(status),
-        "reason": reason_phrase(status),
-        "sub": _json_text(sub),
-        "client_id": _json_text(client_id),
-        "nonce": nonce,
-        "access_token": access_token,
-    }
-
-
 def _with_algs(challenge: Challenge) -> Challenge:
     """A DPoP challenge with ``algs`` (RFC 9449 §7.1: it SHOULD be there); others as they are."""
     if challenge.scheme.lower() != "dpop" or any(n.lower() == "algs" for n, _ in challenge.params):
@@ -900,18 +837,14 @@ def derive(
     realm: str | Literal["inherit"] | None = "inherit",
     source: Source | None = None,
 ) -> Interpretation:
-    """A new interpretation: ``base`` with some findings answered differently (rules as data).
-
-    The base's departures are kept, except those about a finding answered anew or a deployment field set
-    anew here: they described the base's answers, not the new ones.
-    """
+    """A new interpretation: ``base`` with some findings answered differently (rules as data). The base's
+    departures are kept, except those about a finding answered or a deployment field set anew here: they
+    described the base's answers, not the new ones."""
     changed = {f.value for f in (answers or {})} | set(deployment or {})
-    overrides = dict(base.deployment)
-    if deployment:
-        try:
-            overrides.update(dict(deployment_overrides(deployment)))
-        except ScenarioError as exc:
-            raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+    try:
+        overrides = dict(base.deployment) | dict(deployment_overrides(deployment or {}))
+    except ScenarioError as exc:
+        raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
     kept = tuple(d for d in base.departures if not changed & set(d.about))
     return Interpretation(
         name=name,
@@ -930,22 +863,15 @@ def derive(
 def _load_builtins() -> dict[str, Interpretation]:
     """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
     entry."""
-    text = (
-        importlib.resources.files("mtlslab")
-        .joinpath("data/interpretations.json")
-        .read_text("utf-8")
-    )
+    resource = importlib.resources.files("mtlslab") / "data/interpretations.json"
+    entries = _parse(resource.read_text("utf-8"))
+    if not isinstance(entries, list):
+        raise InterpretationError("interpretations.json", "a list of interpretations")
     loaded: dict[str, Interpretation] = {}
-    for entry in _texts_or_objects(_parse(text)):
-        found = Interpretation.from_json(entry, known=loaded)
+    for entry in entries:
+        found = Interpretation.from_json(_object(entry, "interpretations.json"), known=loaded)
         loaded[found.name] = found
     return loaded
-
-
-def _texts_or_objects(data: object) -> list[Mapping[str, Any]]:
-    if not isinstance(data, list):
-        raise InterpretationError("interpretations.json", "a list of interpretations")
-    return [_object(entry, "interpretations.json") for entry in data]
 
 
 #: The built-in interpretations, by name, in display order.

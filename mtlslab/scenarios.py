@@ -22,7 +22,7 @@ import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from mtlslab.errors import InputError, ScenarioError, UnknownScenarioError
 from mtlslab.findings import Finding
@@ -64,9 +64,35 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
+
+
 def _public_fields(obj: Any) -> tuple[str, ...]:
     """The fields of a dataclass (or of its class)."""
     return tuple(f.name for f in fields(obj))
+
+
+class _Fields:
+    """JSON for a dataclass of enums, flags and text (a deployment, a presentation): fields by name."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (enum values as strings)."""
+        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
+
+    @classmethod
+    def from_json(cls: type[_T], data: Mapping[str, Any]) -> _T:
+        """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
+        what = cls.__name__.lower()
+        if not isinstance(data, Mapping):
+            raise ScenarioError(what, "must be a JSON object")
+        unknown = set(data) - set(_public_fields(cls))
+        if unknown:
+            raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(
+            **{name: _field_value(cls, name, v, f"{what}.{name}") for name, v in data.items()}
+        )
 
 
 class Topology(enum.Enum):
@@ -93,33 +119,28 @@ class Endpoint(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deployment:
+class Deployment(_Fields):
     """How the resource server (and the TLS in front of it) is set up."""
 
     client_auth: ClientAuth = ClientAuth.OPTIONAL
     tls_version: TlsVersion = TlsVersion.TLS1_3
     topology: Topology = Topology.DIRECT
-    proxy_trusted: bool = (
-        True  # the origin trusts the proxy's Client-Cert (only with topology=proxy)
-    )
-    proxy_strips_client_cert: bool = (
-        True  # the proxy removes any Client-Cert the client sent (RFC 9440 §2)
-    )
+    # the origin trusts the proxy's Client-Cert (only with topology=proxy)
+    proxy_trusted: bool = True
+    # the proxy removes any Client-Cert the client sent (RFC 9440 §2)
+    proxy_strips_client_cert: bool = True
     checks_binding: bool = True  # the RS compares cnf with the certificate / DPoP key at all
     requires_binding: bool = False  # the RS refuses tokens without cnf
     validation: Validation = Validation.JWT
-    mtls_scheme: bool = (
-        False  # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
-    )
-    dpop: bool = (
-        True  # the RS supports DPoP (RFC 9449) and checks cnf.jkt, whatever checks_binding says
-    )
+    # the RS accepts a dedicated (hypothetical) MTLS scheme for bound tokens
+    mtls_scheme: bool = False
+    # the RS supports DPoP (RFC 9449) and checks cnf.jkt, whatever checks_binding says
+    dpop: bool = True
     endpoint: Endpoint = Endpoint.RESOURCE
     http2: bool = False  # HTTP/2: no certificate can be asked for late (RFC 9113 §9.2.1, §9.2.3)
     query_tokens: bool = True  # the RS accepts a token in the query (RFC 6750 §2.3 leaves it open)
-    ignores_unknown_cnf: bool = (
-        False  # a cnf naming no method the RS knows is taken as no cnf at all
-    )
+    # a cnf naming no method the RS knows is taken as no cnf at all
+    ignores_unknown_cnf: bool = False
     dpop_nonce: bool = False  # the RS asks for its own nonce in DPoP proofs (RFC 9449 §9)
     resource_metadata: bool = False  # challenges point at RFC 9728 protected resource metadata
     origin_validates_chain: bool = False  # behind a proxy: the origin validates Client-Cert itself
@@ -128,11 +149,8 @@ class Deployment:
         """A one-line description, e.g. ``TLS 1.3, client auth optional, direct, JWT``."""
         parts = [f"TLS {self.tls_version.value}", f"client auth {self.client_auth.value}"]
         if self.topology is Topology.PROXY:
-            proxy = (
-                "behind a proxy (Client-Cert "
-                + ("trusted" if self.proxy_trusted else "not trusted")
-                + ")"
-            )
+            trust = "trusted" if self.proxy_trusted else "not trusted"
+            proxy = f"behind a proxy (Client-Cert {trust})"
             if not self.proxy_strips_client_cert:
                 proxy += ", proxy passes client's Client-Cert through"
             parts.append(proxy)
@@ -141,37 +159,12 @@ class Deployment:
         parts.append(
             "introspection" if self.validation is Validation.INTROSPECTION else "local JWT"
         )
-        if not self.checks_binding:
-            parts.append("binding NOT checked")
-        if self.requires_binding:
-            parts.append("bound tokens required")
-        if self.mtls_scheme:
-            parts.append("MTLS scheme (hypothetical)")
-        if not self.dpop:
-            parts.append("no DPoP")
-        flags = {
-            "http2": "HTTP/2",
-            "dpop_nonce": "DPoP nonce required",
-            "resource_metadata": "RFC 9728 metadata",
-            "ignores_unknown_cnf": "unknown cnf ignored",
-            "origin_validates_chain": "origin validates Client-Cert",
-        }
-        parts += [text for name, text in flags.items() if getattr(self, name)]
-        if not self.query_tokens:
-            parts.append("no query tokens")
+        parts += [
+            text for name, shown, text in _DESCRIBED_FLAGS if bool(getattr(self, name)) is shown
+        ]
         if self.endpoint is not Endpoint.RESOURCE:
             parts.insert(0, f"token endpoint ({self.endpoint.value.removeprefix('token-')})")
         return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (enum values as strings)."""
-        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Deployment:
-        """The inverse of :meth:`to_json`; refuses unknown fields and values of the wrong type."""
-        found: Deployment = _from_json(cls, data, "deployment")
-        return found
 
     def overridden(self, changes: Mapping[str, Any]) -> Deployment:
         """This deployment with ``changes`` (as :func:`deployment_overrides` reads them) applied."""
@@ -182,6 +175,21 @@ class Deployment:
         if all(getattr(self, name) == value for name, value in values.items()):
             return self
         return replace(self, **values)
+
+
+#: The flags :meth:`Deployment.describe` names, when they have the value given, in its order.
+_DESCRIBED_FLAGS = (
+    ("checks_binding", False, "binding NOT checked"),
+    ("requires_binding", True, "bound tokens required"),
+    ("mtls_scheme", True, "MTLS scheme (hypothetical)"),
+    ("dpop", False, "no DPoP"),
+    ("http2", True, "HTTP/2"),
+    ("dpop_nonce", True, "DPoP nonce required"),
+    ("resource_metadata", True, "RFC 9728 metadata"),
+    ("ignores_unknown_cnf", True, "unknown cnf ignored"),
+    ("origin_validates_chain", True, "origin validates Client-Cert"),
+    ("query_tokens", False, "no query tokens"),
+)
 
 
 class CertChoice(enum.Enum):
@@ -243,7 +251,7 @@ class ProofChoice(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Presentation:
+class Presentation(_Fields):
     """What the client sends: certificate, scheme, token placement, and extras."""
 
     certificate: CertChoice = CertChoice.CLIENT
@@ -272,21 +280,11 @@ class Presentation:
         parts = [cert, how]
         if self.forged_client_cert is not None:
             parts.append(f"forged Client-Cert ({self.forged_client_cert.value})")
-        if self.dpop_proof not in (ProofChoice.AUTO,):
+        if self.dpop_proof is not ProofChoice.AUTO:
             parts.append(f"DPoP proof {self.dpop_proof.value}")
         if not self.post_handshake_auth:
             parts.append("no post-handshake auth offered")
         return ", ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {name: _plain(getattr(self, name)) for name in _public_fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Presentation:
-        """The inverse of :meth:`to_json`."""
-        found: Presentation = _from_json(cls, data, "presentation")
-        return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,9 +298,8 @@ class Scenario:
     token: str = "bound"
     tags: tuple[str, ...] = ()
     description: str = ""
-    expect: Finding | None = (
-        None  # the finding under the RFC baseline, documented with the scenario
-    )
+    # the finding under the RFC baseline, documented with the scenario
+    expect: Finding | None = None
 
     def describe(self) -> str:
         """Deployment, presentation and token on one line."""
@@ -397,16 +394,6 @@ def _field_value(cls: Any, name: str, value: Any, where: str) -> Any:
     return value
 
 
-def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ScenarioError(what, "must be a JSON object")
-    known = _public_fields(cls)
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ScenarioError(what, f"unknown field(s) {', '.join(sorted(unknown))}")
-    return cls(**{name: _field_value(cls, name, v, f"{what}.{name}") for name, v in data.items()})
-
-
 class Relative(enum.Enum):
     """A deployment value given relative to the deployment it changes (an interpretation's override)."""
 
@@ -424,9 +411,7 @@ class Relative(enum.Enum):
             return ClientAuth.REQUIRED if keeps_ca else ClientAuth.REQUIRED_NO_CA
         if client_auth.requires:
             return ClientAuth.REQUIRED_NO_CA
-        if (
-            client_auth is ClientAuth.NONE or client_auth.late
-        ):  # asks for nothing, or asks late: as is
+        if client_auth is ClientAuth.NONE or client_auth.late:  # asks for nothing, or late: as is
             return client_auth
         return ClientAuth.OPTIONAL_NO_CA
 
@@ -562,38 +547,28 @@ def _authorization(scheme: Scheme, token: str) -> str:
 def _proof(
     choice: ProofChoice, *, lab: Lab, token: AccessToken, method: str, url: str, now: Any
 ) -> list[str]:
-    key = DPoPKey.for_lab(lab)
-    htu = url.split("?", 1)[0]
-    common: dict[str, Any] = {
+    """The DPoP fields for ``choice`` (RFC 9449 §4): the proof the client would make, or one broken."""
+    if choice is ProofChoice.NONE:
+        return []
+    made: dict[str, Any] = {
         "htm": method,
-        "htu": htu,
+        "htu": url.split("?", 1)[0],
         "access_token": token.value or None,
         "iat": now,
     }
-    if choice in (ProofChoice.NONE,):
-        return []
-    if choice is ProofChoice.VALID or choice is ProofChoice.AUTO:
-        return [dpop_proof(key, **common)]
-    if choice is ProofChoice.WITH_NONCE:
-        return [dpop_proof(key, **common, claim_overrides={"nonce": LAB_DPOP_NONCE})]
-    if choice is ProofChoice.WRONG_ATH:
-        return [dpop_proof(key, **{**common, "access_token": "another-access-token"})]
-    if choice is ProofChoice.WRONG_HTM:
-        return [dpop_proof(key, **{**common, "htm": "DELETE" if method != "DELETE" else "GET"})]
-    if choice is ProofChoice.WRONG_HTU:
-        return [dpop_proof(key, **{**common, "htu": "https://elsewhere.mtlslab.test/resource"})]
-    if choice is ProofChoice.STALE:
-        return [dpop_proof(key, **{**common, "iat": now - dt.timedelta(hours=1)})]
-    if choice is ProofChoice.OTHER_KEY:
-        return [dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)]
-    if choice is ProofChoice.BAD_SIGNATURE:
-        good = dpop_proof(key, **common)
-        other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **common)
-        return [good.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
-    if choice is ProofChoice.TWO_PROOFS:
-        proof = dpop_proof(key, **common)
-        return [proof, proof]
-    raise ScenarioError("presentation.dpop_proof", f"unhandled proof choice {choice!r}")
+    broken: dict[ProofChoice, dict[str, Any]] = {
+        ProofChoice.WITH_NONCE: {"claim_overrides": {"nonce": LAB_DPOP_NONCE}},
+        ProofChoice.WRONG_ATH: {"access_token": "another-access-token"},
+        ProofChoice.WRONG_HTM: {"htm": "DELETE" if method != "DELETE" else "GET"},
+        ProofChoice.WRONG_HTU: {"htu": "https://elsewhere.mtlslab.test/resource"},
+        ProofChoice.STALE: {"iat": now - dt.timedelta(hours=1)},
+    }
+    key = DPoPKey.for_lab(lab, "attacker" if choice is ProofChoice.OTHER_KEY else "client")
+    proof = dpop_proof(key, **{**made, **broken.get(choice, {})})
+    if choice is ProofChoice.BAD_SIGNATURE:  # the client's proof, the attacker's signature
+        other = dpop_proof(DPoPKey.for_lab(lab, "attacker"), **made)
+        return [proof.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1]]
+    return [proof, proof] if choice is ProofChoice.TWO_PROOFS else [proof]
 
 
 _FIELD_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")  # RFC 9110 §5.1, §5.5
@@ -601,12 +576,10 @@ _LINE_BREAK = re.compile(r"\r?\n")
 
 
 def _raw_fields(raw: str, *, token: str, lab: Lab) -> list[tuple[str, str]]:
-    """``raw_authorization`` as the header fields it makes on the wire.
-
-    ``$token`` and ``$client_cert`` are filled in. A line break ends a header field (RFC 9112 §2.2: CR LF,
-    or a bare LF a recipient may accept), so a value that smuggles ``CR LF Client-Cert: …`` is exactly two
-    fields; each further line must be ``name: value``, as a server would otherwise refuse the request itself.
-    """
+    """``raw_authorization`` as the header fields it makes on the wire, ``$token`` and ``$client_cert``
+    filled in. A line break ends a field (RFC 9112 §2.2: CR LF, or a bare LF a recipient may accept), so a
+    value smuggling ``CR LF Client-Cert: …`` is two fields; each further line must be ``name: value``, as a
+    server would otherwise refuse the request itself."""
     text = string.Template(raw).safe_substitute(
         token=token, client_cert=encode_client_cert(lab.client.der)
     )
@@ -653,11 +626,9 @@ def client_request(
     now: Any = LAB_NOW,
     endpoint: Endpoint = Endpoint.RESOURCE,
 ) -> Request:
-    """The HTTP request the client sends for ``presentation`` and ``token``; at a token endpoint, the client
-    credentials grant of the lab client, which authenticates with its certificate alone (RFC 8705 §2).
-
-    A ``raw_authorization`` holding line breaks becomes several header fields, as it would on the wire.
-    """
+    """The HTTP request the client sends for ``presentation`` and ``token`` (a ``raw_authorization`` with
+    line breaks makes several fields, as on the wire); at a token endpoint, the lab client's client
+    credentials grant, authenticated by its certificate alone (RFC 8705 §2)."""
     if endpoint is not Endpoint.RESOURCE:
         parts = urllib.parse.urlsplit(resource_url)
         url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/token", "", ""))
@@ -675,15 +646,10 @@ def client_request(
     value = token.value
     if presentation.raw_authorization is not None:
         headers += _raw_fields(presentation.raw_authorization, token=value, lab=lab)
-    elif token.kind != "none" and placement in (
-        Placement.HEADER,
-        Placement.HEADER_AND_QUERY,
-        Placement.HEADER_AND_FORM,
-    ):
+    elif token.kind != "none" and placement not in (Placement.FORM, Placement.QUERY):
         headers.append(("Authorization", _authorization(presentation.scheme, value)))
     if token.kind != "none" and placement in (Placement.QUERY, Placement.HEADER_AND_QUERY):
-        sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}{_access_token_field(value)}"
+        url = f"{url}{'&' if '?' in url else '?'}{_access_token_field(value)}"
     if token.kind != "none" and in_form:
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         body = _access_token_bytes(value)

@@ -1,9 +1,8 @@
 """Spec citations: the one table of the clauses mtlslab cites, and the trace steps that cite them.
 
-Every check names its clause (``RFC 8705 §3``) in code and in the trace, with a link of the form
-``https://www.rfc-editor.org/rfc/rfc8705#section-3``. :data:`CLAUSES` is the table (rules as data): a module
-cites a clause by its label, ``cite("RFC 8705 §3")``, and a label the table does not hold is an error where
-it is written, not a link to nowhere.
+Every check names its clause in code and in the trace, linked as :attr:`Clause.url` shows. :data:`CLAUSES` is
+the table (rules as data): a module cites a clause by its label, ``cite("RFC 8705 §3")``, and a label the
+table does not hold is an error where it is written, not a link to nowhere.
 """
 
 from __future__ import annotations
@@ -119,8 +118,7 @@ CLAUSES: dict[str, Clause] = {
 
 
 def cite(label: str) -> Clause:
-    """The clause labelled ``label`` (``RFC 8705 §3``); :class:`KeyError`, naming the nearest labels, for
-    one the table does not hold."""
+    """The clause labelled ``label``; for a label not in the table, a :class:`KeyError` naming the nearest."""
     found = CLAUSES.get(label)
     if found is None:
         near = difflib.get_close_matches(label, list(CLAUSES), n=3)
@@ -140,28 +138,23 @@ _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 4
 def shorten(value: object, limit: int = 120, *, quote: bool = False) -> str:
     """``value`` as a person may be shown it, whoever chose it (a client, a token, a server).
 
-    Text is shown as it is, anything else as its repr, kept shallow. In text, every character that is not
-    printable (ESC, CR, the 8-bit CSI...) and the backslash are escaped, so no terminal control sequence gets
-    through and an escape cannot pass for the character. At most ``limit`` characters (``limit`` ≥ 16): a
-    longer value keeps its start and its end around a mark — with the number of characters left out when
-    ``limit`` leaves room for it — so a shortened value cannot pass for the whole one. Only the ends that are
-    shown are looked at, so a value of megabytes costs no more than a short one. With ``quote``, text is
-    shown between single quotes, as a value from a token is (``kid 'abc'``, not ``kid abc``).
+    Text as it is, with every unprintable character (ESC, CR, the 8-bit CSI...) and the backslash escaped,
+    so no control sequence gets through and no escape passes for a character; anything else as its shallow
+    repr. At most ``limit`` (≥ 16) characters: a longer value keeps its start and end around a mark (with the
+    count left out where there is room), so it cannot pass for the whole, and only those ends are looked at
+    (megabytes cost no more). ``quote`` puts text between single quotes, as for a token's values.
     """
     if limit < 16:
         raise ValueError(f"limit: {limit} is below 16")
     if quote and isinstance(value, str):
         return f"'{shorten(value, limit - 2)}'"
-    if not isinstance(value, str):
-        text = _REPR.repr(value)
-        if len(text) <= limit:
-            return text
-        return _cut(text, limit, lambda c: c)
-    if len(value) <= limit:
-        whole = "".join(map(_escaped, value))
+    show: Callable[[str], str] = _escaped if isinstance(value, str) else str
+    text = value if isinstance(value, str) else _REPR.repr(value)
+    if len(text) <= limit:
+        whole = "".join(map(show, text))
         if len(whole) <= limit:
             return whole
-    return _cut(value, limit, _escaped)
+    return _cut(text, limit, show)
 
 
 def _escaped(c: str) -> str:
@@ -195,14 +188,11 @@ def _take(chars: Iterable[str], room: int, show: Callable[[str], str]) -> tuple[
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
-    """One check in a trace: what was checked, under which clause, whether it passed, and the detail.
-
-    ``passed`` is ``None`` for a step that records a fact rather than a pass/fail check.
-    """
+    """One check in a trace: what was checked, under which clause, whether it passed, and the detail."""
 
     check: str
     clause: Clause
-    passed: bool | None
+    passed: bool | None  # None: the step records a fact rather than a pass/fail check
     detail: str
 
     @property
@@ -214,7 +204,6 @@ class Step:
         return f"{self.mark} {self.check} [{self.clause.label}] {self.detail}"
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict."""
         return {
             "check": self.check,
             "clause": self.clause.label,

@@ -37,7 +37,7 @@ import datetime as dt
 import enum
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from cryptography import x509
@@ -64,13 +64,11 @@ class ClientAuth(enum.Enum):
     # asks; none is fine; a bad one is refused at the TLS layer (OpenSSL VERIFY_PEER, Python CERT_OPTIONAL).
     # nginx "optional" differs: it completes the handshake and answers 400 over HTTP for a bad certificate.
     OPTIONAL = "optional"
-    OPTIONAL_NO_CA = (
-        "optional-no-ca"  # asks; accepts any certificate unverified (nginx "optional_no_ca")
-    )
+    # asks; accepts any certificate unverified (nginx "optional_no_ca")
+    OPTIONAL_NO_CA = "optional-no-ca"
     REQUIRED = "required"  # asks and refuses the handshake without a valid one
-    REQUIRED_NO_CA = (
-        "required-no-ca"  # asks, refuses the handshake without one, accepts any unverified
-    )
+    # asks, refuses the handshake without one, accepts any unverified
+    REQUIRED_NO_CA = "required-no-ca"
     POST_HANDSHAKE = "post-handshake"  # asks once the request has come: TLS 1.3 post-handshake auth
     RENEGOTIATION = "renegotiation"  # asks once the request has come: a TLS 1.2 renegotiation
 
@@ -130,13 +128,7 @@ ALERTS: dict[str, int] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsAlert:
-    """A fatal TLS alert: its name and number, and when the client notices it.
-
-    An alert the client meets only at its first read (``when="first_read"``) reaches it after it has begun to
-    send its request; a server that closes without reading that request can make the connection reset, and
-    the client may then see it close without the alert (``may_be_lost``). mtlslab's own server drains first,
-    so it always delivers the alert.
-    """
+    """A fatal TLS alert: its name and number, and when the client notices it."""
 
     name: str
     code: int
@@ -144,7 +136,8 @@ class TlsAlert:
 
     @property
     def may_be_lost(self) -> bool:
-        """Whether a server that does not drain could make the client miss this alert."""
+        """Whether a server that does not drain could make the client miss this alert: one met at the first
+        read reaches the client after it began to send its request (mtlslab's own server drains first)."""
         return self.when == "first_read"
 
     def __str__(self) -> str:
@@ -198,6 +191,17 @@ def _result(alert: TlsAlert | None, cert: bytes | None, *steps: Step) -> TlsResu
     return TlsResult(alert=alert, client_cert=cert, steps=steps)
 
 
+def _abort(name: str, when: Literal["handshake", "first_read"], clause: str, why: str) -> TlsResult:
+    """The handshake aborted with the alert called ``name``; ``why`` begins the step's detail."""
+    alert = alert_by_name(name, when)
+    lost = _LOST if alert.may_be_lost else ""
+    detail = (
+        f"{why} the server aborts with {alert}{lost}; RFC 8446 §6.2 says what the alert means, "
+        "OpenSSL chooses it"
+    )
+    return _result(alert, None, _step(clause, False, detail))
+
+
 def handshake(
     *,
     client_auth: ClientAuth,
@@ -209,18 +213,16 @@ def handshake(
     post_handshake_auth: bool = True,
     http2: bool = False,
 ) -> TlsResult:
-    """Model the server side of a handshake with client authentication ``client_auth``.
-
-    ``presented`` is the identity (or bare certificate) the client would send if asked. Certificates are
-    validated at ``at`` (the lab clock; lab certificates are valid at both the lab clock and today). With
-    ``resumed_without_certificate`` the client resumes a session set up without a certificate. For a
-    certificate asked for late, ``post_handshake_auth`` says whether the client offered TLS 1.3
-    post-handshake authentication, and ``http2`` whether the connection carries HTTP/2.
-    """
+    """Model the server side of a handshake with client authentication ``client_auth``. ``presented`` is
+    the identity (or bare certificate) the client would send if asked, validated at ``at`` (the lab clock;
+    lab certificates are valid then and today). ``resumed_without_certificate``: the client resumes a
+    session set up without one. For a certificate asked for late, ``post_handshake_auth`` says whether the
+    client offered TLS 1.3 post-handshake authentication, and ``http2`` whether the connection is HTTP/2."""
     when: Literal["handshake", "first_read"] = (
         "first_read" if version is TlsVersion.TLS1_3 or client_auth.late else "handshake"
     )
     rejection = "RFC 8446 §4.4.2.4" if version is TlsVersion.TLS1_3 else "RFC 5246 §7.4.6"
+    missing = "certificate_required" if version is TlsVersion.TLS1_3 else "handshake_failure"
     if resumed_without_certificate and presented is not None:
         resumed = _step(
             "RFC 8446 §2.2",
@@ -228,16 +230,13 @@ def handshake(
             "the client resumes a session that was set up without a certificate: resumption carries that "
             "session's authentication, so no certificate is presented now",
         )
-        late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
-        if late is not None:
-            return _result(late.alert, late.client_cert, resumed, *late.steps)
+        if client_auth.late:
+            late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
+            return replace(late, steps=(resumed, *late.steps))
         if client_auth.requires:
-            return _result(
-                alert_by_name(_no_certificate_alert(version), when),
-                None,
-                resumed,
-                _step(rejection, False, "a certificate is required: the session cannot be resumed"),
-            )
+            refused = "a certificate is required: the session cannot be resumed"
+            alert = alert_by_name(missing, when)
+            return _result(alert, None, resumed, _step(rejection, False, refused))
         return _result(None, None, resumed)
     if client_auth is ClientAuth.NONE:
         detail = "the server sends no CertificateRequest, so the client sends no certificate"
@@ -245,37 +244,13 @@ def handshake(
             detail += f" (it had {_name(presented)})"
         return _result(None, None, _step(rejection, None, detail))
     if client_auth.late:
-        late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
-        assert late is not None
-        return late
+        return _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
     if presented is None:
         if client_auth.requires:
-            alert = alert_by_name(_no_certificate_alert(version), when)
-            lost = _LOST if alert.may_be_lost else ""
-            return _result(
-                alert,
-                None,
-                _step(
-                    rejection,
-                    False,
-                    f"required but none sent: the server aborts with {alert}{lost}; RFC 8446 §6.2 says what "
-                    "the alert means, OpenSSL chooses it",
-                ),
-            )
-        return _result(
-            None,
-            None,
-            _step(
-                rejection,
-                None,
-                f"requested ({client_auth.value}), none sent: the handshake completes without one",
-            ),
-        )
+            return _abort(missing, when, rejection, "required but none sent:")
+        detail = f"requested ({client_auth.value}), none sent: the handshake completes without one"
+        return _result(None, None, _step(rejection, None, detail))
     return _validated(client_auth, rejection, presented, roots, at, when)
-
-
-def _no_certificate_alert(version: TlsVersion) -> str:
-    return "certificate_required" if version is TlsVersion.TLS1_3 else "handshake_failure"
 
 
 def _name(presented: Identity | x509.Certificate) -> str:
@@ -307,36 +282,16 @@ def _validated(
                 f", its dates unchecked: valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
                 f"{certificate.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%d}"
             )
-        return _result(
-            None,
-            der,
-            _step(
-                "RFC 8705 §6.2",
-                True,
-                f"{name} accepted without chain validation ({client_auth.value}){dates}; the application "
-                "receives it as is",
-            ),
+        detail = (
+            f"{name} accepted without chain validation ({client_auth.value}){dates}; the "
+            "application receives it as is"
         )
+        return _result(None, der, _step("RFC 8705 §6.2", True, detail))
     verdict = _chain_verdict(certificate, tuple(roots), chain, at)
-    if not verdict.valid:
-        assert verdict.problem is not None
-        alert = alert_by_name(_PROBLEM_ALERT[verdict.problem], when)
-        lost = _LOST if alert.may_be_lost else ""
-        return _result(
-            alert,
-            None,
-            _step(
-                clause,
-                False,
-                f"{name}: {verdict.reason}; the server aborts with {alert}{lost}; RFC 8446 §6.2 says what the "
-                "alert means, OpenSSL chooses it",
-            ),
-        )
-    return _result(
-        None,
-        der,
-        _step(clause, True, f"{name} validated against the trusted CA ({client_auth.value})"),
-    )
+    if verdict.problem is not None:
+        return _abort(_PROBLEM_ALERT[verdict.problem], when, clause, f"{name}: {verdict.reason};")
+    detail = f"{name} validated against the trusted CA ({client_auth.value})"
+    return _result(None, der, _step(clause, True, detail))
 
 
 @functools.lru_cache(maxsize=256)
@@ -359,10 +314,8 @@ def _late(
     at: dt.datetime,
     post_handshake_auth: bool,
     http2: bool,
-) -> TlsResult | None:
-    """A certificate asked for once the request has come, or None when the server does not ask late."""
-    if not client_auth.late:
-        return None
+) -> TlsResult:
+    """A certificate asked for once the request has come (``client_auth.late``)."""
     pha = client_auth is ClientAuth.POST_HANDSHAKE
     clause = "RFC 8446 §4.6.2" if pha else "RFC 5246 §7.4.1.1"
     how = "TLS 1.3 post-handshake authentication" if pha else "a TLS 1.2 renegotiation"
@@ -372,43 +325,19 @@ def _late(
         f"no certificate asked for in the handshake; the server asks once the request has come, by {how} "
         "(RFC 8705 §3 makes no provision for it)",
     )
+    wanted = TlsVersion.TLS1_3 if pha else TlsVersion.TLS1_2
     if http2:
         rule = "RFC 9113 §9.2.3" if pha else "RFC 9113 §9.2.1"
-        return _result(
-            None,
-            None,
-            first,
-            _step(rule, False, f"HTTP/2 forbids {how}: the server cannot ask, no certificate"),
-        )
-    wanted = TlsVersion.TLS1_3 if pha else TlsVersion.TLS1_2
-    if version is not wanted:
-        return _result(
-            None,
-            None,
-            first,
-            _step(
-                clause,
-                False,
-                f"{how} needs TLS {wanted.value}; this is TLS {version.value}: no certificate",
-            ),
-        )
-    if pha and not post_handshake_auth:
-        return _result(
-            None,
-            None,
-            first,
-            _step(
-                clause,
-                False,
-                "the client did not offer post_handshake_auth, so the server may not ask: no certificate",
-            ),
-        )
-    if presented is None:
-        return _result(
-            None,
-            None,
-            first,
-            _step(clause, None, "asked late; the client has no certificate to send"),
-        )
-    later = _validated(ClientAuth.OPTIONAL, clause, presented, roots, at, "first_read")
-    return _result(later.alert, later.client_cert, first, *later.steps)
+        none = _step(rule, False, f"HTTP/2 forbids {how}: the server cannot ask, no certificate")
+    elif version is not wanted:
+        detail = f"{how} needs TLS {wanted.value}; this is TLS {version.value}: no certificate"
+        none = _step(clause, False, detail)
+    elif pha and not post_handshake_auth:
+        why = "the client did not offer post_handshake_auth, so the server may not ask"
+        none = _step(clause, False, f"{why}: no certificate")
+    elif presented is None:
+        none = _step(clause, None, "asked late; the client has no certificate to send")
+    else:
+        later = _validated(ClientAuth.OPTIONAL, clause, presented, roots, at, "first_read")
+        return replace(later, steps=(first, *later.steps))
+    return _result(None, None, first, none)
