@@ -666,11 +666,15 @@ def client_request(
 
 
 def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> Request:
-    """What a TLS-terminating proxy forwards to the origin (RFC 9440 §2): any ``Client-Cert`` the client
-    sent removed (unless the proxy is broken), the handshake's certificate added when there was one."""
-    forwarded = request.without("Client-Cert") if strips else request
+    """What a TLS-terminating proxy forwards to the origin (RFC 9440 §2): any ``Client-Cert`` and
+    ``Client-Cert-Chain`` the client sent removed (unless the proxy is broken), the handshake's certificate
+    added when there was one, and the intermediates the client sent with it (RFC 9440 §2.3)."""
+    forwarded = request.without("Client-Cert").without("Client-Cert-Chain") if strips else request
     if tls.client_cert is not None:
         forwarded = forwarded.with_header("Client-Cert", encode_client_cert(tls.client_cert))
+        if tls.client_chain:
+            chain = ", ".join(encode_client_cert(der) for der in tls.client_chain)
+            forwarded = forwarded.with_header("Client-Cert-Chain", chain)
     return replace(forwarded, client_cert=None, from_proxy=True)
 
 

@@ -156,11 +156,13 @@ def alert_by_name(name: str, when: Literal["handshake", "first_read"]) -> TlsAle
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsResult:
-    """What the TLS layer did: an alert, or the certificate (DER) handed to the application."""
+    """What the TLS layer did: an alert, or the certificate (DER) handed to the application, with the
+    intermediates the client sent along (``client_chain``, DER, in order)."""
 
     alert: TlsAlert | None
     client_cert: bytes | None
     steps: tuple[Step, ...]
+    client_chain: tuple[bytes, ...] = ()
 
     @property
     def completed(self) -> bool:
@@ -187,8 +189,11 @@ def _step(clause: str, passed: bool | None, detail: str) -> Step:
     return Step(check="TLS client certificate", clause=cite(clause), passed=passed, detail=detail)
 
 
-def _result(alert: TlsAlert | None, cert: bytes | None, *steps: Step) -> TlsResult:
-    return TlsResult(alert=alert, client_cert=cert, steps=steps)
+def _result(
+    alert: TlsAlert | None, cert: bytes | None, *steps: Step, chain: Sequence[x509.Certificate] = ()
+) -> TlsResult:
+    sent = tuple(c.public_bytes(Encoding.DER) for c in chain)
+    return TlsResult(alert=alert, client_cert=cert, steps=steps, client_chain=sent)
 
 
 def _abort(name: str, when: Literal["handshake", "first_read"], clause: str, why: str) -> TlsResult:
@@ -286,12 +291,12 @@ def _validated(
             f"{name} accepted without chain validation ({client_auth.value}){dates}; the "
             "application receives it as is"
         )
-        return _result(None, der, _step("RFC 8705 §6.2", True, detail))
+        return _result(None, der, _step("RFC 8705 §6.2", True, detail), chain=chain)
     verdict = _chain_verdict(certificate, tuple(roots), chain, at)
     if verdict.problem is not None:
         return _abort(_PROBLEM_ALERT[verdict.problem], when, clause, f"{name}: {verdict.reason};")
     detail = f"{name} validated against the trusted CA ({client_auth.value})"
-    return _result(None, der, _step(clause, True, detail))
+    return _result(None, der, _step(clause, True, detail), chain=chain)
 
 
 @functools.lru_cache(maxsize=256)

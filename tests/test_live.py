@@ -690,6 +690,26 @@ def test_an_origin_that_validates_the_forwarded_certificate_agrees_through_eithe
     assert [r.observed.status for r in runs[:6:3]] == [401, 200]
 
 
+@pytest.mark.parametrize("proxy", ["builtin", "haproxy"])
+def test_with_an_intermediate_ca_the_origin_validates_what_the_proxy_forwards_as_simulated(
+    proxy: str,
+) -> None:
+    """RFC 9440 §2.3: in a lab whose client certificate comes from an intermediate CA, the origin can
+    validate the forwarded certificate only with the Client-Cert-Chain the proxy adds — and the simulation
+    forwards it too, so proxy-no-ca-origin-validates-success is accepted on the wire and in the model; its
+    untrusted-certificate twin is refused in both (negative control)."""
+    if proxy == "haproxy":
+        _need_haproxy()
+    sim = Simulator(Lab(seed="intermediate-origin", intermediate=True))
+    chosen = [
+        get_scenario("proxy-no-ca-origin-validates-success"),
+        get_scenario("proxy-no-ca-origin-validates"),
+    ]
+    runs = run_many(chosen, ["baseline"], simulator=sim, proxy=proxy)
+    assert [r.observed.status for r in runs] == [200, 401]
+    assert all(r.agree for r in runs), [r.describe() for r in runs]
+
+
 def test_the_lab_issuer_token_endpoint_authenticates_the_lab_client_by_its_certificate(
     live_sim: Simulator,
 ) -> None:
