@@ -239,9 +239,15 @@ def handshake(
             late = _late(client_auth, version, presented, roots, at, post_handshake_auth, http2)
             return replace(late, steps=(resumed, *late.steps))
         if client_auth.requires:
-            refused = "a certificate is required: the session cannot be resumed"
-            alert = alert_by_name(missing, when)
-            return _result(alert, None, resumed, _step(rejection, False, refused))
+            # this server refused every handshake without a certificate, so it holds no such session
+            full = _validated(client_auth, rejection, presented, roots, at, when)
+            fresh = _step(
+                "RFC 8446 §2.2",
+                None,
+                "a server that requires a certificate never set up a session without one: there is none to "
+                "resume, the handshake is a full one and the client presents its certificate",
+            )
+            return replace(full, steps=(fresh, *full.steps))
         return _result(None, None, resumed)
     if client_auth is ClientAuth.NONE:
         detail = "the server sends no CertificateRequest, so the client sends no certificate"

@@ -360,7 +360,8 @@ def test_a_session_resumed_without_a_certificate_hands_none_over(
 ) -> None:
     """RFC 8446 §2.2: resumption carries the authentication of the session it resumes: a session set up
     without a certificate gives the application none, though the client holds one; a server that requires
-    one refuses it; one that asks late still can (the control)."""
+    one never made such a session, so the client's handshake there is a full one with its certificate; a new
+    handshake presents it (the control)."""
     resumed = handshake(
         client_auth=ClientAuth.OPTIONAL,
         version=version,
@@ -377,7 +378,8 @@ def test_a_session_resumed_without_a_certificate_hands_none_over(
         roots=[lab.ca.certificate],
         resumed_without_certificate=True,
     )
-    assert required.alert is not None
+    assert (required.alert, required.client_cert) == (None, lab.client.der)
+    assert "none to resume" in required.steps[0].detail
     fresh = handshake(
         client_auth=ClientAuth.OPTIONAL,
         version=version,

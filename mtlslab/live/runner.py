@@ -72,15 +72,6 @@ def live_limitation(scenario: Scenario, proxy: str = "auto") -> str | None:
             "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
             "authentication, no renegotiation); --proxy builtin can ask late"
         )
-    if (
-        scenario.presentation.certificate is CertChoice.RESUMED_WITHOUT
-        and deployment.client_auth.requires
-    ):
-        return (
-            "a server that requires a certificate refuses the handshake without one, so no session without "
-            "a certificate exists to be resumed: the client's next handshake is a full one, with its "
-            "certificate"
-        )
     return None
 
 
