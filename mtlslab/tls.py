@@ -8,9 +8,10 @@ application receives, or which alert aborts the connection and when the client n
   client believes the handshake succeeded and meets the alert only when it next reads (RFC 8446 §4.4.4: such
   alerts travel under the application traffic keys) — ``certificate_required`` (116) when no certificate
   came and one is required (RFC 8446 §6.2). Such an alert arrives after the client has started to write its
-  request: a server that closes without reading what the client sent can make the kernel reset the
-  connection, and then the client may see the connection close with no alert at all. mtlslab's server shuts
-  its write side and drains first, so its alert always arrives (see :attr:`TlsAlert.may_be_lost`).
+  request: a server that closes without reading what the client sent makes the kernel reset the connection.
+  On Linux the alert still arrives, but the client's write may fail first, and a client that stops there
+  (Python's http.client) reports only a closed connection; on Windows the reset can discard the alert.
+  mtlslab's server shuts its write side and drains first (see :attr:`TlsAlert.may_be_lost`).
 * TLS 1.2 (RFC 5246 §7.4.6): the server rejects during the handshake, the client sees the alert there;
   a missing required certificate is ``handshake_failure`` (40).
 * A certificate that fails validation gives the alert OpenSSL maps the verification error to:
@@ -28,7 +29,8 @@ asks only once the request has come, by TLS 1.3 post-handshake authentication (R
 client must have offered; with ``renegotiation`` by a TLS 1.2 renegotiation (RFC 5246 §7.4.1.1). HTTP/2
 forbids both (RFC 9113 §9.2.1, §9.2.3), so there the certificate cannot be had. A resumed session carries
 the authentication of the session it resumes (RFC 8446 §2.2): one set up without a certificate hands none to
-the application, whatever certificate the client holds now.
+the application, whatever certificate the client holds now — except at a server that requires one, which
+never made such a session.
 """
 
 from __future__ import annotations
