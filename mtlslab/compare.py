@@ -172,6 +172,7 @@ def lab_configs(
         "issue": issue,
         "resource_metadata": (
             f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource"
+            f"{resource.path.rstrip('/')}"  # RFC 9728 §3.1: the resource's path follows the well-known one
         ),
     }
     return lambda deployment: config_for(deployment, **common)

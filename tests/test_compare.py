@@ -429,3 +429,19 @@ def test_an_edited_reading_with_the_same_name_is_not_served_from_the_cache(sim: 
     )
     assert sim.cell(scenario, lax).outcome.status == 401
     assert sim.cell(scenario, strict).outcome.tls_alert is not None
+
+
+def test_the_metadata_url_keeps_the_resources_path(sim: Simulator) -> None:
+    """RFC 9728 §3.1: the well-known segment goes between the host and the resource identifier's path, so a
+    resource with a path has its metadata under that path; the lab's audience has none (the control)."""
+    from mtlslab.compare import lab_configs
+    from mtlslab.scenarios import Deployment
+    from mtlslab.tokens import AuthorizationServer
+
+    deployment = Deployment(resource_metadata=True)
+    plain = lab_configs(sim.lab, sim.asrv)(deployment).resource_metadata
+    assert plain == "https://rs.mtlslab.test/.well-known/oauth-protected-resource"
+    pathed = AuthorizationServer(sim.lab, audience="https://api.example.test/tenant/a/")
+    assert lab_configs(sim.lab, pathed)(deployment).resource_metadata == (
+        "https://api.example.test/.well-known/oauth-protected-resource/tenant/a"
+    )
