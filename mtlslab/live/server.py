@@ -3,15 +3,11 @@
 :class:`~mtlslab.interpretations.Interpretation` — the simulation's own calls, so wire and model compare.
 
 TLS is pyOpenSSL's: Python's :mod:`ssl` cannot accept a client certificate without validating it
-(``optional-no-ca``, RFC 8705 §2.2 / §6.2). Every server here is a :class:`Listener`: one I/O thread drives
-each connection without blocking (handshake, request, answer, graceful close); a worker thread is taken
-only to compute the answer to a complete request. A certificate asked for late is asked for on the I/O
-thread once the request is read: TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) or a TLS 1.2
-renegotiation (RFC 5746). Sessions resume (RFC 8446 §2.2), carrying the certificate of the handshake that
-set them up, or none.
-
-:class:`Origin` is the same server without TLS, behind a TLS-terminating proxy (:mod:`mtlslab.live.proxy`):
-it trusts the proxy's RFC 9440 ``Client-Cert`` header only if the deployment says so.
+(``optional-no-ca``, RFC 8705 §2.2 / §6.2). A :class:`Listener` drives every connection on one I/O thread
+without blocking (handshake, request, a certificate asked for late, answer, graceful close) and takes a
+worker only to compute an answer. Sessions resume (RFC 8446 §2.2), carrying the certificate of the
+handshake that set them up, or none. :class:`Origin` is the same server without TLS behind a proxy
+(:mod:`mtlslab.live.proxy`): it trusts the proxy's RFC 9440 ``Client-Cert`` only if the deployment says so.
 """
 
 from __future__ import annotations
@@ -69,23 +65,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Bounds on what clients can make a server hold; every one is tested.
+    """Bounds on what clients can make a server hold; every one is tested (the README lists them).
 
-    * ``connection_timeout`` (5 s): the whole connection — handshake, request, answer. A silent client, or
-      one that trickles its handshake or request (slowloris), is cut off unanswered when it runs out.
-    * ``max_pending`` (512): connections held at once, accept to close, never more than a quarter of the
-      descriptor limit (``ulimit -n``: 256 under 1024). When full, the connection waiting longest without a
-      complete request is dropped to make room, so slow clients cannot lock prompt ones out.
-    * ``max_connections`` (64): requests answered at once (workers); further complete requests queue, each
-      within its deadline.
-    * ``max_header_bytes`` (16 KiB, :data:`mtlslab.rs.MAX_HEADER_BYTES`): the head as
-      :func:`mtlslab.rs.head_size` counts it; beyond it the engine's ``headers_too_large`` answer (431, RFC
-      6585 §5), as simulated. The parser stops buffering an unfinished head at this plus :data:`HEAD_SLACK`.
-    * ``max_body_bytes`` (64 KiB, :data:`mtlslab.rs.MAX_BODY_BYTES`): beyond it, ``body_too_large`` (413,
-      RFC 9110 §15.5.14); the rest of the body is not kept.
-    * ``drain_timeout`` (1 s): before closing, the server shuts its side and discards what the client still
-      sends for at most twice this long, so a client still writing meets no TCP reset and reads the alert
-      or the answer. 0 closes at once (on Linux the client's write may then fail, ``ssl.SSLEOFError``).
+    * ``connection_timeout``: the whole connection (handshake, request, answer); a silent or slowloris
+      client is cut off unanswered when it runs out.
+    * ``max_pending``: connections held at once, at most a quarter of ``ulimit -n``; when full, the one
+      waiting longest without a complete request is dropped to make room.
+    * ``max_connections``: requests answered at once (workers); complete requests beyond them wait.
+    * ``max_header_bytes``, ``max_body_bytes``: beyond them the engine's 431 (RFC 6585 §5) or 413 (RFC 9110
+      §15.5.14), as simulated; the parser buffers an unfinished head up to this plus :data:`HEAD_SLACK`.
+    * ``drain_timeout``: before closing, what the client still sends is read and discarded for at most
+      twice this long, so a client still writing meets no TCP reset; 0 closes at once.
     """
 
     connection_timeout: float = 5.0
@@ -114,11 +104,10 @@ def server_context(
     pin_version: bool = True,
     refusal: Refusal = "alert",
 ) -> SSL.Context:
-    """A pyOpenSSL server context for ``deployment``: its TLS version pinned (without ``pin_version``, TLS
-    1.2 and 1.3 both), client auth as configured; a certificate asked for late is left to the
-    :class:`Listener`, which asks once the request has come. ``refusal="close"`` refuses a certificate with
-    no TLS alert: the handshake finishes and the listener closes the connection without a word (what a
-    client sees when a server's alert is lost); ``"alert"`` is OpenSSL's own refusal, the alert."""
+    """A pyOpenSSL server context for ``deployment``: its TLS version pinned (without ``pin_version``, 1.2
+    and 1.3 both), client auth as configured, a certificate asked for late left to the :class:`Listener`.
+    ``refusal="close"`` refuses a certificate without OpenSSL's alert: the handshake finishes and the
+    listener closes the connection without a word (what a client sees when a server's alert is lost)."""
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     version = _VERSIONS[deployment.tls_version]
     ctx.set_min_proto_version(version if pin_version else SSL.TLS1_2_VERSION)
@@ -161,9 +150,7 @@ _NO_SESSION_RESUMPTION_ON_RENEGOTIATION = 0x00010000
 _REFUSED = object()  # set on a connection whose certificate failed validation (refusal="close")
 
 
-def _accept_any(
-    conn: SSL.Connection, _cert: crypto.X509, _errno: int, _depth: int, ok: int
-) -> bool:
+def _accept_any(conn: SSL.Connection, _cert: crypto.X509, _err: int, _depth: int, ok: int) -> bool:
     """Accept any certificate (``*-no-ca``: the application checks the binding), marking a connection whose
     certificate failed validation for :func:`_refused_silently`."""
     if not ok:
@@ -314,6 +301,7 @@ def http_answer(
 
 # a connection's stages, in order (_LATE: a certificate asked for after the request)
 _HANDSHAKE, _READ, _LATE, _WORK, _WRITE, _DRAIN, _CLOSED = range(7)
+_WAITING = (_HANDSHAKE, _READ, _LATE, _DRAIN)  # for the client: what may be dropped to make room
 _R, _W = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -334,11 +322,9 @@ class _Conn:
 
 
 class _Late:
-    """A client certificate asked for, without blocking, once ``incoming`` has come: by TLS 1.3
-    post-handshake authentication (RFC 8446 §4.6.2) or a TLS 1.2 renegotiation (RFC 5746); validated against
-    the lab CA, and may be absent, as with ``optional``. pyOpenSSL wraps no post-handshake authentication:
-    OpenSSL's own calls (private ``_lib`` and ``_ssl``) are held to this class. The client has answered
-    when its Finished message is a new one, or the renegotiation no longer pending."""
+    """A client certificate asked for once ``incoming`` has come, without blocking: by TLS 1.3 post-handshake
+    authentication (RFC 8446 §4.6.2; pyOpenSSL wraps none, so OpenSSL's private ``_lib`` calls are held
+    here) or a TLS 1.2 renegotiation (RFC 5746). Validated against the lab CA; it may be absent."""
 
     def __init__(self, tls: SSL.Connection, mode: ClientAuth, incoming: Incoming) -> None:
         self.tls, self.mode, self.incoming = tls, mode, incoming
@@ -377,11 +363,10 @@ class _Late:
         while not self._answered():
             try:
                 self.tls.recv(1, socket.MSG_PEEK)  # handles the client's handshake records
+                break  # application data instead of an answer: go on without one
             except SSL.WantReadError:
                 if not self._answered():
                     raise
-            else:
-                break  # application data instead of an answer: go on without one
         _lib.SSL_set_mode(self.tls._ssl, _lib.SSL_MODE_AUTO_RETRY)
 
     def _answered(self) -> bool:
@@ -435,7 +420,6 @@ class Listener:
         self.failed_handshakes = 0
         self.dropped = 0  # connections dropped for a limit, a deadline or a protocol error
 
-    # ---- lifecycle --------------------------------------------------------------------------------
     def _guarded(self, make: Callable[[], _T]) -> _T:
         """``make()``, for a subclass's constructor: if it fails, the socket bound here is released first."""
         try:
@@ -452,9 +436,8 @@ class Listener:
 
     @property
     def on_loopback(self) -> bool:
-        """Whether the listener is on loopback only: judged by the address it is bound to, so ``localhost``,
-        ``127.0.0.2`` and ``::1`` are, and ``0.0.0.0`` or an empty host (every interface) are not. It stays
-        answerable after :meth:`close`."""
+        """Whether the listener is on loopback only, judged by the address bound (``localhost``, ``127.0.0.2``,
+        ``::1``: yes; ``0.0.0.0``, an empty host: no), also after :meth:`close`."""
         return is_loopback(self.address)
 
     def start(self) -> Any:
@@ -498,7 +481,6 @@ class Listener:
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
-    # ---- what a subclass says ---------------------------------------------------------------------
     def _answer(
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
     ) -> bytes:
@@ -514,7 +496,6 @@ class Listener:
         text = f"{reason_phrase(status).lower()}\n".encode()
         return http_answer(incoming.conn, status, [("Content-Type", "text/plain")], text)
 
-    # ---- the I/O thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         stopping = False
         try:
@@ -597,10 +578,7 @@ class Listener:
 
     def _waiting(self) -> _Conn | None:
         """The oldest connection waiting for its client (or closing): the one to drop for room."""
-        return next(
-            (c for c in self._conns.values() if c.stage in (_HANDSHAKE, _READ, _LATE, _DRAIN)),
-            None,
-        )
+        return next((c for c in self._conns.values() if c.stage in _WAITING), None)
 
     def _drop(self, conn: _Conn) -> None:
         if conn.stage != _DRAIN:
@@ -658,10 +636,8 @@ class Listener:
 
     @staticmethod
     def _recv(conn: _Conn) -> bytes:
-        if conn.tls is None:
-            return conn.sock.recv(65536)
         try:
-            return conn.tls.recv(65536)
+            return (conn.tls or conn.sock).recv(65536)
         except SSL.ZeroReturnError:  # the client's close_notify: end of stream
             return b""
 
@@ -752,14 +728,10 @@ def engine_request(
 ) -> Request:
     """The engine's view of an HTTP request read off the wire (framing fields left out): its URL is
     ``https://`` + the Host field (``default_host`` without one) + the target."""
-    headers = tuple(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in request.headers
-        if name.lower() not in (b"host", b"content-length", b"connection", b"transfer-encoding")
-    )
-    host = next(
-        (v.decode("latin-1") for n, v in request.headers if n.lower() == b"host"), default_host
-    )
+    fields = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
+    host = next((value for name, value in fields if name.lower() == "host"), default_host)
+    framing = ("host", "content-length", "connection", "transfer-encoding")
+    headers = tuple((name, value) for name, value in fields if name.lower() not in framing)
     return Request(
         method=request.method.decode("ascii", "replace"),
         url=f"https://{host}{request.target.decode('latin-1')}",
