@@ -137,10 +137,9 @@ class Artefact:
         return self.kind == "private key"
 
     def write_to_path(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write to ``path`` (private keys 0600, everything else 0644) and return it. An existing ``path``
-        (a symbolic link too) is refused with :class:`FileExistsError` unless ``force``. The bytes go to a
-        new file next to it (:func:`tempfile.mkstemp`: ``O_EXCL``), renamed over ``path``: a link there is
-        replaced, never written through."""
+        """Write to ``path`` (private keys 0600, the rest 0644) and return it; an existing ``path`` (a link
+        too) is refused with :class:`FileExistsError` unless ``force``. The bytes go to a new file beside
+        it (:func:`tempfile.mkstemp`, ``O_EXCL``) renamed over ``path``: a link is replaced, not followed."""
         target = Path(path)
         if not force and os.path.lexists(target):
             raise FileExistsError(
@@ -224,9 +223,8 @@ def x5t_s256(cert: x509.Certificate | builtins.bytes | str) -> str:
 
 
 def same_thumbprint(expected: object, presented: str) -> bool:
-    """Whether the thumbprint a token carries (any JSON value) is exactly ``presented``, compared in constant
-    time. A value that is not a string, or not valid Unicode (a lone surrogate escaped in the JSON), does
-    not match; it never raises."""
+    """Whether the thumbprint a token carries (any JSON value) is exactly ``presented``, in constant time; a
+    non-string, or invalid Unicode (a lone surrogate escaped in the JSON), does not match, never raises."""
     return isinstance(expected, str) and secrets.compare_digest(
         expected.encode("utf-8", "surrogatepass"), presented.encode("utf-8", "surrogatepass")
     )
@@ -777,10 +775,8 @@ _IDENTITY_NAMES = (
 class Lab:
     """Everything a workshop needs, derived from one seed: CAs, client and server identities, and the
     deliberately defective variants of the client (each a property, listed by :meth:`identities`).
-
-    ``Lab(seed)`` is reproducible to the byte; ``Lab()`` draws a random seed (shown as ``lab.seed``,
-    so a surprising run can be repeated). Material is made on first use and kept.
-    """
+    ``Lab(seed)`` is reproducible to the byte; ``Lab()`` draws a random seed (shown as ``lab.seed``, so a
+    surprising run can be repeated). Material is made on first use and kept."""
 
     def __init__(
         self,

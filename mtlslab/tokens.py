@@ -225,9 +225,9 @@ class AccessToken:
 
     def _repr_html_(self) -> str:
         parts = [
-            f"<div style='font-weight:bold'>Access token · {html.escape(self.variant)} ({self.kind})</div>",
-            f"<div style='color:#555'>{html.escape(self.description)}</div>",
+            f"<div style='font-weight:bold'>Access token · {html.escape(self.variant)} ({self.kind})</div>"
         ]
+        parts.append(f"<div style='color:#555'>{html.escape(self.description)}</div>")
         if self.kind == "jwt":
             for title, body in (("header", self.header()), ("claims", self.claims())):
                 text = json.dumps(body, indent=2)
@@ -489,7 +489,7 @@ class _Mint:
         return self.bound_to.x5t_s256
 
     def claims(self, cnf: Any = _X5T, *, now: dt.datetime | None = None) -> dict[str, Any]:
-        """The lab claims with this variant's ``jti`` and ``cnf`` (default: the certificate's ``x5t#S256``)."""
+        """The lab claims with this variant's ``jti`` and ``cnf`` (default: the certificate's x5t#S256)."""
         cnf = {"x5t#S256": self.x5t} if cnf is _X5T else cnf
         claims = self.asrv.claims(now=now or self.now, jti=self.asrv.jti(self.name))
         if cnf is not None:  # anything but a JSON object (RFC 7800 §3.1 wants one) is set as given

@@ -48,7 +48,7 @@ __all__ = [
     "solution",
 ]
 
-#: The seed of every attendee's lab (notebooks, widgets): the thumbprints on the slides match every laptop.
+#: The seed of every attendee's lab (notebooks, widgets): slides and laptops show one thumbprint.
 LAB_SEED = "workshop"
 
 
@@ -263,7 +263,7 @@ def _spki(certificate: x509.Certificate) -> bytes:
     )
 
 
-#: Thumbprint look-alikes an attendee may compute instead of the client's ``x5t#S256``, by their name in JSON.
+#: Look-alikes an attendee may compute instead of the client's ``x5t#S256``, by their JSON name.
 _LOOK_ALIKES: dict[str, Callable[[Simulator], str]] = {
     "sha256-hex": lambda sim: hashlib.sha256(sim.lab.client.der).hexdigest(),
     "base64url-padded": lambda sim: _b64(sim.lab.client.der, pad=True),

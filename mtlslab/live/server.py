@@ -436,8 +436,8 @@ class Listener:
 
     @property
     def on_loopback(self) -> bool:
-        """Whether the listener is on loopback only, judged by the address bound (``localhost``, ``127.0.0.2``,
-        ``::1``: yes; ``0.0.0.0``, an empty host: no), also after :meth:`close`."""
+        """Whether the listener is on loopback only, judged by the address bound (``localhost``,
+        ``127.0.0.2``, ``::1``: yes; ``0.0.0.0``, an empty host: no), also after :meth:`close`."""
         return is_loopback(self.address)
 
     def start(self) -> Any:
@@ -762,7 +762,7 @@ class _ResourceServer(Listener):
         required_scope: str = "read",
         refusal: Refusal = "alert",
     ) -> None:
-        # What can fail comes before the socket is bound, or (the TLS context) is guarded: nothing stays open.
+        # What can fail comes before the bind, or is guarded (the TLS context): nothing stays open.
         limits = limits or Limits()
         self.lab = lab
         self.deployment = interpretation.adapt(deployment)
