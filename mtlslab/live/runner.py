@@ -127,11 +127,11 @@ class LiveStack:
             "now": None if wall_clock else simulator.now,
             "limits": limits,
         }
+        proxied = self.deployment.topology is Topology.PROXY
+        # The origin stays on loopback; the proxy is what clients reach, so it takes host and port.
+        self.server = Origin(**common) if proxied else LiveServer(host=host, port=port, **common)
         self.proxy: Proxy | None = None
-        self.server: LiveServer | Origin
-        if self.deployment.topology is Topology.PROXY:
-            self.server = Origin(**common)
-            # The origin stays on loopback; the proxy is what clients reach, so it takes host and port.
+        if proxied:
             try:
                 self.proxy = make_proxy(
                     proxy,
@@ -145,8 +145,6 @@ class LiveStack:
             except BaseException:
                 self.server.close()
                 raise
-        else:
-            self.server = LiveServer(host=host, port=port, **common)
         front = self.proxy if self.proxy is not None else self.server
         #: The address clients' connections arrive at (None behind haproxy).
         self.address = front.address if isinstance(front, Listener) else None
