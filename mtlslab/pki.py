@@ -1,6 +1,4 @@
-"""The lab PKI: a reproducible CA, client and server identities, and ``x5t#S256``.
-
-One front door, strict underneath::
+"""The lab PKI: a reproducible CA, client and server identities, and ``x5t#S256``::
 
     lab = Lab(seed="workshop-2026")
     lab.client.x5t_s256            # the same string on every machine for this seed
@@ -11,9 +9,7 @@ Reproducible from a seed: every EC P-256 and Ed25519 key (HKDF from the seed), e
 serials and validity; deterministic ECDSA per RFC 6979, or Ed25519), so every thumbprint.
 What is not: RSA keys. Deriving one needs hand-rolled prime generation, which mtlslab refuses: they are
 fresh random keys, so what is made with one differs from run to run (even if PKCS#1 v1.5 is not random).
-
-Validity uses fixed lab dates, not the wall clock: :data:`LAB_EPOCH` to :data:`LAB_NOT_AFTER`, a window
-that contains today (real TLS stacks accept the certificates) and the lab clock :data:`LAB_NOW`.
+Validity uses fixed lab dates (:data:`LAB_EPOCH` to :data:`LAB_NOT_AFTER`), not the wall clock.
 
 Spec references: RFC 8705 §2.1 (``tls_client_auth`` and its metadata), §2.2
 (``self_signed_tls_client_auth``), §3.1 (``x5t#S256``: base64url, no padding, of the SHA-256 of the DER).
@@ -29,6 +25,7 @@ import datetime as dt
 import enum
 import errno
 import hashlib
+import hmac
 import html
 import ipaddress
 import os
@@ -44,7 +41,7 @@ import jwt.algorithms
 import jwt.utils
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -119,10 +116,6 @@ class KeyType(enum.Enum):
         return self is not KeyType.RSA
 
 
-# --------------------------------------------------------------------------------------------------
-# Artefacts: one type for every PEM/DER output.
-
-
 @dataclass(frozen=True, slots=True)
 class Artefact:
     """PEM (or DER) bytes of one certificate, chain or key, as trustme's ``Blob``."""
@@ -144,10 +137,9 @@ class Artefact:
         return self.kind == "private key"
 
     def write_to_path(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write to ``path`` (private keys 0600, everything else 0644) and return it. An existing ``path``
-        (a symbolic link too) is refused with :class:`FileExistsError` unless ``force``. The bytes go to a
-        new file next to it (:func:`tempfile.mkstemp`: ``O_EXCL``), renamed over ``path``: a link there is
-        replaced, never written through."""
+        """Write to ``path`` (private keys 0600, the rest 0644) and return it; an existing ``path`` (a link
+        too) is refused with :class:`FileExistsError` unless ``force``. The bytes go to a new file beside
+        it (:func:`tempfile.mkstemp`, ``O_EXCL``) renamed over ``path``: a link is replaced, not followed."""
         target = Path(path)
         if not force and os.path.lexists(target):
             raise FileExistsError(
@@ -182,10 +174,6 @@ class Artefact:
         return f"<Artefact {self.kind} {len(self.data)} bytes>"
 
 
-# --------------------------------------------------------------------------------------------------
-# Loading and thumbprints.
-
-
 def load_certificate(
     data: x509.Certificate | builtins.bytes | str, *, field: str = "certificate"
 ) -> x509.Certificate:
@@ -205,19 +193,15 @@ def load_certificate(
         raise CertificateError(field, "empty input")
     # PEM may follow explanatory text (openssl's "Bag Attributes", a subject line): look for the block.
     pem_start = raw.find(b"-----BEGIN CERTIFICATE-----")
+    if pem_start < 0 and b"-----BEGIN" in raw:
+        kind = raw[raw.find(b"-----BEGIN") :].split(b"\n", 1)[0].decode("ascii", "replace")
+        raise CertificateError(field, f"PEM block is {kind.strip()!r}, not a CERTIFICATE")
+    if pem_start < 0 and isinstance(data, str):
+        raise CertificateError(field, "text without a -----BEGIN CERTIFICATE----- block is not PEM")
     try:
         if pem_start >= 0:
             return x509.load_pem_x509_certificate(raw[pem_start:])
-        if b"-----BEGIN" in raw:
-            kind = raw[raw.find(b"-----BEGIN") :].split(b"\n", 1)[0].decode("ascii", "replace")
-            raise CertificateError(field, f"PEM block is {kind.strip()!r}, not a CERTIFICATE")
-        if isinstance(data, str):
-            raise CertificateError(
-                field, "text without a -----BEGIN CERTIFICATE----- block is not PEM"
-            )
         return x509.load_der_x509_certificate(raw)
-    except CertificateError:
-        raise
     except (ValueError, UnsupportedAlgorithm) as exc:
         form = "PEM" if pem_start >= 0 else "DER"
         raise CertificateError(field, f"not a valid {form} certificate ({exc})") from None
@@ -239,9 +223,8 @@ def x5t_s256(cert: x509.Certificate | builtins.bytes | str) -> str:
 
 
 def same_thumbprint(expected: object, presented: str) -> bool:
-    """Whether the thumbprint a token carries (any JSON value) is exactly ``presented``, compared in constant
-    time. A value that is not a string, or not valid Unicode (a lone surrogate escaped in the JSON), does
-    not match; it never raises."""
+    """Whether the thumbprint a token carries (any JSON value) is exactly ``presented``, in constant time; a
+    non-string, or invalid Unicode (a lone surrogate escaped in the JSON), does not match, never raises."""
     return isinstance(expected, str) and secrets.compare_digest(
         expected.encode("utf-8", "surrogatepass"), presented.encode("utf-8", "surrogatepass")
     )
@@ -258,12 +241,10 @@ def load_private_key(data: builtins.bytes | str, *, field: str = "private key") 
     if not isinstance(data, (str, builtins.bytes, bytearray, memoryview)):
         raise KeyTypeError(field, f"expected PEM or DER, got {type(data).__name__}")
     raw = data.encode() if isinstance(data, str) else builtins.bytes(data)
+    pem = raw.lstrip().startswith(b"-----")
     try:
-        key = (
-            serialization.load_pem_private_key(raw, password=None)
-            if raw.lstrip().startswith(b"-----")
-            else serialization.load_der_private_key(raw, password=None)
-        )
+        load = serialization.load_pem_private_key if pem else serialization.load_der_private_key
+        key = load(raw, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyTypeError(field, f"not a usable unencrypted private key ({exc})") from None
     if not isinstance(key, _PRIVATE_TYPES):
@@ -306,10 +287,6 @@ def _extension(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | N
 
 def _san_of(cert: x509.Certificate) -> tuple[x509.GeneralName, ...]:
     return tuple(_extension(cert, x509.SubjectAlternativeName) or ())
-
-
-# --------------------------------------------------------------------------------------------------
-# Chain validation.
 
 
 class ChainProblem(enum.Enum):
@@ -403,9 +380,6 @@ def _classify(cert: x509.Certificate, at: dt.datetime) -> ChainProblem:
     return ChainProblem.UNTRUSTED_ISSUER
 
 
-# --------------------------------------------------------------------------------------------------
-# Identities.
-
 _MatchKind = Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
 
 
@@ -440,7 +414,6 @@ class Identity:
     defect: str | None = field(default=None, compare=False)
     issuer: CertificateAuthority | None = field(default=None, repr=False, compare=False)
 
-    # ---- values ---------------------------------------------------------------------------------
     @property
     def der(self) -> builtins.bytes:
         """The certificate's DER encoding."""
@@ -480,7 +453,6 @@ class Identity:
         )
         return Artefact(pem, "private key")
 
-    # ---- RFC 8705 metadata ----------------------------------------------------------------------
     def jwks(self) -> dict[str, Any]:
         """The JWK Set a ``self_signed_tls_client_auth`` client registers (RFC 8705 §2.2), with ``x5c``."""
         jwk = public_jwk(self.private_key)
@@ -508,7 +480,6 @@ class Identity:
         with self.cert_chain_pem.tempfile() as certfile, self.private_key_pem.tempfile() as keyfile:
             ctx.load_cert_chain(certfile, keyfile)
 
-    # ---- deliberately defective variants: the same subject and key --------------------------------
     def _reissue(
         self,
         defect: str,
@@ -562,7 +533,6 @@ class Identity:
             raise CertificateError("identity", f"{self.name} is self-signed already")
         return self._reissue("self-signed", itself=True)
 
-    # ---- display ---------------------------------------------------------------------------------
     def __repr__(self) -> str:
         subject = self.certificate.subject.rfc4514_string()
         defect = f" defect={self.defect}" if self.defect else ""
@@ -615,10 +585,6 @@ def certificate_html(
         "<div style='border:1px solid #ccc;border-radius:4px;padding:6px;margin:4px 0'>"
         f"<div style='font-weight:bold;margin-bottom:4px'>{html.escape(title)}</div>{table}</div>"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Certificate authorities.
 
 
 def _name(common_name: str) -> x509.Name:
@@ -792,10 +758,6 @@ def _san_names(given: Mapping[_MatchKind, Sequence[str]]) -> list[x509.GeneralNa
     return [make(value) for kind, make in _SAN_KINDS.items() for value in given.get(kind, ())]
 
 
-# --------------------------------------------------------------------------------------------------
-# The lab.
-
-
 #: The named client identities of a :class:`Lab`, in the order :meth:`Lab.identities` lists them; each is the
 #: attribute of the same name with ``_`` for ``-``.
 _IDENTITY_NAMES = (
@@ -813,10 +775,8 @@ _IDENTITY_NAMES = (
 class Lab:
     """Everything a workshop needs, derived from one seed: CAs, client and server identities, and the
     deliberately defective variants of the client (each a property, listed by :meth:`identities`).
-
-    ``Lab(seed)`` is reproducible to the byte; ``Lab()`` draws a random seed (shown as ``lab.seed``,
-    so a surprising run can be repeated). Material is made on first use and kept.
-    """
+    ``Lab(seed)`` is reproducible to the byte; ``Lab()`` draws a random seed (shown as ``lab.seed``, so a
+    surprising run can be repeated). Material is made on first use and kept."""
 
     def __init__(
         self,
@@ -833,15 +793,11 @@ class Lab:
             )
         # RFC 5869 §2.2 HKDF-Extract once per lab; derive() runs only HKDF-Expand per label. The output is
         # exactly HKDF(salt, seed, label), but a lab's many derivations no longer repeat the extract step.
-        extract = hmac.HMAC(_DERIVATION_SALT, hashes.SHA256())
-        extract.update(
-            self.seed if isinstance(self.seed, builtins.bytes) else str(self.seed).encode()
-        )
-        self._prk = extract.finalize()
+        material = self.seed if isinstance(self.seed, builtins.bytes) else str(self.seed).encode()
+        self._prk = hmac.digest(_DERIVATION_SALT, material, "sha256")
         self.with_intermediate = intermediate
         self.client_key_type = client_key_type
 
-    # ---- derivation ------------------------------------------------------------------------------
     def derive(self, label: str, length: int = 32) -> builtins.bytes:
         """``length`` bytes derived from the seed for ``label`` (HKDF-SHA256)."""
         expand = HKDFExpand(algorithm=hashes.SHA256(), length=length, info=label.encode())
@@ -865,7 +821,6 @@ class Lab:
         """A positive 127-bit certificate serial derived from the seed for ``label``."""
         return int.from_bytes(self.derive(f"serial/{label}", 16), "big") >> 1 or 1
 
-    # ---- the CAs ---------------------------------------------------------------------------------
     @cached_property
     def ca(self) -> CertificateAuthority:
         """The lab's root CA."""
@@ -886,7 +841,6 @@ class Lab:
         cert = _issue(self.serial(f"ca/{name}"), _name(common_name), key, ca=True)
         return CertificateAuthority(name=name, certificate=cert, private_key=key, lab=self)
 
-    # ---- the identities ---------------------------------------------------------------------------
     @cached_property
     def client(self) -> Identity:
         """The lab client (``tls_client_auth`` by subject DN); bound tokens are bound to this one."""

@@ -1,19 +1,13 @@
 """Access tokens: JWTs per RFC 9068 bound by ``cnf.x5t#S256`` or ``cnf.jkt``, opaque tokens with RFC 7662
-introspection, DPoP proofs, and deliberately broken variants — all minted by a lab authorization server.
-
-::
+introspection, DPoP proofs, and deliberately broken variants — all minted by a lab authorization server::
 
     asrv = AuthorizationServer(lab)                  # ES256, key derived from the lab seed
     token = asrv.mint("bound")                       # bound to lab.client by cnf.x5t#S256 (RFC 8705 §3)
-    token.claims()["cnf"]                            # {'x5t#S256': '...'}
-    asrv.jwks()                                      # what a resource server trusts
+    token.claims()["cnf"], asrv.jwks()               # {'x5t#S256': '...'}; what a resource server trusts
 
-Every variant in :data:`TOKEN_VARIANTS` is a named recipe (rules as data); ``asrv.mint(name)`` makes it.
-Reproducibility: ES256 tokens are signed with deterministic ECDSA (RFC 6979) and EdDSA is deterministic by
-design, so with a seeded lab the same token string comes out on every machine. RS256 and PS256 use a
-fresh random RSA key (and PS256 a random salt), so those tokens differ from run to run.
-
-Nothing here decides whether a token is acceptable; that is :mod:`mtlslab.rs`.
+Every variant in :data:`TOKEN_VARIANTS` is a named recipe (rules as data). ES256 (deterministic ECDSA, RFC
+6979) and EdDSA tokens of a seeded lab are the same string on every machine; RS256 and PS256 use a fresh
+random RSA key (and PS256 a random salt). Whether a token is acceptable is :mod:`mtlslab.rs`'s to decide.
 """
 
 from __future__ import annotations
@@ -80,10 +74,6 @@ LAB_RESOURCE = "https://rs.mtlslab.test/resource"
 _TOKEN_LIFETIME = dt.timedelta(hours=1)
 
 
-# --------------------------------------------------------------------------------------------------
-# JWS plumbing: pyjwt with two private algorithm overrides.
-
-
 class _DeterministicECAlgorithm(jwt.algorithms.ECAlgorithm):
     """pyjwt's ES256 with deterministic ECDSA (RFC 6979), so seeded tokens are reproducible."""
 
@@ -93,10 +83,8 @@ class _DeterministicECAlgorithm(jwt.algorithms.ECAlgorithm):
 
 
 class _UnguardedHMACAlgorithm(jwt.algorithms.HMACAlgorithm):
-    """HS256 that accepts a PEM public key as the secret: the algorithm-confusion attack, on purpose.
-
-    pyjwt refuses this (rightly); the lab needs to *make* such a token to show a resource server refusing it.
-    """
+    """HS256 that accepts a PEM public key as the secret (the algorithm-confusion attack, on purpose): pyjwt
+    refuses this, rightly; the lab makes such a token to show a resource server refusing it."""
 
     def prepare_key(self, key: str | bytes) -> bytes:
         return key.encode() if isinstance(key, str) else bytes(key)
@@ -126,9 +114,6 @@ def _epoch(when: dt.datetime) -> int:
     return int(when.timestamp())
 
 
-# --------------------------------------------------------------------------------------------------
-# RFC 7638 and RFC 9449 helpers.
-
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
     "RSA": ("e", "kty", "n"),
@@ -138,23 +123,19 @@ _THUMBPRINT_MEMBERS = {
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 JWK SHA-256 thumbprint (base64url, unpadded): the value of ``cnf.jkt`` (RFC 9449 §6.1).
-
-    Only the required members of the key type take part, in lexicographic order, as compact JSON.
-    """
+    """RFC 7638 JWK SHA-256 thumbprint (base64url, unpadded), the value of ``cnf.jkt`` (RFC 9449 §6.1):
+    over the key type's required members only, in lexicographic order, as compact JSON."""
     if not isinstance(jwk, Mapping):
         raise TokenError("jwk", f"expected a JSON object, got {type(jwk).__name__}")
     kty = jwk.get("kty")
     if not isinstance(kty, str) or kty not in _THUMBPRINT_MEMBERS:
         raise TokenError("jwk.kty", f"unsupported or missing key type {kty!r} (RFC 7638 §3.2)")
-    required = {}
-    for name in _THUMBPRINT_MEMBERS[kty]:
-        value = jwk.get(name)
+    required = {name: jwk.get(name) for name in _THUMBPRINT_MEMBERS[kty]}
+    for name, value in required.items():
         if not isinstance(value, str):
             raise TokenError(
                 f"jwk.{name}", f"required member missing or not a string for kty {kty}"
             )
-        required[name] = value
     canonical = json.dumps(
         required, separators=(",", ":"), sort_keys=True, ensure_ascii=False
     ).encode("utf-8")
@@ -206,17 +187,13 @@ def dpop_proof(
 ) -> str:
     """A DPoP proof JWT (RFC 9449 §4.2): ``typ: dpop+jwt``, ES256, the public ``jwk``; ``jti``, ``htm``,
     ``htu``, ``iat`` and, with an access token, ``ath``. Overrides make deliberately broken proofs."""
-    headers: dict[str, Any] = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk}
+    headers = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk, **(header_overrides or {})}
     claims: dict[str, Any] = {"jti": jti, "htm": htm, "htu": htu, "iat": _epoch(iat)}
     if access_token is not None:
         claims["ath"] = access_token_hash(access_token)
-    headers.update(header_overrides or {})
     claims.update(claim_overrides or {})
     return _SIGNER.encode(_json(claims), key.private_key, algorithm="ES256", headers=headers)
 
-
-# --------------------------------------------------------------------------------------------------
-# Tokens.
 
 TokenKind = Literal["jwt", "opaque", "malformed", "none"]
 
@@ -268,10 +245,8 @@ class AccessToken:
 
 
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims of a compact JWS without checking the signature (for display and inspection).
-
-    Raises :class:`~mtlslab.errors.TokenError` naming the part that is not a JWT.
-    """
+    """Header and claims of a compact JWS without checking the signature (for display and inspection); a
+    :class:`~mtlslab.errors.TokenError` names the part that is not a JWT."""
     if not isinstance(token, str):
         raise TokenError("token", f"expected a string, got {type(token).__name__}")
     if token.count(".") != 2:
@@ -318,11 +293,12 @@ class IntrospectionResponse(dict[str, Any]):
         return f"<IntrospectionResponse {active}{cnf} {dict.__repr__(self)}>"
 
     def _repr_html_(self) -> str:
-        colour = "#1b7f3b" if self.get("active") is True else "#b00020"
+        active = self.get("active") is True
+        colour, state = ("#1b7f3b", "active") if active else ("#b00020", "inactive")
         return (
             "<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
             f"<div style='font-weight:bold;color:{colour}'>Introspection response (RFC 7662 §2.2): "
-            f"{'active' if self.get('active') is True else 'inactive'}</div>"
+            f"{state}</div>"
             "<pre style='margin:2px 0;background:#f6f6f6;padding:4px'>"
             f"{html.escape(json.dumps(dict(self), indent=2))}</pre></div>"
         )
@@ -330,10 +306,8 @@ class IntrospectionResponse(dict[str, Any]):
 
 class AuthorizationServer:
     """The lab's authorization server: signing key, public JWKS, token minting and RFC 7662 introspection.
-
-    ES256 (default) and EdDSA keys are derived from the lab seed; RS256/PS256 keys are random (see the
-    module docs). ``kid`` is the RFC 7638 thumbprint of the public key.
-    """
+    ES256 and EdDSA keys derive from the lab seed, RS256/PS256 keys are random; ``kid`` is the RFC 7638
+    thumbprint of the public key."""
 
     def __init__(
         self,
@@ -345,22 +319,15 @@ class AuthorizationServer:
     ) -> None:
         if alg not in ALGORITHMS:
             raise KeyTypeError("alg", f"{alg!r} is not one of {', '.join(ALGORITHMS)}")
-        self.lab = lab
-        self.alg = alg
-        self.issuer = issuer
-        self.audience = audience
-        self.signing_key: PrivateKey = self._key(lab, alg, "as/signing")
+        self.lab, self.alg, self.issuer, self.audience = lab, alg, issuer, audience
+        key_type = {"ES256": KeyType.EC, "EdDSA": KeyType.ED25519}.get(alg, KeyType.RSA)
+        self.signing_key: PrivateKey = lab.key("as/signing", key_type)
         # A second key of the same type that never appears in the JWKS: for "bad signature".
-        self.impostor_key: PrivateKey = self._key(lab, alg, "as/impostor")
+        self.impostor_key: PrivateKey = lab.key("as/impostor", key_type)
         self.kid = jwk_thumbprint(public_jwk(self.signing_key))
         self._introspection: dict[str, dict[str, Any]] = {}
         self._revoked: set[str] = set()
         self._cache: dict[tuple[str, Identity, DPoPKey | None, dt.datetime], AccessToken] = {}
-
-    @staticmethod
-    def _key(lab: Lab, alg: str, label: str) -> PrivateKey:
-        key_type = {"ES256": KeyType.EC, "EdDSA": KeyType.ED25519}.get(alg, KeyType.RSA)
-        return lab.key(label, key_type)
 
     @functools.cached_property
     def dpop_key(self) -> DPoPKey:
@@ -372,11 +339,9 @@ class AuthorizationServer:
         """Whether tokens from this server are identical from run to run for a seeded lab."""
         return self.alg in ("ES256", "EdDSA") and self.lab.seeded
 
-    # ---- keys -----------------------------------------------------------------------------------
     def jwks(self) -> dict[str, Any]:
         """The public JWK Set a resource server uses to verify lab tokens."""
-        jwk = public_jwk(self.signing_key)
-        jwk.update({"kid": self.kid, "use": "sig", "alg": self.alg})
+        jwk = {**public_jwk(self.signing_key), "kid": self.kid, "use": "sig", "alg": self.alg}
         return {"keys": [jwk]}
 
     def metadata(self) -> dict[str, Any]:
@@ -395,7 +360,6 @@ class AuthorizationServer:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    # ---- minting --------------------------------------------------------------------------------
     def claims(
         self,
         *,
@@ -431,9 +395,8 @@ class AuthorizationServer:
     ) -> str:
         """Sign ``claims`` (a mapping, or raw payload bytes) as an RFC 9068 JWT: ``typ: at+jwt``, our ``kid``."""
         payload = claims if isinstance(claims, bytes) else _json(dict(claims))
-        hdr: dict[str, Any] = {"typ": "at+jwt", "kid": self.kid}
-        hdr.update(headers or {})
-        return _SIGNER.encode(payload, key or self.signing_key, algorithm=self.alg, headers=hdr)
+        header = {"typ": "at+jwt", "kid": self.kid, **(headers or {})}
+        return _SIGNER.encode(payload, key or self.signing_key, algorithm=self.alg, headers=header)
 
     def jti(self, label: str) -> str:
         """A reproducible token identifier for ``label``."""
@@ -458,14 +421,8 @@ class AuthorizationServer:
         cache_key = (variant, identity, dpop_key, now)
         found = self._cache.get(cache_key)
         if found is None:
-            mint = _Mint(
-                asrv=self,
-                name=variant,
-                description=recipe.description,
-                bound_to=identity,
-                dpop_key=dpop_key or self.dpop_key,
-                now=now,
-            )
+            proof_key = dpop_key or self.dpop_key
+            mint = _Mint(asrv=self, name=variant, bound_to=identity, dpop_key=proof_key, now=now)
             found = self._cache[cache_key] = recipe.make(mint)
         return found
 
@@ -478,22 +435,16 @@ class AuthorizationServer:
         self._revoked.add(token)
 
     def introspect(self, token: str, *, now: dt.datetime = LAB_NOW) -> IntrospectionResponse:
-        """RFC 7662 §2.2 response for ``token`` at ``now``: active only for a token this server issued, not
-        revoked, and within its validity window — issued, not expired, and past any ``nbf`` (RFC 7662 §2.2;
-        §4: the server "MUST determine whether or not a token's valid period has started yet").
-
-        The server knows its own tokens, whichever process minted them: its opaque tokens are derived from the
-        lab seed, and its JWTs carry its signature. Certificate-bound tokens carry ``cnf`` with ``x5t#S256``
-        (RFC 8705 §3.2).
-        """
+        """RFC 7662 §2.2 response for ``token`` at ``now``: active only for a token this server issued (in
+        any process: its JWTs carry its signature, its opaque tokens derive from the seed), not revoked, not
+        expired and past any ``nbf`` (§4: the server "MUST determine whether or not a token's valid period
+        has started yet"); a certificate-bound one carries ``cnf`` with ``x5t#S256`` (RFC 8705 §3.2)."""
         record = self._introspection.get(token) or self._own(token, now)
         if record is None or token in self._revoked:
             return IntrospectionResponse(active=False)
-        at = _epoch(now)
-        exp, nbf = record.get("exp"), record.get("nbf")
-        if isinstance(exp, (int, float)) and at >= exp:
-            return IntrospectionResponse(active=False)
-        if isinstance(nbf, (int, float)) and at < nbf:
+        at, exp, nbf = _epoch(now), record.get("exp"), record.get("nbf")
+        expired = isinstance(exp, (int, float)) and at >= exp
+        if expired or (isinstance(nbf, (int, float)) and at < nbf):
             return IntrospectionResponse(active=False)
         return IntrospectionResponse({"active": True, **record})
 
@@ -501,10 +452,9 @@ class AuthorizationServer:
         """What this server issued as ``token`` in another process: a JWT its key signed, or one of its
         seed-derived opaque tokens (minted again here to know them)."""
         if token.count(".") == 2:
+            key = self.signing_key.public_key()
             try:
-                claims = _PLAIN_SIGNER.decode_complete(
-                    token, self.signing_key.public_key(), algorithms=[self.alg]
-                )
+                claims = _PLAIN_SIGNER.decode_complete(token, key, algorithms=[self.alg])
                 payload = json.loads(claims["payload"])
             except (jwt.PyJWTError, ValueError):
                 return None
@@ -519,11 +469,6 @@ class AuthorizationServer:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"
 
 
-# --------------------------------------------------------------------------------------------------
-# The variants (rules as data): each recipe is a function of the mint, registered with its name, kind,
-# clause and description, in the order they are listed. A new variant is one more decorated function.
-
-
 #: The default ``cnf`` of a lab token: the ``x5t#S256`` of the certificate it is bound to.
 _X5T: Any = object()
 
@@ -534,7 +479,6 @@ class _Mint:
 
     asrv: AuthorizationServer
     name: str
-    description: str
     bound_to: Identity
     dpop_key: DPoPKey
     now: dt.datetime
@@ -545,16 +489,11 @@ class _Mint:
         return self.bound_to.x5t_s256
 
     def claims(self, cnf: Any = _X5T, *, now: dt.datetime | None = None) -> dict[str, Any]:
-        """The lab claims with this variant's ``jti`` and ``cnf`` (by default the certificate's
-        ``x5t#S256``; as given, even when not a JSON object)."""
+        """The lab claims with this variant's ``jti`` and ``cnf`` (default: the certificate's x5t#S256)."""
         cnf = {"x5t#S256": self.x5t} if cnf is _X5T else cnf
-        claims = self.asrv.claims(
-            now=now or self.now,
-            jti=self.asrv.jti(self.name),
-            cnf=cnf if isinstance(cnf, Mapping) else None,
-        )
-        if cnf is not None and not isinstance(cnf, Mapping):
-            claims["cnf"] = cnf  # not a JSON object (RFC 7800 §3.1 wants one): set exactly as given
+        claims = self.asrv.claims(now=now or self.now, jti=self.asrv.jti(self.name))
+        if cnf is not None:  # anything but a JSON object (RFC 7800 §3.1 wants one) is set as given
+            claims["cnf"] = dict(cnf) if isinstance(cnf, Mapping) else cnf
         return claims
 
     def token(
@@ -565,7 +504,7 @@ class _Mint:
             value=value,
             variant=self.name,
             kind=kind,
-            description=self.description,
+            description=TOKEN_VARIANTS[self.name].description,
             bound_x5t=self.x5t if x5t else None,
             bound_jkt=jkt,
         )
@@ -581,9 +520,8 @@ class _Mint:
         x5t: bool = True,
         jkt: str | None = None,
     ) -> AccessToken:
-        """A JWT signed by the server (or with ``key``), bound by default to the mint's certificate. Only a
-        token signed by the server's own key and naming it as issuer is known to its introspection (RFC 7662
-        §2.2: to it, any other is an unknown token)."""
+        """A JWT signed by the server (or with ``key``), bound by default to the mint's certificate; known to
+        the server's introspection only if signed by its key and naming it as issuer (RFC 7662 §2.2)."""
         payload = self.claims(cnf, now=now)
         payload.update(claims or {})
         value = self.asrv.sign(payload, key=key, headers=headers)
@@ -638,10 +576,9 @@ def _x5c_header(m: _Mint) -> AccessToken:
     serial = int.from_bytes(m.asrv.lab.derive("attacker/serial", 16), "big") >> 1 or 1
     builder = x509.CertificateBuilder().subject_name(name).issuer_name(name)
     builder = builder.public_key(key.public_key()).serial_number(serial)
-    certificate = sign_certificate(
-        builder.not_valid_before(LAB_EPOCH).not_valid_after(LAB_NOT_AFTER), key
-    )
-    return m.attacker_signed({"x5c": [_b64(certificate.public_bytes(serialization.Encoding.DER))]})
+    builder = builder.not_valid_before(LAB_EPOCH).not_valid_after(LAB_NOT_AFTER)
+    der = sign_certificate(builder, key).public_bytes(serialization.Encoding.DER)
+    return m.attacker_signed({"x5c": [_b64(der)]})
 
 
 def _duplicate_header(m: _Mint) -> AccessToken:
@@ -662,9 +599,7 @@ def _duplicate_cnf(m: _Mint) -> AccessToken:
 
 
 def _malformed(m: _Mint, shape: str) -> AccessToken:
-    if (
-        shape == "json"
-    ):  # properly signed, so the signature is not what fails: the payload is not JSON
+    if shape == "json":  # signed properly: what fails is the payload, not JSON
         return m.token(m.asrv.sign(b'{"iss": "https://as.mtlslab.test", '), "malformed", x5t=False)
     header, payload, signature = m.asrv.sign(m.claims()).split(".")
     if shape == "parts":

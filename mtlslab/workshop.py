@@ -1,16 +1,9 @@
 """Workshop exercises (notebook 06) as data, checked against the core, and a mailing-list export.
 
 Each :class:`Exercise` holds a question, what the attendee supplies, how the correct answer is *computed*
-from the core (a seeded lab, the scenario catalogue, the interpretations — never typed in), and what the
-recognisable wrong answers mean, each citing its RFC clause::
-
-    from mtlslab import workshop
-    workshop.EXERCISES["thumbprint"]             # the question; renders in a notebook
-    workshop.check("thumbprint", "0a1b...")      # CheckResult: .ok, .explanation; renders green or red
-
-A wrong answer is a returned :class:`CheckResult` with ``ok=False``, never an exception; an unknown
-exercise id raises :class:`~mtlslab.errors.InputError` with the nearest ids.
-
+from the core (never typed in), and what recognisable wrong answers mean, citing the clause.
+``check("thumbprint", "0a1b...")`` returns a :class:`CheckResult` (``ok=False`` for a wrong answer, never
+an exception; an unknown exercise id raises :class:`~mtlslab.errors.InputError` naming the nearest).
 :func:`mailing_list_text` turns a matrix into a plain-text message body no wider than 72 columns.
 """
 
@@ -55,20 +48,14 @@ __all__ = [
     "solution",
 ]
 
-#: The seed every attendee's lab uses (the notebooks' and the widgets'), so the thumbprints on the slides
-#: match every laptop.
+#: The seed of every attendee's lab (notebooks, widgets): slides and laptops show one thumbprint.
 LAB_SEED = "workshop"
 
 
 @functools.lru_cache(maxsize=8)
 def simulator(seed: str = LAB_SEED) -> Simulator:
-    """The workshop's simulator (``Lab(seed=LAB_SEED)``; the widgets' for another seed), made once per
-    process: its caches make every later question cheap."""
+    """The workshop's simulator (``Lab(seed=LAB_SEED)``; the widgets' for another seed), made once."""
     return Simulator(Lab(seed=seed))
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading answers.
 
 
 def _answer_error(reason: str) -> InputError:
@@ -109,16 +96,15 @@ _MOMENTS = {"handshake": "handshake", "first_read": "first_read", "first-read": 
 def parse_alert(answer: Any) -> tuple[str, str]:
     """A TLS alert and when the client notices it: ``("certificate_required", "first_read")``, from
     ``"certificate_required first_read"``, ``"certificate_required at the first read"`` or a pair."""
+    words: list[str] = []
     if isinstance(answer, (tuple, list)) and len(answer) == 2:
-        name, moment = (str(p).strip().lower() for p in answer)
+        words = [str(p).strip().lower() for p in answer]
     elif isinstance(answer, str):
         text = answer.lower().replace("first read", "first_read").replace(" at the ", " ")
         words = [w for w in text.replace(",", " ").split() if w not in ("at", "the", "during")]
-        if len(words) != 2:
-            raise _answer_error("give the alert name and 'handshake' or 'first_read'")
-        name, moment = words
-    else:
+    if len(words) != 2:
         raise _answer_error("give the alert name and 'handshake' or 'first_read'")
+    name, moment = words
     if moment not in _MOMENTS:
         raise _answer_error(
             f"{moment!r}: the client notices at the 'handshake' or at its 'first_read'"
@@ -152,11 +138,6 @@ def _text(answer: Any) -> str:
 def _code(answer: Any) -> str:
     text = _text(answer).lower()
     return "none" if text in ("none", "unspecified", "nothing", "no error", "") else text
-
-
-# --------------------------------------------------------------------------------------------------
-# Exercises as data: the questions, what wrong answers mean and their clauses are
-# ``mtlslab/data/exercises.json``; how each answer is computed and read is below.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,23 +193,18 @@ class CheckResult:
         return self.ok
 
     def __str__(self) -> str:
-        mark = "✓ correct" if self.ok else "✗ not yet"
-        return (
-            f"{mark} ({self.exercise}): {self.explanation} [{self.clause.label}: {self.clause.url}]"
-        )
+        mark, clause = "✓ correct" if self.ok else "✗ not yet", self.clause
+        return f"{mark} ({self.exercise}): {self.explanation} [{clause.label}: {clause.url}]"
 
     def _repr_html_(self) -> str:
         colour, background, mark = (
             ("#1b5e20", "#e6f4ea", "✓ correct") if self.ok else ("#8e1b25", "#fde7e9", "✗ not yet")
         )
-        link = (
-            f"<a href='{html.escape(self.clause.url)}' target='_blank' rel='noopener noreferrer'>"
-            f"{html.escape(self.clause.label)}</a>"
-        )
         return (
             f"<div style='border:1px solid {colour};background:{background};color:{colour};padding:6px;"
             f"border-radius:4px'><b>{mark}</b> — {html.escape(self.exercise)}<div>{html.escape(self.explanation)} "
-            f"({link})</div></div>"
+            f"(<a href='{html.escape(self.clause.url)}' target='_blank' rel='noopener noreferrer'>"
+            f"{html.escape(self.clause.label)}</a>)</div></div>"
         )
 
 
@@ -275,13 +251,10 @@ _READERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _b64(digest: bytes, *, url: bool = True, pad: bool = False) -> str:
-    text = (base64.urlsafe_b64encode if url else base64.b64encode)(digest).decode("ascii")
+def _b64(data: bytes, *, url: bool = True, pad: bool = False, digest: str = "sha256") -> str:
+    raw = hashlib.new(digest, data, usedforsecurity=False).digest()
+    text = (base64.urlsafe_b64encode if url else base64.b64encode)(raw).decode("ascii")
     return text if pad else text.rstrip("=")
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def _spki(certificate: x509.Certificate) -> bytes:
@@ -290,17 +263,16 @@ def _spki(certificate: x509.Certificate) -> bytes:
     )
 
 
-#: The thumbprint look-alikes an attendee may compute instead of the lab client's ``x5t#S256``, by the
-#: name ``exercises.json`` explains them under.
+#: Look-alikes an attendee may compute instead of the client's ``x5t#S256``, by their JSON name.
 _LOOK_ALIKES: dict[str, Callable[[Simulator], str]] = {
-    "sha256-hex": lambda sim: _sha256(sim.lab.client.der).hex(),
-    "base64url-padded": lambda sim: _b64(_sha256(sim.lab.client.der), pad=True),
-    "base64-padded": lambda sim: _b64(_sha256(sim.lab.client.der), url=False, pad=True),
-    "base64-unpadded": lambda sim: _b64(_sha256(sim.lab.client.der), url=False),
-    "pem-text": lambda sim: _b64(_sha256(sim.lab.client.cert_pem.bytes())),
-    "pem-chain": lambda sim: _b64(_sha256(sim.lab.client.cert_chain_pem.bytes())),
-    "sha1": lambda sim: _b64(hashlib.sha1(sim.lab.client.der, usedforsecurity=False).digest()),
-    "public-key": lambda sim: _b64(_sha256(_spki(sim.lab.client.certificate))),
+    "sha256-hex": lambda sim: hashlib.sha256(sim.lab.client.der).hexdigest(),
+    "base64url-padded": lambda sim: _b64(sim.lab.client.der, pad=True),
+    "base64-padded": lambda sim: _b64(sim.lab.client.der, url=False, pad=True),
+    "base64-unpadded": lambda sim: _b64(sim.lab.client.der, url=False),
+    "pem-text": lambda sim: _b64(sim.lab.client.cert_pem.bytes()),
+    "pem-chain": lambda sim: _b64(sim.lab.client.cert_chain_pem.bytes()),
+    "sha1": lambda sim: _b64(sim.lab.client.der, digest="sha1"),
+    "public-key": lambda sim: _b64(_spki(sim.lab.client.certificate)),
     "other-client": lambda sim: sim.lab.other_client.x5t_s256,
 }
 
@@ -309,8 +281,7 @@ def _mistakes(
     entries: list[dict[str, str]], read: Callable[[Any], Any], solve: Callable[[Simulator], Any]
 ) -> Callable[[Simulator], Mapping[Any, Mistake]]:
     """What each recognisable wrong answer means: an answer as an attendee writes it (read as the exercise
-    reads answers), or a thumbprint look-alike computed for the lab (one that happens to be the right
-    answer, or an earlier look-alike, for this lab is left out)."""
+    reads answers), or a look-alike computed for the lab (left out if it is the right one, or seen before)."""
 
     def mistakes(sim: Simulator) -> Mapping[Any, Mistake]:
         found: dict[Any, Mistake] = {}
@@ -332,17 +303,11 @@ def _exercises() -> dict[str, Exercise]:
     text = importlib.resources.files("mtlslab").joinpath("data/exercises.json").read_text("utf-8")
     found = {}
     for entry in json.loads(text):
-        read = _READERS[entry["answer"]]
+        solve, read = _SOLUTIONS[entry["id"]], _READERS[entry["answer"]]
+        texts = {key: entry[key] for key in ("id", "title", "question", "supplies", "otherwise")}
+        wrong = _mistakes(entry["mistakes"], read, solve)
         found[entry["id"]] = Exercise(
-            id=entry["id"],
-            title=entry["title"],
-            question=entry["question"],
-            supplies=entry["supplies"],
-            clause=cite(entry["clause"]),
-            solve=_SOLUTIONS[entry["id"]],
-            read=read,
-            mistakes=_mistakes(entry["mistakes"], read, _SOLUTIONS[entry["id"]]),
-            otherwise=entry["otherwise"],
+            **texts, clause=cite(entry["clause"]), solve=solve, read=read, mistakes=wrong
         )
     return found
 
@@ -377,24 +342,18 @@ def check(exercise_id: str, answer: Any) -> CheckResult:
     except InputError as exc:
         why = f"Cannot read this answer: {exc.reason}. You supply: {exercise.supplies}."
         return result(given=answer, explanation=why, expected=expected)
+    result = functools.partial(result, given=given, expected=expected)
     if given == expected:
-        explanation = f"Correct. {exercise.otherwise}"
-        return result(ok=True, given=given, explanation=explanation, expected=expected)
+        return result(ok=True, explanation=f"Correct. {exercise.otherwise}")
     mistake = exercise.mistakes(simulator()).get(given)
     if mistake is not None:
-        explanation, clause = mistake.explanation, mistake.clause
-        return result(given=given, explanation=explanation, clause=clause, expected=expected)
-    return result(given=given, explanation=exercise.otherwise, expected=expected)
-
-
-# --------------------------------------------------------------------------------------------------
-# A matrix for a mailing-list message.
+        return result(explanation=mistake.explanation, clause=mistake.clause)
+    return result(explanation=exercise.otherwise)
 
 
 def mailing_list_text(matrix: Matrix, *, intro: str | None = None, width: int = 72) -> str:
     """A plain-text message body no wider than ``width``: an intro naming the thread's two readings, the
-    matrix table, its legend, and the RFC sections and archived messages it rests on (each link on a line
-    of its own)."""
+    matrix table and legend, and the RFC sections and archived messages it rests on (one link a line)."""
     if intro is None:
         intro = (
             f"Below, for {len(matrix.scenarios)} requests with certificate-bound access tokens "

@@ -1,18 +1,16 @@
-"""Live mode: every scenario over real mutual TLS on 127.0.0.1, compared with the simulation.
+"""Live mode: every scenario over real mutual TLS on 127.0.0.1, compared with the simulation byte for byte.
 
-The edge of mtlslab that opens sockets. Nothing here decides anything: the server turns each request into
-the engine's model and answers with :func:`mtlslab.rs.evaluate` and an interpretation — the same calls the
-simulation makes — so the wire can be compared with the model byte for byte.
+The edge of mtlslab that opens sockets; nothing here decides anything (the server answers with
+:func:`mtlslab.rs.evaluate` and an interpretation, the calls the simulation makes).
 
 * :class:`LiveServer` — TLS resource server (pyOpenSSL; client auth none / optional / optional-no-ca /
-  required; TLS 1.2 or 1.3 pinned), bounded by :class:`Limits` (slow clients hold no worker and are cut off
-  at their deadline), a context manager.
-* :class:`Origin` + :class:`HAProxy` / :class:`BuiltinProxy` — the same behind a TLS-terminating proxy that
-  forwards RFC 9440 ``Client-Cert`` (HAProxy never outlives the Python process that started it).
+  required; TLS 1.2 or 1.3 pinned), bounded by :class:`Limits` (slow clients hold no worker), a context
+  manager. :class:`Origin` + :class:`HAProxy` / :class:`BuiltinProxy` — the same behind a TLS-terminating
+  proxy that forwards RFC 9440 ``Client-Cert`` (HAProxy never outlives the process that started it).
 * :func:`send` — a real client that reports TLS alerts with when they surfaced, and a connection closed
   without any alert (:data:`CLOSED_WITHOUT_ALERT`).
 * :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs;
-  :func:`live_limitation` — why a scenario cannot run live here (HTTP/2), which ``verify`` reports.
+  :func:`live_limitation` — why a scenario cannot run live here, which ``verify`` reports.
 * :func:`curl_command`, :func:`client_url`, :func:`write_lab_folder` — the same from a terminal.
 """
 

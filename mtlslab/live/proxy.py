@@ -1,20 +1,12 @@
-"""TLS-terminating reverse proxies that forward the client certificate as RFC 9440 ``Client-Cert``.
+"""TLS-terminating reverse proxies (client authentication per the deployment) that forward plain HTTP to an
+:class:`~mtlslab.live.server.Origin` on loopback, with the client certificate as RFC 9440 ``Client-Cert``
+and the intermediates the client sent as §2.3 ``Client-Cert-Chain``:
 
-Two implementations, one behaviour:
-
-* :class:`HAProxy` — Debian's HAProxy, configured with ``ssl_c_der,base64`` to build the header and
-  ``del-header`` to strip any copy the client sent (RFC 9440 §2). This is what the tests run.
-* :class:`BuiltinProxy` — a small pyOpenSSL proxy for machines without HAProxy (a laptop). It stands in for
-  a real proxy and is documented as such; a test shows both produce the same headers for the same
-  certificate.
-
-Both forward the intermediates the client sent as RFC 9440 §2.3 ``Client-Cert-Chain`` (HAProxy 2.6 can
-spell one intermediate, all the lab's chains have; it has no way to list several). Only the built-in
-proxy can ask for a certificate late (post-handshake authentication, renegotiation): HAProxy asks in the
-handshake or not at all.
-
-Both listen with TLS on 127.0.0.1 (client authentication per the deployment) and forward plain HTTP to an
-:class:`~mtlslab.live.server.Origin` on loopback.
+* :class:`HAProxy` — Debian's HAProxy (``ssl_c_der,base64``; ``del-header`` strips any copy the client
+  sent, RFC 9440 §2). What the tests run. It can spell one intermediate (all the lab's chains have one),
+  and asks for a certificate in the handshake or not at all.
+* :class:`BuiltinProxy` — a pyOpenSSL stand-in for machines without HAProxy; a test shows both forward
+  the same headers. It can also ask for a certificate late (post-handshake authentication, renegotiation).
 """
 
 from __future__ import annotations
@@ -63,17 +55,19 @@ class Proxy:
     """What both proxies offer: a URL, a port, a context manager, and what they are."""
 
     kind = "proxy"
+    host: str
     port: int
 
     @property
     def url(self) -> str:
-        """Where clients connect."""
-        raise NotImplementedError
+        """Where clients connect: ``https://HOST:PORT``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
     @property
     def on_loopback(self) -> bool:
         """Whether it listens on loopback only."""
-        raise NotImplementedError
+        return is_loopback(self.host)
 
     def start(self) -> Any:
         raise NotImplementedError
@@ -82,11 +76,7 @@ class Proxy:
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        try:
-            return self.start()
-        except BaseException:  # __exit__ will not run: release what the constructor made
-            self.close()
-            raise
+        return self.start()  # which leaves nothing behind when it fails
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -118,8 +108,7 @@ class BuiltinProxy(Listener, Proxy):
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
     ) -> bytes:
         """Forward the request to the origin with the client certificate as ``Client-Cert`` and the
-        intermediates the client sent as ``Client-Cert-Chain`` (RFC 9440 §2.3); the origin's answer is the
-        answer."""
+        intermediates the client sent as ``Client-Cert-Chain`` (RFC 9440 §2.3); its answer is the answer."""
         request = incoming.request
         if request is None or incoming.status is not None:
             return self._refuse(incoming)
@@ -132,43 +121,17 @@ class BuiltinProxy(Listener, Proxy):
                 value = ", ".join(encode_client_cert(der) for der in chain)
                 headers.append((b"Client-Cert-Chain", value.encode("ascii")))
         headers.append((b"Connection", b"close"))
-        return _forward(
-            self.origin_port,
-            request.method,
-            request.target,
-            headers,
-            incoming.body,
-            timeout=max(0.1, deadline - time.monotonic()),
-        )
+        timeout = max(0.1, deadline - time.monotonic())
+        with socket.create_connection(("127.0.0.1", self.origin_port), timeout=timeout) as upstream:
+            conn = h11.Connection(h11.CLIENT)
+            head = h11.Request(method=request.method, target=request.target, headers=headers)
+            body = [h11.Data(data=incoming.body)] if incoming.body else []
+            events = [head, *body, h11.EndOfMessage()]
+            upstream.sendall(b"".join(conn.send(event) or b"" for event in events))
+            return b"".join(iter(lambda: upstream.recv(65536), b""))  # to the end: the answer
 
 
 _CLIENT_CERT_FIELDS = (b"client-cert", b"client-cert-chain")
-
-
-def _forward(
-    port: int,
-    method: bytes,
-    target: bytes,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-    *,
-    timeout: float,
-) -> bytes:
-    """One request to the origin; returns the raw response bytes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as upstream:
-        conn = h11.Connection(h11.CLIENT)
-        out = conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
-        if body:
-            out += conn.send(h11.Data(data=body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
-        upstream.sendall(out)
-        chunks = []
-        while True:
-            data = upstream.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
 
 
 _HAPROXY_VERIFY = {
@@ -187,10 +150,6 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a field name (RFC 9110 �
 _HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 
 
-#: On an IPv6 wildcard, haproxy takes IPv4 too, as the Python listener does (not left to net.ipv6.bindv6only).
-_V4V6 = " v4v6"
-
-
 def haproxy_config(
     deployment: Deployment,
     *,
@@ -203,16 +162,14 @@ def haproxy_config(
     response_fields: Iterable[str] = (),
 ) -> str:
     """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``), listening
-    on ``host`` and ``port`` (HAProxy reads an IPv6 address's port after its last colon), or on the socket
-    it inherits as descriptor ``fd``.
-
-    HAProxy sends every header name in lower case; ``response_fields`` are the names whose case it is told
-    to keep (``h1-case-adjust``), so that an answer's fields arrive as the origin wrote them."""
+    on ``host`` and ``port`` (an IPv6 address's port after its last colon) or the inherited descriptor
+    ``fd``. HAProxy lower-cases header names, except ``response_fields`` (``h1-case-adjust``)."""
     if deployment.client_auth not in _HAPROXY_VERIFY:
         raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
     version = _HAPROXY_VERSION[deployment.tls_version]
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
-    address = f"{host}:{port}{_V4V6 if is_wildcard(host) and ':' in host else ''}"
+    # on an IPv6 wildcard, IPv4 too, as the Python listener (not left to net.ipv6.bindv6only)
+    address = f"{host}:{port}{' v4v6' if is_wildcard(host) and ':' in host else ''}"
     cased = sorted({n for n in response_fields if _TOKEN.fullmatch(n) and n != n.lower()})
     lines = [
         "global",
@@ -276,11 +233,8 @@ sys.exit(status)
 
 
 class HAProxy(Proxy):
-    """Debian's HAProxy as the TLS-terminating proxy, run in the foreground from a temporary config.
-
-    It never outlives the Python process that started it: a small supervisor stops it when that process is
-    gone, whether it exited, was interrupted, or was killed (SIGTERM, SIGKILL).
-    """
+    """Debian's HAProxy, run in the foreground from a temporary config under a small supervisor, so it
+    never outlives the Python process that started it (exited, interrupted or killed, SIGKILL too)."""
 
     kind = "haproxy"
 
@@ -314,26 +268,10 @@ class HAProxy(Proxy):
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        """``https://HOST:PORT`` once started (``https://127.0.0.1:PORT`` by default)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
-
-    @property
-    def on_loopback(self) -> bool:
-        """Whether haproxy listens on loopback only."""
-        return is_loopback(self.host)
-
     def start(self) -> HAProxy:
-        """Start haproxy once on ``host`` and ``port`` (0: a free port), and wait until it completes a TLS
-        handshake there (``start_timeout``).
-
-        The socket is bound here and handed to haproxy (``bind fd@N``): a port another process holds fails at
-        once (OSError, the system's reason), and nothing but this haproxy can answer on it. A haproxy that
-        does not come up is stopped, its files (the server's private key among them) are removed, and the
-        RuntimeError carries its log. Nothing is left behind on any failure.
-        """
+        """Start haproxy once on ``host`` and ``port`` (0: a free one), bound here and handed over (a port
+        taken fails at once, OSError), and wait until it completes a TLS handshake (``start_timeout``); if it
+        does not, the RuntimeError carries its log. Nothing (process, socket, key file) is left on failure."""
         try:
             self._socket = listening_socket(self.host, self.port)
             self.port = self._socket.getsockname()[1]
@@ -354,10 +292,8 @@ class HAProxy(Proxy):
             prefix="mtlslab-haproxy-", ignore_cleanup_errors=True
         )
         folder = Path(self._dir.name)
-        crt = folder / "server.pem"
-        crt.write_bytes(
-            self.lab.server.cert_chain_pem.bytes() + self.lab.server.private_key_pem.bytes()
-        )
+        crt, server = folder / "server.pem", self.lab.server
+        crt.write_bytes(server.cert_chain_pem.bytes() + server.private_key_pem.bytes())
         self.lab.ca.cert_pem.write_to_path(folder / "ca.pem")
         self.config = haproxy_config(
             self.deployment,
@@ -384,15 +320,13 @@ class HAProxy(Proxy):
         )
         client.check_hostname = False  # the address may be a wildcard's loopback stand-in
         deadline = time.monotonic() + self.start_timeout
-        last = "it never answered"
+        last, address = "it never answered", (_reachable(self.host), self.port)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 return f"haproxy exited with status {self._proc.returncode}"
             try:  # the connection waits in the backlog until haproxy takes it
                 with (
-                    socket.create_connection(
-                        (_reachable(self.host), self.port), timeout=0.25
-                    ) as raw,
+                    socket.create_connection(address, timeout=0.25) as raw,
                     client.wrap_socket(raw),
                 ):
                     return ""

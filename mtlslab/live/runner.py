@@ -1,14 +1,11 @@
 """Run scenarios for real and compare the wire with the simulation.
 
-:func:`run_scenario` starts what the scenario's deployment needs — the TLS resource server, or an origin
-behind a TLS-terminating proxy — sends the scenario's request with a real client, and returns the observed
-outcome beside the simulated one. :func:`run_many` groups scenarios by the deployment they need so each
-server starts once; :func:`verify` runs a set of scenarios under a set of interpretations and reports every
-difference; :func:`live_matrix` is the comparison matrix built from the wire.
-
-What the lab cannot do for real, :func:`live_limitation` names: HTTP/2 (the live server speaks HTTP/1.1
-only), and HAProxy in front of a certificate asked for late. ``verify`` reports such scenarios as not run,
-with the reason, and never counts them as agreeing; ``run_scenario`` and ``run_many`` refuse them.
+:func:`run_scenario` starts what the deployment needs (a :class:`LiveStack`: the TLS resource server, or an
+origin behind a proxy), sends the request with a real client and returns the observed outcome beside the
+simulated one; :func:`run_many` starts each server once; :func:`verify` reports every difference;
+:func:`live_matrix` is the comparison matrix from the wire. What cannot run for real (HTTP/2; HAProxy in
+front of a certificate asked for late) :func:`live_limitation` names: ``verify`` reports it as not run,
+never as agreeing, and ``run_scenario`` and ``run_many`` refuse it.
 """
 
 from __future__ import annotations
@@ -58,8 +55,7 @@ DEFAULT_VERIFY = ("baseline", "thread-400", "thread-401")
 
 
 def live_limitation(scenario: Scenario, proxy: str = "auto") -> str | None:
-    """Why ``scenario`` cannot run for real here (behind ``proxy``, for a proxied one), or None when it
-    can."""
+    """Why ``scenario`` cannot run for real here (behind ``proxy``, for a proxied one), or None."""
     deployment = scenario.deployment
     if deployment.http2:
         return (
@@ -80,6 +76,14 @@ def _field_names(interpretation: Interpretation) -> tuple[str, ...]:
     names = {"WWW-Authenticate", "Content-Type"}
     names.update(name for f in Finding for name, _ in interpretation.answer(f).headers)
     return tuple(sorted(names))
+
+
+def _partition(
+    scenarios: Iterable[Scenario], proxy: str
+) -> tuple[list[Scenario], list[tuple[Scenario, str]]]:
+    """The scenarios that can run live, and the others with the reason."""
+    reasons = [(scenario, live_limitation(scenario, proxy)) for scenario in scenarios]
+    return [s for s, why in reasons if why is None], [(s, why) for s, why in reasons if why]
 
 
 def _refuse_unrunnable(scenarios: Iterable[Scenario], proxy: str) -> None:
@@ -116,11 +120,11 @@ class LiveStack:
             "now": None if wall_clock else simulator.now,
             "limits": limits,
         }
+        proxied = self.deployment.topology is Topology.PROXY
+        # The origin stays on loopback; the proxy is what clients reach, so it takes host and port.
+        self.server = Origin(**common) if proxied else LiveServer(host=host, port=port, **common)
         self.proxy: Proxy | None = None
-        self.server: LiveServer | Origin
-        if self.deployment.topology is Topology.PROXY:
-            self.server = Origin(**common)
-            # The origin stays on loopback; the proxy is what clients reach, so it takes host and port.
+        if proxied:
             try:
                 self.proxy = make_proxy(
                     proxy,
@@ -134,20 +138,16 @@ class LiveStack:
             except BaseException:
                 self.server.close()
                 raise
-        else:
-            self.server = LiveServer(host=host, port=port, **common)
+        front = self.proxy if self.proxy is not None else self.server
+        #: The address clients' connections arrive at (None behind haproxy).
+        self.address = front.address if isinstance(front, Listener) else None
+        #: ``haproxy``, ``builtin`` or None.
+        self.proxy_kind = self.proxy.kind if self.proxy is not None else None
 
     @property
     def url(self) -> str:
         """Where clients connect: the proxy when there is one."""
         return self.proxy.url if self.proxy is not None else self.server.url
-
-    @property
-    def address(self) -> str | None:
-        """The address clients' connections arrive at, when a Python listener serves them (None behind
-        haproxy)."""
-        listener = self.proxy if self.proxy is not None else self.server
-        return listener.address if isinstance(listener, Listener) else None
 
     @property
     def port(self) -> int:
@@ -158,11 +158,6 @@ class LiveStack:
     def on_loopback(self) -> bool:
         """Whether what clients connect to (the proxy when there is one) listens on loopback only."""
         return self.proxy.on_loopback if self.proxy is not None else self.server.on_loopback
-
-    @property
-    def proxy_kind(self) -> str | None:
-        """``haproxy``, ``builtin`` or None."""
-        return self.proxy.kind if self.proxy is not None else None
 
     def client_context(
         self, identity: Identity | None, *, post_handshake_auth: bool = True
@@ -182,11 +177,9 @@ class LiveStack:
         self, identity: Identity | None, *, post_handshake_auth: bool = True
     ) -> ssl.SSLContext:
         """A client context as :meth:`client_context` makes, made anew (not shared with other runs)."""
-        found = client_context(
-            ca=self.lab.ca, identity=identity, version=self.deployment.tls_version
-        )
-        found.post_handshake_auth = post_handshake_auth
-        return found
+        ctx = client_context(ca=self.lab.ca, identity=identity, version=self.deployment.tls_version)
+        ctx.post_handshake_auth = post_handshake_auth
+        return ctx
 
     def start(self) -> LiveStack:
         """Start the server (and the proxy)."""
@@ -223,9 +216,8 @@ class LiveRun:
     observed: Observed
     simulated: Outcome
     proxy: str | None = None
-    finding: Finding | None = (
-        None  # what the live server decided (TLS_REJECTED when it never saw a request)
-    )
+    # what the live server decided (TLS_REJECTED when it never saw a request)
+    finding: Finding | None = None
 
     @property
     def agree(self) -> bool:
@@ -235,28 +227,20 @@ class LiveRun:
     def outcome(self) -> Outcome:
         """The observed response as an :class:`Outcome` (finding from the live server's own decision)."""
         obs = self.observed
-        www = obs.header("WWW-Authenticate")
+        unanswered = obs.status is None and obs.tls_alert is None
         return Outcome(
             finding=self.finding or self.simulated.finding,
             tls_alert=obs.tls_alert,
             status=obs.status,
-            www_authenticate=www,
+            www_authenticate=obs.header("WWW-Authenticate"),
             error=obs.error_code(),
             content_type=obs.header("Content-Type"),
             body=obs.body,
-            note="observed on the wire"
-            + (
-                f" (no answer: {obs.error})" if obs.status is None and obs.tls_alert is None else ""
-            ),
+            note="observed on the wire" + (f" (no answer: {obs.error})" if unanswered else ""),
         )
 
     def _repr_html_(self) -> str:
-        colour = "#1b5e20" if self.agree else "#b00020"
-        verdict = (
-            "the wire agrees with the simulation"
-            if self.agree
-            else "the wire DIFFERS from the simulation"
-        )
+        colour, verdict = ("#1b5e20", "agrees with") if self.agree else ("#b00020", "DIFFERS from")
         via = f" via {self.proxy}" if self.proxy else ""
         cells = "".join(
             f"<td style='vertical-align:top;padding:4px 8px'><div style='font-weight:bold'>{title}</div>"
@@ -270,7 +254,7 @@ class LiveRun:
         return (
             f"<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
             f"<div><b>{html.escape(self.scenario.id)}</b> × {html.escape(self.interpretation)}{html.escape(via)} — "
-            f"<span style='color:{colour}'>{verdict}</span></div>"
+            f"<span style='color:{colour}'>the wire {verdict} the simulation</span></div>"
             f"<table style='border-collapse:collapse'><tr>{cells}</tr></table></div>"
         )
 
@@ -308,7 +292,6 @@ def _exchange(
         context = stack.client_context(identity, post_handshake_auth=offers)
     before = stack.server.served
     observed = send(request, timeout=timeout, context=context, session=session)
-    cell = simulator.cell(scenario, stack.interpretation)
     finding = Finding.TLS_REJECTED if observed.tls_alert is not None else None
     if finding is None and stack.server.served > before:
         finding = stack.server.last_finding
@@ -316,7 +299,7 @@ def _exchange(
         scenario=scenario,
         interpretation=stack.interpretation.name,
         observed=observed,
-        simulated=cell.outcome,
+        simulated=simulator.cell(scenario, stack.interpretation).outcome,
         proxy=stack.proxy_kind,
         finding=finding,
     )
@@ -354,12 +337,8 @@ def run_scenario(
     """Run one scenario for real under one interpretation (starting and stopping its server); ScenarioError
     when it cannot run live (:func:`live_limitation`)."""
     _refuse_unrunnable([scenario], proxy)
-    interp = BUILTINS[interpretation] if isinstance(interpretation, str) else interpretation
     sim = simulator or Simulator(lab)
-    with LiveStack(
-        simulator=sim, deployment=scenario.deployment, interpretation=interp, proxy=proxy
-    ) as stack:
-        return _exchange(stack, sim, scenario, timeout)
+    return run_many([scenario], [interpretation], simulator=sim, proxy=proxy, timeout=timeout)[0]
 
 
 def run_many(
@@ -392,9 +371,8 @@ def run_many(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifyReport:
-    """The catalogue run live: how many runs agree with the simulation, the ones that do not, and the
-    scenarios not run live (``skipped``: each with the reason, :func:`live_limitation`), which count as
-    neither."""
+    """The catalogue run live: how many runs agree with the simulation, the ones that do not, and those not
+    run live (``skipped``, each with the reason, :func:`live_limitation`), which count as neither."""
 
     runs: tuple[LiveRun, ...]
     seconds: float
@@ -455,9 +433,7 @@ class VerifyReport:
             "agree": len(self.runs) - len(self.differences),
             "runs": len(self.runs),
             "seconds": round(self.seconds, 3),
-            "skipped": [
-                {"scenario": scenario.id, "reason": reason} for scenario, reason in self.skipped
-            ],
+            "skipped": [{"scenario": s.id, "reason": reason} for s, reason in self.skipped],
             "differences": [
                 {
                     "scenario": r.scenario.id,
@@ -483,27 +459,8 @@ def verify(
     runnable, skipped = _partition(scenarios, proxy)
     runs = run_many(runnable, interpretations, simulator=simulator, proxy=proxy)
     proxies = tuple(sorted({r.proxy for r in runs if r.proxy}))
-    return VerifyReport(
-        runs=tuple(runs),
-        seconds=time.monotonic() - started,
-        proxies=proxies,
-        skipped=tuple(skipped),
-    )
-
-
-def _partition(
-    scenarios: Iterable[Scenario], proxy: str
-) -> tuple[list[Scenario], list[tuple[Scenario, str]]]:
-    """The scenarios that can run live, and the others with the reason."""
-    runnable: list[Scenario] = []
-    skipped: list[tuple[Scenario, str]] = []
-    for scenario in scenarios:
-        reason = live_limitation(scenario, proxy)
-        if reason is None:
-            runnable.append(scenario)
-        else:
-            skipped.append((scenario, reason))
-    return runnable, skipped
+    seconds = time.monotonic() - started
+    return VerifyReport(runs=tuple(runs), seconds=seconds, proxies=proxies, skipped=tuple(skipped))
 
 
 def live_matrix(
@@ -517,9 +474,8 @@ def live_matrix(
     that can run live (:func:`live_limitation`)."""
     interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
     scenarios, _ = _partition(scenarios, proxy)
-    runs = run_many(scenarios, interps, simulator=simulator, proxy=proxy)
     cells = {}
-    for run in runs:
+    for run in run_many(scenarios, interps, simulator=simulator, proxy=proxy):
         outcome = run.outcome()
         cells[(run.scenario.id, run.interpretation)] = Cell(
             scenario=run.scenario.id,

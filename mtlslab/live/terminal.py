@@ -38,27 +38,22 @@ LAB_MANIFEST = "lab.json"
 
 
 class LabFolderConflict(FileExistsError):
-    """A folder holds files that :func:`write_lab_folder` would write differently: another seed's material,
-    or unknown material. ``folder``; ``names``: the files that differ; ``seed``: the seed the folder's
-    ``lab.json`` names (None when it names none or there is none)."""
+    """``folder`` holds files (``names``) :func:`write_lab_folder` would write differently, another seed's
+    or unknown material; ``seed``: the seed the folder's ``lab.json`` names (None: none, or no file)."""
 
     def __init__(self, folder: Path, names: tuple[str, ...], seed: str | None) -> None:
         shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        whose = (
-            f"its {LAB_MANIFEST} names seed {seed!r}"
-            if seed is not None
-            else f"no {LAB_MANIFEST} there names their seed"
-        )
-        super().__init__(
-            errno.EEXIST, f"{folder} holds other material ({shown}; {whose})", str(folder)
-        )
+        whose = f"its {LAB_MANIFEST} names seed {seed!r}"
+        if seed is None:
+            whose = f"no {LAB_MANIFEST} there names their seed"
+        message = f"{folder} holds other material ({shown}; {whose})"
+        super().__init__(errno.EEXIST, message, str(folder))
         self.folder, self.names, self.seed = folder, names, seed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LabFolder:
-    """What :func:`write_lab_folder` did: the folder, the files it wrote, and those it kept (already there
-    with the same bytes)."""
+    """What :func:`write_lab_folder` did: the folder, the files it wrote, those it kept (the same bytes)."""
 
     path: Path
     written: tuple[str, ...]
@@ -68,21 +63,26 @@ class LabFolder:
 def write_lab_folder(
     lab: Lab, directory: str | os.PathLike[str], *, every_identity: bool = True, force: bool = False
 ) -> LabFolder:
-    """Write ``ca.pem``, ``client.pem``, ``client.key``, ``server.pem``, ``server.key`` (certificate chain /
-    private key, keys 0600) into ``directory`` (created if missing), with ``every_identity`` every named
-    identity as ``NAME.pem`` / ``NAME.key``, and ``lab.json``, which names the lab (its seed and its
-    certificates' ``x5t#S256``).
-
-    A file already there with the same bytes is kept as it is. Any other file of the same name (another
-    seed's, a link, a directory) raises :class:`LabFolderConflict` before anything is written, unless
-    ``force``: then it is replaced, never written through."""
+    """Write ``ca.pem``, ``client.pem``/``.key``, ``server.pem``/``.key`` (chain, key 0600), with
+    ``every_identity`` every named identity's ``NAME.pem``/``.key``, and ``lab.json`` (the seed and the
+    ``x5t#S256`` of ``ca.pem``, ``client.pem`` and ``server.pem``) into ``directory`` (made if missing).
+    A file there with the same bytes is kept; any other of the same name (another seed's, a link, a
+    folder) raises :class:`LabFolderConflict` before anything is written, unless ``force`` replaces it
+    (never writing through it)."""
     folder = Path(directory)
     files = {"ca.pem": lab.ca.cert_pem}
     named = {"client": lab.client, "server": lab.server}
     for name, identity in {**named, **(lab.identities() if every_identity else {})}.items():
         files[f"{name}.pem"] = identity.cert_chain_pem
         files[f"{name}.key"] = identity.private_key_pem
-    files[LAB_MANIFEST] = Artefact(_manifest(lab), "lab manifest")
+    try:  # lab.json: the seed (when it is text) and the thumbprints that identify the lab's files
+        text: str | None = lab.seed.decode() if isinstance(lab.seed, bytes) else str(lab.seed)
+    except UnicodeDecodeError:
+        text = None
+    pems = ("ca", "client", "server")
+    thumbprints = {f"{name}.pem": getattr(lab, name).x5t_s256 for name in pems}
+    manifest = json.dumps({"seed": text, "x5t#S256": thumbprints}, indent=2) + "\n"
+    files[LAB_MANIFEST] = Artefact(manifest.encode(), "lab manifest")
     # None: nothing there; True: the same bytes; False: anything else (a link is never the same).
     found = {
         name: None
@@ -101,29 +101,13 @@ def write_lab_folder(
     written = tuple(name for name, same in found.items() if not same)
     for name in written:
         files[name].write_to_path(folder / name, force=found[name] is False)
-    return LabFolder(
-        path=folder, written=written, kept=tuple(n for n, same in found.items() if same)
-    )
-
-
-def _manifest(lab: Lab) -> bytes:
-    """``lab.json``: the seed (when it is text) and the thumbprints that identify the lab's files."""
-    seed = lab.seed if isinstance(lab.seed, bytes) else str(lab.seed).encode()
-    try:
-        text: str | None = seed.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    thumbprints = {
-        "ca.pem": lab.ca.x5t_s256,
-        "client.pem": lab.client.x5t_s256,
-        "server.pem": lab.server.x5t_s256,
-    }
-    return (json.dumps({"seed": text, "x5t#S256": thumbprints}, indent=2) + "\n").encode()
+    kept = tuple(name for name, same in found.items() if same)
+    return LabFolder(path=folder, written=written, kept=kept)
 
 
 def _regular_bytes(path: Path, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of ``path`` if it is a regular file (None for a link, a FIFO, a folder or
-    nothing at all): opened without following a link and without blocking."""
+    """At most ``limit`` bytes of ``path`` if it is a regular file (None for a link, a FIFO, a folder,
+    nothing), opened without following a link or blocking."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -131,9 +115,6 @@ def _regular_bytes(path: Path, limit: int) -> bytes | None:
     with os.fdopen(fd, "rb") as fh:
         return fh.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
-
-# --------------------------------------------------------------------------------------------------
-# curl.
 
 #: Linux refuses to start a program (E2BIG) when one command-line argument's bytes, with the argument's
 #: terminating NUL, are more than this: MAX_ARG_STRLEN, 32 pages (here of 4 KiB; more where pages are larger).
@@ -146,9 +127,8 @@ def too_long_for_an_argument(arg: str) -> bool:
 
 
 def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``args`` as a person can be shown them: arguments too long for a command line shortened
-    (:func:`mtlslab.spec.shorten`), and a comment line for each saying the command cannot run as printed,
-    and how to pass the value instead."""
+    """``args`` as a person can be shown them, those too long for a command line shortened
+    (:func:`mtlslab.spec.shorten`), and a comment for each: the command cannot run as printed, and why."""
     notes = [
         f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
         f"more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); it is "
@@ -182,19 +162,12 @@ def curl_argv(
 
 
 def client_url(url: str, *, address: str | None = None) -> tuple[str, str | None]:
-    """For a server listening at ``url`` (``https://HOST:PORT``, any path kept): the URL a client uses and,
-    when it needs one, the ``curl --resolve`` value, so that the lab server certificate (``localhost``,
-    ``127.0.0.1``, ``::1``) verifies. ``address`` is the address the server bound, when known; otherwise a
-    host name is resolved here (IPv4, as the Python listener binds a name).
-
-    - ``localhost``, ``127.0.0.1`` and ``::1`` are used as they are (an IPv4-mapped ``::ffff:127.0.0.1``
-      as ``127.0.0.1``).
-    - A wildcard listener (``0.0.0.0``, ``::``) is reached on loopback from this machine.
-    - Any other address (``127.0.0.2``, a LAN address) is reached as ``localhost``, resolved to it.
-    - What curl cannot be told to resolve to (a link-local address with a zone, a name that does not
-      resolve, a URL that names no usable port) is left as it is: the certificate will not verify there,
-      and nothing printed can change that.
-    """
+    """For a server at ``url`` (``https://HOST:PORT``, any path kept): the URL a client uses and, when it
+    needs one, the ``curl --resolve`` value, so that the lab server certificate (``localhost``,
+    ``127.0.0.1``, ``::1``) verifies. ``address`` is the address bound, when known (else a host name is
+    resolved here, IPv4). Those three are used as they are (``::ffff:127.0.0.1`` as ``127.0.0.1``), a
+    wildcard is reached on loopback, any other address as ``localhost`` resolved to it; what curl cannot
+    resolve to (a zone, a name that does not resolve, no usable port) is left as it is."""
     parts = urllib.parse.urlsplit(url)
     name = (parts.hostname or "").lower()
     try:
@@ -237,21 +210,14 @@ def curl_command(
     now: dt.datetime | None = None,
     resolve: str | None = None,
 ) -> str:
-    """The ``curl`` command that sends ``scenario``'s request to ``url`` (the server's base URL), using the
-    files :func:`write_lab_folder` writes into ``folder``; with ``resolve``, ``--resolve`` that value
-    (see :func:`client_url`).
-
-    An argument too long for a command line (the huge token) is shortened, after a comment line that says
-    the command cannot run as printed."""
+    """The ``curl`` command that sends ``scenario``'s request to ``url`` (the server's base URL) with the
+    files :func:`write_lab_folder` writes into ``folder`` (with ``resolve``: ``--resolve``, see
+    :func:`client_url`), an argument too long for a command line shortened (:func:`curl_shown`)."""
     server = asrv or AuthorizationServer(lab)
     token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)
     request = client_request(scenario.presentation, token, lab=lab, resource_url=f"{url}/resource")
-    args = curl_argv(
-        request,
-        certificate=scenario.presentation.certificate,
-        tls_version=scenario.deployment.tls_version,
-        folder=folder,
-    )
+    certificate, version = scenario.presentation.certificate, scenario.deployment.tls_version
+    args = curl_argv(request, certificate=certificate, tls_version=version, folder=folder)
     if resolve is not None:
         # curl resolves the name the certificate carries to the server's address
         args[1:1] = ["--resolve", resolve]
