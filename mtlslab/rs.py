@@ -27,7 +27,6 @@ to look at a token rather than a request: it cannot disagree with the engine.
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 import html
 import json
@@ -115,19 +114,13 @@ class RsConfig:
     dpop_nonce: str | None = None  # the nonce this server asks for in DPoP proofs (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL its challenges name
     origin_validates_chain: bool = False
-    roots: tuple[
-        x509.Certificate, ...
-    ] = ()  # trust anchors, for a server that validates certificates itself
+    roots: tuple[x509.Certificate, ...] = ()  # trust anchors, for a server that validates chains
     endpoint: Endpoint = Endpoint.RESOURCE
     registration: Registration | None = None  # the client a token endpoint authenticates
-    issue: Callable[[bytes], str] | None = field(
-        default=None, compare=False
-    )  # mints a token bound to DER
+    issue: Callable[[bytes], str] | None = field(default=None, compare=False)  # mints bound tokens
     leeway: int = 0
     dpop_max_age: int = 300
-    max_header_bytes: int = (
-        MAX_HEADER_BYTES  # request line + header fields, as head_size counts them
-    )
+    max_header_bytes: int = MAX_HEADER_BYTES  # what head_size counts
     max_body_bytes: int = MAX_BODY_BYTES
 
 
@@ -195,12 +188,8 @@ def head_size(request: Request) -> int:
     Counted in characters, which are octets for the latin-1 text the live server decodes; nothing is parsed,
     so any request can be measured.
     """
-    return (
-        len(request.method)
-        + 1
-        + len(request.url)
-        + sum(len(name) + len(value) + 4 for name, value in request.headers)
-    )
+    fields = sum(len(name) + len(value) + 4 for name, value in request.headers)
+    return len(request.method) + 1 + len(request.url) + fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,18 +198,14 @@ class Decision:
 
     finding: Finding
     trace: tuple[Step, ...]
-    scheme: str | None = (
-        None  # the scheme the token came with, lower-case ("bearer" for body/query)
-    )
+    scheme: str | None = None  # lower-case, as the token came ("bearer" for body and query)
     binding: Literal["x5t#S256", "jkt"] | None = None
     expected_x5t: str | None = None
     presented_x5t: str | None = None
     required_scope: str = "read"
     subject: str | None = None
     client_id: str | None = None
-    dpop_nonce: str | None = (
-        None  # the nonce to give the client in a DPoP-Nonce field (RFC 9449 §9)
-    )
+    dpop_nonce: str | None = None  # for the client, in a DPoP-Nonce field (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL the challenge names
     issued_token: str | None = None  # what a token endpoint issued
 
@@ -1175,7 +1160,7 @@ def inspect_token(
     token: str,
     *,
     jwks: Mapping[str, Any],
-    certificate: Identity | builtins.bytes | str | None = None,
+    certificate: Identity | bytes | str | None = None,
     dpop_jkt: str | None = None,
 ) -> TokenInspection:
     """Read ``token`` as the engine does and judge its signature against ``jwks`` and its binding against
@@ -1211,7 +1196,7 @@ def inspect_token(
 
 
 def _judge_binding(
-    cnf: Any, certificate: Identity | builtins.bytes | str | None, jkt: str | None, keys: Jwks
+    cnf: Any, certificate: Identity | bytes | str | None, jkt: str | None, keys: Jwks
 ) -> BindingCheck:
     """The engine's binding stage on ``cnf``, with ``certificate`` on the connection and, when ``jkt`` is
     given, the DPoP scheme with a valid proof by that key."""
