@@ -301,8 +301,9 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
         if config.endpoint is not Endpoint.RESOURCE:
             return run.decision(_client_authentication(run))
         _extract_token(run)
-        _validate(run)
-        _binding(run)
+        validate = _introspect if config.validation is Validation.INTROSPECTION else _validate_jwt
+        run.claims = validate(run)
+        _bind(run, run.claims.get("cnf"), _proof(run) if run.scheme == "dpop" else None)
         _scope(run)
     except _Stop as stop:
         return run.decision(stop.finding)
@@ -349,36 +350,33 @@ def _certificate(run: _Run) -> None:
     request = run.request
     headers = request.header_values("Client-Cert")
     if request.from_proxy:
-        _from_proxy(run, headers)
-        return
-    if headers:
-        run.untrusted_header = True
-        run.step(
-            "client certificate",
-            "RFC 9440 §4",
-            None,
-            "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
-            "it is ignored",
-        )
-    if request.client_cert is None:
-        run.step(
-            "client certificate",
-            "RFC 8705 §3",
-            None,
-            "no client certificate on this TLS connection",
-        )
-        return
-    run.cert = request.client_cert
-    run.presented_x5t = thumbprint_of_der(request.client_cert)
-    run.step(
-        "client certificate",
-        "RFC 8705 §3",
-        True,
-        f"from this TLS connection, x5t#S256 {run.presented_x5t}",
-    )
+        der = _from_proxy(run, headers)
+        where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
+    else:
+        if headers:
+            run.untrusted_header = True
+            run.step(
+                "client certificate",
+                "RFC 9440 §4",
+                None,
+                "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
+                "may set it, so it is ignored",
+            )
+        der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
+        if der is None:
+            run.step(
+                "client certificate",
+                "RFC 8705 §3",
+                None,
+                "no client certificate on this TLS connection",
+            )
+    if der is not None:
+        run.cert, run.presented_x5t = der, thumbprint_of_der(der)
+        run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
 
 
-def _from_proxy(run: _Run, headers: list[str]) -> None:
+def _from_proxy(run: _Run, headers: list[str]) -> bytes | None:
+    """The certificate a proxy forwarded (RFC 9440 §2), if this origin trusts the proxy and it parses."""
     if not run.config.trust_client_cert_header:
         if headers:
             run.untrusted_header = True
@@ -389,14 +387,14 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
                 "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
                 "ignored",
             )
-            return
+            return None
         run.step(
             "client certificate",
             "RFC 8705 §3",
             None,
             "the request came through a proxy; the origin has no TLS client certificate of the client",
         )
-        return
+        return None
     if not headers:
         run.step(
             "client certificate",
@@ -404,7 +402,7 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
             None,
             "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
         )
-        return
+        return None
     if len(headers) > 1:
         run.step(
             "client certificate",
@@ -413,7 +411,7 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
             f"{len(headers)} Client-Cert fields where one may come: the value does not parse, so the field "
             "is treated as absent (RFC 8941 §4.2)",
         )
-        return
+        return None
     try:
         der = decode_client_cert(headers[0])
         certificate = x509.load_der_x509_certificate(der)
@@ -424,17 +422,10 @@ def _from_proxy(run: _Run, headers: list[str]) -> None:
             False,
             f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent",
         )
-        return
+        return None
     if run.config.origin_validates_chain and not _chain_holds(run, certificate):
-        return
-    run.cert = der
-    run.presented_x5t = thumbprint_of_der(der)
-    run.step(
-        "client certificate",
-        "RFC 9440 §2.2",
-        True,
-        f"from the trusted proxy's Client-Cert header, x5t#S256 {run.presented_x5t}",
-    )
+        return None
+    return der
 
 
 def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
@@ -453,12 +444,7 @@ def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
                     "Client-Cert-Chain does not parse: the certificate cannot be validated, so it is ignored",
                 )
                 return False
-    try:
-        verdict = validate_client_chain(
-            certificate, roots=run.config.roots, intermediates=chain, at=run.now
-        )
-    except CertificateError as exc:  # no trust anchors configured
-        verdict = ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
+    verdict = _chain_verdict(run, certificate, chain)
     if not verdict.valid:
         run.step(
             "client certificate",
@@ -478,20 +464,28 @@ def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
     return True
 
 
+def _chain_verdict(
+    run: _Run, certificate: x509.Certificate, intermediates: list[x509.Certificate]
+) -> ChainVerdict:
+    """The chain validated at the server itself against its configured roots (none: not valid)."""
+    try:
+        return validate_client_chain(
+            certificate, roots=run.config.roots, intermediates=intermediates, at=run.now
+        )
+    except CertificateError as exc:  # no trust anchors configured
+        return ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
+
+
 # ---- 2. the token -------------------------------------------------------------------------------------
 
 
-def _schemes(config: RsConfig) -> tuple[str, ...]:
-    return (
-        "bearer",
-        *(("dpop",) if config.dpop else ()),
-        *(("mtls",) if config.mtls_scheme else ()),
-    )
-
-
 def _extract_token(run: _Run) -> None:
-    request = run.request
-    known = _schemes(run.config)
+    request, config = run.request, run.config
+    known = (
+        "bearer",
+        *(["dpop"] if config.dpop else []),
+        *(["mtls"] if config.mtls_scheme else []),
+    )
     found: list[tuple[str, str, str]] = []  # (place, token, scheme)
     values = request.header_values("Authorization")
     if len(values) > 1:
@@ -531,7 +525,7 @@ def _extract_token(run: _Run) -> None:
     place, run.token, run.scheme = found[0]
     if place != "header":
         where = "RFC 6750 §2.2" if place == "form body" else "RFC 6750 §2.3"
-        if place == "query" and not run.config.query_tokens:
+        if place == "query" and not config.query_tokens:
             raise run.fail(
                 Finding.QUERY_TOKEN_REFUSED,
                 "token placement",
@@ -643,13 +637,6 @@ def _form_tokens(request: Request) -> list[str]:
 
 
 # ---- 3. validation ------------------------------------------------------------------------------------
-
-
-def _validate(run: _Run) -> None:
-    if run.config.validation is Validation.INTROSPECTION:
-        run.claims = _introspect(run)
-    else:
-        run.claims = _validate_jwt(run)
 
 
 def _validate_jwt(run: _Run) -> Mapping[str, Any]:
@@ -772,13 +759,6 @@ def _introspect(run: _Run) -> Mapping[str, Any]:
 
 
 # ---- 4. binding ---------------------------------------------------------------------------------------
-
-
-def _binding(run: _Run) -> None:
-    """Check the binding: the DPoP proof and key when the DPoP scheme came, then ``cnf`` against what came
-    with the request. A server that does not check certificate binding notes what a check would have found."""
-    jkt = _proof(run) if run.scheme == "dpop" else None
-    _bind(run, run.claims.get("cnf"), jkt)
 
 
 def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
@@ -1038,8 +1018,10 @@ def _client_authentication(run: _Run) -> Finding:
         holds = same_thumbprint(registration.x5t, run.presented_x5t or "")
         clause, what = "RFC 8705 §2.2", f"the registered certificate (x5t#S256 {registration.x5t})"
     else:
+        # RFC 8705 §2.1: a tls_client_auth client's chain is validated; the TLS layer has done it
+        # unless it accepts any certificate, and then the server does it itself.
         subject = certificate.subject.rfc4514_string()
-        holds = subject == registration.subject_dn and _trusted(run, certificate)
+        holds = subject == registration.subject_dn and _chain_verdict(run, certificate, []).valid
         clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
     if not holds:
         raise run.fail(
@@ -1064,15 +1046,6 @@ def _client_authentication(run: _Run) -> Finding:
         f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued",
     )
     return Finding.TOKEN_ISSUED
-
-
-def _trusted(run: _Run, certificate: x509.Certificate) -> bool:
-    """RFC 8705 §2.1: the chain of a tls_client_auth client is validated; the TLS layer has done it unless
-    it accepts any certificate, and then the server does it itself."""
-    try:
-        return validate_client_chain(certificate, roots=run.config.roots, at=run.now).valid
-    except CertificateError:
-        return False
 
 
 # ---- 5. scope -------------------------------------------------------------------------------------------
