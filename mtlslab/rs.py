@@ -1184,50 +1184,39 @@ def _judge_binding(
         presented_x5t=thumbprint_of_der(der) if der is not None else None,
         scheme="dpop" if jkt is not None else "bearer",
     )
-    method: Literal["x5t#S256", "jkt", "none", "unsupported"] = (
-        "none"
-        if cnf is None
-        else "jkt"
-        if isinstance(cnf, dict) and "jkt" in cnf
-        else "x5t#S256"
-        if isinstance(cnf, dict) and "x5t#S256" in cnf
-        else "unsupported"
-    )
+    method: Literal["x5t#S256", "jkt", "none", "unsupported"] = "unsupported"
+    if cnf is None:
+        method = "none"
+    elif isinstance(cnf, dict) and ("jkt" in cnf or "x5t#S256" in cnf):
+        method = "jkt" if "jkt" in cnf else "x5t#S256"
+    finding: Finding | None = None
     try:
         _bind(run, cnf, jkt)
     except _Stop as stop:
-        expected = run.expected_x5t if run.binding == "x5t#S256" else _member(cnf, "jkt")
-        presented = run.presented_x5t if run.binding == "x5t#S256" else jkt
-        nothing = stop.finding is Finding.CERTIFICATE_MISSING  # no certificate was given to compare
-        step = run.steps[-1]
-        reason = f"{stop.finding.info.title}: {step.detail} [{step.clause.label}]"
-        return BindingCheck(
-            method=method,
-            expected=expected,
-            presented=presented,
-            holds=None if nothing else False,
-            reason=("nothing given to compare: " if nothing else "") + reason,
-            finding=stop.finding,
-        )
-    if cnf is None:
-        return BindingCheck(
-            method="none",
-            expected=None,
-            presented=None,
-            holds=None,
-            reason="unbound (no cnf claim)",
-        )
-    detail = run.steps[-1]
-    what = "key thumbprints match" if method == "jkt" else "thumbprints match"
+        finding = stop.finding
+    # What was compared: by the check that refused (the certificate's, when cnf names a DPoP key
+    # and a certificate), or by the method of a token that passed.
+    if (method if finding is None else run.binding) == "x5t#S256":
+        expected, presented = run.expected_x5t, run.presented_x5t
+    else:
+        member = cnf.get("jkt") if isinstance(cnf, dict) else None
+        expected, presented = None if member is None else str(member), jkt
+    step = run.steps[-1]
+    found = f"{step.detail} [{step.clause.label}]"
+    holds: bool | None = None
+    if finding is Finding.CERTIFICATE_MISSING:
+        reason = f"nothing given to compare: {finding.info.title}: {found}"
+    elif finding is not None:
+        holds, reason = False, f"{finding.info.title}: {found}"
+    elif cnf is None:
+        reason = "unbound (no cnf claim)"
+    else:
+        holds, reason = True, f"{'key ' if method == 'jkt' else ''}thumbprints match: {found}"
     return BindingCheck(
         method=method,
-        expected=run.expected_x5t if method == "x5t#S256" else _member(cnf, "jkt"),
-        presented=run.presented_x5t if method == "x5t#S256" else jkt,
-        holds=True,
-        reason=f"{what}: {detail.detail} [{detail.clause.label}]",
+        expected=expected,
+        presented=presented,
+        holds=holds,
+        reason=reason,
+        finding=finding,
     )
-
-
-def _member(cnf: Any, name: str) -> str | None:
-    value = cnf.get(name) if isinstance(cnf, dict) else None
-    return None if value is None else str(value)
