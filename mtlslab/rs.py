@@ -216,9 +216,8 @@ class Decision:
 
     def explain(self) -> str:
         """The trace as text, one step a line, then the finding."""
-        lines = [str(step) for step in self.trace]
-        lines.append(f"→ finding: {self.finding.value} ({self.finding.info.title})")
-        return "\n".join(lines)
+        result = f"→ finding: {self.finding.value} ({self.finding.info.title})"
+        return "\n".join([*map(str, self.trace), result])
 
     def __repr__(self) -> str:
         return f"<Decision {self.finding.value}: {self.detail}>"
@@ -308,13 +307,11 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
     except _Stop as stop:
         return run.decision(stop.finding)
     if run.unchecked is not None:
-        run.step(
-            "result",
-            "RFC 8705 §3",
-            False,
+        detail = (
             "accepted although the token is sender-constrained and the binding was not checked (a check "
-            f"would have found: {run.unchecked}): anyone holding the token can use it",
+            f"would have found: {run.unchecked}): anyone holding the token can use it"
         )
+        run.step("result", "RFC 8705 §3", False, detail)
         return run.decision(Finding.ACCEPTED_ALTHOUGH_BOUND)
     run.step("result", "RFC 8705 §3", True, "every check passed")
     return run.decision(Finding.ACCEPTED)
@@ -326,21 +323,17 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
 def _check_size(run: _Run, head: int, body: int) -> None:
     config = run.config
     if head > config.max_header_bytes:
-        raise run.fail(
-            Finding.HEADERS_TOO_LARGE,
-            "request size",
-            "RFC 6585 §5",
+        detail = (
             f"the request line and header fields take {head} bytes, more than this server's limit "
-            f"of {config.max_header_bytes}: refused before anything in them is parsed",
+            f"of {config.max_header_bytes}: refused before anything in them is parsed"
         )
+        raise run.fail(Finding.HEADERS_TOO_LARGE, "request size", "RFC 6585 §5", detail)
     if body > config.max_body_bytes:
-        raise run.fail(
-            Finding.BODY_TOO_LARGE,
-            "request size",
-            "RFC 9110 §15.5.14",
+        detail = (
             f"the body takes {body} bytes, more than this server's limit of "
-            f"{config.max_body_bytes}: refused before anything in it is parsed",
+            f"{config.max_body_bytes}: refused before anything in it is parsed"
         )
+        raise run.fail(Finding.BODY_TOO_LARGE, "request size", "RFC 9110 §15.5.14", detail)
 
 
 # ---- 1. the certificate ------------------------------------------------------------------------------
@@ -355,21 +348,15 @@ def _certificate(run: _Run) -> None:
     else:
         if headers:
             run.untrusted_header = True
-            run.step(
-                "client certificate",
-                "RFC 9440 §4",
-                None,
+            detail = (
                 "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
-                "may set it, so it is ignored",
+                "may set it, so it is ignored"
             )
+            run.step("client certificate", "RFC 9440 §4", None, detail)
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
-            run.step(
-                "client certificate",
-                "RFC 8705 §3",
-                None,
-                "no client certificate on this TLS connection",
-            )
+            detail = "no client certificate on this TLS connection"
+            run.step("client certificate", "RFC 8705 §3", None, detail)
     if der is not None:
         run.cert, run.presented_x5t = der, thumbprint_of_der(der)
         run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
@@ -380,48 +367,37 @@ def _from_proxy(run: _Run, headers: list[str]) -> bytes | None:
     if not run.config.trust_client_cert_header:
         if headers:
             run.untrusted_header = True
-            run.step(
-                "client certificate",
-                "RFC 9440 §4",
-                None,
+            detail = (
                 "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
-                "ignored",
+                "ignored"
             )
+            run.step("client certificate", "RFC 9440 §4", None, detail)
             return None
-        run.step(
-            "client certificate",
-            "RFC 8705 §3",
-            None,
-            "the request came through a proxy; the origin has no TLS client certificate of the client",
+        detail = (
+            "the request came through a proxy; the origin has no TLS client certificate of the "
+            "client"
         )
+        run.step("client certificate", "RFC 8705 §3", None, detail)
         return None
     if not headers:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.4",
-            None,
-            "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
-        )
+        detail = "the trusted proxy forwarded no Client-Cert: no client certificate was presented"
+        run.step("client certificate", "RFC 9440 §2.4", None, detail)
         return None
     if len(headers) > 1:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.2",
-            False,
+        detail = (
             f"{len(headers)} Client-Cert fields where one may come: the value does not parse, so the field "
-            "is treated as absent (RFC 8941 §4.2)",
+            "is treated as absent (RFC 8941 §4.2)"
         )
+        run.step("client certificate", "RFC 9440 §2.2", False, detail)
         return None
     try:
         der = decode_client_cert(headers[0])
         certificate = x509.load_der_x509_certificate(der)
     except (ScenarioError, ValueError) as exc:
-        run.step(
-            "client certificate",
-            "RFC 8941 §4.2",
-            False,
-            f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent",
+        detail = (
+            f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent"
         )
+        run.step("client certificate", "RFC 8941 §4.2", False, detail)
         return None
     if run.config.origin_validates_chain and not _chain_holds(run, certificate):
         return None
@@ -437,30 +413,25 @@ def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
             try:
                 chain.append(x509.load_der_x509_certificate(decode_client_cert(item)))
             except (ScenarioError, ValueError):
-                run.step(
-                    "client certificate",
-                    "RFC 9440 §2.3",
-                    False,
-                    "Client-Cert-Chain does not parse: the certificate cannot be validated, so it is ignored",
+                detail = (
+                    "Client-Cert-Chain does not parse: the certificate cannot be validated, so it "
+                    "is ignored"
                 )
+                run.step("client certificate", "RFC 9440 §2.3", False, detail)
                 return False
     verdict = _chain_verdict(run, certificate, chain)
     if not verdict.valid:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.3",
-            False,
+        detail = (
             f"the forwarded certificate does not validate at the origin ({shorten(verdict.reason)}): RFC 9440 "
-            "says nothing of this case; this origin ignores the certificate",
+            "says nothing of this case; this origin ignores the certificate"
         )
+        run.step("client certificate", "RFC 9440 §2.3", False, detail)
         return False
-    run.step(
-        "client certificate",
-        "RFC 9440 §2.3",
-        True,
+    detail = (
         f"the forwarded certificate validates at the origin ({len(chain)} intermediate(s) from "
-        "Client-Cert-Chain)",
+        "Client-Cert-Chain)"
     )
+    run.step("client certificate", "RFC 9440 §2.3", True, detail)
     return True
 
 
@@ -489,12 +460,12 @@ def _extract_token(run: _Run) -> None:
     found: list[tuple[str, str, str]] = []  # (place, token, scheme)
     values = request.header_values("Authorization")
     if len(values) > 1:
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 9110 §5.3",
+        detail = (
             f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
-            "repeated",
+            "repeated"
+        )
+        raise run.fail(
+            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 9110 §5.3", detail
         )
     refused: Finding | None = None  # why the Authorization field holds no token this server takes
     if values:
@@ -507,39 +478,23 @@ def _extract_token(run: _Run) -> None:
     found += [("query", t, "bearer") for t in _query_tokens(request.url)]
     if len(found) > 1:
         places = ", ".join(place for place, _, _ in found)
-        raise run.fail(
-            Finding.MULTIPLE_METHODS,
-            "token placement",
-            "RFC 6750 §2",
-            f"the token travels in more than one place ({places}); a request uses one method",
-        )
+        detail = f"the token travels in more than one place ({places}); a request uses one method"
+        raise run.fail(Finding.MULTIPLE_METHODS, "token placement", "RFC 6750 §2", detail)
     if not found:
         if refused is not None:
             raise _Stop(refused)
-        raise run.fail(
-            Finding.NO_TOKEN,
-            "token placement",
-            "RFC 6750 §3.1",
-            "no access token in the header, the form body or the query",
-        )
+        detail = "no access token in the header, the form body or the query"
+        raise run.fail(Finding.NO_TOKEN, "token placement", "RFC 6750 §3.1", detail)
     place, run.token, run.scheme = found[0]
     if place != "header":
         where = "RFC 6750 §2.2" if place == "form body" else "RFC 6750 §2.3"
         if place == "query" and not config.query_tokens:
-            raise run.fail(
-                Finding.QUERY_TOKEN_REFUSED,
-                "token placement",
-                where,
-                "the token came in the query, which this server does not accept",
-            )
+            detail = "the token came in the query, which this server does not accept"
+            raise run.fail(Finding.QUERY_TOKEN_REFUSED, "token placement", where, detail)
         run.step("token placement", where, True, f"token in the {place} (a Bearer method)")
         if not run.token:
-            raise run.fail(
-                Finding.MALFORMED_AUTHORIZATION,
-                "token placement",
-                where,
-                f"empty access_token in the {place}",
-            )
+            detail = f"empty access_token in the {place}"
+            raise run.fail(Finding.MALFORMED_AUTHORIZATION, "token placement", where, detail)
 
 
 def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, str] | Finding:
@@ -550,62 +505,49 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip(" ")
     if "\t" in scheme and scheme.split("\t", 1)[0].lower() in known:
+        detail = (
+            "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more "
+            "spaces"
+        )
         raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 9110 §11.4",
-            "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more spaces",
+            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 9110 §11.4", detail
         )
     lowered = scheme.lower()
     if not value:
-        run.step(
-            "Authorization header",
-            "RFC 6750 §3.1",
-            None,
-            "an empty Authorization field: no credentials",
-        )
+        detail = "an empty Authorization field: no credentials"
+        run.step("Authorization header", "RFC 6750 §3.1", None, detail)
         return Finding.NO_TOKEN
     if lowered not in known:
         if not credentials:
-            run.step(
-                "Authorization header",
-                "RFC 9110 §11.4",
-                None,
+            detail = (
                 f"no scheme: the value {shorten(scheme, 24, quote=True)} is one word, where credentials "
-                "begin with an auth-scheme; no token the server can take",
+                "begin with an auth-scheme; no token the server can take"
             )
+            run.step("Authorization header", "RFC 9110 §11.4", None, detail)
             return Finding.SCHEME_MISSING
-        run.step(
-            "Authorization header",
-            "RFC 6750 §3.1",
-            None,
+        detail = (
             f"scheme {shorten(scheme, 24, quote=True)} is not one this server accepts ({', '.join(known)}): "
-            "no token there",
+            "no token there"
         )
+        run.step("Authorization header", "RFC 6750 §3.1", None, detail)
         return Finding.SCHEME_UNSUPPORTED
     if not credentials:
+        detail = f"scheme {scheme!r} without a token"
         raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 6750 §2.1",
-            f"scheme {scheme!r} without a token",
+            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 6750 §2.1", detail
         )
     if not _B64TOKEN.fullmatch(credentials):
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 6750 §2.1",
+        detail = (
             f"the {scheme} credentials are not a b64token (spaces or characters outside "
-            "A-Z a-z 0-9 - . _ ~ + /)",
+            "A-Z a-z 0-9 - . _ ~ + /)"
+        )
+        raise run.fail(
+            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 6750 §2.1", detail
         )
     exact = scheme in ("Bearer", "DPoP", "MTLS")
     clause = "RFC 9449 §7.1" if lowered == "dpop" else "RFC 6750 §2.1"
-    run.step(
-        "Authorization header",
-        clause if exact else "RFC 9110 §11.1",
-        True,
-        f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)"),
-    )
+    detail = f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)")
+    run.step("Authorization header", clause if exact else "RFC 9110 §11.1", True, detail)
     return credentials, lowered
 
 
@@ -642,13 +584,11 @@ def _form_tokens(request: Request) -> list[str]:
 def _validate_jwt(run: _Run) -> Mapping[str, Any]:
     verified = verify_jws(run.token, run.config.jwks)
     if verified.pointers:
-        run.step(
-            "JOSE header",
-            "RFC 8725 §3.10",
-            None,
+        detail = (
             f"header carries {', '.join(verified.pointers)}: never fetched nor trusted; keys come only from "
-            "the configured JWKS",
+            "the configured JWKS"
         )
+        run.step("JOSE header", "RFC 8725 §3.10", None, detail)
     if verified.finding is not None:
         check = "signature" if verified.finding is Finding.BAD_SIGNATURE else "JWT structure"
         raise run.fail(verified.finding, check, verified.clause.label, verified.reason)
@@ -656,54 +596,30 @@ def _validate_jwt(run: _Run) -> Mapping[str, Any]:
     run.step(
         "signature", "RFC 9068 §4", True, "typ at+jwt; the signature verifies with the issuer's key"
     )
-    iss = claims.get("iss")
-    if iss != run.config.issuer:
-        raise run.fail(
-            Finding.WRONG_ISSUER,
-            "iss",
-            "RFC 9068 §4",
-            f"iss {shorten(iss, 160, quote=True)} is not the trusted issuer {run.config.issuer!r}",
-        )
+    iss, issuer = claims.get("iss"), run.config.issuer
+    if iss != issuer:
+        detail = f"iss {shorten(iss, 160, quote=True)} is not the trusted issuer {issuer!r}"
+        raise run.fail(Finding.WRONG_ISSUER, "iss", "RFC 9068 §4", detail)
     aud = claims.get("aud")
     if run.config.audience not in (aud if isinstance(aud, list) else [aud]):
-        raise run.fail(
-            Finding.WRONG_AUDIENCE,
-            "aud",
-            "RFC 9068 §4",
-            f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}",
-        )
+        detail = f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}"
+        raise run.fail(Finding.WRONG_AUDIENCE, "aud", "RFC 9068 §4", detail)
     now = run.now.timestamp()
     exp = claims.get("exp")
     if not _number(exp):
-        raise run.fail(
-            Finding.TOKEN_MALFORMED,
-            "exp",
-            "RFC 9068 §4",
-            "exp is missing or not a number (RFC 9068 §2.2)",
-        )
+        detail = "exp is missing or not a number (RFC 9068 §2.2)"
+        raise run.fail(Finding.TOKEN_MALFORMED, "exp", "RFC 9068 §4", detail)
     if now >= exp + run.config.leeway:
-        raise run.fail(
-            Finding.TOKEN_EXPIRED,
-            "exp",
-            "RFC 9068 §4",
-            f"expired at {_iso(exp)}; now is {_iso(now)}",
-        )
+        detail = f"expired at {_iso(exp)}; now is {_iso(now)}"
+        raise run.fail(Finding.TOKEN_EXPIRED, "exp", "RFC 9068 §4", detail)
     nbf = claims.get("nbf")
     if _number(nbf) and now < nbf - run.config.leeway:
-        raise run.fail(
-            Finding.TOKEN_NOT_YET_VALID,
-            "nbf",
-            "RFC 7519 §4.1.5",
-            f"valid from {_iso(nbf)}; now is {_iso(now)}",
-        )
+        detail = f"valid from {_iso(nbf)}; now is {_iso(now)}"
+        raise run.fail(Finding.TOKEN_NOT_YET_VALID, "nbf", "RFC 7519 §4.1.5", detail)
     missing = [c for c in ("sub", "client_id", "iat", "jti") if c not in claims]
     if missing:
-        raise run.fail(
-            Finding.TOKEN_MALFORMED,
-            "required claims",
-            "RFC 9068 §4",
-            f"missing {', '.join(missing)} (RFC 9068 §2.2)",
-        )
+        detail = f"missing {', '.join(missing)} (RFC 9068 §2.2)"
+        raise run.fail(Finding.TOKEN_MALFORMED, "required claims", "RFC 9068 §4", detail)
     run.step("claims", "RFC 9068 §4", True, f"iss and aud match; valid until {_iso(exp)}")
     return claims
 
@@ -724,37 +640,21 @@ def _iso(epoch: float) -> str:
 def _introspect(run: _Run) -> Mapping[str, Any]:
     introspect = run.config.introspect
     if introspect is None:
-        raise run.fail(
-            Finding.TOKEN_INACTIVE,
-            "introspection",
-            "RFC 7662 §2.2",
-            "no introspection endpoint configured",
-        )
+        detail = "no introspection endpoint configured"
+        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", detail)
     try:
         response = introspect(run.token)
     except Exception as exc:
-        raise run.fail(
-            Finding.TOKEN_INACTIVE,
-            "introspection",
-            "RFC 7662 §2.2",
-            f"introspection failed ({shorten(str(exc))})",
-        ) from None
+        detail = f"introspection failed ({shorten(str(exc))})"
+        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", detail) from None
     if not isinstance(response, Mapping) or response.get("active") is not True:
         raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", "active: false")
     aud = response.get("aud")
     if aud is not None and run.config.audience not in (aud if isinstance(aud, list) else [aud]):
-        raise run.fail(
-            Finding.WRONG_AUDIENCE,
-            "aud",
-            "RFC 7662 §2.2",
-            f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}",
-        )
-    run.step(
-        "introspection",
-        "RFC 7662 §2.2",
-        True,
-        "active: true" + (", with cnf" if "cnf" in response else ""),
-    )
+        detail = f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}"
+        raise run.fail(Finding.WRONG_AUDIENCE, "aud", "RFC 7662 §2.2", detail)
+    detail = "active: true" + (", with cnf" if "cnf" in response else "")
+    run.step("introspection", "RFC 7662 §2.2", True, detail)
     return response
 
 
@@ -771,31 +671,21 @@ def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
     except _Stop as stop:
         would = stop.finding.value
     run.unchecked = would
-    run.step(
-        "binding",
-        "RFC 8705 §3",
-        False,
-        f"{what} but this server does not check certificate binding (would have found: {would})",
+    detail = (
+        f"{what} but this server does not check certificate binding (would have found: {would})"
     )
+    run.step("binding", "RFC 8705 §3", False, detail)
 
 
 def _proof(run: _Run) -> str:
     """The DPoP scheme's proof (RFC 9449 §4.3): its key's thumbprint when it is valid for this request."""
     proofs = run.request.header_values("DPoP")
     if not proofs:
-        raise run.fail(
-            Finding.DPOP_PROOF_MISSING,
-            "DPoP proof",
-            "RFC 9449 §7.1",
-            "the DPoP scheme was used without a DPoP header",
-        )
+        detail = "the DPoP scheme was used without a DPoP header"
+        raise run.fail(Finding.DPOP_PROOF_MISSING, "DPoP proof", "RFC 9449 §7.1", detail)
     if len(proofs) > 1:
-        raise run.fail(
-            Finding.DPOP_PROOF_INVALID,
-            "DPoP proof",
-            "RFC 9449 §4.3",
-            f"{len(proofs)} DPoP header fields; one is allowed",
-        )
+        detail = f"{len(proofs)} DPoP header fields; one is allowed"
+        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", detail)
     problem, jkt = check_proof(
         proofs[0],
         method=run.request.method,
@@ -806,13 +696,11 @@ def _proof(run: _Run) -> str:
         nonce=run.config.dpop_nonce,
     )
     if problem is NONCE_PROBLEM:
-        raise run.fail(
-            Finding.DPOP_NONCE_REQUIRED,
-            "DPoP nonce",
-            "RFC 9449 §9",
+        detail = (
             "this server asks for its own nonce in DPoP proofs and the proof does not carry it: the answer "
-            "gives the nonce in a DPoP-Nonce field",
+            "gives the nonce in a DPoP-Nonce field"
         )
+        raise run.fail(Finding.DPOP_NONCE_REQUIRED, "DPoP nonce", "RFC 9449 §9", detail)
     if problem:
         raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", problem)
     run.step(
@@ -835,13 +723,11 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
         if isinstance(cnf, dict) and "x5t#S256" in cnf:
             # RFC 7800 §3.1 lets cnf hold several confirmation members; a server checks every one it supports,
             # so a token bound to a DPoP key and a certificate needs both (one stolen secret is not enough).
-            run.step(
-                "confirmation methods",
-                "RFC 7800 §3.1",
-                None,
+            detail = (
                 "cnf names a certificate as well as the DPoP key: every method this server supports is "
-                "checked",
+                "checked"
             )
+            run.step("confirmation methods", "RFC 7800 §3.1", None, detail)
             _certificate_binding(run, cnf["x5t#S256"])
         return
     if (
@@ -850,50 +736,37 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
         and run.config.ignores_unknown_cnf
     ):
         names = ", ".join(shorten(n, 40, quote=True) for n in sorted(map(str, cnf))[:8])
-        run.step(
-            "cnf",
-            "RFC 7800 §3.1",
-            None,
-            f"cnf names no method this server knows ({names}): taken as unbound",
-        )
+        detail = f"cnf names no method this server knows ({names}): taken as unbound"
+        run.step("cnf", "RFC 7800 §3.1", None, detail)
         cnf = None
     if cnf is None:
         if run.scheme == "mtls":
-            raise run.fail(
-                Finding.TOKEN_NOT_BOUND,
-                "binding",
-                "RFC 8705 §3",
-                "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no cnf",
+            detail = (
+                "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no "
+                "cnf"
             )
+            raise run.fail(Finding.TOKEN_NOT_BOUND, "binding", "RFC 8705 §3", detail)
         if run.config.requires_binding:
-            raise run.fail(
-                Finding.TOKEN_NOT_BOUND,
-                "binding",
-                "RFC 8705 §3",
-                "this server accepts only sender-constrained tokens; this one has no cnf",
-            )
+            detail = "this server accepts only sender-constrained tokens; this one has no cnf"
+            raise run.fail(Finding.TOKEN_NOT_BOUND, "binding", "RFC 8705 §3", detail)
         run.step("binding", where, None, "no cnf: a plain bearer token")
         return
     if isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
         also = (
             " (its cnf names a certificate too; both would be checked)" if "x5t#S256" in cnf else ""
         )
-        raise run.fail(
-            Finding.DPOP_TOKEN_AS_BEARER,
-            "scheme",
-            "RFC 9449 §7.2",
+        detail = (
             f"a DPoP-bound token (cnf.jkt) arrived as a {run.scheme} token, not under the DPoP scheme; a "
-            f"DPoP-aware server refuses it{also}",
+            f"DPoP-aware server refuses it{also}"
         )
+        raise run.fail(Finding.DPOP_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
     if isinstance(cnf, dict) and "x5t#S256" in cnf:
         if run.scheme == "bearer" and run.config.mtls_scheme:
-            raise run.fail(
-                Finding.MTLS_TOKEN_AS_BEARER,
-                "scheme",
-                "RFC 9449 §7.2",
+            detail = (
                 "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
-                "MTLS scheme here",
+                "MTLS scheme here"
             )
+            raise run.fail(Finding.MTLS_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
         _certificate_binding(run, cnf["x5t#S256"])
         return
     if not run.config.checks_binding:
@@ -904,22 +777,14 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
 
 def _unsupported(run: _Run, cnf: Any) -> None:
     if not isinstance(cnf, dict):
-        raise run.fail(
-            Finding.UNSUPPORTED_CONFIRMATION,
-            "cnf",
-            "RFC 7800 §3.1",
-            f"cnf is a {type(cnf).__name__}, not a JSON object",
-        )
+        detail = f"cnf is a {type(cnf).__name__}, not a JSON object"
+        raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
     names = sorted(map(str, cnf))
     members = ", ".join(shorten(n, 40, quote=True) for n in names[:8]) or "none"
     if len(names) > 8:
         members += f" and {len(names) - 8} more"
-    raise run.fail(
-        Finding.UNSUPPORTED_CONFIRMATION,
-        "cnf",
-        "RFC 7800 §3.1",
-        f"no confirmation method this server checks (cnf members: {members})",
-    )
+    detail = f"no confirmation method this server checks (cnf members: {members})"
+    raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
 
 
 def _certificate_binding(run: _Run, expected: Any) -> None:
@@ -934,19 +799,11 @@ def _dpop_key(run: _Run, cnf: Any, jkt: str) -> None:
     run.binding = "jkt"
     expected = cnf.get("jkt") if isinstance(cnf, dict) else None
     if not isinstance(expected, str):
-        raise run.fail(
-            Finding.DPOP_KEY_MISMATCH,
-            "DPoP key binding",
-            "RFC 9449 §7.1",
-            "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)",
-        )
+        detail = "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)"
+        raise run.fail(Finding.DPOP_KEY_MISMATCH, "DPoP key binding", "RFC 9449 §7.1", detail)
     if not same_thumbprint(expected, jkt):
-        raise run.fail(
-            Finding.DPOP_KEY_MISMATCH,
-            "DPoP key binding",
-            "RFC 9449 §7.1",
-            f"the token is bound to jkt {shorten(expected)}, the proof's key is {jkt}",
-        )
+        detail = f"the token is bound to jkt {shorten(expected)}, the proof's key is {jkt}"
+        raise run.fail(Finding.DPOP_KEY_MISMATCH, "DPoP key binding", "RFC 9449 §7.1", detail)
     run.step("DPoP key binding", "RFC 9449 §7.1", True, f"cnf.jkt matches the proof's key ({jkt})")
 
 
@@ -955,35 +812,29 @@ def _x5t(run: _Run, expected: Any) -> None:
     run.expected_x5t = expected if isinstance(expected, str) else json.dumps(expected)
     if run.cert is None:
         if run.untrusted_header:
-            raise run.fail(
-                Finding.UNTRUSTED_CLIENT_CERT_HEADER,
-                "certificate binding",
-                "RFC 9440 §4",
+            detail = (
                 "the token is certificate-bound and the only certificate came in an untrusted "
-                "Client-Cert header",
+                "Client-Cert header"
             )
-        raise run.fail(
-            Finding.CERTIFICATE_MISSING,
-            "certificate binding",
-            "RFC 8705 §3",
+            raise run.fail(
+                Finding.UNTRUSTED_CLIENT_CERT_HEADER, "certificate binding", "RFC 9440 §4", detail
+            )
+        detail = (
             f"the token is bound to x5t#S256 {shorten(run.expected_x5t)} but no client certificate was "
-            "presented",
+            "presented"
         )
+        raise run.fail(Finding.CERTIFICATE_MISSING, "certificate binding", "RFC 8705 §3", detail)
     presented = run.presented_x5t or thumbprint_of_der(run.cert)
     if not same_thumbprint(expected, presented):
-        raise run.fail(
-            Finding.CERTIFICATE_MISMATCH,
-            "certificate binding",
-            "RFC 8705 §3.2" if run.config.validation is Validation.INTROSPECTION else "RFC 8705 §3",
+        detail = (
             f"expected x5t#S256 {shorten(run.expected_x5t)}, presented {presented} (exact, constant-time "
-            "comparison)",
+            "comparison)"
         )
-    run.step(
-        "certificate binding",
-        "RFC 8705 §3",
-        True,
-        f"x5t#S256 matches the presented certificate ({presented})",
-    )
+        introspected = run.config.validation is Validation.INTROSPECTION
+        clause = "RFC 8705 §3.2" if introspected else "RFC 8705 §3"
+        raise run.fail(Finding.CERTIFICATE_MISMATCH, "certificate binding", clause, detail)
+    detail = f"x5t#S256 matches the presented certificate ({presented})"
+    run.step("certificate binding", "RFC 8705 §3", True, detail)
 
 
 # ---- the token endpoint: client authentication (RFC 8705 §2) ------------------------------------------
@@ -993,25 +844,22 @@ def _client_authentication(run: _Run) -> Finding:
     """At a token endpoint: the client is the one registered, and the certificate on the connection is the
     one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
     registration = run.config.registration
-    form = urllib.parse.parse_qs(
-        run.request.body.decode("ascii", "replace"), keep_blank_values=True
-    )
+    body = run.request.body.decode("ascii", "replace")
+    form = urllib.parse.parse_qs(body, keep_blank_values=True)
     client_id = form.get("client_id", [""])[0]
     if registration is None or client_id != registration.client_id:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "client",
-            "RFC 8705 §2",
+        detail = (
             f"no client {shorten(client_id, 40, quote=True)} is registered for mutual-TLS client "
-            "authentication here",
+            "authentication here"
         )
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "client", "RFC 8705 §2", detail)
     if run.cert is None:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISSING,
-            "client authentication",
-            "RFC 8705 §2",
+        detail = (
             f"client {client_id!r} presented no certificate: invalid_client, as for one that does not match "
-            "(RFC 8705 §2 treats both alike)",
+            "(RFC 8705 §2 treats both alike)"
+        )
+        raise run.fail(
+            Finding.CLIENT_CERTIFICATE_MISSING, "client authentication", "RFC 8705 §2", detail
         )
     certificate = x509.load_der_x509_certificate(run.cert)
     if registration.x5t is not None:
@@ -1024,27 +872,15 @@ def _client_authentication(run: _Run) -> Finding:
         holds = subject == registration.subject_dn and _chain_verdict(run, certificate, []).valid
         clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
     if not holds:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "client authentication",
-            clause,
-            f"the certificate presented is not {what}: invalid_client",
-        )
+        detail = f"the certificate presented is not {what}: invalid_client"
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "client authentication", clause, detail)
     run.step("client authentication", clause, True, f"the certificate presented is {what}")
     if run.config.issue is None:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "token",
-            "RFC 8705 §2",
-            "this endpoint has no authorization server to issue tokens",
-        )
+        detail = "this endpoint has no authorization server to issue tokens"
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "token", "RFC 8705 §2", detail)
     run.issued_token = run.config.issue(run.cert)
-    run.step(
-        "token",
-        "RFC 8705 §3.1",
-        True,
-        f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued",
-    )
+    detail = f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued"
+    run.step("token", "RFC 8705 §3.1", True, detail)
     return Finding.TOKEN_ISSUED
 
 
@@ -1058,12 +894,9 @@ def _scope(run: _Run) -> None:
     scope = run.claims.get("scope")
     granted = scope.split(" ") if isinstance(scope, str) else []
     if required not in granted:
-        raise run.fail(
-            Finding.INSUFFICIENT_SCOPE,
-            "scope",
-            "RFC 6750 §3.1",
-            f"the resource needs scope {required!r}; the token grants {shorten(scope, 160, quote=True)}",
-        )
+        grants = shorten(scope, 160, quote=True)
+        detail = f"the resource needs scope {required!r}; the token grants {grants}"
+        raise run.fail(Finding.INSUFFICIENT_SCOPE, "scope", "RFC 6750 §3.1", detail)
     run.step("scope", "RFC 6750 §3.1", True, f"scope {required!r} granted")
 
 
