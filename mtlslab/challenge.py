@@ -58,9 +58,11 @@ _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6
 _TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 9110 §11.2 token68
 _OWS_RE: Final = re.compile(r"[ \t]*")  # RFC 9110 §5.6.3 OWS / BWS
 _LIST_SEP_RE: Final = re.compile(r"[ \t,]*")  # RFC 9110 §5.6.1: empty list elements are tolerated
-# qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4); any code point
-# >= U+0080 is read as obs-text, whatever decoding the caller applied to the field bytes.
-_QDTEXT_RE: Final = re.compile("[\t !#-\\[\\]-~\x80-\U0010ffff]*")
+# The inside of a quoted-string (RFC 9110 §5.6.4): qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E /
+# obs-text, and quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ); any code point >= U+0080 is read
+# as obs-text, whatever decoding the caller applied to the field bytes.
+_QUOTED_RE: Final = re.compile("(?:[\t !#-\\[\\]-~\x80-\U0010ffff]+|\\\\[\t -~\x80-\U0010ffff])*")
+_QUOTED_PAIR_RE: Final = re.compile(r"\\(.)", re.DOTALL)
 _FORBIDDEN_IN_FIELD_RE: Final = re.compile("[\r\n\x00]")  # RFC 9110 §5.5
 
 _VSCHAR: Final = frozenset(map(chr, range(0x20, 0x7F)))  # printable ASCII, what to_header may emit
@@ -70,7 +72,7 @@ _NQSCHAR: Final = _NQCHAR | {" "}
 _URI_CHARS: Final = frozenset(  # RFC 3986 §2: unreserved, reserved and "%" (pct-encoded)
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
 )
-_HEXDIG: Final = frozenset("0123456789ABCDEFabcdef")
+_BAD_PERCENT_RE: Final = re.compile("%(?![0-9A-Fa-f]{2})")  # RFC 3986 §2.1: "%" HEXDIG HEXDIG
 
 # RFC 6750 §3 attribute character rules: attribute -> (allowed characters, the ABNF they come from).
 # They apply whatever the scheme: RFC 9449 §7.1 (DPoP) reuses the same attributes.
@@ -238,26 +240,14 @@ def _value_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
         elif key == "scope" and "" in value.split(" "):
             reason = f"{value!r} is not scope-tokens joined by single spaces (RFC 6749 §3.3)"
             yield name, reason
-        elif key == "error_uri":
-            yield from ((name, reason) for reason in _uri_reference_violations(value))
-
-
-def _uri_reference_violations(value: str) -> Iterator[str]:
-    """Character-level URI-reference check for ``error_uri`` (RFC 3986 §2, RFC 6750 §3)."""
-    bad = _first_outside(value, _URI_CHARS)
-    if bad is not None:
-        yield f"{_char(bad)} is not allowed in a URI-reference (RFC 3986 §2; RFC 6750 §3)"
-        return
-    for i, c in enumerate(value):
-        if c == "%" and not (value[i + 1 : i + 2] in _HEXDIG and value[i + 2 : i + 3] in _HEXDIG):
-            yield f"'%' at index {i} does not start a pct-encoded octet (RFC 3986 §2.1)"
-            return
-
-
-def _shape_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
-    """RFC 6750 §3 rules on the whole challenge that real servers break: reported, not refused."""
-    if _fold(ch.scheme) == "bearer" and not ch.params and ch.token68 is None:
-        yield "params", "a Bearer challenge MUST have one or more auth-param values (RFC 6750 §3)"
+        elif key == "error_uri" and (bad := _first_outside(value, _URI_CHARS)) is not None:
+            # A character-level URI-reference check (RFC 3986 §2).
+            yield name, f"{_char(bad)} is not allowed in a URI-reference (RFC 3986 §2; RFC 6750 §3)"
+        elif key == "error_uri" and (pct := _BAD_PERCENT_RE.search(value)) is not None:
+            yield (
+                name,
+                f"'%' at index {pct.start()} does not start a pct-encoded octet (RFC 3986 §2.1)",
+            )
 
 
 def _raise_first(ch: Challenge) -> None:
@@ -272,8 +262,12 @@ def check_rfc6750(ch: Challenge) -> list[str]:
     ``error_description`` / ``error_uri`` / ``scope`` (any scheme), a token68 on Bearer or DPoP,
     and a bare ``Bearer`` (which :meth:`Challenge.to_header` still emits: real servers send it).
     """
-    violations = (*_value_violations(ch), *_shape_violations(ch))
-    return [f"{field}: {reason}" for field, reason in violations]
+    violations = [f"{field}: {reason}" for field, reason in _value_violations(ch)]
+    if _fold(ch.scheme) == "bearer" and not ch.params and ch.token68 is None:
+        violations.append(
+            "params: a Bearer challenge MUST have one or more auth-param values (RFC 6750 §3)"
+        )
+    return violations
 
 
 # --- builders -------------------------------------------------------------------------------------
@@ -452,28 +446,15 @@ class _Parser:
 
     def quoted_string(self, start: int) -> tuple[str, int]:
         """Unescape the quoted-string opening at ``start``; return it and the position after it."""
-        parts: list[str] = []
-        pos = start + 1
-        while True:
-            end = _skip(_QDTEXT_RE, self.text, pos)
-            parts.append(self.text[pos:end])
-            pos = end
-            if pos >= self.n:
-                raise self.fail(start, "unterminated quoted-string", _QS)
-            c = self.text[pos]
-            if c == '"':
-                return "".join(parts), pos + 1
-            if c != "\\":
-                raise self.fail(pos, f"{_char(c)} is not allowed in a quoted-string", _QS)
-            if pos + 1 >= self.n:
-                raise self.fail(start, "unterminated quoted-string", _QS)
-            escaped = self.text[pos + 1]
-            if (escaped < " " and escaped != "\t") or escaped == "\x7f":
-                raise self.fail(
-                    pos + 1, f"{_char(escaped)} cannot be escaped in a quoted-pair", _QS
-                )
-            parts.append(escaped)
-            pos += 2
+        end = _skip(_QUOTED_RE, self.text, start + 1)
+        stop = self.text[end : end + 2]  # the closing quote, or what cannot come where it does
+        if stop[:1] == '"':
+            return _QUOTED_PAIR_RE.sub(lambda pair: pair[1], self.text[start + 1 : end]), end + 1
+        if stop in ("", "\\"):
+            raise self.fail(start, "unterminated quoted-string", _QS)
+        if stop[0] == "\\":
+            raise self.fail(end + 1, f"{_char(stop[1])} cannot be escaped in a quoted-pair", _QS)
+        raise self.fail(end, f"{_char(stop[0])} is not allowed in a quoted-string", _QS)
 
     def end_of_element(self) -> None:
         pos = self.ows(self.pos)
