@@ -18,11 +18,9 @@ steps citing its clause, and the first that refuses ends the run with its :class
    methods is checked for every method this server supports;
 5. **scope** (RFC 6750 §3.1), and the result.
 
-Which HTTP status and error a finding becomes is the business of :mod:`mtlslab.interpretations`, never of
-this module. A rejected request is a returned value; ``evaluate`` does not raise on any request it is given.
-
-:func:`inspect_token` judges one token with the same reader and the same binding stage, for people who want
-to look at a token rather than a request: it cannot disagree with the engine.
+Which HTTP status and error a finding becomes is :mod:`mtlslab.interpretations`' business. A rejected
+request is a returned value; ``evaluate`` does not raise on any request it is given. :func:`inspect_token`
+judges one token with the same reader and binding stage, so it cannot disagree with the engine.
 """
 
 from __future__ import annotations
@@ -150,11 +148,9 @@ def config_for(
     issue: Callable[[bytes], str] | None = None,
     resource_metadata: str | None = None,
 ) -> RsConfig:
-    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's).
-
+    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's):
     ``registrations`` are the clients the lab's token endpoints know, ``issue`` mints the token a token
-    endpoint hands out, ``resource_metadata`` is the RFC 9728 metadata URL a deployment's challenges may
-    name."""
+    endpoint hands out, ``resource_metadata`` is the RFC 9728 metadata URL challenges may name."""
     return RsConfig(
         jwks=jwks,
         issuer=issuer,
@@ -183,11 +179,8 @@ def config_for(
 
 def head_size(request: Request) -> int:
     """The size of ``request``'s request line and header fields as :func:`evaluate` measures it: the method,
-    the absolute URL (whose authority stands for the Host field) and every field as ``name: value`` CRLF.
-
-    Counted in characters, which are octets for the latin-1 text the live server decodes; nothing is parsed,
-    so any request can be measured.
-    """
+    the absolute URL (whose authority stands for the Host field) and every field as ``name: value`` CRLF,
+    in characters (octets for the latin-1 text the live server decodes). Nothing is parsed."""
     fields = sum(len(name) + len(value) + 4 for name, value in request.headers)
     return len(request.method) + 1 + len(request.url) + fields
 
@@ -225,11 +218,9 @@ class Decision:
 
 def size_decision(config: RsConfig, *, head: int = 0, body: int = 0) -> Decision | None:
     """The decision on sizes alone: ``headers_too_large`` or ``body_too_large`` when ``head`` (as
-    :func:`head_size` counts) or ``body`` bytes exceed ``config``'s limits, else ``None``.
-
-    :func:`evaluate` makes this check first. A server that stops reading an oversized request, and so never
-    has a whole :class:`~mtlslab.scenarios.Request`, calls it with the bytes it counted.
-    """
+    :func:`head_size` counts) or ``body`` bytes exceed ``config``'s limits, else ``None``. :func:`evaluate`
+    checks this first; a server that stops reading an oversized request (and so has no whole request)
+    passes the bytes it counted."""
     run = _Run(request=Request(), config=config, now=LAB_NOW)
     try:
         _check_size(run, head, body)
@@ -501,6 +492,7 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
     """The token and the (lower-case) scheme of an Authorization value, or why it holds none this server
     takes: no scheme at all, or one it does not accept (recorded in the trace; the request may still carry
     a token elsewhere)."""
+    check, malformed = "Authorization header", Finding.MALFORMED_AUTHORIZATION
     value = raw.strip(" \t")
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip(" ")
@@ -509,13 +501,10 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
             "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more "
             "spaces"
         )
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 9110 §11.4", detail
-        )
+        raise run.fail(malformed, check, "RFC 9110 §11.4", detail)
     lowered = scheme.lower()
     if not value:
-        detail = "an empty Authorization field: no credentials"
-        run.step("Authorization header", "RFC 6750 §3.1", None, detail)
+        run.step(check, "RFC 6750 §3.1", None, "an empty Authorization field: no credentials")
         return Finding.NO_TOKEN
     if lowered not in known:
         if not credentials:
@@ -523,31 +512,26 @@ def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, st
                 f"no scheme: the value {shorten(scheme, 24, quote=True)} is one word, where credentials "
                 "begin with an auth-scheme; no token the server can take"
             )
-            run.step("Authorization header", "RFC 9110 §11.4", None, detail)
+            run.step(check, "RFC 9110 §11.4", None, detail)
             return Finding.SCHEME_MISSING
         detail = (
             f"scheme {shorten(scheme, 24, quote=True)} is not one this server accepts ({', '.join(known)}): "
             "no token there"
         )
-        run.step("Authorization header", "RFC 6750 §3.1", None, detail)
+        run.step(check, "RFC 6750 §3.1", None, detail)
         return Finding.SCHEME_UNSUPPORTED
     if not credentials:
-        detail = f"scheme {scheme!r} without a token"
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 6750 §2.1", detail
-        )
+        raise run.fail(malformed, check, "RFC 6750 §2.1", f"scheme {scheme!r} without a token")
     if not _B64TOKEN.fullmatch(credentials):
         detail = (
             f"the {scheme} credentials are not a b64token (spaces or characters outside "
             "A-Z a-z 0-9 - . _ ~ + /)"
         )
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 6750 §2.1", detail
-        )
+        raise run.fail(malformed, check, "RFC 6750 §2.1", detail)
     exact = scheme in ("Bearer", "DPoP", "MTLS")
     clause = "RFC 9449 §7.1" if lowered == "dpop" else "RFC 6750 §2.1"
     detail = f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)")
-    run.step("Authorization header", clause if exact else "RFC 9110 §11.1", True, detail)
+    run.step(check, clause if exact else "RFC 9110 §11.1", True, detail)
     return credentials, lowered
 
 
@@ -661,9 +645,13 @@ def _introspect(run: _Run) -> Mapping[str, Any]:
 # ---- 4. binding ---------------------------------------------------------------------------------------
 
 
-def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
-    """For a server that does not check certificate binding: ``check`` run on a copy, its trace discarded,
-    and what it would have found noted; the request goes on (accepted although bound, at the end)."""
+def _checked(run: _Run, check: Callable[[_Run], None], what: str) -> None:
+    """``check`` run; at a server that does not check certificate binding (RFC 8705 §3), run on a copy
+    instead, its trace discarded, and what it would have found noted after ``what``: the request goes on
+    (accepted although bound, at the end)."""
+    if run.config.checks_binding:
+        check(run)
+        return
     copy = replace(run, steps=[])
     try:
         check(copy)
@@ -715,12 +703,11 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
 
     DPoP binding (``cnf.jkt``) is checked by any server that supports DPoP; certificate binding
     (``cnf.x5t#S256``) only by one that checks it (``checks_binding``)."""
-    introspected = run.config.validation is Validation.INTROSPECTION
-    where = "RFC 8705 §3.2" if introspected else "RFC 7800 §3.1"
+    members = cnf.keys() if isinstance(cnf, dict) else ()
     if run.scheme == "dpop":
         assert jkt is not None
         _dpop_key(run, cnf, jkt)
-        if isinstance(cnf, dict) and "x5t#S256" in cnf:
+        if "x5t#S256" in members:
             # RFC 7800 §3.1 lets cnf hold several confirmation members; a server checks every one it supports,
             # so a token bound to a DPoP key and a certificate needs both (one stolen secret is not enough).
             detail = (
@@ -728,13 +715,10 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
                 "checked"
             )
             run.step("confirmation methods", "RFC 7800 §3.1", None, detail)
-            _certificate_binding(run, cnf["x5t#S256"])
+            _checked(run, lambda r: _x5t(r, cnf["x5t#S256"]), "cnf.x5t#S256 is present")
         return
-    if (
-        isinstance(cnf, dict)
-        and not cnf.keys() & {"jkt", "x5t#S256"}
-        and run.config.ignores_unknown_cnf
-    ):
+    unknown = isinstance(cnf, dict) and not cnf.keys() & {"jkt", "x5t#S256"}
+    if unknown and run.config.ignores_unknown_cnf:
         names = ", ".join(shorten(n, 40, quote=True) for n in sorted(map(str, cnf))[:8])
         detail = f"cnf names no method this server knows ({names}): taken as unbound"
         run.step("cnf", "RFC 7800 §3.1", None, detail)
@@ -749,9 +733,11 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
         if run.config.requires_binding:
             detail = "this server accepts only sender-constrained tokens; this one has no cnf"
             raise run.fail(Finding.TOKEN_NOT_BOUND, "binding", "RFC 8705 §3", detail)
+        introspected = run.config.validation is Validation.INTROSPECTION
+        where = "RFC 8705 §3.2" if introspected else "RFC 7800 §3.1"
         run.step("binding", where, None, "no cnf: a plain bearer token")
         return
-    if isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
+    if "jkt" in members and run.config.dpop:
         also = (
             " (its cnf names a certificate too; both would be checked)" if "x5t#S256" in cnf else ""
         )
@@ -760,19 +746,16 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
             f"DPoP-aware server refuses it{also}"
         )
         raise run.fail(Finding.DPOP_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
-    if isinstance(cnf, dict) and "x5t#S256" in cnf:
+    if "x5t#S256" in members:
         if run.scheme == "bearer" and run.config.mtls_scheme:
             detail = (
                 "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
                 "MTLS scheme here"
             )
             raise run.fail(Finding.MTLS_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
-        _certificate_binding(run, cnf["x5t#S256"])
+        _checked(run, lambda r: _x5t(r, cnf["x5t#S256"]), "cnf.x5t#S256 is present")
         return
-    if not run.config.checks_binding:
-        _skipped(run, lambda r: _unsupported(r, cnf), "cnf is present")
-        return
-    _unsupported(run, cnf)
+    _checked(run, lambda r: _unsupported(r, cnf), "cnf is present")
 
 
 def _unsupported(run: _Run, cnf: Any) -> None:
@@ -785,14 +768,6 @@ def _unsupported(run: _Run, cnf: Any) -> None:
         members += f" and {len(names) - 8} more"
     detail = f"no confirmation method this server checks (cnf members: {members})"
     raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
-
-
-def _certificate_binding(run: _Run, expected: Any) -> None:
-    """RFC 8705 §3, or, at a server that does not check it, what it would have found."""
-    if run.config.checks_binding:
-        _x5t(run, expected)
-    else:
-        _skipped(run, lambda r: _x5t(r, expected), "cnf.x5t#S256 is present")
 
 
 def _dpop_key(run: _Run, cnf: Any, jkt: str) -> None:
@@ -808,6 +783,7 @@ def _dpop_key(run: _Run, cnf: Any, jkt: str) -> None:
 
 
 def _x5t(run: _Run, expected: Any) -> None:
+    check = "certificate binding"
     run.binding = "x5t#S256"
     run.expected_x5t = expected if isinstance(expected, str) else json.dumps(expected)
     if run.cert is None:
@@ -816,14 +792,12 @@ def _x5t(run: _Run, expected: Any) -> None:
                 "the token is certificate-bound and the only certificate came in an untrusted "
                 "Client-Cert header"
             )
-            raise run.fail(
-                Finding.UNTRUSTED_CLIENT_CERT_HEADER, "certificate binding", "RFC 9440 §4", detail
-            )
+            raise run.fail(Finding.UNTRUSTED_CLIENT_CERT_HEADER, check, "RFC 9440 §4", detail)
         detail = (
             f"the token is bound to x5t#S256 {shorten(run.expected_x5t)} but no client certificate was "
             "presented"
         )
-        raise run.fail(Finding.CERTIFICATE_MISSING, "certificate binding", "RFC 8705 §3", detail)
+        raise run.fail(Finding.CERTIFICATE_MISSING, check, "RFC 8705 §3", detail)
     presented = run.presented_x5t or thumbprint_of_der(run.cert)
     if not same_thumbprint(expected, presented):
         detail = (
@@ -832,9 +806,9 @@ def _x5t(run: _Run, expected: Any) -> None:
         )
         introspected = run.config.validation is Validation.INTROSPECTION
         clause = "RFC 8705 §3.2" if introspected else "RFC 8705 §3"
-        raise run.fail(Finding.CERTIFICATE_MISMATCH, "certificate binding", clause, detail)
+        raise run.fail(Finding.CERTIFICATE_MISMATCH, check, clause, detail)
     detail = f"x5t#S256 matches the presented certificate ({presented})"
-    run.step("certificate binding", "RFC 8705 §3", True, detail)
+    run.step(check, "RFC 8705 §3", True, detail)
 
 
 # ---- the token endpoint: client authentication (RFC 8705 §2) ------------------------------------------
@@ -843,7 +817,7 @@ def _x5t(run: _Run, expected: Any) -> None:
 def _client_authentication(run: _Run) -> Finding:
     """At a token endpoint: the client is the one registered, and the certificate on the connection is the
     one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
-    registration = run.config.registration
+    registration, check = run.config.registration, "client authentication"
     body = run.request.body.decode("ascii", "replace")
     form = urllib.parse.parse_qs(body, keep_blank_values=True)
     client_id = form.get("client_id", [""])[0]
@@ -858,9 +832,7 @@ def _client_authentication(run: _Run) -> Finding:
             f"client {client_id!r} presented no certificate: invalid_client, as for one that does not match "
             "(RFC 8705 §2 treats both alike)"
         )
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISSING, "client authentication", "RFC 8705 §2", detail
-        )
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISSING, check, "RFC 8705 §2", detail)
     certificate = x509.load_der_x509_certificate(run.cert)
     if registration.x5t is not None:
         holds = same_thumbprint(registration.x5t, run.presented_x5t or "")
@@ -873,8 +845,8 @@ def _client_authentication(run: _Run) -> Finding:
         clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
     if not holds:
         detail = f"the certificate presented is not {what}: invalid_client"
-        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "client authentication", clause, detail)
-    run.step("client authentication", clause, True, f"the certificate presented is {what}")
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, check, clause, detail)
+    run.step(check, clause, True, f"the certificate presented is {what}")
     if run.config.issue is None:
         detail = "this endpoint has no authorization server to issue tokens"
         raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "token", "RFC 8705 §2", detail)
@@ -936,11 +908,8 @@ class TokenInspection:
     binding: BindingCheck
 
     def __repr__(self) -> str:
-        signature = (
-            "signature valid"
-            if self.signature.valid
-            else f"signature INVALID ({self.signature.reason})"
-        )
+        check = self.signature
+        signature = "signature valid" if check.valid else f"signature INVALID ({check.reason})"
         binding = {True: "holds", False: "fails", None: "not judged"}[self.binding.holds]
         why = f": {self.binding.finding.value}" if self.binding.finding is not None else ""
         return (
@@ -978,12 +947,17 @@ def inspect_token(
     except Exception as exc:  # pyjwt's and cryptography's errors for an unusable key set
         raise TokenError("jwks", str(exc)) from None
     verified = verify_jws(token, keys)
-    if verified.finding is not None:
+    signature = SignatureCheck(
+        valid=verified.finding is None, reason=verified.reason, finding=verified.finding
+    )
+    if verified.finding is None:
+        header, claims = verified.header, verified.claims
+        binding = _judge_binding(claims.get("cnf"), certificate, dpop_jkt, keys)
+    else:
         try:  # for display only: what the token says, if it has the shape of a JWT at all
             header, claims = decode_unverified(token)
         except TokenError:
             raise TokenError("token", f"not a JWT the engine can read: {verified.reason}") from None
-        signature = SignatureCheck(valid=False, reason=verified.reason, finding=verified.finding)
         binding = BindingCheck(
             method="unsupported" if "cnf" in claims else "none",
             expected=None,
@@ -991,14 +965,7 @@ def inspect_token(
             holds=None,
             reason=f"not judged: the engine stops at {verified.finding.value}",
         )
-        return TokenInspection(header=header, claims=claims, signature=signature, binding=binding)
-    signature = SignatureCheck(valid=True, reason=verified.reason)
-    return TokenInspection(
-        header=verified.header,
-        claims=verified.claims,
-        signature=signature,
-        binding=_judge_binding(verified.claims.get("cnf"), certificate, dpop_jkt, keys),
-    )
+    return TokenInspection(header=header, claims=claims, signature=signature, binding=binding)
 
 
 def _judge_binding(
