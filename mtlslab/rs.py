@@ -4,8 +4,7 @@ Pure, with time injected. :func:`evaluate` is one pipeline of stages, run in spe
 steps citing its clause, and the first that refuses ends the run with its :class:`~mtlslab.findings.Finding`:
 
 0. **size** — request line and header fields at most :data:`MAX_HEADER_BYTES` (RFC 6585 §5: 431), body at
-   most :data:`MAX_BODY_BYTES` (RFC 9110 §15.5.14: 413); refused before anything in them is parsed (the live
-   server uses the same limits and the same check);
+   most :data:`MAX_BODY_BYTES` (RFC 9110 §15.5.14: 413), refused before anything in them is parsed;
 1. **certificate** — from the connection's TLS layer, or an RFC 9440 ``Client-Cert`` header trusted only from
    a configured proxy (RFC 8705 §3, RFC 9440 §2);
 2. **token** — RFC 6750 §2.1 header (scheme compared case-insensitively, RFC 9110 §11.1), §2.2 form body,
@@ -346,8 +345,9 @@ def _certificate(run: _Run) -> None:
             run.step("client certificate", "RFC 9440 §4", None, detail)
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
-            detail = "no client certificate on this TLS connection"
-            run.step("client certificate", "RFC 8705 §3", None, detail)
+            run.step(
+                "client certificate", where, None, "no client certificate on this TLS connection"
+            )
     if der is not None:
         run.cert, run.presented_x5t = der, thumbprint_of_der(der)
         run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
@@ -427,12 +427,12 @@ def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
 
 
 def _chain_verdict(
-    run: _Run, certificate: x509.Certificate, intermediates: list[x509.Certificate]
+    run: _Run, certificate: x509.Certificate, chain: list[x509.Certificate]
 ) -> ChainVerdict:
     """The chain validated at the server itself against its configured roots (none: not valid)."""
     try:
         return validate_client_chain(
-            certificate, roots=run.config.roots, intermediates=intermediates, at=run.now
+            certificate, roots=run.config.roots, intermediates=chain, at=run.now
         )
     except CertificateError as exc:  # no trust anchors configured
         return ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
@@ -443,28 +443,10 @@ def _chain_verdict(
 
 def _extract_token(run: _Run) -> None:
     request, config = run.request, run.config
-    known = (
-        "bearer",
-        *(["dpop"] if config.dpop else []),
-        *(["mtls"] if config.mtls_scheme else []),
-    )
-    found: list[tuple[str, str, str]] = []  # (place, token, scheme)
     values = request.header_values("Authorization")
-    if len(values) > 1:
-        detail = (
-            f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
-            "repeated"
-        )
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION, "Authorization header", "RFC 9110 §5.3", detail
-        )
-    refused: Finding | None = None  # why the Authorization field holds no token this server takes
-    if values:
-        header = _authorization(run, values[0], known)
-        if isinstance(header, Finding):
-            refused = header
-        else:
-            found.append(("header", *header))
+    # The Authorization field's token and scheme, or why it holds none this server takes.
+    header = _authorization(run, values) if values else None
+    found: list[tuple[str, str, str]] = [("header", *header)] if isinstance(header, tuple) else []
     found += [("form body", t, "bearer") for t in _form_tokens(request)]
     found += [("query", t, "bearer") for t in _query_tokens(request.url)]
     if len(found) > 1:
@@ -472,8 +454,8 @@ def _extract_token(run: _Run) -> None:
         detail = f"the token travels in more than one place ({places}); a request uses one method"
         raise run.fail(Finding.MULTIPLE_METHODS, "token placement", "RFC 6750 §2", detail)
     if not found:
-        if refused is not None:
-            raise _Stop(refused)
+        if isinstance(header, Finding):
+            raise _Stop(header)
         detail = "no access token in the header, the form body or the query"
         raise run.fail(Finding.NO_TOKEN, "token placement", "RFC 6750 §3.1", detail)
     place, run.token, run.scheme = found[0]
@@ -488,12 +470,23 @@ def _extract_token(run: _Run) -> None:
             raise run.fail(Finding.MALFORMED_AUTHORIZATION, "token placement", where, detail)
 
 
-def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, str] | Finding:
-    """The token and the (lower-case) scheme of an Authorization value, or why it holds none this server
-    takes: no scheme at all, or one it does not accept (recorded in the trace; the request may still carry
-    a token elsewhere)."""
+def _authorization(run: _Run, values: list[str]) -> tuple[str, str] | Finding:
+    """The token and the (lower-case) scheme of the one Authorization field, or why it holds none this
+    server takes: no scheme at all, or one it does not accept (recorded in the trace; the request may
+    still carry a token elsewhere)."""
     check, malformed = "Authorization header", Finding.MALFORMED_AUTHORIZATION
-    value = raw.strip(" \t")
+    if len(values) > 1:
+        detail = (
+            f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
+            "repeated"
+        )
+        raise run.fail(malformed, check, "RFC 9110 §5.3", detail)
+    known = (
+        "bearer",
+        *(["dpop"] if run.config.dpop else []),
+        *(["mtls"] if run.config.mtls_scheme else []),
+    )
+    value = values[0].strip(" \t")
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip(" ")
     if "\t" in scheme and scheme.split("\t", 1)[0].lower() in known:
@@ -550,16 +543,12 @@ _FORM_METHODS = ("POST", "PUT", "PATCH")
 
 
 def _form_tokens(request: Request) -> list[str]:
-    if request.method not in _FORM_METHODS or not request.body:
-        return []
     content_type = next(iter(request.header_values("Content-Type")), "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
+    form = content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+    if request.method not in _FORM_METHODS or not form or not request.body.isascii():
         return []
-    try:
-        text = request.body.decode("ascii")
-    except UnicodeDecodeError:
-        return []
-    return urllib.parse.parse_qs(text, keep_blank_values=True).get("access_token", [])
+    fields = urllib.parse.parse_qs(request.body.decode("ascii"), keep_blank_values=True)
+    return fields.get("access_token", [])
 
 
 # ---- 3. validation ------------------------------------------------------------------------------------
@@ -622,23 +611,21 @@ def _iso(epoch: float) -> str:
 
 
 def _introspect(run: _Run) -> Mapping[str, Any]:
-    introspect = run.config.introspect
+    introspect, check, where = run.config.introspect, "introspection", "RFC 7662 §2.2"
     if introspect is None:
-        detail = "no introspection endpoint configured"
-        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", detail)
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, "no introspection endpoint configured")
     try:
         response = introspect(run.token)
     except Exception as exc:
         detail = f"introspection failed ({shorten(str(exc))})"
-        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", detail) from None
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, detail) from None
     if not isinstance(response, Mapping) or response.get("active") is not True:
-        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", "active: false")
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, "active: false")
     aud = response.get("aud")
     if aud is not None and run.config.audience not in (aud if isinstance(aud, list) else [aud]):
         detail = f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}"
-        raise run.fail(Finding.WRONG_AUDIENCE, "aud", "RFC 7662 §2.2", detail)
-    detail = "active: true" + (", with cnf" if "cnf" in response else "")
-    run.step("introspection", "RFC 7662 §2.2", True, detail)
+        raise run.fail(Finding.WRONG_AUDIENCE, "aud", where, detail)
+    run.step(check, where, True, "active: true" + (", with cnf" if "cnf" in response else ""))
     return response
 
 
@@ -667,13 +654,13 @@ def _checked(run: _Run, check: Callable[[_Run], None], what: str) -> None:
 
 def _proof(run: _Run) -> str:
     """The DPoP scheme's proof (RFC 9449 §4.3): its key's thumbprint when it is valid for this request."""
-    proofs = run.request.header_values("DPoP")
+    proofs, check = run.request.header_values("DPoP"), "DPoP proof"
     if not proofs:
         detail = "the DPoP scheme was used without a DPoP header"
-        raise run.fail(Finding.DPOP_PROOF_MISSING, "DPoP proof", "RFC 9449 §7.1", detail)
+        raise run.fail(Finding.DPOP_PROOF_MISSING, check, "RFC 9449 §7.1", detail)
     if len(proofs) > 1:
         detail = f"{len(proofs)} DPoP header fields; one is allowed"
-        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", detail)
+        raise run.fail(Finding.DPOP_PROOF_INVALID, check, "RFC 9449 §4.3", detail)
     problem, jkt = check_proof(
         proofs[0],
         method=run.request.method,
@@ -690,10 +677,8 @@ def _proof(run: _Run) -> str:
         )
         raise run.fail(Finding.DPOP_NONCE_REQUIRED, "DPoP nonce", "RFC 9449 §9", detail)
     if problem:
-        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", problem)
-    run.step(
-        "DPoP proof", "RFC 9449 §4.3", True, f"valid proof for this request, key thumbprint {jkt}"
-    )
+        raise run.fail(Finding.DPOP_PROOF_INVALID, check, "RFC 9449 §4.3", problem)
+    run.step(check, "RFC 9449 §4.3", True, f"valid proof for this request, key thumbprint {jkt}")
     return jkt
 
 
@@ -819,8 +804,7 @@ def _client_authentication(run: _Run) -> Finding:
     one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
     registration, check = run.config.registration, "client authentication"
     body = run.request.body.decode("ascii", "replace")
-    form = urllib.parse.parse_qs(body, keep_blank_values=True)
-    client_id = form.get("client_id", [""])[0]
+    client_id = urllib.parse.parse_qs(body, keep_blank_values=True).get("client_id", [""])[0]
     if registration is None or client_id != registration.client_id:
         detail = (
             f"no client {shorten(client_id, 40, quote=True)} is registered for mutual-TLS client "
@@ -872,8 +856,7 @@ def _scope(run: _Run) -> None:
     run.step("scope", "RFC 6750 §3.1", True, f"scope {required!r} granted")
 
 
-# --------------------------------------------------------------------------------------------------
-# Inspection: one token judged by the engine's own reader and binding stage.
+# ---- inspection: one token judged by the engine's own reader and binding stage -------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -918,8 +901,8 @@ class TokenInspection:
         )
 
     def _repr_html_(self) -> str:
-        ok = "#1b7f3b" if self.signature.valid else "#b00020"
-        bind = {True: "#1b7f3b", False: "#b00020", None: "#555"}[self.binding.holds]
+        colour = {True: "#1b7f3b", False: "#b00020", None: "#555"}
+        ok, bind = colour[self.signature.valid], colour[self.binding.holds]
         pre = "<pre style='background:#f6f6f6;padding:4px;margin:2px 0'>"
         return (
             "<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
@@ -976,14 +959,9 @@ def _judge_binding(
     der = None
     if certificate is not None:
         der = certificate.der if isinstance(certificate, Identity) else certificate_der(certificate)
-    run = _Run(
-        request=Request(client_cert=der),
-        config=RsConfig(jwks=keys),
-        now=LAB_NOW,
-        cert=der,
-        presented_x5t=thumbprint_of_der(der) if der is not None else None,
-        scheme="dpop" if jkt is not None else "bearer",
-    )
+    run = _Run(request=Request(client_cert=der), config=RsConfig(jwks=keys), now=LAB_NOW)
+    _certificate(run)
+    run.scheme = "dpop" if jkt is not None else "bearer"
     method: Literal["x5t#S256", "jkt", "none", "unsupported"] = "unsupported"
     if cnf is None:
         method = "none"
