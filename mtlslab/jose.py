@@ -99,9 +99,7 @@ class _Malformed(ValueError):
 
 
 class _DuplicateMember(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+    """The ``json`` hook's refusal of a member name (``args[0]``) that occurs twice."""
 
 
 def _b64url_part(segment: str, part: str) -> bytes:
@@ -111,9 +109,8 @@ def _b64url_part(segment: str, part: str) -> bytes:
         raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)", part)
     # Only the last character carries unused bits (4 of its 6 after 2 characters of a group, 2 after 3).
     if segment and segment[-1] not in _CANONICAL_LAST.get(len(segment) % 4, _B64URL_ALPHABET):
-        raise _Malformed(
-            f"the {part} is not canonical base64url: its unused low bits are not zero", part
-        )
+        reason = f"the {part} is not canonical base64url: its unused low bits are not zero"
+        raise _Malformed(reason, part)
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
@@ -153,7 +150,7 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     try:
         value = _STRICT_JSON.decode(raw.decode("utf-8"))
     except _DuplicateMember as dup:
-        raise _twice(part, dup.name) from None
+        raise _twice(part, dup.args[0]) from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _Malformed(f"the {part} is not JSON ({exc})", part) from None
     if not isinstance(value, dict):
