@@ -349,10 +349,8 @@ def check_proof(
     # Check 5: an asymmetric algorithm this server supports.
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in DPOP_ALGS:
-        problem = (
-            f"alg {shorten(alg, 40, quote=True)} is not an asymmetric algorithm this server accepts"
-        )
-        return problem, ""
+        shown = shorten(alg, 40, quote=True)
+        return f"alg {shown} is not an asymmetric algorithm this server accepts", ""
     # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
@@ -379,10 +377,8 @@ def check_proof(
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
     if claims.get("htm") != method:
-        problem = (
-            f"htm {shorten(claims.get('htm'), 40, quote=True)} is not the request method {method}"
-        )
-        return problem, ""
+        shown = shorten(claims.get("htm"), 40, quote=True)
+        return f"htm {shown} is not the request method {method}", ""
     htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
     if htu is None or htu != _normal_url(url):
         return f"htu {shorten(claims.get('htu'), 80, quote=True)} is not this URL", ""
@@ -392,10 +388,8 @@ def check_proof(
         or isinstance(iat, bool)
         or not at - max_age <= iat <= at + max_age
     ):
-        problem = (
-            f"iat {shorten(iat, 40, quote=True)} is outside the accepted window of {max_age} s"
-        )
-        return problem, ""
+        shown = shorten(iat, 40, quote=True)
+        return f"iat {shown} is outside the accepted window of {max_age} s", ""
     if claims.get("ath") != access_token_hash(token):
         return "ath does not match the access token (a proof made for another token)", ""
     if nonce is not None and claims.get("nonce") != nonce:

@@ -345,9 +345,8 @@ def _certificate(run: _Run) -> None:
             run.step("client certificate", "RFC 9440 §4", None, detail)
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
-            run.step(
-                "client certificate", where, None, "no client certificate on this TLS connection"
-            )
+            detail = "no client certificate on this TLS connection"
+            run.step("client certificate", where, None, detail)
     if der is not None:
         run.cert, run.presented_x5t = der, thumbprint_of_der(der)
         run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
@@ -566,9 +565,8 @@ def _validate_jwt(run: _Run) -> Mapping[str, Any]:
         check = "signature" if verified.finding is Finding.BAD_SIGNATURE else "JWT structure"
         raise run.fail(verified.finding, check, verified.clause.label, verified.reason)
     claims = verified.claims
-    run.step(
-        "signature", "RFC 9068 §4", True, "typ at+jwt; the signature verifies with the issuer's key"
-    )
+    detail = "typ at+jwt; the signature verifies with the issuer's key"
+    run.step("signature", "RFC 9068 §4", True, detail)
     iss, issuer = claims.get("iss"), run.config.issuer
     if iss != issuer:
         detail = f"iss {shorten(iss, 160, quote=True)} is not the trusted issuer {issuer!r}"
@@ -930,10 +928,9 @@ def inspect_token(
     except Exception as exc:  # pyjwt's and cryptography's errors for an unusable key set
         raise TokenError("jwks", str(exc)) from None
     verified = verify_jws(token, keys)
-    signature = SignatureCheck(
-        valid=verified.finding is None, reason=verified.reason, finding=verified.finding
-    )
-    if verified.finding is None:
+    finding = verified.finding
+    signature = SignatureCheck(valid=finding is None, reason=verified.reason, finding=finding)
+    if finding is None:
         header, claims = verified.header, verified.claims
         binding = _judge_binding(claims.get("cnf"), certificate, dpop_jkt, keys)
     else:
@@ -946,7 +943,7 @@ def inspect_token(
             expected=None,
             presented=None,
             holds=None,
-            reason=f"not judged: the engine stops at {verified.finding.value}",
+            reason=f"not judged: the engine stops at {finding.value}",
         )
     return TokenInspection(header=header, claims=claims, signature=signature, binding=binding)
 
