@@ -414,10 +414,11 @@ def _unfit_key(alg: str, key: object) -> str | None:
             return f"{alg} needs an RSA key, not {type(key).__name__}"
         if key.key_size < 2048:
             return f"{alg} needs an RSA key of 2048 bits or more, not {key.key_size}"
-    elif alg != "EdDSA":
+    elif alg == "EdDSA":
+        if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
+    else:
         return f"this server has no key rule for {alg}"
-    elif not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
     return None
 
 
