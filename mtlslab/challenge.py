@@ -5,17 +5,16 @@ A challenge is an auth-scheme followed either by a token68 or by a list of auth-
     challenge  = auth-scheme [ 1*SP ( token68 / #auth-param ) ]        RFC 9110 §11.6.1
     auth-param = token BWS "=" BWS ( token / quoted-string )          RFC 9110 §11.2
 
-Building is strict: :meth:`Challenge.to_header` (and the builders :func:`bearer` and
-:func:`challenge`) refuse anything that is not valid RFC 9110 syntax, any control character, CR,
-LF or NUL (header injection, RFC 9110 §5.5), any non-ASCII character, a parameter named twice
-(RFC 9110 §11.2), and values of ``error`` / ``error_description`` / ``error_uri`` / ``scope`` that
-break the RFC 6750 §3 character rules -- whatever the scheme.  Values are always quoted-strings.
+Building is strict: :meth:`Challenge.to_header` (and the builders :func:`bearer` and :func:`challenge`)
+refuse anything that is not valid RFC 9110 syntax, any control character, CR, LF or NUL (header injection,
+RFC 9110 §5.5), any non-ASCII character, a parameter named twice (RFC 9110 §11.2), and values of ``error``
+/ ``error_description`` / ``error_uri`` / ``scope`` that break the RFC 6750 §3 character rules -- whatever
+the scheme. Values are always quoted-strings.
 
-Parsing is lenient about RFC 6750 (it reads what real servers send, duplicates and quotes
-included) but strict about RFC 9110 syntax, and never accepts CR, LF, NUL or other control
-characters.  :func:`check_rfc6750` lists what a parsed challenge does wrong by RFC 6750 §3.
-
-This module chooses nothing: which challenge a server sends is an interpretation's business.
+Parsing is lenient about RFC 6750 (it reads what real servers send, duplicates and quotes included) but
+strict about RFC 9110 syntax, and never accepts CR, LF, NUL or other control characters;
+:func:`check_rfc6750` lists what a parsed challenge does wrong by RFC 6750 §3. This module chooses
+nothing: which challenge a server sends is an interpretation's business.
 
 Exceptions (the tree is in :mod:`mtlslab.errors`)::
 
@@ -45,22 +44,24 @@ __all__ = [
 
 
 class ChallengeError(InputError):
-    """A challenge that cannot be emitted, or a field value that cannot be parsed.
-
-    ``field`` names the bad part (``"scheme"``, ``"error_description"``, ``"header"``, ...),
-    ``reason`` says why, citing the clause; ``str(error)`` is ``"field: reason"``.
-    """
+    """A challenge that cannot be emitted, or a field value that cannot be parsed: ``field`` names the bad
+    part (``"scheme"``, ``"error_description"``, ``"header"``, ...), ``reason`` says why, citing the clause;
+    ``str(error)`` is ``"field: reason"``."""
 
 
 # --- character classes, as data -------------------------------------------------------------------
 
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
 _TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 9110 §11.2 token68
+# A token68 that is all its list element holds (what follows it is OWS, then "," or the end).
+_TOKEN68_ALONE_RE: Final = re.compile(rf"({_TOKEN68_RE.pattern})[ \t]*(?=,|\Z)")
 _OWS_RE: Final = re.compile(r"[ \t]*")  # RFC 9110 §5.6.3 OWS / BWS
 _LIST_SEP_RE: Final = re.compile(r"[ \t,]*")  # RFC 9110 §5.6.1: empty list elements are tolerated
-# qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4); any code point
-# >= U+0080 is read as obs-text, whatever decoding the caller applied to the field bytes.
-_QDTEXT_RE: Final = re.compile("[\t !#-\\[\\]-~\x80-\U0010ffff]*")
+# The inside of a quoted-string (RFC 9110 §5.6.4): qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E /
+# obs-text, and quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ); any code point >= U+0080 is read
+# as obs-text, whatever decoding the caller applied to the field bytes.
+_QUOTED_RE: Final = re.compile("(?:[\t !#-\\[\\]-~\x80-\U0010ffff]+|\\\\[\t -~\x80-\U0010ffff])*")
+_QUOTED_PAIR_RE: Final = re.compile(r"\\(.)", re.DOTALL)
 _FORBIDDEN_IN_FIELD_RE: Final = re.compile("[\r\n\x00]")  # RFC 9110 §5.5
 
 _VSCHAR: Final = frozenset(map(chr, range(0x20, 0x7F)))  # printable ASCII, what to_header may emit
@@ -70,7 +71,7 @@ _NQSCHAR: Final = _NQCHAR | {" "}
 _URI_CHARS: Final = frozenset(  # RFC 3986 §2: unreserved, reserved and "%" (pct-encoded)
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
 )
-_HEXDIG: Final = frozenset("0123456789ABCDEFabcdef")
+_BAD_PERCENT_RE: Final = re.compile("%(?![0-9A-Fa-f]{2})")  # RFC 3986 §2.1: "%" HEXDIG HEXDIG
 
 # RFC 6750 §3 attribute character rules: attribute -> (allowed characters, the ABNF they come from).
 # They apply whatever the scheme: RFC 9449 §7.1 (DPoP) reuses the same attributes.
@@ -113,9 +114,8 @@ def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
 class Challenge:
     """One challenge: ``scheme`` plus either ordered ``params`` or a ``token68``, never both.
 
-    Construction checks only the shape; :meth:`to_header` validates the content, so a parsed
-    (lenient) challenge can always be represented.  Scheme and parameter names keep their case;
-    lookups compare them case-insensitively.
+    Construction checks only the shape; :meth:`to_header` validates the content, so a parsed (lenient)
+    challenge can always be represented. Names keep their case; lookups ignore it.
     """
 
     scheme: str
@@ -169,14 +169,11 @@ class Challenge:
         return self.get("error_uri")
 
     def to_header(self, *, separator: str = ", ") -> str:
-        """Serialise as one challenge; params joined by ``separator`` (``", "`` or ``","``).
-
-        Raises :class:`ChallengeError` for anything not valid to send; nothing invalid is emitted.
-        """
+        """Serialise as one challenge, params joined by ``separator`` (``", "`` or ``","``); raises
+        :class:`ChallengeError` for anything not valid to send, so nothing invalid is emitted."""
         if separator not in _SEPARATORS:
-            raise ChallengeError(
-                "separator", f"must be ', ' or ',' (RFC 9110 §5.6.1), not {separator!r}"
-            )
+            reason = f"must be ', ' or ',' (RFC 9110 §5.6.1), not {separator!r}"
+            raise ChallengeError("separator", reason)
         _raise_first(self)
         if self.token68 is not None:
             return f"{self.scheme} {self.token68}"
@@ -205,11 +202,9 @@ def _syntax_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
             yield "params", f"parameter name {name!r} is not a token (RFC 9110 §11.2)"
             continue
         bad = _first_outside(value, _VSCHAR)
-        if bad is None:
-            continue
-        if bad.isascii():
+        if bad is not None and bad.isascii():
             yield name, f"control {_char(bad)} is never emitted (header injection; RFC 9110 §5.5)"
-        else:
+        elif bad is not None:
             yield name, f"non-ASCII {_char(bad)} is never emitted (RFC 9110 §5.5)"
 
 
@@ -238,26 +233,11 @@ def _value_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
         elif key == "scope" and "" in value.split(" "):
             reason = f"{value!r} is not scope-tokens joined by single spaces (RFC 6749 §3.3)"
             yield name, reason
-        elif key == "error_uri":
-            yield from ((name, reason) for reason in _uri_reference_violations(value))
-
-
-def _uri_reference_violations(value: str) -> Iterator[str]:
-    """Character-level URI-reference check for ``error_uri`` (RFC 3986 §2, RFC 6750 §3)."""
-    bad = _first_outside(value, _URI_CHARS)
-    if bad is not None:
-        yield f"{_char(bad)} is not allowed in a URI-reference (RFC 3986 §2; RFC 6750 §3)"
-        return
-    for i, c in enumerate(value):
-        if c == "%" and not (value[i + 1 : i + 2] in _HEXDIG and value[i + 2 : i + 3] in _HEXDIG):
-            yield f"'%' at index {i} does not start a pct-encoded octet (RFC 3986 §2.1)"
-            return
-
-
-def _shape_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
-    """RFC 6750 §3 rules on the whole challenge that real servers break: reported, not refused."""
-    if _fold(ch.scheme) == "bearer" and not ch.params and ch.token68 is None:
-        yield "params", "a Bearer challenge MUST have one or more auth-param values (RFC 6750 §3)"
+        elif key == "error_uri" and (bad := _first_outside(value, _URI_CHARS)) is not None:
+            yield name, f"{_char(bad)} is not allowed in a URI-reference (RFC 3986 §2; RFC 6750 §3)"
+        elif key == "error_uri" and (pct := _BAD_PERCENT_RE.search(value)) is not None:
+            at = pct.start()
+            yield name, f"'%' at index {at} does not start a pct-encoded octet (RFC 3986 §2.1)"
 
 
 def _raise_first(ch: Challenge) -> None:
@@ -266,14 +246,16 @@ def _raise_first(ch: Challenge) -> None:
 
 
 def check_rfc6750(ch: Challenge) -> list[str]:
-    """The RFC 6750 §3 violations of ``ch`` as ``"field: reason"`` strings; ``[]`` if none.
-
-    Reports repeated attributes, characters outside the §3 sets in ``error`` /
-    ``error_description`` / ``error_uri`` / ``scope`` (any scheme), a token68 on Bearer or DPoP,
-    and a bare ``Bearer`` (which :meth:`Challenge.to_header` still emits: real servers send it).
-    """
-    violations = (*_value_violations(ch), *_shape_violations(ch))
-    return [f"{field}: {reason}" for field, reason in violations]
+    """The RFC 6750 §3 violations of ``ch`` as ``"field: reason"`` strings (``[]`` if none): repeated
+    attributes, characters outside the §3 sets in ``error`` / ``error_description`` / ``error_uri`` /
+    ``scope`` (any scheme), a token68 on Bearer or DPoP, and a bare ``Bearer`` (which
+    :meth:`Challenge.to_header` still emits: real servers send it)."""
+    violations = [f"{field}: {reason}" for field, reason in _value_violations(ch)]
+    if _fold(ch.scheme) == "bearer" and not ch.params and ch.token68 is None:
+        violations.append(
+            "params: a Bearer challenge MUST have one or more auth-param values (RFC 6750 §3)"
+        )
+    return violations
 
 
 # --- builders -------------------------------------------------------------------------------------
@@ -299,10 +281,8 @@ def bearer(
     """A ``Bearer`` challenge: RFC 6750 §3 attributes in that order, then ``extra``; validated now.
 
     Another ``scheme`` takes the same attributes: DPoP does (RFC 9449 §7.1), and so does the hypothetical
-    ``MTLS`` scheme of the DPoP analogy.
-
-    With no attribute at all the result is a bare ``Bearer``, which real servers send and
-    :func:`check_rfc6750` reports.
+    ``MTLS`` scheme of the DPoP analogy. With no attribute at all the result is a bare ``Bearer``, which
+    real servers send and :func:`check_rfc6750` reports.
     """
     named = (
         ("realm", realm),
@@ -316,14 +296,11 @@ def bearer(
 
 
 def format_challenges(challenges: Sequence[Challenge], *, separator: str = ", ") -> str:
-    """One field value holding every challenge, in order (RFC 9110 §11.6.1).
-
-    Challenges are joined by ``", "``; ``separator`` goes between the params inside each one.
-    """
+    """One field value holding every challenge, in order, joined by ``", "`` (RFC 9110 §11.6.1);
+    ``separator`` goes between the params inside each one."""
     if not challenges:
-        raise ChallengeError(
-            "challenges", "a WWW-Authenticate value holds at least one challenge (RFC 9110 §11.6.1)"
-        )
+        reason = "a WWW-Authenticate value holds at least one challenge (RFC 9110 §11.6.1)"
+        raise ChallengeError("challenges", reason)
     return ", ".join(ch.to_header(separator=separator) for ch in challenges)
 
 
@@ -331,9 +308,8 @@ def sanitize_description(text: str, *, max_length: int = 200) -> str:
     """Make arbitrary text a valid ``error_description`` (RFC 6750 §3) of ``max_length`` at most.
 
     Whitespace runs become one space and the ends are stripped; every other character outside
-    ``%x20-21 / %x23-5B / %x5D-7E`` becomes ``"?"``; a text that is cut ends in ``"..."`` within
-    the limit.  May return ``""`` (then leave the attribute out).
-    """
+    ``%x20-21 / %x23-5B / %x5D-7E`` becomes ``"?"``; a text that is cut ends in ``"..."`` within the
+    limit. May return ``""`` (then leave the attribute out)."""
     if max_length < len(_ELLIPSIS):
         raise ChallengeError("max_length", f"must leave room for {_ELLIPSIS!r}, not {max_length}")
     collapsed = " ".join(text.split())
@@ -347,11 +323,9 @@ def sanitize_description(text: str, *, max_length: int = 200) -> str:
 
 
 def parse_www_authenticate(value: str) -> tuple[Challenge, ...]:
-    """Every challenge in one ``WWW-Authenticate`` field value, in order (RFC 9110 §11.6.1).
-
-    Raises :class:`ChallengeError` with ``field="header"`` and the position on malformed input.
-    An empty field value (or one holding only empty list elements) gives ``()``.
-    """
+    """Every challenge in one ``WWW-Authenticate`` field value, in order (RFC 9110 §11.6.1); ``()`` for an
+    empty one (or one of empty list elements). Malformed input raises :class:`ChallengeError` with
+    ``field="header"`` and the position."""
     forbidden = _FORBIDDEN_IN_FIELD_RE.search(value)
     if forbidden is not None:
         raise ChallengeError(
@@ -413,7 +387,10 @@ class _Parser:
             self.param_value(m.group(), after + 1)
         else:
             self.new_challenge(m.group(), m.end(), after)
-        self.end_of_element()
+        pos = self.ows(self.pos)  # the end of the element
+        if pos < self.n and self.text[pos] != ",":
+            raise self.fail(pos, f"expected ',' or end of field value, found {self.found(pos)}")
+        self.pos = _skip(_LIST_SEP_RE, self.text, pos)
 
     def new_challenge(self, scheme: str, end: int, after: int) -> None:
         self.close()
@@ -423,13 +400,10 @@ class _Parser:
         self.pos = after
         if after >= self.n or self.text[after] == ",":
             return
-        m68 = _TOKEN68_RE.match(self.text, after)
+        m68 = _TOKEN68_ALONE_RE.match(self.text, after)
         if m68 is not None:
-            end68 = self.ows(m68.end())
-            if end68 >= self.n or self.text[end68] == ",":
-                self.token68 = m68.group()
-                self.pos = end68
-                return
+            self.token68, self.pos = m68.group(1), m68.end()
+            return
         m = _TOKEN_RE.match(self.text, after)
         if m is None:
             raise self.fail(after, f"expected token68 or auth-param, found {self.found(after)}")
@@ -452,31 +426,12 @@ class _Parser:
 
     def quoted_string(self, start: int) -> tuple[str, int]:
         """Unescape the quoted-string opening at ``start``; return it and the position after it."""
-        parts: list[str] = []
-        pos = start + 1
-        while True:
-            end = _skip(_QDTEXT_RE, self.text, pos)
-            parts.append(self.text[pos:end])
-            pos = end
-            if pos >= self.n:
-                raise self.fail(start, "unterminated quoted-string", _QS)
-            c = self.text[pos]
-            if c == '"':
-                return "".join(parts), pos + 1
-            if c != "\\":
-                raise self.fail(pos, f"{_char(c)} is not allowed in a quoted-string", _QS)
-            if pos + 1 >= self.n:
-                raise self.fail(start, "unterminated quoted-string", _QS)
-            escaped = self.text[pos + 1]
-            if (escaped < " " and escaped != "\t") or escaped == "\x7f":
-                raise self.fail(
-                    pos + 1, f"{_char(escaped)} cannot be escaped in a quoted-pair", _QS
-                )
-            parts.append(escaped)
-            pos += 2
-
-    def end_of_element(self) -> None:
-        pos = self.ows(self.pos)
-        if pos < self.n and self.text[pos] != ",":
-            raise self.fail(pos, f"expected ',' or end of field value, found {self.found(pos)}")
-        self.pos = _skip(_LIST_SEP_RE, self.text, pos)
+        end = _skip(_QUOTED_RE, self.text, start + 1)
+        stop = self.text[end : end + 2]  # the closing quote, or what cannot come where it does
+        if stop[:1] == '"':
+            return _QUOTED_PAIR_RE.sub(lambda pair: pair[1], self.text[start + 1 : end]), end + 1
+        if stop in ("", "\\"):
+            raise self.fail(start, "unterminated quoted-string", _QS)
+        if stop[0] == "\\":
+            raise self.fail(end + 1, f"{_char(stop[1])} cannot be escaped in a quoted-pair", _QS)
+        raise self.fail(end, f"{_char(stop[0])} is not allowed in a quoted-string", _QS)

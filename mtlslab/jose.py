@@ -21,7 +21,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -51,12 +51,12 @@ _TYP_AT_JWT = ("at+jwt", "application/at+jwt")
 _URL_BEARING_HEADERS = ("jku", "x5u", "jwk", "x5c")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class Jwks:
     """The issuer's public keys, parsed once; equal (and hashed) by their JSON, so verification can be
     remembered per key set."""
 
-    keys: tuple[jwt.PyJWK, ...]
+    keys: tuple[jwt.PyJWK, ...] = field(compare=False)
     source: str
 
     @classmethod
@@ -71,12 +71,6 @@ class Jwks:
             return self.keys[0] if len(self.keys) == 1 else None
         return next((k for k in self.keys if k.key_id == kid), None)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Jwks) and other.source == self.source
-
-    def __hash__(self) -> int:
-        return hash(self.source)
-
     def __repr__(self) -> str:
         return f"<Jwks {len(self.keys)} key(s): {', '.join(str(k.key_id) for k in self.keys)}>"
 
@@ -86,27 +80,26 @@ class Jwks:
 #: RFC 7515 §2: base64url is the URL-safe alphabet with every trailing "=" omitted, nothing else.
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-#: By the length of a segment modulo 4: the characters that may end it, their unused low bits zero.
-_CANONICAL_LAST = {
-    0: frozenset(_B64URL_ALPHABET),
-    2: frozenset(_B64URL_ALPHABET[::16]),
-    3: frozenset(_B64URL_ALPHABET[::4]),
-}
+#: By the length of a segment modulo 4: the characters that may end it, their unused low bits zero
+#: (after a whole group, any character: it has no unused bits).
+_CANONICAL_LAST = {2: frozenset(_B64URL_ALPHABET[::16]), 3: frozenset(_B64URL_ALPHABET[::4])}
 
 
 class _Malformed(ValueError):
     """A compact JWS that cannot be read; the message says why, ``part`` which part (``"structure"`` when
-    it is not three dot-separated parts)."""
+    it is not three dot-separated parts). A refusal says ``reading`` and cites ``clause``: a member
+    named twice (:func:`_twice`) its own, anything else "not a well-formed JWT" (RFC 9068 §4)."""
 
-    def __init__(self, reason: str, part: str) -> None:
+    def __init__(self, reason: str, part: str, twice: str | None = None) -> None:
         super().__init__(reason)
         self.part = part
+        self.twice = twice is not None
+        self.clause = twice or "RFC 9068 §4"
+        self.reading = reason if twice else f"not a well-formed JWT ({reason})"
 
 
 class _DuplicateMember(ValueError):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+    """The ``json`` hook's refusal of a member name (``args[0]``) that occurs twice."""
 
 
 def _b64url_part(segment: str, part: str) -> bytes:
@@ -115,10 +108,9 @@ def _b64url_part(segment: str, part: str) -> bytes:
     if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
         raise _Malformed(f"the {part} is not unpadded base64url (RFC 7515 §2)", part)
     # Only the last character carries unused bits (4 of its 6 after 2 characters of a group, 2 after 3).
-    if segment and segment[-1] not in _CANONICAL_LAST[len(segment) % 4]:
-        raise _Malformed(
-            f"the {part} is not canonical base64url: its unused low bits are not zero", part
-        )
+    if segment and segment[-1] not in _CANONICAL_LAST.get(len(segment) % 4, _B64URL_ALPHABET):
+        reason = f"the {part} is not canonical base64url: its unused low bits are not zero"
+        raise _Malformed(reason, part)
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
@@ -154,12 +146,11 @@ _STRICT_JSON = json.JSONDecoder(
 
 
 def _json_object(raw: bytes, part: str) -> dict[str, Any]:
-    """``raw`` as a JSON object, refusing a member name that occurs twice at any depth
-    (raises :class:`_DuplicateMember`)."""
+    """``raw`` as a JSON object, refusing a member name that occurs twice at any depth."""
     try:
         value = _STRICT_JSON.decode(raw.decode("utf-8"))
-    except _DuplicateMember:
-        raise
+    except _DuplicateMember as dup:
+        raise _twice(part, dup.args[0]) from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _Malformed(f"the {part} is not JSON ({exc})", part) from None
     if not isinstance(value, dict):
@@ -167,12 +158,15 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     return value
 
 
-def _twice(part: str, name: str) -> str:
+def _twice(part: str, name: str) -> _Malformed:
     """RFC 7515 §4 and RFC 7519 §4 let a parser either reject a duplicate member name or keep the lexically
     last one. Python's ``json`` keeps the last, so a token whose first ``cnf`` names one certificate and
     whose last names another could be read one way here and the other way elsewhere: refused instead, so no
     two parsers can disagree on what the token says."""
-    return f"the member name {shorten(name, 40, quote=True)} occurs twice in the {part}: refused rather than guessed"
+    where = "JOSE header" if part == "JOSE header" else "claims"
+    shown = shorten(name, 40, quote=True)
+    reason = f"the member name {shown} occurs twice in the {where}: refused rather than guessed"
+    return _Malformed(reason, part, "RFC 7515 §4" if where == "JOSE header" else "RFC 7519 §4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +180,7 @@ class _Compact:
 
     @classmethod
     def read(cls, token: str) -> _Compact:
-        """Raises :class:`_Malformed` (with the reason) or :class:`_DuplicateMember` (for the header)."""
+        """Raises :class:`_Malformed` with the reason."""
         parts = token.split(".")
         if len(parts) != 3:
             raise _Malformed(f"{len(parts)} dot-separated part(s); a JWS has 3", "structure")
@@ -264,14 +258,11 @@ def verify_jws(token: str, jwks: Jwks) -> Verified:
     malformed = Finding.TOKEN_MALFORMED
     try:
         jws = _Compact.read(token)
-    except _DuplicateMember as dup:
-        return _refused(malformed, _twice("JOSE header", dup.name), "RFC 7515 §4")
     except _Malformed as exc:
-        if exc.part != "JOSE header":
-            return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4")
-        return _refused(
-            malformed, f"the JOSE header is not base64url-encoded JSON: {exc}", "RFC 9068 §4"
-        )
+        if exc.part == "JOSE header" and not exc.twice:
+            reason = f"the JOSE header is not base64url-encoded JSON: {exc}"
+            return _refused(malformed, reason, "RFC 9068 §4")
+        return _refused(malformed, exc.reading, exc.clause)
     header = jws.header
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _TYP_AT_JWT:
@@ -297,18 +288,12 @@ def verify_jws(token: str, jwks: Jwks) -> Verified:
         return _refused(malformed, f"not a well-formed JWT ({problem})", "RFC 9068 §4", header)
     try:
         signing_input, payload_raw, signature = jws.body()
-    except _Malformed as exc:
-        return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4", header)
-    prepared = key.Algorithm.prepare_key(key.key)
-    if not key.Algorithm.verify(signing_input, prepared, signature):
-        reason = f"the signature does not verify with key {key.key_id}"
-        return _refused(Finding.BAD_SIGNATURE, reason, "RFC 9068 §4", header)
-    try:
+        if not key.Algorithm.verify(signing_input, key.Algorithm.prepare_key(key.key), signature):
+            reason = f"the signature does not verify with key {key.key_id}"
+            return _refused(Finding.BAD_SIGNATURE, reason, "RFC 9068 §4", header)
         claims = _json_object(payload_raw, "claims set")
-    except _DuplicateMember as dup:
-        return _refused(malformed, _twice("claims", dup.name), "RFC 7519 §4", header)
     except _Malformed as exc:
-        return _refused(malformed, f"not a well-formed JWT ({exc})", "RFC 9068 §4", header)
+        return _refused(malformed, exc.reading, exc.clause, header)
     return Verified(
         finding=None,
         reason=f"typ at+jwt; the signature verifies with kid {key.key_id} ({alg}) of the issuer's JWKS",
@@ -337,25 +322,22 @@ def check_proof(
     max_age: int,
     nonce: str | None = None,
 ) -> tuple[str, str]:
-    """RFC 9449 §4.3: ``(problem, jkt)``; ``problem`` is empty when the proof is valid, and is
+    """RFC 9449 §4.3: ``(problem, jkt)``; ``problem`` is empty for a valid proof, and
     :data:`NONCE_PROBLEM` itself when all that is wrong is a missing or other ``nonce`` where the server
     asks for ``nonce``.
 
-    This server keeps no ``jti`` store (RFC 9449 §11.1 leaves single use to the server), so a proof is valid
-    again while its ``iat`` is inside the window. The proof is read as strictly as an access token; its
-    ``jwk`` must be a public key of the kind ``alg`` is defined for (:func:`_unfit_key`, part of checks 5 and
-    6), and the signature is checked with it by pyjwt's algorithm object. A differential test holds the
-    reading to pyjwt's JWS ``decode``: what this accepts, pyjwt accepts. The checks run in the order of §4.3
-    with two exceptions: the jwk is judged (check 7, no private key) before the signature is checked with it
-    (check 6), and the claims (check 3) are read only after the signature verifies.
+    No ``jti`` store (RFC 9449 §11.1 leaves single use to the server): a proof is valid again while its
+    ``iat`` is inside the window. Read as strictly as an access token; the ``jwk`` must be a public key of
+    the kind ``alg`` is defined for (:func:`_unfit_key`, part of checks 5 and 6) and checks the signature
+    through pyjwt's algorithm object (a differential test holds the reading to pyjwt's JWS ``decode``).
+    The checks run in §4.3's order, except that the jwk is judged (check 7, no private key) before it
+    checks the signature (check 6), and the claims (check 3) are read only after the signature verifies.
     """
     # Check 2: one well-formed JWT (read as strictly as an access token).
     try:
         jws = _Compact.read(proof)
-    except _DuplicateMember as dup:
-        return _twice("JOSE header", dup.name), ""
     except _Malformed as exc:
-        return f"not a well-formed JWT ({exc})", ""
+        return exc.reading, ""
     header = jws.header
     problem = jws.problem()
     if problem is not None:
@@ -367,10 +349,8 @@ def check_proof(
     # Check 5: an asymmetric algorithm this server supports.
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in DPOP_ALGS:
-        return (
-            f"alg {shorten(alg, 40, quote=True)} is not an asymmetric algorithm this server accepts",
-            "",
-        )
+        shown = shorten(alg, 40, quote=True)
+        return f"alg {shown} is not an asymmetric algorithm this server accepts", ""
     # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
@@ -385,41 +365,31 @@ def check_proof(
     unfit = _unfit_key(alg, key.key)
     if unfit is not None:
         return f"unusable jwk ({unfit})", ""
-    # Check 6: the signature, with that key.
+    # Check 6: the signature, with that key; then check 3: the claims (a JSON object naming no
+    # member twice; the required ones follow).
     try:
         signing_input, payload_raw, signature = jws.body()
-    except _Malformed as exc:
-        return f"not a well-formed JWT ({exc})", ""
-    if not key.Algorithm.verify(signing_input, key.key, signature):
-        return "the signature does not verify with the jwk in its header", ""
-    # Check 3: the claims (a JSON object naming no member twice; the required ones follow).
-    try:
+        if not key.Algorithm.verify(signing_input, key.key, signature):
+            return "the signature does not verify with the jwk in its header", ""
         claims = _json_object(payload_raw, "claims set")
-    except _DuplicateMember as dup:
-        return _twice("claims", dup.name), ""
     except _Malformed as exc:
-        return f"not a well-formed JWT ({exc})", ""
+        return exc.reading, ""
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
     if claims.get("htm") != method:
-        return (
-            f"htm {shorten(claims.get('htm'), 40, quote=True)} is not the request method {method}",
-            "",
-        )
+        shown = shorten(claims.get("htm"), 40, quote=True)
+        return f"htm {shown} is not the request method {method}", ""
     htu = _normal_url(claims["htu"]) if isinstance(claims.get("htu"), str) else None
     if htu is None or htu != _normal_url(url):
         return f"htu {shorten(claims.get('htu'), 80, quote=True)} is not this URL", ""
-    iat = claims.get("iat")
-    at = now.timestamp()
+    iat, at = claims.get("iat"), now.timestamp()
     if (  # compared, not subtracted: an integer too large for a float cannot overflow a comparison
         not isinstance(iat, (int, float))
         or isinstance(iat, bool)
         or not at - max_age <= iat <= at + max_age
     ):
-        return (
-            f"iat {shorten(iat, 40, quote=True)} is outside the accepted window of {max_age} s",
-            "",
-        )
+        shown = shorten(iat, 40, quote=True)
+        return f"iat {shown} is outside the accepted window of {max_age} s", ""
     if claims.get("ath") != access_token_hash(token):
         return "ath does not match the access token (a proof made for another token)", ""
     if nonce is not None and claims.get("nonce") != nonce:
@@ -439,18 +409,17 @@ def _unfit_key(alg: str, key: object) -> str | None:
         curve = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else None
         if curve != _EC_CURVES[alg]:
             return f"{alg} needs a {_EC_CURVES[alg]} key, not {curve or type(key).__name__}"
-        return None
-    if alg.startswith(("RS", "PS")):
+    elif alg.startswith(("RS", "PS")):
         if not isinstance(key, rsa.RSAPublicKey):
             return f"{alg} needs an RSA key, not {type(key).__name__}"
         if key.key_size < 2048:
             return f"{alg} needs an RSA key of 2048 bits or more, not {key.key_size}"
-        return None
-    if alg == "EdDSA":
+    elif alg == "EdDSA":
         if not isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
             return f"{alg} needs an Ed25519 or Ed448 key, not {type(key).__name__}"
-        return None
-    return f"this server has no key rule for {alg}"
+    else:
+        return f"this server has no key rule for {alg}"
+    return None
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -483,19 +452,15 @@ def _normal_url(url: str) -> str | None:
 
 
 def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 §5.2.4: ``/a/b/../c/./d`` is ``/a/c/d``."""
+    """RFC 3986 §5.2.4: ``/a/b/../c/./d`` is ``/a/c/d``; a last ``.`` or ``..`` leaves a ``/``."""
     output: list[str] = []
     segments = path.split("/")
-    for i, segment in enumerate(segments):
-        last = i == len(segments) - 1
-        if segment == ".":
-            if last:
-                output.append("")
-        elif segment == "..":
+    for segment in segments:
+        if segment == "..":
             if output and output != [""]:  # never above the root
                 output.pop()
-            if last:
-                output.append("")
-        else:
+        elif segment != ".":
             output.append(segment)
+    if segments[-1] in (".", ".."):
+        output.append("")
     return "/".join(output)

@@ -4,8 +4,7 @@ Pure, with time injected. :func:`evaluate` is one pipeline of stages, run in spe
 steps citing its clause, and the first that refuses ends the run with its :class:`~mtlslab.findings.Finding`:
 
 0. **size** — request line and header fields at most :data:`MAX_HEADER_BYTES` (RFC 6585 §5: 431), body at
-   most :data:`MAX_BODY_BYTES` (RFC 9110 §15.5.14: 413); refused before anything in them is parsed (the live
-   server uses the same limits and the same check);
+   most :data:`MAX_BODY_BYTES` (RFC 9110 §15.5.14: 413), refused before anything in them is parsed;
 1. **certificate** — from the connection's TLS layer, or an RFC 9440 ``Client-Cert`` header trusted only from
    a configured proxy (RFC 8705 §3, RFC 9440 §2);
 2. **token** — RFC 6750 §2.1 header (scheme compared case-insensitively, RFC 9110 §11.1), §2.2 form body,
@@ -18,16 +17,13 @@ steps citing its clause, and the first that refuses ends the run with its :class
    methods is checked for every method this server supports;
 5. **scope** (RFC 6750 §3.1), and the result.
 
-Which HTTP status and error a finding becomes is the business of :mod:`mtlslab.interpretations`, never of
-this module. A rejected request is a returned value; ``evaluate`` does not raise on any request it is given.
-
-:func:`inspect_token` judges one token with the same reader and the same binding stage, for people who want
-to look at a token rather than a request: it cannot disagree with the engine.
+Which HTTP status and error a finding becomes is :mod:`mtlslab.interpretations`' business. A rejected
+request is a returned value; ``evaluate`` does not raise on any request it is given. :func:`inspect_token`
+judges one token with the same reader and binding stage, so it cannot disagree with the engine.
 """
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 import html
 import json
@@ -115,19 +111,13 @@ class RsConfig:
     dpop_nonce: str | None = None  # the nonce this server asks for in DPoP proofs (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL its challenges name
     origin_validates_chain: bool = False
-    roots: tuple[
-        x509.Certificate, ...
-    ] = ()  # trust anchors, for a server that validates certificates itself
+    roots: tuple[x509.Certificate, ...] = ()  # trust anchors, for a server that validates chains
     endpoint: Endpoint = Endpoint.RESOURCE
     registration: Registration | None = None  # the client a token endpoint authenticates
-    issue: Callable[[bytes], str] | None = field(
-        default=None, compare=False
-    )  # mints a token bound to DER
+    issue: Callable[[bytes], str] | None = field(default=None, compare=False)  # mints bound tokens
     leeway: int = 0
     dpop_max_age: int = 300
-    max_header_bytes: int = (
-        MAX_HEADER_BYTES  # request line + header fields, as head_size counts them
-    )
+    max_header_bytes: int = MAX_HEADER_BYTES  # what head_size counts
     max_body_bytes: int = MAX_BODY_BYTES
 
 
@@ -157,11 +147,9 @@ def config_for(
     issue: Callable[[bytes], str] | None = None,
     resource_metadata: str | None = None,
 ) -> RsConfig:
-    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's).
-
+    """The resource-server configuration a deployment implies (the size limits are the HTTP layer's):
     ``registrations`` are the clients the lab's token endpoints know, ``issue`` mints the token a token
-    endpoint hands out, ``resource_metadata`` is the RFC 9728 metadata URL a deployment's challenges may
-    name."""
+    endpoint hands out, ``resource_metadata`` is the RFC 9728 metadata URL challenges may name."""
     return RsConfig(
         jwks=jwks,
         issuer=issuer,
@@ -190,17 +178,10 @@ def config_for(
 
 def head_size(request: Request) -> int:
     """The size of ``request``'s request line and header fields as :func:`evaluate` measures it: the method,
-    the absolute URL (whose authority stands for the Host field) and every field as ``name: value`` CRLF.
-
-    Counted in characters, which are octets for the latin-1 text the live server decodes; nothing is parsed,
-    so any request can be measured.
-    """
-    return (
-        len(request.method)
-        + 1
-        + len(request.url)
-        + sum(len(name) + len(value) + 4 for name, value in request.headers)
-    )
+    the absolute URL (whose authority stands for the Host field) and every field as ``name: value`` CRLF,
+    in characters (octets for the latin-1 text the live server decodes). Nothing is parsed."""
+    fields = sum(len(name) + len(value) + 4 for name, value in request.headers)
+    return len(request.method) + 1 + len(request.url) + fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,18 +190,14 @@ class Decision:
 
     finding: Finding
     trace: tuple[Step, ...]
-    scheme: str | None = (
-        None  # the scheme the token came with, lower-case ("bearer" for body/query)
-    )
+    scheme: str | None = None  # lower-case, as the token came ("bearer" for body and query)
     binding: Literal["x5t#S256", "jkt"] | None = None
     expected_x5t: str | None = None
     presented_x5t: str | None = None
     required_scope: str = "read"
     subject: str | None = None
     client_id: str | None = None
-    dpop_nonce: str | None = (
-        None  # the nonce to give the client in a DPoP-Nonce field (RFC 9449 §9)
-    )
+    dpop_nonce: str | None = None  # for the client, in a DPoP-Nonce field (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL the challenge names
     issued_token: str | None = None  # what a token endpoint issued
 
@@ -231,9 +208,8 @@ class Decision:
 
     def explain(self) -> str:
         """The trace as text, one step a line, then the finding."""
-        lines = [str(step) for step in self.trace]
-        lines.append(f"→ finding: {self.finding.value} ({self.finding.info.title})")
-        return "\n".join(lines)
+        result = f"→ finding: {self.finding.value} ({self.finding.info.title})"
+        return "\n".join([*map(str, self.trace), result])
 
     def __repr__(self) -> str:
         return f"<Decision {self.finding.value}: {self.detail}>"
@@ -241,11 +217,9 @@ class Decision:
 
 def size_decision(config: RsConfig, *, head: int = 0, body: int = 0) -> Decision | None:
     """The decision on sizes alone: ``headers_too_large`` or ``body_too_large`` when ``head`` (as
-    :func:`head_size` counts) or ``body`` bytes exceed ``config``'s limits, else ``None``.
-
-    :func:`evaluate` makes this check first. A server that stops reading an oversized request, and so never
-    has a whole :class:`~mtlslab.scenarios.Request`, calls it with the bytes it counted.
-    """
+    :func:`head_size` counts) or ``body`` bytes exceed ``config``'s limits, else ``None``. :func:`evaluate`
+    checks this first; a server that stops reading an oversized request (and so has no whole request)
+    passes the bytes it counted."""
     run = _Run(request=Request(), config=config, now=LAB_NOW)
     try:
         _check_size(run, head, body)
@@ -316,19 +290,18 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
         if config.endpoint is not Endpoint.RESOURCE:
             return run.decision(_client_authentication(run))
         _extract_token(run)
-        _validate(run)
-        _binding(run)
+        validate = _introspect if config.validation is Validation.INTROSPECTION else _validate_jwt
+        run.claims = validate(run)
+        _bind(run, run.claims.get("cnf"), _proof(run) if run.scheme == "dpop" else None)
         _scope(run)
     except _Stop as stop:
         return run.decision(stop.finding)
     if run.unchecked is not None:
-        run.step(
-            "result",
-            "RFC 8705 §3",
-            False,
+        detail = (
             "accepted although the token is sender-constrained and the binding was not checked (a check "
-            f"would have found: {run.unchecked}): anyone holding the token can use it",
+            f"would have found: {run.unchecked}): anyone holding the token can use it"
         )
+        run.step("result", "RFC 8705 §3", False, detail)
         return run.decision(Finding.ACCEPTED_ALTHOUGH_BOUND)
     run.step("result", "RFC 8705 §3", True, "every check passed")
     return run.decision(Finding.ACCEPTED)
@@ -340,21 +313,17 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
 def _check_size(run: _Run, head: int, body: int) -> None:
     config = run.config
     if head > config.max_header_bytes:
-        raise run.fail(
-            Finding.HEADERS_TOO_LARGE,
-            "request size",
-            "RFC 6585 §5",
+        detail = (
             f"the request line and header fields take {head} bytes, more than this server's limit "
-            f"of {config.max_header_bytes}: refused before anything in them is parsed",
+            f"of {config.max_header_bytes}: refused before anything in them is parsed"
         )
+        raise run.fail(Finding.HEADERS_TOO_LARGE, "request size", "RFC 6585 §5", detail)
     if body > config.max_body_bytes:
-        raise run.fail(
-            Finding.BODY_TOO_LARGE,
-            "request size",
-            "RFC 9110 §15.5.14",
+        detail = (
             f"the body takes {body} bytes, more than this server's limit of "
-            f"{config.max_body_bytes}: refused before anything in it is parsed",
+            f"{config.max_body_bytes}: refused before anything in it is parsed"
         )
+        raise run.fail(Finding.BODY_TOO_LARGE, "request size", "RFC 9110 §15.5.14", detail)
 
 
 # ---- 1. the certificate ------------------------------------------------------------------------------
@@ -364,92 +333,65 @@ def _certificate(run: _Run) -> None:
     request = run.request
     headers = request.header_values("Client-Cert")
     if request.from_proxy:
-        _from_proxy(run, headers)
-        return
-    if headers:
-        run.untrusted_header = True
-        run.step(
-            "client certificate",
-            "RFC 9440 §4",
-            None,
-            "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, so "
-            "it is ignored",
-        )
-    if request.client_cert is None:
-        run.step(
-            "client certificate",
-            "RFC 8705 §3",
-            None,
-            "no client certificate on this TLS connection",
-        )
-        return
-    run.cert = request.client_cert
-    run.presented_x5t = thumbprint_of_der(request.client_cert)
-    run.step(
-        "client certificate",
-        "RFC 8705 §3",
-        True,
-        f"from this TLS connection, x5t#S256 {run.presented_x5t}",
-    )
+        der = _from_proxy(run, headers)
+        where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
+    else:
+        if headers:
+            run.untrusted_header = True
+            detail = (
+                "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
+                "may set it, so it is ignored"
+            )
+            run.step("client certificate", "RFC 9440 §4", None, detail)
+        der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
+        if der is None:
+            detail = "no client certificate on this TLS connection"
+            run.step("client certificate", where, None, detail)
+    if der is not None:
+        run.cert, run.presented_x5t = der, thumbprint_of_der(der)
+        run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
 
 
-def _from_proxy(run: _Run, headers: list[str]) -> None:
+def _from_proxy(run: _Run, headers: list[str]) -> bytes | None:
+    """The certificate a proxy forwarded (RFC 9440 §2), if this origin trusts the proxy and it parses."""
     if not run.config.trust_client_cert_header:
         if headers:
             run.untrusted_header = True
-            run.step(
-                "client certificate",
-                "RFC 9440 §4",
-                None,
+            detail = (
                 "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
-                "ignored",
+                "ignored"
             )
-            return
-        run.step(
-            "client certificate",
-            "RFC 8705 §3",
-            None,
-            "the request came through a proxy; the origin has no TLS client certificate of the client",
+            run.step("client certificate", "RFC 9440 §4", None, detail)
+            return None
+        detail = (
+            "the request came through a proxy; the origin has no TLS client certificate of the "
+            "client"
         )
-        return
+        run.step("client certificate", "RFC 8705 §3", None, detail)
+        return None
     if not headers:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.4",
-            None,
-            "the trusted proxy forwarded no Client-Cert: no client certificate was presented",
-        )
-        return
+        detail = "the trusted proxy forwarded no Client-Cert: no client certificate was presented"
+        run.step("client certificate", "RFC 9440 §2.4", None, detail)
+        return None
     if len(headers) > 1:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.2",
-            False,
+        detail = (
             f"{len(headers)} Client-Cert fields where one may come: the value does not parse, so the field "
-            "is treated as absent (RFC 8941 §4.2)",
+            "is treated as absent (RFC 8941 §4.2)"
         )
-        return
+        run.step("client certificate", "RFC 9440 §2.2", False, detail)
+        return None
     try:
         der = decode_client_cert(headers[0])
         certificate = x509.load_der_x509_certificate(der)
     except (ScenarioError, ValueError) as exc:
-        run.step(
-            "client certificate",
-            "RFC 8941 §4.2",
-            False,
-            f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent",
+        detail = (
+            f"Client-Cert from the proxy does not parse ({shorten(str(exc))}): treated as absent"
         )
-        return
+        run.step("client certificate", "RFC 8941 §4.2", False, detail)
+        return None
     if run.config.origin_validates_chain and not _chain_holds(run, certificate):
-        return
-    run.cert = der
-    run.presented_x5t = thumbprint_of_der(der)
-    run.step(
-        "client certificate",
-        "RFC 9440 §2.2",
-        True,
-        f"from the trusted proxy's Client-Cert header, x5t#S256 {run.presented_x5t}",
-    )
+        return None
+    return der
 
 
 def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
@@ -461,172 +403,127 @@ def _chain_holds(run: _Run, certificate: x509.Certificate) -> bool:
             try:
                 chain.append(x509.load_der_x509_certificate(decode_client_cert(item)))
             except (ScenarioError, ValueError):
-                run.step(
-                    "client certificate",
-                    "RFC 9440 §2.3",
-                    False,
-                    "Client-Cert-Chain does not parse: the certificate cannot be validated, so it is ignored",
+                detail = (
+                    "Client-Cert-Chain does not parse: the certificate cannot be validated, so it "
+                    "is ignored"
                 )
+                run.step("client certificate", "RFC 9440 §2.3", False, detail)
                 return False
+    verdict = _chain_verdict(run, certificate, chain)
+    if not verdict.valid:
+        detail = (
+            f"the forwarded certificate does not validate at the origin ({shorten(verdict.reason)}): RFC 9440 "
+            "says nothing of this case; this origin ignores the certificate"
+        )
+        run.step("client certificate", "RFC 9440 §2.3", False, detail)
+        return False
+    detail = (
+        f"the forwarded certificate validates at the origin ({len(chain)} intermediate(s) from "
+        "Client-Cert-Chain)"
+    )
+    run.step("client certificate", "RFC 9440 §2.3", True, detail)
+    return True
+
+
+def _chain_verdict(
+    run: _Run, certificate: x509.Certificate, chain: list[x509.Certificate]
+) -> ChainVerdict:
+    """The chain validated at the server itself against its configured roots (none: not valid)."""
     try:
-        verdict = validate_client_chain(
+        return validate_client_chain(
             certificate, roots=run.config.roots, intermediates=chain, at=run.now
         )
     except CertificateError as exc:  # no trust anchors configured
-        verdict = ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
-    if not verdict.valid:
-        run.step(
-            "client certificate",
-            "RFC 9440 §2.3",
-            False,
-            f"the forwarded certificate does not validate at the origin ({shorten(verdict.reason)}): RFC 9440 "
-            "says nothing of this case; this origin ignores the certificate",
-        )
-        return False
-    run.step(
-        "client certificate",
-        "RFC 9440 §2.3",
-        True,
-        f"the forwarded certificate validates at the origin ({len(chain)} intermediate(s) from "
-        "Client-Cert-Chain)",
-    )
-    return True
+        return ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
 
 
 # ---- 2. the token -------------------------------------------------------------------------------------
 
 
-def _schemes(config: RsConfig) -> tuple[str, ...]:
-    return (
-        "bearer",
-        *(("dpop",) if config.dpop else ()),
-        *(("mtls",) if config.mtls_scheme else ()),
-    )
-
-
 def _extract_token(run: _Run) -> None:
-    request = run.request
-    known = _schemes(run.config)
-    found: list[tuple[str, str, str]] = []  # (place, token, scheme)
+    request, config = run.request, run.config
     values = request.header_values("Authorization")
-    if len(values) > 1:
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 9110 §5.3",
-            f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
-            "repeated",
-        )
-    refused: Finding | None = None  # why the Authorization field holds no token this server takes
-    if values:
-        header = _authorization(run, values[0], known)
-        if isinstance(header, Finding):
-            refused = header
-        else:
-            found.append(("header", *header))
+    # The Authorization field's token and scheme, or why it holds none this server takes.
+    header = _authorization(run, values) if values else None
+    found: list[tuple[str, str, str]] = [("header", *header)] if isinstance(header, tuple) else []
     found += [("form body", t, "bearer") for t in _form_tokens(request)]
     found += [("query", t, "bearer") for t in _query_tokens(request.url)]
     if len(found) > 1:
         places = ", ".join(place for place, _, _ in found)
-        raise run.fail(
-            Finding.MULTIPLE_METHODS,
-            "token placement",
-            "RFC 6750 §2",
-            f"the token travels in more than one place ({places}); a request uses one method",
-        )
+        detail = f"the token travels in more than one place ({places}); a request uses one method"
+        raise run.fail(Finding.MULTIPLE_METHODS, "token placement", "RFC 6750 §2", detail)
     if not found:
-        if refused is not None:
-            raise _Stop(refused)
-        raise run.fail(
-            Finding.NO_TOKEN,
-            "token placement",
-            "RFC 6750 §3.1",
-            "no access token in the header, the form body or the query",
-        )
+        if isinstance(header, Finding):
+            raise _Stop(header)
+        detail = "no access token in the header, the form body or the query"
+        raise run.fail(Finding.NO_TOKEN, "token placement", "RFC 6750 §3.1", detail)
     place, run.token, run.scheme = found[0]
     if place != "header":
         where = "RFC 6750 §2.2" if place == "form body" else "RFC 6750 §2.3"
-        if place == "query" and not run.config.query_tokens:
-            raise run.fail(
-                Finding.QUERY_TOKEN_REFUSED,
-                "token placement",
-                where,
-                "the token came in the query, which this server does not accept",
-            )
+        if place == "query" and not config.query_tokens:
+            detail = "the token came in the query, which this server does not accept"
+            raise run.fail(Finding.QUERY_TOKEN_REFUSED, "token placement", where, detail)
         run.step("token placement", where, True, f"token in the {place} (a Bearer method)")
         if not run.token:
-            raise run.fail(
-                Finding.MALFORMED_AUTHORIZATION,
-                "token placement",
-                where,
-                f"empty access_token in the {place}",
-            )
+            detail = f"empty access_token in the {place}"
+            raise run.fail(Finding.MALFORMED_AUTHORIZATION, "token placement", where, detail)
 
 
-def _authorization(run: _Run, raw: str, known: tuple[str, ...]) -> tuple[str, str] | Finding:
-    """The token and the (lower-case) scheme of an Authorization value, or why it holds none this server
-    takes: no scheme at all, or one it does not accept (recorded in the trace; the request may still carry
-    a token elsewhere)."""
-    value = raw.strip(" \t")
+def _authorization(run: _Run, values: list[str]) -> tuple[str, str] | Finding:
+    """The token and the (lower-case) scheme of the one Authorization field, or why it holds none this
+    server takes: no scheme at all, or one it does not accept (recorded in the trace; the request may
+    still carry a token elsewhere)."""
+    check, malformed = "Authorization header", Finding.MALFORMED_AUTHORIZATION
+    if len(values) > 1:
+        detail = (
+            f"{len(values)} Authorization header fields; the field holds one credential and cannot be "
+            "repeated"
+        )
+        raise run.fail(malformed, check, "RFC 9110 §5.3", detail)
+    known = (
+        "bearer",
+        *(["dpop"] if run.config.dpop else []),
+        *(["mtls"] if run.config.mtls_scheme else []),
+    )
+    value = values[0].strip(" \t")
     scheme, _, credentials = value.partition(" ")
     credentials = credentials.strip(" ")
     if "\t" in scheme and scheme.split("\t", 1)[0].lower() in known:
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 9110 §11.4",
-            "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more spaces",
+        detail = (
+            "the scheme and the token are separated by a tab; RFC 9110 §11.4 requires one or more "
+            "spaces"
         )
+        raise run.fail(malformed, check, "RFC 9110 §11.4", detail)
     lowered = scheme.lower()
     if not value:
-        run.step(
-            "Authorization header",
-            "RFC 6750 §3.1",
-            None,
-            "an empty Authorization field: no credentials",
-        )
+        run.step(check, "RFC 6750 §3.1", None, "an empty Authorization field: no credentials")
         return Finding.NO_TOKEN
     if lowered not in known:
         if not credentials:
-            run.step(
-                "Authorization header",
-                "RFC 9110 §11.4",
-                None,
+            detail = (
                 f"no scheme: the value {shorten(scheme, 24, quote=True)} is one word, where credentials "
-                "begin with an auth-scheme; no token the server can take",
+                "begin with an auth-scheme; no token the server can take"
             )
+            run.step(check, "RFC 9110 §11.4", None, detail)
             return Finding.SCHEME_MISSING
-        run.step(
-            "Authorization header",
-            "RFC 6750 §3.1",
-            None,
+        detail = (
             f"scheme {shorten(scheme, 24, quote=True)} is not one this server accepts ({', '.join(known)}): "
-            "no token there",
+            "no token there"
         )
+        run.step(check, "RFC 6750 §3.1", None, detail)
         return Finding.SCHEME_UNSUPPORTED
     if not credentials:
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 6750 §2.1",
-            f"scheme {scheme!r} without a token",
-        )
+        raise run.fail(malformed, check, "RFC 6750 §2.1", f"scheme {scheme!r} without a token")
     if not _B64TOKEN.fullmatch(credentials):
-        raise run.fail(
-            Finding.MALFORMED_AUTHORIZATION,
-            "Authorization header",
-            "RFC 6750 §2.1",
+        detail = (
             f"the {scheme} credentials are not a b64token (spaces or characters outside "
-            "A-Z a-z 0-9 - . _ ~ + /)",
+            "A-Z a-z 0-9 - . _ ~ + /)"
         )
+        raise run.fail(malformed, check, "RFC 6750 §2.1", detail)
     exact = scheme in ("Bearer", "DPoP", "MTLS")
     clause = "RFC 9449 §7.1" if lowered == "dpop" else "RFC 6750 §2.1"
-    run.step(
-        "Authorization header",
-        clause if exact else "RFC 9110 §11.1",
-        True,
-        f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)"),
-    )
+    detail = f"scheme {scheme!r}" + ("" if exact else " (schemes are case-insensitive)")
+    run.step(check, clause if exact else "RFC 9110 §11.1", True, detail)
     return credentials, lowered
 
 
@@ -645,93 +542,55 @@ _FORM_METHODS = ("POST", "PUT", "PATCH")
 
 
 def _form_tokens(request: Request) -> list[str]:
-    if request.method not in _FORM_METHODS or not request.body:
-        return []
     content_type = next(iter(request.header_values("Content-Type")), "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
+    form = content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+    if request.method not in _FORM_METHODS or not form or not request.body.isascii():
         return []
-    try:
-        text = request.body.decode("ascii")
-    except UnicodeDecodeError:
-        return []
-    return urllib.parse.parse_qs(text, keep_blank_values=True).get("access_token", [])
+    fields = urllib.parse.parse_qs(request.body.decode("ascii"), keep_blank_values=True)
+    return fields.get("access_token", [])
 
 
 # ---- 3. validation ------------------------------------------------------------------------------------
 
 
-def _validate(run: _Run) -> None:
-    if run.config.validation is Validation.INTROSPECTION:
-        run.claims = _introspect(run)
-    else:
-        run.claims = _validate_jwt(run)
-
-
 def _validate_jwt(run: _Run) -> Mapping[str, Any]:
     verified = verify_jws(run.token, run.config.jwks)
     if verified.pointers:
-        run.step(
-            "JOSE header",
-            "RFC 8725 §3.10",
-            None,
+        detail = (
             f"header carries {', '.join(verified.pointers)}: never fetched nor trusted; keys come only from "
-            "the configured JWKS",
+            "the configured JWKS"
         )
+        run.step("JOSE header", "RFC 8725 §3.10", None, detail)
     if verified.finding is not None:
         check = "signature" if verified.finding is Finding.BAD_SIGNATURE else "JWT structure"
         raise run.fail(verified.finding, check, verified.clause.label, verified.reason)
     claims = verified.claims
-    run.step(
-        "signature", "RFC 9068 §4", True, "typ at+jwt; the signature verifies with the issuer's key"
-    )
-    iss = claims.get("iss")
-    if iss != run.config.issuer:
-        raise run.fail(
-            Finding.WRONG_ISSUER,
-            "iss",
-            "RFC 9068 §4",
-            f"iss {shorten(iss, 160, quote=True)} is not the trusted issuer {run.config.issuer!r}",
-        )
+    detail = "typ at+jwt; the signature verifies with the issuer's key"
+    run.step("signature", "RFC 9068 §4", True, detail)
+    iss, issuer = claims.get("iss"), run.config.issuer
+    if iss != issuer:
+        detail = f"iss {shorten(iss, 160, quote=True)} is not the trusted issuer {issuer!r}"
+        raise run.fail(Finding.WRONG_ISSUER, "iss", "RFC 9068 §4", detail)
     aud = claims.get("aud")
     if run.config.audience not in (aud if isinstance(aud, list) else [aud]):
-        raise run.fail(
-            Finding.WRONG_AUDIENCE,
-            "aud",
-            "RFC 9068 §4",
-            f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}",
-        )
+        detail = f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}"
+        raise run.fail(Finding.WRONG_AUDIENCE, "aud", "RFC 9068 §4", detail)
     now = run.now.timestamp()
     exp = claims.get("exp")
     if not _number(exp):
-        raise run.fail(
-            Finding.TOKEN_MALFORMED,
-            "exp",
-            "RFC 9068 §4",
-            "exp is missing or not a number (RFC 9068 §2.2)",
-        )
+        detail = "exp is missing or not a number (RFC 9068 §2.2)"
+        raise run.fail(Finding.TOKEN_MALFORMED, "exp", "RFC 9068 §4", detail)
     if now >= exp + run.config.leeway:
-        raise run.fail(
-            Finding.TOKEN_EXPIRED,
-            "exp",
-            "RFC 9068 §4",
-            f"expired at {_iso(exp)}; now is {_iso(now)}",
-        )
+        detail = f"expired at {_iso(exp)}; now is {_iso(now)}"
+        raise run.fail(Finding.TOKEN_EXPIRED, "exp", "RFC 9068 §4", detail)
     nbf = claims.get("nbf")
     if _number(nbf) and now < nbf - run.config.leeway:
-        raise run.fail(
-            Finding.TOKEN_NOT_YET_VALID,
-            "nbf",
-            "RFC 7519 §4.1.5",
-            f"valid from {_iso(nbf)}; now is {_iso(now)}",
-        )
+        detail = f"valid from {_iso(nbf)}; now is {_iso(now)}"
+        raise run.fail(Finding.TOKEN_NOT_YET_VALID, "nbf", "RFC 7519 §4.1.5", detail)
     missing = [c for c in ("sub", "client_id", "iat", "jti") if c not in claims]
     if missing:
-        raise run.fail(
-            Finding.TOKEN_MALFORMED,
-            "required claims",
-            "RFC 9068 §4",
-            f"missing {', '.join(missing)} (RFC 9068 §2.2)",
-        )
+        detail = f"missing {', '.join(missing)} (RFC 9068 §2.2)"
+        raise run.fail(Finding.TOKEN_MALFORMED, "required claims", "RFC 9068 §4", detail)
     run.step("claims", "RFC 9068 §4", True, f"iss and aud match; valid until {_iso(exp)}")
     return claims
 
@@ -750,55 +609,34 @@ def _iso(epoch: float) -> str:
 
 
 def _introspect(run: _Run) -> Mapping[str, Any]:
-    introspect = run.config.introspect
+    introspect, check, where = run.config.introspect, "introspection", "RFC 7662 §2.2"
     if introspect is None:
-        raise run.fail(
-            Finding.TOKEN_INACTIVE,
-            "introspection",
-            "RFC 7662 §2.2",
-            "no introspection endpoint configured",
-        )
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, "no introspection endpoint configured")
     try:
         response = introspect(run.token)
     except Exception as exc:
-        raise run.fail(
-            Finding.TOKEN_INACTIVE,
-            "introspection",
-            "RFC 7662 §2.2",
-            f"introspection failed ({shorten(str(exc))})",
-        ) from None
+        detail = f"introspection failed ({shorten(str(exc))})"
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, detail) from None
     if not isinstance(response, Mapping) or response.get("active") is not True:
-        raise run.fail(Finding.TOKEN_INACTIVE, "introspection", "RFC 7662 §2.2", "active: false")
+        raise run.fail(Finding.TOKEN_INACTIVE, check, where, "active: false")
     aud = response.get("aud")
     if aud is not None and run.config.audience not in (aud if isinstance(aud, list) else [aud]):
-        raise run.fail(
-            Finding.WRONG_AUDIENCE,
-            "aud",
-            "RFC 7662 §2.2",
-            f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}",
-        )
-    run.step(
-        "introspection",
-        "RFC 7662 §2.2",
-        True,
-        "active: true" + (", with cnf" if "cnf" in response else ""),
-    )
+        detail = f"aud {shorten(aud, 160, quote=True)} does not name {run.config.audience!r}"
+        raise run.fail(Finding.WRONG_AUDIENCE, "aud", where, detail)
+    run.step(check, where, True, "active: true" + (", with cnf" if "cnf" in response else ""))
     return response
 
 
 # ---- 4. binding ---------------------------------------------------------------------------------------
 
 
-def _binding(run: _Run) -> None:
-    """Check the binding: the DPoP proof and key when the DPoP scheme came, then ``cnf`` against what came
-    with the request. A server that does not check certificate binding notes what a check would have found."""
-    jkt = _proof(run) if run.scheme == "dpop" else None
-    _bind(run, run.claims.get("cnf"), jkt)
-
-
-def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
-    """For a server that does not check certificate binding: ``check`` run on a copy, its trace discarded,
-    and what it would have found noted; the request goes on (accepted although bound, at the end)."""
+def _checked(run: _Run, check: Callable[[_Run], None], what: str) -> None:
+    """``check`` run; at a server that does not check certificate binding (RFC 8705 §3), run on a copy
+    instead, its trace discarded, and what it would have found noted after ``what``: the request goes on
+    (accepted although bound, at the end)."""
+    if run.config.checks_binding:
+        check(run)
+        return
     copy = replace(run, steps=[])
     try:
         check(copy)
@@ -806,31 +644,21 @@ def _skipped(run: _Run, check: Callable[[_Run], None], what: str) -> None:
     except _Stop as stop:
         would = stop.finding.value
     run.unchecked = would
-    run.step(
-        "binding",
-        "RFC 8705 §3",
-        False,
-        f"{what} but this server does not check certificate binding (would have found: {would})",
+    detail = (
+        f"{what} but this server does not check certificate binding (would have found: {would})"
     )
+    run.step("binding", "RFC 8705 §3", False, detail)
 
 
 def _proof(run: _Run) -> str:
     """The DPoP scheme's proof (RFC 9449 §4.3): its key's thumbprint when it is valid for this request."""
-    proofs = run.request.header_values("DPoP")
+    proofs, check = run.request.header_values("DPoP"), "DPoP proof"
     if not proofs:
-        raise run.fail(
-            Finding.DPOP_PROOF_MISSING,
-            "DPoP proof",
-            "RFC 9449 §7.1",
-            "the DPoP scheme was used without a DPoP header",
-        )
+        detail = "the DPoP scheme was used without a DPoP header"
+        raise run.fail(Finding.DPOP_PROOF_MISSING, check, "RFC 9449 §7.1", detail)
     if len(proofs) > 1:
-        raise run.fail(
-            Finding.DPOP_PROOF_INVALID,
-            "DPoP proof",
-            "RFC 9449 §4.3",
-            f"{len(proofs)} DPoP header fields; one is allowed",
-        )
+        detail = f"{len(proofs)} DPoP header fields; one is allowed"
+        raise run.fail(Finding.DPOP_PROOF_INVALID, check, "RFC 9449 §4.3", detail)
     problem, jkt = check_proof(
         proofs[0],
         method=run.request.method,
@@ -841,18 +669,14 @@ def _proof(run: _Run) -> str:
         nonce=run.config.dpop_nonce,
     )
     if problem is NONCE_PROBLEM:
-        raise run.fail(
-            Finding.DPOP_NONCE_REQUIRED,
-            "DPoP nonce",
-            "RFC 9449 §9",
+        detail = (
             "this server asks for its own nonce in DPoP proofs and the proof does not carry it: the answer "
-            "gives the nonce in a DPoP-Nonce field",
+            "gives the nonce in a DPoP-Nonce field"
         )
+        raise run.fail(Finding.DPOP_NONCE_REQUIRED, "DPoP nonce", "RFC 9449 §9", detail)
     if problem:
-        raise run.fail(Finding.DPOP_PROOF_INVALID, "DPoP proof", "RFC 9449 §4.3", problem)
-    run.step(
-        "DPoP proof", "RFC 9449 §4.3", True, f"valid proof for this request, key thumbprint {jkt}"
-    )
+        raise run.fail(Finding.DPOP_PROOF_INVALID, check, "RFC 9449 §4.3", problem)
+    run.step(check, "RFC 9449 §4.3", True, f"valid proof for this request, key thumbprint {jkt}")
     return jkt
 
 
@@ -862,163 +686,112 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
 
     DPoP binding (``cnf.jkt``) is checked by any server that supports DPoP; certificate binding
     (``cnf.x5t#S256``) only by one that checks it (``checks_binding``)."""
-    introspected = run.config.validation is Validation.INTROSPECTION
-    where = "RFC 8705 §3.2" if introspected else "RFC 7800 §3.1"
+    members = cnf.keys() if isinstance(cnf, dict) else ()
     if run.scheme == "dpop":
         assert jkt is not None
         _dpop_key(run, cnf, jkt)
-        if isinstance(cnf, dict) and "x5t#S256" in cnf:
+        if "x5t#S256" in members:
             # RFC 7800 §3.1 lets cnf hold several confirmation members; a server checks every one it supports,
             # so a token bound to a DPoP key and a certificate needs both (one stolen secret is not enough).
-            run.step(
-                "confirmation methods",
-                "RFC 7800 §3.1",
-                None,
+            detail = (
                 "cnf names a certificate as well as the DPoP key: every method this server supports is "
-                "checked",
+                "checked"
             )
-            _certificate_binding(run, cnf["x5t#S256"])
+            run.step("confirmation methods", "RFC 7800 §3.1", None, detail)
+            _checked(run, lambda r: _x5t(r, cnf["x5t#S256"]), "cnf.x5t#S256 is present")
         return
-    if (
-        isinstance(cnf, dict)
-        and not cnf.keys() & {"jkt", "x5t#S256"}
-        and run.config.ignores_unknown_cnf
-    ):
+    unknown = isinstance(cnf, dict) and not cnf.keys() & {"jkt", "x5t#S256"}
+    if unknown and run.config.ignores_unknown_cnf:
         names = ", ".join(shorten(n, 40, quote=True) for n in sorted(map(str, cnf))[:8])
-        run.step(
-            "cnf",
-            "RFC 7800 §3.1",
-            None,
-            f"cnf names no method this server knows ({names}): taken as unbound",
-        )
+        detail = f"cnf names no method this server knows ({names}): taken as unbound"
+        run.step("cnf", "RFC 7800 §3.1", None, detail)
         cnf = None
     if cnf is None:
         if run.scheme == "mtls":
-            raise run.fail(
-                Finding.TOKEN_NOT_BOUND,
-                "binding",
-                "RFC 8705 §3",
-                "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no cnf",
+            detail = (
+                "the MTLS scheme (hypothetical) needs a certificate-bound token; this one has no "
+                "cnf"
             )
+            raise run.fail(Finding.TOKEN_NOT_BOUND, "binding", "RFC 8705 §3", detail)
         if run.config.requires_binding:
-            raise run.fail(
-                Finding.TOKEN_NOT_BOUND,
-                "binding",
-                "RFC 8705 §3",
-                "this server accepts only sender-constrained tokens; this one has no cnf",
-            )
+            detail = "this server accepts only sender-constrained tokens; this one has no cnf"
+            raise run.fail(Finding.TOKEN_NOT_BOUND, "binding", "RFC 8705 §3", detail)
+        introspected = run.config.validation is Validation.INTROSPECTION
+        where = "RFC 8705 §3.2" if introspected else "RFC 7800 §3.1"
         run.step("binding", where, None, "no cnf: a plain bearer token")
         return
-    if isinstance(cnf, dict) and "jkt" in cnf and run.config.dpop:
+    if "jkt" in members and run.config.dpop:
         also = (
             " (its cnf names a certificate too; both would be checked)" if "x5t#S256" in cnf else ""
         )
-        raise run.fail(
-            Finding.DPOP_TOKEN_AS_BEARER,
-            "scheme",
-            "RFC 9449 §7.2",
+        detail = (
             f"a DPoP-bound token (cnf.jkt) arrived as a {run.scheme} token, not under the DPoP scheme; a "
-            f"DPoP-aware server refuses it{also}",
+            f"DPoP-aware server refuses it{also}"
         )
-    if isinstance(cnf, dict) and "x5t#S256" in cnf:
+        raise run.fail(Finding.DPOP_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
+    if "x5t#S256" in members:
         if run.scheme == "bearer" and run.config.mtls_scheme:
-            raise run.fail(
-                Finding.MTLS_TOKEN_AS_BEARER,
-                "scheme",
-                "RFC 9449 §7.2",
+            detail = (
                 "by analogy with RFC 9449 §7.2: a certificate-bound token must use the (hypothetical) "
-                "MTLS scheme here",
+                "MTLS scheme here"
             )
-        _certificate_binding(run, cnf["x5t#S256"])
+            raise run.fail(Finding.MTLS_TOKEN_AS_BEARER, "scheme", "RFC 9449 §7.2", detail)
+        _checked(run, lambda r: _x5t(r, cnf["x5t#S256"]), "cnf.x5t#S256 is present")
         return
-    if not run.config.checks_binding:
-        _skipped(run, lambda r: _unsupported(r, cnf), "cnf is present")
-        return
-    _unsupported(run, cnf)
+    _checked(run, lambda r: _unsupported(r, cnf), "cnf is present")
 
 
 def _unsupported(run: _Run, cnf: Any) -> None:
     if not isinstance(cnf, dict):
-        raise run.fail(
-            Finding.UNSUPPORTED_CONFIRMATION,
-            "cnf",
-            "RFC 7800 §3.1",
-            f"cnf is a {type(cnf).__name__}, not a JSON object",
-        )
+        detail = f"cnf is a {type(cnf).__name__}, not a JSON object"
+        raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
     names = sorted(map(str, cnf))
     members = ", ".join(shorten(n, 40, quote=True) for n in names[:8]) or "none"
     if len(names) > 8:
         members += f" and {len(names) - 8} more"
-    raise run.fail(
-        Finding.UNSUPPORTED_CONFIRMATION,
-        "cnf",
-        "RFC 7800 §3.1",
-        f"no confirmation method this server checks (cnf members: {members})",
-    )
-
-
-def _certificate_binding(run: _Run, expected: Any) -> None:
-    """RFC 8705 §3, or, at a server that does not check it, what it would have found."""
-    if run.config.checks_binding:
-        _x5t(run, expected)
-    else:
-        _skipped(run, lambda r: _x5t(r, expected), "cnf.x5t#S256 is present")
+    detail = f"no confirmation method this server checks (cnf members: {members})"
+    raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
 
 
 def _dpop_key(run: _Run, cnf: Any, jkt: str) -> None:
     run.binding = "jkt"
     expected = cnf.get("jkt") if isinstance(cnf, dict) else None
     if not isinstance(expected, str):
-        raise run.fail(
-            Finding.DPOP_KEY_MISMATCH,
-            "DPoP key binding",
-            "RFC 9449 §7.1",
-            "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)",
-        )
+        detail = "the DPoP scheme was used but the token is not DPoP-bound (no cnf.jkt)"
+        raise run.fail(Finding.DPOP_KEY_MISMATCH, "DPoP key binding", "RFC 9449 §7.1", detail)
     if not same_thumbprint(expected, jkt):
-        raise run.fail(
-            Finding.DPOP_KEY_MISMATCH,
-            "DPoP key binding",
-            "RFC 9449 §7.1",
-            f"the token is bound to jkt {shorten(expected)}, the proof's key is {jkt}",
-        )
+        detail = f"the token is bound to jkt {shorten(expected)}, the proof's key is {jkt}"
+        raise run.fail(Finding.DPOP_KEY_MISMATCH, "DPoP key binding", "RFC 9449 §7.1", detail)
     run.step("DPoP key binding", "RFC 9449 §7.1", True, f"cnf.jkt matches the proof's key ({jkt})")
 
 
 def _x5t(run: _Run, expected: Any) -> None:
+    check = "certificate binding"
     run.binding = "x5t#S256"
     run.expected_x5t = expected if isinstance(expected, str) else json.dumps(expected)
     if run.cert is None:
         if run.untrusted_header:
-            raise run.fail(
-                Finding.UNTRUSTED_CLIENT_CERT_HEADER,
-                "certificate binding",
-                "RFC 9440 §4",
+            detail = (
                 "the token is certificate-bound and the only certificate came in an untrusted "
-                "Client-Cert header",
+                "Client-Cert header"
             )
-        raise run.fail(
-            Finding.CERTIFICATE_MISSING,
-            "certificate binding",
-            "RFC 8705 §3",
+            raise run.fail(Finding.UNTRUSTED_CLIENT_CERT_HEADER, check, "RFC 9440 §4", detail)
+        detail = (
             f"the token is bound to x5t#S256 {shorten(run.expected_x5t)} but no client certificate was "
-            "presented",
+            "presented"
         )
+        raise run.fail(Finding.CERTIFICATE_MISSING, check, "RFC 8705 §3", detail)
     presented = run.presented_x5t or thumbprint_of_der(run.cert)
     if not same_thumbprint(expected, presented):
-        raise run.fail(
-            Finding.CERTIFICATE_MISMATCH,
-            "certificate binding",
-            "RFC 8705 §3.2" if run.config.validation is Validation.INTROSPECTION else "RFC 8705 §3",
+        detail = (
             f"expected x5t#S256 {shorten(run.expected_x5t)}, presented {presented} (exact, constant-time "
-            "comparison)",
+            "comparison)"
         )
-    run.step(
-        "certificate binding",
-        "RFC 8705 §3",
-        True,
-        f"x5t#S256 matches the presented certificate ({presented})",
-    )
+        introspected = run.config.validation is Validation.INTROSPECTION
+        clause = "RFC 8705 §3.2" if introspected else "RFC 8705 §3"
+        raise run.fail(Finding.CERTIFICATE_MISMATCH, check, clause, detail)
+    detail = f"x5t#S256 matches the presented certificate ({presented})"
+    run.step(check, "RFC 8705 §3", True, detail)
 
 
 # ---- the token endpoint: client authentication (RFC 8705 §2) ------------------------------------------
@@ -1027,67 +800,42 @@ def _x5t(run: _Run, expected: Any) -> None:
 def _client_authentication(run: _Run) -> Finding:
     """At a token endpoint: the client is the one registered, and the certificate on the connection is the
     one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
-    registration = run.config.registration
-    form = urllib.parse.parse_qs(
-        run.request.body.decode("ascii", "replace"), keep_blank_values=True
-    )
-    client_id = form.get("client_id", [""])[0]
+    registration, check = run.config.registration, "client authentication"
+    body = run.request.body.decode("ascii", "replace")
+    client_id = urllib.parse.parse_qs(body, keep_blank_values=True).get("client_id", [""])[0]
     if registration is None or client_id != registration.client_id:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "client",
-            "RFC 8705 §2",
+        detail = (
             f"no client {shorten(client_id, 40, quote=True)} is registered for mutual-TLS client "
-            "authentication here",
+            "authentication here"
         )
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "client", "RFC 8705 §2", detail)
     if run.cert is None:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISSING,
-            "client authentication",
-            "RFC 8705 §2",
+        detail = (
             f"client {client_id!r} presented no certificate: invalid_client, as for one that does not match "
-            "(RFC 8705 §2 treats both alike)",
+            "(RFC 8705 §2 treats both alike)"
         )
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISSING, check, "RFC 8705 §2", detail)
     certificate = x509.load_der_x509_certificate(run.cert)
     if registration.x5t is not None:
         holds = same_thumbprint(registration.x5t, run.presented_x5t or "")
         clause, what = "RFC 8705 §2.2", f"the registered certificate (x5t#S256 {registration.x5t})"
     else:
+        # RFC 8705 §2.1: a tls_client_auth client's chain is validated; the TLS layer has done it
+        # unless it accepts any certificate, and then the server does it itself.
         subject = certificate.subject.rfc4514_string()
-        holds = subject == registration.subject_dn and _trusted(run, certificate)
+        holds = subject == registration.subject_dn and _chain_verdict(run, certificate, []).valid
         clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
     if not holds:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "client authentication",
-            clause,
-            f"the certificate presented is not {what}: invalid_client",
-        )
-    run.step("client authentication", clause, True, f"the certificate presented is {what}")
+        detail = f"the certificate presented is not {what}: invalid_client"
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, check, clause, detail)
+    run.step(check, clause, True, f"the certificate presented is {what}")
     if run.config.issue is None:
-        raise run.fail(
-            Finding.CLIENT_CERTIFICATE_MISMATCH,
-            "token",
-            "RFC 8705 §2",
-            "this endpoint has no authorization server to issue tokens",
-        )
+        detail = "this endpoint has no authorization server to issue tokens"
+        raise run.fail(Finding.CLIENT_CERTIFICATE_MISMATCH, "token", "RFC 8705 §2", detail)
     run.issued_token = run.config.issue(run.cert)
-    run.step(
-        "token",
-        "RFC 8705 §3.1",
-        True,
-        f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued",
-    )
+    detail = f"a token bound to the certificate (cnf.x5t#S256 {run.presented_x5t}) is issued"
+    run.step("token", "RFC 8705 §3.1", True, detail)
     return Finding.TOKEN_ISSUED
-
-
-def _trusted(run: _Run, certificate: x509.Certificate) -> bool:
-    """RFC 8705 §2.1: the chain of a tls_client_auth client is validated; the TLS layer has done it unless
-    it accepts any certificate, and then the server does it itself."""
-    try:
-        return validate_client_chain(certificate, roots=run.config.roots, at=run.now).valid
-    except CertificateError:
-        return False
 
 
 # ---- 5. scope -------------------------------------------------------------------------------------------
@@ -1100,17 +848,13 @@ def _scope(run: _Run) -> None:
     scope = run.claims.get("scope")
     granted = scope.split(" ") if isinstance(scope, str) else []
     if required not in granted:
-        raise run.fail(
-            Finding.INSUFFICIENT_SCOPE,
-            "scope",
-            "RFC 6750 §3.1",
-            f"the resource needs scope {required!r}; the token grants {shorten(scope, 160, quote=True)}",
-        )
+        grants = shorten(scope, 160, quote=True)
+        detail = f"the resource needs scope {required!r}; the token grants {grants}"
+        raise run.fail(Finding.INSUFFICIENT_SCOPE, "scope", "RFC 6750 §3.1", detail)
     run.step("scope", "RFC 6750 §3.1", True, f"scope {required!r} granted")
 
 
-# --------------------------------------------------------------------------------------------------
-# Inspection: one token judged by the engine's own reader and binding stage.
+# ---- inspection: one token judged by the engine's own reader and binding stage -------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1145,11 +889,8 @@ class TokenInspection:
     binding: BindingCheck
 
     def __repr__(self) -> str:
-        signature = (
-            "signature valid"
-            if self.signature.valid
-            else f"signature INVALID ({self.signature.reason})"
-        )
+        check = self.signature
+        signature = "signature valid" if check.valid else f"signature INVALID ({check.reason})"
         binding = {True: "holds", False: "fails", None: "not judged"}[self.binding.holds]
         why = f": {self.binding.finding.value}" if self.binding.finding is not None else ""
         return (
@@ -1158,8 +899,8 @@ class TokenInspection:
         )
 
     def _repr_html_(self) -> str:
-        ok = "#1b7f3b" if self.signature.valid else "#b00020"
-        bind = {True: "#1b7f3b", False: "#b00020", None: "#555"}[self.binding.holds]
+        colour = {True: "#1b7f3b", False: "#b00020", None: "#555"}
+        ok, bind = colour[self.signature.valid], colour[self.binding.holds]
         pre = "<pre style='background:#f6f6f6;padding:4px;margin:2px 0'>"
         return (
             "<div style='border:1px solid #ccc;border-radius:4px;padding:6px'>"
@@ -1175,7 +916,7 @@ def inspect_token(
     token: str,
     *,
     jwks: Mapping[str, Any],
-    certificate: Identity | builtins.bytes | str | None = None,
+    certificate: Identity | bytes | str | None = None,
     dpop_jkt: str | None = None,
 ) -> TokenInspection:
     """Read ``token`` as the engine does and judge its signature against ``jwks`` and its binding against
@@ -1187,89 +928,70 @@ def inspect_token(
     except Exception as exc:  # pyjwt's and cryptography's errors for an unusable key set
         raise TokenError("jwks", str(exc)) from None
     verified = verify_jws(token, keys)
-    if verified.finding is not None:
+    finding = verified.finding
+    signature = SignatureCheck(valid=finding is None, reason=verified.reason, finding=finding)
+    if finding is None:
+        header, claims = verified.header, verified.claims
+        binding = _judge_binding(claims.get("cnf"), certificate, dpop_jkt, keys)
+    else:
         try:  # for display only: what the token says, if it has the shape of a JWT at all
             header, claims = decode_unverified(token)
         except TokenError:
             raise TokenError("token", f"not a JWT the engine can read: {verified.reason}") from None
-        signature = SignatureCheck(valid=False, reason=verified.reason, finding=verified.finding)
         binding = BindingCheck(
             method="unsupported" if "cnf" in claims else "none",
             expected=None,
             presented=None,
             holds=None,
-            reason=f"not judged: the engine stops at {verified.finding.value}",
+            reason=f"not judged: the engine stops at {finding.value}",
         )
-        return TokenInspection(header=header, claims=claims, signature=signature, binding=binding)
-    signature = SignatureCheck(valid=True, reason=verified.reason)
-    return TokenInspection(
-        header=verified.header,
-        claims=verified.claims,
-        signature=signature,
-        binding=_judge_binding(verified.claims.get("cnf"), certificate, dpop_jkt, keys),
-    )
+    return TokenInspection(header=header, claims=claims, signature=signature, binding=binding)
 
 
 def _judge_binding(
-    cnf: Any, certificate: Identity | builtins.bytes | str | None, jkt: str | None, keys: Jwks
+    cnf: Any, certificate: Identity | bytes | str | None, jkt: str | None, keys: Jwks
 ) -> BindingCheck:
     """The engine's binding stage on ``cnf``, with ``certificate`` on the connection and, when ``jkt`` is
     given, the DPoP scheme with a valid proof by that key."""
     der = None
     if certificate is not None:
         der = certificate.der if isinstance(certificate, Identity) else certificate_der(certificate)
-    run = _Run(
-        request=Request(client_cert=der),
-        config=RsConfig(jwks=keys),
-        now=LAB_NOW,
-        cert=der,
-        presented_x5t=thumbprint_of_der(der) if der is not None else None,
-        scheme="dpop" if jkt is not None else "bearer",
-    )
-    method: Literal["x5t#S256", "jkt", "none", "unsupported"] = (
-        "none"
-        if cnf is None
-        else "jkt"
-        if isinstance(cnf, dict) and "jkt" in cnf
-        else "x5t#S256"
-        if isinstance(cnf, dict) and "x5t#S256" in cnf
-        else "unsupported"
-    )
+    run = _Run(request=Request(client_cert=der), config=RsConfig(jwks=keys), now=LAB_NOW)
+    _certificate(run)
+    run.scheme = "dpop" if jkt is not None else "bearer"
+    method: Literal["x5t#S256", "jkt", "none", "unsupported"] = "unsupported"
+    if cnf is None:
+        method = "none"
+    elif isinstance(cnf, dict) and ("jkt" in cnf or "x5t#S256" in cnf):
+        method = "jkt" if "jkt" in cnf else "x5t#S256"
+    finding: Finding | None = None
     try:
         _bind(run, cnf, jkt)
     except _Stop as stop:
-        expected = run.expected_x5t if run.binding == "x5t#S256" else _member(cnf, "jkt")
-        presented = run.presented_x5t if run.binding == "x5t#S256" else jkt
-        nothing = stop.finding is Finding.CERTIFICATE_MISSING  # no certificate was given to compare
-        step = run.steps[-1]
-        reason = f"{stop.finding.info.title}: {step.detail} [{step.clause.label}]"
-        return BindingCheck(
-            method=method,
-            expected=expected,
-            presented=presented,
-            holds=None if nothing else False,
-            reason=("nothing given to compare: " if nothing else "") + reason,
-            finding=stop.finding,
-        )
-    if cnf is None:
-        return BindingCheck(
-            method="none",
-            expected=None,
-            presented=None,
-            holds=None,
-            reason="unbound (no cnf claim)",
-        )
-    detail = run.steps[-1]
-    what = "key thumbprints match" if method == "jkt" else "thumbprints match"
+        finding = stop.finding
+    # What was compared: by the check that refused (the certificate's, when cnf names a DPoP key
+    # and a certificate), or by the method of a token that passed.
+    if (method if finding is None else run.binding) == "x5t#S256":
+        expected, presented = run.expected_x5t, run.presented_x5t
+    else:
+        member = cnf.get("jkt") if isinstance(cnf, dict) else None
+        expected, presented = None if member is None else str(member), jkt
+    step = run.steps[-1]
+    found = f"{step.detail} [{step.clause.label}]"
+    holds: bool | None = None
+    if finding is Finding.CERTIFICATE_MISSING:
+        reason = f"nothing given to compare: {finding.info.title}: {found}"
+    elif finding is not None:
+        holds, reason = False, f"{finding.info.title}: {found}"
+    elif cnf is None:
+        reason = "unbound (no cnf claim)"
+    else:
+        holds, reason = True, f"{'key ' if method == 'jkt' else ''}thumbprints match: {found}"
     return BindingCheck(
         method=method,
-        expected=run.expected_x5t if method == "x5t#S256" else _member(cnf, "jkt"),
-        presented=run.presented_x5t if method == "x5t#S256" else jkt,
-        holds=True,
-        reason=f"{what}: {detail.detail} [{detail.clause.label}]",
+        expected=expected,
+        presented=presented,
+        holds=holds,
+        reason=reason,
+        finding=finding,
     )
-
-
-def _member(cnf: Any, name: str) -> str | None:
-    value = cnf.get(name) if isinstance(cnf, dict) else None
-    return None if value is None else str(value)
