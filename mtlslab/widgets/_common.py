@@ -40,23 +40,14 @@ def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:
 
 def markdown_output(output: Any, text: str) -> None:
     """Replace what an ``ipywidgets.Output`` shows with one Markdown document (no kernel needed)."""
-    output.outputs = (
-        {
-            "output_type": "display_data",
-            "data": {"text/markdown": text, "text/plain": text},
-            "metadata": {},
-        },
-    )
+    data = {"text/markdown": text, "text/plain": text}
+    output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
 class Adapter:
     """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object, over
     ``simulator`` (by default the workshop's for ``seed``, made once per process: its caches make
-    re-rendering cheap).
-
-    Subclasses wire controls to one core call and a render; :meth:`held` suspends the callbacks while
-    several controls are set at once, so a change of scenario renders once.
-    """
+    re-rendering cheap). Subclasses wire controls to one core call and a render."""
 
     widget: Any
 
@@ -66,24 +57,22 @@ class Adapter:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Set several controls without a render after each."""
+        """Set several controls without a render after each (a change of scenario renders once)."""
         self._holding += 1
         try:
             yield
         finally:
             self._holding -= 1
 
-    def _on_change(self, callback: Callable[[], object]) -> Callable[[Any], None]:
+    def _observe(self, callback: Callable[[], object], *controls: Any) -> None:
+        """Call ``callback`` (unless held) when any of ``controls`` changes its value."""
+
         def handler(_change: Any) -> None:
             if not self._holding:
                 callback()
 
-        return handler
-
-    def _observe(self, callback: Callable[[], object], *controls: Any) -> None:
-        """Call ``callback`` (unless held) when any of ``controls`` changes its value."""
         for control in controls:
-            control.observe(self._on_change(callback), names="value")
+            control.observe(handler, names="value")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
