@@ -54,6 +54,7 @@ __all__ = [
     "binding_html",
     "cell_detail_html",
     "curl_text",
+    "description_html",
     "differences_html",
     "download_link",
     "error_html",
@@ -704,13 +705,17 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     )
 
 
-def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
-    """One cell: the scenario, the reading's answer card and the trace behind it."""
-    description = (
+def description_html(scenario: Scenario) -> str:
+    """The scenario's description, if it has one."""
+    return (
         f"<div style='color:#444'>{esc(scenario.description)}</div>" if scenario.description else ""
     )
+
+
+def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
+    """One cell: the scenario, the reading's answer card and the trace behind it."""
     return (
-        f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description}"
+        f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description_html(scenario)}"
         f"<div style='font-size:11px;color:#555'>{esc(scenario.describe())}</div>"
         + answer_cards(
             [cell], {interpretation.name: interpretation}, deployment=scenario.deployment

@@ -1,26 +1,18 @@
 """The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
 
-::
-
-    from mtlslab.widgets import ScenarioExplorer
-    ScenarioExplorer(scenario="no-cert-optional")
-
 Every control is one field of :class:`~mtlslab.scenarios.Deployment` or :class:`~mtlslab.scenarios.Presentation`
-(built from the dataclasses and their enums), plus the token variant and the interpretations to compare.
-A change makes one core call — :meth:`Simulator.matrix` for the one composed scenario — and renders: the
-answer cards, the trace with its RFC links, the raw HTTP exchange, the curl equivalent and a sequence
-diagram. An error (an unusable header value, say) is shown inside the widget, which keeps working.
-
-"Run live" sends the composed scenario over real mutual TLS on 127.0.0.1 once per chosen reading
-(:func:`mtlslab.live.run_scenario`, on the explorer's own simulator) and shows, for each, whether the wire
-agrees with the answer card; a failed run is shown inside the widget.
+(built from the dataclasses and their enums), plus the token variant and the readings to compare. A change
+makes one core call (:meth:`Simulator.row` for the composed scenario) and renders the answer cards, the trace,
+the raw HTTP, the curl equivalent and a sequence diagram; an error is shown inside the widget, which keeps
+working. "Run live" sends the scenario over real mutual TLS on 127.0.0.1 once per reading
+(:func:`mtlslab.live.run_scenario`) and shows whether the wire agrees with each card.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import ipywidgets as widgets
@@ -41,6 +33,7 @@ from mtlslab.scenarios import (
 from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import Adapter, classed, markdown_output, root
+from mtlslab.widgets._render import error_html, esc
 from mtlslab.workshop import LAB_SEED
 
 __all__ = [
@@ -68,7 +61,6 @@ PRESENTATION_FIELDS = tuple(
 _LABELS = {
     "client_auth": "TLS client auth",
     "tls_version": "TLS version",
-    "topology": "topology",
     "proxy_trusted": "origin trusts the proxy's Client-Cert",
     "proxy_strips_client_cert": "proxy strips a client's own Client-Cert",
     "checks_binding": "RS checks the binding (cnf)",
@@ -76,15 +68,15 @@ _LABELS = {
     "validation": "token validation",
     "mtls_scheme": "RS knows an MTLS scheme (hypothetical)",
     "dpop": "RS supports DPoP",
-    "certificate": "certificate",
-    "scheme": "scheme",
     "placement": "token placement",
     "forged_client_cert": "client adds Client-Cert",
     "dpop_proof": "DPoP proof",
-    "raw_authorization": "send this exact Authorization",
-    "token": "token",
+    "raw_enabled": "send this exact Authorization",
+    "raw_authorization": "Authorization:",
 }
 _CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
+_PRE = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
+_NO_READING = "Pick at least one reading to see the exchange."
 
 
 def _control(name: str, default: Any) -> Any:
@@ -102,7 +94,6 @@ def _control(name: str, default: Any) -> Any:
         options = [("(no header)" if c is CertChoice.NONE else c.value, c) for c in CertChoice]
         control = widgets.Dropdown(options=options, value=CertChoice.NONE, **labelled)
     elif name == "raw_authorization":  # str | None: a text field, used when its checkbox is ticked
-        labelled["description"] = "Authorization:"
         control = widgets.Text(value="", placeholder="e.g. Bearer  two  spaces", **labelled)
     elif name == "token":
         control = widgets.Dropdown(options=list(TOKEN_VARIANTS), value=default, **labelled)
@@ -130,14 +121,10 @@ class ScenarioExplorer(Adapter):
     ) -> None:
         super().__init__(simulator, seed)
         self.diagram_format = diagram
-        self._known: dict[str, Interpretation] = dict(BUILTINS)
-        for interp in extra:
-            self._known[interp.name] = interp
-        chosen = []
-        for item in interpretations:
-            interp = item if isinstance(item, Interpretation) else get_interpretation(item)
+        self._known = dict(BUILTINS) | {interp.name: interp for interp in extra}
+        chosen = [get_interpretation(i) if isinstance(i, str) else i for i in interpretations]
+        for interp in chosen:
             self._known.setdefault(interp.name, interp)
-            chosen.append(interp.name)
         self._picked: Scenario | None = None
         #: The last rendered scenario, cells and exchanges (for tests and notebooks).
         self.scenario: Scenario | None = None
@@ -145,25 +132,14 @@ class ScenarioExplorer(Adapter):
         self.exchanges: dict[str, Exchange] = {}
         self.diagram_source = self.curl_text = self.http_text = ""
         self.renders = 0
-        #: The runs of the last "Run live" (for tests and notebooks).
-        self.live_runs: list[LiveRun] = []
+        self.live_runs: list[LiveRun] = []  # the runs of the last "Run live"
 
-        # ---- controls ------------------------------------------------------------------------------
         deployment, presentation = Deployment(), Presentation()
-        defaults = {n: getattr(deployment, n) for n in DEPLOYMENT_FIELDS}
-        defaults |= {n: getattr(presentation, n) for n in PRESENTATION_FIELDS}
-        self.controls: dict[str, Any] = {
-            n: _control(n, v) for n, v in {**defaults, "token": "bound"}.items()
-        }
-        self.raw_enabled = classed(
-            widgets.Checkbox(
-                value=False,
-                description=_LABELS["raw_authorization"],
-                indent=False,
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-raw-enabled",
-        )
+        defaults = [(n, getattr(deployment, n)) for n in DEPLOYMENT_FIELDS]
+        defaults += [(n, getattr(presentation, n)) for n in PRESENTATION_FIELDS]
+        self.controls: dict[str, Any] = {n: _control(n, v) for n, v in defaults}
+        self.controls["token"] = _control("token", "bound")
+        self.raw_enabled = _control("raw_enabled", False)
         self.picker = classed(
             widgets.Dropdown(
                 options=[("— composed in the controls —", "")]
@@ -178,7 +154,7 @@ class ScenarioExplorer(Adapter):
         self.interpretations = classed(
             widgets.SelectMultiple(
                 options=self._reading_options(),
-                value=tuple(chosen),
+                value=tuple(interp.name for interp in chosen),
                 rows=9,
                 description="readings",
                 style={"description_width": "60px"},
@@ -186,8 +162,6 @@ class ScenarioExplorer(Adapter):
             ),
             "mtlslab-control-interpretations",
         )
-
-        # ---- outputs -------------------------------------------------------------------------------
         self.heading = widgets.HTML()
         self.error = classed(widgets.HTML(), "mtlslab-error-box")
         self.answers = classed(widgets.HTML(), "mtlslab-answers")
@@ -335,56 +309,35 @@ class ScenarioExplorer(Adapter):
                 for i in chosen
             }
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.error.value = render.error_html(exc)
+            self.error.value = error_html(exc)
             return
         self.error.value = ""
         self.live_status.value, self.live_runs = "", []  # a live result belongs to what was run
         self.scenario, self.cells, self.exchanges = scenario, cells, exchanges
-        self._show(scenario, cells, exchanges)
-        self.renders += 1
-
-    def _show(
-        self, scenario: Scenario, cells: Sequence[Cell], exchanges: dict[str, Exchange]
-    ) -> None:
-        tags = f" <span style='color:#777'>[{render.esc(', '.join(scenario.tags))}]</span>"
-        description = (
-            f"<div style='color:#444'>{render.esc(scenario.description)}</div>"
-            if scenario.description
-            else ""
-        )
         variant = TOKEN_VARIANTS.get(scenario.token)
-        token_line = f"token <code>{render.esc(scenario.token)}</code>" + (
-            f": {render.esc(variant.description)}" if variant else ""
-        )
+        about = f": {esc(variant.description)}" if variant else ""
         self.heading.value = (
-            f"<div style='margin-top:6px'><b>{render.esc(scenario.id)}</b>: {render.esc(scenario.title)}{tags}</div>"
-            f"{description}<div style='font-size:12px;color:#555'>{render.esc(scenario.describe())}<br>{token_line}</div>"
+            f"<div style='margin-top:6px'><b>{esc(scenario.id)}</b>: {esc(scenario.title)} "
+            f"<span style='color:#777'>[{esc(', '.join(scenario.tags))}]</span></div>"
+            f"{render.description_html(scenario)}<div style='font-size:12px;color:#555'>"
+            f"{esc(scenario.describe())}<br>token <code>{esc(scenario.token)}</code>{about}</div>"
         )
         self.answers.value = render.answer_cards(cells, self._known, deployment=scenario.deployment)
         self.trace.value = render.trace_html(cells, deployment=scenario.deployment)
         groups = render.group_cells(cells, exchanges)
-        exchange = (
-            exchanges[cells[0].interpretation] if cells else self.simulator.exchange(scenario)
-        )
-        self.http_text = render.exchange_text(groups) if groups else ""
+        exchange = next(iter(exchanges.values()), None) or self.simulator.exchange(scenario)
+        self.http_text = render.exchange_text(groups)
         self.curl_text = render.curl_text(exchange, seed=self.simulator.lab.seed)
-        pre = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
-        self.http.value = f"<pre style='{pre}'>{render.esc(self.http_text)}</pre>"
-        self.curl.value = f"<pre style='{pre}'>{render.esc(self.curl_text)}</pre>"
-        if not groups:
-            self.diagram_source = ""
-            text = "Pick at least one reading to see the exchange."
-            if self.diagram_format == "mermaid":
-                markdown_output(self.diagram, text)
-            else:
-                self.diagram.value = render.esc(text)
-            return
-        sequence = render.sequence_diagram(scenario, groups)
-        self.diagram_source = render.to_mermaid(sequence)
-        if self.diagram_format == "mermaid":
-            markdown_output(self.diagram, render.mermaid_markdown(sequence))
+        self.http.value = f"<pre style='{_PRE}'>{esc(self.http_text)}</pre>"
+        self.curl.value = f"<pre style='{_PRE}'>{esc(self.curl_text)}</pre>"
+        sequence = render.sequence_diagram(scenario, groups) if groups else None
+        self.diagram_source = render.to_mermaid(sequence) if sequence else ""
+        if self.diagram_format == "svg":
+            self.diagram.value = render.to_svg(sequence) if sequence else esc(_NO_READING)
         else:
-            self.diagram.value = render.to_svg(sequence)
+            shown = render.mermaid_markdown(sequence) if sequence else _NO_READING
+            markdown_output(self.diagram, shown)
+        self.renders += 1
 
     # ---- live ----------------------------------------------------------------------------------------
     def _run_live(self, _button: Any) -> None:
@@ -397,11 +350,9 @@ class ScenarioExplorer(Adapter):
         self.live_runs = []
         try:
             scenario = self.compose()
-            runs = [
-                run_scenario(scenario, interp, simulator=self.simulator) for interp in self.chosen()
-            ]
+            runs = [run_scenario(scenario, i, simulator=self.simulator) for i in self.chosen()]
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.live_status.value = render.error_html(exc)
+            self.live_status.value = error_html(exc)
             return
         finally:
             self.live_button.disabled = False
