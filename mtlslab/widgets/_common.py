@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from mtlslab import workshop
 from mtlslab.compare import Simulator
 
-__all__ = ["STYLE", "Adapter", "classed", "markdown_output", "root"]
+__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "classed", "markdown_output", "root"]
 
 #: One stylesheet for every mtlslab widget (scoped to ``.mtlslab-root``): ipywidgets' HTML widget inherits
 #: the controls' 28 px line height, which spreads rendered text; cards and tables read better tighter.
@@ -19,6 +19,8 @@ STYLE = (
     "<style>.mtlslab-root .widget-html-content{line-height:1.4}"
     ".mtlslab-root .widget-html{align-items:flex-start}</style>"
 )
+#: The editor's and the inspectors' controls: descriptions 110 px wide.
+LABEL_STYLE = {"description_width": "110px"}
 
 _Widget = TypeVar("_Widget", bound=widgets.DOMWidget)
 

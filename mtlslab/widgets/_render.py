@@ -61,6 +61,7 @@ __all__ = [
     "esc",
     "exchange_text",
     "group_cells",
+    "link",
     "live_html",
     "matrix_html",
     "mermaid_markdown",
@@ -75,6 +76,9 @@ __all__ = [
 ]
 
 
+_NEW_TAB = "target='_blank' rel='noopener noreferrer'"
+
+
 def esc(text: object) -> str:
     """``text`` made safe for HTML (quotes included)."""
     return html.escape(str(text), quote=True)
@@ -84,13 +88,10 @@ def _muted(text: str) -> str:
     return f"<div style='color:#555'>{text}</div>"
 
 
-def _link(clause: Clause, title: str = "") -> str:
+def link(clause: Clause, title: str = "") -> str:
     """A link to ``clause``'s section at rfc-editor.org (``title``: its tooltip)."""
     tip = f" title='{esc(title)}'" if title else ""
-    return (
-        f"<a href='{esc(clause.url)}' target='_blank' rel='noopener noreferrer'{tip}>"
-        f"{esc(clause.label)}</a>"
-    )
+    return f"<a href='{esc(clause.url)}' {_NEW_TAB}{tip}>{esc(clause.label)}</a>"
 
 
 def _rows(rows: Iterable[Sequence[str]], *styles: str) -> str:
@@ -296,7 +297,7 @@ def _step_html(step: Step) -> str:
     return (
         f"<tr><td style='color:{colour};font-weight:bold;{top}'>{esc(step.mark)}</td>"
         f"<td style='{top};white-space:nowrap'>{esc(step.check)}</td>"
-        f"<td style='{top};white-space:nowrap'>{_link(step.clause, title)}</td>"
+        f"<td style='{top};white-space:nowrap'>{link(step.clause, title)}</td>"
         f"<td style='padding:1px 6px;word-break:break-all'>{esc(step.detail)}</td></tr>"
     )
 
@@ -317,7 +318,7 @@ def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -
             f"<div style='margin:6px 0'><div style='font-weight:bold'>Trace for {esc(names)}{how}</div>"
             f"<table style='border-collapse:collapse;font-size:12px'>{''.join(map(_step_html, cell.trace))}</table>"
             f"<div>→ finding <code>{esc(cell.finding.value)}</code> ({esc(info.title)}): {esc(info.meaning)} "
-            f"[{_link(info.clause)}]</div></div>"
+            f"[{link(info.clause)}]</div></div>"
         )
     return "".join(parts) or _muted("No trace.")
 
@@ -822,7 +823,7 @@ def thumbprint_html(steps: ThumbprintSteps) -> str:
     )
     return (
         "<div><b>x5t#S256, step by step</b> "
-        f"({_link(cite('RFC 8705 §3.1'))})</div>{table}<div>{verdict}</div>"
+        f"({link(cite('RFC 8705 §3.1'))})</div>{table}<div>{verdict}</div>"
     )
 
 

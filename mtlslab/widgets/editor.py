@@ -1,16 +1,8 @@
 """The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
 
-::
-
-    from mtlslab.widgets import InterpretationEditor
-    editor = InterpretationEditor(base="thread-401", name="my-reading")
-    editor.interpretation          # the current Interpretation (core object), e.g. to save as JSON
-
-Each change makes one core call — :func:`mtlslab.interpretations.derive` with the answers changed so far
-— and compares the result with every other reading over the catalogue (:meth:`Simulator.matrix`). The
-interpretation exports as JSON (it loads back with :meth:`Interpretation.from_json`), the comparison as a
-Markdown or ≤ 72-column text table. "Save" downloads the JSON as a file in the browser; "Load" takes a
-saved file's JSON, pasted, and continues from it.
+Each change derives the reading (:func:`mtlslab.interpretations.derive`) and compares it with every other over
+the catalogue (:meth:`Simulator.matrix`). It exports as JSON (loaded back by :meth:`Interpretation.from_json`),
+the comparison as Markdown or ≤ 72-column text; "Save" downloads the JSON, "Load" continues from a pasted one.
 """
 
 from __future__ import annotations
@@ -28,7 +20,8 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.widgets._common import LABEL_STYLE, Adapter, classed, root
+from mtlslab.widgets._render import error_html, esc
 from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ERROR_CODES", "EXPORT_FORMATS", "SCHEMES", "InterpretationEditor"]
@@ -47,16 +40,11 @@ SCHEMES = ("Bearer", "DPoP", "MTLS")
 #: What the export box can show.
 EXPORT_FORMATS = ("interpretation JSON", "disagreements as Markdown", "disagreements as text")
 
-_STYLE = {"description_width": "110px"}
-
 
 class InterpretationEditor(Adapter):
     """Derive a reading from another, finding by finding, with a live diff against every other reading.
 
-    Controls: ``base``, ``name``, ``stance``, ``finding`` (which answer the form edits), the answer form
-    ``status``, ``scheme``, ``error``, ``description``, ``tls_alert`` (only where a TLS alert is allowed:
-    the ``tls_rejected`` finding), the deployment switches ``tls_required`` and ``ignore_binding``, the
-    ``reset`` button, the export format, the ``save`` link and ``load_box`` + ``load_button``.
+    ``finding`` picks the answer the form (``status``, ``scheme``, ``error``, ``description``) edits;
     ``interpretation`` is the current result, ``matrix`` its comparison.
     """
 
@@ -78,62 +66,49 @@ class InterpretationEditor(Adapter):
         self.interpretation: Interpretation = start
         self.matrix: Matrix | None = None
 
-        labelled: dict[str, Any] = {"style": _STYLE}
+        labelled: dict[str, Any] = {"style": LABEL_STYLE}
         wide: dict[str, Any] = {**labelled, "layout": widgets.Layout(width="95%")}
-        self.base = classed(
-            widgets.Dropdown(
-                options=list(self._known), value=start.name, description="start from", **labelled
-            ),
-            "mtlslab-control-base",
+        self.base = widgets.Dropdown(
+            options=list(self._known), value=start.name, description="start from", **labelled
         )
-        self.name = classed(
-            widgets.Text(value=name, description="name", **labelled), "mtlslab-control-name"
-        )
-        self.stance = widgets.Text(value="", placeholder=start.stance, description="stance", **wide)
+        self.name = widgets.Text(value=name, description="name", **labelled)
+        self.stance = widgets.Text(placeholder=start.stance, description="stance", **wide)
         self.tls_required = widgets.Checkbox(
-            value=False, description="require client certificates at the TLS layer", indent=False
+            description="require client certificates at the TLS layer", indent=False
         )
         self.ignore_binding = widgets.Checkbox(
-            value=False, description="do not check the binding (cnf)", indent=False
+            description="do not check the binding (cnf)", indent=False
         )
-        self.finding = classed(
-            widgets.Dropdown(
-                options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
-                value=Finding.CERTIFICATE_MISSING,
-                description="finding",
-                **wide,
-            ),
-            "mtlslab-control-finding",
+        self.finding = widgets.Dropdown(
+            options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
+            value=Finding.CERTIFICATE_MISSING,
+            description="finding",
+            **wide,
         )
-        self.status = classed(
-            widgets.BoundedIntText(value=401, min=100, max=599, description="status", **labelled),
-            "mtlslab-control-status",
-        )
+        # The answer form shows the chosen finding's answer (see _load_form).
+        self.status = widgets.BoundedIntText(min=100, max=599, description="status", **labelled)
         self.scheme = widgets.Combobox(
             options=list(SCHEMES),
-            value="Bearer",
             placeholder="(no WWW-Authenticate)",
             description="scheme",
             ensure_option=False,
             **labelled,
         )
-        self.error = classed(
-            widgets.Combobox(
-                options=list(ERROR_CODES),
-                value="",
-                placeholder="(no error code)",
-                description="error",
-                ensure_option=False,
-                **labelled,
-            ),
-            "mtlslab-control-error",
+        self.error = widgets.Combobox(
+            options=list(ERROR_CODES),
+            placeholder="(no error code)",
+            description="error",
+            ensure_option=False,
+            **labelled,
         )
         self.description = widgets.Text(
-            value="", placeholder="(no error_description)", description="description", **wide
+            placeholder="(no error_description)", description="description", **wide
         )
         self.tls_alert = widgets.Checkbox(
-            value=False, description="answer with the TLS alert", indent=False, disabled=True
+            description="answer with the TLS alert", indent=False, disabled=True
         )
+        for control in ("base", "name", "finding", "status", "error"):  # found by the browser test
+            classed(getattr(self, control), f"mtlslab-control-{control}")
         self.reset = widgets.Button(
             description="back to the base's answer",
             icon="undo",
@@ -198,27 +173,20 @@ class InterpretationEditor(Adapter):
         """The interpretation the edits start from."""
         return self._known[self.base.value]
 
-    def _deployment(self) -> dict[str, Any]:
-        changes: dict[str, Any] = {}
-        if self.tls_required.value:
-            changes["client_auth"] = "required-as-deployed"
-        if self.ignore_binding.value:
-            changes["checks_binding"] = False
-        return changes
-
     def _derive(self, overrides: dict[Finding, Answer]) -> Interpretation:
         name = self.name.value.strip()
         if not name:
             raise InterpretationError("name", "give the interpretation a name")
         if name in self._known:
             raise InterpretationError("name", f"{name!r} is taken by another interpretation")
-        return derive(
-            self.base_interpretation(),
-            name=name,
-            stance=self.stance.value,
-            answers=overrides,
-            deployment=self._deployment(),
-        )
+        deployment: dict[str, Any] = {}
+        if self.tls_required.value:
+            deployment["client_auth"] = "required-as-deployed"
+        if self.ignore_binding.value:
+            deployment["checks_binding"] = False
+        base = self.base_interpretation()
+        stance = self.stance.value
+        return derive(base, name=name, stance=stance, answers=overrides, deployment=deployment)
 
     def rebuild(self, overrides: dict[Finding, Answer] | None = None) -> bool:
         """Derive the interpretation (one core call) and compare it over the catalogue; False on error."""
@@ -228,7 +196,7 @@ class InterpretationEditor(Adapter):
             others = [i for i in self._known.values() if i.name != mine.name]
             matrix = self.simulator.matrix(self.scenarios, [mine, *others])
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.problem.value = render.error_html(exc)
+            self.problem.value = error_html(exc)
             return False
         self.problem.value = ""
         self.overrides = dict(candidate)
@@ -236,9 +204,8 @@ class InterpretationEditor(Adapter):
         self.diff.value = render.differences_html(matrix, mine.name)
         self._show_current()
         self._show_export()
-        self.save.value = render.download_link(
-            f"{mine.name}.json", self.exported(EXPORT_FORMATS[0])
-        )
+        saved = self.exported(EXPORT_FORMATS[0])
+        self.save.value = render.download_link(f"{mine.name}.json", saved)
         return True
 
     # ---- the answer form ----------------------------------------------------------------------------
@@ -256,11 +223,12 @@ class InterpretationEditor(Adapter):
                 control.disabled = is_tls
         self._show_current()
 
-    def _form_answer(self) -> Answer:
+    def _form_changed(self) -> None:
         finding = self.finding.value
-        current = self.interpretation.answer(finding)
-        return dataclasses.replace(
-            current,
+        if finding is Finding.TLS_REJECTED:
+            return
+        answer = dataclasses.replace(
+            self.interpretation.answer(finding),
             status=self.status.value,
             scheme=self.scheme.value.strip() or None,
             error=self.error.value.strip() or None,
@@ -270,12 +238,7 @@ class InterpretationEditor(Adapter):
             assumed=False,
             note="edited in the interpretation editor",
         )
-
-    def _form_changed(self) -> None:
-        finding = self.finding.value
-        if finding is Finding.TLS_REJECTED:
-            return
-        self.rebuild({**self.overrides, finding: self._form_answer()})
+        self.rebuild({**self.overrides, finding: answer})
 
     def _show_current(self) -> None:
         finding = self.finding.value
@@ -283,14 +246,13 @@ class InterpretationEditor(Adapter):
         mine = self.interpretation.answer(finding)
         info = finding.info
         hint = info.hint or "none (the RFCs are silent)"
+        changed = " <b>(changed)</b>" if finding in self.overrides else ""
         self.current.value = (
-            f"<div style='font-size:12px;color:#444'>{render.esc(info.meaning)} — "
-            f"<a href='{render.esc(info.clause.url)}' target='_blank' rel='noopener noreferrer'>{render.esc(info.clause.label)}</a>; "
-            f"the RFC text points to: <code>{render.esc(hint)}</code></div>"
-            f"<div style='font-size:12px'>{render.esc(self.base.value)} answers "
-            f"<code>{render.esc(_answer_text(base))}</code>; yours: <code>{render.esc(_answer_text(mine))}</code>"
-            + (" <b>(changed)</b>" if finding in self.overrides else "")
-            + "</div>"
+            f"<div style='font-size:12px;color:#444'>{esc(info.meaning)} — {render.link(info.clause)}; "
+            f"the RFC text points to: <code>{esc(hint)}</code></div>"
+            f"<div style='font-size:12px'>{esc(self.base.value)} answers "
+            f"<code>{esc(_answer_text(base))}</code>; yours: <code>{esc(_answer_text(mine))}</code>"
+            f"{changed}</div>"
         )
 
     def _reset(self, _button: Any) -> None:
@@ -313,9 +275,7 @@ class InterpretationEditor(Adapter):
         if self.matrix is None:
             return ""
         disputed = self.matrix.disagreements()
-        if chosen == EXPORT_FORMATS[1]:
-            return disputed.to_markdown()
-        return disputed.to_text()
+        return disputed.to_markdown() if chosen == EXPORT_FORMATS[1] else disputed.to_text()
 
     def _show_export(self) -> None:
         self.export.value = self.exported()
@@ -336,7 +296,7 @@ class InterpretationEditor(Adapter):
         try:
             loaded = Interpretation.from_json(self.load_box.value)
         except Exception as exc:
-            self.problem.value = render.error_html(exc)
+            self.problem.value = error_html(exc)
             return
         self.load(loaded)
 
@@ -344,17 +304,12 @@ class InterpretationEditor(Adapter):
 def _answer_text(answer: Answer) -> str:
     if answer.tls_alert:
         return "the TLS alert"
-    text = str(answer.status)
-    if answer.scheme:
-        text += f", {answer.scheme} challenge"
-    else:
-        text += ", no WWW-Authenticate"
+    challenge = f"{answer.scheme} challenge" if answer.scheme else "no WWW-Authenticate"
+    text = f"{answer.status}, {challenge}"
     if answer.error:
         text += f" error={answer.error}"
     if answer.description:
         text += f' description="{answer.description}"'
-    if answer.unspecified:
-        text += " [unspecified]"
-    elif answer.assumed:
-        text += " [assumed]"
+    if answer.unspecified or answer.assumed:
+        text += " [unspecified]" if answer.unspecified else " [assumed]"
     return text

@@ -24,15 +24,13 @@ from mtlslab.pki import Lab, certificate_html, load_certificate
 from mtlslab.rs import inspect_token
 from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.widgets._common import LABEL_STYLE, Adapter, classed, root
 from mtlslab.workshop import LAB_SEED
 
 __all__ = ["PASTE", "CertificateInspector", "TokenInspector"]
 
 #: The source choice that means "what is in the text box".
 PASTE = "paste"
-
-_STYLE = {"description_width": "110px"}
 
 
 def _lab_certificates(lab: Lab) -> dict[str, Any]:
@@ -61,7 +59,7 @@ class CertificateInspector(Adapter):
                 ],
                 value="client",
                 description="certificate",
-                style=_STYLE,
+                style=LABEL_STYLE,
             ),
             "mtlslab-control-cert-source",
         )
@@ -76,7 +74,7 @@ class CertificateInspector(Adapter):
             options=[name for name, v in TOKEN_VARIANTS.items() if v.kind == "jwt"],
             value="bound",
             description="compare with token",
-            style=_STYLE,
+            style=LABEL_STYLE,
         )
         self.error = widgets.HTML()
         self.decoded = classed(widgets.HTML(), "mtlslab-certificate")
@@ -142,7 +140,7 @@ class TokenInspector(Adapter):
                 ],
                 value="bound",
                 description="token",
-                style=_STYLE,
+                style=LABEL_STYLE,
             ),
             "mtlslab-control-token-source",
         )
@@ -157,7 +155,7 @@ class TokenInspector(Adapter):
                 options=[("none", ""), *((n, n) for n in self.lab.identities())],
                 value="client",
                 description="certificate",
-                style=_STYLE,
+                style=LABEL_STYLE,
             ),
             "mtlslab-control-token-certificate",
         )
