@@ -1,11 +1,8 @@
 """Pure presentation for the widgets: HTML, Mermaid, SVG, raw HTTP and curl text from core values.
 
-Nothing here imports ipywidgets, and nothing here decides: every function takes what the core computed
-(cells, exchanges, trace steps, matrices, token inspections) and returns a string or a small value
-object. Every piece of text that reaches HTML is escaped with :func:`html.escape`, every piece of text
-that reaches a Mermaid diagram with :func:`mermaid_text`, so a pasted ``<script>`` or a hostile
-``Authorization`` value is shown, never run. The colours of outcomes live here, with the views that draw
-them.
+Nothing here imports ipywidgets or decides anything. Every piece of text that reaches HTML goes
+through :func:`esc`, every piece that reaches a Mermaid diagram through :func:`mermaid_text`, so a
+pasted ``<script>`` or a hostile ``Authorization`` value is shown, never run.
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ from mtlslab.scenarios import (
     Exchange,
     Request,
     Scenario,
-    TlsVersion,
     Topology,
 )
 from mtlslab.spec import Clause, Step, cite, shorten
@@ -64,7 +60,6 @@ __all__ = [
     "link",
     "live_html",
     "matrix_html",
-    "mermaid_markdown",
     "mermaid_text",
     "sequence_diagram",
     "thumbprint_html",
@@ -96,22 +91,18 @@ def link(clause: Clause, title: str = "") -> str:
 
 def _rows(rows: Iterable[Sequence[str]], *styles: str) -> str:
     """A small table, the ``n``-th cell of each row in ``styles[n]``, everything escaped."""
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td style='{s}'>{esc(v)}</td>" for s, v in zip(styles, row, strict=True))
-        + "</tr>"
+    tds = (
+        "".join(f"<td style='{s}'>{esc(v)}</td>" for s, v in zip(styles, row, strict=True))
         for row in rows
     )
-    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
+    return _TABLE + "".join(f"<tr>{cells}</tr>" for cells in tds) + "</table>"
 
 
+_TABLE = "<table style='border-collapse:collapse;font-size:12px'>"
 _CELL = "padding:2px 6px"
 _MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
 _PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
 
-
-# --------------------------------------------------------------------------------------------------
-# Outcomes.
 
 #: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
 _COLOURS = {
@@ -156,10 +147,6 @@ def _body_text(outcome: Outcome, limit: int = 600) -> str:
     return (kind + body) if (kind or body) else "(empty body)"
 
 
-# --------------------------------------------------------------------------------------------------
-# Grouping the cells of one scenario.
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Group:
     """Interpretations that saw the same exchange and sent the same bytes back."""
@@ -192,21 +179,14 @@ def _deployed(cell: Cell, deployment: Deployment | None) -> str:
     return cell.deployment.describe()
 
 
-# --------------------------------------------------------------------------------------------------
-# Answer cards.
-
-
 def answer_cards(
     cells: Sequence[Cell],
     interpretations: Mapping[str, Interpretation],
     *,
     deployment: Deployment | None = None,
 ) -> str:
-    """One card per interpretation, side by side: status line, ``WWW-Authenticate``, body, note.
-
-    Where a card's field differs from the first card's (the first selected reading is the yardstick), it is
-    highlighted; a line above the cards names the fields the readings disagree on.
-    """
+    """One card per reading, side by side: status line, ``WWW-Authenticate``, body, note; a field
+    that differs from the first card's is highlighted, a line above names the fields in dispute."""
     if not cells:
         return _muted("Pick at least one interpretation.")
     fields: dict[str, list[str]] = {
@@ -231,9 +211,10 @@ def answer_cards(
         )
     cards = []
     for index, cell in enumerate(cells):
-        interp = interpretations.get(cell.interpretation)
-        title = interp.title if interp is not None else cell.interpretation
-        kind = interp.kind if interp is not None else ""
+        title, kind = (
+            interpretations[cell.interpretation].title,
+            interpretations[cell.interpretation].kind,
+        )
         bg, fg = _colours(cell.outcome)
         rows = []
         for name, values in fields.items():
@@ -286,10 +267,6 @@ def live_html(runs: Sequence[LiveRun]) -> str:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Traces.
-
-
 def _step_html(step: Step) -> str:
     colour = {True: "#1b5e20", False: "#8e1b25", None: "#555"}[step.passed]
     title = step.clause.label + (f" — {step.clause.title}" if step.clause.title else "")
@@ -316,15 +293,11 @@ def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -
         how = f" — as deployed by this reading: {esc(how)}" if how else ""
         parts.append(
             f"<div style='margin:6px 0'><div style='font-weight:bold'>Trace for {esc(names)}{how}</div>"
-            f"<table style='border-collapse:collapse;font-size:12px'>{''.join(map(_step_html, cell.trace))}</table>"
+            f"{_TABLE}{''.join(map(_step_html, cell.trace))}</table>"
             f"<div>→ finding <code>{esc(cell.finding.value)}</code> ({esc(info.title)}): {esc(info.meaning)} "
             f"[{link(info.clause)}]</div></div>"
         )
     return "".join(parts) or _muted("No trace.")
-
-
-# --------------------------------------------------------------------------------------------------
-# Raw HTTP and curl.
 
 
 #: Lines of raw HTTP longer than this are shown shortened: the huge token is the point of its scenario, not
@@ -366,10 +339,7 @@ def exchange_text(groups: Sequence[Group]) -> str:
 
 def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     """The curl command that sends the same request, one option a line, after comments that say where the
-    lab's files (CA, certificate, key) come from.
-
-    Header values are passed verbatim (the explorer refuses CR, LF and NUL before it gets here).
-    """
+    lab's files come from (header values verbatim: the explorer refuses CR, LF and NUL)."""
     scenario = exchange.scenario
     choice = scenario.presentation.certificate
     args = curl_argv(
@@ -406,7 +376,6 @@ def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     return "\n".join(head) + "\n" + " \\\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------------------------------
 # Sequence diagrams: one data model, two renderings (Mermaid for JupyterLab, SVG for Voilà).
 
 MessageKind = Literal["tls", "request", "response", "alert", "note"]
@@ -468,24 +437,15 @@ def _branch(exchange: Exchange, outcome: Outcome, *, tls_end: str) -> list[Messa
     else:
         say(tls_end, "C", f"CertificateRequest ({client_auth.value})")
         sent = exchange.scenario.presentation.certificate
-        none_sent = sent is CertChoice.NONE
-        say(
-            "C",
-            tls_end,
-            "empty Certificate (none sent)" if none_sent else f"Certificate: {sent.value}",
-        )
+        none = sent is CertChoice.NONE
+        say("C", tls_end, "empty Certificate (none sent)" if none else f"Certificate: {sent.value}")
     alert, request = outcome.tls_alert, _request_label(exchange.client_request)
     if alert is not None:
+        when = "during the handshake"
         if alert.when == "first_read":
             say("C", tls_end, f"{request} (sent, never answered)", "request")
-            say(
-                tls_end,
-                "C",
-                f"alert {alert.name} ({alert.code}) at the client's first read",
-                "alert",
-            )
-        else:
-            say(tls_end, "C", f"alert {alert.name} ({alert.code}) during the handshake", "alert")
+            when = "at the client's first read"
+        say(tls_end, "C", f"alert {alert.name} ({alert.code}) {when}", "alert")
         return messages
     say("C", tls_end, request, "request")
     forwarded = exchange.request
@@ -506,7 +466,7 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
     participants = (("C", "Client"), *([("P", "TLS-terminating proxy")] if proxy else []))
     participants += (("RS", "Resource server"),)
     tls_end = "P" if proxy else "RS"
-    version = "1.3" if scenario.deployment.tls_version is TlsVersion.TLS1_3 else "1.2"
+    version = scenario.deployment.tls_version.value
     hello = Message(source="C", target=tls_end, text=f"ClientHello (TLS {version})", kind="tls")
     merged: dict[tuple[Message, ...], list[str]] = {}
     for group in groups:  # readings whose diagrams would be identical share one branch
@@ -564,11 +524,6 @@ def to_mermaid(diagram: SequenceDiagram) -> str:
             lines += [_mermaid_message(m, "        ") for m in branch.messages]
         lines.append("    end")
     return "\n".join(lines) + "\n"
-
-
-def mermaid_markdown(diagram: SequenceDiagram) -> str:
-    """A Markdown document holding the diagram as a fenced ``mermaid`` block (JupyterLab ≥ 4.1 renders it)."""
-    return "```mermaid\n" + to_mermaid(diagram) + "```\n"
 
 
 _SVG_COLOURS = {
@@ -639,10 +594,6 @@ def to_svg(diagram: SequenceDiagram) -> str:
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"viewBox='0 0 {width} {height}' font-family='sans-serif' role='img'>{defs}{heads}{''.join(rows)}</svg>"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# The matrix.
 
 
 #: The matrix table's onclick inside a MatrixView: the clicked cell's reading, then its scenario, are picked
@@ -748,7 +699,7 @@ def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
     return (
         f"<div><b>Where <code>{esc(name)}</code> differs</b> (verdict: status and error code, or TLS alert; "
         f"{len(matrix.scenarios)} catalogue scenarios)</div>"
-        f"<table style='border-collapse:collapse;font-size:12px'>{''.join(rows)}</table>"
+        f"{_TABLE}{''.join(rows)}</table>"
     )
 
 
@@ -772,10 +723,6 @@ def error_html(exc: BaseException) -> str:
         "<div class='mtlslab-error' style='border:1px solid #b00020;background:#fde7e9;color:#8e1b25;"
         f"padding:6px;border-radius:4px'><b>{esc(type(exc).__name__)}</b>: {esc(exc)}</div>"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Certificates and tokens.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,9 @@
 """The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
 
-Each change derives the reading (:func:`mtlslab.interpretations.derive`) and compares it with every other over
-the catalogue (:meth:`Simulator.matrix`). It exports as JSON (loaded back by :meth:`Interpretation.from_json`),
-the comparison as Markdown or ≤ 72-column text; "Save" downloads the JSON, "Load" continues from a pasted one.
+Each change derives the reading (:func:`mtlslab.interpretations.derive`) and compares it with every
+other over the catalogue (:meth:`Simulator.matrix`). It exports as JSON (loaded back by
+:meth:`Interpretation.from_json`), the comparison as Markdown or ≤ 72-column text; "Save" downloads
+the JSON, "Load" continues from a pasted one.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ EXPORT_FORMATS = ("interpretation JSON", "disagreements as Markdown", "disagreem
 class InterpretationEditor(Adapter):
     """Derive a reading from another, finding by finding, with a live diff against every other reading.
 
-    ``finding`` picks the answer the form (``status``, ``scheme``, ``error``, ``description``) edits;
-    ``interpretation`` is the current result, ``matrix`` its comparison.
+    ``finding`` picks the answer the form (``status``, ``scheme``, ``error``, ``description``)
+    edits; ``interpretation`` is the current result, ``matrix`` its comparison.
     """
 
     def __init__(
@@ -248,8 +249,8 @@ class InterpretationEditor(Adapter):
         hint = info.hint or "none (the RFCs are silent)"
         changed = " <b>(changed)</b>" if finding in self.overrides else ""
         self.current.value = (
-            f"<div style='font-size:12px;color:#444'>{esc(info.meaning)} — {render.link(info.clause)}; "
-            f"the RFC text points to: <code>{esc(hint)}</code></div>"
+            f"<div style='font-size:12px;color:#444'>{esc(info.meaning)} — "
+            f"{render.link(info.clause)}; the RFC text points to: <code>{esc(hint)}</code></div>"
             f"<div style='font-size:12px'>{esc(self.base.value)} answers "
             f"<code>{esc(_answer_text(base))}</code>; yours: <code>{esc(_answer_text(mine))}</code>"
             f"{changed}</div>"

@@ -1,10 +1,10 @@
 """The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
 
-Every control is one field of :class:`~mtlslab.scenarios.Deployment` or :class:`~mtlslab.scenarios.Presentation`
-(built from the dataclasses and their enums), plus the token variant and the readings to compare. A change
-makes one core call (:meth:`Simulator.row` for the composed scenario) and renders the answer cards, the trace,
-the raw HTTP, the curl equivalent and a sequence diagram; an error is shown inside the widget, which keeps
-working. "Run live" sends the scenario over real mutual TLS on 127.0.0.1 once per reading
+Every control is one field of :class:`~mtlslab.scenarios.Deployment` or
+:class:`~mtlslab.scenarios.Presentation` (from the dataclasses and their enums), plus the token
+variant and the readings. A change makes one core call (:meth:`Simulator.row`) and renders the
+answer cards, the trace, the raw HTTP, the curl equivalent and a sequence diagram; an error is shown
+inside the widget. "Run live" sends the scenario over real mutual TLS on 127.0.0.1 once per reading
 (:func:`mtlslab.live.run_scenario`) and shows whether the wire agrees with each card.
 """
 
@@ -335,7 +335,8 @@ class ScenarioExplorer(Adapter):
         if self.diagram_format == "svg":
             self.diagram.value = render.to_svg(sequence) if sequence else esc(_NO_READING)
         else:
-            shown = render.mermaid_markdown(sequence) if sequence else _NO_READING
+            # a fenced mermaid block: JupyterLab ≥ 4.1 renders it
+            shown = f"```mermaid\n{self.diagram_source}```\n" if sequence else _NO_READING
             markdown_output(self.diagram, shown)
         self.renders += 1
 

@@ -30,7 +30,7 @@ PASTE = "paste"
 
 
 class _Inspector(Adapter):
-    """A text box filled from the lab material picked in ``source``, or pasted; decoded on each change."""
+    """A text box filled from the lab material picked in ``source`` or pasted, decoded on change."""
 
     source: Any
 
@@ -43,15 +43,15 @@ class _Inspector(Adapter):
         raise NotImplementedError
 
     def _sources(self, kind: str, names: Iterable[str], pasted: str, **options: Any) -> Any:
-        """The ``source`` dropdown (class ``mtlslab-control-KIND-source``): each lab name, then ``pasted``
-        (the :data:`PASTE` choice)."""
+        """The ``source`` dropdown (class ``mtlslab-control-KIND-source``): each lab name, then
+        ``pasted`` (the :data:`PASTE` choice)."""
         choices = [*((f"lab: {n}", n) for n in names), (pasted, PASTE)]
         control = widgets.Dropdown(options=choices, style=LABEL_STYLE, **options)
         return classed(control, f"mtlslab-control-{kind}-source")
 
     def _watch(self, box: Any, lab_text: Callable[[str], str], *others: Any) -> None:
-        """Fill ``box`` with ``lab_text(name)`` when a lab source is picked, pick :data:`PASTE` when ``box``
-        is edited, render on every change (of ``others`` too), and render once now."""
+        """Fill ``box`` with ``lab_text(name)`` when a lab source is picked, pick :data:`PASTE` when
+        ``box`` is edited, render on every change (of ``others`` too), and render once now."""
 
         def picked() -> None:
             if self.source.value != PASTE:
@@ -72,8 +72,8 @@ class _Inspector(Adapter):
 
 
 class CertificateInspector(_Inspector):
-    """A certificate decoded, its ``x5t#S256`` computed step by step, and whether a token's binding holds
-    (``token``: the lab token variant whose ``cnf`` is compared)."""
+    """A certificate decoded, its ``x5t#S256`` computed step by step, and whether the binding of a
+    token (``token``: the lab token variant whose ``cnf`` is compared) holds."""
 
     def __init__(self, simulator: Simulator | None = None, *, seed: str = LAB_SEED) -> None:
         super().__init__(simulator, seed)
