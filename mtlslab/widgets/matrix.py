@@ -1,13 +1,8 @@
 """The matrix view: scenarios × interpretations coloured by outcome; filter; select a cell to see why.
 
-::
-
-    from mtlslab.widgets import MatrixView
-    MatrixView(tag="debate", disagreements_only=True)
-
-The whole matrix is computed once (one core call, :meth:`Simulator.matrix`); the filters are
-:meth:`Matrix.select` and :meth:`Matrix.disagreements`; selecting a cell (a click on it, or its row and reading
-in the two dropdowns) shows its answer card and trace.
+The whole matrix is computed once (:meth:`Simulator.matrix`); the filters are :meth:`Matrix.select`
+and :meth:`Matrix.disagreements`; selecting a cell (a click on it, or its row and reading in the two
+dropdowns) shows its answer card and trace.
 """
 
 from __future__ import annotations
@@ -31,11 +26,8 @@ ALL_TAGS = "(all)"
 
 
 class MatrixView(Adapter):
-    """Scenarios × interpretations, filtered by tag and to disagreements; the selected cell explained.
-
-    Controls: ``tag``, ``disagreements_only``, ``strict`` (compare every byte, not only the verdict),
-    ``scenario`` and ``interpretation`` (the selected cell). ``shown`` is the matrix currently displayed.
-    """
+    """Scenarios × interpretations, filtered by tag and to disagreements; the selected cell
+    (``scenario`` and ``interpretation``) explained. ``shown`` is the matrix displayed."""
 
     def __init__(
         self,
@@ -51,16 +43,17 @@ class MatrixView(Adapter):
         self.full: Matrix = self.simulator.matrix(tuple(scenarios), interpretations)
         self.shown: Matrix = self.full
 
-        def dropdown(description: str, label: int, width: int, **options: Any) -> Any:
+        def dropdown(name: str, description: str, label: int, width: int, **options: Any) -> Any:
             style = {"description_width": f"{label}px"}
             layout = widgets.Layout(width=f"{width}px")
-            return widgets.Dropdown(description=description, style=style, layout=layout, **options)
+            control = widgets.Dropdown(
+                description=description, style=style, layout=layout, **options
+            )
+            return classed(control, f"mtlslab-control-{name}")
 
         tags = sorted({t for s in self.full.scenarios for t in s.tags})
         names = [i.name for i in self.full.interpretations]
-        self.tag = classed(
-            dropdown("tag", 40, 200, options=[ALL_TAGS, *tags], value=tag), "mtlslab-control-tag"
-        )
+        self.tag = dropdown("tag", "tag", 40, 200, options=[ALL_TAGS, *tags], value=tag)
         self.disagreements_only = classed(
             widgets.Checkbox(
                 value=disagreements_only, description="only where readings disagree", indent=False
@@ -70,10 +63,9 @@ class MatrixView(Adapter):
         self.strict = widgets.Checkbox(
             value=False, description="compare every byte (not only the verdict)", indent=False
         )
-        self.scenario = classed(dropdown("scenario", 70, 420), "mtlslab-control-cell-scenario")
-        self.interpretation = classed(
-            dropdown("reading", 60, 320, options=names, value=names[0]),
-            "mtlslab-control-cell-interpretation",
+        self.scenario = dropdown("cell-scenario", "scenario", 70, 420)
+        self.interpretation = dropdown(
+            "cell-interpretation", "reading", 60, 320, options=names, value=names[0]
         )
         self.count = widgets.HTML()
         self.error = widgets.HTML()
@@ -119,9 +111,7 @@ class MatrixView(Adapter):
 
     def selected(self) -> tuple[str, str] | None:
         """The selected cell as ``(scenario id, interpretation name)``."""
-        if not self.scenario.value:
-            return None
-        return self.scenario.value, self.interpretation.value
+        return (self.scenario.value, self.interpretation.value) if self.scenario.value else None
 
     def show_cell(self) -> None:
         """Render the matrix with the selected cell outlined, and that cell's answer and trace."""
@@ -130,13 +120,9 @@ class MatrixView(Adapter):
         if selected is None:
             self.detail.value = "<div style='color:#555'>No cell selected.</div>"
             return
-        try:
-            cell = self.full.cell(*selected)
-            scenario = next(s for s in self.full.scenarios if s.id == selected[0])
-            interp = next(i for i in self.full.interpretations if i.name == selected[1])
-        except Exception as exc:
-            self.detail.value = render.error_html(exc)
-            return
+        cell = self.full.cell(*selected)  # both dropdowns offer only what the matrix holds
+        scenario = next(s for s in self.full.scenarios if s.id == selected[0])
+        interp = next(i for i in self.full.interpretations if i.name == selected[1])
         self.detail.value = render.cell_detail_html(cell, scenario, interp)
 
     def select_cell(self, scenario: str, interpretation: str) -> None:
