@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from mtlslab import workshop
 from mtlslab.compare import Simulator
 
-__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "classed", "markdown_output", "root"]
+__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "checkbox", "classed", "markdown_output", "root"]
 
 #: One stylesheet for every mtlslab widget (scoped to ``.mtlslab-root``): ipywidgets' HTML widget inherits
 #: the controls' 28 px line height, which spreads rendered text; cards and tables read better tighter.
@@ -30,6 +30,11 @@ def classed(widget: _Widget, *names: str) -> _Widget:
     for name in names:
         widget.add_class(name)
     return widget
+
+
+def checkbox(description: str, **options: Any) -> widgets.Checkbox:
+    """A checkbox with its description beside it (not indented as if it had a label column)."""
+    return widgets.Checkbox(description=description, indent=False, **options)
 
 
 def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:

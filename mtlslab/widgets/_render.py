@@ -24,16 +24,9 @@ from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.live.terminal import curl_argv, curl_shown
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.rs import BindingCheck, TokenInspection
-from mtlslab.scenarios import (
-    CertChoice,
-    ClientAuth,
-    Deployment,
-    Exchange,
-    Request,
-    Scenario,
-    Topology,
-)
+from mtlslab.scenarios import CertChoice, Deployment, Exchange, Request, Scenario, Topology
 from mtlslab.spec import Clause, Step, cite, shorten
+from mtlslab.tls import ClientAuth
 
 if TYPE_CHECKING:
     from mtlslab.live import LiveRun
@@ -104,13 +97,13 @@ _MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
 _PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
 
 
-#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
+#: Background and text colours by outcome class, for every view (the first five make the legend).
 _COLOURS = {
-    "2": ("#e6f4ea", "#1b5e20"),
+    "2xx": ("#e6f4ea", "#1b5e20"),
     "400": ("#fff3e0", "#8a4b00"),
     "401": ("#fde7e9", "#8e1b25"),
     "403": ("#ede7f6", "#4527a0"),
-    "tls": ("#e8eaf6", "#1a237e"),
+    "TLS alert": ("#e8eaf6", "#1a237e"),
     "other": ("#f5f5f5", "#333333"),
 }
 _HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
@@ -119,9 +112,9 @@ _HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
 def _colours(outcome: Outcome) -> tuple[str, str]:
     """Background and text colour: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
     if outcome.tls_alert is not None:
-        return _COLOURS["tls"]
+        return _COLOURS["TLS alert"]
     status = str(outcome.status)
-    return _COLOURS["2"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
+    return _COLOURS["2xx"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
 
 
 def _marks(outcome: Outcome) -> str:
@@ -643,9 +636,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         )
     legend = " ".join(
         f"<span style='background:{bg};color:{fg};padding:1px 6px;border-radius:3px'>{esc(label)}</span>"
-        for label, (bg, fg) in zip(
-            ("2xx", "400", "401", "403", "TLS alert"), list(_COLOURS.values())[:5], strict=True
-        )
+        for label, (bg, fg) in list(_COLOURS.items())[:5]
     )
     codes = ", ".join(f"{short} {code}" for code, short in ERROR_ABBREVIATIONS.items())
     return (
@@ -666,13 +657,12 @@ def description_html(scenario: Scenario) -> str:
 
 def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
     """One cell: the scenario, the reading's answer card and the trace behind it."""
+    deployment = scenario.deployment
     return (
         f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description_html(scenario)}"
         f"<div style='font-size:11px;color:#555'>{esc(scenario.describe())}</div>"
-        + answer_cards(
-            [cell], {interpretation.name: interpretation}, deployment=scenario.deployment
-        )
-        + trace_html([cell], deployment=scenario.deployment)
+        + answer_cards([cell], {interpretation.name: interpretation}, deployment=deployment)
+        + trace_html([cell], deployment=deployment)
     )
 
 
@@ -752,11 +742,8 @@ def thumbprint_steps(certificate: x509.Certificate | bytes | str) -> ThumbprintS
 
 def thumbprint_html(steps: ThumbprintSteps) -> str:
     """The three steps as a small table."""
-    verdict = (
-        "<span style='color:#1b5e20'>✓ equals mtlslab.pki.x5t_s256</span>"
-        if steps.agrees
-        else "<span style='color:#b00020'>✗ differs from mtlslab.pki.x5t_s256</span>"
-    )
+    colour, word = ("#1b5e20", "✓ equals") if steps.agrees else ("#b00020", "✗ differs from")
+    verdict = f"<span style='color:{colour}'>{word} mtlslab.pki.x5t_s256</span>"
     der = f"{len(steps.der)} bytes: {steps.der[:24].hex(' ')} …"
     table = _rows(
         (

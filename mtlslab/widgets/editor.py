@@ -21,7 +21,7 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import LABEL_STYLE, Adapter, classed, root
+from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
 from mtlslab.workshop import LAB_SEED
 
@@ -74,12 +74,8 @@ class InterpretationEditor(Adapter):
         )
         self.name = widgets.Text(value=name, description="name", **labelled)
         self.stance = widgets.Text(placeholder=start.stance, description="stance", **wide)
-        self.tls_required = widgets.Checkbox(
-            description="require client certificates at the TLS layer", indent=False
-        )
-        self.ignore_binding = widgets.Checkbox(
-            description="do not check the binding (cnf)", indent=False
-        )
+        self.tls_required = checkbox("require client certificates at the TLS layer")
+        self.ignore_binding = checkbox("do not check the binding (cnf)")
         self.finding = widgets.Dropdown(
             options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
             value=Finding.CERTIFICATE_MISSING,
@@ -88,26 +84,17 @@ class InterpretationEditor(Adapter):
         )
         # The answer form shows the chosen finding's answer (see _load_form).
         self.status = widgets.BoundedIntText(min=100, max=599, description="status", **labelled)
+        typed: dict[str, Any] = {"ensure_option": False, **labelled}  # any value may be typed
         self.scheme = widgets.Combobox(
-            options=list(SCHEMES),
-            placeholder="(no WWW-Authenticate)",
-            description="scheme",
-            ensure_option=False,
-            **labelled,
+            options=SCHEMES, placeholder="(no WWW-Authenticate)", description="scheme", **typed
         )
         self.error = widgets.Combobox(
-            options=list(ERROR_CODES),
-            placeholder="(no error code)",
-            description="error",
-            ensure_option=False,
-            **labelled,
+            options=ERROR_CODES, placeholder="(no error code)", description="error", **typed
         )
         self.description = widgets.Text(
             placeholder="(no error_description)", description="description", **wide
         )
-        self.tls_alert = widgets.Checkbox(
-            description="answer with the TLS alert", indent=False, disabled=True
-        )
+        self.tls_alert = checkbox("answer with the TLS alert", disabled=True)
         for control in ("base", "name", "finding", "status", "error"):  # found by the browser test
             classed(getattr(self, control), f"mtlslab-control-{control}")
         self.reset = widgets.Button(

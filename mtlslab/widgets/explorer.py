@@ -32,7 +32,7 @@ from mtlslab.scenarios import (
 )
 from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, markdown_output, root
+from mtlslab.widgets._common import Adapter, checkbox, classed, markdown_output, root
 from mtlslab.widgets._render import error_html, esc
 from mtlslab.workshop import LAB_SEED
 
@@ -89,7 +89,7 @@ def _control(name: str, default: Any) -> Any:
         options = [(member.value, member) for member in type(default)]
         control = widgets.Dropdown(options=options, value=default, **labelled)
     elif isinstance(default, bool):
-        control = widgets.Checkbox(value=default, description=label, indent=False, **wide)
+        control = checkbox(label, value=default, **wide)
     elif name == "forged_client_cert":  # CertChoice | None: "none" stands for None
         options = [("(no header)" if c is CertChoice.NONE else c.value, c) for c in CertChoice]
         control = widgets.Dropdown(options=options, value=CertChoice.NONE, **labelled)

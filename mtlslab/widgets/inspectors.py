@@ -19,7 +19,7 @@ from mtlslab.rs import inspect_token
 from mtlslab.spec import cite
 from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import LABEL_STYLE, Adapter, classed, root
+from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
 from mtlslab.workshop import LAB_SEED
 
@@ -142,7 +142,7 @@ class TokenInspector(_Inspector):
         )
         classed(self.token, "mtlslab-control-jwt")
         classed(self.certificate, "mtlslab-control-token-certificate")
-        self.dpop = widgets.Checkbox(description="present the lab client's DPoP key", indent=False)
+        self.dpop = checkbox("present the lab client's DPoP key")
         self.error = widgets.HTML()
         self.decoded = classed(widgets.HTML(), "mtlslab-token")
         self.widget = root(

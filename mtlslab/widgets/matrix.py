@@ -16,7 +16,7 @@ from mtlslab.compare import Matrix, Simulator
 from mtlslab.interpretations import Interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, root
+from mtlslab.widgets._common import Adapter, checkbox, classed, root
 from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ALL_TAGS", "MatrixView"]
@@ -54,15 +54,9 @@ class MatrixView(Adapter):
         tags = sorted({t for s in self.full.scenarios for t in s.tags})
         names = [i.name for i in self.full.interpretations]
         self.tag = dropdown("tag", "tag", 40, 200, options=[ALL_TAGS, *tags], value=tag)
-        self.disagreements_only = classed(
-            widgets.Checkbox(
-                value=disagreements_only, description="only where readings disagree", indent=False
-            ),
-            "mtlslab-control-disagreements",
-        )
-        self.strict = widgets.Checkbox(
-            value=False, description="compare every byte (not only the verdict)", indent=False
-        )
+        self.disagreements_only = checkbox("only where readings disagree", value=disagreements_only)
+        classed(self.disagreements_only, "mtlslab-control-disagreements")
+        self.strict = checkbox("compare every byte (not only the verdict)")
         self.scenario = dropdown("cell-scenario", "scenario", 70, 420)
         self.interpretation = dropdown(
             "cell-interpretation", "reading", 60, 320, options=names, value=names[0]
