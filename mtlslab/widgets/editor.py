@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -19,7 +18,6 @@ from mtlslab.compare import Matrix, Simulator
 from mtlslab.errors import InterpretationError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
-from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
@@ -55,11 +53,9 @@ class InterpretationEditor(Adapter):
         *,
         base: str | Interpretation = "thread-401",
         name: str = "my-reading",
-        scenarios: Iterable[Scenario] = CATALOGUE,
         seed: str = LAB_SEED,
     ) -> None:
         super().__init__(simulator, seed)
-        self.scenarios = tuple(scenarios)
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         start = base if isinstance(base, Interpretation) else get_interpretation(base)
         self._known.setdefault(start.name, start)
@@ -182,7 +178,7 @@ class InterpretationEditor(Adapter):
         try:
             mine = self._derive(candidate)
             others = [i for i in self._known.values() if i.name != mine.name]
-            matrix = self.simulator.matrix(self.scenarios, [mine, *others])
+            matrix = self.simulator.matrix(interpretations=[mine, *others])
         except Exception as exc:  # shown inside the widget, which keeps working
             self.problem.value = error_html(exc)
             return False

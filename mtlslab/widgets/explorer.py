@@ -115,13 +115,12 @@ class ScenarioExplorer(Adapter):
         *,
         scenario: str | Scenario = "no-cert-optional",
         interpretations: Iterable[str | Interpretation] = DEFAULT_INTERPRETATIONS,
-        extra: Iterable[Interpretation] = (),
         diagram: Literal["mermaid", "svg"] = "mermaid",
         seed: str = LAB_SEED,
     ) -> None:
         super().__init__(simulator, seed)
         self.diagram_format = diagram
-        self._known = dict(BUILTINS) | {interp.name: interp for interp in extra}
+        self._known = dict(BUILTINS)
         chosen = [get_interpretation(i) if isinstance(i, str) else i for i in interpretations]
         for interp in chosen:
             self._known.setdefault(interp.name, interp)
