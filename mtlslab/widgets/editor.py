@@ -1,9 +1,8 @@
 """The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
 
-Each change derives the reading (:func:`mtlslab.interpretations.derive`) and compares it with every
-other over the catalogue (:meth:`Simulator.matrix`). It exports as JSON (loaded back by
-:meth:`Interpretation.from_json`), the comparison as Markdown or ≤ 72-column text; "Save" downloads
-the JSON, "Load" continues from a pasted one.
+Each change derives the reading (:func:`~mtlslab.interpretations.derive`) and compares it with every
+other over the catalogue; it exports as JSON, Markdown or ≤ 72-column text, "Save" downloads the
+JSON and "Load" continues from a pasted one.
 """
 
 from __future__ import annotations
@@ -41,11 +40,8 @@ EXPORT_FORMATS = ("interpretation JSON", "disagreements as Markdown", "disagreem
 
 
 class InterpretationEditor(Adapter):
-    """Derive a reading from another, finding by finding, with a live diff against every other reading.
-
-    ``finding`` picks the answer the form (``status``, ``scheme``, ``error``, ``description``)
-    edits; ``interpretation`` is the current result, ``matrix`` its comparison.
-    """
+    """Derive a reading from another, finding by finding, with a live diff against every other
+    reading: ``interpretation`` is the current result, ``matrix`` its comparison."""
 
     def __init__(
         self,
@@ -152,7 +148,6 @@ class InterpretationEditor(Adapter):
         self.rebuild()
         self._load_form()
 
-    # ---- building -----------------------------------------------------------------------------------
     def base_interpretation(self) -> Interpretation:
         """The interpretation the edits start from."""
         return self._known[self.base.value]
@@ -192,7 +187,6 @@ class InterpretationEditor(Adapter):
         self.save.value = render.download_link(f"{mine.name}.json", saved)
         return True
 
-    # ---- the answer form ----------------------------------------------------------------------------
     def _load_form(self) -> None:
         finding = self.finding.value
         answer = self.interpretation.answer(finding)
@@ -250,7 +244,6 @@ class InterpretationEditor(Adapter):
         if self.rebuild():
             self._load_form()
 
-    # ---- export and load ----------------------------------------------------------------------------
     def exported(self, what: str | None = None) -> str:
         """The export: the interpretation as JSON, or the disagreements as Markdown or text."""
         chosen = what or self.export_format.value

@@ -1,11 +1,9 @@
 """The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
 
-Every control is one field of :class:`~mtlslab.scenarios.Deployment` or
-:class:`~mtlslab.scenarios.Presentation` (from the dataclasses and their enums), plus the token
-variant and the readings. A change makes one core call (:meth:`Simulator.row`) and renders the
-answer cards, the trace, the raw HTTP, the curl equivalent and a sequence diagram; an error is shown
-inside the widget. "Run live" sends the scenario over real mutual TLS on 127.0.0.1 once per reading
-(:func:`mtlslab.live.run_scenario`) and shows whether the wire agrees with each card.
+Each control is one field of :class:`~mtlslab.scenarios.Deployment` or
+:class:`~mtlslab.scenarios.Presentation`; a change makes one core call (:meth:`Simulator.row`) and
+renders the answer cards, trace, raw HTTP, curl and a sequence diagram. "Run live" sends the
+scenario over real mutual TLS on 127.0.0.1 (:func:`mtlslab.live.run_scenario`).
 """
 
 from __future__ import annotations
@@ -103,11 +101,8 @@ def _control(name: str, default: Any) -> Any:
 
 
 class ScenarioExplorer(Adapter):
-    """Controls for every dimension of a scenario and each reading's answer, side by side.
-
-    ``controls`` maps each field name (``client_auth``, ``certificate``, ``token``, ...) to its widget;
-    tests and notebooks set ``.value`` on them. ``interpretations`` is the multi-select of readings.
-    """
+    """Controls for every dimension of a scenario, each reading's answer side by side: ``controls``
+    maps each field name (and ``token``) to its widget, ``interpretations`` picks the readings."""
 
     def __init__(
         self,
@@ -213,7 +208,6 @@ class ScenarioExplorer(Adapter):
         self._observe(self._picked_changed, self.picker)
         self.load(scenario)
 
-    # ---- the scenario in the controls ---------------------------------------------------------------
     def load(self, scenario: str | Scenario) -> None:
         """Put a scenario (a catalogue id or a :class:`Scenario`) into the controls and render once."""
         found = get_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -272,13 +266,10 @@ class ScenarioExplorer(Adapter):
         with self.held():
             self.interpretations.options = self._reading_options()
             if select:
-                self.interpretations.value = (
-                    *(n for n in self.interpretations.value if n != interpretation.name),
-                    interpretation.name,
-                )
+                kept = [n for n in self.interpretations.value if n != interpretation.name]
+                self.interpretations.value = (*kept, interpretation.name)
         self.render()
 
-    # ---- callbacks ----------------------------------------------------------------------------------
     def _picked_changed(self) -> None:
         if self.picker.value:
             self.load(self.picker.value)
@@ -286,15 +277,11 @@ class ScenarioExplorer(Adapter):
     def _controls_changed(self) -> None:
         # The catalogue picker shows the picked scenario while the controls still describe it.
         try:
-            matches = self._picked is not None and self.compose() is self._picked
+            still = self._picked if self.compose() is self._picked else None
         except ScenarioError:
-            matches = False
-        shown = ""
-        if matches and self._picked is not None and self._picked.id in _CATALOGUE_IDS:
-            shown = self._picked.id
-        if self.picker.value != shown:
-            with self.held():
-                self.picker.value = shown
+            still = None
+        with self.held():
+            self.picker.value = still.id if still and still.id in _CATALOGUE_IDS else ""
         self.render()
 
     def render(self) -> None:
@@ -339,10 +326,8 @@ class ScenarioExplorer(Adapter):
             markdown_output(self.diagram, shown)
         self.renders += 1
 
-    # ---- live ----------------------------------------------------------------------------------------
     def _run_live(self, _button: Any) -> None:
-        """Send the composed scenario over real TLS once per chosen reading and show, for each, whether the
-        wire agrees with its card; a failure is shown in the status, and the button works again."""
+        """Send the scenario over real TLS once per chosen reading; show each run, or the failure."""
         self.live_button.disabled = True
         self.live_status.value = (
             "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
