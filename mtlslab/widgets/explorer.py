@@ -327,7 +327,7 @@ class ScenarioExplorer(Adapter):
         self.renders += 1
 
     def _run_live(self, _button: Any) -> None:
-        """Send the scenario over real TLS once per chosen reading; show each run, or the failure."""
+        """Send the scenario over real TLS once per chosen reading; show each run or the failure."""
         self.live_button.disabled = True
         self.live_status.value = (
             "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
