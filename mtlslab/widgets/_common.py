@@ -53,13 +53,13 @@ def markdown_output(output: Any, text: str) -> None:
 
 class Adapter:
     """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object, over
-    ``simulator`` (by default the workshop's for ``seed``, made once per process: its caches make
+    ``simulator`` (by default the workshop's, made once per process: its caches make
     re-rendering cheap). Subclasses wire controls to one core call and a render."""
 
     widget: Any
 
-    def __init__(self, simulator: Simulator | None, seed: str) -> None:
-        self.simulator = simulator or workshop.simulator(seed)
+    def __init__(self, simulator: Simulator | None) -> None:
+        self.simulator = simulator or workshop.simulator()
         self._holding = 0
 
     @contextlib.contextmanager

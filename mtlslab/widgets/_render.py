@@ -117,14 +117,6 @@ def _colours(outcome: Outcome) -> tuple[str, str]:
     return _COLOURS["2xx"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
 
 
-def _marks(outcome: Outcome) -> str:
-    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified,
-    italics where it is assumed (not shown by the reading's source)."""
-    if outcome.unspecified:
-        return ";border:2px dashed #8e1b25"
-    return ";font-style:italic" if outcome.assumed else ""
-
-
 def _status_line(outcome: Outcome) -> str:
     """``HTTP/1.1 401 Unauthorized``, or the TLS alert and when the client notices it."""
     if outcome.tls_alert is not None:
@@ -618,7 +610,10 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         for cell in matrix.row(scenario.id):
             bg, fg = _colours(cell.outcome)
             style = f"background:{bg};color:{fg};padding:1px 5px;font-family:monospace;font-size:11px;white-space:nowrap;text-align:center"
-            style += _marks(cell.outcome)
+            if cell.outcome.unspecified:  # the RFCs leave the answer unspecified
+                style += ";border:2px dashed #8e1b25"
+            elif cell.outcome.assumed:  # not shown by the reading's source
+                style += ";font-style:italic"
             if selected == (cell.scenario, cell.interpretation):
                 style += ";outline:3px solid #000;outline-offset:-2px"
             tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value}); click to see why"

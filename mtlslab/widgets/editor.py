@@ -20,7 +20,6 @@ from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, ge
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
-from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ERROR_CODES", "EXPORT_FORMATS", "SCHEMES", "InterpretationEditor"]
 
@@ -49,9 +48,8 @@ class InterpretationEditor(Adapter):
         *,
         base: str | Interpretation = "thread-401",
         name: str = "my-reading",
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
+        super().__init__(simulator)
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         start = base if isinstance(base, Interpretation) else get_interpretation(base)
         self._known.setdefault(start.name, start)
@@ -148,10 +146,6 @@ class InterpretationEditor(Adapter):
         self.rebuild()
         self._load_form()
 
-    def base_interpretation(self) -> Interpretation:
-        """The interpretation the edits start from."""
-        return self._known[self.base.value]
-
     def _derive(self, overrides: dict[Finding, Answer]) -> Interpretation:
         name = self.name.value.strip()
         if not name:
@@ -163,8 +157,7 @@ class InterpretationEditor(Adapter):
             deployment["client_auth"] = "required-as-deployed"
         if self.ignore_binding.value:
             deployment["checks_binding"] = False
-        base = self.base_interpretation()
-        stance = self.stance.value
+        base, stance = self._known[self.base.value], self.stance.value
         return derive(base, name=name, stance=stance, answers=overrides, deployment=deployment)
 
     def rebuild(self, overrides: dict[Finding, Answer] | None = None) -> bool:
@@ -220,7 +213,7 @@ class InterpretationEditor(Adapter):
 
     def _show_current(self) -> None:
         finding = self.finding.value
-        base = self.base_interpretation().answer(finding)
+        base = self._known[self.base.value].answer(finding)
         mine = self.interpretation.answer(finding)
         info = finding.info
         hint = info.hint or "none (the RFCs are silent)"

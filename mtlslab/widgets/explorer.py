@@ -32,7 +32,6 @@ from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import Adapter, checkbox, classed, markdown_output, root
 from mtlslab.widgets._render import error_html, esc
-from mtlslab.workshop import LAB_SEED
 
 __all__ = [
     "CUSTOM_ID",
@@ -111,9 +110,8 @@ class ScenarioExplorer(Adapter):
         scenario: str | Scenario = "no-cert-optional",
         interpretations: Iterable[str | Interpretation] = DEFAULT_INTERPRETATIONS,
         diagram: Literal["mermaid", "svg"] = "mermaid",
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
+        super().__init__(simulator)
         self.diagram_format = diagram
         self._known = dict(BUILTINS)
         chosen = [get_interpretation(i) if isinstance(i, str) else i for i in interpretations]

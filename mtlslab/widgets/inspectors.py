@@ -21,7 +21,6 @@ from mtlslab.tokens import TOKEN_VARIANTS, AuthorizationServer, DPoPKey
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
-from mtlslab.workshop import LAB_SEED
 
 __all__ = ["PASTE", "CertificateInspector", "TokenInspector"]
 
@@ -34,8 +33,8 @@ class _Inspector(Adapter):
 
     source: Any
 
-    def __init__(self, simulator: Simulator | None, seed: str) -> None:
-        super().__init__(simulator, seed)
+    def __init__(self, simulator: Simulator | None) -> None:
+        super().__init__(simulator)
         self.lab = self.simulator.lab
         self.asrv: AuthorizationServer = self.simulator.asrv
 
@@ -75,8 +74,8 @@ class CertificateInspector(_Inspector):
     """A certificate decoded, its ``x5t#S256`` computed step by step, and whether the binding of a
     token (``token``: the lab token variant whose ``cnf`` is compared) holds."""
 
-    def __init__(self, simulator: Simulator | None = None, *, seed: str = LAB_SEED) -> None:
-        super().__init__(simulator, seed)
+    def __init__(self, simulator: Simulator | None = None) -> None:
+        super().__init__(simulator)
         named: dict[str, CertificateAuthority | Identity] = {"ca": self.lab.ca}
         named |= {"server": self.lab.server, **self.lab.identities()}
         self.source = self._sources(
@@ -125,8 +124,8 @@ class TokenInspector(_Inspector):
     """A JWT decoded, its signature checked against the lab JWKS, and its binding against a certificate
     (``certificate``: a lab identity or none) or the lab client's DPoP key (``dpop``)."""
 
-    def __init__(self, simulator: Simulator | None = None, *, seed: str = LAB_SEED) -> None:
-        super().__init__(simulator, seed)
+    def __init__(self, simulator: Simulator | None = None) -> None:
+        super().__init__(simulator)
         variants = [n for n in TOKEN_VARIANTS if n != "none"]
         self.source = self._sources(
             "token", variants, "paste a JWT below", value="bound", description="token"

@@ -17,7 +17,6 @@ from mtlslab.interpretations import Interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
 from mtlslab.widgets._common import Adapter, checkbox, classed, root
-from mtlslab.workshop import LAB_SEED
 
 __all__ = ["ALL_TAGS", "MatrixView"]
 
@@ -37,9 +36,8 @@ class MatrixView(Adapter):
         interpretations: Iterable[Interpretation] | None = None,
         tag: str = ALL_TAGS,
         disagreements_only: bool = False,
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
+        super().__init__(simulator)
         self.full: Matrix = self.simulator.matrix(tuple(scenarios), interpretations)
         self.shown: Matrix = self.full
 
