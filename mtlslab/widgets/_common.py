@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from mtlslab import workshop
 from mtlslab.compare import Simulator
 
-__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "checkbox", "classed", "markdown_output", "root"]
+__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "checkbox", "classed", "root"]
 
 #: One stylesheet for every mtlslab widget (scoped to ``.mtlslab-root``): ipywidgets' HTML widget inherits
 #: the controls' 28 px line height, which spreads rendered text; cards and tables read better tighter.
@@ -43,12 +43,6 @@ def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:
     style = widgets.HTML(STYLE, layout=widgets.Layout(height="0px", margin="0"))
     heading = widgets.HTML(f"<h3 style='margin:4px 0'>{title}</h3>")
     return classed(widgets.VBox([style, heading, *children]), f"mtlslab-{name}", "mtlslab-root")
-
-
-def markdown_output(output: Any, text: str) -> None:
-    """Replace what an ``ipywidgets.Output`` shows with one Markdown document (no kernel needed)."""
-    data = {"text/markdown": text, "text/plain": text}
-    output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
 class Adapter:

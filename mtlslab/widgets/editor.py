@@ -1,9 +1,4 @@
-"""The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
-
-Each change derives the reading (:func:`~mtlslab.interpretations.derive`) and compares it with every
-other over the catalogue; it exports as JSON, Markdown or ≤ 72-column text, "Save" downloads the
-JSON and "Load" continues from a pasted one.
-"""
+"""The interpretation editor: start from any reading, change any answer, see where it differs."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
-
-Each control is one field of :class:`~mtlslab.scenarios.Deployment` or
-:class:`~mtlslab.scenarios.Presentation`; a change makes one core call (:meth:`Simulator.row`) and
-renders the answer cards, trace, raw HTTP, curl and a sequence diagram. "Run live" sends the
-scenario over real mutual TLS on 127.0.0.1 (:func:`mtlslab.live.run_scenario`).
-"""
+"""The scenario explorer: compose a scenario from every dimension, every reading side by side."""
 
 from __future__ import annotations
 
@@ -30,7 +24,7 @@ from mtlslab.scenarios import (
 )
 from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, checkbox, classed, markdown_output, root
+from mtlslab.widgets._common import Adapter, checkbox, classed, root
 from mtlslab.widgets._render import error_html, esc
 
 __all__ = [
@@ -319,9 +313,10 @@ class ScenarioExplorer(Adapter):
         if self.diagram_format == "svg":
             self.diagram.value = render.to_svg(sequence) if sequence else esc(_NO_READING)
         else:
-            # a fenced mermaid block: JupyterLab ≥ 4.1 renders it
+            # a fenced mermaid block (JupyterLab ≥ 4.1 renders it), shown without a kernel
             shown = f"```mermaid\n{self.diagram_source}```\n" if sequence else _NO_READING
-            markdown_output(self.diagram, shown)
+            data = {"text/markdown": shown, "text/plain": shown}
+            self.diagram.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
         self.renders += 1
 
     def _run_live(self, _button: Any) -> None:

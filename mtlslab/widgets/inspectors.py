@@ -1,8 +1,4 @@
-"""Certificate and token inspectors: paste a PEM or a JWT (or pick lab material) and see it decoded.
-
-Each change makes one core call (:func:`mtlslab.pki.load_certificate` / :func:`mtlslab.rs.inspect_token`)
-and renders; whatever is pasted is escaped, and unusable input is explained inside the widget.
-"""
+"""Certificate and token inspectors: paste a PEM or JWT (or pick lab material), see it decoded."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The matrix view: scenarios × interpretations coloured by outcome; filter; select a cell to see why.
-
-The whole matrix is computed once (:meth:`Simulator.matrix`); the filters are :meth:`Matrix.select`
-and :meth:`Matrix.disagreements`; selecting a cell (a click on it, or its row and reading in the two
-dropdowns) shows its answer card and trace.
-"""
+"""The matrix view: scenarios × readings coloured by outcome; filter; select a cell to see why."""
 
 from __future__ import annotations
 
