@@ -65,6 +65,20 @@ __all__ = [
 
 
 _NEW_TAB = "target='_blank' rel='noopener noreferrer'"
+_TABLE = "<table style='border-collapse:collapse;font-size:12px'>"
+_CELL = "padding:2px 6px"
+_MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
+_PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
+#: Background and text colours by outcome class, for every view (the first five make the legend).
+_COLOURS = {
+    "2xx": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "TLS alert": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
+_HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
 
 
 def esc(text: object) -> str:
@@ -89,24 +103,6 @@ def _rows(rows: Iterable[Sequence[str]], *styles: str) -> str:
         for row in rows
     )
     return _TABLE + "".join(f"<tr>{cells}</tr>" for cells in tds) + "</table>"
-
-
-_TABLE = "<table style='border-collapse:collapse;font-size:12px'>"
-_CELL = "padding:2px 6px"
-_MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
-_PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
-
-
-#: Background and text colours by outcome class, for every view (the first five make the legend).
-_COLOURS = {
-    "2xx": ("#e6f4ea", "#1b5e20"),
-    "400": ("#fff3e0", "#8a4b00"),
-    "401": ("#fde7e9", "#8e1b25"),
-    "403": ("#ede7f6", "#4527a0"),
-    "TLS alert": ("#e8eaf6", "#1a237e"),
-    "other": ("#f5f5f5", "#333333"),
-}
-_HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
 
 
 def _colours(outcome: Outcome) -> tuple[str, str]:
@@ -474,15 +470,20 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
 
 
 _MERMAID_ESCAPES = str.maketrans({c: f"#{ord(c)};" for c in '#;<>"`%{}\\'})
+_ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
+_SVG_COLOURS = {
+    "tls": "#1a237e",
+    "request": "#222",
+    "response": "#333",
+    "alert": "#b00020",
+    "note": "#555",
+}
 
 
 def mermaid_text(text: str) -> str:
     """``text`` safe inside a Mermaid statement: one line, entity codes for ``# ; < > " ` % { } \\``."""
     flat = "".join(c if c.isprintable() else " " for c in text)
     return flat.translate(_MERMAID_ESCAPES)
-
-
-_ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
 
 
 def _mermaid_message(message: Message, indent: str) -> str:
@@ -509,15 +510,6 @@ def to_mermaid(diagram: SequenceDiagram) -> str:
             lines += [_mermaid_message(m, "        ") for m in branch.messages]
         lines.append("    end")
     return "\n".join(lines) + "\n"
-
-
-_SVG_COLOURS = {
-    "tls": "#1a237e",
-    "request": "#222",
-    "response": "#333",
-    "alert": "#b00020",
-    "note": "#555",
-}
 
 
 def to_svg(diagram: SequenceDiagram) -> str:
