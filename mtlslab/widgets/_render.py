@@ -192,10 +192,7 @@ def answer_cards(
         )
     cards = []
     for index, cell in enumerate(cells):
-        title, kind = (
-            interpretations[cell.interpretation].title,
-            interpretations[cell.interpretation].kind,
-        )
+        interp = interpretations[cell.interpretation]
         bg, fg = _colours(cell.outcome)
         rows = []
         for name, values in fields.items():
@@ -219,9 +216,9 @@ def answer_cards(
         cards.append(
             "<div class='mtlslab-card' style='flex:1 1 230px;min-width:230px;max-width:440px;"
             "border:1px solid #ccc;border-radius:6px;padding:6px;background:#fff'>"
-            f"<div title='{esc(title)}'><b>{esc(cell.interpretation)}</b> "
-            f"<span style='color:#777;font-size:11px'>{esc(kind)}</span></div>"
-            f"<div style='font-size:11px;color:#444'>{esc(title)}</div>"
+            f"<div title='{esc(interp.title)}'><b>{esc(cell.interpretation)}</b> "
+            f"<span style='color:#777;font-size:11px'>{esc(interp.kind)}</span></div>"
+            f"<div style='font-size:11px;color:#444'>{esc(interp.title)}</div>"
             f"<div class='mtlslab-verdict' style='display:inline-block;margin:4px 0;padding:2px 8px;"
             f"border-radius:10px;background:{bg};color:{fg};font-weight:bold;font-family:monospace'>"
             f"{esc(cell.outcome.summary())}</div>{flags}"
@@ -299,22 +296,13 @@ def exchange_text(groups: Sequence[Group]) -> str:
     if not groups:
         return ""
     lines = ["# the client sends", _wire(groups[0].exchange.client_request.http_text()), ""]
-    forwarded: set[Request] = set()
+    forwarded = "# the proxy forwards to the resource server (RFC 9440 Client-Cert)"
+    for request in dict.fromkeys(g.exchange.request for g in groups if g.exchange.via_proxy):
+        if request is not None:
+            lines += [forwarded, _wire(request.http_text()), ""]
     for group in groups:
-        request = group.exchange.request
-        if group.exchange.via_proxy and request is not None and request not in forwarded:
-            forwarded.add(request)
-            lines += [
-                "# the proxy forwards to the resource server (RFC 9440 Client-Cert)",
-                _wire(request.http_text()),
-                "",
-            ]
-    for group in groups:
-        lines += [
-            f"# answer of {', '.join(group.names)}",
-            _wire(group.cell.outcome.http_text()),
-            "",
-        ]
+        answer = _wire(group.cell.outcome.http_text())
+        lines += [f"# answer of {', '.join(group.names)}", answer, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
