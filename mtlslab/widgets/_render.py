@@ -68,7 +68,8 @@ _NEW_TAB = "target='_blank' rel='noopener noreferrer'"
 _TABLE = "<table style='border-collapse:collapse;font-size:12px'>"
 _CELL = "padding:2px 6px"
 _MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
-_PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
+_WRAP = "white-space:pre-wrap;word-break:break-all"
+_PRE = f"background:#f6f6f6;padding:4px;margin:2px 0;{_WRAP};font-size:12px"
 #: Background and text colours by outcome class, for every view (the first five make the legend).
 _COLOURS = {
     "2xx": ("#e6f4ea", "#1b5e20"),
@@ -196,7 +197,7 @@ def answer_cards(
         bg, fg = _colours(cell.outcome)
         rows = []
         for name, values in fields.items():
-            style = "margin:2px 0;padding:3px;white-space:pre-wrap;word-break:break-all;font-family:monospace;font-size:11.5px"
+            style = f"margin:2px 0;padding:3px;{_WRAP};font-family:monospace;font-size:11.5px"
             differs = index > 0 and values[index] != values[0]  # the first reading is the yardstick
             rows.append(
                 f"<div style='color:#666;font-size:11px'>{esc(name)}</div>"
@@ -383,11 +384,10 @@ def _request_label(request: Request) -> str:
         lowered = name.lower()
         if lowered == "authorization":
             scheme, _, credentials = value.partition(" ")
-            parts.append(
-                f"Authorization: {shorten(scheme, 16)} {credentials[:10]}…"
-                if credentials
-                else f"Authorization: {shorten(value, 20)}"
+            shown = (
+                f"{shorten(scheme, 16)} {credentials[:10]}…" if credentials else shorten(value, 20)
             )
+            parts.append(f"Authorization: {shown}")
         elif lowered in ("dpop", "client-cert"):
             parts.append(f"{name}: {value[:10]}…")
     if request.body:
@@ -442,18 +442,17 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
         messages = tuple(_branch(group.exchange, group.cell.outcome, tls_end=tls_end))
         merged.setdefault(messages, []).extend(group.names)
     paths = list(merged)
-    shared = 0  # the messages every branch starts with move up, before the branches
-    while (
-        len(paths) > 1
-        and all(len(p) > shared + 1 for p in paths)
-        and len({p[shared] for p in paths}) == 1
-    ):
+    first, shared = (
+        paths[0],
+        0,
+    )  # the messages every branch starts with move up, before the branches
+    while len(paths) > 1 and all(len(p) > shared + 1 and p[shared] == first[shared] for p in paths):
         shared += 1
     branches = tuple(
         Branch(label=", ".join(names), messages=path[shared:]) for path, names in merged.items()
     )
     return SequenceDiagram(
-        participants=participants, prelude=(hello, *paths[0][:shared]), branches=branches
+        participants=participants, prelude=(hello, *first[:shared]), branches=branches
     )
 
 

@@ -160,13 +160,9 @@ class ScenarioExplorer(Adapter):
             children=[self.diagram, self.trace, self.http, self.curl],
             titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
         )
+        tip = "send this request over real mutual TLS on 127.0.0.1, once per reading"
         self.live_button = classed(
-            widgets.Button(
-                description="Run live",
-                icon="bolt",
-                tooltip="send this request over real mutual TLS on 127.0.0.1, once per reading",
-            ),
-            "mtlslab-live",
+            widgets.Button(description="Run live", icon="bolt", tooltip=tip), "mtlslab-live"
         )
         self.live_button.on_click(self._run_live)
         self.live_status = classed(widgets.HTML(), "mtlslab-live-status")
