@@ -482,11 +482,10 @@ def _mermaid_message(message: Message, indent: str) -> str:
 
 def to_mermaid(diagram: SequenceDiagram) -> str:
     """Mermaid ``sequenceDiagram`` source (``alt`` / ``else`` when the readings part ways)."""
-    lines = ["sequenceDiagram"]
-    lines += [
+    heads = [
         f"    participant {pid} as {mermaid_text(label)}" for pid, label in diagram.participants
     ]
-    lines += [_mermaid_message(m, "    ") for m in diagram.prelude]
+    lines = ["sequenceDiagram", *heads, *(_mermaid_message(m, "    ") for m in diagram.prelude)]
     if len(diagram.branches) == 1:
         branch = diagram.branches[0]
         lines.append(f"    Note over C: {mermaid_text(branch.label)}")

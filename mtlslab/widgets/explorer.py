@@ -68,6 +68,7 @@ _LABELS = {
 _CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
 _PRE = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
 _NO_READING = "Pick at least one reading to see the exchange."
+_RUNNING = "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
 
 
 def _control(name: str, default: Any) -> Any:
@@ -225,20 +226,16 @@ class ScenarioExplorer(Adapter):
             why = "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)"
             raise ScenarioError("raw_authorization", why)
         values["raw_authorization"] = raw
-        deployment = Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS})
-        presentation = Presentation(**values)
-        token = self.controls["token"].value
+        composed: dict[str, Any] = {
+            "deployment": Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS}),
+            "presentation": Presentation(**values),
+            "token": self.controls["token"].value,
+        }
         picked = self._picked
-        wanted = (deployment, presentation, token)
-        if picked is not None and (picked.deployment, picked.presentation, picked.token) == wanted:
+        if picked is not None and all(getattr(picked, k) == v for k, v in composed.items()):
             return picked
         return Scenario(
-            id=CUSTOM_ID,
-            title="Composed in the controls",
-            deployment=deployment,
-            presentation=presentation,
-            token=token,
-            tags=(CUSTOM_ID,),
+            id=CUSTOM_ID, title="Composed in the controls", tags=(CUSTOM_ID,), **composed
         )
 
     def _reading_options(self) -> list[tuple[str, str]]:
@@ -274,14 +271,12 @@ class ScenarioExplorer(Adapter):
 
     def render(self) -> None:
         """One core call (the composed scenario under the chosen readings), then render every view."""
+        sim = self.simulator
         try:
             scenario = self.compose()
             chosen = self.chosen()
-            cells = list(self.simulator.row(scenario, chosen))
-            exchanges = {
-                i.name: self.simulator.exchange(self.simulator.effective(scenario, i))
-                for i in chosen
-            }
+            cells = list(sim.row(scenario, chosen))
+            exchanges = {i.name: sim.exchange(sim.effective(scenario, i)) for i in chosen}
         except Exception as exc:  # shown inside the widget, which keeps working
             self.error.value = error_html(exc)
             return
@@ -299,9 +294,9 @@ class ScenarioExplorer(Adapter):
         self.answers.value = render.answer_cards(cells, self._known, deployment=scenario.deployment)
         self.trace.value = render.trace_html(cells, deployment=scenario.deployment)
         groups = render.group_cells(cells, exchanges)
-        exchange = next(iter(exchanges.values()), None) or self.simulator.exchange(scenario)
+        exchange = next(iter(exchanges.values()), None) or sim.exchange(scenario)
         self.http_text = render.exchange_text(groups)
-        self.curl_text = render.curl_text(exchange, seed=self.simulator.lab.seed)
+        self.curl_text = render.curl_text(exchange, seed=sim.lab.seed)
         self.http.value = f"<pre style='{_PRE}'>{esc(self.http_text)}</pre>"
         self.curl.value = f"<pre style='{_PRE}'>{esc(self.curl_text)}</pre>"
         sequence = render.sequence_diagram(scenario, groups) if groups else None
@@ -318,9 +313,7 @@ class ScenarioExplorer(Adapter):
     def _run_live(self, _button: Any) -> None:
         """Send the scenario over real TLS once per chosen reading; show each run or the failure."""
         self.live_button.disabled = True
-        self.live_status.value = (
-            "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
-        )
+        self.live_status.value = _RUNNING
         self.live_runs = []
         try:
             scenario = self.compose()
