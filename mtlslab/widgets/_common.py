@@ -38,17 +38,15 @@ def checkbox(description: str, **options: Any) -> widgets.Checkbox:
 
 
 def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:
-    """A widget's root box: the stylesheet (an invisible HTML widget), an ``h3`` title, the children;
-    classes ``mtlslab-NAME`` and ``mtlslab-root``."""
+    """The root box (classes mtlslab-NAME and mtlslab-root): stylesheet, ``h3`` title, children."""
     style = widgets.HTML(STYLE, layout=widgets.Layout(height="0px", margin="0"))
     heading = widgets.HTML(f"<h3 style='margin:4px 0'>{title}</h3>")
     return classed(widgets.VBox([style, heading, *children]), f"mtlslab-{name}", "mtlslab-root")
 
 
 class Adapter:
-    """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object, over
-    ``simulator`` (by default the workshop's, made once per process: its caches make
-    re-rendering cheap). Subclasses wire controls to one core call and a render."""
+    """Base of the widgets: a root box in ``.widget``, displayed in place of the object, over
+    ``simulator`` (by default the workshop's, whose caches make re-rendering cheap)."""
 
     widget: Any
 
