@@ -259,8 +259,7 @@ def _step_html(step: Step) -> str:
 
 
 def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -> str:
-    """The trace of each distinct run (readings that deploy differently see different traces), each
-    step with a link to its RFC section, ending in the finding."""
+    """The RFC-linked trace of each distinct run (a reading that deploys otherwise has its own)."""
     runs: dict[tuple[str, ...], list[Cell]] = {}
     for cell in cells:
         runs.setdefault((*(str(s) for s in cell.trace), cell.finding.value), []).append(cell)
@@ -292,8 +291,7 @@ def _wire(text: str) -> str:
 
 
 def exchange_text(groups: Sequence[Group]) -> str:
-    """The raw exchange: what the client sends, what reaches the resource server (after a proxy, if
-    any), and each distinct answer with the readings that give it."""
+    """The raw exchange: the client's request, what a proxy forwards, each distinct answer."""
     if not groups:
         return ""
     lines = ["# the client sends", _wire(groups[0].exchange.client_request.http_text()), ""]
@@ -640,8 +638,7 @@ def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretat
 
 
 def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
-    """:meth:`Matrix.differences` as a table, with ``name``'s answer and the other's for the first few
-    scenarios."""
+    """:meth:`Matrix.differences` as a table, both answers for the first ``limit`` scenarios."""
     rows = []
     for other, differing in matrix.differences(name).items():
         if not differing:

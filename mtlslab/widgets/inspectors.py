@@ -38,8 +38,7 @@ class _Inspector(Adapter):
         raise NotImplementedError
 
     def _sources(self, kind: str, names: Iterable[str], pasted: str, **options: Any) -> Any:
-        """The ``source`` dropdown (class ``mtlslab-control-KIND-source``): each lab name, then
-        ``pasted`` (the :data:`PASTE` choice)."""
+        """The ``source`` dropdown: each lab name, then ``pasted`` (the :data:`PASTE` choice)."""
         choices = [*((f"lab: {n}", n) for n in names), (pasted, PASTE)]
         control = widgets.Dropdown(options=choices, style=LABEL_STYLE, **options)
         return classed(control, f"mtlslab-control-{kind}-source")
