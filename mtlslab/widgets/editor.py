@@ -93,20 +93,16 @@ class InterpretationEditor(Adapter):
         self.export_format = widgets.ToggleButtons(
             options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0], style={"button_width": "auto"}
         )
-        self.export = classed(
-            widgets.Textarea(layout=widgets.Layout(width="98%", height="220px")), "mtlslab-export"
-        )
+        self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
         self.save = classed(widgets.HTML(), "mtlslab-save")
-        self.load_box = classed(
-            widgets.Textarea(
-                placeholder="paste an interpretation's JSON here, then Load",
-                layout=widgets.Layout(width="70%", height="60px"),
-            ),
-            "mtlslab-load-box",
+        self.load_box = widgets.Textarea(
+            placeholder="paste an interpretation's JSON here, then Load",
+            layout=widgets.Layout(width="70%", height="60px"),
         )
-        self.load_button = classed(
-            widgets.Button(description="Load", icon="upload"), "mtlslab-load"
-        )
+        self.load_button = widgets.Button(description="Load", icon="upload")
+        classed(self.export, "mtlslab-export")
+        classed(self.load_box, "mtlslab-load-box")
+        classed(self.load_button, "mtlslab-load")
         self.widget = root(
             "editor",
             "Write your own interpretation",

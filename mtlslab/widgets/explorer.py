@@ -127,28 +127,24 @@ class ScenarioExplorer(Adapter):
         self.controls: dict[str, Any] = {n: _control(n, v) for n, v in defaults}
         self.controls["token"] = _control("token", "bound")
         self.raw_enabled = _control("raw_enabled", False)
-        self.picker = classed(
-            widgets.Dropdown(
-                options=[("— composed in the controls —", "")]
-                + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
-                value="",
-                description="catalogue",
-                style={"description_width": "80px"},
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-picker",
+        self.picker = widgets.Dropdown(
+            options=[("— composed in the controls —", "")]
+            + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
+            value="",
+            description="catalogue",
+            style={"description_width": "80px"},
+            layout=widgets.Layout(width="98%"),
         )
-        self.interpretations = classed(
-            widgets.SelectMultiple(
-                options=self._reading_options(),
-                value=tuple(interp.name for interp in chosen),
-                rows=9,
-                description="readings",
-                style={"description_width": "60px"},
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-interpretations",
+        self.interpretations = widgets.SelectMultiple(
+            options=self._reading_options(),
+            value=tuple(interp.name for interp in chosen),
+            rows=9,
+            description="readings",
+            style={"description_width": "60px"},
+            layout=widgets.Layout(width="98%"),
         )
+        classed(self.picker, "mtlslab-control-picker")
+        classed(self.interpretations, "mtlslab-control-interpretations")
         self.heading = widgets.HTML()
         self.error = classed(widgets.HTML(), "mtlslab-error-box")
         self.answers = classed(widgets.HTML(), "mtlslab-answers")
@@ -162,9 +158,8 @@ class ScenarioExplorer(Adapter):
             titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
         )
         tip = "send this request over real mutual TLS on 127.0.0.1, once per reading"
-        self.live_button = classed(
-            widgets.Button(description="Run live", icon="bolt", tooltip=tip), "mtlslab-live"
-        )
+        self.live_button = widgets.Button(description="Run live", icon="bolt", tooltip=tip)
+        classed(self.live_button, "mtlslab-live")
         self.live_button.on_click(self._run_live)
         self.live_status = classed(widgets.HTML(), "mtlslab-live-status")
 

@@ -160,9 +160,8 @@ class TokenInspector(_Inspector):
         identity = self.lab.identities().get(self.certificate.value)
         jkt = DPoPKey.for_lab(self.lab).jkt if self.dpop.value else None
         try:
-            inspection = inspect_token(
-                value, jwks=self.asrv.jwks(), certificate=identity, dpop_jkt=jkt
-            )
+            jwks = self.asrv.jwks()
+            inspection = inspect_token(value, jwks=jwks, certificate=identity, dpop_jkt=jkt)
         except Exception as exc:  # shown inside the widget, which keeps working
             hint = ""
             if isinstance(exc, TokenError):
