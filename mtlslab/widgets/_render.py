@@ -144,14 +144,11 @@ def group_cells(cells: Sequence[Cell], exchanges: Mapping[str, Exchange]) -> lis
     for cell in cells:
         key = (exchanges[cell.interpretation].scenario, cell.outcome.wire())
         groups.setdefault(key, []).append(cell)
-    return [
-        Group(
-            names=tuple(c.interpretation for c in group),
-            cell=group[0],
-            exchange=exchanges[group[0].interpretation],
-        )
-        for group in groups.values()
-    ]
+    made = []
+    for same in groups.values():
+        names = tuple(c.interpretation for c in same)
+        made.append(Group(names=names, cell=same[0], exchange=exchanges[names[0]]))
+    return made
 
 
 def _deployed(cell: Cell, deployment: Deployment | None) -> str:

@@ -220,8 +220,7 @@ class InterpretationEditor(Adapter):
     def _reset(self, _button: Any) -> None:
         finding = self.finding.value
         if finding in self.overrides:
-            rest = {f: a for f, a in self.overrides.items() if f is not finding}
-            self.rebuild(rest)
+            self.rebuild({f: a for f, a in self.overrides.items() if f is not finding})
         self._load_form()
 
     def _base_changed(self) -> None:

@@ -91,9 +91,8 @@ class MatrixView(Adapter):
             current = self.scenario.value
             self.scenario.options = [(f"{s.id}: {s.title}", s.id) for s in shown.scenarios]
             self.scenario.value = current if current in ids else (ids[0] if ids else None)
-        self.count.value = (
-            f"<span style='color:#555'>{len(ids)} of {len(self.full.scenarios)} scenarios</span>"
-        )
+        total = len(self.full.scenarios)
+        self.count.value = f"<span style='color:#555'>{len(ids)} of {total} scenarios</span>"
         self.show_cell()
 
     def selected(self) -> tuple[str, str] | None:
