@@ -39,10 +39,8 @@ class MatrixView(Adapter):
         def dropdown(name: str, description: str, label: int, width: int, **options: Any) -> Any:
             style = {"description_width": f"{label}px"}
             layout = widgets.Layout(width=f"{width}px")
-            control = widgets.Dropdown(
-                description=description, style=style, layout=layout, **options
-            )
-            return classed(control, f"mtlslab-control-{name}")
+            options |= {"description": description, "style": style, "layout": layout}
+            return classed(widgets.Dropdown(**options), f"mtlslab-control-{name}")
 
         tags = sorted({t for s in self.full.scenarios for t in s.tags})
         names = [i.name for i in self.full.interpretations]
