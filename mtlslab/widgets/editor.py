@@ -67,7 +67,7 @@ class InterpretationEditor(Adapter):
             description="finding",
             **wide,
         )
-        # The answer form shows the chosen finding's answer (see _load_form).
+        # The answer form (status, scheme, error, description) is filled by _load_form.
         self.status = widgets.BoundedIntText(min=100, max=599, description="status", **labelled)
         typed: dict[str, Any] = {"ensure_option": False, **labelled}  # any value may be typed
         self.scheme = widgets.Combobox(
