@@ -108,7 +108,7 @@ class ScenarioExplorer(Adapter):
     ) -> None:
         super().__init__(simulator)
         self.diagram_format = diagram
-        self._known = dict(BUILTINS)
+        self._known: dict[str, Interpretation] = dict(BUILTINS)
         chosen = [get_interpretation(i) if isinstance(i, str) else i for i in interpretations]
         for interp in chosen:
             self._known.setdefault(interp.name, interp)
