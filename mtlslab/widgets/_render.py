@@ -437,10 +437,7 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
         messages = tuple(_branch(group.exchange, group.cell.outcome, tls_end=tls_end))
         merged.setdefault(messages, []).extend(group.names)
     paths = list(merged)
-    first, shared = (
-        paths[0],
-        0,
-    )  # the messages every branch starts with move up, before the branches
+    first, shared = paths[0], 0  # the messages all branches start with move up, before them
     while len(paths) > 1 and all(len(p) > shared + 1 and p[shared] == first[shared] for p in paths):
         shared += 1
     branches = tuple(
