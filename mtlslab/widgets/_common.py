@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from mtlslab import workshop
 from mtlslab.compare import Simulator
 
-__all__ = ["STYLE", "Adapter", "classed", "markdown_output", "root"]
+__all__ = ["LABEL_STYLE", "STYLE", "Adapter", "checkbox", "classed", "root"]
 
 #: One stylesheet for every mtlslab widget (scoped to ``.mtlslab-root``): ipywidgets' HTML widget inherits
 #: the controls' 28 px line height, which spreads rendered text; cards and tables read better tighter.
@@ -19,6 +19,8 @@ STYLE = (
     "<style>.mtlslab-root .widget-html-content{line-height:1.4}"
     ".mtlslab-root .widget-html{align-items:flex-start}</style>"
 )
+#: The editor's and the inspectors' controls: descriptions 110 px wide.
+LABEL_STYLE = {"description_width": "110px"}
 
 _Widget = TypeVar("_Widget", bound=widgets.DOMWidget)
 
@@ -30,60 +32,46 @@ def classed(widget: _Widget, *names: str) -> _Widget:
     return widget
 
 
+def checkbox(description: str, **options: Any) -> widgets.Checkbox:
+    """A checkbox with its description beside it (not indented as if it had a label column)."""
+    return widgets.Checkbox(description=description, indent=False, **options)
+
+
 def root(name: str, title: str, children: Iterable[Any]) -> widgets.VBox:
-    """A widget's root box: the stylesheet (an invisible HTML widget), an ``h3`` title, the children;
-    classes ``mtlslab-NAME`` and ``mtlslab-root``."""
+    """The root box (classes mtlslab-NAME and mtlslab-root): stylesheet, ``h3`` title, children."""
     style = widgets.HTML(STYLE, layout=widgets.Layout(height="0px", margin="0"))
     heading = widgets.HTML(f"<h3 style='margin:4px 0'>{title}</h3>")
     return classed(widgets.VBox([style, heading, *children]), f"mtlslab-{name}", "mtlslab-root")
 
 
-def markdown_output(output: Any, text: str) -> None:
-    """Replace what an ``ipywidgets.Output`` shows with one Markdown document (no kernel needed)."""
-    output.outputs = (
-        {
-            "output_type": "display_data",
-            "data": {"text/markdown": text, "text/plain": text},
-            "metadata": {},
-        },
-    )
-
-
 class Adapter:
-    """Base of the widgets: a root ipywidgets box in ``.widget``, displayed in place of the object, over
-    ``simulator`` (by default the workshop's for ``seed``, made once per process: its caches make
-    re-rendering cheap).
-
-    Subclasses wire controls to one core call and a render; :meth:`held` suspends the callbacks while
-    several controls are set at once, so a change of scenario renders once.
-    """
+    """Base of the widgets: a root box in ``.widget``, displayed in place of the object, over
+    ``simulator`` (by default the workshop's, whose caches make re-rendering cheap)."""
 
     widget: Any
 
-    def __init__(self, simulator: Simulator | None, seed: str) -> None:
-        self.simulator = simulator or workshop.simulator(seed)
+    def __init__(self, simulator: Simulator | None) -> None:
+        self.simulator = simulator or workshop.simulator()
         self._holding = 0
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Set several controls without a render after each."""
+        """Set several controls without a render after each (a change of scenario renders once)."""
         self._holding += 1
         try:
             yield
         finally:
             self._holding -= 1
 
-    def _on_change(self, callback: Callable[[], object]) -> Callable[[Any], None]:
+    def _observe(self, callback: Callable[[], object], *controls: Any) -> None:
+        """Call ``callback`` (unless held) when any of ``controls`` changes its value."""
+
         def handler(_change: Any) -> None:
             if not self._holding:
                 callback()
 
-        return handler
-
-    def _observe(self, callback: Callable[[], object], *controls: Any) -> None:
-        """Call ``callback`` (unless held) when any of ``controls`` changes its value."""
         for control in controls:
-            control.observe(self._on_change(callback), names="value")
+            control.observe(handler, names="value")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -1,11 +1,8 @@
 """Pure presentation for the widgets: HTML, Mermaid, SVG, raw HTTP and curl text from core values.
 
-Nothing here imports ipywidgets, and nothing here decides: every function takes what the core computed
-(cells, exchanges, trace steps, matrices, token inspections) and returns a string or a small value
-object. Every piece of text that reaches HTML is escaped with :func:`html.escape`, every piece of text
-that reaches a Mermaid diagram with :func:`mermaid_text`, so a pasted ``<script>`` or a hostile
-``Authorization`` value is shown, never run. The colours of outcomes live here, with the views that draw
-them.
+Nothing here imports ipywidgets or decides anything. Every piece of text that reaches HTML goes
+through :func:`esc`, every piece that reaches a Mermaid diagram through :func:`mermaid_text`, so a
+pasted ``<script>`` or a hostile ``Authorization`` value is shown, never run.
 """
 
 from __future__ import annotations
@@ -27,17 +24,9 @@ from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.live.terminal import curl_argv, curl_shown
 from mtlslab.pki import certificate_der, x5t_s256
 from mtlslab.rs import BindingCheck, TokenInspection
-from mtlslab.scenarios import (
-    CertChoice,
-    ClientAuth,
-    Deployment,
-    Exchange,
-    Request,
-    Scenario,
-    TlsVersion,
-    Topology,
-)
+from mtlslab.scenarios import CertChoice, Deployment, Exchange, Request, Scenario, Topology
 from mtlslab.spec import Clause, Step, cite, shorten
+from mtlslab.tls import ClientAuth
 
 if TYPE_CHECKING:
     from mtlslab.live import LiveRun
@@ -54,15 +43,16 @@ __all__ = [
     "binding_html",
     "cell_detail_html",
     "curl_text",
+    "description_html",
     "differences_html",
     "download_link",
     "error_html",
     "esc",
     "exchange_text",
     "group_cells",
+    "link",
     "live_html",
     "matrix_html",
-    "mermaid_markdown",
     "mermaid_text",
     "sequence_diagram",
     "thumbprint_html",
@@ -74,6 +64,24 @@ __all__ = [
 ]
 
 
+_NEW_TAB = "target='_blank' rel='noopener noreferrer'"
+_TABLE = "<table style='border-collapse:collapse;font-size:12px'>"
+_CELL = "padding:2px 6px"
+_MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
+_WRAP = "white-space:pre-wrap;word-break:break-all"
+_PRE = f"background:#f6f6f6;padding:4px;margin:2px 0;{_WRAP};font-size:12px"
+#: Background and text colours by outcome class, for every view (the first five make the legend).
+_COLOURS = {
+    "2xx": ("#e6f4ea", "#1b5e20"),
+    "400": ("#fff3e0", "#8a4b00"),
+    "401": ("#fde7e9", "#8e1b25"),
+    "403": ("#ede7f6", "#4527a0"),
+    "TLS alert": ("#e8eaf6", "#1a237e"),
+    "other": ("#f5f5f5", "#333333"),
+}
+_HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
+
+
 def esc(text: object) -> str:
     """``text`` made safe for HTML (quotes included)."""
     return html.escape(str(text), quote=True)
@@ -83,60 +91,27 @@ def _muted(text: str) -> str:
     return f"<div style='color:#555'>{text}</div>"
 
 
-def _link(clause: Clause, title: str = "") -> str:
+def link(clause: Clause, title: str = "") -> str:
     """A link to ``clause``'s section at rfc-editor.org (``title``: its tooltip)."""
     tip = f" title='{esc(title)}'" if title else ""
-    return (
-        f"<a href='{esc(clause.url)}' target='_blank' rel='noopener noreferrer'{tip}>"
-        f"{esc(clause.label)}</a>"
-    )
+    return f"<a href='{esc(clause.url)}' {_NEW_TAB}{tip}>{esc(clause.label)}</a>"
 
 
 def _rows(rows: Iterable[Sequence[str]], *styles: str) -> str:
     """A small table, the ``n``-th cell of each row in ``styles[n]``, everything escaped."""
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td style='{s}'>{esc(v)}</td>" for s, v in zip(styles, row, strict=True))
-        + "</tr>"
+    tds = (
+        "".join(f"<td style='{s}'>{esc(v)}</td>" for s, v in zip(styles, row, strict=True))
         for row in rows
     )
-    return f"<table style='border-collapse:collapse;font-size:12px'>{body}</table>"
-
-
-_CELL = "padding:2px 6px"
-_MONO = "padding:2px 6px;font-family:monospace;word-break:break-all"
-_PRE = "background:#f6f6f6;padding:4px;margin:2px 0;white-space:pre-wrap;word-break:break-all;font-size:12px"
-
-
-# --------------------------------------------------------------------------------------------------
-# Outcomes.
-
-#: Background and text colours by outcome class (2xx, 400, 401, 403, TLS alert, other), for every view.
-_COLOURS = {
-    "2": ("#e6f4ea", "#1b5e20"),
-    "400": ("#fff3e0", "#8a4b00"),
-    "401": ("#fde7e9", "#8e1b25"),
-    "403": ("#ede7f6", "#4527a0"),
-    "tls": ("#e8eaf6", "#1a237e"),
-    "other": ("#f5f5f5", "#333333"),
-}
-_HIGHLIGHT = "background:#fff59d;outline:2px solid #f9a825"
+    return _TABLE + "".join(f"<tr>{cells}</tr>" for cells in tds) + "</table>"
 
 
 def _colours(outcome: Outcome) -> tuple[str, str]:
     """Background and text colour: 2xx green, 400 orange, 401 red, 403 violet, TLS blue."""
     if outcome.tls_alert is not None:
-        return _COLOURS["tls"]
+        return _COLOURS["TLS alert"]
     status = str(outcome.status)
-    return _COLOURS["2"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
-
-
-def _marks(outcome: Outcome) -> str:
-    """The CSS a cell adds to its colours: a dashed border where the RFCs leave the answer unspecified,
-    italics where it is assumed (not shown by the reading's source)."""
-    if outcome.unspecified:
-        return ";border:2px dashed #8e1b25"
-    return ";font-style:italic" if outcome.assumed else ""
+    return _COLOURS["2xx"] if status.startswith("2") else _COLOURS.get(status, _COLOURS["other"])
 
 
 def _status_line(outcome: Outcome) -> str:
@@ -154,10 +129,6 @@ def _body_text(outcome: Outcome, limit: int = 600) -> str:
     return (kind + body) if (kind or body) else "(empty body)"
 
 
-# --------------------------------------------------------------------------------------------------
-# Grouping the cells of one scenario.
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Group:
     """Interpretations that saw the same exchange and sent the same bytes back."""
@@ -173,14 +144,11 @@ def group_cells(cells: Sequence[Cell], exchanges: Mapping[str, Exchange]) -> lis
     for cell in cells:
         key = (exchanges[cell.interpretation].scenario, cell.outcome.wire())
         groups.setdefault(key, []).append(cell)
-    return [
-        Group(
-            names=tuple(c.interpretation for c in group),
-            cell=group[0],
-            exchange=exchanges[group[0].interpretation],
-        )
-        for group in groups.values()
-    ]
+    made = []
+    for same in groups.values():
+        names = tuple(c.interpretation for c in same)
+        made.append(Group(names=names, cell=same[0], exchange=exchanges[names[0]]))
+    return made
 
 
 def _deployed(cell: Cell, deployment: Deployment | None) -> str:
@@ -190,21 +158,14 @@ def _deployed(cell: Cell, deployment: Deployment | None) -> str:
     return cell.deployment.describe()
 
 
-# --------------------------------------------------------------------------------------------------
-# Answer cards.
-
-
 def answer_cards(
     cells: Sequence[Cell],
     interpretations: Mapping[str, Interpretation],
     *,
     deployment: Deployment | None = None,
 ) -> str:
-    """One card per interpretation, side by side: status line, ``WWW-Authenticate``, body, note.
-
-    Where a card's field differs from the first card's (the first selected reading is the yardstick), it is
-    highlighted; a line above the cards names the fields the readings disagree on.
-    """
+    """One card per reading, side by side: status line, ``WWW-Authenticate``, body, note; a field
+    that differs from the first card's is highlighted, a line above names the fields in dispute."""
     if not cells:
         return _muted("Pick at least one interpretation.")
     fields: dict[str, list[str]] = {
@@ -229,13 +190,11 @@ def answer_cards(
         )
     cards = []
     for index, cell in enumerate(cells):
-        interp = interpretations.get(cell.interpretation)
-        title = interp.title if interp is not None else cell.interpretation
-        kind = interp.kind if interp is not None else ""
+        interp = interpretations[cell.interpretation]
         bg, fg = _colours(cell.outcome)
         rows = []
         for name, values in fields.items():
-            style = "margin:2px 0;padding:3px;white-space:pre-wrap;word-break:break-all;font-family:monospace;font-size:11.5px"
+            style = f"margin:2px 0;padding:3px;{_WRAP};font-family:monospace;font-size:11.5px"
             differs = index > 0 and values[index] != values[0]  # the first reading is the yardstick
             rows.append(
                 f"<div style='color:#666;font-size:11px'>{esc(name)}</div>"
@@ -255,9 +214,9 @@ def answer_cards(
         cards.append(
             "<div class='mtlslab-card' style='flex:1 1 230px;min-width:230px;max-width:440px;"
             "border:1px solid #ccc;border-radius:6px;padding:6px;background:#fff'>"
-            f"<div title='{esc(title)}'><b>{esc(cell.interpretation)}</b> "
-            f"<span style='color:#777;font-size:11px'>{esc(kind)}</span></div>"
-            f"<div style='font-size:11px;color:#444'>{esc(title)}</div>"
+            f"<div title='{esc(interp.title)}'><b>{esc(cell.interpretation)}</b> "
+            f"<span style='color:#777;font-size:11px'>{esc(interp.kind)}</span></div>"
+            f"<div style='font-size:11px;color:#444'>{esc(interp.title)}</div>"
             f"<div class='mtlslab-verdict' style='display:inline-block;margin:4px 0;padding:2px 8px;"
             f"border-radius:10px;background:{bg};color:{fg};font-weight:bold;font-family:monospace'>"
             f"{esc(cell.outcome.summary())}</div>{flags}"
@@ -284,10 +243,6 @@ def live_html(runs: Sequence[LiveRun]) -> str:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Traces.
-
-
 def _step_html(step: Step) -> str:
     colour = {True: "#1b5e20", False: "#8e1b25", None: "#555"}[step.passed]
     title = step.clause.label + (f" — {step.clause.title}" if step.clause.title else "")
@@ -295,14 +250,13 @@ def _step_html(step: Step) -> str:
     return (
         f"<tr><td style='color:{colour};font-weight:bold;{top}'>{esc(step.mark)}</td>"
         f"<td style='{top};white-space:nowrap'>{esc(step.check)}</td>"
-        f"<td style='{top};white-space:nowrap'>{_link(step.clause, title)}</td>"
+        f"<td style='{top};white-space:nowrap'>{link(step.clause, title)}</td>"
         f"<td style='padding:1px 6px;word-break:break-all'>{esc(step.detail)}</td></tr>"
     )
 
 
 def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -> str:
-    """The trace of each distinct run (readings that deploy differently see different traces), each
-    step with a link to its RFC section, ending in the finding."""
+    """The RFC-linked trace of each distinct run (a reading that deploys otherwise has its own)."""
     runs: dict[tuple[str, ...], list[Cell]] = {}
     for cell in cells:
         runs.setdefault((*(str(s) for s in cell.trace), cell.finding.value), []).append(cell)
@@ -314,15 +268,11 @@ def trace_html(cells: Sequence[Cell], *, deployment: Deployment | None = None) -
         how = f" — as deployed by this reading: {esc(how)}" if how else ""
         parts.append(
             f"<div style='margin:6px 0'><div style='font-weight:bold'>Trace for {esc(names)}{how}</div>"
-            f"<table style='border-collapse:collapse;font-size:12px'>{''.join(map(_step_html, cell.trace))}</table>"
+            f"{_TABLE}{''.join(map(_step_html, cell.trace))}</table>"
             f"<div>→ finding <code>{esc(cell.finding.value)}</code> ({esc(info.title)}): {esc(info.meaning)} "
-            f"[{_link(info.clause)}]</div></div>"
+            f"[{link(info.clause)}]</div></div>"
         )
     return "".join(parts) or _muted("No trace.")
-
-
-# --------------------------------------------------------------------------------------------------
-# Raw HTTP and curl.
 
 
 #: Lines of raw HTTP longer than this are shown shortened: the huge token is the point of its scenario, not
@@ -338,36 +288,23 @@ def _wire(text: str) -> str:
 
 
 def exchange_text(groups: Sequence[Group]) -> str:
-    """The raw exchange: what the client sends, what reaches the resource server (after a proxy, if
-    any), and each distinct answer with the readings that give it."""
+    """The raw exchange: the client's request, what a proxy forwards, each distinct answer."""
     if not groups:
         return ""
     lines = ["# the client sends", _wire(groups[0].exchange.client_request.http_text()), ""]
-    forwarded: set[Request] = set()
+    forwarded = "# the proxy forwards to the resource server (RFC 9440 Client-Cert)"
+    for request in dict.fromkeys(g.exchange.request for g in groups if g.exchange.via_proxy):
+        if request is not None:
+            lines += [forwarded, _wire(request.http_text()), ""]
     for group in groups:
-        request = group.exchange.request
-        if group.exchange.via_proxy and request is not None and request not in forwarded:
-            forwarded.add(request)
-            lines += [
-                "# the proxy forwards to the resource server (RFC 9440 Client-Cert)",
-                _wire(request.http_text()),
-                "",
-            ]
-    for group in groups:
-        lines += [
-            f"# answer of {', '.join(group.names)}",
-            _wire(group.cell.outcome.http_text()),
-            "",
-        ]
+        answer = _wire(group.cell.outcome.http_text())
+        lines += [f"# answer of {', '.join(group.names)}", answer, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     """The curl command that sends the same request, one option a line, after comments that say where the
-    lab's files (CA, certificate, key) come from.
-
-    Header values are passed verbatim (the explorer refuses CR, LF and NUL before it gets here).
-    """
+    lab's files come from (header values verbatim: the explorer refuses CR, LF and NUL)."""
     scenario = exchange.scenario
     choice = scenario.presentation.certificate
     args = curl_argv(
@@ -404,7 +341,6 @@ def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     return "\n".join(head) + "\n" + " \\\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------------------------------
 # Sequence diagrams: one data model, two renderings (Mermaid for JupyterLab, SVG for Voilà).
 
 MessageKind = Literal["tls", "request", "response", "alert", "note"]
@@ -443,11 +379,10 @@ def _request_label(request: Request) -> str:
         lowered = name.lower()
         if lowered == "authorization":
             scheme, _, credentials = value.partition(" ")
-            parts.append(
-                f"Authorization: {shorten(scheme, 16)} {credentials[:10]}…"
-                if credentials
-                else f"Authorization: {shorten(value, 20)}"
+            shown = (
+                f"{shorten(scheme, 16)} {credentials[:10]}…" if credentials else shorten(value, 20)
             )
+            parts.append(f"Authorization: {shown}")
         elif lowered in ("dpop", "client-cert"):
             parts.append(f"{name}: {value[:10]}…")
     if request.body:
@@ -466,24 +401,15 @@ def _branch(exchange: Exchange, outcome: Outcome, *, tls_end: str) -> list[Messa
     else:
         say(tls_end, "C", f"CertificateRequest ({client_auth.value})")
         sent = exchange.scenario.presentation.certificate
-        none_sent = sent is CertChoice.NONE
-        say(
-            "C",
-            tls_end,
-            "empty Certificate (none sent)" if none_sent else f"Certificate: {sent.value}",
-        )
+        none = sent is CertChoice.NONE
+        say("C", tls_end, "empty Certificate (none sent)" if none else f"Certificate: {sent.value}")
     alert, request = outcome.tls_alert, _request_label(exchange.client_request)
     if alert is not None:
+        when = "during the handshake"
         if alert.when == "first_read":
             say("C", tls_end, f"{request} (sent, never answered)", "request")
-            say(
-                tls_end,
-                "C",
-                f"alert {alert.name} ({alert.code}) at the client's first read",
-                "alert",
-            )
-        else:
-            say(tls_end, "C", f"alert {alert.name} ({alert.code}) during the handshake", "alert")
+            when = "at the client's first read"
+        say(tls_end, "C", f"alert {alert.name} ({alert.code}) {when}", "alert")
         return messages
     say("C", tls_end, request, "request")
     forwarded = exchange.request
@@ -504,38 +430,39 @@ def sequence_diagram(scenario: Scenario, groups: Sequence[Group]) -> SequenceDia
     participants = (("C", "Client"), *([("P", "TLS-terminating proxy")] if proxy else []))
     participants += (("RS", "Resource server"),)
     tls_end = "P" if proxy else "RS"
-    version = "1.3" if scenario.deployment.tls_version is TlsVersion.TLS1_3 else "1.2"
+    version = scenario.deployment.tls_version.value
     hello = Message(source="C", target=tls_end, text=f"ClientHello (TLS {version})", kind="tls")
     merged: dict[tuple[Message, ...], list[str]] = {}
     for group in groups:  # readings whose diagrams would be identical share one branch
         messages = tuple(_branch(group.exchange, group.cell.outcome, tls_end=tls_end))
         merged.setdefault(messages, []).extend(group.names)
     paths = list(merged)
-    shared = 0  # the messages every branch starts with move up, before the branches
-    while (
-        len(paths) > 1
-        and all(len(p) > shared + 1 for p in paths)
-        and len({p[shared] for p in paths}) == 1
-    ):
+    first, shared = paths[0], 0  # the messages all branches start with move up, before them
+    while len(paths) > 1 and all(len(p) > shared + 1 and p[shared] == first[shared] for p in paths):
         shared += 1
     branches = tuple(
         Branch(label=", ".join(names), messages=path[shared:]) for path, names in merged.items()
     )
     return SequenceDiagram(
-        participants=participants, prelude=(hello, *paths[0][:shared]), branches=branches
+        participants=participants, prelude=(hello, *first[:shared]), branches=branches
     )
 
 
 _MERMAID_ESCAPES = str.maketrans({c: f"#{ord(c)};" for c in '#;<>"`%{}\\'})
+_ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
+_SVG_COLOURS = {
+    "tls": "#1a237e",
+    "request": "#222",
+    "response": "#333",
+    "alert": "#b00020",
+    "note": "#555",
+}
 
 
 def mermaid_text(text: str) -> str:
     """``text`` safe inside a Mermaid statement: one line, entity codes for ``# ; < > " ` % { } \\``."""
     flat = "".join(c if c.isprintable() else " " for c in text)
     return flat.translate(_MERMAID_ESCAPES)
-
-
-_ARROWS = {"tls": "->>", "request": "->>", "response": "-->>", "alert": "--x"}
 
 
 def _mermaid_message(message: Message, indent: str) -> str:
@@ -547,11 +474,10 @@ def _mermaid_message(message: Message, indent: str) -> str:
 
 def to_mermaid(diagram: SequenceDiagram) -> str:
     """Mermaid ``sequenceDiagram`` source (``alt`` / ``else`` when the readings part ways)."""
-    lines = ["sequenceDiagram"]
-    lines += [
+    heads = [
         f"    participant {pid} as {mermaid_text(label)}" for pid, label in diagram.participants
     ]
-    lines += [_mermaid_message(m, "    ") for m in diagram.prelude]
+    lines = ["sequenceDiagram", *heads, *(_mermaid_message(m, "    ") for m in diagram.prelude)]
     if len(diagram.branches) == 1:
         branch = diagram.branches[0]
         lines.append(f"    Note over C: {mermaid_text(branch.label)}")
@@ -562,20 +488,6 @@ def to_mermaid(diagram: SequenceDiagram) -> str:
             lines += [_mermaid_message(m, "        ") for m in branch.messages]
         lines.append("    end")
     return "\n".join(lines) + "\n"
-
-
-def mermaid_markdown(diagram: SequenceDiagram) -> str:
-    """A Markdown document holding the diagram as a fenced ``mermaid`` block (JupyterLab ≥ 4.1 renders it)."""
-    return "```mermaid\n" + to_mermaid(diagram) + "```\n"
-
-
-_SVG_COLOURS = {
-    "tls": "#1a237e",
-    "request": "#222",
-    "response": "#333",
-    "alert": "#b00020",
-    "note": "#555",
-}
 
 
 def to_svg(diagram: SequenceDiagram) -> str:
@@ -639,10 +551,6 @@ def to_svg(diagram: SequenceDiagram) -> str:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# The matrix.
-
-
 #: The matrix table's onclick inside a MatrixView: the clicked cell's reading, then its scenario, are picked
 #: in the view's two dropdowns (as a person would; each change reaches the kernel, which renders). Our own
 #: script, with no user text in it: the ids it reads come from the cell's data attributes.
@@ -672,7 +580,10 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         for cell in matrix.row(scenario.id):
             bg, fg = _colours(cell.outcome)
             style = f"background:{bg};color:{fg};padding:1px 5px;font-family:monospace;font-size:11px;white-space:nowrap;text-align:center"
-            style += _marks(cell.outcome)
+            if cell.outcome.unspecified:  # the RFCs leave the answer unspecified
+                style += ";border:2px dashed #8e1b25"
+            elif cell.outcome.assumed:  # not shown by the reading's source
+                style += ";font-style:italic"
             if selected == (cell.scenario, cell.interpretation):
                 style += ";outline:3px solid #000;outline-offset:-2px"
             tip = f"{cell.interpretation}: {cell.outcome.summary()} ({cell.finding.value}); click to see why"
@@ -690,9 +601,7 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
         )
     legend = " ".join(
         f"<span style='background:{bg};color:{fg};padding:1px 6px;border-radius:3px'>{esc(label)}</span>"
-        for label, (bg, fg) in zip(
-            ("2xx", "400", "401", "403", "TLS alert"), list(_COLOURS.values())[:5], strict=True
-        )
+        for label, (bg, fg) in list(_COLOURS.items())[:5]
     )
     codes = ", ".join(f"{short} {code}" for code, short in ERROR_ABBREVIATIONS.items())
     return (
@@ -704,24 +613,26 @@ def matrix_html(matrix: Matrix, *, selected: tuple[str, str] | None = None) -> s
     )
 
 
-def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
-    """One cell: the scenario, the reading's answer card and the trace behind it."""
-    description = (
+def description_html(scenario: Scenario) -> str:
+    """The scenario's description, if it has one."""
+    return (
         f"<div style='color:#444'>{esc(scenario.description)}</div>" if scenario.description else ""
     )
+
+
+def cell_detail_html(cell: Cell, scenario: Scenario, interpretation: Interpretation) -> str:
+    """One cell: the scenario, the reading's answer card and the trace behind it."""
+    deployment = scenario.deployment
     return (
-        f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description}"
+        f"<div><b>{esc(scenario.id)}</b>: {esc(scenario.title)}</div>{description_html(scenario)}"
         f"<div style='font-size:11px;color:#555'>{esc(scenario.describe())}</div>"
-        + answer_cards(
-            [cell], {interpretation.name: interpretation}, deployment=scenario.deployment
-        )
-        + trace_html([cell], deployment=scenario.deployment)
+        + answer_cards([cell], {interpretation.name: interpretation}, deployment=deployment)
+        + trace_html([cell], deployment=deployment)
     )
 
 
 def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
-    """:meth:`Matrix.differences` as a table, with ``name``'s answer and the other's for the first few
-    scenarios."""
+    """:meth:`Matrix.differences` as a table, both answers for the first ``limit`` scenarios."""
     rows = []
     for other, differing in matrix.differences(name).items():
         if not differing:
@@ -742,7 +653,7 @@ def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
     return (
         f"<div><b>Where <code>{esc(name)}</code> differs</b> (verdict: status and error code, or TLS alert; "
         f"{len(matrix.scenarios)} catalogue scenarios)</div>"
-        f"<table style='border-collapse:collapse;font-size:12px'>{''.join(rows)}</table>"
+        f"{_TABLE}{''.join(rows)}</table>"
     )
 
 
@@ -766,10 +677,6 @@ def error_html(exc: BaseException) -> str:
         "<div class='mtlslab-error' style='border:1px solid #b00020;background:#fde7e9;color:#8e1b25;"
         f"padding:6px;border-radius:4px'><b>{esc(type(exc).__name__)}</b>: {esc(exc)}</div>"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Certificates and tokens.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -799,11 +706,8 @@ def thumbprint_steps(certificate: x509.Certificate | bytes | str) -> ThumbprintS
 
 def thumbprint_html(steps: ThumbprintSteps) -> str:
     """The three steps as a small table."""
-    verdict = (
-        "<span style='color:#1b5e20'>✓ equals mtlslab.pki.x5t_s256</span>"
-        if steps.agrees
-        else "<span style='color:#b00020'>✗ differs from mtlslab.pki.x5t_s256</span>"
-    )
+    colour, word = ("#1b5e20", "✓ equals") if steps.agrees else ("#b00020", "✗ differs from")
+    verdict = f"<span style='color:{colour}'>{word} mtlslab.pki.x5t_s256</span>"
     der = f"{len(steps.der)} bytes: {steps.der[:24].hex(' ')} …"
     table = _rows(
         (
@@ -817,7 +721,7 @@ def thumbprint_html(steps: ThumbprintSteps) -> str:
     )
     return (
         "<div><b>x5t#S256, step by step</b> "
-        f"({_link(cite('RFC 8705 §3.1'))})</div>{table}<div>{verdict}</div>"
+        f"({link(cite('RFC 8705 §3.1'))})</div>{table}<div>{verdict}</div>"
     )
 
 

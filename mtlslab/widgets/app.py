@@ -25,13 +25,10 @@ def explorer_app(
     *,
     scenario: str = "no-cert-optional",
     diagram: Literal["mermaid", "svg"] = "svg",
-    seed: str = workshop.LAB_SEED,
 ) -> Any:
-    """The scenario explorer, the matrix, the editor and both inspectors in one ``ipywidgets.Tab``.
-
-    The diagram defaults to inline SVG: Voilà's front end has no Mermaid renderer (JupyterLab has).
-    """
-    sim = simulator or workshop.simulator(seed)
+    """The scenario explorer, the matrix, the editor and both inspectors in one ``ipywidgets.Tab``
+    (the diagram in inline SVG by default: Voilà has no Mermaid renderer, JupyterLab has)."""
+    sim = simulator or workshop.simulator()
     parts = [
         ScenarioExplorer(sim, scenario=scenario, diagram=diagram),
         MatrixView(sim, tag="debate"),

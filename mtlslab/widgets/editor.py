@@ -1,23 +1,9 @@
-"""The interpretation editor: start from any reading, change the answer for any finding, see where it differs.
-
-::
-
-    from mtlslab.widgets import InterpretationEditor
-    editor = InterpretationEditor(base="thread-401", name="my-reading")
-    editor.interpretation          # the current Interpretation (core object), e.g. to save as JSON
-
-Each change makes one core call — :func:`mtlslab.interpretations.derive` with the answers changed so far
-— and compares the result with every other reading over the catalogue (:meth:`Simulator.matrix`). The
-interpretation exports as JSON (it loads back with :meth:`Interpretation.from_json`), the comparison as a
-Markdown or ≤ 72-column text table. "Save" downloads the JSON as a file in the browser; "Load" takes a
-saved file's JSON, pasted, and continues from it.
-"""
+"""The interpretation editor: start from any reading, change any answer, see where it differs."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -26,10 +12,9 @@ from mtlslab.compare import Matrix, Simulator
 from mtlslab.errors import InterpretationError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive, get_interpretation
-from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, root
-from mtlslab.workshop import LAB_SEED
+from mtlslab.widgets._common import LABEL_STYLE, Adapter, checkbox, classed, root
+from mtlslab.widgets._render import error_html, esc
 
 __all__ = ["ERROR_CODES", "EXPORT_FORMATS", "SCHEMES", "InterpretationEditor"]
 
@@ -47,18 +32,10 @@ SCHEMES = ("Bearer", "DPoP", "MTLS")
 #: What the export box can show.
 EXPORT_FORMATS = ("interpretation JSON", "disagreements as Markdown", "disagreements as text")
 
-_STYLE = {"description_width": "110px"}
-
 
 class InterpretationEditor(Adapter):
-    """Derive a reading from another, finding by finding, with a live diff against every other reading.
-
-    Controls: ``base``, ``name``, ``stance``, ``finding`` (which answer the form edits), the answer form
-    ``status``, ``scheme``, ``error``, ``description``, ``tls_alert`` (only where a TLS alert is allowed:
-    the ``tls_rejected`` finding), the deployment switches ``tls_required`` and ``ignore_binding``, the
-    ``reset`` button, the export format, the ``save`` link and ``load_box`` + ``load_button``.
-    ``interpretation`` is the current result, ``matrix`` its comparison.
-    """
+    """Derive a reading from another, finding by finding, with a live diff against every other
+    reading: ``interpretation`` is the current result, ``matrix`` its comparison."""
 
     def __init__(
         self,
@@ -66,11 +43,8 @@ class InterpretationEditor(Adapter):
         *,
         base: str | Interpretation = "thread-401",
         name: str = "my-reading",
-        scenarios: Iterable[Scenario] = CATALOGUE,
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
-        self.scenarios = tuple(scenarios)
+        super().__init__(simulator)
         self._known: dict[str, Interpretation] = dict(BUILTINS)
         start = base if isinstance(base, Interpretation) else get_interpretation(base)
         self._known.setdefault(start.name, start)
@@ -78,62 +52,36 @@ class InterpretationEditor(Adapter):
         self.interpretation: Interpretation = start
         self.matrix: Matrix | None = None
 
-        labelled: dict[str, Any] = {"style": _STYLE}
+        labelled: dict[str, Any] = {"style": LABEL_STYLE}
         wide: dict[str, Any] = {**labelled, "layout": widgets.Layout(width="95%")}
-        self.base = classed(
-            widgets.Dropdown(
-                options=list(self._known), value=start.name, description="start from", **labelled
-            ),
-            "mtlslab-control-base",
+        self.base = widgets.Dropdown(
+            options=list(self._known), value=start.name, description="start from", **labelled
         )
-        self.name = classed(
-            widgets.Text(value=name, description="name", **labelled), "mtlslab-control-name"
+        self.name = widgets.Text(value=name, description="name", **labelled)
+        self.stance = widgets.Text(placeholder=start.stance, description="stance", **wide)
+        self.tls_required = checkbox("require client certificates at the TLS layer")
+        self.ignore_binding = checkbox("do not check the binding (cnf)")
+        self.finding = widgets.Dropdown(
+            options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
+            value=Finding.CERTIFICATE_MISSING,
+            description="finding",
+            **wide,
         )
-        self.stance = widgets.Text(value="", placeholder=start.stance, description="stance", **wide)
-        self.tls_required = widgets.Checkbox(
-            value=False, description="require client certificates at the TLS layer", indent=False
-        )
-        self.ignore_binding = widgets.Checkbox(
-            value=False, description="do not check the binding (cnf)", indent=False
-        )
-        self.finding = classed(
-            widgets.Dropdown(
-                options=[(f"{f.value} — {f.info.title}", f) for f in Finding],
-                value=Finding.CERTIFICATE_MISSING,
-                description="finding",
-                **wide,
-            ),
-            "mtlslab-control-finding",
-        )
-        self.status = classed(
-            widgets.BoundedIntText(value=401, min=100, max=599, description="status", **labelled),
-            "mtlslab-control-status",
-        )
+        # The answer form (status, scheme, error, description) is filled by _load_form.
+        self.status = widgets.BoundedIntText(min=100, max=599, description="status", **labelled)
+        typed: dict[str, Any] = {"ensure_option": False, **labelled}  # any value may be typed
         self.scheme = widgets.Combobox(
-            options=list(SCHEMES),
-            value="Bearer",
-            placeholder="(no WWW-Authenticate)",
-            description="scheme",
-            ensure_option=False,
-            **labelled,
+            options=SCHEMES, placeholder="(no WWW-Authenticate)", description="scheme", **typed
         )
-        self.error = classed(
-            widgets.Combobox(
-                options=list(ERROR_CODES),
-                value="",
-                placeholder="(no error code)",
-                description="error",
-                ensure_option=False,
-                **labelled,
-            ),
-            "mtlslab-control-error",
+        self.error = widgets.Combobox(
+            options=ERROR_CODES, placeholder="(no error code)", description="error", **typed
         )
         self.description = widgets.Text(
-            value="", placeholder="(no error_description)", description="description", **wide
+            placeholder="(no error_description)", description="description", **wide
         )
-        self.tls_alert = widgets.Checkbox(
-            value=False, description="answer with the TLS alert", indent=False, disabled=True
-        )
+        self.tls_alert = checkbox("answer with the TLS alert", disabled=True)
+        for control in ("base", "name", "finding", "status", "error"):  # found by the browser test
+            classed(getattr(self, control), f"mtlslab-control-{control}")
         self.reset = widgets.Button(
             description="back to the base's answer",
             icon="undo",
@@ -145,20 +93,16 @@ class InterpretationEditor(Adapter):
         self.export_format = widgets.ToggleButtons(
             options=list(EXPORT_FORMATS), value=EXPORT_FORMATS[0], style={"button_width": "auto"}
         )
-        self.export = classed(
-            widgets.Textarea(layout=widgets.Layout(width="98%", height="220px")), "mtlslab-export"
-        )
+        self.export = widgets.Textarea(layout=widgets.Layout(width="98%", height="220px"))
         self.save = classed(widgets.HTML(), "mtlslab-save")
-        self.load_box = classed(
-            widgets.Textarea(
-                placeholder="paste an interpretation's JSON here, then Load",
-                layout=widgets.Layout(width="70%", height="60px"),
-            ),
-            "mtlslab-load-box",
+        self.load_box = widgets.Textarea(
+            placeholder="paste an interpretation's JSON here, then Load",
+            layout=widgets.Layout(width="70%", height="60px"),
         )
-        self.load_button = classed(
-            widgets.Button(description="Load", icon="upload"), "mtlslab-load"
-        )
+        self.load_button = widgets.Button(description="Load", icon="upload")
+        classed(self.export, "mtlslab-export")
+        classed(self.load_box, "mtlslab-load-box")
+        classed(self.load_button, "mtlslab-load")
         self.widget = root(
             "editor",
             "Write your own interpretation",
@@ -193,32 +137,19 @@ class InterpretationEditor(Adapter):
         self.rebuild()
         self._load_form()
 
-    # ---- building -----------------------------------------------------------------------------------
-    def base_interpretation(self) -> Interpretation:
-        """The interpretation the edits start from."""
-        return self._known[self.base.value]
-
-    def _deployment(self) -> dict[str, Any]:
-        changes: dict[str, Any] = {}
-        if self.tls_required.value:
-            changes["client_auth"] = "required-as-deployed"
-        if self.ignore_binding.value:
-            changes["checks_binding"] = False
-        return changes
-
     def _derive(self, overrides: dict[Finding, Answer]) -> Interpretation:
         name = self.name.value.strip()
         if not name:
             raise InterpretationError("name", "give the interpretation a name")
         if name in self._known:
             raise InterpretationError("name", f"{name!r} is taken by another interpretation")
-        return derive(
-            self.base_interpretation(),
-            name=name,
-            stance=self.stance.value,
-            answers=overrides,
-            deployment=self._deployment(),
-        )
+        deployment: dict[str, Any] = {}
+        if self.tls_required.value:
+            deployment["client_auth"] = "required-as-deployed"
+        if self.ignore_binding.value:
+            deployment["checks_binding"] = False
+        base, stance = self._known[self.base.value], self.stance.value
+        return derive(base, name=name, stance=stance, answers=overrides, deployment=deployment)
 
     def rebuild(self, overrides: dict[Finding, Answer] | None = None) -> bool:
         """Derive the interpretation (one core call) and compare it over the catalogue; False on error."""
@@ -226,9 +157,9 @@ class InterpretationEditor(Adapter):
         try:
             mine = self._derive(candidate)
             others = [i for i in self._known.values() if i.name != mine.name]
-            matrix = self.simulator.matrix(self.scenarios, [mine, *others])
+            matrix = self.simulator.matrix(interpretations=[mine, *others])
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.problem.value = render.error_html(exc)
+            self.problem.value = error_html(exc)
             return False
         self.problem.value = ""
         self.overrides = dict(candidate)
@@ -236,12 +167,10 @@ class InterpretationEditor(Adapter):
         self.diff.value = render.differences_html(matrix, mine.name)
         self._show_current()
         self._show_export()
-        self.save.value = render.download_link(
-            f"{mine.name}.json", self.exported(EXPORT_FORMATS[0])
-        )
+        saved = self.exported(EXPORT_FORMATS[0])
+        self.save.value = render.download_link(f"{mine.name}.json", saved)
         return True
 
-    # ---- the answer form ----------------------------------------------------------------------------
     def _load_form(self) -> None:
         finding = self.finding.value
         answer = self.interpretation.answer(finding)
@@ -256,11 +185,12 @@ class InterpretationEditor(Adapter):
                 control.disabled = is_tls
         self._show_current()
 
-    def _form_answer(self) -> Answer:
+    def _form_changed(self) -> None:
         finding = self.finding.value
-        current = self.interpretation.answer(finding)
-        return dataclasses.replace(
-            current,
+        if finding is Finding.TLS_REJECTED:
+            return
+        answer = dataclasses.replace(
+            self.interpretation.answer(finding),
             status=self.status.value,
             scheme=self.scheme.value.strip() or None,
             error=self.error.value.strip() or None,
@@ -270,41 +200,33 @@ class InterpretationEditor(Adapter):
             assumed=False,
             note="edited in the interpretation editor",
         )
-
-    def _form_changed(self) -> None:
-        finding = self.finding.value
-        if finding is Finding.TLS_REJECTED:
-            return
-        self.rebuild({**self.overrides, finding: self._form_answer()})
+        self.rebuild({**self.overrides, finding: answer})
 
     def _show_current(self) -> None:
         finding = self.finding.value
-        base = self.base_interpretation().answer(finding)
+        base = self._known[self.base.value].answer(finding)
         mine = self.interpretation.answer(finding)
         info = finding.info
         hint = info.hint or "none (the RFCs are silent)"
+        changed = " <b>(changed)</b>" if finding in self.overrides else ""
         self.current.value = (
-            f"<div style='font-size:12px;color:#444'>{render.esc(info.meaning)} — "
-            f"<a href='{render.esc(info.clause.url)}' target='_blank' rel='noopener noreferrer'>{render.esc(info.clause.label)}</a>; "
-            f"the RFC text points to: <code>{render.esc(hint)}</code></div>"
-            f"<div style='font-size:12px'>{render.esc(self.base.value)} answers "
-            f"<code>{render.esc(_answer_text(base))}</code>; yours: <code>{render.esc(_answer_text(mine))}</code>"
-            + (" <b>(changed)</b>" if finding in self.overrides else "")
-            + "</div>"
+            f"<div style='font-size:12px;color:#444'>{esc(info.meaning)} — "
+            f"{render.link(info.clause)}; the RFC text points to: <code>{esc(hint)}</code></div>"
+            f"<div style='font-size:12px'>{esc(self.base.value)} answers "
+            f"<code>{esc(_answer_text(base))}</code>; yours: <code>{esc(_answer_text(mine))}</code>"
+            f"{changed}</div>"
         )
 
     def _reset(self, _button: Any) -> None:
         finding = self.finding.value
         if finding in self.overrides:
-            rest = {f: a for f, a in self.overrides.items() if f is not finding}
-            self.rebuild(rest)
+            self.rebuild({f: a for f, a in self.overrides.items() if f is not finding})
         self._load_form()
 
     def _base_changed(self) -> None:
         if self.rebuild():
             self._load_form()
 
-    # ---- export and load ----------------------------------------------------------------------------
     def exported(self, what: str | None = None) -> str:
         """The export: the interpretation as JSON, or the disagreements as Markdown or text."""
         chosen = what or self.export_format.value
@@ -313,9 +235,7 @@ class InterpretationEditor(Adapter):
         if self.matrix is None:
             return ""
         disputed = self.matrix.disagreements()
-        if chosen == EXPORT_FORMATS[1]:
-            return disputed.to_markdown()
-        return disputed.to_text()
+        return disputed.to_markdown() if chosen == EXPORT_FORMATS[1] else disputed.to_text()
 
     def _show_export(self) -> None:
         self.export.value = self.exported()
@@ -336,7 +256,7 @@ class InterpretationEditor(Adapter):
         try:
             loaded = Interpretation.from_json(self.load_box.value)
         except Exception as exc:
-            self.problem.value = render.error_html(exc)
+            self.problem.value = error_html(exc)
             return
         self.load(loaded)
 
@@ -344,17 +264,12 @@ class InterpretationEditor(Adapter):
 def _answer_text(answer: Answer) -> str:
     if answer.tls_alert:
         return "the TLS alert"
-    text = str(answer.status)
-    if answer.scheme:
-        text += f", {answer.scheme} challenge"
-    else:
-        text += ", no WWW-Authenticate"
+    challenge = f"{answer.scheme} challenge" if answer.scheme else "no WWW-Authenticate"
+    text = f"{answer.status}, {challenge}"
     if answer.error:
         text += f" error={answer.error}"
     if answer.description:
         text += f' description="{answer.description}"'
-    if answer.unspecified:
-        text += " [unspecified]"
-    elif answer.assumed:
-        text += " [assumed]"
+    if answer.unspecified or answer.assumed:
+        text += " [unspecified]" if answer.unspecified else " [assumed]"
     return text

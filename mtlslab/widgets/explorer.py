@@ -1,26 +1,10 @@
-"""The scenario explorer: compose a scenario from every dimension, see every reading's answer side by side.
-
-::
-
-    from mtlslab.widgets import ScenarioExplorer
-    ScenarioExplorer(scenario="no-cert-optional")
-
-Every control is one field of :class:`~mtlslab.scenarios.Deployment` or :class:`~mtlslab.scenarios.Presentation`
-(built from the dataclasses and their enums), plus the token variant and the interpretations to compare.
-A change makes one core call — :meth:`Simulator.matrix` for the one composed scenario — and renders: the
-answer cards, the trace with its RFC links, the raw HTTP exchange, the curl equivalent and a sequence
-diagram. An error (an unusable header value, say) is shown inside the widget, which keeps working.
-
-"Run live" sends the composed scenario over real mutual TLS on 127.0.0.1 once per chosen reading
-(:func:`mtlslab.live.run_scenario`, on the explorer's own simulator) and shows, for each, whether the wire
-agrees with the answer card; a failed run is shown inside the widget.
-"""
+"""The scenario explorer: compose a scenario from every dimension, every reading side by side."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import ipywidgets as widgets
@@ -40,8 +24,8 @@ from mtlslab.scenarios import (
 )
 from mtlslab.tokens import TOKEN_VARIANTS
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, markdown_output, root
-from mtlslab.workshop import LAB_SEED
+from mtlslab.widgets._common import Adapter, checkbox, classed, root
+from mtlslab.widgets._render import error_html, esc
 
 __all__ = [
     "CUSTOM_ID",
@@ -68,7 +52,6 @@ PRESENTATION_FIELDS = tuple(
 _LABELS = {
     "client_auth": "TLS client auth",
     "tls_version": "TLS version",
-    "topology": "topology",
     "proxy_trusted": "origin trusts the proxy's Client-Cert",
     "proxy_strips_client_cert": "proxy strips a client's own Client-Cert",
     "checks_binding": "RS checks the binding (cnf)",
@@ -76,15 +59,16 @@ _LABELS = {
     "validation": "token validation",
     "mtls_scheme": "RS knows an MTLS scheme (hypothetical)",
     "dpop": "RS supports DPoP",
-    "certificate": "certificate",
-    "scheme": "scheme",
     "placement": "token placement",
     "forged_client_cert": "client adds Client-Cert",
     "dpop_proof": "DPoP proof",
-    "raw_authorization": "send this exact Authorization",
-    "token": "token",
+    "raw_enabled": "send this exact Authorization",
+    "raw_authorization": "Authorization:",
 }
 _CATALOGUE_IDS = frozenset(s.id for s in CATALOGUE)
+_PRE = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
+_NO_READING = "Pick at least one reading to see the exchange."
+_RUNNING = "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
 
 
 def _control(name: str, default: Any) -> Any:
@@ -97,12 +81,11 @@ def _control(name: str, default: Any) -> Any:
         options = [(member.value, member) for member in type(default)]
         control = widgets.Dropdown(options=options, value=default, **labelled)
     elif isinstance(default, bool):
-        control = widgets.Checkbox(value=default, description=label, indent=False, **wide)
+        control = checkbox(label, value=default, **wide)
     elif name == "forged_client_cert":  # CertChoice | None: "none" stands for None
         options = [("(no header)" if c is CertChoice.NONE else c.value, c) for c in CertChoice]
         control = widgets.Dropdown(options=options, value=CertChoice.NONE, **labelled)
     elif name == "raw_authorization":  # str | None: a text field, used when its checkbox is ticked
-        labelled["description"] = "Authorization:"
         control = widgets.Text(value="", placeholder="e.g. Bearer  two  spaces", **labelled)
     elif name == "token":
         control = widgets.Dropdown(options=list(TOKEN_VARIANTS), value=default, **labelled)
@@ -112,11 +95,8 @@ def _control(name: str, default: Any) -> Any:
 
 
 class ScenarioExplorer(Adapter):
-    """Controls for every dimension of a scenario and each reading's answer, side by side.
-
-    ``controls`` maps each field name (``client_auth``, ``certificate``, ``token``, ...) to its widget;
-    tests and notebooks set ``.value`` on them. ``interpretations`` is the multi-select of readings.
-    """
+    """Controls for every dimension of a scenario, each reading's answer side by side: ``controls``
+    maps each field name (and ``token``) to its widget, ``interpretations`` picks the readings."""
 
     def __init__(
         self,
@@ -124,20 +104,14 @@ class ScenarioExplorer(Adapter):
         *,
         scenario: str | Scenario = "no-cert-optional",
         interpretations: Iterable[str | Interpretation] = DEFAULT_INTERPRETATIONS,
-        extra: Iterable[Interpretation] = (),
         diagram: Literal["mermaid", "svg"] = "mermaid",
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
+        super().__init__(simulator)
         self.diagram_format = diagram
         self._known: dict[str, Interpretation] = dict(BUILTINS)
-        for interp in extra:
-            self._known[interp.name] = interp
-        chosen = []
-        for item in interpretations:
-            interp = item if isinstance(item, Interpretation) else get_interpretation(item)
+        chosen = [get_interpretation(i) if isinstance(i, str) else i for i in interpretations]
+        for interp in chosen:
             self._known.setdefault(interp.name, interp)
-            chosen.append(interp.name)
         self._picked: Scenario | None = None
         #: The last rendered scenario, cells and exchanges (for tests and notebooks).
         self.scenario: Scenario | None = None
@@ -145,49 +119,32 @@ class ScenarioExplorer(Adapter):
         self.exchanges: dict[str, Exchange] = {}
         self.diagram_source = self.curl_text = self.http_text = ""
         self.renders = 0
-        #: The runs of the last "Run live" (for tests and notebooks).
-        self.live_runs: list[LiveRun] = []
+        self.live_runs: list[LiveRun] = []  # the runs of the last "Run live"
 
-        # ---- controls ------------------------------------------------------------------------------
         deployment, presentation = Deployment(), Presentation()
-        defaults = {n: getattr(deployment, n) for n in DEPLOYMENT_FIELDS}
-        defaults |= {n: getattr(presentation, n) for n in PRESENTATION_FIELDS}
-        self.controls: dict[str, Any] = {
-            n: _control(n, v) for n, v in {**defaults, "token": "bound"}.items()
-        }
-        self.raw_enabled = classed(
-            widgets.Checkbox(
-                value=False,
-                description=_LABELS["raw_authorization"],
-                indent=False,
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-raw-enabled",
+        defaults = [(n, getattr(deployment, n)) for n in DEPLOYMENT_FIELDS]
+        defaults += [(n, getattr(presentation, n)) for n in PRESENTATION_FIELDS]
+        self.controls: dict[str, Any] = {n: _control(n, v) for n, v in defaults}
+        self.controls["token"] = _control("token", "bound")
+        self.raw_enabled = _control("raw_enabled", False)
+        self.picker = widgets.Dropdown(
+            options=[("— composed in the controls —", "")]
+            + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
+            value="",
+            description="catalogue",
+            style={"description_width": "80px"},
+            layout=widgets.Layout(width="98%"),
         )
-        self.picker = classed(
-            widgets.Dropdown(
-                options=[("— composed in the controls —", "")]
-                + [(f"{s.id}: {s.title}", s.id) for s in CATALOGUE],
-                value="",
-                description="catalogue",
-                style={"description_width": "80px"},
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-picker",
+        self.interpretations = widgets.SelectMultiple(
+            options=self._reading_options(),
+            value=tuple(interp.name for interp in chosen),
+            rows=9,
+            description="readings",
+            style={"description_width": "60px"},
+            layout=widgets.Layout(width="98%"),
         )
-        self.interpretations = classed(
-            widgets.SelectMultiple(
-                options=self._reading_options(),
-                value=tuple(chosen),
-                rows=9,
-                description="readings",
-                style={"description_width": "60px"},
-                layout=widgets.Layout(width="98%"),
-            ),
-            "mtlslab-control-interpretations",
-        )
-
-        # ---- outputs -------------------------------------------------------------------------------
+        classed(self.picker, "mtlslab-control-picker")
+        classed(self.interpretations, "mtlslab-control-interpretations")
         self.heading = widgets.HTML()
         self.error = classed(widgets.HTML(), "mtlslab-error-box")
         self.answers = classed(widgets.HTML(), "mtlslab-answers")
@@ -200,14 +157,9 @@ class ScenarioExplorer(Adapter):
             children=[self.diagram, self.trace, self.http, self.curl],
             titles=("Sequence diagram", "Trace", "Raw HTTP", "curl"),
         )
-        self.live_button = classed(
-            widgets.Button(
-                description="Run live",
-                icon="bolt",
-                tooltip="send this request over real mutual TLS on 127.0.0.1, once per reading",
-            ),
-            "mtlslab-live",
-        )
+        tip = "send this request over real mutual TLS on 127.0.0.1, once per reading"
+        self.live_button = widgets.Button(description="Run live", icon="bolt", tooltip=tip)
+        classed(self.live_button, "mtlslab-live")
         self.live_button.on_click(self._run_live)
         self.live_status = classed(widgets.HTML(), "mtlslab-live-status")
 
@@ -240,7 +192,6 @@ class ScenarioExplorer(Adapter):
         self._observe(self._picked_changed, self.picker)
         self.load(scenario)
 
-    # ---- the scenario in the controls ---------------------------------------------------------------
     def load(self, scenario: str | Scenario) -> None:
         """Put a scenario (a catalogue id or a :class:`Scenario`) into the controls and render once."""
         found = get_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -270,20 +221,16 @@ class ScenarioExplorer(Adapter):
             why = "a header value cannot contain CR, LF or NUL (RFC 9110 §5.5)"
             raise ScenarioError("raw_authorization", why)
         values["raw_authorization"] = raw
-        deployment = Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS})
-        presentation = Presentation(**values)
-        token = self.controls["token"].value
+        composed: dict[str, Any] = {
+            "deployment": Deployment(**{n: self.controls[n].value for n in DEPLOYMENT_FIELDS}),
+            "presentation": Presentation(**values),
+            "token": self.controls["token"].value,
+        }
         picked = self._picked
-        wanted = (deployment, presentation, token)
-        if picked is not None and (picked.deployment, picked.presentation, picked.token) == wanted:
+        if picked is not None and all(getattr(picked, k) == v for k, v in composed.items()):
             return picked
         return Scenario(
-            id=CUSTOM_ID,
-            title="Composed in the controls",
-            deployment=deployment,
-            presentation=presentation,
-            token=token,
-            tags=(CUSTOM_ID,),
+            id=CUSTOM_ID, title="Composed in the controls", tags=(CUSTOM_ID,), **composed
         )
 
     def _reading_options(self) -> list[tuple[str, str]]:
@@ -299,13 +246,10 @@ class ScenarioExplorer(Adapter):
         with self.held():
             self.interpretations.options = self._reading_options()
             if select:
-                self.interpretations.value = (
-                    *(n for n in self.interpretations.value if n != interpretation.name),
-                    interpretation.name,
-                )
+                kept = [n for n in self.interpretations.value if n != interpretation.name]
+                self.interpretations.value = (*kept, interpretation.name)
         self.render()
 
-    # ---- callbacks ----------------------------------------------------------------------------------
     def _picked_changed(self) -> None:
         if self.picker.value:
             self.load(self.picker.value)
@@ -313,95 +257,64 @@ class ScenarioExplorer(Adapter):
     def _controls_changed(self) -> None:
         # The catalogue picker shows the picked scenario while the controls still describe it.
         try:
-            matches = self._picked is not None and self.compose() is self._picked
+            still = self._picked if self.compose() is self._picked else None
         except ScenarioError:
-            matches = False
-        shown = ""
-        if matches and self._picked is not None and self._picked.id in _CATALOGUE_IDS:
-            shown = self._picked.id
-        if self.picker.value != shown:
-            with self.held():
-                self.picker.value = shown
+            still = None
+        with self.held():
+            self.picker.value = still.id if still and still.id in _CATALOGUE_IDS else ""
         self.render()
 
     def render(self) -> None:
         """One core call (the composed scenario under the chosen readings), then render every view."""
+        sim = self.simulator
         try:
             scenario = self.compose()
             chosen = self.chosen()
-            cells = list(self.simulator.row(scenario, chosen))
-            exchanges = {
-                i.name: self.simulator.exchange(self.simulator.effective(scenario, i))
-                for i in chosen
-            }
+            cells = list(sim.row(scenario, chosen))
+            exchanges = {i.name: sim.exchange(sim.effective(scenario, i)) for i in chosen}
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.error.value = render.error_html(exc)
+            self.error.value = error_html(exc)
             return
         self.error.value = ""
         self.live_status.value, self.live_runs = "", []  # a live result belongs to what was run
         self.scenario, self.cells, self.exchanges = scenario, cells, exchanges
-        self._show(scenario, cells, exchanges)
-        self.renders += 1
-
-    def _show(
-        self, scenario: Scenario, cells: Sequence[Cell], exchanges: dict[str, Exchange]
-    ) -> None:
-        tags = f" <span style='color:#777'>[{render.esc(', '.join(scenario.tags))}]</span>"
-        description = (
-            f"<div style='color:#444'>{render.esc(scenario.description)}</div>"
-            if scenario.description
-            else ""
-        )
         variant = TOKEN_VARIANTS.get(scenario.token)
-        token_line = f"token <code>{render.esc(scenario.token)}</code>" + (
-            f": {render.esc(variant.description)}" if variant else ""
-        )
+        about = f": {esc(variant.description)}" if variant else ""
         self.heading.value = (
-            f"<div style='margin-top:6px'><b>{render.esc(scenario.id)}</b>: {render.esc(scenario.title)}{tags}</div>"
-            f"{description}<div style='font-size:12px;color:#555'>{render.esc(scenario.describe())}<br>{token_line}</div>"
+            f"<div style='margin-top:6px'><b>{esc(scenario.id)}</b>: {esc(scenario.title)} "
+            f"<span style='color:#777'>[{esc(', '.join(scenario.tags))}]</span></div>"
+            f"{render.description_html(scenario)}<div style='font-size:12px;color:#555'>"
+            f"{esc(scenario.describe())}<br>token <code>{esc(scenario.token)}</code>{about}</div>"
         )
         self.answers.value = render.answer_cards(cells, self._known, deployment=scenario.deployment)
         self.trace.value = render.trace_html(cells, deployment=scenario.deployment)
         groups = render.group_cells(cells, exchanges)
-        exchange = (
-            exchanges[cells[0].interpretation] if cells else self.simulator.exchange(scenario)
-        )
-        self.http_text = render.exchange_text(groups) if groups else ""
-        self.curl_text = render.curl_text(exchange, seed=self.simulator.lab.seed)
-        pre = "white-space:pre-wrap;word-break:break-all;font-size:12px;background:#f6f6f6;padding:6px"
-        self.http.value = f"<pre style='{pre}'>{render.esc(self.http_text)}</pre>"
-        self.curl.value = f"<pre style='{pre}'>{render.esc(self.curl_text)}</pre>"
-        if not groups:
-            self.diagram_source = ""
-            text = "Pick at least one reading to see the exchange."
-            if self.diagram_format == "mermaid":
-                markdown_output(self.diagram, text)
-            else:
-                self.diagram.value = render.esc(text)
-            return
-        sequence = render.sequence_diagram(scenario, groups)
-        self.diagram_source = render.to_mermaid(sequence)
-        if self.diagram_format == "mermaid":
-            markdown_output(self.diagram, render.mermaid_markdown(sequence))
+        exchange = next(iter(exchanges.values()), None) or sim.exchange(scenario)
+        self.http_text = render.exchange_text(groups)
+        self.curl_text = render.curl_text(exchange, seed=sim.lab.seed)
+        self.http.value = f"<pre style='{_PRE}'>{esc(self.http_text)}</pre>"
+        self.curl.value = f"<pre style='{_PRE}'>{esc(self.curl_text)}</pre>"
+        sequence = render.sequence_diagram(scenario, groups) if groups else None
+        self.diagram_source = render.to_mermaid(sequence) if sequence else ""
+        if self.diagram_format == "svg":
+            self.diagram.value = render.to_svg(sequence) if sequence else esc(_NO_READING)
         else:
-            self.diagram.value = render.to_svg(sequence)
+            # a fenced mermaid block (JupyterLab ≥ 4.1 renders it), shown without a kernel
+            shown = f"```mermaid\n{self.diagram_source}```\n" if sequence else _NO_READING
+            data = {"text/markdown": shown, "text/plain": shown}
+            self.diagram.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+        self.renders += 1
 
-    # ---- live ----------------------------------------------------------------------------------------
     def _run_live(self, _button: Any) -> None:
-        """Send the composed scenario over real TLS once per chosen reading and show, for each, whether the
-        wire agrees with its card; a failure is shown in the status, and the button works again."""
+        """Send the scenario over real TLS once per chosen reading; show each run or the failure."""
         self.live_button.disabled = True
-        self.live_status.value = (
-            "<span style='color:#555'>running over real TLS on 127.0.0.1 …</span>"
-        )
+        self.live_status.value = _RUNNING
         self.live_runs = []
         try:
             scenario = self.compose()
-            runs = [
-                run_scenario(scenario, interp, simulator=self.simulator) for interp in self.chosen()
-            ]
+            runs = [run_scenario(scenario, i, simulator=self.simulator) for i in self.chosen()]
         except Exception as exc:  # shown inside the widget, which keeps working
-            self.live_status.value = render.error_html(exc)
+            self.live_status.value = error_html(exc)
             return
         finally:
             self.live_button.disabled = False

@@ -1,14 +1,4 @@
-"""The matrix view: scenarios × interpretations coloured by outcome; filter; select a cell to see why.
-
-::
-
-    from mtlslab.widgets import MatrixView
-    MatrixView(tag="debate", disagreements_only=True)
-
-The whole matrix is computed once (one core call, :meth:`Simulator.matrix`); the filters are
-:meth:`Matrix.select` and :meth:`Matrix.disagreements`; selecting a cell (a click on it, or its row and reading
-in the two dropdowns) shows its answer card and trace.
-"""
+"""The matrix view: scenarios × readings coloured by outcome; filter; select a cell to see why."""
 
 from __future__ import annotations
 
@@ -21,8 +11,7 @@ from mtlslab.compare import Matrix, Simulator
 from mtlslab.interpretations import Interpretation
 from mtlslab.scenarios import CATALOGUE, Scenario
 from mtlslab.widgets import _render as render
-from mtlslab.widgets._common import Adapter, classed, root
-from mtlslab.workshop import LAB_SEED
+from mtlslab.widgets._common import Adapter, checkbox, classed, root
 
 __all__ = ["ALL_TAGS", "MatrixView"]
 
@@ -31,11 +20,8 @@ ALL_TAGS = "(all)"
 
 
 class MatrixView(Adapter):
-    """Scenarios × interpretations, filtered by tag and to disagreements; the selected cell explained.
-
-    Controls: ``tag``, ``disagreements_only``, ``strict`` (compare every byte, not only the verdict),
-    ``scenario`` and ``interpretation`` (the selected cell). ``shown`` is the matrix currently displayed.
-    """
+    """Scenarios × interpretations, filtered by tag and to disagreements; the selected cell
+    (``scenario`` and ``interpretation``) explained. ``shown`` is the matrix displayed."""
 
     def __init__(
         self,
@@ -45,35 +31,26 @@ class MatrixView(Adapter):
         interpretations: Iterable[Interpretation] | None = None,
         tag: str = ALL_TAGS,
         disagreements_only: bool = False,
-        seed: str = LAB_SEED,
     ) -> None:
-        super().__init__(simulator, seed)
+        super().__init__(simulator)
         self.full: Matrix = self.simulator.matrix(tuple(scenarios), interpretations)
         self.shown: Matrix = self.full
 
-        def dropdown(description: str, label: int, width: int, **options: Any) -> Any:
+        def dropdown(name: str, description: str, label: int, width: int, **options: Any) -> Any:
             style = {"description_width": f"{label}px"}
             layout = widgets.Layout(width=f"{width}px")
-            return widgets.Dropdown(description=description, style=style, layout=layout, **options)
+            options |= {"description": description, "style": style, "layout": layout}
+            return classed(widgets.Dropdown(**options), f"mtlslab-control-{name}")
 
         tags = sorted({t for s in self.full.scenarios for t in s.tags})
         names = [i.name for i in self.full.interpretations]
-        self.tag = classed(
-            dropdown("tag", 40, 200, options=[ALL_TAGS, *tags], value=tag), "mtlslab-control-tag"
-        )
-        self.disagreements_only = classed(
-            widgets.Checkbox(
-                value=disagreements_only, description="only where readings disagree", indent=False
-            ),
-            "mtlslab-control-disagreements",
-        )
-        self.strict = widgets.Checkbox(
-            value=False, description="compare every byte (not only the verdict)", indent=False
-        )
-        self.scenario = classed(dropdown("scenario", 70, 420), "mtlslab-control-cell-scenario")
-        self.interpretation = classed(
-            dropdown("reading", 60, 320, options=names, value=names[0]),
-            "mtlslab-control-cell-interpretation",
+        self.tag = dropdown("tag", "tag", 40, 200, options=[ALL_TAGS, *tags], value=tag)
+        self.disagreements_only = checkbox("only where readings disagree", value=disagreements_only)
+        classed(self.disagreements_only, "mtlslab-control-disagreements")
+        self.strict = checkbox("compare every byte (not only the verdict)")
+        self.scenario = dropdown("cell-scenario", "scenario", 70, 420)
+        self.interpretation = dropdown(
+            "cell-interpretation", "reading", 60, 320, options=names, value=names[0]
         )
         self.count = widgets.HTML()
         self.error = widgets.HTML()
@@ -112,16 +89,13 @@ class MatrixView(Adapter):
             current = self.scenario.value
             self.scenario.options = [(f"{s.id}: {s.title}", s.id) for s in shown.scenarios]
             self.scenario.value = current if current in ids else (ids[0] if ids else None)
-        self.count.value = (
-            f"<span style='color:#555'>{len(ids)} of {len(self.full.scenarios)} scenarios</span>"
-        )
+        total = len(self.full.scenarios)
+        self.count.value = f"<span style='color:#555'>{len(ids)} of {total} scenarios</span>"
         self.show_cell()
 
     def selected(self) -> tuple[str, str] | None:
         """The selected cell as ``(scenario id, interpretation name)``."""
-        if not self.scenario.value:
-            return None
-        return self.scenario.value, self.interpretation.value
+        return (self.scenario.value, self.interpretation.value) if self.scenario.value else None
 
     def show_cell(self) -> None:
         """Render the matrix with the selected cell outlined, and that cell's answer and trace."""
@@ -130,13 +104,9 @@ class MatrixView(Adapter):
         if selected is None:
             self.detail.value = "<div style='color:#555'>No cell selected.</div>"
             return
-        try:
-            cell = self.full.cell(*selected)
-            scenario = next(s for s in self.full.scenarios if s.id == selected[0])
-            interp = next(i for i in self.full.interpretations if i.name == selected[1])
-        except Exception as exc:
-            self.detail.value = render.error_html(exc)
-            return
+        cell = self.full.cell(*selected)  # both dropdowns offer only what the matrix holds
+        scenario = next(s for s in self.full.scenarios if s.id == selected[0])
+        interp = next(i for i in self.full.interpretations if i.name == selected[1])
         self.detail.value = render.cell_detail_html(cell, scenario, interp)
 
     def select_cell(self, scenario: str, interpretation: str) -> None:
