@@ -171,6 +171,7 @@ def budgets(settings: Settings) -> list[Result]:
 
     def whole_matrix() -> object:
         jose.verify_jws.cache_clear()  # nothing remembered: every token verified, every scenario realised,
+        jose._read_proof.cache_clear()  # every DPoP proof read and verified,
         tls._chain_verdict.cache_clear()  # every certificate chain validated
         return Simulator(lab).matrix()
 

@@ -265,9 +265,14 @@ class Simulator:
         realised = self.exchange(scenario)
         arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
         runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
+        adapted: dict[object, Deployment] = {}  # readings with the same overrides deploy alike
         cells = []
         for interpretation in chosen:
-            deployment = interpretation.adapt(scenario.deployment)
+            deployment = adapted.get(interpretation.deployment)
+            if deployment is None:
+                deployment = adapted[interpretation.deployment] = interpretation.adapt(
+                    scenario.deployment
+                )
             run = next((r for r in runs if r.deployment == deployment), None)
             if run is None:
                 key = arrival_key(deployment)

@@ -333,47 +333,9 @@ def check_proof(
     The checks run in §4.3's order, except that the jwk is judged (check 7, no private key) before it
     checks the signature (check 6), and the claims (check 3) are read only after the signature verifies.
     """
-    # Check 2: one well-formed JWT (read as strictly as an access token).
-    try:
-        jws = _Compact.read(proof)
-    except _Malformed as exc:
-        return exc.reading, ""
-    header = jws.header
-    problem = jws.problem()
-    if problem is not None:
-        return f"not a well-formed JWT ({problem})", ""
-    # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
-        return f"typ is {shorten(typ, 40, quote=True)}, not dpop+jwt", ""
-    # Check 5: an asymmetric algorithm this server supports.
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in DPOP_ALGS:
-        shown = shorten(alg, 40, quote=True)
-        return f"alg {shown} is not an asymmetric algorithm this server accepts", ""
-    # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
-    jwk = header.get("jwk")
-    if not isinstance(jwk, dict):
-        return "no jwk in the header", ""
-    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
-        return "the jwk carries private key material", ""
-    try:
-        key = jwt.PyJWK(jwk, algorithm=alg)
-        jkt = jwk_thumbprint(jwk)
-    except Exception as exc:  # whatever an attacker's JWK makes pyjwt or cryptography raise
-        return f"unusable jwk ({shorten(str(exc))})", ""
-    unfit = _unfit_key(alg, key.key)
-    if unfit is not None:
-        return f"unusable jwk ({unfit})", ""
-    # Check 6: the signature, with that key; then check 3: the claims (a JSON object naming no
-    # member twice; the required ones follow).
-    try:
-        signing_input, payload_raw, signature = jws.body()
-        if not key.Algorithm.verify(signing_input, key.key, signature):
-            return "the signature does not verify with the jwk in its header", ""
-        claims = _json_object(payload_raw, "claims set")
-    except _Malformed as exc:
-        return exc.reading, ""
+    problem, jkt, claims = _read_proof(proof)
+    if problem:
+        return problem, ""
     if not isinstance(claims.get("jti"), str):
         return "no jti", ""
     if claims.get("htm") != method:
@@ -395,6 +357,55 @@ def check_proof(
     if nonce is not None and claims.get("nonce") != nonce:
         return NONCE_PROBLEM, jkt
     return "", jkt
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_proof(proof: str) -> tuple[str, str, Mapping[str, Any]]:
+    """RFC 9449 §4.3 checks 2 to 7 of ``proof``, which depend on nothing but the proof: ``(problem, jkt,
+    claims)``, remembered per proof like :func:`verify_jws` (a row of the matrix meets one proof many times).
+    The claims are the caller's to read, never to change."""
+    # Check 2: one well-formed JWT (read as strictly as an access token).
+    try:
+        jws = _Compact.read(proof)
+    except _Malformed as exc:
+        return exc.reading, "", {}
+    header = jws.header
+    problem = jws.problem()
+    if problem is not None:
+        return f"not a well-formed JWT ({problem})", "", {}
+    # Check 4: typ; like any typ, compared without case and with "application/" optional (RFC 7515 §4.1.9).
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ("dpop+jwt", "application/dpop+jwt"):
+        return f"typ is {shorten(typ, 40, quote=True)}, not dpop+jwt", "", {}
+    # Check 5: an asymmetric algorithm this server supports.
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in DPOP_ALGS:
+        shown = shorten(alg, 40, quote=True)
+        return f"alg {shown} is not an asymmetric algorithm this server accepts", "", {}
+    # Check 7 (no private key), then whether the key is one the algorithm is defined for (checks 5, 6).
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        return "no jwk in the header", "", {}
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        return "the jwk carries private key material", "", {}
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+        jkt = jwk_thumbprint(jwk)
+    except Exception as exc:  # whatever an attacker's JWK makes pyjwt or cryptography raise
+        return f"unusable jwk ({shorten(str(exc))})", "", {}
+    unfit = _unfit_key(alg, key.key)
+    if unfit is not None:
+        return f"unusable jwk ({unfit})", "", {}
+    # Check 6: the signature, with that key; then check 3: the claims (a JSON object naming no
+    # member twice; the required ones follow).
+    try:
+        signing_input, payload_raw, signature = jws.body()
+        if not key.Algorithm.verify(signing_input, key.key, signature):
+            return "the signature does not verify with the jwk in its header", "", {}
+        claims = _json_object(payload_raw, "claims set")
+    except _Malformed as exc:
+        return exc.reading, "", {}
+    return "", jkt, claims
 
 
 #: RFC 7518 §3.4: each ECDSA algorithm is defined for one curve.

@@ -51,6 +51,7 @@ def test_a_simulator_row_decides_once_per_resource_server_configuration(
 
     monkeypatch.setattr("mtlslab.compare.evaluate", counting)
     jose.verify_jws.cache_clear()
+    jose._read_proof.cache_clear()
     tls._chain_verdict.cache_clear()
     row = fresh.row(scenario)
     assert jose.verify_jws.cache_info().misses == 1
@@ -445,3 +446,15 @@ def test_the_metadata_url_keeps_the_resources_path(sim: Simulator) -> None:
     assert lab_configs(sim.lab, pathed)(deployment).resource_metadata == (
         "https://api.example.test/.well-known/oauth-protected-resource/tenant/a"
     )
+
+
+def test_a_dpop_row_reads_its_proof_once(sim: Simulator) -> None:
+    """RFC 9449 §4.3 checks 2-7 depend on the proof alone: a row whose readings evaluate the same DPoP proof
+    many times reads and verifies it once, and the cells say what a fresh simulator says."""
+    scenario = get_scenario("dpop-success")
+    fresh = Simulator(sim.lab, asrv=sim.asrv)
+    jose._read_proof.cache_clear()
+    row = fresh.row(scenario)
+    assert jose._read_proof.cache_info().misses == 1
+    assert jose._read_proof.cache_info().hits >= 1
+    assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
