@@ -174,43 +174,44 @@ class Probe:
         return f"<Probe {self.id}: {self.title}>"
 
 
-def _p(
-    id: str, title: str, *, token: str = "bound", warning: str | None = None, **presentation: Any
-) -> Probe:
+def _p(id: str, title: str, *, token: str = "bound", **presentation: Any) -> Probe:
     scenario = Scenario(id=id, title=title, token=token, presentation=Presentation(**presentation))
-    return Probe(id=id, title=title, scenario=scenario, warning=warning)
+    return Probe(id=id, title=title, scenario=scenario, warning=_WARNINGS.get(id))
 
 
+#: What a server that serves a probe (2xx) accepted that it must refuse, by probe id.
+_WARNINGS = {
+    "no-cert": "accepted a certificate-bound token without any certificate",
+    "mismatch": "accepted a certificate-bound token with another client's certificate",
+    "forged-client-cert": "trusted a Client-Cert header sent by the client itself (RFC 9440 §2)",
+    "query-no-cert": "accepted a certificate-bound token in the query without any certificate",
+    "expired": "accepted an expired token",
+    "bad-signature": "accepted a token whose signature does not verify",
+    "alg-none": "accepted an unsigned token (alg none)",
+    "hs256-confusion": "accepted a token HMAC-signed with the issuer's public key",
+    "wrong-audience": "accepted a token issued for another audience",
+    "wrong-issuer": "accepted a token from an issuer it does not trust",
+    "cnf-unknown-method": "accepted a token whose cnf names only a method it cannot check",
+    "dpop-as-bearer": "accepted a DPoP-bound token as a plain bearer token (RFC 9449 §7.2)",
+}
 _NONE = CertChoice.NONE
 
 #: The battery, in the order it is sent. Ids are stable (they appear in reports).
 PROBES: tuple[Probe, ...] = (
     _p("success", "bound token with its certificate (the control)"),
-    _p(
-        "no-cert",
-        "bound token, no certificate",
-        certificate=_NONE,
-        warning="accepted a certificate-bound token without any certificate",
-    ),
-    _p(
-        "mismatch",
-        "bound token with another client's certificate",
-        certificate=CertChoice.OTHER,
-        warning="accepted a certificate-bound token with another client's certificate",
-    ),
+    _p("no-cert", "bound token, no certificate", certificate=_NONE),
+    _p("mismatch", "bound token with another client's certificate", certificate=CertChoice.OTHER),
     _p(
         "forged-client-cert",
         "bound token, no certificate, the client sends Client-Cert itself",
         certificate=_NONE,
         forged_client_cert=CertChoice.CLIENT,
-        warning="trusted a Client-Cert header sent by the client itself (RFC 9440 §2)",
     ),
     _p(
         "query-no-cert",
         "bound token in the query, no certificate",
         certificate=_NONE,
         placement=Placement.QUERY,
-        warning="accepted a certificate-bound token in the query without any certificate",
     ),
     _p("unbound-no-cert", "unbound token, no certificate", token="unbound", certificate=_NONE),
     _p("unbound-with-cert", "unbound token with a certificate", token="unbound"),
@@ -224,53 +225,30 @@ PROBES: tuple[Probe, ...] = (
         placement=Placement.HEADER_AND_QUERY,
     ),
     _p("mtls-scheme", "bound token under an MTLS scheme (hypothetical)", scheme=Scheme.MTLS),
-    _p("expired", "expired bound token", token="expired", warning="accepted an expired token"),
-    _p(
-        "bad-signature",
-        "bound token signed with a key not in the JWKS",
-        token="bad-signature",
-        warning="accepted a token whose signature does not verify",
-    ),
-    _p(
-        "alg-none",
-        "bound token with alg none",
-        token="alg-none",
-        warning="accepted an unsigned token (alg none)",
-    ),
+    _p("expired", "expired bound token", token="expired"),
+    _p("bad-signature", "bound token signed with a key not in the JWKS", token="bad-signature"),
+    _p("alg-none", "bound token with alg none", token="alg-none"),
     _p(
         "hs256-confusion",
         "bound token HMAC-signed with the issuer's public key",
         token="hs256-confusion",
-        warning="accepted a token HMAC-signed with the issuer's public key",
     ),
-    _p(
-        "wrong-audience",
-        "bound token for another resource server",
-        token="wrong-audience",
-        warning="accepted a token issued for another audience",
-    ),
-    _p(
-        "wrong-issuer",
-        "bound token from an untrusted issuer",
-        token="wrong-issuer",
-        warning="accepted a token from an issuer it does not trust",
-    ),
+    _p("wrong-audience", "bound token for another resource server", token="wrong-audience"),
+    _p("wrong-issuer", "bound token from an untrusted issuer", token="wrong-issuer"),
     _p(
         "cnf-unknown-method",
         "cnf with only a method the server cannot check",
         token="cnf-unknown-method",
-        warning="accepted a token whose cnf names only a method it cannot check",
     ),
     _p(
         "dpop-as-bearer",
         "DPoP-bound token sent as Bearer, no proof",
         token="dpop-bound",
         certificate=_NONE,
-        warning="accepted a DPoP-bound token as a plain bearer token (RFC 9449 §7.2)",
     ),
 )
-assert len(PROBES) <= MAX_REQUESTS
-assert len({p.id for p in PROBES}) == len(PROBES)
+assert len({p.id for p in PROBES}) == len(PROBES) <= MAX_REQUESTS
+assert set(_WARNINGS) <= {p.id for p in PROBES}
 
 _NEED_REASONS: dict[Need, str] = {
     "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this broken "
