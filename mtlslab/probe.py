@@ -65,8 +65,8 @@ import ssl
 import textwrap
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -541,6 +541,12 @@ def shorten(value: str, *, keep: int = 8) -> str:
     return f"{value[:keep]}…{value[-keep:]}"
 
 
+def _json_ready(record: Any) -> dict[str, Any]:
+    """A dataclass record as a JSON-ready dict (its tuples as lists)."""
+    ready: dict[str, Any] = json.loads(json.dumps(asdict(record)))
+    return ready
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sent:
     """Exactly what one probe sent: method, URL and headers (tokens shortened), and which certificate."""
@@ -556,12 +562,7 @@ class Sent:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "method": self.method,
-            "url": self.url,
-            "headers": [list(h) for h in self.headers],
-            "certificate": self.certificate,
-        }
+        return _json_ready(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -601,10 +602,8 @@ def _short(verdict: tuple[str, ...]) -> str:
     if verdict[0] == "error":
         return "no ans"
     status, error = verdict
-    if not error:
-        return status
-    known = ERROR_ABBREVIATIONS.get(error)
-    return f"{status} {known or ''.join(c if c.isascii() and c.isalnum() else '?' for c in error[:2]).upper()}"
+    initials = "".join(c if c.isascii() and c.isalnum() else "?" for c in error[:2]).upper()
+    return f"{status} {ERROR_ABBREVIATIONS.get(error) or initials}" if error else status
 
 
 def _verdict_text(verdict: tuple[str, ...]) -> str:
@@ -624,50 +623,35 @@ _REALM_OR_QUOTED = re.compile(
 )
 
 
-def _without_realms(value: str | None) -> str | None:
-    """A ``WWW-Authenticate`` value with every realm's value blanked: a foreign server's realm is its own
-    configuration (node-oidc-provider's is its issuer URL), which no reading can predict."""
-    if value is None:
-        return None
-    return _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), value)
-
-
 def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any, ...]:
     """The answer as the exact score compares it: the TLS alert (name, number, when it surfaced), or the
-    status, ``WWW-Authenticate`` with realms blanked, ``Content-Type``, body (a body cut at the client's
-    limit never equals a prediction) and the further fields whose names are ``named`` — those some scored
+    status, ``WWW-Authenticate`` with every realm's value blanked (a foreign server's realm is its own
+    configuration — node-oidc-provider's is its issuer URL — which no reading can predict),
+    ``Content-Type``, body (a body cut at the client's limit never equals a prediction) and, as a multiset,
+    the further fields whose names are ``named`` (case-insensitive, RFC 9110 §5.1) — those some scored
     reading sends (``Cache-Control``, ``DPoP-Nonce``...); a field no reading speaks of (``X-Powered-By``,
     ``Vary``) is the server's own. An answer that never came compares by its error."""
     if answer.tls_alert is not None:
         alert = answer.tls_alert
         return ("tls", alert.name, alert.code, alert.when)
+    body: object
     if isinstance(answer, Outcome):
-        return (
-            "http",
-            answer.status,
-            _without_realms(answer.www_authenticate),
+        www, kind, body, fields = (
+            answer.www_authenticate,
             answer.content_type,
             answer.body,
-            _fields(answer.headers_more, named),
+            answer.headers_more,
         )
-    if answer.status is None:
+    elif answer.status is None:
         return ("error", answer.error)
-    body: object = ("cut at", len(answer.body)) if answer.truncated else answer.body
-    return (
-        "http",
-        answer.status,
-        _without_realms(answer.header("WWW-Authenticate")),
-        answer.header("Content-Type"),
-        body,
-        _fields(answer.headers, named),
-    )
-
-
-def _fields(
-    headers: Iterable[tuple[str, str]], named: frozenset[str]
-) -> tuple[tuple[str, str], ...]:
-    """The ``named`` fields among ``headers``, as a multiset (names are case-insensitive, RFC 9110 §5.1)."""
-    return tuple(sorted((k.lower(), v) for k, v in headers if k.lower() in named))
+    else:
+        www, kind = answer.header("WWW-Authenticate"), answer.header("Content-Type")
+        body = ("cut at", len(answer.body)) if answer.truncated else answer.body
+        fields = answer.headers
+    if www is not None:
+        www = _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), www)
+    further = tuple(sorted((k.lower(), v) for k, v in fields if k.lower() in named))
+    return ("http", answer.status, www, kind, body, further)
 
 
 _PARTS = {
@@ -766,15 +750,7 @@ class Score:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "interpretation": self.interpretation,
-            "title": self.title,
-            "verdict": self.verdict,
-            "exact": self.exact,
-            "probes": self.probes,
-            "verdict_mismatches": list(self.verdict_mismatches),
-            "wire_mismatches": list(self.wire_mismatches),
-        }
+        return _json_ready(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -873,158 +849,106 @@ class ProbeReport:
 
     # ---- exports -------------------------------------------------------------------------------------
     def _setup(self) -> str:
+        how = "bring-your-own token and certificate"
         if self.mode == "lab-issuer":
-            how = (
-                f"lab issuer {self.issuer} (JWKS {self.jwks_url}), audience {self.audience}"
-                if self.issuer
-                else "lab issuer"
-            )
-        else:
-            how = "bring-your-own token and certificate"
+            how = "lab issuer"
+            if self.issuer:
+                how += f" {self.issuer} (JWKS {self.jwks_url}), audience {self.audience}"
         return (
             f"{how}; TLS {self.tls_version.value}; {len(self.results)} requests, sequential, in "
             f"{self.seconds:.1f} s. " + " ".join(self.assumptions)
         )
+
+    def _columns(self) -> Iterator[tuple[int, Score, list[tuple[ProbeResult, Prediction]]]]:
+        """Each interpretation's column: its number, its score and each probe with its prediction."""
+        for n, score in enumerate(self.scores):
+            yield n + 1, score, [(r, r.predictions[n]) for r in self.results]
 
     def to_text(self, *, width: int = 72, details: bool = True) -> str:
         """A plain-text report no wider than ``width``; ``details=False`` leaves out the mismatch details
         and the requests sent (the compact form for a README or a mail)."""
         wrap = _wrapper(width)
         out = [*wrap(f"mtlslab probe of {self.target}"), *wrap(self.headline), ""]
-        if self.warnings:
-            out.append("SECURITY WARNINGS")
-            for w in self.warnings:
-                out += wrap(f"! {w}", indent="  ", subsequent="    ")
-        else:
-            out.append("Security warnings: none")
-        out.append("")
-        out += self._grid(width)
+        out.append("SECURITY WARNINGS" if self.warnings else "Security warnings: none")
+        for w in self.warnings:
+            out += wrap(f"! {w}", "  ", "    ")
+        out += ["", *self._grid(width, wrap)]
         if self.skipped:
             out += ["", f"Skipped ({len(self.skipped)} probes):"]
-            for reason, ids in self._skipped_by_reason():
-                out += wrap(f"{', '.join(ids)}: {reason}", indent="  ", subsequent="    ")
+            grouped: dict[str, list[str]] = {}
+            for skip in self.skipped:
+                grouped.setdefault(skip.reason, []).append(skip.probe.id)
+            for reason, ids in grouped.items():
+                out += wrap(f"{', '.join(ids)}: {reason}", "  ", "    ")
         if details:
-            out += ["", *wrap("Setup: " + self._setup())]
-            out += ["", "Mismatches, per interpretation:"]
-            for s in self.scores:
-                out += self._mismatches_text(s, wrap)
+            out += ["", *wrap("Setup: " + self._setup()), "", "Mismatches, per interpretation:"]
+            closest = self.closest
+            for n, s, column in self._columns():
+                head = f"[{n}] {s.interpretation}: verdict {s.verdict}/{s.probes}, exact "
+                out += wrap(f"{head}{s.exact}/{s.probes}", "", "    ")
+                for r, p in column:
+                    out += _mismatch_text(r, p, wrap, detailed=s.interpretation in closest)
             out += ["", "Requests sent and answers received:"]
             for n, r in enumerate(self.results, start=1):
-                out += wrap(
-                    f"{n:>2} {r.probe.id} — {r.probe.title} [certificate: {r.sent.certificate}]",
-                    subsequent="   ",
-                )
+                title = f"{r.probe.id} — {r.probe.title} [certificate: {r.sent.certificate}]"
+                out += wrap(f"{n:>2} {title}", "", "   ")
                 for line in r.sent.lines():
-                    out += wrap(line, indent="     ", subsequent="       ")
-                out += wrap("→ " + _observed_text(r.observed), indent="     ", subsequent="       ")
+                    out += wrap(line, "     ", "       ")
+                out += wrap("→ " + _observed_text(r.observed), "     ", "       ")
         text = "\n".join(out).rstrip("\n") + "\n"
         if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
             raise RuntimeError(f"internal error: a line is wider than {width} columns")
         return text
 
-    def _skipped_by_reason(self) -> list[tuple[str, list[str]]]:
-        grouped: dict[str, list[str]] = {}
-        for s in self.skipped:
-            grouped.setdefault(s.reason, []).append(s.probe.id)
-        return list(grouped.items())
-
-    def _grid(self, width: int) -> list[str]:
+    def _grid(self, width: int, wrap: _Wrap) -> list[str]:
         label = max([len(r.probe.id) for r in self.results] + [len("probe")])
-        head = label + 1 + 8
-        per_group = max(1, (width - head) // 3)
-        numbered = list(enumerate(self.scores, start=1))
+        columns = list(self._columns())
+        per_group = max(1, (width - label - 9) // 3)
         out: list[str] = []
-        for start in range(0, len(numbered), per_group):
-            group = numbered[start : start + per_group]
-            if start:
-                out.append("")
-            out.append(
-                ("probe".ljust(label) + " server  " + "".join(f"{n:>3}" for n, _ in group)).rstrip()
-            )
-            for r in self.results:
-                marks = "".join(f"{r.prediction(s.interpretation).mark:>3}" for _, s in group)
+        for start in range(0, len(columns), per_group):
+            group = columns[start : start + per_group]
+            out += [""] if start else []
+            out.append(f"{'probe'.ljust(label)} server  {''.join(f'{n:>3}' for n, _, _ in group)}")
+            for i, r in enumerate(self.results):
+                marks = "".join(f"{column[i][1].mark:>3}" for _, _, column in group)
                 out.append(f"{r.probe.id.ljust(label)} {_short(r.verdict):<7} {marks}".rstrip())
-            out.append(
-                "verdict".rjust(label) + " " * 9 + "".join(f"{s.verdict:>3}" for _, s in group)
-            )
-            out.append("exact".rjust(label) + " " * 9 + "".join(f"{s.exact:>3}" for _, s in group))
+            for total in ("verdict", "exact"):
+                figures = "".join(f"{getattr(s, total):>3}" for _, s, _ in group)
+                out.append(total.rjust(label) + " " * 9 + figures)
         closest = set(self.closest)
         legend = "; ".join(
             f"{n} {s.interpretation}" + (" (closest)" if s.interpretation in closest else "")
-            for n, s in numbered
+            for n, s, _ in columns
         )
         used = {r.verdict[1] for r in self.results if r.verdict[0] not in ("tls", "error")}
         codes = "".join(f"{v} {k}, " for k, v in ERROR_ABBREVIATIONS.items() if k in used)
-        out.append("")
-        out += _wrapper(width)(
-            "= same on the wire (the realm's value aside: it is the server's own), ~ same verdict "
-            "(status and error code, or TLS alert), x different; scores out of "
-            f"{len(self.results)}. {legend}. Server: {codes}TLS n = alert number."
-        )
-        return out
-
-    def _mismatches_text(self, score: Score, wrap: Any) -> list[str]:
-        n = [s.interpretation for s in self.scores].index(score.interpretation) + 1
-        total = score.probes
-        head = f"[{n}] {score.interpretation}: verdict {score.verdict}/{total}, exact {score.exact}/{total}"
-        lines: list[str] = wrap(head, indent="", subsequent="    ")
-        detailed = score.interpretation in self.closest
-        for r in self.results:
-            p = r.prediction(score.interpretation)
-            if p.exact:
-                continue
-            if not p.verdict:
-                text = f"x {r.probe.id}: predicted {p.outcome.summary()}, server {_verdict_text(r.verdict)}"
-            else:
-                text = f"~ {r.probe.id}: {', '.join(p.differences)} differ"
-            lines += wrap(text, indent="    ", subsequent="      ")
-            if detailed:
-                lines += wrap(
-                    "predicted: " + _outcome_text(p.outcome), indent="      ", subsequent="        "
-                )
-                lines += wrap(
-                    "observed:  " + _observed_text(r.observed),
-                    indent="      ",
-                    subsequent="        ",
-                )
-        return lines
+        return [
+            *out,
+            "",
+            *wrap(
+                "= same on the wire (the realm's value aside: it is the server's own), ~ same verdict "
+                "(status and error code, or TLS alert), x different; scores out of "
+                f"{len(self.results)}. {legend}. Server: {codes}TLS n = alert number."
+            ),
+        ]
 
     def to_markdown(self) -> str:
         """A Markdown report: headline, warnings, the server's column beside every interpretation (mismatches
         in bold), scores, skipped probes, mismatch details and the requests sent."""
         md = _md_text
         out = [f"**mtlslab probe of {_md_code(self.target)}: {md(self.headline)}**", ""]
-        if self.warnings:
-            out.append("**Security warnings**")
-            out += [f"- ⚠ {md(w.text)} (`{w.probe}`)" for w in self.warnings]
-        else:
-            out.append("Security warnings: none")
-        out += ["", md(self._setup()), ""]
-        names = [s.interpretation for s in self.scores]
-        out.append(
-            "| probe | certificate | server | " + " | ".join(_md_code(n) for n in names) + " |"
-        )
-        out.append("|---|---|---|" + "---|" * len(names))
+        out.append("**Security warnings**" if self.warnings else "Security warnings: none")
+        out += [f"- ⚠ {md(w.text)} (`{w.probe}`)" for w in self.warnings]
+        names = " | ".join(_md_code(s.interpretation) for s in self.scores)
+        out += ["", md(self._setup()), "", f"| probe | certificate | server | {names} |"]
+        out.append("|---|---|---|" + "---|" * len(self.scores))
         for r in self.results:
-            cells = []
-            for p in r.predictions:
-                if p.exact:
-                    cells.append("✓")
-                elif p.verdict:
-                    cells.append("≈ " + md(", ".join(p.differences)))
-                else:
-                    cells.append(f"**{md(_verdict_text(p.outcome.verdict))}**")
-            out.append(
-                f"| `{r.probe.id}` | {r.sent.certificate} | {md(_verdict_text(r.verdict))} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        out.append(
-            "| **verdict / exact** | | | "
-            + " | ".join(f"{s.verdict} / {s.exact}" for s in self.scores)
-            + " |"
-        )
+            cells = [_md_cell(p) for p in r.predictions]
+            head = f"`{r.probe.id}` | {r.sent.certificate} | {md(_verdict_text(r.verdict))}"
+            out.append(f"| {head} | {' | '.join(cells)} |")
+        totals = " | ".join(f"{s.verdict} / {s.exact}" for s in self.scores)
         out += [
+            f"| **verdict / exact** | | | {totals} |",
             "",
             "✓ same on the wire (the realm's value aside: it is the server's own); ≈ same verdict (status "
             "and error code, or TLS alert), other bytes; **bold**: the verdict this interpretation predicts, "
@@ -1034,24 +958,20 @@ class ProbeReport:
             out += ["", "**Skipped**", ""]
             out += [f"- `{s.probe.id}`: {md(s.reason)}" for s in self.skipped]
         out += ["", "**Mismatches**", ""]
-        for s in self.scores:
+        for _, s, column in self._columns():
             misses = [
-                f"`{r.probe.id}` ({'verdict' if not r.prediction(s.interpretation).verdict else md(', '.join(r.prediction(s.interpretation).differences))})"
-                for r in self.results
-                if not r.prediction(s.interpretation).exact
+                f"`{r.probe.id}` ({md(', '.join(p.differences)) if p.verdict else 'verdict'})"
+                for r, p in column
+                if not p.exact
             ]
-            out.append(
-                f"- {_md_code(s.interpretation)} — verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
-                + (": " + ", ".join(misses) if misses else ": none")
-            )
+            scores = f"verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
+            out.append(f"- {_md_code(s.interpretation)} — {scores}: {', '.join(misses) or 'none'}")
         block = []
         for n, r in enumerate(self.results, start=1):
             block.append(f"{n:>2} {r.probe.id} [certificate: {r.sent.certificate}]")
             block += [f"   {_visible(line)}" for line in r.sent.lines()]
             block.append(f"   → {_observed_text(r.observed)}")
-        fence = "`" * max(
-            3, 1 + max((len(run) for run in re.findall("`+", "\n".join(block))), default=0)
-        )
+        fence = "`" * max(3, 1 + _longest_backtick_run("\n".join(block)))
         out += ["", "**Requests sent**", "", fence, *block, fence]
         return "\n".join(out) + "\n"
 
@@ -1079,8 +999,11 @@ class ProbeReport:
         }
         text = json.dumps(data, indent=indent, ensure_ascii=False)
         # Outside its strings JSON text is ASCII and newlines; inside, json escapes C0 but not DEL, C1 or
-        # other invisible characters: escape those too (a UTF-16 pair beyond the BMP, as JSON spells it).
-        return _NOT_ASCII_OR_NEWLINE.sub(_json_escape, text)
+        # other invisible characters: escape those too (as json.dumps spells them for ASCII output: a
+        # UTF-16 pair beyond the BMP).
+        return _NOT_ASCII_OR_NEWLINE.sub(
+            lambda m: m.group() if m.group().isprintable() else json.dumps(m.group())[1:-1], text
+        )
 
     def __repr__(self) -> str:
         return f"<ProbeReport {_visible(self.target)}: {_visible(self.headline)}>"
@@ -1089,26 +1012,34 @@ class ProbeReport:
         def esc(text: str) -> str:
             return html.escape(_visible(text))
 
+        def cell(text: str, title: str, style: str) -> str:
+            return f"<td style='{style}' title='{esc(title)}'>{esc(text)}</td>"
+
+        small = "font-family:monospace;font-size:11px;padding:2px"
         colours = {"=": "#e6f4ea", "~": "#fff3e0", "x": "#fde7e9"}
         head = "".join(
-            f"<th style='padding:2px 4px;font-size:11px;writing-mode:vertical-rl'>{esc(s.interpretation)}</th>"
+            "<th style='padding:2px 4px;font-size:11px;writing-mode:vertical-rl'>"
+            f"{esc(s.interpretation)}</th>"
             for s in self.scores
         )
         rows = []
         for r in self.results:
             tds = "".join(
-                f"<td style='background:{colours[p.mark]};padding:2px 4px;font-family:monospace;"
-                f"font-size:11px;text-align:center' title='{esc(p.outcome.summary())}'>"
-                f"{esc(p.mark if p.exact else _short(p.outcome.verdict))}</td>"
+                cell(
+                    p.mark if p.exact else _short(p.outcome.verdict),
+                    p.outcome.summary(),
+                    f"background:{colours[p.mark]};padding:2px 4px;font-family:monospace;"
+                    "font-size:11px;text-align:center",
+                )
                 for p in r.predictions
             )
-            rows.append(
-                f"<tr><td style='font-family:monospace;font-size:11px;padding:2px 6px' "
-                f"title='{esc(r.probe.title)}'>{esc(r.probe.id)}</td>"
-                f"<td style='font-family:monospace;font-size:11px;padding:2px 6px;font-weight:bold' "
-                f"title='{esc(_observed_text(r.observed))}'>{esc(_verdict_text(r.verdict))}</td>"
-                f"{tds}</tr>"
+            probe_td = cell(r.probe.id, r.probe.title, f"{small} 6px")
+            server_td = cell(
+                _verdict_text(r.verdict),
+                _observed_text(r.observed),
+                f"{small} 6px;font-weight:bold",
             )
+            rows.append(f"<tr>{probe_td}{server_td}{tds}</tr>")
         warn = "".join(
             f"<div style='color:#b00020;font-weight:bold'>⚠ {esc(str(w))}</div>"
             for w in self.warnings
@@ -1133,10 +1064,15 @@ _NOT_ASCII = re.compile(r"[^\x20-\x7e]")
 _NOT_ASCII_OR_NEWLINE = re.compile(r"[^\x20-\x7e\n]")
 #: What Markdown (CommonMark, GitHub's tables) reads as markup or HTML inside a line of text.
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>&|~])")
+#: How much of a server's field value a report shows.
+_FIELD_SHOWN = 300
 
 
-def _escape(char: str) -> str:
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
     code = ord(char)
+    if char.isprintable():
+        return char
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
@@ -1147,9 +1083,7 @@ def _visible(text: str, limit: int | None = None) -> str:
     a bidirectional override...) as a Python escape such as ``\\x1b``; at most ``limit`` characters."""
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}… ({len(text)} characters)"
-    return _NOT_ASCII.sub(
-        lambda m: m.group() if m.group().isprintable() else _escape(m.group()), text
-    )
+    return _NOT_ASCII.sub(_escape, text)
 
 
 def _md_text(text: str) -> str:
@@ -1157,26 +1091,31 @@ def _md_text(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", _visible(text))
 
 
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
 def _md_code(text: str) -> str:
     """``text`` as a Markdown code span, safe in a table cell."""
     shown = _visible(text).replace("|", "\\|")
-    ticks = "`" * (1 + max((len(run) for run in re.findall("`+", shown)), default=0))
+    ticks = "`" * (1 + _longest_backtick_run(shown))
     pad = " " if shown.startswith("`") or shown.endswith("`") else ""
     return f"{ticks}{pad}{shown}{pad}{ticks}"
 
 
-def _json_escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+def _md_cell(p: Prediction) -> str:
+    """A prediction in the Markdown grid: ✓ exact, ≈ and what differs, or the other verdict in bold."""
+    if p.exact:
+        return "✓"
+    if p.verdict:
+        return "≈ " + _md_text(", ".join(p.differences))
+    return f"**{_md_text(_verdict_text(p.outcome.verdict))}**"
 
 
-def _wrapper(width: int) -> Any:
+_Wrap = Callable[..., list[str]]
+
+
+def _wrapper(width: int) -> _Wrap:
     def wrap(text: str, indent: str = "", subsequent: str | None = None) -> list[str]:
         return textwrap.wrap(
             text,
@@ -1190,6 +1129,22 @@ def _wrapper(width: int) -> Any:
     return wrap
 
 
+def _mismatch_text(r: ProbeResult, p: Prediction, wrap: _Wrap, *, detailed: bool) -> list[str]:
+    """One probe an interpretation did not predict exactly (none when it did); ``detailed``: with the
+    predicted and the observed answer."""
+    if p.exact:
+        return []
+    if p.verdict:
+        text = f"~ {r.probe.id}: {', '.join(p.differences)} differ"
+    else:
+        text = f"x {r.probe.id}: predicted {p.outcome.summary()}, server {_verdict_text(r.verdict)}"
+    lines = wrap(text, "    ", "      ")
+    if detailed:
+        lines += wrap("predicted: " + _outcome_text(p.outcome), "      ", "        ")
+        lines += wrap("observed:  " + _observed_text(r.observed), "      ", "        ")
+    return lines
+
+
 def _outcome_text(outcome: Outcome) -> str:
     if outcome.tls_alert is not None:
         return str(outcome.tls_alert)
@@ -1201,10 +1156,6 @@ def _outcome_text(outcome: Outcome) -> str:
     parts += [f"{name}: {value}" for name, value in outcome.headers_more]
     parts.append(f"body {_body_text(outcome.body)}")
     return _visible("; ".join(parts))
-
-
-#: How much of a server's field value a report shows.
-_FIELD_SHOWN = 300
 
 
 def _observed_text(observed: Observed) -> str:
