@@ -745,7 +745,8 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.interpretations import BUILTINS
-    from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
+    from mtlslab.live.issuer import LabIssuer
+    from mtlslab.probe import BringYourOwn, check_target, probe
 
     check_target(args.url, allow_remote=args.allow_remote)
     ca = _read_option(args, "--ca")

@@ -9,45 +9,32 @@ server answers with what every interpretation predicts. ::
     print(report.headline)                         # answers like keycloak on 21 of 21 probes (verdict), ...
     print(report.to_text())                        # ≤ 72 columns; also to_markdown(), to_json()
 
-Two ways to get tokens the server accepts:
+Tokens the server accepts come from the **lab issuer** (:class:`mtlslab.live.issuer.LabIssuer`: mtlslab's
+authorization server with its JWKS, RFC 8414 metadata and RFC 7662 introspection on loopback; the full
+battery, broken tokens included, minted at wall-clock time unless ``now`` is injected) or are **brought**
+(:class:`BringYourOwn`: a bound token with its certificate and key, optionally an unbound token and a
+second certificate; the battery shrinks to what that allows and the report says what it skipped and why).
 
-* **lab issuer** (:class:`LabIssuer`): mtlslab serves its authorization server's JWKS, RFC 8414 metadata
-  and an RFC 7662 introspection endpoint on loopback over HTTPS (lab server certificate, lab CA). A server
-  configured with that issuer and audience accepts every token mtlslab mints, so the full battery runs —
-  broken tokens included. Tokens are minted at wall-clock time (``now`` can be injected for self-tests).
-* **bring your own** (:class:`BringYourOwn`): a bound token with its certificate and key, optionally an
-  unbound token and a second certificate. The battery shrinks to what that allows; the report lists every
-  skipped probe and why.
+Every probe is a GET, sent one at a time, each within one time limit; at most :data:`MAX_REQUESTS`. A target
+off loopback (127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states
+what was sent: method, URL and headers (tokens shortened), and which certificate.
 
-Every probe is a GET (no form bodies, nothing that could change state), sent sequentially, each within
-one time limit; a battery has at most :data:`MAX_REQUESTS` requests. A target that is not on loopback
-(127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states what was sent:
-method, URL and headers (tokens shortened), and which certificate.
+Predictions come from the engine: each probe is a :class:`~mtlslab.scenarios.Scenario` (the lab analogue of
+what is sent), simulated under every interpretation for a server assumed to ask for client certificates
+*optionally* at the stated TLS version (each interpretation adapts that). Bring your own: the analogue
+assumes the user's token valid and bound to the given certificate, and each decision carries the user's own
+``sub`` and ``client_id``. Scores: *verdict* (:func:`observed_verdict`: the same TLS alert, or status and
+error code) names the closest reading; *exact* (the same answer on the wire, the realm's value left to the
+server) breaks ties.
 
-Predictions come from the engine. Each probe is a :class:`~mtlslab.scenarios.Scenario` (the lab analogue of
-what is sent), simulated under every interpretation with :class:`~mtlslab.compare.Simulator` for a server
-assumed to ask for client certificates *optionally* at the stated TLS version (each interpretation adapts
-that, e.g. ``tls-required`` requires them). In bring-your-own mode the same engine decides the analogue —
-assuming the user's token is valid and bound to the given certificate — and each interpretation answers a
-:class:`~mtlslab.rs.Decision` that carries the user's own ``sub`` and ``client_id``.
-
-Scores: *verdict* counts probes with the same TLS alert, or the same status and error code (the error from
-the challenge; from a JSON body only when there is no challenge at all); it never looks at the realm or the
-wording of a description, which are the server's own, and it names the closest reading. *exact* counts
-probes whose outcome matches on the wire — status, ``WWW-Authenticate``, ``Content-Type``, body and the
-further fields some scored reading sends (a field none speaks of, like ``X-Powered-By``, is the server's
-own); or TLS alert name, number and when it surfaced — with the realm's value left to the server
-(node-oidc-provider's is its issuer URL); it breaks ties.
-
-The first probe is the control: the bound token with its own certificate. A server set up right serves it
-(or, for the hypothetical ``dpop-analogy``, refuses it exactly as that reading says); any other answer —
-a 404, a token the server does not trust, plain HTTP on the port, no answer — makes the report
+The first probe is the control, the bound token with its own certificate: unless the server serves it (or
+refuses it exactly as the hypothetical ``dpop-analogy`` says), the report is
 :attr:`ProbeReport.inconclusive`, names no reading, says what to check, and nothing more is sent.
 
-A server's answer, any answer, is data in the report: each request is bounded in time as a whole and in
-size (:func:`~mtlslab.live.client.send`), an answer that is not HTTP/1.1 is recorded with its first bytes,
-and every string the server chose is made visible before it is printed (control characters escaped; in
-Markdown its markup and HTML too).
+A server's answer, any answer, is data: each request is bounded in time as a whole and in size
+(:func:`~mtlslab.live.client.send`), an answer that is not HTTP/1.1 is recorded with its first bytes, and
+every string the server chose is made visible before it is printed (control characters escaped; in Markdown
+its markup and HTML too).
 
 Exceptions: :class:`~mtlslab.errors.InputError` (unusable input — a URL, a file, a target that refuses
 connections or whose certificate does not verify), before or at the first request.
@@ -70,30 +57,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, lab_configs
+from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import MAX_BODY, Observed, send
-from mtlslab.live.server import (
-    Incoming,
-    Limits,
-    Listener,
-    engine_request,
-    http_answer,
-    is_loopback,
-    server_context,
-)
+from mtlslab.live.issuer import LabIssuer
+from mtlslab.live.server import is_loopback
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
-from mtlslab.rs import Decision, evaluate
+from mtlslab.rs import Decision
 from mtlslab.scenarios import (
     CertChoice,
     ClientAuth,
-    Deployment,
-    Endpoint,
     Placement,
     Presentation,
     Scenario,
@@ -103,13 +80,12 @@ from mtlslab.scenarios import (
     encode_client_cert,
 )
 from mtlslab.tls import ALERTS
-from mtlslab.tokens import LAB_AUDIENCE, AccessToken, AuthorizationServer, decode_unverified
+from mtlslab.tokens import AccessToken, decode_unverified
 
 __all__ = [
     "MAX_REQUESTS",
     "PROBES",
     "BringYourOwn",
-    "LabIssuer",
     "Need",
     "Prediction",
     "Probe",
@@ -368,166 +344,6 @@ class BringYourOwn:
     def __repr__(self) -> str:
         extras = [n for n, v in (("unbound", self.unbound_token), ("other", self.other)) if v]
         return f"<BringYourOwn {shorten(self.token)} + {', '.join(['cert', *extras])}>"
-
-
-# --------------------------------------------------------------------------------------------------
-# The lab issuer: JWKS, RFC 8414 metadata, RFC 7662 introspection and an RFC 8705 token endpoint over HTTPS
-# on loopback.
-
-
-class LabIssuer(Listener):
-    """The lab authorization server's public face on loopback, for a server under test to trust.
-
-    Serves over HTTPS (the lab server certificate, issued by the lab CA; TLS 1.2 and 1.3):
-
-    * ``/.well-known/oauth-authorization-server`` (RFC 8414 §3) and ``/.well-known/openid-configuration``;
-    * ``/jwks`` — the signing key;
-    * ``POST /introspect`` — RFC 7662 §2 for the tokens this issuer minted (no client authentication:
-      a lab);
-    * ``POST /token`` — the client credentials grant with mutual-TLS client authentication (RFC 8705 §2.1,
-      ``tls_client_auth``): the lab client (``client_id=lab-client``), registered by the subject of its
-      certificate from the lab CA, gets a token bound to that certificate (RFC 8705 §3.1); no certificate,
-      or another one, is ``invalid_client``. The engine decides (:func:`mtlslab.rs.evaluate`, the token
-      endpoint the simulation's ``token-endpoint-*`` scenarios run) and the RFC baseline answers.
-
-    TLS asks for a client certificate without requiring one and accepts any (``optional-no-ca``), so a
-    server under test fetches the keys without one; the token endpoint validates the chain itself. The
-    issuer identifier is this server's URL (``https://127.0.0.1:PORT``) unless an authorization server is
-    injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
-    """
-
-    def __init__(
-        self,
-        lab: Lab | None = None,
-        *,
-        audience: str = LAB_AUDIENCE,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        asrv: AuthorizationServer | None = None,
-        now: dt.datetime | None = None,
-        limits: Limits | None = None,
-    ) -> None:
-        if not is_loopback(host):
-            raise InputError(
-                "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
-            )
-        self.lab = lab = lab or Lab(seed="mtlslab")
-        super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
-        self.asrv = self._guarded(
-            lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
-        )
-        self.now = now
-        self.context = self._guarded(
-            lambda: server_context(
-                Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
-            )
-        )
-        self.fetched: list[str] = []
-        self.started = False
-
-    @property
-    def issuer(self) -> str:
-        """The issuer identifier tokens carry in ``iss``."""
-        return self.asrv.issuer
-
-    @property
-    def audience(self) -> str:
-        """The audience tokens carry in ``aud``."""
-        return self.asrv.audience
-
-    @property
-    def jwks_url(self) -> str:
-        """Where the JWKS is served."""
-        return f"{self.url}/jwks"
-
-    @property
-    def metadata_url(self) -> str:
-        """Where the RFC 8414 metadata is served."""
-        return f"{self.url}/.well-known/oauth-authorization-server"
-
-    def metadata(self) -> dict[str, Any]:
-        """The RFC 8414 metadata served (endpoints on this server)."""
-        meta = self.asrv.metadata()
-        meta["jwks_uri"] = self.jwks_url
-        meta["introspection_endpoint"] = f"{self.url}/introspect"
-        meta["token_endpoint"] = self.token_url
-        meta["token_endpoint_auth_methods_supported"] = ["tls_client_auth"]  # RFC 8705 §2.1.1
-        return meta
-
-    @property
-    def token_url(self) -> str:
-        """Where the token endpoint is served (RFC 8705 §2)."""
-        return f"{self.url}/token"
-
-    def start(self) -> LabIssuer:
-        """Start serving; returns ``self``."""
-        super().start()
-        self.started = True
-        return self
-
-    def __enter__(self) -> LabIssuer:
-        return self.start()
-
-    def __repr__(self) -> str:
-        return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
-
-    # ---- serving --------------------------------------------------------------------------------------
-    def _answer(
-        self,
-        incoming: Incoming,
-        *,
-        peer: bytes | None,
-        chain: tuple[bytes, ...],  # noqa: ARG002
-        deadline: float,  # noqa: ARG002
-    ) -> bytes:
-        if incoming.request is None or incoming.status is not None:
-            return self._refuse(incoming)
-        request = incoming.request
-        if request.method == b"POST" and urllib.parse.urlsplit(request.target).path == b"/token":
-            return self._token(incoming, request, peer)
-        status, payload = self._route(request, incoming.body)
-        data = json.dumps(payload, indent=2).encode()
-        fields = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-        return http_answer(incoming.conn, status, fields, data)
-
-    def _token(self, incoming: Incoming, request: h11.Request, peer: bytes | None) -> bytes:
-        """The token endpoint: the engine decides with the lab's registration of its client, the RFC
-        baseline answers (200 with the token, or 400 ``invalid_client``; never cached)."""
-        with self._lock:
-            self.fetched.append("POST /token")
-        now = self.now or dt.datetime.now(dt.timezone.utc)
-        config = lab_configs(self.lab, self.asrv, now=self.now)(self._token_deployment)
-        sent = engine_request(
-            request, incoming.body, client_cert=peer, default_host=self.url.split("//")[1]
-        )
-        outcome = BUILTINS["baseline"].respond(evaluate(sent, config, now=now))
-        assert outcome.status is not None
-        fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
-        return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
-
-    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS that accepts any certificate.
-    _token_deployment = Deployment(
-        endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
-    )
-
-    def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
-        method = request.method.decode("ascii", "replace")
-        path = urllib.parse.urlsplit(request.target.decode("latin-1")).path
-        with self._lock:
-            self.fetched.append(f"{method} {path}")
-        if method == "GET" and path in (
-            "/.well-known/oauth-authorization-server",
-            "/.well-known/openid-configuration",
-        ):
-            return 200, self.metadata()
-        if method == "GET" and path == "/jwks":
-            return 200, self.asrv.jwks()
-        if method == "POST" and path == "/introspect":
-            form = urllib.parse.parse_qs(body.decode("latin-1"))
-            token = form.get("token", [""])[0]
-            now = self.now or dt.datetime.now(dt.timezone.utc)
-            return 200, self.asrv.introspect(token, now=now)
-        return 404, {"error": "not_found"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,13 +32,13 @@ from mtlslab.findings import Finding as F
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
 from mtlslab.live import LiveServer, LiveStack, Observed
 from mtlslab.live.client import MAX_BODY
+from mtlslab.live.issuer import LabIssuer
 from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import (
     MAX_REQUESTS,
     PROBES,
     BringYourOwn,
-    LabIssuer,
     ProbeReport,
     check_target,
     is_loopback,
