@@ -73,6 +73,7 @@ from mtlslab.scenarios import (
     ClientAuth,
     Placement,
     Presentation,
+    Request,
     Scenario,
     Scheme,
     TlsVersion,
@@ -1003,19 +1004,20 @@ def _body_text(body: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Running a battery.
 
+_Trusted = CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None
 
-def _trust(
-    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None,
-) -> str | None:
+
+def _trust(ca: _Trusted) -> str | None:
     """The PEM text to trust for the server's certificate (None: the system's trust store)."""
     if ca is None:
         return None
     if isinstance(ca, CertificateAuthority):
         return ca.root.cert_pem.text()
     if isinstance(ca, x509.Certificate):
-        return ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
-    certs = _certificates(raw, field="ca")
+        certs = [ca]
+    else:
+        raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
+        certs = _certificates(raw, field="ca")
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
 
 
@@ -1024,8 +1026,7 @@ def _client_context(
 ) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = pinned
-    ctx.maximum_version = pinned
+    ctx.minimum_version = ctx.maximum_version = pinned
     if trust is None:
         ctx.load_default_certs()
     else:
@@ -1056,39 +1057,32 @@ def check_target(url: str, *, allow_remote: bool = False) -> tuple[str, int]:
     return parts.hostname, port or 443
 
 
-def _shorten_in(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) > 20:
-            for form in {secret, urllib.parse.quote_plus(secret)}:
-                text = text.replace(form, shorten(form))
-    return text
+def _sent(request: Request, certificate: str, secrets: Iterable[str]) -> Sent:
+    """What was sent, every secret in it (as is, or form-encoded in the query) shortened."""
 
+    def hidden(text: str) -> str:
+        for secret in secrets:
+            if secret and len(secret) > 20:
+                for form in {secret, urllib.parse.quote_plus(secret)}:
+                    text = text.replace(form, shorten(form))
+        return text
 
-def _sent(request: Any, certificate: str, secrets: Sequence[str]) -> Sent:
     headers = tuple(
-        (name, shorten(value) if name.lower() == "client-cert" else _shorten_in(value, secrets))
+        (name, shorten(value) if name.lower() == "client-cert" else hidden(value))
         for name, value in request.headers
     )
     return Sent(
-        method=request.method,
-        url=_shorten_in(request.url, secrets),
-        headers=headers,
-        certificate=certificate,
+        method=request.method, url=hidden(request.url), headers=headers, certificate=certificate
     )
 
 
 def _fatal(observed: Observed) -> str | None:
     """A first-request failure that means the input is unusable: the field to name (``ca``, ``url``)."""
-    if observed.status is not None or observed.tls_alert is not None:
-        return None
-    if (
-        "CERTIFICATE_VERIFY_FAILED" in observed.error
-        or "certificate verify failed" in observed.error
-    ):
+    error = observed.error if observed.status is None and observed.tls_alert is None else ""
+    if "CERTIFICATE_VERIFY_FAILED" in error or "certificate verify failed" in error:
         return "ca"
-    if any(s in observed.error for s in ("refused", "Name or service", "No route", "resolve")):
-        return "url"
-    return None
+    unreachable = ("refused", "Name or service", "No route", "resolve")
+    return "url" if any(s in error for s in unreachable) else None
 
 
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "PACKET_LENGTH")
@@ -1102,46 +1096,42 @@ def _control_failure(control: ProbeResult, mode: str) -> str | None:
     wants its own scheme) is recognised by its exact answer. Any other refusal says the setup is wrong, or
     the target is not the resource — not which reading the server follows.
     """
-    observed = control.observed
-    status = observed.status
-    if status is not None and 200 <= status < 300:
+    observed, status = control.observed, control.observed.status
+    if control.accepted or any(p.exact for p in control.predictions):
         return None
-    if any(p.exact for p in control.predictions):
-        return None
-    got = _verdict_text(observed_verdict(observed))
+    verdict = _verdict_text(observed_verdict(observed))
+    got = f"the control got {verdict}"
+    long_got = f"the control (a bound token with its own certificate) got {verdict}"
     if observed.tls_alert is not None:
+        return f"{long_got}: check that the server's TLS layer trusts the client certificate's CA"
+    if status is None and any(marker in observed.error for marker in _NOT_TLS):
         return (
-            f"the control (a bound token with its own certificate) got {got}: check that the server's "
-            "TLS layer trusts the client certificate's CA"
+            "the control got no TLS answer (the port speaks something else, plain HTTP perhaps): "
+            "check the URL's port and that the server serves HTTPS there"
+        )
+    if status is None and "no answer within" in observed.error:
+        return (
+            f"{got}: check that the URL's port is the server's HTTPS port and that the server is up"
         )
     if status is None:
-        if any(marker in observed.error for marker in _NOT_TLS):
-            return (
-                "the control got no TLS answer (the port speaks something else, plain HTTP perhaps): "
-                "check the URL's port and that the server serves HTTPS there"
-            )
-        if "no answer within" in observed.error:
-            return (
-                f"the control got {got}: check that the URL's port is the server's HTTPS port and "
-                "that the server is up"
-            )
-        return f"the control got {got}: check the URL's port and the server's logs"
+        return f"{got}: check the URL's port and the server's logs"
     if status in (404, 405, 410):
-        return f"the control got {got}: check the URL's path (it must name the protected resource)"
+        return f"{got}: check the URL's path (it must name the protected resource)"
     if 300 <= status < 400:
-        return f"the control got {got} (a redirect): probe the URL the server redirects to"
-    if status in (401, 403):
-        check = (
-            "the server trusts the lab issuer (its URL and JWKS: --issuer-port, --seed) and its audience "
-            "(--audience), and the route asks for no scope beyond read"
-            if mode == "lab-issuer"
-            else "your token is valid now, issued for this server (audience, scope) and bound to the "
-            "--cert given"
+        return f"{got} (a redirect): probe the URL the server redirects to"
+    if status in (401, 403) and mode == "lab-issuer":
+        return (
+            f"{long_got}: check that the server trusts the lab issuer (its URL and JWKS: --issuer-port, "
+            "--seed) and its audience (--audience), and the route asks for no scope beyond read"
         )
-        return f"the control (a bound token with its own certificate) got {got}: check that {check}"
+    if status in (401, 403):
+        return (
+            f"{long_got}: check that your token is valid now, issued for this server (audience, scope) "
+            "and bound to the --cert given"
+        )
     if status >= 500:
-        return f"the control got {got}: the server failed; see its logs"
-    return f"the control got {got}, not 2xx: check the URL and the server's configuration"
+        return f"{got}: the server failed; see its logs"
+    return f"{got}, not 2xx: check the URL and the server's configuration"
 
 
 def probe(
@@ -1149,7 +1139,7 @@ def probe(
     *,
     issuer: LabIssuer | None = None,
     own: BringYourOwn | None = None,
-    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None = None,
+    ca: _Trusted = None,
     tls_version: TlsVersion | str = TlsVersion.TLS1_3,
     interpretations: Iterable[Interpretation] = (),
     simulator: Simulator | None = None,
@@ -1159,12 +1149,13 @@ def probe(
 ) -> ProbeReport:
     """Probe the protected resource at ``url`` and score every interpretation against its answers.
 
-    Give exactly one of ``issuer`` (a started :class:`LabIssuer` the server trusts: the full battery) or
-    ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's certificate (default: the
-    system's trust store). ``interpretations`` are scored besides :data:`~mtlslab.interpretations.BUILTINS`.
-    ``simulator`` makes the predictions (pass one to reuse its caches); ``now`` is when tokens are minted
-    (default: the wall clock). ``timeout`` bounds each request as a whole (handshake, write and reads). When
-    the control is not served the run stops there, :attr:`ProbeReport.inconclusive`.
+    Give exactly one of ``issuer`` (a started :class:`~mtlslab.live.issuer.LabIssuer` the server trusts:
+    the full battery) or ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's
+    certificate (default: the system's trust store). ``interpretations`` are scored besides
+    :data:`~mtlslab.interpretations.BUILTINS`. ``simulator`` makes the predictions (pass one to reuse its
+    caches); ``now`` is when tokens are minted (default: the wall clock). ``timeout`` bounds each request as
+    a whole (handshake, write and reads). When the control is not served the run stops there,
+    :attr:`ProbeReport.inconclusive`.
     """
     host, _port = check_target(url, allow_remote=allow_remote)
     if (issuer is None) == (own is None):
@@ -1174,57 +1165,47 @@ def probe(
     if issuer is not None and not issuer.started:
         raise InputError("issuer", "start the lab issuer first (use it as a context manager)")
     try:
-        version = TlsVersion(tls_version) if isinstance(tls_version, str) else tls_version
+        version = TlsVersion(tls_version)
     except ValueError:
         raise InputError("tls_version", f"{tls_version!r} is not 1.2 or 1.3") from None
     if not timeout > 0:
         raise InputError("timeout", "must be positive")
     chosen = [*BUILTINS.values(), *interpretations]
-    names = [i.name for i in chosen]
-    if len(set(names)) != len(names):
+    if len({i.name for i in chosen}) != len(chosen):
         raise InputError("interpretations", "two interpretations share a name")
     # The further fields the exact score compares: those some reading sends (the rest are the server's own).
     named = frozenset(
         field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
     )
     trust = _trust(ca)
-    lab = (
-        issuer.lab if issuer is not None else (simulator.lab if simulator else Lab(seed="mtlslab"))
-    )
-    sim = simulator or Simulator(lab)
     clock = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-    other_identity: Identity | None
+    mode: Literal["lab-issuer", "bring-your-own"] = "lab-issuer"
+    other: Identity | None
+    missing: set[Need] = set()
+    claims: dict[str, Any] = {}
     if issuer is not None:
-        missing: set[Need] = set()
-        bound_identity, other_identity = lab.client, lab.other_client
+        lab = issuer.lab
+        bound, other = lab.client, lab.other_client
     else:
         assert own is not None
-        missing = own.missing()
-        bound_identity, other_identity = own.identity, own.other
-    mode: Literal["lab-issuer", "bring-your-own"] = (
-        "lab-issuer" if issuer is not None else "bring-your-own"
-    )
+        lab = simulator.lab if simulator else Lab(seed="mtlslab")
+        mode, missing, bound, other = "bring-your-own", own.missing(), own.identity, own.other
+        with contextlib.suppress(InputError):
+            claims = decode_unverified(own.token)[1]
+    sim = simulator or Simulator(lab)
     runnable = [p for p in PROBES if not set(p.needs) & missing]
-    skipped = tuple(
+    skipped = [
         Skipped(probe=p, reason=_NEED_REASONS[next(n for n in p.needs if n in missing)])
         for p in PROBES
         if set(p.needs) & missing
-    )
-    identities: dict[str, Identity | None] = {
-        "bound": bound_identity,
-        "other": other_identity,
-        "none": None,
-    }
+    ]
+    identities: dict[str, Identity | None] = {"bound": bound, "other": other, "none": None}
     contexts = {
         name: _client_context(trust, identity, version)
         for name, identity in identities.items()
         if name != "other" or identity is not None
     }
-    claims: dict[str, Any] = {}
-    if own is not None:
-        with contextlib.suppress(InputError):
-            claims = decode_unverified(own.token)[1]
+    secrets = (own.token, own.unbound_token or "") if own else ()
 
     started = time.monotonic()
     results: list[ProbeResult] = []
@@ -1233,44 +1214,30 @@ def probe(
         presentation = replace(item.scenario.presentation, forged_client_cert=None)
         request = client_request(presentation, token, lab=lab, resource_url=url, now=clock)
         if item.scenario.presentation.forged_client_cert is not None:
-            request = request.with_header("Client-Cert", encode_client_cert(bound_identity.der))
+            request = request.with_header("Client-Cert", encode_client_cert(bound.der))
+        context = contexts[item.certificate]
         try:
-            observed = send(
-                request,
-                context=contexts[item.certificate],
-                timeout=timeout,
-                server_hostname=host,
-            )
+            observed = send(request, context=context, timeout=timeout, server_hostname=host)
         except OSError as exc:
             observed = Observed(error=f"connect: {exc}")
-        if index == 0:
-            field = _fatal(observed)
-            if field is not None:
-                raise InputError(field, f"cannot probe {url}: {_visible(observed.error, 300)}")
+        if index == 0 and (field := _fatal(observed)) is not None:
+            raise InputError(field, f"cannot probe {url}: {_visible(observed.error, 300)}")
         scenario = item.scenario.with_(tls_version=version, client_auth=ClientAuth.OPTIONAL)
         seen = _comparable(observed, named)
         predictions = tuple(
             _prediction(sim, scenario, interp, observed, seen, named, claims) for interp in chosen
         )
-        secrets = [token.value, own.token if own else "", (own.unbound_token or "") if own else ""]
+        sent = _sent(request, item.certificate, (token.value, *secrets))
         results.append(
-            ProbeResult(
-                probe=item,
-                sent=_sent(request, item.certificate, secrets),
-                observed=observed,
-                predictions=predictions,
-            )
+            ProbeResult(probe=item, sent=sent, observed=observed, predictions=predictions)
         )
-        if index == 0 and _control_failure(results[-1], mode) is not None:
+        if index == 0 and _control_failure(results[0], mode) is not None:
             break  # inconclusive: the rest would only measure a server that refuses everything
     seconds = time.monotonic() - started
-    sent = {r.probe.id for r in results}
-    skipped += tuple(
+    skipped += [
         Skipped(probe=p, reason="not sent: the control failed (see the headline)")
-        for p in runnable
-        if p.id not in sent
-    )
-    scores = tuple(_score(i, results) for i in chosen)
+        for p in runnable[len(results) :]
+    ]
     assumptions = [
         f"Predictions assume the server asks for client certificates optionally, at TLS "
         f"{version.value} (each interpretation adapts that)."
@@ -1287,8 +1254,8 @@ def probe(
         mode=mode,
         tls_version=version,
         results=tuple(results),
-        skipped=skipped,
-        scores=scores,
+        skipped=tuple(skipped),
+        scores=tuple(_score(i, results) for i in chosen),
         seconds=seconds,
         issuer=issuer.issuer if issuer is not None else None,
         jwks_url=issuer.jwks_url if issuer is not None else None,
@@ -1342,8 +1309,7 @@ def _prediction(
 
 def _as_yours(decision: Decision, claims: dict[str, Any]) -> Decision:
     """The lab analogue's decision, carrying the user's own subject and client (bring your own)."""
-    accepted = not decision.finding.rejected
-    if not claims or decision.subject is None or not accepted:
+    if not claims or decision.subject is None or decision.finding.rejected:
         return decision
     sub, client_id = claims.get("sub"), claims.get("client_id")
     return replace(
