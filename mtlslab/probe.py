@@ -79,6 +79,7 @@ from mtlslab.scenarios import (
     client_request,
     encode_client_cert,
 )
+from mtlslab.spec import shorten
 from mtlslab.tokens import AccessToken, decode_unverified
 
 __all__ = [
@@ -99,11 +100,13 @@ __all__ = [
     "is_loopback",
     "observed_verdict",
     "probe",
-    "shorten",
 ]
 
 #: The most requests one probe run sends.
 MAX_REQUESTS = 40
+#: The most characters of a token (or a Client-Cert value) a report shows: a longer one is never shown
+#: whole, only its start and end (:func:`mtlslab.spec.shorten`).
+_SECRET_SHOWN = 20
 
 Need = Literal["lab-issuer", "unbound-token", "other-cert"]
 
@@ -342,18 +345,13 @@ class BringYourOwn:
 
     def __repr__(self) -> str:
         extras = [n for n, v in (("unbound", self.unbound_token), ("other", self.other)) if v]
-        return f"<BringYourOwn {shorten(self.token)} + {', '.join(['cert', *extras])}>"
+        return (
+            f"<BringYourOwn {shorten(self.token, _SECRET_SHOWN)} + {', '.join(['cert', *extras])}>"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
 # Results.
-
-
-def shorten(value: str, *, keep: int = 8) -> str:
-    """A long secret-looking value as ``first…last`` (tokens in reports are never shown whole)."""
-    if len(value) <= 2 * keep + 4:
-        return value
-    return f"{value[:keep]}…{value[-keep:]}"
 
 
 def _json_ready(record: Any) -> dict[str, Any]:
@@ -726,13 +724,13 @@ def _sent(request: Request, certificate: str, secrets: Iterable[str]) -> Sent:
 
     def hidden(text: str) -> str:
         for secret in secrets:
-            if secret and len(secret) > 20:
+            if len(secret) > _SECRET_SHOWN:
                 for form in {secret, urllib.parse.quote_plus(secret)}:
-                    text = text.replace(form, shorten(form))
+                    text = text.replace(form, shorten(form, _SECRET_SHOWN))
         return text
 
     headers = tuple(
-        (name, shorten(value) if name.lower() == "client-cert" else hidden(value))
+        (name, shorten(value, _SECRET_SHOWN) if name.lower() == "client-cert" else hidden(value))
         for name, value in request.headers
     )
     return Sent(
