@@ -108,47 +108,33 @@ _INTERPRETATION_HELP = (
     "(a value ending in .json or holding a path separator is a file; at most 1 MiB)"
 )
 
-#: The options several subcommands share, by name: their flags and ``add_argument`` keywords.
-_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+#: The options several subcommands share, by name: their flags, help and other ``add_argument`` keywords.
+_SHARED: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {
     "seed": (
         ("--seed",),
-        {
-            "default": "mtlslab",
-            "help": "lab seed: the same seed gives the same material (default: %(default)s)",
-        },
+        "lab seed: the same seed gives the same material (default: %(default)s)",
+        {"default": "mtlslab"},
     ),
     "alg": (
         ("--alg",),
-        {
-            "default": "ES256",
-            "choices": ALGORITHMS,
-            "help": "signature algorithm of the lab authorization server (default: %(default)s)",
-        },
+        "signature algorithm of the lab authorization server (default: %(default)s)",
+        {"default": "ES256", "choices": ALGORITHMS},
     ),
     "tag": (
         ("--tag",),
-        {
-            "action": "append",
-            "type": _tag,
-            "help": "only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
-        },
+        "only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
+        {"action": "append", "type": _tag},
     ),
     "force": (
         ("--force",),
-        {
-            "action": "store_true",
-            "help": "replace files of another lab (or unknown ones) in the folder; each is replaced by "
-            "a new file, never written through a link",
-        },
+        "replace files of another lab (or unknown ones) in the folder; each is replaced by a new file, "
+        "never written through a link",
+        {"action": "store_true"},
     ),
     "interpretations": (
         ("-i", "--interpretation"),
-        {
-            "action": "append",
-            "metavar": "NAME|FILE",
-            "help": "an interpretation to include (repeatable; default: all built-ins): "
-            + _INTERPRETATION_HELP,
-        },
+        f"an interpretation to include (repeatable; default: all built-ins): {_INTERPRETATION_HELP}",
+        {"action": "append", "metavar": "NAME|FILE"},
     ),
 }
 
@@ -172,8 +158,8 @@ def _command(
 def _shared(parser: argparse.ArgumentParser, *names: str) -> None:
     """Add the shared options ``names`` (of :data:`_SHARED`) to ``parser``, in that order."""
     for name in names:
-        flags, keywords = _SHARED[name]
-        parser.add_argument(*flags, **keywords)
+        flags, help, keywords = _SHARED[name]
+        parser.add_argument(*flags, help=help, **keywords)
 
 
 def _formats(parser: argparse.ArgumentParser, *choices: str) -> None:
