@@ -258,14 +258,10 @@ def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"wrote {folder.path / name}\n")
     for name in folder.kept:
         out.write(f"kept  {folder.path / name} (already there, the same bytes)\n")
-    out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
-    for label, holder in (
-        ("ca.pem", lab.ca),
-        ("client.pem", lab.client),
-        ("server.pem", lab.server),
-    ):
-        out.write(f"  {label:<11} {holder.x5t_s256}\n")
-    return 0
+    thumbprints = {"ca.pem": lab.ca.x5t_s256, "client.pem": lab.client.x5t_s256}
+    thumbprints["server.pem"] = lab.server.x5t_s256
+    lines = "".join(f"  {name:<11} {x5t}\n" for name, x5t in thumbprints.items())
+    return _write(out, f"\nx5t#S256 (RFC 8705 §3.1)\n{lines}")
 
 
 def _cmd_token(args: argparse.Namespace, out: TextIO) -> int:
@@ -390,16 +386,8 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.errors import ScenarioError
     from mtlslab.pki import certificate_der, load_certificate
     from mtlslab.rs import evaluate
-    from mtlslab.scenarios import (
-        ClientAuth,
-        Deployment,
-        Request,
-        TlsVersion,
-        Topology,
-        encode_client_cert,
-        received,
-    )
-    from mtlslab.tls import handshake
+    from mtlslab.scenarios import Deployment, Request, Topology, encode_client_cert, received
+    from mtlslab.tls import ClientAuth, TlsVersion, handshake
 
     sim = Simulator(seed=args.seed)
     deployment = Deployment(
@@ -439,17 +427,15 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             None if arrived is None else evaluate(arrived, sim.config(effective), now=sim.now)
         )
         outcome = interp.respond(decision, tls_alert=tls.alert)
-        trace = tls.steps + (decision.trace if decision else ())
-        cells.append(
-            Cell(
-                scenario="(request)",
-                interpretation=interp.name,
-                finding=outcome.finding,
-                outcome=outcome,
-                trace=trace,
-                deployment=effective,
-            )
+        cell = Cell(
+            scenario="(request)",
+            interpretation=interp.name,
+            finding=outcome.finding,
+            outcome=outcome,
+            trace=tls.steps + (decision.trace if decision else ()),
+            deployment=effective,
         )
+        cells.append(cell)
     if args.format == "json":
         return _write_json(out, [c.to_json() for c in cells])
     out.write("".join(block + "\n" for block in _blocks(cells)))
@@ -636,7 +622,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             )
             out.write(f"# {label}\n{command}\n\n")
         out.flush()
-        stop.wait(args.duration if args.duration else None)
+        stop.wait(args.duration or None)
     finally:
         try:
             stack.close()
@@ -754,12 +740,10 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     if args.lab_issuer:
         if args.token is not None or args.token_file is not None:
             raise InputError("--token", "give either --lab-issuer or your own --token, not both")
-        for name in own:
-            if getattr(args, name) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise InputError(
-                    flag, "only with --token: --lab-issuer uses the lab's certificates"
-                )
+        given = [name for name in own if getattr(args, name) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise InputError(flag, "only with --token: --lab-issuer uses the lab's certificates")
         audience = args.audience or LAB_AUDIENCE
         with LabIssuer(Lab(seed=args.seed), audience=audience, port=args.issuer_port) as issuer:
             if args.format != "json":
@@ -943,8 +927,7 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit status."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
     given = _verbatim(sys.argv[1:] if argv is None else argv)
     try:  # argparse prints --help and usage errors itself: send them to out/err too
