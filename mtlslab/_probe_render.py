@@ -289,9 +289,9 @@ def markdown_report(report: ProbeReport) -> str:
     out += [
         f"| **verdict / exact** | | | {totals} |",
         "",
-        "✓ same on the wire (the realm's value aside: it is the server's own); ≈ same verdict (status "
-        "and error code, or TLS alert), other bytes; **bold**: the verdict this interpretation "
-        "predicts, where it differs from the server's.",
+        "✓ same on the wire (the realm's value aside: it is the server's own); ≈ same verdict "
+        "(status and error code, or TLS alert), other bytes; **bold**: the verdict this "
+        "interpretation predicts, where it differs from the server's.",
     ]
     if report.skipped:
         out += ["", "**Skipped**", ""]
@@ -341,9 +341,9 @@ def json_report(report: ProbeReport, *, indent: int | None) -> str:
         "scores": [s.to_json() for s in report.scores],
     }
     text = json.dumps(data, indent=indent, ensure_ascii=False)
-    # Outside its strings JSON text is ASCII and newlines; inside, json escapes C0 but not DEL, C1 or
-    # other invisible characters: escape those too, as json.dumps spells them for ASCII output (a UTF-16
-    # pair beyond the BMP).
+    # Outside its strings JSON text is ASCII and newlines; inside, json escapes C0 but not DEL, C1
+    # or other invisible characters: escape those too, as json.dumps spells them for ASCII output (a
+    # UTF-16 pair beyond the BMP).
     return _NOT_ASCII_OR_NEWLINE.sub(
         lambda m: m.group() if m.group().isprintable() else json.dumps(m.group())[1:-1], text
     )

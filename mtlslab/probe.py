@@ -104,8 +104,8 @@ __all__ = [
 
 #: The most requests one probe run sends.
 MAX_REQUESTS = 40
-#: The most characters of a token (or a Client-Cert value) a report shows: a longer one is never shown
-#: whole, only its start and end (:func:`mtlslab.spec.shorten`).
+#: The most characters of a token (or a Client-Cert value) a report shows: a longer one is never
+#: shown whole, only its start and end (:func:`mtlslab.spec.shorten`).
 _SECRET_SHOWN = 20
 
 Need = Literal["lab-issuer", "unbound-token", "other-cert"]
@@ -229,8 +229,8 @@ assert len({p.id for p in PROBES}) == len(PROBES) <= MAX_REQUESTS
 assert set(_WARNINGS) <= {p.id for p in PROBES}
 
 _NEED_REASONS: dict[Need, str] = {
-    "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this broken "
-    "token for a server that trusts it (--lab-issuer)",
+    "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this "
+    "broken token for a server that trusts it (--lab-issuer)",
     "unbound-token": "needs an unbound token the server accepts (--unbound-token)",
     "other-cert": "needs a second certificate and key the server's TLS layer accepts "
     "(--other-cert, --other-key)",
@@ -316,17 +316,15 @@ class BringYourOwn:
         """From PEM (or DER) certificate and key bytes; ``other_cert`` and ``other_key`` go together."""
         if (other_cert is None) != (other_key is None):
             raise InputError("other_cert", "a second certificate needs its key, and a key its cert")
-        other = (
-            identity_from_pem(
+        other = None
+        if other_cert is not None and other_key is not None:
+            other = identity_from_pem(
                 other_cert,
                 other_key,
                 name="other certificate",
                 field="other_cert",
                 key_field="other_key",
             )
-            if other_cert is not None and other_key is not None
-            else None
-        )
         return cls(
             token=token,
             identity=identity_from_pem(cert, key, name="bound certificate", field="cert"),
@@ -397,9 +395,10 @@ class Prediction:
 def observed_verdict(observed: Observed) -> tuple[str, ...]:
     """What readings compare: ``("tls", alert)``, ``(status, error code or "")``, or ``("error", why)``.
 
-    The error code comes from the first ``WWW-Authenticate`` challenge that has one; only an answer without
-    any challenge is read for a JSON body's ``error`` member (:meth:`~mtlslab.live.client.Observed.error_code`).
-    The realm and the wording of a description are the server's own: a verdict never looks at them.
+    The error code comes from the first ``WWW-Authenticate`` challenge that has one; only an answer
+    without any challenge is read for a JSON body's ``error`` member
+    (:meth:`~mtlslab.live.client.Observed.error_code`). The realm and the wording of a description are the
+    server's own: a verdict never looks at them.
     """
     if observed.tls_alert is not None:
         return ("tls", observed.tls_alert.name)
@@ -408,8 +407,8 @@ def observed_verdict(observed: Observed) -> tuple[str, ...]:
     return (str(observed.status), observed.error_code() or "")
 
 
-#: A realm auth-param (its value quoted or a token), or a quoted string to step over whole (a realm named
-#: inside a description is text, not a parameter).
+#: A realm auth-param (its value quoted or a token), or a quoted string to step over whole (a realm
+#: named inside a description is text, not a parameter).
 _REALM_OR_QUOTED = re.compile(
     r'"(?:[^"\\]|\\.)*"?|(?<![^\s,])(realm[ \t]*=[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\s,"]*)',
     re.IGNORECASE,
@@ -429,12 +428,8 @@ def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any,
         return ("tls", alert.name, alert.code, alert.when)
     body: object
     if isinstance(answer, Outcome):
-        www, kind, body, fields = (
-            answer.www_authenticate,
-            answer.content_type,
-            answer.body,
-            answer.headers_more,
-        )
+        www, kind, body = answer.www_authenticate, answer.content_type, answer.body
+        fields = answer.headers_more
     elif answer.status is None:
         return ("error", answer.error)
     else:
@@ -581,7 +576,7 @@ class ProbeReport:
     audience: str | None = None
     assumptions: tuple[str, ...] = ()
 
-    # ---- questions --------------------------------------------------------------------------------------
+    # ---- questions ------------------------------------------------------------------------------
     @property
     def inconclusive(self) -> str | None:
         """Why the run names no reading — the control (the bound token with its own certificate) was not
@@ -783,13 +778,14 @@ def _control_failure(control: ProbeResult, mode: str) -> str | None:
         return f"{got} (a redirect): probe the URL the server redirects to"
     if status in (401, 403) and mode == "lab-issuer":
         return (
-            f"{long_got}: check that the server trusts the lab issuer (its URL and JWKS: --issuer-port, "
-            "--seed) and its audience (--audience), and the route asks for no scope beyond read"
+            f"{long_got}: check that the server trusts the lab issuer (its URL and JWKS: "
+            "--issuer-port, --seed) and its audience (--audience), and the route asks for no scope "
+            "beyond read"
         )
     if status in (401, 403):
         return (
-            f"{long_got}: check that your token is valid now, issued for this server (audience, scope) "
-            "and bound to the --cert given"
+            f"{long_got}: check that your token is valid now, issued for this server (audience, "
+            "scope) and bound to the --cert given"
         )
     if status >= 500:
         return f"{got}: the server failed; see its logs"
@@ -835,7 +831,8 @@ def probe(
     chosen = [*BUILTINS.values(), *interpretations]
     if len({i.name for i in chosen}) != len(chosen):
         raise InputError("interpretations", "two interpretations share a name")
-    # The further fields the exact score compares: those some reading sends (the rest are the server's own).
+    # The further fields the exact score compares: those some reading sends (the rest are the
+    # server's).
     named = frozenset(
         field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
     )

@@ -56,7 +56,8 @@ class LabIssuer(Listener):
     injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
     """
 
-    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS that accepts any certificate.
+    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any
+    #: certificate.
     _token_deployment = Deployment(
         endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
     )
