@@ -30,16 +30,16 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_OUTPUT_CLOSED", "INPUT_LIMIT", "build_parser", "main"]
 
-#: The most the command line reads from any one file it is given (1 MiB): a certificate, a key, a token, an
-#: interpretation. ``--cert /dev/zero`` is refused after that much, not read without end.
+#: The most the command line reads from any one file it is given (1 MiB): a certificate, a key, a
+#: token, an interpretation. ``--cert /dev/zero`` is refused after that much, not read without end.
 INPUT_LIMIT = 1 << 20
 
-#: The exit status when standard output is closed under a command (``mtlslab scenarios | head``): what a
-#: shell shows for a program that SIGPIPE stopped (128 + 13), with nothing on stderr.
+#: The exit status when standard output is closed under a command (``mtlslab scenarios | head``):
+#: what a shell shows for a program that SIGPIPE stopped (128 + 13), with nothing on stderr.
 EXIT_OUTPUT_CLOSED = 141
 
-#: Options whose value is the next argument, whatever it starts with (as getopt takes it): a token or a
-#: header value may begin with ``-``.
+#: Options whose value is the next argument, whatever it starts with (as getopt takes it): a token
+#: or a header value may begin with ``-``.
 _VERBATIM = ("--token", "--unbound-token", "--authorization")
 
 
@@ -108,47 +108,35 @@ _INTERPRETATION_HELP = (
     "(a value ending in .json or holding a path separator is a file; at most 1 MiB)"
 )
 
-#: The options several subcommands share, by name: their flags and ``add_argument`` keywords.
-_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+#: The options several subcommands share, by name: their flags, help and other ``add_argument``
+#: keywords.
+_SHARED: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {
     "seed": (
         ("--seed",),
-        {
-            "default": "mtlslab",
-            "help": "lab seed: the same seed gives the same material (default: %(default)s)",
-        },
+        "lab seed: the same seed gives the same material (default: %(default)s)",
+        {"default": "mtlslab"},
     ),
     "alg": (
         ("--alg",),
-        {
-            "default": "ES256",
-            "choices": ALGORITHMS,
-            "help": "signature algorithm of the lab authorization server (default: %(default)s)",
-        },
+        "signature algorithm of the lab authorization server (default: %(default)s)",
+        {"default": "ES256", "choices": ALGORITHMS},
     ),
     "tag": (
         ("--tag",),
-        {
-            "action": "append",
-            "type": _tag,
-            "help": "only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
-        },
+        "only scenarios with this tag (repeatable; `mtlslab scenarios` shows them)",
+        {"action": "append", "type": _tag},
     ),
     "force": (
         ("--force",),
-        {
-            "action": "store_true",
-            "help": "replace files of another lab (or unknown ones) in the folder; each is replaced by "
-            "a new file, never written through a link",
-        },
+        "replace files of another lab (or unknown ones) in the folder; each is replaced by a new "
+        "file, never written through a link",
+        {"action": "store_true"},
     ),
     "interpretations": (
         ("-i", "--interpretation"),
-        {
-            "action": "append",
-            "metavar": "NAME|FILE",
-            "help": "an interpretation to include (repeatable; default: all built-ins): "
-            + _INTERPRETATION_HELP,
-        },
+        "an interpretation to include (repeatable; default: all built-ins): "
+        + _INTERPRETATION_HELP,
+        {"action": "append", "metavar": "NAME|FILE"},
     ),
 }
 
@@ -172,8 +160,8 @@ def _command(
 def _shared(parser: argparse.ArgumentParser, *names: str) -> None:
     """Add the shared options ``names`` (of :data:`_SHARED`) to ``parser``, in that order."""
     for name in names:
-        flags, keywords = _SHARED[name]
-        parser.add_argument(*flags, **keywords)
+        flags, help, keywords = _SHARED[name]
+        parser.add_argument(*flags, help=help, **keywords)
 
 
 def _formats(parser: argparse.ArgumentParser, *choices: str) -> None:
@@ -272,14 +260,10 @@ def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"wrote {folder.path / name}\n")
     for name in folder.kept:
         out.write(f"kept  {folder.path / name} (already there, the same bytes)\n")
-    out.write("\nx5t#S256 (RFC 8705 §3.1)\n")
-    for label, holder in (
-        ("ca.pem", lab.ca),
-        ("client.pem", lab.client),
-        ("server.pem", lab.server),
-    ):
-        out.write(f"  {label:<11} {holder.x5t_s256}\n")
-    return 0
+    thumbprints = {"ca.pem": lab.ca.x5t_s256, "client.pem": lab.client.x5t_s256}
+    thumbprints["server.pem"] = lab.server.x5t_s256
+    lines = "".join(f"  {name:<11} {x5t}\n" for name, x5t in thumbprints.items())
+    return _write(out, f"\nx5t#S256 (RFC 8705 §3.1)\n{lines}")
 
 
 def _cmd_token(args: argparse.Namespace, out: TextIO) -> int:
@@ -298,9 +282,9 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
         sub,
         _cmd_certs,
         "write the lab CA, client and server certificates and keys",
-        "Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json (the "
-        "seed and the thumbprints), and print each certificate's x5t#S256. Files already there with "
-        "the same bytes are kept; other material is refused unless --force.",
+        "Write ca.pem, client.pem, client.key, server.pem, server.key (keys 0600) and lab.json "
+        "(the seed and the thumbprints), and print each certificate's x5t#S256. Files already "
+        "there with the same bytes are kept; other material is refused unless --force.",
         "seed",
     )
     p.add_argument(
@@ -311,8 +295,8 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
         sub,
         _cmd_token,
         "print a lab access token",
-        "Print a JWT access token (RFC 9068) for the lab client, bound to client.pem by cnf.x5t#S256 "
-        "(RFC 8705 §3.1) unless --unbound.",
+        "Print a JWT access token (RFC 9068) for the lab client, bound to client.pem by "
+        "cnf.x5t#S256 (RFC 8705 §3.1) unless --unbound.",
         "seed",
     )
     p.add_argument("--unbound", action="store_true", help="a plain bearer token without cnf")
@@ -404,16 +388,8 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.errors import ScenarioError
     from mtlslab.pki import certificate_der, load_certificate
     from mtlslab.rs import evaluate
-    from mtlslab.scenarios import (
-        ClientAuth,
-        Deployment,
-        Request,
-        TlsVersion,
-        Topology,
-        encode_client_cert,
-        received,
-    )
-    from mtlslab.tls import handshake
+    from mtlslab.scenarios import Deployment, Request, Topology, encode_client_cert, received
+    from mtlslab.tls import ClientAuth, TlsVersion, handshake
 
     sim = Simulator(seed=args.seed)
     deployment = Deployment(
@@ -453,17 +429,15 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             None if arrived is None else evaluate(arrived, sim.config(effective), now=sim.now)
         )
         outcome = interp.respond(decision, tls_alert=tls.alert)
-        trace = tls.steps + (decision.trace if decision else ())
-        cells.append(
-            Cell(
-                scenario="(request)",
-                interpretation=interp.name,
-                finding=outcome.finding,
-                outcome=outcome,
-                trace=trace,
-                deployment=effective,
-            )
+        cell = Cell(
+            scenario="(request)",
+            interpretation=interp.name,
+            finding=outcome.finding,
+            outcome=outcome,
+            trace=tls.steps + (decision.trace if decision else ()),
+            deployment=effective,
         )
+        cells.append(cell)
     if args.format == "json":
         return _write_json(out, [c.to_json() for c in cells])
     out.write("".join(block + "\n" for block in _blocks(cells)))
@@ -521,7 +495,8 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--format",
         choices=("markdown", "text", "csv", "json"),
         default="text",
-        help="markdown, text (≤ 72 columns, for an Internet-Draft), csv or json (default: %(default)s)",
+        help="markdown, text (≤ 72 columns, for an Internet-Draft), csv or json (default: "
+        "%(default)s)",
     )
     _shared(p, "seed")
     p = _command(
@@ -600,8 +575,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         stack.start()
         if threading.current_thread() is threading.main_thread():  # signals are the main thread's
             for sig in (signal.SIGINT, signal.SIGTERM):
-                # Kept as they are: a handler installed outside Python (it reads as None and could not be
-                # put back), and a signal the caller chose to ignore (a background job's Ctrl-C).
+                # Kept as they are: a handler installed outside Python (it reads as None and could
+                # not be put back), and a signal the caller chose to ignore (a background job's
+                # Ctrl-C).
                 if signal.getsignal(sig) not in (None, signal.SIG_IGN):
                     installed[sig] = signal.signal(sig, lambda *_: stop.set())
         out.write(f"mtlslab resource server listening on {stack.url}/resource\n")
@@ -613,8 +589,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             # A wildcard listener: the lines below reach it on loopback, from this machine only.
             if url.startswith(("https://127.0.0.1:", "https://[::1]:")):
                 out.write(
-                    "  from another machine: the lab certificate names only localhost, 127.0.0.1 and "
-                    f"::1, so use https://localhost:{stack.port} with curl --resolve "
+                    "  from another machine: the lab certificate names only localhost, 127.0.0.1 "
+                    f"and ::1, so use https://localhost:{stack.port} with curl --resolve "
                     f"localhost:{stack.port}:ADDRESS-OF-THIS-MACHINE\n"
                 )
         wrote = " ".join(written.written) or "nothing (every file was already there)"
@@ -630,7 +606,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             f"  lab folder:     {folder}/ for seed {args.seed!r}\n    wrote:        {wrote}\n"
             + (f"    kept:         {kept} (already there, the same bytes)\n" if kept else "")
             + f"  CA file:        {folder / 'ca.pem'} (client certificates and keys in {folder}/)\n"
-            f"  issuer:         {sim.asrv.issuer} (JWKS: python -m mtlslab jwks --seed {args.seed})\n"
+            f"  issuer:         {sim.asrv.issuer} "
+            f"(JWKS: python -m mtlslab jwks --seed {args.seed})\n"
             f"{clock}\n\n"
         )
         for label, cert in (
@@ -650,7 +627,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             )
             out.write(f"# {label}\n{command}\n\n")
         out.flush()
-        stop.wait(args.duration if args.duration else None)
+        stop.wait(args.duration or None)
     finally:
         try:
             stack.close()
@@ -681,8 +658,8 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
         sub,
         _cmd_serve,
         "run the live resource server for outside clients",
-        "Start the live TLS resource server (on 127.0.0.1 unless --host says otherwise) and print its "
-        "URL, the CA file, the interpretation it answers with, and curl lines.",
+        "Start the live TLS resource server (on 127.0.0.1 unless --host says otherwise) and print "
+        "its URL, the CA file, the interpretation it answers with, and curl lines.",
         "seed",
     )
     _tls_options(p)
@@ -707,8 +684,9 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--issuer",
         metavar="URL",
-        help="the lab authorization server's issuer identifier to trust (default: https://as.mtlslab.test; "
-        "e.g. https://127.0.0.1:8414 to accept the tokens of `mtlslab probe --lab-issuer`)",
+        help="the lab authorization server's issuer identifier to trust (default: "
+        "https://as.mtlslab.test; e.g. https://127.0.0.1:8414 to accept the tokens of `mtlslab "
+        "probe --lab-issuer`)",
     )
     p.add_argument(
         "--wall-clock",
@@ -745,12 +723,13 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.interpretations import BUILTINS
-    from mtlslab.probe import BringYourOwn, LabIssuer, check_target, probe
+    from mtlslab.live.issuer import LabIssuer
+    from mtlslab.probe import BringYourOwn, check_target, probe
 
     check_target(args.url, allow_remote=args.allow_remote)
     ca = _read_option(args, "--ca")
-    # The interpretations to score besides the built-ins (a built-in named again is scored once; another
-    # interpretation under a built-in's name is refused).
+    # The interpretations to score besides the built-ins (a built-in named again is scored once;
+    # another interpretation under a built-in's name is refused).
     extra = []
     for interp in _interpretations(args.interpretation or ()):
         if interp.name not in BUILTINS:
@@ -767,12 +746,10 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     if args.lab_issuer:
         if args.token is not None or args.token_file is not None:
             raise InputError("--token", "give either --lab-issuer or your own --token, not both")
-        for name in own:
-            if getattr(args, name) is not None:
-                flag = "--" + name.replace("_", "-")
-                raise InputError(
-                    flag, "only with --token: --lab-issuer uses the lab's certificates"
-                )
+        given = [name for name in own if getattr(args, name) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise InputError(flag, "only with --token: --lab-issuer uses the lab's certificates")
         audience = args.audience or LAB_AUDIENCE
         with LabIssuer(Lab(seed=args.seed), audience=audience, port=args.issuer_port) as issuer:
             if args.format != "json":
@@ -820,15 +797,16 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
         sub,
         _cmd_probe,
         "probe a real resource server and say which reading it follows",
-        "Send a bounded battery of GET requests (at most 40, sequential, each with a timeout) to the "
-        "protected resource URL over real TLS, and score every interpretation by how many of its "
-        "predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 metadata "
-        "on loopback; the full battery) or your own --token, --cert, --key (fewer probes; the report "
-        "says which were skipped). Only loopback targets unless --allow-remote. Files it reads (--ca, "
-        "--cert, --key, --other-cert, --other-key, the token files, -i FILE) are at most 1 MiB each. "
-        "Exit status: 0, 1 when the server accepted something it must refuse, 2 on unusable input, 3 "
-        "when the run is inconclusive (the control, a bound token with its own certificate, was not "
-        "served: the report says what to check).",
+        "Send a bounded battery of GET requests (at most 40, sequential, each with a timeout) to "
+        "the protected resource URL over real TLS, and score every interpretation by how many of "
+        "its predicted outcomes match. Tokens: --lab-issuer (mtlslab serves its JWKS and RFC 8414 "
+        "metadata on loopback; the full battery) or your own --token, --cert, --key (fewer "
+        "probes; the report says which were skipped). Only loopback targets unless "
+        "--allow-remote. Files it reads (--ca, --cert, --key, --other-cert, --other-key, the "
+        "token files, -i FILE) are at most 1 MiB each. Exit status: 0, 1 when the server accepted "
+        "something it must refuse, 2 on unusable input, 3 when the run is inconclusive (the "
+        "control, a bound token with its own certificate, was not served: the report says what to "
+        "check).",
     )
     p.add_argument("url", metavar="URL", help="the protected resource, https://...")
     p.add_argument(
@@ -873,7 +851,8 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--interpretation",
         action="append",
         metavar="NAME|FILE",
-        help=f"an interpretation to score besides the built-ins (repeatable): {_INTERPRETATION_HELP}",
+        help="an interpretation to score besides the built-ins (repeatable): "
+        + _INTERPRETATION_HELP,
     )
     p.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not on loopback"
@@ -891,9 +870,10 @@ def build_parser() -> _Parser:
         prog="mtlslab",
         description="mtlslab: certificate-bound access tokens (RFC 8705), "
         "simulated, compared and proven on the wire.",
-        epilog="Every file a command reads is read to at most 1 MiB. Exit status: 0; 2 on unusable "
-        "input (one line on stderr); 141 when standard output is closed under the command "
-        "(`mtlslab scenarios | head`); verify and probe also use 1, probe also 3 (see their --help).",
+        epilog="Every file a command reads is read to at most 1 MiB. Exit status: 0; 2 on "
+        "unusable input (one line on stderr); 141 when standard output is closed under the "
+        "command (`mtlslab scenarios | head`); verify and probe also use 1, probe also 3 (see "
+        "their --help).",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
@@ -956,8 +936,7 @@ def main(
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit status."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
     given = _verbatim(sys.argv[1:] if argv is None else argv)
     try:  # argparse prints --help and usage errors itself: send them to out/err too

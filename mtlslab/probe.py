@@ -9,45 +9,32 @@ server answers with what every interpretation predicts. ::
     print(report.headline)                         # answers like keycloak on 21 of 21 probes (verdict), ...
     print(report.to_text())                        # ≤ 72 columns; also to_markdown(), to_json()
 
-Two ways to get tokens the server accepts:
+Tokens the server accepts come from the **lab issuer** (:class:`mtlslab.live.issuer.LabIssuer`: mtlslab's
+authorization server with its JWKS, RFC 8414 metadata and RFC 7662 introspection on loopback; the full
+battery, broken tokens included, minted at wall-clock time unless ``now`` is injected) or are **brought**
+(:class:`BringYourOwn`: a bound token with its certificate and key, optionally an unbound token and a
+second certificate; the battery shrinks to what that allows and the report says what it skipped and why).
 
-* **lab issuer** (:class:`LabIssuer`): mtlslab serves its authorization server's JWKS, RFC 8414 metadata
-  and an RFC 7662 introspection endpoint on loopback over HTTPS (lab server certificate, lab CA). A server
-  configured with that issuer and audience accepts every token mtlslab mints, so the full battery runs —
-  broken tokens included. Tokens are minted at wall-clock time (``now`` can be injected for self-tests).
-* **bring your own** (:class:`BringYourOwn`): a bound token with its certificate and key, optionally an
-  unbound token and a second certificate. The battery shrinks to what that allows; the report lists every
-  skipped probe and why.
+Every probe is a GET, sent one at a time, each within one time limit; at most :data:`MAX_REQUESTS`. A target
+off loopback (127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states
+what was sent: method, URL and headers (tokens shortened), and which certificate.
 
-Every probe is a GET (no form bodies, nothing that could change state), sent sequentially, each within
-one time limit; a battery has at most :data:`MAX_REQUESTS` requests. A target that is not on loopback
-(127.0.0.0/8, ::1, ``localhost``) is refused unless ``allow_remote=True``. The report states what was sent:
-method, URL and headers (tokens shortened), and which certificate.
+Predictions come from the engine: each probe is a :class:`~mtlslab.scenarios.Scenario` (the lab analogue of
+what is sent), simulated under every interpretation for a server assumed to ask for client certificates
+*optionally* at the stated TLS version (each interpretation adapts that). Bring your own: the analogue
+assumes the user's token valid and bound to the given certificate, and each decision carries the user's own
+``sub`` and ``client_id``. Scores: *verdict* (:func:`observed_verdict`: the same TLS alert, or status and
+error code) names the closest reading; *exact* (the same answer on the wire, the realm's value left to the
+server) breaks ties.
 
-Predictions come from the engine. Each probe is a :class:`~mtlslab.scenarios.Scenario` (the lab analogue of
-what is sent), simulated under every interpretation with :class:`~mtlslab.compare.Simulator` for a server
-assumed to ask for client certificates *optionally* at the stated TLS version (each interpretation adapts
-that, e.g. ``tls-required`` requires them). In bring-your-own mode the same engine decides the analogue —
-assuming the user's token is valid and bound to the given certificate — and each interpretation answers a
-:class:`~mtlslab.rs.Decision` that carries the user's own ``sub`` and ``client_id``.
-
-Scores: *verdict* counts probes with the same TLS alert, or the same status and error code (the error from
-the challenge; from a JSON body only when there is no challenge at all); it never looks at the realm or the
-wording of a description, which are the server's own, and it names the closest reading. *exact* counts
-probes whose outcome matches on the wire — status, ``WWW-Authenticate``, ``Content-Type``, body and the
-further fields some scored reading sends (a field none speaks of, like ``X-Powered-By``, is the server's
-own); or TLS alert name, number and when it surfaced — with the realm's value left to the server
-(node-oidc-provider's is its issuer URL); it breaks ties.
-
-The first probe is the control: the bound token with its own certificate. A server set up right serves it
-(or, for the hypothetical ``dpop-analogy``, refuses it exactly as that reading says); any other answer —
-a 404, a token the server does not trust, plain HTTP on the port, no answer — makes the report
+The first probe is the control, the bound token with its own certificate: unless the server serves it (or
+refuses it exactly as the hypothetical ``dpop-analogy`` says), the report is
 :attr:`ProbeReport.inconclusive`, names no reading, says what to check, and nothing more is sent.
 
-A server's answer, any answer, is data in the report: each request is bounded in time as a whole and in
-size (:func:`~mtlslab.live.client.send`), an answer that is not HTTP/1.1 is recorded with its first bytes,
-and every string the server chose is made visible before it is printed (control characters escaped; in
-Markdown its markup and HTML too).
+A server's answer, any answer, is data: each request is bounded in time as a whole and in size
+(:func:`~mtlslab.live.client.send`), an answer that is not HTTP/1.1 is recorded with its first bytes, and
+every string the server chose is made visible before it is printed (control characters escaped; in Markdown
+its markup and HTML too).
 
 Exceptions: :class:`~mtlslab.errors.InputError` (unusable input — a URL, a file, a target that refuses
 connections or whose certificate does not verify), before or at the first request.
@@ -57,59 +44,48 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import html
 import json
 import os
 import re
 import ssl
-import textwrap
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import h11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mtlslab.compare import ERROR_ABBREVIATIONS, Simulator, lab_configs
+from mtlslab import _probe_render as render
+from mtlslab.compare import Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
-from mtlslab.live.client import MAX_BODY, Observed, send
-from mtlslab.live.server import (
-    Incoming,
-    Limits,
-    Listener,
-    engine_request,
-    http_answer,
-    is_loopback,
-    server_context,
-)
+from mtlslab.live.client import Observed, send
+from mtlslab.live.issuer import LabIssuer
+from mtlslab.live.server import is_loopback
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
-from mtlslab.rs import Decision, evaluate
+from mtlslab.rs import Decision
 from mtlslab.scenarios import (
     CertChoice,
     ClientAuth,
-    Deployment,
-    Endpoint,
     Placement,
     Presentation,
+    Request,
     Scenario,
     Scheme,
     TlsVersion,
     client_request,
     encode_client_cert,
 )
-from mtlslab.tls import ALERTS
-from mtlslab.tokens import LAB_AUDIENCE, AccessToken, AuthorizationServer, decode_unverified
+from mtlslab.spec import shorten
+from mtlslab.tokens import AccessToken, decode_unverified
 
 __all__ = [
     "MAX_REQUESTS",
     "PROBES",
     "BringYourOwn",
-    "LabIssuer",
     "Need",
     "Prediction",
     "Probe",
@@ -124,11 +100,13 @@ __all__ = [
     "is_loopback",
     "observed_verdict",
     "probe",
-    "shorten",
 ]
 
 #: The most requests one probe run sends.
 MAX_REQUESTS = 40
+#: The most characters of a token (or a Client-Cert value) a report shows: a longer one is never
+#: shown whole, only its start and end (:func:`mtlslab.spec.shorten`).
+_SECRET_SHOWN = 20
 
 Need = Literal["lab-issuer", "unbound-token", "other-cert"]
 
@@ -174,43 +152,44 @@ class Probe:
         return f"<Probe {self.id}: {self.title}>"
 
 
-def _p(
-    id: str, title: str, *, token: str = "bound", warning: str | None = None, **presentation: Any
-) -> Probe:
+def _p(id: str, title: str, *, token: str = "bound", **presentation: Any) -> Probe:
     scenario = Scenario(id=id, title=title, token=token, presentation=Presentation(**presentation))
-    return Probe(id=id, title=title, scenario=scenario, warning=warning)
+    return Probe(id=id, title=title, scenario=scenario, warning=_WARNINGS.get(id))
 
 
+#: What a server that serves a probe (2xx) accepted that it must refuse, by probe id.
+_WARNINGS = {
+    "no-cert": "accepted a certificate-bound token without any certificate",
+    "mismatch": "accepted a certificate-bound token with another client's certificate",
+    "forged-client-cert": "trusted a Client-Cert header sent by the client itself (RFC 9440 §2)",
+    "query-no-cert": "accepted a certificate-bound token in the query without any certificate",
+    "expired": "accepted an expired token",
+    "bad-signature": "accepted a token whose signature does not verify",
+    "alg-none": "accepted an unsigned token (alg none)",
+    "hs256-confusion": "accepted a token HMAC-signed with the issuer's public key",
+    "wrong-audience": "accepted a token issued for another audience",
+    "wrong-issuer": "accepted a token from an issuer it does not trust",
+    "cnf-unknown-method": "accepted a token whose cnf names only a method it cannot check",
+    "dpop-as-bearer": "accepted a DPoP-bound token as a plain bearer token (RFC 9449 §7.2)",
+}
 _NONE = CertChoice.NONE
 
 #: The battery, in the order it is sent. Ids are stable (they appear in reports).
 PROBES: tuple[Probe, ...] = (
     _p("success", "bound token with its certificate (the control)"),
-    _p(
-        "no-cert",
-        "bound token, no certificate",
-        certificate=_NONE,
-        warning="accepted a certificate-bound token without any certificate",
-    ),
-    _p(
-        "mismatch",
-        "bound token with another client's certificate",
-        certificate=CertChoice.OTHER,
-        warning="accepted a certificate-bound token with another client's certificate",
-    ),
+    _p("no-cert", "bound token, no certificate", certificate=_NONE),
+    _p("mismatch", "bound token with another client's certificate", certificate=CertChoice.OTHER),
     _p(
         "forged-client-cert",
         "bound token, no certificate, the client sends Client-Cert itself",
         certificate=_NONE,
         forged_client_cert=CertChoice.CLIENT,
-        warning="trusted a Client-Cert header sent by the client itself (RFC 9440 §2)",
     ),
     _p(
         "query-no-cert",
         "bound token in the query, no certificate",
         certificate=_NONE,
         placement=Placement.QUERY,
-        warning="accepted a certificate-bound token in the query without any certificate",
     ),
     _p("unbound-no-cert", "unbound token, no certificate", token="unbound", certificate=_NONE),
     _p("unbound-with-cert", "unbound token with a certificate", token="unbound"),
@@ -224,57 +203,34 @@ PROBES: tuple[Probe, ...] = (
         placement=Placement.HEADER_AND_QUERY,
     ),
     _p("mtls-scheme", "bound token under an MTLS scheme (hypothetical)", scheme=Scheme.MTLS),
-    _p("expired", "expired bound token", token="expired", warning="accepted an expired token"),
-    _p(
-        "bad-signature",
-        "bound token signed with a key not in the JWKS",
-        token="bad-signature",
-        warning="accepted a token whose signature does not verify",
-    ),
-    _p(
-        "alg-none",
-        "bound token with alg none",
-        token="alg-none",
-        warning="accepted an unsigned token (alg none)",
-    ),
+    _p("expired", "expired bound token", token="expired"),
+    _p("bad-signature", "bound token signed with a key not in the JWKS", token="bad-signature"),
+    _p("alg-none", "bound token with alg none", token="alg-none"),
     _p(
         "hs256-confusion",
         "bound token HMAC-signed with the issuer's public key",
         token="hs256-confusion",
-        warning="accepted a token HMAC-signed with the issuer's public key",
     ),
-    _p(
-        "wrong-audience",
-        "bound token for another resource server",
-        token="wrong-audience",
-        warning="accepted a token issued for another audience",
-    ),
-    _p(
-        "wrong-issuer",
-        "bound token from an untrusted issuer",
-        token="wrong-issuer",
-        warning="accepted a token from an issuer it does not trust",
-    ),
+    _p("wrong-audience", "bound token for another resource server", token="wrong-audience"),
+    _p("wrong-issuer", "bound token from an untrusted issuer", token="wrong-issuer"),
     _p(
         "cnf-unknown-method",
         "cnf with only a method the server cannot check",
         token="cnf-unknown-method",
-        warning="accepted a token whose cnf names only a method it cannot check",
     ),
     _p(
         "dpop-as-bearer",
         "DPoP-bound token sent as Bearer, no proof",
         token="dpop-bound",
         certificate=_NONE,
-        warning="accepted a DPoP-bound token as a plain bearer token (RFC 9449 §7.2)",
     ),
 )
-assert len(PROBES) <= MAX_REQUESTS
-assert len({p.id for p in PROBES}) == len(PROBES)
+assert len({p.id for p in PROBES}) == len(PROBES) <= MAX_REQUESTS
+assert set(_WARNINGS) <= {p.id for p in PROBES}
 
 _NEED_REASONS: dict[Need, str] = {
-    "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this broken "
-    "token for a server that trusts it (--lab-issuer)",
+    "lab-issuer": "needs the lab issuer: only mtlslab's own authorization server can mint this "
+    "broken token for a server that trusts it (--lab-issuer)",
     "unbound-token": "needs an unbound token the server accepts (--unbound-token)",
     "other-cert": "needs a second certificate and key the server's TLS layer accepts "
     "(--other-cert, --other-key)",
@@ -360,17 +316,15 @@ class BringYourOwn:
         """From PEM (or DER) certificate and key bytes; ``other_cert`` and ``other_key`` go together."""
         if (other_cert is None) != (other_key is None):
             raise InputError("other_cert", "a second certificate needs its key, and a key its cert")
-        other = (
-            identity_from_pem(
+        other = None
+        if other_cert is not None and other_key is not None:
+            other = identity_from_pem(
                 other_cert,
                 other_key,
                 name="other certificate",
                 field="other_cert",
                 key_field="other_key",
             )
-            if other_cert is not None and other_key is not None
-            else None
-        )
         return cls(
             token=token,
             identity=identity_from_pem(cert, key, name="bound certificate", field="cert"),
@@ -389,178 +343,19 @@ class BringYourOwn:
 
     def __repr__(self) -> str:
         extras = [n for n, v in (("unbound", self.unbound_token), ("other", self.other)) if v]
-        return f"<BringYourOwn {shorten(self.token)} + {', '.join(['cert', *extras])}>"
-
-
-# --------------------------------------------------------------------------------------------------
-# The lab issuer: JWKS, RFC 8414 metadata, RFC 7662 introspection and an RFC 8705 token endpoint over HTTPS
-# on loopback.
-
-
-class LabIssuer(Listener):
-    """The lab authorization server's public face on loopback, for a server under test to trust.
-
-    Serves over HTTPS (the lab server certificate, issued by the lab CA; TLS 1.2 and 1.3):
-
-    * ``/.well-known/oauth-authorization-server`` (RFC 8414 §3) and ``/.well-known/openid-configuration``;
-    * ``/jwks`` — the signing key;
-    * ``POST /introspect`` — RFC 7662 §2 for the tokens this issuer minted (no client authentication:
-      a lab);
-    * ``POST /token`` — the client credentials grant with mutual-TLS client authentication (RFC 8705 §2.1,
-      ``tls_client_auth``): the lab client (``client_id=lab-client``), registered by the subject of its
-      certificate from the lab CA, gets a token bound to that certificate (RFC 8705 §3.1); no certificate,
-      or another one, is ``invalid_client``. The engine decides (:func:`mtlslab.rs.evaluate`, the token
-      endpoint the simulation's ``token-endpoint-*`` scenarios run) and the RFC baseline answers.
-
-    TLS asks for a client certificate without requiring one and accepts any (``optional-no-ca``), so a
-    server under test fetches the keys without one; the token endpoint validates the chain itself. The
-    issuer identifier is this server's URL (``https://127.0.0.1:PORT``) unless an authorization server is
-    injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
-    """
-
-    def __init__(
-        self,
-        lab: Lab | None = None,
-        *,
-        audience: str = LAB_AUDIENCE,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        asrv: AuthorizationServer | None = None,
-        now: dt.datetime | None = None,
-        limits: Limits | None = None,
-    ) -> None:
-        if not is_loopback(host):
-            raise InputError(
-                "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
-            )
-        self.lab = lab = lab or Lab(seed="mtlslab")
-        super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
-        self.asrv = self._guarded(
-            lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
+        return (
+            f"<BringYourOwn {shorten(self.token, _SECRET_SHOWN)} + {', '.join(['cert', *extras])}>"
         )
-        self.now = now
-        self.context = self._guarded(
-            lambda: server_context(
-                Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
-            )
-        )
-        self.fetched: list[str] = []
-        self.started = False
-
-    @property
-    def issuer(self) -> str:
-        """The issuer identifier tokens carry in ``iss``."""
-        return self.asrv.issuer
-
-    @property
-    def audience(self) -> str:
-        """The audience tokens carry in ``aud``."""
-        return self.asrv.audience
-
-    @property
-    def jwks_url(self) -> str:
-        """Where the JWKS is served."""
-        return f"{self.url}/jwks"
-
-    @property
-    def metadata_url(self) -> str:
-        """Where the RFC 8414 metadata is served."""
-        return f"{self.url}/.well-known/oauth-authorization-server"
-
-    def metadata(self) -> dict[str, Any]:
-        """The RFC 8414 metadata served (endpoints on this server)."""
-        meta = self.asrv.metadata()
-        meta["jwks_uri"] = self.jwks_url
-        meta["introspection_endpoint"] = f"{self.url}/introspect"
-        meta["token_endpoint"] = self.token_url
-        meta["token_endpoint_auth_methods_supported"] = ["tls_client_auth"]  # RFC 8705 §2.1.1
-        return meta
-
-    @property
-    def token_url(self) -> str:
-        """Where the token endpoint is served (RFC 8705 §2)."""
-        return f"{self.url}/token"
-
-    def start(self) -> LabIssuer:
-        """Start serving; returns ``self``."""
-        super().start()
-        self.started = True
-        return self
-
-    def __enter__(self) -> LabIssuer:
-        return self.start()
-
-    def __repr__(self) -> str:
-        return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
-
-    # ---- serving --------------------------------------------------------------------------------------
-    def _answer(
-        self,
-        incoming: Incoming,
-        *,
-        peer: bytes | None,
-        chain: tuple[bytes, ...],  # noqa: ARG002
-        deadline: float,  # noqa: ARG002
-    ) -> bytes:
-        if incoming.request is None or incoming.status is not None:
-            return self._refuse(incoming)
-        request = incoming.request
-        if request.method == b"POST" and urllib.parse.urlsplit(request.target).path == b"/token":
-            return self._token(incoming, request, peer)
-        status, payload = self._route(request, incoming.body)
-        data = json.dumps(payload, indent=2).encode()
-        fields = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-        return http_answer(incoming.conn, status, fields, data)
-
-    def _token(self, incoming: Incoming, request: h11.Request, peer: bytes | None) -> bytes:
-        """The token endpoint: the engine decides with the lab's registration of its client, the RFC
-        baseline answers (200 with the token, or 400 ``invalid_client``; never cached)."""
-        with self._lock:
-            self.fetched.append("POST /token")
-        now = self.now or dt.datetime.now(dt.timezone.utc)
-        config = lab_configs(self.lab, self.asrv, now=self.now)(self._token_deployment)
-        sent = engine_request(
-            request, incoming.body, client_cert=peer, default_host=self.url.split("//")[1]
-        )
-        outcome = BUILTINS["baseline"].respond(evaluate(sent, config, now=now))
-        assert outcome.status is not None
-        fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
-        return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
-
-    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS that accepts any certificate.
-    _token_deployment = Deployment(
-        endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
-    )
-
-    def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
-        method = request.method.decode("ascii", "replace")
-        path = urllib.parse.urlsplit(request.target.decode("latin-1")).path
-        with self._lock:
-            self.fetched.append(f"{method} {path}")
-        if method == "GET" and path in (
-            "/.well-known/oauth-authorization-server",
-            "/.well-known/openid-configuration",
-        ):
-            return 200, self.metadata()
-        if method == "GET" and path == "/jwks":
-            return 200, self.asrv.jwks()
-        if method == "POST" and path == "/introspect":
-            form = urllib.parse.parse_qs(body.decode("latin-1"))
-            token = form.get("token", [""])[0]
-            now = self.now or dt.datetime.now(dt.timezone.utc)
-            return 200, self.asrv.introspect(token, now=now)
-        return 404, {"error": "not_found"}
 
 
 # --------------------------------------------------------------------------------------------------
 # Results.
 
 
-def shorten(value: str, *, keep: int = 8) -> str:
-    """A long secret-looking value as ``first…last`` (tokens in reports are never shown whole)."""
-    if len(value) <= 2 * keep + 4:
-        return value
-    return f"{value[:keep]}…{value[-keep:]}"
+def _json_ready(record: Any) -> dict[str, Any]:
+    """A dataclass record as a JSON-ready dict (its tuples as lists)."""
+    ready: dict[str, Any] = json.loads(json.dumps(asdict(record)))
+    return ready
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -578,12 +373,7 @@ class Sent:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "method": self.method,
-            "url": self.url,
-            "headers": [list(h) for h in self.headers],
-            "certificate": self.certificate,
-        }
+        return _json_ready(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -605,9 +395,10 @@ class Prediction:
 def observed_verdict(observed: Observed) -> tuple[str, ...]:
     """What readings compare: ``("tls", alert)``, ``(status, error code or "")``, or ``("error", why)``.
 
-    The error code comes from the first ``WWW-Authenticate`` challenge that has one; only an answer without
-    any challenge is read for a JSON body's ``error`` member (:meth:`~mtlslab.live.client.Observed.error_code`).
-    The realm and the wording of a description are the server's own: a verdict never looks at them.
+    The error code comes from the first ``WWW-Authenticate`` challenge that has one; only an answer
+    without any challenge is read for a JSON body's ``error`` member
+    (:meth:`~mtlslab.live.client.Observed.error_code`). The realm and the wording of a description are the
+    server's own: a verdict never looks at them.
     """
     if observed.tls_alert is not None:
         return ("tls", observed.tls_alert.name)
@@ -616,80 +407,39 @@ def observed_verdict(observed: Observed) -> tuple[str, ...]:
     return (str(observed.status), observed.error_code() or "")
 
 
-def _short(verdict: tuple[str, ...]) -> str:
-    """A verdict in at most 7 characters: ``401 IT``, ``TLS 116``, ``200``, ``no ans``."""
-    if verdict[0] == "tls":
-        return f"TLS {ALERTS.get(verdict[1], '?')}"
-    if verdict[0] == "error":
-        return "no ans"
-    status, error = verdict
-    if not error:
-        return status
-    known = ERROR_ABBREVIATIONS.get(error)
-    return f"{status} {known or ''.join(c if c.isascii() and c.isalnum() else '?' for c in error[:2]).upper()}"
-
-
-def _verdict_text(verdict: tuple[str, ...]) -> str:
-    """A verdict in words; the server's part made visible (:func:`_visible`)."""
-    if verdict[0] == "tls":
-        return f"TLS {verdict[1]} ({ALERTS.get(verdict[1], '?')})"
-    if verdict[0] == "error":
-        return f"no answer ({_visible(verdict[1])})"
-    return _visible(f"{verdict[0]} {verdict[1]}".rstrip())
-
-
-#: A realm auth-param (its value quoted or a token), or a quoted string to step over whole (a realm named
-#: inside a description is text, not a parameter).
+#: A realm auth-param (its value quoted or a token), or a quoted string to step over whole (a realm
+#: named inside a description is text, not a parameter).
 _REALM_OR_QUOTED = re.compile(
     r'"(?:[^"\\]|\\.)*"?|(?<![^\s,])(realm[ \t]*=[ \t]*)(?:"(?:[^"\\]|\\.)*"?|[^\s,"]*)',
     re.IGNORECASE,
 )
 
 
-def _without_realms(value: str | None) -> str | None:
-    """A ``WWW-Authenticate`` value with every realm's value blanked: a foreign server's realm is its own
-    configuration (node-oidc-provider's is its issuer URL), which no reading can predict."""
-    if value is None:
-        return None
-    return _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), value)
-
-
 def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any, ...]:
     """The answer as the exact score compares it: the TLS alert (name, number, when it surfaced), or the
-    status, ``WWW-Authenticate`` with realms blanked, ``Content-Type``, body (a body cut at the client's
-    limit never equals a prediction) and the further fields whose names are ``named`` — those some scored
+    status, ``WWW-Authenticate`` with every realm's value blanked (a foreign server's realm is its own
+    configuration — node-oidc-provider's is its issuer URL — which no reading can predict),
+    ``Content-Type``, body (a body cut at the client's limit never equals a prediction) and, as a multiset,
+    the further fields whose names are ``named`` (case-insensitive, RFC 9110 §5.1) — those some scored
     reading sends (``Cache-Control``, ``DPoP-Nonce``...); a field no reading speaks of (``X-Powered-By``,
     ``Vary``) is the server's own. An answer that never came compares by its error."""
     if answer.tls_alert is not None:
         alert = answer.tls_alert
         return ("tls", alert.name, alert.code, alert.when)
+    body: object
     if isinstance(answer, Outcome):
-        return (
-            "http",
-            answer.status,
-            _without_realms(answer.www_authenticate),
-            answer.content_type,
-            answer.body,
-            _fields(answer.headers_more, named),
-        )
-    if answer.status is None:
+        www, kind, body = answer.www_authenticate, answer.content_type, answer.body
+        fields = answer.headers_more
+    elif answer.status is None:
         return ("error", answer.error)
-    body: object = ("cut at", len(answer.body)) if answer.truncated else answer.body
-    return (
-        "http",
-        answer.status,
-        _without_realms(answer.header("WWW-Authenticate")),
-        answer.header("Content-Type"),
-        body,
-        _fields(answer.headers, named),
-    )
-
-
-def _fields(
-    headers: Iterable[tuple[str, str]], named: frozenset[str]
-) -> tuple[tuple[str, str], ...]:
-    """The ``named`` fields among ``headers``, as a multiset (names are case-insensitive, RFC 9110 §5.1)."""
-    return tuple(sorted((k.lower(), v) for k, v in headers if k.lower() in named))
+    else:
+        www, kind = answer.header("WWW-Authenticate"), answer.header("Content-Type")
+        body = ("cut at", len(answer.body)) if answer.truncated else answer.body
+        fields = answer.headers
+    if www is not None:
+        www = _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), www)
+    further = tuple(sorted((k.lower(), v) for k, v in fields if k.lower() in named))
+    return ("http", answer.status, www, kind, body, further)
 
 
 _PARTS = {
@@ -788,15 +538,7 @@ class Score:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "interpretation": self.interpretation,
-            "title": self.title,
-            "verdict": self.verdict,
-            "exact": self.exact,
-            "probes": self.probes,
-            "verdict_mismatches": list(self.verdict_mismatches),
-            "wire_mismatches": list(self.wire_mismatches),
-        }
+        return _json_ready(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -834,7 +576,7 @@ class ProbeReport:
     audience: str | None = None
     assumptions: tuple[str, ...] = ()
 
-    # ---- questions --------------------------------------------------------------------------------------
+    # ---- questions ------------------------------------------------------------------------------
     @property
     def inconclusive(self) -> str | None:
         """Why the run names no reading — the control (the bound token with its own certificate) was not
@@ -893,384 +635,46 @@ class ProbeReport:
             if r.probe.warning and r.accepted
         )
 
-    # ---- exports -------------------------------------------------------------------------------------
-    def _setup(self) -> str:
-        if self.mode == "lab-issuer":
-            how = (
-                f"lab issuer {self.issuer} (JWKS {self.jwks_url}), audience {self.audience}"
-                if self.issuer
-                else "lab issuer"
-            )
-        else:
-            how = "bring-your-own token and certificate"
-        return (
-            f"{how}; TLS {self.tls_version.value}; {len(self.results)} requests, sequential, in "
-            f"{self.seconds:.1f} s. " + " ".join(self.assumptions)
-        )
-
+    # ---- exports (mtlslab._probe_render) ---------------------------------------------------------
     def to_text(self, *, width: int = 72, details: bool = True) -> str:
         """A plain-text report no wider than ``width``; ``details=False`` leaves out the mismatch details
         and the requests sent (the compact form for a README or a mail)."""
-        wrap = _wrapper(width)
-        out = [*wrap(f"mtlslab probe of {self.target}"), *wrap(self.headline), ""]
-        if self.warnings:
-            out.append("SECURITY WARNINGS")
-            for w in self.warnings:
-                out += wrap(f"! {w}", indent="  ", subsequent="    ")
-        else:
-            out.append("Security warnings: none")
-        out.append("")
-        out += self._grid(width)
-        if self.skipped:
-            out += ["", f"Skipped ({len(self.skipped)} probes):"]
-            for reason, ids in self._skipped_by_reason():
-                out += wrap(f"{', '.join(ids)}: {reason}", indent="  ", subsequent="    ")
-        if details:
-            out += ["", *wrap("Setup: " + self._setup())]
-            out += ["", "Mismatches, per interpretation:"]
-            for s in self.scores:
-                out += self._mismatches_text(s, wrap)
-            out += ["", "Requests sent and answers received:"]
-            for n, r in enumerate(self.results, start=1):
-                out += wrap(
-                    f"{n:>2} {r.probe.id} — {r.probe.title} [certificate: {r.sent.certificate}]",
-                    subsequent="   ",
-                )
-                for line in r.sent.lines():
-                    out += wrap(line, indent="     ", subsequent="       ")
-                out += wrap("→ " + _observed_text(r.observed), indent="     ", subsequent="       ")
-        text = "\n".join(out).rstrip("\n") + "\n"
-        if any(len(line) > width for line in text.splitlines()):  # a check that survives python -O
-            raise RuntimeError(f"internal error: a line is wider than {width} columns")
-        return text
-
-    def _skipped_by_reason(self) -> list[tuple[str, list[str]]]:
-        grouped: dict[str, list[str]] = {}
-        for s in self.skipped:
-            grouped.setdefault(s.reason, []).append(s.probe.id)
-        return list(grouped.items())
-
-    def _grid(self, width: int) -> list[str]:
-        label = max([len(r.probe.id) for r in self.results] + [len("probe")])
-        head = label + 1 + 8
-        per_group = max(1, (width - head) // 3)
-        numbered = list(enumerate(self.scores, start=1))
-        out: list[str] = []
-        for start in range(0, len(numbered), per_group):
-            group = numbered[start : start + per_group]
-            if start:
-                out.append("")
-            out.append(
-                ("probe".ljust(label) + " server  " + "".join(f"{n:>3}" for n, _ in group)).rstrip()
-            )
-            for r in self.results:
-                marks = "".join(f"{r.prediction(s.interpretation).mark:>3}" for _, s in group)
-                out.append(f"{r.probe.id.ljust(label)} {_short(r.verdict):<7} {marks}".rstrip())
-            out.append(
-                "verdict".rjust(label) + " " * 9 + "".join(f"{s.verdict:>3}" for _, s in group)
-            )
-            out.append("exact".rjust(label) + " " * 9 + "".join(f"{s.exact:>3}" for _, s in group))
-        closest = set(self.closest)
-        legend = "; ".join(
-            f"{n} {s.interpretation}" + (" (closest)" if s.interpretation in closest else "")
-            for n, s in numbered
-        )
-        used = {r.verdict[1] for r in self.results if r.verdict[0] not in ("tls", "error")}
-        codes = "".join(f"{v} {k}, " for k, v in ERROR_ABBREVIATIONS.items() if k in used)
-        out.append("")
-        out += _wrapper(width)(
-            "= same on the wire (the realm's value aside: it is the server's own), ~ same verdict "
-            "(status and error code, or TLS alert), x different; scores out of "
-            f"{len(self.results)}. {legend}. Server: {codes}TLS n = alert number."
-        )
-        return out
-
-    def _mismatches_text(self, score: Score, wrap: Any) -> list[str]:
-        n = [s.interpretation for s in self.scores].index(score.interpretation) + 1
-        total = score.probes
-        head = f"[{n}] {score.interpretation}: verdict {score.verdict}/{total}, exact {score.exact}/{total}"
-        lines: list[str] = wrap(head, indent="", subsequent="    ")
-        detailed = score.interpretation in self.closest
-        for r in self.results:
-            p = r.prediction(score.interpretation)
-            if p.exact:
-                continue
-            if not p.verdict:
-                text = f"x {r.probe.id}: predicted {p.outcome.summary()}, server {_verdict_text(r.verdict)}"
-            else:
-                text = f"~ {r.probe.id}: {', '.join(p.differences)} differ"
-            lines += wrap(text, indent="    ", subsequent="      ")
-            if detailed:
-                lines += wrap(
-                    "predicted: " + _outcome_text(p.outcome), indent="      ", subsequent="        "
-                )
-                lines += wrap(
-                    "observed:  " + _observed_text(r.observed),
-                    indent="      ",
-                    subsequent="        ",
-                )
-        return lines
+        return render.text_report(self, width=width, details=details)
 
     def to_markdown(self) -> str:
         """A Markdown report: headline, warnings, the server's column beside every interpretation (mismatches
         in bold), scores, skipped probes, mismatch details and the requests sent."""
-        md = _md_text
-        out = [f"**mtlslab probe of {_md_code(self.target)}: {md(self.headline)}**", ""]
-        if self.warnings:
-            out.append("**Security warnings**")
-            out += [f"- ⚠ {md(w.text)} (`{w.probe}`)" for w in self.warnings]
-        else:
-            out.append("Security warnings: none")
-        out += ["", md(self._setup()), ""]
-        names = [s.interpretation for s in self.scores]
-        out.append(
-            "| probe | certificate | server | " + " | ".join(_md_code(n) for n in names) + " |"
-        )
-        out.append("|---|---|---|" + "---|" * len(names))
-        for r in self.results:
-            cells = []
-            for p in r.predictions:
-                if p.exact:
-                    cells.append("✓")
-                elif p.verdict:
-                    cells.append("≈ " + md(", ".join(p.differences)))
-                else:
-                    cells.append(f"**{md(_verdict_text(p.outcome.verdict))}**")
-            out.append(
-                f"| `{r.probe.id}` | {r.sent.certificate} | {md(_verdict_text(r.verdict))} | "
-                + " | ".join(cells)
-                + " |"
-            )
-        out.append(
-            "| **verdict / exact** | | | "
-            + " | ".join(f"{s.verdict} / {s.exact}" for s in self.scores)
-            + " |"
-        )
-        out += [
-            "",
-            "✓ same on the wire (the realm's value aside: it is the server's own); ≈ same verdict (status "
-            "and error code, or TLS alert), other bytes; **bold**: the verdict this interpretation predicts, "
-            "where it differs from the server's.",
-        ]
-        if self.skipped:
-            out += ["", "**Skipped**", ""]
-            out += [f"- `{s.probe.id}`: {md(s.reason)}" for s in self.skipped]
-        out += ["", "**Mismatches**", ""]
-        for s in self.scores:
-            misses = [
-                f"`{r.probe.id}` ({'verdict' if not r.prediction(s.interpretation).verdict else md(', '.join(r.prediction(s.interpretation).differences))})"
-                for r in self.results
-                if not r.prediction(s.interpretation).exact
-            ]
-            out.append(
-                f"- {_md_code(s.interpretation)} — verdict {s.verdict}/{s.probes}, exact {s.exact}/{s.probes}"
-                + (": " + ", ".join(misses) if misses else ": none")
-            )
-        block = []
-        for n, r in enumerate(self.results, start=1):
-            block.append(f"{n:>2} {r.probe.id} [certificate: {r.sent.certificate}]")
-            block += [f"   {_visible(line)}" for line in r.sent.lines()]
-            block.append(f"   → {_observed_text(r.observed)}")
-        fence = "`" * max(
-            3, 1 + max((len(run) for run in re.findall("`+", "\n".join(block))), default=0)
-        )
-        out += ["", "**Requests sent**", "", fence, *block, fence]
-        return "\n".join(out) + "\n"
+        return render.markdown_report(self)
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """Everything, machine-readable (``format: mtlslab-probe/1``); every control or invisible character
         in a string escaped (``\\u001b``, ``\\u009b``)."""
-        data = {
-            "format": "mtlslab-probe/1",
-            "target": self.target,
-            "mode": self.mode,
-            "tls_version": self.tls_version.value,
-            "issuer": self.issuer,
-            "jwks_url": self.jwks_url,
-            "audience": self.audience,
-            "assumptions": list(self.assumptions),
-            "seconds": round(self.seconds, 3),
-            "headline": self.headline,
-            "inconclusive": self.inconclusive,
-            "closest": list(self.closest),
-            "unique": self.unique,
-            "warnings": [{"probe": w.probe, "text": w.text} for w in self.warnings],
-            "probes": [r.to_json() for r in self.results],
-            "skipped": [{"probe": s.probe.id, "reason": s.reason} for s in self.skipped],
-            "scores": [s.to_json() for s in self.scores],
-        }
-        text = json.dumps(data, indent=indent, ensure_ascii=False)
-        # Outside its strings JSON text is ASCII and newlines; inside, json escapes C0 but not DEL, C1 or
-        # other invisible characters: escape those too (a UTF-16 pair beyond the BMP, as JSON spells it).
-        return _NOT_ASCII_OR_NEWLINE.sub(_json_escape, text)
+        return render.json_report(self, indent=indent)
 
     def __repr__(self) -> str:
-        return f"<ProbeReport {_visible(self.target)}: {_visible(self.headline)}>"
+        return f"<ProbeReport {render.visible(self.target)}: {render.visible(self.headline)}>"
 
     def _repr_html_(self) -> str:
-        def esc(text: str) -> str:
-            return html.escape(_visible(text))
-
-        colours = {"=": "#e6f4ea", "~": "#fff3e0", "x": "#fde7e9"}
-        head = "".join(
-            f"<th style='padding:2px 4px;font-size:11px;writing-mode:vertical-rl'>{esc(s.interpretation)}</th>"
-            for s in self.scores
-        )
-        rows = []
-        for r in self.results:
-            tds = "".join(
-                f"<td style='background:{colours[p.mark]};padding:2px 4px;font-family:monospace;"
-                f"font-size:11px;text-align:center' title='{esc(p.outcome.summary())}'>"
-                f"{esc(p.mark if p.exact else _short(p.outcome.verdict))}</td>"
-                for p in r.predictions
-            )
-            rows.append(
-                f"<tr><td style='font-family:monospace;font-size:11px;padding:2px 6px' "
-                f"title='{esc(r.probe.title)}'>{esc(r.probe.id)}</td>"
-                f"<td style='font-family:monospace;font-size:11px;padding:2px 6px;font-weight:bold' "
-                f"title='{esc(_observed_text(r.observed))}'>{esc(_verdict_text(r.verdict))}</td>"
-                f"{tds}</tr>"
-            )
-        warn = "".join(
-            f"<div style='color:#b00020;font-weight:bold'>⚠ {esc(str(w))}</div>"
-            for w in self.warnings
-        )
-        skipped = "".join(
-            f"<li><code>{esc(s.probe.id)}</code>: {esc(s.reason)}</li>" for s in self.skipped
-        )
-        return (
-            f"<div><b>{esc(self.target)}</b>: {esc(self.headline)}</div>{warn}"
-            "<table style='border-collapse:collapse'><tr><th style='text-align:left'>probe</th>"
-            f"<th style='text-align:left'>server</th>{head}</tr>{''.join(rows)}</table>"
-            "<div style='font-size:11px;color:#555'>= same on the wire (the realm's value aside); a "
-            "status: the interpretation predicts something else (amber: same verdict, other bytes; red: "
-            "another verdict)</div>" + (f"<div>Skipped:</div><ul>{skipped}</ul>" if skipped else "")
-        )
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering: every server-chosen string made visible.
-
-_NOT_ASCII = re.compile(r"[^\x20-\x7e]")
-_NOT_ASCII_OR_NEWLINE = re.compile(r"[^\x20-\x7e\n]")
-#: What Markdown (CommonMark, GitHub's tables) reads as markup or HTML inside a line of text.
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>&|~])")
-
-
-def _escape(char: str) -> str:
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def _visible(text: str, limit: int | None = None) -> str:
-    """``text`` as a report prints it: every control or invisible character (ESC, 8-bit CSI, a line break,
-    a bidirectional override...) as a Python escape such as ``\\x1b``; at most ``limit`` characters."""
-    if limit is not None and len(text) > limit:
-        text = f"{text[:limit]}… ({len(text)} characters)"
-    return _NOT_ASCII.sub(
-        lambda m: m.group() if m.group().isprintable() else _escape(m.group()), text
-    )
-
-
-def _md_text(text: str) -> str:
-    """``text`` for a line (or a table cell) of Markdown: visible, and markup or HTML escaped."""
-    return _MARKDOWN.sub(r"\\\1", _visible(text))
-
-
-def _md_code(text: str) -> str:
-    """``text`` as a Markdown code span, safe in a table cell."""
-    shown = _visible(text).replace("|", "\\|")
-    ticks = "`" * (1 + max((len(run) for run in re.findall("`+", shown)), default=0))
-    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
-    return f"{ticks}{pad}{shown}{pad}{ticks}"
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
-def _wrapper(width: int) -> Any:
-    def wrap(text: str, indent: str = "", subsequent: str | None = None) -> list[str]:
-        return textwrap.wrap(
-            text,
-            width=width,
-            initial_indent=indent,
-            subsequent_indent=indent if subsequent is None else subsequent,
-            break_long_words=True,
-            break_on_hyphens=False,
-        ) or [indent.rstrip()]
-
-    return wrap
-
-
-def _outcome_text(outcome: Outcome) -> str:
-    if outcome.tls_alert is not None:
-        return str(outcome.tls_alert)
-    parts = [str(outcome.status)]
-    if outcome.www_authenticate:
-        parts.append(f"WWW-Authenticate: {outcome.www_authenticate}")
-    if outcome.content_type:
-        parts.append(f"Content-Type: {outcome.content_type}")
-    parts += [f"{name}: {value}" for name, value in outcome.headers_more]
-    parts.append(f"body {_body_text(outcome.body)}")
-    return _visible("; ".join(parts))
-
-
-#: How much of a server's field value a report shows.
-_FIELD_SHOWN = 300
-
-
-def _observed_text(observed: Observed) -> str:
-    """The answer in one line, every part of it the server's made visible and shortened."""
-    if observed.tls_alert is not None or observed.status is None:
-        return _visible(observed.summary(), _FIELD_SHOWN)
-    parts = [str(observed.status)]
-    for name in ("WWW-Authenticate", "Content-Type"):
-        value = observed.header(name)
-        if value:
-            parts.append(f"{name}: {_visible(value, _FIELD_SHOWN)}")
-    parts.append(f"body {_body_text(observed.body)}")
-    if observed.truncated:
-        total = "" if observed.body_length is None else f" of {observed.body_length}"
-        parts.append(f"only the first {MAX_BODY} bytes{total} read")
-    if observed.error:
-        parts.append(_visible(observed.error, _FIELD_SHOWN))
-    return "; ".join(parts)
-
-
-def _body_text(body: str) -> str:
-    if not body:
-        return "empty"
-    flat = " ".join(body[:4096].split())
-    shown = repr(flat) if len(flat) <= 60 else f"{repr(flat[:48])[:-1]}…' ({len(body)} chars)"
-    return _visible(shown)
+        return render.html_report(self)
 
 
 # --------------------------------------------------------------------------------------------------
 # Running a battery.
 
+_Trusted = CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None
 
-def _trust(
-    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None,
-) -> str | None:
+
+def _trust(ca: _Trusted) -> str | None:
     """The PEM text to trust for the server's certificate (None: the system's trust store)."""
     if ca is None:
         return None
     if isinstance(ca, CertificateAuthority):
         return ca.root.cert_pem.text()
     if isinstance(ca, x509.Certificate):
-        return ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
-    certs = _certificates(raw, field="ca")
+        certs = [ca]
+    else:
+        raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
+        certs = _certificates(raw, field="ca")
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
 
 
@@ -1279,8 +683,7 @@ def _client_context(
 ) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = pinned
-    ctx.maximum_version = pinned
+    ctx.minimum_version = ctx.maximum_version = pinned
     if trust is None:
         ctx.load_default_certs()
     else:
@@ -1311,39 +714,32 @@ def check_target(url: str, *, allow_remote: bool = False) -> tuple[str, int]:
     return parts.hostname, port or 443
 
 
-def _shorten_in(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) > 20:
-            for form in {secret, urllib.parse.quote_plus(secret)}:
-                text = text.replace(form, shorten(form))
-    return text
+def _sent(request: Request, certificate: str, secrets: Iterable[str]) -> Sent:
+    """What was sent, every secret in it (as is, or form-encoded in the query) shortened."""
 
+    def hidden(text: str) -> str:
+        for secret in secrets:
+            if len(secret) > _SECRET_SHOWN:
+                for form in {secret, urllib.parse.quote_plus(secret)}:
+                    text = text.replace(form, shorten(form, _SECRET_SHOWN))
+        return text
 
-def _sent(request: Any, certificate: str, secrets: Sequence[str]) -> Sent:
     headers = tuple(
-        (name, shorten(value) if name.lower() == "client-cert" else _shorten_in(value, secrets))
+        (name, shorten(value, _SECRET_SHOWN) if name.lower() == "client-cert" else hidden(value))
         for name, value in request.headers
     )
     return Sent(
-        method=request.method,
-        url=_shorten_in(request.url, secrets),
-        headers=headers,
-        certificate=certificate,
+        method=request.method, url=hidden(request.url), headers=headers, certificate=certificate
     )
 
 
 def _fatal(observed: Observed) -> str | None:
     """A first-request failure that means the input is unusable: the field to name (``ca``, ``url``)."""
-    if observed.status is not None or observed.tls_alert is not None:
-        return None
-    if (
-        "CERTIFICATE_VERIFY_FAILED" in observed.error
-        or "certificate verify failed" in observed.error
-    ):
+    error = observed.error if observed.status is None and observed.tls_alert is None else ""
+    if "CERTIFICATE_VERIFY_FAILED" in error or "certificate verify failed" in error:
         return "ca"
-    if any(s in observed.error for s in ("refused", "Name or service", "No route", "resolve")):
-        return "url"
-    return None
+    unreachable = ("refused", "Name or service", "No route", "resolve")
+    return "url" if any(s in error for s in unreachable) else None
 
 
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "PACKET_LENGTH")
@@ -1357,46 +753,43 @@ def _control_failure(control: ProbeResult, mode: str) -> str | None:
     wants its own scheme) is recognised by its exact answer. Any other refusal says the setup is wrong, or
     the target is not the resource — not which reading the server follows.
     """
-    observed = control.observed
-    status = observed.status
-    if status is not None and 200 <= status < 300:
+    observed, status = control.observed, control.observed.status
+    if control.accepted or any(p.exact for p in control.predictions):
         return None
-    if any(p.exact for p in control.predictions):
-        return None
-    got = _verdict_text(observed_verdict(observed))
+    verdict = render.verdict_text(observed_verdict(observed))
+    got = f"the control got {verdict}"
+    long_got = f"the control (a bound token with its own certificate) got {verdict}"
     if observed.tls_alert is not None:
+        return f"{long_got}: check that the server's TLS layer trusts the client certificate's CA"
+    if status is None and any(marker in observed.error for marker in _NOT_TLS):
         return (
-            f"the control (a bound token with its own certificate) got {got}: check that the server's "
-            "TLS layer trusts the client certificate's CA"
+            "the control got no TLS answer (the port speaks something else, plain HTTP perhaps): "
+            "check the URL's port and that the server serves HTTPS there"
+        )
+    if status is None and "no answer within" in observed.error:
+        return (
+            f"{got}: check that the URL's port is the server's HTTPS port and that the server is up"
         )
     if status is None:
-        if any(marker in observed.error for marker in _NOT_TLS):
-            return (
-                "the control got no TLS answer (the port speaks something else, plain HTTP perhaps): "
-                "check the URL's port and that the server serves HTTPS there"
-            )
-        if "no answer within" in observed.error:
-            return (
-                f"the control got {got}: check that the URL's port is the server's HTTPS port and "
-                "that the server is up"
-            )
-        return f"the control got {got}: check the URL's port and the server's logs"
+        return f"{got}: check the URL's port and the server's logs"
     if status in (404, 405, 410):
-        return f"the control got {got}: check the URL's path (it must name the protected resource)"
+        return f"{got}: check the URL's path (it must name the protected resource)"
     if 300 <= status < 400:
-        return f"the control got {got} (a redirect): probe the URL the server redirects to"
-    if status in (401, 403):
-        check = (
-            "the server trusts the lab issuer (its URL and JWKS: --issuer-port, --seed) and its audience "
-            "(--audience), and the route asks for no scope beyond read"
-            if mode == "lab-issuer"
-            else "your token is valid now, issued for this server (audience, scope) and bound to the "
-            "--cert given"
+        return f"{got} (a redirect): probe the URL the server redirects to"
+    if status in (401, 403) and mode == "lab-issuer":
+        return (
+            f"{long_got}: check that the server trusts the lab issuer (its URL and JWKS: "
+            "--issuer-port, --seed) and its audience (--audience), and the route asks for no scope "
+            "beyond read"
         )
-        return f"the control (a bound token with its own certificate) got {got}: check that {check}"
+    if status in (401, 403):
+        return (
+            f"{long_got}: check that your token is valid now, issued for this server (audience, "
+            "scope) and bound to the --cert given"
+        )
     if status >= 500:
-        return f"the control got {got}: the server failed; see its logs"
-    return f"the control got {got}, not 2xx: check the URL and the server's configuration"
+        return f"{got}: the server failed; see its logs"
+    return f"{got}, not 2xx: check the URL and the server's configuration"
 
 
 def probe(
@@ -1404,7 +797,7 @@ def probe(
     *,
     issuer: LabIssuer | None = None,
     own: BringYourOwn | None = None,
-    ca: CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None = None,
+    ca: _Trusted = None,
     tls_version: TlsVersion | str = TlsVersion.TLS1_3,
     interpretations: Iterable[Interpretation] = (),
     simulator: Simulator | None = None,
@@ -1414,12 +807,13 @@ def probe(
 ) -> ProbeReport:
     """Probe the protected resource at ``url`` and score every interpretation against its answers.
 
-    Give exactly one of ``issuer`` (a started :class:`LabIssuer` the server trusts: the full battery) or
-    ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's certificate (default: the
-    system's trust store). ``interpretations`` are scored besides :data:`~mtlslab.interpretations.BUILTINS`.
-    ``simulator`` makes the predictions (pass one to reuse its caches); ``now`` is when tokens are minted
-    (default: the wall clock). ``timeout`` bounds each request as a whole (handshake, write and reads). When
-    the control is not served the run stops there, :attr:`ProbeReport.inconclusive`.
+    Give exactly one of ``issuer`` (a started :class:`~mtlslab.live.issuer.LabIssuer` the server trusts:
+    the full battery) or ``own`` (:class:`BringYourOwn`). ``ca`` is what to trust for the server's
+    certificate (default: the system's trust store). ``interpretations`` are scored besides
+    :data:`~mtlslab.interpretations.BUILTINS`. ``simulator`` makes the predictions (pass one to reuse its
+    caches); ``now`` is when tokens are minted (default: the wall clock). ``timeout`` bounds each request as
+    a whole (handshake, write and reads). When the control is not served the run stops there,
+    :attr:`ProbeReport.inconclusive`.
     """
     host, _port = check_target(url, allow_remote=allow_remote)
     if (issuer is None) == (own is None):
@@ -1429,57 +823,48 @@ def probe(
     if issuer is not None and not issuer.started:
         raise InputError("issuer", "start the lab issuer first (use it as a context manager)")
     try:
-        version = TlsVersion(tls_version) if isinstance(tls_version, str) else tls_version
+        version = TlsVersion(tls_version)
     except ValueError:
         raise InputError("tls_version", f"{tls_version!r} is not 1.2 or 1.3") from None
     if not timeout > 0:
         raise InputError("timeout", "must be positive")
     chosen = [*BUILTINS.values(), *interpretations]
-    names = [i.name for i in chosen]
-    if len(set(names)) != len(names):
+    if len({i.name for i in chosen}) != len(chosen):
         raise InputError("interpretations", "two interpretations share a name")
-    # The further fields the exact score compares: those some reading sends (the rest are the server's own).
+    # The further fields the exact score compares: those some reading sends (the rest are the
+    # server's).
     named = frozenset(
         field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
     )
     trust = _trust(ca)
-    lab = (
-        issuer.lab if issuer is not None else (simulator.lab if simulator else Lab(seed="mtlslab"))
-    )
-    sim = simulator or Simulator(lab)
     clock = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-    other_identity: Identity | None
+    mode: Literal["lab-issuer", "bring-your-own"] = "lab-issuer"
+    other: Identity | None
+    missing: set[Need] = set()
+    claims: dict[str, Any] = {}
     if issuer is not None:
-        missing: set[Need] = set()
-        bound_identity, other_identity = lab.client, lab.other_client
+        lab = issuer.lab
+        bound, other = lab.client, lab.other_client
     else:
         assert own is not None
-        missing = own.missing()
-        bound_identity, other_identity = own.identity, own.other
-    mode: Literal["lab-issuer", "bring-your-own"] = (
-        "lab-issuer" if issuer is not None else "bring-your-own"
-    )
+        lab = simulator.lab if simulator else Lab(seed="mtlslab")
+        mode, missing, bound, other = "bring-your-own", own.missing(), own.identity, own.other
+        with contextlib.suppress(InputError):
+            claims = decode_unverified(own.token)[1]
+    sim = simulator or Simulator(lab)
     runnable = [p for p in PROBES if not set(p.needs) & missing]
-    skipped = tuple(
+    skipped = [
         Skipped(probe=p, reason=_NEED_REASONS[next(n for n in p.needs if n in missing)])
         for p in PROBES
         if set(p.needs) & missing
-    )
-    identities: dict[str, Identity | None] = {
-        "bound": bound_identity,
-        "other": other_identity,
-        "none": None,
-    }
+    ]
+    identities: dict[str, Identity | None] = {"bound": bound, "other": other, "none": None}
     contexts = {
         name: _client_context(trust, identity, version)
         for name, identity in identities.items()
         if name != "other" or identity is not None
     }
-    claims: dict[str, Any] = {}
-    if own is not None:
-        with contextlib.suppress(InputError):
-            claims = decode_unverified(own.token)[1]
+    secrets = (own.token, own.unbound_token or "") if own else ()
 
     started = time.monotonic()
     results: list[ProbeResult] = []
@@ -1488,44 +873,30 @@ def probe(
         presentation = replace(item.scenario.presentation, forged_client_cert=None)
         request = client_request(presentation, token, lab=lab, resource_url=url, now=clock)
         if item.scenario.presentation.forged_client_cert is not None:
-            request = request.with_header("Client-Cert", encode_client_cert(bound_identity.der))
+            request = request.with_header("Client-Cert", encode_client_cert(bound.der))
+        context = contexts[item.certificate]
         try:
-            observed = send(
-                request,
-                context=contexts[item.certificate],
-                timeout=timeout,
-                server_hostname=host,
-            )
+            observed = send(request, context=context, timeout=timeout, server_hostname=host)
         except OSError as exc:
             observed = Observed(error=f"connect: {exc}")
-        if index == 0:
-            field = _fatal(observed)
-            if field is not None:
-                raise InputError(field, f"cannot probe {url}: {_visible(observed.error, 300)}")
+        if index == 0 and (field := _fatal(observed)) is not None:
+            raise InputError(field, f"cannot probe {url}: {render.visible(observed.error, 300)}")
         scenario = item.scenario.with_(tls_version=version, client_auth=ClientAuth.OPTIONAL)
         seen = _comparable(observed, named)
         predictions = tuple(
             _prediction(sim, scenario, interp, observed, seen, named, claims) for interp in chosen
         )
-        secrets = [token.value, own.token if own else "", (own.unbound_token or "") if own else ""]
+        sent = _sent(request, item.certificate, (token.value, *secrets))
         results.append(
-            ProbeResult(
-                probe=item,
-                sent=_sent(request, item.certificate, secrets),
-                observed=observed,
-                predictions=predictions,
-            )
+            ProbeResult(probe=item, sent=sent, observed=observed, predictions=predictions)
         )
-        if index == 0 and _control_failure(results[-1], mode) is not None:
+        if index == 0 and _control_failure(results[0], mode) is not None:
             break  # inconclusive: the rest would only measure a server that refuses everything
     seconds = time.monotonic() - started
-    sent = {r.probe.id for r in results}
-    skipped += tuple(
+    skipped += [
         Skipped(probe=p, reason="not sent: the control failed (see the headline)")
-        for p in runnable
-        if p.id not in sent
-    )
-    scores = tuple(_score(i, results) for i in chosen)
+        for p in runnable[len(results) :]
+    ]
     assumptions = [
         f"Predictions assume the server asks for client certificates optionally, at TLS "
         f"{version.value} (each interpretation adapts that)."
@@ -1542,8 +913,8 @@ def probe(
         mode=mode,
         tls_version=version,
         results=tuple(results),
-        skipped=skipped,
-        scores=scores,
+        skipped=tuple(skipped),
+        scores=tuple(_score(i, results) for i in chosen),
         seconds=seconds,
         issuer=issuer.issuer if issuer is not None else None,
         jwks_url=issuer.jwks_url if issuer is not None else None,
@@ -1597,8 +968,7 @@ def _prediction(
 
 def _as_yours(decision: Decision, claims: dict[str, Any]) -> Decision:
     """The lab analogue's decision, carrying the user's own subject and client (bring your own)."""
-    accepted = not decision.finding.rejected
-    if not claims or decision.subject is None or not accepted:
+    if not claims or decision.subject is None or decision.finding.rejected:
         return decision
     sub, client_id = claims.get("sub"), claims.get("client_id")
     return replace(

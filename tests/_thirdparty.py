@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mtlslab.live.issuer import LabIssuer
 from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
-from mtlslab.probe import LabIssuer
 from mtlslab.tokens import LAB_AUDIENCE, DPoPKey
 
 THIRDPARTY = Path(__file__).resolve().parent / "thirdparty"

@@ -60,9 +60,10 @@ from mtlslab.live import (
     write_lab_folder,
 )
 from mtlslab.live.client import CLOSED_WITHOUT_ALERT, client_context
+from mtlslab.live.issuer import LabIssuer
 from mtlslab.live.server import Listener, is_loopback
 from mtlslab.pki import Lab
-from mtlslab.probe import LabIssuer, probe
+from mtlslab.probe import probe
 from mtlslab.rs import head_size, size_decision
 from mtlslab.scenarios import (
     CATALOGUE,
@@ -1269,9 +1270,9 @@ def test_a_listener_whose_setup_fails_leaves_no_socket_open(
 ) -> None:
     """A constructor that fails (a TLS context or an authorization server that cannot be made, injected
     here) leaves no socket open: it was closed, or never bound. The garbage collector is not relied on."""
+    import mtlslab.live.issuer as issuer_module
     import mtlslab.live.proxy as proxy_module
     import mtlslab.live.server as server_module
-    import mtlslab.probe as probe_module
 
     bound: list[socket.socket] = []
     create_server = socket.create_server
@@ -1286,10 +1287,10 @@ def test_a_listener_whose_setup_fails_leaves_no_socket_open(
 
     monkeypatch.setattr(socket, "create_server", recording)
     if what == "context":
-        for module in (server_module, proxy_module, probe_module):
+        for module in (server_module, proxy_module, issuer_module):
             monkeypatch.setattr(module, "server_context", failing)
     else:
-        monkeypatch.setattr(probe_module, "AuthorizationServer", failing)
+        monkeypatch.setattr(issuer_module, "AuthorizationServer", failing)
     lab = live_sim.lab
     broken = _BrokenIssuer(lab) if what == "issuer" else None
     baseline = BUILTINS["baseline"]

@@ -32,19 +32,18 @@ from mtlslab.findings import Finding as F
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
 from mtlslab.live import LiveServer, LiveStack, Observed
 from mtlslab.live.client import MAX_BODY
+from mtlslab.live.issuer import LabIssuer
 from mtlslab.live.terminal import write_lab_folder
 from mtlslab.pki import Lab
 from mtlslab.probe import (
     MAX_REQUESTS,
     PROBES,
     BringYourOwn,
-    LabIssuer,
     ProbeReport,
     check_target,
     is_loopback,
     observed_verdict,
     probe,
-    shorten,
 )
 from mtlslab.scenarios import (
     CATALOGUE,
@@ -55,6 +54,7 @@ from mtlslab.scenarios import (
     client_request,
     get_scenario,
 )
+from mtlslab.spec import shorten
 from mtlslab.tokens import AuthorizationServer
 
 pytestmark = pytest.mark.live
@@ -663,10 +663,10 @@ def test_the_report_states_what_was_sent_with_tokens_shortened(
         for rendered in (text, markdown, data):
             assert token not in rendered
     by_id = {r.probe.id: r for r in report.results}
-    assert by_id["success"].sent.lines()[1] == f"Authorization: Bearer {shorten(tokens[0])}"
+    assert by_id["success"].sent.lines()[1] == f"Authorization: Bearer {shorten(tokens[0], 20)}"
     assert by_id["no-cert"].sent.certificate == "none"
     assert by_id["mismatch"].sent.certificate == "other"
-    assert "?access_token=" + shorten(tokens[0]) in by_id["token-in-query"].sent.url
+    assert "?access_token=" + shorten(tokens[0], 20) in by_id["token-in-query"].sent.url
     assert [k for k, _ in by_id["forged-client-cert"].sent.headers] == [
         "Authorization",
         "Client-Cert",

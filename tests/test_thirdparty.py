@@ -33,8 +33,9 @@ from _thirdparty import (
 )
 
 from mtlslab.live.client import Observed, send
+from mtlslab.live.issuer import LabIssuer
 from mtlslab.pki import Identity, Lab
-from mtlslab.probe import BringYourOwn, LabIssuer, ProbeReport, probe
+from mtlslab.probe import BringYourOwn, ProbeReport, probe
 from mtlslab.scenarios import Request
 
 pytestmark = pytest.mark.live

@@ -2,9 +2,8 @@
 
 It presents a certificate (or none), sends one request and reads the answer. A TLS alert is reported with
 its name, number and the moment the client noticed it: during the handshake (TLS 1.2) or at the first read
-after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4). If the server's alert — or its early
-answer to a request too large to read (431, 413) — races the client's write, the client still reads it
-rather than reporting a broken pipe.
+after a handshake it believed successful (TLS 1.3, RFC 8446 §4.4.2.4), even when it races the client's
+write, as a server's early answer to a request too large to read (431, 413) may.
 
 Any server, even a hostile one, gets a bounded client: ``timeout`` bounds the whole exchange (handshake,
 write and every read together, not each read), a response head is read up to :data:`MAX_HEAD` bytes and a
@@ -17,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import ssl
 import time
@@ -42,56 +42,45 @@ __all__ = [
     "send",
 ]
 
-#: The error of a connection the server closed after the handshake without an answer and without any TLS
-#: alert, not even close_notify (RFC 8446 §6.1): what a client sees when a server's refusal alert is lost.
+#: The error when a server closes after the handshake with no answer and no TLS alert, not even
+#: close_notify (RFC 8446 §6.1): what a client sees when a server's refusal alert is lost.
 CLOSED_WITHOUT_ALERT = "connection closed without a TLS alert or a response after the handshake"
 
-#: Response fields :meth:`Observed.wire` leaves out of its further fields: those the wire tuple already holds
-#: (``WWW-Authenticate``, ``Content-Type``), the framing, and what a server adds of its own.
+#: Response fields :meth:`Observed.wire` leaves out of its further fields.
 FRAMING_FIELDS = frozenset(
-    (
-        "www-authenticate",
-        "content-type",
-        "content-length",
-        "connection",
-        "transfer-encoding",
-        "date",
-        "server",
-    )
+    {"www-authenticate", "content-type"}  # the wire tuple holds them already
+    | {"content-length", "connection", "transfer-encoding"}  # the framing
+    | {"date", "server"}  # what a server adds of its own
 )
 
-#: The most bytes of a response head (status line and header fields) the client reads: a longer head is a
-#: malformed answer (h11 would otherwise buffer without end).
+#: The most bytes of a response head (status line and header fields) the client reads: a longer head
+#: is a malformed answer (h11 would otherwise buffer without end).
 MAX_HEAD = 64 * 1024
-#: The most bytes of a response body the client keeps; it stops reading there (``Observed.truncated``).
+#: The most bytes of a response body the client keeps; it stops reading there (``truncated``).
 MAX_BODY = 1024 * 1024
 #: How many of the first bytes received a malformed answer's error quotes.
 _QUOTED = 64
 
-_PREFIXES = ("TLSV13_ALERT_", "TLSV1_ALERT_", "SSLV3_ALERT_")
+#: How OpenSSL names a TLS alert it received (``TLSV13_ALERT_CERTIFICATE_REQUIRED``).
+_ALERT_REASON = re.compile("(TLSV13|TLSV1|SSLV3)_ALERT_")
 
 
 def alert_from_error(
     error: BaseException, when: Literal["handshake", "first_read"]
 ) -> TlsAlert | None:
-    """The TLS alert an :class:`ssl.SSLError` reports (``TLSV13_ALERT_CERTIFICATE_REQUIRED`` → 116), if any."""
+    """The TLS alert an :class:`ssl.SSLError` names (``TLSV13_ALERT_CERTIFICATE_REQUIRED``: 116), if any."""
     reason = getattr(error, "reason", None) or ""
-    for prefix in _PREFIXES:
-        if reason.startswith(prefix):
-            name = reason[len(prefix) :].lower()
-            if name in ALERTS:
-                return TlsAlert(name=name, code=ALERTS[name], when=when)
-    return None
+    found = _ALERT_REASON.match(reason)
+    name = reason[found.end() :].lower() if found else ""
+    return TlsAlert(name=name, code=ALERTS[name], when=when) if name in ALERTS else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Observed:
-    """What the client saw on the wire.
-
-    ``error`` is a failure that is neither an alert nor a response (reset, timeout, an answer that is not
-    HTTP/1.1); with a ``status`` it says why the body is incomplete. ``truncated``: the body was longer than
-    :data:`MAX_BODY` and only its prefix is in ``body``; ``body_length`` is the body's full length in bytes
-    when known (read whole, or declared by ``Content-Length``)."""
+    """What the client saw on the wire. ``error``: a failure that is neither an alert nor a response (reset,
+    timeout, an answer that is not HTTP/1.1), or with a ``status`` why the body is incomplete.
+    ``truncated``: the body was longer than :data:`MAX_BODY` and ``body`` holds its prefix; ``body_length``
+    is its full length in bytes when known (read whole, or declared by ``Content-Length``)."""
 
     tls_alert: TlsAlert | None = None
     status: int | None = None
@@ -108,41 +97,31 @@ class Observed:
         return ", ".join(values) if values else None
 
     def error_code(self) -> str | None:
-        """The OAuth error code: from the first ``WWW-Authenticate`` challenge that has one; only when there is
-        no challenge at all, from a JSON body's ``error`` member (a server without a challenge, like 3scale
-        APIcast). None without either: challenges that carry no error mean none (RFC 6750 §3.1), whatever
-        the body says."""
+        """The OAuth error code: from the first ``WWW-Authenticate`` challenge that has one; only without
+        any challenge, from a JSON body's ``error`` member (as 3scale APIcast answers). None without either:
+        challenges that carry no error mean none (RFC 6750 §3.1), whatever the body says."""
         www = self.header("WWW-Authenticate")
         if www and www.strip():
             with contextlib.suppress(ChallengeError):
-                for found in parse_www_authenticate(www):
-                    if found.error:
-                        return found.error
+                return next((c.error for c in parse_www_authenticate(www) if c.error), None)
             return None
-        if self.truncated or not self.body.lstrip().startswith("{"):
-            return None
-        try:
-            data = json.loads(self.body)
-        except (ValueError, RecursionError):  # not JSON, or nested beyond the parser's depth
-            return None
+        data: Any = None
+        if not self.truncated and self.body.lstrip().startswith("{"):
+            with contextlib.suppress(ValueError, RecursionError):  # not JSON, or nested too deep
+                data = json.loads(self.body)
         error = data.get("error") if isinstance(data, dict) else None
         return error if isinstance(error, str) else None
 
     def wire(self) -> tuple[Any, ...]:
-        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`: the further fields (``Cache-Control``,
-        ``DPoP-Nonce``...) follow in the order they came, every field but :data:`FRAMING_FIELDS`."""
+        """Comparable with :meth:`mtlslab.interpretations.Outcome.wire`: the further fields
+        (``Cache-Control``, ``DPoP-Nonce``...) in the order they came, all but :data:`FRAMING_FIELDS`."""
         if self.tls_alert is not None:
             return ("tls", self.tls_alert.name, self.tls_alert.code, self.tls_alert.when)
         if self.status is None:
             return ("error", self.error)
-        return (
-            "http",
-            self.status,
-            self.header("WWW-Authenticate"),
-            self.header("Content-Type"),
-            self.body,
-            *((k, v) for k, v in self.headers if k.lower() not in FRAMING_FIELDS),
-        )
+        www, kind = self.header("WWW-Authenticate"), self.header("Content-Type")
+        further = ((k, v) for k, v in self.headers if k.lower() not in FRAMING_FIELDS)
+        return ("http", self.status, www, kind, self.body, *further)
 
     def summary(self) -> str:
         """``TLS certificate_required (116) at the first read``, ``401 …``."""
@@ -155,10 +134,8 @@ class Observed:
 
     def http_text(self) -> str:
         """The response as received (or the alert)."""
-        if self.tls_alert is not None:
-            return f"(no HTTP response: {self.tls_alert})"
-        if self.status is None:
-            return f"(no HTTP response: {self.error})"
+        if self.tls_alert is not None or self.status is None:
+            return f"(no HTTP response: {self.tls_alert or self.error})"
         lines = [f"HTTP/1.1 {self.status}"] + [f"{k}: {v}" for k, v in self.headers]
         return "\r\n".join(lines) + "\r\n\r\n" + self.body
 
@@ -169,8 +146,7 @@ def client_context(
     """A client context that trusts the lab CA, pins ``version`` and presents ``identity`` if given."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = pinned
-    ctx.maximum_version = pinned
+    ctx.minimum_version = ctx.maximum_version = pinned
     ca.configure_trust(ctx)
     if identity is not None:
         identity.configure_cert(ctx)
@@ -183,11 +159,10 @@ class _Clock:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.started = time.monotonic()
-        self.end = self.started + timeout
 
     def arm(self, sock: socket.socket) -> None:
         """Give ``sock`` the time left; :class:`TimeoutError` when none is."""
-        left = self.end - time.monotonic()
+        left = self.started + self.timeout - time.monotonic()
         if left <= 0:
             raise TimeoutError("timed out")
         sock.settimeout(left)
@@ -196,10 +171,8 @@ class _Clock:
         return time.monotonic() - self.started
 
     def expired(self, stage: str) -> Observed:
-        return Observed(
-            error=f"{stage}: no answer within {self.timeout:g} s (the limit for the whole request)",
-            elapsed=self.elapsed(),
-        )
+        why = f"no answer within {self.timeout:g} s (the limit for the whole request)"
+        return Observed(error=f"{stage}: {why}", elapsed=self.elapsed())
 
 
 def send(
@@ -215,10 +188,9 @@ def send(
 ) -> Observed:
     """Send ``request`` (its URL says where) over real TLS and report what came back.
 
-    The client trusts ``ca``, pins ``version`` and presents ``identity``; or, with ``context``, does what that
-    ready context says (``ca``, ``identity`` and ``version`` are then not used). With ``session`` (one made
-    by the same context) it offers to resume that TLS session. ``timeout`` bounds the whole exchange. A connection that cannot be opened raises :class:`OSError`; anything after that — an alert, a
-    reset, a timeout, an answer that is not HTTP/1.1 — is returned as an :class:`Observed`.
+    The client trusts ``ca``, pins ``version`` and presents ``identity``; or does what a ready ``context``
+    says. With ``session`` (made by the same context) it offers to resume that TLS session. A connection
+    that cannot be opened raises :class:`OSError`; anything after that is an :class:`Observed`.
     """
     if context is None:
         if ca is None:
@@ -228,13 +200,12 @@ def send(
         context = client_context(ca=ca, identity=identity, version=version)
     clock = _Clock(timeout)
     parts = urllib.parse.urlsplit(request.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 443
-    raw = socket.create_connection((host, port), timeout=timeout)
+    raw = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 443), timeout)
     tls = context.wrap_socket(
         raw,
         server_hostname=server_hostname,
         do_handshake_on_connect=False,
-        suppress_ragged_eofs=False,  # an end without close_notify is told apart (CLOSED_WITHOUT_ALERT)
+        suppress_ragged_eofs=False,  # an end without close_notify: CLOSED_WITHOUT_ALERT
         session=session,
     )
     try:
@@ -248,62 +219,45 @@ def send(
         except OSError as exc:
             return Observed(error=f"handshake: {exc}", elapsed=clock.elapsed())
         try:
-            _write(tls, _encode(request), clock)
+            view = memoryview(_encode(request))
+            while view:
+                clock.arm(tls)
+                view = view[tls.send(view) :]
         except TimeoutError:
             return clock.expired("write")
         except (ssl.SSLError, OSError) as exc:
-            # The alert may already be in our receive buffer: read it rather than report the broken pipe.
-            return _read_after_failed_write(tls, exc, clock)
+            # The server may have answered before the write ended (an alert TLS 1.3 clients see only
+            # now, or 431/413 to a request it stopped reading): read that, not the broken pipe.
+            observed = _read_response(tls, clock)
+            answered = observed.tls_alert is not None or observed.status is not None
+            if answered or observed.error == CLOSED_WITHOUT_ALERT:
+                return observed
+            return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
         return _read_response(tls, clock)
     finally:
         with contextlib.suppress(OSError):
             tls.close()
 
 
-def _write(tls: ssl.SSLSocket, data: bytes, clock: _Clock) -> None:
-    view = memoryview(data)
-    while view:
-        clock.arm(tls)
-        view = view[tls.send(view) :]
-
-
 def _failed(
     exc: BaseException, when: Literal["handshake", "first_read"], clock: _Clock
 ) -> Observed:
     alert = alert_from_error(exc, when)
-    if alert is not None:
-        return Observed(tls_alert=alert, elapsed=clock.elapsed())
-    return Observed(error=f"{when}: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
-
-
-def _read_after_failed_write(tls: ssl.SSLSocket, exc: BaseException, clock: _Clock) -> Observed:
-    """The server may have answered before we finished writing — a TLS alert (a refused handshake, seen by
-    TLS 1.3 clients only now) or an HTTP answer to a request it stopped reading (431, 413): read it."""
-    observed = _read_response(tls, clock)
-    if observed.tls_alert is not None or observed.status is not None:
-        return observed
-    if observed.error == CLOSED_WITHOUT_ALERT:
-        return observed
-    return Observed(error=f"write: {type(exc).__name__}: {exc}", elapsed=clock.elapsed())
+    error = "" if alert is not None else f"{when}: {type(exc).__name__}: {exc}"
+    return Observed(tls_alert=alert, error=error, elapsed=clock.elapsed())
 
 
 def _encode(request: Request) -> bytes:
+    length = [("Content-Length", str(len(request.body)))] if request.body else []
+    fields = [("Host", request.host), *request.headers, *length, ("Connection", "close")]
+    head = h11.Request(method=request.method, target=request.target, headers=fields)
+    data = [h11.Data(data=request.body)] if request.body else []
     conn = h11.Connection(h11.CLIENT)
-    headers = [("Host", request.host), *request.headers]
-    if request.body:
-        headers.append(("Content-Length", str(len(request.body))))
-    headers.append(("Connection", "close"))
-    out = (
-        conn.send(h11.Request(method=request.method, target=request.target, headers=headers)) or b""
-    )
-    if request.body:
-        out += conn.send(h11.Data(data=request.body)) or b""
-    out += conn.send(h11.EndOfMessage()) or b""
-    return out
+    return b"".join(conn.send(event) or b"" for event in (head, *data, h11.EndOfMessage()))
 
 
 class _Reading:
-    """The state of reading one answer: the head once parsed, the body's prefix and length, the first bytes."""
+    """The state of reading one answer: the head, the body's prefix and length, the first bytes."""
 
     def __init__(self, clock: _Clock) -> None:
         self.clock = clock
@@ -315,16 +269,17 @@ class _Reading:
 
     def observed(self, *, error: str = "", truncated: bool = False) -> Observed:
         """What was read: the answer (complete, or with ``error`` saying why not), or only ``error``."""
-        if self.head is None:
-            if not self.first and not error:
-                error = (
-                    CLOSED_WITHOUT_ALERT if self.ragged else "connection closed without a response"
-                )
+        head = self.head
+        if head is None:
+            closed = CLOSED_WITHOUT_ALERT if self.ragged else "connection closed without a response"
+            error = error or ("" if self.first else closed)
             return Observed(error=error, elapsed=self.clock.elapsed())
-        declared = _content_length(self.head)
+        raw = head.headers.raw_items()  # the names as the server spelled them
+        lengths = [int(v) for k, v in head.headers if k == b"content-length" and v.isdigit()]
+        declared = next(iter(lengths), None)
         return Observed(
-            status=self.head.status_code,
-            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in _raw(self.head)),
+            status=head.status_code,
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw),
             body=self.body.decode("utf-8", "replace"),
             error=error,
             elapsed=self.clock.elapsed(),
@@ -338,28 +293,14 @@ class _Reading:
             return self.observed(error=f"incomplete answer: {why}")
         if not self.first:
             return self.observed()
-        return self.observed(
-            error=f"no readable HTTP/1.1 answer: {why}; it began {bytes(self.first)!r}"
-        )
-
-
-def _raw(head: h11.Response) -> list[tuple[bytes, bytes]]:
-    """The header fields with their names as the server spelled them."""
-    return list(head.headers.raw_items())
-
-
-def _content_length(head: h11.Response) -> int | None:
-    for name, value in head.headers:
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None
+        quoted = f"no readable HTTP/1.1 answer: {why}; it began {bytes(self.first)!r}"
+        return self.observed(error=quoted)
 
 
 def _read_response(tls: ssl.SSLSocket, clock: _Clock) -> Observed:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-    conn.send(
-        h11.Request(method="GET", target="/", headers=[("Host", "x")])
-    )  # put h11 in the response state
+    # h11 reads a response once it has sent a request: one it believes sent
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
     conn.send(h11.EndOfMessage())
     reading = _Reading(clock)
     while True:
@@ -367,9 +308,8 @@ def _read_response(tls: ssl.SSLSocket, clock: _Clock) -> Observed:
             event = conn.next_event()
         except h11.ProtocolError as exc:  # not HTTP, cut short, or a head beyond MAX_HEAD
             too_long = getattr(exc, "error_status_hint", None) == 431
-            return reading.malformed(
-                f"a response head longer than {MAX_HEAD} bytes" if too_long else str(exc)
-            )
+            why = f"a response head longer than {MAX_HEAD} bytes" if too_long else str(exc)
+            return reading.malformed(why)
         if event is h11.NEED_DATA:
             try:
                 clock.arm(tls)
@@ -386,8 +326,7 @@ def _read_response(tls: ssl.SSLSocket, clock: _Clock) -> Observed:
                 return reading.malformed(f"read: {exc}")
             except OSError as exc:
                 return reading.malformed(f"read: {type(exc).__name__}: {exc}")
-            if len(reading.first) < _QUOTED:
-                reading.first += data[: _QUOTED - len(reading.first)]
+            reading.first += data[: max(0, _QUOTED - len(reading.first))]
             conn.receive_data(data)
             continue
         if isinstance(event, h11.Response):
