@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from mtlslab.compare import ERROR_ABBREVIATIONS
 from mtlslab.interpretations import Outcome
 from mtlslab.live.client import MAX_BODY, Observed
+from mtlslab.spec import shorten
 from mtlslab.tls import ALERTS
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ __all__ = [
     "visible",
 ]
 
-_NOT_ASCII = re.compile(r"[^\x20-\x7e]")
 _NOT_ASCII_OR_NEWLINE = re.compile(r"[^\x20-\x7e\n]")
 #: What Markdown (CommonMark, GitHub's tables) reads as markup or HTML inside a line of text.
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>&|~])")
@@ -40,22 +40,11 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>&|~])")
 _FIELD_SHOWN = 300
 
 
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    if char.isprintable():
-        return char
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
 def visible(text: str, limit: int | None = None) -> str:
-    """``text`` as a report prints it: every control or invisible character (ESC, 8-bit CSI, a line break,
-    a bidirectional override...) as a Python escape such as ``\\x1b``; at most ``limit`` characters."""
-    if limit is not None and len(text) > limit:
-        text = f"{text[:limit]}… ({len(text)} characters)"
-    return _NOT_ASCII.sub(_escape, text)
+    """``text`` as a report prints it, through :func:`mtlslab.spec.shorten` (the one helper that shows a
+    value someone else chose): every control or invisible character (ESC, 8-bit CSI, a line break, a
+    bidirectional override...) and the backslash escaped; at most ``limit`` characters when given."""
+    return shorten(text, max(16, limit if limit is not None else 10 * len(text)))
 
 
 def verdict_text(verdict: tuple[str, ...]) -> str:

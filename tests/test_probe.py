@@ -1150,3 +1150,16 @@ def test_serve_and_probe_from_a_terminal(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (0, "")
     flowing = " ".join(done.stdout.split())  # the headline wraps at 72 columns
     assert "answers like spring-security on 21 of 21 probes (verdict), 21 of 21 exact" in flowing
+
+
+def test_a_report_shows_server_text_through_the_one_shortening_helper() -> None:
+    """Issue 16: a probe report shows what a server chose through spec.shorten, so a literal backslash
+    sequence cannot pass for the control character it names (the ESC is escaped, the backslash doubled)."""
+    from mtlslab._probe_render import visible
+    from mtlslab.spec import shorten
+
+    real, forged = "a\x1bb", "a\\x1bb"
+    assert visible(real) != visible(forged)
+    assert visible(real) == "a\\x1bb" == shorten(real)
+    assert visible(forged) == "a\\\\x1bb"
+    assert len(visible("x" * 5000, 120)) <= 120
