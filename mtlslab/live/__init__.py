@@ -12,6 +12,8 @@ The edge of mtlslab that opens sockets; nothing here decides anything (the serve
 * :func:`run_scenario`, :func:`run_many`, :func:`verify`, :func:`live_matrix` — live runs;
   :func:`live_limitation` — why a scenario cannot run live here, which ``verify`` reports.
 * :func:`curl_command`, :func:`client_url`, :func:`write_lab_folder` — the same from a terminal.
+* ``mtlslab.live.issuer.LabIssuer`` — the lab authorization server on the wire (JWKS, RFC 9728 metadata,
+  introspection, the RFC 8705 §2 token endpoint), which the probe points a real server at.
 """
 
 from __future__ import annotations
