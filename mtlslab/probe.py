@@ -47,7 +47,6 @@ import datetime as dt
 import json
 import os
 import re
-import ssl
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -62,7 +61,7 @@ from mtlslab import _probe_render as render
 from mtlslab.compare import Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
-from mtlslab.live.client import Observed, send
+from mtlslab.live.client import Observed, client_context, send
 from mtlslab.live.issuer import LabIssuer
 from mtlslab.live.server import is_loopback
 from mtlslab.pki import CertificateAuthority, Identity, Lab, load_certificate, load_private_key
@@ -664,33 +663,16 @@ class ProbeReport:
 _Trusted = CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None
 
 
-def _trust(ca: _Trusted) -> str | None:
-    """The PEM text to trust for the server's certificate (None: the system's trust store)."""
-    if ca is None:
-        return None
-    if isinstance(ca, CertificateAuthority):
-        return ca.root.cert_pem.text()
+def _trust(ca: _Trusted) -> CertificateAuthority | str | None:
+    """What to trust for the server's certificate: a lab CA, PEM text, or None (the system's store)."""
+    if ca is None or isinstance(ca, CertificateAuthority):
+        return ca
     if isinstance(ca, x509.Certificate):
         certs = [ca]
     else:
         raw = bytes(ca) if isinstance(ca, (bytes, bytearray)) else Path(ca).read_bytes()
         certs = _certificates(raw, field="ca")
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
-
-
-def _client_context(
-    trust: str | None, identity: Identity | None, version: TlsVersion
-) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
-    ctx.minimum_version = ctx.maximum_version = pinned
-    if trust is None:
-        ctx.load_default_certs()
-    else:
-        ctx.load_verify_locations(cadata=trust)
-    if identity is not None:
-        identity.configure_cert(ctx)
-    return ctx
 
 
 def check_target(url: str, *, allow_remote: bool = False) -> tuple[str, int]:
@@ -860,7 +842,7 @@ def probe(
     ]
     identities: dict[str, Identity | None] = {"bound": bound, "other": other, "none": None}
     contexts = {
-        name: _client_context(trust, identity, version)
+        name: client_context(ca=trust, identity=identity, version=version)
         for name, identity in identities.items()
         if name != "other" or identity is not None
     }

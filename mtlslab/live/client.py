@@ -141,13 +141,19 @@ class Observed:
 
 
 def client_context(
-    *, ca: CertificateAuthority, identity: Identity | None, version: TlsVersion
+    *, ca: CertificateAuthority | str | None, identity: Identity | None, version: TlsVersion
 ) -> ssl.SSLContext:
-    """A client context that trusts the lab CA, pins ``version`` and presents ``identity`` if given."""
+    """A client context that trusts ``ca`` (a lab CA, PEM text, or None: the system's trust store), pins
+    ``version`` and presents ``identity`` if given."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     pinned = ssl.TLSVersion.TLSv1_2 if version is TlsVersion.TLS1_2 else ssl.TLSVersion.TLSv1_3
     ctx.minimum_version = ctx.maximum_version = pinned
-    ca.configure_trust(ctx)
+    if isinstance(ca, CertificateAuthority):
+        ca.configure_trust(ctx)
+    elif ca is None:
+        ctx.load_default_certs()
+    else:
+        ctx.load_verify_locations(cadata=ca)
     if identity is not None:
         identity.configure_cert(ctx)
     return ctx

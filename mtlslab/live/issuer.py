@@ -137,14 +137,7 @@ class LabIssuer(Listener):
     def __repr__(self) -> str:
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
 
-    def _answer(
-        self,
-        incoming: Incoming,
-        *,
-        peer: bytes | None,
-        chain: tuple[bytes, ...],  # noqa: ARG002
-        deadline: float,  # noqa: ARG002
-    ) -> bytes:
+    def _answer(self, incoming: Incoming, *, peer: bytes | None, **_: object) -> bytes:
         request = incoming.request
         if request is None or incoming.status is not None:
             return self._refuse(incoming)

@@ -36,7 +36,7 @@ from mtlslab.compare import lab_configs
 from mtlslab.findings import Finding
 from mtlslab.interpretations import Interpretation, reason_phrase
 from mtlslab.jose import DPOP_ALGS
-from mtlslab.pki import LAB_NOW, Identity, Lab
+from mtlslab.pki import LAB_NOW, Lab
 from mtlslab.rs import MAX_BODY_BYTES, MAX_HEADER_BYTES, Decision, evaluate, size_decision
 from mtlslab.scenarios import Deployment, Request
 from mtlslab.tls import ClientAuth, TlsVersion
@@ -97,12 +97,7 @@ _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_
 
 
 def server_context(
-    deployment: Deployment,
-    lab: Lab,
-    *,
-    identity: Identity | None = None,
-    pin_version: bool = True,
-    refusal: Refusal = "alert",
+    deployment: Deployment, lab: Lab, *, pin_version: bool = True, refusal: Refusal = "alert"
 ) -> SSL.Context:
     """A pyOpenSSL server context for ``deployment``: its TLS version pinned (without ``pin_version``, 1.2
     and 1.3 both), client auth as configured, a certificate asked for late left to the :class:`Listener`.
@@ -112,7 +107,7 @@ def server_context(
     version = _VERSIONS[deployment.tls_version]
     ctx.set_min_proto_version(version if pin_version else SSL.TLS1_2_VERSION)
     ctx.set_max_proto_version(version if pin_version else SSL.TLS1_3_VERSION)
-    server = identity or lab.server
+    server = lab.server
     ctx.use_certificate(server.certificate)
     for extra in server.chain:
         ctx.add_extra_chain_cert(extra)
@@ -456,13 +451,13 @@ class Listener:
         self._io.start()
         return self
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let answers in progress finish (bounded by ``timeout``), release everything."""
-        self._close_by = time.monotonic() + timeout
+    def close(self) -> None:
+        """Stop accepting, let answers in progress finish (for at most 5 s), release everything."""
+        self._close_by = time.monotonic() + 5.0
         self._closing.set()
         if self._io is not None:
             self._wake()
-            self._io.join(timeout + 1.0)
+            self._io.join(6.0)
             self._workers.shutdown(wait=True, cancel_futures=True)
         self._listener.close()
 
@@ -806,15 +801,9 @@ class _ResourceServer(Listener):
             meta["dpop_signing_alg_values_supported"] = list(DPOP_ALGS)
         return meta
 
-    def _answer(
-        self,
-        incoming: Incoming,
-        *,
-        peer: bytes | None,
-        chain: tuple[bytes, ...],  # noqa: ARG002 - the engine reads a forwarded chain, not this one
-        deadline: float,  # noqa: ARG002
-    ) -> bytes:
-        """The engine decides, sizes first (what the simulation predicts); a malformed request gets 400."""
+    def _answer(self, incoming: Incoming, *, peer: bytes | None, **_: object) -> bytes:
+        """The engine decides, sizes first (what the simulation predicts); a malformed request gets 400.
+        The chain the client sent is not read: the engine reads a forwarded one."""
         request = incoming.request
         if (
             request is not None
