@@ -646,10 +646,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     scenarios = list(scenarios_tagged(*(args.tag or ())))
     names = args.interpretation or list(DEFAULT_VERIFY)
     report = verify(scenarios, _interpretations(names), proxy=args.proxy)
-    if args.format == "json":
-        _write_json(out, report.to_json())
-    else:
-        out.write(report.text())
+    _write(out, json.dumps(report.to_json(), indent=2) if args.format == "json" else report.text())
     return 0 if report.ok else 1
 
 

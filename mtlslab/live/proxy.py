@@ -383,17 +383,9 @@ def make_proxy(
     listening on ``host`` and ``port`` (0: a free port); HAProxy keeps the case of ``response_fields``."""
     if kind == "auto":
         kind = "haproxy" if find_haproxy() else "builtin"
+    where: dict[str, Any] = {"lab": lab, "deployment": deployment, "origin_port": origin_port}
     if kind == "haproxy":
-        return HAProxy(
-            lab=lab,
-            deployment=deployment,
-            origin_port=origin_port,
-            host=host,
-            port=port,
-            response_fields=response_fields,
-        )
+        return HAProxy(**where, host=host, port=port, response_fields=response_fields)
     if kind == "builtin":
-        return BuiltinProxy(
-            lab=lab, deployment=deployment, origin_port=origin_port, host=host, port=port
-        )
+        return BuiltinProxy(**where, host=host, port=port)
     raise ValueError(f"unknown proxy kind {kind!r}: haproxy, builtin or auto")

@@ -87,10 +87,8 @@ def _partition(
 
 
 def _refuse_unrunnable(scenarios: Iterable[Scenario], proxy: str) -> None:
-    for scenario in scenarios:
-        reason = live_limitation(scenario, proxy)
-        if reason is not None:
-            raise ScenarioError("deployment", f"{scenario.id} cannot run live: {reason}")
+    for scenario, reason in _partition(scenarios, proxy)[1]:
+        raise ScenarioError("deployment", f"{scenario.id} cannot run live: {reason}")
 
 
 class LiveStack:
@@ -336,7 +334,6 @@ def run_scenario(
 ) -> LiveRun:
     """Run one scenario for real under one interpretation (starting and stopping its server); ScenarioError
     when it cannot run live (:func:`live_limitation`)."""
-    _refuse_unrunnable([scenario], proxy)
     sim = simulator or Simulator(lab)
     return run_many([scenario], [interpretation], simulator=sim, proxy=proxy, timeout=timeout)[0]
 

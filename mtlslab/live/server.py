@@ -737,9 +737,11 @@ def engine_request(
     )
 
 
-class _ResourceServer(Listener):
-    """A listener that answers HTTP requests with the engine and an interpretation, over TLS per the
-    deployment unless its scheme is ``http``."""
+class LiveServer(Listener):
+    """The resource server: a listener that answers HTTP requests with the engine and an interpretation,
+    with TLS (client authentication per the deployment), on loopback by default; a context manager
+    (``with LiveServer(lab=..., deployment=..., interpretation=...) as srv``). ``refusal="close"`` refuses
+    a client certificate without a TLS alert (see :func:`server_context`)."""
 
     from_proxy = False  # whether requests arrive through a TLS-terminating proxy
 
@@ -834,13 +836,7 @@ class _ResourceServer(Listener):
         return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode("utf-8"))
 
 
-class LiveServer(_ResourceServer):
-    """The resource server with TLS (client authentication per the deployment), on loopback by default;
-    a context manager (``with LiveServer(lab=..., deployment=..., interpretation=...) as srv``).
-    ``refusal="close"`` refuses a client certificate without a TLS alert (see :func:`server_context`)."""
-
-
-class Origin(_ResourceServer):
+class Origin(LiveServer):
     """The resource server without TLS, the origin behind a TLS-terminating proxy: it trusts the proxy's
     ``Client-Cert`` only when the deployment says the proxy is trusted."""
 
