@@ -159,9 +159,9 @@ class Artefact:
         return target
 
     @contextlib.contextmanager
-    def tempfile(self, dir: str | None = None) -> Iterator[str]:
+    def tempfile(self) -> Iterator[str]:
         """A temporary file holding the bytes (0600), deleted when the ``with`` block ends."""
-        fd, name = tempfile.mkstemp(suffix=".pem", dir=dir)
+        fd, name = tempfile.mkstemp(suffix=".pem")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(self.data)

@@ -769,7 +769,8 @@ def _x5t(run: _Run, expected: Any) -> None:
     check = "certificate binding"
     run.binding = "x5t#S256"
     run.expected_x5t = expected if isinstance(expected, str) else json.dumps(expected)
-    if run.cert is None:
+    presented = run.presented_x5t  # set with run.cert
+    if presented is None:
         if run.untrusted_header:
             detail = (
                 "the token is certificate-bound and the only certificate came in an untrusted "
@@ -781,7 +782,6 @@ def _x5t(run: _Run, expected: Any) -> None:
             "presented"
         )
         raise run.fail(Finding.CERTIFICATE_MISSING, check, "RFC 8705 §3", detail)
-    presented = run.presented_x5t or thumbprint_of_der(run.cert)
     if not same_thumbprint(expected, presented):
         detail = (
             f"expected x5t#S256 {shorten(run.expected_x5t)}, presented {presented} (exact, constant-time "

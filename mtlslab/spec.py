@@ -1,17 +1,22 @@
 """Spec citations: the one table of the clauses mtlslab cites, and the trace steps that cite them.
 
 Every check names its clause in code and in the trace, linked as :attr:`Clause.url` shows. :data:`CLAUSES` is
-the table (rules as data): a module cites a clause by its label, ``cite("RFC 8705 §3")``, and a label the
-table does not hold is an error where it is written, not a link to nowhere.
+the table (rules as data, ``mtlslab/data/clauses.json``): a module cites a clause by its label,
+``cite("RFC 8705 §3")``, and a label the table does not hold is an error where it is written, not a link to
+nowhere.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import itertools
+import json
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from mtlslab.errors import InputError
 
 __all__ = ["CLAUSES", "Clause", "Step", "cite", "shorten"]
 
@@ -41,75 +46,21 @@ class Clause:
         return f"<Clause {self.label}>"
 
 
-_TABLE: tuple[tuple[int, str, str], ...] = (
-    (3986, "5.2.4", "Remove Dot Segments"),
-    (3986, "6.2.2", "Syntax-Based Normalization"),
-    (4648, "5", "Base 64 Encoding with URL and Filename Safe Alphabet"),
-    (5246, "7.2.2", "Error Alerts"),
-    (5246, "7.4.1.1", "Hello Request"),
-    (5246, "7.4.6", "Client Certificate"),
-    (6585, "5", "431 Request Header Fields Too Large"),
-    (6749, "5.1", "Successful Response"),
-    (6749, "5.2", "Error Response"),
-    (6750, "1.2", "Terminology"),
-    (6750, "2", "Authenticated Requests"),
-    (6750, "2.1", "Authorization Request Header Field"),
-    (6750, "2.2", "Form-Encoded Body Parameter"),
-    (6750, "2.3", "URI Query Parameter"),
-    (6750, "3", "The WWW-Authenticate Response Header Field"),
-    (6750, "3.1", "Error Codes"),
-    (7515, "2", "Terminology"),
-    (7515, "4", "JOSE Header"),
-    (7515, "7.1", "JWS Compact Serialization"),
-    (7519, "4", "JWT Claims"),
-    (7519, "4.1.5", '"nbf" (Not Before) Claim'),
-    (7519, "7.2", "Validating a JWT"),
-    (7662, "2.2", "Introspection Response"),
-    (7662, "4", "Security Considerations"),
-    (7800, "3", "Representations for Proof-of-Possession Keys"),
-    (7800, "3.1", "Confirmation Claim"),
-    (7800, "3.4", "Representation of a Key ID for a Proof-of-Possession Key"),
-    (8446, "2.2", "Resumption and Pre-Shared Key (PSK)"),
-    (8446, "4.4.2.4", "Receiving a Certificate Message"),
-    (8446, "4.6.2", "Post-Handshake Authentication"),
-    (8446, "6.2", "Error Alerts"),
-    (8705, "2", "Mutual TLS for OAuth Client Authentication"),
-    (8705, "2.1", "PKI Mutual-TLS Method"),
-    (8705, "2.2", "Self-Signed Certificate Mutual-TLS Method"),
-    (8705, "3", "Mutual-TLS Client Certificate-Bound Access Tokens"),
-    (8705, "3.1", "JWT Certificate Thumbprint Confirmation Method"),
-    (8705, "3.2", "Confirmation Method for Token Introspection"),
-    (8705, "6.2", "Resource Server"),
-    (8705, "6.3", "Certificate Expiration and Bound Access Tokens"),
-    (8705, "7.2", "Certificate Thumbprint Binding"),
-    (8725, "2.1", "Weak Signatures and Insufficient Signature Validation"),
-    (8725, "3.1", "Perform Algorithm Verification"),
-    (8725, "3.10", "Do Not Trust Received Claims"),
-    (8941, "4.2", "Parsing Structured Fields"),
-    (9068, "4", "Validating JWT Access Tokens"),
-    (9110, "5.3", "Field Order"),
-    (9110, "5.5", "Field Values"),
-    (9110, "5.6.4", "Quoted Strings"),
-    (9110, "11.1", "Authentication Scheme"),
-    (9110, "11.4", "Credentials"),
-    (9110, "11.6.1", "WWW-Authenticate"),
-    (9110, "15.5.14", "413 Content Too Large"),
-    (9113, "9.2.1", "TLS 1.2 Features"),
-    (9113, "9.2.3", "TLS 1.3 Features"),
-    (9440, "2", "HTTP Header Fields and Processing Rules"),
-    (9440, "2.1", "Encoding"),
-    (9440, "2.2", "Client-Cert HTTP Header Field"),
-    (9440, "2.3", "Client-Cert-Chain HTTP Header Field"),
-    (9440, "2.4", "Processing Rules"),
-    (9440, "4", "Security Considerations"),
-    (9449, "4.3", "Checking DPoP Proofs"),
-    (9449, "6.1", "JWK Thumbprint Confirmation Method in JWTs"),
-    (9449, "7.1", "The DPoP Authentication Scheme"),
-    (9449, "7.2", "Compatibility with the Bearer Authentication Scheme"),
-    (9449, "9", "Resource Server-Provided Nonce"),
-    (9728, "2", "Protected Resource Metadata"),
-    (9728, "5.1", "WWW-Authenticate Response"),
-)
+def _load_table() -> tuple[tuple[int, str, str], ...]:
+    """The rows of ``mtlslab/data/clauses.json``, each ``[rfc, section, title]``; a row of another shape is
+    an error."""
+    text = importlib.resources.files("mtlslab").joinpath("data/clauses.json").read_text("utf-8")
+    rows: list[tuple[int, str, str]] = []
+    for row in json.loads(text):
+        match row:
+            case [int() as rfc, str() as section, str() as title] if not isinstance(rfc, bool):
+                rows.append((rfc, section, title))
+            case _:
+                raise InputError("clauses.json", f"{row!r} is not [rfc, section, title]")
+    return tuple(rows)
+
+
+_TABLE = _load_table()
 
 #: Every clause mtlslab cites, by label (``RFC 8705 §3``).
 CLAUSES: dict[str, Clause] = {

@@ -327,7 +327,7 @@ class AuthorizationServer:
         self.kid = jwk_thumbprint(public_jwk(self.signing_key))
         self._introspection: dict[str, dict[str, Any]] = {}
         self._revoked: set[str] = set()
-        self._cache: dict[tuple[str, Identity, DPoPKey | None, dt.datetime], AccessToken] = {}
+        self._cache: dict[tuple[str, Identity, dt.datetime], AccessToken] = {}
 
     @functools.cached_property
     def dpop_key(self) -> DPoPKey:
@@ -365,9 +365,7 @@ class AuthorizationServer:
         *,
         subject: str = "alice",
         client_id: str = "lab-client",
-        scope: str = "read",
         now: dt.datetime = LAB_NOW,
-        lifetime: dt.timedelta = _TOKEN_LIFETIME,
         jti: str = "lab-token",
         cnf: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -376,11 +374,11 @@ class AuthorizationServer:
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
-            "exp": _epoch(now + lifetime),
+            "exp": _epoch(now + _TOKEN_LIFETIME),
             "iat": _epoch(now),
             "jti": jti,
             "client_id": client_id,
-            "scope": scope,
+            "scope": "read",
         }
         if cnf is not None:
             claims["cnf"] = dict(cnf)
@@ -407,7 +405,6 @@ class AuthorizationServer:
         variant: str = "bound",
         *,
         bound_to: Identity | None = None,
-        dpop_key: DPoPKey | None = None,
         now: dt.datetime = LAB_NOW,
     ) -> AccessToken:
         """Make the token variant ``variant`` (see :data:`TOKEN_VARIANTS`), bound to ``bound_to``
@@ -417,12 +414,13 @@ class AuthorizationServer:
             known = ", ".join(sorted(TOKEN_VARIANTS))
             raise TokenError("variant", f"unknown token variant {variant!r}; known: {known}")
         identity = bound_to if bound_to is not None else self.lab.client
-        # identities hash by certificate; keys by identity
-        cache_key = (variant, identity, dpop_key, now)
+        # identities hash by certificate
+        cache_key = (variant, identity, now)
         found = self._cache.get(cache_key)
         if found is None:
-            proof_key = dpop_key or self.dpop_key
-            mint = _Mint(asrv=self, name=variant, bound_to=identity, dpop_key=proof_key, now=now)
+            mint = _Mint(
+                asrv=self, name=variant, bound_to=identity, dpop_key=self.dpop_key, now=now
+            )
             found = self._cache[cache_key] = recipe.make(mint)
         return found
 

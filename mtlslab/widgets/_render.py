@@ -121,10 +121,10 @@ def _status_line(outcome: Outcome) -> str:
     return outcome.http_text().split("\r\n", 1)[0]
 
 
-def _body_text(outcome: Outcome, limit: int = 600) -> str:
+def _body_text(outcome: Outcome) -> str:
     if outcome.tls_alert is not None:
         return "—"
-    body = outcome.body if len(outcome.body) <= limit else outcome.body[:limit] + "…"
+    body = outcome.body if len(outcome.body) <= 600 else outcome.body[:600] + "…"
     kind = f"Content-Type: {outcome.content_type}\n" if outcome.content_type else ""
     return (kind + body) if (kind or body) else "(empty body)"
 
@@ -657,15 +657,15 @@ def differences_html(matrix: Matrix, name: str, *, limit: int = 6) -> str:
     )
 
 
-def download_link(filename: str, text: str, *, mime: str = "application/json") -> str:
-    """A link that makes the browser save ``text`` (UTF-8) as ``filename``: a ``data:`` URL, so it works in
-    JupyterLab and Voilà alike with no server route. The file name keeps only ``A-Z a-z 0-9 . _ -``."""
+def download_link(filename: str, text: str) -> str:
+    """A link that makes the browser save the JSON ``text`` (UTF-8) as ``filename``: a ``data:`` URL, so it
+    works in JupyterLab and Voilà alike with no server route. The file name keeps only ``A-Z a-z 0-9 . _ -``."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", filename)
     safe = re.sub(r"-*\.-*", ".", safe).strip("-.") or "download"
     payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
     return (
         f"<a class='mtlslab-download' download='{esc(safe)}' "
-        f"href='data:{esc(mime)};charset=utf-8;base64,{payload}' "
+        f"href='data:application/json;charset=utf-8;base64,{payload}' "
         "style='display:inline-block;padding:3px 10px;border:1px solid #1565c0;border-radius:3px;"
         f"color:#1565c0;text-decoration:none'>⬇ Save {esc(safe)}</a>"
     )

@@ -74,15 +74,10 @@ class MatrixView(Adapter):
 
     def filter(self) -> None:
         """Apply the tag and disagreement filters (core calls: select, disagreements), then render."""
-        try:
-            tags = () if self.tag.value == ALL_TAGS else (self.tag.value,)
-            shown = self.full.select(tags=tags)
-            if self.disagreements_only.value:
-                shown = shown.disagreements(strict=self.strict.value)
-        except Exception as exc:
-            self.error.value = render.error_html(exc)
-            return
-        self.error.value = ""
+        tags = () if self.tag.value == ALL_TAGS else (self.tag.value,)
+        shown = self.full.select(tags=tags)  # only tags the matrix holds: nothing to refuse
+        if self.disagreements_only.value:
+            shown = shown.disagreements(strict=self.strict.value)
         self.shown = shown
         ids = [s.id for s in shown.scenarios]
         with self.held():
