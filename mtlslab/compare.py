@@ -191,8 +191,11 @@ class _Run:
 
     def serves(self, tls: TlsResult, request: Request | None, config: RsConfig) -> bool:
         """Whether ``request`` after ``tls`` at ``config`` makes this run's decision: the same request (and
-        TLS outcome) reaching the same configuration."""
-        return self.tls.alert == tls.alert and self.request == request and self.config == config
+        TLS outcome) reaching a configuration that agrees on every field the decision was made from."""
+        if self.tls.alert != tls.alert or self.request != request:
+            return False
+        consulted = self.decision.consulted if self.decision else ()
+        return all(getattr(self.config, name) == getattr(config, name) for name in consulted)
 
 
 class Simulator:

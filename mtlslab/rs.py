@@ -31,7 +31,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal, TypeGuard, cast
 
 from cryptography import x509
 
@@ -200,6 +200,9 @@ class Decision:
     dpop_nonce: str | None = None  # for the client, in a DPoP-Nonce field (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL the challenge names
     issued_token: str | None = None  # what a token endpoint issued
+    #: The configuration fields the decision was made from: any configuration that agrees on them makes
+    #: the same decision for the same request (the simulator shares decisions by it).
+    consulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def detail(self) -> str:
@@ -231,6 +234,20 @@ def size_decision(config: RsConfig, *, head: int = 0, body: int = 0) -> Decision
 # ---- the pipeline ----------------------------------------------------------------------------------
 
 
+class _Reading:
+    """A configuration as one evaluation reads it, every field it consults noted."""
+
+    __slots__ = ("_config", "names")
+
+    def __init__(self, config: RsConfig) -> None:
+        self._config = config
+        self.names: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.names.add(name)
+        return getattr(self._config, name)
+
+
 class _Stop(Exception):
     def __init__(self, finding: Finding) -> None:
         self.finding = finding
@@ -254,6 +271,7 @@ class _Run:
     expected_x5t: str | None = None
     unchecked: str | None = None  # a server that skips binding: what the check would have found
     issued_token: str | None = None
+    reading: _Reading | None = None  # when ``config`` is read through one
 
     def step(self, check: str, where: str, passed: bool | None, detail: str) -> None:
         self.steps.append(Step(check=check, clause=cite(where), passed=passed, detail=detail))
@@ -264,6 +282,8 @@ class _Run:
 
     def decision(self, finding: Finding) -> Decision:
         subject, client_id = self.claims.get("sub"), self.claims.get("client_id")
+        scope, nonce = self.config.required_scope, self.config.dpop_nonce
+        metadata = self.config.resource_metadata
         return Decision(
             finding=finding,
             trace=tuple(self.steps),
@@ -271,19 +291,22 @@ class _Run:
             binding=self.binding,
             expected_x5t=self.expected_x5t,
             presented_x5t=self.presented_x5t,
-            required_scope=self.config.required_scope,
+            required_scope=scope,
             subject=subject if isinstance(subject, str) else None,
             client_id=client_id if isinstance(client_id, str) else None,
-            dpop_nonce=self.config.dpop_nonce,
-            resource_metadata=self.config.resource_metadata,
+            dpop_nonce=nonce,
+            resource_metadata=metadata,
             issued_token=self.issued_token,
+            consulted=frozenset(self.reading.names) if self.reading else frozenset(),
         )
 
 
 def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) -> Decision:
     """Decide what the resource server finds for ``request`` at ``now``: every stage in turn, until one
-    refuses or all pass."""
-    run = _Run(request=request, config=config, now=now)
+    refuses or all pass. The decision names the configuration fields it was made from."""
+    reading = _Reading(config)
+    config = cast(RsConfig, reading)
+    run = _Run(request=request, config=config, now=now, reading=reading)
     try:
         _check_size(run, head_size(request), len(request.body))
         _certificate(run)

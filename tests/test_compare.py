@@ -17,7 +17,7 @@ from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, derive
-from mtlslab.scenarios import CATALOGUE, ClientAuth, Request, get_scenario
+from mtlslab.scenarios import CATALOGUE, ClientAuth, Deployment, Request, get_scenario
 
 F = Finding
 
@@ -458,3 +458,21 @@ def test_a_dpop_row_reads_its_proof_once(sim: Simulator) -> None:
     assert jose._read_proof.cache_info().misses == 1
     assert jose._read_proof.cache_info().hits >= 1
     assert row == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
+
+
+def test_readings_share_a_decision_only_where_it_was_made_from_fields_they_agree_on(
+    sim: Simulator,
+) -> None:
+    """A decision names the configuration fields it was made from, and a row shares it with every reading
+    whose server agrees on those fields: across the whole catalogue the row gives exactly the cells each
+    reading gives alone, while the servers that differ only in a field nobody consulted (a query-token
+    rule for a request without one) evaluate once."""
+    for scenario in CATALOGUE:
+        assert sim.row(scenario) == tuple(sim.cell(scenario, i) for i in BUILTINS.values())
+    success = sim.exchange(get_scenario("success"))
+    assert success.request is not None
+    strict = sim.config(Deployment(query_tokens=False))
+    decision = rs.evaluate(success.request, sim.config(Deployment()), now=sim.now)
+    assert "query_tokens" not in decision.consulted
+    assert {"jwks", "checks_binding"} <= decision.consulted
+    assert rs.evaluate(success.request, strict, now=sim.now) == decision
