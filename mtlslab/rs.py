@@ -17,6 +17,8 @@ steps citing its clause, and the first that refuses ends the run with its :class
    methods is checked for every method this server supports;
 5. **scope** (RFC 6750 §3.1), and the result.
 
+The stages follow in this order below, then the token endpoint's client authentication and the inspector.
+
 Which HTTP status and error a finding becomes is :mod:`mtlslab.interpretations`' business. A rejected
 request is a returned value; ``evaluate`` does not raise on any request it is given. :func:`inspect_token`
 judges one token with the same reader and binding stage, so it cannot disagree with the engine.
@@ -200,8 +202,7 @@ class Decision:
     dpop_nonce: str | None = None  # for the client, in a DPoP-Nonce field (RFC 9449 §9)
     resource_metadata: str | None = None  # the RFC 9728 metadata URL the challenge names
     issued_token: str | None = None  # what a token endpoint issued
-    #: The configuration fields the decision was made from: any configuration that agrees on them makes
-    #: the same decision for the same request (the simulator shares decisions by it).
+    #: The configuration fields it was made from: a configuration agreeing on them decides alike.
     consulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
@@ -229,9 +230,6 @@ def size_decision(config: RsConfig, *, head: int = 0, body: int = 0) -> Decision
     except _Stop as stop:
         return run.decision(stop.finding)
     return None
-
-
-# ---- the pipeline ----------------------------------------------------------------------------------
 
 
 class _Reading:
@@ -282,20 +280,18 @@ class _Run:
 
     def decision(self, finding: Finding) -> Decision:
         subject, client_id = self.claims.get("sub"), self.claims.get("client_id")
-        scope, nonce = self.config.required_scope, self.config.dpop_nonce
-        metadata = self.config.resource_metadata
-        return Decision(
+        return Decision(  # its arguments are evaluated in order: consulted, last, sees every read
             finding=finding,
             trace=tuple(self.steps),
             scheme=self.scheme,
             binding=self.binding,
             expected_x5t=self.expected_x5t,
             presented_x5t=self.presented_x5t,
-            required_scope=scope,
+            required_scope=self.config.required_scope,
             subject=subject if isinstance(subject, str) else None,
             client_id=client_id if isinstance(client_id, str) else None,
-            dpop_nonce=nonce,
-            resource_metadata=metadata,
+            dpop_nonce=self.config.dpop_nonce,
+            resource_metadata=self.config.resource_metadata,
             issued_token=self.issued_token,
             consulted=frozenset(self.reading.names) if self.reading else frozenset(),
         )
@@ -330,9 +326,6 @@ def evaluate(request: Request, config: RsConfig, *, now: dt.datetime = LAB_NOW) 
     return run.decision(Finding.ACCEPTED)
 
 
-# ---- 0. size ---------------------------------------------------------------------------------------
-
-
 def _check_size(run: _Run, head: int, body: int) -> None:
     config = run.config
     if head > config.max_header_bytes:
@@ -347,9 +340,6 @@ def _check_size(run: _Run, head: int, body: int) -> None:
             f"{config.max_body_bytes}: refused before anything in it is parsed"
         )
         raise run.fail(Finding.BODY_TOO_LARGE, "request size", "RFC 9110 §15.5.14", detail)
-
-
-# ---- 1. the certificate ------------------------------------------------------------------------------
 
 
 def _certificate(run: _Run) -> None:
@@ -458,9 +448,6 @@ def _chain_verdict(
         )
     except CertificateError as exc:  # no trust anchors configured
         return ChainVerdict(valid=False, problem=ChainProblem.OTHER, reason=exc.reason)
-
-
-# ---- 2. the token -------------------------------------------------------------------------------------
 
 
 def _extract_token(run: _Run) -> None:
@@ -573,9 +560,6 @@ def _form_tokens(request: Request) -> list[str]:
     return fields.get("access_token", [])
 
 
-# ---- 3. validation ------------------------------------------------------------------------------------
-
-
 def _validate_jwt(run: _Run) -> Mapping[str, Any]:
     verified = verify_jws(run.token, run.config.jwks)
     if verified.pointers:
@@ -648,9 +632,6 @@ def _introspect(run: _Run) -> Mapping[str, Any]:
         raise run.fail(Finding.WRONG_AUDIENCE, "aud", where, detail)
     run.step(check, where, True, "active: true" + (", with cnf" if "cnf" in response else ""))
     return response
-
-
-# ---- 4. binding ---------------------------------------------------------------------------------------
 
 
 def _checked(run: _Run, check: Callable[[_Run], None], what: str) -> None:
@@ -817,9 +798,6 @@ def _x5t(run: _Run, expected: Any) -> None:
     run.step(check, "RFC 8705 §3", True, detail)
 
 
-# ---- the token endpoint: client authentication (RFC 8705 §2) ------------------------------------------
-
-
 def _client_authentication(run: _Run) -> Finding:
     """At a token endpoint: the client is the one registered, and the certificate on the connection is the
     one its registration names (RFC 8705 §2.1 or §2.2); then a token bound to it is issued."""
@@ -861,9 +839,6 @@ def _client_authentication(run: _Run) -> Finding:
     return Finding.TOKEN_ISSUED
 
 
-# ---- 5. scope -------------------------------------------------------------------------------------------
-
-
 def _scope(run: _Run) -> None:
     required = run.config.required_scope
     if not required:
@@ -875,9 +850,6 @@ def _scope(run: _Run) -> None:
         detail = f"the resource needs scope {required!r}; the token grants {grants}"
         raise run.fail(Finding.INSUFFICIENT_SCOPE, "scope", "RFC 6750 §3.1", detail)
     run.step("scope", "RFC 6750 §3.1", True, f"scope {required!r} granted")
-
-
-# ---- inspection: one token judged by the engine's own reader and binding stage -------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

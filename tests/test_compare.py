@@ -474,5 +474,7 @@ def test_readings_share_a_decision_only_where_it_was_made_from_fields_they_agree
     strict = sim.config(Deployment(query_tokens=False))
     decision = rs.evaluate(success.request, sim.config(Deployment()), now=sim.now)
     assert "query_tokens" not in decision.consulted
-    assert {"jwks", "checks_binding"} <= decision.consulted
+    assert {"jwks", "checks_binding", "required_scope", "dpop_nonce", "resource_metadata"} <= (
+        decision.consulted
+    )
     assert rs.evaluate(success.request, strict, now=sim.now) == decision
