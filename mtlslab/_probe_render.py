@@ -311,7 +311,7 @@ def markdown_report(report: ProbeReport) -> str:
 def json_report(report: ProbeReport, *, indent: int | None) -> str:
     """:meth:`mtlslab.probe.ProbeReport.to_json`."""
     data = {
-        "format": "mtlslab-probe/1",
+        "format": "mtlslab-probe/2",
         "target": report.target,
         "mode": report.mode,
         "tls_version": report.tls_version.value,

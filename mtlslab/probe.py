@@ -646,7 +646,7 @@ class ProbeReport:
         return render.markdown_report(self)
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        """Everything, machine-readable (``format: mtlslab-probe/1``); every control or invisible character
+        """Everything, machine-readable (``format: mtlslab-probe/2``); every control or invisible character
         in a string escaped (``\\u001b``, ``\\u009b``)."""
         return render.json_report(self, indent=indent)
 

@@ -686,7 +686,9 @@ def test_the_text_report_fits_72_columns_and_the_exports_agree(
     assert "Requests sent" not in compact
     assert compact.splitlines()[1] == report.headline
     data = json.loads(report.to_json())
-    assert data["format"] == "mtlslab-probe/1"
+    assert data["format"] == "mtlslab-probe/2"  # /1 had "notes"; /2 says why a run is inconclusive
+    assert "notes" not in data
+    assert data["inconclusive"] is None
     assert data["closest"] == ["dpop-analogy"]
     assert len(data["probes"]) == len(PROBES)
     assert report.headline in report.to_markdown()
@@ -915,7 +917,7 @@ def test_no_report_carries_a_raw_control_character_or_the_servers_html(
     formats = json.loads(hostile[name]["stdout"])["formats"]
     for kind, text in formats.items():
         assert not _RAW_CONTROL.search(text), (kind, _RAW_CONTROL.search(text))
-    assert json.loads(formats["json"])["format"] == "mtlslab-probe/1"
+    assert json.loads(formats["json"])["format"] == "mtlslab-probe/2"
     rendered = mistune.create_markdown(escape=False, plugins=["table"])(formats["markdown"])
     for html_report in (rendered, formats["html"]):
         for element in ("<script", "<img", "<blink"):
