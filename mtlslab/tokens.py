@@ -20,7 +20,7 @@ import html
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jwt
 import jwt.algorithms
@@ -72,6 +72,8 @@ LAB_AUDIENCE = "https://rs.mtlslab.test"
 LAB_RESOURCE = "https://rs.mtlslab.test/resource"
 
 _TOKEN_LIFETIME = dt.timedelta(hours=1)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class _DeterministicECAlgorithm(jwt.algorithms.ECAlgorithm):
@@ -421,12 +423,12 @@ class AuthorizationServer:
             mint = _Mint(
                 asrv=self, name=variant, bound_to=identity, dpop_key=self.dpop_key, now=now
             )
-            found = self._cache[cache_key] = recipe.make(mint)
+            found = _kept(self._cache, cache_key, recipe.make(mint))
         return found
 
     def register(self, token: str, response: Mapping[str, Any]) -> None:
         """Record what introspection says about ``token`` (RFC 7662 §2.2)."""
-        self._introspection[token] = dict(response)
+        _kept(self._introspection, token, dict(response))
 
     def revoke(self, token: str) -> None:
         """Revoke ``token``: introspection then answers ``{"active": false}``."""
@@ -465,6 +467,20 @@ class AuthorizationServer:
 
     def __repr__(self) -> str:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"
+
+
+#: How many minted tokens and introspection records a server keeps. A live token endpoint mints one per
+#: request at the wall clock, so the stores must not grow with the requests; a record let go is known
+#: again by :meth:`AuthorizationServer._own` (the signature, or the seed).
+_KEPT = 1024
+
+
+def _kept(store: dict[_K, _V], key: _K, value: _V) -> _V:
+    """``store[key] = value``, letting the oldest entry go past :data:`_KEPT`."""
+    store[key] = value
+    if len(store) > _KEPT:
+        del store[next(iter(store))]
+    return value
 
 
 #: The default ``cnf`` of a lab token: the ``x5t#S256`` of the certificate it is bound to.

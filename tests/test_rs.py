@@ -2042,3 +2042,14 @@ def test_the_two_former_contradictions_are_now_one_verdict(sim: Simulator) -> No
     )
     assert two.binding.holds is False
     assert two.binding.finding is F.DPOP_TOKEN_AS_BEARER
+
+
+def test_a_flood_of_distinct_tokens_and_proofs_keeps_the_memos_bounded(sim: Simulator) -> None:
+    """A server on a room network meets whatever tokens and DPoP proofs clients make up: the verification
+    memos hold at most jose._REMEMBERED of each, however many arrive, and still refuse every one."""
+    for i in range(jose._REMEMBERED + 100):
+        assert jose.verify_jws(f"e30.e30.{i}", sim.jwks).finding is not None
+        problem, _, _ = jose._read_proof(f"e30.e30.{i}")
+        assert problem
+    assert jose.verify_jws.cache_info().currsize <= jose._REMEMBERED
+    assert jose._read_proof.cache_info().currsize <= jose._REMEMBERED

@@ -736,3 +736,22 @@ def test_the_lab_authorization_server_knows_tokens_another_process_minted(lab: L
     assert fresh.introspect("not-a-token")["active"] is False
     stranger = AuthorizationServer(Lab(seed="someone-else"))
     assert fresh.introspect(stranger.mint("bound").value)["active"] is False
+
+
+def test_a_server_minting_at_the_wall_clock_keeps_a_bounded_store(lab: Lab) -> None:
+    """A live token endpoint mints one token per request at the wall clock: the server keeps at most
+    tokens._KEPT minted tokens and introspection records, and a token whose record it let go is still
+    known by its signature (RFC 7662 §2.2: active, and bound, RFC 8705 §3.2)."""
+    from mtlslab import tokens
+
+    server = AuthorizationServer(lab)
+    minted = [
+        server.mint("bound", now=LAB_NOW + dt.timedelta(seconds=i)).value
+        for i in range(tokens._KEPT + 50)
+    ]
+    assert len(server._cache) == tokens._KEPT
+    assert len(server._introspection) == tokens._KEPT
+    assert minted[0] not in server._introspection  # let go, the oldest first
+    first = server.introspect(minted[0], now=LAB_NOW)
+    assert first["active"] is True
+    assert first["cnf"] == {"x5t#S256": lab.client.x5t_s256}
