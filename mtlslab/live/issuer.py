@@ -83,6 +83,9 @@ class LabIssuer(Listener):
             lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
         )
         self.now = now
+        self._token_config = self._guarded(  # the engine's token endpoint, made once
+            lambda: lab_configs(lab, self.asrv, now=now)(self._token_deployment)
+        )
         self.context = self._guarded(
             lambda: server_context(
                 Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
@@ -147,10 +150,9 @@ class LabIssuer(Listener):
             self.fetched.append(f"{method} {path}")
         now = self.now or dt.datetime.now(dt.timezone.utc)
         if (method, path) == ("POST", "/token"):
-            config = lab_configs(self.lab, self.asrv, now=self.now)(self._token_deployment)
             host = self.url.split("//")[1]
             sent = engine_request(request, incoming.body, client_cert=peer, default_host=host)
-            outcome = BUILTINS["baseline"].respond(evaluate(sent, config, now=now))
+            outcome = BUILTINS["baseline"].respond(evaluate(sent, self._token_config, now=now))
             assert outcome.status is not None
             fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
             return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
