@@ -14,12 +14,8 @@ the scheme. Values are always quoted-strings.
 Parsing is lenient about RFC 6750 (it reads what real servers send, duplicates and quotes included) but
 strict about RFC 9110 syntax, and never accepts CR, LF, NUL or other control characters;
 :func:`check_rfc6750` lists what a parsed challenge does wrong by RFC 6750 §3. This module chooses
-nothing: which challenge a server sends is an interpretation's business.
-
-Exceptions (the tree is in :mod:`mtlslab.errors`)::
-
-    InputError (ValueError)     .field, .reason
-     └─ ChallengeError          a challenge that cannot be emitted, a value that cannot be parsed
+nothing: which challenge a server sends is an interpretation's business. It raises :class:`ChallengeError`
+(in the tree of :mod:`mtlslab.errors`).
 """
 
 from __future__ import annotations
@@ -48,8 +44,6 @@ class ChallengeError(InputError):
     part (``"scheme"``, ``"error_description"``, ``"header"``, ...), ``reason`` says why, citing the clause;
     ``str(error)`` is ``"field: reason"``."""
 
-
-# --- character classes, as data -------------------------------------------------------------------
 
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
 _TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 9110 §11.2 token68
@@ -83,7 +77,6 @@ _ATTRIBUTE_CHARSETS: Final[dict[str, tuple[frozenset[str], str]]] = {
 }
 # Schemes whose challenges carry auth-params, never a token68 (RFC 6750 §3, RFC 9449 §7.1).
 _PARAM_ONLY_SCHEMES: Final = frozenset({"bearer", "dpop"})
-_SEPARATORS: Final = (", ", ",")
 _ELLIPSIS: Final = "..."
 _QS: Final = "RFC 9110 §5.6.4"
 
@@ -105,9 +98,6 @@ def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
     """The end of what ``pattern`` matches at ``pos`` (``pos`` itself when nothing does)."""
     m = pattern.match(text, pos)
     return pos if m is None else m.end()
-
-
-# --- the value object -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -171,7 +161,7 @@ class Challenge:
     def to_header(self, *, separator: str = ", ") -> str:
         """Serialise as one challenge, params joined by ``separator`` (``", "`` or ``","``); raises
         :class:`ChallengeError` for anything not valid to send, so nothing invalid is emitted."""
-        if separator not in _SEPARATORS:
+        if separator not in (", ", ","):
             reason = f"must be ', ' or ',' (RFC 9110 §5.6.1), not {separator!r}"
             raise ChallengeError("separator", reason)
         _raise_first(self)
@@ -186,9 +176,6 @@ class Challenge:
 def _escape(value: str) -> str:
     """Backslash-escape the two characters a quoted-string cannot hold (RFC 9110 §5.6.4)."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-# --- validation -----------------------------------------------------------------------------------
 
 
 def _syntax_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
@@ -258,9 +245,6 @@ def check_rfc6750(ch: Challenge) -> list[str]:
     return violations
 
 
-# --- builders -------------------------------------------------------------------------------------
-
-
 def challenge(scheme: str, *params: tuple[str, str]) -> Challenge:
     """A challenge with auth-params in the order given; validated now (:class:`ChallengeError`)."""
     ch = Challenge(scheme=scheme, params=params)
@@ -319,21 +303,16 @@ def sanitize_description(text: str, *, max_length: int = 200) -> str:
     return clean[: max_length - len(_ELLIPSIS)].rstrip() + _ELLIPSIS
 
 
-# --- parsing --------------------------------------------------------------------------------------
-
-
 def parse_www_authenticate(value: str) -> tuple[Challenge, ...]:
     """Every challenge in one ``WWW-Authenticate`` field value, in order (RFC 9110 §11.6.1); ``()`` for an
     empty one (or one of empty list elements). Malformed input raises :class:`ChallengeError` with
     ``field="header"`` and the position."""
+    parser = _Parser(value)
     forbidden = _FORBIDDEN_IN_FIELD_RE.search(value)
     if forbidden is not None:
-        raise ChallengeError(
-            "header",
-            f"position {forbidden.start()}: {_char(forbidden.group())} "
-            "is never valid in a field value (RFC 9110 §5.5)",
-        )
-    return _Parser(value).run()
+        reason = f"{_char(forbidden.group())} is never valid in a field value"
+        raise parser.fail(forbidden.start(), reason, "RFC 9110 §5.5")
+    return parser.run()
 
 
 class _Parser:

@@ -11,7 +11,8 @@ given something it cannot use, and each says which field and why::
         ├── TokenError                a string that is not a JWT, unusable claims, bad JWKS
         ├── ScenarioError             a scenario or deployment that cannot be realised
         │   └── UnknownScenarioError  an id not in the catalogue (.suggestions: nearest ids)
-        └── InterpretationError       an interpretation table that is incomplete or invalid
+        ├── InterpretationError       an interpretation table that is incomplete or invalid
+        └── ChallengeError            mtlslab.challenge: a challenge that cannot be sent or parsed
 
 The command line turns any :class:`MtlslabError` into one line on stderr and exit status 2.
 """
