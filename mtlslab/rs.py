@@ -345,17 +345,28 @@ def _check_size(run: _Run, head: int, body: int) -> None:
 def _certificate(run: _Run) -> None:
     request = run.request
     headers = request.header_values("Client-Cert")
-    if request.from_proxy:
+    if request.from_proxy and run.config.trust_client_cert_header:
         der = _from_proxy(run, headers)
         where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
     else:
         if headers:
             run.untrusted_header = True
             detail = (
-                "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
+                "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
+                "ignored"
+                if request.from_proxy
+                else "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
                 "may set it, so it is ignored"
             )
             run.step("client certificate", "RFC 9440 §4", None, detail)
+        if request.from_proxy:
+            if not headers:
+                detail = (
+                    "the request came through a proxy; the origin has no TLS client certificate of the "
+                    "client"
+                )
+                run.step("client certificate", "RFC 8705 §3", None, detail)
+            return
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
             detail = "no client certificate on this TLS connection"
@@ -366,22 +377,7 @@ def _certificate(run: _Run) -> None:
 
 
 def _from_proxy(run: _Run, headers: list[str]) -> bytes | None:
-    """The certificate a proxy forwarded (RFC 9440 §2), if this origin trusts the proxy and it parses."""
-    if not run.config.trust_client_cert_header:
-        if headers:
-            run.untrusted_header = True
-            detail = (
-                "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
-                "ignored"
-            )
-            run.step("client certificate", "RFC 9440 §4", None, detail)
-            return None
-        detail = (
-            "the request came through a proxy; the origin has no TLS client certificate of the "
-            "client"
-        )
-        run.step("client certificate", "RFC 8705 §3", None, detail)
-        return None
+    """The certificate a trusted proxy forwarded (RFC 9440 §2), if it parses."""
     if not headers:
         detail = "the trusted proxy forwarded no Client-Cert: no client certificate was presented"
         run.step("client certificate", "RFC 9440 §2.4", None, detail)
