@@ -46,15 +46,15 @@ class Clause:
         return f"<Clause {self.label}>"
 
 
-def _load_table() -> tuple[tuple[int, str, str], ...]:
-    """The rows of ``mtlslab/data/clauses.json``, each ``[rfc, section, title]``; a row of another shape is
-    an error."""
+def _load_table() -> tuple[Clause, ...]:
+    """The clauses in ``mtlslab/data/clauses.json``, each row ``[rfc, section, title]``; a row of another
+    shape is an error."""
     text = importlib.resources.files("mtlslab").joinpath("data/clauses.json").read_text("utf-8")
-    rows: list[tuple[int, str, str]] = []
+    rows: list[Clause] = []
     for row in json.loads(text):
         match row:
             case [int() as rfc, str() as section, str() as title] if not isinstance(rfc, bool):
-                rows.append((rfc, section, title))
+                rows.append(Clause(rfc=rfc, section=section, title=title))
             case _:
                 raise InputError("clauses.json", f"{row!r} is not [rfc, section, title]")
     return tuple(rows)
@@ -63,9 +63,7 @@ def _load_table() -> tuple[tuple[int, str, str], ...]:
 _TABLE = _load_table()
 
 #: Every clause mtlslab cites, by label (``RFC 8705 §3``).
-CLAUSES: dict[str, Clause] = {
-    c.label: c for c in (Clause(rfc=r, section=s, title=t) for r, s, t in _TABLE)
-}
+CLAUSES: dict[str, Clause] = {c.label: c for c in _TABLE}
 
 
 def cite(label: str) -> Clause:
