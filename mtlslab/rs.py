@@ -742,14 +742,14 @@ def _bind(run: _Run, cnf: Any, jkt: str | None) -> None:
 
 
 def _unsupported(run: _Run, cnf: Any) -> None:
-    if not isinstance(cnf, dict):
+    if isinstance(cnf, dict):
+        names = sorted(map(str, cnf))
+        members = ", ".join(shorten(n, 40, quote=True) for n in names[:8]) or "none"
+        if len(names) > 8:
+            members += f" and {len(names) - 8} more"
+        detail = f"no confirmation method this server checks (cnf members: {members})"
+    else:
         detail = f"cnf is a {type(cnf).__name__}, not a JSON object"
-        raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
-    names = sorted(map(str, cnf))
-    members = ", ".join(shorten(n, 40, quote=True) for n in names[:8]) or "none"
-    if len(names) > 8:
-        members += f" and {len(names) - 8} more"
-    detail = f"no confirmation method this server checks (cnf members: {members})"
     raise run.fail(Finding.UNSUPPORTED_CONFIRMATION, "cnf", "RFC 7800 §3.1", detail)
 
 
