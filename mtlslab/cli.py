@@ -365,12 +365,11 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Simulator
     from mtlslab.scenarios import get_scenario, scenarios_tagged
 
-    sim = Simulator(seed=args.seed)
     if args.scenario:
         scenarios = [get_scenario(i) for i in args.scenario]
     else:
         scenarios = list(scenarios_tagged(*(args.tag or ())))
-    matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
+    matrix = Simulator(seed=args.seed).matrix(scenarios, _interpretations(args.interpretation))
     if args.only_disagreements:
         matrix = matrix.disagreements(strict=args.strict)
     return _write(out, getattr(matrix, f"to_{args.format}")())
@@ -428,7 +427,6 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             finding=outcome.finding,
             outcome=outcome,
             trace=tls.steps + (decision.trace if decision else ()),
-            deployment=effective,
         )
         cells.append(cell)
     if args.format == "json":
