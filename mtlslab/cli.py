@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _read_input(path: str | os.PathLike[str], *, field: str) -> bytes:
+def _read_input(path: str, *, field: str) -> bytes:
     """The bytes of a file the user named, at most :data:`INPUT_LIMIT` (a pipe or FIFO too)."""
     with open(path, "rb") as fh:
         data = fh.read(INPUT_LIMIT + 1)
@@ -244,10 +244,6 @@ def _blocks(cells: Sequence[Cell], note: Callable[[Cell], str] | None = None) ->
     return blocks
 
 
-# --------------------------------------------------------------------------------------------------
-# Foundation subcommands: certs, token, jwks.
-
-
 def _cmd_certs(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.live.terminal import LabFolderConflict, write_lab_folder
 
@@ -276,6 +272,7 @@ def _cmd_jwks(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The foundation subcommands: certs, token, jwks."""
     from mtlslab.tokens import TOKEN_VARIANTS
 
     p = _command(
@@ -318,14 +315,10 @@ def _foundation(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Engine subcommands: scenarios, interpretations, explain, matrix, evaluate.
-
-
 def _cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.scenarios import scenarios_tagged
 
-    chosen = list(scenarios_tagged(*(args.tag or ())))
+    chosen = scenarios_tagged(*(args.tag or ()))
     if args.format == "json":
         return _write_json(out, [s.to_json() for s in chosen])
     width = max((len(s.id) for s in chosen), default=0)
@@ -372,12 +365,11 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.compare import Simulator
     from mtlslab.scenarios import get_scenario, scenarios_tagged
 
-    sim = Simulator(seed=args.seed)
     if args.scenario:
         scenarios = [get_scenario(i) for i in args.scenario]
     else:
         scenarios = list(scenarios_tagged(*(args.tag or ())))
-    matrix = sim.matrix(scenarios, _interpretations(args.interpretation))
+    matrix = Simulator(seed=args.seed).matrix(scenarios, _interpretations(args.interpretation))
     if args.only_disagreements:
         matrix = matrix.disagreements(strict=args.strict)
     return _write(out, getattr(matrix, f"to_{args.format}")())
@@ -406,12 +398,12 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             raise ScenarioError("--authorization", "a header value cannot contain CR, LF or NUL")
         headers.append(("Authorization", args.authorization))
     source, flag = args.client_cert_header, "--client-cert-header"
-    if source == "-" and certificate is None:
-        raise ScenarioError(flag, "no file given and no --cert to copy")
     if source is not None:
         forged = certificate
-        if source != "-" or forged is None:
+        if source != "-":
             forged = load_certificate(_read_input(source, field=flag), field=flag)
+        elif forged is None:
+            raise ScenarioError(flag, "no file given and no --cert to copy")
         headers.append(("Client-Cert", encode_client_cert(certificate_der(forged))))
     request = Request(method=args.method, url=args.url, headers=tuple(headers))
     cells = []
@@ -435,7 +427,6 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             finding=outcome.finding,
             outcome=outcome,
             trace=tls.steps + (decision.trace if decision else ()),
-            deployment=effective,
         )
         cells.append(cell)
     if args.format == "json":
@@ -445,6 +436,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The engine subcommands: scenarios, interpretations, explain, matrix, evaluate."""
     p = _command(
         sub,
         _cmd_scenarios,
@@ -533,10 +525,6 @@ def _engine(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--url", default="https://rs.mtlslab.test/resource")
     _shared(p, "interpretations")
     _formats(p, "text", "json")
-
-
-# --------------------------------------------------------------------------------------------------
-# Live subcommands: serve, verify.
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -643,14 +631,14 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.live.runner import DEFAULT_VERIFY
     from mtlslab.scenarios import scenarios_tagged
 
-    scenarios = list(scenarios_tagged(*(args.tag or ())))
-    names = args.interpretation or list(DEFAULT_VERIFY)
-    report = verify(scenarios, _interpretations(names), proxy=args.proxy)
+    names = args.interpretation or DEFAULT_VERIFY
+    report = verify(scenarios_tagged(*(args.tag or ())), _interpretations(names), proxy=args.proxy)
     _write(out, json.dumps(report.to_json(), indent=2) if args.format == "json" else report.text())
     return 0 if report.ok else 1
 
 
 def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The live subcommands: serve, verify."""
     p = _command(
         sub,
         _cmd_serve,
@@ -714,10 +702,6 @@ def _live(sub: argparse._SubParsersAction[_Parser]) -> None:
     _formats(p, "text", "json")
 
 
-# --------------------------------------------------------------------------------------------------
-# Probe subcommand: probe a real resource server.
-
-
 def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     from mtlslab.interpretations import BUILTINS
     from mtlslab.live.issuer import LabIssuer
@@ -728,7 +712,7 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
     # The interpretations to score besides the built-ins (a built-in named again is scored once;
     # another interpretation under a built-in's name is refused).
     extra = []
-    for interp in _interpretations(args.interpretation or ()):
+    for interp in _interpretations(args.interpretation):
         if interp.name not in BUILTINS:
             extra.append(interp)
         elif interp != BUILTINS[interp.name]:
@@ -790,6 +774,7 @@ def _cmd_probe(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The probe subcommand: probe a real resource server."""
     p = _command(
         sub,
         _cmd_probe,
@@ -856,9 +841,6 @@ def _probe(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     _formats(p, "text", "markdown", "json")
     _shared(p, "seed")
-
-
-# --------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> _Parser:

@@ -90,9 +90,6 @@ def parse_verdict(answer: Any) -> tuple[str, ...]:
     return (head, parts[1] if len(parts) == 2 else "")
 
 
-_MOMENTS = {"handshake": "handshake", "first_read": "first_read", "first-read": "first_read"}
-
-
 def parse_alert(answer: Any) -> tuple[str, str]:
     """A TLS alert and when the client notices it: ``("certificate_required", "first_read")``, from
     ``"certificate_required first_read"``, ``"certificate_required at the first read"`` or a pair."""
@@ -100,16 +97,16 @@ def parse_alert(answer: Any) -> tuple[str, str]:
     if isinstance(answer, (tuple, list)) and len(answer) == 2:
         words = [str(p).strip().lower() for p in answer]
     elif isinstance(answer, str):
-        text = answer.lower().replace("first read", "first_read").replace(" at the ", " ")
+        text = answer.lower().replace("first read", "first_read")
         words = [w for w in text.replace(",", " ").split() if w not in ("at", "the", "during")]
     if len(words) != 2:
         raise _answer_error("give the alert name and 'handshake' or 'first_read'")
-    name, moment = words
-    if moment not in _MOMENTS:
+    name, moment = words[0], words[1].replace("-", "_")
+    if moment not in ("handshake", "first_read"):
         raise _answer_error(
-            f"{moment!r}: the client notices at the 'handshake' or at its 'first_read'"
+            f"{words[1]!r}: the client notices at the 'handshake' or at its 'first_read'"
         )
-    return (name, _MOMENTS[moment])
+    return (name, moment)
 
 
 def parse_finding(answer: Any) -> str:
