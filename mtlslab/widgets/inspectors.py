@@ -29,14 +29,12 @@ class _Inspector(Adapter):
     """A text box filled from the lab material picked in ``source`` or pasted, decoded on change."""
 
     source: Any
+    render: Callable[[], None]
 
     def __init__(self, simulator: Simulator | None) -> None:
         super().__init__(simulator)
         self.lab = self.simulator.lab
         self.asrv: AuthorizationServer = self.simulator.asrv
-
-    def render(self) -> None:
-        raise NotImplementedError
 
     def _sources(self, kind: str, names: Iterable[str], pasted: str, **options: Any) -> Any:
         """The ``source`` dropdown: each lab name, then ``pasted`` (the :data:`PASTE` choice)."""
