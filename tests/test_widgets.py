@@ -983,13 +983,16 @@ def test_a_pasted_non_certificate_is_explained_and_escaped(sim: Simulator) -> No
     assert sim.lab.self_signed_client.x5t_s256 in view.steps.value
 
 
-def test_thumbprint_steps_agree_with_the_library_from_pem_or_der(sim: Simulator) -> None:
-    """The hand computation gives the library's x5t#S256 whether it starts from PEM text or DER."""
-    from_pem = render.thumbprint_steps(sim.lab.client.cert_pem.text())
-    from_der = render.thumbprint_steps(sim.lab.client.der)
-    assert from_pem == from_der
-    assert from_pem.agrees
-    assert "=" not in from_pem.base64url
+def test_a_pasted_pem_gives_the_lab_certificates_thumbprint_steps(sim: Simulator) -> None:
+    """The lab client's PEM pasted with other line breaks: the same DER, SHA-256 and unpadded base64url."""
+    view = CertificateInspector(sim)
+    picked = view.steps.value
+    view.pem.value = sim.lab.client.cert_pem.text().replace("\n", "\r\n")
+    assert view.source.value == PASTE
+    assert view.steps.value == picked
+    assert "✓ equals mtlslab.pki.x5t_s256" in picked
+    assert sim.lab.client.x5t_s256 in picked
+    assert sim.lab.client.x5t_s256 + "=" not in picked
 
 
 def test_the_token_inspector_checks_signature_and_binding(sim: Simulator) -> None:

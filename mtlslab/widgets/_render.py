@@ -17,12 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from cryptography import x509
-
 from mtlslab.compare import ERROR_ABBREVIATIONS, Cell, Matrix, compact
 from mtlslab.interpretations import Interpretation, Outcome
 from mtlslab.live.terminal import curl_argv, curl_shown
-from mtlslab.pki import certificate_der, x5t_s256
+from mtlslab.pki import x5t_s256
 from mtlslab.rs import BindingCheck, TokenInspection
 from mtlslab.scenarios import CertChoice, Deployment, Exchange, Request, Scenario, Topology
 from mtlslab.spec import Clause, Step, cite, shorten
@@ -38,7 +36,6 @@ __all__ = [
     "Message",
     "MessageKind",
     "SequenceDiagram",
-    "ThumbprintSteps",
     "answer_cards",
     "binding_html",
     "cell_detail_html",
@@ -56,7 +53,6 @@ __all__ = [
     "mermaid_text",
     "sequence_diagram",
     "thumbprint_html",
-    "thumbprint_steps",
     "to_mermaid",
     "to_svg",
     "token_html",
@@ -679,41 +675,20 @@ def error_html(exc: BaseException) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ThumbprintSteps:
-    """RFC 8705 §3.1 by hand: the DER bytes, their SHA-256, its base64url without padding."""
-
-    der: bytes
-    sha256_hex: str
-    base64url: str
-    library: str
-
-    @property
-    def agrees(self) -> bool:
-        """Whether the hand computation equals :func:`mtlslab.pki.x5t_s256`."""
-        return self.base64url == self.library
-
-
-def thumbprint_steps(certificate: x509.Certificate | bytes | str) -> ThumbprintSteps:
-    """The thumbprint step by step, checked against the library's :func:`~mtlslab.pki.x5t_s256`."""
-    der = certificate_der(certificate)
+def thumbprint_html(der: bytes) -> str:
+    """RFC 8705 §3.1 by hand, as a small table: the DER bytes, their SHA-256, its base64url without
+    padding; checked against the library's :func:`~mtlslab.pki.x5t_s256`."""
     digest = hashlib.sha256(der).digest()
     encoded = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-    return ThumbprintSteps(
-        der=der, sha256_hex=digest.hex(), base64url=encoded, library=x5t_s256(der)
-    )
-
-
-def thumbprint_html(steps: ThumbprintSteps) -> str:
-    """The three steps as a small table."""
-    colour, word = ("#1b5e20", "✓ equals") if steps.agrees else ("#b00020", "✗ differs from")
+    agrees = encoded == x5t_s256(der)
+    colour, word = ("#1b5e20", "✓ equals") if agrees else ("#b00020", "✗ differs from")
     verdict = f"<span style='color:{colour}'>{word} mtlslab.pki.x5t_s256</span>"
-    der = f"{len(steps.der)} bytes: {steps.der[:24].hex(' ')} …"
+    shown = f"{len(der)} bytes: {der[:24].hex(' ')} …"
     table = _rows(
         (
-            ("1 · DER", der, "the certificate's DER encoding, not the PEM text"),
-            ("2 · SHA-256", steps.sha256_hex, "32 bytes, shown in hex"),
-            ("3 · base64url", steps.base64url, "RFC 4648 §5 alphabet (- and _), no '=' padding"),
+            ("1 · DER", shown, "the certificate's DER encoding, not the PEM text"),
+            ("2 · SHA-256", digest.hex(), "32 bytes, shown in hex"),
+            ("3 · base64url", encoded, "RFC 4648 §5 alphabet (- and _), no '=' padding"),
         ),
         f"{_CELL};white-space:nowrap",
         _MONO,

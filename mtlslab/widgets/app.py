@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 import ipywidgets as widgets
 
-from mtlslab import workshop
 from mtlslab.compare import Simulator
 from mtlslab.widgets._common import classed
 from mtlslab.widgets.editor import InterpretationEditor
@@ -28,13 +27,12 @@ def explorer_app(
 ) -> Any:
     """The scenario explorer, the matrix, the editor and both inspectors in one ``ipywidgets.Tab``
     (the diagram in inline SVG by default: Voilà has no Mermaid renderer, JupyterLab has)."""
-    sim = simulator or workshop.simulator()
     parts = [
-        ScenarioExplorer(sim, scenario=scenario, diagram=diagram),
-        MatrixView(sim, tag="debate"),
-        InterpretationEditor(sim),
-        CertificateInspector(sim),
-        TokenInspector(sim),
+        ScenarioExplorer(simulator, scenario=scenario, diagram=diagram),
+        MatrixView(simulator, tag="debate"),
+        InterpretationEditor(simulator),
+        CertificateInspector(simulator),
+        TokenInspector(simulator),
     ]
     tabs = widgets.Tab(children=[part.widget for part in parts], titles=TAB_TITLES)
     return classed(tabs, "mtlslab-app")

@@ -249,8 +249,7 @@ class InterpretationEditor(Adapter):
             if self.name.value.strip() == interpretation.name:
                 self.name.value = interpretation.name + "-2"
         self.overrides = {}
-        if self.rebuild():
-            self._load_form()
+        self._base_changed()
 
     def _load_clicked(self, _button: Any) -> None:
         try:

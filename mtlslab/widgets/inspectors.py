@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtlslab.compare import Simulator
 from mtlslab.errors import TokenError
@@ -28,14 +29,12 @@ class _Inspector(Adapter):
     """A text box filled from the lab material picked in ``source`` or pasted, decoded on change."""
 
     source: Any
+    render: Callable[[], None]
 
     def __init__(self, simulator: Simulator | None) -> None:
         super().__init__(simulator)
         self.lab = self.simulator.lab
         self.asrv: AuthorizationServer = self.simulator.asrv
-
-    def render(self) -> None:
-        raise NotImplementedError
 
     def _sources(self, kind: str, names: Iterable[str], pasted: str, **options: Any) -> Any:
         """The ``source`` dropdown: each lab name, then ``pasted`` (the :data:`PASTE` choice)."""
@@ -102,16 +101,16 @@ class CertificateInspector(_Inspector):
         """Decode the text box (one core call), show the thumbprint steps and the binding."""
         try:
             cert = load_certificate(self.pem.value, field="pasted certificate")
-            steps = render.thumbprint_steps(cert)
+            der = cert.public_bytes(Encoding.DER)
             token = self.asrv.mint(self.token.value)
-            inspection = inspect_token(token.value, jwks=self.asrv.jwks(), certificate=steps.der)
+            inspection = inspect_token(token.value, jwks=self.asrv.jwks(), certificate=der)
         except Exception as exc:  # shown inside the widget, which keeps working
             self.error.value = error_html(exc)
             self.decoded.value = self.steps.value = self.binding.value = ""
             return
         self.error.value = ""
         self.decoded.value = certificate_html(cert)
-        self.steps.value = render.thumbprint_html(steps)
+        self.steps.value = render.thumbprint_html(der)
         self.binding.value = render.binding_html(inspection.binding)
 
 
