@@ -75,8 +75,6 @@ class Jwks:
         return f"<Jwks {len(self.keys)} key(s): {', '.join(str(k.key_id) for k in self.keys)}>"
 
 
-# ---- the compact serialisation ------------------------------------------------------------------------
-
 #: RFC 7515 §2: base64url is the URL-safe alphabet with every trailing "=" omitted, nothing else.
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -210,9 +208,6 @@ class _Compact:
         return None
 
 
-# ---- access tokens ------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verified:
     """What reading and verifying a JWT access token found.
@@ -307,9 +302,6 @@ def verify_jws(token: str, jwks: Jwks) -> Verified:
         claims=claims,
         pointers=tuple(name for name in _URL_BEARING_HEADERS if name in header),
     )
-
-
-# ---- DPoP proofs --------------------------------------------------------------------------------------
 
 
 #: The problem :func:`check_proof` gives for a proof without the nonce the server asks for (RFC 9449 §4.3

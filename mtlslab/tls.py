@@ -281,12 +281,9 @@ def _validated(
     when: Literal["handshake", "first_read"],
 ) -> TlsResult:
     """The certificate the client sends when asked: accepted as is without chain validation, or validated."""
-    if isinstance(presented, x509.Certificate):
-        chain: tuple[x509.Certificate, ...] = ()
-        der = presented.public_bytes(Encoding.DER)
-        certificate = presented
-    else:
-        chain, der, certificate = presented.chain, presented.der, presented.certificate
+    certificate = presented if isinstance(presented, x509.Certificate) else presented.certificate
+    chain = presented.chain if isinstance(presented, Identity) else ()
+    der = certificate.public_bytes(Encoding.DER)
     name = _name(presented)
     if not client_auth.validates:
         dates = ""  # without chain validation, nothing looks at the certificate's dates either

@@ -420,9 +420,7 @@ class AuthorizationServer:
         cache_key = (variant, identity, now)
         found = self._cache.get(cache_key)
         if found is None:
-            mint = _Mint(
-                asrv=self, name=variant, bound_to=identity, dpop_key=self.dpop_key, now=now
-            )
+            mint = _Mint(asrv=self, name=variant, bound_to=identity, now=now)
             found = _kept(self._cache, cache_key, recipe.make(mint))
         return found
 
@@ -489,12 +487,11 @@ _X5T: Any = object()
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Mint:
-    """What a recipe gets: the server, the variant, the identity and DPoP key it binds to, the clock."""
+    """What a recipe gets: the server (and its DPoP key), the variant, the identity to bind to, the clock."""
 
     asrv: AuthorizationServer
     name: str
     bound_to: Identity
-    dpop_key: DPoPKey
     now: dt.datetime
 
     @property
@@ -574,8 +571,7 @@ def _spki_sha256(identity: Identity) -> str:
 
 def _not_yet_valid(m: _Mint) -> AccessToken:
     later = m.now + dt.timedelta(hours=2)
-    times = {"nbf": later, "iat": later, "exp": later + _TOKEN_LIFETIME}
-    return m.jwt(claims={name: _epoch(when) for name, when in times.items()})
+    return m.jwt(now=later, claims={"nbf": _epoch(later)})
 
 
 def _signed_with(m: _Mint, signer: jwt.PyJWS, alg: str, secret: str | bytes) -> AccessToken:
@@ -634,9 +630,8 @@ def _opaque(m: _Mint, *, bound: bool = True, revoked: bool = False) -> AccessTok
 def _before_expiry(m: _Mint) -> AccessToken:
     """Issued for a year while the client's previous certificate was valid, and bound to that certificate."""
     issued = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
-    times = {"iat": issued, "exp": issued + dt.timedelta(days=365)}
     older = replace(m, bound_to=m.asrv.lab.expired_client)
-    return older.jwt(claims={name: _epoch(when) for name, when in times.items()})
+    return older.jwt(now=issued, claims={"exp": _epoch(issued + dt.timedelta(days=365))})
 
 
 def _self_signed_bound(m: _Mint) -> AccessToken:
@@ -666,7 +661,7 @@ TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
      "year-long JWT issued 2025-06-01, bound to the client's previous certificate (same key and subject), which expired 2025-06-30"),
     ("unbound", "jwt", "RFC 6750 §1.2", lambda m: m.jwt(cnf=None, x5t=False),
      "plain bearer JWT without cnf"),
-    ("dpop-bound", "jwt", "RFC 9449 §6.1", lambda m: m.jwt(cnf={"jkt": m.dpop_key.jkt}, x5t=False, jkt=m.dpop_key.jkt),
+    ("dpop-bound", "jwt", "RFC 9449 §6.1", lambda m: m.jwt(cnf={"jkt": m.asrv.dpop_key.jkt}, x5t=False, jkt=m.asrv.dpop_key.jkt),
      "JWT bound to the client's DPoP key by cnf.jkt"),
     ("expired", "jwt", "RFC 9068 §4", lambda m: m.jwt(now=m.now - 2 * _TOKEN_LIFETIME),
      "bound JWT whose exp lies an hour before the lab clock"),
@@ -730,7 +725,7 @@ TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
      "cnf as a JSON array holding the x5t#S256 object"),
     ("cnf-string", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf=m.x5t),
      "cnf as a bare string: the thumbprint without its member name"),
-    ("cnf-two-methods", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf={"x5t#S256": m.x5t, "jkt": m.dpop_key.jkt}, jkt=m.dpop_key.jkt),
+    ("cnf-two-methods", "jwt", "RFC 7800 §3.1", lambda m: m.jwt(cnf={"x5t#S256": m.x5t, "jkt": m.asrv.dpop_key.jkt}, jkt=m.asrv.dpop_key.jkt),
      "cnf with both x5t#S256 of the client certificate and jkt of the client's DPoP key"),
     ("cnf-duplicate-member", "jwt", "RFC 7519 §4", _duplicate_cnf,
      "two cnf members in the payload: the attacker's certificate first, the victim's last"),
