@@ -110,10 +110,6 @@ _SECRET_SHOWN = 20
 Need = Literal["lab-issuer", "unbound-token", "other-cert"]
 
 
-# --------------------------------------------------------------------------------------------------
-# The battery (rules as data).
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Probe:
     """One request of the battery: its lab analogue, and what accepting it would mean for security.
@@ -236,10 +232,6 @@ _NEED_REASONS: dict[Need, str] = {
 }
 
 
-# --------------------------------------------------------------------------------------------------
-# Material.
-
-
 def _certificates(raw: bytes, *, field: str) -> list[x509.Certificate]:
     """Every certificate of a PEM chain, or the one certificate of DER bytes (errors name ``field``)."""
     if not raw.lstrip().startswith(b"-----BEGIN"):
@@ -345,10 +337,6 @@ class BringYourOwn:
         return (
             f"<BringYourOwn {shorten(self.token, _SECRET_SHOWN)} + {', '.join(['cert', *extras])}>"
         )
-
-
-# --------------------------------------------------------------------------------------------------
-# Results.
 
 
 def _json_ready(record: Any) -> dict[str, Any]:
@@ -551,10 +539,6 @@ class SecurityWarning:
         return f"{self.text} ({self.probe})"
 
 
-# --------------------------------------------------------------------------------------------------
-# The report.
-
-
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ProbeReport:
     """Everything one probe run saw, scored against every interpretation; exports to text, Markdown, JSON.
@@ -575,7 +559,6 @@ class ProbeReport:
     audience: str | None = None
     assumptions: tuple[str, ...] = ()
 
-    # ---- questions ------------------------------------------------------------------------------
     @property
     def inconclusive(self) -> str | None:
         """Why the run names no reading — the control (the bound token with its own certificate) was not
@@ -634,7 +617,6 @@ class ProbeReport:
             if r.probe.warning and r.accepted
         )
 
-    # ---- exports (mtlslab._probe_render) ---------------------------------------------------------
     def to_text(self, *, width: int = 72, details: bool = True) -> str:
         """A plain-text report no wider than ``width``; ``details=False`` leaves out the mismatch details
         and the requests sent (the compact form for a README or a mail)."""
@@ -656,9 +638,6 @@ class ProbeReport:
     def _repr_html_(self) -> str:
         return render.html_report(self)
 
-
-# --------------------------------------------------------------------------------------------------
-# Running a battery.
 
 _Trusted = CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None
 
