@@ -91,12 +91,12 @@ _Wrap = Callable[..., list[str]]
 
 
 def _wrapper(width: int) -> _Wrap:
-    def wrap(text: str, indent: str = "", subsequent: str | None = None) -> list[str]:
+    def wrap(text: str, indent: str = "", subsequent: str = "") -> list[str]:
         return textwrap.wrap(
             text,
             width=width,
             initial_indent=indent,
-            subsequent_indent=indent if subsequent is None else subsequent,
+            subsequent_indent=subsequent,
             break_long_words=True,
             break_on_hyphens=False,
         ) or [indent.rstrip()]

@@ -259,10 +259,7 @@ def identity_from_pem(
     chain = _certificates(cert.encode() if isinstance(cert, str) else bytes(cert), field=field)
     private_key = load_private_key(key, field=key_field)
     leaf = chain[0]
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(
-        serialization.Encoding.DER, spki
-    ) != private_key.public_key().public_bytes(serialization.Encoding.DER, spki):
+    if leaf.public_key() != private_key.public_key():
         raise KeyTypeError(key_field, "this private key does not belong to the certificate")
     return Identity(name=name, certificate=leaf, private_key=private_key, chain=tuple(chain[1:]))
 
