@@ -87,19 +87,16 @@ def _columns(
         yield n + 1, score, [(r, r.predictions[n]) for r in report.results]
 
 
-# --------------------------------------------------------------------------------------------------
-# Text.
-
 _Wrap = Callable[..., list[str]]
 
 
 def _wrapper(width: int) -> _Wrap:
-    def wrap(text: str, indent: str = "", subsequent: str | None = None) -> list[str]:
+    def wrap(text: str, indent: str = "", subsequent: str = "") -> list[str]:
         return textwrap.wrap(
             text,
             width=width,
             initial_indent=indent,
-            subsequent_indent=indent if subsequent is None else subsequent,
+            subsequent_indent=subsequent,
             break_long_words=True,
             break_on_hyphens=False,
         ) or [indent.rstrip()]
@@ -231,10 +228,6 @@ def _body_text(body: str) -> str:
     return visible(shown)
 
 
-# --------------------------------------------------------------------------------------------------
-# Markdown.
-
-
 def _md_text(text: str) -> str:
     """``text`` for a line (or a table cell) of Markdown: visible, and markup or HTML escaped."""
     return _MARKDOWN.sub(r"\\\1", visible(text))
@@ -302,10 +295,6 @@ def markdown_report(report: ProbeReport) -> str:
     fence = "`" * max(3, 1 + _longest_backtick_run("\n".join(block)))
     out += ["", "**Requests sent**", "", fence, *block, fence]
     return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# JSON and HTML.
 
 
 def json_report(report: ProbeReport, *, indent: int | None) -> str:

@@ -110,10 +110,6 @@ _SECRET_SHOWN = 20
 Need = Literal["lab-issuer", "unbound-token", "other-cert"]
 
 
-# --------------------------------------------------------------------------------------------------
-# The battery (rules as data).
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Probe:
     """One request of the battery: its lab analogue, and what accepting it would mean for security.
@@ -236,10 +232,6 @@ _NEED_REASONS: dict[Need, str] = {
 }
 
 
-# --------------------------------------------------------------------------------------------------
-# Material.
-
-
 def _certificates(raw: bytes, *, field: str) -> list[x509.Certificate]:
     """Every certificate of a PEM chain, or the one certificate of DER bytes (errors name ``field``)."""
     if not raw.lstrip().startswith(b"-----BEGIN"):
@@ -267,10 +259,7 @@ def identity_from_pem(
     chain = _certificates(cert.encode() if isinstance(cert, str) else bytes(cert), field=field)
     private_key = load_private_key(key, field=key_field)
     leaf = chain[0]
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(
-        serialization.Encoding.DER, spki
-    ) != private_key.public_key().public_bytes(serialization.Encoding.DER, spki):
+    if leaf.public_key() != private_key.public_key():
         raise KeyTypeError(key_field, "this private key does not belong to the certificate")
     return Identity(name=name, certificate=leaf, private_key=private_key, chain=tuple(chain[1:]))
 
@@ -295,11 +284,9 @@ class BringYourOwn:
     other: Identity | None = None  # another certificate the server's TLS layer accepts
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "token", _check_token(self.token, "token"))
-        if self.unbound_token is not None:
-            object.__setattr__(
-                self, "unbound_token", _check_token(self.unbound_token, "unbound_token")
-            )
+        for name in ("token", "unbound_token"):
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, _check_token(value, name))
 
     @classmethod
     def from_pem(
@@ -345,10 +332,6 @@ class BringYourOwn:
         return (
             f"<BringYourOwn {shorten(self.token, _SECRET_SHOWN)} + {', '.join(['cert', *extras])}>"
         )
-
-
-# --------------------------------------------------------------------------------------------------
-# Results.
 
 
 def _json_ready(record: Any) -> dict[str, Any]:
@@ -452,9 +435,9 @@ def _differences(
 ) -> tuple[str, ...]:
     """What differs between a prediction and the answer (``seen`` is :func:`_comparable` of it): the parts
     of :data:`_PARTS` that differ, ``kind of answer`` when one is an alert and the other not."""
-    want = _comparable(predicted, named)
-    if want[0] != seen[0] or want[0] not in _PARTS:
-        return () if want == seen else ("kind of answer",)
+    want = _comparable(predicted, named)  # a prediction is an alert or HTTP, never an error
+    if want[0] != seen[0]:
+        return ("kind of answer",)
     return tuple(n for n, a, b in zip(_PARTS[want[0]], want, seen, strict=True) if a != b)
 
 
@@ -551,10 +534,6 @@ class SecurityWarning:
         return f"{self.text} ({self.probe})"
 
 
-# --------------------------------------------------------------------------------------------------
-# The report.
-
-
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ProbeReport:
     """Everything one probe run saw, scored against every interpretation; exports to text, Markdown, JSON.
@@ -575,21 +554,17 @@ class ProbeReport:
     audience: str | None = None
     assumptions: tuple[str, ...] = ()
 
-    # ---- questions ------------------------------------------------------------------------------
     @property
     def inconclusive(self) -> str | None:
         """Why the run names no reading — the control (the bound token with its own certificate) was not
         served — and what to check; None when the control was served."""
-        for r in self.results:
-            if r.probe.id == PROBES[0].id:
-                return _control_failure(r, self.mode)
-        return "the control was not sent"
+        return _control_failure(self.results[0], self.mode)  # the control is always sent first
 
     @property
     def closest(self) -> tuple[str, ...]:
         """The interpretation(s) with the best verdict score, ties broken by the exact score; none when the
         run is :attr:`inconclusive`."""
-        if not self.scores or self.inconclusive:
+        if self.inconclusive:
             return ()
         best = max((s.verdict, s.exact) for s in self.scores)
         return tuple(s.interpretation for s in self.scores if (s.verdict, s.exact) == best)
@@ -634,7 +609,6 @@ class ProbeReport:
             if r.probe.warning and r.accepted
         )
 
-    # ---- exports (mtlslab._probe_render) ---------------------------------------------------------
     def to_text(self, *, width: int = 72, details: bool = True) -> str:
         """A plain-text report no wider than ``width``; ``details=False`` leaves out the mismatch details
         and the requests sent (the compact form for a README or a mail)."""
@@ -656,9 +630,6 @@ class ProbeReport:
     def _repr_html_(self) -> str:
         return render.html_report(self)
 
-
-# --------------------------------------------------------------------------------------------------
-# Running a battery.
 
 _Trusted = CertificateAuthority | x509.Certificate | bytes | os.PathLike[str] | None
 
@@ -840,10 +811,9 @@ def probe(
         for p in PROBES
         if set(p.needs) & missing
     ]
-    identities: dict[str, Identity | None] = {"bound": bound, "other": other, "none": None}
     contexts = {
         name: client_context(ca=trust, identity=identity, version=version)
-        for name, identity in identities.items()
+        for name, identity in {"bound": bound, "other": other, "none": None}.items()
         if name != "other" or identity is not None
     }
     secrets = (own.token, own.unbound_token or "") if own else ()
@@ -933,11 +903,8 @@ def _prediction(
     named: frozenset[str],
     claims: dict[str, Any],
 ) -> Prediction:
-    exchange, decision = sim.decide(scenario, interp)
-    if decision is None:
-        outcome = interp.respond(None, tls_alert=exchange.tls.alert)
-    else:
-        outcome = interp.respond(_as_yours(decision, claims))
+    exchange, decision = sim.decide(scenario, interp)  # a decision only after a completed handshake
+    outcome = interp.respond(_as_yours(decision, claims), tls_alert=exchange.tls.alert)
     differences = _differences(outcome, seen, named)
     return Prediction(
         interpretation=interp.name,
@@ -948,9 +915,9 @@ def _prediction(
     )
 
 
-def _as_yours(decision: Decision, claims: dict[str, Any]) -> Decision:
+def _as_yours(decision: Decision | None, claims: dict[str, Any]) -> Decision | None:
     """The lab analogue's decision, carrying the user's own subject and client (bring your own)."""
-    if not claims or decision.subject is None or decision.finding.rejected:
+    if not claims or decision is None or decision.subject is None or decision.finding.rejected:
         return decision
     sub, client_id = claims.get("sub"), claims.get("client_id")
     return replace(
