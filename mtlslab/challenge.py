@@ -30,6 +30,7 @@ from mtlslab.errors import InputError
 __all__ = [
     "Challenge",
     "ChallengeError",
+    "TOKEN68",
     "bearer",
     "challenge",
     "check_rfc6750",
@@ -46,9 +47,10 @@ class ChallengeError(InputError):
 
 
 _TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
-_TOKEN68_RE: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 9110 §11.2 token68
+#: RFC 9110 §11.2 token68, the same characters as RFC 6750 §2.1 b64token (a Bearer or DPoP credential).
+TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # A token68 that is all its list element holds (what follows it is OWS, then "," or the end).
-_TOKEN68_ALONE_RE: Final = re.compile(rf"({_TOKEN68_RE.pattern})[ \t]*(?=,|\Z)")
+_TOKEN68_ALONE_RE: Final = re.compile(rf"({TOKEN68.pattern})[ \t]*(?=,|\Z)")
 _OWS_RE: Final = re.compile(r"[ \t]*")  # RFC 9110 §5.6.3 OWS / BWS
 _LIST_SEP_RE: Final = re.compile(r"[ \t,]*")  # RFC 9110 §5.6.1: empty list elements are tolerated
 # The inside of a quoted-string (RFC 9110 §5.6.4): qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E /
@@ -182,7 +184,7 @@ def _syntax_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
     """What RFC 9110 forbids, or what this module never emits (controls, non-ASCII)."""
     if not _TOKEN_RE.fullmatch(ch.scheme):
         yield "scheme", f"{ch.scheme!r} is not a token (RFC 9110 §11.1)"
-    if ch.token68 is not None and not _TOKEN68_RE.fullmatch(ch.token68):
+    if ch.token68 is not None and not TOKEN68.fullmatch(ch.token68):
         yield "token68", f"{ch.token68!r} is not a token68 (RFC 9110 §11.2)"
     for name, value in ch.params:
         if not _TOKEN_RE.fullmatch(name):

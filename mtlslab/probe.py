@@ -58,6 +58,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mtlslab import _probe_render as render
+from mtlslab.challenge import TOKEN68
 from mtlslab.compare import Simulator
 from mtlslab.errors import CertificateError, InputError, KeyTypeError
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
@@ -264,12 +265,9 @@ def identity_from_pem(
     return Identity(name=name, certificate=leaf, private_key=private_key, chain=tuple(chain[1:]))
 
 
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1
-
-
 def _check_token(value: str, field: str) -> str:
     token = value.strip()
-    if not _B64TOKEN.fullmatch(token):
+    if not TOKEN68.fullmatch(token):
         raise InputError(field, "not an access token (RFC 6750 §2.1 b64token characters only)")
     return token
 

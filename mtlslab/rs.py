@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from typing import Any, Literal, TypeGuard, cast
 
 from cryptography import x509
 
+from mtlslab.challenge import TOKEN68
 from mtlslab.errors import CertificateError, ScenarioError, TokenError
 from mtlslab.findings import Finding
 from mtlslab.jose import NONCE_PROBLEM, Jwks, check_proof, verify_jws
@@ -84,8 +84,6 @@ __all__ = [
 MAX_HEADER_BYTES = 16 * 1024
 #: The default limit on the request body; the live server's too.
 MAX_BODY_BYTES = 64 * 1024
-
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
 
 def thumbprint_of_der(der: bytes) -> str:
@@ -520,7 +518,7 @@ def _authorization(run: _Run, values: list[str]) -> tuple[str, str] | Finding:
         return Finding.SCHEME_UNSUPPORTED
     if not credentials:
         raise run.fail(malformed, check, "RFC 6750 §2.1", f"scheme {scheme!r} without a token")
-    if not _B64TOKEN.fullmatch(credentials):
+    if not TOKEN68.fullmatch(credentials):
         detail = (
             f"the {scheme} credentials are not a b64token (spaces or characters outside "
             "A-Z a-z 0-9 - . _ ~ + /)"

@@ -46,13 +46,15 @@ RFC6750_VALUED = ("error", "error_description", "error_uri", "scope")
 
 
 def test_all_is_sorted_and_lists_every_public_name() -> None:
-    """__all__ is sorted and names exactly the public callables and classes of the module."""
+    """__all__ is sorted and names exactly the public callables, classes and constants of the module."""
     public = {
         name
         for name, obj in vars(mtlslab.challenge).items()
         if not name.startswith("_")
-        and getattr(obj, "__module__", None) == "mtlslab.challenge"
-        and callable(obj)
+        and (
+            name.isupper()
+            or (getattr(obj, "__module__", None) == "mtlslab.challenge" and callable(obj))
+        )
     }
     assert mtlslab.challenge.__all__ == sorted(mtlslab.challenge.__all__)
     assert set(mtlslab.challenge.__all__) == public
