@@ -78,19 +78,18 @@ class LabIssuer(Listener):
                 "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
             )
         self.lab = lab = lab or Lab(seed="mtlslab")
+        self.context = server_context(
+            Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
+        )
         super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
-        self.asrv = self._guarded(
-            lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
-        )
+        try:  # what needs the URL: if it fails, the socket bound is released
+            self.asrv = asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
+            # the engine's token endpoint, made once
+            self._token_config = lab_configs(lab, self.asrv, now=now)(self._token_deployment)
+        except BaseException:
+            self.close()
+            raise
         self.now = now
-        self._token_config = self._guarded(  # the engine's token endpoint, made once
-            lambda: lab_configs(lab, self.asrv, now=now)(self._token_deployment)
-        )
-        self.context = self._guarded(
-            lambda: server_context(
-                Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
-            )
-        )
         self.fetched: list[str] = []
         self.started = False
 

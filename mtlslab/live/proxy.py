@@ -97,12 +97,12 @@ class BuiltinProxy(Listener, Proxy):
         port: int = 0,
         limits: Limits | None = None,
     ) -> None:
+        self.context = server_context(deployment, lab)
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
         if deployment.client_auth.late:
             self.late = deployment.client_auth
-        self.context = self._guarded(lambda: server_context(deployment, lab))
 
     def _answer(
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float

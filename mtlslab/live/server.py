@@ -22,10 +22,10 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import h11
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -90,8 +90,6 @@ class Limits:
 #: room for the framing the engine's count leaves out (``HTTP/1.1``, CR LFs, Host, Connection, Content-Length).
 HEAD_SLACK = 1024
 
-
-_T = TypeVar("_T")
 
 _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_3_VERSION}
 
@@ -414,14 +412,6 @@ class Listener:
         self.served = 0  # HTTP answers sent
         self.failed_handshakes = 0
         self.dropped = 0  # connections dropped for a limit, a deadline or a protocol error
-
-    def _guarded(self, make: Callable[[], _T]) -> _T:
-        """``make()``, for a subclass's constructor: if it fails, the socket bound here is released first."""
-        try:
-            return make()
-        except BaseException:
-            self._listener.close()
-            raise
 
     @property
     def url(self) -> str:
@@ -759,7 +749,7 @@ class LiveServer(Listener):
         required_scope: str = "read",
         refusal: Refusal = "alert",
     ) -> None:
-        # What can fail comes before the bind, or is guarded (the TLS context): nothing stays open.
+        # What can fail comes before the bind: nothing stays open.
         limits = limits or Limits()
         self.lab = lab
         self.deployment = interpretation.adapt(deployment)
@@ -780,11 +770,9 @@ class LiveServer(Listener):
         metadata = self.config.resource_metadata  # RFC 9728 §3: served at the path challenges name
         self.metadata_path = urllib.parse.urlsplit(metadata).path if metadata else None
         self.last_finding: Finding | None = None  # the finding of the latest request answered
-        super().__init__(host=host, port=port, limits=limits)
         if self.scheme == "https":
-            self.context = self._guarded(
-                lambda: server_context(self.deployment, lab, refusal=refusal)
-            )
+            self.context = server_context(self.deployment, lab, refusal=refusal)
+        super().__init__(host=host, port=port, limits=limits)
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 9728 §2 protected resource metadata this server publishes when its deployment says so
