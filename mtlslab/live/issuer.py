@@ -56,12 +56,6 @@ class LabIssuer(Listener):
     injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
     """
 
-    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any
-    #: certificate.
-    _token_deployment = Deployment(
-        endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
-    )
-
     def __init__(
         self,
         lab: Lab | None = None,
@@ -78,14 +72,13 @@ class LabIssuer(Listener):
                 "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
             )
         self.lab = lab = lab or Lab(seed="mtlslab")
-        self.context = server_context(
-            Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
-        )
+        # the token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any certificate
+        token = Deployment(endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA)
+        self.context = server_context(token, lab, pin_version=False)
         super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
         try:  # what needs the URL: if it fails, the socket bound is released
             self.asrv = asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
-            # the engine's token endpoint, made once
-            self._token_config = lab_configs(lab, self.asrv, now=now)(self._token_deployment)
+            self._token_config = lab_configs(lab, self.asrv, now=now)(token)  # made once
         except BaseException:
             self.close()
             raise
