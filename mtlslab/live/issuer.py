@@ -84,7 +84,6 @@ class LabIssuer(Listener):
             raise
         self.now = now
         self.fetched: list[str] = []
-        self.started = False
 
     @property
     def issuer(self) -> str:
@@ -119,15 +118,6 @@ class LabIssuer(Listener):
         meta["token_endpoint"] = self.token_url
         meta["token_endpoint_auth_methods_supported"] = ["tls_client_auth"]  # RFC 8705 §2.1.1
         return meta
-
-    def start(self) -> LabIssuer:
-        """Start serving; returns ``self``."""
-        super().start()
-        self.started = True
-        return self
-
-    def __enter__(self) -> LabIssuer:
-        return self.start()
 
     def __repr__(self) -> str:
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"

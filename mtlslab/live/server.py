@@ -25,7 +25,7 @@ import urllib.parse
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import h11
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -90,6 +90,8 @@ class Limits:
 #: room for the framing the engine's count leaves out (``HTTP/1.1``, CR LFs, Host, Connection, Content-Length).
 HEAD_SLACK = 1024
 
+
+_L = TypeVar("_L", bound="Listener")
 
 _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_3_VERSION}
 
@@ -386,6 +388,7 @@ class Listener:
     context: SSL.Context | None = None  # None: plain TCP (the origin behind a proxy)
     late: ClientAuth | None = None  # post-handshake or renegotiation: ask once the request has come
     # made by start(), used only from then on
+    _io: threading.Thread
     _selector: selectors.BaseSelector
     _workers: ThreadPoolExecutor
     _wake_r: socket.socket
@@ -407,7 +410,7 @@ class Listener:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._close_by = 0.0
-        self._io: threading.Thread | None = None
+        self.started = False  # start() called
         self._paused_until = 0.0  # accepting stopped for a moment (no room); 0: accepting
         self.served = 0  # HTTP answers sent
         self.failed_handshakes = 0
@@ -425,7 +428,7 @@ class Listener:
         ``127.0.0.2``, ``::1``: yes; ``0.0.0.0``, an empty host: no), also after :meth:`close`."""
         return is_loopback(self.address)
 
-    def start(self) -> Any:
+    def start(self: _L) -> _L:
         """Start serving in the background; returns ``self``."""
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
@@ -439,19 +442,20 @@ class Listener:
         )
         self._io = threading.Thread(target=self._run, name=f"mtlslab-io-{self.port}", daemon=True)
         self._io.start()
+        self.started = True
         return self
 
     def close(self) -> None:
         """Stop accepting, let answers in progress finish (for at most 5 s), release everything."""
         self._close_by = time.monotonic() + 5.0
         self._closing.set()
-        if self._io is not None:
+        if self.started:
             self._wake()
             self._io.join(6.0)
             self._workers.shutdown(wait=True, cancel_futures=True)
         self._listener.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _L) -> _L:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
