@@ -214,9 +214,6 @@ def peer_chain(tls: SSL.Connection) -> tuple[bytes, ...]:
     return tuple(c.public_bytes(Encoding.DER) for c in sent)
 
 
-# ---- reading one request ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Incoming:
     """One request as read off the wire: complete (``status`` None), or refused part-way with 431 (the head
@@ -291,8 +288,6 @@ def http_answer(
     except h11.LocalProtocolError:
         return b""
 
-
-# ---- the listener ------------------------------------------------------------------------------------
 
 # a connection's stages, in order (_LATE: a certificate asked for after the request)
 _HANDSHAKE, _READ, _LATE, _WORK, _WRITE, _DRAIN, _CLOSED = range(7)
