@@ -56,12 +56,6 @@ class LabIssuer(Listener):
     injected (self-tests). Use as a context manager; ``fetched`` lists the requests it answered.
     """
 
-    #: The token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any
-    #: certificate.
-    _token_deployment = Deployment(
-        endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA
-    )
-
     def __init__(
         self,
         lab: Lab | None = None,
@@ -78,21 +72,18 @@ class LabIssuer(Listener):
                 "host", f"{host!r} is not loopback: the lab issuer serves on loopback only"
             )
         self.lab = lab = lab or Lab(seed="mtlslab")
+        # the token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any certificate
+        token = Deployment(endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA)
+        self.context = server_context(token, lab, pin_version=False)
         super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
-        self.asrv = self._guarded(
-            lambda: asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
-        )
+        try:  # what needs the URL: if it fails, the socket bound is released
+            self.asrv = asrv or AuthorizationServer(lab, issuer=self.url, audience=audience)
+            self._token_config = lab_configs(lab, self.asrv, now=now)(token)  # made once
+        except BaseException:
+            self.close()
+            raise
         self.now = now
-        self._token_config = self._guarded(  # the engine's token endpoint, made once
-            lambda: lab_configs(lab, self.asrv, now=now)(self._token_deployment)
-        )
-        self.context = self._guarded(
-            lambda: server_context(
-                Deployment(client_auth=ClientAuth.OPTIONAL_NO_CA), lab, pin_version=False
-            )
-        )
         self.fetched: list[str] = []
-        self.started = False
 
     @property
     def issuer(self) -> str:
@@ -127,15 +118,6 @@ class LabIssuer(Listener):
         meta["token_endpoint"] = self.token_url
         meta["token_endpoint_auth_methods_supported"] = ["tls_client_auth"]  # RFC 8705 §2.1.1
         return meta
-
-    def start(self) -> LabIssuer:
-        """Start serving; returns ``self``."""
-        super().start()
-        self.started = True
-        return self
-
-    def __enter__(self) -> LabIssuer:
-        return self.start()
 
     def __repr__(self) -> str:
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"

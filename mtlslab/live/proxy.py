@@ -11,7 +11,6 @@ and the intermediates the client sent as §2.3 ``Client-Cert-Chain``:
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
@@ -39,50 +38,17 @@ from mtlslab.live.server import (
 )
 from mtlslab.pki import Lab
 from mtlslab.scenarios import Deployment, encode_client_cert
-from mtlslab.tls import ClientAuth, TlsVersion
+from mtlslab.tls import ClientAuth
 
 __all__ = ["BuiltinProxy", "HAProxy", "Proxy", "find_haproxy", "haproxy_config", "make_proxy"]
 
 
 def find_haproxy() -> str | None:
     """The haproxy executable, if installed (Debian: ``apt-get install haproxy``)."""
-    return shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None
-    )
+    return shutil.which("haproxy") or shutil.which("/usr/sbin/haproxy")  # sbin: not on every PATH
 
 
-class Proxy:
-    """What both proxies offer: a URL, a port, a context manager, and what they are."""
-
-    kind = "proxy"
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        """Where clients connect: ``https://HOST:PORT``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
-
-    @property
-    def on_loopback(self) -> bool:
-        """Whether it listens on loopback only."""
-        return is_loopback(self.host)
-
-    def start(self) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        return self.start()  # which leaves nothing behind when it fails
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class BuiltinProxy(Listener, Proxy):
+class BuiltinProxy(Listener):
     """A stand-in TLS-terminating proxy in Python (for machines without HAProxy)."""
 
     kind = "builtin"
@@ -97,12 +63,12 @@ class BuiltinProxy(Listener, Proxy):
         port: int = 0,
         limits: Limits | None = None,
     ) -> None:
+        self.context = server_context(deployment, lab)
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
         if deployment.client_auth.late:
             self.late = deployment.client_auth
-        self.context = self._guarded(lambda: server_context(deployment, lab))
 
     def _answer(
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
@@ -147,7 +113,6 @@ _HAPROXY_CANNOT = (
     "authentication, no renegotiation): use the built-in proxy"
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a field name (RFC 9110 §5.1)
-_HAPROXY_VERSION = {TlsVersion.TLS1_2: "TLSv1.2", TlsVersion.TLS1_3: "TLSv1.3"}
 
 
 def haproxy_config(
@@ -166,7 +131,7 @@ def haproxy_config(
     ``fd``. HAProxy lower-cases header names, except ``response_fields`` (``h1-case-adjust``)."""
     if deployment.client_auth not in _HAPROXY_VERIFY:
         raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
-    version = _HAPROXY_VERSION[deployment.tls_version]
+    version = f"TLSv{deployment.tls_version.value}"
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
     # on an IPv6 wildcard, IPv4 too, as the Python listener (not left to net.ipv6.bindv6only)
     address = f"{host}:{port}{' v4v6' if is_wildcard(host) and ':' in host else ''}"
@@ -232,7 +197,7 @@ sys.exit(status)
 """
 
 
-class HAProxy(Proxy):
+class HAProxy:
     """Debian's HAProxy, run in the foreground from a temporary config under a small supervisor, so it
     never outlives the Python process that started it (exited, interrupted or killed, SIGKILL too)."""
 
@@ -267,6 +232,17 @@ class HAProxy(Proxy):
         self._socket: socket.socket | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where clients connect: ``https://HOST:PORT``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether it listens on loopback only."""
+        return is_loopback(self.host)
 
     def start(self) -> HAProxy:
         """Start haproxy once on ``host`` and ``port`` (0: a free one), bound here and handed over (a port
@@ -359,6 +335,16 @@ class HAProxy(Proxy):
                 self._socket.close()
             if self._dir is not None:
                 self._dir.cleanup()
+
+    def __enter__(self) -> HAProxy:
+        return self.start()  # which leaves nothing behind when it fails
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: What both proxies offer: a URL, a port, start and close, a context manager, and what they are (``kind``).
+Proxy = BuiltinProxy | HAProxy
 
 
 def _reachable(host: str) -> str:

@@ -86,11 +86,6 @@ def _partition(
     return [s for s, why in reasons if why is None], [(s, why) for s, why in reasons if why]
 
 
-def _refuse_unrunnable(scenarios: Iterable[Scenario], proxy: str) -> None:
-    for scenario, reason in _partition(scenarios, proxy)[1]:
-        raise ScenarioError("deployment", f"{scenario.id} cannot run live: {reason}")
-
-
 class LiveStack:
     """The resource server a deployment needs: direct TLS, or an origin behind a proxy (HAProxy or built-in)."""
 
@@ -351,7 +346,8 @@ def run_many(
     sim = simulator or Simulator()
     interps = [BUILTINS[i] if isinstance(i, str) else i for i in interpretations]
     chosen = list(scenarios)
-    _refuse_unrunnable(chosen, proxy)
+    for scenario, reason in _partition(chosen, proxy)[1]:
+        raise ScenarioError("deployment", f"{scenario.id} cannot run live: {reason}")
     groups: dict[tuple[int, Deployment], list[int]] = collections.defaultdict(list)
     for n, interp in enumerate(interps):
         for k, scenario in enumerate(chosen):

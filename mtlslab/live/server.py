@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -91,7 +91,7 @@ class Limits:
 HEAD_SLACK = 1024
 
 
-_T = TypeVar("_T")
+_L = TypeVar("_L", bound="Listener")
 
 _VERSIONS = {TlsVersion.TLS1_2: SSL.TLS1_2_VERSION, TlsVersion.TLS1_3: SSL.TLS1_3_VERSION}
 
@@ -214,9 +214,6 @@ def peer_chain(tls: SSL.Connection) -> tuple[bytes, ...]:
     return tuple(c.public_bytes(Encoding.DER) for c in sent)
 
 
-# ---- reading one request ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Incoming:
     """One request as read off the wire: complete (``status`` None), or refused part-way with 431 (the head
@@ -291,8 +288,6 @@ def http_answer(
     except h11.LocalProtocolError:
         return b""
 
-
-# ---- the listener ------------------------------------------------------------------------------------
 
 # a connection's stages, in order (_LATE: a certificate asked for after the request)
 _HANDSHAKE, _READ, _LATE, _WORK, _WRITE, _DRAIN, _CLOSED = range(7)
@@ -388,6 +383,7 @@ class Listener:
     context: SSL.Context | None = None  # None: plain TCP (the origin behind a proxy)
     late: ClientAuth | None = None  # post-handshake or renegotiation: ask once the request has come
     # made by start(), used only from then on
+    _io: threading.Thread
     _selector: selectors.BaseSelector
     _workers: ThreadPoolExecutor
     _wake_r: socket.socket
@@ -409,19 +405,11 @@ class Listener:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._close_by = 0.0
-        self._io: threading.Thread | None = None
+        self.started = False  # start() called
         self._paused_until = 0.0  # accepting stopped for a moment (no room); 0: accepting
         self.served = 0  # HTTP answers sent
         self.failed_handshakes = 0
         self.dropped = 0  # connections dropped for a limit, a deadline or a protocol error
-
-    def _guarded(self, make: Callable[[], _T]) -> _T:
-        """``make()``, for a subclass's constructor: if it fails, the socket bound here is released first."""
-        try:
-            return make()
-        except BaseException:
-            self._listener.close()
-            raise
 
     @property
     def url(self) -> str:
@@ -435,7 +423,7 @@ class Listener:
         ``127.0.0.2``, ``::1``: yes; ``0.0.0.0``, an empty host: no), also after :meth:`close`."""
         return is_loopback(self.address)
 
-    def start(self) -> Any:
+    def start(self: _L) -> _L:
         """Start serving in the background; returns ``self``."""
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
@@ -449,19 +437,20 @@ class Listener:
         )
         self._io = threading.Thread(target=self._run, name=f"mtlslab-io-{self.port}", daemon=True)
         self._io.start()
+        self.started = True
         return self
 
     def close(self) -> None:
         """Stop accepting, let answers in progress finish (for at most 5 s), release everything."""
         self._close_by = time.monotonic() + 5.0
         self._closing.set()
-        if self._io is not None:
+        if self.started:
             self._wake()
             self._io.join(6.0)
             self._workers.shutdown(wait=True, cancel_futures=True)
         self._listener.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _L) -> _L:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -759,7 +748,7 @@ class LiveServer(Listener):
         required_scope: str = "read",
         refusal: Refusal = "alert",
     ) -> None:
-        # What can fail comes before the bind, or is guarded (the TLS context): nothing stays open.
+        # What can fail comes before the bind: nothing stays open.
         limits = limits or Limits()
         self.lab = lab
         self.deployment = interpretation.adapt(deployment)
@@ -780,11 +769,9 @@ class LiveServer(Listener):
         metadata = self.config.resource_metadata  # RFC 9728 §3: served at the path challenges name
         self.metadata_path = urllib.parse.urlsplit(metadata).path if metadata else None
         self.last_finding: Finding | None = None  # the finding of the latest request answered
-        super().__init__(host=host, port=port, limits=limits)
         if self.scheme == "https":
-            self.context = self._guarded(
-                lambda: server_context(self.deployment, lab, refusal=refusal)
-            )
+            self.context = server_context(self.deployment, lab, refusal=refusal)
+        super().__init__(host=host, port=port, limits=limits)
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 9728 §2 protected resource metadata this server publishes when its deployment says so
