@@ -268,14 +268,9 @@ class Simulator:
         realised = self.exchange(scenario)
         arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
         runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
-        adapted: dict[object, Deployment] = {}  # readings with the same overrides deploy alike
         cells = []
         for interpretation in chosen:
-            deployment = adapted.get(interpretation.deployment)
-            if deployment is None:
-                deployment = adapted[interpretation.deployment] = interpretation.adapt(
-                    scenario.deployment
-                )
+            deployment = interpretation.adapt(scenario.deployment)
             run = next((r for r in runs if r.deployment == deployment), None)
             if run is None:
                 key = arrival_key(deployment)
@@ -324,9 +319,6 @@ class Simulator:
         return Matrix(scenarios=scenario_list, interpretations=chosen, cells=cells)
 
 
-# --------------------------------------------------------------------------------------------------
-# The matrix.
-
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
 ERROR_ABBREVIATIONS = {
     UNSPECIFIED_ERROR: "??",
@@ -367,7 +359,6 @@ class Matrix:
     interpretations: tuple[Interpretation, ...]
     cells: Mapping[tuple[str, str], Cell] = field(repr=False)
 
-    # ---- access --------------------------------------------------------------------------------------
     def cell(self, scenario: str, interpretation: str) -> Cell:
         """One cell by scenario id and interpretation name."""
         try:
@@ -411,7 +402,6 @@ class Matrix:
             raise InterpretationError("interpretation", f"not in this matrix: {', '.join(unknown)}")
         return tuple(by_name[n] for n in wanted)
 
-    # ---- questions -----------------------------------------------------------------------------------
     def disagreements(self, *, strict: bool = False) -> Matrix:
         """Only the scenarios whose interpretations disagree (on the verdict; on every wire byte if ``strict``)."""
         keep = [
@@ -505,7 +495,6 @@ class Matrix:
             )
         return rows
 
-    # ---- exports --------------------------------------------------------------------------------------
     def borrowed(self, scenario: str) -> dict[str, Finding]:
         """The cells of a row that give another reading's answer for another reason, by interpretation:
         their verdict is that of a cell reaching the row's own finding (the scenario's expected one, else the
