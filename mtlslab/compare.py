@@ -351,6 +351,23 @@ def compact(outcome: Outcome) -> str:
     return text
 
 
+#: The columns of :meth:`Matrix.to_csv`, each with what a cell gives for it.
+_CSV_COLUMNS: tuple[tuple[str, Callable[[Cell], object]], ...] = (
+    ("scenario", lambda c: c.scenario),
+    ("interpretation", lambda c: c.interpretation),
+    ("finding", lambda c: c.finding.value),
+    ("tls_alert", lambda c: c.outcome.tls_alert.name if c.outcome.tls_alert else ""),
+    ("tls_alert_code", lambda c: c.outcome.tls_alert.code if c.outcome.tls_alert else ""),
+    ("status", lambda c: c.outcome.status if c.outcome.status is not None else ""),
+    ("error", lambda c: c.outcome.error or ""),
+    ("www_authenticate", lambda c: c.outcome.www_authenticate or ""),
+    ("content_type", lambda c: c.outcome.content_type or ""),
+    ("body", lambda c: c.outcome.body),
+    ("unspecified", lambda c: int(c.outcome.unspecified)),
+    ("assumed", lambda c: int(c.outcome.assumed)),
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Matrix:
     """Scenarios × interpretations, with the questions a spec author asks of it and its exports."""
@@ -605,41 +622,10 @@ class Matrix:
         """One line per cell (long format), with a header line."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(
-            [
-                "scenario",
-                "interpretation",
-                "finding",
-                "tls_alert",
-                "tls_alert_code",
-                "status",
-                "error",
-                "www_authenticate",
-                "content_type",
-                "body",
-                "unspecified",
-                "assumed",
-            ]
-        )
+        writer.writerow(name for name, _ in _CSV_COLUMNS)
         for s in self.scenarios:
             for c in self.row(s.id):
-                o = c.outcome
-                writer.writerow(
-                    [
-                        s.id,
-                        c.interpretation,
-                        c.finding.value,
-                        o.tls_alert.name if o.tls_alert else "",
-                        o.tls_alert.code if o.tls_alert else "",
-                        o.status if o.status is not None else "",
-                        o.error or "",
-                        o.www_authenticate or "",
-                        o.content_type or "",
-                        o.body,
-                        int(o.unspecified),
-                        int(o.assumed),
-                    ]
-                )
+                writer.writerow(value(c) for _, value in _CSV_COLUMNS)
         return buffer.getvalue()
 
     def to_json(self, *, indent: int | None = 2) -> str:
