@@ -453,9 +453,8 @@ class Interpretation:
     def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
         """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
         own flags and note added."""
-        answer = index[finding]
         seen = [finding]
-        target = answer.same_as
+        target = index[finding].same_as
         while target is not None and target not in seen and index[target].same_as is not None:
             seen.append(target)
             target = index[target].same_as
