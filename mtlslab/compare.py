@@ -268,14 +268,9 @@ class Simulator:
         realised = self.exchange(scenario)
         arrivals = {arrival_key(scenario.deployment): (realised.tls, realised.request)}
         runs: list[_Run] = []  # few enough to scan: equality, not hashing, finds a shared run
-        adapted: dict[object, Deployment] = {}  # readings with the same overrides deploy alike
         cells = []
         for interpretation in chosen:
-            deployment = adapted.get(interpretation.deployment)
-            if deployment is None:
-                deployment = adapted[interpretation.deployment] = interpretation.adapt(
-                    scenario.deployment
-                )
+            deployment = interpretation.adapt(scenario.deployment)
             run = next((r for r in runs if r.deployment == deployment), None)
             if run is None:
                 key = arrival_key(deployment)
@@ -324,9 +319,6 @@ class Simulator:
         return Matrix(scenarios=scenario_list, interpretations=chosen, cells=cells)
 
 
-# --------------------------------------------------------------------------------------------------
-# The matrix.
-
 #: Two-letter abbreviations of error codes in compact cells (``401 IT``).
 ERROR_ABBREVIATIONS = {
     UNSPECIFIED_ERROR: "??",
@@ -359,6 +351,23 @@ def compact(outcome: Outcome) -> str:
     return text
 
 
+#: The columns of :meth:`Matrix.to_csv`, each with what a cell gives for it.
+_CSV_COLUMNS: tuple[tuple[str, Callable[[Cell], object]], ...] = (
+    ("scenario", lambda c: c.scenario),
+    ("interpretation", lambda c: c.interpretation),
+    ("finding", lambda c: c.finding.value),
+    ("tls_alert", lambda c: c.outcome.tls_alert.name if c.outcome.tls_alert else ""),
+    ("tls_alert_code", lambda c: c.outcome.tls_alert.code if c.outcome.tls_alert else ""),
+    ("status", lambda c: c.outcome.status if c.outcome.status is not None else ""),
+    ("error", lambda c: c.outcome.error or ""),
+    ("www_authenticate", lambda c: c.outcome.www_authenticate or ""),
+    ("content_type", lambda c: c.outcome.content_type or ""),
+    ("body", lambda c: c.outcome.body),
+    ("unspecified", lambda c: int(c.outcome.unspecified)),
+    ("assumed", lambda c: int(c.outcome.assumed)),
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Matrix:
     """Scenarios × interpretations, with the questions a spec author asks of it and its exports."""
@@ -367,7 +376,6 @@ class Matrix:
     interpretations: tuple[Interpretation, ...]
     cells: Mapping[tuple[str, str], Cell] = field(repr=False)
 
-    # ---- access --------------------------------------------------------------------------------------
     def cell(self, scenario: str, interpretation: str) -> Cell:
         """One cell by scenario id and interpretation name."""
         try:
@@ -411,7 +419,6 @@ class Matrix:
             raise InterpretationError("interpretation", f"not in this matrix: {', '.join(unknown)}")
         return tuple(by_name[n] for n in wanted)
 
-    # ---- questions -----------------------------------------------------------------------------------
     def disagreements(self, *, strict: bool = False) -> Matrix:
         """Only the scenarios whose interpretations disagree (on the verdict; on every wire byte if ``strict``)."""
         keep = [
@@ -505,7 +512,6 @@ class Matrix:
             )
         return rows
 
-    # ---- exports --------------------------------------------------------------------------------------
     def borrowed(self, scenario: str) -> dict[str, Finding]:
         """The cells of a row that give another reading's answer for another reason, by interpretation:
         their verdict is that of a cell reaching the row's own finding (the scenario's expected one, else the
@@ -616,41 +622,10 @@ class Matrix:
         """One line per cell (long format), with a header line."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(
-            [
-                "scenario",
-                "interpretation",
-                "finding",
-                "tls_alert",
-                "tls_alert_code",
-                "status",
-                "error",
-                "www_authenticate",
-                "content_type",
-                "body",
-                "unspecified",
-                "assumed",
-            ]
-        )
+        writer.writerow(name for name, _ in _CSV_COLUMNS)
         for s in self.scenarios:
             for c in self.row(s.id):
-                o = c.outcome
-                writer.writerow(
-                    [
-                        s.id,
-                        c.interpretation,
-                        c.finding.value,
-                        o.tls_alert.name if o.tls_alert else "",
-                        o.tls_alert.code if o.tls_alert else "",
-                        o.status if o.status is not None else "",
-                        o.error or "",
-                        o.www_authenticate or "",
-                        o.content_type or "",
-                        o.body,
-                        int(o.unspecified),
-                        int(o.assumed),
-                    ]
-                )
+                writer.writerow(value(c) for _, value in _CSV_COLUMNS)
         return buffer.getvalue()
 
     def to_json(self, *, indent: int | None = 2) -> str:

@@ -16,6 +16,7 @@ Adding a server is a data diff; a reading of your own is :func:`derive` of anoth
 from __future__ import annotations
 
 import difflib
+import functools
 import html
 import importlib.resources
 import json
@@ -294,8 +295,8 @@ class Outcome:
             text = f"{self.status} (error code unspecified)"
         elif self.error:
             text = f"{self.status} {self.error}"
-        elif self.status is not None and self.status >= 400:
-            text = f"{self.status} (no error)" if self.www_authenticate else f"{self.status}"
+        elif self.www_authenticate and self.status is not None and self.status >= 400:
+            text = f"{self.status} (no error)"
         else:
             text = str(self.status)
         if self.unspecified:
@@ -404,12 +405,10 @@ def _in_finding_order(answers: Mapping[Finding, Answer]) -> tuple[tuple[Finding,
 
 @dataclass(frozen=True, slots=True)
 class _Row:
-    """One finding's answer, ready to send: ``same_as`` resolved, the usual challenge formatted once (made per
-    request when it names the required scope, follows the DPoP scheme, or points at metadata), the body and
-    field templates parsed with the values the answer itself gives them."""
+    """One finding's answer, ready to send: ``same_as`` resolved, the body and field templates parsed with
+    the values the answer itself gives them."""
 
     answer: Answer
-    header: str | None
     body: string.Template
     values: Mapping[str, str] = field(default_factory=dict)
     fields: tuple[tuple[str, string.Template], ...] = ()
@@ -454,9 +453,8 @@ class Interpretation:
     def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
         """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
         own flags and note added."""
-        answer = index[finding]
         seen = [finding]
-        target = answer.same_as
+        target = index[finding].same_as
         while target is not None and target not in seen and index[target].same_as is not None:
             seen.append(target)
             target = index[target].same_as
@@ -481,7 +479,7 @@ class Interpretation:
                 raise InterpretationError(
                     where, "a TLS rejection is answered by the alert itself (tls_alert=True)"
                 )
-            return _Row(answer=answer, header=None, body=string.Template(""))
+            return _Row(answer=answer, body=string.Template(""))
         if answer.tls_alert:
             raise InterpretationError(
                 where,
@@ -494,9 +492,11 @@ class Interpretation:
         # header values however the answer was made (from JSON or in Python): never a line of their own
         _content_type(answer.content_type, f"{where}.content_type")
         _fields([list(pair) for pair in answer.headers], f"{where}.headers")
-        try:
-            header = self._header(answer, scope="read", dpop=False, metadata=None)
-            self._header(answer, scope="read", dpop=True, metadata="https://rs.example/metadata")
+        try:  # the usual challenge, and one in the DPoP scheme pointing at metadata
+            _header(answer, self.realm, scope="read", dpop=False, metadata=None)
+            _header(
+                answer, self.realm, scope="read", dpop=True, metadata="https://rs.example/metadata"
+            )
         except ChallengeError as exc:
             raise InterpretationError(where, str(exc)) from None
         body = string.Template(answer.body)
@@ -514,23 +514,12 @@ class Interpretation:
                 raise InterpretationError(
                     f"{where}.{part}", f"bad template placeholder {exc}"
                 ) from None
-        used = {
-            m.group("named") or m.group("braced")
-            for t in (body, *(t for _, t in fields))
-            for m in t.pattern.finditer(t.template)
-        }
-        fixed = None  # the body and fields, when nothing in them depends on the request
-        if used.isdisjoint(_FROM_REQUEST):
-            fixed = (
-                body.substitute(values),
-                tuple((name, t.substitute(values)) for name, t in fields),
-            )
-        header = None if answer.scope else header
-        return _Row(
-            answer=answer, header=header, body=body, values=values, fields=fields, fixed=fixed
-        )
+        try:  # the body and fields, when nothing in them depends on the request
+            fixed = (body.substitute(values), tuple((n, t.substitute(values)) for n, t in fields))
+        except KeyError:  # a value only a request gives ($sub, $client_id...)
+            fixed = None
+        return _Row(answer=answer, body=body, values=values, fields=fields, fixed=fixed)
 
-    # ---- the table ------------------------------------------------------------------------------------
     def answer(self, finding: Finding) -> Answer:
         """The answer for ``finding``, with ``same_as`` resolved (flags of the alias kept)."""
         return self._rows[finding].answer
@@ -539,7 +528,6 @@ class Interpretation:
         """The deployment as this interpretation runs it (its overrides applied); idempotent."""
         return deployment.overridden(dict(self.deployment)) if self.deployment else deployment
 
-    # ---- responding -----------------------------------------------------------------------------------
     def respond(self, decision: Decision | None, *, tls_alert: TlsAlert | None = None) -> Outcome:
         """The outcome for a decision (or for a TLS alert, when the handshake failed). The challenge follows
         the scheme the request used (RFC 9449 §7.1): a failed DPoP request gets a DPoP challenge where a
@@ -553,13 +541,6 @@ class Interpretation:
         row = self._rows[decision.finding]
         answer = row.answer
         assert answer.status is not None
-        header = row.header
-        dpop = decision.scheme == "dpop"
-        metadata = decision.resource_metadata
-        if answer.scope or dpop or metadata:
-            header = self._header(
-                answer, scope=decision.required_scope, dpop=dpop, metadata=metadata
-            )
         if row.fixed is not None:
             body, more = row.fixed
         else:
@@ -575,7 +556,13 @@ class Interpretation:
         return Outcome(
             finding=decision.finding,
             status=answer.status,
-            www_authenticate=header,
+            www_authenticate=_header(
+                answer,
+                self.realm,
+                scope=decision.required_scope,
+                dpop=decision.scheme == "dpop",
+                metadata=decision.resource_metadata,
+            ),
             error=answer.error,
             content_type=answer.content_type,
             body=body,
@@ -585,34 +572,6 @@ class Interpretation:
             note=answer.note,
         )
 
-    def _header(
-        self, answer: Answer, *, scope: str, dpop: bool, metadata: str | None
-    ) -> str | None:
-        """The ``WWW-Authenticate`` value for ``answer`` (None when it sends no challenge)."""
-        challenges: list[Challenge] = []
-        if answer.scheme is not None:
-            scheme = "Bearer" if answer.scheme.lower() == "bearer" else answer.scheme
-            if dpop and scheme == "Bearer":
-                scheme = "DPoP"
-            challenges.append(
-                bearer(
-                    scheme=scheme,
-                    realm=self.realm if answer.realm else None,
-                    scope=scope if answer.scope else None,
-                    error=answer.error,
-                    error_description=answer.description,
-                    error_uri=answer.error_uri,
-                    extra=answer.params,
-                )
-            )
-        challenges += [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
-        challenges = [_with_algs(c) for c in challenges]
-        if metadata and challenges:
-            first = challenges[0]
-            challenges[0] = replace(first, params=(*first.params, ("resource_metadata", metadata)))
-        return format_challenges(challenges, separator=answer.separator) if challenges else None
-
-    # ---- JSON -----------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict that :meth:`from_json` loads back into an equal interpretation."""
         return {
@@ -812,6 +771,36 @@ def _answer_text(answer: Answer) -> str:
     elif answer.assumed:
         text += " [assumed]"
     return text
+
+
+# Made once for each answer, realm and request shape: the readings share most answers.
+@functools.lru_cache(maxsize=1024)
+def _header(
+    answer: Answer, realm: str | None, *, scope: str, dpop: bool, metadata: str | None
+) -> str | None:
+    """The ``WWW-Authenticate`` value for ``answer`` (None when it sends no challenge)."""
+    challenges: list[Challenge] = []
+    if answer.scheme is not None:
+        scheme = "Bearer" if answer.scheme.lower() == "bearer" else answer.scheme
+        if dpop and scheme == "Bearer":
+            scheme = "DPoP"
+        challenges.append(
+            bearer(
+                scheme=scheme,
+                realm=realm if answer.realm else None,
+                scope=scope if answer.scope else None,
+                error=answer.error,
+                error_description=answer.description,
+                error_uri=answer.error_uri,
+                extra=answer.params,
+            )
+        )
+    challenges += [c for raw in answer.extra_challenges for c in parse_www_authenticate(raw)]
+    challenges = [_with_algs(c) for c in challenges]
+    if metadata and challenges:
+        first = challenges[0]
+        challenges[0] = replace(first, params=(*first.params, ("resource_metadata", metadata)))
+    return format_challenges(challenges, separator=answer.separator) if challenges else None
 
 
 def _with_algs(challenge: Challenge) -> Challenge:

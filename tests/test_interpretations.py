@@ -558,6 +558,21 @@ def test_derive_can_change_realm_and_deployment() -> None:
     assert info.value.field == "odd.deployment"
 
 
+def test_readings_that_share_an_answer_each_send_it_under_their_own_realm(sim: Simulator) -> None:
+    """RFC 6750 §3: an answer a reading inherits is sent with that reading's realm (or none), not its
+    base's, though both hold the very same answer."""
+    base = BUILTINS["baseline"]
+    no_token = next(s for s in CATALOGUE if s.id == "no-token")
+    for realm, header in (
+        ("mtlslab", 'Bearer realm="mtlslab"'),
+        ("x", 'Bearer realm="x"'),
+        (None, "Bearer"),
+    ):
+        mine = derive(base, name="realm", realm=realm)
+        assert mine.answer(F.NO_TOKEN) is base.answer(F.NO_TOKEN)
+        assert sim.cell(no_token, mine).outcome.www_authenticate == header
+
+
 @pytest.mark.parametrize("name", list(BUILTINS))
 def test_every_builtin_round_trips_through_json(name: str) -> None:
     """to_json → JSON text → from_json gives back an equal interpretation, answers, flags and all."""
