@@ -28,9 +28,9 @@ from typing import Final
 from mtlslab.errors import InputError
 
 __all__ = [
+    "TOKEN68",
     "Challenge",
     "ChallengeError",
-    "TOKEN68",
     "bearer",
     "challenge",
     "check_rfc6750",

@@ -10,12 +10,10 @@ endpoint), or ``None`` where the RFCs are silent — the gap mtlslab exists to s
 from __future__ import annotations
 
 import enum
-import importlib.resources
-import json
 from dataclasses import dataclass
 
 from mtlslab.errors import InputError
-from mtlslab.spec import Clause, cite
+from mtlslab.spec import Clause, cite, read_data
 
 __all__ = ["FINDINGS", "Finding", "FindingInfo"]
 
@@ -94,8 +92,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
 def _load_findings() -> dict[Finding, FindingInfo]:
     """Every finding's row from ``mtlslab/data/findings.json``, in :class:`Finding` order; a missing, extra
     or mistyped row or field is an error."""
-    text = importlib.resources.files("mtlslab").joinpath("data/findings.json").read_text("utf-8")
-    rows = json.loads(text)
+    rows = read_data("findings.json")
     if not isinstance(rows, dict) or set(rows) != {f.value for f in Finding}:
         raise InputError("findings.json", "expected exactly one row for each finding")
     for name, row in rows.items():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import functools
 import html
-import importlib.resources
 import json
 import re
 import string
@@ -39,7 +38,7 @@ from mtlslab.findings import Finding
 from mtlslab.jose import DPOP_ALGS
 from mtlslab.rs import Decision
 from mtlslab.scenarios import Deployment, deployment_overrides
-from mtlslab.spec import shorten
+from mtlslab.spec import DuplicateName, read_data, shorten, unique_names
 from mtlslab.tls import TlsAlert
 
 __all__ = [
@@ -688,25 +687,14 @@ class Interpretation:
 _TOP_FIELDS = tuple(f.name for f in fields(Interpretation) if not f.name.startswith("_"))
 
 
-class _Duplicate(ValueError):
-    pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in found:
-            raise _Duplicate(f"the name {name!r} occurs twice in one object")
-        found[name] = value
-    return found
-
-
 def _parse(text: str) -> object:
     """JSON text, strictly: no name twice in one object (two readers could keep different ones)."""
     try:
-        return json.loads(text, object_pairs_hook=_unique)
-    except _Duplicate as exc:
-        raise InterpretationError("json", str(exc)) from None
+        return json.loads(text, object_pairs_hook=unique_names)
+    except DuplicateName as exc:
+        raise InterpretationError(
+            "json", f"the name {exc.args[0]!r} occurs twice in one object"
+        ) from None
     except RecursionError:
         raise InterpretationError("json", "nested too deep to be an interpretation") from None
     except ValueError as exc:  # JSONDecodeError; an integer of more digits than Python reads
@@ -852,8 +840,7 @@ def derive(
 def _load_builtins() -> dict[str, Interpretation]:
     """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
     entry."""
-    resource = importlib.resources.files("mtlslab") / "data/interpretations.json"
-    entries = _parse(resource.read_text("utf-8"))
+    entries = read_data("interpretations.json")
     if not isinstance(entries, list):
         raise InterpretationError("interpretations.json", "a list of interpretations")
     loaded: dict[str, Interpretation] = {}

@@ -28,7 +28,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from mtlslab.findings import Finding
-from mtlslab.spec import Clause, cite, shorten
+from mtlslab.spec import Clause, DuplicateName, cite, shorten, unique_names
 from mtlslab.tokens import access_token_hash, jwk_thumbprint
 
 __all__ = ["DPOP_ALGS", "NONCE_PROBLEM", "Jwks", "Verified", "check_proof", "verify_jws"]
@@ -96,10 +96,6 @@ class _Malformed(ValueError):
         self.reading = reason if twice else f"not a well-formed JWT ({reason})"
 
 
-class _DuplicateMember(ValueError):
-    """The ``json`` hook's refusal of a member name (``args[0]``) that occurs twice."""
-
-
 def _b64url_part(segment: str, part: str) -> bytes:
     """One part of a compact JWS (RFC 7515 §7.1), decoded strictly: the base64url alphabet without padding
     (RFC 7515 §2), and canonical — its unused low bits zero, so one value has exactly one encoding."""
@@ -110,16 +106,6 @@ def _b64url_part(segment: str, part: str) -> bytes:
         reason = f"the {part} is not canonical base64url: its unused low bits are not zero"
         raise _Malformed(reason, part)
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json`` hook: an object naming a member twice is refused, at any depth."""
-    found: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in found:
-            raise _DuplicateMember(name)
-        found[name] = value
-    return found
 
 
 def _no_constant(name: str) -> Any:
@@ -139,7 +125,7 @@ def _finite(text: str) -> float:
 #: One decoder for every JOSE header and claims set. No member name twice, and every number finite: a NaN
 #: ``exp`` or ``iat`` would pass every comparison.
 _STRICT_JSON = json.JSONDecoder(
-    object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+    object_pairs_hook=unique_names, parse_constant=_no_constant, parse_float=_finite
 )
 
 
@@ -147,7 +133,7 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     """``raw`` as a JSON object, refusing a member name that occurs twice at any depth."""
     try:
         value = _STRICT_JSON.decode(raw.decode("utf-8"))
-    except _DuplicateMember as dup:
+    except DuplicateName as dup:
         raise _twice(part, dup.args[0]) from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise _Malformed(f"the {part} is not JSON ({exc})", part) from None

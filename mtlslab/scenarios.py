@@ -15,8 +15,6 @@ import binascii
 import datetime as dt
 import difflib
 import enum
-import importlib.resources
-import json
 import re
 import string
 import urllib.parse
@@ -27,6 +25,7 @@ from typing import Any, TypeVar
 from mtlslab.errors import InputError, ScenarioError, UnknownScenarioError
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Identity, Lab
+from mtlslab.spec import read_data
 from mtlslab.tls import ClientAuth, TlsResult, TlsVersion, handshake
 from mtlslab.tokens import LAB_RESOURCE, AccessToken, AuthorizationServer, DPoPKey, dpop_proof
 
@@ -776,8 +775,7 @@ def _handshake(
 
 def _load_catalogue() -> tuple[Scenario, ...]:
     """The named scenarios of ``mtlslab/data/catalogue.json``, loaded by :meth:`Scenario.from_json`."""
-    text = importlib.resources.files("mtlslab").joinpath("data/catalogue.json").read_text("utf-8")
-    found = tuple(Scenario.from_json(entry) for entry in json.loads(text))
+    found = tuple(Scenario.from_json(entry) for entry in read_data("catalogue.json"))
     ids = [s.id for s in found]
     if len(set(ids)) != len(ids):
         raise ScenarioError("catalogue", "an id occurs twice")

@@ -1,4 +1,5 @@
-"""Spec citations: the one table of the clauses mtlslab cites, and the trace steps that cite them.
+"""Spec citations: the one table of the clauses mtlslab cites, and the trace steps that cite them; and the
+one reader of the package's data files (this table, the findings, the catalogue, the built-ins, the exercises).
 
 Every check names its clause in code and in the trace, linked as :attr:`Clause.url` shows. :data:`CLAUSES` is
 the table (rules as data, ``mtlslab/data/clauses.json``): a module cites a clause by its label,
@@ -15,10 +16,41 @@ import json
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from mtlslab.errors import InputError
 
-__all__ = ["CLAUSES", "Clause", "Step", "cite", "shorten"]
+__all__ = [
+    "CLAUSES",
+    "Clause",
+    "DuplicateName",
+    "Step",
+    "cite",
+    "read_data",
+    "shorten",
+    "unique_names",
+]
+
+
+class DuplicateName(ValueError):
+    """A JSON object names a member (``args[0]``) twice. RFC 8259 §4 leaves what a reader does then open, and
+    readers differ (most keep the last), so mtlslab refuses rather than pick one."""
+
+
+def unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` hook: an object naming a member twice raises :class:`DuplicateName`, at any depth."""
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise DuplicateName(name)
+        found[name] = value
+    return found
+
+
+def read_data(name: str) -> Any:
+    """The package's data file ``mtlslab/data/NAME`` as JSON, read strictly (no name twice in one object)."""
+    text = importlib.resources.files("mtlslab").joinpath(f"data/{name}").read_text("utf-8")
+    return json.loads(text, object_pairs_hook=unique_names)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,9 +81,8 @@ class Clause:
 def _load_table() -> tuple[Clause, ...]:
     """The clauses in ``mtlslab/data/clauses.json``, each row ``[rfc, section, title]``; a row of another
     shape is an error."""
-    text = importlib.resources.files("mtlslab").joinpath("data/clauses.json").read_text("utf-8")
     rows: list[Clause] = []
-    for row in json.loads(text):
+    for row in read_data("clauses.json"):
         match row:
             case [int() as rfc, str() as section, str() as title] if not isinstance(rfc, bool):
                 rows.append(Clause(rfc=rfc, section=section, title=title))

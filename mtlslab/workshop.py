@@ -14,8 +14,6 @@ import difflib
 import functools
 import hashlib
 import html
-import importlib.resources
-import json
 import re
 import textwrap
 from collections.abc import Callable, Mapping
@@ -31,7 +29,7 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS
 from mtlslab.pki import Lab
 from mtlslab.scenarios import get_scenario
-from mtlslab.spec import Clause, cite
+from mtlslab.spec import Clause, cite, read_data
 
 __all__ = [
     "EXERCISES",
@@ -297,9 +295,8 @@ def _mistakes(
 
 def _exercises() -> dict[str, Exercise]:
     """The exercises of ``mtlslab/data/exercises.json``, each with how it is solved and read."""
-    text = importlib.resources.files("mtlslab").joinpath("data/exercises.json").read_text("utf-8")
     found = {}
-    for entry in json.loads(text):
+    for entry in read_data("exercises.json"):
         solve, read = _SOLUTIONS[entry["id"]], _READERS[entry["answer"]]
         texts = {key: entry[key] for key in ("id", "title", "question", "supplies", "otherwise")}
         wrong = _mistakes(entry["mistakes"], read, solve)

@@ -1,14 +1,17 @@
-"""The clause table (one truth for every citation) and the one helper that shortens shown values."""
+"""The clause table (one truth for every citation), the one reader of the package's data files, and the one
+helper that shortens shown values."""
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 import mtlslab
-from mtlslab.spec import _TABLE, CLAUSES, cite, shorten
+from mtlslab.spec import _TABLE, CLAUSES, DuplicateName, cite, read_data, shorten, unique_names
 
 PACKAGE = Path(mtlslab.__file__).parent
 #: A clause label as code and data write it: a whole string, "RFC 8705 §3".
@@ -45,6 +48,27 @@ def test_every_clause_the_package_cites_is_in_the_table() -> None:
         cited |= set(LABEL.findall(path.read_text(encoding="utf-8")))
     assert len(cited) > 20
     assert sorted(cited - set(CLAUSES)) == []
+
+
+def test_a_name_twice_in_one_object_is_refused_at_any_depth() -> None:
+    """RFC 8259 §4 leaves a repeated name to the reader: the one hook refuses it, naming it; once is fine."""
+    assert json.loads('{"a": {"b": 1, "c": 2}}', object_pairs_hook=unique_names) == {
+        "a": {"b": 1, "c": 2}
+    }
+    with pytest.raises(DuplicateName) as caught:
+        json.loads('{"a": {"b": 1, "b": 2}}', object_pairs_hook=unique_names)
+    assert caught.value.args == ("b",)
+
+
+def test_the_package_data_is_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data file that names a member twice is refused by the one reader, not read as its last value."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/one.json").write_text('[{"id": "a"}]', encoding="utf-8")
+    (tmp_path / "data/two.json").write_text('[{"id": "a", "id": "b"}]', encoding="utf-8")
+    monkeypatch.setattr(importlib.resources, "files", lambda _package: tmp_path)
+    assert read_data("one.json") == [{"id": "a"}]
+    with pytest.raises(DuplicateName):
+        read_data("two.json")
 
 
 def test_short_text_is_shown_as_it_is() -> None:
