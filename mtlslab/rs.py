@@ -77,18 +77,12 @@ __all__ = [
     "head_size",
     "inspect_token",
     "size_decision",
-    "thumbprint_of_der",
 ]
 
 #: The default limit on the request line and header fields (see :func:`head_size`); the live server's too.
 MAX_HEADER_BYTES = 16 * 1024
 #: The default limit on the request body; the live server's too.
 MAX_BODY_BYTES = 64 * 1024
-
-
-def thumbprint_of_der(der: bytes) -> str:
-    """RFC 8705 §3.1 ``x5t#S256`` of DER bytes exactly as received (no re-encoding)."""
-    return sha256_b64url(der)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -369,8 +363,8 @@ def _certificate(run: _Run) -> None:
         if der is None:
             detail = "no client certificate on this TLS connection"
             run.step("client certificate", where, None, detail)
-    if der is not None:
-        run.cert, run.presented_x5t = der, thumbprint_of_der(der)
+    if der is not None:  # RFC 8705 §3.1: x5t#S256 of the DER exactly as received, not re-encoded
+        run.cert, run.presented_x5t = der, sha256_b64url(der)
         run.step("client certificate", where, True, f"from {source}, x5t#S256 {run.presented_x5t}")
 
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mtlslab import jose, pki, rs
 from mtlslab.compare import Matrix, Simulator
 from mtlslab.findings import Finding
-from mtlslab.pki import LAB_NOW, Lab, public_jwk
+from mtlslab.pki import LAB_NOW, Lab, public_jwk, x5t_s256
 from mtlslab.rs import (
     Decision,
     Jwks,
@@ -33,7 +33,6 @@ from mtlslab.rs import (
     config_for,
     evaluate,
     inspect_token,
-    thumbprint_of_der,
 )
 from mtlslab.scenarios import (
     Deployment,
@@ -857,7 +856,7 @@ def test_the_thumbprint_is_sha256_of_the_der_as_received(lab: Lab) -> None:
     """RFC 8705 §3.1: base64url (no padding) of SHA-256 over the DER bytes."""
     digest = hashlib.sha256(lab.client.der).digest()
     expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-    assert thumbprint_of_der(lab.client.der) == expected == lab.client.x5t_s256
+    assert x5t_s256(lab.client.der) == expected == lab.client.x5t_s256
     assert "=" not in expected
     assert len(expected) == 43
 
