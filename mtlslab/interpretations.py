@@ -115,6 +115,14 @@ class Answer:
     assumed: bool = False
     note: str = ""
 
+    def __post_init__(self) -> None:
+        # An answer made in Python may hold lists: kept as tuples, so it is a value that can be hashed.
+        for name in ("params", "extra_challenges", "headers"):
+            items = getattr(self, name)
+            object.__setattr__(
+                self, name, tuple(tuple(i) if isinstance(i, list) else i for i in items)
+            )
+
     def to_json(self) -> dict[str, Any]:
         """Only the fields that differ from the defaults."""
         out: dict[str, Any] = {}

@@ -573,6 +573,18 @@ def test_readings_that_share_an_answer_each_send_it_under_their_own_realm(sim: S
         assert sim.cell(no_token, mine).outcome.www_authenticate == header
 
 
+def test_an_answer_made_in_python_with_lists_is_sent(sim: Simulator) -> None:
+    """Lists given in Python (a notebook's derive) are an answer's tuples: the reading sends them."""
+    answer = Answer(error="invalid_token", params=[["foo", "bar"]], headers=[("X-Why", "$error")])
+    assert answer == Answer(
+        error="invalid_token", params=(("foo", "bar"),), headers=(("X-Why", "$error"),)
+    )
+    mine = derive(BUILTINS["baseline"], name="lists", answers={F.NO_TOKEN: answer})
+    outcome = sim.cell(next(s for s in CATALOGUE if s.id == "no-token"), mine).outcome
+    assert outcome.www_authenticate == 'Bearer realm="mtlslab", error="invalid_token", foo="bar"'
+    assert ("X-Why", "invalid_token") in outcome.headers_more
+
+
 @pytest.mark.parametrize("name", list(BUILTINS))
 def test_every_builtin_round_trips_through_json(name: str) -> None:
     """to_json → JSON text → from_json gives back an equal interpretation, answers, flags and all."""
