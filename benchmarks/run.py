@@ -159,7 +159,7 @@ def _bare_check() -> Callable[[], object]:
 
 def budgets(settings: Settings) -> list[Result]:
     """The whole matrix from scratch, one explorer refresh, and ``python -m mtlslab matrix``."""
-    from mtlslab import jose, tls
+    from mtlslab import interpretations, jose, tls
     from mtlslab.compare import Simulator
     from mtlslab.interpretations import BUILTINS
     from mtlslab.pki import Lab
@@ -172,7 +172,8 @@ def budgets(settings: Settings) -> list[Result]:
     def whole_matrix() -> object:
         jose.verify_jws.cache_clear()  # nothing remembered: every token verified, every scenario realised,
         jose._read_proof.cache_clear()  # every DPoP proof read and verified,
-        tls._chain_verdict.cache_clear()  # every certificate chain validated
+        tls._chain_verdict.cache_clear()  # every certificate chain validated,
+        interpretations._header.cache_clear()  # every challenge formatted
         return Simulator(lab).matrix()
 
     def bare_catalogue() -> object:
