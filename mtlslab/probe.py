@@ -282,9 +282,11 @@ class BringYourOwn:
     other: Identity | None = None  # another certificate the server's TLS layer accepts
 
     def __post_init__(self) -> None:
-        for name in ("token", "unbound_token"):
-            if (value := getattr(self, name)) is not None:
-                object.__setattr__(self, name, _check_token(value, name))
+        object.__setattr__(self, "token", _check_token(self.token, "token"))
+        if self.unbound_token is not None:
+            object.__setattr__(
+                self, "unbound_token", _check_token(self.unbound_token, "unbound_token")
+            )
 
     @classmethod
     def from_pem(

@@ -340,25 +340,30 @@ def _certificate(run: _Run) -> None:
     if request.from_proxy and run.config.trust_client_cert_header:
         der = _from_proxy(run, headers)
         where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
-    else:
+    elif request.from_proxy:
+        # A proxy this origin does not trust: it has no certificate of the client at all.
         if headers:
             run.untrusted_header = True
             detail = (
                 "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
                 "ignored"
-                if request.from_proxy
-                else "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
+            )
+            run.step("client certificate", "RFC 9440 §4", None, detail)
+        else:
+            detail = (
+                "the request came through a proxy; the origin has no TLS client certificate of the "
+                "client"
+            )
+            run.step("client certificate", "RFC 8705 §3", None, detail)
+        return
+    else:
+        if headers:
+            run.untrusted_header = True
+            detail = (
+                "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
                 "may set it, so it is ignored"
             )
             run.step("client certificate", "RFC 9440 §4", None, detail)
-        if request.from_proxy:
-            if not headers:
-                detail = (
-                    "the request came through a proxy; the origin has no TLS client certificate of the "
-                    "client"
-                )
-                run.step("client certificate", "RFC 8705 §3", None, detail)
-            return
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
             detail = "no client certificate on this TLS connection"

@@ -852,11 +852,14 @@ def test_a_mismatch_names_both_thumbprints(rs_config: RsConfig, lab: Lab, bound:
     )
 
 
-def test_the_thumbprint_is_sha256_of_the_der_as_received(lab: Lab) -> None:
-    """RFC 8705 §3.1: base64url (no padding) of SHA-256 over the DER bytes."""
+def test_the_thumbprint_is_sha256_of_the_der_as_received(
+    rs_config: RsConfig, lab: Lab, bound: str
+) -> None:
+    """RFC 8705 §3.1: base64url (no padding) of SHA-256 over the DER bytes the connection presented."""
     digest = hashlib.sha256(lab.client.der).digest()
     expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-    assert x5t_s256(lab.client.der) == expected == lab.client.x5t_s256
+    decision = decide(authorization(f"Bearer {bound}", cert=lab.client.der), rs_config)
+    assert decision.presented_x5t == x5t_s256(lab.client.der) == expected == lab.client.x5t_s256
     assert "=" not in expected
     assert len(expected) == 43
 
