@@ -1643,7 +1643,7 @@ def test_every_listener_answers_past_slow_clients(live_sim: Simulator, kind: str
         assert isinstance(listener, Listener)
         payload = _ENDLESS_HEAD if kind == "origin" else _client_hello()
         with _drippers(listener.port, 100, payload) as connected:
-            _wait_for(lambda: listener.active_connections >= 100, 20)
+            _wait_for(lambda: len(connected) == 100 and listener.active_connections >= 100, 20)
             held = len(connected)
             if kind == "origin":
                 with contextlib.closing(
