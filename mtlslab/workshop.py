@@ -50,10 +50,10 @@ __all__ = [
 LAB_SEED = "workshop"
 
 
-@functools.lru_cache(maxsize=8)
-def simulator(seed: str = LAB_SEED) -> Simulator:
-    """The workshop's simulator (``Lab(seed=LAB_SEED)``; the widgets' for another seed), made once."""
-    return Simulator(Lab(seed=seed))
+@functools.cache
+def simulator() -> Simulator:
+    """The workshop's simulator (``Lab(seed=LAB_SEED)``), made once: the widgets' when given none."""
+    return Simulator(Lab(seed=LAB_SEED))
 
 
 def _answer_error(reason: str) -> InputError:
