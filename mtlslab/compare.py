@@ -519,8 +519,7 @@ class Matrix:
         certificate-bound token sent as Bearer beside thread-401's for a missing certificate. Exports mark
         them, so equal answers are not read as agreement."""
         row = self.row(scenario)
-        found = next((s for s in self.scenarios if s.id == scenario), None)
-        reference = found.expect if found is not None and found.expect else None
+        reference = next((s.expect for s in self.scenarios if s.id == scenario), None)
         if reference is None or all(c.finding is not reference for c in row):
             reference = Counter(c.finding for c in row).most_common(1)[0][0]
         by_reference = {c.outcome.verdict for c in row if c.finding is reference}
