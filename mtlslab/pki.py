@@ -399,8 +399,25 @@ class IdentityMatch:
 AuthMethod = Literal["tls_client_auth", "self_signed_tls_client_auth", "server"]
 
 
+class _Certified:
+    """What an identity and a CA share: a certificate, shown as PEM and as its thumbprint."""
+
+    __slots__ = ()
+    certificate: x509.Certificate
+
+    @property
+    def cert_pem(self) -> Artefact:
+        """The certificate as PEM (a CA's is what a peer trusts)."""
+        return Artefact(self.certificate.public_bytes(serialization.Encoding.PEM), "certificate")
+
+    @property
+    def x5t_s256(self) -> str:
+        """RFC 8705 §3.1 thumbprint of the certificate."""
+        return x5t_s256(self.certificate)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Identity:
+class Identity(_Certified):
     """A certificate with its private key (and chain), as a client or server presents it; equal by name,
     certificate and chain, so two labs made from the same seed hold equal identities."""
 
@@ -420,21 +437,11 @@ class Identity:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
     @property
-    def x5t_s256(self) -> str:
-        """RFC 8705 §3.1 thumbprint of this certificate."""
-        return x5t_s256(self.certificate)
-
-    @property
     def key_type(self) -> KeyType:
         """The key type of this identity."""
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             return KeyType.EC
         return KeyType.RSA if isinstance(self.private_key, rsa.RSAPrivateKey) else KeyType.ED25519
-
-    @property
-    def cert_pem(self) -> Artefact:
-        """The leaf certificate as PEM."""
-        return Artefact(self.certificate.public_bytes(serialization.Encoding.PEM), "certificate")
 
     @property
     def cert_chain_pem(self) -> Artefact:
@@ -608,11 +615,9 @@ def _issue(
     """Every lab certificate: issued ``by`` a CA (with its key identifier), or self-signed; a CA's
     (``path_length``) or a leaf's (``eku``, ``san``)."""
     public, extensions = key.public_key(), list[tuple[x509.ExtensionType, bool]]()
-    if by is not None:  # RFC 5280 §4.2.1.1: the issuer's key identifier (every lab CA has one)
-        ski = by.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        extensions.append(
-            (x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
-        )
+    if by is not None:  # RFC 5280 §4.2.1.1: the issuer's key identifier (as its SKI, from its key)
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(by.private_key.public_key())
+        extensions.append((aki, False))
     usage = x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
@@ -646,7 +651,7 @@ def _issue(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class CertificateAuthority:
+class CertificateAuthority(_Certified):
     """A lab CA (root or intermediate) that issues client and server certificates."""
 
     name: str
@@ -664,16 +669,6 @@ class CertificateAuthority:
     def root(self) -> CertificateAuthority:
         """The self-signed root above this CA."""
         return self if self.parent is None else self.parent.root
-
-    @property
-    def cert_pem(self) -> Artefact:
-        """This CA's certificate as PEM (what a peer trusts)."""
-        return Artefact(self.certificate.public_bytes(serialization.Encoding.PEM), "certificate")
-
-    @property
-    def x5t_s256(self) -> str:
-        """RFC 8705 §3.1 thumbprint of this CA's certificate."""
-        return x5t_s256(self.certificate)
 
     def configure_trust(self, ctx: ssl.SSLContext) -> None:
         """Make ``ctx`` trust this CA's root."""
@@ -711,7 +706,6 @@ class CertificateAuthority:
                 "subject_dn", f"not an RFC 4514 distinguished name ({exc})"
             ) from None
         given = dict(zip(_SAN_KINDS, (san_dns, san_uri, san_ip, san_email), strict=True))
-        san = _san_names(given)
         first: _MatchKind = next((k for k, values in given.items() if values), "subject_dn")
         kind = first if match is None else match
         if kind != "subject_dn" and not given[kind]:
@@ -721,7 +715,7 @@ class CertificateAuthority:
         serial = self.lab.serial(f"{self.name}/client/{name}")
         return Identity(
             name=name,
-            certificate=_issue(serial, subject, key, by=self, san=san),
+            certificate=_issue(serial, subject, key, by=self, san=_san_names(given)),
             private_key=key,
             chain=self.chain,
             match=IdentityMatch(kind=kind, value=value),
@@ -932,8 +926,7 @@ class Lab:
         return f"<Lab seed={seed}{extra}>"
 
     def _repr_html_(self) -> str:
-        named: dict[str, CertificateAuthority | Identity] = {"ca": self.ca, **self.identities()}
-        named["server"] = self.server
+        named: dict[str, _Certified] = {"ca": self.ca, **self.identities(), "server": self.server}
         cell = "<td style='padding:2px 8px;font-family:monospace'>"
         rows = "".join(
             f"<tr><td style='padding:2px 8px'>{html.escape(name)}</td>{cell}"

@@ -499,10 +499,10 @@ class _Mint:
         """The thumbprint of the certificate the token is bound to."""
         return self.bound_to.x5t_s256
 
-    def claims(self, cnf: Any = _X5T, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    def claims(self, cnf: Any = _X5T) -> dict[str, Any]:
         """The lab claims with this variant's ``jti`` and ``cnf`` (default: the certificate's x5t#S256)."""
         cnf = {"x5t#S256": self.x5t} if cnf is _X5T else cnf
-        claims = self.asrv.claims(now=now or self.now, jti=self.asrv.jti(self.name))
+        claims = self.asrv.claims(now=self.now, jti=self.asrv.jti(self.name))
         if cnf is not None:  # anything but a JSON object (RFC 7800 §3.1 wants one) is set as given
             claims["cnf"] = dict(cnf) if isinstance(cnf, Mapping) else cnf
         return claims
@@ -525,7 +525,6 @@ class _Mint:
         *,
         cnf: Any = _X5T,
         claims: Mapping[str, Any] | None = None,
-        now: dt.datetime | None = None,
         key: PrivateKey | None = None,
         headers: Mapping[str, Any] | None = None,
         x5t: bool = True,
@@ -533,7 +532,7 @@ class _Mint:
     ) -> AccessToken:
         """A JWT signed by the server (or with ``key``), bound by default to the mint's certificate; known to
         the server's introspection only if signed by its key and naming it as issuer (RFC 7662 §2.2)."""
-        payload = self.claims(cnf, now=now)
+        payload = self.claims(cnf)
         payload.update(claims or {})
         value = self.asrv.sign(payload, key=key, headers=headers)
         if key is None and payload.get("iss") == self.asrv.issuer:
@@ -571,7 +570,7 @@ def _spki_sha256(identity: Identity) -> str:
 
 def _not_yet_valid(m: _Mint) -> AccessToken:
     later = m.now + dt.timedelta(hours=2)
-    return m.jwt(now=later, claims={"nbf": _epoch(later)})
+    return replace(m, now=later).jwt(claims={"nbf": _epoch(later)})
 
 
 def _signed_with(m: _Mint, signer: jwt.PyJWS, alg: str, secret: str | bytes) -> AccessToken:
@@ -630,8 +629,8 @@ def _opaque(m: _Mint, *, bound: bool = True, revoked: bool = False) -> AccessTok
 def _before_expiry(m: _Mint) -> AccessToken:
     """Issued for a year while the client's previous certificate was valid, and bound to that certificate."""
     issued = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
-    older = replace(m, bound_to=m.asrv.lab.expired_client)
-    return older.jwt(now=issued, claims={"exp": _epoch(issued + dt.timedelta(days=365))})
+    older = replace(m, bound_to=m.asrv.lab.expired_client, now=issued)
+    return older.jwt(claims={"exp": _epoch(issued + dt.timedelta(days=365))})
 
 
 def _self_signed_bound(m: _Mint) -> AccessToken:
@@ -663,7 +662,7 @@ TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
      "plain bearer JWT without cnf"),
     ("dpop-bound", "jwt", "RFC 9449 §6.1", lambda m: m.jwt(cnf={"jkt": m.asrv.dpop_key.jkt}, x5t=False, jkt=m.asrv.dpop_key.jkt),
      "JWT bound to the client's DPoP key by cnf.jkt"),
-    ("expired", "jwt", "RFC 9068 §4", lambda m: m.jwt(now=m.now - 2 * _TOKEN_LIFETIME),
+    ("expired", "jwt", "RFC 9068 §4", lambda m: replace(m, now=m.now - 2 * _TOKEN_LIFETIME).jwt(),
      "bound JWT whose exp lies an hour before the lab clock"),
     ("not-yet-valid", "jwt", "RFC 7519 §4.1.5", _not_yet_valid,
      "bound JWT whose nbf lies two hours after the lab clock"),
@@ -729,7 +728,7 @@ TOKEN_VARIANTS: Mapping[str, TokenVariant] = _table(
      "cnf with both x5t#S256 of the client certificate and jkt of the client's DPoP key"),
     ("cnf-duplicate-member", "jwt", "RFC 7519 §4", _duplicate_cnf,
      "two cnf members in the payload: the attacker's certificate first, the victim's last"),
-    ("opaque-bound", "opaque", "RFC 8705 §3.2", lambda m: _opaque(m),
+    ("opaque-bound", "opaque", "RFC 8705 §3.2", _opaque,
      "opaque token; introspection returns cnf.x5t#S256"),
     ("opaque-unbound", "opaque", "RFC 7662 §2.2", lambda m: _opaque(m, bound=False),
      "opaque token; introspection returns no cnf"),
