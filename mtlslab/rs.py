@@ -334,22 +334,32 @@ def _check_size(run: _Run, head: int, body: int) -> None:
         raise run.fail(Finding.BODY_TOO_LARGE, "request size", "RFC 9110 §15.5.14", detail)
 
 
+#: Why a Client-Cert header this origin does not trust is ignored, by whether a proxy sent it (RFC 9440 §4).
+_UNTRUSTED_HEADER = {
+    True: (
+        "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
+        "ignored"
+    ),
+    False: (
+        "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, "
+        "so it is ignored"
+    ),
+}
+
+
 def _certificate(run: _Run) -> None:
     request = run.request
     headers = request.header_values("Client-Cert")
-    if request.from_proxy and run.config.trust_client_cert_header:
+    trusted = request.from_proxy and run.config.trust_client_cert_header
+    if headers and not trusted:
+        run.untrusted_header = True
+        run.step("client certificate", "RFC 9440 §4", None, _UNTRUSTED_HEADER[request.from_proxy])
+    if trusted:
         der = _from_proxy(run, headers)
         where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
     elif request.from_proxy:
         # A proxy this origin does not trust: it has no certificate of the client at all.
-        if headers:
-            run.untrusted_header = True
-            detail = (
-                "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
-                "ignored"
-            )
-            run.step("client certificate", "RFC 9440 §4", None, detail)
-        else:
+        if not headers:
             detail = (
                 "the request came through a proxy; the origin has no TLS client certificate of the "
                 "client"
@@ -357,13 +367,6 @@ def _certificate(run: _Run) -> None:
             run.step("client certificate", "RFC 8705 §3", None, detail)
         return
     else:
-        if headers:
-            run.untrusted_header = True
-            detail = (
-                "a Client-Cert header arrived on a direct client connection: only a trusted proxy "
-                "may set it, so it is ignored"
-            )
-            run.step("client certificate", "RFC 9440 §4", None, detail)
         der, where, source = request.client_cert, "RFC 8705 §3", "this TLS connection"
         if der is None:
             detail = "no client certificate on this TLS connection"

@@ -229,6 +229,7 @@ def test_an_untrusted_proxys_client_cert_is_ignored(
     decision = decide(request, rs_config)
     assert decision.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
     assert step(decision, "client certificate").clause.label == "RFC 9440 §4"
+    assert "came from the proxy" in step(decision, "client certificate").detail
     assert decision.trace[-1].clause.label == "RFC 9440 §4"
 
 
@@ -239,6 +240,9 @@ def test_a_client_cert_header_on_a_direct_connection_is_ignored(
     forged = ("Client-Cert", encode_client_cert(lab.client.der))
     alone = decide(authorization(f"Bearer {bound}").with_header(*forged), rs_config)
     assert alone.finding is F.UNTRUSTED_CLIENT_CERT_HEADER
+    ignored = next(s for s in alone.trace if s.check == "client certificate")
+    assert ignored.clause.label == "RFC 9440 §4"
+    assert "direct client connection" in ignored.detail
     beside = decide(
         authorization(f"Bearer {bound}", cert=lab.other_client.der).with_header(*forged), rs_config
     )
