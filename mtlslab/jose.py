@@ -8,7 +8,8 @@ reader and runs the checks of RFC 9449 §4.3. Both are used by :mod:`mtlslab.rs`
 :func:`mtlslab.rs.inspect_token` (the inspector), so the two can never read a token differently.
 
 Signature verification is the one costly step, and the same token is verified under many resource-server
-configurations: :func:`verify_jws` remembers its last few thousand answers (the only memo of the engine).
+configurations: :func:`verify_jws` remembers its latest 256 answers, and ``_read_proof`` its latest 256 DPoP
+proofs. What they remember is shared: the engine only reads it, and the inspector hands out copies.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ judges one token with the same reader and binding stage, so it cannot disagree w
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import html
 import json
@@ -922,7 +923,8 @@ def inspect_token(
     finding = verified.finding
     signature = SignatureCheck(valid=finding is None, reason=verified.reason, finding=finding)
     if finding is None:
-        header, claims = verified.header, verified.claims
+        # Copies: the memo's header and claims are the engine's, and a notebook may edit what it is shown.
+        header, claims = copy.deepcopy(verified.header), copy.deepcopy(verified.claims)
         binding = _judge_binding(claims.get("cnf"), certificate, dpop_jkt, keys)
     else:
         try:  # for display only: what the token says, if it has the shape of a JWT at all

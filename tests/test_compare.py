@@ -363,6 +363,7 @@ def test_a_cell_round_trips_with_its_trace(matrix: Matrix) -> None:
     assert [(s.check, s.clause.label, s.clause.url, s.passed) for s in loaded.trace] == [
         (s.check, s.clause.label, s.clause.url, s.passed) for s in cell.trace
     ]
+    assert loaded.trace == cell.trace  # each clause the table's own, title and all
 
 
 def test_the_html_is_a_plain_table_escaped_and_marked(sim: Simulator) -> None:

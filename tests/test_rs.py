@@ -856,6 +856,20 @@ def test_a_mismatch_names_both_thumbprints(rs_config: RsConfig, lab: Lab, bound:
     )
 
 
+def test_editing_what_the_inspector_shows_changes_no_later_decision(
+    rs_config: RsConfig, lab: Lab, asrv: AuthorizationServer, bound: str
+) -> None:
+    """The inspector hands out copies: a notebook that edits the claims it was shown (cnf here) cannot
+    change what the engine, which remembers each verified token, decides next."""
+    request = authorization(f"Bearer {bound}", cert=lab.client.der)
+    assert decide(request, rs_config).finding is F.ACCEPTED
+    shown = inspect_token(bound, jwks=asrv.jwks(), certificate=lab.client)
+    shown.claims["cnf"]["x5t#S256"] = lab.other_client.x5t_s256
+    shown.header["alg"] = "none"
+    assert decide(request, rs_config).finding is F.ACCEPTED
+    assert inspect_token(bound, jwks=asrv.jwks(), certificate=lab.client).binding.holds
+
+
 def test_the_thumbprint_is_sha256_of_the_der_as_received(
     rs_config: RsConfig, lab: Lab, bound: str
 ) -> None:
