@@ -761,6 +761,14 @@ def editor(sim: Simulator) -> InterpretationEditor:
     return InterpretationEditor(sim, base="thread-401", name="my-reading")
 
 
+def test_typed_text_takes_effect_when_entered_not_per_keystroke(
+    editor: InterpretationEditor,
+) -> None:
+    """Each edit recomputes the whole matrix: the typed fields send their value on Enter or when left."""
+    typed = [editor.name, editor.stance, editor.scheme, editor.error, editor.description]
+    assert [control.continuous_update for control in typed] == [False] * len(typed)
+
+
 def test_changing_the_status_changes_the_reading_and_the_diff(editor: InterpretationEditor) -> None:
     """status → 403: the derived reading answers 403 and the diff against thread-401 lists the scenario."""
     assert editor.finding.value is Finding.CERTIFICATE_MISSING
