@@ -150,3 +150,12 @@ def test_a_command_with_an_argument_too_long_is_shown_shortened_with_a_note() ->
     assert shown[:2] == ["curl", "--header"]
     assert shown[2] == shorten(huge[2])
     assert all(not too_long_for_an_argument(a) for a in shown)
+
+
+def test_an_argument_holding_cr_or_nul_is_shown_escaped_with_a_note() -> None:
+    """RFC 9110 §5.5: no field value holds CR, LF or NUL, and curl cannot send one as given: the argument
+    is shown escaped, whole, under a note that the command cannot run as printed."""
+    shown, notes = curl_shown(["curl", "--header", "Authorization: Bearer x\ry\0z"])
+    assert shown == ["curl", "--header", "Authorization: Bearer x\\ry\\x00z"]
+    (note,) = notes
+    assert note.startswith("# NOT RUNNABLE AS SHOWN: one argument holds CR, LF or NUL")

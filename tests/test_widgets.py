@@ -24,6 +24,7 @@ from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
 from mtlslab.live.terminal import ARGUMENT_LIMIT_BYTES
 from mtlslab.scenarios import (
+    CATALOGUE,
     CertChoice,
     ClientAuth,
     Deployment,
@@ -477,16 +478,19 @@ def test_a_failing_live_run_is_explained_inside_the_widget(
     assert verdicts(explorer) == cards
 
 
-def test_run_live_with_an_unusable_header_explains_it_instead_of_sending(
+@pytest.mark.live
+def test_run_live_sends_an_injected_header_line_as_the_catalogue_attack_does(
     explorer: ScenarioExplorer,
 ) -> None:
-    """An exact Authorization with CR LF cannot be sent: "Run live" says why, in the live status."""
-    explorer.controls["raw_authorization"].value = "Bearer x\r\nX-Injected: 1"
-    explorer.raw_enabled.value = True
+    """The header-injection attack picked in the catalogue: "Run live" sends its CR LF bytes, and the wire
+    agrees with every card (the server reads the injected Client-Cert as untrusted)."""
+    explorer.picker.value = "header-injection"
+    assert explorer.scenario.id == "header-injection"
     explorer.live_button.click()
-    assert "ScenarioError" in explorer.live_status.value
-    assert "CR, LF or NUL" in explorer.live_status.value
-    assert explorer.live_runs == []
+    lines = live_lines(explorer)
+    assert len(lines) == len(explorer.cells) == len(explorer.live_runs)
+    assert all(" ✓ the wire agrees — " in line for line in lines)
+    assert not explorer.live_button.disabled
 
 
 # --------------------------------------------------------------------------------------------------
@@ -619,20 +623,43 @@ def test_a_huge_token_is_shown_shortened_and_its_curl_command_says_it_cannot_run
 # Errors and escaping.
 
 
-def test_an_unusable_header_value_is_shown_inside_and_the_widget_keeps_working(
+def test_an_injected_header_line_is_simulated_and_its_curl_marked_not_runnable(
     explorer: ScenarioExplorer,
 ) -> None:
-    """CR LF in the exact Authorization: an error box, the last answers kept; a valid value renders again."""
+    """CR LF in the exact Authorization (the catalogue's header-injection attacks): the engine answers it,
+    and curl sends the two lines as two fields. A lone CR or a NUL, which RFC 9110 §5.5 forbids in a value
+    and curl cannot send, is shown escaped under a note; a valid value renders again."""
     explorer.controls["raw_authorization"].value = "Bearer x\r\nX-Injected: 1"  # not used yet
-    before = summaries(explorer)
     renders = explorer.renders
     explorer.raw_enabled.value = True
-    assert "CR, LF or NUL" in explorer.error.value
-    assert summaries(explorer) == before
+    assert explorer.error.value == ""
+    assert explorer.renders == renders + 1
+    assert explorer.scenario.presentation.raw_authorization == "Bearer x\r\nX-Injected: 1"
+    assert "--header 'Authorization: Bearer x' \\\n  --header 'X-Injected: 1'" in explorer.curl_text
+    assert "NOT RUNNABLE" not in explorer.curl_text
+    for raw, shown in (("Bearer x\ry", "x\\ry"), ("Bearer x\0y", "x\\x00y")):
+        explorer.controls["raw_authorization"].value = raw
+        assert explorer.error.value == ""
+        assert "# NOT RUNNABLE AS SHOWN: one argument holds CR, LF or NUL" in explorer.curl_text
+        assert f"'Authorization: Bearer {shown}'" in explorer.curl_text
+        assert "\r" not in explorer.curl_text
+        assert "\0" not in explorer.curl_text
     explorer.controls["raw_authorization"].value = "Bearer abc"
     assert explorer.error.value == ""
-    assert explorer.renders > renders
+    assert explorer.renders == renders + 4
     assert "Authorization: Bearer abc" in explorer.http_text
+    assert "NOT RUNNABLE" not in explorer.curl_text
+
+
+def test_every_catalogue_scenario_can_be_picked_and_is_shown(sim: Simulator) -> None:
+    """The picker offers the whole catalogue, attacks included: each one picked is the one shown, without
+    an error box, its answers the simulator's."""
+    explorer = ScenarioExplorer(sim)
+    for scenario in CATALOGUE:
+        explorer.picker.value = scenario.id
+        assert (explorer.scenario.id, explorer.error.value) == (scenario.id, ""), scenario.id
+        assert f"<b>{scenario.id}</b>" in explorer.heading.value
+        assert explorer.cells == list(sim.row(scenario, explorer.chosen()))
 
 
 def test_hostile_text_is_escaped_in_every_view(explorer: ScenarioExplorer) -> None:

@@ -126,18 +126,35 @@ def too_long_for_an_argument(arg: str) -> bool:
     return len(arg.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
 
 
+def _unsendable(arg: str) -> bool:
+    """Whether ``arg`` holds CR, LF or NUL: no header field value may (RFC 9110 §5.5), a command line cannot
+    carry a NUL, and curl does not send a header line break as given (the lab's header-injection attacks)."""
+    return any(c in arg for c in "\r\n\0")
+
+
 def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``args`` as a person can be shown them, those too long for a command line shortened
-    (:func:`mtlslab.spec.shorten`), and a comment for each: the command cannot run as printed, and why."""
-    notes = [
-        f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} bytes, "
-        f"more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); it is "
-        "shortened below. Put the full value in a file and let curl read it (--header @FILE, "
-        "--data-binary @FILE)"
-        for arg in args
-        if too_long_for_an_argument(arg)
-    ]
-    return [shorten(a) if too_long_for_an_argument(a) else a for a in args], notes
+    """``args`` as a person can be shown them, those too long for a command line shortened and those holding
+    CR, LF or NUL escaped (:func:`mtlslab.spec.shorten`), and a comment for each: the command cannot run as
+    printed, and why."""
+    shown, notes = [], []
+    for arg in args:
+        if too_long_for_an_argument(arg):
+            notes.append(
+                f"# NOT RUNNABLE AS SHOWN: one argument has {len(arg.encode('utf-8', 'surrogateescape')):,} "
+                f"bytes, more than Linux lets one command-line argument be ({ARGUMENT_LIMIT_BYTES // 1024} KiB); "
+                "it is shortened below. Put the full value in a file and let curl read it (--header @FILE, "
+                "--data-binary @FILE)"
+            )
+            arg = shorten(arg)
+        elif _unsendable(arg):
+            notes.append(
+                "# NOT RUNNABLE AS SHOWN: one argument holds CR, LF or NUL (escaped below as \\r \\n \\x00): "
+                "no header value may (RFC 9110 §5.5) and curl will not send it as it is; the live lab "
+                "(Run live, python -m mtlslab verify) sends these bytes"
+            )
+            arg = shorten(arg, len(arg) * 4 + 16)  # escaped whole: \x00 is four characters for one
+        shown.append(arg)
+    return shown, notes
 
 
 def curl_argv(

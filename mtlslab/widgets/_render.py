@@ -300,7 +300,8 @@ def exchange_text(groups: Sequence[Group]) -> str:
 
 def curl_text(exchange: Exchange, *, seed: object = "mtlslab") -> str:
     """The curl command that sends the same request, one option a line, after comments that say where the
-    lab's files come from (header values verbatim: the explorer refuses CR, LF and NUL)."""
+    lab's files come from (:func:`~mtlslab.live.terminal.curl_shown`: what a command line cannot carry is
+    shortened or escaped, with a note)."""
     scenario = exchange.scenario
     choice = scenario.presentation.certificate
     args = curl_argv(
