@@ -56,7 +56,7 @@ from mtlslab.scenarios import (
     realize,
     redeploy,
 )
-from mtlslab.spec import Step, cite
+from mtlslab.spec import Step, cite, keep_latest
 from mtlslab.tls import TlsResult
 from mtlslab.tokens import LAB_RESOURCE, AuthorizationServer
 
@@ -221,21 +221,21 @@ class Simulator:
         """The lab authorization server's RFC 7662 answer at the simulator's clock."""
         return self.asrv.introspect(token, now=self.now)
 
-    def exchange(self, scenario: Scenario) -> Exchange:
-        """``scenario`` realised: TLS result and requests (made once per scenario)."""
+    def exchange(
+        self, scenario: Scenario, interpretation: Interpretation | None = None
+    ) -> Exchange:
+        """``scenario`` realised: TLS result and requests, made once per scenario (the latest 1,024 kept);
+        with ``interpretation``, as it runs it: the same request sent to its deployment."""
         found = self._exchanges.get(scenario)
         if found is None:
-            found = self._exchanges[scenario] = realize(
+            made = realize(
                 scenario, self.lab, self.asrv, resource_url=self.resource_url, now=self.now
             )
-        return found
-
-    def effective(self, scenario: Scenario, interpretation: Interpretation) -> Scenario:
-        """``scenario`` as ``interpretation`` runs it (its deployment overrides applied)."""
+            found = keep_latest(self._exchanges, scenario, made)
+        if interpretation is None:
+            return found
         deployment = interpretation.adapt(scenario.deployment)
-        return (
-            scenario if deployment == scenario.deployment else scenario.with_(deployment=deployment)
-        )
+        return redeploy(found, deployment, lab=self.lab, now=self.now)
 
     def config(self, deployment: Deployment) -> RsConfig:
         """The lab resource server's configuration for ``deployment``."""
@@ -246,11 +246,12 @@ class Simulator:
     ) -> tuple[Exchange, Decision | None]:
         """The exchange as ``interpretation`` runs it, and the resource server's decision (``None`` when TLS
         aborted)."""
-        deployment = interpretation.adapt(scenario.deployment)
-        exchange = redeploy(self.exchange(scenario), deployment, lab=self.lab, now=self.now)
+        exchange = self.exchange(scenario, interpretation)
         if exchange.request is None:
             return exchange, None
-        return exchange, evaluate(exchange.request, self.config(deployment), now=self.now)
+        return exchange, evaluate(
+            exchange.request, self.config(exchange.scenario.deployment), now=self.now
+        )
 
     def cell(self, scenario: Scenario, interpretation: Interpretation) -> Cell:
         """One scenario under one interpretation."""

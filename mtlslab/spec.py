@@ -16,7 +16,7 @@ import json
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mtlslab.errors import InputError
 
@@ -26,10 +26,15 @@ __all__ = [
     "DuplicateName",
     "Step",
     "cite",
+    "keep_latest",
     "read_data",
     "shorten",
     "unique_names",
 ]
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class DuplicateName(ValueError):
@@ -45,6 +50,15 @@ def unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise DuplicateName(name)
         found[name] = value
     return found
+
+
+def keep_latest(store: dict[_K, _V], key: _K, value: _V, *, most: int = 1024) -> _V:
+    """``store[key] = value``, letting the oldest entries go past ``most``: every store a client or a person
+    at the controls can fill (a live token endpoint, the explorer's composed scenarios) stays bounded."""
+    store[key] = value
+    while len(store) > most:
+        del store[next(iter(store))]
+    return value
 
 
 def read_data(name: str) -> Any:

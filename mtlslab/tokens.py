@@ -20,7 +20,7 @@ import html
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import jwt
 import jwt.algorithms
@@ -43,6 +43,7 @@ from mtlslab.pki import (
     sha256_b64url,
     sign_certificate,
 )
+from mtlslab.spec import keep_latest
 
 __all__ = [
     "ALGORITHMS",
@@ -72,8 +73,6 @@ LAB_AUDIENCE = "https://rs.mtlslab.test"
 LAB_RESOURCE = "https://rs.mtlslab.test/resource"
 
 _TOKEN_LIFETIME = dt.timedelta(hours=1)
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 
 
 class _DeterministicECAlgorithm(jwt.algorithms.ECAlgorithm):
@@ -421,12 +420,12 @@ class AuthorizationServer:
         found = self._cache.get(cache_key)
         if found is None:
             mint = _Mint(asrv=self, name=variant, bound_to=identity, now=now)
-            found = _kept(self._cache, cache_key, recipe.make(mint))
+            found = keep_latest(self._cache, cache_key, recipe.make(mint), most=_KEPT)
         return found
 
     def register(self, token: str, response: Mapping[str, Any]) -> None:
         """Record what introspection says about ``token`` (RFC 7662 §2.2)."""
-        _kept(self._introspection, token, dict(response))
+        keep_latest(self._introspection, token, dict(response), most=_KEPT)
 
     def revoke(self, token: str) -> None:
         """Revoke ``token``: introspection then answers ``{"active": false}``."""
@@ -471,14 +470,6 @@ class AuthorizationServer:
 #: request at the wall clock, so the stores must not grow with the requests; a record let go is known
 #: again by :meth:`AuthorizationServer._own` (the signature, or the seed).
 _KEPT = 1024
-
-
-def _kept(store: dict[_K, _V], key: _K, value: _V) -> _V:
-    """``store[key] = value``, letting the oldest entry go past :data:`_KEPT`."""
-    store[key] = value
-    if len(store) > _KEPT:
-        del store[next(iter(store))]
-    return value
 
 
 #: The default ``cnf`` of a lab token: the ``x5t#S256`` of the certificate it is bound to.

@@ -12,12 +12,12 @@ from collections import Counter
 
 import pytest
 
-from mtlslab import jose, rs, tls
+from mtlslab import compare, jose, rs, tls
 from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, derive
-from mtlslab.scenarios import CATALOGUE, ClientAuth, Deployment, Request, get_scenario
+from mtlslab.scenarios import CATALOGUE, ClientAuth, Deployment, Request, Scenario, get_scenario
 
 F = Finding
 
@@ -392,6 +392,27 @@ def test_the_html_is_a_plain_table_escaped_and_marked(sim: Simulator) -> None:
 # Cost: signatures once per token.
 
 
+def test_the_simulators_exchanges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scenario is realised once, and the simulator keeps the latest 1,024 (the explorer composes a
+    new scenario for every value typed): a scenario let go is realised again when met again."""
+    made: list[Scenario] = []
+
+    def realize(scenario: Scenario, *_: object, **__: object) -> object:
+        made.append(scenario)
+        return scenario
+
+    monkeypatch.setattr(compare, "realize", realize)
+    fresh = Simulator(seed="mtlslab-compare-bound")
+    base = get_scenario("success")
+    many = [base.with_(id=f"s{i}") for i in range(1030)]
+    for scenario in [*many, many[-1]]:
+        fresh.exchange(scenario)
+    assert len(made) == 1030
+    assert list(fresh._exchanges) == many[6:]
+    fresh.exchange(many[0])
+    assert len(made) == 1031
+
+
 def test_signatures_are_verified_once_per_token_across_the_matrix() -> None:
     """Across the whole matrix, JWS verification runs at most once per distinct token string."""
     fresh = Simulator(seed="mtlslab-compare-cache-probe")
@@ -399,9 +420,7 @@ def test_signatures_are_verified_once_per_token_across_the_matrix() -> None:
     full = fresh.matrix()
     after = jose.verify_jws.cache_info()
     tokens = {
-        fresh.exchange(fresh.effective(s, i)).token.value
-        for s in full.scenarios
-        for i in full.interpretations
+        fresh.exchange(s, i).token.value for s in full.scenarios for i in full.interpretations
     }
     misses = after.misses - before.misses
     assert 0 < misses <= len(tokens)

@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 import mtlslab
-from mtlslab.spec import _TABLE, CLAUSES, DuplicateName, cite, read_data, shorten, unique_names
+from mtlslab.spec import (
+    _TABLE,
+    CLAUSES,
+    DuplicateName,
+    cite,
+    keep_latest,
+    read_data,
+    shorten,
+    unique_names,
+)
 
 PACKAGE = Path(mtlslab.__file__).parent
 #: A clause label as code and data write it: a whole string, "RFC 8705 §3".
@@ -69,6 +78,15 @@ def test_the_package_data_is_read_strictly(tmp_path: Path, monkeypatch: pytest.M
     assert read_data("one.json") == [{"id": "a"}]
     with pytest.raises(DuplicateName):
         read_data("two.json")
+
+
+def test_a_bounded_store_keeps_its_latest_entries() -> None:
+    """keep_latest stores the value and lets the oldest entries go past its bound, newest last."""
+    store: dict[int, str] = {}
+    assert [keep_latest(store, i, str(i), most=3) for i in range(5)] == ["0", "1", "2", "3", "4"]
+    assert store == {2: "2", 3: "3", 4: "4"}
+    keep_latest(store, 5, "5", most=1)
+    assert store == {5: "5"}
 
 
 def test_short_text_is_shown_as_it_is() -> None:

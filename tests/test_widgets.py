@@ -14,11 +14,13 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+from mtlslab import compare
 from mtlslab.compare import Simulator
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, Interpretation, derive
@@ -32,6 +34,7 @@ from mtlslab.scenarios import (
     Placement,
     Presentation,
     ProofChoice,
+    Scenario,
     Scheme,
     TlsVersion,
     Topology,
@@ -649,6 +652,30 @@ def test_an_injected_header_line_is_simulated_and_its_curl_marked_not_runnable(
     assert explorer.renders == renders + 4
     assert "Authorization: Bearer abc" in explorer.http_text
     assert "NOT RUNNABLE" not in explorer.curl_text
+
+
+def test_a_control_change_realises_the_new_scenario_once(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readings that deploy differently get the same request sent to their server (as the row does), not
+    a scenario realised again for each: one realisation for a new scenario, none for one met before."""
+    explorer = ScenarioExplorer(sim)
+    explorer.interpretations.value = ("baseline", "thread-400", "tls-required", "keycloak")
+    real = compare.realize
+    made: list[str] = []
+
+    def counting(scenario: Scenario, *args: Any, **kwargs: Any) -> Any:
+        made.append(scenario.id)
+        return real(scenario, *args, **kwargs)
+
+    monkeypatch.setattr(compare, "realize", counting)
+    explorer.controls["tls_version"].value = TlsVersion.TLS1_2
+    assert len(made) == 1
+    assert {e.scenario.deployment.tls_version for e in explorer.exchanges.values()} == {
+        TlsVersion.TLS1_2
+    }
+    explorer.controls["tls_version"].value = TlsVersion.TLS1_3
+    assert len(made) == 1
 
 
 def test_every_catalogue_scenario_can_be_picked_and_is_shown(sim: Simulator) -> None:

@@ -261,7 +261,7 @@ class ScenarioExplorer(Adapter):
             scenario = self.compose()
             chosen = self.chosen()
             cells = list(sim.row(scenario, chosen))
-            exchanges = {i.name: sim.exchange(sim.effective(scenario, i)) for i in chosen}
+            exchanges = {i.name: sim.exchange(scenario, i) for i in chosen}
         except Exception as exc:  # shown inside the widget, which keeps working
             self.error.value = error_html(exc)
             return
