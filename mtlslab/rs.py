@@ -818,10 +818,11 @@ def _client_authentication(run: _Run) -> Finding:
         holds = same_thumbprint(registration.x5t, run.presented_x5t or "")
         clause, what = "RFC 8705 §2.2", f"the registered certificate (x5t#S256 {registration.x5t})"
     else:
-        # RFC 8705 §2.1: a tls_client_auth client's chain is validated; the TLS layer has done it
-        # unless it accepts any certificate, and then the server does it itself.
+        # RFC 8705 §2.1: a tls_client_auth client's chain is validated, with the intermediates it sent
+        # (the TLS layer has done so unless it accepts any certificate; the server does it again).
         subject = certificate.subject.rfc4514_string()
-        holds = subject == registration.subject_dn and _chain_verdict(run, certificate, []).valid
+        sent = [x509.load_der_x509_certificate(der) for der in run.request.client_chain]
+        holds = subject == registration.subject_dn and _chain_verdict(run, certificate, sent).valid
         clause, what = "RFC 8705 §2.1", f"subject {registration.subject_dn!r} from a trusted CA"
     if not holds:
         detail = f"the certificate presented is not {what}: invalid_client"

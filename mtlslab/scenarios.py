@@ -475,6 +475,9 @@ class Request:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     client_cert: bytes | None = None  # DER the TLS layer of this connection handed over
+    client_chain: tuple[
+        bytes, ...
+    ] = ()  # the intermediates the client sent with it (DER, in order)
     from_proxy: bool = False  # arrived on the hop from the TLS-terminating proxy
 
     @property
@@ -659,7 +662,7 @@ def through_proxy(request: Request, tls: TlsResult, *, strips: bool = True) -> R
         if tls.client_chain:
             chain = ", ".join(encode_client_cert(der) for der in tls.client_chain)
             forwarded = forwarded.with_header("Client-Cert-Chain", chain)
-    return replace(forwarded, client_cert=None, from_proxy=True)
+    return replace(forwarded, client_cert=None, client_chain=(), from_proxy=True)
 
 
 def received(sent: Request, tls: TlsResult, deployment: Deployment) -> Request | None:
@@ -670,7 +673,7 @@ def received(sent: Request, tls: TlsResult, deployment: Deployment) -> Request |
         return None
     if deployment.topology is Topology.PROXY:
         return through_proxy(sent, tls, strips=deployment.proxy_strips_client_cert)
-    return replace(sent, client_cert=tls.client_cert)
+    return replace(sent, client_cert=tls.client_cert, client_chain=tls.client_chain)
 
 
 def realize(

@@ -17,6 +17,7 @@ from mtlslab.compare import Cell, Matrix, Simulator
 from mtlslab.errors import InterpretationError, ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Answer, derive
+from mtlslab.pki import Lab
 from mtlslab.scenarios import CATALOGUE, ClientAuth, Deployment, Request, Scenario, get_scenario
 
 F = Finding
@@ -390,6 +391,19 @@ def test_the_html_is_a_plain_table_escaped_and_marked(sim: Simulator) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Cost: signatures once per token.
+
+
+def test_a_lab_with_an_intermediate_ca_gets_the_same_findings_everywhere() -> None:
+    """Whether the client certificates come from the root or from an intermediate CA (which the client
+    sends along) changes no cell's finding: every check that validates a chain gets the intermediates."""
+    plain = Simulator(Lab(seed="intermediate-twin")).matrix()
+    deeper = Simulator(Lab(seed="intermediate-twin", intermediate=True)).matrix()
+    differing = [
+        (c.scenario, c.interpretation, c.finding, deeper.cell(c.scenario, c.interpretation).finding)
+        for c in plain.cells.values()
+        if c.finding is not deeper.cell(c.scenario, c.interpretation).finding
+    ]
+    assert differing == []
 
 
 def test_the_simulators_exchanges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

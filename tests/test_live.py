@@ -711,6 +711,27 @@ def test_with_an_intermediate_ca_the_origin_validates_what_the_proxy_forwards_as
     assert all(r.agree for r in runs), [r.describe() for r in runs]
 
 
+@pytest.mark.parametrize("identity", ["client", "untrusted_ca_client"])
+def test_with_an_intermediate_ca_the_token_endpoint_validates_the_chain_the_client_sent(
+    identity: str,
+) -> None:
+    """RFC 8705 §2.1 in a lab whose client certificate comes from an intermediate CA: the token endpoint
+    validates the client's chain with the intermediate it sent, so the lab client gets its token, on the
+    wire as in the model; a client of the client's name from another CA is refused in both (control)."""
+    sim = Simulator(Lab(seed="intermediate-token", intermediate=True))
+    scenario = get_scenario("token-endpoint-success")
+    if identity != "client":
+        scenario = scenario.with_(id="token-endpoint-rogue", certificate=CertChoice.UNTRUSTED_CA)
+    (run,) = run_many([scenario], ["baseline"], simulator=sim)
+    assert run.agree, run.describe()
+    issued = (run.simulated.finding, run.finding, run.observed.status)
+    if identity == "client":
+        assert issued == (Finding.TOKEN_ISSUED, Finding.TOKEN_ISSUED, 200)
+    else:
+        assert Finding.TOKEN_ISSUED not in issued[:2]
+        assert run.observed.status != 200
+
+
 def test_the_lab_issuer_token_endpoint_authenticates_the_lab_client_by_its_certificate(
     live_sim: Simulator,
 ) -> None:

@@ -122,7 +122,9 @@ class LabIssuer(Listener):
     def __repr__(self) -> str:
         return f"<LabIssuer {self.issuer} jwks={self.jwks_url}>"
 
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, **_: object) -> bytes:
+    def _answer(
+        self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], **_: object
+    ) -> bytes:
         request = incoming.request
         if request is None or incoming.status is not None:
             return self._refuse(incoming)
@@ -133,7 +135,9 @@ class LabIssuer(Listener):
         now = self.now or dt.datetime.now(dt.timezone.utc)
         if (method, path) == ("POST", "/token"):
             host = self.url.split("//")[1]
-            sent = engine_request(request, incoming.body, client_cert=peer, default_host=host)
+            sent = engine_request(
+                request, incoming.body, client_cert=peer, default_host=host, client_chain=chain
+            )
             outcome = BUILTINS["baseline"].respond(evaluate(sent, self._token_config, now=now))
             assert outcome.status is not None
             fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]

@@ -708,6 +708,7 @@ def engine_request(
     *,
     client_cert: bytes | None,
     default_host: str,
+    client_chain: tuple[bytes, ...] = (),
     from_proxy: bool = False,
 ) -> Request:
     """The engine's view of an HTTP request read off the wire (framing fields left out): its URL is
@@ -722,6 +723,7 @@ def engine_request(
         headers=headers,
         body=body,
         client_cert=client_cert,
+        client_chain=client_chain,
         from_proxy=from_proxy,
     )
 
@@ -790,9 +792,10 @@ class LiveServer(Listener):
             meta["dpop_signing_alg_values_supported"] = list(DPOP_ALGS)
         return meta
 
-    def _answer(self, incoming: Incoming, *, peer: bytes | None, **_: object) -> bytes:
-        """The engine decides, sizes first (what the simulation predicts); a malformed request gets 400.
-        The chain the client sent is not read: the engine reads a forwarded one."""
+    def _answer(
+        self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], **_: object
+    ) -> bytes:
+        """The engine decides, sizes first (what the simulation predicts); a malformed request gets 400."""
         request = incoming.request
         if (
             request is not None
@@ -809,6 +812,7 @@ class LiveServer(Listener):
                 incoming.body,
                 client_cert=peer,
                 default_host=self.url.split("//")[1],
+                client_chain=chain,
                 from_proxy=self.from_proxy,
             )
             decision = evaluate(sent, self.config, now=self.now or dt.datetime.now(dt.timezone.utc))
