@@ -3,7 +3,9 @@ and the curl command lines (an argument too long for Linux shown shortened, with
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,15 @@ from mtlslab.live.terminal import (
     ARGUMENT_LIMIT_BYTES,
     LAB_MANIFEST,
     LabFolderConflict,
+    curl_command,
     curl_shown,
     too_long_for_an_argument,
     write_lab_folder,
 )
 from mtlslab.pki import Lab, load_certificate
+from mtlslab.scenarios import get_scenario
 from mtlslab.spec import shorten
+from mtlslab.tokens import decode_unverified
 
 SEED = "test-terminal"
 LAB_FILES = ("ca.pem", "client.pem", "client.key", "server.pem", "server.key")
@@ -159,3 +164,17 @@ def test_an_argument_holding_cr_or_nul_is_shown_escaped_with_a_note() -> None:
     assert shown == ["curl", "--header", "Authorization: Bearer x\\ry\\x00z"]
     (note,) = notes
     assert note.startswith("# NOT RUNNABLE AS SHOWN: one argument holds CR, LF or NUL")
+
+
+def test_a_curl_command_is_the_scenarios_own_request_at_the_clock_given() -> None:
+    """curl_command sends what the simulation sends: a token-endpoint scenario POSTs to /token, and a DPoP
+    scenario's token and proof are both made at the clock given (RFC 9449 §4.3: iat is checked)."""
+    lab, url = Lab(seed="curl-clock"), "https://127.0.0.1:8443"
+    token_endpoint = curl_command(get_scenario("token-endpoint-success"), url=url, lab=lab)
+    assert token_endpoint.endswith(f" {url}/token")
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    dpop = shlex.split(curl_command(get_scenario("dpop-success"), url=url, lab=lab, now=now))
+    fields = dict(dpop[i + 1].split(": ", 1) for i, a in enumerate(dpop) if a == "--header")
+    token_iat = decode_unverified(fields["Authorization"].split(" ", 1)[1])[1]["iat"]
+    proof_iat = decode_unverified(fields["DPoP"])[1]["iat"]
+    assert token_iat == proof_iat == int(now.timestamp())

@@ -35,7 +35,7 @@ from mtlslab.scenarios import (
     Request,
     Scenario,
     Topology,
-    client_request,
+    realize,
 )
 
 __all__ = [
@@ -264,17 +264,15 @@ class LiveRun:
 def _exchange(
     stack: LiveStack, simulator: Simulator, scenario: Scenario, timeout: float
 ) -> LiveRun:
-    lab = simulator.lab
-    token = simulator.asrv.mint(scenario.token, now=simulator.now)
-    identity = scenario.presentation.certificate.identity(lab)
-    request = client_request(
-        scenario.presentation,
-        token,
-        lab=lab,
+    # The client's side of the scenario as the simulation makes it, sent to the live server's URL.
+    made = realize(
+        scenario,
+        simulator.lab,
+        simulator.asrv,
         resource_url=f"{stack.url}/resource",
         now=simulator.now,
-        endpoint=scenario.deployment.endpoint,
     )
+    identity, request = made.identity, made.client_request
     offers = scenario.presentation.post_handshake_auth
     session = None
     if scenario.presentation.certificate is CertChoice.RESUMED_WITHOUT and identity is not None:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtlslab.pki import Artefact, Lab
-from mtlslab.scenarios import CertChoice, Request, Scenario, TlsVersion, client_request
+from mtlslab.pki import LAB_NOW, Artefact, Lab
+from mtlslab.scenarios import CertChoice, Request, Scenario, TlsVersion, realize
 from mtlslab.spec import shorten
 from mtlslab.tokens import AuthorizationServer
 
@@ -231,8 +231,10 @@ def curl_command(
     files :func:`write_lab_folder` writes into ``folder`` (with ``resolve``: ``--resolve``, see
     :func:`client_url`), an argument too long for a command line shortened (:func:`curl_shown`)."""
     server = asrv or AuthorizationServer(lab)
-    token = server.mint(scenario.token) if now is None else server.mint(scenario.token, now=now)
-    request = client_request(scenario.presentation, token, lab=lab, resource_url=f"{url}/resource")
+    exchange = realize(scenario, lab, server, resource_url=f"{url}/resource", now=now or LAB_NOW)
+    request = (
+        exchange.client_request
+    )  # the token and proofs at that clock, to the scenario's endpoint
     certificate, version = scenario.presentation.certificate, scenario.deployment.tls_version
     args = curl_argv(request, certificate=certificate, tls_version=version, folder=folder)
     if resolve is not None:
