@@ -204,8 +204,8 @@ def budgets(settings: Settings) -> list[Result]:
         Result(
             section="budgets",
             name="explorer_refresh",
-            what="ScenarioExplorer: one control's .value set → every view re-rendered (controls flipped in "
-            "turn; a scenario met again is realised again, nothing else remembered but its exchange)",
+            what="ScenarioExplorer: one control's .value set → the new scenario realised and every view "
+            "re-rendered (controls flipped in turn; the simulator's exchanges forgotten before each flip)",
             baseline="5 × the bare check (the explorer's default readings)",
             ours=ours,
             theirs=theirs,
@@ -262,6 +262,7 @@ def _explorer() -> Callable[[], object]:
         current = getattr(control.value, "value", control.value)
         wanted = second if current == first else first
         before = explorer.renders
+        explorer.simulator._exchanges.clear()  # a state first met, as a person at the controls meets it
         control.value = next(v for v in _options(control) if getattr(v, "value", v) == wanted)
         if explorer.renders != before + 1 or explorer.error.value:
             raise RuntimeError(f"changing {name} did not re-render cleanly")
