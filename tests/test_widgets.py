@@ -780,8 +780,8 @@ def test_picking_a_row_and_a_reading_in_the_dropdowns_shows_that_cell(sim: Simul
 
 
 def test_every_cell_of_the_table_says_what_a_click_on_it_selects(sim: Simulator) -> None:
-    """Each shown cell carries its scenario and reading, and the table's click handler picks them in the
-    view's own dropdowns (the browser test clicks one)."""
+    """Each shown cell carries its scenario and reading, and the table's click handler writes them into the
+    view's own pick field (the browser test clicks one)."""
     view = MatrixView(sim, tag="debate")
     cells = re.findall(r"data-scenario='([^']+)' data-reading='([^']+)'", view.table.value)
     assert len(cells) == len(view.shown.scenarios) * len(view.shown.interpretations)
@@ -789,9 +789,35 @@ def test_every_cell_of_the_table_says_what_a_click_on_it_selects(sim: Simulator)
         (s.id, i.name) for s in view.shown.scenarios for i in view.shown.interpretations
     }
     (handler,) = re.findall(r"<table [^>]*onclick='([^']+)'", view.table.value)
-    assert "&quot;.mtlslab-control-cell-&quot;+k" in handler
+    assert "&quot;.mtlslab-pick input&quot;" in handler
+    assert "td.dataset.scenario+&quot;\\t&quot;+td.dataset.reading" in handler
+    assert "mtlslab-pick" in view.pick._dom_classes
+    assert view.pick.layout.display == "none"
     assert "mtlslab-control-cell-scenario" in view.scenario._dom_classes
     assert "mtlslab-control-cell-interpretation" in view.interpretation._dom_classes
+
+
+def test_a_click_on_a_cell_selects_it_and_renders_the_table_once(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a click writes (scenario TAB reading) selects that cell with one table render, not one per
+    dropdown (the table is the whole matrix, hundreds of kilobytes); the field is emptied for the next
+    click, and a value naming no shown cell selects nothing."""
+    view = MatrixView(sim)
+    real, renders = render.matrix_html, []
+
+    def counting(*args: Any, **kwargs: Any) -> str:
+        renders.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "matrix_html", counting)
+    view.pick.value = "mismatch\tauth0-default"
+    assert len(renders) == 1
+    assert view.selected() == ("mismatch", "auth0-default")
+    assert "data-scenario='mismatch' data-reading='auth0-default'" in view.table.value
+    assert view.pick.value == ""
+    view.pick.value = "no-such-scenario\tbaseline"
+    assert (len(renders), view.selected()) == (1, ("mismatch", "auth0-default"))
 
 
 def test_an_empty_matrix_says_so_instead_of_breaking(sim: Simulator) -> None:

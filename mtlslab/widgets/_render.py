@@ -548,16 +548,13 @@ def to_svg(diagram: SequenceDiagram) -> str:
     )
 
 
-#: The matrix table's onclick inside a MatrixView: the clicked cell's reading, then its scenario, are picked
-#: in the view's two dropdowns (as a person would; each change reaches the kernel, which renders). Our own
-#: script, with no user text in it: the ids it reads come from the cell's data attributes.
+#: The matrix table's onclick inside a MatrixView: the clicked cell's scenario and reading are written, as
+#: one value, into the view's hidden pick field, whose one change reaches the kernel, which selects the cell
+#: and renders once. Our own script, with no user text in it: the ids come from the cell's data attributes.
 _PICK_CELL = (
     'const td=event.target.closest("td.mtlslab-cell");const box=this.closest(".mtlslab-matrix");'
-    "if(!td||!box)return;"
-    'for(const [k,v] of [["interpretation",td.dataset.reading],["scenario",td.dataset.scenario]]){'
-    'const s=box.querySelector(".mtlslab-control-cell-"+k+" select");if(!s)return;'
-    'const i=[...s.options].findIndex(o=>o.value===v||o.value.startsWith(v+": "));'
-    'if(i>=0&&i!==s.selectedIndex){s.selectedIndex=i;s.dispatchEvent(new Event("change",{bubbles:true}));}}'
+    'const f=box&&box.querySelector(".mtlslab-pick input");if(!td||!f)return;'
+    'f.value=td.dataset.scenario+"\\t"+td.dataset.reading;f.dispatchEvent(new Event("input",{bubbles:true}));'
 )
 
 

@@ -53,6 +53,8 @@ class MatrixView(Adapter):
             "cell-interpretation", "reading", 60, 320, options=names, value=names[0]
         )
         self.count = widgets.HTML()
+        # A click on a cell writes "scenario<TAB>reading" here: one change, so the table renders once.
+        self.pick = classed(widgets.Text(layout=widgets.Layout(display="none")), "mtlslab-pick")
         self.error = widgets.HTML()
         self.table = classed(widgets.HTML(), "mtlslab-matrix-table")
         self.detail = classed(widgets.HTML(), "mtlslab-cell-detail")
@@ -62,6 +64,7 @@ class MatrixView(Adapter):
             [
                 widgets.HBox([self.tag, self.disagreements_only, self.strict, self.count]),
                 self.error,
+                self.pick,
                 self.table,
                 widgets.HTML("<b>Selected cell</b> (click a cell, or pick a row and a reading)"),
                 widgets.HBox([self.scenario, self.interpretation]),
@@ -70,6 +73,7 @@ class MatrixView(Adapter):
         )
         self._observe(self.filter, self.tag, self.disagreements_only, self.strict)
         self._observe(self.show_cell, self.scenario, self.interpretation)
+        self._observe(self._clicked, self.pick)
         self.filter()
 
     def filter(self) -> None:
@@ -103,6 +107,16 @@ class MatrixView(Adapter):
         scenario = next(s for s in self.full.scenarios if s.id == selected[0])
         interp = next(i for i in self.full.interpretations if i.name == selected[1])
         self.detail.value = render.cell_detail_html(cell, scenario, interp)
+
+    def _clicked(self) -> None:
+        scenario, _, reading = self.pick.value.partition("\t")
+        with self.held():
+            self.pick.value = ""  # the same cell clicked again is a change again
+        if (
+            scenario in [s.id for s in self.shown.scenarios]
+            and reading in self.interpretation.options
+        ):
+            self.select_cell(scenario, reading)
 
     def select_cell(self, scenario: str, interpretation: str) -> None:
         """Select a cell (the scenario must pass the current filters), rendering once."""
