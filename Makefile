@@ -75,6 +75,10 @@ $(THIRDPARTY)/node_modules/.package-lock.json: $(THIRDPARTY)/package.json $(THIR
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkg >/dev/null; \
 		fi; \
 	done
+	@! command -v node >/dev/null || \
+		node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a==20&&b>=12)?0:1)' || \
+		echo "note: Node.js $$(node --version) is older than 20.12, which node-oidc-provider 9 needs (Debian 12 \
+	ships 18, Debian 13 20.19): the third-party tests will skip (fail under CI)"
 	@if command -v npm >/dev/null; then \
 		npm ci --prefix $(THIRDPARTY) --no-audit --no-fund --loglevel=error || \
 		echo "note: npm ci failed in $(THIRDPARTY); the tests that need it will skip (fail under CI)"; \

@@ -36,8 +36,13 @@ THIRDPARTY = Path(__file__).resolve().parent / "thirdparty"
 NODE_MODULES = THIRDPARTY / "node_modules"
 #: Seconds a server may take to print its ready line (it takes about half a second).
 STARTUP_TIMEOUT = 30.0
-#: node-oidc-provider 9 hashes with ``crypto.hash`` (Node 20.12 and later).
-MIN_NODE = (20, 12)
+#: node-oidc-provider 9 hashes with ``crypto.hash`` (Node 20.12 and later): package.json's engines say so.
+MIN_NODE = tuple(
+    int(n)
+    for n in json.loads((THIRDPARTY / "package.json").read_text())["engines"]["node"]
+    .removeprefix(">=")
+    .split(".")
+)
 
 Auth0Config = Literal["supplier", "default", "required"]
 NodeEnv = Literal["production", "development"]
@@ -74,7 +79,7 @@ def unavailable() -> str | None:
     """Why the third-party servers cannot run here, or None when they can."""
     version = node_version()
     if version is None:
-        return "Node.js is not installed (make node-deps installs Debian's nodejs)"
+        return "Node.js is not installed (make node-deps installs Debian's nodejs when it is new enough)"
     if version[:2] < MIN_NODE:
         have = ".".join(map(str, version))
         return f"Node.js {have} is too old: node-oidc-provider 9 needs {MIN_NODE[0]}.{MIN_NODE[1]} or later"
