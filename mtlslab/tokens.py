@@ -458,9 +458,12 @@ class AuthorizationServer:
             if not isinstance(payload, dict) or payload.get("iss") != self.issuer:
                 return None
             return {**payload, "token_type": "Bearer"}
+        x5t = self.lab.client.x5t_s256
         for variant in ("opaque-bound", "opaque-unbound", "opaque-inactive"):
-            self.mint(variant, now=now)
-        return self._introspection.get(token)
+            if token == _opaque_value(self.lab, variant, x5t):  # minted only when it is one of them
+                self.mint(variant, now=now)
+                return self._introspection.get(token)
+        return None
 
     def __repr__(self) -> str:
         return f"<AuthorizationServer {self.issuer} {self.alg} kid={self.kid}>"
@@ -609,8 +612,13 @@ def _malformed(m: _Mint, shape: str) -> AccessToken:
     return m.token(value, "malformed", x5t=False)
 
 
+def _opaque_value(lab: Lab, variant: str, x5t: str) -> str:
+    """An opaque token's value, derived from the lab's seed: another process knows it again."""
+    return _b64url(lab.derive(f"opaque/{variant}/{x5t}", 24))
+
+
 def _opaque(m: _Mint, *, bound: bool = True, revoked: bool = False) -> AccessToken:
-    value = _b64url(m.asrv.lab.derive(f"opaque/{m.name}/{m.x5t}", 24))
+    value = _opaque_value(m.asrv.lab, m.name, m.x5t)
     m.asrv.register(value, {**m.claims(_X5T if bound else None), "token_type": "Bearer"})
     if revoked:
         m.asrv.revoke(value)

@@ -738,6 +738,20 @@ def test_the_lab_authorization_server_knows_tokens_another_process_minted(lab: L
     assert fresh.introspect(stranger.mint("bound").value)["active"] is False
 
 
+def test_asking_about_unknown_tokens_mints_nothing(lab: Lab) -> None:
+    """Introspecting tokens the server never issued, at a clock that moves (a live server), leaves its
+    stores as they were: the seed-derived opaque values are compared, not minted again per question; its
+    own opaque token is still known, and minted then."""
+    server = AuthorizationServer(Lab(seed=lab.seed))
+    for i in range(50):
+        at = LAB_NOW + dt.timedelta(seconds=i)
+        assert server.introspect(f"unknown-{i}", now=at)["active"] is False
+    assert (len(server._cache), len(server._introspection)) == (0, 0)
+    mine = AuthorizationServer(Lab(seed=lab.seed)).mint("opaque-unbound").value
+    assert server.introspect(mine)["active"] is True
+    assert len(server._cache) == 1
+
+
 def test_a_server_minting_at_the_wall_clock_keeps_a_bounded_store(lab: Lab) -> None:
     """A live token endpoint mints one token per request at the wall clock: the server keeps at most
     tokens._KEPT minted tokens and introspection records, and a token whose record it let go is still
