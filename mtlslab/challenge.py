@@ -28,6 +28,7 @@ from typing import Final
 from mtlslab.errors import InputError
 
 __all__ = [
+    "TOKEN",
     "TOKEN68",
     "Challenge",
     "ChallengeError",
@@ -46,7 +47,8 @@ class ChallengeError(InputError):
     ``str(error)`` is ``"field: reason"``."""
 
 
-_TOKEN_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
+#: RFC 9110 §5.6.2 token: an auth-scheme, an auth-param's name, and a field name (§5.1).
+TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: RFC 9110 §11.2 token68, the same characters as RFC 6750 §2.1 b64token (a Bearer or DPoP credential).
 TOKEN68: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # A token68 that is all its list element holds (what follows it is OWS, then "," or the end).
@@ -182,12 +184,12 @@ def _escape(value: str) -> str:
 
 def _syntax_violations(ch: Challenge) -> Iterator[tuple[str, str]]:
     """What RFC 9110 forbids, or what this module never emits (controls, non-ASCII)."""
-    if not _TOKEN_RE.fullmatch(ch.scheme):
+    if not TOKEN.fullmatch(ch.scheme):
         yield "scheme", f"{ch.scheme!r} is not a token (RFC 9110 §11.1)"
     if ch.token68 is not None and not TOKEN68.fullmatch(ch.token68):
         yield "token68", f"{ch.token68!r} is not a token68 (RFC 9110 §11.2)"
     for name, value in ch.params:
-        if not _TOKEN_RE.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             yield "params", f"parameter name {name!r} is not a token (RFC 9110 §11.2)"
             continue
         bad = _first_outside(value, _VSCHAR)
@@ -356,7 +358,7 @@ class _Parser:
     def element(self) -> None:
         """One list element: an auth-param of the open challenge, or a new challenge."""
         start = self.pos
-        m = _TOKEN_RE.match(self.text, start)
+        m = TOKEN.match(self.text, start)
         if m is None:
             raise self.fail(start, f"expected auth-scheme or auth-param, found {self.found(start)}")
         after = self.ows(m.end())
@@ -385,7 +387,7 @@ class _Parser:
         if m68 is not None:
             self.token68, self.pos = m68.group(1), m68.end()
             return
-        m = _TOKEN_RE.match(self.text, after)
+        m = TOKEN.match(self.text, after)
         if m is None:
             raise self.fail(after, f"expected token68 or auth-param, found {self.found(after)}")
         eq = self.ows(m.end())
@@ -398,7 +400,7 @@ class _Parser:
         if pos < self.n and self.text[pos] == '"':
             value, self.pos = self.quoted_string(pos)
         else:
-            m = _TOKEN_RE.match(self.text, pos)
+            m = TOKEN.match(self.text, pos)
             if m is None:
                 found = self.found(pos)
                 raise self.fail(pos, f"{name!r} needs a token or quoted-string, found {found}")

@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any, Literal, get_args
 
 from mtlslab.challenge import (
+    TOKEN,
     Challenge,
     ChallengeError,
     bearer,
@@ -218,13 +219,10 @@ def _pairs(value: object, where: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, text) for name, text in value)
 
 
-_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.1 field-name (a token)
-
-
 def _fields(value: object, where: str) -> tuple[tuple[str, str], ...]:
     pairs = _pairs(value, where)
     for name, text in pairs:
-        if not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(text):
+        if not TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(text):
             raise InterpretationError(
                 where,
                 f"{name!r}: a field name (RFC 9110 §5.1) and a value of printable ASCII (§5.5)",

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from mtlslab.challenge import TOKEN
 from mtlslab.errors import InputError, ScenarioError, UnknownScenarioError
 from mtlslab.findings import Finding
 from mtlslab.pki import LAB_NOW, Identity, Lab
@@ -563,7 +564,7 @@ def _proof(
     return [proof, proof] if choice is ProofChoice.TWO_PROOFS else [proof]
 
 
-_FIELD_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")  # RFC 9110 §5.1, §5.5
+_FIELD_LINE = re.compile(rf"({TOKEN.pattern}):[ \t]*(.*?)[ \t]*")  # RFC 9110 §5.1, §5.5
 _LINE_BREAK = re.compile(r"\r?\n")
 
 

@@ -11,7 +11,6 @@ and the intermediates the client sent as §2.3 ``Client-Cert-Chain``:
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 
 import h11
 
+from mtlslab.challenge import TOKEN
 from mtlslab.errors import ScenarioError
 from mtlslab.live.client import client_context
 from mtlslab.live.server import (
@@ -112,7 +112,6 @@ _HAPROXY_CANNOT = (
     "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
     "authentication, no renegotiation): use the built-in proxy"
 )
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a field name (RFC 9110 §5.1)
 
 
 def haproxy_config(
@@ -135,7 +134,7 @@ def haproxy_config(
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
     # on an IPv6 wildcard, IPv4 too, as the Python listener (not left to net.ipv6.bindv6only)
     address = f"{host}:{port}{' v4v6' if is_wildcard(host) and ':' in host else ''}"
-    cased = sorted({n for n in response_fields if _TOKEN.fullmatch(n) and n != n.lower()})
+    cased = sorted({n for n in response_fields if TOKEN.fullmatch(n) and n != n.lower()})
     lines = [
         "global",
         "    log stderr format raw local0 err",
