@@ -276,7 +276,7 @@ def _mistakes(
     entries: list[dict[str, str]], read: Callable[[Any], Any], solve: Callable[[Simulator], Any]
 ) -> Callable[[Simulator], Mapping[Any, Mistake]]:
     """What each recognisable wrong answer means: an answer as an attendee writes it (read as the exercise
-    reads answers), or a look-alike computed for the lab (left out if it is the right one, or seen before)."""
+    reads answers), or a look-alike computed for the lab (left out if seen before); never the right one."""
 
     def mistakes(sim: Simulator) -> Mapping[Any, Mistake]:
         found: dict[Any, Mistake] = {}
@@ -284,10 +284,9 @@ def _mistakes(
             mistake = Mistake(explanation=entry["explanation"], clause=cite(entry["clause"]))
             if "answer" in entry:
                 found[read(entry["answer"])] = mistake
-                continue
-            value = _LOOK_ALIKES[entry["look_alike"]](sim)
-            if value != solve(sim):
-                found.setdefault(value, mistake)
+            else:
+                found.setdefault(_LOOK_ALIKES[entry["look_alike"]](sim), mistake)
+        found.pop(solve(sim), None)
         return found
 
     return mistakes
