@@ -492,8 +492,7 @@ class Interpretation:
                 "only tls_rejected is a TLS alert; to refuse at the TLS layer, set deployment "
                 "client_auth to required",
             )
-        status = answer.status
-        if status is None:
+        if answer.status is None:
             raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
         try:  # the usual challenge, and one in the DPoP scheme pointing at metadata
             _header(answer, self.realm, scope="read", dpop=False, metadata=None)
@@ -507,8 +506,8 @@ class Interpretation:
         values = {
             "error": answer.error or "",
             "description": answer.description or "",
-            "status": str(status),
-            "reason": reason_phrase(status),
+            "status": str(answer.status),
+            "reason": reason_phrase(answer.status),
         }
         for part, template in (("body", body), *((f"headers.{n}", t) for n, t in fields)):
             try:
@@ -836,12 +835,9 @@ def derive(
 def _load_builtins() -> dict[str, Interpretation]:
     """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
     entry."""
-    entries = read_data("interpretations.json")
-    if not isinstance(entries, list):
-        raise InterpretationError("interpretations.json", "a list of interpretations")
     loaded: dict[str, Interpretation] = {}
-    for entry in entries:
-        found = Interpretation.from_json(_object(entry, "interpretations.json"), known=loaded)
+    for entry in read_data("interpretations.json"):
+        found = Interpretation.from_json(entry, known=loaded)
         loaded[found.name] = found
     return loaded
 
