@@ -117,12 +117,10 @@ class Answer:
     note: str = ""
 
     def __post_init__(self) -> None:
-        # An answer made in Python may hold lists: kept as tuples, so it is a value that can be hashed.
-        for name in ("params", "extra_challenges", "headers"):
-            items = getattr(self, name)
-            object.__setattr__(
-                self, name, tuple(tuple(i) if isinstance(i, list) else i for i in items)
-            )
+        # Every field read once, as from JSON, however the answer was made: a bad value is an
+        # InterpretationError naming the field, lists are kept as tuples (so the answer can be hashed).
+        for name, read in _ANSWER_FIELDS.items():
+            object.__setattr__(self, name, read(getattr(self, name), name))
 
     def to_json(self) -> dict[str, Any]:
         """Only the fields that differ from the defaults."""
@@ -142,8 +140,10 @@ class Answer:
         """The inverse of :meth:`to_json`: every field of the right type, or :class:`InterpretationError`
         naming it."""
         found = _object(data, where, known=_ANSWER_FIELDS)
-        values: dict[str, Any] = {n: _ANSWER_FIELDS[n](v, f"{where}.{n}") for n, v in found.items()}
-        return cls(**values)
+        try:
+            return cls(**found)
+        except InterpretationError as exc:
+            raise InterpretationError(f"{where}.{exc.field}", exc.reason) from None
 
 
 def _object(data: object, where: str, *, known: Iterable[str] = ()) -> Mapping[str, Any]:
@@ -211,8 +211,8 @@ def _content_type(value: object, where: str) -> str | None:
 
 
 def _pairs(value: object, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
         for pair in value
     ):
         raise InterpretationError(where, "a list of [name, value] pairs of strings")
@@ -231,14 +231,14 @@ def _fields(value: object, where: str) -> tuple[tuple[str, str], ...]:
 
 
 def _texts(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise InterpretationError(where, "a list of strings")
     return tuple(value)
 
 
 def _finding(value: object, where: str) -> Finding | None:
-    if value is None:
-        return None
+    if value is None or isinstance(value, Finding):
+        return value
     try:
         return Finding(_text(value, where))
     except ValueError:
@@ -450,10 +450,11 @@ class Interpretation:
         for finding, answer in index.items():
             if answer.same_as is not None:
                 self._rows[finding] = self._alias(finding, index)
-        try:
-            deployment_overrides(dict(self.deployment))
+        try:  # the overrides as deployment_overrides reads them, from JSON or given as values
+            object.__setattr__(self, "deployment", deployment_overrides(dict(self.deployment)))
         except ScenarioError as exc:
-            raise InterpretationError(f"{self.name}.deployment", exc.reason) from None
+            why = f"{exc.field}: {exc.reason}"
+            raise InterpretationError(f"{self.name}.deployment", why) from None
 
     def _alias(self, finding: Finding, index: Mapping[Finding, Answer]) -> _Row:
         """The row of a ``same_as`` answer: its target's (followed through further aliases), with the alias's
@@ -491,12 +492,8 @@ class Interpretation:
                 "only tls_rejected is a TLS alert; to refuse at the TLS layer, set deployment "
                 "client_auth to required",
             )
-        status = _status(answer.status, f"{where}.status")
-        if status is None:
+        if answer.status is None:
             raise InterpretationError(f"{where}.status", "an HTTP answer needs a status code")
-        # header values however the answer was made (from JSON or in Python): never a line of their own
-        _content_type(answer.content_type, f"{where}.content_type")
-        _fields([list(pair) for pair in answer.headers], f"{where}.headers")
         try:  # the usual challenge, and one in the DPoP scheme pointing at metadata
             _header(answer, self.realm, scope="read", dpop=False, metadata=None)
             _header(
@@ -509,8 +506,8 @@ class Interpretation:
         values = {
             "error": answer.error or "",
             "description": answer.description or "",
-            "status": str(status),
-            "reason": reason_phrase(status),
+            "status": str(answer.status),
+            "reason": reason_phrase(answer.status),
         }
         for part, template in (("body", body), *((f"headers.{n}", t) for n, t in fields)):
             try:
@@ -635,12 +632,7 @@ class Interpretation:
         departures = data.get("departures", [])
         if not isinstance(departures, list):
             raise InterpretationError(f"{name}.departures", "a list of {what, reason} objects")
-        try:
-            overrides = deployment_overrides(
-                _object(data.get("deployment", {}), f"{name}.deployment")
-            )
-        except ScenarioError as exc:
-            raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+        deployment = _object(data.get("deployment", {}), f"{name}.deployment")
         return cls(
             name=name,
             title=_text(data.get("title", name), f"{name}.title"),
@@ -656,7 +648,7 @@ class Interpretation:
                 _departure(d, f"{name}.departures[{i}]") for i, d in enumerate(departures)
             ),
             realm=_optional_text(data.get("realm", "mtlslab"), f"{name}.realm"),
-            deployment=overrides,
+            deployment=tuple(deployment.items()),
             answers=_in_finding_order(answers),
         )
 
@@ -824,10 +816,7 @@ def derive(
     departures are kept, except those about a finding answered or a deployment field set anew here: they
     described the base's answers, not the new ones."""
     changed = {f.value for f in (answers or {})} | set(deployment or {})
-    try:
-        overrides = dict(base.deployment) | dict(deployment_overrides(deployment or {}))
-    except ScenarioError as exc:
-        raise InterpretationError(f"{name}.deployment", f"{exc.field}: {exc.reason}") from None
+    overrides = dict(base.deployment) | dict(deployment or {})
     kept = tuple(d for d in base.departures if not changed & set(d.about))
     return Interpretation(
         name=name,
@@ -839,19 +828,16 @@ def derive(
         answers=_in_finding_order(inherit(base, answers or {}, observed=False)),
         departures=(*kept, *departures),
         realm=base.realm if realm == "inherit" else realm,
-        deployment=tuple(sorted(overrides.items())),
+        deployment=tuple(overrides.items()),
     )
 
 
 def _load_builtins() -> dict[str, Interpretation]:
     """The built-ins from ``mtlslab/data/interpretations.json``, in file order; each base is an earlier
     entry."""
-    entries = read_data("interpretations.json")
-    if not isinstance(entries, list):
-        raise InterpretationError("interpretations.json", "a list of interpretations")
     loaded: dict[str, Interpretation] = {}
-    for entry in entries:
-        found = Interpretation.from_json(_object(entry, "interpretations.json"), known=loaded)
+    for entry in read_data("interpretations.json"):
+        found = Interpretation.from_json(entry, known=loaded)
         loaded[found.name] = found
     return loaded
 

@@ -476,9 +476,8 @@ class Request:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     client_cert: bytes | None = None  # DER the TLS layer of this connection handed over
-    client_chain: tuple[
-        bytes, ...
-    ] = ()  # the intermediates the client sent with it (DER, in order)
+    # the intermediates the client sent with the certificate (DER, in order)
+    client_chain: tuple[bytes, ...] = ()
     from_proxy: bool = False  # arrived on the hop from the TLS-terminating proxy
 
     @property
@@ -777,18 +776,9 @@ def _handshake(
     )
 
 
-def _load_catalogue() -> tuple[Scenario, ...]:
-    """The named scenarios of ``mtlslab/data/catalogue.json``, loaded by :meth:`Scenario.from_json`."""
-    found = tuple(Scenario.from_json(entry) for entry in read_data("catalogue.json"))
-    ids = [s.id for s in found]
-    if len(set(ids)) != len(ids):
-        raise ScenarioError("catalogue", "an id occurs twice")
-    return found
-
-
-#: The named scenarios, debate first (``mtlslab/data/catalogue.json``). Ids are stable: they appear in
-#: exports and mails.
-CATALOGUE: tuple[Scenario, ...] = _load_catalogue()
+#: The named scenarios, debate first (``mtlslab/data/catalogue.json``, loaded by :meth:`Scenario.from_json`).
+#: Ids are stable: they appear in exports and mails.
+CATALOGUE: tuple[Scenario, ...] = tuple(Scenario.from_json(e) for e in read_data("catalogue.json"))
 
 
 def get_scenario(scenario_id: str) -> Scenario:

@@ -154,12 +154,27 @@ class Exercise:
     clause: Clause
     solve: Callable[[Simulator], Any] = field(repr=False, compare=False)
     read: Callable[[Any], Any] = field(repr=False, compare=False)
-    mistakes: Callable[[Simulator], Mapping[Any, Mistake]] = field(repr=False, compare=False)
+    # its entries of recognisable wrong answers in exercises.json, read by mistakes()
+    wrong: tuple[Mapping[str, str], ...] = field(repr=False, compare=False)
     otherwise: str
 
     def answer(self) -> Any:
         """The correct answer, computed from the core with the workshop's lab."""
         return self.solve(simulator())
+
+    def mistakes(self, sim: Simulator) -> Mapping[Any, Mistake]:
+        """What each recognisable wrong answer means: an answer as an attendee writes it (read as the
+        exercise reads answers), or a look-alike computed for the lab (left out if seen before); never the
+        right one."""
+        found: dict[Any, Mistake] = {}
+        for entry in self.wrong:
+            mistake = Mistake(explanation=entry["explanation"], clause=cite(entry["clause"]))
+            if "answer" in entry:
+                found[self.read(entry["answer"])] = mistake
+            else:
+                found.setdefault(_LOOK_ALIKES[entry["look_alike"]](sim), mistake)
+        found.pop(self.solve(sim), None)
+        return found
 
     def _repr_html_(self) -> str:
         return (
@@ -272,36 +287,17 @@ _LOOK_ALIKES: dict[str, Callable[[Simulator], str]] = {
 }
 
 
-def _mistakes(
-    entries: list[dict[str, str]], read: Callable[[Any], Any], solve: Callable[[Simulator], Any]
-) -> Callable[[Simulator], Mapping[Any, Mistake]]:
-    """What each recognisable wrong answer means: an answer as an attendee writes it (read as the exercise
-    reads answers), or a look-alike computed for the lab (left out if it is the right one, or seen before)."""
-
-    def mistakes(sim: Simulator) -> Mapping[Any, Mistake]:
-        found: dict[Any, Mistake] = {}
-        for entry in entries:
-            mistake = Mistake(explanation=entry["explanation"], clause=cite(entry["clause"]))
-            if "answer" in entry:
-                found[read(entry["answer"])] = mistake
-                continue
-            value = _LOOK_ALIKES[entry["look_alike"]](sim)
-            if value != solve(sim):
-                found.setdefault(value, mistake)
-        return found
-
-    return mistakes
-
-
 def _exercises() -> dict[str, Exercise]:
     """The exercises of ``mtlslab/data/exercises.json``, each with how it is solved and read."""
     found = {}
     for entry in read_data("exercises.json"):
-        solve, read = _SOLUTIONS[entry["id"]], _READERS[entry["answer"]]
         texts = {key: entry[key] for key in ("id", "title", "question", "supplies", "otherwise")}
-        wrong = _mistakes(entry["mistakes"], read, solve)
         found[entry["id"]] = Exercise(
-            **texts, clause=cite(entry["clause"]), solve=solve, read=read, mistakes=wrong
+            **texts,
+            clause=cite(entry["clause"]),
+            solve=_SOLUTIONS[entry["id"]],
+            read=_READERS[entry["answer"]],
+            wrong=tuple(entry["mistakes"]),
         )
     return found
 

@@ -579,10 +579,34 @@ def test_an_answer_made_in_python_with_lists_is_sent(sim: Simulator) -> None:
     assert answer == Answer(
         error="invalid_token", params=(("foo", "bar"),), headers=(("X-Why", "$error"),)
     )
+    assert Answer(same_as="no_token").same_as is F.NO_TOKEN  # type: ignore[arg-type]
     mine = derive(BUILTINS["baseline"], name="lists", answers={F.NO_TOKEN: answer})
     outcome = sim.cell(next(s for s in CATALOGUE if s.id == "no-token"), mine).outcome
     assert outcome.www_authenticate == 'Bearer realm="mtlslab", error="invalid_token", foo="bar"'
     assert ("X-Why", "invalid_token") in outcome.headers_more
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "reason"),
+    [
+        ({"status": 999}, "status", "HTTP status"),
+        ({"status": "401"}, "status", "HTTP status"),
+        ({"realm": "yes"}, "realm", "true or false"),
+        ({"params": [("algs",)]}, "params", "pairs"),
+        ({"headers": [("DPoP-Nonce", "a\nb")]}, "headers", "printable ASCII"),
+        ({"content_type": "text/plain\r\nSet-Cookie: a=b"}, "content_type", "no CR, LF"),
+        ({"same_as": "not_a_finding"}, "same_as", "not a finding"),
+    ],
+)
+def test_an_answer_made_in_python_is_read_as_one_from_json(
+    values: dict[str, Any], field: str, reason: str
+) -> None:
+    """An answer made in Python is checked as its JSON would be, when it is made: a bad value is an
+    InterpretationError naming the field, never a header the reading would send."""
+    with pytest.raises(InterpretationError) as info:
+        Answer(**values)
+    assert info.value.field == field
+    assert reason in info.value.reason
 
 
 @pytest.mark.parametrize("name", list(BUILTINS))
