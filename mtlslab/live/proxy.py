@@ -67,8 +67,6 @@ class BuiltinProxy(Listener):
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
-        if deployment.client_auth.late:
-            self.late = deployment.client_auth
 
     def _answer(
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
