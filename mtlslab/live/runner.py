@@ -131,8 +131,6 @@ class LiveStack:
         front = self.proxy if self.proxy is not None else self.server
         #: The address clients' connections arrive at (None behind haproxy).
         self.address = front.address if isinstance(front, Listener) else None
-        #: ``haproxy``, ``builtin`` or None.
-        self.proxy_kind = self.proxy.kind if self.proxy is not None else None
 
     @property
     def url(self) -> str:
@@ -288,7 +286,7 @@ def _exchange(
         interpretation=stack.interpretation.name,
         observed=observed,
         simulated=simulator.cell(scenario, stack.interpretation).outcome,
-        proxy=stack.proxy_kind,
+        proxy=stack.proxy.kind if stack.proxy is not None else None,
         finding=finding,
     )
 
