@@ -394,8 +394,8 @@ def test_renegotiation_asks_once_the_request_has_come(live_sim: Simulator) -> No
 def test_the_builtin_proxy_asks_late_and_haproxy_is_not_run_for_it(live_sim: Simulator) -> None:
     """Behind the built-in proxy a certificate asked for late reaches the origin as Client-Cert (200; a
     client that did not offer post-handshake authentication is not asked: 401). HAProxy asks in the
-    handshake or not at all: its configuration refuses such a deployment, and verify says why it does not
-    run it."""
+    handshake or not at all: its configuration and its constructor refuse such a deployment with the
+    reason verify gives for not running it."""
     chosen = [
         get_scenario(i).with_(id=f"{i}-proxied", topology=Topology.PROXY)
         for i in ("post-handshake-success", "post-handshake-not-offered", "renegotiation-success")
@@ -407,8 +407,10 @@ def test_the_builtin_proxy_asks_late_and_haproxy_is_not_run_for_it(live_sim: Sim
     reason = live_limitation(chosen[0], "haproxy")
     assert reason is not None
     assert "HAProxy asks for a client certificate in the handshake or not at all" in reason
-    with pytest.raises(ScenarioError, match="no post-handshake authentication"):
+    with pytest.raises(ScenarioError, match=re.escape(reason)):
         haproxy_config(chosen[0].deployment, port=1, origin_port=2, crt="c", ca="a")
+    with pytest.raises(ScenarioError, match=re.escape(reason)):
+        HAProxy(lab=live_sim.lab, deployment=chosen[0].deployment, origin_port=2, executable="x")
     report = verify(chosen[:1], ["baseline"], simulator=live_sim, proxy="haproxy")
     assert (report.runs, [s.id for s, _ in report.skipped]) == ((), [chosen[0].id])
 

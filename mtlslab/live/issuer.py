@@ -74,6 +74,7 @@ class LabIssuer(Listener):
         self.lab = lab = lab or Lab(seed="mtlslab")
         # the token endpoint as the engine models it: RFC 8705 §2.1 behind TLS accepting any certificate
         token = Deployment(endpoint=Endpoint.TOKEN_PKI, client_auth=ClientAuth.OPTIONAL_NO_CA)
+        self.deployment = token
         self.context = server_context(token, lab, pin_version=False)
         super().__init__(host=host, port=port, limits=limits or Limits(max_connections=16))
         try:  # what needs the URL: if it fails, the socket bound is released
@@ -138,10 +139,8 @@ class LabIssuer(Listener):
             sent = engine_request(
                 request, incoming.body, client_cert=peer, default_host=host, client_chain=chain
             )
-            outcome = BUILTINS["baseline"].respond(evaluate(sent, self._token_config, now=now))
-            assert outcome.status is not None
-            fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
-            return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
+            decision = evaluate(sent, self._token_config, now=now)
+            return self._respond(incoming, BUILTINS["baseline"].respond(decision))
         status, payload = 404, {"error": "not_found"}
         if method == "GET" and path in _METADATA_PATHS:
             status, payload = 200, self.metadata()

@@ -67,8 +67,6 @@ class BuiltinProxy(Listener):
         super().__init__(host=host, port=port, limits=limits)
         self.deployment = deployment
         self.origin_port = origin_port
-        if deployment.client_auth.late:
-            self.late = deployment.client_auth
 
     def _answer(
         self, incoming: Incoming, *, peer: bytes | None, chain: tuple[bytes, ...], deadline: float
@@ -107,11 +105,6 @@ _HAPROXY_VERIFY = {
     ClientAuth.REQUIRED: "ca-file {ca} verify required",
     ClientAuth.REQUIRED_NO_CA: "ca-file {ca} verify required ca-ignore-err all crt-ignore-err all",
 }
-#: Why HAProxy cannot stand in front of a deployment that asks for the certificate late.
-_HAPROXY_CANNOT = (
-    "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
-    "authentication, no renegotiation): use the built-in proxy"
-)
 
 
 def haproxy_config(
@@ -128,8 +121,8 @@ def haproxy_config(
     """The HAProxy configuration for ``deployment`` (RFC 9440 header via ``ssl_c_der,base64``), listening
     on ``host`` and ``port`` (an IPv6 address's port after its last colon) or the inherited descriptor
     ``fd``. HAProxy lower-cases header names, except ``response_fields`` (``h1-case-adjust``)."""
-    if deployment.client_auth not in _HAPROXY_VERIFY:
-        raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
+    if reason := HAProxy.limitation(deployment):
+        raise ScenarioError("deployment.client_auth", reason)
     version = f"TLSv{deployment.tls_version.value}"
     verify = _HAPROXY_VERIFY[deployment.client_auth].format(ca=ca)
     # on an IPv6 wildcard, IPv4 too, as the Python listener (not left to net.ipv6.bindv6only)
@@ -217,8 +210,8 @@ class HAProxy:
         found = executable or find_haproxy()
         if found is None:
             raise FileNotFoundError("haproxy is not installed (Debian: apt-get install haproxy)")
-        if deployment.client_auth not in _HAPROXY_VERIFY:
-            raise ScenarioError("deployment.client_auth", _HAPROXY_CANNOT)
+        if reason := HAProxy.limitation(deployment):
+            raise ScenarioError("deployment.client_auth", reason)
         self.executable = found
         self.response_fields = tuple(response_fields)
         self.lab = lab
@@ -231,6 +224,16 @@ class HAProxy:
         self._socket: socket.socket | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def limitation(deployment: Deployment) -> str | None:
+        """Why HAProxy cannot stand in front of ``deployment`` (one asking late), or None."""
+        if deployment.client_auth in _HAPROXY_VERIFY:
+            return None
+        return (
+            "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
+            "authentication, no renegotiation); --proxy builtin can ask late"
+        )
 
     @property
     def url(self) -> str:
@@ -366,11 +369,9 @@ def make_proxy(
 ) -> Proxy:
     """``"haproxy"``, ``"builtin"``, or ``"auto"`` (HAProxy when installed, else the built-in stand-in),
     listening on ``host`` and ``port`` (0: a free port); HAProxy keeps the case of ``response_fields``."""
-    if kind == "auto":
-        kind = "haproxy" if find_haproxy() else "builtin"
     where: dict[str, Any] = {"lab": lab, "deployment": deployment, "origin_port": origin_port}
-    if kind == "haproxy":
+    if kind == "haproxy" or (kind == "auto" and find_haproxy()):
         return HAProxy(**where, host=host, port=port, response_fields=response_fields)
-    if kind == "builtin":
+    if kind in ("builtin", "auto"):
         return BuiltinProxy(**where, host=host, port=port)
     raise ValueError(f"unknown proxy kind {kind!r}: haproxy, builtin or auto")

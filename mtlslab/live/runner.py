@@ -25,7 +25,7 @@ from mtlslab.errors import ScenarioError
 from mtlslab.findings import Finding
 from mtlslab.interpretations import BUILTINS, Interpretation, Outcome
 from mtlslab.live.client import Observed, client_context, send
-from mtlslab.live.proxy import Proxy, find_haproxy, make_proxy
+from mtlslab.live.proxy import HAProxy, Proxy, find_haproxy, make_proxy
 from mtlslab.live.server import Limits, Listener, LiveServer, Origin
 from mtlslab.pki import Identity, Lab
 from mtlslab.scenarios import (
@@ -62,12 +62,9 @@ def live_limitation(scenario: Scenario, proxy: str = "auto") -> str | None:
             "HTTP/2: the live server and client speak HTTP/1.1 only (h11); what HTTP/2 changes (no "
             "certificate asked for late, RFC 9113 §9.2.1, §9.2.3) is simulated only"
         )
-    kind = "haproxy" if proxy == "auto" and find_haproxy() else proxy
-    if deployment.topology is Topology.PROXY and deployment.client_auth.late and kind == "haproxy":
-        return (
-            "HAProxy asks for a client certificate in the handshake or not at all (no post-handshake "
-            "authentication, no renegotiation); --proxy builtin can ask late"
-        )
+    haproxy = proxy == "haproxy" or (proxy == "auto" and find_haproxy())
+    if deployment.topology is Topology.PROXY and haproxy:
+        return HAProxy.limitation(deployment)
     return None
 
 
@@ -134,8 +131,6 @@ class LiveStack:
         front = self.proxy if self.proxy is not None else self.server
         #: The address clients' connections arrive at (None behind haproxy).
         self.address = front.address if isinstance(front, Listener) else None
-        #: ``haproxy``, ``builtin`` or None.
-        self.proxy_kind = self.proxy.kind if self.proxy is not None else None
 
     @property
     def url(self) -> str:
@@ -291,7 +286,7 @@ def _exchange(
         interpretation=stack.interpretation.name,
         observed=observed,
         simulated=simulator.cell(scenario, stack.interpretation).outcome,
-        proxy=stack.proxy_kind,
+        proxy=stack.proxy.kind if stack.proxy is not None else None,
         finding=finding,
     )
 

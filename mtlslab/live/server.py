@@ -34,7 +34,7 @@ from OpenSSL._util import lib as _lib  # private: pyOpenSSL wraps no post-handsh
 
 from mtlslab.compare import lab_configs
 from mtlslab.findings import Finding
-from mtlslab.interpretations import Interpretation, reason_phrase
+from mtlslab.interpretations import Interpretation, Outcome, reason_phrase
 from mtlslab.jose import DPOP_ALGS
 from mtlslab.pki import LAB_NOW, Lab
 from mtlslab.rs import MAX_BODY_BYTES, MAX_HEADER_BYTES, Decision, evaluate, size_decision
@@ -381,7 +381,7 @@ class Listener:
 
     scheme = "https"
     context: SSL.Context | None = None  # None: plain TCP (the origin behind a proxy)
-    late: ClientAuth | None = None  # post-handshake or renegotiation: ask once the request has come
+    deployment: Deployment  # with TLS, client_auth.late: ask once the request has come
     # made by start(), used only from then on
     _io: threading.Thread
     _selector: selectors.BaseSelector
@@ -479,6 +479,13 @@ class Listener:
         status = incoming.status or 400
         text = f"{reason_phrase(status).lower()}\n".encode()
         return http_answer(incoming.conn, status, [("Content-Type", "text/plain")], text)
+
+    @staticmethod
+    def _respond(incoming: Incoming, outcome: Outcome) -> bytes:
+        """An interpretation's answer (its Content-Length left to :func:`http_answer`, which adds one)."""
+        assert outcome.status is not None
+        fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
+        return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode())
 
     def _run(self) -> None:
         stopping = False
@@ -586,10 +593,11 @@ class Listener:
                 while incoming is None:
                     incoming = conn.reader.feed(self._recv(conn))
                 asked = incoming.request is not None and incoming.status is None
-                if not asked or self.late is None or conn.tls is None:  # answered as it is
-                    self._submit(conn, incoming)
+                if conn.tls is None or not asked or not self.deployment.client_auth.late:
+                    self._submit(conn, incoming)  # answered as it is
                     return
-                conn.stage, conn.late = _LATE, _Late(conn.tls, self.late, incoming)
+                conn.stage = _LATE
+                conn.late = _Late(conn.tls, self.deployment.client_auth, incoming)
             if conn.stage == _LATE:
                 assert conn.late is not None
                 conn.late.advance()
@@ -766,8 +774,6 @@ class LiveServer(Listener):
             max_header_bytes=limits.max_header_bytes,
             max_body_bytes=limits.max_body_bytes,
         )(self.deployment)
-        if self.deployment.client_auth.late:
-            self.late = self.deployment.client_auth
         metadata = self.config.resource_metadata  # RFC 9728 §3: served at the path challenges name
         self.metadata_path = urllib.parse.urlsplit(metadata).path if metadata else None
         self.last_finding: Finding | None = None  # the finding of the latest request answered
@@ -821,10 +827,7 @@ class LiveServer(Listener):
         if decision is None:
             return self._refuse(incoming)
         self.last_finding = decision.finding
-        outcome = self.interpretation.respond(decision)
-        assert outcome.status is not None
-        fields = [(k, v) for k, v in outcome.headers() if k != "Content-Length"]
-        return http_answer(incoming.conn, outcome.status, fields, outcome.body.encode("utf-8"))
+        return self._respond(incoming, self.interpretation.respond(decision))
 
 
 class Origin(LiveServer):

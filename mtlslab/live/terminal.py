@@ -232,9 +232,8 @@ def curl_command(
     :func:`client_url`), an argument too long for a command line shortened (:func:`curl_shown`)."""
     server = asrv or AuthorizationServer(lab)
     exchange = realize(scenario, lab, server, resource_url=f"{url}/resource", now=now or LAB_NOW)
-    request = (
-        exchange.client_request
-    )  # the token and proofs at that clock, to the scenario's endpoint
+    # the token and proofs at that clock, to the scenario's endpoint
+    request = exchange.client_request
     certificate, version = scenario.presentation.certificate, scenario.deployment.tls_version
     args = curl_argv(request, certificate=certificate, tls_version=version, folder=folder)
     if resolve is not None:
