@@ -526,6 +526,10 @@ class Interpretation:
         """The answer for ``finding``, with ``same_as`` resolved (flags of the alias kept)."""
         return self._rows[finding].answer
 
+    def field_names(self) -> frozenset[str]:
+        """The names of the further response fields its answers send (``Cache-Control``...)."""
+        return frozenset(name for row in self._rows.values() for name, _ in row.answer.headers)
+
     def adapt(self, deployment: Deployment) -> Deployment:
         """The deployment as this interpretation runs it (its overrides applied); idempotent."""
         return deployment.overridden(dict(self.deployment)) if self.deployment else deployment

@@ -786,9 +786,7 @@ def probe(
         raise InputError("interpretations", "two interpretations share a name")
     # The further fields the exact score compares: those some reading sends (the rest are the
     # server's).
-    named = frozenset(
-        field.lower() for i in chosen for _, answer in i.answers for field, _ in answer.headers
-    )
+    named = frozenset(name.lower() for i in chosen for name in i.field_names())
     trust = _trust(ca)
     clock = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     mode: Literal["lab-issuer", "bring-your-own"] = "lab-issuer"

@@ -609,6 +609,18 @@ def test_an_answer_made_in_python_is_read_as_one_from_json(
     assert reason in info.value.reason
 
 
+def test_field_names_are_the_further_fields_a_reading_sends(matrix: Matrix) -> None:
+    """field_names() covers every further field a built-in's cell sends, and names exactly those a
+    reading's answers hold (one it adds included)."""
+    for name, interp in BUILTINS.items():
+        sent = {field for c in matrix.column(name) for field, _ in c.outcome.headers_more}
+        assert sent <= interp.field_names(), name
+    why = Answer(error="invalid_token", headers=(("X-Why", "$error"),))
+    mine = derive(BUILTINS["baseline"], name="why", answers={F.NO_TOKEN: why})
+    assert BUILTINS["baseline"].field_names() == {"Cache-Control", "DPoP-Nonce"}
+    assert mine.field_names() == {"Cache-Control", "DPoP-Nonce", "X-Why"}
+
+
 @pytest.mark.parametrize("name", list(BUILTINS))
 def test_every_builtin_round_trips_through_json(name: str) -> None:
     """to_json → JSON text → from_json gives back an equal interpretation, answers, flags and all."""

@@ -68,13 +68,6 @@ def live_limitation(scenario: Scenario, proxy: str = "auto") -> str | None:
     return None
 
 
-def _field_names(interpretation: Interpretation) -> tuple[str, ...]:
-    """Every response field name ``interpretation``'s answers can carry."""
-    names = {"WWW-Authenticate", "Content-Type"}
-    names.update(name for f in Finding for name, _ in interpretation.answer(f).headers)
-    return tuple(sorted(names))
-
-
 def _partition(
     scenarios: Iterable[Scenario], proxy: str
 ) -> tuple[list[Scenario], list[tuple[Scenario, str]]]:
@@ -123,7 +116,11 @@ class LiveStack:
                     origin_port=self.server.port,
                     host=host,
                     port=port,
-                    response_fields=_field_names(interpretation),
+                    response_fields=(
+                        "WWW-Authenticate",
+                        "Content-Type",
+                        *interpretation.field_names(),
+                    ),
                 )
             except BaseException:
                 self.server.close()
