@@ -405,23 +405,17 @@ def _comparable(answer: Outcome | Observed, named: frozenset[str]) -> tuple[Any,
     the further fields whose names are ``named`` (case-insensitive, RFC 9110 §5.1) — those some scored
     reading sends (``Cache-Control``, ``DPoP-Nonce``...); a field no reading speaks of (``X-Powered-By``,
     ``Vary``) is the server's own. An answer that never came compares by its error."""
-    if answer.tls_alert is not None:
-        alert = answer.tls_alert
-        return ("tls", alert.name, alert.code, alert.when)
-    body: object
-    if isinstance(answer, Outcome):
-        www, kind, body = answer.www_authenticate, answer.content_type, answer.body
-        fields = answer.headers_more
-    elif answer.status is None:
-        return ("error", answer.error)
-    else:
-        www, kind = answer.header("WWW-Authenticate"), answer.header("Content-Type")
-        body = ("cut at", len(answer.body)) if answer.truncated else answer.body
-        fields = answer.headers
+    wire = answer.wire()
+    if wire[0] != "http":
+        return wire
+    _, status, www, kind, body = wire[:5]
+    fields = answer.headers_more if isinstance(answer, Outcome) else answer.headers
+    if isinstance(answer, Observed) and answer.truncated:
+        body = ("cut at", len(body))
     if www is not None:
         www = _REALM_OR_QUOTED.sub(lambda m: f"{m.group(1)}…" if m.group(1) else m.group(0), www)
     further = tuple(sorted((k.lower(), v) for k, v in fields if k.lower() in named))
-    return ("http", answer.status, www, kind, body, further)
+    return ("http", status, www, kind, body, further)
 
 
 _PARTS = {
