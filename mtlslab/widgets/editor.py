@@ -52,18 +52,13 @@ class InterpretationEditor(Adapter):
         self.interpretation: Interpretation = start
         self.matrix: Matrix | None = None
 
-        # Typed text takes effect on Enter or when the field is left, not per keystroke: each change
-        # recomputes the whole matrix with the edited reading (about 0.1 s).
         labelled: dict[str, Any] = {"style": LABEL_STYLE}
         wide: dict[str, Any] = {**labelled, "layout": widgets.Layout(width="95%")}
-        typed: dict[str, Any] = {"continuous_update": False, **labelled}
         self.base = widgets.Dropdown(
             options=list(self._known), value=start.name, description="start from", **labelled
         )
-        self.name = widgets.Text(value=name, description="name", **typed)
-        self.stance = widgets.Text(
-            placeholder=start.stance, description="stance", continuous_update=False, **wide
-        )
+        self.name = widgets.Text(value=name, description="name", **labelled)
+        self.stance = widgets.Text(placeholder=start.stance, description="stance", **wide)
         self.tls_required = checkbox("require client certificates at the TLS layer")
         self.ignore_binding = checkbox("do not check the binding (cnf)")
         self.finding = widgets.Dropdown(
@@ -74,19 +69,20 @@ class InterpretationEditor(Adapter):
         )
         # The answer form (status, scheme, error, description) is filled by _load_form.
         self.status = widgets.BoundedIntText(min=100, max=599, description="status", **labelled)
-        free: dict[str, Any] = {"ensure_option": False, **typed}  # any value may be typed
+        typed: dict[str, Any] = {"ensure_option": False, **labelled}  # any value may be typed
         self.scheme = widgets.Combobox(
-            options=SCHEMES, placeholder="(no WWW-Authenticate)", description="scheme", **free
+            options=SCHEMES, placeholder="(no WWW-Authenticate)", description="scheme", **typed
         )
         self.error = widgets.Combobox(
-            options=ERROR_CODES, placeholder="(no error code)", description="error", **free
+            options=ERROR_CODES, placeholder="(no error code)", description="error", **typed
         )
         self.description = widgets.Text(
-            placeholder="(no error_description)",
-            description="description",
-            continuous_update=False,
-            **wide,
+            placeholder="(no error_description)", description="description", **wide
         )
+        # Typed text takes effect on Enter or when the field is left, not per keystroke: each change
+        # recomputes the whole matrix with the edited reading (about 0.1 s).
+        for text in (self.name, self.stance, self.scheme, self.error, self.description):
+            text.continuous_update = False
         self.tls_alert = checkbox("answer with the TLS alert", disabled=True)
         for control in ("base", "name", "finding", "status", "error"):  # found by the browser test
             classed(getattr(self, control), f"mtlslab-control-{control}")
