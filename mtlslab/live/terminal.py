@@ -126,12 +126,6 @@ def too_long_for_an_argument(arg: str) -> bool:
     return len(arg.encode("utf-8", "surrogateescape")) + 1 > ARGUMENT_LIMIT_BYTES
 
 
-def _unsendable(arg: str) -> bool:
-    """Whether ``arg`` holds CR, LF or NUL: no header field value may (RFC 9110 §5.5), a command line cannot
-    carry a NUL, and curl does not send a header line break as given (the lab's header-injection attacks)."""
-    return any(c in arg for c in "\r\n\0")
-
-
 def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
     """``args`` as a person can be shown them, those too long for a command line shortened and those holding
     CR, LF or NUL escaped (:func:`mtlslab.spec.shorten`), and a comment for each: the command cannot run as
@@ -146,7 +140,7 @@ def curl_shown(args: Sequence[str]) -> tuple[list[str], list[str]]:
                 "--data-binary @FILE)"
             )
             arg = shorten(arg)
-        elif _unsendable(arg):
+        elif any(c in arg for c in "\r\n\0"):  # no field value may hold them (RFC 9110 §5.5)
             notes.append(
                 "# NOT RUNNABLE AS SHOWN: one argument holds CR, LF or NUL (escaped below as \\r \\n \\x00): "
                 "no header value may (RFC 9110 §5.5) and curl will not send it as it is; the live lab "
