@@ -335,26 +335,19 @@ def _check_size(run: _Run, head: int, body: int) -> None:
         raise run.fail(Finding.BODY_TOO_LARGE, "request size", "RFC 9110 §15.5.14", detail)
 
 
-#: Why a Client-Cert header this origin does not trust is ignored, by whether a proxy sent it (RFC 9440 §4).
-_UNTRUSTED_HEADER = {
-    True: (
-        "a Client-Cert header came from the proxy, but this origin is not configured to trust it: "
-        "ignored"
-    ),
-    False: (
-        "a Client-Cert header arrived on a direct client connection: only a trusted proxy may set it, "
-        "so it is ignored"
-    ),
-}
-
-
 def _certificate(run: _Run) -> None:
     request = run.request
     headers = request.header_values("Client-Cert")
     trusted = request.from_proxy and run.config.trust_client_cert_header
     if headers and not trusted:
         run.untrusted_header = True
-        run.step("client certificate", "RFC 9440 §4", None, _UNTRUSTED_HEADER[request.from_proxy])
+        came = "came from the proxy, but this origin is not configured to trust it: ignored"
+        if not request.from_proxy:
+            came = (
+                "arrived on a direct client connection: only a trusted proxy may set it, so it is "
+                "ignored"
+            )
+        run.step("client certificate", "RFC 9440 §4", None, f"a Client-Cert header {came}")
     if trusted:
         der = _from_proxy(run, headers)
         where, source = "RFC 9440 §2.2", "the trusted proxy's Client-Cert header"
